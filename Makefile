@@ -1,0 +1,61 @@
+# seqlens: `make` builds bin/seqlens, `make test` runs every test.
+# Dependencies are Debian packages (see README.md); CUDA is optional.
+
+CC       ?= cc
+OPT      ?= -O3 -march=native
+HDF5_CFLAGS := $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
+HDF5_LIBS   := $(shell pkg-config --libs hdf5 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5)
+BLAS_LIBS   ?= -lopenblas
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -fopenmp -I. $(HDF5_CFLAGS)
+LDLIBS   += $(HDF5_LIBS) -lcjson $(BLAS_LIBS) -lm
+LDFLAGS  += -fopenmp
+
+BUILD    ?= build
+LIB_SRC  := $(wildcard core/*.c models/*.c)
+CLI_SRC  := $(wildcard cli/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test asan clean bench demo
+all: bin/seqlens
+
+bin/seqlens: $(LIB_OBJ) $(CLI_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/tests/%: tests/%.c tests/testing.h $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
+
+# The last line of `make test` is "N passed, N failed".
+test: bin/seqlens $(TEST_BIN)
+	@BUILD=$(BUILD) SEQLENS=bin/seqlens sh tests/run.sh $(TEST_BIN)
+
+# The same suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    LDFLAGS="-fopenmp -fsanitize=address,undefined" bin/seqlens-asan test-asan
+
+bin/seqlens-asan: $(LIB_OBJ) $(CLI_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+test-asan: bin/seqlens-asan $(TEST_BIN)
+	@BUILD=$(BUILD) SEQLENS=bin/seqlens-asan ASAN_OPTIONS=detect_leaks=1 sh tests/run.sh $(TEST_BIN)
+
+clean:
+	rm -rf build build-asan bin
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+
+# The README's first command: packages, build, and the tools on examples/.
+demo:
+	sh scripts/install-deps.sh
+	$(MAKE) bin/seqlens
+	sh scripts/demo.sh

@@ -1,0 +1,122 @@
+#include "cli/args.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/run.h"
+
+static int allowed_opt(const char *allowed, const char *opt)
+{
+    size_t n = strlen(opt);
+    for (const char *p = allowed; (p = strstr(p, opt)); p += n)
+        if ((p == allowed || p[-1] == ' ') && (p[n] == ' ' || !p[n])) return 1;
+    return 0;
+}
+
+static int parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_examples(sl_args *a, const char *v, sl_error *err)
+{
+    const char *colon = strchr(v, ':');
+    char lo[32] = "", hi[32] = "";
+    if (!colon || colon - v >= (long)sizeof lo || strlen(colon + 1) >= sizeof hi)
+        return sl_fail(err, SL_EINPUT, "seqlens %s: --examples '%s': expected A:B (0-based, B exclusive)", a->cmd, v);
+    memcpy(lo, v, (size_t)(colon - v));
+    strcpy(hi, colon + 1);
+    long A = 0, B = -1;
+    if ((lo[0] && parse_long(lo, 0, 1L << 40, &A)) || (hi[0] && parse_long(hi, 1, 1L << 40, &B)) || (hi[0] && B <= A))
+        return sl_fail(err, SL_EINPUT, "seqlens %s: --examples '%s': expected A:B with 0 <= A < B", a->cmd, v);
+    a->ex_first = A;
+    a->ex_end = B;
+    return SL_OK;
+}
+
+static int add_hooks(sl_args *a, const char *v, sl_error *err)
+{
+    /* a comma-separated list is as good as several arguments */
+    for (const char *p = v; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n) {
+            if (a->n_hooks == SL_MAX_HOOK_PATTERNS)
+                return sl_fail(err, SL_EINPUT, "seqlens %s: more than %d --hook patterns", a->cmd, SL_MAX_HOOK_PATTERNS);
+            if (n >= sizeof a->hooks[0])
+                return sl_fail(err, SL_EINPUT, "seqlens %s: --hook pattern '%.40s...' is too long", a->cmd, p);
+            memcpy(a->hooks[a->n_hooks], p, n);
+            a->hooks[a->n_hooks++][n] = 0;
+        }
+        p += n + (p[n] == ',');
+    }
+    return SL_OK;
+}
+
+int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char *allowed, sl_error *err)
+{
+    memset(a, 0, sizeof *a);
+    a->cmd = cmd;
+    a->ex_end = -1;
+    a->threads = sl_default_threads();
+    a->seed = 0;
+    a->device = DEV_CPU;
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) { a->help = 1; continue; }
+        if (o[0] != '-' || !o[1] || (o[1] >= '0' && o[1] <= '9')) {
+            if (a->n_pos == SL_MAX_POSITIONAL)
+                return sl_fail(err, SL_EINPUT, "seqlens %s: unexpected argument '%s'", cmd, o);
+            a->pos[a->n_pos++] = o;
+            continue;
+        }
+        if (!allowed_opt(allowed, o))
+            return sl_fail(err, SL_EINPUT, "seqlens %s: unknown option %s (see seqlens %s --help)", cmd, o, cmd);
+        if (i + 1 >= argc) return sl_fail(err, SL_EINPUT, "seqlens %s: option %s needs a value", cmd, o);
+        const char *v = argv[++i];
+        long n = 0;
+        int rc = SL_OK;
+        if (!strcmp(o, "-o")) {
+            a->out = v;
+        } else if (!strcmp(o, "--examples")) {
+            rc = parse_examples(a, v, err);
+        } else if (!strcmp(o, "--threads")) {
+            if (parse_long(v, 1, 1024, &n)) rc = sl_fail(err, SL_EINPUT, "seqlens %s: --threads '%s': expected 1..1024", cmd, v);
+            a->threads = (int)n;
+        } else if (!strcmp(o, "--batch")) {
+            if (parse_long(v, 1, 1 << 20, &n)) rc = sl_fail(err, SL_EINPUT, "seqlens %s: --batch '%s': expected a positive integer", cmd, v);
+            a->batch = (int)n;
+        } else if (!strcmp(o, "--seed")) {
+            char *end;
+            errno = 0;
+            a->seed = strtoull(v, &end, 10);
+            if (errno || end == v || *end || v[0] == '-')
+                rc = sl_fail(err, SL_EINPUT, "seqlens %s: --seed '%s': expected a non-negative integer", cmd, v);
+        } else if (!strcmp(o, "--device")) {
+            if (!strcmp(v, "cpu")) a->device = DEV_CPU;
+            else if (!strcmp(v, "cuda"))
+                rc = sl_fail(err, SL_EINPUT, "seqlens %s: --device cuda: this build has no CUDA backend (build with make CUDA=1 where nvcc is installed)", cmd);
+            else rc = sl_fail(err, SL_EINPUT, "seqlens %s: --device '%s': expected cpu or cuda", cmd, v);
+        } else if (!strcmp(o, "--reduce")) {
+            if (!strcmp(v, "none")) a->reduce = REDUCE_NONE;
+            else if (!strcmp(v, "mean")) a->reduce = REDUCE_MEAN;
+            else if (!strcmp(v, "last")) a->reduce = REDUCE_LAST;
+            else rc = sl_fail(err, SL_EINPUT, "seqlens %s: --reduce '%s': expected none, mean or last", cmd, v);
+        } else if (!strcmp(o, "--dtype")) {
+            if (!strcmp(v, "f32")) a->dtype_f16 = 0;
+            else if (!strcmp(v, "f16")) a->dtype_f16 = 1;
+            else rc = sl_fail(err, SL_EINPUT, "seqlens %s: --dtype '%s': expected f32 or f16", cmd, v);
+        } else if (!strcmp(o, "--hook")) {
+            rc = add_hooks(a, v, err);
+            /* --hook A B C: further patterns up to the next option */
+            while (!rc && i + 1 < argc && argv[i + 1][0] != '-') rc = add_hooks(a, argv[++i], err);
+        }
+        if (rc) return rc;
+    }
+    return SL_OK;
+}

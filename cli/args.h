@@ -1,0 +1,29 @@
+/* Command-line options shared by the subcommands (design.md section 5). */
+#ifndef SL_ARGS_H
+#define SL_ARGS_H
+
+#include "core/error.h"
+
+#define SL_MAX_POSITIONAL 4
+#define SL_MAX_HOOK_PATTERNS 64
+
+enum { DEV_CPU, DEV_CUDA };
+enum { REDUCE_NONE, REDUCE_MEAN, REDUCE_LAST };
+
+typedef struct {
+    const char *cmd;
+    const char *pos[SL_MAX_POSITIONAL];
+    int n_pos;
+    const char *out;
+    long ex_first, ex_end; /* --examples A:B; ex_end -1 = to the end */
+    int threads, batch, device, reduce, dtype_f16, help;
+    unsigned long long seed;
+    char hooks[SL_MAX_HOOK_PATTERNS][96];
+    int n_hooks;
+} sl_args;
+
+/* allowed: space-separated option names this command takes, e.g.
+ * "-o --examples --threads". */
+int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char *allowed, sl_error *err);
+
+#endif

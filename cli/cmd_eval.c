@@ -1,0 +1,60 @@
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli/commands.h"
+#include "core/h5out.h"
+#include "core/metrics.h"
+
+static const char USAGE[] =
+    "usage: seqlens eval MODEL DATA [-o scores.h5] [--examples A:B] [--threads N] [--batch B] [--device cpu|cuda]\n"
+    "  Prints JSON with n, auc, log_loss and accuracy (logit > 0 predicts 1).\n"
+    "  -o writes /logits, /labels and /lengths per example to an HDF5 file.\n";
+
+static int write_scores(const char *path, const sl_session *s, const float *logits, sl_error *err)
+{
+    sl_h5out o;
+    sl_h5set set;
+    hsize_t n = (hsize_t)s->run.count;
+    int rc = sl_h5out_create(&o, path, err);
+    if (!rc) rc = sl_h5out_dataset(&o, &set, "logits", H5OUT_F32, 1, &n, err);
+    if (!rc) rc = sl_h5out_write(&o, &set, 0, n, logits, err);
+    sl_h5set_close(&set);
+    if (!rc) rc = sl_h5out_dataset(&o, &set, "labels", H5OUT_I32, 1, &n, err);
+    if (!rc) rc = sl_h5out_write(&o, &set, 0, n, s->data.labels + s->run.first, err);
+    sl_h5set_close(&set);
+    if (!rc) rc = sl_h5out_dataset(&o, &set, "lengths", H5OUT_I32, 1, &n, err);
+    if (!rc) rc = sl_h5out_write(&o, &set, 0, n, s->data.lengths + s->run.first, err);
+    sl_h5set_close(&set);
+    if (!rc) return sl_h5out_commit(&o, err);
+    sl_h5out_abort(&o);
+    return rc;
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    sl_args a;
+    sl_error err = {0};
+    sl_session s;
+    if (sl_parse_args(&a, "eval", argc, argv, "-o --examples --threads --batch --device", &err)) return sl_report(&err);
+    if (a.help || a.n_pos != 2) return sl_usage(USAGE, a.help);
+    int rc = sl_session_open(&s, &a, a.pos[0], a.pos[1], &err);
+    float *logits = NULL;
+    if (!rc && !(logits = malloc((size_t)s.run.count * sizeof *logits)))
+        rc = sl_fail(&err, SL_ERUNTIME, "out of memory for %ld logits", s.run.count);
+    if (!rc) rc = sl_run(&s.model, &s.data, &s.run, NULL, NULL, NULL, NULL, logits, &err);
+    const int32_t *labels = s.data.labels + s.run.first;
+    double auc = rc ? NAN : sl_auc(logits, labels, s.run.count);
+    if (!rc && isnan(auc))
+        rc = sl_fail(&err, SL_EINPUT, "%s: every selected example has label %d: AUC is undefined", a.pos[1], labels[0]);
+    if (!rc && a.out) rc = write_scores(a.out, &s, logits, &err);
+    if (!rc) {
+        long pos = 0;
+        for (long i = 0; i < s.run.count; i++) pos += labels[i];
+        printf("{\"n\": %ld, \"positives\": %ld, \"auc\": %.6f, \"log_loss\": %.6f, \"accuracy\": %.6f}\n", s.run.count,
+               pos, auc, sl_log_loss(logits, labels, s.run.count), sl_accuracy(logits, labels, s.run.count));
+    }
+    free(logits);
+    sl_session_close(&s);
+    return rc ? sl_report(&err) : 0;
+}

@@ -1,0 +1,29 @@
+/* Subcommands: each parses its own options and returns an exit status. */
+#ifndef SL_COMMANDS_H
+#define SL_COMMANDS_H
+
+#include "cli/args.h"
+#include "core/dataset.h"
+#include "models/model.h"
+#include "models/run.h"
+
+int cmd_info(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_capture(int argc, char **argv);
+
+/* A model with its dataset and the example range the options select. */
+typedef struct {
+    sl_model model;
+    sl_dataset data;
+    sl_run_opts run;
+} sl_session;
+
+int sl_session_open(sl_session *s, const sl_args *a, const char *model_dir, const char *data_path, sl_error *err);
+void sl_session_close(sl_session *s);
+
+/* Prints "seqlens: MESSAGE" and returns the error's exit status. */
+int sl_report(const sl_error *err);
+/* Prints usage (to stdout when asked for, else stderr) and returns 0 or 2. */
+int sl_usage(const char *text, int asked);
+
+#endif

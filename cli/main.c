@@ -1,0 +1,41 @@
+/* seqlens: one binary, one subcommand per analysis. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "core/dataset.h"
+
+#define SEQLENS_VERSION "0.1.0"
+
+static const char USAGE[] =
+    "usage: seqlens COMMAND [ARGS] (seqlens COMMAND --help for each)\n"
+    "  info MODEL                  config, parameters, tensors, hook points\n"
+    "  eval MODEL DATA             AUC, log-loss, accuracy; logits per example\n"
+    "  capture MODEL DATA --hook PATTERN... -o acts.h5\n"
+    "                              activations at hook points, streamed to HDF5\n"
+    "MODEL is a directory with config.json and model.safetensors; DATA an HDF5 file\n"
+    "(see the README). Exit status: 0 success, 1 runtime failure, 2 bad usage or input.\n";
+
+static const struct {
+    const char *name;
+    int (*run)(int, char **);
+} COMMANDS[] = {
+    {"info", cmd_info},
+    {"eval", cmd_eval},
+    {"capture", cmd_capture},
+};
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) return sl_usage(USAGE, 0);
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) return sl_usage(USAGE, 1);
+    if (!strcmp(argv[1], "--version")) {
+        printf("seqlens %s\n", SEQLENS_VERSION);
+        return 0;
+    }
+    sl_h5_quiet();
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 2, argv + 2);
+    fprintf(stderr, "seqlens: unknown command '%s' (seqlens --help lists them)\n", argv[1]);
+    return SL_EINPUT;
+}

@@ -1,0 +1,40 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+int sl_session_open(sl_session *s, const sl_args *a, const char *model_dir, const char *data_path, sl_error *err)
+{
+    memset(s, 0, sizeof *s);
+    s->data.file = s->data.tokens = s->data.of_position = -1;
+    int rc = sl_model_load(&s->model, model_dir, err);
+    if (!rc) rc = sl_dataset_open(&s->data, data_path, s->model.c.vocab_size, s->model.c.pad_token_id, err);
+    if (rc) return rc;
+    long end = a->ex_end < 0 ? s->data.n : a->ex_end;
+    if (a->ex_first >= s->data.n || end > s->data.n)
+        return sl_fail(err, SL_EINPUT, "%s: --examples %ld:%ld is outside the %ld examples", data_path, a->ex_first,
+                       end, s->data.n);
+    s->run.first = a->ex_first;
+    s->run.count = end - a->ex_first;
+    s->run.threads = a->threads;
+    s->run.batch = a->batch ? a->batch : 4 * a->threads;
+    return SL_OK;
+}
+
+void sl_session_close(sl_session *s)
+{
+    sl_model_free(&s->model);
+    sl_dataset_close(&s->data);
+}
+
+int sl_report(const sl_error *err)
+{
+    fprintf(stderr, "seqlens: %s\n", err->msg);
+    return err->code ? err->code : SL_ERUNTIME;
+}
+
+int sl_usage(const char *text, int asked)
+{
+    fputs(text, asked ? stdout : stderr);
+    return asked ? 0 : SL_EINPUT;
+}

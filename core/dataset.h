@@ -1,0 +1,40 @@
+/* The HDF5 dataset of design.md section 3, validated on open and read in
+ * slabs of examples so that memory stays bounded whatever N is. */
+#ifndef SL_DATASET_H
+#define SL_DATASET_H
+
+#include <hdf5.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+typedef struct {
+    char *path;
+    hid_t file, tokens, of_position; /* of_position is -1 when absent */
+    long n;                          /* examples */
+    int L;                           /* padded width */
+    int vocab_size, pad_id;
+    int32_t *labels, *lengths;       /* [n] */
+    int has_lengths;
+    int n_families;
+    char **family_names;   /* [n_families] */
+    int32_t *family_of_token; /* [vocab_size], -1 = none */
+    int32_t *split;        /* [n] or NULL */
+} sl_dataset;
+
+/* Opens and validates: shapes, integer types, ids within the vocabulary,
+ * labels in {0,1}, 1 <= length <= L. One streaming pass over /tokens. */
+int sl_dataset_open(sl_dataset *ds, const char *path, int vocab_size, int pad_id, sl_error *err);
+void sl_dataset_close(sl_dataset *ds);
+
+/* tokens[count, L] of examples first..first+count-1. */
+int sl_dataset_read_tokens(sl_dataset *ds, long first, long count, int32_t *tokens, sl_error *err);
+/* Family of every position (of_position where >= 0, else of_token). */
+int sl_dataset_read_families(sl_dataset *ds, long first, long count, const int32_t *tokens, int32_t *fam,
+                             sl_error *err);
+
+/* Silences HDF5's own error stack printing: errors reach the user as one
+ * line through sl_error instead. Call once before any HDF5 use. */
+void sl_h5_quiet(void);
+
+#endif

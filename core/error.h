@@ -1,0 +1,18 @@
+/* Errors travel back to the caller as a code and one line of text; only the
+ * command line prints them. Codes double as process exit statuses. */
+#ifndef SL_ERROR_H
+#define SL_ERROR_H
+
+enum { SL_OK = 0, SL_ERUNTIME = 1, SL_EINPUT = 2 };
+
+typedef struct {
+    int code;
+    char msg[1024];
+} sl_error;
+
+/* Records the first failure (later ones would only repeat the cause) and
+ * returns its code, so call sites read `return sl_fail(err, ...)`. */
+int sl_fail(sl_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

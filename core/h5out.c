@@ -1,0 +1,169 @@
+#include "core/h5out.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* HDF5's default chunk cache is 1 MiB: chunks near that size stay cheap to
+ * write whole. */
+#define CHUNK_BYTES (1u << 20)
+
+int sl_h5out_create(sl_h5out *o, const char *path, sl_error *err)
+{
+    memset(o, 0, sizeof *o);
+    o->file = -1;
+    o->path = strdup(path);
+    o->tmp = malloc(strlen(path) + 5);
+    if (!o->path || !o->tmp) return sl_fail(err, SL_ERUNTIME, "out of memory");
+    sprintf(o->tmp, "%s.tmp", path);
+    o->file = H5Fcreate(o->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (o->file < 0) return sl_fail(err, SL_ERUNTIME, "%s: cannot create", o->tmp);
+    return SL_OK;
+}
+
+/* IEEE half precision, which h5py reads as numpy float16. HDF5 1.10 has no
+ * predefined type for it. */
+static hid_t half_type(void)
+{
+    hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+    if (t < 0) return -1;
+    if (H5Tset_fields(t, 15, 10, 5, 0, 10) < 0 || H5Tset_precision(t, 16) < 0 || H5Tset_size(t, 2) < 0
+        || H5Tset_ebias(t, 15) < 0) {
+        H5Tclose(t);
+        return -1;
+    }
+    return t;
+}
+
+static uint16_t f32_to_half(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, absx = x & 0x7fffffffu;
+    if (absx >= 0x7f800000u) return (uint16_t)(sign | 0x7c00u | (absx > 0x7f800000u ? 0x200u : 0));
+    if (absx >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* rounds past 65504 */
+    if (absx < 0x38800000u) {                                   /* subnormal or zero: round to nearest even */
+        float a;
+        memcpy(&a, &absx, 4);
+        float scaled = a * 16777216.0f; /* 2^24: units of the smallest subnormal */
+        uint32_t q = (uint32_t)scaled;
+        float rem = scaled - (float)q;
+        if (rem > 0.5f || (rem == 0.5f && (q & 1))) q++;
+        return (uint16_t)(sign | q);
+    }
+    uint32_t e = ((absx >> 23) - 112) << 10, man = absx & 0x7fffffu;
+    uint32_t h = e | (man >> 13), rest = man & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1))) h++;
+    return (uint16_t)(sign | h);
+}
+
+int sl_h5out_dataset(sl_h5out *o, sl_h5set *s, const char *name, int type, int rank, const hsize_t *dims,
+                     sl_error *err)
+{
+    memset(s, 0, sizeof *s);
+    s->ds = -1;
+    s->rank = rank;
+    s->type = type;
+    s->name = name;
+    size_t esize = type == H5OUT_F16 ? 2 : 4, row = 1;
+    hsize_t chunk[4];
+    for (int i = 0; i < rank; i++) s->dims[i] = dims[i];
+    for (int i = 1; i < rank; i++) row *= dims[i];
+    s->row_elems = row;
+    /* whole examples per chunk while they fit; else shrink the leading
+     * non-example axes until one chunk is near CHUNK_BYTES */
+    for (int i = 0; i < rank; i++) chunk[i] = dims[i] ? dims[i] : 1;
+    hsize_t per = row * esize >= CHUNK_BYTES ? 1 : CHUNK_BYTES / (row * esize);
+    chunk[0] = per < dims[0] ? per : dims[0];
+    if (!chunk[0]) chunk[0] = 1;
+    for (int i = 1; i < rank && row * esize > CHUNK_BYTES; i++) {
+        size_t inner = row / chunk[i];
+        hsize_t keep = inner * esize >= CHUNK_BYTES ? 1 : CHUNK_BYTES / (inner * esize);
+        if (keep < chunk[i]) chunk[i] = keep;
+        row = inner * chunk[i];
+    }
+    hid_t ft = type == H5OUT_F16 ? half_type() : H5Tcopy(type == H5OUT_I32 ? H5T_STD_I32LE : H5T_IEEE_F32LE);
+    hid_t sp = H5Screate_simple(rank, dims, NULL), pl = H5Pcreate(H5P_DATASET_CREATE);
+    int ok = ft >= 0 && sp >= 0 && pl >= 0 && H5Pset_chunk(pl, rank, chunk) >= 0;
+    if (ok) s->ds = H5Dcreate2(o->file, name, ft, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
+    if (ft >= 0) H5Tclose(ft);
+    if (sp >= 0) H5Sclose(sp);
+    if (pl >= 0) H5Pclose(pl);
+    if (s->ds < 0) return sl_fail(err, SL_ERUNTIME, "%s: cannot create dataset %s", o->tmp, name);
+    return SL_OK;
+}
+
+int sl_h5out_write(sl_h5out *o, sl_h5set *s, hsize_t first, hsize_t count, const void *buf, sl_error *err)
+{
+    hsize_t start[4] = {first, 0, 0, 0}, cnt[4];
+    cnt[0] = count;
+    for (int i = 1; i < s->rank; i++) cnt[i] = s->dims[i];
+    size_t n = (size_t)count * s->row_elems;
+    uint16_t *half = NULL;
+    hid_t mt;
+    if (s->type == H5OUT_F16) {
+        half = malloc((n ? n : 1) * sizeof *half);
+        if (!half) return sl_fail(err, SL_ERUNTIME, "out of memory writing %s", s->name);
+        for (size_t i = 0; i < n; i++) half[i] = f32_to_half(((const float *)buf)[i]);
+        buf = half;
+        mt = half_type();
+    } else {
+        mt = H5Tcopy(s->type == H5OUT_I32 ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT);
+    }
+    hid_t fs = H5Dget_space(s->ds), ms = H5Screate_simple(s->rank, cnt, NULL);
+    herr_t rc = mt < 0 || fs < 0 || ms < 0 ? -1 : H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
+    if (rc >= 0) rc = H5Dwrite(s->ds, mt, ms, fs, H5P_DEFAULT, buf);
+    if (mt >= 0) H5Tclose(mt);
+    if (fs >= 0) H5Sclose(fs);
+    if (ms >= 0) H5Sclose(ms);
+    free(half);
+    if (rc < 0) return sl_fail(err, SL_ERUNTIME, "%s: writing %s failed", o->tmp, s->name);
+    return SL_OK;
+}
+
+void sl_h5set_close(sl_h5set *s)
+{
+    if (s->ds >= 0) H5Dclose(s->ds);
+    s->ds = -1;
+}
+
+int sl_h5out_attr_str(sl_h5out *o, const char *name, const char *value, sl_error *err)
+{
+    hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR), a = -1;
+    herr_t rc = t < 0 || sp < 0 ? -1 : H5Tset_size(t, strlen(value) + 1);
+    if (rc >= 0) a = H5Acreate2(o->file, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    if (a >= 0) rc = H5Awrite(a, t, value);
+    else rc = -1;
+    if (a >= 0) H5Aclose(a);
+    if (t >= 0) H5Tclose(t);
+    if (sp >= 0) H5Sclose(sp);
+    if (rc < 0) return sl_fail(err, SL_ERUNTIME, "%s: cannot write attribute %s", o->tmp, name);
+    return SL_OK;
+}
+
+int sl_h5out_commit(sl_h5out *o, sl_error *err)
+{
+    int rc = SL_OK;
+    if (H5Fclose(o->file) < 0) rc = sl_fail(err, SL_ERUNTIME, "%s: closing failed", o->tmp);
+    o->file = -1;
+    if (!rc && rename(o->tmp, o->path) != 0)
+        rc = sl_fail(err, SL_ERUNTIME, "%s: cannot rename to %s: %s", o->tmp, o->path, strerror(errno));
+    if (rc) unlink(o->tmp);
+    free(o->path);
+    free(o->tmp);
+    o->path = o->tmp = NULL;
+    return rc;
+}
+
+void sl_h5out_abort(sl_h5out *o)
+{
+    if (o->file >= 0) H5Fclose(o->file);
+    if (o->tmp) unlink(o->tmp);
+    free(o->path);
+    free(o->tmp);
+    memset(o, 0, sizeof *o);
+    o->file = -1;
+}

@@ -1,0 +1,40 @@
+/* An HDF5 output file written atomically: everything goes to PATH.tmp, which
+ * is renamed to PATH only when the whole file is complete. Datasets are
+ * chunked along the example axis and written one batch of rows at a time. */
+#ifndef SL_H5OUT_H
+#define SL_H5OUT_H
+
+#include <hdf5.h>
+
+#include "core/error.h"
+
+enum { H5OUT_F32, H5OUT_F16, H5OUT_I32 };
+
+typedef struct {
+    hid_t file;
+    char *path, *tmp;
+} sl_h5out;
+
+typedef struct {
+    hid_t ds;
+    int rank, type;
+    hsize_t dims[4];
+    size_t row_elems; /* elements per example */
+    const char *name;
+} sl_h5set;
+
+int sl_h5out_create(sl_h5out *o, const char *path, sl_error *err);
+/* dims[0] is the example axis. */
+int sl_h5out_dataset(sl_h5out *o, sl_h5set *s, const char *name, int type, int rank, const hsize_t *dims,
+                     sl_error *err);
+/* rows first..first+count-1 of the example axis from buf (float or int32, by
+ * the set's type; F16 sets take float input and store half precision). */
+int sl_h5out_write(sl_h5out *o, sl_h5set *s, hsize_t first, hsize_t count, const void *buf, sl_error *err);
+void sl_h5set_close(sl_h5set *s);
+int sl_h5out_attr_str(sl_h5out *o, const char *name, const char *value, sl_error *err);
+/* Closes and renames into place. */
+int sl_h5out_commit(sl_h5out *o, sl_error *err);
+/* Closes and removes the temporary file. */
+void sl_h5out_abort(sl_h5out *o);
+
+#endif

@@ -1,0 +1,59 @@
+#include "core/metrics.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+typedef struct {
+    float s;
+    int32_t y;
+} scored;
+
+static int by_score(const void *a, const void *b)
+{
+    float x = ((const scored *)a)->s, y = ((const scored *)b)->s;
+    return (x > y) - (x < y);
+}
+
+double sl_auc(const float *score, const int32_t *label, long n)
+{
+    scored *v = malloc((size_t)(n ? n : 1) * sizeof *v);
+    if (!v) return NAN;
+    long pos = 0;
+    for (long i = 0; i < n; i++) {
+        v[i] = (scored){score[i], label[i]};
+        pos += label[i] == 1;
+    }
+    long neg = n - pos;
+    if (!pos || !neg) { free(v); return NAN; }
+    qsort(v, (size_t)n, sizeof *v, by_score);
+    /* sum of positive ranks, tied scores sharing their mean rank */
+    double rank_sum = 0;
+    for (long i = 0; i < n;) {
+        long j = i;
+        while (j < n && v[j].s == v[i].s) j++;
+        double mid = 0.5 * (double)(i + 1 + j);
+        for (long k = i; k < j; k++)
+            if (v[k].y == 1) rank_sum += mid;
+        i = j;
+    }
+    free(v);
+    return (rank_sum - 0.5 * (double)pos * (double)(pos + 1)) / ((double)pos * (double)neg);
+}
+
+double sl_log_loss(const float *logit, const int32_t *label, long n)
+{
+    double s = 0;
+    for (long i = 0; i < n; i++) {
+        double z = label[i] ? -(double)logit[i] : (double)logit[i];
+        /* -log sigmoid(-z) = softplus(z) */
+        s += z > 0 ? z + log1p(exp(-z)) : log1p(exp(z));
+    }
+    return n ? s / n : NAN;
+}
+
+double sl_accuracy(const float *logit, const int32_t *label, long n)
+{
+    long right = 0;
+    for (long i = 0; i < n; i++) right += (logit[i] > 0) == (label[i] == 1);
+    return n ? (double)right / n : NAN;
+}

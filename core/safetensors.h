@@ -1,0 +1,45 @@
+/* A validated, in-memory view of a .safetensors file: an 8-byte little-endian
+ * header length, a JSON header naming each tensor's dtype, shape and byte
+ * range, then the raw data. */
+#ifndef SL_SAFETENSORS_H
+#define SL_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+enum { ST_F32, ST_F16, ST_BF16 };
+#define ST_MAX_DIMS 8
+
+typedef struct {
+    char *name;
+    int dtype;
+    int ndim;
+    int64_t shape[ST_MAX_DIMS];
+    size_t begin, end; /* byte range within the data section */
+    int used;          /* set by whoever consumes it, to find extras */
+} st_tensor;
+
+typedef struct {
+    char *path;
+    unsigned char *bytes; /* whole file */
+    const unsigned char *data;
+    size_t data_len;
+    st_tensor *tensors;
+    int n;
+} st_file;
+
+int st_open(st_file *f, const char *path, sl_error *err);
+/* Parses an in-memory image (takes ownership of bytes); the fuzzer's entry. */
+int st_parse(st_file *f, const char *path, unsigned char *bytes, size_t len,
+             sl_error *err);
+void st_close(st_file *f);
+
+st_tensor *st_find(const st_file *f, const char *name);
+int64_t st_numel(const st_tensor *t);
+const char *st_dtype_name(int dtype);
+/* Converts to float32; out holds st_numel(t) floats. */
+void st_to_f32(const st_file *f, const st_tensor *t, float *out);
+
+#endif

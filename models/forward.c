@@ -1,0 +1,186 @@
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/blas.h"
+#include "models/forward_common.h"
+
+int sl_fire(const sl_model *m, const sl_hooks *hooks, const sl_example *ex, int kind, int layer, float *data, int rows,
+            int cols, int ld, sl_error *err)
+{
+    int id = sl_model_point(m, kind, layer);
+    if (!sl_hooks_on(hooks, id)) return SL_OK;
+    sl_hook_event ev = {
+        .point = &m->points[id], .id = id, .example = ex->index, .slot = ex->slot, .len = ex->len,
+        .heads = m->c.n_heads, .tokens = ex->tokens, .data = data, .rows = rows, .cols = cols, .ld = ld,
+    };
+    return sl_hooks_fire(hooks, &ev, err);
+}
+
+void sl_rmsnorm(const float *x, const float *w, float eps, int rows, int d, float *y)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (long)r * d;
+        float *yr = y + (long)r * d;
+        float ss = 0;
+        for (int i = 0; i < d; i++) ss += xr[i] * xr[i];
+        float inv = 1.0f / sqrtf(ss / d + eps);
+        for (int i = 0; i < d; i++) yr[i] = xr[i] * inv * w[i];
+    }
+}
+
+void sl_layernorm(const float *x, const float *w, const float *b, float eps, int rows, int d, float *y)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (long)r * d;
+        float *yr = y + (long)r * d;
+        float mean = 0, var = 0;
+        for (int i = 0; i < d; i++) mean += xr[i];
+        mean /= d;
+        for (int i = 0; i < d; i++) var += (xr[i] - mean) * (xr[i] - mean);
+        float inv = 1.0f / sqrtf(var / d + eps);
+        for (int i = 0; i < d; i++) yr[i] = (xr[i] - mean) * inv * w[i] + (b ? b[i] : 0.0f);
+    }
+}
+
+/* Position tables in double precision: at position 4096 a float32 angle is
+ * already off by ~2e-4 radians. */
+static void fill_pos_table(const sl_model *m, sl_workspace *ws)
+{
+    const sl_config *c = &m->c;
+    if (c->positional == POS_SINUSOIDAL) {
+        int d = c->d_model;
+        for (int p = 0; p < ws->max_len; p++)
+            for (int i = 0; i < d; i += 2) {
+                double ang = p * exp(i * (-log(10000.0) / d));
+                ws->pos_table[(long)p * d + i] = (float)sin(ang);
+                if (i + 1 < d) ws->pos_table[(long)p * d + i + 1] = (float)cos(ang);
+            }
+    } else if (c->positional == POS_ROPE) {
+        int half = c->d_head / 2;
+        for (int p = 0; p < ws->max_len; p++)
+            for (int i = 0; i < half; i++) {
+                double ang = p * pow((double)c->rope_base, -2.0 * i / c->d_head);
+                ws->pos_table[((long)p * 2) * half + i] = (float)cos(ang);
+                ws->pos_table[((long)p * 2 + 1) * half + i] = (float)sin(ang);
+            }
+    }
+}
+
+sl_workspace *sl_workspace_new(const sl_model *m, int max_len, sl_error *err)
+{
+    const sl_config *c = &m->c;
+    sl_workspace *ws = calloc(1, sizeof *ws);
+    if (!ws) goto oom;
+    ws->max_len = max_len;
+    size_t L = (size_t)max_len, d = (size_t)c->d_model;
+    int ok = (ws->h = malloc(L * d * 4)) && (ws->a = malloc(L * d * 4)) && (ws->out = malloc(L * d * 4))
+          && (ws->pooled = malloc(d * 4));
+    if (ok && c->arch == ARCH_MAMBA) {
+        size_t di = (size_t)c->d_inner, S = (size_t)c->d_state, R = (size_t)c->dt_rank;
+        ok = (ws->xz = malloc(L * 2 * di * 4)) && (ws->xc = malloc(L * di * 4)) && (ws->xdbl = malloc(L * (R + 2 * S) * 4))
+          && (ws->delta = malloc(L * di * 4)) && (ws->y = malloc(L * di * 4)) && (ws->state = malloc(S * di * 4));
+    } else if (ok) {
+        size_t dh = (size_t)c->d_head;
+        ok = (ws->qkv = malloc(L * 3 * d * 4)) && (ws->ctx = malloc(L * d * 4)) && (ws->ff = malloc(L * (size_t)c->d_ff * 4))
+          && (ws->q = malloc(L * dh * 4)) && (ws->kt = malloc(L * dh * 4)) && (ws->v = malloc(L * dh * 4))
+          && (ws->scores = malloc(SL_KEY_TILE * 4)) && (ws->kpos = malloc(L * sizeof(int)));
+        if (ok && (c->positional == POS_SINUSOIDAL || c->positional == POS_ROPE)) {
+            ok = (ws->pos_table = malloc(L * (c->positional == POS_ROPE ? dh : d) * 4)) != NULL;
+            if (ok) fill_pos_table(m, ws);
+        }
+    }
+    if (ok) return ws;
+oom:
+    sl_workspace_free(ws);
+    sl_fail(err, SL_ERUNTIME, "out of memory for a workspace of %d positions", max_len);
+    return NULL;
+}
+
+void sl_workspace_free(sl_workspace *ws)
+{
+    if (!ws) return;
+    float *bufs[] = {ws->h, ws->a, ws->out, ws->pooled, ws->xz, ws->xc, ws->xdbl, ws->delta, ws->y, ws->state,
+                     ws->qkv, ws->ctx, ws->ff, ws->q, ws->kt, ws->v, ws->scores, ws->vall, ws->pattern, ws->pos_table};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+    free(ws->kpos);
+    free(ws);
+}
+
+static void embed(const sl_model *m, const sl_example *ex, sl_workspace *ws)
+{
+    const sl_config *c = &m->c;
+    int d = c->d_model;
+    for (int t = 0; t < ex->len; t++) {
+        float *h = ws->h + (long)t * d;
+        memcpy(h, m->emb + (long)ex->tokens[t] * d, (size_t)d * sizeof *h);
+        if (c->arch != ARCH_TRANSFORMER) continue;
+        const float *pe = c->positional == POS_LEARNED ? m->pos + (long)t * d
+                        : c->positional == POS_SINUSOIDAL ? ws->pos_table + (long)t * d : NULL;
+        if (pe)
+            for (int i = 0; i < d; i++) h[i] += pe[i];
+    }
+}
+
+int sl_forward_tail(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, float *logit,
+                    sl_error *err)
+{
+    const sl_config *c = &m->c;
+    int d = c->d_model, T = ex->len;
+    float *fin = ws->h;
+    if (c->arch == ARCH_MAMBA) {
+        sl_rmsnorm(ws->h, m->norm_w, c->norm_eps, T, d, ws->a);
+        fin = ws->a;
+    } else if (c->final_norm) {
+        sl_layernorm(ws->h, m->norm_w, m->norm_b, c->layer_norm_eps, T, d, ws->a);
+        fin = ws->a;
+    }
+    int rc = sl_fire(m, hooks, ex, HK_FINAL, -1, fin, T, d, d, err);
+    if (rc) return rc;
+
+    float *p = ws->pooled;
+    if (c->pooling == POOL_CLS) {
+        memcpy(p, fin, (size_t)d * sizeof *p);
+    } else if (c->pooling == POOL_LAST) {
+        int t = T - 1;
+        while (ex->keep && t > 0 && !ex->keep[t]) t--;
+        memcpy(p, fin + (long)t * d, (size_t)d * sizeof *p);
+    } else {
+        int kept = 0;
+        memset(p, 0, (size_t)d * sizeof *p);
+        for (int t = 0; t < T; t++) {
+            if (ex->keep && !ex->keep[t]) continue;
+            kept++;
+            for (int i = 0; i < d; i++) p[i] += fin[(long)t * d + i];
+        }
+        for (int i = 0; i < d; i++) p[i] /= kept ? kept : 1;
+    }
+    rc = sl_fire(m, hooks, ex, HK_POOLED, -1, p, 1, d, d, err);
+    if (rc) return rc;
+
+    float z[2];
+    for (int r = 0; r < m->head_rows; r++) {
+        float s = m->head_b ? m->head_b[r] : 0.0f;
+        for (int i = 0; i < d; i++) s += m->head_w[r * d + i] * p[i];
+        z[r] = s;
+    }
+    *logit = m->head_rows == 2 ? z[1] - z[0] : z[0];
+    return sl_fire(m, hooks, ex, HK_LOGITS, -1, logit, 1, 1, 1, err);
+}
+
+int sl_forward(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, float *logit,
+               sl_error *err)
+{
+    if (ex->len < 1 || ex->len > ws->max_len)
+        return sl_fail(err, SL_ERUNTIME, "example %ld: length %d outside the workspace's 1..%d", ex->index, ex->len,
+                       ws->max_len);
+    if (m->c.arch == ARCH_TRANSFORMER && m->c.positional == POS_LEARNED && ex->len > m->c.max_len)
+        return sl_fail(err, SL_EINPUT, "example %ld: length %d exceeds max_len %d of the learned positions", ex->index,
+                       ex->len, m->c.max_len);
+    embed(m, ex, ws);
+    int rc = sl_fire(m, hooks, ex, HK_EMBED, -1, ws->h, ex->len, m->c.d_model, m->c.d_model, err);
+    for (int i = 0; !rc && i < m->c.n_layers; i++)
+        rc = m->c.arch == ARCH_MAMBA ? sl_mamba_layer_forward(m, ex, ws, hooks, i, err)
+                                     : sl_tf_layer_forward(m, ex, ws, hooks, i, err);
+    return rc ? rc : sl_forward_tail(m, ex, ws, hooks, logit, err);
+}

@@ -1,0 +1,28 @@
+/* Pieces shared by both architectures' forward passes. */
+#ifndef SL_FORWARD_COMMON_H
+#define SL_FORWARD_COMMON_H
+
+#include "models/model.h"
+#include "models/workspace.h"
+
+/* Runs the hooks registered at (kind, layer) on a [rows, cols] view. */
+int sl_fire(const sl_model *m, const sl_hooks *hooks, const sl_example *ex, int kind, int layer, float *data, int rows,
+            int cols, int ld, sl_error *err);
+
+void sl_rmsnorm(const float *x, const float *w, float eps, int rows, int d, float *y);
+void sl_layernorm(const float *x, const float *w, const float *b, float eps, int rows, int d, float *y);
+
+/* Final stage from the residual stream in ws->h: final norm (if any), the
+ * `final` hook, pooling, `pooled`, head, `logits`. */
+int sl_forward_tail(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, float *logit,
+                    sl_error *err);
+
+int sl_mamba_layer_forward(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, int layer,
+                           sl_error *err);
+int sl_tf_layer_forward(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, int layer,
+                        sl_error *err);
+/* Multi-head attention from ws->qkv into ws->ctx (q, k already rotated). */
+int sl_attention(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, int layer,
+                 sl_error *err);
+
+#endif

@@ -1,0 +1,80 @@
+/* A loaded model: its config, float32 weights and hook points, and the one
+ * forward pass every tool uses. */
+#ifndef SL_MODEL_H
+#define SL_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "core/hooks.h"
+
+typedef struct {
+    const float *norm_w;          /* [d] */
+    const float *in_w, *in_b;     /* [2*di, d], [2*di] or NULL */
+    const float *conv_w, *conv_b; /* [di, d_conv], [di] */
+    const float *xproj_w;         /* [R + 2S, di] */
+    const float *dt_w, *dt_b;     /* [di, R], [di] */
+    float *A_t;                   /* -exp(A_log) transposed to [S, di]: the scan runs across channels */
+    const float *D;               /* [di] */
+    const float *out_w, *out_b;   /* [d, di], [d] or NULL */
+} sl_mamba_layer;
+
+typedef struct {
+    const float *qkv_w, *qkv_b;   /* [3d, d], [3d] */
+    const float *o_w, *o_b;       /* [d, d], [d] */
+    const float *ff1_w, *ff1_b;   /* [d_ff, d], [d_ff] */
+    const float *ff2_w, *ff2_b;   /* [d, d_ff], [d] */
+    const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+} sl_tf_layer;
+
+typedef struct {
+    char name[160];
+    int dtype, ndim;
+    int64_t shape[4];
+} sl_tensor_info;
+
+typedef struct {
+    sl_config c;
+    float *weights; /* every tensor, float32, one allocation */
+    size_t n_params;
+    const float *emb, *pos, *norm_w, *norm_b, *head_w, *head_b;
+    int head_rows; /* 1: logit = w.x + b; 2: logit = z1 - z0 */
+    sl_mamba_layer *mamba;
+    sl_tf_layer *tf;
+    float *A_t_storage;
+    sl_tensor_info *tensors;
+    int n_tensors;
+    sl_hook_point *points;
+    int n_points;
+    int *point_of; /* [HK_COUNT * (n_layers + 1)]: id of (kind, layer) or -1 */
+} sl_model;
+
+/* dir holds config.json and model.safetensors. */
+int sl_model_load(sl_model *m, const char *dir, sl_error *err);
+void sl_model_free(sl_model *m);
+
+/* Hook point id of (kind, layer), -1 if the architecture has none; layer is
+ * ignored for model-level points. */
+int sl_model_point(const sl_model *m, int kind, int layer);
+int sl_model_find_point(const sl_model *m, const char *name);
+
+/* One example as the forward pass sees it. */
+typedef struct {
+    const int32_t *tokens; /* [len] (the padded row is fine) */
+    int len;               /* valid positions, 1..L */
+    long index;            /* in the dataset, for hooks */
+    int slot;              /* in the batch, for hooks */
+    const uint8_t *keep;   /* [len] or NULL: 0 drops a position from attention keys and pooling */
+} sl_example;
+
+typedef struct sl_workspace sl_workspace;
+/* Scratch for examples of up to max_len positions, for one thread. */
+sl_workspace *sl_workspace_new(const sl_model *m, int max_len, sl_error *err);
+void sl_workspace_free(sl_workspace *ws);
+
+int sl_forward(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, float *logit,
+               sl_error *err);
+
+#endif

@@ -1,0 +1,35 @@
+/* Runs a model over a range of a dataset in batches: examples of a batch in
+ * parallel (one thread per example, BLAS single-threaded inside), batches
+ * one after another so that memory is bounded by the batch size. */
+#ifndef SL_RUN_H
+#define SL_RUN_H
+
+#include "core/dataset.h"
+#include "models/model.h"
+
+typedef struct {
+    long first, count; /* examples first..first+count-1 */
+    int batch;         /* examples per batch */
+    int threads;
+} sl_run_opts;
+
+typedef struct {
+    long first; /* dataset index of slot 0 */
+    int count, L;
+    int32_t *tokens;        /* [count, L]; `before` may rewrite them */
+    uint8_t *keep;          /* [count, L] all 1 unless `before` clears some */
+    const int32_t *lengths; /* [count] */
+    const int32_t *labels;  /* [count] */
+    float *logits;          /* [count], filled by the run */
+} sl_batch;
+
+typedef int (*sl_batch_fn)(void *user, sl_batch *b, sl_error *err);
+
+/* logits receives o->count values (may be NULL). before/after run on the
+ * calling thread around each batch; either may be NULL. */
+int sl_run(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const sl_hooks *hooks, sl_batch_fn before,
+           sl_batch_fn after, void *user, float *logits, sl_error *err);
+
+int sl_default_threads(void);
+
+#endif

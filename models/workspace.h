@@ -1,0 +1,34 @@
+/* Per-thread scratch of the forward pass; internal to models/. */
+#ifndef SL_WORKSPACE_H
+#define SL_WORKSPACE_H
+
+#include "models/model.h"
+
+#define SL_KEY_TILE 256
+
+struct sl_workspace {
+    int max_len;
+    float *h;              /* [L, d] residual stream */
+    float *a;              /* [L, d] normalised input of a block */
+    float *out;            /* [L, d] a block's write */
+    float *pooled;         /* [d] */
+    /* mamba */
+    float *xz;             /* [L, 2*di]: x then z (z becomes the gate in place) */
+    float *xc;             /* [L, di] conv + SiLU */
+    float *xdbl;           /* [L, R + 2S]: dt | B | C */
+    float *delta;          /* [L, di] */
+    float *y;              /* [L, di] */
+    float *state;          /* [S, di] */
+    /* transformer */
+    float *qkv;            /* [L, 3d] */
+    float *ctx;            /* [L, d] */
+    float *ff;             /* [L, d_ff] */
+    float *q, *kt, *v;     /* one head packed: [L, dh], [dh, L], [L, dh] */
+    float *scores;         /* [SL_KEY_TILE] */
+    int *kpos;             /* [L] positions of the keys attended to */
+    float *vall;           /* [H, L, dh] pattern path only */
+    float *pattern;        /* [H, L, L] allocated when the pattern hook is on */
+    float *pos_table;      /* [L, d] sinusoidal, or [L, dh/2] cos then sin for rope */
+};
+
+#endif

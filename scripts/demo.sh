@@ -1,0 +1,14 @@
+#!/bin/sh
+# Runs the shipped examples through every command that exists so far and
+# leaves the results in demo-report/.
+set -eu
+cd "$(dirname "$0")/.."
+out=demo-report
+mkdir -p "$out"
+for m in transformer mamba; do
+    bin/seqlens info examples/$m > "$out/$m-info.txt"
+    bin/seqlens eval examples/$m examples/data.h5 -o "$out/$m-scores.h5" > "$out/$m-eval.json"
+    bin/seqlens capture examples/$m examples/data.h5 --hook 'blocks.*.resid_post' pooled -o "$out/$m-acts.h5"
+    echo "$m: $(cat "$out/$m-eval.json")"
+done
+echo "wrote $out/: *-info.txt, *-eval.json, *-scores.h5, *-acts.h5"

@@ -1,0 +1,14 @@
+#!/bin/sh
+# Installs the Debian packages seqlens builds and runs with, where missing.
+# Needs root (or sudo) only when something is missing.
+set -eu
+need=""
+for p in build-essential pkg-config libhdf5-dev liblinear-dev libopenblas-dev libcjson-dev gnuplot-nox; do
+    dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
+done
+[ -z "$need" ] && exit 0
+echo "installing:$need"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $need >/dev/null

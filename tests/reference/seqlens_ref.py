@@ -1,0 +1,304 @@
+"""Float64 reference forward pass for seqlens models (design.md sections 2 and 4).
+
+Given a model directory (config.json + model.safetensors) and a batch of tokens, `run` returns every
+hook activation of design.md section 4, computed in float64 from the stored weights (F16/BF16/F32
+widen exactly to float64).  It is deliberately plain and slow: it is the ground truth that the C
+implementation is tested against, so each step mirrors the formula in design.md line by line.
+
+Usage from Python:
+    config, params = load_model("tests/fixtures/mamba_mean_f32")
+    tokens, lengths = load_tokens("tests/fixtures/mamba_mean_f32/data.h5")
+    hooks = zero_padding(run(config, params, tokens, lengths), lengths)
+"""
+import json
+import math
+import os
+
+import torch
+import torch.nn.functional as F
+
+DTYPE = torch.float64
+
+
+# ----------------------------------------------------------------------------- loading
+
+def load_model(model_dir):
+    """Read config.json and model.safetensors; return (config, {unprefixed name: float64 tensor})."""
+    from safetensors.torch import load_file
+
+    with open(os.path.join(model_dir, "config.json")) as f:
+        config = json.load(f)
+    tensors = load_file(os.path.join(model_dir, "model.safetensors"))
+    return config, strip_prefix(tensors, config.get("prefix", ""))
+
+
+def strip_prefix(tensors, prefix):
+    # The prefix is removed only where present: checkpoints such as MambaLMHeadModel keep the
+    # backbone under "backbone." but a classification head at the top level.
+    params = {}
+    for name, tensor in tensors.items():
+        if prefix and name.startswith(prefix):
+            name = name[len(prefix):]
+        params[name] = tensor.to(DTYPE)
+    return params
+
+
+def effective_lengths(tokens, lengths=None, pad_token_id=0):
+    """/lengths when given, else last non-pad position + 1 (0 for an all-pad row)."""
+    tokens = torch.as_tensor(tokens)
+    if lengths is not None:
+        return torch.as_tensor(lengths).to(torch.long)
+    positions = torch.arange(1, tokens.shape[1] + 1).expand(tokens.shape)
+    return torch.where(tokens != pad_token_id, positions, 0).max(dim=1).values
+
+
+def load_tokens(data_path, pad_token_id=0):
+    """Return (tokens [N,L] long, effective lengths [N] long) from a design.md section 3 file."""
+    import h5py
+
+    with h5py.File(data_path, "r") as f:
+        tokens = torch.from_numpy(f["tokens"][...].astype("int64"))
+        lengths = f["lengths"][...].astype("int64") if "lengths" in f else None
+    return tokens, effective_lengths(tokens, lengths, pad_token_id)
+
+
+def subset(params, prefix):
+    """The tensors under `prefix`, with the prefix removed (one layer, one module)."""
+    return {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+
+
+# ----------------------------------------------------------------------------- shared pieces
+
+def linear(x, params, name):
+    # Biases are optional (Mamba in_proj/out_proj, x_proj never has one).
+    y = x @ params[name + ".weight"].T
+    bias = params.get(name + ".bias")
+    return y if bias is None else y + bias
+
+
+def valid_mask(lengths, L):
+    """[N, L] bool: position < length."""
+    return torch.arange(L)[None, :] < lengths[:, None]
+
+
+def pool(final, lengths, mode):
+    if mode == "mean":
+        mask = valid_mask(lengths, final.shape[1]).to(DTYPE)[..., None]
+        return (final * mask).sum(dim=1) / lengths[:, None].to(DTYPE)
+    if mode == "last":
+        return final[torch.arange(final.shape[0]), lengths - 1]
+    if mode == "cls":
+        return final[:, 0]
+    raise ValueError(f"unknown pooling {mode!r}")
+
+
+def head_logit(pooled, params):
+    # A [2, d] head is a two-class softmax classifier; its log-odds are z1 - z0.
+    z = linear(pooled, params, "head")
+    return z[:, 0] if z.shape[1] == 1 else z[:, 1] - z[:, 0]
+
+
+# ----------------------------------------------------------------------------- Mamba
+
+def rms_norm(x, weight, eps):
+    return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps) * weight
+
+
+def causal_depthwise_conv(x, weight, bias):
+    """x [N,L,D], weight [D,1,K]: out_t = bias + sum_k weight[:, 0, k] * x_{t-(K-1)+k}, x_{<0} = 0."""
+    K, L = weight.shape[-1], x.shape[1]
+    padded = F.pad(x, (0, 0, K - 1, 0))  # K-1 zeros before position 0 along L
+    out = bias.expand_as(x).clone()
+    for k in range(K):
+        out = out + weight[:, 0, k] * padded[:, k:k + L]
+    return out
+
+
+def selective_scan(x, delta, A, B, C, D):
+    """s_t = exp(delta_t A) * s_{t-1} + (delta_t x_t) outer B_t;  y_t = s_t C_t + D x_t.
+
+    x, delta [N,L,Di]; A [Di,S]; B, C [N,L,S]; D [Di].  The state starts at zero.
+    """
+    N, L, Di = x.shape
+    state = x.new_zeros(N, Di, A.shape[1])
+    ys = []
+    for t in range(L):
+        decay = torch.exp(delta[:, t, :, None] * A)
+        write = (delta[:, t] * x[:, t])[:, :, None] * B[:, t, None, :]
+        state = decay * state + write
+        ys.append((state * C[:, t, None, :]).sum(dim=-1) + D * x[:, t])
+    return torch.stack(ys, dim=1)
+
+
+def mamba_mixer(u, p, config):
+    """Mamba-1 slow path on normalised input u [N,L,d]; returns (out, {hook suffix: tensor})."""
+    d_inner = config["expand"] * config["d_model"]
+    R, S = config["dt_rank"], config["d_state"]
+    xz = linear(u, p, "in_proj")
+    x, z = xz[..., :d_inner], xz[..., d_inner:]
+    x = F.silu(causal_depthwise_conv(x, p["conv1d.weight"], p["conv1d.bias"]))
+    dt, B, C = torch.split(linear(x, p, "x_proj"), [R, S, S], dim=-1)
+    # torch's softplus default (beta 1, threshold 20) is what mamba_ssm calls.
+    delta = F.softplus(linear(dt, p, "dt_proj"))
+    A = -torch.exp(p["A_log"])
+    y = selective_scan(x, delta, A, B, C, p["D"])
+    gate = F.silu(z)
+    out = linear(y * gate, p, "out_proj")
+    return out, {"in_x": x, "delta": delta, "B": B, "C": C, "gate": gate, "out": out}
+
+
+def mamba_forward(config, params, tokens):
+    hooks = {}
+    h = params["embedding.weight"][tokens]
+    hooks["embed"] = h
+    for i in range(config["n_layers"]):
+        p = subset(params, f"layers.{i}.")
+        hooks[f"blocks.{i}.resid_pre"] = h
+        u = rms_norm(h, p["norm.weight"], config["norm_eps"])
+        out, mixer_hooks = mamba_mixer(u, subset(p, "mixer."), config)
+        for name, value in mixer_hooks.items():
+            hooks[f"blocks.{i}.mixer.{name}"] = value
+        h = h + out
+        hooks[f"blocks.{i}.resid_post"] = h
+    hooks["final"] = rms_norm(h, params["norm_f.weight"], config["norm_eps"])
+    return hooks
+
+
+# ----------------------------------------------------------------------------- Transformer
+
+def sinusoidal_table(L, d):
+    """PyTorch tutorial table: pe[pos, 2i] = sin(pos 10000^(-2i/d)), pe[pos, 2i+1] = cos(same)."""
+    pos = torch.arange(L, dtype=DTYPE)[:, None]
+    two_i = torch.arange(0, d, 2, dtype=DTYPE)
+    angle = pos * 10000.0 ** (-two_i / d)
+    pe = torch.zeros(L, d, dtype=DTYPE)
+    pe[:, 0::2] = torch.sin(angle)
+    pe[:, 1::2] = torch.cos(angle[:, : d // 2])
+    return pe
+
+
+def rope(x, base):
+    """GPT-NeoX rotate-half on x [N,H,L,dh]: dims (i, i+dh/2) rotate by pos * base^(-2i/dh)."""
+    L, dh = x.shape[-2], x.shape[-1]
+    assert dh % 2 == 0, "rope needs an even head dimension"
+    half = dh // 2
+    inv_freq = base ** (-2.0 * torch.arange(half, dtype=DTYPE) / dh)
+    angle = torch.arange(L, dtype=DTYPE)[:, None] * inv_freq  # [L, half]
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+
+
+def allowed_keys(lengths, L, causal):
+    """[N,1,L,L] bool: query i may attend key j (j < length, and j <= i when causal)."""
+    allowed = valid_mask(lengths, L)[:, None, None, :].expand(-1, 1, L, L)
+    if causal:
+        allowed = allowed & torch.ones(L, L, dtype=torch.bool).tril()
+    return allowed
+
+
+def self_attention(x, p, config, lengths):
+    N, L, d = x.shape
+    H = config["n_heads"]
+    dh = d // H
+    qkv = x @ p["self_attn.in_proj_weight"].T + p["self_attn.in_proj_bias"]
+    q, k, v = (t.reshape(N, L, H, dh).transpose(1, 2) for t in qkv.split(d, dim=-1))
+    if config["positional"] == "rope":
+        base = config.get("rope_base", 10000.0)
+        q, k = rope(q, base), rope(k, base)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(dh)
+    scores = scores.masked_fill(~allowed_keys(lengths, L, config.get("causal", False)), -math.inf)
+    pattern = torch.softmax(scores, dim=-1)
+    context = (pattern @ v).transpose(1, 2).reshape(N, L, d)
+    return linear(context, p, "self_attn.out_proj"), pattern
+
+
+def feed_forward(x, p, activation):
+    pre = linear(x, p, "linear1")
+    # "gelu" is the exact erf form, as nn.TransformerEncoderLayer uses.
+    hidden = F.gelu(pre) if activation == "gelu" else F.relu(pre)
+    return hidden, linear(hidden, p, "linear2")
+
+
+def layer_norm(x, p, name, eps):
+    return F.layer_norm(x, x.shape[-1:], p[name + ".weight"], p[name + ".bias"], eps)
+
+
+def transformer_block(h, p, config, lengths):
+    eps = config["layer_norm_eps"]
+    if config["norm_first"]:
+        attn_out, pattern = self_attention(layer_norm(h, p, "norm1", eps), p, config, lengths)
+        h = h + attn_out
+        hidden, mlp_out = feed_forward(layer_norm(h, p, "norm2", eps), p, config["activation"])
+        h = h + mlp_out
+    else:
+        attn_out, pattern = self_attention(h, p, config, lengths)
+        h = layer_norm(h + attn_out, p, "norm1", eps)
+        hidden, mlp_out = feed_forward(h, p, config["activation"])
+        h = layer_norm(h + mlp_out, p, "norm2", eps)
+    hooks = {"attn.pattern": pattern, "attn.out": attn_out, "mlp.hidden": hidden, "mlp.out": mlp_out}
+    return h, hooks
+
+
+def transformer_embed(config, params, tokens):
+    h = params["embedding.weight"][tokens]
+    L, d = tokens.shape[1], config["d_model"]
+    if config["positional"] == "learned":
+        h = h + params["pos_embedding.weight"][:L]
+    elif config["positional"] == "sinusoidal":
+        h = h + sinusoidal_table(L, d)  # no sqrt(d) scaling of the embedding
+    return h
+
+
+def transformer_forward(config, params, tokens, lengths):
+    hooks = {}
+    h = transformer_embed(config, params, tokens)
+    hooks["embed"] = h
+    for i in range(config["n_layers"]):
+        hooks[f"blocks.{i}.resid_pre"] = h
+        h, block_hooks = transformer_block(h, subset(params, f"layers.{i}."), config, lengths)
+        for name, value in block_hooks.items():
+            hooks[f"blocks.{i}.{name}"] = value
+        hooks[f"blocks.{i}.resid_post"] = h
+    if config.get("final_norm", False):
+        h = layer_norm(h, params, "norm", config["layer_norm_eps"])
+    hooks["final"] = h
+    return hooks
+
+
+# ----------------------------------------------------------------------------- entry points
+
+def run(config, params, tokens, lengths):
+    """All hooks of design.md section 4 in float64, in forward order.
+
+    Positions >= length hold whatever the model computes there; `zero_padding` clears them.
+    """
+    tokens = torch.as_tensor(tokens).to(torch.long)
+    lengths = torch.as_tensor(lengths).to(torch.long)
+    if config["arch"] == "mamba":
+        hooks = mamba_forward(config, params, tokens)
+    elif config["arch"] == "transformer":
+        hooks = transformer_forward(config, params, tokens, lengths)
+    else:
+        raise ValueError(f"unknown arch {config['arch']!r}")
+    hooks["pooled"] = pool(hooks["final"], lengths, config["pooling"])
+    hooks["logits"] = head_logit(hooks["pooled"], params)
+    return hooks
+
+
+def zero_padding(hooks, lengths):
+    """Zero every position >= length (pattern: query rows and key columns), as `capture` writes."""
+    lengths = torch.as_tensor(lengths).to(torch.long)
+    out = {}
+    for name, value in hooks.items():
+        if name in ("pooled", "logits"):
+            out[name] = value.clone()
+            continue
+        if name.endswith("attn.pattern"):  # [N, H, L, L]
+            valid = valid_mask(lengths, value.shape[-1])
+            keep = valid[:, None, :, None] & valid[:, None, None, :]
+        else:  # [N, L, ...]
+            valid = valid_mask(lengths, value.shape[1])
+            keep = valid.reshape(valid.shape + (1,) * (value.dim() - 2))
+        out[name] = torch.where(keep, value, torch.zeros((), dtype=value.dtype))
+    return out
