@@ -59,3 +59,11 @@ demo:
 	sh scripts/install-deps.sh
 	$(MAKE) bin/seqlens
 	sh scripts/demo.sh
+
+# Benchmarks (bench/run.sh builds and runs them; never part of make test).
+$(BUILD)/bench/bench_sweep: bench/bench_sweep.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
+
+bench: bin/seqlens $(BUILD)/bench/bench_sweep
+	sh bench/run.sh

@@ -113,8 +113,9 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
             else rc = sl_fail(err, SL_EINPUT, "seqlens %s: --dtype '%s': expected f32 or f16", cmd, v);
         } else if (!strcmp(o, "--hook")) {
             rc = add_hooks(a, v, err);
-            /* --hook A B C: further patterns up to the next option */
-            while (!rc && i + 1 < argc && argv[i + 1][0] != '-') rc = add_hooks(a, argv[++i], err);
+            /* MODEL DATA --hook A B C: once the positionals are in, further
+             * patterns run up to the next option */
+            while (!rc && a->n_pos >= 2 && i + 1 < argc && argv[i + 1][0] != '-') rc = add_hooks(a, argv[++i], err);
         }
         if (rc) return rc;
     }

@@ -31,6 +31,13 @@ static int write_scores(const char *path, const sl_session *s, const float *logi
     return rc;
 }
 
+/* JSON has no NaN: a score that cannot be computed (NaN logits) is null. */
+static void json_number(char *buf, size_t n, double v)
+{
+    if (isfinite(v)) snprintf(buf, n, "%.6f", v);
+    else snprintf(buf, n, "null");
+}
+
 int cmd_eval(int argc, char **argv)
 {
     sl_args a;
@@ -44,15 +51,18 @@ int cmd_eval(int argc, char **argv)
         rc = sl_fail(&err, SL_ERUNTIME, "out of memory for %ld logits", s.run.count);
     if (!rc) rc = sl_run(&s.model, &s.data, &s.run, NULL, NULL, NULL, NULL, logits, &err);
     const int32_t *labels = s.data.labels + s.run.first;
-    double auc = rc ? NAN : sl_auc(logits, labels, s.run.count);
-    if (!rc && isnan(auc))
+    long pos = 0;
+    for (long i = 0; !rc && i < s.run.count; i++) pos += labels[i];
+    if (!rc && (pos == 0 || pos == s.run.count))
         rc = sl_fail(&err, SL_EINPUT, "%s: every selected example has label %d: AUC is undefined", a.pos[1], labels[0]);
     if (!rc && a.out) rc = write_scores(a.out, &s, logits, &err);
     if (!rc) {
-        long pos = 0;
-        for (long i = 0; i < s.run.count; i++) pos += labels[i];
-        printf("{\"n\": %ld, \"positives\": %ld, \"auc\": %.6f, \"log_loss\": %.6f, \"accuracy\": %.6f}\n", s.run.count,
-               pos, auc, sl_log_loss(logits, labels, s.run.count), sl_accuracy(logits, labels, s.run.count));
+        long n = s.run.count;
+        char auc[32], loss[32];
+        json_number(auc, sizeof auc, sl_auc(logits, labels, n));
+        json_number(loss, sizeof loss, sl_log_loss(logits, labels, n));
+        printf("{\"n\": %ld, \"positives\": %ld, \"auc\": %s, \"log_loss\": %s, \"accuracy\": %.6f}\n", n, pos, auc,
+               loss, sl_accuracy(logits, labels, n));
     }
     free(logits);
     sl_session_close(&s);

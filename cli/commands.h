@@ -23,7 +23,8 @@ void sl_session_close(sl_session *s);
 
 /* Prints "seqlens: MESSAGE" and returns the error's exit status. */
 int sl_report(const sl_error *err);
-/* Prints usage (to stdout when asked for, else stderr) and returns 0 or 2. */
+/* --help: the whole usage on stdout, 0; a usage error: its first line on
+ * stderr, 2. */
 int sl_usage(const char *text, int asked);
 
 #endif

@@ -35,6 +35,11 @@ int sl_report(const sl_error *err)
 
 int sl_usage(const char *text, int asked)
 {
-    fputs(text, asked ? stdout : stderr);
-    return asked ? 0 : SL_EINPUT;
+    if (asked) {
+        fputs(text, stdout);
+        return 0;
+    }
+    /* an error is one line: the synopsis */
+    fprintf(stderr, "seqlens: %.*s\n", (int)strcspn(text, "\n"), text);
+    return SL_EINPUT;
 }

@@ -18,18 +18,20 @@ double sl_auc(const float *score, const int32_t *label, long n)
 {
     scored *v = malloc((size_t)(n ? n : 1) * sizeof *v);
     if (!v) return NAN;
-    long pos = 0;
+    long pos = 0, nan = 0;
     for (long i = 0; i < n; i++) {
         v[i] = (scored){score[i], label[i]};
         pos += label[i] == 1;
+        nan += isnan(score[i]);
     }
     long neg = n - pos;
-    if (!pos || !neg) { free(v); return NAN; }
+    /* no ranking exists with a NaN among the scores */
+    if (!pos || !neg || nan) { free(v); return NAN; }
     qsort(v, (size_t)n, sizeof *v, by_score);
     /* sum of positive ranks, tied scores sharing their mean rank */
     double rank_sum = 0;
     for (long i = 0; i < n;) {
-        long j = i;
+        long j = i + 1;
         while (j < n && v[j].s == v[i].s) j++;
         double mid = 0.5 * (double)(i + 1 + j);
         for (long k = i; k < j; k++)

@@ -119,9 +119,11 @@ static int parse_header(st_file *f, const char *json, size_t len, sl_error *err)
      * corrupt or hostile file. */
     st_tensor **order = malloc((f->n ? (size_t)f->n : 1) * sizeof *order);
     if (!order) return sl_fail(err, SL_ERUNTIME, "%s: out of memory", f->path);
-    for (int i = 0; i < f->n; i++) order[i] = &f->tensors[i];
-    qsort(order, (size_t)f->n, sizeof *order, cmp_begin);
-    for (int i = 1; i < f->n; i++) {
+    int n = 0;
+    for (int i = 0; i < f->n; i++)
+        if (f->tensors[i].end > f->tensors[i].begin) order[n++] = &f->tensors[i]; /* empty ones hold no bytes */
+    qsort(order, (size_t)n, sizeof *order, cmp_begin);
+    for (int i = 1; i < n; i++) {
         if (order[i]->begin < order[i - 1]->end) {
             rc = sl_fail(err, SL_EINPUT, "%s: tensors '%s' and '%s' overlap in the data section", f->path,
                          order[i - 1]->name, order[i]->name);

@@ -107,19 +107,20 @@ void sl_workspace_free(sl_workspace *ws)
     free(ws);
 }
 
-static void embed(const sl_model *m, const sl_example *ex, sl_workspace *ws)
+/* h = token embedding, hooked as `embed.tokens`, plus the positional term
+ * (ablations replace the token part only), hooked as `embed`. */
+static int embed(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, sl_error *err)
 {
     const sl_config *c = &m->c;
-    int d = c->d_model;
-    for (int t = 0; t < ex->len; t++) {
-        float *h = ws->h + (long)t * d;
-        memcpy(h, m->emb + (long)ex->tokens[t] * d, (size_t)d * sizeof *h);
-        if (c->arch != ARCH_TRANSFORMER) continue;
-        const float *pe = c->positional == POS_LEARNED ? m->pos + (long)t * d
-                        : c->positional == POS_SINUSOIDAL ? ws->pos_table + (long)t * d : NULL;
-        if (pe)
-            for (int i = 0; i < d; i++) h[i] += pe[i];
-    }
+    int d = c->d_model, T = ex->len;
+    for (int t = 0; t < T; t++) memcpy(ws->h + (long)t * d, m->emb + (long)ex->tokens[t] * d, (size_t)d * sizeof(float));
+    int rc = sl_fire(m, hooks, ex, HK_EMBED_TOKENS, -1, ws->h, T, d, d, err);
+    const float *pe = c->arch != ARCH_TRANSFORMER ? NULL
+                    : c->positional == POS_LEARNED ? m->pos
+                    : c->positional == POS_SINUSOIDAL ? ws->pos_table : NULL;
+    if (pe)
+        for (long k = 0; k < (long)T * d; k++) ws->h[k] += pe[k];
+    return rc ? rc : sl_fire(m, hooks, ex, HK_EMBED, -1, ws->h, T, d, d, err);
 }
 
 int sl_forward_tail(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, float *logit,
@@ -177,8 +178,7 @@ int sl_forward(const sl_model *m, const sl_example *ex, sl_workspace *ws, const 
     if (m->c.arch == ARCH_TRANSFORMER && m->c.positional == POS_LEARNED && ex->len > m->c.max_len)
         return sl_fail(err, SL_EINPUT, "example %ld: length %d exceeds max_len %d of the learned positions", ex->index,
                        ex->len, m->c.max_len);
-    embed(m, ex, ws);
-    int rc = sl_fire(m, hooks, ex, HK_EMBED, -1, ws->h, ex->len, m->c.d_model, m->c.d_model, err);
+    int rc = embed(m, ex, ws, hooks, err);
     for (int i = 0; !rc && i < m->c.n_layers; i++)
         rc = m->c.arch == ARCH_MAMBA ? sl_mamba_layer_forward(m, ex, ws, hooks, i, err)
                                      : sl_tf_layer_forward(m, ex, ws, hooks, i, err);

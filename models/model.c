@@ -195,6 +195,7 @@ static int build_points(sl_model *m, sl_error *err)
     if (!m->points || !m->point_of) return sl_fail(err, SL_ERUNTIME, "out of memory");
     for (int i = 0; i < HK_COUNT * (nl + 1); i++) m->point_of[i] = -1;
     int d = c->d_model;
+    add_point(m, HK_EMBED_TOKENS, -1, d, 0, "embed.tokens");
     add_point(m, HK_EMBED, -1, d, 0, "embed");
     for (int i = 0; i < nl; i++) {
         add_point(m, HK_RESID_PRE, i, d, 0, "blocks.%d.resid_pre", i);
@@ -221,7 +222,7 @@ static int build_points(sl_model *m, sl_error *err)
 
 int sl_model_point(const sl_model *m, int kind, int layer)
 {
-    int model_level = kind == HK_EMBED || kind >= HK_FINAL;
+    int model_level = kind <= HK_EMBED || kind >= HK_FINAL;
     return m->point_of[kind * (m->c.n_layers + 1) + (model_level ? m->c.n_layers : layer)];
 }
 

@@ -1,0 +1,386 @@
+/* Bad input never crashes: every malformed model, dataset or option is exit
+ * status 2 with one line on stderr naming the culprit, and leaves no output
+ * file. Unit cases for the parsers, then the binary on files made here. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/dataset.h"
+#include "core/safetensors.h"
+#include "tests/testing.h"
+
+#define BAD "build/tests/bad"
+#define FIXM "tests/fixtures/mamba_mean_f32"
+#define FIXT "tests/fixtures/tf_pre_relu_learned"
+
+static const char *seqlens;
+
+/* ---- safetensors parser on in-memory images ---- */
+
+static int parse_image(const char *header, size_t data_len, sl_error *err)
+{
+    size_t hl = strlen(header), n = 8 + hl + data_len;
+    unsigned char *buf = calloc(n, 1);
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(hl >> (8 * i));
+    memcpy(buf + 8, header, hl);
+    st_file f;
+    int rc = st_parse(&f, "x.safetensors", buf, n, err);
+    st_close(&f);
+    return rc;
+}
+
+static void st_case(const char *header, size_t data_len, const char *needle)
+{
+    sl_error err = {0};
+    int rc = parse_image(header, data_len, &err);
+    CHECK(rc == SL_EINPUT && strstr(err.msg, needle), "header %s: rc %d, message '%s' lacks '%s'", header, rc, err.msg,
+          needle);
+}
+
+static void safetensors_cases(void)
+{
+    sl_error err = {0};
+    CHECK(parse_image("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, &err) == SL_OK,
+          "valid image refused: %s", err.msg);
+    CHECK(parse_image("{\"__metadata__\":{\"format\":\"pt\"}}", 0, &err) == SL_OK, "metadata refused: %s", err.msg);
+    st_case("[1,2]", 0, "not a JSON object");
+    st_case("{\"a\":", 0, "not a JSON object");
+    st_case("{\"a\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8, "unsupported dtype I64");
+    st_case("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8, "run past the end");
+    st_case("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", 8, "4 bytes for 2 elements");
+    st_case("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+            "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12, "overlap");
+    st_case("{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 8, "shape entry 0");
+    st_case("{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 8, "shape entry 0");
+    st_case("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,4]}}", 8, "data_offsets");
+    st_case("{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", 8, "needs dtype, shape and data_offsets");
+    st_case("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+            "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "appears twice");
+    st_case("{\"a\":3}", 0, "not an object");
+
+    unsigned char *tiny = calloc(4, 1);
+    st_file f;
+    CHECK(st_parse(&f, "t", tiny, 4, &err) == SL_EINPUT && strstr(err.msg, "too short"), "4-byte file: %s", err.msg);
+    st_close(&f);
+    unsigned char *huge = calloc(16, 1);
+    huge[0] = 0xff;
+    huge[7] = 0x7f;
+    err.code = 0;
+    CHECK(st_parse(&f, "t", huge, 16, &err) == SL_EINPUT && strstr(err.msg, "past the end of the file"),
+          "huge header length: %s", err.msg);
+    st_close(&f);
+}
+
+/* ---- config parser ---- */
+
+static void cfg_case(const char *json, const char *needle)
+{
+    sl_config c;
+    sl_error err = {0};
+    int rc = sl_config_parse(&c, "config.json", json, &err);
+    CHECK(rc == SL_EINPUT && strstr(err.msg, needle), "config %s: rc %d, '%s' lacks '%s'", json, rc, err.msg, needle);
+}
+
+static void config_cases(void)
+{
+    const char *m = "\"arch\":\"mamba\",\"vocab_size\":11,\"d_model\":8,\"n_layers\":2,\"d_state\":4,\"d_conv\":4";
+    char buf[512];
+    snprintf(buf, sizeof buf, "{%s,\"expand\":2}", m);
+    sl_config c;
+    sl_error err = {0};
+    CHECK(sl_config_parse(&c, "config.json", buf, &err) == SL_OK && c.dt_rank == 1 && c.d_inner == 16,
+          "valid mamba config: %s", err.msg);
+    cfg_case("[]", "not a JSON object");
+    cfg_case("{\"vocab_size\":3}", "missing key 'arch'");
+    cfg_case("{\"arch\":\"rnn\"}", "'arch' must be one of");
+    snprintf(buf, sizeof buf, "{%s}", m);
+    cfg_case(buf, "missing key 'expand'");
+    snprintf(buf, sizeof buf, "{%s,\"expand\":\"2\"}", m);
+    cfg_case(buf, "'expand' must be an integer");
+    snprintf(buf, sizeof buf, "{%s,\"expand\":0}", m);
+    cfg_case(buf, "'expand' = 0 is out of range");
+    snprintf(buf, sizeof buf, "{%s,\"expand\":2,\"norm_eps\":-1}", m);
+    cfg_case(buf, "'norm_eps'");
+    snprintf(buf, sizeof buf, "{%s,\"expand\":2,\"pad_token_id\":11}", m);
+    cfg_case(buf, "pad_token_id 11");
+    const char *t = "\"arch\":\"transformer\",\"vocab_size\":11,\"d_model\":8,\"n_layers\":1,\"d_ff\":4";
+    snprintf(buf, sizeof buf, "{%s,\"n_heads\":3}", t);
+    cfg_case(buf, "not divisible by n_heads 3");
+    snprintf(buf, sizeof buf, "{%s,\"n_heads\":8,\"positional\":\"rope\"}", t);
+    cfg_case(buf, "even head dimension");
+    snprintf(buf, sizeof buf, "{%s,\"n_heads\":2,\"activation\":\"swish\"}", t);
+    cfg_case(buf, "'activation' must be one of");
+    snprintf(buf, sizeof buf, "{%s,\"n_heads\":2,\"norm_first\":1}", t);
+    cfg_case(buf, "'norm_first' must be true or false");
+    snprintf(buf, sizeof buf, "{%s,\"n_heads\":2,\"positional\":\"learned\"}", t);
+    cfg_case(buf, "needs key 'max_len'");
+}
+
+/* ---- files for the binary ---- */
+
+static void write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fwrite(data, 1, n, f);
+        fclose(f);
+    }
+}
+
+static unsigned char *read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*n);
+    if (fread(b, 1, *n, f) != *n) *n = 0;
+    fclose(f);
+    return b;
+}
+
+/* A copy of a fixture model whose safetensors header went through edit(). */
+static void model_variant(const char *name, const char *from, void (*edit)(cJSON *), int nan_weights)
+{
+    char dir[256], path[300], cmd[1024];
+    snprintf(dir, sizeof dir, BAD "/%s", name);
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s && cp %s/config.json %s/", dir, dir, from, dir);
+    if (system(cmd)) return;
+    snprintf(path, sizeof path, "%s/model.safetensors", from);
+    size_t n;
+    unsigned char *b = read_file(path, &n);
+    if (!b) return;
+    size_t hl = 0;
+    for (int i = 7; i >= 0; i--) hl = (hl << 8) | b[i];
+    cJSON *h = cJSON_ParseWithLength((char *)b + 8, hl);
+    if (edit) edit(h);
+    char *text = cJSON_PrintUnformatted(h);
+    size_t nhl = strlen(text), data = n - 8 - hl;
+    unsigned char *o = malloc(8 + nhl + data);
+    for (int i = 0; i < 8; i++) o[i] = (unsigned char)(nhl >> (8 * i));
+    memcpy(o + 8, text, nhl);
+    memcpy(o + 8 + nhl, b + 8 + hl, data);
+    if (nan_weights) memset(o + 8 + nhl, 0xff, 64); /* 0xffffffff is a NaN */
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    write_file(path, o, 8 + nhl + data);
+    free(o);
+    free(text);
+    cJSON_Delete(h);
+    free(b);
+}
+
+static void drop_in_proj(cJSON *h) { cJSON_DeleteItemFromObject(h, "layers.1.mixer.in_proj.weight"); }
+static void add_extra(cJSON *h)
+{
+    cJSON_AddItemToObject(h, "layers.9.mixer.D", cJSON_Parse("{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}"));
+}
+static void transpose_out_proj(cJSON *h)
+{
+    cJSON *s = cJSON_GetObjectItem(cJSON_GetObjectItem(h, "layers.0.mixer.out_proj.weight"), "shape");
+    cJSON_ReplaceItemInArray(s, 0, cJSON_CreateNumber(16));
+    cJSON_ReplaceItemInArray(s, 1, cJSON_CreateNumber(8));
+}
+static void dtype_i32(cJSON *h)
+{
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(h, "norm_f.weight"), "dtype", cJSON_CreateString("I32"));
+}
+
+/* A dataset with the fixture's shape: 4 examples of 12, vocabulary 11. */
+typedef struct {
+    int n, L;
+    long long tokens[64][16];
+    long long labels[64], lengths[64], of_token[16];
+    int of_token_len, with_lengths, tokens_float, skip_labels;
+} toy;
+
+static toy toy_default(void)
+{
+    toy t;
+    memset(&t, 0, sizeof t);
+    t.n = 4;
+    t.L = 12;
+    t.of_token_len = 11;
+    t.with_lengths = 1;
+    for (int e = 0; e < t.n; e++) {
+        t.lengths[e] = 12 - 3 * e;
+        t.labels[e] = e % 2;
+        for (int i = 0; i < t.lengths[e]; i++) t.tokens[e][i] = 1 + (e + i) % 10;
+    }
+    for (int v = 0; v < 11; v++) t.of_token[v] = v == 0 ? -1 : v % 3;
+    return t;
+}
+
+static void h5_write(hid_t f, const char *name, hid_t type, int rank, const hsize_t *dims, const void *data)
+{
+    hid_t s = H5Screate_simple(rank, dims, NULL);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t d = H5Dcreate2(f, name, type == H5T_NATIVE_FLOAT ? H5T_IEEE_F32LE : H5T_STD_I64LE, s, lcpl, H5P_DEFAULT,
+                         H5P_DEFAULT);
+    H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    H5Dclose(d);
+    H5Pclose(lcpl);
+    H5Sclose(s);
+}
+
+static void write_toy(const char *name, const toy *t)
+{
+    char path[256];
+    snprintf(path, sizeof path, BAD "/%s", name);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    long long tok[64 * 16];
+    float ftok[64 * 16];
+    for (int e = 0; e < t->n; e++)
+        for (int i = 0; i < t->L; i++) ftok[e * t->L + i] = (float)(tok[e * t->L + i] = t->tokens[e][i]);
+    hsize_t dims[2] = {(hsize_t)t->n, (hsize_t)t->L}, n1 = (hsize_t)t->n, nv = (hsize_t)t->of_token_len, nf = 3;
+    if (t->tokens_float) h5_write(f, "tokens", H5T_NATIVE_FLOAT, 2, dims, ftok);
+    else h5_write(f, "tokens", H5T_NATIVE_LLONG, 2, dims, tok);
+    if (!t->skip_labels) h5_write(f, "labels", H5T_NATIVE_LLONG, 1, &n1, t->labels);
+    if (t->with_lengths) h5_write(f, "lengths", H5T_NATIVE_LLONG, 1, &n1, t->lengths);
+    h5_write(f, "families/of_token", H5T_NATIVE_LLONG, 1, &nv, t->of_token);
+    const char *names[3] = {"a", "b", "c"};
+    hid_t st = H5Tcopy(H5T_C_S1);
+    H5Tset_size(st, H5T_VARIABLE);
+    hid_t s = H5Screate_simple(1, &nf, NULL), d = H5Dcreate2(f, "families/names", st, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(d, st, H5S_ALL, H5S_ALL, H5P_DEFAULT, names);
+    H5Dclose(d);
+    H5Sclose(s);
+    H5Tclose(st);
+    H5Fclose(f);
+}
+
+/* Runs `seqlens ARGS` and checks status 2, one stderr line holding needle,
+ * and no output (nor OUT.tmp) left behind. */
+static void expect_bad(const char *args, const char *needle)
+{
+    char cmd[2048], out[64] = BAD "/out.h5", tmp[80];
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    remove(out);
+    snprintf(cmd, sizeof cmd, "%s %s > " BAD "/stdout.txt 2> " BAD "/stderr.txt", seqlens, args);
+    int st = system(cmd);
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    size_t n = 0;
+    unsigned char *e = read_file(BAD "/stderr.txt", &n);
+    char *msg = e ? strndup((char *)e, n) : strdup("");
+    int lines = 0;
+    for (size_t i = 0; i < n; i++) lines += msg[i] == '\n';
+    CHECK(code == 2, "`seqlens %s`: exit %d, want 2 (stderr: %s)", args, code, msg);
+    CHECK(lines == 1, "`seqlens %s`: %d stderr lines, want 1: %s", args, lines, msg);
+    CHECK(strstr(msg, needle) != NULL, "`seqlens %s`: stderr '%s' does not name '%s'", args, msg, needle);
+    CHECK(access(out, F_OK) != 0 && access(tmp, F_OK) != 0, "`seqlens %s` left %s behind", args, out);
+    free(msg);
+    free(e);
+}
+
+static void model_cases(void)
+{
+    char args[1024];
+    mkdir(BAD "/nocfg", 0755);
+    expect_bad("info " BAD "/nocfg", "config.json: cannot open");
+    system("mkdir -p " BAD "/badjson && echo '{\"arch\": ' > " BAD "/badjson/config.json");
+    expect_bad("info " BAD "/badjson", "config.json: not a JSON object");
+
+    model_variant("missing", FIXM, drop_in_proj, 0);
+    expect_bad("info " BAD "/missing", "missing tensor 'layers.1.mixer.in_proj.weight' of shape [32, 8]");
+    model_variant("extra", FIXM, add_extra, 0);
+    expect_bad("info " BAD "/extra", "unexpected tensor 'layers.9.mixer.D'");
+    model_variant("shape", FIXM, transpose_out_proj, 0);
+    expect_bad("info " BAD "/shape", "'layers.0.mixer.out_proj.weight' has shape [16, 8]");
+    model_variant("dtype", FIXM, dtype_i32, 0);
+    expect_bad("info " BAD "/dtype", "unsupported dtype I32");
+
+    model_variant("trunc", FIXM, NULL, 0);
+    system("truncate -s 1000 " BAD "/trunc/model.safetensors");
+    expect_bad("eval " BAD "/trunc " FIXM "/data.h5 -o " BAD "/out.h5", "model.safetensors");
+    system("mkdir -p " BAD "/empty && cp " FIXM "/config.json " BAD "/empty/ && : > " BAD "/empty/model.safetensors");
+    expect_bad("eval " BAD "/empty " FIXM "/data.h5 -o " BAD "/out.h5", "too short");
+    system("mkdir -p " BAD "/hdrlen && cp " FIXM "/config.json " BAD "/hdrlen/ && printf '\\377\\377\\377\\0\\0\\0\\0\\0{}' > " BAD "/hdrlen/model.safetensors");
+    expect_bad("info " BAD "/hdrlen", "runs past the end of the file");
+    system("mkdir -p " BAD "/nojson && cp " FIXM "/config.json " BAD "/nojson/ && printf '\\004\\0\\0\\0\\0\\0\\0\\0abcd' > " BAD "/nojson/model.safetensors");
+    expect_bad("info " BAD "/nojson", "header is not a JSON object");
+
+    /* NaN weights: a warning, and the results are still computed */
+    model_variant("nan", FIXM, NULL, 1);
+    snprintf(args, sizeof args, "%s eval " BAD "/nan " FIXM "/data.h5 > /dev/null 2> " BAD "/nan.txt", seqlens);
+    int st = system(args);
+    size_t n = 0;
+    unsigned char *e = read_file(BAD "/nan.txt", &n);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "NaN weights: exit %d", WEXITSTATUS(st));
+    CHECK(e && strstr(strndup((char *)e, n), "16 weights are NaN or infinite"), "NaN weights: no warning");
+    free(e);
+}
+
+static void data_cases(void)
+{
+    toy t = toy_default();
+    write_toy("ok.h5", &t);
+    char args[1024];
+    snprintf(args, sizeof args, "%s eval " FIXM " " BAD "/ok.h5 > /dev/null", seqlens);
+    CHECK(system(args) == 0, "the valid toy dataset is refused");
+
+#define DATA_CASE(file, cmd, needle) \
+    expect_bad(cmd " " FIXM " " BAD "/" file " -o " BAD "/out.h5", needle)
+    write_file(BAD "/text.h5", "not hdf5\n", 9);
+    DATA_CASE("text.h5", "eval", "text.h5: not an HDF5 file");
+    DATA_CASE("absent.h5", "eval", "absent.h5: cannot open");
+    t = toy_default(); t.tokens[2][3] = 11; write_toy("oov.h5", &t);
+    DATA_CASE("oov.h5", "eval", "/tokens[2, 3] = 11 is outside the vocabulary [0, 11)");
+    t = toy_default(); t.tokens[1][0] = -4; write_toy("neg.h5", &t);
+    DATA_CASE("neg.h5", "capture --hook embed", "/tokens[1, 0] = -4 is outside the vocabulary");
+    t = toy_default(); t.labels[3] = 2; write_toy("label.h5", &t);
+    DATA_CASE("label.h5", "eval", "/labels[3] = 2 is outside [0, 1]");
+    t = toy_default(); t.lengths[0] = 0; write_toy("len0.h5", &t);
+    DATA_CASE("len0.h5", "eval", "/lengths[0] = 0 is outside [1, 12]");
+    t = toy_default(); t.lengths[1] = 13; write_toy("len13.h5", &t);
+    DATA_CASE("len13.h5", "eval", "/lengths[1] = 13 is outside [1, 12]");
+    t = toy_default(); t.of_token_len = 10; write_toy("fam.h5", &t);
+    DATA_CASE("fam.h5", "eval", "/families/of_token has 10 entries, expected 11");
+    t = toy_default(); t.of_token[4] = 3; write_toy("famidx.h5", &t);
+    DATA_CASE("famidx.h5", "eval", "/families/of_token[4] = 3 is outside [-1, 2]");
+    t = toy_default(); t.skip_labels = 1; write_toy("nolabels.h5", &t);
+    DATA_CASE("nolabels.h5", "eval", "missing dataset /labels");
+    t = toy_default(); t.tokens_float = 1; write_toy("float.h5", &t);
+    DATA_CASE("float.h5", "eval", "/tokens must hold integers");
+    t = toy_default(); for (int e = 0; e < 4; e++) t.labels[e] = 1; write_toy("oneclass.h5", &t);
+    DATA_CASE("oneclass.h5", "eval", "AUC is undefined");
+    t = toy_default(); t.with_lengths = 0; memset(t.tokens[2], 0, sizeof t.tokens[2]); write_toy("allpad.h5", &t);
+    DATA_CASE("allpad.h5", "eval", "example 2 has no non-pad token");
+    /* learned positions cover max_len 16; 20 positions do not fit */
+    t = toy_default(); t.L = 16; t.lengths[0] = 16; for (int i = 0; i < 16; i++) t.tokens[0][i] = 3; write_toy("long.h5", &t);
+    snprintf(args, sizeof args, "%s eval " FIXT " " BAD "/long.h5 > /dev/null 2>&1", seqlens);
+    CHECK(system(args) == 0, "16 positions within max_len 16 refused");
+}
+
+static void option_cases(void)
+{
+    expect_bad("eval " FIXM " " FIXM "/data.h5 --frobnicate 3", "unknown option --frobnicate");
+    expect_bad("eval " FIXM " " FIXM "/data.h5 --examples 3", "--examples '3'");
+    expect_bad("eval " FIXM " " FIXM "/data.h5 --examples 2:9", "--examples 2:9 is outside the 4 examples");
+    expect_bad("eval " FIXM " " FIXM "/data.h5 --threads 0", "--threads '0'");
+    expect_bad("eval " FIXM " " FIXM "/data.h5 --device cuda", "--device cuda");
+    expect_bad("capture " FIXM " " FIXM "/data.h5 --hook blocks.7.resid_post -o " BAD "/out.h5", "--hook 'blocks.7.resid_post' matches no hook point");
+    expect_bad("capture " FIXM " " FIXM "/data.h5 --hook embed", "-o OUT.h5 is required");
+    expect_bad("capture " FIXM " " FIXM "/data.h5 -o " BAD "/out.h5", "--hook PATTERN is required");
+    expect_bad("capture " FIXM " " FIXM "/data.h5 --hook embed --dtype f64 -o " BAD "/out.h5", "--dtype 'f64'");
+    expect_bad("nonsense", "unknown command 'nonsense'");
+    expect_bad("eval " FIXM, "usage: seqlens eval");
+}
+
+int main(void)
+{
+    sl_h5_quiet();
+    seqlens = getenv("SEQLENS") ? getenv("SEQLENS") : "bin/seqlens";
+    system("mkdir -p " BAD);
+    safetensors_cases();
+    config_cases();
+    model_cases();
+    data_cases();
+    option_cases();
+    return TEST_SUMMARY();
+}
