@@ -12,10 +12,14 @@
  * 2^n scale a normal float (exp(-87.3) ~ 1e-38 stands in for 0). */
 static inline float sl_exp(float x)
 {
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.7f ? 88.7f : x;
-    float n = floorf(x * 1.44269504088896341f + 0.5f);
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    /* a NaN fails the first comparison and becomes the bound, keeping the
+     * float-to-int step defined; the NaN itself is handed back at the end */
+    float xc = x > -87.3f ? x : -87.3f;
+    xc = xc < 88.7f ? xc : 88.7f;
+    /* round to nearest by adding 1.5 * 2^23: floorf is a libm call that
+     * stops GCC from vectorising the caller */
+    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
@@ -23,10 +27,10 @@ static inline float sl_exp(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, 4);
-    return p * scale;
+    return x != x ? x : p * scale;
 }
 
 static inline float sl_silu(float x) { return x / (1.0f + sl_exp(-x)); }
