@@ -9,6 +9,7 @@
 #include <cblas.h>
 
 #include "core/mathx.h"
+#include "core/simd.h"
 #include "models/forward_common.h"
 
 /* The keys a query may see: kept positions, in order. */
@@ -20,22 +21,101 @@ static int key_positions(const sl_example *ex, int *kpos)
     return nk;
 }
 
-static void flash_head(const sl_config *c, sl_workspace *ws, int T, int nk, int head)
+/* Queries per block: their scores share each key load, and 4 x (d_head/8)
+ * accumulators stay in registers for d_head up to 32. */
+#define QB 4
+
+/* One head, streaming attention for d_head = 8 * dhv (dhv 1, 2 or 4): the
+ * compiler specialises each dhv, keeping the accumulators in registers. */
+static inline __attribute__((always_inline)) void flash_head_v8(const sl_config *c, sl_workspace *ws, int T, int nk,
+                                                                int head, const int dhv)
 {
-    int d = c->d_model, dh = c->d_head, ld = ws->max_len;
-    const float *qkv = ws->qkv;
-    float scale = 1.0f / sqrtf((float)dh);
-    float *q = ws->q, *kt = ws->kt, *v = ws->v, *s = ws->scores;
-    for (int t = 0; t < T; t++)
-        for (int k = 0; k < dh; k++) q[t * dh + k] = qkv[(long)t * 3 * d + head * dh + k] * scale;
-    for (int j = 0; j < nk; j++) {
-        const float *row = qkv + (long)ws->kpos[j] * 3 * d;
-        for (int k = 0; k < dh; k++) {
-            kt[(long)k * ld + j] = row[d + head * dh + k];
-            v[(long)j * dh + k] = row[2 * d + head * dh + k];
+    int d = c->d_model, dh = 8 * dhv, ld = ws->kt_ld;
+    const float *q = ws->q, *kt = ws->kt, *v = ws->v;
+    float *S = ws->scores; /* [QB][SL_KEY_TILE] */
+    int seen = 0;
+    for (int t0 = 0; t0 < T; t0 += QB) {
+        int rows = T - t0 < QB ? T - t0 : QB, vis[QB], vmax = 0;
+        for (int r = 0; r < QB; r++) {
+            int t = t0 + (r < rows ? r : rows - 1);
+            if (c->causal) /* keys at positions <= t; t only grows, kpos is sorted */
+                while (seen < nk && ws->kpos[seen] <= t) seen++;
+            vis[r] = c->causal ? seen : nk;
+            if (vis[r] > vmax) vmax = vis[r];
+        }
+        v8f acc[QB][4];
+        memset(acc, 0, sizeof acc);
+        float mx[QB], l[QB];
+        for (int r = 0; r < QB; r++) { mx[r] = -INFINITY; l[r] = 0.0f; }
+        for (int j0 = 0; j0 < vmax; j0 += SL_KEY_TILE) {
+            int jn = vmax - j0 < SL_KEY_TILE ? vmax - j0 : SL_KEY_TILE;
+            /* scores: 16 keys at a time (two vectors, so that 2 x QB
+             * independent FMA chains hide their latency), QB queries sharing
+             * each key row */
+            for (int j = 0; j < jn; j += 16) {
+                v8f s0[QB], s1[QB];
+                memset(s0, 0, sizeof s0);
+                memset(s1, 0, sizeof s1);
+                for (int k = 0; k < dh; k++) {
+                    const float *kr = kt + (long)k * ld + j0 + j;
+                    v8f k0 = v8_load(kr), k1 = v8_load(kr + 8);
+                    for (int r = 0; r < QB; r++) {
+                        v8f qr = v8_set1(q[(long)(t0 + (r < rows ? r : rows - 1)) * dh + k]);
+                        s0[r] += qr * k0;
+                        s1[r] += qr * k1;
+                    }
+                }
+                for (int r = 0; r < QB; r++) {
+                    v8_store(S + r * SL_KEY_TILE + j, s0[r]);
+                    v8_store(S + r * SL_KEY_TILE + j + 8, s1[r]);
+                }
+            }
+            for (int r = 0; r < QB; r++) {
+                float *sr = S + r * SL_KEY_TILE;
+                int n = vis[r] - j0 < 0 ? 0 : vis[r] - j0 < jn ? vis[r] - j0 : jn;
+                float tile_max = -INFINITY, sum = 0.0f;
+#pragma omp simd reduction(max : tile_max)
+                for (int j = 0; j < n; j++) tile_max = sr[j] > tile_max ? sr[j] : tile_max;
+                float mnew = tile_max > mx[r] ? tile_max : mx[r];
+                if (mnew == -INFINITY) { /* no visible key yet */
+                    for (int j = 0; j < jn; j++) sr[j] = 0.0f;
+                    continue;
+                }
+                float corr = mx[r] == -INFINITY ? 0.0f : sl_exp(mx[r] - mnew);
+#pragma omp simd reduction(+ : sum)
+                for (int j = 0; j < jn; j++) {
+                    float p = j < n ? sl_exp(sr[j] - mnew) : 0.0f;
+                    sr[j] = p;
+                    sum += p;
+                }
+                for (int u = 0; u < dhv; u++) acc[r][u] *= v8_set1(corr);
+                l[r] = l[r] * corr + sum;
+                mx[r] = mnew;
+            }
+            for (int j = 0; j < jn; j++) {
+                const float *vj = v + (long)(j0 + j) * dh;
+                v8f vv[4];
+                for (int u = 0; u < dhv; u++) vv[u] = v8_load(vj + 8 * u);
+                for (int r = 0; r < QB; r++) {
+                    v8f p = v8_set1(S[r * SL_KEY_TILE + j]);
+                    for (int u = 0; u < dhv; u++) acc[r][u] += p * vv[u];
+                }
+            }
+        }
+        for (int r = 0; r < rows; r++) {
+            float *out = ws->ctx + (long)(t0 + r) * d + head * dh;
+            v8f inv = v8_set1(vis[r] ? 1.0f / l[r] : 0.0f);
+            for (int u = 0; u < dhv; u++) v8_store(out + 8 * u, acc[r][u] * inv);
         }
     }
-    float acc[dh];
+}
+
+/* Any d_head: one query at a time, plain loops. */
+static void flash_head_any(const sl_config *c, sl_workspace *ws, int T, int nk, int head)
+{
+    int d = c->d_model, dh = c->d_head, ld = ws->kt_ld;
+    const float *q = ws->q, *kt = ws->kt, *v = ws->v;
+    float *s = ws->scores, *acc = ws->scores + QB * SL_KEY_TILE;
     int visible = 0;
     for (int t = 0; t < T; t++) {
         const float *qt = q + (long)t * dh;
@@ -44,7 +124,7 @@ static void flash_head(const sl_config *c, sl_workspace *ws, int T, int nk, int 
         else
             visible = nk;
         float mx = -INFINITY, l = 0.0f;
-        memset(acc, 0, sizeof acc);
+        memset(acc, 0, (size_t)dh * sizeof *acc);
         for (int j0 = 0; j0 < visible; j0 += SL_KEY_TILE) {
             int jn = visible - j0 < SL_KEY_TILE ? visible - j0 : SL_KEY_TILE;
             for (int j = 0; j < jn; j++) s[j] = 0.0f;
@@ -74,6 +154,33 @@ static void flash_head(const sl_config *c, sl_workspace *ws, int T, int nk, int 
         }
         float *out = ws->ctx + (long)t * d + head * dh;
         for (int k = 0; k < dh; k++) out[k] = visible ? acc[k] / l : 0.0f;
+    }
+}
+
+/* Packs one head (q scaled by 1/sqrt(d_head), k transposed, v) and runs the
+ * streaming kernel that fits its width. */
+static void flash_head(const sl_config *c, sl_workspace *ws, int T, int nk, int head)
+{
+    int d = c->d_model, dh = c->d_head, ld = ws->kt_ld;
+    const float *qkv = ws->qkv;
+    float scale = 1.0f / sqrtf((float)dh);
+    for (int t = 0; t < T; t++)
+        for (int k = 0; k < dh; k++) ws->q[t * dh + k] = qkv[(long)t * 3 * d + head * dh + k] * scale;
+    for (int j = 0; j < nk; j++) {
+        const float *row = qkv + (long)ws->kpos[j] * 3 * d;
+        for (int k = 0; k < dh; k++) {
+            ws->kt[(long)k * ld + j] = row[d + head * dh + k];
+            ws->v[(long)j * dh + k] = row[2 * d + head * dh + k];
+        }
+    }
+    /* the 16-wide score loop may read up to 15 keys past nk: keep them finite */
+    for (int k = 0; k < dh; k++)
+        for (int j = nk; j < ((nk + 15) & ~15); j++) ws->kt[(long)k * ld + j] = 0.0f;
+    switch (dh) {
+    case 8: flash_head_v8(c, ws, T, nk, head, 1); break;
+    case 16: flash_head_v8(c, ws, T, nk, head, 2); break;
+    case 32: flash_head_v8(c, ws, T, nk, head, 4); break;
+    default: flash_head_any(c, ws, T, nk, head);
     }
 }
 
