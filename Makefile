@@ -35,7 +35,7 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/tests/%: tests/%.c tests/testing.h $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) -lhdf5_hl $(LDLIBS)
 
 # The last line of `make test` is "N passed, N failed".
 test: bin/seqlens $(TEST_BIN)

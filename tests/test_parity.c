@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hdf5_hl.h>
+
 #include "core/dataset.h"
 #include "models/run.h"
 #include "tests/testing.h"
@@ -117,6 +119,8 @@ static double run_and_compare(const char *name, int with_pattern, int threads, i
         int additive_pos = m.c.arch == ARCH_TRANSFORMER && (m.c.positional == POS_LEARNED || m.c.positional == POS_SINUSOIDAL);
         if (m.points[i].kind == HK_EMBED_TOKENS && additive_pos) continue;
         float *want = read_expected(expected, m.points[i].kind == HK_EMBED_TOKENS ? "embed" : m.points[i].name, n);
+        /* long fixtures leave their megabyte patterns out; short ones check them */
+        if (!want && m.points[i].kind == HK_ATTN_PATTERN && ds.L > 64) continue;
         CHECK(want != NULL, "%s: expected.h5 has no %s of %zu floats", name, m.points[i].name, n);
         if (!want) continue;
         double e = rel_err(sinks[i].got, want, n);
@@ -185,11 +189,17 @@ static void cli_capture(const char *name, const char *seqlens)
 
 /* --reduce mean and last of one position hook, computed here from the
  * expected full tensor. */
-static void cli_reduce(const char *name, const char *hook, int N, int L, int width, const char *seqlens)
+static void cli_reduce(const char *name, const char *hook, const char *seqlens)
 {
     char cmd[2048], out[256], expected[512];
     snprintf(out, sizeof out, "build/tests/reduce_%s.h5", name);
     snprintf(expected, sizeof expected, FIX "/%s/expected.h5", name);
+    hsize_t dims[3] = {0, 0, 0};
+    hid_t f = H5Fopen(expected, H5F_ACC_RDONLY, H5P_DEFAULT);
+    H5LTget_dataset_info(f, hook, dims, NULL, NULL);
+    H5Fclose(f);
+    int N = (int)dims[0], L = (int)dims[1], width = (int)dims[2];
+    CHECK(N > 0 && L > 0 && width > 0, "%s: no [N, L, d] %s in expected.h5", name, hook);
     float *full = read_expected(expected, hook, (size_t)N * L * width);
     float *lens = read_expected(expected, "lengths", (size_t)N);
     CHECK(full && lens, "%s: cannot read %s and lengths", name, hook);
@@ -233,9 +243,9 @@ int main(void)
         double w3 = run_and_compare(e->d_name, 0, 2, 1);
         printf("%-32s worst relative error: pattern path %.2g, streaming %.2g / %.2g\n", e->d_name, w1, w2, w3);
         cli_capture(e->d_name, seqlens);
-        cli_reduce(e->d_name, "blocks.1.resid_post", 4, 12, 8, seqlens);
+        cli_reduce(e->d_name, "blocks.1.resid_post", seqlens);
     }
     if (dir) closedir(dir);
-    CHECK(fixtures >= 7, "only %d fixtures", fixtures);
+    CHECK(fixtures >= 10, "only %d fixtures", fixtures);
     return TEST_SUMMARY();
 }
