@@ -43,6 +43,10 @@ static inline __attribute__((always_inline)) void flash_head_v8(const sl_config 
             vis[r] = c->causal ? seen : nk;
             if (vis[r] > vmax) vmax = vis[r];
         }
+        /* the block's queries side by side; a ragged end repeats its last row */
+        float qb[32][QB];
+        for (int k = 0; k < dh; k++)
+            for (int r = 0; r < QB; r++) qb[k][r] = q[(long)(t0 + (r < rows ? r : rows - 1)) * dh + k];
         v8f acc[QB][4];
         memset(acc, 0, sizeof acc);
         float mx[QB], l[QB];
@@ -60,7 +64,7 @@ static inline __attribute__((always_inline)) void flash_head_v8(const sl_config 
                     const float *kr = kt + (long)k * ld + j0 + j;
                     v8f k0 = v8_load(kr), k1 = v8_load(kr + 8);
                     for (int r = 0; r < QB; r++) {
-                        v8f qr = v8_set1(q[(long)(t0 + (r < rows ? r : rows - 1)) * dh + k]);
+                        v8f qr = v8_set1(qb[k][r]);
                         s0[r] += qr * k0;
                         s1[r] += qr * k1;
                     }
@@ -81,13 +85,19 @@ static inline __attribute__((always_inline)) void flash_head_v8(const sl_config 
                     for (int j = 0; j < jn; j++) sr[j] = 0.0f;
                     continue;
                 }
-                float corr = mx[r] == -INFINITY ? 0.0f : sl_exp(mx[r] - mnew);
-#pragma omp simd reduction(+ : sum)
-                for (int j = 0; j < jn; j++) {
-                    float p = j < n ? sl_exp(sr[j] - mnew) : 0.0f;
+                float corr = mx[r] == -INFINITY ? 0.0f : sl_exp_nonpos(mx[r] - mnew);
+                /* scores less their max are <= 0; a NaN score (which the max
+                 * skips) must still reach the output, through the sum */
+                int nan = 0;
+#pragma omp simd reduction(+ : sum) reduction(| : nan)
+                for (int j = 0; j < n; j++) {
+                    float p = sl_exp_nonpos(sr[j] - mnew);
+                    nan |= sr[j] != sr[j];
                     sr[j] = p;
                     sum += p;
                 }
+                if (nan) sum = NAN;
+                for (int j = n; j < jn; j++) sr[j] = 0.0f;
                 for (int u = 0; u < dhv; u++) acc[r][u] *= v8_set1(corr);
                 l[r] = l[r] * corr + sum;
                 mx[r] = mnew;

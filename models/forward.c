@@ -82,7 +82,9 @@ sl_workspace *sl_workspace_new(const sl_model *m, int max_len, sl_error *err)
           && (ws->delta = malloc(L * di * 4)) && (ws->y = malloc(L * di * 4)) && (ws->state = malloc(S * di * 4));
     } else if (ok) {
         size_t dh = (size_t)c->d_head;
-        ws->kt_ld = (max_len + 15) & ~15;
+        /* +16: a row stride that is a multiple of 4 KiB would put all d_head
+         * rows of a key tile in one L1 set */
+        ws->kt_ld = ((max_len + 15) & ~15) + 16;
         ok = (ws->qkv = malloc(L * 3 * d * 4)) && (ws->ctx = malloc(L * d * 4)) && (ws->ff = malloc(L * (size_t)c->d_ff * 4))
           && (ws->q = malloc(L * dh * 4)) && (ws->kt = malloc((size_t)ws->kt_ld * dh * 4)) && (ws->v = malloc(L * dh * 4))
           && (ws->scores = malloc((4 * SL_KEY_TILE + dh) * 4)) && (ws->kpos = malloc(L * sizeof(int)));
