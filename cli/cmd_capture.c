@@ -123,12 +123,11 @@ static int create_sets(capture_job *j, const sl_session *s, const sl_args *a, sl
         hsize_t dims[4] = {n, 0, 0, 0};
         int rank;
         if (p->per_example) { dims[1] = (hsize_t)p->width; rank = 2; }
-        else if (p->kind == HK_ATTN_PATTERN) {
+        else if (p->kind == HK_ATTN_PATTERN) { /* [N, H, L, L], or [N, H, L] reduced over queries */
             dims[1] = H;
             dims[2] = L;
             dims[3] = L;
             rank = a->reduce ? 3 : 4;
-            if (a->reduce) dims[2] = L;
         } else if (a->reduce) { dims[1] = (hsize_t)p->width; rank = 2; }
         else { dims[1] = L; dims[2] = (hsize_t)p->width; rank = 3; }
         rc = sl_h5out_dataset(&j->out, &c->set, p->name, type, rank, dims, err);

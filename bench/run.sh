@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# bench/run.sh [--threads T]   (default 2)
+#
+# The issue-2 benchmark in one command: builds seqlens, build/bench/bench_sweep and
+# build/bench/sgemm_peak, writes the models and data into bench/data/, times the 6-pass
+# family-ablation sweep in seqlens and in PyTorch on the same model, data and thread count, measures
+# the sgemm peak, and prints a Markdown table for bench/README.md.  See bench/README.md.
+#
+# Every part that can run does: a missing bench_sweep or a PyTorch failure is reported and the rest
+# still runs.  Exit status: 0 when every part ran, 1 when one failed, 2 on bad usage.
+# PYTHON=... picks the interpreter (default python3).
+
+set -u
+cd "$(dirname "$0")/.." || exit 1
+
+THREADS=2
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --threads) THREADS="${2:-}"; shift 2 || { echo "run.sh: --threads needs a value" >&2; exit 2; } ;;
+        --threads=*) THREADS="${1#--threads=}"; shift ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        *) echo "run.sh: unknown argument '$1' (usage: bench/run.sh [--threads T])" >&2; exit 2 ;;
+    esac
+done
+case "$THREADS" in
+    ''|*[!0-9]*|0) echo "run.sh: --threads: expected a positive integer, got '$THREADS'" >&2; exit 2 ;;
+esac
+
+PY="${PYTHON:-python3}"
+DATA=bench/data
+BIN=build/bench
+FAILED=0
+say() { printf '\n== %s\n' "$*" >&2; }
+fail() { printf 'run.sh: %s\n' "$*" >&2; FAILED=1; }
+
+# --- Python: the models, the data and the PyTorch side all need it.
+if ! command -v "$PY" >/dev/null 2>&1; then
+    echo "run.sh: '$PY' not found: the benchmark needs Python 3 with torch, safetensors, h5py and numpy" >&2
+    exit 1
+fi
+if ! "$PY" -c 'import torch, safetensors, h5py, numpy' 2>/dev/null; then
+    missing=$("$PY" -c 'import importlib.util as u; print(" ".join(m for m in ("torch","safetensors","h5py","numpy") if u.find_spec(m) is None))' 2>/dev/null)
+    echo "run.sh: $PY cannot import: ${missing:-torch/safetensors/h5py/numpy}." >&2
+    echo "        Install them (pip install torch safetensors h5py numpy) or set PYTHON=..." >&2
+    exit 1
+fi
+
+# --- Build.  seqlens first: bench_sweep links its library.
+say "building seqlens (make)"
+SEQLENS_OK=1
+if ! make -s >&2; then
+    fail "'make' failed at the repository root: the seqlens side is skipped"
+    SEQLENS_OK=0
+fi
+if [ "$SEQLENS_OK" = 1 ]; then
+    if [ ! -f bench/bench_sweep.c ]; then
+        fail "bench/bench_sweep.c does not exist yet: the seqlens side is skipped"
+        SEQLENS_OK=0
+    elif ! make -s "$BIN/bench_sweep" >&2; then
+        fail "'make $BIN/bench_sweep' failed (is its Makefile rule there?): the seqlens side is skipped"
+        SEQLENS_OK=0
+    fi
+fi
+mkdir -p "$BIN"
+if ! cc -O2 -o "$BIN/sgemm_peak" bench/sgemm_peak.c -lopenblas; then
+    fail "could not build $BIN/sgemm_peak (needs libopenblas-dev): no sgemm peak"
+fi
+
+# --- Models and data (seeded: the same files every time).  Old results must not reach the table.
+say "writing models and data to $DATA/"
+rm -f "$DATA"/seqlens_*.json "$DATA"/torch.json "$DATA"/torch_logits.json "$DATA"/sgemm.json
+if ! "$PY" bench/make_bench_models.py "$DATA" >&2; then
+    echo "run.sh: bench/make_bench_models.py failed; nothing to benchmark" >&2
+    exit 1
+fi
+
+# Two cores: a busy machine (a build, another benchmark) slows the multi-threaded runs many times.
+# Percent of all CPUs busy over one second while this script sleeps (Linux /proc/stat).
+busy_percent() {
+    a=$(head -n 1 /proc/stat 2>/dev/null) || { echo 0; return; }
+    sleep 1
+    b=$(head -n 1 /proc/stat)
+    printf '%s\n%s\n' "$a" "$b" | awk '{ t = 0; for (i = 2; i <= NF; i++) t += $i; tot[NR] = t; idle[NR] = $5 + $6 }
+        END { dt = tot[2] - tot[1]; if (dt <= 0) print 0; else printf "%d\n", 100 * (1 - (idle[2] - idle[1]) / dt) }'
+}
+busy=$(busy_percent)
+if [ "$busy" -gt 10 ]; then
+    echo "run.sh: WARNING: other processes keep ${busy}% of the CPUs busy: the timings below will be pessimistic" >&2
+fi
+
+# --- seqlens: one JSON line {"seconds", "passes", "logits"} per model.
+if [ "$SEQLENS_OK" = 1 ]; then
+    for model in transformer mamba; do
+        say "seqlens: $model sweep"
+        out="$DATA/seqlens_$model.json"
+        if "$BIN/bench_sweep" "$DATA/$model" "$DATA/data.h5" --threads "$THREADS" --passes 6 > "$out.tmp"; then
+            grep '^[[:space:]]*{' "$out.tmp" | tail -n 1 > "$out"
+            [ -s "$out" ] || fail "$BIN/bench_sweep ($model) printed no JSON line"
+        else
+            fail "$BIN/bench_sweep ($model) exited with status $?"
+        fi
+        rm -f "$out.tmp"
+    done
+fi
+
+# --- PyTorch: checks its models against the float64 reference, then times them.
+say "PyTorch: checking against tests/reference/seqlens_ref.py, then timing"
+"$PY" bench/torch_sweep.py "$DATA" --threads "$THREADS" > "$DATA/torch.json"
+status=$?
+if [ "$status" != 0 ]; then
+    fail "bench/torch_sweep.py exited with status $status (see its message above): no PyTorch timings"
+    rm -f "$DATA/torch.json"
+fi
+
+# --- The machine's sgemm peak at the same thread count.
+if [ -x "$BIN/sgemm_peak" ]; then
+    say "sgemm peak"
+    "$BIN/sgemm_peak" --threads "$THREADS" > "$DATA/sgemm.json" || fail "$BIN/sgemm_peak failed"
+fi
+
+say "results (Markdown, for bench/README.md)"
+"$PY" bench/report.py "$DATA" --threads "$THREADS" || fail "bench/report.py failed"
+exit "$FAILED"
