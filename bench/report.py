@@ -5,7 +5,7 @@ whichever of these exist: seqlens_transformer.json, seqlens_mamba.json (build/be
 torch.json and torch_logits.json (torch_sweep.py), sgemm.json (sgemm_peak).  It prints Markdown that
 can be pasted into bench/README.md.  A missing input shows as "n/a".
 
-FLOP are counted from the configs (formulas in bench/README.md and /work/shared/performance-notes.md):
+FLOP are counted from the configs (formulas in bench/README.md and the shared performance notes):
 only the matrix products, the attention and the Mamba scan and mixer arithmetic; embeddings, norms,
 pooling and the head (< 1%) are left out, so GFLOP/s is comparable with sgemm's.
 """

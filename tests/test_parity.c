@@ -228,6 +228,48 @@ static void cli_reduce(const char *name, const char *hook, const char *seqlens)
     remove(out);
 }
 
+/* --reduce mean|last of an attention pattern: over the valid query rows,
+ * giving [N, H, L]. */
+static void cli_reduce_pattern(const char *name, const char *seqlens)
+{
+    char cmd[2048], out[256], expected[512];
+    const char *hook = "blocks.0.attn.pattern";
+    snprintf(out, sizeof out, "build/tests/reduce_pattern_%s.h5", name);
+    snprintf(expected, sizeof expected, FIX "/%s/expected.h5", name);
+    hsize_t dims[4] = {0, 0, 0, 0};
+    hid_t f = H5Fopen(expected, H5F_ACC_RDONLY, H5P_DEFAULT);
+    int present = H5LTfind_dataset(f, hook) && H5LTget_dataset_info(f, hook, dims, NULL, NULL) >= 0;
+    H5Fclose(f);
+    if (!present) return; /* Mamba, or a long fixture without the pattern */
+    int N = (int)dims[0], H = (int)dims[1], L = (int)dims[2];
+    float *full = read_expected(expected, hook, (size_t)N * H * L * L);
+    float *lens = read_expected(expected, "lengths", (size_t)N);
+    for (int mode = 0; full && lens && mode < 2; mode++) {
+        snprintf(cmd, sizeof cmd, "%s capture " FIX "/%s " FIX "/%s/data.h5 --hook %s --reduce %s -o %s", seqlens, name,
+                 name, hook, mode ? "last" : "mean", out);
+        CHECK(system(cmd) == 0, "%s: `%s` failed", name, cmd);
+        float *got = read_expected(out, hook, (size_t)N * H * L);
+        CHECK(got != NULL, "%s: --reduce %s wrote no [N, H, L] pattern", name, mode ? "last" : "mean");
+        float *want = calloc((size_t)N * H * L, sizeof *want);
+        for (int e = 0; e < N; e++)
+            for (int h = 0; h < H; h++) {
+                int len = (int)lens[e];
+                const float *p = full + ((size_t)e * H + h) * L * L;
+                for (int j = 0; j < L; j++) {
+                    double acc = 0;
+                    for (int t = 0; t < len; t++) acc += p[(size_t)t * L + j];
+                    want[((size_t)e * H + h) * L + j] = mode ? p[(size_t)(len - 1) * L + j] : (float)(acc / len);
+                }
+            }
+        if (got) CHECK(rel_err(got, want, (size_t)N * H * L) <= TOL, "%s: pattern --reduce %s", name, mode ? "last" : "mean");
+        free(got);
+        free(want);
+    }
+    free(full);
+    free(lens);
+    remove(out);
+}
+
 int main(void)
 {
     sl_h5_quiet();
@@ -244,6 +286,7 @@ int main(void)
         printf("%-32s worst relative error: pattern path %.2g, streaming %.2g / %.2g\n", e->d_name, w1, w2, w3);
         cli_capture(e->d_name, seqlens);
         cli_reduce(e->d_name, "blocks.1.resid_post", seqlens);
+        cli_reduce_pattern(e->d_name, seqlens);
     }
     if (dir) closedir(dir);
     CHECK(fixtures >= 10, "only %d fixtures", fixtures);
