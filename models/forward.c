@@ -87,7 +87,7 @@ sl_workspace *sl_workspace_new(const sl_model *m, int max_len, sl_error *err)
         ws->kt_ld = ((max_len + 15) & ~15) + 16;
         ok = (ws->qkv = malloc(L * 3 * d * 4)) && (ws->ctx = malloc(L * d * 4)) && (ws->ff = malloc(L * (size_t)c->d_ff * 4))
           && (ws->q = malloc(L * dh * 4)) && (ws->kt = malloc((size_t)ws->kt_ld * dh * 4)) && (ws->v = malloc(L * dh * 4))
-          && (ws->scores = malloc((4 * SL_KEY_TILE + dh) * 4)) && (ws->kpos = malloc(L * sizeof(int)));
+          && (ws->scores = malloc((6 * SL_KEY_TILE + dh) * 4)) && (ws->kpos = malloc(L * sizeof(int)));
         if (ok && (c->positional == POS_SINUSOIDAL || c->positional == POS_ROPE)) {
             ok = (ws->pos_table = malloc(L * (c->positional == POS_ROPE ? dh : d) * 4)) != NULL;
             if (ok) fill_pos_table(m, ws);

@@ -25,7 +25,7 @@ struct sl_workspace {
     float *ff;             /* [L, d_ff] */
     float *q, *kt, *v;     /* one head packed: [L, dh], [dh, L], [L, dh] */
     int kt_ld;             /* row length of kt: max_len rounded up to 16 keys */
-    float *scores;         /* [4 * SL_KEY_TILE + d_head]: score tiles of a query block */
+    float *scores;         /* [6 * SL_KEY_TILE + d_head]: score tiles of a query block */
     int *kpos;             /* [L] positions of the keys attended to */
     float *vall;           /* [H, L, dh] pattern path only */
     float *pattern;        /* [H, L, L] allocated when the pattern hook is on */
