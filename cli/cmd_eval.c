@@ -47,17 +47,15 @@ int cmd_eval(int argc, char **argv)
     if (a.help || a.n_pos != 2) return sl_usage(USAGE, a.help);
     int rc = sl_session_open(&s, &a, a.pos[0], a.pos[1], &err);
     float *logits = NULL;
+    if (!rc) rc = sl_session_need_both_classes(&s, &err);
     if (!rc && !(logits = malloc((size_t)s.run.count * sizeof *logits)))
         rc = sl_fail(&err, SL_ERUNTIME, "out of memory for %ld logits", s.run.count);
     if (!rc) rc = sl_run(&s.model, &s.data, &s.run, NULL, NULL, NULL, NULL, logits, &err);
-    const int32_t *labels = s.data.labels + s.run.first;
-    long pos = 0;
-    for (long i = 0; !rc && i < s.run.count; i++) pos += labels[i];
-    if (!rc && (pos == 0 || pos == s.run.count))
-        rc = sl_fail(&err, SL_EINPUT, "%s: every selected example has label %d: AUC is undefined", a.pos[1], labels[0]);
     if (!rc && a.out) rc = write_scores(a.out, &s, logits, &err);
     if (!rc) {
-        long n = s.run.count;
+        const int32_t *labels = s.data.labels + s.run.first;
+        long n = s.run.count, pos = 0;
+        for (long i = 0; i < n; i++) pos += labels[i];
         char auc[32], loss[32];
         json_number(auc, sizeof auc, sl_auc(logits, labels, n));
         json_number(loss, sizeof loss, sl_log_loss(logits, labels, n));

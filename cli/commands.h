@@ -10,6 +10,7 @@
 int cmd_info(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_capture(int argc, char **argv);
+int cmd_reverse(int argc, char **argv);
 
 /* A model with its dataset and the example range the options select. */
 typedef struct {
@@ -20,6 +21,8 @@ typedef struct {
 
 int sl_session_open(sl_session *s, const sl_args *a, const char *model_dir, const char *data_path, sl_error *err);
 void sl_session_close(sl_session *s);
+/* AUCs need both labels among the selected examples. */
+int sl_session_need_both_classes(const sl_session *s, sl_error *err);
 
 /* Prints "seqlens: MESSAGE" and returns the error's exit status. */
 int sl_report(const sl_error *err);

@@ -13,6 +13,7 @@ static const char USAGE[] =
     "  eval MODEL DATA             AUC, log-loss, accuracy; logits per example\n"
     "  capture MODEL DATA --hook PATTERN... -o acts.h5\n"
     "                              activations at hook points, streamed to HDF5\n"
+    "  reverse-test MODEL DATA     logits with each sequence reversed and shuffled\n"
     "MODEL is a directory with config.json and model.safetensors; DATA an HDF5 file\n"
     "(see the README). Exit status: 0 success, 1 runtime failure, 2 bad usage or input.\n";
 
@@ -23,6 +24,7 @@ static const struct {
     {"info", cmd_info},
     {"eval", cmd_eval},
     {"capture", cmd_capture},
+    {"reverse-test", cmd_reverse},
 };
 
 int main(int argc, char **argv)

@@ -21,6 +21,16 @@ int sl_session_open(sl_session *s, const sl_args *a, const char *model_dir, cons
     return SL_OK;
 }
 
+int sl_session_need_both_classes(const sl_session *s, sl_error *err)
+{
+    const int32_t *y = s->data.labels + s->run.first;
+    long pos = 0;
+    for (long i = 0; i < s->run.count; i++) pos += y[i];
+    if (pos == 0 || pos == s->run.count)
+        return sl_fail(err, SL_EINPUT, "%s: every selected example has label %d: AUC is undefined", s->data.path, y[0]);
+    return SL_OK;
+}
+
 void sl_session_close(sl_session *s)
 {
     sl_model_free(&s->model);

@@ -351,6 +351,8 @@ static void data_cases(void)
     DATA_CASE("float.h5", "eval", "/tokens must hold integers");
     t = toy_default(); for (int e = 0; e < 4; e++) t.labels[e] = 1; write_toy("oneclass.h5", &t);
     DATA_CASE("oneclass.h5", "eval", "AUC is undefined");
+    DATA_CASE("oneclass.h5", "reverse-test", "AUC is undefined");
+    DATA_CASE("oov.h5", "reverse-test", "outside the vocabulary");
     t = toy_default(); t.with_lengths = 0; memset(t.tokens[2], 0, sizeof t.tokens[2]); write_toy("allpad.h5", &t);
     DATA_CASE("allpad.h5", "eval", "example 2 has no non-pad token");
     /* learned positions cover max_len 16; 20 positions do not fit */
@@ -370,6 +372,7 @@ static void option_cases(void)
     expect_bad("capture " FIXM " " FIXM "/data.h5 --hook embed", "-o OUT.h5 is required");
     expect_bad("capture " FIXM " " FIXM "/data.h5 -o " BAD "/out.h5", "--hook PATTERN is required");
     expect_bad("capture " FIXM " " FIXM "/data.h5 --hook embed --dtype f64 -o " BAD "/out.h5", "--dtype 'f64'");
+    expect_bad("reverse-test " FIXM " " FIXM "/data.h5 --seed -3 -o " BAD "/out.h5", "--seed '-3'");
     expect_bad("nonsense", "unknown command 'nonsense'");
     expect_bad("eval " FIXM, "usage: seqlens eval");
 }
