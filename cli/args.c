@@ -66,6 +66,7 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
     a->threads = sl_default_threads();
     a->seed = 0;
     a->device = DEV_CPU;
+    a->bootstrap = 1000;
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i];
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) { a->help = 1; continue; }
@@ -111,6 +112,15 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
             if (!strcmp(v, "f32")) a->dtype_f16 = 0;
             else if (!strcmp(v, "f16")) a->dtype_f16 = 1;
             else rc = sl_fail(err, SL_EINPUT, "seqlens %s: --dtype '%s': expected f32 or f16", cmd, v);
+        } else if (!strcmp(o, "--family")) {
+            a->family = v;
+        } else if (!strcmp(o, "--layer")) {
+            a->layer = v;
+        } else if (!strcmp(o, "--mode")) {
+            a->mode = v;
+        } else if (!strcmp(o, "--bootstrap")) {
+            if (parse_long(v, 0, 1000000, &n)) rc = sl_fail(err, SL_EINPUT, "seqlens %s: --bootstrap '%s': expected 0..1000000", cmd, v);
+            a->bootstrap = (int)n;
         } else if (!strcmp(o, "--hook")) {
             rc = add_hooks(a, v, err);
             /* MODEL DATA --hook A B C: once the positionals are in, further

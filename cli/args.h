@@ -20,6 +20,8 @@ typedef struct {
     unsigned long long seed;
     char hooks[SL_MAX_HOOK_PATTERNS][96];
     int n_hooks;
+    const char *family, *layer, *mode; /* ablate */
+    int bootstrap;
 } sl_args;
 
 /* allowed: space-separated option names this command takes, e.g.

@@ -14,6 +14,7 @@ static const char USAGE[] =
     "  capture MODEL DATA --hook PATTERN... -o acts.h5\n"
     "                              activations at hook points, streamed to HDF5\n"
     "  reverse-test MODEL DATA     logits with each sequence reversed and shuffled\n"
+    "  ablate MODEL DATA --family NAME|all   AUC lost when a token family is removed\n"
     "MODEL is a directory with config.json and model.safetensors; DATA an HDF5 file\n"
     "(see the README). Exit status: 0 success, 1 runtime failure, 2 bad usage or input.\n";
 
@@ -25,6 +26,7 @@ static const struct {
     {"eval", cmd_eval},
     {"capture", cmd_capture},
     {"reverse-test", cmd_reverse},
+    {"ablate", cmd_ablate},
 };
 
 int main(int argc, char **argv)

@@ -172,8 +172,7 @@ int sl_forward_tail(const sl_model *m, const sl_example *ex, sl_workspace *ws, c
     return sl_fire(m, hooks, ex, HK_LOGITS, -1, logit, 1, 1, 1, err);
 }
 
-int sl_forward(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, float *logit,
-               sl_error *err)
+static int check_length(const sl_model *m, const sl_example *ex, const sl_workspace *ws, sl_error *err)
 {
     if (ex->len < 1 || ex->len > ws->max_len)
         return sl_fail(err, SL_ERUNTIME, "example %ld: length %d outside the workspace's 1..%d", ex->index, ex->len,
@@ -181,9 +180,25 @@ int sl_forward(const sl_model *m, const sl_example *ex, sl_workspace *ws, const 
     if (m->c.arch == ARCH_TRANSFORMER && m->c.positional == POS_LEARNED && ex->len > m->c.max_len)
         return sl_fail(err, SL_EINPUT, "example %ld: length %d exceeds max_len %d of the learned positions", ex->index,
                        ex->len, m->c.max_len);
-    int rc = embed(m, ex, ws, hooks, err);
-    for (int i = 0; !rc && i < m->c.n_layers; i++)
+    return SL_OK;
+}
+
+int sl_forward_from(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, int first_layer,
+                    float *logit, sl_error *err)
+{
+    int rc = check_length(m, ex, ws, err);
+    for (int i = first_layer; !rc && i < m->c.n_layers; i++)
         rc = m->c.arch == ARCH_MAMBA ? sl_mamba_layer_forward(m, ex, ws, hooks, i, err)
                                      : sl_tf_layer_forward(m, ex, ws, hooks, i, err);
     return rc ? rc : sl_forward_tail(m, ex, ws, hooks, logit, err);
 }
+
+int sl_forward(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, float *logit,
+               sl_error *err)
+{
+    int rc = check_length(m, ex, ws, err);
+    if (!rc) rc = embed(m, ex, ws, hooks, err);
+    return rc ? rc : sl_forward_from(m, ex, ws, hooks, 0, logit, err);
+}
+
+float *sl_workspace_residual(sl_workspace *ws) { return ws->h; }

@@ -76,5 +76,12 @@ void sl_workspace_free(sl_workspace *ws);
 
 int sl_forward(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, float *logit,
                sl_error *err);
+/* The layers from first_layer on and the head, starting from the residual
+ * stream already in sl_workspace_residual(ws) ([len, d_model]): what prefix
+ * reuse needs (layer ablation, patching). first_layer = n_layers runs only
+ * the final norm, pooling and head. */
+int sl_forward_from(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, int first_layer,
+                    float *logit, sl_error *err);
+float *sl_workspace_residual(sl_workspace *ws);
 
 #endif

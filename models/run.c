@@ -18,6 +18,12 @@ static int uses_keep(const uint8_t *keep, int len)
 int sl_run(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const sl_hooks *hooks, sl_batch_fn before,
            sl_batch_fn after, void *user, float *logits, sl_error *err)
 {
+    return sl_run_each(m, ds, o, hooks, before, after, user, NULL, NULL, logits, err);
+}
+
+int sl_run_each(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const sl_hooks *hooks, sl_batch_fn before,
+                sl_batch_fn after, void *user, sl_example_fn fn, void *fn_user, float *logits, sl_error *err)
+{
     if (o->first < 0 || o->count < 1 || o->first + o->count > ds->n)
         return sl_fail(err, SL_EINPUT, "%s: examples %ld:%ld are outside 0:%ld", ds->path, o->first,
                        o->first + o->count, ds->n);
@@ -50,7 +56,8 @@ int sl_run(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const sl_hoo
                 const uint8_t *kp = keep + (long)e * L;
                 sl_example ex = {tokens + (long)e * L, b.lengths[e], first + e, e,
                                  uses_keep(kp, b.lengths[e]) ? kp : NULL};
-                sl_forward(m, &ex, w, hooks, &blogits[e], &local);
+                if (fn) fn(fn_user, omp_get_thread_num(), &ex, w, &blogits[e], &local);
+                else sl_forward(m, &ex, w, hooks, &blogits[e], &local);
             }
             if (local.code) {
 #pragma omp critical

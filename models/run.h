@@ -30,6 +30,15 @@ typedef int (*sl_batch_fn)(void *user, sl_batch *b, sl_error *err);
 int sl_run(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const sl_hooks *hooks, sl_batch_fn before,
            sl_batch_fn after, void *user, float *logits, sl_error *err);
 
+/* Per-example work in place of one plain forward pass: thread is 0..threads-1
+ * (for per-thread scratch), logit receives the example's logit. */
+typedef int (*sl_example_fn)(void *user, int thread, const sl_example *ex, sl_workspace *ws, float *logit,
+                             sl_error *err);
+
+/* sl_run with each example handed to fn (sl_forward when fn is NULL). */
+int sl_run_each(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const sl_hooks *hooks, sl_batch_fn before,
+                sl_batch_fn after, void *user, sl_example_fn fn, void *fn_user, float *logits, sl_error *err);
+
 int sl_default_threads(void);
 
 #endif

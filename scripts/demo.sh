@@ -9,6 +9,9 @@ for m in transformer mamba; do
     bin/seqlens info examples/$m > "$out/$m-info.txt"
     bin/seqlens eval examples/$m examples/data.h5 -o "$out/$m-scores.h5" > "$out/$m-eval.json"
     bin/seqlens capture examples/$m examples/data.h5 --hook 'blocks.*.resid_post' pooled -o "$out/$m-acts.h5"
+    bin/seqlens reverse-test examples/$m examples/data.h5 -o "$out/$m-reverse.json" > /dev/null
+    bin/seqlens ablate examples/$m examples/data.h5 --family all -o "$out/$m-ablate-family.json" > /dev/null
+    bin/seqlens ablate examples/$m examples/data.h5 --layer all -o "$out/$m-ablate-layer.json" > /dev/null
     echo "$m: $(cat "$out/$m-eval.json")"
 done
-echo "wrote $out/: *-info.txt, *-eval.json, *-scores.h5, *-acts.h5"
+echo "wrote $out/: *-info.txt, *-eval.json, *-scores.h5, *-acts.h5, *-reverse.json, *-ablate-{family,layer}.json"

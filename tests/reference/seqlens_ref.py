@@ -81,12 +81,34 @@ def valid_mask(lengths, L):
     return torch.arange(L)[None, :] < lengths[:, None]
 
 
-def pool(final, lengths, mode):
+def pool(final, lengths, mode, keep=None):
+    if keep is not None:
+        return pool_kept(final, lengths, mode, keep)
     if mode == "mean":
         mask = valid_mask(lengths, final.shape[1]).to(DTYPE)[..., None]
         return (final * mask).sum(dim=1) / lengths[:, None].to(DTYPE)
     if mode == "last":
         return final[torch.arange(final.shape[0]), lengths - 1]
+    if mode == "cls":
+        return final[:, 0]
+    raise ValueError(f"unknown pooling {mode!r}")
+
+
+def pool_kept(final, lengths, mode, keep):
+    """Pooling over the kept valid positions only (`pad` ablation drops positions from pooling).
+
+    No kept position left: mean gives a zero vector and last falls back to position 0 (the same
+    conventions as the C code; the result is then the head applied to that).  cls reads position 0
+    whether or not it is kept.
+    """
+    kept = keep & valid_mask(lengths, final.shape[1])
+    if mode == "mean":
+        total = torch.where(kept[..., None], final, torch.zeros((), dtype=final.dtype)).sum(dim=1)
+        return total / kept.sum(dim=1).clamp_min(1)[:, None].to(final.dtype)
+    if mode == "last":
+        positions = torch.arange(1, final.shape[1] + 1).expand(kept.shape)
+        last = (torch.where(kept, positions, 0).max(dim=1).values - 1).clamp_min(0)
+        return final[torch.arange(final.shape[0]), last]
     if mode == "cls":
         return final[:, 0]
     raise ValueError(f"unknown pooling {mode!r}")
@@ -147,9 +169,9 @@ def mamba_mixer(u, p, config):
     return out, {"in_x": x, "delta": delta, "B": B, "C": C, "gate": gate, "out": out}
 
 
-def mamba_forward(config, params, tokens):
+def mamba_forward(config, params, tokens, token_embed=None, block_write=None):
     hooks = {}
-    h = params["embedding.weight"][tokens]
+    h = params["embedding.weight"][tokens] if token_embed is None else token_embed
     hooks["embed"] = h
     for i in range(config["n_layers"]):
         p = subset(params, f"layers.{i}.")
@@ -159,6 +181,8 @@ def mamba_forward(config, params, tokens):
         for name, value in mixer_hooks.items():
             hooks[f"blocks.{i}.mixer.{name}"] = value
         h = h + out
+        if block_write is not None:
+            h = block_write(i, hooks[f"blocks.{i}.resid_pre"], h)
         hooks[f"blocks.{i}.resid_post"] = h
     hooks["final"] = rms_norm(h, params["norm_f.weight"], config["norm_eps"])
     return hooks
@@ -189,15 +213,16 @@ def rope(x, base):
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
 
 
-def allowed_keys(lengths, L, causal):
-    """[N,1,L,L] bool: query i may attend key j (j < length, and j <= i when causal)."""
-    allowed = valid_mask(lengths, L)[:, None, None, :].expand(-1, 1, L, L)
+def allowed_keys(lengths, L, causal, keep=None):
+    """[N,1,L,L] bool: query i may attend key j (j < length, and j <= i when causal; and keep[j])."""
+    keys = valid_mask(lengths, L) if keep is None else valid_mask(lengths, L) & keep
+    allowed = keys[:, None, None, :].expand(-1, 1, L, L)
     if causal:
         allowed = allowed & torch.ones(L, L, dtype=torch.bool).tril()
     return allowed
 
 
-def self_attention(x, p, config, lengths):
+def self_attention(x, p, config, lengths, keep=None):
     N, L, d = x.shape
     H = config["n_heads"]
     dh = d // H
@@ -207,8 +232,13 @@ def self_attention(x, p, config, lengths):
         base = config.get("rope_base", 10000.0)
         q, k = rope(q, base), rope(k, base)
     scores = q @ k.transpose(-1, -2) / math.sqrt(dh)
-    scores = scores.masked_fill(~allowed_keys(lengths, L, config.get("causal", False)), -math.inf)
+    allowed = allowed_keys(lengths, L, config.get("causal", False), keep)
+    scores = scores.masked_fill(~allowed, -math.inf)
     pattern = torch.softmax(scores, dim=-1)
+    if keep is not None:
+        # With keys dropped a query may see none (softmax of all -inf is NaN): it then attends
+        # to nothing, its context is 0 (the C code's convention).
+        pattern = torch.where(allowed.any(dim=-1, keepdim=True), pattern, torch.zeros((), dtype=DTYPE))
     context = (pattern @ v).transpose(1, 2).reshape(N, L, d)
     return linear(context, p, "self_attn.out_proj"), pattern
 
@@ -224,15 +254,15 @@ def layer_norm(x, p, name, eps):
     return F.layer_norm(x, x.shape[-1:], p[name + ".weight"], p[name + ".bias"], eps)
 
 
-def transformer_block(h, p, config, lengths):
+def transformer_block(h, p, config, lengths, keep=None):
     eps = config["layer_norm_eps"]
     if config["norm_first"]:
-        attn_out, pattern = self_attention(layer_norm(h, p, "norm1", eps), p, config, lengths)
+        attn_out, pattern = self_attention(layer_norm(h, p, "norm1", eps), p, config, lengths, keep)
         h = h + attn_out
         hidden, mlp_out = feed_forward(layer_norm(h, p, "norm2", eps), p, config["activation"])
         h = h + mlp_out
     else:
-        attn_out, pattern = self_attention(h, p, config, lengths)
+        attn_out, pattern = self_attention(h, p, config, lengths, keep)
         h = layer_norm(h + attn_out, p, "norm1", eps)
         hidden, mlp_out = feed_forward(h, p, config["activation"])
         h = layer_norm(h + mlp_out, p, "norm2", eps)
@@ -240,8 +270,9 @@ def transformer_block(h, p, config, lengths):
     return h, hooks
 
 
-def transformer_embed(config, params, tokens):
-    h = params["embedding.weight"][tokens]
+def transformer_embed(config, params, tokens, token_embed=None):
+    # token_embed replaces the token embedding only; the positional term is added to it as usual.
+    h = params["embedding.weight"][tokens] if token_embed is None else token_embed
     L, d = tokens.shape[1], config["d_model"]
     if config["positional"] == "learned":
         h = h + params["pos_embedding.weight"][:L]
@@ -250,15 +281,17 @@ def transformer_embed(config, params, tokens):
     return h
 
 
-def transformer_forward(config, params, tokens, lengths):
+def transformer_forward(config, params, tokens, lengths, token_embed=None, keep=None, block_write=None):
     hooks = {}
-    h = transformer_embed(config, params, tokens)
+    h = transformer_embed(config, params, tokens, token_embed)
     hooks["embed"] = h
     for i in range(config["n_layers"]):
         hooks[f"blocks.{i}.resid_pre"] = h
-        h, block_hooks = transformer_block(h, subset(params, f"layers.{i}."), config, lengths)
+        h, block_hooks = transformer_block(h, subset(params, f"layers.{i}."), config, lengths, keep)
         for name, value in block_hooks.items():
             hooks[f"blocks.{i}.{name}"] = value
+        if block_write is not None:
+            h = block_write(i, hooks[f"blocks.{i}.resid_pre"], h)
         hooks[f"blocks.{i}.resid_post"] = h
     if config.get("final_norm", False):
         h = layer_norm(h, params, "norm", config["layer_norm_eps"])
@@ -268,20 +301,26 @@ def transformer_forward(config, params, tokens, lengths):
 
 # ----------------------------------------------------------------------------- entry points
 
-def run(config, params, tokens, lengths):
+def run(config, params, tokens, lengths, token_embed=None, keep=None, block_write=None):
     """All hooks of design.md section 4 in float64, in forward order.
 
     Positions >= length hold whatever the model computes there; `zero_padding` clears them.
+    The optional arguments are the interventions of `ablate` (make_ablation_fixtures.py); left
+    at None the forward pass is exactly the one above:
+      token_embed  [N,L,d]: used instead of embedding.weight[tokens], before any positional term;
+      keep         [N,L] bool: False drops a position from attention keys (Transformer) and from
+                   mean/last pooling; it is still computed as a query;
+      block_write  f(i, resid_pre, resid_post) -> resid_post of block i, seen by the later layers.
     """
     tokens = torch.as_tensor(tokens).to(torch.long)
     lengths = torch.as_tensor(lengths).to(torch.long)
     if config["arch"] == "mamba":
-        hooks = mamba_forward(config, params, tokens)
+        hooks = mamba_forward(config, params, tokens, token_embed, block_write)
     elif config["arch"] == "transformer":
-        hooks = transformer_forward(config, params, tokens, lengths)
+        hooks = transformer_forward(config, params, tokens, lengths, token_embed, keep, block_write)
     else:
         raise ValueError(f"unknown arch {config['arch']!r}")
-    hooks["pooled"] = pool(hooks["final"], lengths, config["pooling"])
+    hooks["pooled"] = pool(hooks["final"], lengths, config["pooling"], keep)
     hooks["logits"] = head_logit(hooks["pooled"], params)
     return hooks
 
