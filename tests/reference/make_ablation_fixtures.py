@@ -15,6 +15,7 @@ optional interventions (token_embed, keep, block_write). Only ablate_expected.js
 the other fixture files are read, never rewritten. Exits non-zero if any self-check fails.
 """
 import json
+import math
 import os
 import sys
 
@@ -23,6 +24,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import seqlens_ref as ref  # noqa: E402
+import selfcheck  # noqa: E402
 
 FIXTURES = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures"))
 FAMILY_MODES = ("mean", "zero", "pad")
@@ -147,21 +149,29 @@ def write_json(path, result):
 # ----------------------------------------------------------------------------- degenerate cases
 
 def degenerate_cases(v):
-    """Where `pad` leaves a convention to decide (see seqlens_ref.pool_kept / self_attention):
-    examples with no kept valid position, and valid queries that see no key. [(family, example, what)]"""
-    L, causal = v["tokens"].shape[1], v["config"].get("causal", False)
+    """Where `pad` leaves a convention to decide (seqlens_ref.pool_kept and self_attention): a valid
+    query that sees no key attends to nothing (context 0); mean pooling over no kept position is
+    the zero vector; last pooling with none kept reads position 0. [(family, example, what)]"""
+    config = v["config"]
+    L, causal = v["tokens"].shape[1], config.get("causal", False)
+    is_tf = config["arch"] == "transformer"
     valid = ref.valid_mask(v["lengths"], L)
+    pooling_note = {"mean": "mean pooling over nothing = 0", "last": "last pooling falls back to position 0"}
     cases = []
     for f, name in enumerate(v["names"]):
         kept = valid & (v["family"] != f)
         for n in range(len(v["lengths"])):
-            if not kept[n].any():
-                cases.append((name, n, "no kept position (pooling, and no key for any query)"))
-            elif v["config"]["arch"] == "transformer" and causal:
-                # a causal query t sees a key iff some kept position <= t
-                blind = [t for t in range(int(v["lengths"][n])) if not kept[n, :t + 1].any()]
+            what = []
+            if is_tf:
+                # a query t sees a key iff some kept position is visible to it (<= t when causal)
+                blind = [t for t in range(int(v["lengths"][n]))
+                         if not (kept[n, :t + 1] if causal else kept[n]).any()]
                 if blind:
-                    cases.append((name, n, f"causal queries {blind} see no key"))
+                    what.append(f"queries {blind} see no key")
+            if not kept[n].any() and config["pooling"] in pooling_note:
+                what.append(pooling_note[config["pooling"]])
+            if what:
+                cases.append((name, n, "; ".join(what)))
     return cases
 
 
@@ -178,13 +188,19 @@ def with_params(v, changes):
 
 
 def check_nothing_ablated(v, result):
-    """Every intervention switched on but doing nothing reproduces run() as the fixtures use it."""
+    """The baseline is what make_fixtures.py stored (same files read the same way: expected.h5
+    holds float32(logits) and the lengths), and every intervention switched on but doing nothing
+    reproduces run()."""
+    with h5py.File(os.path.join(v["dir"], "expected.h5"), "r") as f:
+        stored = torch.from_numpy(f["logits"][...]).to(ref.DTYPE)
+        stored_lengths = f["lengths"][...].tolist()
+    if stored_lengths != v["lengths"].tolist():
+        raise SystemExit(f"{v['dir']}: lengths {v['lengths'].tolist()} != expected.h5 {stored_lengths}")
     emb = v["params"]["embedding.weight"]
     valid = ref.valid_mask(v["lengths"], v["tokens"].shape[1])
-    plain = logits(v)
     hooked = logits(v, token_embed=emb[v["tokens"]], keep=valid, block_write=lambda i, pre, post: post)
-    return {"baseline == run()": rel_err(result["baseline"], plain),
-            "all interventions as no-ops == run()": rel_err(hooked, plain)}
+    return {"float32(baseline) == expected.h5 /logits": rel_err(result["baseline"].float().to(ref.DTYPE), stored),
+            "all interventions as no-ops == run()": rel_err(hooked, result["baseline"])}
 
 
 def check_empty_family(v, result):
@@ -209,18 +225,24 @@ def applies_zero_via_weights(v):
     return not additive and not v["has_of_position"]
 
 
-def check_zero_via_embedding(v, result):
-    """`zero` of family f == run() on an embedding matrix whose rows of f's tokens are zero."""
+def check_via_embedding_rows(v, result):
+    """`zero` of family f == run() on an embedding matrix whose rows of f's tokens are zero, and
+    `mean` == the same rows set to the mean built from token counts (sum_v count_v emb_v / sum_v
+    count_v, the C code's route), not from the positions."""
     if not applies_zero_via_weights(v):
         return {}
     with h5py.File(os.path.join(v["dir"], "data.h5"), "r") as f:
         of_token = torch.from_numpy(f["families/of_token"][...].astype("int64"))
+    emb = v["params"]["embedding.weight"]
     errors = {}
     for f, name in enumerate(v["names"]):
-        emb = v["params"]["embedding.weight"].clone()
-        emb[of_token == f] = 0.0
-        theirs = logits(with_params(v, {"embedding.weight": emb}))
-        errors[f"zero {name} == zeroed embedding rows"] = rel_err(result["family"]["zero"][name], theirs)
+        rows = of_token == f
+        counts = torch.bincount(v["tokens"][v["family"] == f], minlength=emb.shape[0]).to(ref.DTYPE)
+        for mode, value in (("zero", 0.0), ("mean", counts @ emb / counts.sum().clamp_min(1))):
+            changed = emb.clone()
+            changed[rows] = value
+            theirs = logits(with_params(v, {"embedding.weight": changed}))
+            errors[f"{mode} {name} == embedding rows set"] = rel_err(result["family"][mode][name], theirs)
     return errors
 
 
@@ -232,13 +254,10 @@ def identity_block_changes(v, i, write=None):
     bias = torch.zeros(d, dtype=ref.DTYPE) if write is None else write
     params = v["params"]
     if v["config"]["arch"] == "mamba":
+        # out_proj.bias is optional in the file; the reference applies one whenever it is present,
+        # so adding one (zero or the mean write) is how the constant write is carried.
         out = f"layers.{i}.mixer.out_proj"
-        if write is not None and out + ".bias" not in params:
-            return None  # no bias to carry the mean write
-        changes = {out + ".weight": torch.zeros_like(params[out + ".weight"])}
-        if out + ".bias" in params:
-            changes[out + ".bias"] = bias
-        return changes
+        return {out + ".weight": torch.zeros_like(params[out + ".weight"]), out + ".bias": bias}
     attn, mlp = f"layers.{i}.self_attn.out_proj", f"layers.{i}.linear2"
     return {attn + ".weight": torch.zeros_like(params[attn + ".weight"]),
             attn + ".bias": torch.zeros(d, dtype=ref.DTYPE),
@@ -247,8 +266,8 @@ def identity_block_changes(v, i, write=None):
 
 
 def check_layers_via_weights(v, result):
-    """skip (and, where a bias can carry it, mean) of layer i == run() with weights that make the
-    block write nothing (or the mean write); skipped for post-norm Transformers."""
+    """skip / mean of layer i == run() with weights that make the block write nothing / the mean
+    write; skipped for post-norm Transformers (LayerNorm after the sum: zero weights are no identity)."""
     if v["config"]["arch"] == "transformer" and not v["config"]["norm_first"]:
         return {}
     errors = {}
@@ -256,10 +275,8 @@ def check_layers_via_weights(v, result):
     for i in range(v["config"]["n_layers"]):
         theirs = logits(with_params(v, identity_block_changes(v, i)))
         errors[f"skip layer {i} == identity weights"] = rel_err(result["layer"]["skip"][i], theirs)
-        changes = identity_block_changes(v, i, writes[i])
-        if changes is not None:
-            theirs = logits(with_params(v, changes))
-            errors[f"mean layer {i} == constant-write weights"] = rel_err(result["layer"]["mean"][i], theirs)
+        theirs = logits(with_params(v, identity_block_changes(v, i, writes[i])))
+        errors[f"mean layer {i} == constant-write weights"] = rel_err(result["layer"]["mean"][i], theirs)
     return errors
 
 
@@ -332,6 +349,96 @@ def check_pad_by_deletion(v, result):
     return errors
 
 
+def torch_final(v, h, first_layer, keys):
+    """Layers first_layer.. as real nn.TransformerEncoderLayer modules (selfcheck.py) from h, keys
+    restricted to `keys` [N,L] by src_key_padding_mask, then the final norm: independent of
+    seqlens_ref's attention. Queries that see no key come out NaN (torch's convention)."""
+    config, params = v["config"], v["params"]
+    N, L = keys.shape
+    key_padding = torch.zeros(N, L, dtype=ref.DTYPE).masked_fill(~keys, -math.inf)
+    causal_mask = None
+    if config.get("causal", False):
+        causal_mask = torch.zeros(L, L, dtype=ref.DTYPE).masked_fill(
+            torch.ones(L, L, dtype=torch.bool).triu(1), -math.inf)
+    # grad enabled keeps torch on its reference (non-fused) path, as in selfcheck.py
+    with torch.enable_grad():
+        for layer in selfcheck.torch_encoder_layers(config, params)[first_layer:]:
+            h = layer(h, src_mask=causal_mask, src_key_padding_mask=key_padding).detach()
+    if config.get("final_norm", False):
+        h = ref.layer_norm(h, params, "norm", config["layer_norm_eps"])
+    return h
+
+
+def check_vs_torch_layers(v, result):
+    """Transformers, post-norm included (rope ones with rope off): layer skip / mean of layer
+    i == torch's layers i+1.. run on the baseline resid_pre (+ the mean write); family pad == torch
+    from the ablated embedding with the family's keys padded out, pooled by hand over kept
+    positions, on the examples where every valid query still sees a key."""
+    config = v["config"]
+    if config["arch"] != "transformer":
+        return {}
+    tag = ""
+    if config["positional"] == "rope":
+        # torch has no rope: check the same masking and block writes with rope switched off
+        # (values recomputed, not the ones written), as selfcheck.py does for the forward pass.
+        config, tag = dict(config, positional="none"), " (rope off)"
+        v = dict(v, config=config)
+        result = {"layer": {mode: [layer_ablation(v, i, mode, mean_writes(v)) for i in range(config["n_layers"])]
+                            for mode in LAYER_MODES},
+                  "family": {"pad": {name: family_ablation(v, f, "pad") for f, name in enumerate(v["names"])}}}
+    L = v["tokens"].shape[1]
+    valid = ref.valid_mask(v["lengths"], L)
+    hooks = ref.run(config, v["params"], v["tokens"], v["lengths"])
+    writes = mean_writes(v)
+    errors = {}
+    for i in range(config["n_layers"]):
+        pre = hooks[f"blocks.{i}.resid_pre"]
+        for mode, h in (("skip", pre), ("mean", pre + writes[i])):
+            theirs = pool_and_head_by_hand(v, torch_final(v, h, i + 1, valid), valid)
+            errors[f"{mode} layer {i} == torch layers {i + 1}..{tag}"] = rel_err(result["layer"][mode][i], theirs)
+    emb = v["params"]["embedding.weight"]
+    for f, name in enumerate(v["names"]):
+        hit = v["family"] == f
+        kept = valid & ~hit
+        token_embed = torch.where(hit[..., None], emb[config.get("pad_token_id", 0)], emb[v["tokens"]])
+        h0 = ref.transformer_embed(config, v["params"], v["tokens"], token_embed)
+        # every valid query sees a key: causal needs position 0 kept, otherwise any kept position
+        use = kept[:, 0] | ~valid[:, 0] if config.get("causal", False) else kept.any(dim=1)
+        theirs = pool_and_head_by_hand(v, torch_final(v, h0, 0, kept), kept)
+        errors[f"pad {name} == torch, keys padded ({int(use.sum())} ex.){tag}"] = rel_err(
+            result["family"]["pad"][name][use], theirs[use])
+    return errors
+
+
+def check_mean_writes(v, result):
+    """The mean write of each layer, rebuilt example by example from the valid part of the
+    zero-padded hooks (what `capture` stores), against mean_writes()."""
+    hooks = ref.zero_padding(ref.run(v["config"], v["params"], v["tokens"], v["lengths"]), v["lengths"])
+    ours, errors = mean_writes(v), {}
+    for i in range(v["config"]["n_layers"]):
+        total, count = torch.zeros(v["config"]["d_model"], dtype=ref.DTYPE), 0
+        for n, length in enumerate(v["lengths"].tolist()):
+            write = hooks[f"blocks.{i}.resid_post"][n, :length] - hooks[f"blocks.{i}.resid_pre"][n, :length]
+            total, count = total + write.sum(dim=0), count + length
+        errors[f"mean write of layer {i}, per-example loop"] = rel_err(ours[i], total / count)
+    return errors
+
+
+def check_empty_pooling(v, result):
+    """Mean pooling over no kept position is the zero vector: the logit is the head's bias term."""
+    if v["config"]["pooling"] != "mean":
+        return {}
+    valid = ref.valid_mask(v["lengths"], v["tokens"].shape[1])
+    head_of_zero = ref.head_logit(torch.zeros(1, v["config"]["d_model"], dtype=ref.DTYPE), v["params"])
+    errors = {}
+    for f, name in enumerate(v["names"]):
+        empty = ~(valid & (v["family"] != f)).any(dim=1)
+        if empty.any():
+            errors[f"pad {name}: no kept position ({int(empty.sum())} examples) == head(0)"] = rel_err(
+                result["family"]["pad"][name][empty], head_of_zero.expand(int(empty.sum())))
+    return errors
+
+
 def check_written(path, result):
     """The JSON read back holds the float64 values exactly."""
     with open(path) as f:
@@ -347,8 +454,9 @@ def check_written(path, result):
     return {"ablate_expected.json read back": worst}
 
 
-SELF_CHECKS = [check_nothing_ablated, check_empty_family, check_zero_via_embedding,
-               check_layers_via_weights, check_skip_last_layer, check_pad_mamba, check_pad_by_deletion]
+SELF_CHECKS = [check_nothing_ablated, check_empty_family, check_via_embedding_rows,
+               check_layers_via_weights, check_skip_last_layer, check_pad_mamba, check_pad_by_deletion,
+               check_vs_torch_layers, check_empty_pooling, check_mean_writes]
 
 
 # ----------------------------------------------------------------------------- driver

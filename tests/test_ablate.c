@@ -1,0 +1,166 @@
+/* ablate --family and --layer against the PyTorch reference
+ * (tests/reference/make_ablation_fixtures.py writes ablate_expected.json
+ * beside each fixture): the logits of every mode, family and layer, and the
+ * masked fractions. Resampling is checked by its properties. */
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ablation/layer.h"
+#include "tests/testing.h"
+
+#define FIX "tests/fixtures"
+#define TOL 1e-5
+
+static cJSON *read_json(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = malloc((size_t)n + 1);
+    size_t got = fread(text, 1, (size_t)n, f);
+    fclose(f);
+    text[got] = 0;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    return j;
+}
+
+/* max |got - want| over max |baseline|: the logits' own scale. */
+static double rel(const float *got, const cJSON *want, double scale)
+{
+    double worst = 0;
+    for (int i = 0; i < cJSON_GetArraySize(want); i++) {
+        double e = fabs(got[i] - cJSON_GetArrayItem(want, i)->valuedouble);
+        if (!(e <= worst)) worst = e;
+    }
+    return worst / scale;
+}
+
+typedef struct {
+    sl_model m;
+    sl_dataset ds;
+    sl_run_opts o;
+} fixture;
+
+static int open_fixture(fixture *f, const char *name, int threads, int batch)
+{
+    char dir[512], data[600];
+    snprintf(dir, sizeof dir, FIX "/%s", name);
+    snprintf(data, sizeof data, "%s/data.h5", dir);
+    sl_error err = {0};
+    int rc = sl_model_load(&f->m, dir, &err);
+    if (!rc) rc = sl_dataset_open(&f->ds, data, f->m.c.vocab_size, f->m.c.pad_token_id, &err);
+    CHECK(!rc, "%s: %s", name, err.msg);
+    f->o = (sl_run_opts){0, rc ? 0 : f->ds.n, batch, threads};
+    return rc;
+}
+
+static void close_fixture(fixture *f)
+{
+    sl_dataset_close(&f->ds);
+    sl_model_free(&f->m);
+}
+
+static void check_fixture(const char *name, const cJSON *want)
+{
+    fixture f;
+    if (open_fixture(&f, name, 2, 3)) return;
+    long n = f.ds.n;
+    int F = f.ds.n_families, nl = f.m.c.n_layers;
+    const cJSON *base = cJSON_GetObjectItem(want, "baseline");
+    double scale = 0;
+    for (int i = 0; i < cJSON_GetArraySize(base); i++) scale = fmax(scale, fabs(cJSON_GetArrayItem(base, i)->valuedouble));
+    int *all = malloc((size_t)(F + nl) * sizeof *all);
+    for (int i = 0; i < F + nl; i++) all[i] = i;
+    float *logits = malloc((size_t)(F + nl) * n * sizeof *logits);
+    sl_error err = {0};
+    sl_ablation_result r;
+    const char *modes[] = {"mean", "zero", "pad"};
+    for (int mode = FAM_MEAN; mode <= FAM_PAD; mode++) {
+        sl_family_opts fo = {mode, 1, 0};
+        int rc = sl_ablate_families(&f.m, &f.ds, &f.o, all, F, &fo, &r, logits, &err);
+        CHECK(!rc, "%s: %s", name, err.msg);
+        const cJSON *by_family = cJSON_GetObjectItem(cJSON_GetObjectItem(want, "family"), modes[mode]);
+        for (int k = 0; !rc && k < F; k++) {
+            const cJSON *w = cJSON_GetObjectItem(by_family, f.ds.family_names[k]);
+            CHECK(w != NULL, "%s: no reference for %s %s", name, modes[mode], f.ds.family_names[k]);
+            double e = w ? rel(logits + (long)k * n, w, scale) : INFINITY;
+            CHECK(e <= TOL, "%s: family %s, mode %s: relative error %.3g", name, f.ds.family_names[k], modes[mode], e);
+            double mf = cJSON_GetObjectItem(cJSON_GetObjectItem(want, "masked_fraction"), f.ds.family_names[k])->valuedouble;
+            CHECK(fabs(r.rows[k].masked_fraction - mf) < 1e-12, "%s: masked_fraction of %s: %g vs %g", name,
+                  f.ds.family_names[k], r.rows[k].masked_fraction, mf);
+        }
+        sl_ablation_result_free(&r);
+    }
+    const char *lmodes[] = {"skip", "mean"};
+    for (int mode = LAYER_SKIP; mode <= LAYER_MEAN; mode++) {
+        int rc = sl_ablate_layers(&f.m, &f.ds, &f.o, all, nl, mode, 0, 1, &r, logits, &err);
+        CHECK(!rc, "%s: layers: %s", name, err.msg);
+        const cJSON *per_layer = cJSON_GetObjectItem(cJSON_GetObjectItem(want, "layer"), lmodes[mode]);
+        for (int i = 0; !rc && i < nl; i++) {
+            double e = rel(logits + (long)i * n, cJSON_GetArrayItem(per_layer, i), scale);
+            CHECK(e <= TOL, "%s: layer %d, mode %s: relative error %.3g", name, i, lmodes[mode], e);
+        }
+        sl_ablation_result_free(&r);
+    }
+    free(all);
+    free(logits);
+    close_fixture(&f);
+}
+
+/* resample: the same seed gives the same logits on any threads and batch
+ * size; another seed other draws. */
+static void resample_properties(void)
+{
+    fixture a, b;
+    if (open_fixture(&a, "tf_long_dh8_learned", 1, 3) || open_fixture(&b, "tf_long_dh8_learned", 2, 1)) return;
+    int F = a.ds.n_families, all[16];
+    for (int i = 0; i < F; i++) all[i] = i;
+    long n = a.ds.n;
+    float *la = malloc((size_t)F * n * sizeof *la), *lb = malloc((size_t)F * n * sizeof *lb);
+    float *lc = malloc((size_t)F * n * sizeof *lc);
+    sl_error err = {0};
+    sl_ablation_result r;
+    sl_family_opts fo = {FAM_RESAMPLE, 42, 0};
+    CHECK(!sl_ablate_families(&a.m, &a.ds, &a.o, all, F, &fo, &r, la, &err), "%s", err.msg);
+    sl_ablation_result_free(&r);
+    CHECK(!sl_ablate_families(&b.m, &b.ds, &b.o, all, F, &fo, &r, lb, &err), "%s", err.msg);
+    sl_ablation_result_free(&r);
+    fo.seed = 43;
+    CHECK(!sl_ablate_families(&b.m, &b.ds, &b.o, all, F, &fo, &r, lc, &err), "%s", err.msg);
+    sl_ablation_result_free(&r);
+    CHECK(!memcmp(la, lb, (size_t)F * n * sizeof *la), "resample: threads or batch size changed the logits");
+    CHECK(memcmp(la, lc, (size_t)F * n * sizeof *la) != 0, "resample: the seed changed nothing");
+    free(la);
+    free(lb);
+    free(lc);
+    close_fixture(&a);
+    close_fixture(&b);
+}
+
+int main(void)
+{
+    sl_h5_quiet();
+    DIR *dir = opendir(FIX);
+    int checked = 0;
+    for (struct dirent *e; dir && (e = readdir(dir));) {
+        char path[600];
+        snprintf(path, sizeof path, FIX "/%s/ablate_expected.json", e->d_name);
+        if (e->d_name[0] == '.' || access(path, F_OK) != 0) continue;
+        cJSON *want = read_json(path);
+        CHECK(want != NULL, "%s: not JSON", path);
+        if (want) check_fixture(e->d_name, want);
+        cJSON_Delete(want);
+        checked++;
+    }
+    if (dir) closedir(dir);
+    CHECK(checked >= 10, "only %d fixtures have ablate_expected.json", checked);
+    resample_properties();
+    return TEST_SUMMARY();
+}
