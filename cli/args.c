@@ -121,6 +121,18 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
         } else if (!strcmp(o, "--bootstrap")) {
             if (parse_long(v, 0, 1000000, &n)) rc = sl_fail(err, SL_EINPUT, "seqlens %s: --bootstrap '%s': expected 0..1000000", cmd, v);
             a->bootstrap = (int)n;
+        } else if (!strcmp(o, "--task")) {
+            a->task = v;
+        } else if (!strcmp(o, "--n")) {
+            if (parse_long(v, 1, 1L << 40, &a->n_examples)) rc = sl_fail(err, SL_EINPUT, "seqlens %s: --n '%s': expected a positive integer", cmd, v);
+        } else if (!strcmp(o, "--len")) {
+            if (parse_long(v, 1, 1 << 24, &n)) rc = sl_fail(err, SL_EINPUT, "seqlens %s: --len '%s': expected a positive integer", cmd, v);
+            a->len = (int)n;
+        } else if (!strcmp(o, "--noise")) {
+            char *end;
+            a->noise = strtod(v, &end);
+            if (end == v || *end || !(a->noise >= 0 && a->noise <= 0.5))
+                rc = sl_fail(err, SL_EINPUT, "seqlens %s: --noise '%s': expected a probability in [0, 0.5]", cmd, v);
         } else if (!strcmp(o, "--hook")) {
             rc = add_hooks(a, v, err);
             /* MODEL DATA --hook A B C: once the positionals are in, further

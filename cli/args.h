@@ -22,6 +22,10 @@ typedef struct {
     int n_hooks;
     const char *family, *layer, *mode; /* ablate */
     int bootstrap;
+    const char *task; /* gym */
+    long n_examples;
+    int len;
+    double noise;
 } sl_args;
 
 /* allowed: space-separated option names this command takes, e.g.

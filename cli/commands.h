@@ -12,6 +12,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_capture(int argc, char **argv);
 int cmd_reverse(int argc, char **argv);
 int cmd_ablate(int argc, char **argv);
+int cmd_gym(int argc, char **argv);
 
 /* A model with its dataset and the example range the options select. */
 typedef struct {

@@ -60,6 +60,17 @@ static uint16_t f32_to_half(float f)
     return (uint16_t)(sign | h);
 }
 
+/* Link creation that makes missing groups ("families/names"). */
+static hid_t link_props(void)
+{
+    hid_t lc = H5Pcreate(H5P_LINK_CREATE);
+    if (lc >= 0 && H5Pset_create_intermediate_group(lc, 1) < 0) {
+        H5Pclose(lc);
+        return -1;
+    }
+    return lc;
+}
+
 int sl_h5out_dataset(sl_h5out *o, sl_h5set *s, const char *name, int type, int rank, const hsize_t *dims,
                      sl_error *err)
 {
@@ -86,12 +97,13 @@ int sl_h5out_dataset(sl_h5out *o, sl_h5set *s, const char *name, int type, int r
         row = inner * chunk[i];
     }
     hid_t ft = type == H5OUT_F16 ? half_type() : H5Tcopy(type == H5OUT_I32 ? H5T_STD_I32LE : H5T_IEEE_F32LE);
-    hid_t sp = H5Screate_simple(rank, dims, NULL), pl = H5Pcreate(H5P_DATASET_CREATE);
-    int ok = ft >= 0 && sp >= 0 && pl >= 0 && H5Pset_chunk(pl, rank, chunk) >= 0;
-    if (ok) s->ds = H5Dcreate2(o->file, name, ft, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
+    hid_t sp = H5Screate_simple(rank, dims, NULL), pl = H5Pcreate(H5P_DATASET_CREATE), lc = link_props();
+    int ok = ft >= 0 && sp >= 0 && pl >= 0 && lc >= 0 && H5Pset_chunk(pl, rank, chunk) >= 0;
+    if (ok) s->ds = H5Dcreate2(o->file, name, ft, sp, lc, pl, H5P_DEFAULT);
     if (ft >= 0) H5Tclose(ft);
     if (sp >= 0) H5Sclose(sp);
     if (pl >= 0) H5Pclose(pl);
+    if (lc >= 0) H5Pclose(lc);
     if (s->ds < 0) return sl_fail(err, SL_ERUNTIME, "%s: cannot create dataset %s", o->tmp, name);
     return SL_OK;
 }
@@ -141,6 +153,44 @@ int sl_h5out_attr_str(sl_h5out *o, const char *name, const char *value, sl_error
     if (t >= 0) H5Tclose(t);
     if (sp >= 0) H5Sclose(sp);
     if (rc < 0) return sl_fail(err, SL_ERUNTIME, "%s: cannot write attribute %s", o->tmp, name);
+    return SL_OK;
+}
+
+static int attr_scalar(sl_h5out *o, const char *name, hid_t ftype, hid_t mtype, const void *value, sl_error *err)
+{
+    hid_t sp = H5Screate(H5S_SCALAR), a = -1;
+    herr_t rc = sp < 0 ? -1 : 0;
+    if (!rc) a = H5Acreate2(o->file, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
+    rc = a < 0 ? -1 : H5Awrite(a, mtype, value);
+    if (a >= 0) H5Aclose(a);
+    if (sp >= 0) H5Sclose(sp);
+    if (rc < 0) return sl_fail(err, SL_ERUNTIME, "%s: cannot write attribute %s", o->tmp, name);
+    return SL_OK;
+}
+
+int sl_h5out_attr_double(sl_h5out *o, const char *name, double value, sl_error *err)
+{
+    return attr_scalar(o, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value, err);
+}
+
+int sl_h5out_attr_int(sl_h5out *o, const char *name, long value, sl_error *err)
+{
+    return attr_scalar(o, name, H5T_STD_I64LE, H5T_NATIVE_LONG, &value, err);
+}
+
+int sl_h5out_strings(sl_h5out *o, const char *name, const char *const *strs, int n, sl_error *err)
+{
+    hsize_t dims = (hsize_t)n;
+    hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate_simple(1, &dims, NULL), lc = link_props(), d = -1;
+    herr_t rc = t < 0 || sp < 0 || lc < 0 ? -1 : H5Tset_size(t, H5T_VARIABLE);
+    if (rc >= 0) rc = H5Tset_cset(t, H5T_CSET_UTF8);
+    if (rc >= 0) d = H5Dcreate2(o->file, name, t, sp, lc, H5P_DEFAULT, H5P_DEFAULT);
+    rc = d < 0 ? -1 : H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, strs);
+    if (d >= 0) H5Dclose(d);
+    if (t >= 0) H5Tclose(t);
+    if (sp >= 0) H5Sclose(sp);
+    if (lc >= 0) H5Pclose(lc);
+    if (rc < 0) return sl_fail(err, SL_ERUNTIME, "%s: cannot write %s", o->tmp, name);
     return SL_OK;
 }
 

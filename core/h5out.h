@@ -24,7 +24,7 @@ typedef struct {
 } sl_h5set;
 
 int sl_h5out_create(sl_h5out *o, const char *path, sl_error *err);
-/* dims[0] is the example axis. */
+/* dims[0] is the example axis; a name with slashes creates its groups. */
 int sl_h5out_dataset(sl_h5out *o, sl_h5set *s, const char *name, int type, int rank, const hsize_t *dims,
                      sl_error *err);
 /* rows first..first+count-1 of the example axis from buf (float or int32, by
@@ -32,6 +32,10 @@ int sl_h5out_dataset(sl_h5out *o, sl_h5set *s, const char *name, int type, int r
 int sl_h5out_write(sl_h5out *o, sl_h5set *s, hsize_t first, hsize_t count, const void *buf, sl_error *err);
 void sl_h5set_close(sl_h5set *s);
 int sl_h5out_attr_str(sl_h5out *o, const char *name, const char *value, sl_error *err);
+int sl_h5out_attr_double(sl_h5out *o, const char *name, double value, sl_error *err);
+int sl_h5out_attr_int(sl_h5out *o, const char *name, long value, sl_error *err);
+/* A one-dimensional dataset of variable-length UTF-8 strings (h5py's str). */
+int sl_h5out_strings(sl_h5out *o, const char *name, const char *const *strs, int n, sl_error *err);
 /* Closes and renames into place. */
 int sl_h5out_commit(sl_h5out *o, sl_error *err);
 /* Closes and removes the temporary file. */
