@@ -13,11 +13,11 @@ BLAS_LIBS   ?= -lopenblas
 # -Wno-psabi: 8-lane vectors only pass between static inline functions, so
 # the ABI note GCC gives for them on builds without AVX does not apply.
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) -fno-trapping-math -fno-math-errno -ffp-contract=fast -g -Wall -Wextra -Werror -Wno-psabi -fopenmp -I. $(HDF5_CFLAGS)
-LDLIBS   += $(HDF5_LIBS) -lcjson $(BLAS_LIBS) -lm
+LDLIBS   += $(HDF5_LIBS) -lcjson -llinear $(BLAS_LIBS) -lm
 LDFLAGS  += -fopenmp
 
 BUILD    ?= build
-LIB_SRC  := $(wildcard core/*.c models/*.c ablation/*.c gym/*.c)
+LIB_SRC  := $(wildcard core/*.c models/*.c ablation/*.c gym/*.c probes/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
