@@ -49,20 +49,34 @@ static int by_value(const void *p, const void *q)
     return (a->i > b->i) - (a->i < b->i);
 }
 
-int sl_midranks(const float *x, long n, double *rank)
+long *sl_argsort(const float *x, long n)
 {
     indexed *v = malloc((size_t)(n ? n : 1) * sizeof *v);
-    if (!v) return -1;
+    long *order = malloc((size_t)(n ? n : 1) * sizeof *order);
+    if (!v || !order) {
+        free(v);
+        free(order);
+        return NULL;
+    }
     for (long i = 0; i < n; i++) v[i] = (indexed){x[i], i};
     qsort(v, (size_t)n, sizeof *v, by_value);
+    for (long i = 0; i < n; i++) order[i] = v[i].i;
+    free(v);
+    return order;
+}
+
+int sl_midranks(const float *x, long n, double *rank)
+{
+    long *order = sl_argsort(x, n);
+    if (!order) return -1;
     for (long i = 0; i < n;) {
         long j = i + 1;
-        while (j < n && v[j].v == v[i].v) j++;
+        while (j < n && x[order[j]] == x[order[i]]) j++;
         double mid = 0.5 * (double)(i + 1 + j);
-        for (long k = i; k < j; k++) rank[v[k].i] = mid;
+        for (long k = i; k < j; k++) rank[order[k]] = mid;
         i = j;
     }
-    free(v);
+    free(order);
     return 0;
 }
 

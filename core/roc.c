@@ -89,34 +89,6 @@ int sl_delong_test(const float *a, const float *b, const int32_t *y, long n, sl_
     return 0;
 }
 
-typedef struct {
-    float s;
-    long i;
-} scored;
-
-static int by_score(const void *p, const void *q)
-{
-    const scored *a = p, *b = q;
-    if (a->s != b->s) return a->s < b->s ? -1 : 1;
-    return (a->i > b->i) - (a->i < b->i);
-}
-
-static long *sorted_order(const float *s, long n)
-{
-    scored *v = malloc((size_t)n * sizeof *v);
-    long *order = malloc((size_t)n * sizeof *order);
-    if (!v || !order) {
-        free(v);
-        free(order);
-        return NULL;
-    }
-    for (long i = 0; i < n; i++) v[i] = (scored){s[i], i};
-    qsort(v, (size_t)n, sizeof *v, by_score);
-    for (long i = 0; i < n; i++) order[i] = v[i].i;
-    free(v);
-    return order;
-}
-
 /* AUC of the examples repeated w[i] times, in O(n) from a sorted order. */
 static double weighted_auc(const float *s, const int32_t *y, const long *order, const int *w, long n)
 {
@@ -161,7 +133,7 @@ int sl_bootstrap_auc_delta(const float *a, const float *b, const int32_t *y, lon
         m += y[i] == 1;
     }
     if (!m || m == n || B < 1) return -1;
-    long *oa = sorted_order(a, n), *ob = sorted_order(b, n);
+    long *oa = sl_argsort(a, n), *ob = sl_argsort(b, n);
     int *w = malloc((size_t)n * sizeof *w);
     double *delta = malloc((size_t)B * sizeof *delta);
     int rc = oa && ob && w && delta ? 0 : -1;
