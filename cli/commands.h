@@ -14,6 +14,7 @@ int cmd_reverse(int argc, char **argv);
 int cmd_ablate(int argc, char **argv);
 int cmd_gym(int argc, char **argv);
 int cmd_baseline(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
 
 /* A model with its dataset and the example range the options select. */
 typedef struct {

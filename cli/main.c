@@ -17,6 +17,7 @@ static const char USAGE[] =
     "  ablate MODEL DATA --family NAME|all   AUC lost when a token family is removed\n"
     "         MODEL DATA --layer I|all       ... or a block's write\n"
     "  baseline DATA               bag-of-tokens / bag-of-families logistic regression AUC\n"
+    "  inspect MODEL DATA          Mamba delta/gate/retention and attention mass per family\n"
     "  gym --task NAME --n N --len L -o data.h5   synthetic data with a planted rule\n"
     "MODEL is a directory with config.json and model.safetensors; DATA an HDF5 file\n"
     "(see the README). Exit status: 0 success, 1 runtime failure, 2 bad usage or input.\n";
@@ -32,6 +33,7 @@ static const struct {
     {"ablate", cmd_ablate},
     {"gym", cmd_gym},
     {"baseline", cmd_baseline},
+    {"inspect", cmd_inspect},
 };
 
 int main(int argc, char **argv)

@@ -12,6 +12,7 @@ for m in transformer mamba; do
     bin/seqlens reverse-test examples/$m examples/data.h5 -o "$out/$m-reverse.json" > /dev/null
     bin/seqlens ablate examples/$m examples/data.h5 --family all -o "$out/$m-ablate-family.json" > /dev/null
     bin/seqlens ablate examples/$m examples/data.h5 --layer all -o "$out/$m-ablate-layer.json" > /dev/null
+    bin/seqlens inspect examples/$m examples/data.h5 -o "$out/$m-inspect.json" > /dev/null
     echo "$m: $(cat "$out/$m-eval.json")"
 done
-echo "wrote $out/: *-info.txt, *-eval.json, *-scores.h5, *-acts.h5, *-reverse.json, *-ablate-{family,layer}.json"
+echo "wrote $out/: *-info.txt, *-eval.json, *-scores.h5, *-acts.h5, *-reverse.json, *-ablate-{family,layer}.json, *-inspect.json"

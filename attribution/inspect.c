@@ -1,0 +1,234 @@
+#include "attribution/inspect.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Per batch slot, sums that are added into the totals in example order after
+ * each batch, so that threads and batch sizes change no bit of the result. */
+enum { M_DELTA, M_GATE, M_WRITE, M_RETAIN, M_COUNT, M_STATS };
+
+typedef struct {
+    const sl_model *m;
+    sl_dataset *ds;
+    int nl, F, H, B;
+    int32_t *fam;        /* [B, L] family of each position of the batch */
+    double *slot;        /* [B][per_slot] */
+    size_t per_slot;
+    double *total;       /* [per_slot] */
+    const float **x, **delta, **bmat; /* [B][nl] views of the current layer (Mamba) */
+    int *ld_b;
+} inspect_job;
+
+/* Mamba: sums per (layer, family) of the five statistics; Transformer: per
+ * (layer, family, head) mass and share, per (layer, head) entropy, distance
+ * and query count. */
+static size_t slot_size(int nl, int F, int H, int arch)
+{
+    return arch == ARCH_MAMBA ? (size_t)nl * F * M_STATS : (size_t)nl * F * H * 2 + (size_t)nl * H * 3;
+}
+
+static double *slot_of(const inspect_job *j, int slot) { return j->slot + (size_t)slot * j->per_slot; }
+
+static int read_families(void *user, sl_batch *b, sl_error *err)
+{
+    inspect_job *j = user;
+    memset(j->slot, 0, (size_t)b->count * j->per_slot * sizeof *j->slot);
+    return sl_dataset_read_families(j->ds, b->first, b->count, b->tokens, j->fam, err);
+}
+
+static int add_slots(void *user, sl_batch *b, sl_error *err)
+{
+    (void)err;
+    inspect_job *j = user;
+    for (int e = 0; e < b->count; e++)
+        for (size_t k = 0; k < j->per_slot; k++) j->total[k] += slot_of(j, e)[k];
+    return SL_OK;
+}
+
+/* The Mamba hooks keep views of in_x, delta and B; the gate, the last hook
+ * of a layer, finds them still in place and does the sums. */
+static int keep_view(void *user, sl_hook_event *ev, sl_error *err)
+{
+    (void)err;
+    inspect_job *j = user;
+    int i = ev->point->layer, k = ev->slot * j->nl + i;
+    if (ev->point->kind == HK_MIXER_IN_X) j->x[k] = ev->data;
+    else if (ev->point->kind == HK_MIXER_DELTA) j->delta[k] = ev->data;
+    else {
+        j->bmat[k] = ev->data;
+        j->ld_b[k] = ev->ld;
+    }
+    return SL_OK;
+}
+
+static int mamba_sums(void *user, sl_hook_event *ev, sl_error *err)
+{
+    (void)err;
+    inspect_job *j = user;
+    const sl_config *c = &j->m->c;
+    int i = ev->point->layer, k = ev->slot * j->nl + i, di = c->d_inner, S = c->d_state;
+    const float *x = j->x[k], *dl = j->delta[k], *Bm = j->bmat[k], *A = j->m->mamba[i].A_t;
+    const int32_t *fam = j->fam + (long)ev->slot * j->ds->L;
+    double *acc = slot_of(j, ev->slot);
+    for (int t = 0; t < ev->len; t++) {
+        if (fam[t] < 0) continue;
+        const float *xt = x + (long)t * di, *dt = dl + (long)t * di, *gt = ev->data + (long)t * ev->ld;
+        const float *bt = Bm + (long)t * j->ld_b[k];
+        double bn = 0, sd = 0, sg = 0, sw = 0, sr = 0;
+        for (int n = 0; n < S; n++) bn += (double)bt[n] * bt[n];
+        bn = sqrt(bn);
+        for (int ch = 0; ch < di; ch++) {
+            sd += dt[ch];
+            sg += gt[ch];
+            sw += fabs((double)dt[ch] * xt[ch]) * bn;
+            for (int n = 0; n < S; n++) sr += exp((double)dt[ch] * A[(long)n * di + ch]);
+        }
+        double *s = acc + ((size_t)i * j->F + fam[t]) * M_STATS;
+        s[M_DELTA] += sd / di;
+        s[M_GATE] += sg / di;
+        s[M_WRITE] += sw / di;
+        s[M_RETAIN] += sr / ((double)di * S);
+        s[M_COUNT] += 1;
+    }
+    return SL_OK;
+}
+
+/* Transformer: one materialised [H, len, len] pattern per example. */
+static int attention_sums(void *user, sl_hook_event *ev, sl_error *err)
+{
+    (void)err;
+    inspect_job *j = user;
+    int i = ev->point->layer, F = j->F, H = j->H, len = ev->len, causal = j->m->c.causal;
+    const int32_t *fam = j->fam + (long)ev->slot * j->ds->L;
+    double *acc = slot_of(j, ev->slot);
+    double *mass = acc + (size_t)i * F * H * 2; /* [F][H][mass, share] */
+    double *heads = acc + (size_t)j->nl * F * H * 2 + (size_t)i * H * 3;
+    int *keys = calloc((size_t)F + 1, sizeof *keys);
+    double *by_fam = malloc((size_t)F * sizeof *by_fam);
+    if (!keys || !by_fam) {
+        free(keys);
+        free(by_fam);
+        return sl_fail(err, SL_ERUNTIME, "out of memory in inspect");
+    }
+    for (int q = 0; q < len; q++) {
+        /* the keys a query can see: all valid ones, or those up to it */
+        memset(keys, 0, (size_t)F * sizeof *keys);
+        int visible = causal ? q + 1 : len;
+        for (int t = 0; t < visible; t++)
+            if (fam[t] >= 0) keys[fam[t]]++;
+        for (int h = 0; h < H; h++) {
+            const float *p = ev->data + ((size_t)h * len + q) * ev->ld;
+            double ent = 0, dist = 0;
+            for (int f = 0; f < F; f++) by_fam[f] = 0;
+            for (int t = 0; t < len; t++) {
+                if (p[t] > 0) ent -= p[t] * log(p[t]);
+                dist += p[t] * abs(q - t);
+                if (fam[t] >= 0) by_fam[fam[t]] += p[t];
+            }
+            for (int f = 0; f < F; f++) {
+                mass[((size_t)f * H + h) * 2] += by_fam[f];
+                mass[((size_t)f * H + h) * 2 + 1] += (double)keys[f] / visible;
+            }
+            heads[h * 3] += ent;
+            heads[h * 3 + 1] += dist;
+            heads[h * 3 + 2] += 1;
+        }
+    }
+    free(keys);
+    free(by_fam);
+    return SL_OK;
+}
+
+static void finish(const inspect_job *j, sl_inspect_result *r, long queries)
+{
+    for (int i = 0; i < j->nl; i++)
+        for (int f = 0; f < j->F; f++) {
+            sl_inspect_family *x = &r->fam[i * j->F + f];
+            x->attention_mass_per_head = r->per_head_storage + ((size_t)i * j->F + f) * (j->H ? j->H : 1);
+            if (j->m->c.arch == ARCH_MAMBA) {
+                const double *s = j->total + ((size_t)i * j->F + f) * M_STATS;
+                x->count = (long)s[M_COUNT];
+                if (!x->count) continue;
+                x->mean_delta = s[M_DELTA] / s[M_COUNT];
+                x->mean_gate = s[M_GATE] / s[M_COUNT];
+                x->mean_write = s[M_WRITE] / s[M_COUNT];
+                x->mean_retention = s[M_RETAIN] / s[M_COUNT];
+                x->memory_length = -1.0 / log(x->mean_retention);
+            } else {
+                double m = 0, sh = 0;
+                for (int h = 0; h < j->H; h++) {
+                    const double *s = j->total + (((size_t)i * j->F + f) * j->H + h) * 2;
+                    x->attention_mass_per_head[h] = s[0] / (double)queries;
+                    m += s[0];
+                    sh += s[1];
+                }
+                x->attention_mass = m / ((double)queries * j->H);
+                x->token_share = sh / ((double)queries * j->H);
+                x->ratio = x->token_share > 0 ? x->attention_mass / x->token_share : NAN;
+                x->count = x->token_share > 0 ? queries : 0;
+            }
+        }
+    for (int i = 0; j->m->c.arch == ARCH_TRANSFORMER && i < j->nl; i++)
+        for (int h = 0; h < j->H; h++) {
+            const double *s = j->total + (size_t)j->nl * j->F * j->H * 2 + ((size_t)i * j->H + h) * 3;
+            r->head[i * j->H + h] = (sl_inspect_head){s[0] / s[2], s[1] / s[2]};
+        }
+}
+
+int sl_inspect(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, sl_inspect_result *out, sl_error *err)
+{
+    memset(out, 0, sizeof *out);
+    int nl = m->c.n_layers, F = ds->n_families, H = m->c.arch == ARCH_TRANSFORMER ? m->c.n_heads : 0;
+    int B = o->batch > 0 ? o->batch : 1;
+    inspect_job j = {m, ds, nl, F, H, B, NULL, NULL, slot_size(nl, F, H, m->c.arch), NULL, NULL, NULL, NULL, NULL};
+    j.fam = malloc((size_t)B * ds->L * sizeof *j.fam);
+    j.slot = calloc((size_t)B * j.per_slot, sizeof *j.slot);
+    j.total = calloc(j.per_slot, sizeof *j.total);
+    j.x = calloc((size_t)B * nl, sizeof *j.x);
+    j.delta = calloc((size_t)B * nl, sizeof *j.delta);
+    j.bmat = calloc((size_t)B * nl, sizeof *j.bmat);
+    j.ld_b = calloc((size_t)B * nl, sizeof *j.ld_b);
+    out->n_layers = nl;
+    out->n_families = F;
+    out->n_heads = H;
+    out->fam = calloc((size_t)nl * F, sizeof *out->fam);
+    out->head = calloc((size_t)nl * (H ? H : 1), sizeof *out->head);
+    out->per_head_storage = calloc((size_t)nl * F * (H ? H : 1), sizeof *out->per_head_storage);
+    int rc = j.fam && j.slot && j.total && j.x && j.delta && j.bmat && j.ld_b && out->fam && out->head && out->per_head_storage
+                 ? SL_OK
+                 : sl_fail(err, SL_ERUNTIME, "out of memory");
+    sl_hooks hooks = {0};
+    if (!rc) rc = sl_hooks_init(&hooks, m->n_points, err);
+    for (int i = 0; !rc && i < nl; i++) {
+        if (m->c.arch == ARCH_MAMBA) {
+            rc = sl_hooks_add(&hooks, sl_model_point(m, HK_MIXER_IN_X, i), keep_view, &j, err);
+            if (!rc) rc = sl_hooks_add(&hooks, sl_model_point(m, HK_MIXER_DELTA, i), keep_view, &j, err);
+            if (!rc) rc = sl_hooks_add(&hooks, sl_model_point(m, HK_MIXER_B, i), keep_view, &j, err);
+            if (!rc) rc = sl_hooks_add(&hooks, sl_model_point(m, HK_MIXER_GATE, i), mamba_sums, &j, err);
+        } else {
+            rc = sl_hooks_add(&hooks, sl_model_point(m, HK_ATTN_PATTERN, i), attention_sums, &j, err);
+        }
+    }
+    if (!rc) rc = sl_run(m, ds, o, &hooks, read_families, add_slots, &j, NULL, err);
+    long queries = 0;
+    for (long e = 0; e < o->count; e++) queries += ds->lengths[o->first + e];
+    if (!rc) finish(&j, out, queries);
+    sl_hooks_free(&hooks);
+    free(j.fam);
+    free(j.slot);
+    free(j.total);
+    free(j.x);
+    free(j.delta);
+    free(j.bmat);
+    free(j.ld_b);
+    return rc;
+}
+
+void sl_inspect_free(sl_inspect_result *r)
+{
+    free(r->fam);
+    free(r->head);
+    free(r->per_head_storage);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,34 @@
+/* How each layer treats each token family, from the forward pass alone:
+ * Mamba's selectivity (delta, gate, write strength, retention) and a
+ * Transformer's attention (mass received against token share, per head),
+ * every number a mean over the valid positions of that family in the data
+ * (design.md section 5, `inspect`). */
+#ifndef SL_INSPECT_H
+#define SL_INSPECT_H
+
+#include "core/dataset.h"
+#include "models/model.h"
+#include "models/run.h"
+
+typedef struct {
+    long count; /* valid positions (Mamba) or query-head pairs (Transformer) behind the means */
+    double mean_delta, mean_gate, mean_write, mean_retention, memory_length;
+    double attention_mass, token_share, ratio;
+    double *attention_mass_per_head; /* [H] */
+} sl_inspect_family;
+
+typedef struct {
+    double entropy, mean_distance;
+} sl_inspect_head;
+
+typedef struct {
+    int n_layers, n_families, n_heads;
+    sl_inspect_family *fam; /* [layer][family] */
+    sl_inspect_head *head;  /* [layer][head] */
+    double *per_head_storage;
+} sl_inspect_result;
+
+int sl_inspect(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, sl_inspect_result *out, sl_error *err);
+void sl_inspect_free(sl_inspect_result *r);
+
+#endif

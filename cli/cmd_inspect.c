@@ -1,0 +1,80 @@
+#include <stdio.h>
+
+#include "attribution/inspect.h"
+#include "cli/commands.h"
+#include "core/jsonout.h"
+
+static const char USAGE[] =
+    "usage: seqlens inspect MODEL DATA [-o out.json] [--examples A:B] [--threads N] [--batch B]\n"
+    "  Per layer and token family, means over the family's valid positions in the data. Mamba:\n"
+    "  mean_delta, mean_gate (SiLU(z)), mean_write (|delta x| times ||B||), mean_retention\n"
+    "  (exp(delta A)) and memory_length (-1/ln retention, tokens). Transformer: attention_mass (the\n"
+    "  share of attention valid queries put on the family's keys), token_share (the family's share of\n"
+    "  visible keys), ratio, attention_mass_per_head; and per head entropy (nats) and mean_distance.\n"
+    "  The Transformer's attention pattern is materialised one example at a time: memory grows as L^2.\n";
+
+static cJSON *layer_json(const sl_model *m, const sl_dataset *ds, const sl_inspect_result *r, int i)
+{
+    cJSON *layer = cJSON_CreateObject(), *fams = cJSON_CreateArray();
+    cJSON_AddNumberToObject(layer, "layer", i);
+    for (int f = 0; f < r->n_families; f++) {
+        const sl_inspect_family *x = &r->fam[i * r->n_families + f];
+        if (!x->count) continue; /* no valid position of this family */
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "family", ds->family_names[f]);
+        if (m->c.arch == ARCH_MAMBA) {
+            cJSON_AddNumberToObject(o, "positions", (double)x->count);
+            cJSON_AddItemToObject(o, "mean_delta", sl_json_number(x->mean_delta));
+            cJSON_AddItemToObject(o, "mean_gate", sl_json_number(x->mean_gate));
+            cJSON_AddItemToObject(o, "mean_write", sl_json_number(x->mean_write));
+            cJSON_AddItemToObject(o, "mean_retention", sl_json_number(x->mean_retention));
+            cJSON_AddItemToObject(o, "memory_length", sl_json_number(x->memory_length));
+        } else {
+            cJSON_AddItemToObject(o, "attention_mass", sl_json_number(x->attention_mass));
+            cJSON_AddItemToObject(o, "token_share", sl_json_number(x->token_share));
+            cJSON_AddItemToObject(o, "ratio", sl_json_number(x->ratio));
+            cJSON *ph = cJSON_CreateArray();
+            for (int h = 0; h < r->n_heads; h++) cJSON_AddItemToArray(ph, sl_json_number(x->attention_mass_per_head[h]));
+            cJSON_AddItemToObject(o, "attention_mass_per_head", ph);
+        }
+        cJSON_AddItemToArray(fams, o);
+    }
+    cJSON_AddItemToObject(layer, "families", fams);
+    if (m->c.arch == ARCH_TRANSFORMER) {
+        cJSON *heads = cJSON_CreateArray();
+        for (int h = 0; h < r->n_heads; h++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "head", h);
+            cJSON_AddItemToObject(o, "entropy", sl_json_number(r->head[i * r->n_heads + h].entropy));
+            cJSON_AddItemToObject(o, "mean_distance", sl_json_number(r->head[i * r->n_heads + h].mean_distance));
+            cJSON_AddItemToArray(heads, o);
+        }
+        cJSON_AddItemToObject(layer, "heads", heads);
+    }
+    return layer;
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+    sl_args a;
+    sl_error err = {0};
+    if (sl_parse_args(&a, "inspect", argc, argv, "-o --examples --threads --batch --device", &err)) return sl_report(&err);
+    if (a.help || a.n_pos != 2) return sl_usage(USAGE, a.help);
+    sl_session s;
+    sl_inspect_result r = {0};
+    int rc = sl_session_open(&s, &a, a.pos[0], a.pos[1], &err);
+    if (!rc) rc = sl_inspect(&s.model, &s.data, &s.run, &r, &err);
+    if (!rc) {
+        cJSON *j = cJSON_CreateObject(), *layers = cJSON_CreateArray();
+        cJSON_AddStringToObject(j, "arch", sl_arch_name(s.model.c.arch));
+        cJSON_AddNumberToObject(j, "n", (double)s.run.count);
+        for (int i = 0; i < r.n_layers; i++) cJSON_AddItemToArray(layers, layer_json(&s.model, &s.data, &r, i));
+        cJSON_AddItemToObject(j, "layers", layers);
+        rc = sl_json_write(j, a.out, &err);
+        cJSON_Delete(j);
+        if (!rc && a.out) printf("inspected %d layers x %d families of %ld examples -> %s\n", r.n_layers, r.n_families, s.run.count, a.out);
+    }
+    sl_inspect_free(&r);
+    sl_session_close(&s);
+    return rc ? sl_report(&err) : 0;
+}

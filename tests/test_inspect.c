@@ -1,0 +1,122 @@
+/* inspect against the same statistics computed with numpy from the PyTorch
+ * reference's activations (tests/reference/make_inspect_fixtures.py writes
+ * inspect_expected.json beside each fixture). */
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "attribution/inspect.h"
+#include "tests/testing.h"
+
+#define FIX "tests/fixtures"
+#define TOL 1e-4
+
+static cJSON *read_json(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    static char text[1 << 20];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    return cJSON_Parse(text);
+}
+
+static void near(const char *what, const char *fix, int layer, const char *fam, double got, double want)
+{
+    double e = fabs(got - want) / fmax(fabs(want), 1e-6);
+    CHECK(e <= TOL, "%s layer %d %s: %s %.9g vs reference %.9g (rel %.2g)", fix, layer, fam, what, got, want, e);
+}
+
+static void check(const char *name, const cJSON *want, int threads, int batch)
+{
+    char dir[512], data[600];
+    snprintf(dir, sizeof dir, FIX "/%s", name);
+    snprintf(data, sizeof data, "%s/data.h5", dir);
+    sl_model m;
+    sl_dataset ds;
+    sl_error err = {0};
+    if (sl_model_load(&m, dir, &err) || sl_dataset_open(&ds, data, m.c.vocab_size, m.c.pad_token_id, &err)) {
+        CHECK(0, "%s: %s", name, err.msg);
+        return;
+    }
+    sl_run_opts o = {0, ds.n, batch, threads};
+    sl_inspect_result r;
+    if (sl_inspect(&m, &ds, &o, &r, &err)) {
+        CHECK(0, "%s: %s", name, err.msg);
+        sl_dataset_close(&ds);
+        sl_model_free(&m);
+        return;
+    }
+    const cJSON *layer;
+    cJSON_ArrayForEach(layer, cJSON_GetObjectItem(want, "layers"))
+    {
+        int i = cJSON_GetObjectItem(layer, "layer")->valueint, rows = 0;
+        const cJSON *row;
+        cJSON_ArrayForEach(row, cJSON_GetObjectItem(layer, "families"))
+        {
+            const char *fam = cJSON_GetObjectItem(row, "family")->valuestring;
+            int f = 0;
+            while (f < ds.n_families && strcmp(ds.family_names[f], fam)) f++;
+            const sl_inspect_family *x = &r.fam[i * r.n_families + f];
+            CHECK(f < ds.n_families && x->count > 0, "%s layer %d: family %s missing", name, i, fam);
+            if (f == ds.n_families) continue;
+            rows++;
+#define NEAR(field) near(#field, name, i, fam, x->field, cJSON_GetObjectItem(row, #field)->valuedouble)
+            if (m.c.arch == ARCH_MAMBA) {
+                NEAR(mean_delta);
+                NEAR(mean_gate);
+                NEAR(mean_write);
+                NEAR(mean_retention);
+                NEAR(memory_length);
+            } else {
+                NEAR(attention_mass);
+                NEAR(token_share);
+                NEAR(ratio);
+                for (int h = 0; h < r.n_heads; h++)
+                    near("attention_mass_per_head", name, i, fam, x->attention_mass_per_head[h],
+                         cJSON_GetArrayItem(cJSON_GetObjectItem(row, "attention_mass_per_head"), h)->valuedouble);
+            }
+        }
+        int present = 0;
+        for (int f = 0; f < r.n_families; f++) present += r.fam[i * r.n_families + f].count > 0;
+        CHECK(present == rows, "%s layer %d: %d families with positions, the reference has %d", name, i, present, rows);
+        const cJSON *head;
+        cJSON_ArrayForEach(head, cJSON_GetObjectItem(layer, "heads"))
+        {
+            int h = cJSON_GetObjectItem(head, "head")->valueint;
+            near("entropy", name, i, "-", r.head[i * r.n_heads + h].entropy, cJSON_GetObjectItem(head, "entropy")->valuedouble);
+            near("mean_distance", name, i, "-", r.head[i * r.n_heads + h].mean_distance,
+                 cJSON_GetObjectItem(head, "mean_distance")->valuedouble);
+        }
+    }
+    sl_inspect_free(&r);
+    sl_dataset_close(&ds);
+    sl_model_free(&m);
+}
+
+int main(void)
+{
+    sl_h5_quiet();
+    DIR *dir = opendir(FIX);
+    int checked = 0;
+    for (struct dirent *e; dir && (e = readdir(dir));) {
+        char path[600];
+        snprintf(path, sizeof path, FIX "/%s/inspect_expected.json", e->d_name);
+        if (e->d_name[0] == '.' || access(path, F_OK) != 0) continue;
+        cJSON *want = read_json(path);
+        CHECK(want != NULL, "%s: not JSON", path);
+        if (want) {
+            check(e->d_name, want, 1, 4);
+            check(e->d_name, want, 2, 1);
+        }
+        cJSON_Delete(want);
+        checked++;
+    }
+    if (dir) closedir(dir);
+    CHECK(checked >= 8, "only %d fixtures have inspect_expected.json", checked);
+    return TEST_SUMMARY();
+}
