@@ -18,6 +18,7 @@ static const char USAGE[] =
     "         MODEL DATA --layer I|all       ... or a block's write\n"
     "  baseline DATA               bag-of-tokens / bag-of-families logistic regression AUC\n"
     "  inspect MODEL DATA          Mamba delta/gate/retention and attention mass per family\n"
+    "  compare MODEL_A MODEL_B DATA  agreement, error overlap, ensemble AUC, linear CKA\n"
     "  gym --task NAME --n N --len L -o data.h5   synthetic data with a planted rule\n"
     "MODEL is a directory with config.json and model.safetensors; DATA an HDF5 file\n"
     "(see the README). Exit status: 0 success, 1 runtime failure, 2 bad usage or input.\n";
@@ -34,6 +35,7 @@ static const struct {
     {"gym", cmd_gym},
     {"baseline", cmd_baseline},
     {"inspect", cmd_inspect},
+    {"compare", cmd_compare},
 };
 
 int main(int argc, char **argv)

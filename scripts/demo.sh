@@ -15,4 +15,5 @@ for m in transformer mamba; do
     bin/seqlens inspect examples/$m examples/data.h5 -o "$out/$m-inspect.json" > /dev/null
     echo "$m: $(cat "$out/$m-eval.json")"
 done
-echo "wrote $out/: *-info.txt, *-eval.json, *-scores.h5, *-acts.h5, *-reverse.json, *-ablate-{family,layer}.json, *-inspect.json"
+bin/seqlens compare examples/transformer examples/mamba examples/data.h5 -o "$out/compare.json" > /dev/null
+echo "wrote $out/: *-info.txt, *-eval.json, *-scores.h5, *-acts.h5, *-reverse.json, *-ablate-{family,layer}.json, *-inspect.json, compare.json"

@@ -1,0 +1,54 @@
+#include <stdio.h>
+
+#include "cli/commands.h"
+#include "core/jsonout.h"
+#include "probes/compare.h"
+
+static const char USAGE[] =
+    "usage: seqlens compare MODEL_A MODEL_B DATA [-o out.json] [--examples A:B] [--threads N] [--batch B]\n"
+    "  JSON: auc_a, auc_b, pearson_r and spearman_rho of the logits, agreement (same predicted class,\n"
+    "  logit > 0), error_overlap (examples both get wrong over examples either gets wrong),\n"
+    "  auc_ensemble (AUC of the mean of the two sigmoid probabilities), and cka {pooled, layers\n"
+    "  [[A-layer x B-layer linear CKA of resid_post averaged over valid positions]]}.\n";
+
+int cmd_compare(int argc, char **argv)
+{
+    sl_args a;
+    sl_error err = {0};
+    if (sl_parse_args(&a, "compare", argc, argv, "-o --examples --threads --batch --device", &err)) return sl_report(&err);
+    if (a.help || a.n_pos != 3) return sl_usage(USAGE, a.help);
+    sl_session sa, sb = {.data = {.file = -1, .tokens = -1, .of_position = -1}}; /* closable unopened */
+    sl_compare_result r = {0};
+    int rc = sl_session_open(&sa, &a, a.pos[0], a.pos[2], &err);
+    if (!rc) rc = sl_session_open(&sb, &a, a.pos[1], a.pos[2], &err);
+    if (!rc) rc = sl_session_need_both_classes(&sa, &err);
+    if (!rc) rc = sl_compare(&sa.model, &sa.data, &sb.model, &sb.data, &sa.run, &r, &err);
+    if (!rc) {
+        cJSON *j = cJSON_CreateObject(), *cka = cJSON_CreateObject(), *grid = cJSON_CreateArray();
+        cJSON_AddNumberToObject(j, "n", (double)r.n);
+        cJSON_AddItemToObject(j, "auc_a", sl_json_number(r.auc_a));
+        cJSON_AddItemToObject(j, "auc_b", sl_json_number(r.auc_b));
+        cJSON_AddItemToObject(j, "pearson_r", sl_json_number(r.pearson_r));
+        cJSON_AddItemToObject(j, "spearman_rho", sl_json_number(r.spearman_rho));
+        cJSON_AddItemToObject(j, "agreement", sl_json_number(r.agreement));
+        cJSON_AddItemToObject(j, "error_overlap", sl_json_number(r.error_overlap));
+        cJSON_AddItemToObject(j, "auc_ensemble", sl_json_number(r.auc_ensemble));
+        cJSON_AddItemToObject(cka, "pooled", sl_json_number(r.cka_pooled));
+        for (int i = 0; i < r.layers_a; i++) {
+            cJSON *row = cJSON_CreateArray();
+            for (int k = 0; k < r.layers_b; k++) cJSON_AddItemToArray(row, sl_json_number(r.cka_layers[i * r.layers_b + k]));
+            cJSON_AddItemToArray(grid, row);
+        }
+        cJSON_AddItemToObject(cka, "layers", grid);
+        cJSON_AddItemToObject(j, "cka", cka);
+        rc = sl_json_write(j, a.out, &err);
+        cJSON_Delete(j);
+        if (!rc && a.out)
+            printf("AUC %.4f vs %.4f, ensemble %.4f; logits r %.4f, agreement %.4f, error overlap %.4f, pooled CKA %.4f -> %s\n",
+                   r.auc_a, r.auc_b, r.auc_ensemble, r.pearson_r, r.agreement, r.error_overlap, r.cka_pooled, a.out);
+    }
+    sl_compare_free(&r);
+    sl_session_close(&sa);
+    sl_session_close(&sb);
+    return rc ? sl_report(&err) : 0;
+}

@@ -1,0 +1,110 @@
+/* compare and linear CKA: CKA against numpy on a small case and its
+ * invariances; a model compared with itself; symmetry; the prediction
+ * statistics recomputed from each model's logits. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "core/cka.h"
+#include "core/metrics.h"
+#include "probes/compare.h"
+#include "tests/testing.h"
+
+static void cka_cases(void)
+{
+    /* numpy: ||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F) = 0.3397712432574912 */
+    const float X[21] = {-0.8019314408302307f, -1.3243589401245117f, -0.24836161732673645f, 0.4204452335834503f,
+                         1.1360465288162231f, 0.10970640182495117f, -0.5526472926139832f, -0.7847803831100464f,
+                         0.7487457990646362f, 1.6347830295562744f, 0.2727687656879425f, -1.2333287000656128f,
+                         -0.9582651853561401f, 1.600019097328186f, 0.20288243889808655f, -1.7321348190307617f,
+                         -0.08369619399309158f, -1.1632260084152222f, -0.6292880773544312f, -0.4880058169364929f,
+                         -0.7133134007453918f};
+    const float Y[14] = {0.002377692610025406f, -0.5742266178131104f, -0.4324931800365448f, -0.3861161172389984f,
+                         0.788446843624115f, -1.5357611179351807f, -0.4317779541015625f, 1.5110291242599487f,
+                         -1.5031167268753052f, -0.16312360763549805f, -2.5521066188812256f, 2.098588705062866f,
+                         -1.2072104215621948f, 1.596932291984558f};
+    CHECK(fabs(sl_linear_cka(X, 3, Y, 2, 7) - 0.3397712432574912) < 1e-7, "CKA %.12f vs numpy 0.3397712433",
+          sl_linear_cka(X, 3, Y, 2, 7));
+    CHECK(fabs(sl_linear_cka(X, 3, X, 3, 7) - 1) < 1e-12, "CKA(X, X) = %.15f", sl_linear_cka(X, 3, X, 3, 7));
+    /* a rotation by 0.7 rad in the first two columns, scaled by 3, plus a shift */
+    float R[21];
+    double c = cos(0.7), s = sin(0.7);
+    for (int i = 0; i < 7; i++) {
+        R[i * 3] = (float)(3 * (c * X[i * 3] - s * X[i * 3 + 1]) + 5);
+        R[i * 3 + 1] = (float)(3 * (s * X[i * 3] + c * X[i * 3 + 1]));
+        R[i * 3 + 2] = 3 * X[i * 3 + 2] - 1;
+    }
+    CHECK(fabs(sl_linear_cka(X, 3, R, 3, 7) - 1) < 1e-6, "CKA under rotation, scale and shift: %.9f",
+          sl_linear_cka(X, 3, R, 3, 7));
+    const float flat[7] = {1, 1, 1, 1, 1, 1, 1};
+    CHECK(isnan(sl_linear_cka(X, 3, flat, 1, 7)), "CKA with a constant side must be NaN");
+}
+
+typedef struct {
+    sl_model m;
+    sl_dataset ds;
+} opened;
+
+static int open_pair(opened *o, const char *model, const char *data)
+{
+    sl_error err = {0};
+    int rc = sl_model_load(&o->m, model, &err);
+    if (!rc) rc = sl_dataset_open(&o->ds, data, o->m.c.vocab_size, o->m.c.pad_token_id, &err);
+    CHECK(!rc, "%s: %s", model, err.msg);
+    return rc;
+}
+
+int main(void)
+{
+    sl_h5_quiet();
+    cka_cases();
+    const char *data = "tests/trained/count_test.h5";
+    opened a, b;
+    if (open_pair(&a, "tests/trained/tf_count", data) || open_pair(&b, "tests/trained/mamba_count", data))
+        return TEST_SUMMARY();
+    sl_run_opts o = {0, a.ds.n, 16, 2};
+    sl_error err = {0};
+    sl_compare_result self, ab, ba;
+    CHECK(!sl_compare(&a.m, &a.ds, &a.m, &a.ds, &o, &self, &err), "%s", err.msg);
+    CHECK(self.pearson_r > 1 - 1e-12 && self.agreement == 1 && self.auc_a == self.auc_b && self.auc_ensemble == self.auc_a,
+          "a model against itself: r %.15f, agreement %g", self.pearson_r, self.agreement);
+    for (int i = 0; i < self.layers_a; i++)
+        CHECK(fabs(self.cka_layers[i * self.layers_b + i] - 1) < 1e-9, "self CKA of layer %d: %.12f", i,
+              self.cka_layers[i * self.layers_b + i]);
+    CHECK(!sl_compare(&a.m, &a.ds, &b.m, &b.ds, &o, &ab, &err) && !sl_compare(&b.m, &b.ds, &a.m, &a.ds, &o, &ba, &err),
+          "%s", err.msg);
+    CHECK(ab.pearson_r == ba.pearson_r && ab.auc_ensemble == ba.auc_ensemble && ab.error_overlap == ba.error_overlap,
+          "compare is not symmetric");
+    for (int i = 0; i < ab.layers_a; i++)
+        for (int j = 0; j < ab.layers_b; j++)
+            CHECK(fabs(ab.cka_layers[i * ab.layers_b + j] - ba.cka_layers[j * ba.layers_b + i]) < 1e-12,
+                  "CKA[%d][%d] is not the transpose", i, j);
+    /* the prediction statistics, recomputed from each model's own logits */
+    long n = a.ds.n, same = 0, both = 0, either = 0;
+    float *la = malloc((size_t)n * sizeof *la), *lb = malloc((size_t)n * sizeof *lb), *ens = malloc((size_t)n * sizeof *ens);
+    sl_run(&a.m, &a.ds, &o, NULL, NULL, NULL, NULL, la, &err);
+    sl_run(&b.m, &b.ds, &o, NULL, NULL, NULL, NULL, lb, &err);
+    for (long i = 0; i < n; i++) {
+        int ya = la[i] > 0, yb = lb[i] > 0, y = a.ds.labels[i];
+        same += ya == yb;
+        both += ya != y && yb != y;
+        either += ya != y || yb != y;
+        ens[i] = (float)((1 / (1 + exp(-(double)la[i])) + 1 / (1 + exp(-(double)lb[i]))) / 2);
+    }
+    CHECK(ab.agreement == (double)same / n && ab.error_overlap == (double)both / either, "agreement %g / %g, overlap %g / %g",
+          ab.agreement, (double)same / n, ab.error_overlap, (double)both / either);
+    CHECK(fabs(ab.auc_ensemble - sl_auc(ens, a.ds.labels, n)) < 1e-12, "ensemble AUC");
+    CHECK(ab.cka_pooled > 0.5 && ab.cka_pooled < 1, "two count models: pooled CKA %.4f", ab.cka_pooled);
+    printf("tf_count vs mamba_count: r %.4f, agreement %.4f, overlap %.4f, ensemble AUC %.4f, pooled CKA %.4f\n",
+           ab.pearson_r, ab.agreement, ab.error_overlap, ab.auc_ensemble, ab.cka_pooled);
+    free(la);
+    free(lb);
+    free(ens);
+    sl_compare_free(&self);
+    sl_compare_free(&ab);
+    sl_compare_free(&ba);
+    sl_dataset_close(&a.ds);
+    sl_dataset_close(&b.ds);
+    sl_model_free(&a.m);
+    sl_model_free(&b.m);
+    return TEST_SUMMARY();
+}
