@@ -121,6 +121,10 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
         } else if (!strcmp(o, "--bootstrap")) {
             if (parse_long(v, 0, 1000000, &n)) rc = sl_fail(err, SL_EINPUT, "seqlens %s: --bootstrap '%s': expected 0..1000000", cmd, v);
             a->bootstrap = (int)n;
+        } else if (!strcmp(o, "--target")) {
+            a->target = v;
+        } else if (!strcmp(o, "--site")) {
+            a->site = v;
         } else if (!strcmp(o, "--task")) {
             a->task = v;
         } else if (!strcmp(o, "--n")) {

@@ -22,6 +22,7 @@ typedef struct {
     int n_hooks;
     const char *family, *layer, *mode; /* ablate */
     int bootstrap;
+    const char *target, *site; /* probe */
     const char *task; /* gym */
     long n_examples;
     int len;

@@ -19,6 +19,7 @@ static const char USAGE[] =
     "  baseline DATA               bag-of-tokens / bag-of-families logistic regression AUC\n"
     "  inspect MODEL DATA          Mamba delta/gate/retention and attention mass per family\n"
     "  compare MODEL_A MODEL_B DATA  agreement, error overlap, ensemble AUC, linear CKA\n"
+    "  probe MODEL DATA            linear probes on each layer against majority and control\n"
     "  gym --task NAME --n N --len L -o data.h5   synthetic data with a planted rule\n"
     "MODEL is a directory with config.json and model.safetensors; DATA an HDF5 file\n"
     "(see the README). Exit status: 0 success, 1 runtime failure, 2 bad usage or input.\n";
@@ -36,6 +37,7 @@ static const struct {
     {"baseline", cmd_baseline},
     {"inspect", cmd_inspect},
     {"compare", cmd_compare},
+    {"probe", cmd_probe},
 };
 
 int main(int argc, char **argv)

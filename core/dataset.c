@@ -305,3 +305,51 @@ int sl_dataset_read_families(sl_dataset *ds, long first, long count, const int32
     free(pos);
     return rc;
 }
+
+int sl_dataset_concept(sl_dataset *ds, const char *name, int *per_token, sl_error *err)
+{
+    char path[300];
+    snprintf(path, sizeof path, "/concepts/%s", name);
+    if (strchr(name, '/') || H5Lexists(ds->file, "/concepts", H5P_DEFAULT) <= 0
+        || H5Lexists(ds->file, path, H5P_DEFAULT) <= 0)
+        return sl_fail(err, SL_EINPUT, "%s: no dataset %s (a --target needs /concepts/NAME)", ds->path, path);
+    hsize_t dims[2];
+    hid_t d;
+    int rc = open_int(ds, path, 1, dims, 0, &d, err);
+    if (rc == SL_EINPUT && strstr(err->msg, "dimensions")) { /* not [N]: try [N, L] */
+        err->code = SL_OK;
+        rc = open_int(ds, path, 2, dims, 1, &d, err);
+        if (!rc && ((long)dims[0] != ds->n || (int)dims[1] != ds->L))
+            rc = sl_fail(err, SL_EINPUT, "%s: %s is %llu x %llu, expected %ld x %d", ds->path, path,
+                         (unsigned long long)dims[0], (unsigned long long)dims[1], ds->n, ds->L);
+        *per_token = 1;
+    } else if (!rc) {
+        if ((long)dims[0] != ds->n)
+            rc = sl_fail(err, SL_EINPUT, "%s: %s has %llu entries, expected %ld", ds->path, path, (unsigned long long)dims[0], ds->n);
+        *per_token = 0;
+    }
+    if (d >= 0) H5Dclose(d);
+    return rc;
+}
+
+int sl_dataset_read_concept(sl_dataset *ds, const char *name, long first, long count, int32_t *out, sl_error *err)
+{
+    char path[300];
+    int per_token = 0;
+    snprintf(path, sizeof path, "/concepts/%s", name);
+    int rc = sl_dataset_concept(ds, name, &per_token, err);
+    hid_t d = rc ? -1 : H5Dopen2(ds->file, path, H5P_DEFAULT);
+    if (!rc && d < 0) rc = sl_fail(err, SL_EINPUT, "%s: cannot open %s", ds->path, path);
+    size_t total = (size_t)count * (per_token ? (size_t)ds->L : 1);
+    int64_t *buf = rc ? NULL : malloc((total ? total : 1) * sizeof *buf);
+    if (!rc && !buf) rc = sl_fail(err, SL_ERUNTIME, "out of memory");
+    if (!rc) rc = read_rows(ds, d, path, first, count, per_token ? (hsize_t)ds->L : 0, buf, err);
+    for (size_t i = 0; !rc && i < total; i++) {
+        if (buf[i] < INT32_MIN || buf[i] > INT32_MAX)
+            rc = sl_fail(err, SL_EINPUT, "%s: %s holds %lld, outside 32-bit integers", ds->path, path, (long long)buf[i]);
+        out[i] = (int32_t)buf[i];
+    }
+    free(buf);
+    if (d >= 0) H5Dclose(d);
+    return rc;
+}

@@ -33,6 +33,12 @@ int sl_dataset_read_tokens(sl_dataset *ds, long first, long count, int32_t *toke
 int sl_dataset_read_families(sl_dataset *ds, long first, long count, const int32_t *tokens, int32_t *fam,
                              sl_error *err);
 
+/* /concepts/NAME: integers per example [N] (per_token 0) or per position
+ * [N, L] (per_token 1). */
+int sl_dataset_concept(sl_dataset *ds, const char *name, int *per_token, sl_error *err);
+/* Rows first..first+count-1 of a concept: count or count * L values. */
+int sl_dataset_read_concept(sl_dataset *ds, const char *name, long first, long count, int32_t *out, sl_error *err);
+
 /* Silences HDF5's own error stack printing: errors reach the user as one
  * line through sl_error instead. Call once before any HDF5 use. */
 void sl_h5_quiet(void);
