@@ -313,21 +313,22 @@ int sl_dataset_concept(sl_dataset *ds, const char *name, int *per_token, sl_erro
     if (strchr(name, '/') || H5Lexists(ds->file, "/concepts", H5P_DEFAULT) <= 0
         || H5Lexists(ds->file, path, H5P_DEFAULT) <= 0)
         return sl_fail(err, SL_EINPUT, "%s: no dataset %s (a --target needs /concepts/NAME)", ds->path, path);
+    /* [N] per example or [N, L] per position: the rank decides */
+    hid_t probe = H5Dopen2(ds->file, path, H5P_DEFAULT), space = probe >= 0 ? H5Dget_space(probe) : -1;
+    int rank = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+    if (space >= 0) H5Sclose(space);
+    if (probe >= 0) H5Dclose(probe);
+    if (rank != 1 && rank != 2)
+        return sl_fail(err, SL_EINPUT, "%s: %s must be [N] or [N, L] integers", ds->path, path);
     hsize_t dims[2];
     hid_t d;
-    int rc = open_int(ds, path, 1, dims, 0, &d, err);
-    if (rc == SL_EINPUT && strstr(err->msg, "dimensions")) { /* not [N]: try [N, L] */
-        err->code = SL_OK;
-        rc = open_int(ds, path, 2, dims, 1, &d, err);
-        if (!rc && ((long)dims[0] != ds->n || (int)dims[1] != ds->L))
-            rc = sl_fail(err, SL_EINPUT, "%s: %s is %llu x %llu, expected %ld x %d", ds->path, path,
-                         (unsigned long long)dims[0], (unsigned long long)dims[1], ds->n, ds->L);
-        *per_token = 1;
-    } else if (!rc) {
-        if ((long)dims[0] != ds->n)
-            rc = sl_fail(err, SL_EINPUT, "%s: %s has %llu entries, expected %ld", ds->path, path, (unsigned long long)dims[0], ds->n);
-        *per_token = 0;
-    }
+    int rc = open_int(ds, path, rank, dims, 1, &d, err);
+    *per_token = rank == 2;
+    if (!rc && (long)dims[0] != ds->n)
+        rc = sl_fail(err, SL_EINPUT, "%s: %s has %llu rows, expected %ld", ds->path, path, (unsigned long long)dims[0], ds->n);
+    if (!rc && rank == 2 && (int)dims[1] != ds->L)
+        rc = sl_fail(err, SL_EINPUT, "%s: %s is %llu x %llu, expected %ld x %d", ds->path, path,
+                     (unsigned long long)dims[0], (unsigned long long)dims[1], ds->n, ds->L);
     if (d >= 0) H5Dclose(d);
     return rc;
 }
