@@ -10,26 +10,11 @@
 #include <unistd.h>
 
 #include "ablation/layer.h"
+#include "tests/json_fixture.h"
 #include "tests/testing.h"
 
 #define FIX "tests/fixtures"
 #define TOL 1e-5
-
-static cJSON *read_json(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = malloc((size_t)n + 1);
-    size_t got = fread(text, 1, (size_t)n, f);
-    fclose(f);
-    text[got] = 0;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    return j;
-}
 
 /* max |got - want| over max |baseline|: the logits' own scale. */
 static double rel(const float *got, const cJSON *want, double scale)

@@ -9,21 +9,11 @@
 #include <unistd.h>
 
 #include "attribution/inspect.h"
+#include "tests/json_fixture.h"
 #include "tests/testing.h"
 
 #define FIX "tests/fixtures"
 #define TOL 1e-4
-
-static cJSON *read_json(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    static char text[1 << 20];
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = 0;
-    return cJSON_Parse(text);
-}
 
 static void near(const char *what, const char *fix, int layer, const char *fam, double got, double want)
 {

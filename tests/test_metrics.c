@@ -8,6 +8,7 @@
 #include "core/correlation.h"
 #include "core/metrics.h"
 #include "core/roc.h"
+#include "tests/json_fixture.h"
 #include "tests/testing.h"
 
 static float *floats(const cJSON *arr, int *n)
@@ -24,14 +25,9 @@ static double num(const cJSON *c, const char *key) { return cJSON_GetObjectItem(
  * (tests/reference/make_metric_fixtures.py). */
 static void golden_cases(void)
 {
-    FILE *f = fopen("tests/fixtures/metrics.json", "rb");
-    CHECK(f != NULL, "cannot open tests/fixtures/metrics.json");
-    if (!f) return;
-    static char text[1 << 20];
-    size_t len = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[len] = 0;
-    cJSON *root = cJSON_Parse(text);
+    cJSON *root = read_json("tests/fixtures/metrics.json");
+    CHECK(root != NULL, "cannot read tests/fixtures/metrics.json");
+    if (!root) return;
     const cJSON *c;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases"))
     {

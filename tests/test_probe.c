@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "probes/probe.h"
+#include "tests/json_fixture.h"
 #include "tests/testing.h"
 
 static int run(const char *model, const char *data, const char *target, int site, int threads, sl_probe_row *rows,
@@ -38,12 +39,7 @@ int main(void)
     sl_error err = {0};
     int rc = run("tests/trained/tf_count", "tests/trained/count_test.h5", "label", SITE_POOLED, 1, a, &n, &err);
     CHECK(!rc, "%s", err.msg);
-    FILE *f = fopen("tests/trained/probe_expected.json", "rb");
-    static char text[1 << 16];
-    size_t len = f ? fread(text, 1, sizeof text - 1, f) : 0;
-    if (f) fclose(f);
-    text[len] = 0;
-    cJSON *want = cJSON_Parse(text);
+    cJSON *want = read_json("tests/trained/probe_expected.json");
     CHECK(want != NULL, "cannot read tests/trained/probe_expected.json");
     const cJSON *row;
     int k = 0;

@@ -15,29 +15,9 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
+from seqlens_rng import SplitMix
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "metrics.json")
-MASK = (1 << 64) - 1
-
-
-class SplitMix:
-    """core/rng.h, step for step."""
-
-    def __init__(self, seed):
-        self.s = (seed ^ 0x9E3779B97F4A7C15) & MASK
-
-    def next(self):
-        self.s = (self.s + 0x9E3779B97F4A7C15) & MASK
-        z = self.s
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
-        return z ^ (z >> 31)
-
-    def below(self, n):
-        while True:
-            m = self.next() * n
-            low = m & MASK
-            if low >= n or low >= ((1 << 64) - n) % n:
-                return m >> 64
 
 
 def placements(scores, labels):
