@@ -197,6 +197,36 @@ static void flash_head(const sl_config *c, sl_workspace *ws, int T, int nk, int 
     }
 }
 
+/* One head's probabilities [T, T] (0 where a key is hidden), with its
+ * scaled queries, keys and values packed into q, k, v [T, d_head]. */
+void sl_head_probs(const sl_config *c, const sl_example *ex, const float *qkv, int head, float *q, float *k, float *v,
+                   float *P)
+{
+    int T = ex->len, d = c->d_model, dh = c->d_head;
+    float scale = 1.0f / sqrtf((float)dh);
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < dh; j++) {
+            const float *row = qkv + (long)t * 3 * d + head * dh + j;
+            q[t * dh + j] = row[0] * scale;
+            k[t * dh + j] = row[d];
+            v[t * dh + j] = row[2 * d];
+        }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dh, 1.0f, q, dh, k, dh, 0.0f, P, T);
+    for (int t = 0; t < T; t++) {
+        float *p = P + (long)t * T, mx = -INFINITY, sum = 0.0f;
+        for (int j = 0; j < T; j++) {
+            int seen = (!ex->keep || ex->keep[j]) && (!c->causal || j <= t);
+            if (!seen) p[j] = -INFINITY;
+            else if (p[j] > mx) mx = p[j];
+        }
+        for (int j = 0; j < T; j++) {
+            p[j] = p[j] == -INFINITY ? 0.0f : sl_exp(p[j] - mx);
+            sum += p[j];
+        }
+        for (int j = 0; j < T; j++) p[j] = sum > 0.0f ? p[j] / sum : 0.0f;
+    }
+}
+
 static int pattern_path(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, int layer,
                         sl_error *err)
 {
@@ -209,31 +239,8 @@ static int pattern_path(const sl_model *m, const sl_example *ex, sl_workspace *w
         if (!ws->pattern || !ws->vall)
             return sl_fail(err, SL_ERUNTIME, "out of memory for the attention pattern (%d heads x %zu x %zu)", H, L, L);
     }
-    float scale = 1.0f / sqrtf((float)dh);
-    for (int h = 0; h < H; h++) {
-        float *P = ws->pattern + (size_t)h * T * T, *Vh = ws->vall + (size_t)h * T * dh;
-        for (int t = 0; t < T; t++)
-            for (int k = 0; k < dh; k++) {
-                const float *row = ws->qkv + (long)t * 3 * d + h * dh + k;
-                ws->q[t * dh + k] = row[0] * scale;
-                ws->kt[t * dh + k] = row[d];
-                Vh[t * dh + k] = row[2 * d];
-            }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dh, 1.0f, ws->q, dh, ws->kt, dh, 0.0f, P, T);
-        for (int t = 0; t < T; t++) {
-            float *p = P + (long)t * T, mx = -INFINITY, sum = 0.0f;
-            for (int j = 0; j < T; j++) {
-                int seen = (!ex->keep || ex->keep[j]) && (!c->causal || j <= t);
-                if (!seen) p[j] = -INFINITY;
-                else if (p[j] > mx) mx = p[j];
-            }
-            for (int j = 0; j < T; j++) {
-                p[j] = p[j] == -INFINITY ? 0.0f : sl_exp(p[j] - mx);
-                sum += p[j];
-            }
-            for (int j = 0; j < T; j++) p[j] = sum > 0.0f ? p[j] / sum : 0.0f;
-        }
-    }
+    for (int h = 0; h < H; h++)
+        sl_head_probs(c, ex, ws->qkv, h, ws->q, ws->kt, ws->vall + (size_t)h * T * dh, ws->pattern + (size_t)h * T * T);
     int rc = sl_fire(m, hooks, ex, HK_ATTN_PATTERN, layer, ws->pattern, H * T, T, T, err);
     if (rc) return rc;
     for (int h = 0; h < H; h++)

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/blas.h"
+#include "models/backward.h"
 #include "models/forward_common.h"
 
 int sl_fire(const sl_model *m, const sl_hooks *hooks, const sl_example *ex, int kind, int layer, float *data, int rows,
@@ -107,6 +108,7 @@ void sl_workspace_free(sl_workspace *ws)
                      ws->qkv, ws->ctx, ws->ff, ws->q, ws->kt, ws->v, ws->scores, ws->vall, ws->pattern, ws->pos_table};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
     free(ws->kpos);
+    sl_backward_ws_free(ws->bw);
     free(ws);
 }
 
@@ -202,3 +204,27 @@ int sl_forward(const sl_model *m, const sl_example *ex, sl_workspace *ws, const 
 }
 
 float *sl_workspace_residual(sl_workspace *ws) { return ws->h; }
+
+int sl_embed(const sl_model *m, const sl_example *ex, sl_workspace *ws, float *out, sl_error *err)
+{
+    int rc = check_length(m, ex, ws, err);
+    if (!rc) rc = embed(m, ex, ws, NULL, err);
+    if (!rc) memcpy(out, ws->h, (size_t)ex->len * m->c.d_model * sizeof *out);
+    return rc;
+}
+
+int sl_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, const float *embed_in, float *tape,
+                     float *logit, sl_error *err)
+{
+    int rc = check_length(m, ex, ws, err), d = m->c.d_model;
+    size_t stride = (size_t)ws->max_len * d, n = (size_t)ex->len * d;
+    if (!rc && embed_in) memcpy(ws->h, embed_in, n * sizeof *ws->h);
+    else if (!rc) rc = embed(m, ex, ws, NULL, err);
+    for (int i = 0; !rc && i < m->c.n_layers; i++) {
+        memcpy(tape + i * stride, ws->h, n * sizeof *tape);
+        rc = m->c.arch == ARCH_MAMBA ? sl_mamba_layer_forward(m, ex, ws, NULL, i, err)
+                                     : sl_tf_layer_forward(m, ex, ws, NULL, i, err);
+    }
+    if (!rc) memcpy(tape + m->c.n_layers * stride, ws->h, n * sizeof *tape);
+    return rc ? rc : sl_forward_tail(m, ex, ws, NULL, logit, err);
+}

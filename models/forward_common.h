@@ -17,10 +17,18 @@ void sl_layernorm(const float *x, const float *w, const float *b, float eps, int
 int sl_forward_tail(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, float *logit,
                     sl_error *err);
 
+/* sl_forward, keeping each block's input and the last block's output in
+ * tape [(n_layers + 1)][max_len][d]; embed_in, when not NULL, replaces the
+ * embedding (what integrated gradients interpolate). */
+int sl_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, const float *embed_in, float *tape,
+                     float *logit, sl_error *err);
+
 int sl_mamba_layer_forward(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, int layer,
                            sl_error *err);
 int sl_tf_layer_forward(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, int layer,
                         sl_error *err);
+void sl_head_probs(const sl_config *c, const sl_example *ex, const float *qkv, int head, float *q, float *k, float *v,
+                   float *P);
 /* Multi-head attention from ws->qkv into ws->ctx (q, k already rotated). */
 int sl_attention(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, int layer,
                  sl_error *err);

@@ -84,4 +84,14 @@ int sl_forward_from(const sl_model *m, const sl_example *ex, sl_workspace *ws, c
                     float *logit, sl_error *err);
 float *sl_workspace_residual(sl_workspace *ws);
 
+/* The logit and its gradient with respect to the residual stream: grad
+ * [(n_layers + 1)][len][d_model] receives d logit / d blocks.i.resid_pre for
+ * i = 0..n_layers-1 (i = 0 is `embed`), then d logit / d the last
+ * resid_post. embed_in [len, d_model], when not NULL, stands in for the
+ * embedding (integrated gradients' path). Keep masks are honoured. */
+int sl_gradient(const sl_model *m, const sl_example *ex, sl_workspace *ws, const float *embed_in, float *logit, float *grad,
+                sl_error *err);
+/* The embedding (token + positional term) of an example: out [len, d_model]. */
+int sl_embed(const sl_model *m, const sl_example *ex, sl_workspace *ws, float *out, sl_error *err);
+
 #endif

@@ -30,6 +30,7 @@ struct sl_workspace {
     float *vall;           /* [H, L, dh] pattern path only */
     float *pattern;        /* [H, L, L] allocated when the pattern hook is on */
     float *pos_table;      /* [L, d] sinusoidal, or [L, dh/2] cos then sin for rope */
+    struct sl_backward_ws *bw; /* allocated by the first backward pass */
 };
 
 #endif

@@ -1,0 +1,148 @@
+#include "models/backward.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sl_linear_backward(const float *dy, int ldy, int rows, int out, const float *W, int in, float *dx, int ldx,
+                        float beta)
+{
+    if (rows > 0) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, in, out, 1.0f, dy, ldy, W, in, beta, dx, ldx);
+}
+
+void sl_layernorm_backward(const float *x, const float *w, float eps, int rows, int d, const float *dy, float *dx)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (long)r * d, *gr = dy + (long)r * d;
+        double mean = 0, var = 0;
+        for (int i = 0; i < d; i++) mean += xr[i];
+        mean /= d;
+        for (int i = 0; i < d; i++) var += (xr[i] - mean) * (xr[i] - mean);
+        double rstd = 1.0 / sqrt(var / d + eps), m1 = 0, m2 = 0;
+        for (int i = 0; i < d; i++) {
+            double g = (double)gr[i] * w[i], xh = (xr[i] - mean) * rstd;
+            m1 += g;
+            m2 += g * xh;
+        }
+        m1 /= d;
+        m2 /= d;
+        for (int i = 0; i < d; i++) {
+            double xh = (xr[i] - mean) * rstd;
+            dx[(long)r * d + i] = (float)(rstd * ((double)gr[i] * w[i] - m1 - xh * m2));
+        }
+    }
+}
+
+void sl_rmsnorm_backward(const float *x, const float *w, float eps, int rows, int d, const float *dy, float *dx)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (long)r * d, *gr = dy + (long)r * d;
+        double ss = 0, dot = 0;
+        for (int i = 0; i < d; i++) ss += (double)xr[i] * xr[i];
+        double rs = 1.0 / sqrt(ss / d + eps);
+        for (int i = 0; i < d; i++) dot += (double)gr[i] * w[i] * xr[i];
+        for (int i = 0; i < d; i++)
+            dx[(long)r * d + i] = (float)(rs * gr[i] * w[i] - xr[i] * rs * rs * rs * dot / d);
+    }
+}
+
+void sl_backward_ws_free(sl_backward_ws *b)
+{
+    if (!b) return;
+    free(b->tape);
+    free(b->g);
+    for (int i = 0; i < SL_BW_BUFS; i++) free(b->buf[i]);
+    free(b->P);
+    free(b->dP);
+    free(b->hq);
+    free(b->hk);
+    free(b->hv);
+    free(b->dq);
+    free(b->dk);
+    free(b->dv);
+    free(b->states);
+    free(b);
+}
+
+static sl_backward_ws *backward_ws(const sl_model *m, sl_workspace *ws, sl_error *err)
+{
+    if (ws->bw) return ws->bw;
+    const sl_config *c = &m->c;
+    size_t L = (size_t)ws->max_len, d = (size_t)c->d_model, wide = 3 * d;
+    if (c->arch == ARCH_MAMBA) {
+        size_t mw = 2 * (size_t)c->d_inner + (size_t)c->dt_rank + 2 * (size_t)c->d_state;
+        if (mw > wide) wide = mw;
+    } else if ((size_t)c->d_ff > wide) {
+        wide = (size_t)c->d_ff;
+    }
+    sl_backward_ws *b = calloc(1, sizeof *b);
+    int ok = b && (b->tape = malloc((size_t)(c->n_layers + 1) * L * d * 4)) && (b->g = malloc(L * d * 4));
+    for (int i = 0; ok && i < SL_BW_BUFS; i++) ok = (b->buf[i] = calloc(L * wide, 4)) != NULL;
+    if (ok && c->arch == ARCH_TRANSFORMER) {
+        size_t dh = (size_t)c->d_head;
+        ok = (b->P = malloc(L * L * 4)) && (b->dP = malloc(L * L * 4)) && (b->hq = malloc(L * dh * 4))
+          && (b->hk = malloc(L * dh * 4)) && (b->hv = malloc(L * dh * 4)) && (b->dq = malloc(L * dh * 4))
+          && (b->dk = malloc(L * dh * 4)) && (b->dv = malloc(L * dh * 4));
+    } else if (ok) {
+        ok = (b->states = malloc(L * (size_t)c->d_state * c->d_inner * 4)) != NULL;
+    }
+    if (!ok) {
+        sl_backward_ws_free(b);
+        sl_fail(err, SL_ERUNTIME, "out of memory for the backward pass of %zu positions", L);
+        return NULL;
+    }
+    ws->bw = b;
+    return b;
+}
+
+/* d logit / d final: the head's row (or the difference of its two rows),
+ * spread back through the pooling. */
+static void tail_backward(const sl_model *m, const sl_example *ex, const float *fin_in, float *dfin, float *g)
+{
+    const sl_config *c = &m->c;
+    int d = c->d_model, T = ex->len;
+    float hw[4096];
+    const float *w = m->head_w;
+    if (m->head_rows == 2) {
+        for (int k = 0; k < d && k < 4096; k++) hw[k] = m->head_w[d + k] - m->head_w[k];
+        w = hw;
+    }
+    memset(dfin, 0, (size_t)T * d * sizeof *dfin);
+    if (c->pooling == POOL_CLS) {
+        memcpy(dfin, w, (size_t)d * sizeof *dfin);
+    } else if (c->pooling == POOL_LAST) {
+        int t = T - 1;
+        while (ex->keep && t > 0 && !ex->keep[t]) t--;
+        memcpy(dfin + (long)t * d, w, (size_t)d * sizeof *dfin);
+    } else {
+        int kept = 0;
+        for (int t = 0; t < T; t++) kept += !ex->keep || ex->keep[t];
+        for (int t = 0; t < T; t++)
+            if (!ex->keep || ex->keep[t])
+                for (int k = 0; k < d; k++) dfin[(long)t * d + k] = w[k] / (kept ? kept : 1);
+    }
+    if (c->arch == ARCH_MAMBA) sl_rmsnorm_backward(fin_in, m->norm_w, c->norm_eps, T, d, dfin, g);
+    else if (c->final_norm) sl_layernorm_backward(fin_in, m->norm_w, c->layer_norm_eps, T, d, dfin, g);
+    else memcpy(g, dfin, (size_t)T * d * sizeof *g);
+}
+
+int sl_gradient(const sl_model *m, const sl_example *ex, sl_workspace *ws, const float *embed_in, float *logit, float *grad,
+                sl_error *err)
+{
+    if (m->c.d_model > 4096) return sl_fail(err, SL_EINPUT, "gradients: d_model %d above 4096", m->c.d_model);
+    sl_backward_ws *b = backward_ws(m, ws, err);
+    if (!b) return err->code;
+    int nl = m->c.n_layers, d = m->c.d_model, T = ex->len;
+    size_t L = (size_t)ws->max_len;
+    int rc = sl_forward_taped(m, ex, ws, embed_in, b->tape, logit, err);
+    if (rc) return rc;
+    tail_backward(m, ex, b->tape + (size_t)nl * L * d, b->buf[0], b->g);
+    if (grad) memcpy(grad + (size_t)nl * T * d, b->g, (size_t)T * d * sizeof *grad);
+    for (int i = nl - 1; i >= 0; i--) {
+        if (m->c.arch == ARCH_MAMBA) sl_mamba_layer_backward(m, ex, ws, i);
+        else sl_tf_layer_backward(m, ex, ws, i);
+        if (grad) memcpy(grad + (size_t)i * T * d, b->g, (size_t)T * d * sizeof *grad);
+    }
+    return SL_OK;
+}

@@ -1,0 +1,35 @@
+/* Gradients of an example's logit with respect to its residual stream, for
+ * attribution: one forward pass that keeps each block's input, then one
+ * backward pass that recomputes a block's internals from that input and
+ * runs them in reverse. Internal to models/; the public entry is in
+ * models/model.h. */
+#ifndef SL_BACKWARD_H
+#define SL_BACKWARD_H
+
+#include "models/forward_common.h"
+
+#define SL_BW_BUFS 14
+
+/* Scratch of the backward pass, allocated on first use. */
+typedef struct sl_backward_ws {
+    float *tape;            /* [n_layers + 1][L][d]: each block's input, then the last block's output */
+    float *g;               /* [L, d] gradient flowing down the residual stream */
+    float *buf[SL_BW_BUFS]; /* [L, wide], wide = max(3 d, 2 d_inner + ..., d_ff) */
+    float *P, *dP;          /* [L, L] one attention head */
+    float *hq, *hk, *hv, *dq, *dk, *dv; /* [L, d_head] one head */
+    float *states;          /* [L, d_state, d_inner] the scan's states (Mamba) */
+} sl_backward_ws;
+
+void sl_layernorm_backward(const float *x, const float *w, float eps, int rows, int d, const float *dy, float *dx);
+void sl_rmsnorm_backward(const float *x, const float *w, float eps, int rows, int d, const float *dy, float *dx);
+/* dx (+)= dy . W for y = x W^T: beta 0 overwrites, 1 accumulates. */
+void sl_linear_backward(const float *dy, int ldy, int rows, int out, const float *W, int in, float *dx, int ldx,
+                        float beta);
+
+/* From dh = d logit / d(block i's output) in b->g, leaves d logit / d(block
+ * i's input) in b->g. */
+void sl_tf_layer_backward(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i);
+void sl_mamba_layer_backward(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i);
+void sl_backward_ws_free(sl_backward_ws *b);
+
+#endif
