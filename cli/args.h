@@ -23,6 +23,8 @@ typedef struct {
     const char *family, *layer, *mode; /* ablate */
     int bootstrap;
     const char *target, *site; /* probe */
+    const char *method, *baseline; /* attribute */
+    int steps;
     const char *task; /* gym */
     long n_examples;
     int len;

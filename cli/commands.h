@@ -17,6 +17,7 @@ int cmd_baseline(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
+int cmd_attribute(int argc, char **argv);
 
 /* A model with its dataset and the example range the options select. */
 typedef struct {

@@ -20,6 +20,7 @@ static const char USAGE[] =
     "  inspect MODEL DATA          Mamba delta/gate/retention and attention mass per family\n"
     "  compare MODEL_A MODEL_B DATA  agreement, error overlap, ensemble AUC, linear CKA\n"
     "  probe MODEL DATA            linear probes on each layer against majority and control\n"
+    "  attribute MODEL DATA        gradient x input or integrated gradients per token family\n"
     "  gym --task NAME --n N --len L -o data.h5   synthetic data with a planted rule\n"
     "MODEL is a directory with config.json and model.safetensors; DATA an HDF5 file\n"
     "(see the README). Exit status: 0 success, 1 runtime failure, 2 bad usage or input.\n";
@@ -38,6 +39,7 @@ static const struct {
     {"inspect", cmd_inspect},
     {"compare", cmd_compare},
     {"probe", cmd_probe},
+    {"attribute", cmd_attribute},
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,186 @@
+#include "attribution/attribute.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Per thread: the gradient of every block boundary, the input, the
+ * baseline, the path point and the summed gradients. */
+typedef struct {
+    float *grad, *x, *base, *path, *acc;
+    int32_t *pad_tokens;
+} thread_scratch;
+
+/* Per batch slot: the example's signed attribution per position and its
+ * completeness error, added into the totals in example order. */
+typedef struct {
+    float *attr;      /* [L] */
+    double gap, sum;  /* logit - baseline logit; sum of attributions */
+} slot_result;
+
+typedef struct {
+    const sl_model *m;
+    sl_dataset *ds;
+    const sl_attr_opts *ao;
+    thread_scratch *th;
+    slot_result *slot;
+    int32_t *fam;     /* [B, L] */
+    long first;
+    float *per_token;
+    sl_attr_result *out;
+    double completeness_sum, relative_sum;
+} attr_job;
+
+static int bucket_of(int distance)
+{
+    int b = 0;
+    while (distance > 0 && b < SL_DISTANCE_BUCKETS - 1) {
+        distance >>= 1;
+        b++;
+    }
+    return b;
+}
+
+static int attribute_example(void *user, int thread, const sl_example *ex, sl_workspace *ws, float *logit, sl_error *err)
+{
+    attr_job *j = user;
+    const sl_model *m = j->m;
+    thread_scratch *s = &j->th[thread];
+    int T = ex->len, d = m->c.d_model;
+    long n = (long)T * d;
+    slot_result *r = &j->slot[ex->slot];
+    int rc = sl_embed(m, ex, ws, s->x, err);
+    if (rc) return rc;
+    if (j->ao->method == ATTR_GRAD_INPUT) {
+        rc = sl_gradient(m, ex, ws, NULL, logit, s->grad, err);
+        for (long k = 0; !rc && k < n; k++) s->acc[k] = s->x[k] * s->grad[k];
+    } else {
+        /* the baseline: zeros, or the embedding of an all-pad sequence */
+        if (j->ao->baseline == BASELINE_ZERO) {
+            memset(s->base, 0, (size_t)n * sizeof *s->base);
+        } else {
+            sl_example pe = *ex;
+            pe.tokens = s->pad_tokens;
+            rc = sl_embed(m, &pe, ws, s->base, err);
+        }
+        float base_logit = 0;
+        if (!rc) rc = sl_gradient(m, ex, ws, s->base, &base_logit, s->grad, err);
+        if (!rc) rc = sl_forward(m, ex, ws, NULL, logit, err);
+        memset(s->acc, 0, (size_t)n * sizeof *s->acc);
+        int K = j->ao->steps;
+        for (int step = 0; !rc && step < K; step++) {
+            float alpha = (step + 0.5f) / K, unused; /* the midpoint rule */
+            for (long k = 0; k < n; k++) s->path[k] = s->base[k] + alpha * (s->x[k] - s->base[k]);
+            rc = sl_gradient(m, ex, ws, s->path, &unused, s->grad, err);
+            for (long k = 0; !rc && k < n; k++) s->acc[k] += s->grad[k];
+        }
+        for (long k = 0; k < n; k++) s->acc[k] *= (s->x[k] - s->base[k]) / K;
+        r->gap = (double)*logit - base_logit;
+    }
+    double total = 0;
+    for (int t = 0; t < T; t++) {
+        double a = 0;
+        for (int k = 0; k < d; k++) a += s->acc[(long)t * d + k];
+        r->attr[t] = (float)a;
+        total += a;
+    }
+    r->sum = total;
+    return rc;
+}
+
+static int read_families(void *user, sl_batch *b, sl_error *err)
+{
+    attr_job *j = user;
+    return sl_dataset_read_families(j->ds, b->first, b->count, b->tokens, j->fam, err);
+}
+
+static int add_batch(void *user, sl_batch *b, sl_error *err)
+{
+    (void)err;
+    attr_job *j = user;
+    sl_attr_result *o = j->out;
+    int L = j->ds->L;
+    for (int e = 0; e < b->count; e++) {
+        const slot_result *r = &j->slot[e];
+        int len = b->lengths[e];
+        for (int t = 0; t < len; t++) {
+            double a = fabs(r->attr[t]);
+            int f = j->fam[(long)e * L + t], bk = bucket_of(len - 1 - t);
+            o->total += a;
+            o->valid++;
+            o->bucket_abs[bk] += a;
+            o->bucket_count[bk]++;
+            if (f >= 0) {
+                o->family_abs[f] += a;
+                o->family_count[f]++;
+            }
+        }
+        if (j->per_token) {
+            float *dst = j->per_token + (b->first - j->first + e) * (long)L;
+            memset(dst, 0, (size_t)L * sizeof *dst);
+            memcpy(dst, r->attr, (size_t)len * sizeof *dst);
+        }
+        if (j->ao->method == ATTR_IG) {
+            double err_abs = fabs(r->sum - r->gap);
+            j->completeness_sum += err_abs;
+            j->relative_sum += err_abs / fmax(fabs(r->gap), 1e-12);
+            if (err_abs > o->completeness_max) o->completeness_max = err_abs;
+        }
+    }
+    return SL_OK;
+}
+
+int sl_attribute(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const sl_attr_opts *ao, sl_attr_result *out,
+                 float *per_token, sl_error *err)
+{
+    memset(out, 0, sizeof *out);
+    int F = ds->n_families, L = ds->L, d = m->c.d_model, B = o->batch > 0 ? o->batch : 1, T = o->threads > 0 ? o->threads : 1;
+    size_t ld = (size_t)L * d;
+    attr_job j = {m, ds, ao, calloc((size_t)T, sizeof *j.th), calloc((size_t)B, sizeof *j.slot),
+                  malloc((size_t)B * L * sizeof *j.fam), o->first, per_token, out, 0, 0};
+    out->n_families = F;
+    out->family_abs = calloc((size_t)F, sizeof *out->family_abs);
+    out->family_count = calloc((size_t)F, sizeof *out->family_count);
+    int rc = j.th && j.slot && j.fam && out->family_abs && out->family_count ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
+    for (int t = 0; !rc && t < T; t++) {
+        thread_scratch *s = &j.th[t];
+        s->grad = malloc((size_t)(m->c.n_layers + 1) * ld * sizeof(float));
+        s->x = malloc(ld * sizeof(float));
+        s->base = malloc(ld * sizeof(float));
+        s->path = malloc(ld * sizeof(float));
+        s->acc = malloc(ld * sizeof(float));
+        s->pad_tokens = malloc((size_t)L * sizeof(int32_t));
+        if (!s->grad || !s->x || !s->base || !s->path || !s->acc || !s->pad_tokens)
+            rc = sl_fail(err, SL_ERUNTIME, "out of memory");
+        for (int k = 0; !rc && k < L; k++) s->pad_tokens[k] = m->c.pad_token_id;
+    }
+    for (int e = 0; !rc && e < B; e++)
+        if (!(j.slot[e].attr = calloc((size_t)L, sizeof(float)))) rc = sl_fail(err, SL_ERUNTIME, "out of memory");
+    if (!rc) rc = sl_run_each(m, ds, o, NULL, read_families, add_batch, &j, attribute_example, &j, NULL, err);
+    if (!rc) {
+        out->n = o->count;
+        out->completeness_mean = j.completeness_sum / o->count;
+        out->completeness_relative_mean = j.relative_sum / o->count;
+    }
+    for (int t = 0; j.th && t < T; t++) {
+        thread_scratch *s = &j.th[t];
+        free(s->grad);
+        free(s->x);
+        free(s->base);
+        free(s->path);
+        free(s->acc);
+        free(s->pad_tokens);
+    }
+    for (int e = 0; j.slot && e < B; e++) free(j.slot[e].attr);
+    free(j.th);
+    free(j.slot);
+    free(j.fam);
+    return rc;
+}
+
+void sl_attr_result_free(sl_attr_result *r)
+{
+    free(r->family_abs);
+    free(r->family_count);
+    memset(r, 0, sizeof *r);
+}
