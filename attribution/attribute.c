@@ -26,7 +26,9 @@ typedef struct {
     slot_result *slot;
     int32_t *fam;     /* [B, L] */
     long first;
-    float *per_token;
+    sl_attr_tokens_fn tokens_fn;
+    void *tokens_user;
+    float *rows;      /* [B, L] the batch's per-token attributions for tokens_fn */
     sl_attr_result *out;
     double completeness_sum, relative_sum;
 } attr_job;
@@ -115,8 +117,8 @@ static int add_batch(void *user, sl_batch *b, sl_error *err)
                 o->family_count[f]++;
             }
         }
-        if (j->per_token) {
-            float *dst = j->per_token + (b->first - j->first + e) * (long)L;
+        if (j->tokens_fn) {
+            float *dst = j->rows + (long)e * L;
             memset(dst, 0, (size_t)L * sizeof *dst);
             memcpy(dst, r->attr, (size_t)len * sizeof *dst);
         }
@@ -127,21 +129,24 @@ static int add_batch(void *user, sl_batch *b, sl_error *err)
             if (err_abs > o->completeness_max) o->completeness_max = err_abs;
         }
     }
-    return SL_OK;
+    return j->tokens_fn ? j->tokens_fn(j->tokens_user, b->first - j->first, b->count, L, j->rows, err) : SL_OK;
 }
 
 int sl_attribute(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const sl_attr_opts *ao, sl_attr_result *out,
-                 float *per_token, sl_error *err)
+                 sl_attr_tokens_fn tokens_fn, void *tokens_user, sl_error *err)
 {
     memset(out, 0, sizeof *out);
     int F = ds->n_families, L = ds->L, d = m->c.d_model, B = o->batch > 0 ? o->batch : 1, T = o->threads > 0 ? o->threads : 1;
     size_t ld = (size_t)L * d;
     attr_job j = {m, ds, ao, calloc((size_t)T, sizeof *j.th), calloc((size_t)B, sizeof *j.slot),
-                  malloc((size_t)B * L * sizeof *j.fam), o->first, per_token, out, 0, 0};
+                  malloc((size_t)B * L * sizeof *j.fam), o->first, tokens_fn, tokens_user,
+                  tokens_fn ? malloc((size_t)B * L * sizeof(float)) : NULL, out, 0, 0};
     out->n_families = F;
     out->family_abs = calloc((size_t)F, sizeof *out->family_abs);
     out->family_count = calloc((size_t)F, sizeof *out->family_count);
-    int rc = j.th && j.slot && j.fam && out->family_abs && out->family_count ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
+    int rc = j.th && j.slot && j.fam && out->family_abs && out->family_count && (!tokens_fn || j.rows)
+                 ? SL_OK
+                 : sl_fail(err, SL_ERUNTIME, "out of memory");
     for (int t = 0; !rc && t < T; t++) {
         thread_scratch *s = &j.th[t];
         s->grad = malloc((size_t)(m->c.n_layers + 1) * ld * sizeof(float));
@@ -175,6 +180,7 @@ int sl_attribute(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const 
     free(j.th);
     free(j.slot);
     free(j.fam);
+    free(j.rows);
     return rc;
 }
 

@@ -31,10 +31,13 @@ typedef struct {
     double completeness_mean, completeness_max, completeness_relative_mean;
 } sl_attr_result;
 
-/* per_token, when not NULL, receives each example's signed attribution per
- * position ([o->count, L], 0 beyond the length). */
+/* Receives each batch's signed attribution per position: rows [count, L]
+ * (0 beyond each length) for examples row..row+count-1 of the selection. */
+typedef int (*sl_attr_tokens_fn)(void *user, long row, int count, int L, const float *attr, sl_error *err);
+
+/* tokens_fn may be NULL. */
 int sl_attribute(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const sl_attr_opts *ao, sl_attr_result *out,
-                 float *per_token, sl_error *err);
+                 sl_attr_tokens_fn tokens_fn, void *tokens_user, sl_error *err);
 void sl_attr_result_free(sl_attr_result *r);
 
 #endif

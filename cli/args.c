@@ -121,6 +121,8 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
         } else if (!strcmp(o, "--bootstrap")) {
             if (parse_long(v, 0, 1000000, &n)) rc = sl_fail(err, SL_EINPUT, "seqlens %s: --bootstrap '%s': expected 0..1000000", cmd, v);
             a->bootstrap = (int)n;
+        } else if (!strcmp(o, "--tokens")) {
+            a->tokens_out = v;
         } else if (!strcmp(o, "--method")) {
             a->method = v;
         } else if (!strcmp(o, "--baseline")) {

@@ -23,7 +23,7 @@ typedef struct {
     const char *family, *layer, *mode; /* ablate */
     int bootstrap;
     const char *target, *site; /* probe */
-    const char *method, *baseline; /* attribute */
+    const char *method, *baseline, *tokens_out; /* attribute */
     int steps;
     const char *task; /* gym */
     long n_examples;

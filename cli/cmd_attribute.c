@@ -4,18 +4,33 @@
 
 #include "attribution/attribute.h"
 #include "cli/commands.h"
+#include "core/h5out.h"
 #include "core/jsonout.h"
 
 static const char USAGE[] =
     "usage: seqlens attribute MODEL DATA [--method grad-input|ig] [--steps K] [--baseline pad|zero] [-o out.json]\n"
-    "                         [--examples A:B] [--threads N] [--batch B]\n"
+    "                         [--tokens attr.h5] [--examples A:B] [--threads N] [--batch B]\n"
     "  Attribution of each example's logit to `embed` (token + positional term), summed over the model\n"
     "  dimension, absolute value per token: grad-input = embed . d logit / d embed (one forward and one\n"
     "  backward pass); ig = integrated gradients from the baseline (the embedding of an all-pad sequence,\n"
     "  or zeros) in K midpoint steps (default 32). JSON: families [{family, attribution_share,\n"
     "  token_share, ratio}] over valid positions, profile [{distance_min, distance_max,\n"
     "  attribution_share, token_share}] by distance from the sequence end, and for ig completeness\n"
-    "  {mean_abs_error, max_abs_error, mean_relative_error}: |sum of attributions - (logit - baseline logit)|.\n";
+    "  {mean_abs_error, max_abs_error, mean_relative_error}: |sum of attributions - (logit - baseline logit)|.\n"
+    "  --tokens writes the signed per-token attributions to /attribution [N, L] (0 beyond each length).\n";
+
+/* --tokens FILE.h5: /attribution [N, L] written batch by batch */
+typedef struct {
+    sl_h5out out;
+    sl_h5set set;
+} token_file;
+
+static int write_rows(void *user, long row, int count, int L, const float *attr, sl_error *err)
+{
+    (void)L;
+    token_file *t = user;
+    return sl_h5out_write(&t->out, &t->set, (hsize_t)row, (hsize_t)count, attr, err);
+}
 
 static cJSON *families(const sl_dataset *ds, const sl_attr_result *r)
 {
@@ -53,7 +68,7 @@ int cmd_attribute(int argc, char **argv)
 {
     sl_args a;
     sl_error err = {0};
-    if (sl_parse_args(&a, "attribute", argc, argv, "-o --method --steps --baseline --examples --threads --batch --device", &err))
+    if (sl_parse_args(&a, "attribute", argc, argv, "-o --tokens --method --steps --baseline --examples --threads --batch --device", &err))
         return sl_report(&err);
     if (a.help || a.n_pos != 2) return sl_usage(USAGE, a.help);
     sl_attr_opts ao = {ATTR_GRAD_INPUT, a.steps ? a.steps : 32, BASELINE_PAD};
@@ -65,8 +80,19 @@ int cmd_attribute(int argc, char **argv)
         return sl_report(&(sl_error){SL_EINPUT, "seqlens attribute: --baseline: expected pad or zero"});
     sl_session s;
     sl_attr_result r = {0};
+    token_file tf = {.out = {.file = -1}, .set = {.ds = -1}};
     int rc = sl_session_open(&s, &a, a.pos[0], a.pos[1], &err);
-    if (!rc) rc = sl_attribute(&s.model, &s.data, &s.run, &ao, &r, NULL, &err);
+    if (!rc && a.tokens_out) {
+        hsize_t dims[2] = {(hsize_t)s.run.count, (hsize_t)s.data.L};
+        rc = sl_h5out_create(&tf.out, a.tokens_out, &err);
+        if (!rc) rc = sl_h5out_dataset(&tf.out, &tf.set, "attribution", H5OUT_F32, 2, dims, &err);
+    }
+    if (!rc) rc = sl_attribute(&s.model, &s.data, &s.run, &ao, &r, a.tokens_out ? write_rows : NULL, &tf, &err);
+    sl_h5set_close(&tf.set);
+    if (a.tokens_out) {
+        if (!rc) rc = sl_h5out_commit(&tf.out, &err);
+        else sl_h5out_abort(&tf.out);
+    }
     if (!rc) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "method", ao.method == ATTR_IG ? "ig" : "grad-input");

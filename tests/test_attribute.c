@@ -48,6 +48,13 @@ static void close_model(opened *o)
     sl_model_free(&o->m);
 }
 
+static int keep_rows(void *user, long row, int count, int L, const float *attr, sl_error *err)
+{
+    (void)err;
+    memcpy((float *)user + row * L, attr, (size_t)count * L * sizeof *attr);
+    return SL_OK;
+}
+
 static void grad_input_vs_pytorch(const char *name)
 {
     char dir[512], data[600], exp[600], grad[600];
@@ -65,7 +72,7 @@ static void grad_input_vs_pytorch(const char *name)
     sl_attr_opts ao = {ATTR_GRAD_INPUT, 0, BASELINE_PAD};
     sl_attr_result r;
     sl_error err = {0};
-    CHECK(e && g && !sl_attribute(&o.m, &o.ds, &ro, &ao, &r, tok, &err), "%s: %s", name, err.msg);
+    CHECK(e && g && !sl_attribute(&o.m, &o.ds, &ro, &ao, &r, keep_rows, tok, &err), "%s: %s", name, err.msg);
     double diff = 0, scale = 0;
     for (long x = 0; e && g && x < N * L; x++) {
         double want = 0;
@@ -90,7 +97,7 @@ static double ig_completeness(const char *dir, const char *data, int baseline, i
     sl_attr_result r;
     sl_error err = {0};
     double rel = INFINITY;
-    if (!sl_attribute(&o.m, &o.ds, &ro, &ao, &r, NULL, &err)) {
+    if (!sl_attribute(&o.m, &o.ds, &ro, &ao, &r, NULL, NULL, &err)) {
         rel = r.completeness_relative_mean;
         printf("%-34s ig (%s baseline, %d steps) completeness: mean %.3g, max %.3g, mean relative %.3g\n", dir,
                baseline == BASELINE_PAD ? "pad" : "zero", steps, r.completeness_mean, r.completeness_max, rel);
@@ -132,7 +139,7 @@ static void planted_truth(const char *model, const char *data)
         sl_attr_opts ao = {method, 16, BASELINE_PAD};
         sl_attr_result r;
         sl_error err = {0};
-        if (sl_attribute(&o.m, &o.ds, &ro, &ao, &r, NULL, &err)) {
+        if (sl_attribute(&o.m, &o.ds, &ro, &ao, &r, NULL, NULL, &err)) {
             CHECK(0, "%s: %s", model, err.msg);
             continue;
         }

@@ -386,6 +386,14 @@ static void option_cases(void)
     expect_bad("gym --task count --len 64 -o " BAD "/out.h5", "--task, --n, --len and -o are required");
     expect_bad("baseline " BAD "/text.h5 -o " BAD "/out.h5", "text.h5: not an HDF5 file");
     expect_bad("baseline " BAD "/oov.h5 -o " BAD "/out.h5", "outside the vocabulary");
+    expect_bad("attribute " FIXM " " FIXM "/data.h5 --method saliency -o " BAD "/out.h5", "--method: expected grad-input or ig");
+    expect_bad("attribute " FIXM " " FIXM "/data.h5 --method ig --baseline mean -o " BAD "/out.h5", "--baseline: expected pad or zero");
+    expect_bad("attribute " FIXM " " FIXM "/data.h5 --method ig --steps 0 -o " BAD "/out.h5", "--steps '0'");
+    expect_bad("attribute " FIXM " " BAD "/oov.h5 --tokens " BAD "/out.h5", "outside the vocabulary");
+    expect_bad("probe " FIXM " " FIXM "/data.h5 --site middle -o " BAD "/out.h5", "--site: expected pooled, last or tokens");
+    expect_bad("probe " FIXM " " FIXM "/data.h5 --target nosuch -o " BAD "/out.h5", "no dataset /concepts/nosuch");
+    expect_bad("inspect " FIXM " " BAD "/oov.h5 -o " BAD "/out.h5", "outside the vocabulary");
+    expect_bad("compare " FIXM " " FIXT " " BAD "/oneclass.h5 -o " BAD "/out.h5", "AUC is undefined");
     expect_bad("nonsense", "unknown command 'nonsense'");
     expect_bad("eval " FIXM, "usage: seqlens eval");
 }
