@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "attribution/attribute.h"
+#include "tests/json_fixture.h"
 #include "tests/testing.h"
 
 #define FIX "tests/fixtures"
@@ -155,6 +156,48 @@ static void planted_truth(const char *model, const char *data)
     close_model(&o);
 }
 
+/* Captum's InputXGradient and IntegratedGradients(method="riemann_middle",
+ * 32 steps, pad baseline) on the first 16 examples of two trained models
+ * (tests/reference/make_captum_fixtures.py). */
+static void captum(const cJSON *all, const char *model)
+{
+    const cJSON *c = cJSON_GetObjectItem(all, model);
+    CHECK(c != NULL, "captum_expected.json lacks %s", model);
+    if (!c) return;
+    char dir[256];
+    snprintf(dir, sizeof dir, "tests/trained/%s", model);
+    opened o;
+    if (open_model(&o, dir, cJSON_GetObjectItem(c, "data")->valuestring)) return;
+    int n = cJSON_GetObjectItem(c, "n")->valueint, L = o.ds.L;
+    float *rows = calloc((size_t)n * L, sizeof *rows);
+    const char *keys[2] = {"grad_input", "ig"};
+    for (int method = ATTR_GRAD_INPUT; method <= ATTR_IG; method++) {
+        sl_run_opts ro = {0, n, 5, 2};
+        sl_attr_opts ao = {method, cJSON_GetObjectItem(c, "ig_steps")->valueint, BASELINE_PAD};
+        sl_attr_result r;
+        sl_error err = {0};
+        if (sl_attribute(&o.m, &o.ds, &ro, &ao, &r, keep_rows, rows, &err)) {
+            CHECK(0, "%s: %s", model, err.msg);
+            continue;
+        }
+        double diff = 0, scale = 0;
+        const cJSON *ex = cJSON_GetObjectItem(c, keys[method])->child;
+        for (int e = 0; ex && e < n; e++, ex = ex->next) {
+            int t = 0;
+            for (const cJSON *v = ex->child; v; v = v->next, t++) {
+                diff = fmax(diff, fabs(rows[(long)e * L + t] - v->valuedouble));
+                scale = fmax(scale, fabs(v->valuedouble));
+            }
+            CHECK(t == o.ds.lengths[e], "%s: example %d has %d Captum values for length %d", model, e, t, o.ds.lengths[e]);
+        }
+        CHECK(diff <= 1e-4 * scale, "%s, %s: relative difference from Captum %.3g", model, keys[method], diff / scale);
+        printf("%-12s %-10s vs Captum: max difference %.3g (largest value %.3g)\n", model, keys[method], diff, scale);
+        sl_attr_result_free(&r);
+    }
+    free(rows);
+    close_model(&o);
+}
+
 int main(void)
 {
     sl_h5_quiet();
@@ -170,6 +213,13 @@ int main(void)
     if (dir) closedir(dir);
     CHECK(checked >= 10, "only %d fixtures", checked);
     integrated_gradients();
+    cJSON *cap = read_json("tests/trained/captum_expected.json");
+    CHECK(cap != NULL, "cannot read tests/trained/captum_expected.json");
+    if (cap) {
+        captum(cap, "tf_order");
+        captum(cap, "mamba_count");
+    }
+    cJSON_Delete(cap);
     planted_truth("tf_count", "count_test.h5");
     planted_truth("mamba_count", "count_test.h5");
     planted_truth("tf_order", "order_test.h5");

@@ -8,7 +8,8 @@ the input of block 0), and the attribution is summed over the model dimension:
               the embed of an all-pad_token_id sequence of the same length (token + positional term).
 Only positions < length are written.  Self-checks (exit non-zero on failure): Captum's riemann_middle
 alphas equal (s + 0.5)/K exactly; InputXGradient equals embed * grad from plain autograd; Captum IG
-equals a hand-written midpoint-rule IG; IG completeness sum = logit(x) - logit(x'); zero attribution
+equals a hand-written midpoint-rule IG; IG completeness sum = logit(x) - logit(x') within 3%
+(midpoint-rule error at K=32); zero attribution
 at padding positions.  Needs `pip install captum`.
 """
 import json
@@ -111,8 +112,10 @@ def main():
         print(f"  max |attribution| at padding positions: {pad_max:.3g}")
         if e_gi > 1e-12 or e_ig > 1e-12 or pad_max > 1e-12:
             fail(f"{name}: self-check failed")
-        if comp.max().item() > 1e-2 * max(1.0, (lx - lp).abs().max().item()):
-            fail(f"{name}: IG completeness off by {comp.max().item():.3g}")
+        # Midpoint-rule error at K=32 (observed rel 3.5e-3 tf_order, 1.6e-2 mamba_count; it falls ~20x
+        # per doubling of K, to 4e-5 / 4.9e-4 absolute at K=128, so it is discretisation, not a bug).
+        if comp_rel > 3e-2:
+            fail(f"{name}: IG completeness off by {comp_rel:.3g} relative")
 
         n = [int(v) for v in lengths]
         out[name] = {
