@@ -35,7 +35,7 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/tests/%: tests/%.c tests/testing.h tests/json_fixture.h $(LIB_OBJ)
+$(BUILD)/tests/%: tests/%.c tests/testing.h tests/fixture_files.h $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) -lhdf5_hl $(LDLIBS)
 

@@ -3,17 +3,14 @@
  * beside each fixture): the logits of every mode, family and layer, and the
  * masked fractions. Resampling is checked by its properties. */
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ablation/layer.h"
-#include "tests/json_fixture.h"
+#include "tests/fixture_files.h"
 #include "tests/testing.h"
 
-#define FIX "tests/fixtures"
 #define TOL 1e-5
 
 /* max |got - want| over max |baseline|: the logits' own scale. */
@@ -36,7 +33,7 @@ typedef struct {
 static int open_fixture(fixture *f, const char *name, int threads, int batch)
 {
     char dir[512], data[600];
-    snprintf(dir, sizeof dir, FIX "/%s", name);
+    snprintf(dir, sizeof dir, FIXTURES "/%s", name);
     snprintf(data, sizeof data, "%s/data.h5", dir);
     sl_error err = {0};
     int rc = sl_model_load(&f->m, dir, &err);
@@ -129,22 +126,19 @@ static void resample_properties(void)
     close_fixture(&b);
 }
 
+static void ablate_fixture(const char *name, const char *path, void *user)
+{
+    (void)user;
+    cJSON *want = read_json(path);
+    CHECK(want != NULL, "%s: not JSON", path);
+    if (want) check_fixture(name, want);
+    cJSON_Delete(want);
+}
+
 int main(void)
 {
     sl_h5_quiet();
-    DIR *dir = opendir(FIX);
-    int checked = 0;
-    for (struct dirent *e; dir && (e = readdir(dir));) {
-        char path[600];
-        snprintf(path, sizeof path, FIX "/%s/ablate_expected.json", e->d_name);
-        if (e->d_name[0] == '.' || access(path, F_OK) != 0) continue;
-        cJSON *want = read_json(path);
-        CHECK(want != NULL, "%s: not JSON", path);
-        if (want) check_fixture(e->d_name, want);
-        cJSON_Delete(want);
-        checked++;
-    }
-    if (dir) closedir(dir);
+    int checked = for_each_fixture("ablate_expected.json", ablate_fixture, NULL);
     CHECK(checked >= 10, "only %d fixtures have ablate_expected.json", checked);
     resample_properties();
     return TEST_SUMMARY();

@@ -2,32 +2,14 @@
  * gradient from the fixtures), integrated gradients' completeness, and the
  * planted truth on the trained gym models: the signal family draws far more
  * attribution than its share of tokens. */
-#include <dirent.h>
-#include <hdf5.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "attribution/attribute.h"
-#include "tests/json_fixture.h"
+#include "tests/fixture_files.h"
 #include "tests/testing.h"
 
-#define FIX "tests/fixtures"
-
-static float *read_h5(const char *path, const char *name, size_t n)
-{
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    float *buf = NULL;
-    hid_t d = f >= 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
-    if (d >= 0 && (buf = malloc(n * sizeof *buf)) && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
-        free(buf);
-        buf = NULL;
-    }
-    if (d >= 0) H5Dclose(d);
-    if (f >= 0) H5Fclose(f);
-    return buf;
-}
 
 typedef struct {
     sl_model m;
@@ -56,10 +38,12 @@ static int keep_rows(void *user, long row, int count, int L, const float *attr, 
     return SL_OK;
 }
 
-static void grad_input_vs_pytorch(const char *name)
+static void grad_input_vs_pytorch(const char *name, const char *grad_path, void *user)
 {
+    (void)grad_path;
+    (void)user;
     char dir[512], data[600], exp[600], grad[600];
-    snprintf(dir, sizeof dir, FIX "/%s", name);
+    snprintf(dir, sizeof dir, FIXTURES "/%s", name);
     snprintf(data, sizeof data, "%s/data.h5", dir);
     snprintf(exp, sizeof exp, "%s/expected.h5", dir);
     snprintf(grad, sizeof grad, "%s/grad_expected.h5", dir);
@@ -68,7 +52,7 @@ static void grad_input_vs_pytorch(const char *name)
     long N = o.ds.n;
     int L = o.ds.L, d = o.m.c.d_model;
     float *tok = malloc((size_t)N * L * sizeof *tok);
-    float *e = read_h5(exp, "embed", (size_t)N * L * d), *g = read_h5(grad, "embed", (size_t)N * L * d);
+    float *e = read_floats(exp, "embed", (size_t)N * L * d), *g = read_floats(grad, "embed", (size_t)N * L * d);
     sl_run_opts ro = {0, N, 3, 2};
     sl_attr_opts ao = {ATTR_GRAD_INPUT, 0, BASELINE_PAD};
     sl_attr_result r;
@@ -112,8 +96,8 @@ static double ig_completeness(const char *dir, const char *data, int baseline, i
 
 static void integrated_gradients(void)
 {
-    const char *dirs[][2] = {{FIX "/tf_pre_relu_learned", FIX "/tf_pre_relu_learned/data.h5"},
-                             {FIX "/mamba_last_bias_2logit_f16", FIX "/mamba_last_bias_2logit_f16/data.h5"},
+    const char *dirs[][2] = {{FIXTURES "/tf_pre_relu_learned", FIXTURES "/tf_pre_relu_learned/data.h5"},
+                             {FIXTURES "/mamba_last_bias_2logit_f16", FIXTURES "/mamba_last_bias_2logit_f16/data.h5"},
                              {"tests/trained/tf_order", "tests/trained/order_test.h5"}};
     /* from the pad baseline, 64 midpoint steps: the attributions add up to
      * the change of the logit to well under 1% */
@@ -201,16 +185,7 @@ static void captum(const cJSON *all, const char *model)
 int main(void)
 {
     sl_h5_quiet();
-    DIR *dir = opendir(FIX);
-    int checked = 0;
-    for (struct dirent *e; dir && (e = readdir(dir));) {
-        char path[600];
-        snprintf(path, sizeof path, FIX "/%s/grad_expected.h5", e->d_name);
-        if (e->d_name[0] == '.' || access(path, F_OK) != 0) continue;
-        grad_input_vs_pytorch(e->d_name);
-        checked++;
-    }
-    if (dir) closedir(dir);
+    int checked = for_each_fixture("grad_expected.h5", grad_input_vs_pytorch, NULL);
     CHECK(checked >= 10, "only %d fixtures", checked);
     integrated_gradients();
     cJSON *cap = read_json("tests/trained/captum_expected.json");

@@ -2,43 +2,21 @@
  * the gradient of each example's logit with respect to embed and every
  * block's input and output, on all fixtures; relative error <= 1e-4
  * (max |a - b| / max |b| per hook). */
-#include <dirent.h>
-#include <hdf5.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/dataset.h"
 #include "models/model.h"
+#include "tests/fixture_files.h"
 #include "tests/testing.h"
 
-#define FIX "tests/fixtures"
 #define TOL 1e-4
-
-static float *read_h5(const char *path, const char *name, size_t n)
-{
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    float *buf = NULL;
-    hid_t d = f >= 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
-    if (d >= 0) {
-        hid_t s = H5Dget_space(d);
-        if ((size_t)H5Sget_simple_extent_npoints(s) == n && (buf = malloc(n * sizeof *buf))
-            && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
-            free(buf);
-            buf = NULL;
-        }
-        H5Sclose(s);
-        H5Dclose(d);
-    }
-    if (f >= 0) H5Fclose(f);
-    return buf;
-}
 
 static void check(const char *name)
 {
     char dir[512], data[600], want_path[600];
-    snprintf(dir, sizeof dir, FIX "/%s", name);
+    snprintf(dir, sizeof dir, FIXTURES "/%s", name);
     snprintf(data, sizeof data, "%s/data.h5", dir);
     snprintf(want_path, sizeof want_path, "%s/grad_expected.h5", dir);
     sl_model m;
@@ -69,7 +47,7 @@ static void check(const char *name)
         if (k < nl) snprintf(hook, sizeof hook, "blocks.%d.resid_pre", k);
         else snprintf(hook, sizeof hook, "blocks.%d.resid_post", nl - 1);
         size_t n = (size_t)N * L * d;
-        float *want = read_h5(want_path, hook, n);
+        float *want = read_floats(want_path, hook, n);
         CHECK(want != NULL, "%s: grad_expected.h5 lacks %s", name, hook);
         if (!want) continue;
         double diff = 0, scale = 0;
@@ -84,7 +62,7 @@ static void check(const char *name)
         free(want);
     }
     /* embed is the input of block 0: the same gradient */
-    float *want_embed = read_h5(want_path, "embed", (size_t)N * L * d);
+    float *want_embed = read_floats(want_path, "embed", (size_t)N * L * d);
     CHECK(want_embed != NULL, "%s: no embed gradient", name);
     for (size_t q = 0; want_embed && q < (size_t)N * L * d; q++)
         if (fabs(got[q] - want_embed[q]) > TOL * 10 * fmax(1e-3, fabs(want_embed[q]))) {
@@ -92,7 +70,7 @@ static void check(const char *name)
             break;
         }
     free(want_embed);
-    float *want_logits = read_h5(want_path, "logits", (size_t)N);
+    float *want_logits = read_floats(want_path, "logits", (size_t)N);
     for (long e = 0; want_logits && e < N; e++)
         CHECK(fabs(logits[e] - want_logits[e]) <= 1e-5 * fmax(1, fabs(want_logits[e])), "%s: logit %ld", name, e);
     free(want_logits);
@@ -106,19 +84,17 @@ static void check(const char *name)
     sl_model_free(&m);
 }
 
+static void gradient_fixture(const char *name, const char *path, void *user)
+{
+    (void)path;
+    (void)user;
+    check(name);
+}
+
 int main(void)
 {
     sl_h5_quiet();
-    DIR *dir = opendir(FIX);
-    int checked = 0;
-    for (struct dirent *e; dir && (e = readdir(dir));) {
-        char path[600];
-        snprintf(path, sizeof path, FIX "/%s/grad_expected.h5", e->d_name);
-        if (e->d_name[0] == '.' || access(path, F_OK) != 0) continue;
-        check(e->d_name);
-        checked++;
-    }
-    if (dir) closedir(dir);
+    int checked = for_each_fixture("grad_expected.h5", gradient_fixture, NULL);
     CHECK(checked >= 10, "only %d fixtures have grad_expected.h5", checked);
     return TEST_SUMMARY();
 }

@@ -2,17 +2,14 @@
  * reference's activations (tests/reference/make_inspect_fixtures.py writes
  * inspect_expected.json beside each fixture). */
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "attribution/inspect.h"
-#include "tests/json_fixture.h"
+#include "tests/fixture_files.h"
 #include "tests/testing.h"
 
-#define FIX "tests/fixtures"
 #define TOL 1e-4
 
 static void near(const char *what, const char *fix, int layer, const char *fam, double got, double want)
@@ -24,7 +21,7 @@ static void near(const char *what, const char *fix, int layer, const char *fam, 
 static void check(const char *name, const cJSON *want, int threads, int batch)
 {
     char dir[512], data[600];
-    snprintf(dir, sizeof dir, FIX "/%s", name);
+    snprintf(dir, sizeof dir, FIXTURES "/%s", name);
     snprintf(data, sizeof data, "%s/data.h5", dir);
     sl_model m;
     sl_dataset ds;
@@ -88,25 +85,23 @@ static void check(const char *name, const cJSON *want, int threads, int batch)
     sl_model_free(&m);
 }
 
+/* on 1 thread in batches of 4, and on 2 threads one example at a time */
+static void inspect_fixture(const char *name, const char *path, void *user)
+{
+    (void)user;
+    cJSON *want = read_json(path);
+    CHECK(want != NULL, "%s: not JSON", path);
+    if (want) {
+        check(name, want, 1, 4);
+        check(name, want, 2, 1);
+    }
+    cJSON_Delete(want);
+}
+
 int main(void)
 {
     sl_h5_quiet();
-    DIR *dir = opendir(FIX);
-    int checked = 0;
-    for (struct dirent *e; dir && (e = readdir(dir));) {
-        char path[600];
-        snprintf(path, sizeof path, FIX "/%s/inspect_expected.json", e->d_name);
-        if (e->d_name[0] == '.' || access(path, F_OK) != 0) continue;
-        cJSON *want = read_json(path);
-        CHECK(want != NULL, "%s: not JSON", path);
-        if (want) {
-            check(e->d_name, want, 1, 4);
-            check(e->d_name, want, 2, 1);
-        }
-        cJSON_Delete(want);
-        checked++;
-    }
-    if (dir) closedir(dir);
+    int checked = for_each_fixture("inspect_expected.json", inspect_fixture, NULL);
     CHECK(checked >= 8, "only %d fixtures have inspect_expected.json", checked);
     return TEST_SUMMARY();
 }

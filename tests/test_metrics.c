@@ -8,7 +8,7 @@
 #include "core/correlation.h"
 #include "core/metrics.h"
 #include "core/roc.h"
-#include "tests/json_fixture.h"
+#include "tests/fixture_files.h"
 #include "tests/testing.h"
 
 static float *floats(const cJSON *arr, int *n)

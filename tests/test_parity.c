@@ -3,19 +3,17 @@
  * Run through the library with every hook captured (materialised attention
  * pattern), without the pattern (streaming attention), on several threads
  * and batch sizes, and through the command line. */
-#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <hdf5_hl.h>
 
 #include "core/dataset.h"
 #include "models/run.h"
+#include "tests/fixture_files.h"
 #include "tests/testing.h"
 
-#define FIX "tests/fixtures"
 #define TOL 1e-5
 
 typedef struct {
@@ -49,27 +47,6 @@ static int grab(void *user, sl_hook_event *ev, sl_error *err)
     return SL_OK;
 }
 
-/* Reads a float dataset of expected.h5 of n floats; NULL if absent. */
-static float *read_expected(const char *path, const char *name, size_t n)
-{
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) return NULL;
-    float *buf = NULL;
-    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-    if (d >= 0) {
-        hid_t s = H5Dget_space(d);
-        if ((size_t)H5Sget_simple_extent_npoints(s) == n && (buf = malloc(n * sizeof *buf))
-            && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
-            free(buf);
-            buf = NULL;
-        }
-        H5Sclose(s);
-        H5Dclose(d);
-    }
-    H5Fclose(f);
-    return buf;
-}
-
 static double rel_err(const float *a, const float *b, size_t n)
 {
     double diff = 0, scale = 0;
@@ -86,7 +63,7 @@ static double rel_err(const float *a, const float *b, size_t n)
 static double run_and_compare(const char *name, int with_pattern, int threads, int batch)
 {
     char dir[512], data[600], expected[600];
-    snprintf(dir, sizeof dir, FIX "/%s", name);
+    snprintf(dir, sizeof dir, FIXTURES "/%s", name);
     snprintf(data, sizeof data, "%s/data.h5", dir);
     snprintf(expected, sizeof expected, "%s/expected.h5", dir);
     sl_model m;
@@ -119,7 +96,7 @@ static double run_and_compare(const char *name, int with_pattern, int threads, i
         /* embed.tokens is embed without an additive positional term */
         int additive_pos = m.c.arch == ARCH_TRANSFORMER && (m.c.positional == POS_LEARNED || m.c.positional == POS_SINUSOIDAL);
         if (m.points[i].kind == HK_EMBED_TOKENS && additive_pos) continue;
-        float *want = read_expected(expected, m.points[i].kind == HK_EMBED_TOKENS ? "embed" : m.points[i].name, n);
+        float *want = read_floats(expected, m.points[i].kind == HK_EMBED_TOKENS ? "embed" : m.points[i].name, n);
         /* long fixtures leave their megabyte patterns out; short ones check them */
         if (!want && m.points[i].kind == HK_ATTN_PATTERN && ds.L > 64) continue;
         CHECK(want != NULL, "%s: expected.h5 has no %s of %zu floats", name, m.points[i].name, n);
@@ -130,7 +107,7 @@ static double run_and_compare(const char *name, int with_pattern, int threads, i
         if (e > worst) worst = e;
         free(want);
     }
-    float *want = read_expected(expected, "logits", (size_t)ds.n);
+    float *want = read_floats(expected, "logits", (size_t)ds.n);
     CHECK(want && rel_err(logits, want, (size_t)ds.n) <= TOL, "%s: returned logits differ from expected", name);
     free(want);
     for (int i = 0; i < m.n_points; i++) free(sinks[i].got);
@@ -148,10 +125,10 @@ static void cli_capture(const char *name, const char *seqlens)
 {
     char cmd[2048], out[512], expected[512];
     snprintf(out, sizeof out, "build/tests/parity_%s.h5", name);
-    snprintf(expected, sizeof expected, FIX "/%s/expected.h5", name);
+    snprintf(expected, sizeof expected, FIXTURES "/%s/expected.h5", name);
     const char *modes[][3] = {{"none", "f32", "1e-5"}, {"none", "f16", "2e-3"}};
     for (int k = 0; k < 2; k++) {
-        snprintf(cmd, sizeof cmd, "%s capture " FIX "/%s " FIX "/%s/data.h5 --hook '*' 'blocks.*.*' 'blocks.*.*.*' "
+        snprintf(cmd, sizeof cmd, "%s capture " FIXTURES "/%s " FIXTURES "/%s/data.h5 --hook '*' 'blocks.*.*' 'blocks.*.*.*' "
                  "--reduce %s --dtype %s --threads 2 --batch 3 -o %s", seqlens, name, name, modes[k][0], modes[k][1], out);
         int status = system(cmd);
         CHECK(status == 0, "%s: `%s` exited %d", name, cmd, status);
@@ -171,7 +148,7 @@ static void cli_capture(const char *name, const char *seqlens)
             H5Sclose(s);
             H5Dclose(d);
             if (!is_float) continue;
-            float *want = read_expected(expected, hook, n), *got = read_expected(out, hook, n);
+            float *want = read_floats(expected, hook, n), *got = read_floats(out, hook, n);
             CHECK(got != NULL, "%s: %s lacks %s of %zu values", name, out, hook, n);
             if (got && want) {
                 double e = rel_err(got, want, n);
@@ -194,22 +171,22 @@ static void cli_reduce(const char *name, const char *hook, const char *seqlens)
 {
     char cmd[2048], out[512], expected[512];
     snprintf(out, sizeof out, "build/tests/reduce_%s.h5", name);
-    snprintf(expected, sizeof expected, FIX "/%s/expected.h5", name);
+    snprintf(expected, sizeof expected, FIXTURES "/%s/expected.h5", name);
     hsize_t dims[3] = {0, 0, 0};
     hid_t f = H5Fopen(expected, H5F_ACC_RDONLY, H5P_DEFAULT);
     H5LTget_dataset_info(f, hook, dims, NULL, NULL);
     H5Fclose(f);
     int N = (int)dims[0], L = (int)dims[1], width = (int)dims[2];
     CHECK(N > 0 && L > 0 && width > 0, "%s: no [N, L, d] %s in expected.h5", name, hook);
-    float *full = read_expected(expected, hook, (size_t)N * L * width);
-    float *lens = read_expected(expected, "lengths", (size_t)N);
+    float *full = read_floats(expected, hook, (size_t)N * L * width);
+    float *lens = read_floats(expected, "lengths", (size_t)N);
     CHECK(full && lens, "%s: cannot read %s and lengths", name, hook);
     for (int mode = 0; full && lens && mode < 2; mode++) {
-        snprintf(cmd, sizeof cmd, "%s capture " FIX "/%s " FIX "/%s/data.h5 --hook %s --reduce %s -o %s", seqlens, name,
+        snprintf(cmd, sizeof cmd, "%s capture " FIXTURES "/%s " FIXTURES "/%s/data.h5 --hook %s --reduce %s -o %s", seqlens, name,
                  name, hook, mode ? "last" : "mean", out);
         int status = system(cmd);
         CHECK(status == 0, "%s: `%s` exited %d", name, cmd, status);
-        float *got = read_expected(out, hook, (size_t)N * width);
+        float *got = read_floats(out, hook, (size_t)N * width);
         CHECK(got != NULL, "%s: --reduce %s wrote no [N, width] %s", name, mode ? "last" : "mean", hook);
         float *want = calloc((size_t)N * width, sizeof *want);
         for (int e = 0; e < N; e++) {
@@ -236,20 +213,20 @@ static void cli_reduce_pattern(const char *name, const char *seqlens)
     char cmd[2048], out[512], expected[512];
     const char *hook = "blocks.0.attn.pattern";
     snprintf(out, sizeof out, "build/tests/reduce_pattern_%s.h5", name);
-    snprintf(expected, sizeof expected, FIX "/%s/expected.h5", name);
+    snprintf(expected, sizeof expected, FIXTURES "/%s/expected.h5", name);
     hsize_t dims[4] = {0, 0, 0, 0};
     hid_t f = H5Fopen(expected, H5F_ACC_RDONLY, H5P_DEFAULT);
     int present = H5LTfind_dataset(f, hook) && H5LTget_dataset_info(f, hook, dims, NULL, NULL) >= 0;
     H5Fclose(f);
     if (!present) return; /* Mamba, or a long fixture without the pattern */
     int N = (int)dims[0], H = (int)dims[1], L = (int)dims[2];
-    float *full = read_expected(expected, hook, (size_t)N * H * L * L);
-    float *lens = read_expected(expected, "lengths", (size_t)N);
+    float *full = read_floats(expected, hook, (size_t)N * H * L * L);
+    float *lens = read_floats(expected, "lengths", (size_t)N);
     for (int mode = 0; full && lens && mode < 2; mode++) {
-        snprintf(cmd, sizeof cmd, "%s capture " FIX "/%s " FIX "/%s/data.h5 --hook %s --reduce %s -o %s", seqlens, name,
+        snprintf(cmd, sizeof cmd, "%s capture " FIXTURES "/%s " FIXTURES "/%s/data.h5 --hook %s --reduce %s -o %s", seqlens, name,
                  name, hook, mode ? "last" : "mean", out);
         CHECK(system(cmd) == 0, "%s: `%s` failed", name, cmd);
-        float *got = read_expected(out, hook, (size_t)N * H * L);
+        float *got = read_floats(out, hook, (size_t)N * H * L);
         CHECK(got != NULL, "%s: --reduce %s wrote no [N, H, L] pattern", name, mode ? "last" : "mean");
         float *want = calloc((size_t)N * H * L, sizeof *want);
         for (int e = 0; e < N; e++)
@@ -271,27 +248,30 @@ static void cli_reduce_pattern(const char *name, const char *seqlens)
     remove(out);
 }
 
+typedef struct {
+    const char *seqlens;
+} parity_run;
+
+static void parity_fixture(const char *name, const char *path, void *user)
+{
+    (void)path;
+    const parity_run *r = user;
+    double w1 = run_and_compare(name, 1, 1, 4);
+    double w2 = run_and_compare(name, 0, 2, 3);
+    double w3 = run_and_compare(name, 0, 2, 1);
+    printf("%-32s worst relative error: pattern path %.2g, streaming %.2g / %.2g\n", name, w1, w2, w3);
+    cli_capture(name, r->seqlens);
+    cli_reduce(name, "blocks.1.resid_post", r->seqlens);
+    cli_reduce_pattern(name, r->seqlens);
+}
+
 int main(void)
 {
     sl_h5_quiet();
-    const char *seqlens = getenv("SEQLENS") ? getenv("SEQLENS") : "bin/seqlens";
-    DIR *dir = opendir(FIX);
-    CHECK(dir != NULL, "cannot open " FIX);
-    int fixtures = 0;
-    for (struct dirent *e; dir && (e = readdir(dir));) {
-        char cfg[600];
-        snprintf(cfg, sizeof cfg, FIX "/%s/config.json", e->d_name);
-        if (e->d_name[0] == '.' || access(cfg, F_OK) != 0) continue; /* model fixtures only */
-        fixtures++;
-        double w1 = run_and_compare(e->d_name, 1, 1, 4);
-        double w2 = run_and_compare(e->d_name, 0, 2, 3);
-        double w3 = run_and_compare(e->d_name, 0, 2, 1);
-        printf("%-32s worst relative error: pattern path %.2g, streaming %.2g / %.2g\n", e->d_name, w1, w2, w3);
-        cli_capture(e->d_name, seqlens);
-        cli_reduce(e->d_name, "blocks.1.resid_post", seqlens);
-        cli_reduce_pattern(e->d_name, seqlens);
-    }
-    if (dir) closedir(dir);
+    parity_run r = {getenv("SEQLENS") ? getenv("SEQLENS") : "bin/seqlens"};
+    CHECK(access(FIXTURES, R_OK) == 0, "cannot open " FIXTURES);
+    /* model fixtures only: those with a config.json */
+    int fixtures = for_each_fixture("config.json", parity_fixture, &r);
     CHECK(fixtures >= 10, "only %d fixtures", fixtures);
     return TEST_SUMMARY();
 }

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "probes/probe.h"
-#include "tests/json_fixture.h"
+#include "tests/fixture_files.h"
 #include "tests/testing.h"
 
 static int run(const char *model, const char *data, const char *target, int site, int threads, sl_probe_row *rows,
