@@ -17,7 +17,7 @@ LDLIBS   += $(HDF5_LIBS) -lcjson -llinear $(BLAS_LIBS) -lm
 LDFLAGS  += -fopenmp
 
 BUILD    ?= build
-LIB_SRC  := $(wildcard core/*.c models/*.c ablation/*.c gym/*.c probes/*.c attribution/*.c)
+LIB_SRC  := $(wildcard core/*.c models/*.c ablation/*.c gym/*.c probes/*.c attribution/*.c plots/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)

@@ -41,12 +41,13 @@ static int reorder_batch(void *user, sl_batch *b, sl_error *err)
 }
 
 int sl_reverse_test(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, uint64_t seed, sl_reverse_result *out,
-                    sl_error *err)
+                    float *logits, sl_error *err)
 {
     long n = o->count;
-    float *orig = malloc((size_t)n * sizeof *orig), *rev = malloc((size_t)n * sizeof *rev);
-    float *shuf = malloc((size_t)n * sizeof *shuf);
-    int rc = orig && rev && shuf ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory for %ld logits", n);
+    float *all = logits ? logits : malloc(3 * (size_t)n * sizeof *all);
+    if (!all) return sl_fail(err, SL_ERUNTIME, "out of memory for %ld logits", n);
+    float *orig = all, *rev = all + n, *shuf = all + 2 * n;
+    int rc = SL_OK;
     reorder backward = {0, seed}, shuffled = {1, seed};
     if (!rc) rc = sl_run(m, ds, o, NULL, NULL, NULL, NULL, orig, err);
     if (!rc) rc = sl_run(m, ds, o, NULL, reorder_batch, NULL, &backward, rev, err);
@@ -62,8 +63,6 @@ int sl_reverse_test(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, uin
         out->shuffle_spearman_rho = sl_spearman(orig, shuf, n);
         out->auc_shuffled = sl_auc(shuf, y, n);
     }
-    free(orig);
-    free(rev);
-    free(shuf);
+    if (!logits) free(all);
     return rc;
 }

@@ -18,7 +18,9 @@ typedef struct {
     double auc_shuffled;
 } sl_reverse_result;
 
+/* logits: NULL, or [3][count] to receive the original, reversed and
+ * shuffled logits (the report's scatter plot reads them). */
 int sl_reverse_test(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, uint64_t seed, sl_reverse_result *out,
-                    sl_error *err);
+                    float *logits, sl_error *err);
 
 #endif

@@ -78,6 +78,7 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
         }
         if (!allowed_opt(allowed, o))
             return sl_fail(err, SL_EINPUT, "seqlens %s: unknown option %s (see seqlens %s --help)", cmd, o, cmd);
+        if (!strcmp(o, "--force")) { a->force = 1; continue; }
         if (i + 1 >= argc) return sl_fail(err, SL_EINPUT, "seqlens %s: option %s needs a value", cmd, o);
         const char *v = argv[++i];
         long n = 0;
@@ -121,6 +122,8 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
         } else if (!strcmp(o, "--bootstrap")) {
             if (parse_long(v, 0, 1000000, &n)) rc = sl_fail(err, SL_EINPUT, "seqlens %s: --bootstrap '%s': expected 0..1000000", cmd, v);
             a->bootstrap = (int)n;
+        } else if (!strcmp(o, "--scores")) {
+            a->scores_out = v;
         } else if (!strcmp(o, "--tokens")) {
             a->tokens_out = v;
         } else if (!strcmp(o, "--method")) {

@@ -24,6 +24,8 @@ typedef struct {
     int bootstrap;
     const char *target, *site; /* probe */
     const char *method, *baseline, *tokens_out; /* attribute */
+    const char *scores_out;                     /* reverse-test */
+    int force;                                  /* analyze: a flag, takes no value */
     int steps;
     const char *task; /* gym */
     long n_examples;

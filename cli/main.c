@@ -3,9 +3,9 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/version.h"
 #include "core/dataset.h"
 
-#define SEQLENS_VERSION "0.1.0"
 
 static const char USAGE[] =
     "usage: seqlens COMMAND [ARGS] (seqlens COMMAND --help for each)\n"
@@ -21,6 +21,8 @@ static const char USAGE[] =
     "  compare MODEL_A MODEL_B DATA  agreement, error overlap, ensemble AUC, linear CKA\n"
     "  probe MODEL DATA            linear probes on each layer against majority and control\n"
     "  attribute MODEL DATA        gradient x input or integrated gradients per token family\n"
+    "  analyze MODEL DATA -o DIR   every analysis, then the report (resumes when interrupted)\n"
+    "  report DIR                  figures and report.html from the JSON results in DIR\n"
     "  gym --task NAME --n N --len L -o data.h5   synthetic data with a planted rule\n"
     "MODEL is a directory with config.json and model.safetensors; DATA an HDF5 file\n"
     "(see the README). Exit status: 0 success, 1 runtime failure, 2 bad usage or input.\n";
@@ -40,6 +42,8 @@ static const struct {
     {"compare", cmd_compare},
     {"probe", cmd_probe},
     {"attribute", cmd_attribute},
+    {"report", cmd_report},
+    {"analyze", cmd_analyze},
 };
 
 int main(int argc, char **argv)

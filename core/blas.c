@@ -27,3 +27,12 @@ void sl_blas_single_thread(void)
     for (int c = 0; c < CPU_SETSIZE; c++) CPU_SET(c, &all);
     sched_setaffinity(0, sizeof all, &all);
 }
+
+const char *sl_blas_name(void)
+{
+#ifdef OPENBLAS_VERSION
+    return OPENBLAS_VERSION;
+#else
+    return "CBLAS";
+#endif
+}

@@ -11,4 +11,7 @@ void sl_linear(const float *x, int ldx, int rows, int in, const float *W, const 
  * threaded BLAS inside that oversubscribes the cores on small GEMMs. */
 void sl_blas_single_thread(void);
 
+/* The BLAS this build was compiled against, e.g. "OpenBLAS 0.3.21". */
+const char *sl_blas_name(void);
+
 #endif

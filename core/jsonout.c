@@ -1,11 +1,11 @@
 #include "core/jsonout.h"
 
-#include <errno.h>
+#include "core/atomic.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 cJSON *sl_json_number(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
 
@@ -19,19 +19,12 @@ int sl_json_write(const cJSON *j, const char *path, sl_error *err)
         free(text);
         return rc;
     }
-    char *tmp = malloc(strlen(path) + 5);
-    if (!tmp) {
-        free(text);
-        return sl_fail(err, SL_ERUNTIME, "out of memory");
+    sl_atomic out;
+    rc = sl_atomic_open(&out, path, err);
+    if (!rc) {
+        fprintf(out.f, "%s\n", text);
+        rc = sl_atomic_commit(&out, err);
     }
-    sprintf(tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) rc = sl_fail(err, SL_ERUNTIME, "%s: cannot create: %s", tmp, strerror(errno));
-    if (!rc && (fprintf(f, "%s\n", text) < 0)) rc = sl_fail(err, SL_ERUNTIME, "%s: write failed", tmp);
-    if (f && fclose(f) && !rc) rc = sl_fail(err, SL_ERUNTIME, "%s: write failed", tmp);
-    if (!rc && rename(tmp, path)) rc = sl_fail(err, SL_ERUNTIME, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-    if (rc) unlink(tmp);
-    free(tmp);
     free(text);
     return rc;
 }

@@ -70,7 +70,7 @@ static void check(const trained *t)
         sl_ablation_result_free(&r);
     }
     sl_reverse_result rv;
-    if (!sl_reverse_test(&m, &ds, &o, 1, &rv, &err)) {
+    if (!sl_reverse_test(&m, &ds, &o, 1, &rv, NULL, &err)) {
         printf("%-12s reverse r %.4f, AUC %.4f -> %.4f reversed\n", t->model, rv.pearson_r, rv.auc_original,
                rv.auc_reversed);
         if (t->order_task)

@@ -1,0 +1,410 @@
+/* seqlens analyze: every analysis with defaults, then the report. Each
+ * stage is this binary run as a child process with the command line the
+ * report shows, so a stage's result is exactly what running that command by
+ * hand gives, a crash in one stage cannot take the others' results with it,
+ * and each stage's memory is returned when it ends. analyze.json records
+ * the inputs and the finished stages, so an interrupted run resumes. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "cli/manifest.h"
+#include "core/jsonout.h"
+#include "plots/report.h"
+
+static const char USAGE[] =
+    "usage: seqlens analyze MODEL DATA -o DIR [--steps K] [--bootstrap B] [--seed S] [--examples A:B]\n"
+    "                       [--threads N] [--batch B] [--force]\n"
+    "  Runs eval, baseline, ablate --family all, ablate --layer all, reverse-test, inspect,\n"
+    "  attribute --method ig --steps K (default 16) and probe --layer all into DIR, then\n"
+    "  seqlens report DIR. A progress line per stage shows elapsed time and an estimate of the\n"
+    "  time left. Interrupted, it resumes: stages already finished for the same model, data and\n"
+    "  options are kept (DIR/analyze.json records them). --force redoes every stage, also when\n"
+    "  DIR holds an analysis of other inputs. Each stage's messages go to DIR/logs/STAGE.log.\n";
+
+#define MAX_ARGS 40
+
+typedef struct {
+    const char *name;
+    const char *outputs[2]; /* files in DIR this stage writes */
+    const char *stdout_to;  /* the file in DIR its stdout becomes, or NULL */
+    double weight;          /* cost in forward passes, for the estimate */
+    int argc;
+    char *argv[MAX_ARGS];
+    double seconds;
+    int kept;
+} stage;
+
+static void arg(stage *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void arg(stage *s, const char *fmt, ...)
+{
+    if (s->argc == MAX_ARGS - 1) return;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&s->argv[s->argc], fmt, ap) >= 0) s->argc++;
+    va_end(ap);
+    s->argv[s->argc] = NULL;
+}
+
+enum { ST_EVAL, ST_BASELINE, ST_FAMILY, ST_LAYER, ST_REVERSE, ST_INSPECT, ST_ATTRIBUTE, ST_PROBE, N_STAGES };
+
+/* The commands as a person would type them (the report prints them). */
+static void plan(stage *st, const sl_args *a, const sl_session *s, const char *dir, int steps)
+{
+    const char *model = a->pos[0], *data = a->pos[1];
+    static const char *const NAMES[N_STAGES] = {"eval",    "baseline", "ablate-family", "ablate-layer",
+                                                "reverse", "inspect",  "attribute",     "probe"};
+    for (int i = 0; i < N_STAGES; i++) {
+        memset(&st[i], 0, sizeof st[i]);
+        st[i].name = NAMES[i];
+        arg(&st[i], "seqlens");
+    }
+    arg(&st[ST_EVAL], "eval");
+    arg(&st[ST_BASELINE], "baseline");
+    arg(&st[ST_FAMILY], "ablate");
+    arg(&st[ST_LAYER], "ablate");
+    arg(&st[ST_REVERSE], "reverse-test");
+    arg(&st[ST_INSPECT], "inspect");
+    arg(&st[ST_ATTRIBUTE], "attribute");
+    arg(&st[ST_PROBE], "probe");
+    for (int i = 0; i < N_STAGES; i++) {
+        if (i != ST_BASELINE) arg(&st[i], "%s", model);
+        arg(&st[i], "%s", data);
+    }
+    st[ST_EVAL].outputs[0] = "eval.json";
+    st[ST_EVAL].outputs[1] = "scores.h5";
+    st[ST_EVAL].stdout_to = "eval.json";
+    arg(&st[ST_EVAL], "-o"), arg(&st[ST_EVAL], "%s/scores.h5", dir);
+    st[ST_BASELINE].outputs[0] = "baseline.json";
+    arg(&st[ST_FAMILY], "--family"), arg(&st[ST_FAMILY], "all");
+    st[ST_FAMILY].outputs[0] = "ablate-family.json";
+    arg(&st[ST_LAYER], "--layer"), arg(&st[ST_LAYER], "all");
+    st[ST_LAYER].outputs[0] = "ablate-layer.json";
+    st[ST_REVERSE].outputs[0] = "reverse.json";
+    st[ST_REVERSE].outputs[1] = "reverse-scores.h5";
+    arg(&st[ST_REVERSE], "--scores"), arg(&st[ST_REVERSE], "%s/reverse-scores.h5", dir);
+    st[ST_INSPECT].outputs[0] = "inspect.json";
+    arg(&st[ST_ATTRIBUTE], "--method"), arg(&st[ST_ATTRIBUTE], "ig");
+    arg(&st[ST_ATTRIBUTE], "--steps"), arg(&st[ST_ATTRIBUTE], "%d", steps);
+    st[ST_ATTRIBUTE].outputs[0] = "attribute.json";
+    arg(&st[ST_PROBE], "--layer"), arg(&st[ST_PROBE], "all");
+    st[ST_PROBE].outputs[0] = "probe.json";
+    for (int i = 0; i < N_STAGES; i++) {
+        if (!st[i].stdout_to) arg(&st[i], "-o"), arg(&st[i], "%s/%s", dir, st[i].outputs[0]);
+        if (i == ST_FAMILY || i == ST_LAYER) arg(&st[i], "--bootstrap"), arg(&st[i], "%d", a->bootstrap);
+        if (i == ST_BASELINE || i == ST_FAMILY || i == ST_LAYER || i == ST_REVERSE || i == ST_PROBE)
+            arg(&st[i], "--seed"), arg(&st[i], "%llu", a->seed);
+        if (a->ex_first || a->ex_end >= 0) arg(&st[i], "--examples"), arg(&st[i], "%ld:%ld", s->run.first, s->run.first + s->run.count);
+        if (i != ST_BASELINE) {
+            arg(&st[i], "--threads"), arg(&st[i], "%d", a->threads);
+            if (a->batch) arg(&st[i], "--batch"), arg(&st[i], "%d", a->batch);
+        }
+    }
+    /* measured on the benchmark models: a gradient pass costs about 6.5
+     * forward passes; ablating a family one forward pass */
+    st[ST_EVAL].weight = 1;
+    st[ST_BASELINE].weight = 1;
+    st[ST_FAMILY].weight = s->data.n_families + 1;
+    st[ST_LAYER].weight = s->model.c.n_layers;
+    st[ST_REVERSE].weight = 3;
+    st[ST_INSPECT].weight = 2;
+    st[ST_ATTRIBUTE].weight = 6.5 * (steps + 1);
+    st[ST_PROBE].weight = 3;
+}
+
+static char *command_line(const stage *s)
+{
+    size_t n = 1;
+    for (int i = 0; i < s->argc; i++) n += strlen(s->argv[i]) + 3;
+    char *line = malloc(n), *p = line;
+    if (!line) return NULL;
+    for (int i = 0; i < s->argc; i++) {
+        /* quote what a shell would split */
+        int q = s->argv[i][strcspn(s->argv[i], " \t'\"$*?")] != 0;
+        p += sprintf(p, "%s%s%s%s", i ? " " : "", q ? "'" : "", s->argv[i], q ? "'" : "");
+    }
+    return line;
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static volatile sig_atomic_t interrupted;
+static void on_signal(int sig) { interrupted = sig; }
+
+static int exists(const char *dir, const char *name)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return access(p, F_OK) == 0;
+}
+
+static void format_time(char *out, size_t n, double s)
+{
+    if (!isfinite(s)) snprintf(out, n, "?");
+    else if (s < 60) snprintf(out, n, "%.1f s", s);
+    else snprintf(out, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+}
+
+typedef struct {
+    int tty, index, total;
+    double started, done_weight, done_seconds, left_weight;
+} progress;
+
+static void show(const progress *p, const stage *s, double elapsed, int final)
+{
+    char el[32], eta[32], total[32];
+    double rate = p->done_weight > 0 ? p->done_seconds / p->done_weight : NAN;
+    double left = rate * (p->left_weight - s->weight) + fmax(0, rate * s->weight - elapsed);
+    if (final) left = rate * (p->left_weight - s->weight);
+    format_time(el, sizeof el, elapsed);
+    format_time(eta, sizeof eta, left);
+    format_time(total, sizeof total, now() - p->started);
+    if (!isfinite(left)) snprintf(eta, sizeof eta, "estimating time");
+    else snprintf(eta + strlen(eta), sizeof eta - strlen(eta), " left");
+    if (p->tty) fprintf(stderr, "\r\033[K");
+    fprintf(stderr, "[%d/%d] %-14s %s %s (total %s, %s)%s", p->index, p->total, s->name, final ? "done in" : "running",
+            el, total, eta, final || !p->tty ? "\n" : "");
+}
+
+/* Runs one stage as a child process; stderr to DIR/logs/NAME.log. */
+static int run_stage(const char *self, const char *dir, stage *s, progress *p, sl_error *err)
+{
+    char log[4200], out[4200], tmp[4300];
+    snprintf(log, sizeof log, "%s/logs/%s.log", dir, s->name);
+    if (s->stdout_to) {
+        snprintf(out, sizeof out, "%s/%s", dir, s->stdout_to);
+        snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    }
+    double t0 = now();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return sl_fail(err, SL_ERUNTIME, "analyze: cannot start %s: %s", s->name, strerror(errno));
+    if (pid == 0) {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        if (!freopen(log, "w", stderr)) _exit(126);
+        if (!freopen(s->stdout_to ? tmp : "/dev/null", "w", stdout)) _exit(126);
+        execv(self, s->argv);
+        fprintf(stderr, "seqlens: cannot run %s: %s\n", self, strerror(errno));
+        _exit(127);
+    }
+    int status = 0;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) break;
+        if (r < 0 && errno != EINTR) return sl_fail(err, SL_ERUNTIME, "analyze: lost stage %s", s->name);
+        if (interrupted) kill(pid, SIGTERM);
+        if (p->tty) show(p, s, now() - t0, 0);
+        struct timespec nap = {0, 200 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+    }
+    s->seconds = now() - t0;
+    if (interrupted) {
+        if (s->stdout_to) unlink(tmp);
+        if (p->tty) fputs("\n", stderr);
+        return sl_fail(err, 130, "analyze: interrupted during %s; run the same command again to resume", s->name);
+    }
+    /* what the stage said (warnings, or the reason it failed) */
+    FILE *f = fopen(log, "r");
+    char line[2048], last[2048] = "";
+    if (p->tty) fprintf(stderr, "\r\033[K");
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) fprintf(stderr, "  %s: %s\n", s->name, line);
+        snprintf(last, sizeof last, "%s", line);
+    }
+    if (f) fclose(f);
+    if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+        if (s->stdout_to) unlink(tmp);
+        int code = WIFEXITED(status) ? WEXITSTATUS(status) : SL_ERUNTIME;
+        return sl_fail(err, code == SL_EINPUT ? SL_EINPUT : SL_ERUNTIME, "analyze: stage %s failed%s%s (log: %s)",
+                       s->name, last[0] ? ": " : "", last[0] ? last : "", log);
+    }
+    if (s->stdout_to && rename(tmp, out))
+        return sl_fail(err, SL_ERUNTIME, "%s: cannot rename to %s: %s", tmp, out, strerror(errno));
+    show(p, s, s->seconds, 1);
+    return SL_OK;
+}
+
+static cJSON *read_json(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *m = open_memstream(&buf, &size);
+    char chunk[8192];
+    size_t n;
+    while (m && (n = fread(chunk, 1, sizeof chunk, f)) > 0) fwrite(chunk, 1, n, m);
+    fclose(f);
+    if (m) fclose(m);
+    cJSON *j = buf ? cJSON_Parse(buf) : NULL;
+    free(buf);
+    return j;
+}
+
+/* Which stages a previous run of the same inputs finished. */
+static int previous(const char *dir, const cJSON *inputs, int force, stage *st, sl_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/analyze.json", dir);
+    if (access(path, F_OK)) return SL_OK;
+    cJSON *old = read_json(path);
+    int same = old && cJSON_Compare(cJSON_GetObjectItemCaseSensitive(old, "inputs"), inputs, 1);
+    if (!same && !force) {
+        cJSON_Delete(old);
+        return sl_fail(err, SL_EINPUT,
+                       "%s: %s; pass --force to replace it, or choose another -o", path,
+                       old ? "this directory holds an analysis of other inputs or options"
+                           : "not a readable analyze.json");
+    }
+    const cJSON *row;
+    if (same && !force) cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(old, "stages"))
+        {
+            const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "name"));
+            const char *status = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "status"));
+            for (int i = 0; name && status && i < N_STAGES; i++) {
+                if (strcmp(name, st[i].name) || (strcmp(status, "done") && strcmp(status, "kept"))) continue;
+                int all = 1;
+                for (int k = 0; k < 2; k++) all &= !st[i].outputs[k] || exists(dir, st[i].outputs[k]);
+                if (!all) continue;
+                st[i].kept = 1;
+                const cJSON *sec = cJSON_GetObjectItemCaseSensitive(row, "seconds");
+                st[i].seconds = cJSON_IsNumber(sec) ? sec->valuedouble : NAN;
+            }
+        }
+    cJSON_Delete(old);
+    return SL_OK;
+}
+
+static int write_manifest(const char *dir, const cJSON *base, const stage *st, int running, sl_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/analyze.json", dir);
+    cJSON *m = cJSON_Duplicate(base, 1);
+    cJSON *arr = cJSON_AddArrayToObject(m, "stages");
+    for (int i = 0; i < N_STAGES; i++) {
+        cJSON *row = cJSON_CreateObject();
+        char *line = command_line(&st[i]);
+        cJSON_AddStringToObject(row, "name", st[i].name);
+        cJSON_AddStringToObject(row, "command", line ? line : "");
+        free(line);
+        const char *status = st[i].kept ? "kept" : i < running ? "done" : "pending";
+        cJSON_AddStringToObject(row, "status", status);
+        cJSON_AddItemToObject(row, "seconds", strcmp(status, "pending") ? sl_json_number(st[i].seconds) : cJSON_CreateNull());
+        cJSON_AddItemToArray(arr, row);
+    }
+    int rc = sl_json_write(m, path, err);
+    cJSON_Delete(m);
+    return rc;
+}
+
+static int make_dir(const char *path, sl_error *err)
+{
+    if (mkdir(path, 0777) && errno != EEXIST) return sl_fail(err, SL_ERUNTIME, "%s: cannot create: %s", path, strerror(errno));
+    struct stat st;
+    if (stat(path, &st) || !S_ISDIR(st.st_mode)) return sl_fail(err, SL_EINPUT, "%s: exists and is not a directory", path);
+    return SL_OK;
+}
+
+int cmd_analyze(int argc, char **argv)
+{
+    sl_args a;
+    sl_error err = {0};
+    if (sl_parse_args(&a, "analyze", argc, argv,
+                      "-o --steps --bootstrap --seed --examples --threads --batch --device --force", &err))
+        return sl_report(&err);
+    if (a.help || a.n_pos != 2) return sl_usage(USAGE, a.help);
+    if (!a.out) return sl_report(&(sl_error){SL_EINPUT, "seqlens analyze: -o DIR is required"});
+    const char *dir = a.out;
+    int steps = a.steps ? a.steps : 16;
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return sl_report(&(sl_error){SL_ERUNTIME, "seqlens analyze: cannot find its own executable"});
+    self[n] = 0;
+
+    /* open both inputs first: a bad model or dataset is reported before
+     * anything is written */
+    sl_session s;
+    int rc = sl_session_open(&s, &a, a.pos[0], a.pos[1], &err);
+    if (!rc) rc = sl_session_need_both_classes(&s, &err);
+    stage st[N_STAGES];
+    memset(st, 0, sizeof st);
+    cJSON *base = cJSON_CreateObject(), *inputs = NULL;
+    if (!rc) {
+        char options[256];
+        snprintf(options, sizeof options, "--examples %ld:%ld --seed %llu --steps %d --bootstrap %d", s.run.first,
+                 s.run.first + s.run.count, a.seed, steps, a.bootstrap);
+        plan(st, &a, &s, dir, steps);
+        cJSON_AddStringToObject(base, "model", a.pos[0]);
+        cJSON_AddStringToObject(base, "data", a.pos[1]);
+        inputs = sl_manifest_inputs(a.pos[0], a.pos[1], options, &err);
+        if (!inputs) rc = err.code;
+    }
+    if (!rc) rc = sl_manifest_model(base, &s, a.pos[0], &err);
+    if (!rc) rc = sl_manifest_data(base, &s, &err);
+    sl_session_close(&s);
+    if (!rc) {
+        sl_manifest_versions(base);
+        cJSON_AddItemToObject(base, "inputs", cJSON_Duplicate(inputs, 1));
+    }
+    char logs[4200];
+    snprintf(logs, sizeof logs, "%s/logs", dir);
+    if (!rc) rc = make_dir(dir, &err);
+    if (!rc) rc = previous(dir, inputs, a.force, st, &err);
+    if (!rc) rc = make_dir(logs, &err);
+
+    progress p = {.tty = isatty(2), .total = N_STAGES + 1, .started = now()};
+    for (int i = 0; i < N_STAGES; i++)
+        if (!st[i].kept) p.left_weight += st[i].weight;
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    for (int i = 0; i < N_STAGES && !rc; i++) {
+        p.index = i + 1;
+        rc = write_manifest(dir, base, st, i, &err);
+        if (rc) break;
+        if (st[i].kept) {
+            fprintf(stderr, "[%d/%d] %-14s done earlier, kept\n", p.index, p.total, st[i].name);
+            continue;
+        }
+        rc = run_stage(self, dir, &st[i], &p, &err);
+        p.done_weight += st[i].weight;
+        p.done_seconds += st[i].seconds;
+        p.left_weight -= st[i].weight;
+    }
+    if (!rc) rc = write_manifest(dir, base, st, N_STAGES, &err);
+    sl_report_info info;
+    if (!rc) {
+        double t0 = now();
+        rc = sl_report_build(dir, &info, &err);
+        if (!rc && info.warning[0]) fprintf(stderr, "seqlens: warning: %s\n", info.warning);
+        if (!rc)
+            fprintf(stderr, "[%d/%d] %-14s done in %.1f s (total %.1f s)\n", p.total, p.total, "report", now() - t0,
+                    now() - p.started);
+    }
+    if (!rc) printf("wrote %s/report.html (%d figures)\n", dir, info.figures);
+    for (int i = 0; i < N_STAGES; i++)
+        for (int k = 0; k < st[i].argc; k++) free(st[i].argv[k]);
+    cJSON_Delete(base);
+    cJSON_Delete(inputs);
+    if (rc == 130) {
+        fprintf(stderr, "seqlens: %s\n", err.msg);
+        return 130;
+    }
+    return rc ? sl_report(&err) : 0;
+}

@@ -1,0 +1,642 @@
+#include "plots/report.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "core/atomic.h"
+#include "plots/figures.h"
+#include "plots/gnuplot.h"
+#include "plots/html.h"
+#include "plots/results.h"
+#include "plots/verdict.h"
+
+typedef struct {
+    const char *dir;
+    char figdir[4096], gnuplot[4096];
+    int have_gnuplot;
+    sl_results r;
+    FILE *f; /* the page */
+    sl_report_info *info;
+    /* the figure being drawn */
+    char *body;
+    size_t body_size;
+    FILE *gp;
+} report;
+
+static void warn(report *rp, const char *msg)
+{
+    if (!rp->info->warning[0]) snprintf(rp->info->warning, sizeof rp->info->warning, "%s", msg);
+}
+
+static FILE *fig_open(report *rp)
+{
+    rp->body = NULL;
+    rp->gp = open_memstream(&rp->body, &rp->body_size);
+    return rp->gp;
+}
+
+/* Renders the figure just written (if drawn) and places it on the page. */
+static int fig_close(report *rp, int drawn, const char *name, const char *caption, int w, int h, sl_error *err)
+{
+    int rc = SL_OK;
+    if (rp->gp) fclose(rp->gp);
+    rp->gp = NULL;
+    if (drawn && rp->have_gnuplot && rp->body) {
+        sl_error ferr = {0};
+        if (sl_gnuplot_render(rp->gnuplot, rp->figdir, name, rp->body, w, h, &ferr)) {
+            rp->info->figure_failures++;
+            warn(rp, ferr.msg);
+            fputs("<p class=\"warn\">This figure could not be drawn: ", rp->f);
+            sl_html_text(rp->f, ferr.msg);
+            fputs("</p>\n", rp->f);
+        } else {
+            char png[4200];
+            snprintf(png, sizeof png, "%s/%s.png", rp->figdir, name);
+            fputs("<figure>", rp->f);
+            rc = sl_html_png(rp->f, png, caption, err);
+            fputs("<figcaption>", rp->f);
+            sl_html_text(rp->f, caption);
+            fprintf(rp->f, " <a href=\"figures/%s.svg\">SVG</a> &middot; <a href=\"figures/%s.gp\">gnuplot script</a>"
+                           "</figcaption></figure>\n",
+                    name, name);
+            rp->info->figures++;
+        }
+    }
+    free(rp->body);
+    rp->body = NULL;
+    return rc;
+}
+
+static void verdict(report *rp, const char *text)
+{
+    if (!text[0]) return;
+    fputs("<p class=\"verdict\">", rp->f);
+    sl_html_text(rp->f, text);
+    fputs("</p>\n", rp->f);
+}
+
+static void section(report *rp, const char *id, const char *heading, const char *what)
+{
+    fprintf(rp->f, "<section id=\"%s\">\n<h2>", id);
+    sl_html_text(rp->f, heading);
+    fputs("</h2>\n<p class=\"what\">", rp->f);
+    sl_html_text(rp->f, what);
+    fputs("</p>\n", rp->f);
+}
+
+/* A table over an array of objects: each column a key and a kind: 's'
+ * string, 'n' number, 'i' integer, 'c' a [lo, hi] interval. */
+typedef struct {
+    const char *heading, *key;
+    char kind;
+} column;
+
+static void cell(FILE *f, const cJSON *row, const column *c)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, c->key);
+    fputs(c->kind == 's' ? "<td>" : "<td class=\"num\">", f);
+    if (c->kind == 's') sl_html_text(f, cJSON_IsString(v) ? v->valuestring : "");
+    else if (c->kind == 'i' && cJSON_IsNumber(v)) fprintf(f, "%.0f", v->valuedouble);
+    else if (c->kind == 'c' && cJSON_GetArraySize(v) == 2) {
+        const cJSON *lo = cJSON_GetArrayItem(v, 0), *hi = cJSON_GetArrayItem(v, 1);
+        fputc('[', f);
+        sl_html_num(f, cJSON_IsNumber(lo) ? lo->valuedouble : NAN);
+        fputs(", ", f);
+        sl_html_num(f, cJSON_IsNumber(hi) ? hi->valuedouble : NAN);
+        fputc(']', f);
+    } else if (c->kind == 'n' || c->kind == 'i') sl_html_num(f, cJSON_IsNumber(v) ? v->valuedouble : NAN);
+    else fputs("&ndash;", f);
+    fputs("</td>", f);
+}
+
+static void table(FILE *f, const cJSON *const *rows, int n, const column *cols, int ncols)
+{
+    fputs("<table><tr>", f);
+    for (int c = 0; c < ncols; c++) {
+        fputs("<th>", f);
+        sl_html_text(f, cols[c].heading);
+        fputs("</th>", f);
+    }
+    fputs("</tr>\n", f);
+    for (int i = 0; i < n; i++) {
+        fputs("<tr>", f);
+        for (int c = 0; c < ncols; c++) cell(f, rows[i], &cols[c]);
+        fputs("</tr>\n", f);
+    }
+    fputs("</table>\n", f);
+}
+
+/* An array's elements, optionally sorted ascending by a number field. */
+static const char *sort_key;
+static int by_key(const void *a, const void *b)
+{
+    double x = sl_jnum(*(const cJSON *const *)a, sort_key), y = sl_jnum(*(const cJSON *const *)b, sort_key);
+    if (!isfinite(x)) x = INFINITY;
+    if (!isfinite(y)) y = INFINITY;
+    return (x > y) - (x < y);
+}
+
+static int rows_of(const cJSON *arr, const char *key, const cJSON ***out)
+{
+    int n = cJSON_GetArraySize(arr), i = 0;
+    const cJSON *row;
+    *out = malloc((size_t)(n ? n : 1) * sizeof **out);
+    if (!*out) return 0;
+    cJSON_ArrayForEach(row, arr)(*out)[i++] = row;
+    if (key) {
+        sort_key = key;
+        qsort(*out, (size_t)n, sizeof **out, by_key);
+    }
+    return n;
+}
+
+static void array_table(FILE *f, const cJSON *arr, const char *sort, const column *cols, int ncols)
+{
+    const cJSON **rows;
+    int n = rows_of(arr, sort, &rows);
+    if (rows) table(f, rows, n, cols, ncols);
+    free(rows);
+}
+
+/* key: value rows of an object; a nested object becomes a nested table,
+ * an array of scalars a comma-separated list. */
+static void object_table(FILE *f, const cJSON *obj)
+{
+    const cJSON *v, *e;
+    fputs("<table>", f);
+    cJSON_ArrayForEach(v, obj)
+    {
+        fputs("<tr><th>", f);
+        sl_html_text(f, v->string);
+        fputs("</th><td>", f);
+        if (cJSON_IsString(v)) sl_html_text(f, v->valuestring);
+        else if (cJSON_IsNumber(v)) fprintf(f, "%.10g", v->valuedouble);
+        else if (cJSON_IsObject(v)) object_table(f, v);
+        else if (cJSON_IsArray(v) && !(v->child && (cJSON_IsObject(v->child) || cJSON_IsArray(v->child)))) {
+            cJSON_ArrayForEach(e, v)
+            {
+                if (e != v->child) fputs(", ", f);
+                if (cJSON_IsString(e)) sl_html_text(f, e->valuestring);
+                else if (cJSON_IsNumber(e)) fprintf(f, "%.10g", e->valuedouble);
+                else fputs(cJSON_IsNull(e) ? "null" : cJSON_IsTrue(e) ? "true" : "false", f);
+            }
+        } else {
+            char *s = cJSON_PrintUnformatted(v);
+            sl_html_text(f, s);
+            free(s);
+        }
+        fputs("</td></tr>\n", f);
+    }
+    fputs("</table>\n", f);
+}
+
+static const cJSON *get(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
+
+static void glance(report *rp)
+{
+    static const struct {
+        int kind;
+        const char *id, *label;
+    } ITEMS[] = {
+        {R_EVAL, "performance", "Performance"},   {R_BASELINE, "baselines", "Baselines"},
+        {R_FAMILY, "family", "Families"},         {R_LAYER, "layer", "Layers"},
+        {R_COMPONENT, "component", "Components"}, {R_REVERSE, "reversal", "Order"},
+        {R_INSPECT, "inspect", "Inside"},         {R_ATTRIBUTE, "attribution", "Attribution"},
+        {R_PROBE, "probes", "Probes"},            {R_PATCH, "patching", "Patching"},
+        {R_COMPARE, "compare", "Comparison"},
+    };
+    const cJSON *const *j = (const cJSON *const *)rp->r.json;
+    fputs("<section id=\"glance\"><h2>At a glance</h2>\n<ul class=\"glance\">\n", rp->f);
+    for (size_t i = 0; i < sizeof ITEMS / sizeof *ITEMS; i++) {
+        char v[1024];
+        v[0] = 0;
+        switch (ITEMS[i].kind) {
+        case R_EVAL: sl_verdict_eval(j[R_EVAL], j[R_MANIFEST], v, sizeof v); break;
+        case R_BASELINE: sl_verdict_baseline(j[R_BASELINE], j[R_EVAL], v, sizeof v); break;
+        case R_FAMILY: sl_verdict_family(j[R_FAMILY], v, sizeof v); break;
+        case R_LAYER: sl_verdict_layer(j[R_LAYER], v, sizeof v); break;
+        case R_COMPONENT: sl_verdict_component(j[R_COMPONENT], v, sizeof v); break;
+        case R_REVERSE: sl_verdict_reverse(j[R_REVERSE], v, sizeof v); break;
+        case R_INSPECT: sl_verdict_inspect(j[R_INSPECT], v, sizeof v); break;
+        case R_ATTRIBUTE: sl_verdict_attribute(j[R_ATTRIBUTE], v, sizeof v); break;
+        case R_PROBE: sl_verdict_probe(j[R_PROBE], v, sizeof v); break;
+        case R_COMPARE: sl_verdict_compare(j[R_COMPARE], v, sizeof v); break;
+        }
+        if (!v[0]) continue;
+        fprintf(rp->f, "<li><a href=\"#%s\">%s</a>: ", ITEMS[i].id, ITEMS[i].label);
+        sl_html_text(rp->f, v);
+        fputs("</li>\n", rp->f);
+    }
+    fputs("</ul></section>\n", rp->f);
+}
+
+static void model_and_data(report *rp)
+{
+    const cJSON *m = rp->r.json[R_MANIFEST];
+    if (!m) return;
+    if (get(m, "config")) {
+        section(rp, "model", "Model", "The model's config.json as loaded, and where it came from.");
+        fputs("<p>", rp->f);
+        sl_html_printf(rp->f, "%s, %.0f parameters", sl_jstr(m, "model") ? sl_jstr(m, "model") : "",
+                       sl_jnum(m, "parameters"));
+        fputs("</p>\n", rp->f);
+        object_table(rp->f, get(m, "config"));
+        fputs("</section>\n", rp->f);
+    }
+    if (get(m, "data_summary")) {
+        section(rp, "data", "Data",
+                "The dataset's size and label balance, its token families, and the attributes stored in the file (a "
+                "gym file records its planted truth there).");
+        object_table(rp->f, get(m, "data_summary"));
+        fputs("</section>\n", rp->f);
+    }
+}
+
+static int performance(report *rp, sl_error *err)
+{
+    (void)err;
+    const cJSON *e = rp->r.json[R_EVAL];
+    if (!e) return SL_OK;
+    char v[1024];
+    section(rp, "performance", "Performance", "How well the model separates the two labels on this data (logit > 0 predicts 1).");
+    sl_verdict_eval(e, rp->r.json[R_MANIFEST], v, sizeof v);
+    verdict(rp, v);
+    object_table(rp->f, e);
+    fputs("</section>\n", rp->f);
+    return SL_OK;
+}
+
+static int baselines(report *rp, sl_error *err)
+{
+    const cJSON *b = rp->r.json[R_BASELINE];
+    if (!b) return SL_OK;
+    char v[1024];
+    section(rp, "baselines", "Order-free baselines",
+            "Logistic regression on token counts (bag of tokens) and on family counts (bag of families): what a model "
+            "that ignores order can reach on the same data.");
+    sl_verdict_baseline(b, rp->r.json[R_EVAL], v, sizeof v);
+    verdict(rp, v);
+    int rc = fig_close(rp, sl_fig_baselines(fig_open(rp), b, rp->r.json[R_EVAL], rp->r.json[R_MANIFEST]), "baselines",
+                       "Test AUC of the model and of the baselines; the dashed line is chance.", 720, 400, err);
+    fputs("<table><tr><th>baseline</th><th>test AUC</th><th>test accuracy</th><th>C</th></tr>\n", rp->f);
+    const char *names[2] = {"bag_of_tokens", "bag_of_families"};
+    for (int i = 0; i < 2; i++) {
+        const cJSON *o = get(b, names[i]);
+        fprintf(rp->f, "<tr><td>%s</td><td class=\"num\">", names[i]);
+        sl_html_num(rp->f, sl_jnum(o, "test_auc"));
+        fputs("</td><td class=\"num\">", rp->f);
+        sl_html_num(rp->f, sl_jnum(o, "test_accuracy"));
+        fputs("</td><td class=\"num\">", rp->f);
+        sl_html_num(rp->f, sl_jnum(o, "C"));
+        fputs("</td></tr>\n", rp->f);
+    }
+    fputs("</table>\n</section>\n", rp->f);
+    return rc;
+}
+
+static int ablations(report *rp, sl_error *err)
+{
+    char v[1024], t[200];
+    int rc = SL_OK;
+    const cJSON *fam = rp->r.json[R_FAMILY], *lay = rp->r.json[R_LAYER], *comp = rp->r.json[R_COMPONENT];
+    if (fam) {
+        section(rp, "family", "Family ablation",
+                "Each token family's embeddings replaced (see the mode) at every position of that family, and the "
+                "change in AUC. Bars below zero are AUC the model loses without the family.");
+        sl_verdict_family(fam, v, sizeof v);
+        verdict(rp, v);
+        snprintf(t, sizeof t, "Family ablation, mode '%s': AUC change from %.4f", sl_jstr(fam, "mode"),
+                 sl_jnum(fam, "baseline_auc"));
+        rc = fig_close(rp, sl_fig_ablation(fig_open(rp), fam, "family", t), "ablate-family",
+                       "AUC change per ablated family, largest drop first, with paired-bootstrap 95% intervals.", 800,
+                       450, err);
+        static const column COLS[] = {{"family", "family", 's'},       {"AUC", "auc", 'n'},
+                                      {"AUC change", "delta_auc", 'n'}, {"95% CI", "ci95", 'c'},
+                                      {"p (DeLong)", "p_value", 'n'},   {"fraction of tokens", "masked_fraction", 'n'}};
+        array_table(rp->f, get(fam, "results"), "delta_auc", COLS, 6);
+        fputs("</section>\n", rp->f);
+    }
+    if (lay && !rc) {
+        section(rp, "layer", "Layer ablation",
+                "Each block's write to the residual stream removed (skip) or replaced by its mean (mean), and the change "
+                "in AUC.");
+        sl_verdict_layer(lay, v, sizeof v);
+        verdict(rp, v);
+        snprintf(t, sizeof t, "Layer ablation, mode '%s': AUC change from %.4f", sl_jstr(lay, "mode"),
+                 sl_jnum(lay, "baseline_auc"));
+        rc = fig_close(rp, sl_fig_ablation(fig_open(rp), lay, "layer", t), "ablate-layer",
+                       "AUC change per ablated layer, largest drop first, with paired-bootstrap 95% intervals.", 720, 400,
+                       err);
+        static const column COLS[] = {{"layer", "layer", 'i'},       {"AUC", "auc", 'n'},   {"AUC change", "delta_auc", 'n'},
+                                      {"95% CI", "ci95", 'c'},       {"p (DeLong)", "p_value", 'n'}};
+        array_table(rp->f, get(lay, "results"), NULL, COLS, 5);
+        fputs("</section>\n", rp->f);
+    }
+    if (comp && !rc) {
+        section(rp, "component", "Component ablation",
+                "One component of one layer removed: Mamba's convolution, SSM path or gate; a Transformer's attention "
+                "or MLP output.");
+        sl_verdict_component(comp, v, sizeof v);
+        verdict(rp, v);
+        rc = fig_close(rp, sl_fig_ablation(fig_open(rp), comp, "component", "Component ablation: AUC change"),
+                       "ablate-component", "AUC change per ablated component.", 800, 450, err);
+        static const column COLS[] = {{"component", "component", 's'}, {"layer", "layer", 'i'}, {"AUC", "auc", 'n'},
+                                      {"AUC change", "delta_auc", 'n'}, {"95% CI", "ci95", 'c'}};
+        array_table(rp->f, get(comp, "results"), NULL, COLS, 5);
+        fputs("</section>\n", rp->f);
+    }
+    return rc;
+}
+
+static int reversal(report *rp, sl_error *err)
+{
+    const cJSON *r = rp->r.json[R_REVERSE];
+    if (!r) return SL_OK;
+    char v[1024];
+    section(rp, "reversal", "Order: reversal test",
+            "Every sequence's valid part reversed, and (as a control) shuffled with a fixed seed. A model that reads a "
+            "bag of tokens gives the same logit either way (r = 1).");
+    sl_verdict_reverse(r, v, sizeof v);
+    verdict(rp, v);
+    int rc = fig_close(rp, sl_fig_reverse(fig_open(rp), &rp->r), "reverse",
+                       "Each point is one example: its logit as given (x) and reversed or shuffled (y).", 620, 560, err);
+    object_table(rp->f, r);
+    fputs("</section>\n", rp->f);
+    return rc;
+}
+
+static int inspection(report *rp, sl_error *err)
+{
+    const cJSON *in = rp->r.json[R_INSPECT], *layer;
+    if (!in) return SL_OK;
+    char v[1024];
+    int mamba = !strcmp(sl_jstr(in, "arch"), "mamba"), rc;
+    section(rp, "inspect", mamba ? "Inside Mamba: step size and gate per token family" : "Inside attention: where it looks",
+            mamba ? "Means over every valid position of each family: delta (how far a token moves the state), the SiLU "
+                    "gate, the write |delta x| times the norm of B, and the retention exp(delta A) with its memory length."
+                  : "The fraction of attention valid queries put on each family's keys, against the family's share of "
+                    "keys: a ratio above 1 means attention seeks the family out.");
+    sl_verdict_inspect(in, v, sizeof v);
+    verdict(rp, v);
+    if (mamba) {
+        rc = fig_close(rp, sl_fig_inspect(fig_open(rp), in, "mean_delta", "Mean step size delta per layer and family"),
+                       "inspect-delta", "Mean delta (over channels) per layer and family.", 760, 360, err);
+        if (!rc)
+            rc = fig_close(rp, sl_fig_inspect(fig_open(rp), in, "mean_gate", "Mean gate SiLU(z) per layer and family"),
+                           "inspect-gate", "Mean gate (over channels) per layer and family.", 760, 360, err);
+    } else {
+        rc = fig_close(rp,
+                       sl_fig_inspect(fig_open(rp), in, "ratio", "Attention mass / token share per layer and family"),
+                       "inspect-attention", "Attention ratio per layer and family; 1 means attention in proportion.",
+                       760, 360, err);
+    }
+    cJSON_ArrayForEach(layer, get(in, "layers"))
+    {
+        fprintf(rp->f, "<h3>Layer %.0f</h3>\n", sl_jnum(layer, "layer"));
+        static const column MAMBA[] = {{"family", "family", 's'},         {"positions", "positions", 'i'},
+                                       {"mean delta", "mean_delta", 'n'},   {"mean gate", "mean_gate", 'n'},
+                                       {"mean write", "mean_write", 'n'},   {"retention", "mean_retention", 'n'},
+                                       {"memory (tokens)", "memory_length", 'n'}};
+        static const column ATTN[] = {{"family", "family", 's'},
+                                      {"attention mass", "attention_mass", 'n'},
+                                      {"token share", "token_share", 'n'},
+                                      {"ratio", "ratio", 'n'}};
+        static const column HEADS[] = {{"head", "head", 'i'},
+                                       {"entropy (nats)", "entropy", 'n'},
+                                       {"mean distance", "mean_distance", 'n'}};
+        if (mamba) array_table(rp->f, get(layer, "families"), NULL, MAMBA, 7);
+        else {
+            array_table(rp->f, get(layer, "families"), NULL, ATTN, 4);
+            if (get(layer, "heads")) array_table(rp->f, get(layer, "heads"), NULL, HEADS, 3);
+        }
+    }
+    fputs("</section>\n", rp->f);
+    return rc;
+}
+
+static int attribution(report *rp, sl_error *err)
+{
+    const cJSON *a = rp->r.json[R_ATTRIBUTE];
+    if (!a) return SL_OK;
+    char v[1024];
+    section(rp, "attribution", "Attribution",
+            "How much of the logit each token accounts for (gradient x input, or integrated gradients from a baseline "
+            "input), summed per family and compared with the family's share of tokens.");
+    sl_verdict_attribute(a, v, sizeof v);
+    verdict(rp, v);
+    int rc = fig_close(rp, sl_fig_attribution(fig_open(rp), a), "attribution",
+                       "Attribution share over token share per family; above the dashed line the model leans on it.",
+                       760, 400, err);
+    if (!rc)
+        rc = fig_close(rp, sl_fig_profile(fig_open(rp), a), "attribution-profile",
+                       "Where in the sequence the attribution lies, by distance from the last valid token.", 760, 400,
+                       err);
+    static const column COLS[] = {{"family", "family", 's'},
+                                  {"attribution share", "attribution_share", 'n'},
+                                  {"token share", "token_share", 'n'},
+                                  {"ratio", "ratio", 'n'}};
+    array_table(rp->f, get(a, "families"), NULL, COLS, 4);
+    if (get(a, "completeness")) {
+        fputs("<h3>Completeness (integrated gradients)</h3>\n", rp->f);
+        object_table(rp->f, get(a, "completeness"));
+    }
+    fputs("</section>\n", rp->f);
+    return rc;
+}
+
+static int probes(report *rp, sl_error *err)
+{
+    const cJSON *p = rp->r.json[R_PROBE];
+    if (!p) return SL_OK;
+    char v[1024];
+    section(rp, "probes", "Linear probes",
+            "L2 logistic regression (liblinear) on each layer's residual stream, C chosen by cross-validation on the "
+            "train split. The control task gives each token type a random label: a probe that is good at it too reads "
+            "token identity, not the target (selectivity = accuracy - control accuracy).");
+    sl_verdict_probe(p, v, sizeof v);
+    verdict(rp, v);
+    int rc = fig_close(rp, sl_fig_probe(fig_open(rp), p), "probe", "Probe test accuracy per layer.", 720, 400, err);
+    static const column COLS[] = {{"layer", "layer", 'i'},
+                                  {"test accuracy", "test_accuracy", 'n'},
+                                  {"balanced accuracy", "balanced_accuracy", 'n'},
+                                  {"test AUC", "test_auc", 'n'},
+                                  {"majority baseline", "majority_baseline", 'n'},
+                                  {"control accuracy", "control_accuracy", 'n'},
+                                  {"selectivity", "selectivity", 'n'},
+                                  {"C", "C", 'n'}};
+    array_table(rp->f, get(p, "layers"), NULL, COLS, 8);
+    fputs("</section>\n", rp->f);
+    return rc;
+}
+
+static int patching(report *rp, sl_error *err)
+{
+    const cJSON *p = rp->r.json[R_PATCH];
+    if (!p) return SL_OK;
+    section(rp, "patching", "Activation patching",
+            "Interchange interventions: the base example run with one hook's activation at one position taken from a "
+            "source example. The effect is the fraction of the logit difference restored, (patched - base) / (source - "
+            "base): 1 means that activation carries the whole difference.");
+    int rc = fig_close(rp, sl_fig_patch(fig_open(rp), p), "patch", "Patching effect per hook and position.", 860, 480,
+                       err);
+    static const column COLS[] = {{"hook", "hook", 's'},     {"position", "position", 'i'}, {"effect", "effect", 'n'},
+                                  {"95% CI", "ci95", 'c'},   {"pairs used", "n_used", 'i'}, {"skipped", "n_skipped", 'i'}};
+    array_table(rp->f, get(p, "results"), NULL, COLS, 6);
+    fputs("</section>\n", rp->f);
+    return rc;
+}
+
+static int comparison(report *rp, sl_error *err)
+{
+    const cJSON *c = rp->r.json[R_COMPARE];
+    if (!c) return SL_OK;
+    char v[1024];
+    section(rp, "compare", "Two models compared",
+            "Agreement of the two models' predictions, the examples both get wrong, the AUC of their averaged "
+            "probabilities, and linear CKA between their layers.");
+    sl_verdict_compare(c, v, sizeof v);
+    verdict(rp, v);
+    int rc = fig_close(rp, sl_fig_cka(fig_open(rp), c), "cka", "Linear CKA between every pair of layers.", 600, 500, err);
+    fputs("<table>", rp->f);
+    static const char *const KEYS[] = {"n", "auc_a", "auc_b", "pearson_r", "spearman_rho", "agreement", "error_overlap",
+                                       "auc_ensemble"};
+    for (size_t i = 0; i < sizeof KEYS / sizeof *KEYS; i++) {
+        fprintf(rp->f, "<tr><th>%s</th><td class=\"num\">", KEYS[i]);
+        sl_html_num(rp->f, sl_jnum(c, KEYS[i]));
+        fputs("</td></tr>\n", rp->f);
+    }
+    fputs("</table>\n</section>\n", rp->f);
+    return rc;
+}
+
+static void provenance(report *rp)
+{
+    const cJSON *m = rp->r.json[R_MANIFEST], *st;
+    fputs("<section id=\"provenance\"><h2>How this report was made</h2>\n", rp->f);
+    if (get(m, "stages")) {
+        fputs("<table><tr><th>stage</th><th>command</th><th>seconds</th><th>result</th></tr>\n", rp->f);
+        cJSON_ArrayForEach(st, get(m, "stages"))
+        {
+            fputs("<tr><td>", rp->f);
+            sl_html_text(rp->f, sl_jstr(st, "name"));
+            fputs("</td><td><code>", rp->f);
+            sl_html_text(rp->f, sl_jstr(st, "command"));
+            fputs("</code></td><td class=\"num\">", rp->f);
+            sl_html_num(rp->f, sl_jnum(st, "seconds"));
+            fputs("</td><td>", rp->f);
+            sl_html_text(rp->f, sl_jstr(st, "status"));
+            fputs("</td></tr>\n", rp->f);
+        }
+        fputs("</table>\n", rp->f);
+    }
+    if (get(m, "versions")) {
+        fputs("<h3>Versions</h3>\n", rp->f);
+        object_table(rp->f, get(m, "versions"));
+    }
+    fputs("<h3>Result files</h3>\n<ul>\n", rp->f);
+    for (int k = 0; k < R_COUNT; k++) {
+        fprintf(rp->f, "<li><code>%s</code>%s</li>\n", SL_RESULT_FILES[k], rp->r.json[k] ? "" : " &mdash; not present");
+    }
+    fputs("</ul></section>\n", rp->f);
+}
+
+static const char STYLE[] =
+    "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;max-width:60rem;margin:2rem auto;"
+    "padding:0 1rem;color:#222;line-height:1.45}\n"
+    "h1{font-size:1.6rem;margin-bottom:0.2rem}h2{border-bottom:1px solid #ccc;padding-bottom:0.2rem;margin-top:2.2rem}\n"
+    ".sub{color:#555;margin-top:0}.what{color:#555}\n"
+    ".verdict{background:#eef4fb;border-left:4px solid #4477aa;padding:0.5rem 0.8rem;font-weight:500}\n"
+    ".warn{background:#fff4e5;border-left:4px solid #e08a00;padding:0.5rem 0.8rem}\n"
+    "ul.glance li{margin:0.3rem 0}\n"
+    "table{border-collapse:collapse;margin:0.8rem 0;font-size:0.9rem}\n"
+    "th,td{border:1px solid #ddd;padding:0.2rem 0.6rem;text-align:left}th{background:#f4f4f4}\n"
+    "td.num{text-align:right;font-variant-numeric:tabular-nums}\n"
+    "figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #eee}\n"
+    "figcaption{color:#555;font-size:0.9rem}code{font-size:0.85rem}\n";
+
+/* Lets a headless browser (tests/test_report_browser.sh) confirm that every
+ * embedded figure decoded: body gets data-figures="LOADED/TOTAL". */
+static const char FIGURE_CHECK[] =
+    "<script>window.addEventListener('load',function(){var im=document.images,ok=0;"
+    "for(var i=0;i<im.length;i++)if(im[i].complete&&im[i].naturalWidth>0)ok++;"
+    "document.body.setAttribute('data-figures',ok+'/'+im.length);});</script>\n";
+
+static int write_page(report *rp, sl_error *err)
+{
+    const cJSON *m = rp->r.json[R_MANIFEST];
+    FILE *f = rp->f;
+    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>seqlens report", f);
+    if (sl_jstr(m, "model")) {
+        fputs(": ", f);
+        sl_html_text(f, sl_jstr(m, "model"));
+    }
+    fprintf(f, "</title>\n<style>\n%s</style></head>\n<body>\n<h1>seqlens report</h1>\n<p class=\"sub\">", STYLE);
+    if (m) sl_html_printf(f, "%s on %s", sl_jstr(m, "model") ? sl_jstr(m, "model") : "?",
+                          sl_jstr(m, "data") ? sl_jstr(m, "data") : "?");
+    else sl_html_printf(f, "results in %s", rp->dir);
+    time_t now = time(NULL);
+    char when[64];
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    fprintf(f, " &middot; written %s</p>\n", when);
+    if (!rp->have_gnuplot)
+        fputs("<p class=\"warn\">Figures were skipped: gnuplot was not found. Install it (Debian: gnuplot-nox) and run "
+              "<code>seqlens report</code> on this directory again.</p>\n",
+              f);
+    glance(rp);
+    model_and_data(rp);
+    int rc = performance(rp, err);
+    if (!rc) rc = baselines(rp, err);
+    if (!rc) rc = ablations(rp, err);
+    if (!rc) rc = reversal(rp, err);
+    if (!rc) rc = inspection(rp, err);
+    if (!rc) rc = attribution(rp, err);
+    if (!rc) rc = probes(rp, err);
+    if (!rc) rc = patching(rp, err);
+    if (!rc) rc = comparison(rp, err);
+    provenance(rp);
+    fprintf(f, "%s</body></html>\n", FIGURE_CHECK);
+    return rc;
+}
+
+int sl_report_build(const char *dir, sl_report_info *info, sl_error *err)
+{
+    report rp = {.dir = dir, .info = info};
+    memset(info, 0, sizeof *info);
+    struct stat st;
+    if (stat(dir, &st) || !S_ISDIR(st.st_mode))
+        return sl_fail(err, SL_EINPUT, "%s: not a directory of seqlens results", dir);
+    int rc = sl_results_load(&rp.r, dir, err);
+    if (rc) return rc;
+    int any = 0;
+    for (int k = 0; k < R_COUNT; k++) any |= rp.r.json[k] != NULL;
+    if (!any) {
+        sl_results_free(&rp.r);
+        return sl_fail(err, SL_EINPUT, "%s: no seqlens results here (expected eval.json, ablate-family.json, ...; see "
+                                       "seqlens report --help)",
+                       dir);
+    }
+    snprintf(rp.figdir, sizeof rp.figdir, "%s/figures", dir);
+    rp.have_gnuplot = !sl_gnuplot_find(rp.gnuplot, sizeof rp.gnuplot);
+    if (!rp.have_gnuplot) {
+        info->gnuplot_missing = 1;
+        warn(&rp, "gnuplot not found: figures skipped (install gnuplot-nox); tables and verdicts written");
+    } else if (mkdir(rp.figdir, 0777) && errno != EEXIST) {
+        rc = sl_fail(err, SL_ERUNTIME, "%s: cannot create: %s", rp.figdir, strerror(errno));
+    }
+    char page[4200];
+    snprintf(page, sizeof page, "%s/report.html", dir);
+    sl_atomic out;
+    if (!rc) rc = sl_atomic_open(&out, page, err);
+    if (!rc) {
+        rp.f = out.f;
+        rc = write_page(&rp, err);
+        if (rc) sl_atomic_abort(&out);
+        else rc = sl_atomic_commit(&out, err);
+    }
+    sl_results_free(&rp.r);
+    return rc;
+}
