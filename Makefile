@@ -23,6 +23,8 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+# end-to-end tests of the command line (analyze, report, batch, browser)
+TEST_SH  := $(wildcard tests/test_*.sh)
 
 .PHONY: all test asan clean bench demo
 all: bin/seqlens
@@ -41,7 +43,7 @@ $(BUILD)/tests/%: tests/%.c tests/testing.h tests/fixture_files.h $(LIB_OBJ)
 
 # The last line of `make test` is "N passed, N failed".
 test: bin/seqlens $(TEST_BIN)
-	@BUILD=$(BUILD) SEQLENS=bin/seqlens sh tests/run.sh $(TEST_BIN)
+	@BUILD=$(BUILD) SEQLENS=bin/seqlens sh tests/run.sh $(TEST_BIN) $(TEST_SH)
 
 # The same suite under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan:
@@ -53,7 +55,7 @@ bin/seqlens-asan: $(LIB_OBJ) $(CLI_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 test-asan: bin/seqlens-asan $(TEST_BIN)
-	@BUILD=$(BUILD) SEQLENS=bin/seqlens-asan ASAN_OPTIONS=detect_leaks=1 sh tests/run.sh $(TEST_BIN)
+	@BUILD=$(BUILD) SEQLENS=bin/seqlens-asan ASAN_OPTIONS=detect_leaks=1 sh tests/run.sh $(TEST_BIN) $(TEST_SH)
 
 clean:
 	rm -rf build build-asan bin

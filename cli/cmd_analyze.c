@@ -145,6 +145,17 @@ static double now(void)
 static volatile sig_atomic_t interrupted;
 static void on_signal(int sig) { interrupted = sig; }
 
+/* A stage killed or failed may leave its outputs' temporary files. */
+static void remove_partial(const char *dir, const stage *s)
+{
+    char p[4200];
+    for (int k = 0; k < 2; k++) {
+        if (!s->outputs[k]) continue;
+        snprintf(p, sizeof p, "%s/%s.tmp", dir, s->outputs[k]);
+        unlink(p);
+    }
+}
+
 static int exists(const char *dir, const char *name)
 {
     char p[4200];
@@ -209,12 +220,12 @@ static int run_stage(const char *self, const char *dir, stage *s, progress *p, s
         if (r < 0 && errno != EINTR) return sl_fail(err, SL_ERUNTIME, "analyze: lost stage %s", s->name);
         if (interrupted) kill(pid, SIGTERM);
         if (p->tty) show(p, s, now() - t0, 0);
-        struct timespec nap = {0, 200 * 1000 * 1000};
+        struct timespec nap = {0, 50 * 1000 * 1000};
         nanosleep(&nap, NULL);
     }
     s->seconds = now() - t0;
     if (interrupted) {
-        if (s->stdout_to) unlink(tmp);
+        remove_partial(dir, s);
         if (p->tty) fputs("\n", stderr);
         return sl_fail(err, 130, "analyze: interrupted during %s; run the same command again to resume", s->name);
     }
@@ -229,7 +240,7 @@ static int run_stage(const char *self, const char *dir, stage *s, progress *p, s
     }
     if (f) fclose(f);
     if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-        if (s->stdout_to) unlink(tmp);
+        remove_partial(dir, s);
         int code = WIFEXITED(status) ? WEXITSTATUS(status) : SL_ERUNTIME;
         return sl_fail(err, code == SL_EINPUT ? SL_EINPUT : SL_ERUNTIME, "analyze: stage %s failed%s%s (log: %s)",
                        s->name, last[0] ? ": " : "", last[0] ? last : "", log);

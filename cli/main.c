@@ -23,6 +23,7 @@ static const char USAGE[] =
     "  attribute MODEL DATA        gradient x input or integrated gradients per token family\n"
     "  analyze MODEL DATA -o DIR   every analysis, then the report (resumes when interrupted)\n"
     "  report DIR                  figures and report.html from the JSON results in DIR\n"
+    "  summarize DIR... -o OUT     one table and figures across analysed runs\n"
     "  gym --task NAME --n N --len L -o data.h5   synthetic data with a planted rule\n"
     "MODEL is a directory with config.json and model.safetensors; DATA an HDF5 file\n"
     "(see the README). Exit status: 0 success, 1 runtime failure, 2 bad usage or input.\n";
@@ -44,6 +45,7 @@ static const struct {
     {"attribute", cmd_attribute},
     {"report", cmd_report},
     {"analyze", cmd_analyze},
+    {"summarize", cmd_summarize},
 };
 
 int main(int argc, char **argv)

@@ -201,7 +201,7 @@ int sl_fig_profile(FILE *gp, const cJSON *attr)
     if (!attr || cJSON_GetArraySize(prof) == 0) return 0;
     title(gp, "Attribution by distance from the sequence end");
     fputs("set ylabel 'share'\nset xlabel 'distance from the last valid token (positions)'\nset grid\n"
-          "set key below\nset yrange [0:*]\n$p << EOD\n",
+          "set key outside right top\nset yrange [0:*]\n$p << EOD\n",
           gp);
     cJSON_ArrayForEach(bin, prof)
     {
@@ -233,7 +233,7 @@ int sl_fig_probe(FILE *gp, const cJSON *probe)
         lo = fmin(lo, sl_jnum(row, "layer"));
         hi = fmax(hi, sl_jnum(row, "layer"));
     }
-    fprintf(gp, "set xlabel 'layer (resid_post)'\nset ylabel 'test accuracy'\nset xtics 1\nset grid\nset key below\n"
+    fprintf(gp, "set xlabel 'layer (resid_post)'\nset ylabel 'test accuracy'\nset xtics 1\nset grid\nset key outside right top\n"
                 "set xrange [%g:%g]\nset offsets 0, 0, 0.02, 0.02\n$p << EOD\n",
             lo - 0.3, hi + 0.3);
     cJSON_ArrayForEach(row, layers)

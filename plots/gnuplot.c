@@ -1,6 +1,7 @@
 #include "plots/gnuplot.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,15 +14,22 @@ int sl_gnuplot_find(char *exe, size_t size)
 {
     const char *env = getenv("SEQLENS_GNUPLOT");
     if (env) {
-        if (!*env || access(env, X_OK)) return -1;
-        snprintf(exe, size, "%s", env);
+        /* absolute: gnuplot runs in the figures directory */
+        char abs[PATH_MAX];
+        if (!*env || access(env, X_OK) || !realpath(env, abs)) return -1;
+        snprintf(exe, size, "%s", abs);
         return 0;
     }
     const char *path = getenv("PATH");
     if (!path) path = "/usr/bin:/bin";
     while (*path) {
         size_t n = strcspn(path, ":");
-        if (n && (size_t)snprintf(exe, size, "%.*s/gnuplot", (int)n, path) < size && !access(exe, X_OK)) return 0;
+        char abs[PATH_MAX];
+        if (n && (size_t)snprintf(exe, size, "%.*s/gnuplot", (int)n, path) < size && !access(exe, X_OK) &&
+            realpath(exe, abs)) {
+            snprintf(exe, size, "%s", abs);
+            return 0;
+        }
         path += n + (path[n] == ':');
     }
     return -1;

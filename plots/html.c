@@ -61,3 +61,35 @@ int sl_html_png(FILE *f, const char *path, const char *alt, sl_error *err)
     fputs("\">", f);
     return bad ? sl_fail(err, SL_ERUNTIME, "%s: read failed", path) : SL_OK;
 }
+
+/* key: value rows of an object; a nested object becomes a nested table,
+ * an array of scalars a comma-separated list. */
+void sl_html_object(FILE *f, const cJSON *obj)
+{
+    const cJSON *v, *e;
+    fputs("<table>", f);
+    cJSON_ArrayForEach(v, obj)
+    {
+        fputs("<tr><th>", f);
+        sl_html_text(f, v->string);
+        fputs("</th><td>", f);
+        if (cJSON_IsString(v)) sl_html_text(f, v->valuestring);
+        else if (cJSON_IsNumber(v)) fprintf(f, "%.10g", v->valuedouble);
+        else if (cJSON_IsObject(v)) sl_html_object(f, v);
+        else if (cJSON_IsArray(v) && !(v->child && (cJSON_IsObject(v->child) || cJSON_IsArray(v->child)))) {
+            cJSON_ArrayForEach(e, v)
+            {
+                if (e != v->child) fputs(", ", f);
+                if (cJSON_IsString(e)) sl_html_text(f, e->valuestring);
+                else if (cJSON_IsNumber(e)) fprintf(f, "%.10g", e->valuedouble);
+                else fputs(cJSON_IsNull(e) ? "null" : cJSON_IsTrue(e) ? "true" : "false", f);
+            }
+        } else {
+            char *s = cJSON_PrintUnformatted(v);
+            sl_html_text(f, s);
+            free(s);
+        }
+        fputs("</td></tr>\n", f);
+    }
+    fputs("</table>\n", f);
+}

@@ -5,6 +5,8 @@
 
 #include <stdio.h>
 
+#include <cjson/cJSON.h>
+
 #include "core/error.h"
 
 /* Text with &, <, >, " escaped. */
@@ -15,5 +17,8 @@ void sl_html_printf(FILE *f, const char *fmt, ...) __attribute__((format(printf,
 int sl_html_png(FILE *f, const char *path, const char *alt, sl_error *err);
 /* A number for a table cell: 4 significant digits, "–" when not finite. */
 void sl_html_num(FILE *f, double v);
+/* A key: value table of a JSON object; nested objects nest, arrays of
+ * scalars become comma-separated lists. */
+void sl_html_object(FILE *f, const cJSON *obj);
 
 #endif

@@ -7,86 +7,12 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "core/atomic.h"
 #include "plots/figures.h"
 #include "plots/gnuplot.h"
 #include "plots/html.h"
+#include "plots/page.h"
 #include "plots/results.h"
 #include "plots/verdict.h"
-
-typedef struct {
-    const char *dir;
-    char figdir[4096], gnuplot[4096];
-    int have_gnuplot;
-    sl_results r;
-    FILE *f; /* the page */
-    sl_report_info *info;
-    /* the figure being drawn */
-    char *body;
-    size_t body_size;
-    FILE *gp;
-} report;
-
-static void warn(report *rp, const char *msg)
-{
-    if (!rp->info->warning[0]) snprintf(rp->info->warning, sizeof rp->info->warning, "%s", msg);
-}
-
-static FILE *fig_open(report *rp)
-{
-    rp->body = NULL;
-    rp->gp = open_memstream(&rp->body, &rp->body_size);
-    return rp->gp;
-}
-
-/* Renders the figure just written (if drawn) and places it on the page. */
-static int fig_close(report *rp, int drawn, const char *name, const char *caption, int w, int h, sl_error *err)
-{
-    int rc = SL_OK;
-    if (rp->gp) fclose(rp->gp);
-    rp->gp = NULL;
-    if (drawn && rp->have_gnuplot && rp->body) {
-        sl_error ferr = {0};
-        if (sl_gnuplot_render(rp->gnuplot, rp->figdir, name, rp->body, w, h, &ferr)) {
-            rp->info->figure_failures++;
-            warn(rp, ferr.msg);
-            fputs("<p class=\"warn\">This figure could not be drawn: ", rp->f);
-            sl_html_text(rp->f, ferr.msg);
-            fputs("</p>\n", rp->f);
-        } else {
-            char png[4200];
-            snprintf(png, sizeof png, "%s/%s.png", rp->figdir, name);
-            fputs("<figure>", rp->f);
-            rc = sl_html_png(rp->f, png, caption, err);
-            fputs("<figcaption>", rp->f);
-            sl_html_text(rp->f, caption);
-            fprintf(rp->f, " <a href=\"figures/%s.svg\">SVG</a> &middot; <a href=\"figures/%s.gp\">gnuplot script</a>"
-                           "</figcaption></figure>\n",
-                    name, name);
-            rp->info->figures++;
-        }
-    }
-    free(rp->body);
-    rp->body = NULL;
-    return rc;
-}
-
-static void verdict(report *rp, const char *text)
-{
-    if (!text[0]) return;
-    fputs("<p class=\"verdict\">", rp->f);
-    sl_html_text(rp->f, text);
-    fputs("</p>\n", rp->f);
-}
-
-static void section(report *rp, const char *id, const char *heading, const char *what)
-{
-    fprintf(rp->f, "<section id=\"%s\">\n<h2>", id);
-    sl_html_text(rp->f, heading);
-    fputs("</h2>\n<p class=\"what\">", rp->f);
-    sl_html_text(rp->f, what);
-    fputs("</p>\n", rp->f);
-}
 
 /* A table over an array of objects: each column a key and a kind: 's'
  * string, 'n' number, 'i' integer, 'c' a [lo, hi] interval. */
@@ -162,36 +88,22 @@ static void array_table(FILE *f, const cJSON *arr, const char *sort, const colum
     free(rows);
 }
 
-/* key: value rows of an object; a nested object becomes a nested table,
- * an array of scalars a comma-separated list. */
-static void object_table(FILE *f, const cJSON *obj)
+typedef struct {
+    const char *dir;
+    sl_results r;
+    sl_page page;
+    FILE *f; /* page.f */
+} report;
+
+static FILE *fig_open(report *rp) { return sl_page_figure(&rp->page); }
+static int fig_close(report *rp, int drawn, const char *name, const char *caption, int w, int h, sl_error *err)
 {
-    const cJSON *v, *e;
-    fputs("<table>", f);
-    cJSON_ArrayForEach(v, obj)
-    {
-        fputs("<tr><th>", f);
-        sl_html_text(f, v->string);
-        fputs("</th><td>", f);
-        if (cJSON_IsString(v)) sl_html_text(f, v->valuestring);
-        else if (cJSON_IsNumber(v)) fprintf(f, "%.10g", v->valuedouble);
-        else if (cJSON_IsObject(v)) object_table(f, v);
-        else if (cJSON_IsArray(v) && !(v->child && (cJSON_IsObject(v->child) || cJSON_IsArray(v->child)))) {
-            cJSON_ArrayForEach(e, v)
-            {
-                if (e != v->child) fputs(", ", f);
-                if (cJSON_IsString(e)) sl_html_text(f, e->valuestring);
-                else if (cJSON_IsNumber(e)) fprintf(f, "%.10g", e->valuedouble);
-                else fputs(cJSON_IsNull(e) ? "null" : cJSON_IsTrue(e) ? "true" : "false", f);
-            }
-        } else {
-            char *s = cJSON_PrintUnformatted(v);
-            sl_html_text(f, s);
-            free(s);
-        }
-        fputs("</td></tr>\n", f);
-    }
-    fputs("</table>\n", f);
+    return sl_page_figure_done(&rp->page, drawn, name, caption, w, h, err);
+}
+static void verdict(report *rp, const char *text) { sl_page_verdict(&rp->page, text); }
+static void section(report *rp, const char *id, const char *heading, const char *what)
+{
+    sl_page_section(&rp->page, id, heading, what);
 }
 
 static const cJSON *get(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
@@ -244,14 +156,14 @@ static void model_and_data(report *rp)
         sl_html_printf(rp->f, "%s, %.0f parameters", sl_jstr(m, "model") ? sl_jstr(m, "model") : "",
                        sl_jnum(m, "parameters"));
         fputs("</p>\n", rp->f);
-        object_table(rp->f, get(m, "config"));
+        sl_html_object(rp->f, get(m, "config"));
         fputs("</section>\n", rp->f);
     }
     if (get(m, "data_summary")) {
         section(rp, "data", "Data",
                 "The dataset's size and label balance, its token families, and the attributes stored in the file (a "
                 "gym file records its planted truth there).");
-        object_table(rp->f, get(m, "data_summary"));
+        sl_html_object(rp->f, get(m, "data_summary"));
         fputs("</section>\n", rp->f);
     }
 }
@@ -265,7 +177,7 @@ static int performance(report *rp, sl_error *err)
     section(rp, "performance", "Performance", "How well the model separates the two labels on this data (logit > 0 predicts 1).");
     sl_verdict_eval(e, rp->r.json[R_MANIFEST], v, sizeof v);
     verdict(rp, v);
-    object_table(rp->f, e);
+    sl_html_object(rp->f, e);
     fputs("</section>\n", rp->f);
     return SL_OK;
 }
@@ -364,7 +276,7 @@ static int reversal(report *rp, sl_error *err)
     verdict(rp, v);
     int rc = fig_close(rp, sl_fig_reverse(fig_open(rp), &rp->r), "reverse",
                        "Each point is one example: its logit as given (x) and reversed or shuffled (y).", 620, 560, err);
-    object_table(rp->f, r);
+    sl_html_object(rp->f, r);
     fputs("</section>\n", rp->f);
     return rc;
 }
@@ -442,7 +354,7 @@ static int attribution(report *rp, sl_error *err)
     array_table(rp->f, get(a, "families"), NULL, COLS, 4);
     if (get(a, "completeness")) {
         fputs("<h3>Completeness (integrated gradients)</h3>\n", rp->f);
-        object_table(rp->f, get(a, "completeness"));
+        sl_html_object(rp->f, get(a, "completeness"));
     }
     fputs("</section>\n", rp->f);
     return rc;
@@ -535,7 +447,7 @@ static void provenance(report *rp)
     }
     if (get(m, "versions")) {
         fputs("<h3>Versions</h3>\n", rp->f);
-        object_table(rp->f, get(m, "versions"));
+        sl_html_object(rp->f, get(m, "versions"));
     }
     fputs("<h3>Result files</h3>\n<ul>\n", rp->f);
     for (int k = 0; k < R_COUNT; k++) {
@@ -544,48 +456,8 @@ static void provenance(report *rp)
     fputs("</ul></section>\n", rp->f);
 }
 
-static const char STYLE[] =
-    "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;max-width:60rem;margin:2rem auto;"
-    "padding:0 1rem;color:#222;line-height:1.45}\n"
-    "h1{font-size:1.6rem;margin-bottom:0.2rem}h2{border-bottom:1px solid #ccc;padding-bottom:0.2rem;margin-top:2.2rem}\n"
-    ".sub{color:#555;margin-top:0}.what{color:#555}\n"
-    ".verdict{background:#eef4fb;border-left:4px solid #4477aa;padding:0.5rem 0.8rem;font-weight:500}\n"
-    ".warn{background:#fff4e5;border-left:4px solid #e08a00;padding:0.5rem 0.8rem}\n"
-    "ul.glance li{margin:0.3rem 0}\n"
-    "table{border-collapse:collapse;margin:0.8rem 0;font-size:0.9rem}\n"
-    "th,td{border:1px solid #ddd;padding:0.2rem 0.6rem;text-align:left}th{background:#f4f4f4}\n"
-    "td.num{text-align:right;font-variant-numeric:tabular-nums}\n"
-    "figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #eee}\n"
-    "figcaption{color:#555;font-size:0.9rem}code{font-size:0.85rem}\n";
-
-/* Lets a headless browser (tests/test_report_browser.sh) confirm that every
- * embedded figure decoded: body gets data-figures="LOADED/TOTAL". */
-static const char FIGURE_CHECK[] =
-    "<script>window.addEventListener('load',function(){var im=document.images,ok=0;"
-    "for(var i=0;i<im.length;i++)if(im[i].complete&&im[i].naturalWidth>0)ok++;"
-    "document.body.setAttribute('data-figures',ok+'/'+im.length);});</script>\n";
-
 static int write_page(report *rp, sl_error *err)
 {
-    const cJSON *m = rp->r.json[R_MANIFEST];
-    FILE *f = rp->f;
-    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>seqlens report", f);
-    if (sl_jstr(m, "model")) {
-        fputs(": ", f);
-        sl_html_text(f, sl_jstr(m, "model"));
-    }
-    fprintf(f, "</title>\n<style>\n%s</style></head>\n<body>\n<h1>seqlens report</h1>\n<p class=\"sub\">", STYLE);
-    if (m) sl_html_printf(f, "%s on %s", sl_jstr(m, "model") ? sl_jstr(m, "model") : "?",
-                          sl_jstr(m, "data") ? sl_jstr(m, "data") : "?");
-    else sl_html_printf(f, "results in %s", rp->dir);
-    time_t now = time(NULL);
-    char when[64];
-    strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&now));
-    fprintf(f, " &middot; written %s</p>\n", when);
-    if (!rp->have_gnuplot)
-        fputs("<p class=\"warn\">Figures were skipped: gnuplot was not found. Install it (Debian: gnuplot-nox) and run "
-              "<code>seqlens report</code> on this directory again.</p>\n",
-              f);
     glance(rp);
     model_and_data(rp);
     int rc = performance(rp, err);
@@ -598,13 +470,12 @@ static int write_page(report *rp, sl_error *err)
     if (!rc) rc = patching(rp, err);
     if (!rc) rc = comparison(rp, err);
     provenance(rp);
-    fprintf(f, "%s</body></html>\n", FIGURE_CHECK);
     return rc;
 }
 
 int sl_report_build(const char *dir, sl_report_info *info, sl_error *err)
 {
-    report rp = {.dir = dir, .info = info};
+    report rp = {.dir = dir};
     memset(info, 0, sizeof *info);
     struct stat st;
     if (stat(dir, &st) || !S_ISDIR(st.st_mode))
@@ -619,23 +490,16 @@ int sl_report_build(const char *dir, sl_report_info *info, sl_error *err)
                                        "seqlens report --help)",
                        dir);
     }
-    snprintf(rp.figdir, sizeof rp.figdir, "%s/figures", dir);
-    rp.have_gnuplot = !sl_gnuplot_find(rp.gnuplot, sizeof rp.gnuplot);
-    if (!rp.have_gnuplot) {
-        info->gnuplot_missing = 1;
-        warn(&rp, "gnuplot not found: figures skipped (install gnuplot-nox); tables and verdicts written");
-    } else if (mkdir(rp.figdir, 0777) && errno != EEXIST) {
-        rc = sl_fail(err, SL_ERUNTIME, "%s: cannot create: %s", rp.figdir, strerror(errno));
-    }
-    char page[4200];
-    snprintf(page, sizeof page, "%s/report.html", dir);
-    sl_atomic out;
-    if (!rc) rc = sl_atomic_open(&out, page, err);
+    const cJSON *m = rp.r.json[R_MANIFEST];
+    char sub[1024];
+    if (m)
+        snprintf(sub, sizeof sub, "%s on %s", sl_jstr(m, "model") ? sl_jstr(m, "model") : "?",
+                 sl_jstr(m, "data") ? sl_jstr(m, "data") : "?");
+    else snprintf(sub, sizeof sub, "results in %s", dir);
+    rc = sl_page_open(&rp.page, dir, "report.html", "seqlens report", sub, info, err);
     if (!rc) {
-        rp.f = out.f;
-        rc = write_page(&rp, err);
-        if (rc) sl_atomic_abort(&out);
-        else rc = sl_atomic_commit(&out, err);
+        rp.f = rp.page.f;
+        rc = sl_page_close(&rp.page, write_page(&rp, err), err);
     }
     sl_results_free(&rp.r);
     return rc;

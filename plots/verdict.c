@@ -20,19 +20,23 @@ static int significant(const cJSON *row)
     return fabs(sl_jnum(row, "delta_auc")) >= SL_NEGLIGIBLE_AUC;
 }
 
+/* A family with no tokens in the data: its ablation changes nothing and
+ * says nothing. */
+static int absent(const cJSON *row) { return sl_jnum(row, "masked_fraction") == 0; }
+
 const cJSON *sl_largest_drop(const cJSON *results, double *second)
 {
     const cJSON *best = NULL, *row;
     cJSON_ArrayForEach(row, results)
     {
         double d = sl_jnum(row, "delta_auc");
-        if (isfinite(d) && (!best || d < sl_jnum(best, "delta_auc"))) best = row;
+        if (isfinite(d) && !absent(row) && (!best || d < sl_jnum(best, "delta_auc"))) best = row;
     }
     *second = 0;
     cJSON_ArrayForEach(row, results)
     {
         double d = fabs(sl_jnum(row, "delta_auc"));
-        if (row != best && isfinite(d) && d > *second) *second = d;
+        if (row != best && isfinite(d) && !absent(row) && d > *second) *second = d;
     }
     return best;
 }
@@ -84,7 +88,7 @@ static void ablation_verdict(const cJSON *abl, const char *unit, char *out, size
     cJSON_ArrayForEach(row, results)
     {
         double a = fabs(sl_jnum(row, "delta_auc"));
-        if (!isfinite(a)) continue;
+        if (!isfinite(a) || absent(row)) continue;
         lo = fmin(lo, a);
         hi = fmax(hi, a);
         n++;

@@ -1,9 +1,13 @@
 #!/bin/sh
 # Installs the Debian packages seqlens builds and runs with, where missing.
-# Needs root (or sudo) only when something is missing.
+# --test adds what the tests use beyond that: Chromium, which checks the
+# HTML report as a browser renders it. Needs root (or sudo) only when
+# something is missing.
 set -eu
+packages="build-essential pkg-config libhdf5-dev liblinear-dev libopenblas-dev libcjson-dev gnuplot-nox"
+[ "${1:-}" = --test ] && packages="$packages chromium"
 need=""
-for p in build-essential pkg-config libhdf5-dev liblinear-dev libopenblas-dev libcjson-dev gnuplot-nox; do
+for p in $packages; do
     dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
 done
 [ -z "$need" ] && exit 0
@@ -11,4 +15,4 @@ echo "installing:$need"
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 $sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $need >/dev/null
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $need >/dev/null

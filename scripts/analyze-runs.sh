@@ -1,0 +1,90 @@
+#!/bin/sh
+# Analyses many training runs (model directories) on one dataset, then
+# writes a cross-run summary. Finished runs and stages are kept, so an
+# interrupted batch resumes where it stopped.
+#
+#   scripts/analyze-runs.sh [-o OUT] [-j JOBS] [-a 'ANALYZE OPTIONS'] DATA RUN...
+#
+#   -o OUT   where results go (default: runs-report): OUT/runs/NAME/ per run
+#            (NAME is the run directory's last component) with its log in
+#            OUT/logs/NAME.log; OUT/summary.html, summary.csv and summary.json
+#   -j JOBS  runs analysed at once (default 1); give each a share of the cores
+#            with -a '--threads N'
+#   -a OPTS  options for every seqlens analyze (e.g. '--threads 2 --steps 8')
+#
+# SEQLENS names the binary (default: bin/seqlens of this checkout, else
+# seqlens on PATH). Exit status: 0 when every run was analysed, 1 when some
+# failed (the summary then covers the others), 2 on bad usage.
+set -u
+usage() { sed -n '6,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+out=runs-report jobs=1 opts=""
+while getopts o:j:a:h flag; do
+    case $flag in
+    o) out=$OPTARG ;;
+    j) jobs=$OPTARG ;;
+    a) opts=$OPTARG ;;
+    *) usage ;;
+    esac
+done
+shift $((OPTIND - 1))
+[ $# -ge 2 ] || usage
+case $jobs in '' | *[!0-9]* | 0) echo "analyze-runs: -j '$jobs': expected a positive integer" >&2; exit 2 ;; esac
+data=$1
+shift
+[ -f "$data" ] || { echo "analyze-runs: $data: no such file" >&2; exit 2; }
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+if [ -z "${SEQLENS:-}" ]; then
+    if [ -x "$here/bin/seqlens" ]; then SEQLENS=$here/bin/seqlens; else SEQLENS=seqlens; fi
+fi
+
+# run names must be distinct: they name the output directories
+names=""
+for run in "$@"; do
+    [ -f "$run/config.json" ] || { echo "analyze-runs: $run: not a model directory (no config.json)" >&2; exit 2; }
+    name=$(basename "$run")
+    case " $names " in *" $name "*) echo "analyze-runs: two runs are named '$name'; rename one" >&2; exit 2 ;; esac
+    names="$names $name"
+done
+
+mkdir -p "$out/runs" "$out/logs" || exit 1
+status_dir=$(mktemp -d)
+trap 'rm -rf "$status_dir"' EXIT
+analyse() { # run name
+    log="$out/logs/$2.log"
+    # shellcheck disable=SC2086 # opts is a list of options
+    if [ "$jobs" -eq 1 ]; then
+        # one at a time: show each stage as it finishes
+        { "$SEQLENS" analyze "$1" "$data" -o "$out/runs/$2" $opts; echo $? >"$status_dir/$2.rc"; } 2>&1 |
+            tee "$log" | sed "s|^|$2: |"
+    else
+        { "$SEQLENS" analyze "$1" "$data" -o "$out/runs/$2" $opts; echo $? >"$status_dir/$2.rc"; } >"$log" 2>&1
+    fi
+    if [ "$(cat "$status_dir/$2.rc" 2>/dev/null)" = 0 ]; then
+        echo "analyze-runs: $2 done"
+    else
+        echo "analyze-runs: $2 FAILED: $(tail -n 1 "$log") (log: $log)" >&2
+        : >"$status_dir/$2.failed"
+    fi
+}
+running=0
+for run in "$@"; do
+    analyse "$run" "$(basename "$run")" &
+    running=$((running + 1))
+    if [ "$running" -ge "$jobs" ]; then
+        wait
+        running=0
+    fi
+done
+wait
+
+dirs=""
+failed=0
+for run in "$@"; do
+    name=$(basename "$run")
+    if [ -e "$status_dir/$name.failed" ]; then failed=$((failed + 1)); else dirs="$dirs $out/runs/$name"; fi
+done
+[ -n "$dirs" ] || { echo "analyze-runs: every run failed" >&2; exit 1; }
+# shellcheck disable=SC2086 # one argument per run directory (names have no spaces: they came from basename)
+"$SEQLENS" summarize $dirs -o "$out" || exit 1
+[ "$failed" -eq 0 ] || { echo "analyze-runs: $failed of $# runs failed" >&2; exit 1; }

@@ -1,0 +1,272 @@
+/* The report's pieces that do not need gnuplot or a browser: verdicts at
+ * and around their thresholds, the results loader's errors, the base64
+ * figure embedding, and a page written without gnuplot. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/dataset.h"
+#include "plots/html.h"
+#include "plots/report.h"
+#include "plots/results.h"
+#include "plots/verdict.h"
+#include "tests/testing.h"
+
+#define DIR "build/tests/report-unit"
+
+static cJSON *parse(const char *text)
+{
+    cJSON *j = cJSON_Parse(text);
+    if (!j) fprintf(stderr, "bad test JSON: %s\n", text);
+    return j;
+}
+
+static void write_file(const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof path, DIR "/%s", name);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static int contains(const char *hay, const char *needle) { return strstr(hay, needle) != NULL; }
+
+static void family_verdicts(void)
+{
+    char v[1024];
+    /* one family dominates: its drop is more than 3x the next, CI below 0 */
+    cJSON *j = parse("{\"baseline_auc\":0.9,\"n\":100,\"mode\":\"mean\",\"results\":["
+                     "{\"family\":\"key\",\"auc\":0.5,\"delta_auc\":-0.4,\"ci95\":[-0.45,-0.35],\"masked_fraction\":0.2},"
+                     "{\"family\":\"filler\",\"auc\":0.89,\"delta_auc\":-0.01,\"ci95\":[-0.02,0.0],\"masked_fraction\":0.7},"
+                     "{\"family\":\"absent\",\"auc\":0.9,\"delta_auc\":0,\"ci95\":[0,0],\"masked_fraction\":0}]}");
+    sl_verdict_family(j, v, sizeof v);
+    CHECK(contains(v, "Relies on one family: 'key'"), "dominant family: %s", v);
+    double second;
+    const cJSON *top = sl_largest_drop(cJSON_GetObjectItem(j, "results"), &second);
+    CHECK(top && !strcmp(sl_jstr(top, "family"), "key") && second == 0.01, "largest drop key, second 0.01");
+    cJSON_Delete(j);
+
+    /* the top drop is only 2x the next: not "relies on one" */
+    j = parse("{\"baseline_auc\":0.9,\"n\":100,\"mode\":\"mean\",\"results\":["
+              "{\"family\":\"a\",\"auc\":0.7,\"delta_auc\":-0.2,\"ci95\":[-0.25,-0.15]},"
+              "{\"family\":\"b\",\"auc\":0.8,\"delta_auc\":-0.1,\"ci95\":[-0.15,-0.05]}]}");
+    sl_verdict_family(j, v, sizeof v);
+    CHECK(contains(v, "Largest effect: 'a'") && !contains(v, "Relies"), "two families: %s", v);
+    cJSON_Delete(j);
+
+    /* every family about equal (the seed's Mamba: within 0.0006) */
+    j = parse("{\"baseline_auc\":0.57,\"n\":100,\"mode\":\"mean\",\"results\":["
+              "{\"family\":\"a\",\"auc\":0.55,\"delta_auc\":-0.0200},{\"family\":\"b\",\"auc\":0.55,\"delta_auc\":-0.0204},"
+              "{\"family\":\"c\",\"auc\":0.55,\"delta_auc\":-0.0206}]}");
+    sl_verdict_family(j, v, sizeof v);
+    CHECK(contains(v, "about equally"), "equal families: %s", v);
+    cJSON_Delete(j);
+
+    /* nothing matters */
+    j = parse("{\"baseline_auc\":0.57,\"n\":100,\"mode\":\"mean\",\"results\":["
+              "{\"family\":\"a\",\"auc\":0.57,\"delta_auc\":-0.002},{\"family\":\"b\",\"auc\":0.57,\"delta_auc\":0.001}]}");
+    sl_verdict_family(j, v, sizeof v);
+    CHECK(contains(v, "No family matters"), "negligible families: %s", v);
+    cJSON_Delete(j);
+
+    /* a CI that crosses 0 is not "relies on" however large the ratio */
+    j = parse("{\"baseline_auc\":0.6,\"n\":100,\"mode\":\"mean\",\"results\":["
+              "{\"family\":\"a\",\"auc\":0.55,\"delta_auc\":-0.05,\"ci95\":[-0.12,0.02]},"
+              "{\"family\":\"b\",\"auc\":0.6,\"delta_auc\":-0.001,\"ci95\":[-0.01,0.01]}]}");
+    sl_verdict_family(j, v, sizeof v);
+    CHECK(contains(v, "not significant"), "CI across 0: %s", v);
+    cJSON_Delete(j);
+
+    j = parse("{\"baseline_auc\":0.6,\"n\":100,\"mode\":\"skip\",\"results\":["
+              "{\"layer\":0,\"auc\":0.595,\"delta_auc\":-0.005},{\"layer\":1,\"auc\":0.592,\"delta_auc\":-0.008}]}");
+    sl_verdict_layer(j, v, sizeof v);
+    CHECK(contains(v, "No layer matters") && contains(v, "layer 1"), "layers: %s", v);
+    cJSON_Delete(j);
+}
+
+static void other_verdicts(void)
+{
+    char v[1024];
+    static const struct {
+        double r;
+        const char *expect;
+    } REV[] = {{0.981, "Order-insensitive"}, {0.95, "Order-insensitive"}, {0.9499, "Partly"}, {0.7, "Partly"},
+               {0.69, "Order-sensitive"},    {-0.99, "Order-sensitive"}};
+    for (size_t i = 0; i < sizeof REV / sizeof *REV; i++) {
+        char text[256];
+        snprintf(text, sizeof text,
+                 "{\"n\":10,\"pearson_r\":%g,\"spearman_rho\":0.9,\"auc_original\":0.6,\"auc_reversed\":0.6,"
+                 "\"shuffle_pearson_r\":0.5}",
+                 REV[i].r);
+        cJSON *j = parse(text);
+        sl_verdict_reverse(j, v, sizeof v);
+        CHECK(!strncmp(v, REV[i].expect, strlen(REV[i].expect)), "r = %g: %s", REV[i].r, v);
+        cJSON_Delete(j);
+    }
+    cJSON *eval = parse("{\"n\":10,\"auc\":0.572,\"log_loss\":0.6,\"accuracy\":0.55}");
+    cJSON *base = parse("{\"bag_of_tokens\":{\"test_auc\":0.570},\"bag_of_families\":{\"test_auc\":0.52}}");
+    sl_verdict_baseline(base, eval, v, sizeof v);
+    CHECK(contains(v, "already reaches AUC 0.570"), "bag of tokens matches: %s", v);
+    cJSON_Delete(base);
+    base = parse("{\"bag_of_tokens\":{\"test_auc\":0.52},\"bag_of_families\":{\"test_auc\":0.51}}");
+    sl_verdict_baseline(base, eval, v, sizeof v);
+    CHECK(contains(v, "beats a bag of tokens by 0.052"), "model beats baseline: %s", v);
+    cJSON_Delete(base);
+    cJSON *manifest = parse("{\"data_summary\":{\"attributes\":{\"bayes_auc\":0.6}}}");
+    sl_verdict_eval(eval, manifest, v, sizeof v);
+    CHECK(contains(v, "0.600") && contains(v, "below it"), "Bayes ceiling: %s", v);
+    cJSON_Delete(manifest);
+    cJSON_Delete(eval);
+
+    cJSON *probe = parse("{\"target\":\"label\",\"site\":\"pooled\",\"layers\":["
+                         "{\"layer\":0,\"test_accuracy\":0.60,\"majority_baseline\":0.55,\"control_accuracy\":0.58,"
+                         "\"selectivity\":0.02},"
+                         "{\"layer\":1,\"test_accuracy\":0.80,\"majority_baseline\":0.55,\"control_accuracy\":0.6,"
+                         "\"selectivity\":0.2}]}");
+    sl_verdict_probe(probe, v, sizeof v);
+    CHECK(contains(v, "best at layer 1") && !contains(v, "low selectivity"), "probe: %s", v);
+    cJSON_Delete(probe);
+    probe = parse("{\"target\":\"label\",\"site\":\"pooled\",\"layers\":[{\"layer\":0,\"test_accuracy\":0.56,"
+                  "\"majority_baseline\":0.55,\"control_accuracy\":0.5,\"selectivity\":0.06}]}");
+    sl_verdict_probe(probe, v, sizeof v);
+    CHECK(contains(v, "No layer encodes"), "probe at the majority baseline: %s", v);
+    cJSON_Delete(probe);
+
+    cJSON *attr = parse("{\"method\":\"ig\",\"n\":5,\"families\":[{\"family\":\"sep\",\"attribution_share\":0.02,"
+                        "\"token_share\":0.1,\"ratio\":0.2},{\"family\":\"key\",\"attribution_share\":0.5,"
+                        "\"token_share\":0.1,\"ratio\":5}],\"completeness\":{\"mean_relative_error\":0.2}}");
+    sl_verdict_attribute(attr, v, sizeof v);
+    CHECK(contains(v, "concentrates on 'key'") && contains(v, "raise --steps"), "attribution: %s", v);
+    cJSON_Delete(attr);
+
+    cJSON *in = parse("{\"arch\":\"mamba\",\"n\":5,\"layers\":[{\"layer\":0,\"families\":["
+                      "{\"family\":\"sep\",\"mean_delta\":0.3,\"mean_gate\":0.5},"
+                      "{\"family\":\"key\",\"mean_delta\":0.1,\"mean_gate\":0.2}]}]}");
+    sl_verdict_inspect(in, v, sizeof v);
+    CHECK(contains(v, "'sep' at layer 0 (1.50x"), "mamba inspect: %s", v);
+    cJSON_Delete(in);
+}
+
+static void loader_errors(void)
+{
+    sl_results r;
+    sl_error err = {0};
+    CHECK(system("rm -rf " DIR " && mkdir -p " DIR) == 0, "cannot make " DIR);
+    CHECK(sl_results_load(&r, DIR, &err) == SL_OK && !r.json[R_EVAL], "an empty directory loads as nothing");
+    sl_results_free(&r);
+
+    write_file("reverse.json", "{\"n\": 3, \"pearson_r\": ");
+    err = (sl_error){0};
+    CHECK(sl_results_load(&r, DIR, &err) == SL_EINPUT && contains(err.msg, "reverse.json: not valid JSON"),
+          "truncated JSON: %s", err.msg);
+    write_file("reverse.json", "{\"n\": 3, \"pearson_r\": \"high\", \"spearman_rho\": 1, \"auc_original\": 0.5, "
+                               "\"auc_reversed\": 0.5, \"shuffle_pearson_r\": 1}");
+    err = (sl_error){0};
+    CHECK(sl_results_load(&r, DIR, &err) == SL_EINPUT && contains(err.msg, "field 'pearson_r' is not a number"),
+          "wrong type: %s", err.msg);
+    unlink(DIR "/reverse.json");
+    write_file("ablate-family.json", "{\"baseline_auc\": 0.9, \"n\": 3, \"mode\": \"mean\", \"results\": [{\"auc\": 1}]}");
+    err = (sl_error){0};
+    CHECK(sl_results_load(&r, DIR, &err) == SL_EINPUT && contains(err.msg, "results[0] has no field 'family'"),
+          "missing row field: %s", err.msg);
+    unlink(DIR "/ablate-family.json");
+    write_file("reverse-scores.h5", "not hdf5");
+    err = (sl_error){0};
+    CHECK(sl_results_load(&r, DIR, &err) == SL_EINPUT && contains(err.msg, "reverse-scores.h5: not an HDF5 file"),
+          "bad scores file: %s", err.msg);
+    unlink(DIR "/reverse-scores.h5");
+}
+
+static void base64_embedding(void)
+{
+    static const struct {
+        const char *in, *out;
+    } CASES[] = {{"M", "TQ=="}, {"Ma", "TWE="}, {"Man", "TWFu"}, {"Many hands", "TWFueSBoYW5kcw=="}};
+    for (size_t i = 0; i < sizeof CASES / sizeof *CASES; i++) {
+        write_file("b64.bin", CASES[i].in);
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+        sl_error err = {0};
+        int rc = sl_html_png(f, DIR "/b64.bin", "a<b", &err);
+        fclose(f);
+        char want[128];
+        snprintf(want, sizeof want, "<img alt=\"a&lt;b\" src=\"data:image/png;base64,%s\">", CASES[i].out);
+        CHECK(rc == SL_OK && buf && !strcmp(buf, want), "base64 of '%s': %s", CASES[i].in, buf ? buf : "(null)");
+        free(buf);
+    }
+    /* a file whose length is a multiple of the read block and then some */
+    FILE *f = fopen(DIR "/big.bin", "wb");
+    for (int i = 0; i < 3 * 1024 + 1; i++) fputc(i & 255, f);
+    fclose(f);
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *m = open_memstream(&buf, &size);
+    sl_error err = {0};
+    sl_html_png(m, DIR "/big.bin", "", &err);
+    fclose(m);
+    const char *b = strstr(buf, "base64,") + 7;
+    size_t len = strcspn(b, "\"");
+    CHECK(len == 4 * ((3 * 1024 + 1 + 2) / 3) && !strncmp(b + len - 4, "AA==", 4), "3073 bytes: %zu chars", len);
+    free(buf);
+}
+
+static void page_without_gnuplot(void)
+{
+    setenv("SEQLENS_GNUPLOT", "", 1);
+    write_file("eval.json", "{\"n\": 10, \"positives\": 5, \"auc\": 0.75, \"log_loss\": 0.6, \"accuracy\": 0.7}");
+    write_file("reverse.json", "{\"n\": 10, \"pearson_r\": 0.2, \"spearman_rho\": 0.1, \"auc_original\": 0.75, "
+                               "\"auc_reversed\": 0.5, \"shuffle_pearson_r\": 0.1}");
+    sl_report_info info;
+    sl_error err = {0};
+    int rc = sl_report_build(DIR, &info, &err);
+    CHECK(rc == SL_OK, "report without gnuplot: %s", err.msg);
+    CHECK(info.gnuplot_missing && info.figures == 0 && contains(info.warning, "gnuplot not found"),
+          "the missing gnuplot is one warning: %s", info.warning);
+    FILE *f = fopen(DIR "/report.html", "r");
+    char page[1 << 16] = "";
+    if (f) {
+        page[fread(page, 1, sizeof page - 1, f)] = 0;
+        fclose(f);
+    }
+    CHECK(contains(page, "Figures were skipped") && !contains(page, "<img"), "the page says figures were skipped");
+    CHECK(contains(page, "Order-sensitive: reverse r = 0.200"), "the verdict is on the page");
+    CHECK(contains(page, "<section id=\"reversal\">") && !contains(page, "<section id=\"family\">"),
+          "only the sections with results");
+    struct stat st;
+    CHECK(stat(DIR "/figures", &st) != 0, "no figures directory without gnuplot");
+    unsetenv("SEQLENS_GNUPLOT");
+
+    /* a gnuplot that fails: the page still comes, with the failure named */
+    write_file("fake-gnuplot", "#!/bin/sh\necho 'line 3: no such terminal' >&2\nexit 1\n");
+    chmod(DIR "/fake-gnuplot", 0755);
+    setenv("SEQLENS_GNUPLOT", DIR "/fake-gnuplot", 1);
+    write_file("ablate-layer.json", "{\"baseline_auc\": 0.75, \"n\": 10, \"mode\": \"skip\", \"results\": "
+                                    "[{\"layer\": 0, \"auc\": 0.6, \"delta_auc\": -0.15, \"ci95\": [-0.2, -0.1]}]}");
+    err = (sl_error){0};
+    rc = sl_report_build(DIR, &info, &err);
+    CHECK(rc == SL_OK && info.figure_failures == 1 && contains(info.warning, "no such terminal"),
+          "a failing gnuplot is a warning naming its error: %s", info.warning);
+    CHECK(access(DIR "/figures/ablate-layer.png", F_OK) != 0 && access(DIR "/figures/ablate-layer.png.tmp", F_OK) != 0,
+          "no figure file from a failed gnuplot");
+    unsetenv("SEQLENS_GNUPLOT");
+
+    err = (sl_error){0};
+    CHECK(sl_report_build(DIR "/nowhere", &info, &err) == SL_EINPUT && contains(err.msg, "not a directory"),
+          "missing directory: %s", err.msg);
+}
+
+int main(void)
+{
+    sl_h5_quiet();
+    family_verdicts();
+    other_verdicts();
+    loader_errors();
+    base64_embedding();
+    page_without_gnuplot();
+    return TEST_SUMMARY();
+}
