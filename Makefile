@@ -26,7 +26,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # end-to-end tests of the command line (analyze, report, batch, browser)
 TEST_SH  := $(wildcard tests/test_*.sh)
 
-.PHONY: all test asan clean bench demo
+.PHONY: all test asan clean bench demo fuzz fuzz-build valgrind
 all: bin/seqlens
 
 bin/seqlens: $(LIB_OBJ) $(CLI_OBJ)
@@ -37,7 +37,7 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/tests/%: tests/%.c tests/testing.h tests/fixture_files.h $(LIB_OBJ)
+$(BUILD)/tests/%: tests/%.c tests/testing.h tests/fixture_files.h $(wildcard tests/fuzz/*.c) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) -lhdf5_hl $(LDLIBS)
 
@@ -58,7 +58,28 @@ test-asan: bin/seqlens-asan $(TEST_BIN)
 	@BUILD=$(BUILD) SEQLENS=bin/seqlens-asan ASAN_OPTIONS=detect_leaks=1 sh tests/run.sh $(TEST_BIN) $(TEST_SH)
 
 clean:
-	rm -rf build build-asan bin
+	rm -rf build build-asan build-fuzz bin
+
+# libFuzzer targets (clang, ASan + UBSan) for everything a user hands
+# seqlens: safetensors, config.json, a model directory, a dataset.
+# `make fuzz` runs each for FUZZ_SECONDS from the seed corpus in
+# tests/fuzz/corpus/; a crash stops it and leaves the input in build-fuzz/.
+FUZZ_TARGETS := safetensors config model dataset
+FUZZ_SECONDS ?= 30
+FUZZ_OPT := -O1 -march=native -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -Wno-pass-failed
+fuzz-build:
+	$(MAKE) BUILD=build-fuzz CC=clang OPT="$(FUZZ_OPT)" $(FUZZ_TARGETS:%=build-fuzz/fuzz/fuzz_%)
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer,address,undefined $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
+
+fuzz: fuzz-build
+	sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# memcheck over a small end-to-end run of every command (tests/valgrind.sh)
+valgrind: bin/seqlens
+	sh tests/valgrind.sh
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
 

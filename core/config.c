@@ -1,5 +1,7 @@
 #include "core/config.h"
 
+#include <math.h>
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -30,7 +32,9 @@ static int get_int(reader *r, const char *key, int lo, int hi, int def, int *out
         *out = def;
         return SL_OK;
     }
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble)
+    /* the range test comes first: converting a double beyond long long's
+     * range is undefined behaviour (found by tests/fuzz/fuzz_config.c) */
+    if (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) < 1e15) || v->valuedouble != floor(v->valuedouble))
         return sl_fail(r->err, SL_EINPUT, "%s: key '%s' must be an integer", r->path, key);
     if (v->valuedouble < lo || v->valuedouble > hi)
         return sl_fail(r->err, SL_EINPUT, "%s: key '%s' = %.0f is out of range [%d, %d]", r->path, key,

@@ -1,0 +1,3 @@
+build-fuzz/core/correlation.o: core/correlation.c core/correlation.h
+
+core/correlation.h:

@@ -1,0 +1,3 @@
+build-fuzz/core/error.o: core/error.c core/error.h
+
+core/error.h:

@@ -1,0 +1,23 @@
+build-fuzz/models/mamba.o: models/mamba.c core/blas.h core/mathx.h \
+  core/simd.h models/backward.h models/forward_common.h models/model.h \
+  core/config.h core/error.h core/hooks.h models/workspace.h
+
+core/blas.h:
+
+core/mathx.h:
+
+core/simd.h:
+
+models/backward.h:
+
+models/forward_common.h:
+
+models/model.h:
+
+core/config.h:
+
+core/error.h:
+
+core/hooks.h:
+
+models/workspace.h:
