@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -208,6 +209,10 @@ static int run_stage(const char *self, const char *dir, stage *s, progress *p, s
     if (pid == 0) {
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
+        /* a stage never outlives analyze (kill -9 included): an orphan
+         * would race the rerun for the same files */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() == 1) _exit(130);
         if (!freopen(log, "w", stderr)) _exit(126);
         if (!freopen(s->stdout_to ? tmp : "/dev/null", "w", stdout)) _exit(126);
         execv(self, s->argv);

@@ -32,13 +32,13 @@ static int get_int(reader *r, const char *key, int lo, int hi, int def, int *out
         *out = def;
         return SL_OK;
     }
-    /* the range test comes first: converting a double beyond long long's
-     * range is undefined behaviour (found by tests/fuzz/fuzz_config.c) */
-    if (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) < 1e15) || v->valuedouble != floor(v->valuedouble))
+    double x = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    if (!cJSON_IsNumber(v) || (fabs(x) < 1e15 && x != floor(x)))
         return sl_fail(r->err, SL_EINPUT, "%s: key '%s' must be an integer", r->path, key);
-    if (v->valuedouble < lo || v->valuedouble > hi)
-        return sl_fail(r->err, SL_EINPUT, "%s: key '%s' = %.0f is out of range [%d, %d]", r->path, key,
-                       v->valuedouble, lo, hi);
+    /* compared as doubles: no conversion of a value beyond int's range
+     * (found by tests/fuzz/fuzz_config.c) */
+    if (!(x >= lo && x <= hi))
+        return sl_fail(r->err, SL_EINPUT, "%s: key '%s' = %.6g is out of range [%d, %d]", r->path, key, x, lo, hi);
     *out = (int)v->valuedouble;
     return SL_OK;
 }

@@ -104,6 +104,10 @@ static void config_cases(void)
     cfg_case(buf, "'expand' must be an integer");
     snprintf(buf, sizeof buf, "{%s,\"expand\":0}", m);
     cfg_case(buf, "'expand' = 0 is out of range");
+    snprintf(buf, sizeof buf, "{%s,\"expand\":1e300}", m);
+    cfg_case(buf, "'expand' = 1e+300 is out of range");
+    snprintf(buf, sizeof buf, "{%s,\"expand\":2.5}", m);
+    cfg_case(buf, "'expand' must be an integer");
     snprintf(buf, sizeof buf, "{%s,\"expand\":2,\"norm_eps\":-1}", m);
     cfg_case(buf, "'norm_eps'");
     snprintf(buf, sizeof buf, "{%s,\"expand\":2,\"pad_token_id\":11}", m);
