@@ -165,6 +165,7 @@ int sl_ablate_families(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, 
         sl_ablation_row *row = &out->rows[out->n_rows];
         row->family = f;
         row->layer = -1;
+        row->component = -1;
         if (!rc && logits) memcpy(logits + (long)i * o->count, abl, (size_t)o->count * sizeof *abl);
         row->masked_fraction = st.valid ? (double)j.hits / (double)st.valid : 0;
         if (!rc) rc = sl_ablation_score(base, abl, labels, o->count, fo->bootstrap, fo->seed, row, err);

@@ -18,8 +18,9 @@ typedef struct {
 } sl_family_opts;
 
 typedef struct {
-    int family; /* or -1 */
-    int layer;  /* or -1 */
+    int family;    /* or -1 */
+    int layer;     /* or -1 */
+    int component; /* SL_COMP_*, or -1 */
     double auc, delta_auc, ci95[2], p_value, masked_fraction;
     int has_ci;
 } sl_ablation_row;

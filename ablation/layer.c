@@ -130,6 +130,7 @@ int sl_ablate_layers(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, co
         sl_ablation_row *row = &out->rows[k];
         row->family = -1;
         row->layer = layers[k];
+        row->component = -1;
         row->masked_fraction = 1.0;
         rc = sl_ablation_score(base, j.ablated + (long)k * o->count, labels, o->count, bootstrap, seed, row, err);
         if (!rc) out->n_rows++;

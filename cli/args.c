@@ -115,6 +115,8 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
             else rc = sl_fail(err, SL_EINPUT, "seqlens %s: --dtype '%s': expected f32 or f16", cmd, v);
         } else if (!strcmp(o, "--family")) {
             a->family = v;
+        } else if (!strcmp(o, "--component")) {
+            a->component = v;
         } else if (!strcmp(o, "--layer")) {
             a->layer = v;
         } else if (!strcmp(o, "--mode")) {
@@ -122,6 +124,14 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
         } else if (!strcmp(o, "--bootstrap")) {
             if (parse_long(v, 0, 1000000, &n)) rc = sl_fail(err, SL_EINPUT, "seqlens %s: --bootstrap '%s': expected 0..1000000", cmd, v);
             a->bootstrap = (int)n;
+        } else if (!strcmp(o, "--positions")) {
+            a->positions = v;
+        } else if (!strcmp(o, "--pairs")) {
+            a->pairs_file = v;
+        } else if (!strcmp(o, "--pairing")) {
+            a->pairing = v;
+        } else if (!strcmp(o, "--n-pairs")) {
+            if (parse_long(v, 1, 1L << 30, &a->n_pairs)) rc = sl_fail(err, SL_EINPUT, "seqlens %s: --n-pairs '%s': expected a positive integer", cmd, v);
         } else if (!strcmp(o, "--scores")) {
             a->scores_out = v;
         } else if (!strcmp(o, "--tokens")) {

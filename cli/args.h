@@ -20,11 +20,13 @@ typedef struct {
     unsigned long long seed;
     char hooks[SL_MAX_HOOK_PATTERNS][96];
     int n_hooks;
-    const char *family, *layer, *mode; /* ablate */
+    const char *family, *layer, *mode, *component; /* ablate */
     int bootstrap;
     const char *target, *site; /* probe */
     const char *method, *baseline, *tokens_out; /* attribute */
     const char *scores_out;                     /* reverse-test */
+    const char *positions, *pairs_file, *pairing; /* patch */
+    long n_pairs;
     int force;                                  /* analyze: a flag, takes no value */
     int steps;
     const char *task; /* gym */

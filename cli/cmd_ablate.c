@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ablation/component.h"
 #include "ablation/family.h"
 #include "ablation/layer.h"
 #include "cli/commands.h"
@@ -18,6 +19,11 @@ static const char USAGE[] =
     "  (paired bootstrap, B resamples, default 1000; null with --bootstrap 0), p_value (DeLong),\n"
     "  masked_fraction}]. --layer: skip sets blocks.I.resid_post = blocks.I.resid_pre, mean replaces the\n"
     "  block's write by its mean over all valid positions; rows carry `layer` instead of `family`.\n"
+    "       seqlens ablate MODEL DATA --component NAME|all [--layer I|all] [--mode zero|mean]\n"
+    "  One component of one layer (every layer unless --layer): Mamba conv (the causal conv and its\n"
+    "  bias replaced by the identity, SiLU kept), ssm (y = D x), gate (SiLU(z) -> 1); Transformer attn\n"
+    "  or mlp (blocks.I.attn.out / mlp.out set to 0, or with --mode mean to its mean over the valid\n"
+    "  positions of the data). NAME may be a comma-separated list; rows carry `component` and `layer`.\n"
     "  With -o the JSON goes to the file and a table sorted by effect to stdout.\n";
 
 static int parse_mode(const char *s, const char *const *names, int *mode)
@@ -29,6 +35,34 @@ static int parse_mode(const char *s, const char *const *names, int *mode)
 
 static const char *const FAMILY_MODES[] = {"mean", "zero", "pad", "resample", NULL};
 static const char *const LAYER_MODES[] = {"skip", "mean", NULL};
+static const char *const COMPONENT_MODES[] = {"zero", "mean", NULL};
+
+/* --component NAME|all|a,b x --layer: one row per (component, layer). */
+static int pick_components(const sl_model *m, const char *spec, const int *layers, int nl, int *comps, int *lays, int *n,
+                           sl_error *err)
+{
+    int chosen[SL_COMP_COUNT], nc = 0;
+    if (!strcmp(spec, "all")) {
+        for (int c = 0; c < SL_COMP_COUNT; c++)
+            if (sl_component_valid(m, c)) chosen[nc++] = c;
+    } else {
+        for (const char *p = spec; *p;) {
+            size_t len = strcspn(p, ",");
+            int found = -1;
+            for (int c = 0; c < SL_COMP_COUNT; c++)
+                if (strlen(SL_COMPONENT_NAMES[c]) == len && !strncmp(SL_COMPONENT_NAMES[c], p, len)) found = c;
+            if (found < 0 || !sl_component_valid(m, found) || nc == SL_COMP_COUNT)
+                return sl_fail(err, SL_EINPUT, "--component '%.*s': a %s has %s", (int)len, p, sl_arch_name(m->c.arch),
+                               m->c.arch == ARCH_MAMBA ? "conv, ssm and gate" : "attn and mlp");
+            chosen[nc++] = found;
+            p += len + (p[len] == ',');
+        }
+    }
+    *n = 0;
+    for (int c = 0; c < nc; c++)
+        for (int l = 0; l < nl; l++) comps[*n] = chosen[c], lays[(*n)++] = layers[l];
+    return SL_OK;
+}
 
 /* --layer I|all (or a comma-separated list). */
 static int pick_layers(const sl_model *m, const char *spec, int *out, int *n, sl_error *err)
@@ -85,7 +119,8 @@ static cJSON *to_json(const sl_dataset *ds, const sl_ablation_result *r, const c
         const sl_ablation_row *w = &r->rows[i];
         cJSON *o = cJSON_CreateObject();
         if (w->family >= 0) cJSON_AddStringToObject(o, "family", ds->family_names[w->family]);
-        else cJSON_AddNumberToObject(o, "layer", w->layer);
+        if (w->component >= 0) cJSON_AddStringToObject(o, "component", SL_COMPONENT_NAMES[w->component]);
+        if (w->family < 0) cJSON_AddNumberToObject(o, "layer", w->layer);
         cJSON_AddItemToObject(o, "auc", sl_json_number(w->auc));
         cJSON_AddItemToObject(o, "delta_auc", sl_json_number(w->delta_auc));
         if (w->has_ci) {
@@ -117,13 +152,15 @@ static void print_table(const sl_dataset *ds, sl_ablation_result *r)
     memcpy(rows, r->rows, (size_t)r->n_rows * sizeof *rows);
     qsort(rows, (size_t)r->n_rows, sizeof *rows, by_effect);
     printf("baseline AUC %.4f over %ld examples; largest drop first\n", r->baseline_auc, r->n);
-    printf("%-20s %8s %10s %22s %10s %8s\n", r->n_rows && rows[0].family < 0 ? "layer" : "family", "AUC", "delta",
+    printf("%-20s %8s %10s %22s %10s %8s\n",
+           r->n_rows && rows[0].component >= 0 ? "component" : r->n_rows && rows[0].family < 0 ? "layer" : "family", "AUC", "delta",
            "95% CI", "p", "masked");
     for (int i = 0; i < r->n_rows; i++) {
         char ci[48] = "-";
         if (rows[i].has_ci) snprintf(ci, sizeof ci, "[%+.4f, %+.4f]", rows[i].ci95[0], rows[i].ci95[1]);
         char name[32];
-        if (rows[i].family < 0) snprintf(name, sizeof name, "%d", rows[i].layer);
+        if (rows[i].component >= 0) snprintf(name, sizeof name, "%s %d", SL_COMPONENT_NAMES[rows[i].component], rows[i].layer);
+        else if (rows[i].family < 0) snprintf(name, sizeof name, "%d", rows[i].layer);
         printf("%-20s %8.4f %+10.4f %22s %10.3g %7.1f%%\n", rows[i].family >= 0 ? ds->family_names[rows[i].family] : name, rows[i].auc,
                rows[i].delta_auc, ci, rows[i].p_value, 100 * rows[i].masked_fraction);
     }
@@ -135,36 +172,47 @@ int cmd_ablate(int argc, char **argv)
     sl_args a;
     sl_error err = {0};
     if (sl_parse_args(&a, "ablate", argc, argv,
-                      "-o --family --layer --mode --bootstrap --seed --examples --threads --batch --device", &err))
+                      "-o --family --layer --component --mode --bootstrap --seed --examples --threads --batch --device", &err))
         return sl_report(&err);
     if (a.help || a.n_pos != 2) return sl_usage(USAGE, a.help);
-    if (!a.family == !a.layer)
-        return sl_report(&(sl_error){SL_EINPUT, "seqlens ablate: give one of --family NAME|all and --layer I|all"});
-    int mode = a.family ? FAM_MEAN : LAYER_SKIP;
-    if (a.mode && parse_mode(a.mode, a.family ? FAMILY_MODES : LAYER_MODES, &mode))
+    if (a.component ? a.family != NULL : !a.family == !a.layer)
+        return sl_report(&(sl_error){SL_EINPUT, "seqlens ablate: give one of --family NAME|all, --layer I|all and "
+                                                "--component NAME|all (with --layer)"});
+    const char *const *modes = a.component ? COMPONENT_MODES : a.family ? FAMILY_MODES : LAYER_MODES;
+    int mode = 0;
+    if (a.mode && parse_mode(a.mode, modes, &mode))
         return sl_report(&(sl_error){SL_EINPUT, "seqlens ablate: --mode: family ablation takes mean, zero, pad or "
-                                                "resample; layer ablation takes skip or mean"});
+                                                "resample; layer ablation skip or mean; component ablation zero or mean"});
     sl_session s;
     int rc = sl_session_open(&s, &a, a.pos[0], a.pos[1], &err), n = 0;
     int *picks = rc ? NULL : malloc((size_t)(s.data.n_families + s.model.c.n_layers) * 64 * sizeof *picks);
+    int *comps = rc ? NULL : malloc((size_t)SL_COMP_COUNT * 64 * (size_t)s.model.c.n_layers * sizeof *comps);
+    int *lays = rc ? NULL : malloc((size_t)SL_COMP_COUNT * 64 * (size_t)s.model.c.n_layers * sizeof *lays);
     sl_ablation_result r = {0};
     if (!rc) rc = sl_session_need_both_classes(&s, &err);
-    if (!rc && !picks) rc = sl_fail(&err, SL_ERUNTIME, "out of memory");
-    if (!rc) rc = a.family ? pick_families(&s.data, a.family, picks, &n, &err) : pick_layers(&s.model, a.layer, picks, &n, &err);
-    if (!rc && a.family) {
+    if (!rc && !(picks && comps && lays)) rc = sl_fail(&err, SL_ERUNTIME, "out of memory");
+    if (!rc) rc = a.family ? pick_families(&s.data, a.family, picks, &n, &err)
+                           : pick_layers(&s.model, a.layer ? a.layer : "all", picks, &n, &err);
+    if (!rc && a.component) {
+        int nl = n;
+        rc = pick_components(&s.model, a.component, picks, nl, comps, lays, &n, &err);
+        if (!rc) rc = sl_ablate_components(&s.model, &s.data, &s.run, comps, lays, n, mode, a.bootstrap, a.seed, &r, NULL, &err);
+    } else if (!rc && a.family) {
         sl_family_opts fo = {mode, a.seed, a.bootstrap};
         rc = sl_ablate_families(&s.model, &s.data, &s.run, picks, n, &fo, &r, NULL, &err);
     } else if (!rc) {
         rc = sl_ablate_layers(&s.model, &s.data, &s.run, picks, n, mode, a.bootstrap, a.seed, &r, NULL, &err);
     }
     if (!rc) {
-        cJSON *j = to_json(&s.data, &r, a.family ? FAMILY_MODES[mode] : LAYER_MODES[mode], a.bootstrap);
+        cJSON *j = to_json(&s.data, &r, modes[mode], a.bootstrap);
         rc = sl_json_write(j, a.out, &err);
         cJSON_Delete(j);
         if (!rc && a.out) print_table(&s.data, &r);
     }
     sl_ablation_result_free(&r);
     free(picks);
+    free(comps);
+    free(lays);
     sl_session_close(&s);
     return rc ? sl_report(&err) : 0;
 }

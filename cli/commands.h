@@ -21,6 +21,7 @@ int cmd_attribute(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_summarize(int argc, char **argv);
+int cmd_patch(int argc, char **argv);
 
 /* A model with its dataset and the example range the options select. */
 typedef struct {

@@ -16,6 +16,8 @@ static const char USAGE[] =
     "  reverse-test MODEL DATA     logits with each sequence reversed and shuffled\n"
     "  ablate MODEL DATA --family NAME|all   AUC lost when a token family is removed\n"
     "         MODEL DATA --layer I|all       ... or a block's write\n"
+    "         MODEL DATA --component NAME|all    ... or one part of a layer (conv, ssm, gate, attn, mlp)\n"
+    "  patch MODEL DATA --hook PATTERN  activation patching between pairs of examples\n"
     "  baseline DATA               bag-of-tokens / bag-of-families logistic regression AUC\n"
     "  inspect MODEL DATA          Mamba delta/gate/retention and attention mass per family\n"
     "  compare MODEL_A MODEL_B DATA  agreement, error overlap, ensemble AUC, linear CKA\n"
@@ -46,6 +48,7 @@ static const struct {
     {"report", cmd_report},
     {"analyze", cmd_analyze},
     {"summarize", cmd_summarize},
+    {"patch", cmd_patch},
 };
 
 int main(int argc, char **argv)

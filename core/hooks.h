@@ -58,11 +58,19 @@ typedef struct {
     void *user;
 } sl_hook_entry;
 
+/* Structural ablations of a Mamba mixer (ablate --component), per layer:
+ * what no activation write can express because it changes the computation
+ * between two hook points. */
+enum { SL_OFF_CONV = 1, SL_OFF_SSM = 2, SL_OFF_GATE = 4 };
+
 typedef struct {
     int n_points;
     unsigned char *active; /* per point: any entry registered */
     sl_hook_entry *list;
     int n, cap;
+    /* [n_layers] SL_OFF_* bits, or NULL: conv = identity kernel without
+     * bias (SiLU kept), ssm = y = D x, gate = SiLU(z) replaced by 1 */
+    const unsigned *mamba_off;
 } sl_hooks;
 
 int sl_hooks_init(sl_hooks *h, int n_points, sl_error *err);

@@ -25,6 +25,13 @@ static void conv_silu(const float *x, int ldx, int T, int di, int K, const float
     }
 }
 
+/* The conv ablated: an identity kernel without bias, SiLU kept. */
+static void silu_only(const float *x, int ldx, int T, int di, float *out)
+{
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < di; c++) out[(long)t * di + c] = sl_silu(x[(long)t * ldx + c]);
+}
+
 /* s_t = exp(delta_t A) s_{t-1} + delta_t x_t B_t ; y_t = s_t . C_t + D x_t.
  * Eight channels at a time (the lanes), all d_state states of them in turn,
  * so y stays in a register and delta_t x_t is formed once. */
@@ -88,9 +95,11 @@ int sl_mamba_layer_forward(const sl_model *m, const sl_example *ex, sl_workspace
     int rc = sl_fire(m, hooks, ex, HK_RESID_PRE, i, ws->h, T, d, d, err);
     if (rc) return rc;
 
+    unsigned off = hooks && hooks->mamba_off ? hooks->mamba_off[i] : 0;
     sl_rmsnorm(ws->h, w->norm_w, c->norm_eps, T, d, ws->a);
     sl_linear(ws->a, d, T, d, w->in_w, w->in_b, 2 * di, ws->xz, 2 * di);
-    conv_silu(ws->xz, 2 * di, T, di, c->d_conv, w->conv_w, w->conv_b, ws->xc);
+    if (off & SL_OFF_CONV) silu_only(ws->xz, 2 * di, T, di, ws->xc);
+    else conv_silu(ws->xz, 2 * di, T, di, c->d_conv, w->conv_w, w->conv_b, ws->xc);
     if ((rc = sl_fire(m, hooks, ex, HK_MIXER_IN_X, i, ws->xc, T, di, di, err))) return rc;
 
     sl_linear(ws->xc, di, T, di, w->xproj_w, NULL, nx, ws->xdbl, nx);
@@ -100,11 +109,14 @@ int sl_mamba_layer_forward(const sl_model *m, const sl_example *ex, sl_workspace
     if ((rc = sl_fire(m, hooks, ex, HK_MIXER_B, i, ws->xdbl + R, T, S, nx, err))) return rc;
     if ((rc = sl_fire(m, hooks, ex, HK_MIXER_C, i, ws->xdbl + R + S, T, S, nx, err))) return rc;
 
-    selective_scan(ws->xc, ws->delta, ws->xdbl, nx, R, R + S, T, di, S, w->A_t, w->D, ws->state, ws->y);
+    if (off & SL_OFF_SSM)
+        for (long k = 0; k < (long)T * di; k++) ws->y[k] = w->D[k % di] * ws->xc[k];
+    else selective_scan(ws->xc, ws->delta, ws->xdbl, nx, R, R + S, T, di, S, w->A_t, w->D, ws->state, ws->y);
 
     float *gate = ws->xz + di; /* z, turned into SiLU(z) in place */
     for (int t = 0; t < T; t++)
-        for (int k = 0; k < di; k++) gate[(long)t * 2 * di + k] = sl_silu(gate[(long)t * 2 * di + k]);
+        for (int k = 0; k < di; k++)
+            gate[(long)t * 2 * di + k] = off & SL_OFF_GATE ? 1.0f : sl_silu(gate[(long)t * 2 * di + k]);
     if ((rc = sl_fire(m, hooks, ex, HK_MIXER_GATE, i, gate, T, di, 2 * di, err))) return rc;
     for (int t = 0; t < T; t++)
         for (int k = 0; k < di; k++) ws->y[(long)t * di + k] *= gate[(long)t * 2 * di + k];

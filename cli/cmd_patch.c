@@ -1,0 +1,184 @@
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ablation/patch.h"
+#include "cli/commands.h"
+#include "core/jsonout.h"
+
+static const char USAGE[] =
+    "usage: seqlens patch MODEL DATA --hook PATTERN... [--positions all|last|LIST]\n"
+    "                     [--pairs FILE | --pairing random|label-flip] [--n-pairs M] [-o out.json]\n"
+    "                     [--bootstrap B] [--seed S] [--examples A:B] [--threads N]\n"
+    "  Interchange interventions: each base example is run with one hook's activation at one position\n"
+    "  taken from a source example's run. Positions: all = 0..L-1 of the padded width, last = -1, or a\n"
+    "  comma-separated list; negative positions count from each example's own end (resolved in base\n"
+    "  and source separately). Pairs: --pairs FILE, one \"BASE SOURCE\" a line (0-based indices), or\n"
+    "  the first M selected examples (default 200) each with a seeded source: random, or label-flip\n"
+    "  (default; a source of the other label). JSON: n_pairs, results [{hook, position, effect (mean of\n"
+    "  (patched - base) / (source - base) logit over the pairs with |source - base| >= 1e-6), ci95\n"
+    "  (bootstrap over pairs), n_used, n_skipped (position not valid in both, or no difference)}].\n"
+    "  Cost: hooks x positions x pairs partial forward passes, each from the patched layer up.\n";
+
+/* --positions all|last|LIST. */
+static int parse_positions(const char *spec, int L, int **out, int *n, sl_error *err)
+{
+    *n = 0;
+    if (!strcmp(spec, "all") || !strcmp(spec, "last")) {
+        int all = spec[0] == 'a';
+        if (!(*out = malloc((size_t)(all ? L : 1) * sizeof **out))) return sl_fail(err, SL_ERUNTIME, "out of memory");
+        for (int p = 0; p < (all ? L : 1); p++) (*out)[(*n)++] = all ? p : -1;
+        return SL_OK;
+    }
+    int cap = 1;
+    for (const char *c = spec; *c; c++) cap += *c == ',';
+    if (!(*out = malloc((size_t)cap * sizeof **out))) return sl_fail(err, SL_ERUNTIME, "out of memory");
+    for (const char *p = spec; *p;) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || (*end && *end != ',') || v >= L || v < -L)
+            return sl_fail(err, SL_EINPUT, "--positions '%s': expected all, last or integers in [-%d, %d]", spec, L, L - 1);
+        (*out)[(*n)++] = (int)v;
+        p = end + (*end == ',');
+    }
+    return SL_OK;
+}
+
+/* --pairs FILE: "BASE SOURCE" per line; # starts a comment. */
+static int read_pairs(const char *path, long n_examples, long **pairs, long *n, sl_error *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return sl_fail(err, SL_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    long cap = 256, line_no = 0;
+    *n = 0;
+    *pairs = malloc((size_t)cap * 2 * sizeof **pairs);
+    char line[256];
+    int rc = *pairs ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
+    while (!rc && fgets(line, sizeof line, f)) {
+        line_no++;
+        line[strcspn(line, "#\n")] = 0;
+        long b, s;
+        char extra;
+        int got = sscanf(line, "%ld %ld %c", &b, &s, &extra);
+        if (got <= 0) continue;
+        if (got != 2 || b < 0 || s < 0 || b >= n_examples || s >= n_examples) {
+            rc = sl_fail(err, SL_EINPUT, "%s:%ld: expected two example indices in [0, %ld)", path, line_no, n_examples);
+            break;
+        }
+        if (*n == cap) {
+            long *grown = realloc(*pairs, (size_t)(cap *= 2) * 2 * sizeof **pairs);
+            if (!grown) {
+                rc = sl_fail(err, SL_ERUNTIME, "out of memory");
+                break;
+            }
+            *pairs = grown;
+        }
+        (*pairs)[2 * *n] = b;
+        (*pairs)[2 * (*n)++ + 1] = s;
+    }
+    fclose(f);
+    if (!rc && *n == 0) rc = sl_fail(err, SL_EINPUT, "%s: no pairs", path);
+    return rc;
+}
+
+static cJSON *to_json(const sl_model *m, const sl_patch_opts *o, const sl_patch_result *r, const char *pairing)
+{
+    cJSON *j = cJSON_CreateObject(), *rows = cJSON_CreateArray();
+    cJSON_AddNumberToObject(j, "n_pairs", (double)r->n_pairs);
+    cJSON_AddStringToObject(j, "pairing", pairing);
+    cJSON_AddNumberToObject(j, "seed", (double)o->seed);
+    cJSON_AddNumberToObject(j, "bootstrap", o->bootstrap);
+    for (int p = 0; p < o->n_points; p++)
+        for (int q = 0; q < o->n_positions; q++) {
+            long c = (long)p * o->n_positions + q;
+            cJSON *row = cJSON_CreateObject();
+            cJSON_AddStringToObject(row, "hook", m->points[o->points[p]].name);
+            cJSON_AddNumberToObject(row, "position", o->positions[q]);
+            cJSON_AddItemToObject(row, "effect", sl_json_number(r->effect[c]));
+            if (isfinite(r->ci_lo[c])) {
+                cJSON *ci = cJSON_CreateArray();
+                cJSON_AddItemToArray(ci, sl_json_number(r->ci_lo[c]));
+                cJSON_AddItemToArray(ci, sl_json_number(r->ci_hi[c]));
+                cJSON_AddItemToObject(row, "ci95", ci);
+            } else {
+                cJSON_AddNullToObject(row, "ci95");
+            }
+            cJSON_AddNumberToObject(row, "n_used", (double)r->n_used[c]);
+            cJSON_AddNumberToObject(row, "n_skipped", (double)r->n_skipped[c]);
+            cJSON_AddItemToArray(rows, row);
+        }
+    cJSON_AddItemToObject(j, "results", rows);
+    return j;
+}
+
+int cmd_patch(int argc, char **argv)
+{
+    sl_args a;
+    sl_error err = {0};
+    if (sl_parse_args(&a, "patch", argc, argv,
+                      "-o --hook --positions --pairs --pairing --n-pairs --bootstrap --seed --examples --threads --batch --device",
+                      &err))
+        return sl_report(&err);
+    if (a.help || a.n_pos != 2 || !a.n_hooks) return sl_usage(USAGE, a.help);
+    if (a.pairs_file && a.pairing)
+        return sl_report(&(sl_error){SL_EINPUT, "seqlens patch: give --pairs FILE or --pairing, not both"});
+    const char *pairing = a.pairs_file ? "file" : a.pairing ? a.pairing : "label-flip";
+    if (!a.pairs_file && strcmp(pairing, "random") && strcmp(pairing, "label-flip"))
+        return sl_report(&(sl_error){SL_EINPUT, "seqlens patch: --pairing: expected random or label-flip"});
+    sl_session s;
+    int rc = sl_session_open(&s, &a, a.pos[0], a.pos[1], &err), n_points = 0, n_positions = 0;
+    int *points = rc ? NULL : malloc((size_t)s.model.n_points * sizeof *points), *positions = NULL;
+    long *pairs = NULL, n_pairs = 0;
+    if (!rc && !points) rc = sl_fail(&err, SL_ERUNTIME, "out of memory");
+    for (int h = 0; !rc && h < a.n_hooks; h++) {
+        int hit = 0;
+        for (int i = 0; i < s.model.n_points; i++) {
+            if (!sl_hook_match(a.hooks[h], s.model.points[i].name) || !sl_patchable(&s.model, i)) continue;
+            int seen = 0;
+            for (int k = 0; k < n_points; k++) seen |= points[k] == i;
+            if (!seen) points[n_points++] = i;
+            hit = 1;
+        }
+        if (!hit)
+            rc = sl_fail(&err, SL_EINPUT,
+                         "--hook '%s' matches no patchable hook point of %s (patterns, pooled, logits and embed.tokens "
+                         "cannot be patched; see seqlens info)",
+                         a.hooks[h], a.pos[0]);
+    }
+    if (!rc) rc = parse_positions(a.positions ? a.positions : "-1", s.data.L, &positions, &n_positions, &err);
+    if (!rc && a.pairs_file) {
+        rc = read_pairs(a.pairs_file, s.data.n, &pairs, &n_pairs, &err);
+    } else if (!rc) {
+        long want = a.n_pairs ? a.n_pairs : 200;
+        if (want > s.run.count) want = s.run.count;
+        if (!(pairs = malloc((size_t)want * 2 * sizeof *pairs))) rc = sl_fail(&err, SL_ERUNTIME, "out of memory");
+        if (!rc)
+            rc = sl_patch_pairs(&s.data, s.run.first, s.run.count, want, !strcmp(pairing, "label-flip"), a.seed, pairs,
+                                &n_pairs, &err);
+    }
+    sl_patch_opts o = {points, n_points, positions, n_positions, pairs, n_pairs, a.threads, a.bootstrap, a.seed};
+    sl_patch_result r = {0};
+    if (!rc) rc = sl_patch(&s.model, &s.data, &o, &r, &err);
+    if (!rc) {
+        cJSON *j = to_json(&s.model, &o, &r, pairing);
+        rc = sl_json_write(j, a.out, &err);
+        cJSON_Delete(j);
+        if (!rc && a.out) {
+            long best = 0, cells = (long)n_points * n_positions;
+            for (long c = 1; c < cells; c++)
+                if (isnan(r.effect[best]) || (isfinite(r.effect[c]) && fabs(r.effect[c]) > fabs(r.effect[best]))) best = c;
+            printf("%ld pairs, %d hooks x %d positions; largest effect %.3f at %s position %d -> %s\n", n_pairs,
+                   n_points, n_positions, r.effect[best], s.model.points[points[best / n_positions]].name,
+                   positions[best % n_positions], a.out);
+        }
+    }
+    sl_patch_result_free(&r);
+    free(points);
+    free(positions);
+    free(pairs);
+    sl_session_close(&s);
+    return rc ? sl_report(&err) : 0;
+}
