@@ -25,8 +25,9 @@
 static const char USAGE[] =
     "usage: seqlens analyze MODEL DATA -o DIR [--steps K] [--bootstrap B] [--seed S] [--examples A:B]\n"
     "                       [--threads N] [--batch B] [--force]\n"
-    "  Runs eval, baseline, ablate --family all, ablate --layer all, reverse-test, inspect,\n"
-    "  attribute --method ig --steps K (default 16) and probe --layer all into DIR, then\n"
+    "  Runs eval, baseline, ablate --family all, ablate --layer all, ablate --component all,\n"
+    "  reverse-test, inspect, attribute --method ig --steps K (default 16), probe --layer all and\n"
+    "  patch (blocks.*.resid_post at the last 16 positions, 100 label-flip pairs) into DIR, then\n"
     "  seqlens report DIR. A progress line per stage shows elapsed time and an estimate of the\n"
     "  time left. Interrupted, it resumes: stages already finished for the same model, data and\n"
     "  options are kept (DIR/analyze.json records them). --force redoes every stage, also when\n"
@@ -56,14 +57,31 @@ static void arg(stage *s, const char *fmt, ...)
     s->argv[s->argc] = NULL;
 }
 
-enum { ST_EVAL, ST_BASELINE, ST_FAMILY, ST_LAYER, ST_REVERSE, ST_INSPECT, ST_ATTRIBUTE, ST_PROBE, N_STAGES };
+enum {
+    ST_EVAL,
+    ST_BASELINE,
+    ST_FAMILY,
+    ST_LAYER,
+    ST_COMPONENT,
+    ST_REVERSE,
+    ST_INSPECT,
+    ST_ATTRIBUTE,
+    ST_PROBE,
+    ST_PATCH,
+    N_STAGES
+};
+
+/* patch's defaults: the residual stream after each block at the last
+ * PATCH_POSITIONS positions, over PATCH_PAIRS label-flip pairs */
+#define PATCH_POSITIONS 16
+#define PATCH_PAIRS 100
 
 /* The commands as a person would type them (the report prints them). */
 static void plan(stage *st, const sl_args *a, const sl_session *s, const char *dir, int steps)
 {
     const char *model = a->pos[0], *data = a->pos[1];
-    static const char *const NAMES[N_STAGES] = {"eval",    "baseline", "ablate-family", "ablate-layer",
-                                                "reverse", "inspect",  "attribute",     "probe"};
+    static const char *const NAMES[N_STAGES] = {"eval",    "baseline", "ablate-family", "ablate-layer", "ablate-component",
+                                                "reverse", "inspect",  "attribute",     "probe",        "patch"};
     for (int i = 0; i < N_STAGES; i++) {
         memset(&st[i], 0, sizeof st[i]);
         st[i].name = NAMES[i];
@@ -73,10 +91,12 @@ static void plan(stage *st, const sl_args *a, const sl_session *s, const char *d
     arg(&st[ST_BASELINE], "baseline");
     arg(&st[ST_FAMILY], "ablate");
     arg(&st[ST_LAYER], "ablate");
+    arg(&st[ST_COMPONENT], "ablate");
     arg(&st[ST_REVERSE], "reverse-test");
     arg(&st[ST_INSPECT], "inspect");
     arg(&st[ST_ATTRIBUTE], "attribute");
     arg(&st[ST_PROBE], "probe");
+    arg(&st[ST_PATCH], "patch");
     for (int i = 0; i < N_STAGES; i++) {
         if (i != ST_BASELINE) arg(&st[i], "%s", model);
         arg(&st[i], "%s", data);
@@ -90,6 +110,8 @@ static void plan(stage *st, const sl_args *a, const sl_session *s, const char *d
     st[ST_FAMILY].outputs[0] = "ablate-family.json";
     arg(&st[ST_LAYER], "--layer"), arg(&st[ST_LAYER], "all");
     st[ST_LAYER].outputs[0] = "ablate-layer.json";
+    arg(&st[ST_COMPONENT], "--component"), arg(&st[ST_COMPONENT], "all");
+    st[ST_COMPONENT].outputs[0] = "ablate-component.json";
     st[ST_REVERSE].outputs[0] = "reverse.json";
     st[ST_REVERSE].outputs[1] = "reverse-scores.h5";
     arg(&st[ST_REVERSE], "--scores"), arg(&st[ST_REVERSE], "%s/reverse-scores.h5", dir);
@@ -99,10 +121,19 @@ static void plan(stage *st, const sl_args *a, const sl_session *s, const char *d
     st[ST_ATTRIBUTE].outputs[0] = "attribute.json";
     arg(&st[ST_PROBE], "--layer"), arg(&st[ST_PROBE], "all");
     st[ST_PROBE].outputs[0] = "probe.json";
+    int npos = s->data.L < PATCH_POSITIONS ? s->data.L : PATCH_POSITIONS;
+    char positions[8 * PATCH_POSITIONS] = "";
+    for (int p = 1; p <= npos; p++) snprintf(positions + strlen(positions), sizeof positions - strlen(positions), "%s-%d", p > 1 ? "," : "", p);
+    arg(&st[ST_PATCH], "--hook"), arg(&st[ST_PATCH], "blocks.*.resid_post");
+    arg(&st[ST_PATCH], "--positions"), arg(&st[ST_PATCH], "%s", positions);
+    arg(&st[ST_PATCH], "--n-pairs"), arg(&st[ST_PATCH], "%d", PATCH_PAIRS);
+    st[ST_PATCH].outputs[0] = "patch.json";
     for (int i = 0; i < N_STAGES; i++) {
         if (!st[i].stdout_to) arg(&st[i], "-o"), arg(&st[i], "%s/%s", dir, st[i].outputs[0]);
-        if (i == ST_FAMILY || i == ST_LAYER) arg(&st[i], "--bootstrap"), arg(&st[i], "%d", a->bootstrap);
-        if (i == ST_BASELINE || i == ST_FAMILY || i == ST_LAYER || i == ST_REVERSE || i == ST_PROBE)
+        if (i == ST_FAMILY || i == ST_LAYER || i == ST_COMPONENT || i == ST_PATCH)
+            arg(&st[i], "--bootstrap"), arg(&st[i], "%d", a->bootstrap);
+        if (i == ST_BASELINE || i == ST_FAMILY || i == ST_LAYER || i == ST_COMPONENT || i == ST_REVERSE ||
+            i == ST_PROBE || i == ST_PATCH)
             arg(&st[i], "--seed"), arg(&st[i], "%llu", a->seed);
         if (a->ex_first || a->ex_end >= 0) arg(&st[i], "--examples"), arg(&st[i], "%ld:%ld", s->run.first, s->run.first + s->run.count);
         if (i != ST_BASELINE) {
@@ -117,6 +148,10 @@ static void plan(stage *st, const sl_args *a, const sl_session *s, const char *d
     st[ST_BASELINE].weight = 1;
     st[ST_FAMILY].weight = s->data.n_families + 1;
     st[ST_LAYER].weight = s->model.c.n_layers;
+    st[ST_COMPONENT].weight = (s->model.c.arch == ARCH_MAMBA ? 3 : 2) * s->model.c.n_layers;
+    /* partial passes over single examples, against passes over the data */
+    double pairs = s->run.count < PATCH_PAIRS ? (double)s->run.count : PATCH_PAIRS;
+    st[ST_PATCH].weight = 1 + (double)s->model.c.n_layers * npos * pairs / (double)s->run.count;
     st[ST_REVERSE].weight = 3;
     st[ST_INSPECT].weight = 2;
     st[ST_ATTRIBUTE].weight = 8 * (steps + 1);

@@ -62,7 +62,8 @@ int sl_fig_ablation(FILE *gp, const cJSON *abl, const char *key, const char *t)
     for (int i = 0; i < n; i++) {
         const cJSON *r = rows[i].row, *ci = cJSON_GetObjectItemCaseSensitive(r, "ci95");
         char label[96];
-        if (sl_jstr(r, key)) snprintf(label, sizeof label, "%s", sl_jstr(r, key));
+        if (!strcmp(key, "component")) snprintf(label, sizeof label, "%s, layer %.0f", sl_jstr(r, key), sl_jnum(r, "layer"));
+        else if (sl_jstr(r, key)) snprintf(label, sizeof label, "%s", sl_jstr(r, key));
         else snprintf(label, sizeof label, "%s %.0f", key, sl_jnum(r, key));
         put_label(gp, label);
         double lo = rows[i].delta, hi = rows[i].delta;

@@ -1,0 +1,210 @@
+/* Activation patching and component ablation: against the PyTorch
+ * reference (tests/reference/make_intervention_fixtures.py writes
+ * intervene_expected.json beside each fixture), and by properties: the
+ * prefix-reusing patch equals a whole forward pass with a write hook, a
+ * pair of an example with itself changes nothing, the Mamba gate switch
+ * equals writing 1 into the gate hook. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ablation/component.h"
+#include "ablation/patch.h"
+#include "tests/fixture_files.h"
+#include "tests/testing.h"
+
+#define TOL 1e-5
+
+typedef struct {
+    sl_model m;
+    sl_dataset ds;
+    sl_run_opts o;
+} fixture;
+
+static int open_fixture(fixture *f, const char *name)
+{
+    char dir[512], data[600];
+    snprintf(dir, sizeof dir, FIXTURES "/%s", name);
+    snprintf(data, sizeof data, "%s/data.h5", dir);
+    sl_error err = {0};
+    int rc = sl_model_load(&f->m, dir, &err);
+    if (!rc) rc = sl_dataset_open(&f->ds, data, f->m.c.vocab_size, f->m.c.pad_token_id, &err);
+    CHECK(!rc, "%s: %s", name, err.msg);
+    f->o = (sl_run_opts){0, rc ? 0 : f->ds.n, 3, 2};
+    return rc;
+}
+
+static void close_fixture(fixture *f)
+{
+    sl_dataset_close(&f->ds);
+    sl_model_free(&f->m);
+}
+
+/* ---- the slow way: a whole forward pass with a write hook ---- */
+
+typedef struct {
+    int row, width;
+    float *src; /* captured [len][width], then the row written */
+} slow_state;
+
+static int slow_capture(void *user, sl_hook_event *ev, sl_error *err)
+{
+    (void)err;
+    slow_state *s = user;
+    for (int t = 0; t < ev->rows; t++) memcpy(s->src + (size_t)t * ev->cols, ev->data + (long)t * ev->ld, (size_t)ev->cols * 4);
+    return SL_OK;
+}
+
+static int slow_write(void *user, sl_hook_event *ev, sl_error *err)
+{
+    (void)err;
+    slow_state *s = user;
+    memcpy(ev->data + (long)s->row * ev->ld, s->src, (size_t)ev->cols * 4);
+    return SL_OK;
+}
+
+static float slow_patch(fixture *f, int point, long b, long s, int pb, int ps)
+{
+    int L = f->ds.L;
+    int32_t *tb = malloc((size_t)L * 4), *ts = malloc((size_t)L * 4);
+    float *src = malloc((size_t)L * f->m.points[point].width * 4), logit = NAN;
+    sl_error err = {0};
+    sl_dataset_read_tokens(&f->ds, b, 1, tb, &err);
+    sl_dataset_read_tokens(&f->ds, s, 1, ts, &err);
+    sl_workspace *ws = sl_workspace_new(&f->m, L, &err);
+    slow_state st = {0, 0, src};
+    sl_hooks cap, wr;
+    sl_hooks_init(&cap, f->m.n_points, &err);
+    sl_hooks_init(&wr, f->m.n_points, &err);
+    sl_hooks_add(&cap, point, slow_capture, &st, &err);
+    sl_hooks_add(&wr, point, slow_write, &st, &err);
+    sl_example es = {ts, f->ds.lengths[s], s, 0, NULL}, eb = {tb, f->ds.lengths[b], b, 0, NULL};
+    float sl;
+    if (!sl_forward(&f->m, &es, ws, &cap, &sl, &err)) {
+        memmove(src, src + (size_t)ps * f->m.points[point].width, (size_t)f->m.points[point].width * 4);
+        st.row = pb;
+        sl_forward(&f->m, &eb, ws, &wr, &logit, &err);
+    }
+    sl_hooks_free(&cap);
+    sl_hooks_free(&wr);
+    sl_workspace_free(ws);
+    free(tb);
+    free(ts);
+    free(src);
+    return logit;
+}
+
+static void patch_properties(const char *name)
+{
+    fixture f;
+    if (open_fixture(&f, name)) return;
+    int points[64], np = 0;
+    for (int i = 0; i < f.m.n_points && np < 64; i++)
+        if (sl_patchable(&f.m, i)) points[np++] = i;
+    int positions[] = {0, 2, -1, -3};
+    long last = f.ds.n - 1, pairs[] = {0, 1, 1, 2 % f.ds.n, last, 0, 2 % f.ds.n, 2 % f.ds.n};
+    sl_patch_opts o = {points, np, positions, 4, pairs, 4, 2, 50, 7};
+    sl_patch_result r;
+    sl_error err = {0};
+    int rc = sl_patch(&f.m, &f.ds, &o, &r, &err);
+    CHECK(!rc, "%s: patch: %s", name, err.msg);
+    if (rc) {
+        close_fixture(&f);
+        return;
+    }
+    double worst = 0, scale = 1e-3;
+    for (int k = 0; k < 4; k++) scale = fmax(scale, fmax(fabs(r.base[k]), fabs(r.source[k])));
+    int compared = 0;
+    for (int k = 0; k < 4; k++)
+        for (int p = 0; p < np; p++)
+            for (int q = 0; q < 4; q++) {
+                float got = r.patched[((size_t)k * np + p) * 4 + q];
+                long b = pairs[2 * k], s = pairs[2 * k + 1];
+                int lb = f.ds.lengths[b], ls = f.ds.lengths[s];
+                int pb = positions[q] >= 0 ? positions[q] : lb + positions[q];
+                int ps = positions[q] >= 0 ? positions[q] : ls + positions[q];
+                int valid = pb >= 0 && pb < lb && ps >= 0 && ps < ls;
+                if (!valid) {
+                    CHECK(isnan(got), "%s: invalid position %d of pair %d not NaN", name, positions[q], k);
+                    continue;
+                }
+                float want = slow_patch(&f, points[p], b, s, pb, ps);
+                worst = fmax(worst, fabs(got - want) / scale);
+                compared++;
+                if (b == s) CHECK(fabsf(got - r.base[k]) <= 1e-5f * (float)scale, "%s: self-pair changed %s", name, f.m.points[points[p]].name);
+            }
+    CHECK(worst <= TOL && compared > 0, "%s: prefix-reusing patch vs whole forward: %.2e over %d cells", name, worst, compared);
+    /* the self-pair's cells have no logit difference: all skipped */
+    for (long c = 0; c < (long)np * 4; c++) CHECK(r.n_used[c] + r.n_skipped[c] == 4, "%s: pairs not accounted for", name);
+    sl_patch_result_free(&r);
+
+    /* 1 thread and 2 threads: the same numbers */
+    o.threads = 1;
+    sl_patch_result r1, r2;
+    rc = sl_patch(&f.m, &f.ds, &o, &r1, &err);
+    o.threads = 2;
+    rc |= sl_patch(&f.m, &f.ds, &o, &r2, &err);
+    CHECK(!rc && !memcmp(r1.effect, r2.effect, (size_t)np * 4 * sizeof *r1.effect) &&
+              !memcmp(r1.ci_lo, r2.ci_lo, (size_t)np * 4 * sizeof *r1.ci_lo),
+          "%s: patch differs across thread counts", name);
+    sl_patch_result_free(&r1);
+    sl_patch_result_free(&r2);
+    close_fixture(&f);
+}
+
+/* ---- component ablation ---- */
+
+static int gate_one(void *user, sl_hook_event *ev, sl_error *err)
+{
+    (void)user, (void)err;
+    for (int t = 0; t < ev->rows; t++)
+        for (int k = 0; k < ev->cols; k++) ev->data[(long)t * ev->ld + k] = 1.0f;
+    return SL_OK;
+}
+
+static void gate_switch_equals_hook(const char *name)
+{
+    fixture f;
+    if (open_fixture(&f, name)) return;
+    if (f.m.c.arch != ARCH_MAMBA) {
+        close_fixture(&f);
+        return;
+    }
+    long n = f.ds.n;
+    int nl = f.m.c.n_layers;
+    for (int i = 0; i < nl; i++) {
+        int comp = SL_COMP_GATE;
+        float *got = malloc((size_t)n * 4), *want = malloc((size_t)n * 4);
+        sl_ablation_result r;
+        sl_error err = {0};
+        int rc = sl_ablate_components(&f.m, &f.ds, &f.o, &comp, &i, 1, COMP_ZERO, 0, 1, &r, got, &err);
+        sl_ablation_result_free(&r);
+        sl_hooks h;
+        sl_hooks_init(&h, f.m.n_points, &err);
+        sl_hooks_add(&h, sl_model_point(&f.m, HK_MIXER_GATE, i), gate_one, NULL, &err);
+        rc |= sl_run(&f.m, &f.ds, &f.o, &h, NULL, NULL, NULL, want, &err);
+        sl_hooks_free(&h);
+        double worst = 0;
+        for (long k = 0; k < n; k++) worst = fmax(worst, fabs(got[k] - want[k]));
+        CHECK(!rc && worst == 0, "%s: gate switch at layer %d vs gate hook: %.2e (%s)", name, i, worst, err.msg);
+        free(got);
+        free(want);
+    }
+    close_fixture(&f);
+}
+
+static void each_fixture(const char *name, const char *path, void *user)
+{
+    (void)path, (void)user;
+    patch_properties(name);
+    gate_switch_equals_hook(name);
+}
+
+int main(void)
+{
+    sl_h5_quiet();
+    int n = for_each_fixture("config.json", each_fixture, NULL);
+    CHECK(n >= 10, "only %d fixtures", n);
+    return TEST_SUMMARY();
+}
