@@ -12,25 +12,28 @@ DATA=examples/data.h5
 # --- a full run ---
 "$S" analyze examples/transformer $DATA -o "$T/tf" --steps 8 >"$T/out" 2>"$T/err"
 check "analyze exits 0" [ $? -eq 0 ]
-for f in analyze.json eval.json scores.h5 baseline.json ablate-family.json ablate-layer.json reverse.json \
-    reverse-scores.h5 inspect.json attribute.json probe.json report.html; do
+for f in analyze.json eval.json scores.h5 baseline.json ablate-family.json ablate-layer.json ablate-component.json \
+    reverse.json reverse-scores.h5 inspect.json attribute.json probe.json patch.json report.html; do
     check "analyze wrote $f" [ -s "$T/tf/$f" ]
 done
 check "no temporary file left" [ -z "$(find "$T/tf" -name '*.tmp')" ]
-check "a progress line per stage and the report" [ "$(grep -c '^\[[0-9]/9\]' "$T/err")" -eq 9 ]
+check "a progress line per stage and the report" [ "$(grep -c '^\[[0-9]*/11\]' "$T/err")" -eq 11 ]
 check "stdout names the report" grep -q "wrote $T/tf/report.html" "$T/out"
-for fig in baselines ablate-family ablate-layer reverse inspect-attention attribution attribution-profile probe; do
+for fig in baselines ablate-family ablate-layer ablate-component reverse inspect-attention attribution \
+    attribution-profile probe patch; do
     check "figure $fig drawn (png, svg, script)" [ -s "$T/tf/figures/$fig.png" -a -s "$T/tf/figures/$fig.svg" -a -s "$T/tf/figures/$fig.gp" ]
     check "figure $fig embedded in the page" grep -q "alt=\"[^\"]*\" src=\"data:image/png;base64,iVBOR" "$T/tf/report.html"
 done
 check "svg is svg" grep -q '<svg' "$T/tf/figures/ablate-family.svg"
-check "eight figures embedded" [ "$(grep -o 'data:image/png;base64' "$T/tf/report.html" | wc -l)" -eq 8 ]
+check "ten figures embedded" [ "$(grep -o 'data:image/png;base64' "$T/tf/report.html" | wc -l)" -eq 10 ]
 # the planted truth of examples/data.h5: marker carries the label, order does
 # not matter, and this Transformer has no positional encoding
 check "family verdict names marker" grep -q "Relies on one family: &#39;marker&#39;\|Relies on one family: 'marker'" "$T/tf/report.html"
 check "reversal verdict: order-insensitive" grep -q "Order-insensitive: reverse r = 1.000" "$T/tf/report.html"
 check "the data's Bayes AUC is on the page" grep -q "best achievable AUC at 0.983" "$T/tf/report.html"
 check "the commands are on the page" grep -q "seqlens ablate examples/transformer examples/data.h5 --family all" "$T/tf/report.html"
+check "the patching section is on the page" grep -q '<section id="patching">' "$T/tf/report.html"
+check "the component section is on the page" grep -q '<section id="component">' "$T/tf/report.html"
 check "versions are on the page" grep -q "liblinear" "$T/tf/report.html"
 check "the stage commands are real commands" sh -c "grep -o '\"command\":[[:space:]]*\"seqlens eval[^\"]*\"' '$T/tf/analyze.json' | grep -q 'scores.h5'"
 
@@ -39,7 +42,7 @@ cp "$T/tf/ablate-family.json" "$T/family-before.json"
 touch -d '2000-01-01' "$T/tf/ablate-family.json"
 "$S" analyze examples/transformer $DATA -o "$T/tf" --steps 8 >/dev/null 2>"$T/err2"
 check "rerun exits 0" [ $? -eq 0 ]
-check "rerun keeps all 8 stages" [ "$(grep -c 'done earlier, kept' "$T/err2")" -eq 8 ]
+check "rerun keeps all 10 stages" [ "$(grep -c 'done earlier, kept' "$T/err2")" -eq 10 ]
 check "rerun did not rewrite a result" [ "$(stat -c %Y "$T/tf/ablate-family.json")" -eq "$(date -d 2000-01-01 +%s)" ]
 
 # --- other options into the same directory: refused, then --force ---
@@ -47,7 +50,7 @@ check "rerun did not rewrite a result" [ "$(stat -c %Y "$T/tf/ablate-family.json
 check "other options are refused with exit 2" [ $? -eq 2 ]
 check "the refusal is one line naming analyze.json" sh -c "[ \$(wc -l <'$T/err3') -eq 1 ] && grep -q 'analyze.json: .*--force' '$T/err3'"
 "$S" analyze examples/transformer $DATA -o "$T/tf" --steps 8 --force >/dev/null 2>"$T/err4"
-check "--force redoes every stage" [ "$(grep -c 'done in' "$T/err4")" -eq 9 ]
+check "--force redoes every stage" [ "$(grep -c 'done in' "$T/err4")" -eq 11 ]
 check "the same seed gives the same family ablation" cmp -s "$T/family-before.json" "$T/tf/ablate-family.json"
 
 # --- interrupted, then resumed ---
@@ -64,7 +67,7 @@ check "nothing half-written after the interrupt" [ -z "$(find "$T/int" -name '*.
 check "finished stages are recorded" grep -q '"status":[[:space:]]*"done"' "$T/int/analyze.json"
 "$S" analyze examples/mamba $DATA -o "$T/int" --steps 64 >/dev/null 2>"$T/int-err2"
 check "the resumed run completes" [ $? -eq 0 -a -s "$T/int/report.html" -a -s "$T/int/attribute.json" ]
-check "the resumed run kept the 6 stages done before" [ "$(grep -c 'done earlier, kept' "$T/int-err2")" -eq 6 ]
+check "the resumed run kept the 7 stages done before" [ "$(grep -c 'done earlier, kept' "$T/int-err2")" -eq 7 ]
 
 # --- bad input: exit 2, one line, nothing written ---
 "$S" analyze examples/nowhere $DATA -o "$T/bad" 2>"$T/bad-err"
@@ -81,6 +84,30 @@ check "and writes no page" [ ! -e "$T/corrupt/report.html" ]
 mkdir -p "$T/empty"
 "$S" report "$T/empty" 2>/dev/null
 check "report on a directory without results exits 2" [ $? -eq 2 ]
+
+# --- patch and component ablation: bad input is exit 2 with one line, no output ---
+printf '0 1\n2 x\n' >"$T/pairs.txt"
+bad() { # description, needle, then the seqlens arguments
+    desc=$1 needle=$2
+    shift 2
+    "$S" "$@" -o "$T/bad.json" >/dev/null 2>"$T/bad-err"
+    st=$?
+    check "$desc: exit 2 ($st)" [ $st -eq 2 ]
+    check "$desc: one line naming it" sh -c "[ \$(wc -l <'$T/bad-err') -eq 1 ] && grep -q -- '$needle' '$T/bad-err'"
+    check "$desc: no output" [ ! -e "$T/bad.json" ]
+}
+bad "a malformed pairs file" "pairs.txt:2: expected two example indices" patch examples/mamba $DATA --hook embed --pairs "$T/pairs.txt"
+printf '0 400\n' >"$T/pairs-past.txt"
+bad "a pair past the data" "pairs-past.txt:1:" patch examples/mamba $DATA --hook embed --pairs "$T/pairs-past.txt"
+bad "an attention pattern" "matches no patchable hook point" patch examples/transformer $DATA --hook 'blocks.0.attn.pattern'
+bad "a position past the width" "expected all, last or integers in" patch examples/mamba $DATA --hook embed --positions 99
+bad "a pairing that does not exist" "--pairing" patch examples/mamba $DATA --hook embed --pairing nearest
+bad "a Mamba component on a Transformer" "a transformer has attn and mlp" ablate examples/transformer $DATA --component conv
+bad "--component with --family" "give one of" ablate examples/mamba $DATA --component gate --family all
+printf '0 1\n1 0\n' >"$T/pairs2.txt"
+"$S" patch examples/mamba $DATA --hook embed final --positions 0,-1 --pairs "$T/pairs2.txt" -o "$T/patch.json" >/dev/null
+check "patch with a pairs file writes 2 hooks x 2 positions" [ "$(grep -c '"hook"' "$T/patch.json")" -eq 4 ]
+check "and counts its two pairs" grep -q '"n_pairs":[[:space:]]*2,' "$T/patch.json"
 
 # --- without gnuplot: tables and verdicts, one warning ---
 cp -r "$T/tf" "$T/nognuplot" && rm -rf "$T/nognuplot/figures" "$T/nognuplot/report.html"

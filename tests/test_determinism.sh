@@ -29,6 +29,8 @@ for m in transformer mamba; do
     same $m-inspect inspect $M $D
     same $m-attribute attribute $M $D --method ig --steps 4
     same $m-probe probe $M $D --layer all --seed 3
+    same $m-component ablate $M $D --component all --mode mean --bootstrap 50 --seed 3
+    same $m-patch patch $M $D --hook 'blocks.*.resid_pre' final --positions 0,3,-1,-2 --n-pairs 40 --bootstrap 50 --seed 3
 done
 same compare compare examples/transformer examples/mamba $D
 "$S" baseline $D --seed 3 -o "$T/baseline.1.json" >/dev/null

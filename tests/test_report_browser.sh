@@ -29,7 +29,7 @@ run_browser() { # output option, page
         --user-data-dir="$abs/profile" --window-size=1200,9000 "$1" "file://$abs/$2" 2>/dev/null
 }
 want=$(grep -o 'data:image/png;base64' "$T/mamba/report.html" | wc -l)
-check "the report embeds its 9 figures" [ "$want" -eq 9 ]
+check "the report embeds its 11 figures" [ "$want" -eq 11 ]
 run_browser --dump-dom mamba/report.html >"$T/dom.html"
 check "Chromium decoded every figure of the report" grep -q "<body data-figures=\"$want/$want\">" "$T/dom.html"
 check "the verdicts are in the rendered page" grep -q 'class="verdict"' "$T/dom.html"
