@@ -194,6 +194,109 @@ static void gate_switch_equals_hook(const char *name)
     close_fixture(&f);
 }
 
+/* ---- against the PyTorch reference ---- */
+
+static double scale_of(const cJSON *arr)
+{
+    double s = 1e-3;
+    for (int i = 0; i < cJSON_GetArraySize(arr); i++) s = fmax(s, fabs(cJSON_GetArrayItem(arr, i)->valuedouble));
+    return s;
+}
+
+static void components_vs_reference(fixture *f, const char *name, const cJSON *rows)
+{
+    long n = f->ds.n;
+    float *got = malloc((size_t)n * sizeof *got);
+    const cJSON *row;
+    int checked = 0;
+    cJSON_ArrayForEach(row, rows)
+    {
+        const char *cname = cJSON_GetObjectItem(row, "component")->valuestring;
+        int comp = -1, layer = cJSON_GetObjectItem(row, "layer")->valueint;
+        for (int c = 0; c < SL_COMP_COUNT; c++)
+            if (!strcmp(SL_COMPONENT_NAMES[c], cname)) comp = c;
+        int mode = strcmp(cJSON_GetObjectItem(row, "mode")->valuestring, "mean") ? COMP_ZERO : COMP_MEAN;
+        const cJSON *want = cJSON_GetObjectItem(row, "logits");
+        sl_ablation_result r;
+        sl_error err = {0};
+        int rc = sl_ablate_components(&f->m, &f->ds, &f->o, &comp, &layer, 1, mode, 0, 1, &r, got, &err);
+        sl_ablation_result_free(&r);
+        double worst = 0;
+        for (long k = 0; k < n; k++) worst = fmax(worst, fabs(got[k] - cJSON_GetArrayItem(want, (int)k)->valuedouble));
+        worst /= scale_of(want);
+        CHECK(!rc && worst <= TOL, "%s: %s layer %d mode %d vs PyTorch: %.2e (%s)", name, cname, layer, mode, worst, err.msg);
+        checked++;
+    }
+    CHECK(checked > 0, "%s: no component rows", name);
+    free(got);
+}
+
+static void patch_vs_reference(fixture *f, const char *name, const cJSON *p)
+{
+    const cJSON *jp = cJSON_GetObjectItem(p, "pairs"), *jh = cJSON_GetObjectItem(p, "hooks"),
+                *jq = cJSON_GetObjectItem(p, "positions"), *cells = cJSON_GetObjectItem(p, "patched");
+    int M = cJSON_GetArraySize(jp), H = cJSON_GetArraySize(jh), P = cJSON_GetArraySize(jq);
+    long *pairs = malloc((size_t)M * 2 * sizeof *pairs);
+    int *points = malloc((size_t)H * sizeof *points), *positions = malloc((size_t)P * sizeof *positions);
+    for (int k = 0; k < M; k++)
+        for (int side = 0; side < 2; side++) pairs[2 * k + side] = cJSON_GetArrayItem(cJSON_GetArrayItem(jp, k), side)->valueint;
+    for (int h = 0; h < H; h++) {
+        points[h] = sl_model_find_point(&f->m, cJSON_GetArrayItem(jh, h)->valuestring);
+        CHECK(points[h] >= 0, "%s: no hook %s", name, cJSON_GetArrayItem(jh, h)->valuestring);
+    }
+    for (int q = 0; q < P; q++) positions[q] = cJSON_GetArrayItem(jq, q)->valueint;
+    sl_patch_opts o = {points, H, positions, P, pairs, M, 2, 0, 1};
+    sl_patch_result r;
+    sl_error err = {0};
+    int rc = sl_patch(&f->m, &f->ds, &o, &r, &err);
+    CHECK(!rc, "%s: patch: %s", name, err.msg);
+    if (!rc) {
+        double scale = fmax(scale_of(cJSON_GetObjectItem(p, "base_logits")), scale_of(cJSON_GetObjectItem(p, "source_logits")));
+        double worst = 0;
+        int nulls = 0, values = 0, mismatched_nulls = 0;
+        for (int k = 0; k < M; k++) {
+            worst = fmax(worst, fabs(r.base[k] - cJSON_GetArrayItem(cJSON_GetObjectItem(p, "base_logits"), k)->valuedouble));
+            worst = fmax(worst, fabs(r.source[k] - cJSON_GetArrayItem(cJSON_GetObjectItem(p, "source_logits"), k)->valuedouble));
+            for (int h = 0; h < H; h++)
+                for (int q = 0; q < P; q++) {
+                    const cJSON *w = cJSON_GetArrayItem(cJSON_GetArrayItem(cJSON_GetArrayItem(cells, k), h), q);
+                    float g = r.patched[((size_t)k * H + h) * P + q];
+                    if (cJSON_IsNull(w)) {
+                        nulls++;
+                        mismatched_nulls += !isnan(g);
+                    } else {
+                        values++;
+                        mismatched_nulls += isnan(g);
+                        if (!isnan(g)) worst = fmax(worst, fabs(g - w->valuedouble));
+                    }
+                }
+        }
+        CHECK(mismatched_nulls == 0, "%s: %d cells valid on one side only", name, mismatched_nulls);
+        CHECK(worst / scale <= TOL && values > 0, "%s: patched logits vs PyTorch: %.2e over %d cells (%d null)", name,
+              worst / scale, values, nulls);
+        sl_patch_result_free(&r);
+    }
+    free(pairs);
+    free(points);
+    free(positions);
+}
+
+static void reference_fixture(const char *name, const char *path, void *user)
+{
+    (void)user;
+    cJSON *want = read_json(path);
+    fixture f;
+    if (!want || open_fixture(&f, name)) {
+        CHECK(want != NULL, "%s: unreadable", path);
+        cJSON_Delete(want);
+        return;
+    }
+    components_vs_reference(&f, name, cJSON_GetObjectItem(want, "components"));
+    patch_vs_reference(&f, name, cJSON_GetObjectItem(want, "patch"));
+    close_fixture(&f);
+    cJSON_Delete(want);
+}
+
 static void each_fixture(const char *name, const char *path, void *user)
 {
     (void)path, (void)user;
@@ -206,5 +309,7 @@ int main(void)
     sl_h5_quiet();
     int n = for_each_fixture("config.json", each_fixture, NULL);
     CHECK(n >= 10, "only %d fixtures", n);
+    n = for_each_fixture("intervene_expected.json", reference_fixture, NULL);
+    CHECK(n >= 10, "only %d fixtures have intervene_expected.json", n);
     return TEST_SUMMARY();
 }
