@@ -137,6 +137,7 @@ static void glance(report *rp)
         case R_ATTRIBUTE: sl_verdict_attribute(j[R_ATTRIBUTE], v, sizeof v); break;
         case R_PROBE: sl_verdict_probe(j[R_PROBE], v, sizeof v); break;
         case R_COMPARE: sl_verdict_compare(j[R_COMPARE], v, sizeof v); break;
+        case R_PATCH: sl_verdict_patch(j[R_PATCH], v, sizeof v); break;
         }
         if (!v[0]) continue;
         fprintf(rp->f, "<li><a href=\"#%s\">%s</a>: ", ITEMS[i].id, ITEMS[i].label);
@@ -393,6 +394,9 @@ static int patching(report *rp, sl_error *err)
             "Interchange interventions: the base example run with one hook's activation at one position taken from a "
             "source example. The effect is the fraction of the logit difference restored, (patched - base) / (source - "
             "base): 1 means that activation carries the whole difference.");
+    char v[1024];
+    sl_verdict_patch(p, v, sizeof v);
+    verdict(rp, v);
     int rc = fig_close(rp, sl_fig_patch(fig_open(rp), p), "patch", "Patching effect per hook and position.", 860, 480,
                        err);
     static const column COLS[] = {{"hook", "hook", 's'},     {"position", "position", 'i'}, {"effect", "effect", 'n'},

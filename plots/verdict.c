@@ -269,3 +269,29 @@ void sl_verdict_compare(const cJSON *cmp, char *out, size_t size)
              100 * sl_jnum(cmp, "agreement"), sl_jnum(cmp, "pearson_r"), sl_jnum(cmp, "auc_ensemble"),
              sl_jnum(cmp, "auc_a"), sl_jnum(cmp, "auc_b"), sl_jnum(cJSON_GetObjectItemCaseSensitive(cmp, "cka"), "pooled"));
 }
+
+void sl_verdict_patch(const cJSON *patch, char *out, size_t size)
+{
+    out[0] = 0;
+    if (!patch) return;
+    const cJSON *row, *best = NULL;
+    int cells = 0, half = 0;
+    cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(patch, "results"))
+    {
+        double e = sl_jnum(row, "effect");
+        if (!isfinite(e)) continue;
+        cells++;
+        half += e >= 0.5;
+        if (!best || e > sl_jnum(best, "effect")) best = row;
+    }
+    if (!best) return;
+    double e = sl_jnum(best, "effect");
+    if (e < 0.1) {
+        snprintf(out, size, "No single activation carries the answer: the largest patching effect is %.3f (%s, position %.0f).",
+                 e, sl_jstr(best, "hook"), sl_jnum(best, "position"));
+        return;
+    }
+    snprintf(out, size, "Patching %s at position %.0f restores %.0f%% of the logit difference over %.0f pairs; %d of %d "
+                        "(hook, position) cells restore half or more.",
+             sl_jstr(best, "hook"), sl_jnum(best, "position"), 100 * e, sl_jnum(best, "n_used"), half, cells);
+}

@@ -33,6 +33,9 @@ void sl_verdict_inspect(const cJSON *inspect, char *out, size_t size);
 void sl_verdict_attribute(const cJSON *attribute, char *out, size_t size);
 void sl_verdict_probe(const cJSON *probe, char *out, size_t size);
 void sl_verdict_compare(const cJSON *compare, char *out, size_t size);
+/* The (hook, position) whose patch moves the logit furthest toward the
+ * source, and how concentrated that is. */
+void sl_verdict_patch(const cJSON *patch, char *out, size_t size);
 
 /* The row of an ablation's results whose delta_auc is lowest (the largest
  * drop), or NULL; *second gets the next one's |delta| (0 if none). */

@@ -143,6 +143,17 @@ static void other_verdicts(void)
     CHECK(contains(v, "concentrates on 'key'") && contains(v, "raise --steps"), "attribution: %s", v);
     cJSON_Delete(attr);
 
+    cJSON *pt = parse("{\"n_pairs\":50,\"results\":[{\"hook\":\"blocks.1.resid_post\",\"position\":-1,\"effect\":0.9,"
+                      "\"n_used\":48},{\"hook\":\"embed\",\"position\":3,\"effect\":0.2,\"n_used\":48},"
+                      "{\"hook\":\"embed\",\"position\":4,\"effect\":null,\"n_used\":0}]}");
+    sl_verdict_patch(pt, v, sizeof v);
+    CHECK(contains(v, "blocks.1.resid_post at position -1 restores 90%") && contains(v, "1 of 2"), "patch: %s", v);
+    cJSON_Delete(pt);
+    pt = parse("{\"n_pairs\":50,\"results\":[{\"hook\":\"embed\",\"position\":3,\"effect\":0.05,\"n_used\":48}]}");
+    sl_verdict_patch(pt, v, sizeof v);
+    CHECK(contains(v, "No single activation carries the answer"), "weak patch: %s", v);
+    cJSON_Delete(pt);
+
     cJSON *in = parse("{\"arch\":\"mamba\",\"n\":5,\"layers\":[{\"layer\":0,\"families\":["
                       "{\"family\":\"sep\",\"mean_delta\":0.3,\"mean_gate\":0.5},"
                       "{\"family\":\"key\",\"mean_delta\":0.1,\"mean_gate\":0.2}]}]}");
