@@ -1,3 +1,0 @@
-build-fuzz/core/blas.o: core/blas.c core/blas.h
-
-core/blas.h:

@@ -1,3 +1,0 @@
-build-fuzz/core/cka.o: core/cka.c core/cka.h
-
-core/cka.h:

@@ -1,8 +1,0 @@
-build-fuzz/core/jsonout.o: core/jsonout.c core/jsonout.h core/error.h \
-  core/atomic.h
-
-core/jsonout.h:
-
-core/error.h:
-
-core/atomic.h:

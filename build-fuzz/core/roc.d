@@ -1,8 +1,0 @@
-build-fuzz/core/roc.o: core/roc.c core/roc.h core/correlation.h \
-  core/rng.h
-
-core/roc.h:
-
-core/correlation.h:
-
-core/rng.h:

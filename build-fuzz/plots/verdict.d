@@ -1,8 +1,0 @@
-build-fuzz/plots/verdict.o: plots/verdict.c plots/verdict.h \
-  plots/results.h core/error.h
-
-plots/verdict.h:
-
-plots/results.h:
-
-core/error.h:
