@@ -1,0 +1,27 @@
+/* Prefix reuse for interventions inside the network: every example runs
+ * once with the residual stream kept at each block's input (and after the
+ * last block); each variant then restores one of those, may edit it, and
+ * restarts at a block of its choice with its own hooks. The blocks below
+ * never run twice. Layer and component ablation are both variants. */
+#ifndef SL_VARIANTS_H
+#define SL_VARIANTS_H
+
+#include "core/dataset.h"
+#include "models/model.h"
+#include "models/run.h"
+
+typedef struct {
+    int restore;          /* kept residual 0..n_layers: block `restore`'s input (n_layers: the last output) */
+    int start;            /* first block run again, restore..n_layers */
+    const sl_hooks *hooks; /* active from start on, or NULL */
+} sl_variant;
+
+/* Called on the restored residual h [len][d_model] before the restart. */
+typedef void (*sl_variant_edit)(void *user, int variant, float *h, int len);
+
+/* base [o->count] receives the unmodified logits, logits [n][o->count]
+ * each variant's. edit may be NULL. */
+int sl_run_variants(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const sl_variant *v, int n,
+                    sl_variant_edit edit, void *user, float *base, float *logits, sl_error *err);
+
+#endif
