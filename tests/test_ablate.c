@@ -24,31 +24,6 @@ static double rel(const float *got, const cJSON *want, double scale)
     return worst / scale;
 }
 
-typedef struct {
-    sl_model m;
-    sl_dataset ds;
-    sl_run_opts o;
-} fixture;
-
-static int open_fixture(fixture *f, const char *name, int threads, int batch)
-{
-    char dir[512], data[600];
-    snprintf(dir, sizeof dir, FIXTURES "/%s", name);
-    snprintf(data, sizeof data, "%s/data.h5", dir);
-    sl_error err = {0};
-    int rc = sl_model_load(&f->m, dir, &err);
-    if (!rc) rc = sl_dataset_open(&f->ds, data, f->m.c.vocab_size, f->m.c.pad_token_id, &err);
-    CHECK(!rc, "%s: %s", name, err.msg);
-    f->o = (sl_run_opts){0, rc ? 0 : f->ds.n, batch, threads};
-    return rc;
-}
-
-static void close_fixture(fixture *f)
-{
-    sl_dataset_close(&f->ds);
-    sl_model_free(&f->m);
-}
-
 static void check_fixture(const char *name, const cJSON *want)
 {
     fixture f;

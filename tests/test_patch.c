@@ -16,31 +16,6 @@
 
 #define TOL 1e-5
 
-typedef struct {
-    sl_model m;
-    sl_dataset ds;
-    sl_run_opts o;
-} fixture;
-
-static int open_fixture(fixture *f, const char *name)
-{
-    char dir[512], data[600];
-    snprintf(dir, sizeof dir, FIXTURES "/%s", name);
-    snprintf(data, sizeof data, "%s/data.h5", dir);
-    sl_error err = {0};
-    int rc = sl_model_load(&f->m, dir, &err);
-    if (!rc) rc = sl_dataset_open(&f->ds, data, f->m.c.vocab_size, f->m.c.pad_token_id, &err);
-    CHECK(!rc, "%s: %s", name, err.msg);
-    f->o = (sl_run_opts){0, rc ? 0 : f->ds.n, 3, 2};
-    return rc;
-}
-
-static void close_fixture(fixture *f)
-{
-    sl_dataset_close(&f->ds);
-    sl_model_free(&f->m);
-}
-
 /* ---- the slow way: a whole forward pass with a write hook ---- */
 
 typedef struct {
@@ -98,7 +73,7 @@ static float slow_patch(fixture *f, int point, long b, long s, int pb, int ps)
 static void patch_properties(const char *name)
 {
     fixture f;
-    if (open_fixture(&f, name)) return;
+    if (open_fixture(&f, name, 2, 3)) return;
     int points[64], np = 0;
     for (int i = 0; i < f.m.n_points && np < 64; i++)
         if (sl_patchable(&f.m, i)) points[np++] = i;
@@ -166,7 +141,7 @@ static int gate_one(void *user, sl_hook_event *ev, sl_error *err)
 static void gate_switch_equals_hook(const char *name)
 {
     fixture f;
-    if (open_fixture(&f, name)) return;
+    if (open_fixture(&f, name, 2, 3)) return;
     if (f.m.c.arch != ARCH_MAMBA) {
         close_fixture(&f);
         return;
@@ -286,7 +261,7 @@ static void reference_fixture(const char *name, const char *path, void *user)
     (void)user;
     cJSON *want = read_json(path);
     fixture f;
-    if (!want || open_fixture(&f, name)) {
+    if (!want || open_fixture(&f, name, 2, 3)) {
         CHECK(want != NULL, "%s: unreadable", path);
         cJSON_Delete(want);
         return;
