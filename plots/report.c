@@ -303,9 +303,14 @@ static int inspection(report *rp, sl_error *err)
                            "inspect-gate", "Mean gate (over channels) per layer and family.", 760, 360, err);
     } else {
         rc = fig_close(rp,
-                       sl_fig_inspect(fig_open(rp), in, "ratio", "Attention mass / token share per layer and family"),
-                       "inspect-attention", "Attention ratio per layer and family; 1 means attention in proportion.",
-                       760, 360, err);
+                       sl_fig_inspect(fig_open(rp), in, "attention_mass", "Attention mass per layer and family"),
+                       "inspect-attention-mass",
+                       "The fraction of all attention that lands on each family's keys, per layer.", 760, 360, err);
+        if (!rc)
+            rc = fig_close(rp,
+                           sl_fig_inspect(fig_open(rp), in, "ratio", "Attention mass / token share per layer and family"),
+                           "inspect-attention", "Attention ratio per layer and family; 1 means attention in proportion.",
+                           760, 360, err);
     }
     cJSON_ArrayForEach(layer, get(in, "layers"))
     {

@@ -19,13 +19,13 @@ done
 check "no temporary file left" [ -z "$(find "$T/tf" -name '*.tmp')" ]
 check "a progress line per stage and the report" [ "$(grep -c '^\[[0-9]*/11\]' "$T/err")" -eq 11 ]
 check "stdout names the report" grep -q "wrote $T/tf/report.html" "$T/out"
-for fig in baselines ablate-family ablate-layer ablate-component reverse inspect-attention attribution \
+for fig in baselines ablate-family ablate-layer ablate-component reverse inspect-attention-mass inspect-attention attribution \
     attribution-profile probe patch; do
     check "figure $fig drawn (png, svg, script)" [ -s "$T/tf/figures/$fig.png" -a -s "$T/tf/figures/$fig.svg" -a -s "$T/tf/figures/$fig.gp" ]
     check "figure $fig embedded in the page" grep -q "alt=\"[^\"]*\" src=\"data:image/png;base64,iVBOR" "$T/tf/report.html"
 done
 check "svg is svg" grep -q '<svg' "$T/tf/figures/ablate-family.svg"
-check "ten figures embedded" [ "$(grep -o 'data:image/png;base64' "$T/tf/report.html" | wc -l)" -eq 10 ]
+check "eleven figures embedded" [ "$(grep -o 'data:image/png;base64' "$T/tf/report.html" | wc -l)" -eq 11 ]
 # the planted truth of examples/data.h5: marker carries the label, order does
 # not matter, and this Transformer has no positional encoding
 check "family verdict names marker" grep -q "Relies on one family: &#39;marker&#39;\|Relies on one family: 'marker'" "$T/tf/report.html"
