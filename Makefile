@@ -39,7 +39,7 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/tests/%: tests/%.c tests/testing.h tests/fixture_files.h $(wildcard tests/fuzz/*.c) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) -lhdf5_hl $(LDLIBS)
+	$(CC) $(CFLAGS) -MMD -MP $(LDFLAGS) -o $@ $< $(LIB_OBJ) -lhdf5_hl $(LDLIBS)
 
 # The last line of `make test` is "N passed, N failed".
 test: bin/seqlens $(TEST_BIN)
@@ -88,7 +88,7 @@ bin/seqlens-valgrind: $(LIB_OBJ) $(CLI_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)
 
 # The README's first command: packages, build, and the tools on examples/.
 demo:

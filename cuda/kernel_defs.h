@@ -1,0 +1,23 @@
+/* Every CUDA kernel's per-thread work is an SL_KERNEL_FN: one function that
+ * nvcc compiles for the device and a C compiler for the host, so that the
+ * CPU test suite runs the very code a GPU thread runs (cuda/host_grid.h
+ * loops it over the grid) and compares it with the CPU model core. */
+#ifndef SL_KERNEL_DEFS_H
+#define SL_KERNEL_DEFS_H
+
+#ifdef __CUDACC__
+#define SL_KERNEL_FN static __host__ __device__ __forceinline__
+#else
+#include <math.h>
+#define SL_KERNEL_FN static inline
+#endif
+
+/* The scan keeps one channel's whole state in registers. */
+#define SL_MAX_STATE 64
+
+SL_KERNEL_FN float sl_k_silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* log(1 + e^x) without overflow, as torch.nn.functional.softplus (threshold 20). */
+SL_KERNEL_FN float sl_k_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+
+#endif
