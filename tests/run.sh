@@ -3,6 +3,8 @@
 # failed", and prints the sum as the last line. Run from the repository root
 # (make test does).
 passed=0 failed=0
+# tests write their scratch files under build/tests, whatever BUILD is
+mkdir -p build/tests
 log=$(mktemp)
 for t in "$@"; do
     "$t" >"$log" 2>&1

@@ -41,6 +41,7 @@ static void task_case(int task, double noise)
     sl_dataset ds;
     if (sl_dataset_open(&ds, path, GYM_VOCAB, 0, &err)) {
         CHECK(0, "gym %s: its own output does not open: %s", sl_gym_task_name(task), err.msg);
+        sl_dataset_close(&ds);
         return;
     }
     int32_t *tok = malloc((size_t)N * LEN * sizeof *tok);

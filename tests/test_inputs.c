@@ -377,12 +377,12 @@ static void option_cases(void)
     expect_bad("capture " FIXM " " FIXM "/data.h5 -o " BAD "/out.h5", "--hook PATTERN is required");
     expect_bad("capture " FIXM " " FIXM "/data.h5 --hook embed --dtype f64 -o " BAD "/out.h5", "--dtype 'f64'");
     expect_bad("reverse-test " FIXM " " FIXM "/data.h5 --seed -3 -o " BAD "/out.h5", "--seed '-3'");
-    expect_bad("ablate " FIXM " " FIXM "/data.h5 -o " BAD "/out.h5", "give one of --family NAME|all and --layer I|all");
+    expect_bad("ablate " FIXM " " FIXM "/data.h5 -o " BAD "/out.h5", "give one of --family NAME|all, --layer I|all and --component");
     expect_bad("ablate " FIXM " " FIXM "/data.h5 --family all --layer 0 -o " BAD "/out.h5", "give one of --family");
     expect_bad("ablate " FIXM " " FIXM "/data.h5 --family motif_z -o " BAD "/out.h5", "--family 'motif_z': " FIXM "/data.h5 has no such family (it has: motif_a, motif_b, filler)");
     expect_bad("ablate " FIXM " " FIXM "/data.h5 --family all --mode skip -o " BAD "/out.h5", "--mode: family ablation takes");
     expect_bad("ablate " FIXM " " FIXM "/data.h5 --layer 2 -o " BAD "/out.h5", "--layer '2': expected all or layer indices 0..1");
-    expect_bad("ablate " FIXM " " FIXM "/data.h5 --layer all --mode zero -o " BAD "/out.h5", "layer ablation takes skip or mean");
+    expect_bad("ablate " FIXM " " FIXM "/data.h5 --layer all --mode zero -o " BAD "/out.h5", "layer ablation skip or mean");
     expect_bad("ablate " FIXM " " FIXM "/data.h5 --layer all --bootstrap -1 -o " BAD "/out.h5", "--bootstrap '-1'");
     expect_bad("gym --task parity --n 10 --len 64 -o " BAD "/out.h5", "--task: expected count, order, distant or recall");
     expect_bad("gym --task count --n 10 --len 8 -o " BAD "/out.h5", "--len 8: at least 32 positions");
