@@ -16,10 +16,29 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) -fno-trapping-math -fno-math-errno -ff
 LDLIBS   += $(HDF5_LIBS) -lcjson -llinear $(BLAS_LIBS) -lm
 LDFLAGS  += -fopenmp
 
+# `make CUDA=1` adds the CUDA backend: cuda/*.cu through nvcc, for sm_90 and
+# as compute_80 PTX that newer GPUs JIT-compile, warnings as errors. Its
+# objects go to build-cuda/: the C sources compile differently there
+# (SEQLENS_CUDA), and make's timestamps would otherwise mix the two builds.
+# Plain `make` never runs nvcc.
+ifeq ($(CUDA),1)
+NVCC      ?= nvcc
+CUDA_HOME ?= /usr/local/cuda
+BUILD     ?= build-cuda
+NVCC_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80
+NVCCFLAGS ?= -O3 -g -std=c++17 $(NVCC_ARCH) -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror
+# -isystem: CUDA's headers are not ours to hold to -Werror.
+CFLAGS    += -DSEQLENS_CUDA -isystem $(CUDA_HOME)/include
+LDLIBS    += -L$(CUDA_HOME)/lib64 -lcublas -lcudart
+# rpath: the toolkit's lib64 is often not on the loader's path.
+LDFLAGS   += -Wl,-rpath,$(CUDA_HOME)/lib64
+CU_SRC    := $(wildcard cuda/*.cu)
+endif
+
 BUILD    ?= build
-LIB_SRC  := $(wildcard core/*.c models/*.c ablation/*.c gym/*.c probes/*.c attribution/*.c plots/*.c)
+LIB_SRC  := $(wildcard core/*.c models/*.c ablation/*.c gym/*.c probes/*.c attribution/*.c plots/*.c cuda/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -29,13 +48,24 @@ TEST_SH  := $(wildcard tests/test_*.sh)
 .PHONY: all test asan clean bench demo fuzz fuzz-build valgrind
 all: bin/seqlens
 
-bin/seqlens: $(LIB_OBJ) $(CLI_OBJ)
+# bin/.flavor names the build bin/seqlens is wanted from (cpu or cuda) and
+# is rewritten, as make reads this file, only when that changes: so
+# switching between `make` and `make CUDA=1` relinks even where the other
+# build's objects are older than the binary.
+FLAVOR := $(if $(filter 1,$(CUDA)),cuda,cpu)
+$(shell mkdir -p bin && { [ "$$(cat bin/.flavor 2>/dev/null)" = $(FLAVOR) ] || echo $(FLAVOR) >bin/.flavor; })
+
+bin/seqlens: $(LIB_OBJ) $(CLI_OBJ) bin/.flavor
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -DSEQLENS_CUDA -I. -MMD -MP -c -o $@ $<
 
 $(BUILD)/tests/%: tests/%.c tests/testing.h tests/fixture_files.h $(wildcard tests/fuzz/*.c) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -58,7 +88,7 @@ test-asan: bin/seqlens-asan $(TEST_BIN)
 	@BUILD=$(BUILD) SEQLENS=bin/seqlens-asan ASAN_OPTIONS=detect_leaks=1 sh tests/run.sh $(TEST_BIN) $(TEST_SH)
 
 clean:
-	rm -rf build build-asan build-fuzz build-valgrind bin
+	rm -rf build build-cuda build-asan build-fuzz build-valgrind bin
 
 # libFuzzer targets (clang, ASan + UBSan) for everything a user hands
 # seqlens: safetensors, config.json, a model directory, a dataset.

@@ -3,6 +3,11 @@
 #ifndef SL_ERROR_H
 #define SL_ERROR_H
 
+/* C linkage when included from C++ (the CUDA sources in cuda/). */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum { SL_OK = 0, SL_ERUNTIME = 1, SL_EINPUT = 2 };
 
 typedef struct {
@@ -14,5 +19,9 @@ typedef struct {
  * returns its code, so call sites read `return sl_fail(err, ...)`. */
 int sl_fail(sl_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
