@@ -29,7 +29,7 @@ NVCC_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=c
 NVCCFLAGS ?= -O3 -g -std=c++17 $(NVCC_ARCH) -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror
 # -isystem: CUDA's headers are not ours to hold to -Werror.
 CFLAGS    += -DSEQLENS_CUDA -isystem $(CUDA_HOME)/include
-LDLIBS    += -L$(CUDA_HOME)/lib64 -lcublas -lcudart
+LDLIBS    += -L$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
 # rpath: the toolkit's lib64 is often not on the loader's path.
 LDFLAGS   += -Wl,-rpath,$(CUDA_HOME)/lib64
 CU_SRC    := $(wildcard cuda/*.cu)
