@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/blas.h"
 #include "core/rng.h"
 
 int sl_patchable(const sl_model *m, int point)
@@ -190,6 +191,8 @@ int sl_patch(const sl_model *m, sl_dataset *ds, const sl_patch_opts *o, sl_patch
     for (int p = 0; p < o->n_points; p++)
         if (m->points[o->points[p]].width > maxw) maxw = m->points[o->points[p]].width;
     patch_job j = {m, o, L, d, nl, (size_t)L * maxw, NULL, NULL};
+    /* pairs run in parallel; a threaded BLAS inside would oversubscribe */
+    sl_blas_single_thread();
     out->n_pairs = M;
     out->base = malloc((size_t)(M ? M : 1) * sizeof *out->base);
     out->source = malloc((size_t)(M ? M : 1) * sizeof *out->source);
