@@ -205,8 +205,10 @@ int sl_patch(const sl_model *m, sl_dataset *ds, const sl_patch_opts *o, sl_patch
     j.th = calloc((size_t)T, sizeof *j.th);
     j.ctx = calloc((size_t)(o->n_points ? o->n_points : 1), sizeof *j.ctx);
     int32_t *tok = malloc((size_t)2 * CHUNK * L * sizeof *tok);
+    int *pair_rc = calloc(CHUNK, sizeof *pair_rc);
+    sl_error *pair_err = calloc(CHUNK, sizeof *pair_err);
     int rc = out->base && out->source && out->patched && out->effect && out->ci_lo && out->ci_hi && out->n_used &&
-                     out->n_skipped && j.th && j.ctx && tok
+                     out->n_skipped && j.th && j.ctx && tok && pair_rc && pair_err
                  ? SL_OK
                  : sl_fail(err, SL_ERUNTIME, "out of memory for %ld pairs x %ld cells", M, cells);
     for (int t = 0; !rc && t < T; t++) {
@@ -239,25 +241,19 @@ int sl_patch(const sl_model *m, sl_dataset *ds, const sl_patch_opts *o, sl_patch
                                  ds->n, ds->path);
                 else rc = sl_dataset_read_tokens(ds, idx, 1, tok + (size_t)(2 * k + side) * L, err);
             }
-        int failed = rc;
-        sl_error terr[64];
+        /* each pair keeps its own status; the first failure in pair order
+         * is reported, whatever the threads did */
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1)
         for (long k = 0; k < n; k++) {
-            int t = omp_get_thread_num();
-            if (failed) continue;
+            if (rc) continue;
             long b = o->pairs[2 * (c0 + k)], s = o->pairs[2 * (c0 + k) + 1];
-            sl_error e = {0};
-            int r = run_pair(&j, t, tok + (size_t)2 * k * L, ds->lengths[b], tok + (size_t)(2 * k + 1) * L,
-                             ds->lengths[s], b, s, &capture, &cache, writes, &out->base[c0 + k], &out->source[c0 + k],
-                             out->patched + (size_t)(c0 + k) * cells, &e);
-            if (r) {
-#pragma omp critical
-                {
-                    if (!failed) terr[0] = e, failed = r;
-                }
-            }
+            pair_rc[k] = run_pair(&j, omp_get_thread_num(), tok + (size_t)2 * k * L, ds->lengths[b],
+                                  tok + (size_t)(2 * k + 1) * L, ds->lengths[s], b, s, &capture, &cache, writes,
+                                  &out->base[c0 + k], &out->source[c0 + k], out->patched + (size_t)(c0 + k) * cells,
+                                  &pair_err[k]);
         }
-        if (failed && !rc) *err = terr[0], rc = failed;
+        for (long k = 0; !rc && k < n; k++)
+            if (pair_rc[k]) *err = pair_err[k], rc = pair_rc[k];
     }
     if (!rc) rc = summarise(o, out, err);
     for (int t = 0; j.th && t < T; t++) {
@@ -272,6 +268,8 @@ int sl_patch(const sl_model *m, sl_dataset *ds, const sl_patch_opts *o, sl_patch
     free(j.th);
     free(j.ctx);
     free(tok);
+    free(pair_rc);
+    free(pair_err);
     if (rc) sl_patch_result_free(out);
     return rc;
 }
