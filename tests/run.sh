@@ -7,8 +7,10 @@ passed=0 failed=0
 mkdir -p build/tests
 log=$(mktemp)
 for t in "$@"; do
+    start=$(date +%s)
     "$t" >"$log" 2>&1
     status=$?
+    took=$(($(date +%s) - start))
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
     if [ -z "$line" ]; then
         echo "== $t: exited $status without a summary line"
@@ -26,7 +28,7 @@ for t in "$@"; do
         grep -v -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | head -n 40
         [ "$f" -eq 0 ] && failed=$((failed + 1))
     else
-        echo "ok $t: $line"
+        echo "ok $t: $line (${took} s)"
     fi
 done
 rm -f "$log"
