@@ -224,7 +224,7 @@ static void show(const progress *p, const stage *s, double elapsed, int final)
     if (!isfinite(left)) snprintf(eta, sizeof eta, "estimating time");
     else snprintf(eta + strlen(eta), sizeof eta - strlen(eta), " left");
     if (p->tty) fprintf(stderr, "\r\033[K");
-    fprintf(stderr, "[%d/%d] %-14s %s %s (total %s, %s)%s", p->index, p->total, s->name, final ? "done in" : "running",
+    fprintf(stderr, "[%d/%d] %-16s %s %s (total %s, %s)%s", p->index, p->total, s->name, final ? "done in" : "running",
             el, total, eta, final || !p->tty ? "\n" : "");
 }
 
@@ -431,7 +431,7 @@ int cmd_analyze(int argc, char **argv)
         rc = write_manifest(dir, base, st, i, &err);
         if (rc) break;
         if (st[i].kept) {
-            fprintf(stderr, "[%d/%d] %-14s done earlier, kept\n", p.index, p.total, st[i].name);
+            fprintf(stderr, "[%d/%d] %-16s done earlier, kept\n", p.index, p.total, st[i].name);
             continue;
         }
         rc = run_stage(self, dir, &st[i], &p, &err);
@@ -446,7 +446,7 @@ int cmd_analyze(int argc, char **argv)
         rc = sl_report_build(dir, &info, &err);
         if (!rc && info.warning[0]) fprintf(stderr, "seqlens: warning: %s\n", info.warning);
         if (!rc)
-            fprintf(stderr, "[%d/%d] %-14s done in %.1f s (total %.1f s)\n", p.total, p.total, "report", now() - t0,
+            fprintf(stderr, "[%d/%d] %-16s done in %.1f s (total %.1f s)\n", p.total, p.total, "report", now() - t0,
                     now() - p.started);
     }
     if (!rc) printf("wrote %s/report.html (%d figures)\n", dir, info.figures);
