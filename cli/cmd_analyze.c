@@ -239,7 +239,7 @@ static int run_stage(const char *self, const char *dir, stage *s, progress *p, s
     }
     double t0 = now();
     fflush(NULL);
-    pid_t pid = fork();
+    pid_t parent = getpid(), pid = fork();
     if (pid < 0) return sl_fail(err, SL_ERUNTIME, "analyze: cannot start %s: %s", s->name, strerror(errno));
     if (pid == 0) {
         signal(SIGINT, SIG_DFL);
@@ -247,7 +247,7 @@ static int run_stage(const char *self, const char *dir, stage *s, progress *p, s
         /* a stage never outlives analyze (kill -9 included): an orphan
          * would race the rerun for the same files */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() == 1) _exit(130);
+        if (getppid() != parent) _exit(130); /* analyze died before prctl took */
         if (!freopen(log, "w", stderr)) _exit(126);
         if (!freopen(s->stdout_to ? tmp : "/dev/null", "w", stdout)) _exit(126);
         execv(self, s->argv);
