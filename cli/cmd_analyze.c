@@ -20,6 +20,7 @@
 #include "cli/commands.h"
 #include "cli/manifest.h"
 #include "core/jsonout.h"
+#include "core/textfile.h"
 #include "plots/report.h"
 
 static const char USAGE[] =
@@ -292,30 +293,17 @@ static int run_stage(const char *self, const char *dir, stage *s, progress *p, s
     return SL_OK;
 }
 
-static cJSON *read_json(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t size = 0;
-    FILE *m = open_memstream(&buf, &size);
-    char chunk[8192];
-    size_t n;
-    while (m && (n = fread(chunk, 1, sizeof chunk, f)) > 0) fwrite(chunk, 1, n, m);
-    fclose(f);
-    if (m) fclose(m);
-    cJSON *j = buf ? cJSON_Parse(buf) : NULL;
-    free(buf);
-    return j;
-}
-
 /* Which stages a previous run of the same inputs finished. */
 static int previous(const char *dir, const cJSON *inputs, int force, stage *st, sl_error *err)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/analyze.json", dir);
     if (access(path, F_OK)) return SL_OK;
-    cJSON *old = read_json(path);
+    char *text = NULL;
+    sl_error ignored = {0};
+    sl_read_text(path, 16u << 20, "an analyze.json", &text, &ignored);
+    cJSON *old = text ? cJSON_Parse(text) : NULL;
+    free(text);
     int same = old && cJSON_Compare(cJSON_GetObjectItemCaseSensitive(old, "inputs"), inputs, 1);
     if (!same && !force) {
         cJSON_Delete(old);

@@ -10,6 +10,7 @@
 
 #include "cli/version.h"
 #include "core/blas.h"
+#include "core/textfile.h"
 #include "plots/gnuplot.h"
 
 static int add_file(cJSON *o, const char *key, const char *path, sl_error *err)
@@ -44,14 +45,12 @@ int sl_manifest_model(cJSON *m, const sl_session *s, const char *model_dir, sl_e
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", model_dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) return sl_fail(err, SL_EINPUT, "%s: cannot open: %s", path, strerror(errno));
-    char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
+    char *text;
+    int rc = sl_read_text(path, 16u << 20, "a model config", &text, err);
+    if (rc) return rc;
     /* the model loaded, so this parses; kept as written, unknown keys too */
-    cJSON *config = cJSON_Parse(buf);
+    cJSON *config = cJSON_Parse(text);
+    free(text);
     if (!config) return sl_fail(err, SL_EINPUT, "%s: not valid JSON", path);
     cJSON_AddItemToObject(m, "config", config);
     cJSON_AddNumberToObject(m, "parameters", (double)s->model.n_params);

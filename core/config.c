@@ -1,4 +1,5 @@
 #include "core/config.h"
+#include "core/textfile.h"
 
 #include <math.h>
 
@@ -156,31 +157,10 @@ int sl_config_parse(sl_config *c, const char *path, const char *text, sl_error *
 
 int sl_config_load(sl_config *c, const char *path, sl_error *err)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return sl_fail(err, SL_EINPUT, "%s: cannot open: %s", path, strerror(errno));
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            if (cap > (16u << 20)) {
-                free(text);
-                fclose(fp);
-                return sl_fail(err, SL_EINPUT, "%s: larger than 16 MiB; not a model config", path);
-            }
-            cap = cap ? 2 * cap : 8192;
-            char *t = realloc(text, cap);
-            if (!t) { free(text); fclose(fp); return sl_fail(err, SL_ERUNTIME, "%s: out of memory", path); }
-            text = t;
-        }
-        size_t got = fread(text + len, 1, 4096, fp);
-        len += got;
-        if (got < 4096) break;
-    }
-    int bad = ferror(fp);
-    fclose(fp);
-    if (bad) { free(text); return sl_fail(err, SL_ERUNTIME, "%s: read error", path); }
-    text[len] = 0;
-    int rc = sl_config_parse(c, path, text, err);
+    char *text;
+    int rc = sl_read_text(path, 16u << 20, "a model config", &text, err);
+    if (rc) return rc;
+    rc = sl_config_parse(c, path, text, err);
     free(text);
     return rc;
 }

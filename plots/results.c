@@ -1,11 +1,13 @@
 #include "plots/results.h"
 
-#include <errno.h>
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "core/textfile.h"
 
 const char *const SL_RESULT_FILES[R_COUNT] = {
     "analyze.json", "eval.json",     "baseline.json",  "ablate-family.json", "ablate-layer.json", "ablate-component.json",
@@ -91,37 +93,12 @@ const char *sl_jstr(const cJSON *obj, const char *key)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static int read_text(const char *path, char **text, sl_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    *text = NULL;
-    if (!f) return errno == ENOENT ? SL_OK : sl_fail(err, SL_EINPUT, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - 1 - n, f);
-        if (n < cap - 1) break;
-        char *grown = realloc(buf, cap *= 2);
-        if (!grown) free(buf);
-        buf = grown;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf) return sl_fail(err, SL_ERUNTIME, "%s: out of memory", path);
-    if (bad) {
-        free(buf);
-        return sl_fail(err, SL_EINPUT, "%s: read failed", path);
-    }
-    buf[n] = 0;
-    *text = buf;
-    return SL_OK;
-}
-
 static int load_one(cJSON **out, const char *path, int kind, sl_error *err)
 {
+    if (access(path, F_OK)) return SL_OK; /* that analysis was not run */
     char *text;
-    int rc = read_text(path, &text, err);
-    if (rc || !text) return rc;
+    int rc = sl_read_text(path, 256u << 20, "a seqlens result", &text, err);
+    if (rc) return rc;
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithOpts(text, &end, 1);
     if (!j) {
