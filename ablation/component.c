@@ -27,10 +27,8 @@ struct comp_job {
     const sl_model *m;
     int d, nl, n, mode;
     comp_row *rows;
-    double *slot_sums; /* [slot][row][d]: the mean pass, per example */
-    double *sums;      /* [row][d] */
-    float *mean;       /* [row][d] */
-    long positions;
+    sl_ordered_sums sums; /* [row][d]: the mean pass */
+    float *mean;          /* [row][d] */
 };
 
 /* attn.out or mlp.out replaced by zeros or the mean over the data. */
@@ -53,23 +51,9 @@ static int sum_output(void *user, sl_hook_event *ev, sl_error *err)
     (void)err;
     const comp_row *r = user;
     const comp_job *j = r->job;
-    double *s = j->slot_sums + ((size_t)ev->slot * j->n + r->row) * j->d;
+    double *s = sl_ordered_sums_at(&j->sums, ev->slot) + (size_t)r->row * j->d;
     for (int t = 0; t < ev->len; t++)
         for (int k = 0; k < j->d; k++) s[k] += ev->data[(long)t * ev->ld + k];
-    return SL_OK;
-}
-
-/* Per-example sums added in example order, so that threads change nothing. */
-static int add_sums(void *user, sl_batch *b, sl_error *err)
-{
-    (void)err;
-    comp_job *j = user;
-    for (int e = 0; e < b->count; e++) {
-        j->positions += b->lengths[e];
-        double *s = j->slot_sums + (size_t)e * j->n * j->d;
-        for (long k = 0; k < (long)j->n * j->d; k++) j->sums[k] += s[k];
-        memset(s, 0, (size_t)j->n * j->d * sizeof *s);
-    }
     return SL_OK;
 }
 
@@ -121,18 +105,15 @@ int sl_ablate_components(const sl_model *m, sl_dataset *ds, const sl_run_opts *o
     float *ablated = malloc((size_t)(n ? n : 1) * o->count * sizeof *ablated);
     sl_variant *v = calloc((size_t)(n ? n : 1), sizeof *v);
     j.rows = calloc((size_t)(n ? n : 1), sizeof *j.rows);
-    j.slot_sums = calloc((size_t)B * (n ? n : 1) * d, sizeof *j.slot_sums);
-    j.sums = calloc((size_t)(n ? n : 1) * d, sizeof *j.sums);
     j.mean = calloc((size_t)(n ? n : 1) * d, sizeof *j.mean);
     out->rows = calloc((size_t)(n ? n : 1), sizeof *out->rows);
-    int rc = base && ablated && v && j.rows && j.slot_sums && j.sums && j.mean && out->rows
-                 ? SL_OK
-                 : sl_fail(err, SL_ERUNTIME, "out of memory");
+    int rc = base && ablated && v && j.rows && j.mean && out->rows ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
+    if (!rc && mode == COMP_MEAN) rc = sl_ordered_sums_init(&j.sums, B, (long)n * d, err);
     for (int k = 0; !rc && k < n; k++) j.rows[k] = (comp_row){.job = &j, .row = k, .component = components[k], .layer = layers[k]};
     if (!rc && mode == COMP_MEAN) {
         rc = row_hooks(&j, &sums, 1, err);
-        if (!rc) rc = sl_run(m, ds, o, &sums, NULL, add_sums, &j, NULL, err);
-        for (long k = 0; !rc && k < (long)n * d; k++) j.mean[k] = (float)(j.sums[k] / (double)j.positions);
+        if (!rc) rc = sl_run(m, ds, o, &sums, NULL, sl_ordered_sums_add, &j.sums, NULL, err);
+        if (!rc) sl_ordered_sums_mean(&j.sums, j.mean);
     }
     if (!rc) rc = row_hooks(&j, &unused, 0, err);
     /* a component of block i: block i runs again from its input */
@@ -163,8 +144,7 @@ int sl_ablate_components(const sl_model *m, sl_dataset *ds, const sl_run_opts *o
     free(ablated);
     free(v);
     free(j.rows);
-    free(j.slot_sums);
-    free(j.sums);
+    sl_ordered_sums_free(&j.sums);
     free(j.mean);
     return rc;
 }

@@ -6,17 +6,14 @@
 #include "ablation/variants.h"
 #include "core/metrics.h"
 
-/* The mean pass: each block's write (resid_post - resid_pre) summed over an
- * example's valid positions, per batch slot, then added in example order on
- * the calling thread, so that threads change nothing. */
+/* The mean pass: each block's write (resid_post - resid_pre) summed over
+ * the valid positions of the data. */
 typedef struct {
     int d, nl;
-    float *pre;     /* [slot][L][d]: the running block's input */
+    float *pre; /* [slot][L][d]: the running block's input */
     int L;
-    double *slot_sums; /* [slot][n_layers][d] */
-    double *sums;      /* [n_layers][d] */
-    long positions;
-    float *mean;       /* [n_layers][d] */
+    sl_ordered_sums sums; /* [n_layers][d] per example */
+    float *mean;          /* [n_layers][d] */
     const int *layers;
 } mean_job;
 
@@ -33,22 +30,9 @@ static int add_write(void *user, sl_hook_event *ev, sl_error *err)
     (void)err;
     mean_job *j = user;
     const float *pre = j->pre + (size_t)ev->slot * j->L * j->d;
-    double *s = j->slot_sums + ((size_t)ev->slot * j->nl + ev->point->layer) * j->d;
+    double *s = sl_ordered_sums_at(&j->sums, ev->slot) + (size_t)ev->point->layer * j->d;
     for (int t = 0; t < ev->len; t++)
         for (int k = 0; k < j->d; k++) s[k] += (double)ev->data[(long)t * ev->ld + k] - pre[(long)t * j->d + k];
-    return SL_OK;
-}
-
-static int add_slots(void *user, sl_batch *b, sl_error *err)
-{
-    (void)err;
-    mean_job *j = user;
-    for (int e = 0; e < b->count; e++) {
-        j->positions += b->lengths[e];
-        double *s = j->slot_sums + (size_t)e * j->nl * j->d;
-        for (long k = 0; k < (long)j->nl * j->d; k++) j->sums[k] += s[k];
-        memset(s, 0, (size_t)j->nl * j->d * sizeof *s);
-    }
     return SL_OK;
 }
 
@@ -57,20 +41,18 @@ static int mean_writes(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, 
     int B = o->batch > 0 ? o->batch : 1;
     sl_hooks h;
     j->pre = malloc((size_t)B * ds->L * j->d * sizeof *j->pre);
-    j->slot_sums = calloc((size_t)B * j->nl * j->d, sizeof *j->slot_sums);
-    j->sums = calloc((size_t)j->nl * j->d, sizeof *j->sums);
-    int rc = j->pre && j->slot_sums && j->sums ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
+    int rc = sl_ordered_sums_init(&j->sums, B, (long)j->nl * j->d, err);
+    if (!rc && !j->pre) rc = sl_fail(err, SL_ERUNTIME, "out of memory");
     if (!rc) rc = sl_hooks_init(&h, m->n_points, err);
     for (int i = 0; !rc && i < j->nl; i++) {
         rc = sl_hooks_add(&h, sl_model_point(m, HK_RESID_PRE, i), keep_input, j, err);
         if (!rc) rc = sl_hooks_add(&h, sl_model_point(m, HK_RESID_POST, i), add_write, j, err);
     }
-    if (!rc) rc = sl_run(m, ds, o, &h, NULL, add_slots, j, NULL, err);
-    for (long k = 0; !rc && k < (long)j->nl * j->d; k++) j->mean[k] = (float)(j->sums[k] / (double)j->positions);
+    if (!rc) rc = sl_run(m, ds, o, &h, NULL, sl_ordered_sums_add, &j->sums, NULL, err);
+    if (!rc) sl_ordered_sums_mean(&j->sums, j->mean);
     sl_hooks_free(&h);
     free(j->pre);
-    free(j->slot_sums);
-    free(j->sums);
+    sl_ordered_sums_free(&j->sums);
     return rc;
 }
 

@@ -75,3 +75,37 @@ int sl_run_variants(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, con
     free(j.out);
     return rc;
 }
+
+int sl_ordered_sums_init(sl_ordered_sums *s, int batch, long width, sl_error *err)
+{
+    s->width = width;
+    s->positions = 0;
+    s->slot = calloc((size_t)(batch > 0 ? batch : 1) * width, sizeof *s->slot);
+    s->total = calloc((size_t)(width ? width : 1), sizeof *s->total);
+    return s->slot && s->total ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
+}
+
+int sl_ordered_sums_add(void *sums, sl_batch *b, sl_error *err)
+{
+    (void)err;
+    sl_ordered_sums *s = sums;
+    for (int e = 0; e < b->count; e++) {
+        s->positions += b->lengths[e];
+        double *x = sl_ordered_sums_at(s, e);
+        for (long k = 0; k < s->width; k++) s->total[k] += x[k];
+        memset(x, 0, (size_t)s->width * sizeof *x);
+    }
+    return SL_OK;
+}
+
+void sl_ordered_sums_mean(const sl_ordered_sums *s, float *mean)
+{
+    for (long k = 0; k < s->width; k++) mean[k] = (float)(s->total[k] / (double)s->positions);
+}
+
+void sl_ordered_sums_free(sl_ordered_sums *s)
+{
+    free(s->slot);
+    free(s->total);
+    s->slot = s->total = NULL;
+}
