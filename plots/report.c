@@ -92,7 +92,8 @@ typedef struct {
     const char *dir;
     sl_results r;
     sl_page page;
-    FILE *f; /* page.f */
+    FILE *f;                     /* page.f */
+    char verdicts[R_COUNT][1024]; /* one per result, "" where none */
 } report;
 
 static FILE *fig_open(report *rp) { return sl_page_figure(&rp->page); }
@@ -108,6 +109,24 @@ static void section(report *rp, const char *id, const char *heading, const char 
 
 static const cJSON *get(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
 
+/* Each verdict is computed once: the glance list and the sections show it. */
+static void compute_verdicts(report *rp)
+{
+    const cJSON *const *j = (const cJSON *const *)rp->r.json;
+    char(*v)[1024] = rp->verdicts;
+    sl_verdict_eval(j[R_EVAL], j[R_MANIFEST], v[R_EVAL], sizeof v[R_EVAL]);
+    sl_verdict_baseline(j[R_BASELINE], j[R_EVAL], v[R_BASELINE], sizeof v[R_BASELINE]);
+    sl_verdict_family(j[R_FAMILY], v[R_FAMILY], sizeof v[R_FAMILY]);
+    sl_verdict_layer(j[R_LAYER], v[R_LAYER], sizeof v[R_LAYER]);
+    sl_verdict_component(j[R_COMPONENT], v[R_COMPONENT], sizeof v[R_COMPONENT]);
+    sl_verdict_reverse(j[R_REVERSE], v[R_REVERSE], sizeof v[R_REVERSE]);
+    sl_verdict_inspect(j[R_INSPECT], v[R_INSPECT], sizeof v[R_INSPECT]);
+    sl_verdict_attribute(j[R_ATTRIBUTE], v[R_ATTRIBUTE], sizeof v[R_ATTRIBUTE]);
+    sl_verdict_probe(j[R_PROBE], v[R_PROBE], sizeof v[R_PROBE]);
+    sl_verdict_patch(j[R_PATCH], v[R_PATCH], sizeof v[R_PATCH]);
+    sl_verdict_compare(j[R_COMPARE], v[R_COMPARE], sizeof v[R_COMPARE]);
+}
+
 static void glance(report *rp)
 {
     static const struct {
@@ -121,24 +140,9 @@ static void glance(report *rp)
         {R_PROBE, "probes", "Probes"},            {R_PATCH, "patching", "Patching"},
         {R_COMPARE, "compare", "Comparison"},
     };
-    const cJSON *const *j = (const cJSON *const *)rp->r.json;
     fputs("<section id=\"glance\"><h2>At a glance</h2>\n<ul class=\"glance\">\n", rp->f);
     for (size_t i = 0; i < sizeof ITEMS / sizeof *ITEMS; i++) {
-        char v[1024];
-        v[0] = 0;
-        switch (ITEMS[i].kind) {
-        case R_EVAL: sl_verdict_eval(j[R_EVAL], j[R_MANIFEST], v, sizeof v); break;
-        case R_BASELINE: sl_verdict_baseline(j[R_BASELINE], j[R_EVAL], v, sizeof v); break;
-        case R_FAMILY: sl_verdict_family(j[R_FAMILY], v, sizeof v); break;
-        case R_LAYER: sl_verdict_layer(j[R_LAYER], v, sizeof v); break;
-        case R_COMPONENT: sl_verdict_component(j[R_COMPONENT], v, sizeof v); break;
-        case R_REVERSE: sl_verdict_reverse(j[R_REVERSE], v, sizeof v); break;
-        case R_INSPECT: sl_verdict_inspect(j[R_INSPECT], v, sizeof v); break;
-        case R_ATTRIBUTE: sl_verdict_attribute(j[R_ATTRIBUTE], v, sizeof v); break;
-        case R_PROBE: sl_verdict_probe(j[R_PROBE], v, sizeof v); break;
-        case R_COMPARE: sl_verdict_compare(j[R_COMPARE], v, sizeof v); break;
-        case R_PATCH: sl_verdict_patch(j[R_PATCH], v, sizeof v); break;
-        }
+        const char *v = rp->verdicts[ITEMS[i].kind];
         if (!v[0]) continue;
         fprintf(rp->f, "<li><a href=\"#%s\">%s</a>: ", ITEMS[i].id, ITEMS[i].label);
         sl_html_text(rp->f, v);
@@ -174,10 +178,8 @@ static int performance(report *rp, sl_error *err)
     (void)err;
     const cJSON *e = rp->r.json[R_EVAL];
     if (!e) return SL_OK;
-    char v[1024];
     section(rp, "performance", "Performance", "How well the model separates the two labels on this data (logit > 0 predicts 1).");
-    sl_verdict_eval(e, rp->r.json[R_MANIFEST], v, sizeof v);
-    verdict(rp, v);
+    verdict(rp, rp->verdicts[R_EVAL]);
     sl_html_object(rp->f, e);
     fputs("</section>\n", rp->f);
     return SL_OK;
@@ -187,12 +189,10 @@ static int baselines(report *rp, sl_error *err)
 {
     const cJSON *b = rp->r.json[R_BASELINE];
     if (!b) return SL_OK;
-    char v[1024];
     section(rp, "baselines", "Order-free baselines",
             "Logistic regression on token counts (bag of tokens) and on family counts (bag of families): what a model "
             "that ignores order can reach on the same data.");
-    sl_verdict_baseline(b, rp->r.json[R_EVAL], v, sizeof v);
-    verdict(rp, v);
+    verdict(rp, rp->verdicts[R_BASELINE]);
     int rc = fig_close(rp, sl_fig_baselines(fig_open(rp), b, rp->r.json[R_EVAL], rp->r.json[R_MANIFEST]), "baselines",
                        "Test AUC of the model and of the baselines; the dashed line is chance.", 720, 400, err);
     fputs("<table><tr><th>baseline</th><th>test AUC</th><th>test accuracy</th><th>C</th></tr>\n", rp->f);
@@ -213,15 +213,14 @@ static int baselines(report *rp, sl_error *err)
 
 static int ablations(report *rp, sl_error *err)
 {
-    char v[1024], t[200];
+    char t[200];
     int rc = SL_OK;
     const cJSON *fam = rp->r.json[R_FAMILY], *lay = rp->r.json[R_LAYER], *comp = rp->r.json[R_COMPONENT];
     if (fam) {
         section(rp, "family", "Family ablation",
                 "Each token family's embeddings replaced (see the mode) at every position of that family, and the "
                 "change in AUC. Bars below zero are AUC the model loses without the family.");
-        sl_verdict_family(fam, v, sizeof v);
-        verdict(rp, v);
+        verdict(rp, rp->verdicts[R_FAMILY]);
         snprintf(t, sizeof t, "Family ablation, mode '%s': AUC change from %.4f", sl_jstr(fam, "mode"),
                  sl_jnum(fam, "baseline_auc"));
         rc = fig_close(rp, sl_fig_ablation(fig_open(rp), fam, "family", t), "ablate-family",
@@ -237,8 +236,7 @@ static int ablations(report *rp, sl_error *err)
         section(rp, "layer", "Layer ablation",
                 "Each block's write to the residual stream removed (skip) or replaced by its mean (mean), and the change "
                 "in AUC.");
-        sl_verdict_layer(lay, v, sizeof v);
-        verdict(rp, v);
+        verdict(rp, rp->verdicts[R_LAYER]);
         snprintf(t, sizeof t, "Layer ablation, mode '%s': AUC change from %.4f", sl_jstr(lay, "mode"),
                  sl_jnum(lay, "baseline_auc"));
         rc = fig_close(rp, sl_fig_ablation(fig_open(rp), lay, "layer", t), "ablate-layer",
@@ -253,8 +251,7 @@ static int ablations(report *rp, sl_error *err)
         section(rp, "component", "Component ablation",
                 "One component of one layer removed: Mamba's convolution, SSM path or gate; a Transformer's attention "
                 "or MLP output.");
-        sl_verdict_component(comp, v, sizeof v);
-        verdict(rp, v);
+        verdict(rp, rp->verdicts[R_COMPONENT]);
         rc = fig_close(rp, sl_fig_ablation(fig_open(rp), comp, "component", "Component ablation: AUC change"),
                        "ablate-component", "AUC change per ablated component.", 800, 450, err);
         static const column COLS[] = {{"component", "component", 's'}, {"layer", "layer", 'i'}, {"AUC", "auc", 'n'},
@@ -269,12 +266,10 @@ static int reversal(report *rp, sl_error *err)
 {
     const cJSON *r = rp->r.json[R_REVERSE];
     if (!r) return SL_OK;
-    char v[1024];
     section(rp, "reversal", "Order: reversal test",
             "Every sequence's valid part reversed, and (as a control) shuffled with a fixed seed. A model that reads a "
             "bag of tokens gives the same logit either way (r = 1).");
-    sl_verdict_reverse(r, v, sizeof v);
-    verdict(rp, v);
+    verdict(rp, rp->verdicts[R_REVERSE]);
     int rc = fig_close(rp, sl_fig_reverse(fig_open(rp), &rp->r), "reverse",
                        "Each point is one example: its logit as given (x) and reversed or shuffled (y).", 620, 560, err);
     sl_html_object(rp->f, r);
@@ -286,15 +281,13 @@ static int inspection(report *rp, sl_error *err)
 {
     const cJSON *in = rp->r.json[R_INSPECT], *layer;
     if (!in) return SL_OK;
-    char v[1024];
     int mamba = !strcmp(sl_jstr(in, "arch"), "mamba"), rc;
     section(rp, "inspect", mamba ? "Inside Mamba: step size and gate per token family" : "Inside attention: where it looks",
             mamba ? "Means over every valid position of each family: delta (how far a token moves the state), the SiLU "
                     "gate, the write |delta x| times the norm of B, and the retention exp(delta A) with its memory length."
                   : "The fraction of attention valid queries put on each family's keys, against the family's share of "
                     "keys: a ratio above 1 means attention seeks the family out.");
-    sl_verdict_inspect(in, v, sizeof v);
-    verdict(rp, v);
+    verdict(rp, rp->verdicts[R_INSPECT]);
     if (mamba) {
         rc = fig_close(rp, sl_fig_inspect(fig_open(rp), in, "mean_delta", "Mean step size delta per layer and family"),
                        "inspect-delta", "Mean delta (over channels) per layer and family.", 760, 360, err);
@@ -340,12 +333,10 @@ static int attribution(report *rp, sl_error *err)
 {
     const cJSON *a = rp->r.json[R_ATTRIBUTE];
     if (!a) return SL_OK;
-    char v[1024];
     section(rp, "attribution", "Attribution",
             "How much of the logit each token accounts for (gradient x input, or integrated gradients from a baseline "
             "input), summed per family and compared with the family's share of tokens.");
-    sl_verdict_attribute(a, v, sizeof v);
-    verdict(rp, v);
+    verdict(rp, rp->verdicts[R_ATTRIBUTE]);
     int rc = fig_close(rp, sl_fig_attribution(fig_open(rp), a), "attribution",
                        "Attribution share over token share per family; above the dashed line the model leans on it.",
                        760, 400, err);
@@ -370,13 +361,11 @@ static int probes(report *rp, sl_error *err)
 {
     const cJSON *p = rp->r.json[R_PROBE];
     if (!p) return SL_OK;
-    char v[1024];
     section(rp, "probes", "Linear probes",
             "L2 logistic regression (liblinear) on each layer's residual stream, C chosen by cross-validation on the "
             "train split. The control task gives each token type a random label: a probe that is good at it too reads "
             "token identity, not the target (selectivity = accuracy - control accuracy).");
-    sl_verdict_probe(p, v, sizeof v);
-    verdict(rp, v);
+    verdict(rp, rp->verdicts[R_PROBE]);
     int rc = fig_close(rp, sl_fig_probe(fig_open(rp), p), "probe", "Probe test accuracy per layer.", 720, 400, err);
     static const column COLS[] = {{"layer", "layer", 'i'},
                                   {"test accuracy", "test_accuracy", 'n'},
@@ -399,9 +388,7 @@ static int patching(report *rp, sl_error *err)
             "Interchange interventions: the base example run with one hook's activation at one position taken from a "
             "source example. The effect is the fraction of the logit difference restored, (patched - base) / (source - "
             "base): 1 means that activation carries the whole difference.");
-    char v[1024];
-    sl_verdict_patch(p, v, sizeof v);
-    verdict(rp, v);
+    verdict(rp, rp->verdicts[R_PATCH]);
     int rc = fig_close(rp, sl_fig_patch(fig_open(rp), p), "patch", "Patching effect per hook and position.", 860, 480,
                        err);
     static const column COLS[] = {{"hook", "hook", 's'},     {"position", "position", 'i'}, {"effect", "effect", 'n'},
@@ -415,12 +402,10 @@ static int comparison(report *rp, sl_error *err)
 {
     const cJSON *c = rp->r.json[R_COMPARE];
     if (!c) return SL_OK;
-    char v[1024];
     section(rp, "compare", "Two models compared",
             "Agreement of the two models' predictions, the examples both get wrong, the AUC of their averaged "
             "probabilities, and linear CKA between their layers.");
-    sl_verdict_compare(c, v, sizeof v);
-    verdict(rp, v);
+    verdict(rp, rp->verdicts[R_COMPARE]);
     int rc = fig_close(rp, sl_fig_cka(fig_open(rp), c), "cka", "Linear CKA between every pair of layers.", 600, 500, err);
     fputs("<table>", rp->f);
     static const char *const KEYS[] = {"n", "auc_a", "auc_b", "pearson_r", "spearman_rho", "agreement", "error_overlap",
@@ -467,6 +452,7 @@ static void provenance(report *rp)
 
 static int write_page(report *rp, sl_error *err)
 {
+    compute_verdicts(rp);
     glance(rp);
     model_and_data(rp);
     int rc = performance(rp, err);
