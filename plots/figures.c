@@ -7,9 +7,7 @@
 #define BAR_COLOUR "#4477aa"
 #define ALT_COLOUR "#ee6677"
 
-/* A label inside a gnuplot string: quotes and control characters, which
- * would end or break it, become '_'. */
-static void put_label(FILE *gp, const char *s)
+void sl_gp_label(FILE *gp, const char *s)
 {
     fputc('"', gp);
     for (; *s; s++) fputc(*s == '"' || *s == '\\' || (unsigned char)*s < 32 ? '_' : *s, gp);
@@ -25,7 +23,7 @@ static void put_num(FILE *gp, double v)
 static void title(FILE *gp, const char *t)
 {
     fputs("set title ", gp);
-    put_label(gp, t);
+    sl_gp_label(gp, t);
     fputc('\n', gp);
 }
 
@@ -65,7 +63,7 @@ int sl_fig_ablation(FILE *gp, const cJSON *abl, const char *key, const char *t)
         if (!strcmp(key, "component")) snprintf(label, sizeof label, "%s, layer %.0f", sl_jstr(r, key), sl_jnum(r, "layer"));
         else if (sl_jstr(r, key)) snprintf(label, sizeof label, "%s", sl_jstr(r, key));
         else snprintf(label, sizeof label, "%s %.0f", key, sl_jnum(r, key));
-        put_label(gp, label);
+        sl_gp_label(gp, label);
         double lo = rows[i].delta, hi = rows[i].delta;
         if (cJSON_GetArraySize(ci) == 2 && cJSON_IsNumber(cJSON_GetArrayItem(ci, 0)) &&
             cJSON_IsNumber(cJSON_GetArrayItem(ci, 1))) {
@@ -152,11 +150,11 @@ int sl_fig_inspect(FILE *gp, const cJSON *inspect, const char *field, const char
     fputs("set xtics (", gp);
     for (int i = 0; i < nf; i++) {
         fputs(i ? ", " : "", gp);
-        put_label(gp, names[i]);
+        sl_gp_label(gp, names[i]);
         fprintf(gp, " %d", i);
     }
     fprintf(gp, ")%s\nset palette defined (0 '#ffffff', 1 '#9ecae1', 2 '#3182bd')\nset cblabel ", nf > 6 ? " rotate by -35" : "");
-    put_label(gp, field);
+    sl_gp_label(gp, field);
     fprintf(gp, "\n$h << EOD\n%sEOD\n"
                 "plot $h using 1:2:(0.5):(0.5):3 with boxxyerror fc palette fs solid 1 notitle, \\\n"
                 "     $h using 1:2:(sprintf('%%.3g', $3)) with labels notitle\n",
@@ -185,7 +183,7 @@ int sl_fig_attribution(FILE *gp, const cJSON *attr)
                 "set grid ytics\nset yrange [0:*]\nset xrange [-0.6:%d.6]\n%s$a << EOD\n",
             n - 1, n > 6 ? "set xtics rotate by -35\n" : "");
     for (int i = 0; i < n; i++) {
-        put_label(gp, sl_jstr(rows[i].row, "family"));
+        sl_gp_label(gp, sl_jstr(rows[i].row, "family"));
         put_num(gp, sl_jnum(rows[i].row, "ratio"));
         fputc('\n', gp);
     }
@@ -210,7 +208,7 @@ int sl_fig_profile(FILE *gp, const cJSON *attr)
         char label[64];
         if (lo == hi) snprintf(label, sizeof label, "%.0f", lo);
         else snprintf(label, sizeof label, "%.0f-%.0f", lo, hi);
-        put_label(gp, label);
+        sl_gp_label(gp, label);
         put_num(gp, sl_jnum(bin, "attribution_share"));
         put_num(gp, sl_jnum(bin, "token_share"));
         fputc('\n', gp);
@@ -273,7 +271,7 @@ int sl_fig_baselines(FILE *gp, const cJSON *baseline, const cJSON *eval, const c
                 "set key below\nset grid ytics\nset xrange [-0.6:%d.6]\n$b << EOD\n",
             lo, n - 1);
     for (int i = 0; i < n; i++) {
-        put_label(gp, labels[i]);
+        sl_gp_label(gp, labels[i]);
         put_num(gp, v[i]);
         fprintf(gp, " %d\n", i == 0 && eval ? 1 : 2);
     }
@@ -326,7 +324,7 @@ int sl_fig_patch(FILE *gp, const cJSON *patch)
             np - 1, nh - 1);
     for (int i = 0; i < nh; i++) {
         fputs(i ? ", " : "", gp);
-        put_label(gp, hooks[i]);
+        sl_gp_label(gp, hooks[i]);
         fprintf(gp, " %d", i);
     }
     fputs(")\nset xtics (", gp);

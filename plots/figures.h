@@ -10,6 +10,10 @@
 
 #include "plots/results.h"
 
+/* A label inside a gnuplot string, quoted: quotes and control characters,
+ * which would end or break it, become '_'. */
+void sl_gp_label(FILE *gp, const char *s);
+
 /* Ablation AUC changes as bars with 95% CIs, largest drop first; key names
  * the row label ("family", "layer"). */
 int sl_fig_ablation(FILE *gp, const cJSON *abl, const char *key, const char *title);

@@ -10,6 +10,7 @@
 
 #include "core/atomic.h"
 #include "core/jsonout.h"
+#include "plots/figures.h"
 #include "plots/html.h"
 #include "plots/page.h"
 #include "plots/results.h"
@@ -156,18 +157,17 @@ static int series_figure(FILE *gp, const cJSON *runs, const char *title, const c
             ylabel, n - 1, n > 6 ? "set xtics rotate by -35\n" : "");
     cJSON_ArrayForEach(row, runs)
     {
-        fputc('"', gp);
-        for (const char *s = sl_jstr(row, "run"); *s; s++) fputc(*s == '"' || *s == '\\' ? '_' : *s, gp);
+        sl_gp_label(gp, sl_jstr(row, "run"));
         double a = sl_jnum(row, key), b = key2 ? sl_jnum(row, key2) : NAN;
-        fprintf(gp, "\" %d", i++);
+        fprintf(gp, " %d", i++);
         if (isfinite(a)) fprintf(gp, " %.9g", a);
         else fputs(" NaN", gp);
         if (isfinite(b)) fprintf(gp, " %.9g", b);
         else fputs(" NaN", gp);
         const char *name = point_names ? sl_jstr(row, point_names) : NULL;
-        fputs(" \"", gp);
-        for (const char *s = name ? name : ""; *s; s++) fputc(*s == '"' || *s == '\\' ? '_' : *s, gp);
-        fputs("\"\n", gp);
+        fputc(' ', gp);
+        sl_gp_label(gp, name ? name : "");
+        fputc('\n', gp);
     }
     fprintf(gp, "EOD\nplot $s using 2:3:xtic(1) with linespoints pt 7 lw 2 lc rgb '#4477aa' title '%s'", label);
     if (key2) fprintf(gp, ", \\\n     $s using 2:4 with linespoints pt 6 dt 2 lc rgb 'gray30' title '%s'", label2);
