@@ -45,7 +45,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # end-to-end tests of the command line (analyze, report, batch, browser)
 TEST_SH  := $(wildcard tests/test_*.sh)
 
-.PHONY: all test asan clean bench demo fuzz fuzz-build valgrind
+.PHONY: all test asan clean bench demo fuzz fuzz-build valgrind gpu-check
 all: bin/seqlens
 
 # bin/.flavor names the build bin/seqlens is wanted from (cpu or cuda) and
@@ -133,3 +133,13 @@ $(BUILD)/bench/bench_sweep: bench/bench_sweep.c $(LIB_OBJ)
 
 bench: bin/seqlens $(BUILD)/bench/bench_sweep
 	sh bench/run.sh
+
+# The device model core's parity checks (tests/device_parity.h) on a real
+# GPU: built only with CUDA=1; bench/gpu.sh runs it, then the benchmark.
+$(BUILD)/bench/gpu_parity: bench/gpu_parity.c tests/device_parity.h $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
+
+# One command on a machine with a GPU: parity, then the seed-scale benchmark.
+gpu-check:
+	sh bench/gpu.sh

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/dataset.h"
+#include "cuda/device_model.h"
 #include "models/run.h"
 
 typedef struct {
@@ -27,15 +28,16 @@ static int zero_rows(void *user, sl_hook_event *ev, sl_error *err)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: bench_sweep MODEL DATA [--threads T] [--passes P] [--reps R] [--batch B]\n");
+        fprintf(stderr, "usage: bench_sweep MODEL DATA [--threads T] [--passes P] [--reps R] [--batch B] [--device cpu|cuda]\n");
         return 2;
     }
-    int threads = 2, passes = 6, reps = 3, batch = 0;
+    int threads = 2, passes = 6, reps = 3, batch = 0, cuda = 0;
     for (int i = 3; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--passes")) passes = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--device")) cuda = !strcmp(argv[i + 1], "cuda");
     }
     sl_h5_quiet();
     sl_model m;
@@ -46,7 +48,16 @@ int main(int argc, char **argv)
         return err.code;
     }
     float *logits = malloc((size_t)passes * ds.n * sizeof *logits);
-    sl_run_opts o = {0, ds.n, batch ? batch : (int)ds.n, threads};
+    sl_run_opts o = {.count = ds.n, .batch = batch ? batch : (int)ds.n, .threads = threads};
+    if (cuda) { /* the device model as `seqlens --device cuda` builds it (cli/session.c) */
+        sl_device dev;
+        if (!batch) o.batch = sl_dev_batch_for(&m.c, ds.L, 4e9);
+        if (sl_device_cuda(&dev, &err) || !(o.dev = sl_dev_model_new(&m, &dev, o.batch, ds.L, &err))) {
+            fprintf(stderr, "bench_sweep: %s\n", err.msg);
+            return err.code;
+        }
+        fprintf(stderr, "bench_sweep: %s, batch %d\n", sl_dev_model_device(o.dev), o.batch);
+    }
     double best = 1e30;
     for (int r = 0; r <= reps; r++) { /* rep 0 warms up */
         double t0 = omp_get_wtime();
@@ -64,10 +75,12 @@ int main(int argc, char **argv)
         double dt = omp_get_wtime() - t0;
         if (r > 0 && dt < best) best = dt;
     }
-    printf("{\"seconds\": %.6f, \"passes\": %d, \"threads\": %d, \"logits\": [", best, passes, threads);
+    printf("{\"seconds\": %.6f, \"passes\": %d, \"threads\": %d, \"device\": \"%s\", \"logits\": [", best, passes, threads,
+           o.dev ? sl_dev_model_device(o.dev) : "cpu");
     for (long i = 0; i < passes * ds.n; i++) printf("%s%.7g", i ? ", " : "", logits[i]);
     printf("]}\n");
     free(logits);
+    sl_dev_model_free(o.dev);
     sl_dataset_close(&ds);
     sl_model_free(&m);
     return 0;

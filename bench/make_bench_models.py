@@ -125,10 +125,21 @@ def write_data(path, rng):
 
 
 def main(argv):
-    if len(argv) != 2 or argv[1].startswith("-"):
-        print("usage: python3 bench/make_bench_models.py OUTDIR", file=sys.stderr)
+    """OUTDIR [--n N --len L --families F]: the sizes default to the CPU benchmark's; bench/gpu.sh
+    asks for the seed's scale (2,000 x 4,096, 14 families)."""
+    global N, L, FAMILY_NAMES
+    args = argv[1:]
+    sizes = {"--n": N, "--len": L, "--families": len(FAMILY_NAMES)}
+    while len(args) >= 3 and args[1] in sizes:
+        sizes[args[1]] = int(args[2])
+        del args[1:3]
+    if len(args) != 1 or args[0].startswith("-") or min(sizes.values()) < 1:
+        print("usage: python3 bench/make_bench_models.py OUTDIR [--n N] [--len L] [--families F]", file=sys.stderr)
         return 2
-    out = argv[1]
+    N, L = sizes["--n"], sizes["--len"]
+    FAMILY_NAMES = [f"fam_{i}" for i in range(sizes["--families"])] if sizes["--families"] != 5 else FAMILY_NAMES
+    TRANSFORMER["max_len"] = L
+    out = args[0]
     os.makedirs(out, exist_ok=True)
     # One generator per file, so that changing one model leaves the others' numbers alone.
     save_model(os.path.join(out, "transformer"), TRANSFORMER,

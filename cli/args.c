@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda/device.h"
 #include "models/run.h"
 
 static int allowed_opt(const char *allowed, const char *opt)
@@ -65,7 +66,7 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
     a->ex_end = -1;
     a->threads = sl_default_threads();
     a->seed = 0;
-    a->device = DEV_CPU;
+    a->device = DEV_AUTO;
     a->bootstrap = 1000;
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i];
@@ -101,6 +102,7 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
                 rc = sl_fail(err, SL_EINPUT, "seqlens %s: --seed '%s': expected a non-negative integer", cmd, v);
         } else if (!strcmp(o, "--device")) {
             if (!strcmp(v, "cpu")) a->device = DEV_CPU;
+            else if (!strcmp(v, "cuda") && sl_device_cuda_built()) a->device = DEV_CUDA;
             else if (!strcmp(v, "cuda"))
                 rc = sl_fail(err, SL_EINPUT, "seqlens %s: --device cuda: this build has no CUDA backend (build with make CUDA=1 where nvcc is installed)", cmd);
             else rc = sl_fail(err, SL_EINPUT, "seqlens %s: --device '%s': expected cpu or cuda", cmd, v);

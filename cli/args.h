@@ -7,7 +7,7 @@
 #define SL_MAX_POSITIONAL 4
 #define SL_MAX_HOOK_PATTERNS 64
 
-enum { DEV_CPU, DEV_CUDA };
+enum { DEV_AUTO, DEV_CPU, DEV_CUDA }; /* auto: cuda where this build has it and a device is found */
 enum { REDUCE_NONE, REDUCE_MEAN, REDUCE_LAST };
 
 typedef struct {

@@ -140,6 +140,7 @@ static void plan(stage *st, const sl_args *a, const sl_session *s, const char *d
         if (i != ST_BASELINE) {
             arg(&st[i], "--threads"), arg(&st[i], "%d", a->threads);
             if (a->batch) arg(&st[i], "--batch"), arg(&st[i], "%d", a->batch);
+            if (a->device != DEV_AUTO) arg(&st[i], "--device"), arg(&st[i], a->device == DEV_CUDA ? "cuda" : "cpu");
         }
     }
     /* measured: a gradient pass costs 5.5 to 10.5 forward passes (the
@@ -380,7 +381,9 @@ int cmd_analyze(int argc, char **argv)
     /* open both inputs first: a bad model or dataset is reported before
      * anything is written */
     sl_session s;
-    int rc = sl_session_open(&s, &a, a.pos[0], a.pos[1], &err);
+    sl_args check = a;
+    check.device = DEV_CPU; /* the stages run the model; this only reads the inputs */
+    int rc = sl_session_open(&s, &check, a.pos[0], a.pos[1], &err);
     if (!rc) rc = sl_session_need_both_classes(&s, &err);
     stage st[N_STAGES];
     memset(st, 0, sizeof st);

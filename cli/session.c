@@ -2,6 +2,22 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cuda/device_model.h"
+
+/* Activations of one device batch: what fits beside the weights on a
+ * small card; a large one fills with a larger --batch. */
+#define DEVICE_BATCH_BYTES 4e9
+
+static int open_device(sl_session *s, const sl_args *a, sl_error *err)
+{
+    sl_device dev;
+    int rc = sl_device_cuda(&dev, err);
+    if (rc) return rc;
+    int batch = a->batch ? a->batch : sl_dev_batch_for(&s->model.c, s->data.L, DEVICE_BATCH_BYTES);
+    if (!(s->run.dev = sl_dev_model_new(&s->model, &dev, batch, s->data.L, err))) return err->code;
+    s->run.batch = batch;
+    return SL_OK;
+}
 
 int sl_session_open(sl_session *s, const sl_args *a, const char *model_dir, const char *data_path, sl_error *err)
 {
@@ -18,7 +34,8 @@ int sl_session_open(sl_session *s, const sl_args *a, const char *model_dir, cons
     s->run.count = end - a->ex_first;
     s->run.threads = a->threads;
     s->run.batch = a->batch ? a->batch : 4 * a->threads;
-    return SL_OK;
+    int want = a->device == DEV_CUDA || (a->device == DEV_AUTO && sl_device_cuda_available());
+    return want ? open_device(s, a, err) : SL_OK;
 }
 
 int sl_session_need_both_classes(const sl_session *s, sl_error *err)
@@ -33,6 +50,8 @@ int sl_session_need_both_classes(const sl_session *s, sl_error *err)
 
 void sl_session_close(sl_session *s)
 {
+    sl_dev_model_free(s->run.dev);
+    s->run.dev = NULL;
     sl_model_free(&s->model);
     sl_dataset_close(&s->data);
 }

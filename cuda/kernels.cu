@@ -1,74 +1,44 @@
-// The __global__ entry points: each maps its grid to the same per-thread
-// SL_KERNEL_FN the CPU tests run through cuda/host_grid.h, so the device
-// code compiled here is the code tests/test_cuda_kernels.c checks against
-// PyTorch. Grids are (x: channel or row, y: position) over one example;
-// the batched launch layer comes with the device model core.
-#include "cuda/mamba_kernels.h"
-#include "cuda/transformer_kernels.h"
+// The __global__ entry points: one instance of sl_g_kernel per kernel of
+// cuda/batch_kernels.h, each running the same per-thread function the CPU
+// tests run on the host grid (tests/test_device_model.c). The kernel number
+// is a template constant, so each instance compiles to its own case only
+// (its own register budget: the scan's state and attention's accumulators
+// do not weigh on the elementwise kernels).
+#include <cuda_runtime.h>
 
-extern "C" {
+#include "cuda/batch_kernels.h"
+#include "cuda/kernels.h"
 
-__global__ void sl_g_rmsnorm(const float *x, const float *w, float eps, int d, float *y, int T)
-{
-    int t = blockIdx.x * blockDim.x + threadIdx.x;
-    if (t < T) sl_k_rmsnorm_row(x, w, eps, d, y, t);
-}
+// 128 threads a block: the register-heavy kernels (a d_state 64 scan, a
+// d_head 128 attention row) must still launch at up to 255 registers a thread.
+#define SL_BLOCK 128
 
-__global__ void sl_g_conv_silu(const float *xz, int ldx, int di, int K, const float *w, const float *b, int identity,
-                               float *out, int T)
-{
-    int c = blockIdx.x * blockDim.x + threadIdx.x, t = blockIdx.y;
-    if (c < di && t < T) sl_k_conv_silu(xz, ldx, di, K, w, b, identity, out, t, c);
-}
-
-__global__ void sl_g_softplus(float *x, long n)
+template <int K> __global__ void __launch_bounds__(SL_BLOCK) sl_g_kernel(sl_kargs a, long n)
 {
     long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) sl_k_softplus_inplace(x, i);
+    if (i < n) sl_kernel_thread(K, &a, i);
 }
 
-__global__ void sl_g_scan(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T,
-                          int di, int S, const float *A_t, const float *D, int ssm_off, float *y)
+typedef void (*sl_g_fn)(sl_kargs, long);
+
+#define SL_G(k) sl_g_kernel<k>
+static const sl_g_fn sl_g_table[SK_COUNT] = {
+    SL_G(SK_EMBED),     SL_G(SK_ADD_POS), SL_G(SK_BIAS), SL_G(SK_RMSNORM),    SL_G(SK_LAYERNORM), SL_G(SK_CONV),
+    SL_G(SK_SOFTPLUS),  SL_G(SK_SCAN),    SL_G(SK_GATE), SL_G(SK_ADD),        SL_G(SK_ACTIVATION), SL_G(SK_ROPE),
+    SL_G(SK_ATTENTION), SL_G(SK_PROBS),   SL_G(SK_APPLY), SL_G(SK_POOL),      SL_G(SK_HEAD),
+};
+static_assert(SK_HEAD + 1 == SK_COUNT, "sl_g_table lists every kernel in enum order");
+
+extern "C" int sl_cuda_launch(int kernel, const sl_kargs *a, cudaStream_t stream, sl_error *err)
 {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c < di) sl_k_scan_channel(x, delta, xdbl, ldb, boff, coff, T, di, S, A_t, D, ssm_off, y, c);
+    if (kernel < 0 || kernel >= SK_COUNT) return sl_fail(err, SL_ERUNTIME, "CUDA launch: no kernel %d", kernel);
+    long n = sl_kernel_threads(kernel, a);
+    if (n <= 0) return SL_OK;
+    long blocks = (n + SL_BLOCK - 1) / SL_BLOCK;
+    if (blocks > 0x7fffffffL) return sl_fail(err, SL_ERUNTIME, "CUDA launch of kernel %d: %ld threads is too many", kernel, n);
+    sl_g_table[kernel]<<<(unsigned)blocks, SL_BLOCK, 0, stream>>>(*a, n);
+    cudaError_t e = cudaGetLastError();
+    return e == cudaSuccess ? SL_OK
+                            : sl_fail(err, SL_ERUNTIME, "CUDA launch of kernel %d (%ld threads): %s", kernel, n,
+                                      cudaGetErrorString(e));
 }
-
-__global__ void sl_g_gate(float *xz, int ldx, int di, int gate_off, float *y, int T)
-{
-    int c = blockIdx.x * blockDim.x + threadIdx.x, t = blockIdx.y;
-    if (c < di && t < T) sl_k_gate(xz, ldx, di, gate_off, y, t, c);
-}
-
-__global__ void sl_g_residual_add(float *h, const float *out, long n)
-{
-    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) sl_k_residual_add(h, out, i);
-}
-
-__global__ void sl_g_layernorm(const float *x, const float *w, const float *b, float eps, int d, float *y, int T)
-{
-    int t = blockIdx.x * blockDim.x + threadIdx.x;
-    if (t < T) sl_k_layernorm_row(x, w, b, eps, d, y, t);
-}
-
-__global__ void sl_g_activation(float *x, long n, int gelu)
-{
-    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) sl_k_activation(x, i, gelu);
-}
-
-__global__ void sl_g_rope(float *qkv, const float *table, int d, int dh, int heads, int T)
-{
-    int hp = blockIdx.x * blockDim.x + threadIdx.x, t = blockIdx.y;
-    if (hp < 2 * heads && t < T) sl_k_rope(qkv, table, d, dh, t, hp % heads, hp / heads);
-}
-
-__global__ void sl_g_attention(const float *qkv, const unsigned char *keep, int T, int d, int dh, int heads, int causal,
-                               float *ctx)
-{
-    int head = blockIdx.x * blockDim.x + threadIdx.x, t = blockIdx.y;
-    if (head < heads && t < T) sl_k_attention_row(qkv, keep, T, d, dh, causal, ctx, t, head);
-}
-
-} // extern "C"

@@ -9,8 +9,8 @@
 /* The head dimension a thread's accumulators hold in registers. */
 #define SL_MAX_HEAD 128
 
-/* Thread per row t: torch.nn.LayerNorm (biased variance). In place is
- * allowed (y == x). */
+/* Thread per row t: torch.nn.LayerNorm (biased variance); b may be NULL.
+ * In place is allowed (y == x). */
 SL_KERNEL_FN void sl_k_layernorm_row(const float *x, const float *w, const float *b, float eps, int d, float *y, int t)
 {
     const float *xr = x + (long)t * d;
@@ -19,7 +19,7 @@ SL_KERNEL_FN void sl_k_layernorm_row(const float *x, const float *w, const float
     mean /= d;
     for (int i = 0; i < d; i++) var += (xr[i] - mean) * (xr[i] - mean);
     float inv = 1.0f / sqrtf(var / d + eps);
-    for (int i = 0; i < d; i++) y[(long)t * d + i] = (xr[i] - mean) * inv * w[i] + b[i];
+    for (int i = 0; i < d; i++) y[(long)t * d + i] = (xr[i] - mean) * inv * w[i] + (b ? b[i] : 0.0f);
 }
 
 /* Thread per element: exact (erf) GELU, as torch's "gelu", or ReLU. */

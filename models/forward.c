@@ -46,26 +46,33 @@ void sl_layernorm(const float *x, const float *w, const float *b, float eps, int
 
 /* Position tables in double precision: at position 4096 a float32 angle is
  * already off by ~2e-4 radians. */
-static void fill_pos_table(const sl_model *m, sl_workspace *ws)
+void sl_pos_table(const sl_config *c, int max_len, float *out)
 {
-    const sl_config *c = &m->c;
     if (c->positional == POS_SINUSOIDAL) {
         int d = c->d_model;
-        for (int p = 0; p < ws->max_len; p++)
+        for (int p = 0; p < max_len; p++)
             for (int i = 0; i < d; i += 2) {
                 double ang = p * exp(i * (-log(10000.0) / d));
-                ws->pos_table[(long)p * d + i] = (float)sin(ang);
-                if (i + 1 < d) ws->pos_table[(long)p * d + i + 1] = (float)cos(ang);
+                out[(long)p * d + i] = (float)sin(ang);
+                if (i + 1 < d) out[(long)p * d + i + 1] = (float)cos(ang);
             }
     } else if (c->positional == POS_ROPE) {
         int half = c->d_head / 2;
-        for (int p = 0; p < ws->max_len; p++)
+        for (int p = 0; p < max_len; p++)
             for (int i = 0; i < half; i++) {
                 double ang = p * pow((double)c->rope_base, -2.0 * i / c->d_head);
-                ws->pos_table[((long)p * 2) * half + i] = (float)cos(ang);
-                ws->pos_table[((long)p * 2 + 1) * half + i] = (float)sin(ang);
+                out[((long)p * 2) * half + i] = (float)cos(ang);
+                out[((long)p * 2 + 1) * half + i] = (float)sin(ang);
             }
     }
+}
+
+long sl_pos_table_size(const sl_config *c, int max_len)
+{
+    if (c->arch != ARCH_TRANSFORMER) return 0;
+    if (c->positional == POS_SINUSOIDAL) return (long)max_len * c->d_model;
+    if (c->positional == POS_ROPE) return (long)max_len * 2 * (c->d_head / 2);
+    return 0;
 }
 
 sl_workspace *sl_workspace_new(const sl_model *m, int max_len, sl_error *err)
@@ -89,9 +96,10 @@ sl_workspace *sl_workspace_new(const sl_model *m, int max_len, sl_error *err)
         ok = (ws->qkv = malloc(L * 3 * d * 4)) && (ws->ctx = malloc(L * d * 4)) && (ws->ff = malloc(L * (size_t)c->d_ff * 4))
           && (ws->q = malloc(L * dh * 4)) && (ws->kt = malloc((size_t)ws->kt_ld * dh * 4)) && (ws->v = malloc(L * dh * 4))
           && (ws->scores = malloc((6 * SL_KEY_TILE + dh) * 4)) && (ws->kpos = malloc(L * sizeof(int)));
-        if (ok && (c->positional == POS_SINUSOIDAL || c->positional == POS_ROPE)) {
-            ok = (ws->pos_table = malloc(L * (c->positional == POS_ROPE ? dh : d) * 4)) != NULL;
-            if (ok) fill_pos_table(m, ws);
+        long table = sl_pos_table_size(c, max_len);
+        if (ok && table) {
+            ok = (ws->pos_table = malloc((size_t)table * 4)) != NULL;
+            if (ok) sl_pos_table(c, max_len, ws->pos_table);
         }
     }
     if (ok) return ws;

@@ -60,6 +60,12 @@ void sl_model_free(sl_model *m);
 int sl_model_point(const sl_model *m, int kind, int layer);
 int sl_model_find_point(const sl_model *m, const char *name);
 
+/* The Transformer's fixed position table for positions 0..max_len-1:
+ * sinusoidal [max_len][d_model], or rope's cos then sin [max_len][2][d_head
+ * / 2]; sl_pos_table_size gives its floats (0: the model has none). */
+long sl_pos_table_size(const sl_config *c, int max_len);
+void sl_pos_table(const sl_config *c, int max_len, float *out);
+
 /* One example as the forward pass sees it. */
 typedef struct {
     const int32_t *tokens; /* [len] (the padded row is fine) */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/blas.h"
+#include "cuda/device_model.h"
 
 int sl_default_threads(void) { return omp_get_max_threads(); }
 
@@ -21,6 +22,35 @@ int sl_run(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const sl_hoo
     return sl_run_each(m, ds, o, hooks, before, after, user, NULL, NULL, logits, err);
 }
 
+/* One batch on the CPU: its examples in parallel, a workspace per thread. */
+static int cpu_batch(const sl_model *m, const sl_hooks *hooks, sl_example_fn fn, void *fn_user, sl_workspace **ws,
+                     int threads, const sl_batch *b, sl_error *err)
+{
+    int rc = SL_OK, L = b->L;
+#pragma omp parallel num_threads(threads)
+    {
+        sl_error local = {0};
+        sl_workspace *w = ws[omp_get_thread_num()];
+#pragma omp for schedule(dynamic, 1)
+        for (int e = 0; e < b->count; e++) {
+            if (local.code) continue;
+            const uint8_t *kp = b->keep + (long)e * L;
+            sl_example ex = {b->tokens + (long)e * L, b->lengths[e], b->first + e, e,
+                             uses_keep(kp, b->lengths[e]) ? kp : NULL};
+            if (fn) fn(fn_user, omp_get_thread_num(), &ex, w, &b->logits[e], &local);
+            else sl_forward(m, &ex, w, hooks, &b->logits[e], &local);
+        }
+        if (local.code) {
+#pragma omp critical
+            if (!rc) {
+                rc = local.code;
+                *err = local;
+            }
+        }
+    }
+    return rc;
+}
+
 int sl_run_each(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const sl_hooks *hooks, sl_batch_fn before,
                 sl_batch_fn after, void *user, sl_example_fn fn, void *fn_user, float *logits, sl_error *err)
 {
@@ -28,6 +58,9 @@ int sl_run_each(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const s
         return sl_fail(err, SL_EINPUT, "%s: examples %ld:%ld are outside 0:%ld", ds->path, o->first,
                        o->first + o->count, ds->n);
     int threads = o->threads > 0 ? o->threads : 1, B = o->batch > 0 ? o->batch : 1, L = ds->L;
+    /* per-example work (fn) has no device form yet: it stays on the CPU */
+    struct sl_dev_model *dev = fn ? NULL : o->dev;
+    if (dev && B > sl_dev_model_max_batch(dev)) B = sl_dev_model_max_batch(dev);
     if (B > o->count) B = (int)o->count;
     sl_blas_single_thread();
 
@@ -36,7 +69,7 @@ int sl_run_each(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const s
     uint8_t *keep = malloc((size_t)B * L);
     float *blogits = malloc((size_t)B * sizeof *blogits);
     int rc = ws && tokens && keep && blogits ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory for a batch of %d", B);
-    for (int t = 0; !rc && t < threads; t++)
+    for (int t = 0; !rc && !dev && t < threads; t++)
         if (!(ws[t] = sl_workspace_new(m, L, err))) rc = err->code;
 
     for (long first = o->first; !rc && first < o->first + o->count; first += B) {
@@ -45,28 +78,8 @@ int sl_run_each(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const s
         rc = sl_dataset_read_tokens(ds, first, cnt, tokens, err);
         memset(keep, 1, (size_t)cnt * L);
         if (!rc && before) rc = before(user, &b, err);
-        if (rc) break;
-#pragma omp parallel num_threads(threads)
-        {
-            sl_error local = {0};
-            sl_workspace *w = ws[omp_get_thread_num()];
-#pragma omp for schedule(dynamic, 1)
-            for (int e = 0; e < cnt; e++) {
-                if (local.code) continue;
-                const uint8_t *kp = keep + (long)e * L;
-                sl_example ex = {tokens + (long)e * L, b.lengths[e], first + e, e,
-                                 uses_keep(kp, b.lengths[e]) ? kp : NULL};
-                if (fn) fn(fn_user, omp_get_thread_num(), &ex, w, &blogits[e], &local);
-                else sl_forward(m, &ex, w, hooks, &blogits[e], &local);
-            }
-            if (local.code) {
-#pragma omp critical
-                if (!rc) {
-                    rc = local.code;
-                    *err = local;
-                }
-            }
-        }
+        if (!rc) rc = dev ? sl_dev_forward(dev, cnt, L, tokens, keep, b.lengths, first, hooks, blogits, err)
+                          : cpu_batch(m, hooks, fn, fn_user, ws, threads, &b, err);
         if (!rc && after) rc = after(user, &b, err);
         if (!rc && logits) memcpy(logits + (first - o->first), blogits, (size_t)cnt * sizeof *logits);
     }

@@ -7,10 +7,15 @@
 #include "core/dataset.h"
 #include "models/model.h"
 
+struct sl_dev_model;
+
 typedef struct {
     long first, count; /* examples first..first+count-1 */
     int batch;         /* examples per batch */
     int threads;
+    /* when set, plain forward passes (no per-example fn) run there a
+     * batch at a time (cuda/device_model.h); NULL: the CPU */
+    struct sl_dev_model *dev;
 } sl_run_opts;
 
 typedef struct {

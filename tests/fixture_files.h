@@ -34,7 +34,7 @@ static inline int open_fixture(fixture *f, const char *name, int threads, int ba
     int rc = sl_model_load(&f->m, dir, &err);
     if (!rc) rc = sl_dataset_open(&f->ds, data, f->m.c.vocab_size, f->m.c.pad_token_id, &err);
     CHECK(!rc, "%s: %s", name, err.msg);
-    f->o = (sl_run_opts){0, rc ? 0 : f->ds.n, batch, threads};
+    f->o = (sl_run_opts){.count = rc ? 0 : f->ds.n, .batch = batch, .threads = threads};
     return rc;
 }
 

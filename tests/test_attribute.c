@@ -53,7 +53,7 @@ static void grad_input_vs_pytorch(const char *name, const char *grad_path, void 
     int L = o.ds.L, d = o.m.c.d_model;
     float *tok = malloc((size_t)N * L * sizeof *tok);
     float *e = read_floats(exp, "embed", (size_t)N * L * d), *g = read_floats(grad, "embed", (size_t)N * L * d);
-    sl_run_opts ro = {0, N, 3, 2};
+    sl_run_opts ro = {.count = N, .batch = 3, .threads = 2};
     sl_attr_opts ao = {ATTR_GRAD_INPUT, 0, BASELINE_PAD};
     sl_attr_result r;
     sl_error err = {0};
@@ -77,7 +77,7 @@ static double ig_completeness(const char *dir, const char *data, int baseline, i
 {
     opened o;
     if (open_model(&o, dir, data)) return INFINITY;
-    sl_run_opts ro = {0, o.ds.n, 4, 2};
+    sl_run_opts ro = {.count = o.ds.n, .batch = 4, .threads = 2};
     sl_attr_opts ao = {ATTR_IG, steps, baseline};
     sl_attr_result r;
     sl_error err = {0};
@@ -120,7 +120,7 @@ static void planted_truth(const char *model, const char *data)
     opened o;
     if (open_model(&o, dir, path)) return;
     for (int method = ATTR_GRAD_INPUT; method <= ATTR_IG; method++) {
-        sl_run_opts ro = {0, o.ds.n, 16, 2};
+        sl_run_opts ro = {.count = o.ds.n, .batch = 16, .threads = 2};
         sl_attr_opts ao = {method, 16, BASELINE_PAD};
         sl_attr_result r;
         sl_error err = {0};
@@ -156,7 +156,7 @@ static void captum(const cJSON *all, const char *model)
     float *rows = calloc((size_t)n * L, sizeof *rows);
     const char *keys[2] = {"grad_input", "ig"};
     for (int method = ATTR_GRAD_INPUT; method <= ATTR_IG; method++) {
-        sl_run_opts ro = {0, n, 5, 2};
+        sl_run_opts ro = {.count = n, .batch = 5, .threads = 2};
         sl_attr_opts ao = {method, cJSON_GetObjectItem(c, "ig_steps")->valueint, BASELINE_PAD};
         sl_attr_result r;
         sl_error err = {0};

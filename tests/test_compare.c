@@ -61,7 +61,7 @@ int main(void)
     opened a, b;
     if (open_pair(&a, "tests/trained/tf_count", data) || open_pair(&b, "tests/trained/mamba_count", data))
         return TEST_SUMMARY();
-    sl_run_opts o = {0, a.ds.n, 16, 2};
+    sl_run_opts o = {.count = a.ds.n, .batch = 16, .threads = 2};
     sl_error err = {0};
     sl_compare_result self, ab, ba;
     CHECK(!sl_compare(&a.m, &a.ds, &a.m, &a.ds, &o, &self, &err), "%s", err.msg);

@@ -30,7 +30,7 @@ static void check(const char *name, const cJSON *want, int threads, int batch)
         CHECK(0, "%s: %s", name, err.msg);
         return;
     }
-    sl_run_opts o = {0, ds.n, batch, threads};
+    sl_run_opts o = {.count = ds.n, .batch = batch, .threads = threads};
     sl_inspect_result r;
     if (sl_inspect(&m, &ds, &o, &r, &err)) {
         CHECK(0, "%s: %s", name, err.msg);

@@ -42,7 +42,8 @@ for delay in 0.3 0.8 1.6; do
         "$S" report "$T/an" >/dev/null 2>"$T/report-err"
         check "after a kill at $delay s every result file is whole" [ $? -eq 0 ]
     fi
-    check "no stage survives analyze after $delay s" sh -c "! pgrep -f '[s]eqlens .* -o $T/an/' >/dev/null"
+    # the signal is immediate, the exit may lag on a loaded machine: 5 s at most
+    check "no stage survives analyze after $delay s" sh -c "for i in 1 2 3 4 5 6 7 8 9 10; do pgrep -f '[s]eqlens .* -o $T/an/' >/dev/null || exit 0; sleep 0.5; done; exit 1"
 done
 "$S" analyze $M "$T/data.h5" -o "$T/an" --steps 4 --bootstrap 100 --threads 1 >/dev/null 2>&1
 check "the resumed analyze completes" [ $? -eq 0 -a -s "$T/an/report.html" ]

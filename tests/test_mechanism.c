@@ -38,7 +38,7 @@ static int open_trained(trained *t, const char *name)
     int rc = sl_model_load(&t->m, dir, &err);
     if (!rc) rc = sl_dataset_open(&t->ds, DATA, t->m.c.vocab_size, t->m.c.pad_token_id, &err);
     CHECK(!rc, "%s: %s", name, err.msg);
-    t->o = (sl_run_opts){0, rc ? 0 : t->ds.n, 8, 2};
+    t->o = (sl_run_opts){.count = rc ? 0 : t->ds.n, .batch = 8, .threads = 2};
     return rc;
 }
 

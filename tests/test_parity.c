@@ -85,7 +85,7 @@ static double run_and_compare(const char *name, int with_pattern, int threads, i
         if (m.points[i].kind != HK_ATTN_PATTERN || with_pattern) sl_hooks_add(&hooks, i, grab, &sinks[i], &err);
     }
     float *logits = calloc((size_t)ds.n, sizeof *logits);
-    sl_run_opts o = {0, ds.n, batch, threads};
+    sl_run_opts o = {.count = ds.n, .batch = batch, .threads = threads};
     rc = sl_run(&m, &ds, &o, &hooks, NULL, NULL, NULL, logits, &err);
     CHECK(!rc, "%s: run: %s", name, err.msg);
 

@@ -23,7 +23,7 @@ static int run(const char *model, const char *data, const char *target, int site
     int layers[8];
     *n = m.c.n_layers;
     for (int i = 0; i < *n; i++) layers[i] = i;
-    sl_run_opts o = {0, ds.n, 8, threads};
+    sl_run_opts o = {.count = ds.n, .batch = 8, .threads = threads};
     sl_probe_opts po = {target, site, 0, 20000};
     rc = sl_probe(&m, &ds, &o, layers, *n, &po, rows, err);
     sl_dataset_close(&ds);

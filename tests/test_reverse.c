@@ -20,7 +20,7 @@ static int run(const char *name, int threads, int batch, uint64_t seed, sl_rever
     sl_error err = {0};
     int rc = sl_model_load(&m, dir, &err);
     if (!rc) rc = sl_dataset_open(&ds, data, m.c.vocab_size, m.c.pad_token_id, &err);
-    sl_run_opts o = {0, rc ? 0 : ds.n, batch, threads};
+    sl_run_opts o = {.count = rc ? 0 : ds.n, .batch = batch, .threads = threads};
     if (!rc) rc = sl_reverse_test(&m, &ds, &o, seed, r, NULL, &err);
     CHECK(!rc, "%s: %s", name, err.msg);
     sl_dataset_close(&ds);

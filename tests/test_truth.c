@@ -29,7 +29,7 @@ static void check(const trained *t)
         CHECK(0, "%s: %s", t->model, err.msg);
         return;
     }
-    sl_run_opts o = {0, ds.n, 16, 2};
+    sl_run_opts o = {.count = ds.n, .batch = 16, .threads = 2};
     int all[8];
     for (int f = 0; f < ds.n_families; f++) all[f] = f;
     for (int mode = FAM_MEAN; mode <= FAM_RESAMPLE; mode++) {

@@ -1,0 +1,116 @@
+"""The PyTorch side of bench/gpu.sh: the family-ablation sweep on the GPU (python3 bench/torch_gpu_sweep.py OUTDIR).
+
+The models are torch_sweep.py's (nn.TransformerEncoderLayer, whose attention runs through
+scaled_dot_product_attention; Mamba with the pure-PyTorch selective scan, one Python step per
+position), moved to the GPU with the data, float32 with TF32 off. Pass 0 is the baseline, pass k
+zeroes the token embedding of family k-1, as bench_sweep. Examples go in chunks (--chunk), since
+eager attention with a padding mask may store [chunk, heads, L, L]. It also measures the card's
+yardsticks: fp32 GEMM FLOP/s (torch.matmul, 8192^3) and device-to-device copy bytes/s (1 GiB).
+Prints one JSON line; writes OUTDIR/torch_gpu_logits.json (pass-major, as torch_logits.json).
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_sweep as ts  # noqa: E402  (the models and the data of the CPU benchmark)
+
+
+class GpuData:
+    """ts.Data's fields on the device, for examples [a, b)."""
+
+    def __init__(self, data, a, b, device):
+        for name in ("tokens", "valid", "family", "key_padding_mask"):
+            setattr(self, name, getattr(data, name)[a:b].to(device))
+
+    def zero_mask(self, pass_index):
+        return None if pass_index == 0 else (self.family == pass_index - 1) & self.valid
+
+
+def sweep(model, chunks, passes):
+    with torch.inference_mode():
+        out = torch.stack([torch.cat([model(c, c.zero_mask(k)) for c in chunks]) for k in range(passes)])
+    torch.cuda.synchronize()
+    return out
+
+
+def timed_sweep(model, chunks, passes, reps):
+    sweep(model, chunks, passes)  # warm-up
+    best = math.inf
+    for _ in range(reps):
+        start = time.perf_counter()
+        logits = sweep(model, chunks, passes)
+        best = min(best, time.perf_counter() - start)
+    return best, logits
+
+
+def gemm_flops(n=8192, reps=5):
+    a = torch.randn(n, n, device="cuda")
+    b = torch.randn(n, n, device="cuda")
+    torch.matmul(a, b)
+    torch.cuda.synchronize()
+    best = math.inf
+    for _ in range(reps):
+        start = time.perf_counter()
+        torch.matmul(a, b)
+        torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * n ** 3 / best
+
+
+def copy_bytes_per_s(gib=1, reps=5):
+    a = torch.empty(gib << 28, device="cuda")  # floats
+    b = torch.empty_like(a)
+    b.copy_(a)
+    torch.cuda.synchronize()
+    best = math.inf
+    for _ in range(reps):
+        start = time.perf_counter()
+        b.copy_(a)
+        torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * a.numel() * 4 / best  # read + write
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("outdir")
+    parser.add_argument("--passes", type=int, default=15)
+    parser.add_argument("--reps", type=int, default=1)
+    parser.add_argument("--chunk", type=int, default=32)
+    parser.add_argument("--mamba-chunk", type=int, default=2000)
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        parser.exit(2, "torch_gpu_sweep.py: torch sees no CUDA device\n")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    data = ts.Data(os.path.join(args.outdir, "data.h5"))
+    n = len(data.tokens)
+    result = {"device": torch.cuda.get_device_name(0), "torch_version": torch.__version__, "n": n,
+              "L": int(data.tokens.shape[1]), "passes": args.passes}
+    logits_out = {}
+    for name in ("transformer", "mamba"):
+        _, model = ts.load_torch_model(os.path.join(args.outdir, name))
+        model = model.cuda()
+        chunk = args.chunk if name == "transformer" else args.mamba_chunk
+        chunks = [GpuData(data, a, min(a + chunk, n), "cuda") for a in range(0, n, chunk)]
+        seconds, logits = timed_sweep(model, chunks, args.passes, args.reps)
+        ts.log(f"{name}: sweep of {args.passes} passes over {n} examples: {seconds:.3f} s")
+        result[f"{name}_s"] = seconds
+        logits_out[name] = [float(x) for x in logits.flatten().cpu()]
+        del chunks, model
+        torch.cuda.empty_cache()
+    result["gemm_fp32_flops"] = gemm_flops()
+    result["copy_bytes_per_s"] = copy_bytes_per_s()
+    with open(os.path.join(args.outdir, "torch_gpu_logits.json"), "w") as f:
+        json.dump(logits_out, f)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

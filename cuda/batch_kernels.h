@@ -1,0 +1,249 @@
+/* The device model core's launches: every kernel over a whole batch, as one
+ * flat thread index i in 0..sl_kernel_threads(k, a)-1 mapped onto the
+ * per-example functions of cuda/mamba_kernels.h and
+ * cuda/transformer_kernels.h. sl_kernel_thread is an SL_KERNEL_FN, so the
+ * CPU test suite runs these exact mappings (cuda/dev_host.c loops them)
+ * and cuda/dev_cuda.cu instantiates one __global__ per kernel from them.
+ *
+ * A batch is B examples padded to Lb positions (the longest in the batch):
+ * activation row r = b * Lb + t. Positions t >= len[b] are padding: every
+ * kernel either skips them or fills them with finite values, and none reads
+ * them for a valid position (the conv and the scan are causal, attention
+ * sees keys below len, pooling stops at len), so padding never leaks into
+ * an example's result. tokens and keep are [B][ldt] (the dataset's rows). */
+#ifndef SL_BATCH_KERNELS_H
+#define SL_BATCH_KERNELS_H
+
+#include <stdint.h>
+
+#include "core/config.h"
+#include "cuda/mamba_kernels.h"
+#include "cuda/transformer_kernels.h"
+
+enum sl_kernel {
+    SK_EMBED,      /* h[r] = emb[token] (0 past len) */
+    SK_ADD_POS,    /* h[r] += pos[t] */
+    SK_BIAS,       /* y[r][j] += bias[j] */
+    SK_RMSNORM,
+    SK_LAYERNORM,
+    SK_CONV,       /* causal conv + SiLU, or SiLU alone (conv ablated) */
+    SK_SOFTPLUS,
+    SK_SCAN,       /* a thread per (example, channel) */
+    SK_GATE,       /* z -> SiLU(z) (or 1), then y *= it; see gate_step */
+    SK_ADD,
+    SK_ACTIVATION,
+    SK_ROPE,
+    SK_ATTENTION,  /* online softmax, no scores stored */
+    SK_PROBS,      /* the pattern [B][H][len][len] when its hook is on */
+    SK_APPLY,      /* ctx = pattern . V */
+    SK_POOL,
+    SK_HEAD,
+    SK_COUNT
+};
+
+/* Which part of SK_GATE to run: both, or (around the gate hook) the
+ * activation alone and then the product. */
+enum { SL_GATE_BOTH, SL_GATE_ACTIVATE, SL_GATE_MULTIPLY };
+
+typedef struct {
+    int B, Lb, ldt;
+    const int32_t *len;          /* [B] valid positions */
+    const int32_t *tokens;       /* [B][ldt] */
+    const unsigned char *keep;   /* [B][ldt]: 0 drops a key and a pooled position */
+} sl_kbatch;
+
+/* One launch: the batch, then the fields the kernel reads. Pointers are
+ * device pointers (host pointers on the host grid). */
+typedef struct {
+    sl_kbatch bt;
+    const float *x, *w, *b;  /* input, weight, bias (or second weight) */
+    float *y;                /* output, or the buffer changed in place */
+    const float *A_t, *D;    /* scan */
+    float *y2;               /* scan: the xz rows (gate); attention: pattern */
+    long n;                  /* elements, for the elementwise kernels */
+    int d, ld, cols;         /* row width, row stride, columns of a bias */
+    int di, K, S, ldb, boff, coff, flag; /* flag: conv identity, ssm_off, gelu, gate step, pooling, head rows */
+    int heads, dh, causal;
+    float eps;
+} sl_kargs;
+
+/* How many threads launch k covers. */
+static inline long sl_kernel_threads(int k, const sl_kargs *a)
+{
+    long rows = (long)a->bt.B * a->bt.Lb;
+    switch (k) {
+    case SK_EMBED: case SK_ADD_POS: case SK_RMSNORM: case SK_LAYERNORM: return rows;
+    case SK_BIAS: return rows * a->cols;
+    case SK_CONV: case SK_GATE: return rows * a->di;
+    case SK_SCAN: return (long)a->bt.B * a->di;
+    case SK_ROPE: return rows * 2 * a->heads;
+    case SK_ATTENTION: case SK_PROBS: case SK_APPLY: return rows * a->heads;
+    case SK_POOL: return (long)a->bt.B * a->d;
+    case SK_HEAD: return a->bt.B;
+    default: return a->n; /* softplus, add, activation */
+    }
+}
+
+/* Thread per query row (b, t, head) of the attention pattern: the CPU
+ * core's probabilities (models/attention.c, sl_head_probs): scaled q
+ * against every key, hidden keys 0, a row with no visible key all 0. The
+ * row is [len] wide, inside the example's [H][len][len] block. */
+SL_KERNEL_FN void sl_k_probs_row(const float *qkv, const unsigned char *keep, int T, int d, int dh, int causal,
+                                 float *P, int t, int head)
+{
+    const float *q = qkv + (long)t * 3 * d + head * dh;
+    float *p = P + ((long)head * T + t) * T, mx = -INFINITY, sum = 0.0f, scale = 1.0f / sqrtf((float)dh);
+    for (int j = 0; j < T; j++) {
+        const float *kj = qkv + (long)j * 3 * d + d + head * dh;
+        float s = 0.0f;
+        for (int k = 0; k < dh; k++) s += q[k] * scale * kj[k];
+        int seen = keep[j] && (!causal || j <= t);
+        p[j] = seen ? s : -INFINITY;
+        if (seen && s > mx) mx = s;
+    }
+    for (int j = 0; j < T; j++) {
+        p[j] = p[j] == -INFINITY ? 0.0f : expf(p[j] - mx);
+        sum += p[j];
+    }
+    for (int j = 0; j < T; j++) p[j] = sum > 0.0f ? p[j] / sum : 0.0f;
+}
+
+/* Thread per (b, t, head): ctx[t][head] = sum_j P[head][t][j] v_j. */
+SL_KERNEL_FN void sl_k_apply_row(const float *qkv, const float *P, int T, int d, int dh, float *ctx, int t, int head)
+{
+    const float *p = P + ((long)head * T + t) * T;
+    float *o = ctx + (long)t * d + head * dh;
+    for (int k = 0; k < dh; k++) o[k] = 0.0f;
+    for (int j = 0; j < T; j++) {
+        const float *vj = qkv + (long)j * 3 * d + 2 * d + head * dh;
+        for (int k = 0; k < dh; k++) o[k] += p[j] * vj[k];
+    }
+}
+
+/* Thread per (b, i): pooling of the final activation x, as
+ * sl_forward_tail: first row (cls), the last kept row (last), or the mean
+ * of the kept rows (mean). */
+SL_KERNEL_FN void sl_k_pool(const float *x, const unsigned char *keep, int T, int d, int pooling, float *out, int i)
+{
+    if (pooling == POOL_CLS) {
+        *out = x[i];
+    } else if (pooling == POOL_LAST) {
+        int t = T - 1;
+        while (t > 0 && !keep[t]) t--;
+        *out = x[(long)t * d + i];
+    } else {
+        float s = 0.0f;
+        int kept = 0;
+        for (int t = 0; t < T; t++)
+            if (keep[t]) {
+                kept++;
+                s += x[(long)t * d + i];
+            }
+        *out = s / (kept ? kept : 1);
+    }
+}
+
+/* Every launch's thread i. The kernel number is a compile-time constant in
+ * each __global__ instance, so nvcc keeps only its own case. */
+SL_KERNEL_FN void sl_kernel_thread(int k, const sl_kargs *a, long i)
+{
+    const sl_kbatch *bt = &a->bt;
+    long r = i;
+    int b, t;
+    switch (k) {
+    case SK_EMBED: {
+        b = (int)(r / bt->Lb), t = (int)(r % bt->Lb);
+        float *dst = a->y + r * a->d;
+        if (t < bt->len[b]) {
+            const float *src = a->x + (long)bt->tokens[(long)b * bt->ldt + t] * a->d;
+            for (int j = 0; j < a->d; j++) dst[j] = src[j];
+        } else {
+            for (int j = 0; j < a->d; j++) dst[j] = 0.0f;
+        }
+        break;
+    }
+    case SK_ADD_POS:
+        t = (int)(r % bt->Lb);
+        if (t < bt->len[r / bt->Lb])
+            for (int j = 0; j < a->d; j++) a->y[r * a->d + j] += a->x[(long)t * a->d + j];
+        break;
+    case SK_BIAS: a->y[(i / a->cols) * a->ld + i % a->cols] += a->b[i % a->cols]; break;
+    case SK_RMSNORM: sl_k_rmsnorm_row(a->x, a->w, a->eps, a->d, a->y, (int)r); break;
+    case SK_LAYERNORM: sl_k_layernorm_row(a->x, a->w, a->b, a->eps, a->d, a->y, (int)r); break;
+    case SK_CONV: {
+        r = i / a->di;
+        b = (int)(r / bt->Lb), t = (int)(r % bt->Lb);
+        long base = (long)b * bt->Lb;
+        sl_k_conv_silu(a->x + base * a->ld, a->ld, a->di, a->K, a->w, a->b, a->flag, a->y + base * a->di, t,
+                       (int)(i % a->di));
+        break;
+    }
+    case SK_SOFTPLUS: sl_k_softplus_inplace(a->y, i); break;
+    case SK_SCAN: {
+        b = (int)(i / a->di);
+        int c = (int)(i % a->di), T = bt->len[b];
+        long base = (long)b * bt->Lb;
+        float *y = a->y + base * a->di;
+        sl_k_scan_channel(a->x + base * a->di, a->b + base * a->di, a->w + base * a->ldb, a->ldb, a->boff, a->coff,
+                          T, a->di, a->S, a->A_t, a->D, a->flag, y, c);
+        for (t = T; t < bt->Lb; t++) y[(long)t * a->di + c] = 0.0f;
+        break;
+    }
+    case SK_GATE: {
+        r = i / a->di;
+        int c = (int)(i % a->di);
+        float *z = a->y2 + r * a->ld + a->di + c;
+        if (a->flag != SL_GATE_MULTIPLY) *z = a->K ? 1.0f : sl_k_silu(*z); /* K: the gate ablated */
+        if (a->flag != SL_GATE_ACTIVATE) a->y[r * a->di + c] *= *z;
+        break;
+    }
+    case SK_ADD: sl_k_residual_add(a->y, a->x, i); break;
+    case SK_ACTIVATION: sl_k_activation(a->y, i, a->flag); break;
+    case SK_ROPE: {
+        r = i / (2 * a->heads);
+        int hp = (int)(i % (2 * a->heads));
+        b = (int)(r / bt->Lb), t = (int)(r % bt->Lb);
+        sl_k_rope(a->y + (long)b * bt->Lb * 3 * a->d, a->x, a->d, a->dh, t, hp % a->heads, hp / a->heads);
+        break;
+    }
+    case SK_ATTENTION: case SK_PROBS: case SK_APPLY: {
+        r = i / a->heads;
+        int head = (int)(i % a->heads);
+        b = (int)(r / bt->Lb), t = (int)(r % bt->Lb);
+        int T = bt->len[b];
+        long base = (long)b * bt->Lb;
+        const float *qkv = a->x + base * 3 * a->d;
+        float *P = a->y2 + (long)b * a->heads * bt->Lb * bt->Lb;
+        if (t >= T) {
+            if (k != SK_PROBS)
+                for (int j = 0; j < a->dh; j++) a->y[(base + t) * a->d + head * a->dh + j] = 0.0f;
+        } else if (k == SK_ATTENTION) {
+            sl_k_attention_row(qkv, bt->keep + (long)b * bt->ldt, T, a->d, a->dh, a->causal, a->y + base * a->d, t,
+                               head);
+        } else if (k == SK_PROBS) {
+            sl_k_probs_row(qkv, bt->keep + (long)b * bt->ldt, T, a->d, a->dh, a->causal, P, t, head);
+        } else {
+            sl_k_apply_row(qkv, P, T, a->d, a->dh, a->y + base * a->d, t, head);
+        }
+        break;
+    }
+    case SK_POOL:
+        b = (int)(i / a->d);
+        sl_k_pool(a->x + (long)b * bt->Lb * a->d, bt->keep + (long)b * bt->ldt, bt->len[b], a->d, a->flag,
+                  a->y + i, (int)(i % a->d));
+        break;
+    case SK_HEAD: {
+        float z[2];
+        for (int h = 0; h < a->flag; h++) {
+            float s = a->b ? a->b[h] : 0.0f;
+            for (int j = 0; j < a->d; j++) s += a->w[h * a->d + j] * a->x[i * a->d + j];
+            z[h] = s;
+        }
+        a->y[i] = a->flag == 2 ? z[1] - z[0] : z[0];
+        break;
+    }
+    default: break;
+    }
+}
+
+#endif

@@ -1,0 +1,365 @@
+/* The batched forward pass on a device, step for step the CPU core's
+ * (models/forward.c, mamba.c, transformer.c), over all rows of a batch at
+ * once. Plain C: every line of it runs in the CPU tests on the host grid. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/device_model.h"
+
+struct sl_dev_model {
+    const sl_model *m;
+    sl_device dev;
+    int max_batch, L;
+    float *w, *A_t, *pos; /* weights (the host layout), -exp(A_log)^T, fixed position table */
+    int32_t *tokens, *len;
+    unsigned char *keep;
+    float *h, *a, *out, *pooled, *logits;
+    float *xz, *xc, *xdbl, *delta, *y;  /* mamba */
+    float *qkv, *ctx, *ff, *pattern;    /* transformer; pattern only once its hook is seen */
+    /* host side */
+    unsigned char *keep_host; /* [max_batch][L] of 1, for a batch without keep */
+    float *stage;             /* hooked activations */
+    size_t stage_floats;
+};
+
+/* A host weight pointer's counterpart on the device. */
+static const float *W(const sl_dev_model *dm, const float *p)
+{
+    if (!p) return NULL;
+    if (p >= dm->m->A_t_storage && dm->m->A_t_storage && p < dm->m->A_t_storage + (size_t)dm->m->c.n_layers *
+                                                                 dm->m->c.d_inner * dm->m->c.d_state)
+        return dm->A_t + (p - dm->m->A_t_storage);
+    return dm->w + (p - dm->m->weights);
+}
+
+static int dalloc(sl_dev_model *dm, void **p, size_t bytes, sl_error *err)
+{
+    return dm->dev.alloc(dm->dev.ctx, bytes, p, err);
+}
+
+int sl_dev_batch_for(const sl_config *c, int L, double budget)
+{
+    double per_row = 3.0 * c->d_model; /* h, a, out */
+    if (c->arch == ARCH_MAMBA) per_row += 5.0 * c->d_inner + c->dt_rank + 2.0 * c->d_state;
+    else per_row += 4.0 * c->d_model + c->d_ff;
+    double b = budget / (per_row * 4.0 * (L > 0 ? L : 1));
+    return b < 1 ? 1 : b > 256 ? 256 : (int)b;
+}
+
+sl_dev_model *sl_dev_model_new(const sl_model *m, const sl_device *dev, int max_batch, int L, sl_error *err)
+{
+    const sl_config *c = &m->c;
+    if (c->arch == ARCH_MAMBA && c->d_state > SL_MAX_STATE) {
+        sl_fail(err, SL_EINPUT, "--device cuda: d_state %d exceeds the scan kernel's %d", c->d_state, SL_MAX_STATE);
+        dev->close(dev->ctx);
+        return NULL;
+    }
+    if (c->arch == ARCH_TRANSFORMER && c->d_head > SL_MAX_HEAD) {
+        sl_fail(err, SL_EINPUT, "--device cuda: d_head %d exceeds the attention kernel's %d", c->d_head, SL_MAX_HEAD);
+        dev->close(dev->ctx);
+        return NULL;
+    }
+    sl_dev_model *dm = calloc(1, sizeof *dm);
+    if (!dm) {
+        sl_fail(err, SL_ERUNTIME, "out of memory");
+        dev->close(dev->ctx);
+        return NULL;
+    }
+    dm->m = m;
+    dm->dev = *dev;
+    dm->max_batch = max_batch;
+    dm->L = L;
+    size_t R = (size_t)max_batch * L, d = c->d_model, f = 4;
+    size_t at = c->arch == ARCH_MAMBA ? (size_t)c->n_layers * c->d_inner * c->d_state : 0;
+    long table = sl_pos_table_size(c, L);
+    int rc = dalloc(dm, (void **)&dm->w, m->n_params * f, err);
+    if (!rc) rc = dm->dev.put(dm->dev.ctx, dm->w, m->weights, m->n_params * f, err);
+    if (!rc && at) rc = dalloc(dm, (void **)&dm->A_t, at * f, err);
+    if (!rc && at) rc = dm->dev.put(dm->dev.ctx, dm->A_t, m->A_t_storage, at * f, err);
+    if (!rc && table) {
+        float *host = malloc((size_t)table * f);
+        if (!host) rc = sl_fail(err, SL_ERUNTIME, "out of memory for a position table");
+        if (host) sl_pos_table(c, L, host);
+        if (!rc) rc = dalloc(dm, (void **)&dm->pos, (size_t)table * f, err);
+        if (!rc) rc = dm->dev.put(dm->dev.ctx, dm->pos, host, (size_t)table * f, err);
+        free(host);
+    }
+    if (!rc) rc = dalloc(dm, (void **)&dm->tokens, R * sizeof(int32_t), err);
+    if (!rc) rc = dalloc(dm, (void **)&dm->keep, R, err);
+    if (!rc) rc = dalloc(dm, (void **)&dm->len, (size_t)max_batch * sizeof(int32_t), err);
+    if (!rc) rc = dalloc(dm, (void **)&dm->h, R * d * f, err);
+    if (!rc) rc = dalloc(dm, (void **)&dm->a, R * d * f, err);
+    if (!rc) rc = dalloc(dm, (void **)&dm->out, R * d * f, err);
+    if (!rc) rc = dalloc(dm, (void **)&dm->pooled, (size_t)max_batch * d * f, err);
+    if (!rc) rc = dalloc(dm, (void **)&dm->logits, (size_t)max_batch * f, err);
+    if (c->arch == ARCH_MAMBA) {
+        size_t di = c->d_inner, nx = (size_t)c->dt_rank + 2 * c->d_state;
+        if (!rc) rc = dalloc(dm, (void **)&dm->xz, R * 2 * di * f, err);
+        if (!rc) rc = dalloc(dm, (void **)&dm->xc, R * di * f, err);
+        if (!rc) rc = dalloc(dm, (void **)&dm->xdbl, R * nx * f, err);
+        if (!rc) rc = dalloc(dm, (void **)&dm->delta, R * di * f, err);
+        if (!rc) rc = dalloc(dm, (void **)&dm->y, R * di * f, err);
+    } else {
+        if (!rc) rc = dalloc(dm, (void **)&dm->qkv, R * 3 * d * f, err);
+        if (!rc) rc = dalloc(dm, (void **)&dm->ctx, R * d * f, err);
+        if (!rc) rc = dalloc(dm, (void **)&dm->ff, R * (size_t)c->d_ff * f, err);
+    }
+    if (!rc && !(dm->keep_host = malloc(R))) rc = sl_fail(err, SL_ERUNTIME, "out of memory");
+    if (!rc) memset(dm->keep_host, 1, R);
+    if (rc) {
+        sl_dev_model_free(dm);
+        return NULL;
+    }
+    return dm;
+}
+
+void sl_dev_model_free(sl_dev_model *dm)
+{
+    if (!dm) return;
+    void *bufs[] = {dm->w, dm->A_t, dm->pos, dm->tokens, dm->keep, dm->len, dm->h, dm->a, dm->out, dm->pooled,
+                    dm->logits, dm->xz, dm->xc, dm->xdbl, dm->delta, dm->y, dm->qkv, dm->ctx, dm->ff, dm->pattern};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        if (bufs[i]) dm->dev.release(dm->dev.ctx, bufs[i]);
+    dm->dev.close(dm->dev.ctx);
+    free(dm->keep_host);
+    free(dm->stage);
+    free(dm);
+}
+
+const char *sl_dev_model_device(const sl_dev_model *dm) { return dm->dev.name; }
+int sl_dev_model_max_batch(const sl_dev_model *dm) { return dm->max_batch; }
+
+/* ---- one batch ---- */
+
+typedef struct {
+    sl_dev_model *dm;
+    const sl_hooks *hooks;
+    sl_kbatch bt;               /* device side */
+    const int32_t *tokens;      /* host side, for hook events */
+    const int32_t *lengths;
+    long first;
+    int ldt;
+    long rows;                  /* B * Lb */
+} batch_run;
+
+static int launch(batch_run *r, int kernel, sl_kargs a, sl_error *err)
+{
+    a.bt = r->bt;
+    return r->dm->dev.launch(r->dm->dev.ctx, kernel, &a, err);
+}
+
+/* y[rows, out] (row stride ldy) = x[rows, in] (stride ldx) . W^T + b, as sl_linear. */
+static int linear(batch_run *r, const float *x, int ldx, int in, const float *w, const float *b, int out, float *y,
+                  int ldy, sl_error *err)
+{
+    sl_gemm_req rq = {.transA = SL_GEMM_N, .transB = SL_GEMM_T, .M = (int)r->rows, .N = out, .K = in, .alpha = 1.0f,
+                      .beta = 0.0f, .A = x, .B = W(r->dm, w), .C = y, .lda = ldx, .ldb = in, .ldc = ldy, .batch = 1};
+    int rc = r->dm->dev.gemm(r->dm->dev.ctx, &rq, err);
+    if (!rc && b) rc = launch(r, SK_BIAS, (sl_kargs){.y = y, .b = W(r->dm, b), .cols = out, .ld = ldy}, err);
+    return rc;
+}
+
+/* The hooks of (kind, layer) on a device activation: each example's block
+ * is [Lb rows of ld] at stride Lb * ld ([H][len][len] at H * Lb * Lb for
+ * the pattern, one row for pooled and logits), of which the first len rows
+ * and cols columns are the example's, as the CPU core hands them over. */
+static int fire(batch_run *r, int kind, int layer, float *data, int cols, int ld, sl_error *err)
+{
+    sl_dev_model *dm = r->dm;
+    const sl_model *m = dm->m;
+    int id = sl_model_point(m, kind, layer);
+    if (!sl_hooks_on(r->hooks, id)) return SL_OK;
+    const sl_hook_point *pt = &m->points[id];
+    int B = r->bt.B, Lb = r->bt.Lb, H = m->c.n_heads;
+    size_t stride = kind == HK_ATTN_PATTERN ? (size_t)H * Lb * Lb : pt->per_example ? (size_t)ld : (size_t)Lb * ld;
+    size_t n = stride * B;
+    if (n > dm->stage_floats) {
+        float *s = realloc(dm->stage, n * sizeof *s);
+        if (!s) return sl_fail(err, SL_ERUNTIME, "out of memory for %zu hooked values", n);
+        dm->stage = s;
+        dm->stage_floats = n;
+    }
+    int rc = dm->dev.get(dm->dev.ctx, dm->stage, data, n * sizeof(float), err);
+    for (int e = 0; !rc && e < B; e++) {
+        int len = r->lengths[e];
+        sl_hook_event ev = {
+            .point = pt, .id = id, .example = r->first + e, .slot = e, .len = len, .heads = H,
+            .tokens = r->tokens + (long)e * r->ldt, .data = dm->stage + e * stride,
+            .rows = pt->per_example ? 1 : len, .cols = cols, .ld = ld,
+        };
+        if (kind == HK_ATTN_PATTERN) ev.rows = H * len, ev.cols = len, ev.ld = len;
+        rc = sl_hooks_fire(r->hooks, &ev, err);
+    }
+    return rc ? rc : dm->dev.put(dm->dev.ctx, data, dm->stage, n * sizeof(float), err);
+}
+
+static int embed(batch_run *r, sl_error *err)
+{
+    sl_dev_model *dm = r->dm;
+    const sl_config *c = &dm->m->c;
+    int d = c->d_model;
+    int rc = launch(r, SK_EMBED, (sl_kargs){.x = W(dm, dm->m->emb), .y = dm->h, .d = d}, err);
+    if (!rc) rc = fire(r, HK_EMBED_TOKENS, -1, dm->h, d, d, err);
+    const float *pe = c->arch != ARCH_TRANSFORMER ? NULL
+                    : c->positional == POS_LEARNED ? W(dm, dm->m->pos)
+                    : c->positional == POS_SINUSOIDAL ? dm->pos : NULL;
+    if (!rc && pe) rc = launch(r, SK_ADD_POS, (sl_kargs){.x = pe, .y = dm->h, .d = d}, err);
+    return rc ? rc : fire(r, HK_EMBED, -1, dm->h, d, d, err);
+}
+
+static int mamba_layer(batch_run *r, int i, sl_error *err)
+{
+    sl_dev_model *dm = r->dm;
+    const sl_config *c = &dm->m->c;
+    const sl_mamba_layer *w = &dm->m->mamba[i];
+    int d = c->d_model, di = c->d_inner, S = c->d_state, R = c->dt_rank, nx = R + 2 * S;
+    unsigned off = r->hooks && r->hooks->mamba_off ? r->hooks->mamba_off[i] : 0;
+    int rc = fire(r, HK_RESID_PRE, i, dm->h, d, d, err);
+    if (!rc) rc = launch(r, SK_RMSNORM, (sl_kargs){.x = dm->h, .w = W(dm, w->norm_w), .y = dm->a, .d = d,
+                                                   .eps = c->norm_eps}, err);
+    if (!rc) rc = linear(r, dm->a, d, d, w->in_w, w->in_b, 2 * di, dm->xz, 2 * di, err);
+    if (!rc) rc = launch(r, SK_CONV, (sl_kargs){.x = dm->xz, .ld = 2 * di, .di = di, .K = c->d_conv,
+                                                .w = W(dm, w->conv_w), .b = W(dm, w->conv_b),
+                                                .flag = !!(off & SL_OFF_CONV), .y = dm->xc}, err);
+    if (!rc) rc = fire(r, HK_MIXER_IN_X, i, dm->xc, di, di, err);
+    if (!rc) rc = linear(r, dm->xc, di, di, w->xproj_w, NULL, nx, dm->xdbl, nx, err);
+    if (!rc) rc = linear(r, dm->xdbl, nx, R, w->dt_w, w->dt_b, di, dm->delta, di, err);
+    if (!rc) rc = launch(r, SK_SOFTPLUS, (sl_kargs){.y = dm->delta, .n = r->rows * di}, err);
+    if (!rc) rc = fire(r, HK_MIXER_DELTA, i, dm->delta, di, di, err);
+    if (!rc) rc = fire(r, HK_MIXER_B, i, dm->xdbl + R, S, nx, err);
+    if (!rc) rc = fire(r, HK_MIXER_C, i, dm->xdbl + R + S, S, nx, err);
+    if (!rc) rc = launch(r, SK_SCAN, (sl_kargs){.x = dm->xc, .b = dm->delta, .w = dm->xdbl, .ldb = nx, .boff = R,
+                                                .coff = R + S, .di = di, .S = S, .A_t = W(dm, w->A_t),
+                                                .D = W(dm, w->D), .flag = !!(off & SL_OFF_SSM), .y = dm->y}, err);
+    sl_kargs gate = {.y = dm->y, .y2 = dm->xz, .ld = 2 * di, .di = di, .K = !!(off & SL_OFF_GATE)};
+    if (sl_hooks_on(r->hooks, sl_model_point(dm->m, HK_MIXER_GATE, i))) {
+        gate.flag = SL_GATE_ACTIVATE;
+        if (!rc) rc = launch(r, SK_GATE, gate, err);
+        if (!rc) rc = fire(r, HK_MIXER_GATE, i, dm->xz + di, di, 2 * di, err);
+        gate.flag = SL_GATE_MULTIPLY;
+    }
+    if (!rc) rc = launch(r, SK_GATE, gate, err);
+    if (!rc) rc = linear(r, dm->y, di, di, w->out_w, w->out_b, d, dm->out, d, err);
+    if (!rc) rc = fire(r, HK_MIXER_OUT, i, dm->out, d, d, err);
+    if (!rc) rc = launch(r, SK_ADD, (sl_kargs){.y = dm->h, .x = dm->out, .n = r->rows * d}, err);
+    return rc ? rc : fire(r, HK_RESID_POST, i, dm->h, d, d, err);
+}
+
+static int layernorm(batch_run *r, const float *x, const float *w, const float *b, float *y, sl_error *err)
+{
+    const sl_config *c = &r->dm->m->c;
+    return launch(r, SK_LAYERNORM, (sl_kargs){.x = x, .w = W(r->dm, w), .b = W(r->dm, b), .y = y, .d = c->d_model,
+                                              .eps = c->layer_norm_eps}, err);
+}
+
+/* softmax(q k^T / sqrt(d_head)) v from qkv into ctx: streamed, or through
+ * the stored pattern when a hook wants to see (or rewrite) it. */
+static int attention(batch_run *r, int i, sl_error *err)
+{
+    sl_dev_model *dm = r->dm;
+    const sl_config *c = &dm->m->c;
+    sl_kargs a = {.x = dm->qkv, .y = dm->ctx, .d = c->d_model, .dh = c->d_head, .heads = c->n_heads,
+                  .causal = c->causal};
+    if (!sl_hooks_on(r->hooks, sl_model_point(dm->m, HK_ATTN_PATTERN, i))) return launch(r, SK_ATTENTION, a, err);
+    if (!dm->pattern) {
+        size_t n = (size_t)dm->max_batch * c->n_heads * dm->L * dm->L;
+        int rc = dalloc(dm, (void **)&dm->pattern, n * sizeof(float), err);
+        if (rc) return rc;
+    }
+    a.y2 = dm->pattern;
+    int rc = launch(r, SK_PROBS, a, err);
+    if (!rc) rc = fire(r, HK_ATTN_PATTERN, i, dm->pattern, 0, 0, err);
+    return rc ? rc : launch(r, SK_APPLY, a, err);
+}
+
+static int tf_layer(batch_run *r, int i, sl_error *err)
+{
+    sl_dev_model *dm = r->dm;
+    const sl_config *c = &dm->m->c;
+    const sl_tf_layer *w = &dm->m->tf[i];
+    int d = c->d_model, f = c->d_ff;
+    int rc = fire(r, HK_RESID_PRE, i, dm->h, d, d, err);
+    const float *in = dm->h;
+    if (c->norm_first) {
+        if (!rc) rc = layernorm(r, dm->h, w->ln1_w, w->ln1_b, dm->a, err);
+        in = dm->a;
+    }
+    if (!rc) rc = linear(r, in, d, d, w->qkv_w, w->qkv_b, 3 * d, dm->qkv, 3 * d, err);
+    if (!rc && c->positional == POS_ROPE)
+        rc = launch(r, SK_ROPE, (sl_kargs){.y = dm->qkv, .x = dm->pos, .d = d, .dh = c->d_head,
+                                           .heads = c->n_heads}, err);
+    if (!rc) rc = attention(r, i, err);
+    if (!rc) rc = linear(r, dm->ctx, d, d, w->o_w, w->o_b, d, dm->out, d, err);
+    if (!rc) rc = fire(r, HK_ATTN_OUT, i, dm->out, d, d, err);
+    if (!rc) rc = launch(r, SK_ADD, (sl_kargs){.y = dm->h, .x = dm->out, .n = r->rows * d}, err);
+    if (!rc && !c->norm_first) rc = layernorm(r, dm->h, w->ln1_w, w->ln1_b, dm->h, err);
+
+    in = dm->h;
+    if (c->norm_first) {
+        if (!rc) rc = layernorm(r, dm->h, w->ln2_w, w->ln2_b, dm->a, err);
+        in = dm->a;
+    }
+    if (!rc) rc = linear(r, in, d, d, w->ff1_w, w->ff1_b, f, dm->ff, f, err);
+    if (!rc) rc = launch(r, SK_ACTIVATION, (sl_kargs){.y = dm->ff, .n = r->rows * f,
+                                                      .flag = c->activation == ACT_GELU}, err);
+    if (!rc) rc = fire(r, HK_MLP_HIDDEN, i, dm->ff, f, f, err);
+    if (!rc) rc = linear(r, dm->ff, f, f, w->ff2_w, w->ff2_b, d, dm->out, d, err);
+    if (!rc) rc = fire(r, HK_MLP_OUT, i, dm->out, d, d, err);
+    if (!rc) rc = launch(r, SK_ADD, (sl_kargs){.y = dm->h, .x = dm->out, .n = r->rows * d}, err);
+    if (!rc && !c->norm_first) rc = layernorm(r, dm->h, w->ln2_w, w->ln2_b, dm->h, err);
+    return rc ? rc : fire(r, HK_RESID_POST, i, dm->h, d, d, err);
+}
+
+/* Final norm, pooling, head, as sl_forward_tail. */
+static int tail(batch_run *r, sl_error *err)
+{
+    sl_dev_model *dm = r->dm;
+    const sl_model *m = dm->m;
+    const sl_config *c = &m->c;
+    int d = c->d_model, rc = SL_OK;
+    float *fin = dm->h;
+    if (c->arch == ARCH_MAMBA) {
+        rc = launch(r, SK_RMSNORM, (sl_kargs){.x = dm->h, .w = W(dm, m->norm_w), .y = dm->a, .d = d,
+                                              .eps = c->norm_eps}, err);
+        fin = dm->a;
+    } else if (c->final_norm) {
+        rc = layernorm(r, dm->h, m->norm_w, m->norm_b, dm->a, err);
+        fin = dm->a;
+    }
+    if (!rc) rc = fire(r, HK_FINAL, -1, fin, d, d, err);
+    if (!rc) rc = launch(r, SK_POOL, (sl_kargs){.x = fin, .y = dm->pooled, .d = d, .flag = c->pooling}, err);
+    if (!rc) rc = fire(r, HK_POOLED, -1, dm->pooled, d, d, err);
+    if (!rc) rc = launch(r, SK_HEAD, (sl_kargs){.x = dm->pooled, .w = W(dm, m->head_w), .b = W(dm, m->head_b),
+                                                .d = d, .flag = m->head_rows, .y = dm->logits}, err);
+    return rc ? rc : fire(r, HK_LOGITS, -1, dm->logits, 1, 1, err);
+}
+
+int sl_dev_forward(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const uint8_t *keep,
+                   const int32_t *lengths, long first, const sl_hooks *hooks, float *logits, sl_error *err)
+{
+    const sl_config *c = &dm->m->c;
+    if (cnt < 1 || cnt > dm->max_batch || ldt > dm->L)
+        return sl_fail(err, SL_ERUNTIME, "device batch of %d x %d outside the model's %d x %d", cnt, ldt,
+                       dm->max_batch, dm->L);
+    int Lb = 1;
+    for (int e = 0; e < cnt; e++) {
+        int len = lengths[e];
+        if (len < 1 || len > ldt)
+            return sl_fail(err, SL_ERUNTIME, "example %ld: length %d outside 1..%d", first + e, len, ldt);
+        if (c->arch == ARCH_TRANSFORMER && c->positional == POS_LEARNED && len > c->max_len)
+            return sl_fail(err, SL_EINPUT, "example %ld: length %d exceeds max_len %d of the learned positions",
+                           first + e, len, c->max_len);
+        if (len > Lb) Lb = len;
+    }
+    batch_run r = {.dm = dm, .hooks = hooks, .tokens = tokens, .lengths = lengths, .first = first, .ldt = ldt,
+                   .rows = (long)cnt * Lb};
+    r.bt = (sl_kbatch){.B = cnt, .Lb = Lb, .ldt = ldt, .len = dm->len, .tokens = dm->tokens, .keep = dm->keep};
+    size_t slots = (size_t)cnt * ldt;
+    int rc = dm->dev.put(dm->dev.ctx, dm->tokens, tokens, slots * sizeof *tokens, err);
+    if (!rc) rc = dm->dev.put(dm->dev.ctx, dm->keep, keep ? keep : dm->keep_host, slots, err);
+    if (!rc) rc = dm->dev.put(dm->dev.ctx, dm->len, lengths, (size_t)cnt * sizeof *lengths, err);
+    if (!rc) rc = embed(&r, err);
+    for (int i = 0; !rc && i < c->n_layers; i++) rc = c->arch == ARCH_MAMBA ? mamba_layer(&r, i, err) : tf_layer(&r, i, err);
+    if (!rc) rc = tail(&r, err);
+    return rc ? rc : dm->dev.get(dm->dev.ctx, logits, dm->logits, (size_t)cnt * sizeof *logits, err);
+}

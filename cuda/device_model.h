@@ -1,0 +1,38 @@
+/* The model core on a device (cuda/device.h): the weights copied there
+ * once, then whole batches run at a time, every projection one GEMM over
+ * all the batch's rows and every other step one launch. Hooks are the CPU
+ * core's (core/hooks.h): where a hook is registered, the activation is
+ * copied to the host, each example's rows are handed to the hooks exactly
+ * as sl_forward would, and the (possibly rewritten) block is copied back,
+ * so capture, ablation and patching hooks work unchanged. The structural
+ * switches of hooks->mamba_off are honoured. */
+#ifndef SL_DEVICE_MODEL_H
+#define SL_DEVICE_MODEL_H
+
+#include <stdint.h>
+
+#include "cuda/device.h"
+#include "models/model.h"
+
+typedef struct sl_dev_model sl_dev_model;
+
+/* Copies m's weights to dev (the model takes over dev and closes it) for
+ * batches of up to max_batch examples of up to L positions. Fails, naming
+ * the limit, where a dimension exceeds what the kernels hold in registers
+ * (d_state 64, d_head 128). */
+sl_dev_model *sl_dev_model_new(const sl_model *m, const sl_device *dev, int max_batch, int L, sl_error *err);
+void sl_dev_model_free(sl_dev_model *dm);
+const char *sl_dev_model_device(const sl_dev_model *dm);
+int sl_dev_model_max_batch(const sl_dev_model *dm);
+
+/* A batch size that keeps one batch's activations near budget bytes. */
+int sl_dev_batch_for(const sl_config *c, int L, double budget);
+
+/* The forward pass of cnt examples: tokens and keep are [cnt][ldt] on the
+ * host (keep may be NULL: every position kept), lengths [cnt], first the
+ * dataset index of the first (what hooks see as the example). logits
+ * receives cnt values. */
+int sl_dev_forward(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const uint8_t *keep,
+                   const int32_t *lengths, long first, const sl_hooks *hooks, float *logits, sl_error *err);
+
+#endif

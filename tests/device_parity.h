@@ -1,0 +1,193 @@
+/* The device model core against the CPU core, on every fixture (every
+ * config variant): logits; every hook point's values for every example;
+ * a write at every hook point; key/pooling masks; each Mamba structural
+ * ablation. Shared by tests/test_device_model.c (the host grid, in `make
+ * test`) and bench/gpu_parity.c (a real GPU, in bench/gpu.sh), so the GPU
+ * is held to exactly the checks the CPU suite runs on every change. */
+#ifndef SL_DEVICE_PARITY_H
+#define SL_DEVICE_PARITY_H
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/device_model.h"
+#include "tests/fixture_files.h"
+
+typedef int (*parity_open_fn)(sl_device *dev, sl_error *err);
+
+/* Every hook point's values, per example. */
+typedef struct {
+    long n;
+    int n_points;
+    float **v;  /* [point][example] rows x cols, packed */
+    long *size; /* floats in each */
+} captures;
+
+static int capture_hook(void *user, sl_hook_event *ev, sl_error *err)
+{
+    captures *c = user;
+    long k = (long)ev->id * c->n + ev->example;
+    float *p = malloc((size_t)ev->rows * ev->cols * sizeof *p);
+    if (!p) return sl_fail(err, SL_ERUNTIME, "out of memory");
+    for (int r = 0; r < ev->rows; r++) memcpy(p + (long)r * ev->cols, ev->data + (long)r * ev->ld, (size_t)ev->cols * 4);
+    free(c->v[k]);
+    c->v[k] = p;
+    c->size[k] = (long)ev->rows * ev->cols;
+    return SL_OK;
+}
+
+/* A write every path must carry the same way: rows 0 and 1 of every
+ * example (its one row for pooled and logits) halved and shifted. */
+static int write_hook(void *user, sl_hook_event *ev, sl_error *err)
+{
+    (void)user, (void)err;
+    for (int r = 0; r < ev->rows && r < 2; r++)
+        for (int j = 0; j < ev->cols; j++) ev->data[(long)r * ev->ld + j] = 0.5f * ev->data[(long)r * ev->ld + j] + 0.25f;
+    return SL_OK;
+}
+
+/* Keys and pooled positions dropped: every third position from 2 on, in
+ * even examples. */
+static int mask_batch(void *user, sl_batch *b, sl_error *err)
+{
+    (void)user, (void)err;
+    for (int e = 0; e < b->count; e++)
+        if ((b->first + e) % 2 == 0)
+            for (int t = 2; t < b->lengths[e]; t += 3) b->keep[(long)e * b->L + t] = 0;
+    return SL_OK;
+}
+
+static double rel_diff(const float *got, const float *want, long n)
+{
+    double e = 0, s = 0;
+    for (long i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (!(d <= e)) e = d; /* NaN counts as the largest */
+        if (fabs(want[i]) > s) s = fabs(want[i]);
+    }
+    return s > 0 ? e / s : e;
+}
+
+typedef struct {
+    parity_open_fn open;
+    double tol;
+    int batch; /* device batch: small, so that batches pad to different lengths */
+} parity_opts;
+
+/* Runs the fixture's data through the CPU core and the device with the
+ * same hooks, before-batch function and switches; compares the logits. */
+static void run_pair(fixture *f, sl_dev_model *dm, const parity_opts *po, const sl_hooks *hooks, sl_batch_fn before,
+                     const char *what, const char *name)
+{
+    long n = f->ds.n;
+    float *cpu = calloc((size_t)n, 4), *dev = calloc((size_t)n, 4);
+    sl_error err = {0};
+    sl_run_opts o = {.count = n, .batch = 4, .threads = 1};
+    int rc = sl_run(&f->m, &f->ds, &o, hooks, before, NULL, NULL, cpu, &err);
+    CHECK(!rc, "%s: %s: CPU: %s", name, what, err.msg);
+    o.batch = po->batch, o.dev = dm;
+    rc = sl_run(&f->m, &f->ds, &o, hooks, before, NULL, NULL, dev, &err);
+    CHECK(!rc, "%s: %s: device: %s", name, what, err.msg);
+    double e = rel_diff(dev, cpu, n);
+    CHECK(e <= po->tol, "%s: %s: logits differ by %.2e (relative)", name, what, e);
+    free(cpu), free(dev);
+}
+
+/* Every hook point captured on both paths, compared point by point. */
+static void compare_captures(fixture *f, sl_dev_model *dm, const parity_opts *po, sl_batch_fn before,
+                             const char *what, const char *name)
+{
+    long n = f->ds.n;
+    int np = f->m.n_points;
+    captures c[2];
+    sl_hooks h[2];
+    sl_error err = {0};
+    for (int k = 0; k < 2; k++) {
+        c[k] = (captures){n, np, calloc((size_t)np * n, sizeof(float *)), calloc((size_t)np * n, sizeof(long))};
+        sl_hooks_init(&h[k], np, &err);
+        for (int p = 0; p < np; p++) sl_hooks_add(&h[k], p, capture_hook, &c[k], &err);
+        sl_run_opts o = {.count = n, .batch = k ? po->batch : 4, .threads = 1, .dev = k ? dm : NULL};
+        int rc = sl_run(&f->m, &f->ds, &o, &h[k], before, NULL, NULL, NULL, &err);
+        CHECK(!rc, "%s: %s: capture on the %s: %s", name, what, k ? "device" : "CPU", err.msg);
+    }
+    for (int p = 0; p < np; p++) {
+        double worst = 0;
+        int same_shape = 1;
+        for (long e = 0; e < n; e++) {
+            long i = (long)p * n + e;
+            if (!c[0].v[i] || !c[1].v[i] || c[0].size[i] != c[1].size[i]) {
+                same_shape = 0;
+                continue;
+            }
+            double d = rel_diff(c[1].v[i], c[0].v[i], c[0].size[i]);
+            if (!(d <= worst)) worst = d;
+        }
+        CHECK(same_shape, "%s: %s: %s was not handed over the same on both paths", name, what, f->m.points[p].name);
+        CHECK(worst <= po->tol, "%s: %s: %s differs by %.2e (relative)", name, what, f->m.points[p].name, worst);
+    }
+    for (int k = 0; k < 2; k++) {
+        for (long i = 0; i < (long)np * n; i++) free(c[k].v[i]);
+        free(c[k].v), free(c[k].size);
+        sl_hooks_free(&h[k]);
+    }
+}
+
+static void parity_fixture(const char *name, const char *path, void *user)
+{
+    (void)path;
+    const parity_opts *po = user;
+    fixture f;
+    if (open_fixture(&f, name, 1, 4)) return;
+    sl_device dev;
+    sl_error err = {0};
+    sl_dev_model *dm = NULL;
+    int rc = po->open(&dev, &err);
+    if (!rc) dm = sl_dev_model_new(&f.m, &dev, po->batch, f.ds.L, &err);
+    CHECK(dm != NULL, "%s: device model: %s", name, err.msg);
+    if (!dm) {
+        close_fixture(&f);
+        return;
+    }
+    run_pair(&f, dm, po, NULL, NULL, "plain", name);
+    compare_captures(&f, dm, po, NULL, "every hook", name);
+    compare_captures(&f, dm, po, mask_batch, "every hook, masked", name);
+    run_pair(&f, dm, po, NULL, mask_batch, "masked", name);
+
+    char what[96];
+    for (int p = 0; p < f.m.n_points; p++) {
+        sl_hooks h;
+        sl_hooks_init(&h, f.m.n_points, &err);
+        sl_hooks_add(&h, p, write_hook, NULL, &err);
+        snprintf(what, sizeof what, "write at %s", f.m.points[p].name);
+        run_pair(&f, dm, po, &h, NULL, what, name);
+        sl_hooks_free(&h);
+    }
+    if (f.m.c.arch == ARCH_MAMBA) {
+        unsigned *off = calloc((size_t)f.m.c.n_layers, sizeof *off);
+        sl_hooks h;
+        sl_hooks_init(&h, f.m.n_points, &err);
+        h.mamba_off = off;
+        for (int layer = 0; layer < f.m.c.n_layers; layer++)
+            for (unsigned bits = 1; bits < 8; bits++) {
+                memset(off, 0, (size_t)f.m.c.n_layers * sizeof *off);
+                off[layer] = bits;
+                snprintf(what, sizeof what, "layer %d ablation %s%s%s", layer, bits & SL_OFF_CONV ? "conv " : "",
+                         bits & SL_OFF_SSM ? "ssm " : "", bits & SL_OFF_GATE ? "gate" : "");
+                run_pair(&f, dm, po, &h, NULL, what, name);
+            }
+        sl_hooks_free(&h);
+        free(off);
+    }
+    sl_dev_model_free(dm);
+    close_fixture(&f);
+}
+
+/* Every fixture; returns how many there were. */
+static int parity_all(parity_open_fn open, double tol, int batch)
+{
+    parity_opts po = {open, tol, batch};
+    return for_each_fixture("config.json", parity_fixture, &po);
+}
+
+#endif
