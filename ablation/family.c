@@ -94,22 +94,6 @@ static int mark_batch(void *user, sl_batch *b, sl_error *err)
     return SL_OK;
 }
 
-/* mean and zero: the token embedding (before any positional term) of each
- * marked position is replaced. */
-static int replace_rows(void *user, sl_hook_event *ev, sl_error *err)
-{
-    (void)err;
-    const family_job *j = user;
-    const uint8_t *hit = j->hit + (long)ev->slot * j->ds->L;
-    for (int t = 0; t < ev->len; t++) {
-        if (!hit[t]) continue;
-        float *row = ev->data + (long)t * ev->ld;
-        if (j->replacement) memcpy(row, j->replacement, (size_t)ev->cols * sizeof *row);
-        else memset(row, 0, (size_t)ev->cols * sizeof *row);
-    }
-    return SL_OK;
-}
-
 int sl_ablation_score(const float *base, const float *ablated, const int32_t *labels, long n, int bootstrap,
                       uint64_t seed, sl_ablation_row *row, sl_error *err)
 {
@@ -159,8 +143,11 @@ int sl_ablate_families(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, 
         }
         sl_hooks_free(&hooks);
         rc = sl_hooks_init(&hooks, m->n_points, err);
+        /* mean and zero: the token embedding (before any positional term)
+         * of each marked position is replaced, a write the device can do */
+        sl_row_replace rep = {hit, ds->L, j.replacement};
         if (!rc && (fo->mode == FAM_MEAN || fo->mode == FAM_ZERO))
-            rc = sl_hooks_add(&hooks, sl_model_point(m, HK_EMBED_TOKENS, -1), replace_rows, &j, err);
+            rc = sl_hooks_add_replace(&hooks, sl_model_point(m, HK_EMBED_TOKENS, -1), &rep, err);
         if (!rc) rc = sl_run(m, ds, o, &hooks, mark_batch, NULL, &j, abl, err);
         sl_ablation_row *row = &out->rows[out->n_rows];
         row->family = f;

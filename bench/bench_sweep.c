@@ -11,17 +11,22 @@
 #include "cuda/device_model.h"
 #include "models/run.h"
 
+/* Pass k > 0 marks the positions of family k-1: the row replacement hook
+ * (zeros) then clears their token embedding, on the device without a copy
+ * out and back, as `seqlens ablate --family` does. */
 typedef struct {
     const sl_dataset *ds;
     int family;
-} zero_family;
+    uint8_t *mask; /* [batch][L] */
+} family_mask;
 
-static int zero_rows(void *user, sl_hook_event *ev, sl_error *err)
+static int mark_family(void *user, sl_batch *b, sl_error *err)
 {
     (void)err;
-    const zero_family *z = user;
-    for (int t = 0; t < ev->len; t++)
-        if (z->ds->family_of_token[ev->tokens[t]] == z->family) memset(ev->data + (long)t * ev->ld, 0, (size_t)ev->cols * 4);
+    family_mask *f = user;
+    for (int e = 0; e < b->count; e++)
+        for (int t = 0; t < b->L; t++)
+            f->mask[(long)e * b->L + t] = t < b->lengths[e] && f->ds->family_of_token[b->tokens[(long)e * b->L + t]] == f->family;
     return SL_OK;
 }
 
@@ -58,15 +63,17 @@ int main(int argc, char **argv)
         }
         fprintf(stderr, "bench_sweep: %s, batch %d\n", sl_dev_model_device(o.dev), o.batch);
     }
+    uint8_t *mask = malloc((size_t)o.batch * ds.L);
     double best = 1e30;
     for (int r = 0; r <= reps; r++) { /* rep 0 warms up */
         double t0 = omp_get_wtime();
         for (int p = 0; p < passes; p++) {
             sl_hooks hooks;
-            zero_family z = {&ds, p - 1};
+            family_mask f = {&ds, p - 1, mask};
+            sl_row_replace zero = {mask, ds.L, NULL};
             sl_hooks_init(&hooks, m.n_points, &err);
-            if (p > 0) sl_hooks_add(&hooks, sl_model_point(&m, HK_EMBED_TOKENS, -1), zero_rows, &z, &err);
-            if (sl_run(&m, &ds, &o, &hooks, NULL, NULL, NULL, logits + (long)p * ds.n, &err)) {
+            if (p > 0) sl_hooks_add_replace(&hooks, sl_model_point(&m, HK_EMBED_TOKENS, -1), &zero, &err);
+            if (sl_run(&m, &ds, &o, &hooks, p > 0 ? mark_family : NULL, NULL, &f, logits + (long)p * ds.n, &err)) {
                 fprintf(stderr, "bench_sweep: %s\n", err.msg);
                 return err.code;
             }
@@ -80,6 +87,7 @@ int main(int argc, char **argv)
     for (long i = 0; i < passes * ds.n; i++) printf("%s%.7g", i ? ", " : "", logits[i]);
     printf("]}\n");
     free(logits);
+    free(mask);
     sl_dev_model_free(o.dev);
     sl_dataset_close(&ds);
     sl_model_free(&m);

@@ -32,47 +32,52 @@ class GpuData:
         return None if pass_index == 0 else (self.family == pass_index - 1) & self.valid
 
 
-def sweep(model, chunks, passes):
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def sweep(model, chunks, passes, device):
     with torch.inference_mode():
         out = torch.stack([torch.cat([model(c, c.zero_mask(k)) for c in chunks]) for k in range(passes)])
-    torch.cuda.synchronize()
+    sync(device)
     return out
 
 
-def timed_sweep(model, chunks, passes, reps):
-    sweep(model, chunks, passes)  # warm-up
+def timed_sweep(model, chunks, passes, reps, device):
+    sweep(model, chunks, passes, device)  # warm-up
     best = math.inf
     for _ in range(reps):
         start = time.perf_counter()
-        logits = sweep(model, chunks, passes)
+        logits = sweep(model, chunks, passes, device)
         best = min(best, time.perf_counter() - start)
     return best, logits
 
 
-def gemm_flops(n=8192, reps=5):
-    a = torch.randn(n, n, device="cuda")
-    b = torch.randn(n, n, device="cuda")
+def gemm_flops(device, n=8192, reps=5):
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
     torch.matmul(a, b)
-    torch.cuda.synchronize()
+    sync(device)
     best = math.inf
     for _ in range(reps):
         start = time.perf_counter()
         torch.matmul(a, b)
-        torch.cuda.synchronize()
+        sync(device)
         best = min(best, time.perf_counter() - start)
     return 2.0 * n ** 3 / best
 
 
-def copy_bytes_per_s(gib=1, reps=5):
-    a = torch.empty(gib << 28, device="cuda")  # floats
+def copy_bytes_per_s(device, gib=1, reps=5):
+    a = torch.empty(gib << 28, device=device)  # floats
     b = torch.empty_like(a)
     b.copy_(a)
-    torch.cuda.synchronize()
+    sync(device)
     best = math.inf
     for _ in range(reps):
         start = time.perf_counter()
         b.copy_(a)
-        torch.cuda.synchronize()
+        sync(device)
         best = min(best, time.perf_counter() - start)
     return 2.0 * a.numel() * 4 / best  # read + write
 
@@ -84,29 +89,32 @@ def main():
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--chunk", type=int, default=32)
     parser.add_argument("--mamba-chunk", type=int, default=2000)
+    parser.add_argument("--device", default="cuda", help="cpu only to try the script without a GPU")
+    parser.add_argument("--yardstick-size", type=int, default=8192, help="n of the n^3 GEMM yardstick")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         parser.exit(2, "torch_gpu_sweep.py: torch sees no CUDA device\n")
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     data = ts.Data(os.path.join(args.outdir, "data.h5"))
     n = len(data.tokens)
-    result = {"device": torch.cuda.get_device_name(0), "torch_version": torch.__version__, "n": n,
+    result = {"device": torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu", "torch_version": torch.__version__, "n": n,
               "L": int(data.tokens.shape[1]), "passes": args.passes}
     logits_out = {}
     for name in ("transformer", "mamba"):
         _, model = ts.load_torch_model(os.path.join(args.outdir, name))
-        model = model.cuda()
+        model = model.to(args.device)
         chunk = args.chunk if name == "transformer" else args.mamba_chunk
-        chunks = [GpuData(data, a, min(a + chunk, n), "cuda") for a in range(0, n, chunk)]
-        seconds, logits = timed_sweep(model, chunks, args.passes, args.reps)
+        chunks = [GpuData(data, a, min(a + chunk, n), args.device) for a in range(0, n, chunk)]
+        seconds, logits = timed_sweep(model, chunks, args.passes, args.reps, args.device)
         ts.log(f"{name}: sweep of {args.passes} passes over {n} examples: {seconds:.3f} s")
         result[f"{name}_s"] = seconds
         logits_out[name] = [float(x) for x in logits.flatten().cpu()]
         del chunks, model
-        torch.cuda.empty_cache()
-    result["gemm_fp32_flops"] = gemm_flops()
-    result["copy_bytes_per_s"] = copy_bytes_per_s()
+        if args.device == "cuda":
+            torch.cuda.empty_cache()
+    result["gemm_fp32_flops"] = gemm_flops(args.device, args.yardstick_size)
+    result["copy_bytes_per_s"] = copy_bytes_per_s(args.device)
     with open(os.path.join(args.outdir, "torch_gpu_logits.json"), "w") as f:
         json.dump(logits_out, f)
     print(json.dumps(result))

@@ -45,6 +45,20 @@ int sl_hooks_fire(const sl_hooks *h, sl_hook_event *ev, sl_error *err)
     return SL_OK;
 }
 
+int sl_hook_replace_rows(void *user, sl_hook_event *ev, sl_error *err)
+{
+    (void)err;
+    const sl_row_replace *r = user;
+    const uint8_t *mask = r->mask + ev->slot * r->ld;
+    for (int t = 0; t < ev->rows && t < ev->len; t++) {
+        if (!mask[t]) continue;
+        float *row = ev->data + (long)t * ev->ld;
+        if (r->row) memcpy(row, r->row, (size_t)ev->cols * sizeof *row);
+        else memset(row, 0, (size_t)ev->cols * sizeof *row);
+    }
+    return SL_OK;
+}
+
 int sl_hook_match(const char *pattern, const char *name)
 {
     char pc[64], nc[64];

@@ -81,6 +81,23 @@ int sl_hooks_fire(const sl_hooks *h, sl_hook_event *ev, sl_error *err);
 
 static inline int sl_hooks_on(const sl_hooks *h, int id) { return h && id >= 0 && h->active[id]; }
 
+/* A write the device core can carry out on the device (no copy of the
+ * activation to the host and back): at each valid position t of batch slot
+ * s with mask[s * ld + t] != 0, the row becomes `row` (NULL: zeros). On the
+ * CPU it is an ordinary hook, sl_hook_replace_rows. mask and row are read
+ * when the hook fires, so the caller may rewrite them between batches. */
+typedef struct {
+    const uint8_t *mask;
+    long ld;
+    const float *row;
+} sl_row_replace;
+
+int sl_hook_replace_rows(void *user, sl_hook_event *ev, sl_error *err);
+static inline int sl_hooks_add_replace(sl_hooks *h, int point, const sl_row_replace *r, sl_error *err)
+{
+    return sl_hooks_add(h, point, sl_hook_replace_rows, (void *)r, err);
+}
+
 /* Dot-separated names; a pattern component matches one name component by
  * fnmatch, so `*` stands for one index: "blocks.*.resid_post". */
 int sl_hook_match(const char *pattern, const char *name);

@@ -38,6 +38,7 @@ enum sl_kernel {
     SK_APPLY,      /* ctx = pattern . V */
     SK_POOL,
     SK_HEAD,
+    SK_REPLACE,    /* masked rows of an activation set to a row (or 0) */
     SK_COUNT
 };
 
@@ -65,6 +66,8 @@ typedef struct {
     int di, K, S, ldb, boff, coff, flag; /* flag: conv identity, ssm_off, gelu, gate step, pooling, head rows */
     int heads, dh, causal;
     float eps;
+    const unsigned char *mask; /* replace: [B][ldm] */
+    long ldm;
 } sl_kargs;
 
 /* How many threads launch k covers. */
@@ -73,7 +76,7 @@ static inline long sl_kernel_threads(int k, const sl_kargs *a)
     long rows = (long)a->bt.B * a->bt.Lb;
     switch (k) {
     case SK_EMBED: case SK_ADD_POS: case SK_RMSNORM: case SK_LAYERNORM: return rows;
-    case SK_BIAS: return rows * a->cols;
+    case SK_BIAS: case SK_REPLACE: return rows * a->cols;
     case SK_CONV: case SK_GATE: return rows * a->di;
     case SK_SCAN: return (long)a->bt.B * a->di;
     case SK_ROPE: return rows * 2 * a->heads;
@@ -240,6 +243,13 @@ SL_KERNEL_FN void sl_kernel_thread(int k, const sl_kargs *a, long i)
             z[h] = s;
         }
         a->y[i] = a->flag == 2 ? z[1] - z[0] : z[0];
+        break;
+    }
+    case SK_REPLACE: {
+        r = i / a->cols;
+        int j = (int)(i % a->cols);
+        b = (int)(r / bt->Lb), t = (int)(r % bt->Lb);
+        if (t < bt->len[b] && a->mask[(long)b * a->ldm + t]) a->y[r * a->ld + j] = a->x ? a->x[j] : 0.0f;
         break;
     }
     default: break;

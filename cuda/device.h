@@ -31,8 +31,8 @@ typedef struct sl_device {
     void (*close)(void *ctx);
 } sl_device;
 
-/* The CPU stand-in: host memory, sl_gemm_colmajor_ref for the GEMMs (the
- * column-major call cuBLAS would get), launches looped over the grid. */
+/* The CPU stand-in: host memory, CBLAS given the column-major call cuBLAS
+ * would get, launches looped over the grid. */
 void sl_device_host(sl_device *dev);
 
 /* The first CUDA device, with a cuBLAS handle. Fails with a message (no

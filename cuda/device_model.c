@@ -16,6 +16,8 @@ struct sl_dev_model {
     float *h, *a, *out, *pooled, *logits;
     float *xz, *xc, *xdbl, *delta, *y;  /* mamba */
     float *qkv, *ctx, *ff, *pattern;    /* transformer; pattern only once its hook is seen */
+    unsigned char *mask;                /* row replacement hooks: [max_batch][L] */
+    float *row;                         /* and their row, [widest hook point] */
     /* host side */
     unsigned char *keep_host; /* [max_batch][L] of 1, for a batch without keep */
     float *stage;             /* hooked activations */
@@ -92,6 +94,11 @@ sl_dev_model *sl_dev_model_new(const sl_model *m, const sl_device *dev, int max_
     if (!rc) rc = dalloc(dm, (void **)&dm->out, R * d * f, err);
     if (!rc) rc = dalloc(dm, (void **)&dm->pooled, (size_t)max_batch * d * f, err);
     if (!rc) rc = dalloc(dm, (void **)&dm->logits, (size_t)max_batch * f, err);
+    int widest = 1;
+    for (int p = 0; p < m->n_points; p++)
+        if (m->points[p].width > widest) widest = m->points[p].width;
+    if (!rc) rc = dalloc(dm, (void **)&dm->mask, R, err);
+    if (!rc) rc = dalloc(dm, (void **)&dm->row, (size_t)widest * f, err);
     if (c->arch == ARCH_MAMBA) {
         size_t di = c->d_inner, nx = (size_t)c->dt_rank + 2 * c->d_state;
         if (!rc) rc = dalloc(dm, (void **)&dm->xz, R * 2 * di * f, err);
@@ -116,8 +123,9 @@ sl_dev_model *sl_dev_model_new(const sl_model *m, const sl_device *dev, int max_
 void sl_dev_model_free(sl_dev_model *dm)
 {
     if (!dm) return;
-    void *bufs[] = {dm->w, dm->A_t, dm->pos, dm->tokens, dm->keep, dm->len, dm->h, dm->a, dm->out, dm->pooled,
-                    dm->logits, dm->xz, dm->xc, dm->xdbl, dm->delta, dm->y, dm->qkv, dm->ctx, dm->ff, dm->pattern};
+    void *bufs[] = {dm->w,  dm->A_t, dm->pos, dm->tokens, dm->keep,  dm->len, dm->h,   dm->a,   dm->out,
+                    dm->pooled, dm->logits, dm->xz, dm->xc, dm->xdbl, dm->delta, dm->y, dm->qkv, dm->ctx,
+                    dm->ff, dm->pattern, dm->mask, dm->row};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         if (bufs[i]) dm->dev.release(dm->dev.ctx, bufs[i]);
     dm->dev.close(dm->dev.ctx);
@@ -159,6 +167,38 @@ static int linear(batch_run *r, const float *x, int ldx, int in, const float *w,
     return rc;
 }
 
+/* 1 when every hook at point id is a row replacement (core/hooks.h), which
+ * the device carries out without copying the activation out and back. */
+static int replaces_only(const sl_hooks *h, int id)
+{
+    int any = 0;
+    for (int i = 0; i < h->n; i++)
+        if (h->list[i].point == id) {
+            if (h->list[i].fn != sl_hook_replace_rows) return 0;
+            any = 1;
+        }
+    return any;
+}
+
+static int replace_on_device(batch_run *r, int id, float *data, int cols, int ld, sl_error *err)
+{
+    sl_dev_model *dm = r->dm;
+    const sl_hooks *h = r->hooks;
+    int rc = SL_OK;
+    for (int i = 0; !rc && i < h->n; i++) {
+        if (h->list[i].point != id) continue;
+        const sl_row_replace *rep = h->list[i].user;
+        long ldm = rep->ld < r->ldt ? rep->ld : r->ldt;
+        /* the mask's rows as the batch sees them: [B][ldm] */
+        for (int e = 0; !rc && e < r->bt.B; e++)
+            rc = dm->dev.put(dm->dev.ctx, dm->mask + (long)e * ldm, rep->mask + (long)e * rep->ld, (size_t)ldm, err);
+        if (!rc && rep->row) rc = dm->dev.put(dm->dev.ctx, dm->row, rep->row, (size_t)cols * sizeof(float), err);
+        if (!rc) rc = launch(r, SK_REPLACE, (sl_kargs){.y = data, .x = rep->row ? dm->row : NULL, .cols = cols,
+                                                       .ld = ld, .mask = dm->mask, .ldm = ldm}, err);
+    }
+    return rc;
+}
+
 /* The hooks of (kind, layer) on a device activation: each example's block
  * is [Lb rows of ld] at stride Lb * ld ([H][len][len] at H * Lb * Lb for
  * the pattern, one row for pooled and logits), of which the first len rows
@@ -170,9 +210,13 @@ static int fire(batch_run *r, int kind, int layer, float *data, int cols, int ld
     int id = sl_model_point(m, kind, layer);
     if (!sl_hooks_on(r->hooks, id)) return SL_OK;
     const sl_hook_point *pt = &m->points[id];
+    if (kind != HK_ATTN_PATTERN && !pt->per_example && replaces_only(r->hooks, id))
+        return replace_on_device(r, id, data, cols, ld, err);
     int B = r->bt.B, Lb = r->bt.Lb, H = m->c.n_heads;
     size_t stride = kind == HK_ATTN_PATTERN ? (size_t)H * Lb * Lb : pt->per_example ? (size_t)ld : (size_t)Lb * ld;
-    size_t n = stride * B;
+    /* to the last value used: a view at an offset into wider rows (B, C in
+     * x_proj's output) ends ld - cols values before the buffer does */
+    size_t n = stride * B - (kind == HK_ATTN_PATTERN ? 0 : (size_t)(ld - cols));
     if (n > dm->stage_floats) {
         float *s = realloc(dm->stage, n * sizeof *s);
         if (!s) return sl_fail(err, SL_ERUNTIME, "out of memory for %zu hooked values", n);

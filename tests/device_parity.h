@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ablation/family.h"
 #include "cuda/device_model.h"
 #include "tests/fixture_files.h"
 
@@ -133,6 +134,74 @@ static void compare_captures(fixture *f, sl_dev_model *dm, const parity_opts *po
     }
 }
 
+/* Row replacements (the write the device does without copying out) at
+ * every point they apply to: zeros, then a fixed row, where (slot + t) % 3
+ * == 0. */
+static void replacements(fixture *f, sl_dev_model *dm, const parity_opts *po, const char *name)
+{
+    int L = f->ds.L, widest = 1;
+    for (int p = 0; p < f->m.n_points; p++)
+        if (f->m.points[p].width > widest) widest = f->m.points[p].width;
+    uint8_t *mask = malloc((size_t)4 * L);
+    float *row = malloc((size_t)widest * sizeof *row);
+    for (int e = 0; e < 4; e++)
+        for (int t = 0; t < L; t++) mask[(long)e * L + t] = (e + t) % 3 == 0;
+    for (int j = 0; j < widest; j++) row[j] = 0.1f * (float)(j % 7) - 0.3f;
+    sl_error err = {0};
+    char what[96];
+    for (int p = 0; p < f->m.n_points; p++) {
+        const sl_hook_point *pt = &f->m.points[p];
+        if (pt->per_example || pt->kind == HK_ATTN_PATTERN) continue;
+        for (int with_row = 0; with_row < 2; with_row++) {
+            sl_row_replace rep = {mask, L, with_row ? row : NULL};
+            sl_hooks h;
+            sl_hooks_init(&h, f->m.n_points, &err);
+            sl_hooks_add_replace(&h, p, &rep, &err);
+            snprintf(what, sizeof what, "%s replaced by %s", pt->name, with_row ? "a row" : "zeros");
+            run_pair(f, dm, po, &h, NULL, what, name);
+            sl_hooks_free(&h);
+        }
+    }
+    free(mask), free(row);
+}
+
+/* The family-ablation sweep itself (ablation/family.c), every mode, on both
+ * paths: ablated logits and masked fractions. */
+static void family_sweeps(fixture *f, sl_dev_model *dm, const parity_opts *po, const char *name)
+{
+    int F = f->ds.n_families;
+    if (F < 1) return;
+    int *fams = malloc((size_t)F * sizeof *fams);
+    for (int i = 0; i < F; i++) fams[i] = i;
+    long n = f->ds.n;
+    float *lg[2] = {malloc((size_t)F * n * 4), malloc((size_t)F * n * 4)};
+    for (int mode = FAM_MEAN; mode <= FAM_RESAMPLE; mode++) {
+        sl_family_opts fo = {mode, 7, 0};
+        sl_ablation_result res[2];
+        int ok = 1;
+        for (int k = 0; k < 2; k++) {
+            sl_error err = {0};
+            sl_run_opts o = {.count = n, .batch = k ? po->batch : 4, .threads = 1, .dev = k ? dm : NULL};
+            int rc = sl_ablate_families(&f->m, &f->ds, &o, fams, F, &fo, &res[k], lg[k], &err);
+            CHECK(!rc, "%s: family ablation (%s) on the %s: %s", name, sl_family_mode_name(mode), k ? "device" : "CPU",
+                  err.msg);
+            ok &= !rc;
+        }
+        if (ok) {
+            double e = rel_diff(lg[1], lg[0], (long)F * n);
+            CHECK(e <= po->tol, "%s: family ablation (%s): ablated logits differ by %.2e", name,
+                  sl_family_mode_name(mode), e);
+            int same = res[0].n_rows == res[1].n_rows;
+            for (int i = 0; same && i < res[0].n_rows; i++)
+                same = res[0].rows[i].masked_fraction == res[1].rows[i].masked_fraction;
+            CHECK(same, "%s: family ablation (%s): rows or masked fractions differ", name, sl_family_mode_name(mode));
+        }
+        sl_ablation_result_free(&res[0]);
+        sl_ablation_result_free(&res[1]);
+    }
+    free(lg[0]), free(lg[1]), free(fams);
+}
+
 static void parity_fixture(const char *name, const char *path, void *user)
 {
     (void)path;
@@ -163,6 +232,8 @@ static void parity_fixture(const char *name, const char *path, void *user)
         run_pair(&f, dm, po, &h, NULL, what, name);
         sl_hooks_free(&h);
     }
+    replacements(&f, dm, po, name);
+    family_sweeps(&f, dm, po, name);
     if (f.m.c.arch == ARCH_MAMBA) {
         unsigned *off = calloc((size_t)f.m.c.n_layers, sizeof *off);
         sl_hooks h;
