@@ -1,5 +1,7 @@
 #include "ablation/variants.h"
 
+#include "cuda/device_model.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +16,7 @@ typedef struct {
     float *logits;
     long first, count;
     sl_hooks keep;
+    struct sl_dev_model *dev;
 } variant_job;
 
 static float *slot_cache(const variant_job *j, int slot, int r)
@@ -55,12 +58,35 @@ static int collect(void *user, sl_batch *b, sl_error *err)
     return SL_OK;
 }
 
+/* A whole batch on the device: the kept residuals stay there. */
+static int device_batch(void *user, sl_batch *b, sl_error *err)
+{
+    variant_job *j = user;
+    return sl_dev_forward_variants(j->dev, b->count, b->L, b->tokens, b->keep, b->lengths, b->first, j->v, j->n,
+                                   j->edit, j->user, b->logits, j->out, j->batch, err);
+}
+
+static int run_on_device(variant_job *j, sl_dataset *ds, const sl_run_opts *o, float *base, sl_error *err)
+{
+    sl_run_opts d = *o;
+    if (d.batch > sl_dev_model_max_batch(o->dev)) d.batch = sl_dev_model_max_batch(o->dev);
+    if (d.batch > o->count) d.batch = (int)o->count;
+    j->batch = d.batch > 0 ? d.batch : 1;
+    j->dev = o->dev;
+    j->out = malloc((size_t)(j->n ? j->n : 1) * j->batch * sizeof *j->out);
+    int rc = j->out ? sl_run_batches(ds, &d, NULL, device_batch, j, collect, j, base, err)
+                    : sl_fail(err, SL_ERUNTIME, "out of memory");
+    free(j->out);
+    return rc;
+}
+
 int sl_run_variants(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const sl_variant *v, int n,
                     sl_variant_edit edit, void *user, float *base, float *logits, sl_error *err)
 {
     int nl = m->c.n_layers, B = o->batch > 0 ? o->batch : 1;
     if (B > o->count) B = (int)o->count;
-    variant_job j = {m, v, n, ds->L, m->c.d_model, nl, B, edit, user, NULL, NULL, logits, o->first, o->count, {0}};
+    variant_job j = {m, v, n, ds->L, m->c.d_model, nl, B, edit, user, NULL, NULL, logits, o->first, o->count, {0}, NULL};
+    if (o->dev) return run_on_device(&j, ds, o, base, err);
     j.cache = malloc((size_t)B * (nl + 1) * ds->L * j.d * sizeof *j.cache);
     j.out = malloc((size_t)(n ? n : 1) * B * sizeof *j.out);
     int rc = j.cache && j.out ? SL_OK

@@ -10,15 +10,6 @@
 #include "models/model.h"
 #include "models/run.h"
 
-typedef struct {
-    int restore;          /* kept residual 0..n_layers: block `restore`'s input (n_layers: the last output) */
-    int start;            /* first block run again, restore..n_layers */
-    const sl_hooks *hooks; /* active from start on, or NULL */
-} sl_variant;
-
-/* Called on the restored residual h [len][d_model] before the restart. */
-typedef void (*sl_variant_edit)(void *user, int variant, float *h, int len);
-
 /* base [o->count] receives the unmodified logits, logits [n][o->count]
  * each variant's. edit may be NULL. */
 int sl_run_variants(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const sl_variant *v, int n,

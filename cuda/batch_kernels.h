@@ -39,6 +39,7 @@ enum sl_kernel {
     SK_POOL,
     SK_HEAD,
     SK_REPLACE,    /* masked rows of an activation set to a row (or 0) */
+    SK_COPY,       /* y = x, n values (the kept residuals of prefix reuse) */
     SK_COUNT
 };
 
@@ -83,7 +84,7 @@ static inline long sl_kernel_threads(int k, const sl_kargs *a)
     case SK_ATTENTION: case SK_PROBS: case SK_APPLY: return rows * a->heads;
     case SK_POOL: return (long)a->bt.B * a->d;
     case SK_HEAD: return a->bt.B;
-    default: return a->n; /* softplus, add, activation */
+    default: return a->n; /* softplus, add, copy, activation */
     }
 }
 
@@ -201,6 +202,7 @@ SL_KERNEL_FN void sl_kernel_thread(int k, const sl_kargs *a, long i)
         break;
     }
     case SK_ADD: sl_k_residual_add(a->y, a->x, i); break;
+    case SK_COPY: a->y[i] = a->x[i]; break;
     case SK_ACTIVATION: sl_k_activation(a->y, i, a->flag); break;
     case SK_ROPE: {
         r = i / (2 * a->heads);

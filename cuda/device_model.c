@@ -17,6 +17,7 @@ struct sl_dev_model {
     float *xz, *xc, *xdbl, *delta, *y;  /* mamba */
     float *qkv, *ctx, *ff, *pattern;    /* transformer; pattern only once its hook is seen */
     unsigned char *mask;                /* row replacement hooks: [max_batch][L] */
+    float *cache;                       /* prefix reuse: [n_layers + 1][max_batch][L][d], on first use */
     float *row;                         /* and their row, [widest hook point] */
     /* host side */
     unsigned char *keep_host; /* [max_batch][L] of 1, for a batch without keep */
@@ -125,7 +126,7 @@ void sl_dev_model_free(sl_dev_model *dm)
     if (!dm) return;
     void *bufs[] = {dm->w,  dm->A_t, dm->pos, dm->tokens, dm->keep,  dm->len, dm->h,   dm->a,   dm->out,
                     dm->pooled, dm->logits, dm->xz, dm->xc, dm->xdbl, dm->delta, dm->y, dm->qkv, dm->ctx,
-                    dm->ff, dm->pattern, dm->mask, dm->row};
+                    dm->ff, dm->pattern, dm->mask, dm->row, dm->cache};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         if (bufs[i]) dm->dev.release(dm->dev.ctx, bufs[i]);
     dm->dev.close(dm->dev.ctx);
@@ -165,6 +166,17 @@ static int linear(batch_run *r, const float *x, int ldx, int in, const float *w,
     int rc = r->dm->dev.gemm(r->dm->dev.ctx, &rq, err);
     if (!rc && b) rc = launch(r, SK_BIAS, (sl_kargs){.y = y, .b = W(r->dm, b), .cols = out, .ld = ldy}, err);
     return rc;
+}
+
+/* Host room for n values copied off the device. */
+static int stage_at_least(sl_dev_model *dm, size_t n, sl_error *err)
+{
+    if (n <= dm->stage_floats) return SL_OK;
+    float *s = realloc(dm->stage, n * sizeof *s);
+    if (!s) return sl_fail(err, SL_ERUNTIME, "out of memory for %zu values copied from the device", n);
+    dm->stage = s;
+    dm->stage_floats = n;
+    return SL_OK;
 }
 
 /* 1 when every hook at point id is a row replacement (core/hooks.h), which
@@ -217,13 +229,8 @@ static int fire(batch_run *r, int kind, int layer, float *data, int cols, int ld
     /* to the last value used: a view at an offset into wider rows (B, C in
      * x_proj's output) ends ld - cols values before the buffer does */
     size_t n = stride * B - (kind == HK_ATTN_PATTERN ? 0 : (size_t)(ld - cols));
-    if (n > dm->stage_floats) {
-        float *s = realloc(dm->stage, n * sizeof *s);
-        if (!s) return sl_fail(err, SL_ERUNTIME, "out of memory for %zu hooked values", n);
-        dm->stage = s;
-        dm->stage_floats = n;
-    }
-    int rc = dm->dev.get(dm->dev.ctx, dm->stage, data, n * sizeof(float), err);
+    int rc = stage_at_least(dm, n, err);
+    if (!rc) rc = dm->dev.get(dm->dev.ctx, dm->stage, data, n * sizeof(float), err);
     for (int e = 0; !rc && e < B; e++) {
         int len = r->lengths[e];
         sl_hook_event ev = {
@@ -378,8 +385,9 @@ static int tail(batch_run *r, sl_error *err)
     return rc ? rc : fire(r, HK_LOGITS, -1, dm->logits, 1, 1, err);
 }
 
-int sl_dev_forward(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const uint8_t *keep,
-                   const int32_t *lengths, long first, const sl_hooks *hooks, float *logits, sl_error *err)
+/* Checks the batch and copies its tokens, keep mask and lengths over. */
+static int begin_batch(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const uint8_t *keep,
+                       const int32_t *lengths, long first, const sl_hooks *hooks, batch_run *r, sl_error *err)
 {
     const sl_config *c = &dm->m->c;
     if (cnt < 1 || cnt > dm->max_batch || ldt > dm->L)
@@ -395,15 +403,78 @@ int sl_dev_forward(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, co
                            first + e, len, c->max_len);
         if (len > Lb) Lb = len;
     }
-    batch_run r = {.dm = dm, .hooks = hooks, .tokens = tokens, .lengths = lengths, .first = first, .ldt = ldt,
-                   .rows = (long)cnt * Lb};
-    r.bt = (sl_kbatch){.B = cnt, .Lb = Lb, .ldt = ldt, .len = dm->len, .tokens = dm->tokens, .keep = dm->keep};
+    *r = (batch_run){.dm = dm, .hooks = hooks, .tokens = tokens, .lengths = lengths, .first = first, .ldt = ldt,
+                     .rows = (long)cnt * Lb};
+    r->bt = (sl_kbatch){.B = cnt, .Lb = Lb, .ldt = ldt, .len = dm->len, .tokens = dm->tokens, .keep = dm->keep};
     size_t slots = (size_t)cnt * ldt;
     int rc = dm->dev.put(dm->dev.ctx, dm->tokens, tokens, slots * sizeof *tokens, err);
     if (!rc) rc = dm->dev.put(dm->dev.ctx, dm->keep, keep ? keep : dm->keep_host, slots, err);
-    if (!rc) rc = dm->dev.put(dm->dev.ctx, dm->len, lengths, (size_t)cnt * sizeof *lengths, err);
+    return rc ? rc : dm->dev.put(dm->dev.ctx, dm->len, lengths, (size_t)cnt * sizeof *lengths, err);
+}
+
+static int layers_from(batch_run *r, int first_layer, sl_error *err)
+{
+    const sl_config *c = &r->dm->m->c;
+    int rc = SL_OK;
+    for (int i = first_layer; !rc && i < c->n_layers; i++)
+        rc = c->arch == ARCH_MAMBA ? mamba_layer(r, i, err) : tf_layer(r, i, err);
+    return rc;
+}
+
+static int finish(batch_run *r, float *logits, sl_error *err)
+{
+    int rc = tail(r, err);
+    return rc ? rc : r->dm->dev.get(r->dm->dev.ctx, logits, r->dm->logits, (size_t)r->bt.B * sizeof *logits, err);
+}
+
+int sl_dev_forward(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const uint8_t *keep,
+                   const int32_t *lengths, long first, const sl_hooks *hooks, float *logits, sl_error *err)
+{
+    batch_run r;
+    int rc = begin_batch(dm, cnt, ldt, tokens, keep, lengths, first, hooks, &r, err);
     if (!rc) rc = embed(&r, err);
-    for (int i = 0; !rc && i < c->n_layers; i++) rc = c->arch == ARCH_MAMBA ? mamba_layer(&r, i, err) : tf_layer(&r, i, err);
-    if (!rc) rc = tail(&r, err);
-    return rc ? rc : dm->dev.get(dm->dev.ctx, logits, dm->logits, (size_t)cnt * sizeof *logits, err);
+    if (!rc) rc = layers_from(&r, 0, err);
+    return rc ? rc : finish(&r, logits, err);
+}
+
+/* The residual kept at restore point k: its place in the cache. */
+static float *kept(const sl_dev_model *dm, int k)
+{
+    return dm->cache + (size_t)k * dm->max_batch * dm->L * dm->m->c.d_model;
+}
+
+int sl_dev_forward_variants(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const uint8_t *keep,
+                            const int32_t *lengths, long first, const sl_variant *v, int n, sl_variant_edit edit,
+                            void *user, float *base, float *out, long ld_out, sl_error *err)
+{
+    const sl_config *c = &dm->m->c;
+    int nl = c->n_layers, d = c->d_model, rc = SL_OK;
+    if (!dm->cache)
+        rc = dalloc(dm, (void **)&dm->cache, (size_t)(nl + 1) * dm->max_batch * dm->L * d * sizeof(float), err);
+    batch_run r;
+    if (!rc) rc = begin_batch(dm, cnt, ldt, tokens, keep, lengths, first, NULL, &r, err);
+    if (rc) return rc;
+    long values = r.rows * d;
+    rc = embed(&r, err);
+    for (int i = 0; !rc && i <= nl; i++) {
+        rc = launch(&r, SK_COPY, (sl_kargs){.x = dm->h, .y = kept(dm, i), .n = values}, err);
+        if (!rc && i < nl) rc = c->arch == ARCH_MAMBA ? mamba_layer(&r, i, err) : tf_layer(&r, i, err);
+    }
+    if (!rc) rc = finish(&r, base, err);
+    for (int k = 0; !rc && k < n; k++) {
+        if (v[k].restore < 0 || v[k].restore > nl || v[k].start < v[k].restore || v[k].start > nl)
+            return sl_fail(err, SL_ERUNTIME, "variant %d: restore %d, start %d outside 0..%d", k, v[k].restore,
+                           v[k].start, nl);
+        rc = launch(&r, SK_COPY, (sl_kargs){.x = kept(dm, v[k].restore), .y = dm->h, .n = values}, err);
+        if (!rc && edit) {
+            rc = stage_at_least(dm, (size_t)values, err);
+            if (!rc) rc = dm->dev.get(dm->dev.ctx, dm->stage, dm->h, (size_t)values * sizeof(float), err);
+            for (int e = 0; !rc && e < cnt; e++) edit(user, k, dm->stage + (size_t)e * r.bt.Lb * d, lengths[e]);
+            if (!rc) rc = dm->dev.put(dm->dev.ctx, dm->h, dm->stage, (size_t)values * sizeof(float), err);
+        }
+        r.hooks = v[k].hooks;
+        if (!rc) rc = layers_from(&r, v[k].start, err);
+        if (!rc) rc = finish(&r, out + k * ld_out, err);
+    }
+    return rc;
 }

@@ -13,6 +13,7 @@
 
 #include "cuda/device.h"
 #include "models/model.h"
+#include "models/run.h"
 
 typedef struct sl_dev_model sl_dev_model;
 
@@ -34,5 +35,15 @@ int sl_dev_batch_for(const sl_config *c, int L, double budget);
  * receives cnt values. */
 int sl_dev_forward(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const uint8_t *keep,
                    const int32_t *lengths, long first, const sl_hooks *hooks, float *logits, sl_error *err);
+
+/* Prefix reuse on the device (ablation/variants.h): the batch runs once,
+ * keeping the residual at every block's input and after the last block,
+ * base receiving its logits; then each variant k restores one of those,
+ * hands each example's rows to edit on the host (when edit is set), runs
+ * again from its start block with its hooks, and writes its logits to
+ * out + k * ld_out. */
+int sl_dev_forward_variants(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const uint8_t *keep,
+                            const int32_t *lengths, long first, const sl_variant *v, int n, sl_variant_edit edit,
+                            void *user, float *base, float *out, long ld_out, sl_error *err);
 
 #endif

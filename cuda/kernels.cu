@@ -26,8 +26,9 @@ static const sl_g_fn sl_g_table[SK_COUNT] = {
     SL_G(SK_EMBED),     SL_G(SK_ADD_POS), SL_G(SK_BIAS), SL_G(SK_RMSNORM),    SL_G(SK_LAYERNORM), SL_G(SK_CONV),
     SL_G(SK_SOFTPLUS),  SL_G(SK_SCAN),    SL_G(SK_GATE), SL_G(SK_ADD),        SL_G(SK_ACTIVATION), SL_G(SK_ROPE),
     SL_G(SK_ATTENTION), SL_G(SK_PROBS),   SL_G(SK_APPLY), SL_G(SK_POOL),      SL_G(SK_HEAD),       SL_G(SK_REPLACE),
+    SL_G(SK_COPY),
 };
-static_assert(SK_REPLACE + 1 == SK_COUNT, "sl_g_table lists every kernel in enum order");
+static_assert(SK_COPY + 1 == SK_COUNT, "sl_g_table lists every kernel in enum order");
 
 extern "C" int sl_cuda_launch(int kernel, const sl_kargs *a, cudaStream_t stream, sl_error *err)
 {

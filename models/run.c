@@ -22,23 +22,60 @@ int sl_run(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const sl_hoo
     return sl_run_each(m, ds, o, hooks, before, after, user, NULL, NULL, logits, err);
 }
 
-/* One batch on the CPU: its examples in parallel, a workspace per thread. */
-static int cpu_batch(const sl_model *m, const sl_hooks *hooks, sl_example_fn fn, void *fn_user, sl_workspace **ws,
-                     int threads, const sl_batch *b, sl_error *err)
+int sl_run_batches(sl_dataset *ds, const sl_run_opts *o, sl_batch_fn before, sl_batch_work work, void *work_user,
+                   sl_batch_fn after, void *user, float *logits, sl_error *err)
 {
+    if (o->first < 0 || o->count < 1 || o->first + o->count > ds->n)
+        return sl_fail(err, SL_EINPUT, "%s: examples %ld:%ld are outside 0:%ld", ds->path, o->first,
+                       o->first + o->count, ds->n);
+    int B = o->batch > 0 ? o->batch : 1, L = ds->L;
+    if (B > o->count) B = (int)o->count;
+    int32_t *tokens = malloc((size_t)B * L * sizeof *tokens);
+    uint8_t *keep = malloc((size_t)B * L);
+    float *blogits = malloc((size_t)B * sizeof *blogits);
+    int rc = tokens && keep && blogits ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory for a batch of %d", B);
+    for (long first = o->first; !rc && first < o->first + o->count; first += B) {
+        int cnt = (int)(o->first + o->count - first < B ? o->first + o->count - first : B);
+        sl_batch b = {first, cnt, L, tokens, keep, ds->lengths + first, ds->labels + first, blogits};
+        rc = sl_dataset_read_tokens(ds, first, cnt, tokens, err);
+        memset(keep, 1, (size_t)cnt * L);
+        if (!rc && before) rc = before(user, &b, err);
+        if (!rc) rc = work(work_user, &b, err);
+        if (!rc && after) rc = after(user, &b, err);
+        if (!rc && logits) memcpy(logits + (first - o->first), blogits, (size_t)cnt * sizeof *logits);
+    }
+    free(tokens);
+    free(keep);
+    free(blogits);
+    return rc;
+}
+
+/* One batch on the CPU: its examples in parallel, a workspace per thread. */
+typedef struct {
+    const sl_model *m;
+    const sl_hooks *hooks;
+    sl_example_fn fn;
+    void *fn_user;
+    sl_workspace **ws;
+    int threads;
+} cpu_work;
+
+static int cpu_batch(void *user, sl_batch *b, sl_error *err)
+{
+    const cpu_work *w = user;
     int rc = SL_OK, L = b->L;
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(w->threads)
     {
         sl_error local = {0};
-        sl_workspace *w = ws[omp_get_thread_num()];
+        sl_workspace *ws = w->ws[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 1)
         for (int e = 0; e < b->count; e++) {
             if (local.code) continue;
             const uint8_t *kp = b->keep + (long)e * L;
             sl_example ex = {b->tokens + (long)e * L, b->lengths[e], b->first + e, e,
                              uses_keep(kp, b->lengths[e]) ? kp : NULL};
-            if (fn) fn(fn_user, omp_get_thread_num(), &ex, w, &b->logits[e], &local);
-            else sl_forward(m, &ex, w, hooks, &b->logits[e], &local);
+            if (w->fn) w->fn(w->fn_user, omp_get_thread_num(), &ex, ws, &b->logits[e], &local);
+            else sl_forward(w->m, &ex, ws, w->hooks, &b->logits[e], &local);
         }
         if (local.code) {
 #pragma omp critical
@@ -51,42 +88,35 @@ static int cpu_batch(const sl_model *m, const sl_hooks *hooks, sl_example_fn fn,
     return rc;
 }
 
+typedef struct {
+    struct sl_dev_model *dev;
+    const sl_hooks *hooks;
+} dev_work;
+
+static int dev_batch(void *user, sl_batch *b, sl_error *err)
+{
+    const dev_work *w = user;
+    return sl_dev_forward(w->dev, b->count, b->L, b->tokens, b->keep, b->lengths, b->first, w->hooks, b->logits, err);
+}
+
 int sl_run_each(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const sl_hooks *hooks, sl_batch_fn before,
                 sl_batch_fn after, void *user, sl_example_fn fn, void *fn_user, float *logits, sl_error *err)
 {
-    if (o->first < 0 || o->count < 1 || o->first + o->count > ds->n)
-        return sl_fail(err, SL_EINPUT, "%s: examples %ld:%ld are outside 0:%ld", ds->path, o->first,
-                       o->first + o->count, ds->n);
-    int threads = o->threads > 0 ? o->threads : 1, B = o->batch > 0 ? o->batch : 1, L = ds->L;
-    /* per-example work (fn) has no device form yet: it stays on the CPU */
-    struct sl_dev_model *dev = fn ? NULL : o->dev;
-    if (dev && B > sl_dev_model_max_batch(dev)) B = sl_dev_model_max_batch(dev);
-    if (B > o->count) B = (int)o->count;
     sl_blas_single_thread();
-
-    sl_workspace **ws = calloc((size_t)threads, sizeof *ws);
-    int32_t *tokens = malloc((size_t)B * L * sizeof *tokens);
-    uint8_t *keep = malloc((size_t)B * L);
-    float *blogits = malloc((size_t)B * sizeof *blogits);
-    int rc = ws && tokens && keep && blogits ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory for a batch of %d", B);
-    for (int t = 0; !rc && !dev && t < threads; t++)
-        if (!(ws[t] = sl_workspace_new(m, L, err))) rc = err->code;
-
-    for (long first = o->first; !rc && first < o->first + o->count; first += B) {
-        int cnt = (int)(o->first + o->count - first < B ? o->first + o->count - first : B);
-        sl_batch b = {first, cnt, L, tokens, keep, ds->lengths + first, ds->labels + first, blogits};
-        rc = sl_dataset_read_tokens(ds, first, cnt, tokens, err);
-        memset(keep, 1, (size_t)cnt * L);
-        if (!rc && before) rc = before(user, &b, err);
-        if (!rc) rc = dev ? sl_dev_forward(dev, cnt, L, tokens, keep, b.lengths, first, hooks, blogits, err)
-                          : cpu_batch(m, hooks, fn, fn_user, ws, threads, &b, err);
-        if (!rc && after) rc = after(user, &b, err);
-        if (!rc && logits) memcpy(logits + (first - o->first), blogits, (size_t)cnt * sizeof *logits);
+    /* per-example work (fn) has no device form: it stays on the CPU */
+    if (o->dev && !fn) {
+        sl_run_opts d = *o;
+        if (d.batch > sl_dev_model_max_batch(o->dev)) d.batch = sl_dev_model_max_batch(o->dev);
+        dev_work w = {o->dev, hooks};
+        return sl_run_batches(ds, &d, before, dev_batch, &w, after, user, logits, err);
     }
-    for (int t = 0; ws && t < threads; t++) sl_workspace_free(ws[t]);
-    free(ws);
-    free(tokens);
-    free(keep);
-    free(blogits);
+    int threads = o->threads > 0 ? o->threads : 1;
+    cpu_work w = {m, hooks, fn, fn_user, calloc((size_t)threads, sizeof(sl_workspace *)), threads};
+    int rc = w.ws ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
+    for (int t = 0; !rc && t < threads; t++)
+        if (!(w.ws[t] = sl_workspace_new(m, ds->L, err))) rc = err->code;
+    if (!rc) rc = sl_run_batches(ds, o, before, cpu_batch, &w, after, user, logits, err);
+    for (int t = 0; w.ws && t < threads; t++) sl_workspace_free(w.ws[t]);
+    free(w.ws);
     return rc;
 }

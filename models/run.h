@@ -44,6 +44,26 @@ typedef int (*sl_example_fn)(void *user, int thread, const sl_example *ex, sl_wo
 int sl_run_each(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const sl_hooks *hooks, sl_batch_fn before,
                 sl_batch_fn after, void *user, sl_example_fn fn, void *fn_user, float *logits, sl_error *err);
 
+/* The work of one batch: fills b->logits. */
+typedef int (*sl_batch_work)(void *work_user, sl_batch *b, sl_error *err);
+
+/* The batch loop under sl_run and sl_run_each: reads each batch's tokens,
+ * calls before, work, after, and gathers the logits. */
+int sl_run_batches(sl_dataset *ds, const sl_run_opts *o, sl_batch_fn before, sl_batch_work work, void *work_user,
+                   sl_batch_fn after, void *user, float *logits, sl_error *err);
+
+/* Prefix reuse (ablation/variants.h): a variant restores the residual kept
+ * at block `restore`'s input (n_layers: after the last block), may edit
+ * it, and runs again from block `start` with its own hooks. */
+typedef struct {
+    int restore;           /* 0..n_layers */
+    int start;             /* first block run again, restore..n_layers */
+    const sl_hooks *hooks; /* active from start on, or NULL */
+} sl_variant;
+
+/* Called on the restored residual h [len][d_model] before the restart. */
+typedef void (*sl_variant_edit)(void *user, int variant, float *h, int len);
+
 int sl_default_threads(void);
 
 #endif

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ablation/component.h"
 #include "ablation/family.h"
+#include "ablation/layer.h"
 #include "cuda/device_model.h"
 #include "tests/fixture_files.h"
 
@@ -202,6 +204,39 @@ static void family_sweeps(fixture *f, sl_dev_model *dm, const parity_opts *po, c
     free(lg[0]), free(lg[1]), free(fams);
 }
 
+/* Layer and component ablation (prefix reuse: the device keeps the
+ * residuals), every layer, component and mode, on both paths. */
+static void variant_sweeps(fixture *f, sl_dev_model *dm, const parity_opts *po, const char *name)
+{
+    int nl = f->m.c.n_layers, nc = 0;
+    long n = f->ds.n;
+    int layers[64], comps[64], comp_layers[64];
+    for (int i = 0; i < nl && i < 64; i++) layers[i] = i;
+    for (int c = 0; c < SL_COMP_COUNT; c++)
+        for (int i = 0; sl_component_valid(&f->m, c) && i < nl && nc < 64; i++) comps[nc] = c, comp_layers[nc++] = i;
+    float *lg[2] = {malloc((size_t)64 * n * 4), malloc((size_t)64 * n * 4)};
+    for (int what = 0; what < 4; what++) {
+        int ok = 1, rows = what < 2 ? nl : nc;
+        for (int k = 0; k < 2; k++) {
+            sl_error err = {0};
+            sl_ablation_result res;
+            sl_run_opts o = {.count = n, .batch = k ? po->batch : 4, .threads = 1, .dev = k ? dm : NULL};
+            int rc = what < 2 ? sl_ablate_layers(&f->m, &f->ds, &o, layers, nl, what ? LAYER_MEAN : LAYER_SKIP, 0, 1,
+                                                 &res, lg[k], &err)
+                              : sl_ablate_components(&f->m, &f->ds, &o, comps, comp_layers, nc,
+                                                     what == 2 ? COMP_ZERO : COMP_MEAN, 0, 1, &res, lg[k], &err);
+            CHECK(!rc, "%s: %s ablation on the %s: %s", name, what < 2 ? "layer" : "component", k ? "device" : "CPU",
+                  err.msg);
+            ok &= !rc;
+            if (!rc) sl_ablation_result_free(&res);
+        }
+        double e = ok ? rel_diff(lg[1], lg[0], (long)rows * n) : INFINITY;
+        CHECK(e <= po->tol, "%s: %s ablation (mode %d): ablated logits differ by %.2e", name,
+              what < 2 ? "layer" : "component", what % 2, e);
+    }
+    free(lg[0]), free(lg[1]);
+}
+
 static void parity_fixture(const char *name, const char *path, void *user)
 {
     (void)path;
@@ -234,6 +269,7 @@ static void parity_fixture(const char *name, const char *path, void *user)
     }
     replacements(&f, dm, po, name);
     family_sweeps(&f, dm, po, name);
+    variant_sweeps(&f, dm, po, name);
     if (f.m.c.arch == ARCH_MAMBA) {
         unsigned *off = calloc((size_t)f.m.c.n_layers, sizeof *off);
         sl_hooks h;
