@@ -40,6 +40,29 @@ enum sl_kernel {
     SK_HEAD,
     SK_REPLACE,    /* masked rows of an activation set to a row (or 0) */
     SK_COPY,       /* y = x, n values (the kept residuals of prefix reuse) */
+    /* the backward pass (cuda/backward_kernels.h) */
+    SK_SILU,       /* y = SiLU(x), n values */
+    SK_CONV_PRE,   /* the conv before its SiLU */
+    SK_CONV_BW,
+    SK_SCAN_KEEP,  /* the scan keeping its states */
+    SK_SCAN_BW,
+    SK_SCAN_BW_REDUCE,
+    SK_GATE_BW,
+    SK_SOFTPLUS_BW, /* dx *= softplus'(x) */
+    SK_SILU_BW,     /* dx *= SiLU'(x) */
+    SK_ACTIVATION_BW,
+    SK_RMSNORM_BW,
+    SK_LAYERNORM_BW,
+    SK_LSE,
+    SK_ATTN_D,      /* Dt = dctx . ctx per query and head */
+    SK_ATTN_DQ,
+    SK_ATTN_DKV,
+    SK_ROPE_BW,
+    SK_TAIL_BW,     /* the head and the pooling, backwards: d logit / d final */
+    SK_LERP,        /* y = b + alpha (x - b): integrated gradients' path */
+    SK_IG_SCALE,    /* y *= (x - b) / K */
+    SK_MUL,         /* y *= x */
+    SK_ROWSUM,      /* y[r] = sum of row r of x (double) */
     SK_COUNT
 };
 
@@ -69,6 +92,10 @@ typedef struct {
     float eps;
     const unsigned char *mask; /* replace: [B][ldm] */
     long ldm;
+    /* backward */
+    const float *states, *dy, *lse, *Dt;
+    float *dx, *dd, *dBp, *dCp;
+    float alpha;
 } sl_kargs;
 
 /* How many threads launch k covers. */
@@ -76,12 +103,14 @@ static inline long sl_kernel_threads(int k, const sl_kargs *a)
 {
     long rows = (long)a->bt.B * a->bt.Lb;
     switch (k) {
-    case SK_EMBED: case SK_ADD_POS: case SK_RMSNORM: case SK_LAYERNORM: return rows;
-    case SK_BIAS: case SK_REPLACE: return rows * a->cols;
-    case SK_CONV: case SK_GATE: return rows * a->di;
-    case SK_SCAN: return (long)a->bt.B * a->di;
-    case SK_ROPE: return rows * 2 * a->heads;
-    case SK_ATTENTION: case SK_PROBS: case SK_APPLY: return rows * a->heads;
+    case SK_EMBED: case SK_ADD_POS: case SK_RMSNORM: case SK_LAYERNORM: case SK_RMSNORM_BW: case SK_LAYERNORM_BW:
+    case SK_TAIL_BW: case SK_ROWSUM: return rows;
+    case SK_BIAS: case SK_REPLACE: case SK_SCAN_BW_REDUCE: return rows * a->cols;
+    case SK_CONV: case SK_GATE: case SK_CONV_PRE: case SK_CONV_BW: case SK_GATE_BW: return rows * a->di;
+    case SK_SCAN: case SK_SCAN_KEEP: case SK_SCAN_BW: return (long)a->bt.B * a->di;
+    case SK_ROPE: case SK_ROPE_BW: return rows * 2 * a->heads;
+    case SK_ATTENTION: case SK_PROBS: case SK_APPLY: case SK_LSE: case SK_ATTN_D: case SK_ATTN_DQ: case SK_ATTN_DKV:
+        return rows * a->heads;
     case SK_POOL: return (long)a->bt.B * a->d;
     case SK_HEAD: return a->bt.B;
     default: return a->n; /* softplus, add, copy, activation */
@@ -144,6 +173,134 @@ SL_KERNEL_FN void sl_k_pool(const float *x, const unsigned char *keep, int T, in
                 s += x[(long)t * d + i];
             }
         *out = s / (kept ? kept : 1);
+    }
+}
+
+#include "cuda/backward_kernels.h"
+
+/* The backward kernels' thread i (see sl_kernel_thread). */
+SL_KERNEL_FN void sl_kernel_thread_bw(int k, const sl_kargs *a, long i)
+{
+    const sl_kbatch *bt = &a->bt;
+    long r = i;
+    int b, t;
+    switch (k) {
+    case SK_SILU: a->y[i] = sl_k_silu(a->x[i]); break;
+    case SK_CONV_PRE: case SK_CONV_BW: {
+        r = i / a->di;
+        int c = (int)(i % a->di);
+        b = (int)(r / bt->Lb), t = (int)(r % bt->Lb);
+        long base = (long)b * bt->Lb;
+        if (k == SK_CONV_PRE)
+            sl_k_conv_pre(a->x + base * a->ld, a->ld, a->di, a->K, a->w, a->b, a->y + base * a->di, t, c);
+        else
+            sl_k_conv_bw(a->dy + base * a->di, a->di, a->K, a->w, bt->len[b], a->y + base * a->ld, a->ld, t, c);
+        break;
+    }
+    case SK_SCAN_KEEP: case SK_SCAN_BW: {
+        b = (int)(i / a->di);
+        int c = (int)(i % a->di), T = bt->len[b];
+        long base = (long)b * bt->Lb, sb = base * a->S * a->di;
+        if (k == SK_SCAN_KEEP) {
+            float *y = a->y + base * a->di;
+            sl_k_scan_keep(a->x + base * a->di, a->b + base * a->di, a->w + base * a->ldb, a->ldb, a->boff, a->coff,
+                           T, a->di, a->S, a->A_t, a->D, y, a->dx + sb, c);
+            for (t = T; t < bt->Lb; t++) y[(long)t * a->di + c] = 0.0f;
+        } else {
+            float *dx = a->dx + base * a->di, *dd = a->dd + base * a->di;
+            sl_k_scan_bw(a->x + base * a->di, a->b + base * a->di, a->w + base * a->ldb, a->ldb, a->boff, a->coff, T,
+                         a->di, a->S, a->A_t, a->D, a->states + sb, a->dy + base * a->di, dx, dd, a->dBp + sb,
+                         a->dCp + sb, c);
+            for (t = T; t < bt->Lb; t++) dx[(long)t * a->di + c] = dd[(long)t * a->di + c] = 0.0f;
+        }
+        break;
+    }
+    case SK_SCAN_BW_REDUCE:
+        r = i / a->cols;
+        b = (int)(r / bt->Lb), t = (int)(r % bt->Lb);
+        sl_k_scan_bw_reduce(a->dBp + r * a->S * a->di, a->dCp + r * a->S * a->di, a->di, a->S, a->boff,
+                            t < bt->len[b], a->y + r * a->ldb, (int)(i % a->cols));
+        break;
+    case SK_GATE_BW: {
+        r = i / a->di;
+        int c = (int)(i % a->di);
+        float z = a->x[r * a->ld + a->di + c], g = a->dx[r * a->di + c];
+        a->y[r * a->ld + a->di + c] = g * a->states[r * a->di + c] * sl_k_silu_grad(z); /* states: y before the gate */
+        a->dx[r * a->di + c] = g * sl_k_silu(z);
+        break;
+    }
+    case SK_SOFTPLUS_BW: a->y[i] *= a->x[i] > 20.0f ? 1.0f : 1.0f / (1.0f + expf(-a->x[i])); break;
+    case SK_SILU_BW: a->y[i] *= sl_k_silu_grad(a->x[i]); break;
+    case SK_ACTIVATION_BW: a->y[i] *= sl_k_activation_grad(a->x[i], a->flag); break;
+    case SK_RMSNORM_BW: sl_k_rmsnorm_bw_row(a->x, a->w, a->eps, a->d, a->dy, a->y, a->flag, r); break;
+    case SK_LAYERNORM_BW: sl_k_layernorm_bw_row(a->x, a->w, a->eps, a->d, a->dy, a->y, a->flag, r); break;
+    case SK_LSE: case SK_ATTN_D: case SK_ATTN_DQ: case SK_ATTN_DKV: {
+        r = i / a->heads;
+        int head = (int)(i % a->heads);
+        b = (int)(r / bt->Lb), t = (int)(r % bt->Lb);
+        int T = bt->len[b];
+        long base = (long)b * bt->Lb;
+        const float *qkv = a->x + base * 3 * a->d;
+        const unsigned char *keep = bt->keep + (long)b * bt->ldt;
+        if (k == SK_LSE) {
+            a->y[i] = t < T ? sl_k_attention_lse(qkv, keep, T, a->d, a->dh, a->causal, t, head) : INFINITY;
+        } else if (k == SK_ATTN_D) {
+            const float *g = a->dy + r * a->d + head * a->dh, *o = a->w + r * a->d + head * a->dh;
+            float s = 0.0f;
+            for (int j = 0; j < a->dh; j++) s += g[j] * o[j];
+            a->y[i] = s;
+        } else if (t >= T) {
+            float *row = a->dx + r * 3 * a->d + (k == SK_ATTN_DQ ? 0 : a->d) + head * a->dh;
+            for (int j = 0; j < a->dh; j++) row[j] = 0.0f;
+            if (k == SK_ATTN_DKV)
+                for (int j = 0; j < a->dh; j++) row[a->d + j] = 0.0f;
+        } else if (k == SK_ATTN_DQ) {
+            sl_k_attention_dq(qkv, keep, T, a->d, a->dh, a->causal, a->lse + base * a->heads, a->Dt + base * a->heads,
+                              a->dy + base * a->d, a->dx + base * 3 * a->d, t, head, a->heads);
+        } else {
+            sl_k_attention_dkv(qkv, keep, T, a->d, a->dh, a->causal, a->lse + base * a->heads, a->Dt + base * a->heads,
+                               a->dy + base * a->d, a->dx + base * 3 * a->d, t, head, a->heads);
+        }
+        break;
+    }
+    case SK_ROPE_BW: {
+        r = i / (2 * a->heads);
+        int hp = (int)(i % (2 * a->heads));
+        b = (int)(r / bt->Lb), t = (int)(r % bt->Lb);
+        sl_k_rope_bw(a->y + (long)b * bt->Lb * 3 * a->d, a->x, a->d, a->dh, t, hp % a->heads, hp / a->heads);
+        break;
+    }
+    case SK_TAIL_BW: {
+        /* w: the head's row (flag 2: the difference of its two rows) */
+        b = (int)(r / bt->Lb), t = (int)(r % bt->Lb);
+        int T = bt->len[b], on = 0, kept = 0;
+        const unsigned char *keep = bt->keep + (long)b * bt->ldt;
+        if (a->K == POOL_CLS) {
+            on = t == 0;
+        } else if (a->K == POOL_LAST) {
+            int last = T - 1;
+            while (last > 0 && !keep[last]) last--;
+            on = t == last;
+        } else {
+            for (int u = 0; u < T; u++) kept += keep[u] != 0;
+            on = t < T && keep[t];
+        }
+        for (int j = 0; j < a->d; j++) {
+            float w = a->flag == 2 ? a->w[a->d + j] - a->w[j] : a->w[j];
+            a->y[r * a->d + j] = !on ? 0.0f : a->K == POOL_MEAN ? w / (kept ? kept : 1) : w;
+        }
+        break;
+    }
+    case SK_LERP: a->y[i] = a->b[i] + a->alpha * (a->x[i] - a->b[i]); break;
+    case SK_IG_SCALE: a->y[i] *= (a->x[i] - a->b[i]) / a->K; break;
+    case SK_MUL: a->y[i] *= a->x[i]; break;
+    case SK_ROWSUM: {
+        double s = 0;
+        for (int j = 0; j < a->d; j++) s += a->x[r * a->d + j];
+        a->y[r] = (float)s;
+        break;
+    }
+    default: break;
     }
 }
 
@@ -254,7 +411,7 @@ SL_KERNEL_FN void sl_kernel_thread(int k, const sl_kargs *a, long i)
         if (t < bt->len[b] && a->mask[(long)b * a->ldm + t]) a->y[r * a->ld + j] = a->x ? a->x[j] : 0.0f;
         break;
     }
-    default: break;
+    default: sl_kernel_thread_bw(k, a, i); break;
     }
 }
 

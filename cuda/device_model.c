@@ -4,29 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda/device_model.h"
+#include "cuda/device_internal.h"
 
-struct sl_dev_model {
-    const sl_model *m;
-    sl_device dev;
-    int max_batch, L;
-    float *w, *A_t, *pos; /* weights (the host layout), -exp(A_log)^T, fixed position table */
-    int32_t *tokens, *len;
-    unsigned char *keep;
-    float *h, *a, *out, *pooled, *logits;
-    float *xz, *xc, *xdbl, *delta, *y;  /* mamba */
-    float *qkv, *ctx, *ff, *pattern;    /* transformer; pattern only once its hook is seen */
-    unsigned char *mask;                /* row replacement hooks: [max_batch][L] */
-    float *cache;                       /* prefix reuse: [n_layers + 1][max_batch][L][d], on first use */
-    float *row;                         /* and their row, [widest hook point] */
-    /* host side */
-    unsigned char *keep_host; /* [max_batch][L] of 1, for a batch without keep */
-    float *stage;             /* hooked activations */
-    size_t stage_floats;
-};
+
 
 /* A host weight pointer's counterpart on the device. */
-static const float *W(const sl_dev_model *dm, const float *p)
+const float *sl_dm_weight(const sl_dev_model *dm, const float *p)
 {
     if (!p) return NULL;
     if (p >= dm->m->A_t_storage && dm->m->A_t_storage && p < dm->m->A_t_storage + (size_t)dm->m->c.n_layers *
@@ -35,7 +18,7 @@ static const float *W(const sl_dev_model *dm, const float *p)
     return dm->w + (p - dm->m->weights);
 }
 
-static int dalloc(sl_dev_model *dm, void **p, size_t bytes, sl_error *err)
+int sl_dm_alloc(sl_dev_model *dm, void **p, size_t bytes, sl_error *err)
 {
     return dm->dev.alloc(dm->dev.ctx, bytes, p, err);
 }
@@ -75,42 +58,42 @@ sl_dev_model *sl_dev_model_new(const sl_model *m, const sl_device *dev, int max_
     size_t R = (size_t)max_batch * L, d = c->d_model, f = 4;
     size_t at = c->arch == ARCH_MAMBA ? (size_t)c->n_layers * c->d_inner * c->d_state : 0;
     long table = sl_pos_table_size(c, L);
-    int rc = dalloc(dm, (void **)&dm->w, m->n_params * f, err);
+    int rc = sl_dm_alloc(dm, (void **)&dm->w, m->n_params * f, err);
     if (!rc) rc = dm->dev.put(dm->dev.ctx, dm->w, m->weights, m->n_params * f, err);
-    if (!rc && at) rc = dalloc(dm, (void **)&dm->A_t, at * f, err);
+    if (!rc && at) rc = sl_dm_alloc(dm, (void **)&dm->A_t, at * f, err);
     if (!rc && at) rc = dm->dev.put(dm->dev.ctx, dm->A_t, m->A_t_storage, at * f, err);
     if (!rc && table) {
         float *host = malloc((size_t)table * f);
         if (!host) rc = sl_fail(err, SL_ERUNTIME, "out of memory for a position table");
         if (host) sl_pos_table(c, L, host);
-        if (!rc) rc = dalloc(dm, (void **)&dm->pos, (size_t)table * f, err);
+        if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->pos, (size_t)table * f, err);
         if (!rc) rc = dm->dev.put(dm->dev.ctx, dm->pos, host, (size_t)table * f, err);
         free(host);
     }
-    if (!rc) rc = dalloc(dm, (void **)&dm->tokens, R * sizeof(int32_t), err);
-    if (!rc) rc = dalloc(dm, (void **)&dm->keep, R, err);
-    if (!rc) rc = dalloc(dm, (void **)&dm->len, (size_t)max_batch * sizeof(int32_t), err);
-    if (!rc) rc = dalloc(dm, (void **)&dm->h, R * d * f, err);
-    if (!rc) rc = dalloc(dm, (void **)&dm->a, R * d * f, err);
-    if (!rc) rc = dalloc(dm, (void **)&dm->out, R * d * f, err);
-    if (!rc) rc = dalloc(dm, (void **)&dm->pooled, (size_t)max_batch * d * f, err);
-    if (!rc) rc = dalloc(dm, (void **)&dm->logits, (size_t)max_batch * f, err);
+    if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->tokens, R * sizeof(int32_t), err);
+    if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->keep, R, err);
+    if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->len, (size_t)max_batch * sizeof(int32_t), err);
+    if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->h, R * d * f, err);
+    if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->a, R * d * f, err);
+    if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->out, R * d * f, err);
+    if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->pooled, (size_t)max_batch * d * f, err);
+    if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->logits, (size_t)max_batch * f, err);
     int widest = 1;
     for (int p = 0; p < m->n_points; p++)
         if (m->points[p].width > widest) widest = m->points[p].width;
-    if (!rc) rc = dalloc(dm, (void **)&dm->mask, R, err);
-    if (!rc) rc = dalloc(dm, (void **)&dm->row, (size_t)widest * f, err);
+    if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->mask, R, err);
+    if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->row, (size_t)widest * f, err);
     if (c->arch == ARCH_MAMBA) {
         size_t di = c->d_inner, nx = (size_t)c->dt_rank + 2 * c->d_state;
-        if (!rc) rc = dalloc(dm, (void **)&dm->xz, R * 2 * di * f, err);
-        if (!rc) rc = dalloc(dm, (void **)&dm->xc, R * di * f, err);
-        if (!rc) rc = dalloc(dm, (void **)&dm->xdbl, R * nx * f, err);
-        if (!rc) rc = dalloc(dm, (void **)&dm->delta, R * di * f, err);
-        if (!rc) rc = dalloc(dm, (void **)&dm->y, R * di * f, err);
+        if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->xz, R * 2 * di * f, err);
+        if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->xc, R * di * f, err);
+        if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->xdbl, R * nx * f, err);
+        if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->delta, R * di * f, err);
+        if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->y, R * di * f, err);
     } else {
-        if (!rc) rc = dalloc(dm, (void **)&dm->qkv, R * 3 * d * f, err);
-        if (!rc) rc = dalloc(dm, (void **)&dm->ctx, R * d * f, err);
-        if (!rc) rc = dalloc(dm, (void **)&dm->ff, R * (size_t)c->d_ff * f, err);
+        if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->qkv, R * 3 * d * f, err);
+        if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->ctx, R * d * f, err);
+        if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->ff, R * (size_t)c->d_ff * f, err);
     }
     if (!rc && !(dm->keep_host = malloc(R))) rc = sl_fail(err, SL_ERUNTIME, "out of memory");
     if (!rc) memset(dm->keep_host, 1, R);
@@ -140,36 +123,27 @@ int sl_dev_model_max_batch(const sl_dev_model *dm) { return dm->max_batch; }
 
 /* ---- one batch ---- */
 
-typedef struct {
-    sl_dev_model *dm;
-    const sl_hooks *hooks;
-    sl_kbatch bt;               /* device side */
-    const int32_t *tokens;      /* host side, for hook events */
-    const int32_t *lengths;
-    long first;
-    int ldt;
-    long rows;                  /* B * Lb */
-} batch_run;
 
-static int launch(batch_run *r, int kernel, sl_kargs a, sl_error *err)
+
+int sl_dm_launch(batch_run *r, int kernel, sl_kargs a, sl_error *err)
 {
     a.bt = r->bt;
     return r->dm->dev.launch(r->dm->dev.ctx, kernel, &a, err);
 }
 
 /* y[rows, out] (row stride ldy) = x[rows, in] (stride ldx) . W^T + b, as sl_linear. */
-static int linear(batch_run *r, const float *x, int ldx, int in, const float *w, const float *b, int out, float *y,
+int sl_dm_linear(batch_run *r, const float *x, int ldx, int in, const float *w, const float *b, int out, float *y,
                   int ldy, sl_error *err)
 {
     sl_gemm_req rq = {.transA = SL_GEMM_N, .transB = SL_GEMM_T, .M = (int)r->rows, .N = out, .K = in, .alpha = 1.0f,
-                      .beta = 0.0f, .A = x, .B = W(r->dm, w), .C = y, .lda = ldx, .ldb = in, .ldc = ldy, .batch = 1};
+                      .beta = 0.0f, .A = x, .B = sl_dm_weight(r->dm, w), .C = y, .lda = ldx, .ldb = in, .ldc = ldy, .batch = 1};
     int rc = r->dm->dev.gemm(r->dm->dev.ctx, &rq, err);
-    if (!rc && b) rc = launch(r, SK_BIAS, (sl_kargs){.y = y, .b = W(r->dm, b), .cols = out, .ld = ldy}, err);
+    if (!rc && b) rc = sl_dm_launch(r, SK_BIAS, (sl_kargs){.y = y, .b = sl_dm_weight(r->dm, b), .cols = out, .ld = ldy}, err);
     return rc;
 }
 
 /* Host room for n values copied off the device. */
-static int stage_at_least(sl_dev_model *dm, size_t n, sl_error *err)
+int sl_dm_stage(sl_dev_model *dm, size_t n, sl_error *err)
 {
     if (n <= dm->stage_floats) return SL_OK;
     float *s = realloc(dm->stage, n * sizeof *s);
@@ -205,7 +179,7 @@ static int replace_on_device(batch_run *r, int id, float *data, int cols, int ld
         for (int e = 0; !rc && e < r->bt.B; e++)
             rc = dm->dev.put(dm->dev.ctx, dm->mask + (long)e * ldm, rep->mask + (long)e * rep->ld, (size_t)ldm, err);
         if (!rc && rep->row) rc = dm->dev.put(dm->dev.ctx, dm->row, rep->row, (size_t)cols * sizeof(float), err);
-        if (!rc) rc = launch(r, SK_REPLACE, (sl_kargs){.y = data, .x = rep->row ? dm->row : NULL, .cols = cols,
+        if (!rc) rc = sl_dm_launch(r, SK_REPLACE, (sl_kargs){.y = data, .x = rep->row ? dm->row : NULL, .cols = cols,
                                                        .ld = ld, .mask = dm->mask, .ldm = ldm}, err);
     }
     return rc;
@@ -229,7 +203,7 @@ static int fire(batch_run *r, int kind, int layer, float *data, int cols, int ld
     /* to the last value used: a view at an offset into wider rows (B, C in
      * x_proj's output) ends ld - cols values before the buffer does */
     size_t n = stride * B - (kind == HK_ATTN_PATTERN ? 0 : (size_t)(ld - cols));
-    int rc = stage_at_least(dm, n, err);
+    int rc = sl_dm_stage(dm, n, err);
     if (!rc) rc = dm->dev.get(dm->dev.ctx, dm->stage, data, n * sizeof(float), err);
     for (int e = 0; !rc && e < B; e++) {
         int len = r->lengths[e];
@@ -244,17 +218,17 @@ static int fire(batch_run *r, int kind, int layer, float *data, int cols, int ld
     return rc ? rc : dm->dev.put(dm->dev.ctx, data, dm->stage, n * sizeof(float), err);
 }
 
-static int embed(batch_run *r, sl_error *err)
+int sl_dm_embed(batch_run *r, sl_error *err)
 {
     sl_dev_model *dm = r->dm;
     const sl_config *c = &dm->m->c;
     int d = c->d_model;
-    int rc = launch(r, SK_EMBED, (sl_kargs){.x = W(dm, dm->m->emb), .y = dm->h, .d = d}, err);
+    int rc = sl_dm_launch(r, SK_EMBED, (sl_kargs){.x = sl_dm_weight(dm, dm->m->emb), .y = dm->h, .d = d}, err);
     if (!rc) rc = fire(r, HK_EMBED_TOKENS, -1, dm->h, d, d, err);
     const float *pe = c->arch != ARCH_TRANSFORMER ? NULL
-                    : c->positional == POS_LEARNED ? W(dm, dm->m->pos)
+                    : c->positional == POS_LEARNED ? sl_dm_weight(dm, dm->m->pos)
                     : c->positional == POS_SINUSOIDAL ? dm->pos : NULL;
-    if (!rc && pe) rc = launch(r, SK_ADD_POS, (sl_kargs){.x = pe, .y = dm->h, .d = d}, err);
+    if (!rc && pe) rc = sl_dm_launch(r, SK_ADD_POS, (sl_kargs){.x = pe, .y = dm->h, .d = d}, err);
     return rc ? rc : fire(r, HK_EMBED, -1, dm->h, d, d, err);
 }
 
@@ -266,40 +240,40 @@ static int mamba_layer(batch_run *r, int i, sl_error *err)
     int d = c->d_model, di = c->d_inner, S = c->d_state, R = c->dt_rank, nx = R + 2 * S;
     unsigned off = r->hooks && r->hooks->mamba_off ? r->hooks->mamba_off[i] : 0;
     int rc = fire(r, HK_RESID_PRE, i, dm->h, d, d, err);
-    if (!rc) rc = launch(r, SK_RMSNORM, (sl_kargs){.x = dm->h, .w = W(dm, w->norm_w), .y = dm->a, .d = d,
+    if (!rc) rc = sl_dm_launch(r, SK_RMSNORM, (sl_kargs){.x = dm->h, .w = sl_dm_weight(dm, w->norm_w), .y = dm->a, .d = d,
                                                    .eps = c->norm_eps}, err);
-    if (!rc) rc = linear(r, dm->a, d, d, w->in_w, w->in_b, 2 * di, dm->xz, 2 * di, err);
-    if (!rc) rc = launch(r, SK_CONV, (sl_kargs){.x = dm->xz, .ld = 2 * di, .di = di, .K = c->d_conv,
-                                                .w = W(dm, w->conv_w), .b = W(dm, w->conv_b),
+    if (!rc) rc = sl_dm_linear(r, dm->a, d, d, w->in_w, w->in_b, 2 * di, dm->xz, 2 * di, err);
+    if (!rc) rc = sl_dm_launch(r, SK_CONV, (sl_kargs){.x = dm->xz, .ld = 2 * di, .di = di, .K = c->d_conv,
+                                                .w = sl_dm_weight(dm, w->conv_w), .b = sl_dm_weight(dm, w->conv_b),
                                                 .flag = !!(off & SL_OFF_CONV), .y = dm->xc}, err);
     if (!rc) rc = fire(r, HK_MIXER_IN_X, i, dm->xc, di, di, err);
-    if (!rc) rc = linear(r, dm->xc, di, di, w->xproj_w, NULL, nx, dm->xdbl, nx, err);
-    if (!rc) rc = linear(r, dm->xdbl, nx, R, w->dt_w, w->dt_b, di, dm->delta, di, err);
-    if (!rc) rc = launch(r, SK_SOFTPLUS, (sl_kargs){.y = dm->delta, .n = r->rows * di}, err);
+    if (!rc) rc = sl_dm_linear(r, dm->xc, di, di, w->xproj_w, NULL, nx, dm->xdbl, nx, err);
+    if (!rc) rc = sl_dm_linear(r, dm->xdbl, nx, R, w->dt_w, w->dt_b, di, dm->delta, di, err);
+    if (!rc) rc = sl_dm_launch(r, SK_SOFTPLUS, (sl_kargs){.y = dm->delta, .n = r->rows * di}, err);
     if (!rc) rc = fire(r, HK_MIXER_DELTA, i, dm->delta, di, di, err);
     if (!rc) rc = fire(r, HK_MIXER_B, i, dm->xdbl + R, S, nx, err);
     if (!rc) rc = fire(r, HK_MIXER_C, i, dm->xdbl + R + S, S, nx, err);
-    if (!rc) rc = launch(r, SK_SCAN, (sl_kargs){.x = dm->xc, .b = dm->delta, .w = dm->xdbl, .ldb = nx, .boff = R,
-                                                .coff = R + S, .di = di, .S = S, .A_t = W(dm, w->A_t),
-                                                .D = W(dm, w->D), .flag = !!(off & SL_OFF_SSM), .y = dm->y}, err);
+    if (!rc) rc = sl_dm_launch(r, SK_SCAN, (sl_kargs){.x = dm->xc, .b = dm->delta, .w = dm->xdbl, .ldb = nx, .boff = R,
+                                                .coff = R + S, .di = di, .S = S, .A_t = sl_dm_weight(dm, w->A_t),
+                                                .D = sl_dm_weight(dm, w->D), .flag = !!(off & SL_OFF_SSM), .y = dm->y}, err);
     sl_kargs gate = {.y = dm->y, .y2 = dm->xz, .ld = 2 * di, .di = di, .K = !!(off & SL_OFF_GATE)};
     if (sl_hooks_on(r->hooks, sl_model_point(dm->m, HK_MIXER_GATE, i))) {
         gate.flag = SL_GATE_ACTIVATE;
-        if (!rc) rc = launch(r, SK_GATE, gate, err);
+        if (!rc) rc = sl_dm_launch(r, SK_GATE, gate, err);
         if (!rc) rc = fire(r, HK_MIXER_GATE, i, dm->xz + di, di, 2 * di, err);
         gate.flag = SL_GATE_MULTIPLY;
     }
-    if (!rc) rc = launch(r, SK_GATE, gate, err);
-    if (!rc) rc = linear(r, dm->y, di, di, w->out_w, w->out_b, d, dm->out, d, err);
+    if (!rc) rc = sl_dm_launch(r, SK_GATE, gate, err);
+    if (!rc) rc = sl_dm_linear(r, dm->y, di, di, w->out_w, w->out_b, d, dm->out, d, err);
     if (!rc) rc = fire(r, HK_MIXER_OUT, i, dm->out, d, d, err);
-    if (!rc) rc = launch(r, SK_ADD, (sl_kargs){.y = dm->h, .x = dm->out, .n = r->rows * d}, err);
+    if (!rc) rc = sl_dm_launch(r, SK_ADD, (sl_kargs){.y = dm->h, .x = dm->out, .n = r->rows * d}, err);
     return rc ? rc : fire(r, HK_RESID_POST, i, dm->h, d, d, err);
 }
 
-static int layernorm(batch_run *r, const float *x, const float *w, const float *b, float *y, sl_error *err)
+int sl_dm_layernorm(batch_run *r, const float *x, const float *w, const float *b, float *y, sl_error *err)
 {
     const sl_config *c = &r->dm->m->c;
-    return launch(r, SK_LAYERNORM, (sl_kargs){.x = x, .w = W(r->dm, w), .b = W(r->dm, b), .y = y, .d = c->d_model,
+    return sl_dm_launch(r, SK_LAYERNORM, (sl_kargs){.x = x, .w = sl_dm_weight(r->dm, w), .b = sl_dm_weight(r->dm, b), .y = y, .d = c->d_model,
                                               .eps = c->layer_norm_eps}, err);
 }
 
@@ -311,16 +285,16 @@ static int attention(batch_run *r, int i, sl_error *err)
     const sl_config *c = &dm->m->c;
     sl_kargs a = {.x = dm->qkv, .y = dm->ctx, .d = c->d_model, .dh = c->d_head, .heads = c->n_heads,
                   .causal = c->causal};
-    if (!sl_hooks_on(r->hooks, sl_model_point(dm->m, HK_ATTN_PATTERN, i))) return launch(r, SK_ATTENTION, a, err);
+    if (!sl_hooks_on(r->hooks, sl_model_point(dm->m, HK_ATTN_PATTERN, i))) return sl_dm_launch(r, SK_ATTENTION, a, err);
     if (!dm->pattern) {
         size_t n = (size_t)dm->max_batch * c->n_heads * dm->L * dm->L;
-        int rc = dalloc(dm, (void **)&dm->pattern, n * sizeof(float), err);
+        int rc = sl_dm_alloc(dm, (void **)&dm->pattern, n * sizeof(float), err);
         if (rc) return rc;
     }
     a.y2 = dm->pattern;
-    int rc = launch(r, SK_PROBS, a, err);
+    int rc = sl_dm_launch(r, SK_PROBS, a, err);
     if (!rc) rc = fire(r, HK_ATTN_PATTERN, i, dm->pattern, 0, 0, err);
-    return rc ? rc : launch(r, SK_APPLY, a, err);
+    return rc ? rc : sl_dm_launch(r, SK_APPLY, a, err);
 }
 
 static int tf_layer(batch_run *r, int i, sl_error *err)
@@ -332,37 +306,37 @@ static int tf_layer(batch_run *r, int i, sl_error *err)
     int rc = fire(r, HK_RESID_PRE, i, dm->h, d, d, err);
     const float *in = dm->h;
     if (c->norm_first) {
-        if (!rc) rc = layernorm(r, dm->h, w->ln1_w, w->ln1_b, dm->a, err);
+        if (!rc) rc = sl_dm_layernorm(r, dm->h, w->ln1_w, w->ln1_b, dm->a, err);
         in = dm->a;
     }
-    if (!rc) rc = linear(r, in, d, d, w->qkv_w, w->qkv_b, 3 * d, dm->qkv, 3 * d, err);
+    if (!rc) rc = sl_dm_linear(r, in, d, d, w->qkv_w, w->qkv_b, 3 * d, dm->qkv, 3 * d, err);
     if (!rc && c->positional == POS_ROPE)
-        rc = launch(r, SK_ROPE, (sl_kargs){.y = dm->qkv, .x = dm->pos, .d = d, .dh = c->d_head,
+        rc = sl_dm_launch(r, SK_ROPE, (sl_kargs){.y = dm->qkv, .x = dm->pos, .d = d, .dh = c->d_head,
                                            .heads = c->n_heads}, err);
     if (!rc) rc = attention(r, i, err);
-    if (!rc) rc = linear(r, dm->ctx, d, d, w->o_w, w->o_b, d, dm->out, d, err);
+    if (!rc) rc = sl_dm_linear(r, dm->ctx, d, d, w->o_w, w->o_b, d, dm->out, d, err);
     if (!rc) rc = fire(r, HK_ATTN_OUT, i, dm->out, d, d, err);
-    if (!rc) rc = launch(r, SK_ADD, (sl_kargs){.y = dm->h, .x = dm->out, .n = r->rows * d}, err);
-    if (!rc && !c->norm_first) rc = layernorm(r, dm->h, w->ln1_w, w->ln1_b, dm->h, err);
+    if (!rc) rc = sl_dm_launch(r, SK_ADD, (sl_kargs){.y = dm->h, .x = dm->out, .n = r->rows * d}, err);
+    if (!rc && !c->norm_first) rc = sl_dm_layernorm(r, dm->h, w->ln1_w, w->ln1_b, dm->h, err);
 
     in = dm->h;
     if (c->norm_first) {
-        if (!rc) rc = layernorm(r, dm->h, w->ln2_w, w->ln2_b, dm->a, err);
+        if (!rc) rc = sl_dm_layernorm(r, dm->h, w->ln2_w, w->ln2_b, dm->a, err);
         in = dm->a;
     }
-    if (!rc) rc = linear(r, in, d, d, w->ff1_w, w->ff1_b, f, dm->ff, f, err);
-    if (!rc) rc = launch(r, SK_ACTIVATION, (sl_kargs){.y = dm->ff, .n = r->rows * f,
+    if (!rc) rc = sl_dm_linear(r, in, d, d, w->ff1_w, w->ff1_b, f, dm->ff, f, err);
+    if (!rc) rc = sl_dm_launch(r, SK_ACTIVATION, (sl_kargs){.y = dm->ff, .n = r->rows * f,
                                                       .flag = c->activation == ACT_GELU}, err);
     if (!rc) rc = fire(r, HK_MLP_HIDDEN, i, dm->ff, f, f, err);
-    if (!rc) rc = linear(r, dm->ff, f, f, w->ff2_w, w->ff2_b, d, dm->out, d, err);
+    if (!rc) rc = sl_dm_linear(r, dm->ff, f, f, w->ff2_w, w->ff2_b, d, dm->out, d, err);
     if (!rc) rc = fire(r, HK_MLP_OUT, i, dm->out, d, d, err);
-    if (!rc) rc = launch(r, SK_ADD, (sl_kargs){.y = dm->h, .x = dm->out, .n = r->rows * d}, err);
-    if (!rc && !c->norm_first) rc = layernorm(r, dm->h, w->ln2_w, w->ln2_b, dm->h, err);
+    if (!rc) rc = sl_dm_launch(r, SK_ADD, (sl_kargs){.y = dm->h, .x = dm->out, .n = r->rows * d}, err);
+    if (!rc && !c->norm_first) rc = sl_dm_layernorm(r, dm->h, w->ln2_w, w->ln2_b, dm->h, err);
     return rc ? rc : fire(r, HK_RESID_POST, i, dm->h, d, d, err);
 }
 
 /* Final norm, pooling, head, as sl_forward_tail. */
-static int tail(batch_run *r, sl_error *err)
+int sl_dm_tail(batch_run *r, sl_error *err)
 {
     sl_dev_model *dm = r->dm;
     const sl_model *m = dm->m;
@@ -370,23 +344,23 @@ static int tail(batch_run *r, sl_error *err)
     int d = c->d_model, rc = SL_OK;
     float *fin = dm->h;
     if (c->arch == ARCH_MAMBA) {
-        rc = launch(r, SK_RMSNORM, (sl_kargs){.x = dm->h, .w = W(dm, m->norm_w), .y = dm->a, .d = d,
+        rc = sl_dm_launch(r, SK_RMSNORM, (sl_kargs){.x = dm->h, .w = sl_dm_weight(dm, m->norm_w), .y = dm->a, .d = d,
                                               .eps = c->norm_eps}, err);
         fin = dm->a;
     } else if (c->final_norm) {
-        rc = layernorm(r, dm->h, m->norm_w, m->norm_b, dm->a, err);
+        rc = sl_dm_layernorm(r, dm->h, m->norm_w, m->norm_b, dm->a, err);
         fin = dm->a;
     }
     if (!rc) rc = fire(r, HK_FINAL, -1, fin, d, d, err);
-    if (!rc) rc = launch(r, SK_POOL, (sl_kargs){.x = fin, .y = dm->pooled, .d = d, .flag = c->pooling}, err);
+    if (!rc) rc = sl_dm_launch(r, SK_POOL, (sl_kargs){.x = fin, .y = dm->pooled, .d = d, .flag = c->pooling}, err);
     if (!rc) rc = fire(r, HK_POOLED, -1, dm->pooled, d, d, err);
-    if (!rc) rc = launch(r, SK_HEAD, (sl_kargs){.x = dm->pooled, .w = W(dm, m->head_w), .b = W(dm, m->head_b),
+    if (!rc) rc = sl_dm_launch(r, SK_HEAD, (sl_kargs){.x = dm->pooled, .w = sl_dm_weight(dm, m->head_w), .b = sl_dm_weight(dm, m->head_b),
                                                 .d = d, .flag = m->head_rows, .y = dm->logits}, err);
     return rc ? rc : fire(r, HK_LOGITS, -1, dm->logits, 1, 1, err);
 }
 
 /* Checks the batch and copies its tokens, keep mask and lengths over. */
-static int begin_batch(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const uint8_t *keep,
+int sl_dm_begin(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const uint8_t *keep,
                        const int32_t *lengths, long first, const sl_hooks *hooks, batch_run *r, sl_error *err)
 {
     const sl_config *c = &dm->m->c;
@@ -412,7 +386,7 @@ static int begin_batch(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens
     return rc ? rc : dm->dev.put(dm->dev.ctx, dm->len, lengths, (size_t)cnt * sizeof *lengths, err);
 }
 
-static int layers_from(batch_run *r, int first_layer, sl_error *err)
+int sl_dm_layers_from(batch_run *r, int first_layer, sl_error *err)
 {
     const sl_config *c = &r->dm->m->c;
     int rc = SL_OK;
@@ -421,9 +395,9 @@ static int layers_from(batch_run *r, int first_layer, sl_error *err)
     return rc;
 }
 
-static int finish(batch_run *r, float *logits, sl_error *err)
+int sl_dm_finish(batch_run *r, float *logits, sl_error *err)
 {
-    int rc = tail(r, err);
+    int rc = sl_dm_tail(r, err);
     return rc ? rc : r->dm->dev.get(r->dm->dev.ctx, logits, r->dm->logits, (size_t)r->bt.B * sizeof *logits, err);
 }
 
@@ -431,14 +405,14 @@ int sl_dev_forward(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, co
                    const int32_t *lengths, long first, const sl_hooks *hooks, float *logits, sl_error *err)
 {
     batch_run r;
-    int rc = begin_batch(dm, cnt, ldt, tokens, keep, lengths, first, hooks, &r, err);
-    if (!rc) rc = embed(&r, err);
-    if (!rc) rc = layers_from(&r, 0, err);
-    return rc ? rc : finish(&r, logits, err);
+    int rc = sl_dm_begin(dm, cnt, ldt, tokens, keep, lengths, first, hooks, &r, err);
+    if (!rc) rc = sl_dm_embed(&r, err);
+    if (!rc) rc = sl_dm_layers_from(&r, 0, err);
+    return rc ? rc : sl_dm_finish(&r, logits, err);
 }
 
 /* The residual kept at restore point k: its place in the cache. */
-static float *kept(const sl_dev_model *dm, int k)
+float *sl_dm_kept(const sl_dev_model *dm, int k)
 {
     return dm->cache + (size_t)k * dm->max_batch * dm->L * dm->m->c.d_model;
 }
@@ -450,31 +424,31 @@ int sl_dev_forward_variants(sl_dev_model *dm, int cnt, int ldt, const int32_t *t
     const sl_config *c = &dm->m->c;
     int nl = c->n_layers, d = c->d_model, rc = SL_OK;
     if (!dm->cache)
-        rc = dalloc(dm, (void **)&dm->cache, (size_t)(nl + 1) * dm->max_batch * dm->L * d * sizeof(float), err);
+        rc = sl_dm_alloc(dm, (void **)&dm->cache, (size_t)(nl + 1) * dm->max_batch * dm->L * d * sizeof(float), err);
     batch_run r;
-    if (!rc) rc = begin_batch(dm, cnt, ldt, tokens, keep, lengths, first, NULL, &r, err);
+    if (!rc) rc = sl_dm_begin(dm, cnt, ldt, tokens, keep, lengths, first, NULL, &r, err);
     if (rc) return rc;
     long values = r.rows * d;
-    rc = embed(&r, err);
+    rc = sl_dm_embed(&r, err);
     for (int i = 0; !rc && i <= nl; i++) {
-        rc = launch(&r, SK_COPY, (sl_kargs){.x = dm->h, .y = kept(dm, i), .n = values}, err);
+        rc = sl_dm_launch(&r, SK_COPY, (sl_kargs){.x = dm->h, .y = sl_dm_kept(dm, i), .n = values}, err);
         if (!rc && i < nl) rc = c->arch == ARCH_MAMBA ? mamba_layer(&r, i, err) : tf_layer(&r, i, err);
     }
-    if (!rc) rc = finish(&r, base, err);
+    if (!rc) rc = sl_dm_finish(&r, base, err);
     for (int k = 0; !rc && k < n; k++) {
         if (v[k].restore < 0 || v[k].restore > nl || v[k].start < v[k].restore || v[k].start > nl)
             return sl_fail(err, SL_ERUNTIME, "variant %d: restore %d, start %d outside 0..%d", k, v[k].restore,
                            v[k].start, nl);
-        rc = launch(&r, SK_COPY, (sl_kargs){.x = kept(dm, v[k].restore), .y = dm->h, .n = values}, err);
+        rc = sl_dm_launch(&r, SK_COPY, (sl_kargs){.x = sl_dm_kept(dm, v[k].restore), .y = dm->h, .n = values}, err);
         if (!rc && edit) {
-            rc = stage_at_least(dm, (size_t)values, err);
+            rc = sl_dm_stage(dm, (size_t)values, err);
             if (!rc) rc = dm->dev.get(dm->dev.ctx, dm->stage, dm->h, (size_t)values * sizeof(float), err);
             for (int e = 0; !rc && e < cnt; e++) edit(user, k, dm->stage + (size_t)e * r.bt.Lb * d, lengths[e]);
             if (!rc) rc = dm->dev.put(dm->dev.ctx, dm->h, dm->stage, (size_t)values * sizeof(float), err);
         }
         r.hooks = v[k].hooks;
-        if (!rc) rc = layers_from(&r, v[k].start, err);
-        if (!rc) rc = finish(&r, out + k * ld_out, err);
+        if (!rc) rc = sl_dm_layers_from(&r, v[k].start, err);
+        if (!rc) rc = sl_dm_finish(&r, out + k * ld_out, err);
     }
     return rc;
 }

@@ -1,0 +1,62 @@
+/* The device model core's insides, shared by the forward pass
+ * (device_model.c) and the backward pass (device_backward.c); internal to
+ * cuda/. */
+#ifndef SL_DEVICE_INTERNAL_H
+#define SL_DEVICE_INTERNAL_H
+
+#include "cuda/device_model.h"
+
+struct sl_dev_model {
+    const sl_model *m;
+    sl_device dev;
+    int max_batch, L;
+    float *w, *A_t, *pos; /* weights (the host layout), -exp(A_log)^T, fixed position table */
+    int32_t *tokens, *len;
+    unsigned char *keep;
+    float *h, *a, *out, *pooled, *logits;
+    float *xz, *xc, *xdbl, *delta, *y;  /* mamba */
+    float *qkv, *ctx, *ff, *pattern;    /* transformer; pattern only once its hook is seen */
+    unsigned char *mask;                /* row replacement hooks: [max_batch][L] */
+    float *cache;                       /* prefix reuse: [n_layers + 1][max_batch][L][d], on first use */
+    float *row;                         /* and their row, [widest hook point] */
+    /* host side */
+    unsigned char *keep_host; /* [max_batch][L] of 1, for a batch without keep */
+    float *stage;             /* hooked activations */
+    size_t stage_floats;
+};
+
+/* One batch in flight. */
+typedef struct {
+    sl_dev_model *dm;
+    const sl_hooks *hooks;
+    sl_kbatch bt;               /* device side */
+    const int32_t *tokens;      /* host side, for hook events */
+    const int32_t *lengths;
+    long first;
+    int ldt;
+    long rows;                  /* B * Lb */
+} batch_run;
+
+/* A host weight pointer's counterpart on the device. */
+const float *sl_dm_weight(const sl_dev_model *dm, const float *p);
+int sl_dm_alloc(sl_dev_model *dm, void **p, size_t bytes, sl_error *err);
+/* Host room for n values copied off the device (dm->stage). */
+int sl_dm_stage(sl_dev_model *dm, size_t n, sl_error *err);
+int sl_dm_launch(batch_run *r, int kernel, sl_kargs a, sl_error *err);
+/* y[rows, out] (row stride ldy) = x[rows, in] (stride ldx) . W^T + b, as sl_linear. */
+int sl_dm_linear(batch_run *r, const float *x, int ldx, int in, const float *w, const float *b, int out, float *y,
+                 int ldy, sl_error *err);
+int sl_dm_layernorm(batch_run *r, const float *x, const float *w, const float *b, float *y, sl_error *err);
+/* Checks the batch and copies its tokens, keep mask and lengths over. */
+int sl_dm_begin(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const uint8_t *keep,
+                const int32_t *lengths, long first, const sl_hooks *hooks, batch_run *r, sl_error *err);
+/* Token embedding plus positional term into dm->h (hooks fired). */
+int sl_dm_embed(batch_run *r, sl_error *err);
+int sl_dm_layers_from(batch_run *r, int first_layer, sl_error *err);
+/* Final norm, pooling, head; sl_dm_finish also copies the logits out. */
+int sl_dm_tail(batch_run *r, sl_error *err);
+int sl_dm_finish(batch_run *r, float *logits, sl_error *err);
+/* Residual kept at point k (prefix reuse, the backward pass's tape). */
+float *sl_dm_kept(const sl_dev_model *dm, int k);
+
+#endif
