@@ -103,7 +103,7 @@ bin/seqlens-mpi: $(LIB_OBJ) $(CLI_OBJ)
 else
 .PHONY: bin/seqlens-mpi
 bin/seqlens-mpi:
-	@$(MAKE) --no-print-directory MPI=1 CUDA= bin/seqlens-mpi
+	@$(MAKE) --no-print-directory MPI=1 CUDA= BUILD=build-mpi bin/seqlens-mpi
 endif
 mpi: bin/seqlens-mpi
 
