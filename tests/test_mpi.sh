@@ -50,6 +50,20 @@ same compare compare examples/transformer examples/mamba $D
 $MPIRUN "$P" baseline $D --seed 3 -o "$T/baseline.2.json" >/dev/null
 check "baseline (rank 0 alone): identical" cmp -s "$T/baseline.1.json" "$T/baseline.2.json"
 
+# analyze: stages in-process under MPI; the same results, resume, refusal
+A="analyze examples/mamba $D --steps 2 --bootstrap 20 --threads 1"
+"$P" $A -o "$T/an1" >/dev/null 2>&1
+$MPIRUN "$P" $A -o "$T/an2" >/dev/null 2>&1
+check "analyze ran with 2 ranks" [ -f "$T/an2/report.html" ]
+for f in eval ablate-family ablate-layer ablate-component reverse inspect attribute probe patch baseline; do
+    check "analyze $f.json: identical with 1 and 2 ranks" cmp -s "$T/an1/$f.json" "$T/an2/$f.json"
+done
+check "analyze under MPI resumes: every stage kept" [ "$($MPIRUN "$P" $A -o "$T/an2" 2>&1 | grep -c 'done earlier, kept')" = 10 ]
+$MPIRUN "$P" $A --seed 9 -o "$T/an2" >/dev/null 2>"$T/an-other.err"
+rc=$?
+check "analyze under MPI refuses a directory of other inputs (exit $rc)" [ $rc -eq 2 ]
+check "  ... saying so once" [ "$(grep -c 'other inputs' "$T/an-other.err")" = 1 ]
+
 # capture: the merged file holds what one process writes
 H="--hook blocks.*.resid_post pooled --examples 3:60 --threads 1"
 "$P" capture examples/mamba $D $H -o "$T/acts.1.h5" >/dev/null 2>&1
