@@ -44,6 +44,14 @@ for m in transformer mamba; do
     # an uneven split (101 examples) and a range that does not start at 0
     same $m-range ablate $M $D --family all --bootstrap 20 --seed 5 --examples 17:118
 done
+# and against the plain build (bin/seqlens, no MPI linked) where that is what make test runs
+S=${SEQLENS:-bin/seqlens}
+if [ "$(basename "$S")" = seqlens ]; then
+    "$S" ablate examples/mamba $D --family all --bootstrap 200 --seed 3 --threads 1 -o "$T/plain.json" >/dev/null
+    check "plain bin/seqlens writes the same JSON as 2 ranks" cmp -s "$T/plain.json" "$T/mamba-family.2.json"
+    "$S" inspect examples/transformer $D --threads 1 -o "$T/plain-inspect.json" >/dev/null
+    check "plain bin/seqlens inspect: the same JSON as 2 ranks" cmp -s "$T/plain-inspect.json" "$T/transformer-inspect.2.json"
+fi
 same compare compare examples/transformer examples/mamba $D
 # a non-sharded command runs on rank 0 alone, once
 "$P" baseline $D --seed 3 -o "$T/baseline.1.json" >/dev/null
@@ -82,6 +90,11 @@ $MPIRUN "$P" capture examples/mamba $D --hook pooled --dtype f16 --threads 1 -o 
 if command -v h5dump >/dev/null 2>&1; then
     check "capture --dtype f16: identical with 1 and 2 ranks" sh -c "h5dump '$T/f16.1.h5' | tail -n +2 >'$T/f16.1.txt'; h5dump '$T/f16.2.h5' | tail -n +2 | cmp -s - '$T/f16.1.txt'"
 fi
+
+# scripts/analyze-runs.sh -m: each run's analyze under the launcher
+sh scripts/analyze-runs.sh -o "$T/batch" -m "$MPIRUN" -a "--steps 2 --bootstrap 20 --threads 1" $D examples/mamba >/dev/null 2>&1
+check "analyze-runs -m 'mpirun ...' exits 0" [ $? -eq 0 ]
+check "analyze-runs -m: the run's results equal one process's" cmp -s "$T/an1/ablate-family.json" "$T/batch/runs/mamba/ablate-family.json"
 
 # a failing rank: rank 1 cannot create its part of the capture
 mkdir -p "$T/bad.h5.part1.tmp"
