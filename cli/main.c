@@ -91,6 +91,7 @@ static int dispatch(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    sl_dist_init(&argc, &argv);
+    sl_error err = {0};
+    if (sl_dist_init(&argc, &argv, &err)) return sl_report(&err);
     return sl_dist_finish(dispatch(argc, argv));
 }

@@ -2,6 +2,7 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef SEQLENS_MPI
@@ -40,13 +41,15 @@ int sl_dist_stash(const sl_error *err)
 
 static int g_failed_rank = -1; /* set once ranks agreed on a failure */
 
-void sl_dist_init(int *argc, char ***argv)
+int sl_dist_init(int *argc, char ***argv, sl_error *err)
 {
+    (void)err;
     MPI_Init(argc, argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
     /* results are printed once, by rank 0 */
     if (g_rank) (void)!freopen("/dev/null", "w", stdout);
+    return SL_OK;
 }
 
 int sl_dist_agree(int rc, sl_error *err)
@@ -156,10 +159,17 @@ int sl_dist_ordered_sum(int rc, double *total, const double *rows, long nrows, l
 
 #else /* one process: every collective is the identity */
 
-void sl_dist_init(int *argc, char ***argv)
+int sl_dist_init(int *argc, char ***argv, sl_error *err)
 {
     (void)argc;
     (void)argv;
+    /* Open MPI's and MPICH's (PMI) launchers say how many ranks they start */
+    const char *k = getenv("OMPI_COMM_WORLD_SIZE");
+    if (!k) k = getenv("PMI_SIZE");
+    if (k && atoi(k) > 1)
+        return sl_fail(err, SL_EINPUT, "this seqlens was built without MPI but started as one of %d ranks: run "
+                                       "bin/seqlens-mpi under mpirun (make builds it where mpicc is installed)", atoi(k));
+    return SL_OK;
 }
 int sl_dist_finish(int rc) { return rc; }
 int sl_dist_agree(int rc, sl_error *err)

@@ -21,8 +21,10 @@
 #include "core/error.h"
 
 /* Call first thing in main; non-root ranks get stdout on /dev/null, so only
- * rank 0 prints results. */
-void sl_dist_init(int *argc, char ***argv);
+ * rank 0 prints results. A build without MPI started by mpirun as one of
+ * several ranks fails (SL_EINPUT): each copy would run the whole command
+ * into the same output files. */
+int sl_dist_init(int *argc, char ***argv, sl_error *err);
 /* Agrees on the command's exit status (all ranks leave with the same code),
  * prints the failing rank's stashed error once, finalizes MPI. */
 int sl_dist_finish(int rc);

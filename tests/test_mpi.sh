@@ -92,9 +92,14 @@ if command -v h5dump >/dev/null 2>&1; then
 fi
 
 # scripts/analyze-runs.sh -m: each run's analyze under the launcher
-sh scripts/analyze-runs.sh -o "$T/batch" -m "$MPIRUN" -a "--steps 2 --bootstrap 20 --threads 1" $D examples/mamba >/dev/null 2>&1
+SEQLENS=$P sh scripts/analyze-runs.sh -o "$T/batch" -m "$MPIRUN" -a "--steps 2 --bootstrap 20 --threads 1" $D examples/mamba >/dev/null 2>&1
 check "analyze-runs -m 'mpirun ...' exits 0" [ $? -eq 0 ]
 check "analyze-runs -m: the run's results equal one process's" cmp -s "$T/an1/ablate-family.json" "$T/batch/runs/mamba/ablate-family.json"
+
+# the plain build under mpirun refuses to run as two copies of one command
+$MPIRUN "${SEQLENS:-bin/seqlens}" eval examples/mamba $D >/dev/null 2>"$T/plain-mpirun.err"
+check "a build without MPI under mpirun -np 2 fails" [ $? -eq 2 ]
+check "  ... saying to run bin/seqlens-mpi" grep -q "built without MPI.*seqlens-mpi" "$T/plain-mpirun.err"
 
 # a failing rank: rank 1 cannot create its part of the capture
 mkdir -p "$T/bad.h5.part1.tmp"
