@@ -35,6 +35,21 @@ LDFLAGS   += -Wl,-rpath,$(CUDA_HOME)/lib64
 CU_SRC    := $(wildcard cuda/*.cu)
 endif
 
+# --- MPI (make MPI=1): bin/seqlens-mpi, the same program built with mpicc
+# and SEQLENS_MPI, its objects in build-mpi/. bin/seqlens never links MPI:
+# without SEQLENS_MPI core/dist.c is the one-rank identity. Where mpicc is
+# found, `make` and `make test` build bin/seqlens-mpi too (tests/test_mpi.sh
+# runs it under mpirun); MPI=0 turns that off.
+MPICC    ?= mpicc
+MPI_AUTO := $(if $(filter 0,$(MPI)),,$(shell command -v $(MPICC) >/dev/null 2>&1 && echo 1))
+ifeq ($(MPI),1)
+CC       := $(MPICC)
+BUILD    := build-mpi
+CFLAGS   += -DSEQLENS_MPI
+endif
+MPI_BIN  := $(if $(MPI_AUTO),bin/seqlens-mpi)
+# --- end MPI
+
 BUILD    ?= build
 LIB_SRC  := $(wildcard core/*.c models/*.c ablation/*.c gym/*.c probes/*.c attribution/*.c plots/*.c cuda/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
@@ -45,8 +60,12 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # end-to-end tests of the command line (analyze, report, batch, browser)
 TEST_SH  := $(wildcard tests/test_*.sh)
 
-.PHONY: all test asan clean bench demo fuzz fuzz-build valgrind gpu-check
-all: bin/seqlens
+.PHONY: all test asan clean bench demo fuzz fuzz-build valgrind mpi gpu-check
+ifeq ($(MPI),1)
+all: bin/seqlens-mpi
+else
+all: bin/seqlens $(MPI_BIN)
+endif
 
 # bin/.flavor names the build bin/seqlens is wanted from (cpu or cuda) and
 # is rewritten, as make reads this file, only when that changes: so
@@ -72,8 +91,21 @@ $(BUILD)/tests/%: tests/%.c tests/testing.h tests/fixture_files.h $(wildcard tes
 	$(CC) $(CFLAGS) -MMD -MP $(LDFLAGS) -o $@ $< $(LIB_OBJ) -lhdf5_hl $(LDLIBS)
 
 # The last line of `make test` is "N passed, N failed".
-test: bin/seqlens $(TEST_BIN)
+test: bin/seqlens $(TEST_BIN) $(MPI_BIN)
 	@BUILD=$(BUILD) SEQLENS=bin/seqlens sh tests/run.sh $(TEST_BIN) $(TEST_SH)
+
+# MPI: a make of its own in build-mpi/, so that the CPU and CUDA builds'
+# objects never mix with mpicc's. Always re-entered: make there decides.
+ifeq ($(MPI),1)
+bin/seqlens-mpi: $(LIB_OBJ) $(CLI_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+else
+.PHONY: bin/seqlens-mpi
+bin/seqlens-mpi:
+	@$(MAKE) --no-print-directory MPI=1 CUDA= BUILD=build-mpi bin/seqlens-mpi
+endif
+mpi: bin/seqlens-mpi
 
 # The same suite under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan:
@@ -88,7 +120,7 @@ test-asan: bin/seqlens-asan $(TEST_BIN)
 	@BUILD=$(BUILD) SEQLENS=bin/seqlens-asan ASAN_OPTIONS=detect_leaks=1 sh tests/run.sh $(TEST_BIN) $(TEST_SH)
 
 clean:
-	rm -rf build build-cuda build-asan build-fuzz build-valgrind bin
+	rm -rf build build-cuda build-mpi build-asan build-fuzz build-valgrind bin
 
 # libFuzzer targets (clang, ASan + UBSan) for everything a user hands
 # seqlens: safetensors, config.json, a model directory, a dataset.

@@ -113,6 +113,7 @@ int sl_ablate_components(const sl_model *m, sl_dataset *ds, const sl_run_opts *o
     if (!rc && mode == COMP_MEAN) {
         rc = row_hooks(&j, &sums, 1, err);
         if (!rc) rc = sl_run(m, ds, o, &sums, NULL, sl_ordered_sums_add, &j.sums, NULL, err);
+        rc = sl_ordered_sums_finish(rc, &j.sums, err);
         if (!rc) sl_ordered_sums_mean(&j.sums, j.mean);
     }
     if (!rc) rc = row_hooks(&j, &unused, 0, err);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist.h"
 #include "core/metrics.h"
 #include "core/rng.h"
 #include "core/roc.h"
@@ -31,8 +32,11 @@ static int gather_stats(sl_dataset *ds, const sl_run_opts *o, family_stats *st, 
     long B = o->batch > 0 ? o->batch : 64;
     int32_t *tok = malloc((size_t)B * ds->L * sizeof *tok), *fam = malloc((size_t)B * ds->L * sizeof *fam);
     int rc = st->count && st->per_family && tok && fam ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
-    for (long first = o->first; !rc && first < o->first + o->count; first += B) {
-        long cnt = o->first + o->count - first < B ? o->first + o->count - first : B;
+    /* under MPI each rank counts its shard; integer counts add up exactly */
+    long lo, n;
+    sl_dist_shard(o->first, o->count, &lo, &n);
+    for (long first = lo; !rc && first < lo + n; first += B) {
+        long cnt = lo + n - first < B ? lo + n - first : B;
         rc = sl_dataset_read_tokens(ds, first, cnt, tok, err);
         if (!rc) rc = sl_dataset_read_families(ds, first, cnt, tok, fam, err);
         for (long e = 0; !rc && e < cnt; e++)
@@ -46,7 +50,9 @@ static int gather_stats(sl_dataset *ds, const sl_run_opts *o, family_stats *st, 
     }
     free(tok);
     free(fam);
-    return rc;
+    rc = sl_dist_sum_i64(rc, st->count, (long)st->F * st->V, err);
+    rc = sl_dist_sum_i64(rc, st->per_family, st->F, err);
+    return sl_dist_sum_i64(rc, &st->valid, 1, err);
 }
 
 typedef struct {
@@ -149,6 +155,9 @@ int sl_ablate_families(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, 
         if (!rc && (fo->mode == FAM_MEAN || fo->mode == FAM_ZERO))
             rc = sl_hooks_add_replace(&hooks, sl_model_point(m, HK_EMBED_TOKENS, -1), &rep, err);
         if (!rc) rc = sl_run(m, ds, o, &hooks, mark_batch, NULL, &j, abl, err);
+        int64_t hits = j.hits; /* this rank's share under MPI */
+        rc = sl_dist_sum_i64(rc, &hits, 1, err);
+        j.hits = (long)hits;
         sl_ablation_row *row = &out->rows[out->n_rows];
         row->family = f;
         row->layer = -1;

@@ -49,6 +49,7 @@ static int mean_writes(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, 
         if (!rc) rc = sl_hooks_add(&h, sl_model_point(m, HK_RESID_POST, i), add_write, j, err);
     }
     if (!rc) rc = sl_run(m, ds, o, &h, NULL, sl_ordered_sums_add, &j->sums, NULL, err);
+    rc = sl_ordered_sums_finish(rc, &j->sums, err);
     if (!rc) sl_ordered_sums_mean(&j->sums, j->mean);
     sl_hooks_free(&h);
     free(j->pre);

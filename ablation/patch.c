@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/blas.h"
+#include "core/dist.h"
 #include "core/rng.h"
 
 int sl_patchable(const sl_model *m, int point)
@@ -231,8 +232,12 @@ int sl_patch(const sl_model *m, sl_dataset *ds, const sl_patch_opts *o, sl_patch
     for (int i = 0; !rc && i < nl; i++) rc = sl_hooks_add(&cache, sl_model_point(m, HK_RESID_PRE, i), keep_residual, &j, err);
     if (!rc) rc = sl_hooks_add(&cache, sl_model_point(m, HK_RESID_POST, nl - 1), keep_residual, &j, err);
 
-    for (long c0 = 0; !rc && c0 < M; c0 += CHUNK) {
-        long n = M - c0 < CHUNK ? M - c0 : CHUNK;
+    /* under MPI each rank runs its shard of the pairs (drawn alike on every
+     * rank); the per-pair logits are gathered before the summary */
+    long lo, mine;
+    sl_dist_shard(0, M, &lo, &mine);
+    for (long c0 = lo; !rc && c0 < lo + mine; c0 += CHUNK) {
+        long n = lo + mine - c0 < CHUNK ? lo + mine - c0 : CHUNK;
         for (long k = 0; !rc && k < n; k++)
             for (int side = 0; side < 2 && !rc; side++) {
                 long idx = o->pairs[2 * (c0 + k) + side];
@@ -254,6 +259,11 @@ int sl_patch(const sl_model *m, sl_dataset *ds, const sl_patch_opts *o, sl_patch
         }
         for (long k = 0; !rc && k < n; k++)
             if (pair_rc[k]) *err = pair_err[k], rc = pair_rc[k];
+    }
+    if (M) {
+        rc = sl_dist_allgather_f32(rc, out->base, 0, M, 1, err);
+        rc = sl_dist_allgather_f32(rc, out->source, 0, M, 1, err);
+        rc = sl_dist_allgather_f32(rc, out->patched, 0, M, cells, err);
     }
     if (!rc) rc = summarise(o, out, err);
     for (int t = 0; j.th && t < T; t++) {

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist.h"
+
 typedef struct {
     const sl_model *m;
     const sl_variant *v;
@@ -77,6 +79,7 @@ static int run_on_device(variant_job *j, sl_dataset *ds, const sl_run_opts *o, f
     int rc = j->out ? sl_run_batches(ds, &d, NULL, device_batch, j, collect, j, base, err)
                     : sl_fail(err, SL_ERUNTIME, "out of memory");
     free(j->out);
+    j->out = NULL;
     return rc;
 }
 
@@ -86,52 +89,25 @@ int sl_run_variants(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, con
     int nl = m->c.n_layers, B = o->batch > 0 ? o->batch : 1;
     if (B > o->count) B = (int)o->count;
     variant_job j = {m, v, n, ds->L, m->c.d_model, nl, B, edit, user, NULL, NULL, logits, o->first, o->count, {0}, NULL};
-    if (o->dev) return run_on_device(&j, ds, o, base, err);
-    j.cache = malloc((size_t)B * (nl + 1) * ds->L * j.d * sizeof *j.cache);
-    j.out = malloc((size_t)(n ? n : 1) * B * sizeof *j.out);
-    int rc = j.cache && j.out ? SL_OK
+    int rc = SL_OK;
+    if (o->dev) {
+        rc = run_on_device(&j, ds, o, base, err);
+    } else {
+        j.cache = malloc((size_t)B * (nl + 1) * ds->L * j.d * sizeof *j.cache);
+        j.out = malloc((size_t)(n ? n : 1) * B * sizeof *j.out);
+        rc = j.cache && j.out ? SL_OK
                               : sl_fail(err, SL_ERUNTIME, "out of memory for a residual cache of %d x %d x %d x %d floats",
                                         B, nl + 1, ds->L, j.d);
-    if (!rc) rc = sl_hooks_init(&j.keep, m->n_points, err);
-    for (int i = 0; !rc && i < nl; i++) rc = sl_hooks_add(&j.keep, sl_model_point(m, HK_RESID_PRE, i), keep_residual, &j, err);
-    if (!rc) rc = sl_hooks_add(&j.keep, sl_model_point(m, HK_RESID_POST, nl - 1), keep_residual, &j, err);
-    if (!rc) rc = sl_run_each(m, ds, o, NULL, NULL, collect, &j, run_example, &j, base, err);
+        if (!rc) rc = sl_hooks_init(&j.keep, m->n_points, err);
+        for (int i = 0; !rc && i < nl; i++)
+            rc = sl_hooks_add(&j.keep, sl_model_point(m, HK_RESID_PRE, i), keep_residual, &j, err);
+        if (!rc) rc = sl_hooks_add(&j.keep, sl_model_point(m, HK_RESID_POST, nl - 1), keep_residual, &j, err);
+        if (!rc) rc = sl_run_each(m, ds, o, NULL, NULL, collect, &j, run_example, &j, base, err);
+    }
+    /* under MPI each rank filled its shard's columns of every variant */
+    for (int k = 0; k < n; k++) rc = sl_dist_allgather_f32(rc, logits + (long)k * o->count, o->first, o->count, 1, err);
     sl_hooks_free(&j.keep);
     free(j.cache);
     free(j.out);
     return rc;
-}
-
-int sl_ordered_sums_init(sl_ordered_sums *s, int batch, long width, sl_error *err)
-{
-    s->width = width;
-    s->positions = 0;
-    s->slot = calloc((size_t)(batch > 0 ? batch : 1) * width, sizeof *s->slot);
-    s->total = calloc((size_t)(width ? width : 1), sizeof *s->total);
-    return s->slot && s->total ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
-}
-
-int sl_ordered_sums_add(void *sums, sl_batch *b, sl_error *err)
-{
-    (void)err;
-    sl_ordered_sums *s = sums;
-    for (int e = 0; e < b->count; e++) {
-        s->positions += b->lengths[e];
-        double *x = sl_ordered_sums_at(s, e);
-        for (long k = 0; k < s->width; k++) s->total[k] += x[k];
-        memset(x, 0, (size_t)s->width * sizeof *x);
-    }
-    return SL_OK;
-}
-
-void sl_ordered_sums_mean(const sl_ordered_sums *s, float *mean)
-{
-    for (long k = 0; k < s->width; k++) mean[k] = (float)(s->total[k] / (double)s->positions);
-}
-
-void sl_ordered_sums_free(sl_ordered_sums *s)
-{
-    free(s->slot);
-    free(s->total);
-    s->slot = s->total = NULL;
 }

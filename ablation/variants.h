@@ -7,6 +7,7 @@
 #define SL_VARIANTS_H
 
 #include "core/dataset.h"
+#include "core/ordered_sums.h"
 #include "models/model.h"
 #include "models/run.h"
 
@@ -15,25 +16,6 @@
 int sl_run_variants(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const sl_variant *v, int n,
                     sl_variant_edit edit, void *user, float *base, float *logits, sl_error *err);
 
-/* Means over the valid positions of the data that the thread count cannot
- * change: each example's sums are kept per batch slot, then added in
- * example order on the calling thread (sl_ordered_sums_add is sl_run's
- * after-batch callback, with the sums as its user pointer). */
-typedef struct {
-    long width;    /* values summed per example */
-    double *slot;  /* [batch slot][width] */
-    double *total; /* [width] */
-    long positions;
-} sl_ordered_sums;
-
-int sl_ordered_sums_init(sl_ordered_sums *s, int batch, long width, sl_error *err);
-static inline double *sl_ordered_sums_at(const sl_ordered_sums *s, int slot)
-{
-    return s->slot + (size_t)slot * s->width;
-}
-int sl_ordered_sums_add(void *sums, sl_batch *b, sl_error *err);
-/* mean[width] = total / positions. */
-void sl_ordered_sums_mean(const sl_ordered_sums *s, float *mean);
-void sl_ordered_sums_free(sl_ordered_sums *s);
+/* Means over the valid positions of the data: sl_ordered_sums. */
 
 #endif

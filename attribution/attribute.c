@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist.h"
+#include "core/ordered_sums.h"
+
 /* Per thread: the gradient of every block boundary, the input, the
  * baseline, the path point and the summed gradients. */
 typedef struct {
@@ -30,7 +33,7 @@ typedef struct {
     void *tokens_user;
     float *rows;      /* [B, L] the batch's per-token attributions for tokens_fn */
     sl_attr_result *out;
-    double completeness_sum, relative_sum;
+    sl_ordered_sums sums; /* per slot: row_width(F) values (add_batch) */
 } attr_job;
 
 static int bucket_of(int distance)
@@ -96,25 +99,37 @@ static int read_families(void *user, sl_batch *b, sl_error *err)
     return sl_dataset_read_families(j->ds, b->first, b->count, b->tokens, j->fam, err);
 }
 
+/* One example's sums, a row of the ordered sums: |attribution| and token
+ * counts overall, per distance bucket and per family, and for ig the
+ * completeness error. Each example is summed on its own first, then the
+ * rows are added in example order, so that MPI ranks (core/ordered_sums.h)
+ * give the one-process totals bit for bit. */
+enum { R_TOTAL, R_VALID, R_COMPLETE, R_RELATIVE, R_BUCKET_ABS };
+#define R_BUCKET_COUNT (R_BUCKET_ABS + SL_DISTANCE_BUCKETS)
+#define R_FAMILY_ABS (R_BUCKET_COUNT + SL_DISTANCE_BUCKETS)
+
+static long row_width(int F) { return R_FAMILY_ABS + 2L * F; }
+
 static int add_batch(void *user, sl_batch *b, sl_error *err)
 {
-    (void)err;
     attr_job *j = user;
     sl_attr_result *o = j->out;
-    int L = j->ds->L;
+    int L = j->ds->L, F = o->n_families;
     for (int e = 0; e < b->count; e++) {
         const slot_result *r = &j->slot[e];
+        double *row = sl_ordered_sums_at(&j->sums, e);
+        memset(row, 0, (size_t)row_width(F) * sizeof *row);
         int len = b->lengths[e];
         for (int t = 0; t < len; t++) {
             double a = fabs(r->attr[t]);
             int f = j->fam[(long)e * L + t], bk = bucket_of(len - 1 - t);
-            o->total += a;
-            o->valid++;
-            o->bucket_abs[bk] += a;
-            o->bucket_count[bk]++;
+            row[R_TOTAL] += a;
+            row[R_VALID]++;
+            row[R_BUCKET_ABS + bk] += a;
+            row[R_BUCKET_COUNT + bk]++;
             if (f >= 0) {
-                o->family_abs[f] += a;
-                o->family_count[f]++;
+                row[R_FAMILY_ABS + f] += a;
+                row[R_FAMILY_ABS + F + f]++;
             }
         }
         if (j->tokens_fn) {
@@ -124,12 +139,34 @@ static int add_batch(void *user, sl_batch *b, sl_error *err)
         }
         if (j->ao->method == ATTR_IG) {
             double err_abs = fabs(r->sum - r->gap);
-            j->completeness_sum += err_abs;
-            j->relative_sum += err_abs / fmax(fabs(r->gap), 1e-12);
+            row[R_COMPLETE] = err_abs;
+            row[R_RELATIVE] = err_abs / fmax(fabs(r->gap), 1e-12);
             if (err_abs > o->completeness_max) o->completeness_max = err_abs;
         }
     }
-    return j->tokens_fn ? j->tokens_fn(j->tokens_user, b->first - j->first, b->count, L, j->rows, err) : SL_OK;
+    int rc = sl_ordered_sums_add(&j->sums, b, err);
+    if (!rc && j->tokens_fn) rc = j->tokens_fn(j->tokens_user, b->first - j->first, b->count, L, j->rows, err);
+    return rc;
+}
+
+/* The totals of all examples into the result. */
+static void totals(const attr_job *j, sl_attr_result *out, long n)
+{
+    const double *s = j->sums.total;
+    int F = out->n_families;
+    out->n = n;
+    out->total = s[R_TOTAL];
+    out->valid = (long)s[R_VALID];
+    for (int k = 0; k < SL_DISTANCE_BUCKETS; k++) {
+        out->bucket_abs[k] = s[R_BUCKET_ABS + k];
+        out->bucket_count[k] = (long)s[R_BUCKET_COUNT + k];
+    }
+    for (int f = 0; f < F; f++) {
+        out->family_abs[f] = s[R_FAMILY_ABS + f];
+        out->family_count[f] = (long)s[R_FAMILY_ABS + F + f];
+    }
+    out->completeness_mean = s[R_COMPLETE] / n;
+    out->completeness_relative_mean = s[R_RELATIVE] / n;
 }
 
 int sl_attribute(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const sl_attr_opts *ao, sl_attr_result *out,
@@ -140,11 +177,12 @@ int sl_attribute(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const 
     size_t ld = (size_t)L * d;
     attr_job j = {m, ds, ao, calloc((size_t)T, sizeof *j.th), calloc((size_t)B, sizeof *j.slot),
                   malloc((size_t)B * L * sizeof *j.fam), o->first, tokens_fn, tokens_user,
-                  tokens_fn ? malloc((size_t)B * L * sizeof(float)) : NULL, out, 0, 0};
+                  tokens_fn ? malloc((size_t)B * L * sizeof(float)) : NULL, out, {0}};
     out->n_families = F;
     out->family_abs = calloc((size_t)F, sizeof *out->family_abs);
     out->family_count = calloc((size_t)F, sizeof *out->family_count);
-    int rc = j.th && j.slot && j.fam && out->family_abs && out->family_count && (!tokens_fn || j.rows)
+    int rc = sl_ordered_sums_init(&j.sums, B, row_width(F), err);
+    if (!rc) rc = j.th && j.slot && j.fam && out->family_abs && out->family_count && (!tokens_fn || j.rows)
                  ? SL_OK
                  : sl_fail(err, SL_ERUNTIME, "out of memory");
     for (int t = 0; !rc && t < T; t++) {
@@ -162,11 +200,9 @@ int sl_attribute(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const 
     for (int e = 0; !rc && e < B; e++)
         if (!(j.slot[e].attr = calloc((size_t)L, sizeof(float)))) rc = sl_fail(err, SL_ERUNTIME, "out of memory");
     if (!rc) rc = sl_run_each(m, ds, o, NULL, read_families, add_batch, &j, attribute_example, &j, NULL, err);
-    if (!rc) {
-        out->n = o->count;
-        out->completeness_mean = j.completeness_sum / o->count;
-        out->completeness_relative_mean = j.relative_sum / o->count;
-    }
+    rc = sl_ordered_sums_finish(rc, &j.sums, err);
+    rc = sl_dist_max_f64(rc, &out->completeness_max, 1, err);
+    if (!rc) totals(&j, out, o->count);
     for (int t = 0; j.th && t < T; t++) {
         thread_scratch *s = &j.th[t];
         free(s->grad);
@@ -181,6 +217,7 @@ int sl_attribute(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const 
     free(j.slot);
     free(j.fam);
     free(j.rows);
+    sl_ordered_sums_free(&j.sums);
     return rc;
 }
 

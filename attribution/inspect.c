@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ordered_sums.h"
+
 /* Per batch slot, sums that are added into the totals in example order after
  * each batch, so that threads and batch sizes change no bit of the result. */
 enum { M_DELTA, M_GATE, M_WRITE, M_RETAIN, M_COUNT, M_STATS };
@@ -13,9 +15,8 @@ typedef struct {
     sl_dataset *ds;
     int nl, F, H, B;
     int32_t *fam;        /* [B, L] family of each position of the batch */
-    double *slot;        /* [B][per_slot] */
     size_t per_slot;
-    double *total;       /* [per_slot] */
+    sl_ordered_sums sums; /* [B][per_slot] per slot; totals in example order */
     const float **x, **delta, **bmat; /* [B][nl] views of the current layer (Mamba) */
     int *ld_b;
 } inspect_job;
@@ -28,22 +29,18 @@ static size_t slot_size(int nl, int F, int H, int arch)
     return arch == ARCH_MAMBA ? (size_t)nl * F * M_STATS : (size_t)nl * F * H * 2 + (size_t)nl * H * 3;
 }
 
-static double *slot_of(const inspect_job *j, int slot) { return j->slot + (size_t)slot * j->per_slot; }
+static double *slot_of(const inspect_job *j, int slot) { return sl_ordered_sums_at(&j->sums, slot); }
 
 static int read_families(void *user, sl_batch *b, sl_error *err)
 {
     inspect_job *j = user;
-    memset(j->slot, 0, (size_t)b->count * j->per_slot * sizeof *j->slot);
     return sl_dataset_read_families(j->ds, b->first, b->count, b->tokens, j->fam, err);
 }
 
 static int add_slots(void *user, sl_batch *b, sl_error *err)
 {
-    (void)err;
     inspect_job *j = user;
-    for (int e = 0; e < b->count; e++)
-        for (size_t k = 0; k < j->per_slot; k++) j->total[k] += slot_of(j, e)[k];
-    return SL_OK;
+    return sl_ordered_sums_add(&j->sums, b, err);
 }
 
 /* The Mamba hooks keep views of in_x, delta and B; the gate, the last hook
@@ -147,7 +144,7 @@ static void finish(const inspect_job *j, sl_inspect_result *r, long queries)
             sl_inspect_family *x = &r->fam[i * j->F + f];
             x->attention_mass_per_head = r->per_head_storage + ((size_t)i * j->F + f) * (j->H ? j->H : 1);
             if (j->m->c.arch == ARCH_MAMBA) {
-                const double *s = j->total + ((size_t)i * j->F + f) * M_STATS;
+                const double *s = j->sums.total + ((size_t)i * j->F + f) * M_STATS;
                 x->count = (long)s[M_COUNT];
                 if (!x->count) continue;
                 x->mean_delta = s[M_DELTA] / s[M_COUNT];
@@ -158,7 +155,7 @@ static void finish(const inspect_job *j, sl_inspect_result *r, long queries)
             } else {
                 double m = 0, sh = 0;
                 for (int h = 0; h < j->H; h++) {
-                    const double *s = j->total + (((size_t)i * j->F + f) * j->H + h) * 2;
+                    const double *s = j->sums.total + (((size_t)i * j->F + f) * j->H + h) * 2;
                     x->attention_mass_per_head[h] = s[0] / (double)queries;
                     m += s[0];
                     sh += s[1];
@@ -171,7 +168,7 @@ static void finish(const inspect_job *j, sl_inspect_result *r, long queries)
         }
     for (int i = 0; j->m->c.arch == ARCH_TRANSFORMER && i < j->nl; i++)
         for (int h = 0; h < j->H; h++) {
-            const double *s = j->total + (size_t)j->nl * j->F * j->H * 2 + ((size_t)i * j->H + h) * 3;
+            const double *s = j->sums.total + (size_t)j->nl * j->F * j->H * 2 + ((size_t)i * j->H + h) * 3;
             r->head[i * j->H + h] = (sl_inspect_head){s[0] / s[2], s[1] / s[2]};
         }
 }
@@ -181,10 +178,9 @@ int sl_inspect(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, sl_inspe
     memset(out, 0, sizeof *out);
     int nl = m->c.n_layers, F = ds->n_families, H = m->c.arch == ARCH_TRANSFORMER ? m->c.n_heads : 0;
     int B = o->batch > 0 ? o->batch : 1;
-    inspect_job j = {m, ds, nl, F, H, B, NULL, NULL, slot_size(nl, F, H, m->c.arch), NULL, NULL, NULL, NULL, NULL};
+    inspect_job j = {m, ds, nl, F, H, B, NULL, slot_size(nl, F, H, m->c.arch), {0}, NULL, NULL, NULL, NULL};
     j.fam = malloc((size_t)B * ds->L * sizeof *j.fam);
-    j.slot = calloc((size_t)B * j.per_slot, sizeof *j.slot);
-    j.total = calloc(j.per_slot, sizeof *j.total);
+    int rc = sl_ordered_sums_init(&j.sums, B, (long)j.per_slot, err);
     j.x = calloc((size_t)B * nl, sizeof *j.x);
     j.delta = calloc((size_t)B * nl, sizeof *j.delta);
     j.bmat = calloc((size_t)B * nl, sizeof *j.bmat);
@@ -195,7 +191,7 @@ int sl_inspect(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, sl_inspe
     out->fam = calloc((size_t)nl * F, sizeof *out->fam);
     out->head = calloc((size_t)nl * (H ? H : 1), sizeof *out->head);
     out->per_head_storage = calloc((size_t)nl * F * (H ? H : 1), sizeof *out->per_head_storage);
-    int rc = j.fam && j.slot && j.total && j.x && j.delta && j.bmat && j.ld_b && out->fam && out->head && out->per_head_storage
+    if (!rc) rc = j.fam && j.x && j.delta && j.bmat && j.ld_b && out->fam && out->head && out->per_head_storage
                  ? SL_OK
                  : sl_fail(err, SL_ERUNTIME, "out of memory");
     sl_hooks hooks = {0};
@@ -211,13 +207,13 @@ int sl_inspect(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, sl_inspe
         }
     }
     if (!rc) rc = sl_run(m, ds, o, &hooks, read_families, add_slots, &j, NULL, err);
+    rc = sl_ordered_sums_finish(rc, &j.sums, err);
     long queries = 0;
     for (long e = 0; e < o->count; e++) queries += ds->lengths[o->first + e];
     if (!rc) finish(&j, out, queries);
     sl_hooks_free(&hooks);
     free(j.fam);
-    free(j.slot);
-    free(j.total);
+    sl_ordered_sums_free(&j.sums);
     free(j.x);
     free(j.delta);
     free(j.bmat);

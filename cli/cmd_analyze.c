@@ -5,6 +5,7 @@
  * and each stage's memory is returned when it ends. analyze.json records
  * the inputs and the finished stages, so an interrupted run resumes. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -294,6 +295,64 @@ static int run_stage(const char *self, const char *dir, stage *s, progress *p, s
     return SL_OK;
 }
 
+/* Under MPI a stage cannot be a child process: forking an MPI process is
+ * unsafe with some transports, and the child would have to join the job.
+ * Every rank runs the stage's command in-process instead (the same entry
+ * and argv the child would get), with rank 0's stdout and stderr on the
+ * stage's files; a stage that is not sharded (baseline, probe) runs on
+ * rank 0 alone. */
+static int run_stage_mpi(const char *dir, stage *s, progress *p, sl_error *err)
+{
+    char log[4200], out[4200], tmp[4300];
+    snprintf(log, sizeof log, "%s/logs/%s.log", dir, s->name);
+    snprintf(out, sizeof out, "%s/%s", dir, s->stdout_to ? s->stdout_to : "");
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    int sharded = 0, root = sl_dist_root(), rc = SL_OK, saved[2] = {-1, -1};
+    sl_command_fn fn = sl_command(s->argv[1], &sharded);
+    double t0 = now();
+    fflush(NULL);
+    if (root) {
+        int fe = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fo = open(s->stdout_to ? tmp : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        saved[0] = dup(1), saved[1] = dup(2);
+        if (fe < 0 || fo < 0 || saved[0] < 0 || saved[1] < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
+            rc = sl_fail(err, SL_ERUNTIME, "analyze: cannot open %s or %s", log, tmp);
+        if (fe >= 0) close(fe);
+        if (fo >= 0) close(fo);
+    }
+    if (!rc && sharded) rc = fn(s->argc - 2, s->argv + 2);
+    else if (!rc && root) {
+        sl_dist_solo(1);
+        rc = fn(s->argc - 2, s->argv + 2);
+        sl_dist_solo(0);
+    }
+    rc = sl_dist_settle(rc); /* the failing rank prints (rank 0: into the log) */
+    fflush(NULL);
+    if (root) {
+        if (saved[0] >= 0) dup2(saved[0], 1), close(saved[0]);
+        if (saved[1] >= 0) dup2(saved[1], 2), close(saved[1]);
+    }
+    s->seconds = now() - t0;
+    FILE *f = root ? fopen(log, "r") : NULL;
+    char line[2048], last[2048] = "";
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (!rc) fprintf(stderr, "  %s: %s\n", s->name, line);
+        snprintf(last, sizeof last, "%s", line);
+    }
+    if (f) fclose(f);
+    if (rc) {
+        if (root) remove_partial(dir, s);
+        if (root && s->stdout_to) unlink(tmp);
+        return sl_fail(err, rc == SL_EINPUT ? SL_EINPUT : SL_ERUNTIME, "analyze: stage %s failed%s%s (log: %s)", s->name,
+                       last[0] ? ": " : "", last[0] ? last : "", log);
+    }
+    if (root && s->stdout_to && rename(tmp, out))
+        return sl_fail(err, SL_ERUNTIME, "%s: cannot rename to %s: %s", tmp, out, strerror(errno));
+    if (root) show(p, s, s->seconds, 1);
+    return SL_OK;
+}
+
 /* Which stages a previous run of the same inputs finished. */
 static int previous(const char *dir, const cJSON *inputs, int force, stage *st, sl_error *err)
 {
@@ -407,9 +466,15 @@ int cmd_analyze(int argc, char **argv)
     }
     char logs[4200];
     snprintf(logs, sizeof logs, "%s/logs", dir);
-    if (!rc) rc = make_dir(dir, &err);
-    if (!rc) rc = previous(dir, inputs, a.force, st, &err);
-    if (!rc) rc = make_dir(logs, &err);
+    /* under MPI rank 0 alone reads and writes DIR, and tells the others
+     * which stages are kept */
+    if (!rc && sl_dist_root()) rc = make_dir(dir, &err);
+    if (!rc && sl_dist_root()) rc = previous(dir, inputs, a.force, st, &err);
+    if (!rc && sl_dist_root()) rc = make_dir(logs, &err);
+    int32_t kept[N_STAGES];
+    for (int i = 0; i < N_STAGES; i++) kept[i] = st[i].kept;
+    rc = sl_dist_bcast_i32(rc, kept, N_STAGES, &err);
+    for (int i = 0; i < N_STAGES; i++) st[i].kept = kept[i];
 
     progress p = {.tty = isatty(2), .total = N_STAGES + 1, .started = now()};
     for (int i = 0; i < N_STAGES; i++)
@@ -419,20 +484,20 @@ int cmd_analyze(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     for (int i = 0; i < N_STAGES && !rc; i++) {
         p.index = i + 1;
-        rc = write_manifest(dir, base, st, i, &err);
-        if (rc) break;
+        if (sl_dist_root()) rc = write_manifest(dir, base, st, i, &err);
+        if ((rc = sl_dist_agree(rc, &err))) break;
         if (st[i].kept) {
-            fprintf(stderr, "[%d/%d] %-16s done earlier, kept\n", p.index, p.total, st[i].name);
+            if (sl_dist_root()) fprintf(stderr, "[%d/%d] %-16s done earlier, kept\n", p.index, p.total, st[i].name);
             continue;
         }
-        rc = run_stage(self, dir, &st[i], &p, &err);
+        rc = sl_dist_size() > 1 ? run_stage_mpi(dir, &st[i], &p, &err) : run_stage(self, dir, &st[i], &p, &err);
         p.done_weight += st[i].weight;
         p.done_seconds += st[i].seconds;
         p.left_weight -= st[i].weight;
     }
-    if (!rc) rc = write_manifest(dir, base, st, N_STAGES, &err);
+    if (!rc && sl_dist_root()) rc = write_manifest(dir, base, st, N_STAGES, &err);
     sl_report_info info;
-    if (!rc) {
+    if (!rc && sl_dist_root()) {
         double t0 = now();
         rc = sl_report_build(dir, &info, &err);
         if (!rc && info.warning[0]) fprintf(stderr, "seqlens: warning: %s\n", info.warning);
@@ -440,6 +505,7 @@ int cmd_analyze(int argc, char **argv)
             fprintf(stderr, "[%d/%d] %-16s done in %.1f s (total %.1f s)\n", p.total, p.total, "report", now() - t0,
                     now() - p.started);
     }
+    rc = sl_dist_agree(rc, &err);
     if (!rc) printf("wrote %s/report.html (%d figures)\n", dir, info.figures);
     for (int i = 0; i < N_STAGES; i++)
         for (int k = 0; k < st[i].argc; k++) free(st[i].argv[k]);

@@ -78,6 +78,9 @@ int cmd_attribute(int argc, char **argv)
     if (a.baseline && !strcmp(a.baseline, "zero")) ao.baseline = BASELINE_ZERO;
     else if (a.baseline && strcmp(a.baseline, "pad"))
         return sl_report(&(sl_error){SL_EINPUT, "seqlens attribute: --baseline: expected pad or zero"});
+    if (a.tokens_out && sl_dist_size() > 1)
+        return sl_report(&(sl_error){SL_EINPUT, "seqlens attribute: --tokens writes one file from one process: run it "
+                                                "without mpirun (the JSON alone runs sharded)"});
     sl_session s;
     sl_attr_result r = {0};
     token_file tf = {.out = {.file = -1}, .set = {.ds = -1}};

@@ -1,7 +1,12 @@
-/* seqlens capture: hook activations streamed batch by batch into HDF5. */
+/* seqlens capture: hook activations streamed batch by batch into HDF5.
+ * Under MPI every rank streams its shard into a file of its own, OUT.partR
+ * (rank 0 straight into OUT), and rank 0 copies the other ranks' rows in:
+ * one ordinary HDF5 file in the end, with the serial libhdf5 (see the
+ * README for why not parallel HDF5 or a virtual dataset). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "core/h5out.h"
@@ -149,6 +154,38 @@ static int write_labels(capture_job *j, const sl_session *s, sl_error *err)
     return rc;
 }
 
+static void part_path(char *p, size_t n, const char *out, int rank) { snprintf(p, n, "%s.part%d", out, rank); }
+
+/* MPI: ranks > 0 close their part, rank 0 copies every part's shard into
+ * its rows of OUT, and the parts are removed whatever happened. */
+static int gather_parts(capture_job *j, const sl_session *s, const sl_args *a, int rc, sl_error *err)
+{
+    int me = sl_dist_rank();
+    char part[4200];
+    if (me) {
+        for (int i = 0; i < j->n; i++) sl_h5set_close(&j->c[i].set);
+        sl_h5set_close(&j->logits);
+        if (!rc) rc = sl_h5out_commit(&j->out, err);
+        else sl_h5out_abort(&j->out);
+    }
+    rc = sl_dist_agree(rc, err);
+    for (int r = 1; !rc && !me && r < sl_dist_size(); r++) {
+        long f, c;
+        sl_dist_shard_of(r, 0, s->run.count, &f, &c);
+        part_path(part, sizeof part, a->out, r);
+        for (int i = 0; !rc && c && i < j->n; i++)
+            if (j->c[i].point->kind != HK_LOGITS)
+                rc = sl_h5out_copy_rows(&j->out, &j->c[i].set, part, (hsize_t)f, (hsize_t)c, err);
+        if (!rc && c) rc = sl_h5out_copy_rows(&j->out, &j->logits, part, (hsize_t)f, (hsize_t)c, err);
+    }
+    rc = sl_dist_agree(rc, err); /* rank 0 has read every part */
+    if (me) {
+        part_path(part, sizeof part, a->out, me);
+        unlink(part);
+    }
+    return rc;
+}
+
 static int run_capture(capture_job *j, sl_session *s, const sl_args *a, sl_error *err)
 {
     const sl_model *m = &s->model;
@@ -180,10 +217,13 @@ static int run_capture(capture_job *j, sl_session *s, const sl_args *a, sl_error
         if (!(j->c[i].buf = malloc(b * j->c[i].row * sizeof(float))))
             rc = sl_fail(err, SL_ERUNTIME, "out of memory for a batch of %zu x %zu floats (try --batch 1)", b, j->c[i].row);
     }
-    if (!rc) rc = sl_h5out_create(&j->out, a->out, err);
+    char part[4200];
+    part_path(part, sizeof part, a->out, sl_dist_rank());
+    if (!rc) rc = sl_h5out_create(&j->out, sl_dist_root() ? a->out : part, err);
     if (!rc) rc = create_sets(j, s, a, err);
     if (!rc) rc = sl_run(m, &s->data, &s->run, &hooks, before_batch, after_batch, j, NULL, err);
-    if (!rc) rc = write_labels(j, s, err);
+    if (!rc && sl_dist_root()) rc = write_labels(j, s, err);
+    if (sl_dist_size() > 1) rc = gather_parts(j, s, a, rc, err);
     sl_hooks_free(&hooks);
     free(chosen);
     return rc;

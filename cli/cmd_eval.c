@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "cli/commands.h"
+#include "core/dist.h"
 #include "core/h5out.h"
 #include "core/metrics.h"
 
@@ -51,7 +52,7 @@ int cmd_eval(int argc, char **argv)
     if (!rc && !(logits = malloc((size_t)s.run.count * sizeof *logits)))
         rc = sl_fail(&err, SL_ERUNTIME, "out of memory for %ld logits", s.run.count);
     if (!rc) rc = sl_run(&s.model, &s.data, &s.run, NULL, NULL, NULL, NULL, logits, &err);
-    if (!rc && a.out) rc = write_scores(a.out, &s, logits, &err);
+    if (!rc && a.out && sl_dist_root()) rc = write_scores(a.out, &s, logits, &err);
     if (!rc) {
         const int32_t *labels = s.data.labels + s.run.first;
         long n = s.run.count, pos = 0;

@@ -49,7 +49,7 @@ int cmd_reverse(int argc, char **argv)
     if (!rc && a.scores_out && !(logits = malloc(3 * (size_t)s.run.count * sizeof *logits)))
         rc = sl_fail(&err, SL_ERUNTIME, "out of memory for %ld logits", s.run.count);
     if (!rc) rc = sl_reverse_test(&s.model, &s.data, &s.run, a.seed, &r, logits, &err);
-    if (!rc && a.scores_out) rc = write_scores(a.scores_out, &s, logits, &err);
+    if (!rc && a.scores_out && sl_dist_root()) rc = write_scores(a.scores_out, &s, logits, &err);
     if (!rc) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddNumberToObject(j, "n", (double)r.n);

@@ -4,6 +4,7 @@
 
 #include "cli/args.h"
 #include "core/dataset.h"
+#include "core/dist.h"
 #include "models/model.h"
 #include "models/run.h"
 
@@ -22,6 +23,11 @@ int cmd_report(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_summarize(int argc, char **argv);
 int cmd_patch(int argc, char **argv);
+
+/* The entry of command NAME (NULL if none); *sharded: whether it spreads
+ * its examples over MPI ranks (else rank 0 runs it alone under mpirun). */
+typedef int (*sl_command_fn)(int argc, char **argv);
+sl_command_fn sl_command(const char *name, int *sharded);
 
 /* A model with its dataset and the example range the options select. */
 typedef struct {

@@ -30,28 +30,43 @@ static const char USAGE[] =
     "MODEL is a directory with config.json and model.safetensors; DATA an HDF5 file\n"
     "(see the README). Exit status: 0 success, 1 runtime failure, 2 bad usage or input.\n";
 
+/* sharded: the command's examples are split over MPI ranks; the others
+ * (no forward pass over the data, or liblinear training on all of it) run
+ * on rank 0 alone under mpirun. */
 static const struct {
     const char *name;
-    int (*run)(int, char **);
+    sl_command_fn run;
+    int sharded;
 } COMMANDS[] = {
-    {"info", cmd_info},
-    {"eval", cmd_eval},
-    {"capture", cmd_capture},
-    {"reverse-test", cmd_reverse},
-    {"ablate", cmd_ablate},
-    {"gym", cmd_gym},
-    {"baseline", cmd_baseline},
-    {"inspect", cmd_inspect},
-    {"compare", cmd_compare},
-    {"probe", cmd_probe},
-    {"attribute", cmd_attribute},
-    {"report", cmd_report},
-    {"analyze", cmd_analyze},
-    {"summarize", cmd_summarize},
-    {"patch", cmd_patch},
+    {"info", cmd_info, 0},
+    {"eval", cmd_eval, 1},
+    {"capture", cmd_capture, 1},
+    {"reverse-test", cmd_reverse, 1},
+    {"ablate", cmd_ablate, 1},
+    {"gym", cmd_gym, 0},
+    {"baseline", cmd_baseline, 0},
+    {"inspect", cmd_inspect, 1},
+    {"compare", cmd_compare, 1},
+    {"probe", cmd_probe, 0},
+    {"attribute", cmd_attribute, 1},
+    {"report", cmd_report, 0},
+    {"analyze", cmd_analyze, 1},
+    {"summarize", cmd_summarize, 0},
+    {"patch", cmd_patch, 1},
 };
 
-int main(int argc, char **argv)
+sl_command_fn sl_command(const char *name, int *sharded)
+{
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
+        if (!strcmp(name, COMMANDS[i].name)) {
+            if (sharded) *sharded = COMMANDS[i].sharded;
+            return COMMANDS[i].run;
+        }
+    return NULL;
+}
+
+/* A command on every rank (sharded) or on rank 0 alone. */
+static int dispatch(int argc, char **argv)
 {
     if (argc < 2) return sl_usage(USAGE, 0);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) return sl_usage(USAGE, 1);
@@ -60,8 +75,23 @@ int main(int argc, char **argv)
         return 0;
     }
     sl_h5_quiet();
-    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
-        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 2, argv + 2);
-    fprintf(stderr, "seqlens: unknown command '%s' (seqlens --help lists them)\n", argv[1]);
-    return SL_EINPUT;
+    int sharded = 0;
+    sl_command_fn run = sl_command(argv[1], &sharded);
+    if (!run) {
+        if (sl_dist_root()) fprintf(stderr, "seqlens: unknown command '%s' (seqlens --help lists them)\n", argv[1]);
+        return SL_EINPUT;
+    }
+    if (sharded || sl_dist_size() == 1) return run(argc - 2, argv + 2);
+    if (!sl_dist_root()) return SL_OK;
+    sl_dist_solo(1);
+    int rc = run(argc - 2, argv + 2);
+    sl_dist_solo(0);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    sl_error err = {0};
+    if (sl_dist_init(&argc, &argv, &err)) return sl_report(&err);
+    return sl_dist_finish(dispatch(argc, argv));
 }

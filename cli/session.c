@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "core/dist.h"
 #include "cuda/device_model.h"
 
 /* Activations of one device batch: what fits beside the weights on a
@@ -58,12 +59,15 @@ void sl_session_close(sl_session *s)
 
 int sl_report(const sl_error *err)
 {
+    /* under MPI the ranks first agree who failed (sl_dist_settle) */
+    if (sl_dist_stash(err)) return err->code ? err->code : SL_ERUNTIME;
     fprintf(stderr, "seqlens: %s\n", err->msg);
     return err->code ? err->code : SL_ERUNTIME;
 }
 
 int sl_usage(const char *text, int asked)
 {
+    if (!sl_dist_root()) return asked ? 0 : SL_EINPUT; /* said once, by rank 0 */
     if (asked) {
         fputs(text, stdout);
         return 0;

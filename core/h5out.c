@@ -136,6 +136,37 @@ int sl_h5out_write(sl_h5out *o, sl_h5set *s, hsize_t first, hsize_t count, const
     return SL_OK;
 }
 
+int sl_h5out_copy_rows(sl_h5out *o, sl_h5set *s, const char *src, hsize_t first, hsize_t count, sl_error *err)
+{
+    hid_t f = H5Fopen(src, H5F_ACC_RDONLY, H5P_DEFAULT), ds = f < 0 ? -1 : H5Dopen2(f, s->name, H5P_DEFAULT);
+    hid_t t = ds < 0 ? -1 : H5Dget_type(ds), sfs = ds < 0 ? -1 : H5Dget_space(ds), dfs = H5Dget_space(s->ds);
+    size_t row = t < 0 ? 0 : H5Tget_size(t) * s->row_elems;
+    int rc = t >= 0 && sfs >= 0 && dfs >= 0 && row ? SL_OK : sl_fail(err, SL_ERUNTIME, "%s: cannot read %s", src, s->name);
+    hsize_t step = row ? (64u << 20) / row : 1;
+    if (!step) step = 1;
+    void *buf = rc ? NULL : malloc((size_t)(step < count ? step : count) * row + 1);
+    if (!rc && !buf) rc = sl_fail(err, SL_ERUNTIME, "out of memory merging %s", s->name);
+    for (hsize_t r = first; !rc && r < first + count; r += step) {
+        hsize_t start[4] = {r, 0, 0, 0}, cnt[4] = {first + count - r < step ? first + count - r : step};
+        for (int i = 1; i < s->rank; i++) cnt[i] = s->dims[i];
+        hid_t ms = H5Screate_simple(s->rank, cnt, NULL);
+        herr_t e = ms < 0 ? -1 : H5Sselect_hyperslab(sfs, H5S_SELECT_SET, start, NULL, cnt, NULL);
+        if (e >= 0) e = H5Dread(ds, t, ms, sfs, H5P_DEFAULT, buf);
+        if (e < 0) rc = sl_fail(err, SL_ERUNTIME, "%s: reading %s failed", src, s->name);
+        if (!rc) e = H5Sselect_hyperslab(dfs, H5S_SELECT_SET, start, NULL, cnt, NULL);
+        if (!rc && e >= 0) e = H5Dwrite(s->ds, t, ms, dfs, H5P_DEFAULT, buf);
+        if (!rc && e < 0) rc = sl_fail(err, SL_ERUNTIME, "%s: writing %s failed", o->tmp, s->name);
+        if (ms >= 0) H5Sclose(ms);
+    }
+    free(buf);
+    if (dfs >= 0) H5Sclose(dfs);
+    if (sfs >= 0) H5Sclose(sfs);
+    if (t >= 0) H5Tclose(t);
+    if (ds >= 0) H5Dclose(ds);
+    if (f >= 0) H5Fclose(f);
+    return rc;
+}
+
 void sl_h5set_close(sl_h5set *s)
 {
     if (s->ds >= 0) H5Dclose(s->ds);

@@ -30,6 +30,10 @@ int sl_h5out_dataset(sl_h5out *o, sl_h5set *s, const char *name, int type, int r
 /* rows first..first+count-1 of the example axis from buf (float or int32, by
  * the set's type; F16 sets take float input and store half precision). */
 int sl_h5out_write(sl_h5out *o, sl_h5set *s, hsize_t first, hsize_t count, const void *buf, sl_error *err);
+/* Rows first..first+count-1 of the dataset of the same name in the HDF5
+ * file src (of the same shape and type, e.g. another MPI rank's part of a
+ * capture) copied into s, byte for byte, a slab at a time. */
+int sl_h5out_copy_rows(sl_h5out *o, sl_h5set *s, const char *src, hsize_t first, hsize_t count, sl_error *err);
 void sl_h5set_close(sl_h5set *s);
 int sl_h5out_attr_str(sl_h5out *o, const char *name, const char *value, sl_error *err);
 int sl_h5out_attr_double(sl_h5out *o, const char *name, double value, sl_error *err);

@@ -1,6 +1,7 @@
 #include "core/jsonout.h"
 
 #include "core/atomic.h"
+#include "core/dist.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -11,6 +12,8 @@ cJSON *sl_json_number(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : c
 
 int sl_json_write(const cJSON *j, const char *path, sl_error *err)
 {
+    /* under MPI every rank holds the same result; rank 0 writes it */
+    if (!sl_dist_root()) return SL_OK;
     char *text = cJSON_Print(j);
     if (!text) return sl_fail(err, SL_ERUNTIME, "out of memory printing JSON");
     int rc = SL_OK;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/blas.h"
+#include "core/dist.h"
 #include "cuda/device_model.h"
 
 int sl_default_threads(void) { return omp_get_max_threads(); }
@@ -28,14 +29,18 @@ int sl_run_batches(sl_dataset *ds, const sl_run_opts *o, sl_batch_fn before, sl_
     if (o->first < 0 || o->count < 1 || o->first + o->count > ds->n)
         return sl_fail(err, SL_EINPUT, "%s: examples %ld:%ld are outside 0:%ld", ds->path, o->first,
                        o->first + o->count, ds->n);
+    /* under MPI this rank runs its own shard; the logits of all shards are
+     * gathered below (every rank ends with all of them) */
+    long lo, n;
+    sl_dist_shard(o->first, o->count, &lo, &n);
     int B = o->batch > 0 ? o->batch : 1, L = ds->L;
-    if (B > o->count) B = (int)o->count;
+    if (B > n) B = n > 0 ? (int)n : 1;
     int32_t *tokens = malloc((size_t)B * L * sizeof *tokens);
     uint8_t *keep = malloc((size_t)B * L);
     float *blogits = malloc((size_t)B * sizeof *blogits);
     int rc = tokens && keep && blogits ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory for a batch of %d", B);
-    for (long first = o->first; !rc && first < o->first + o->count; first += B) {
-        int cnt = (int)(o->first + o->count - first < B ? o->first + o->count - first : B);
+    for (long first = lo; !rc && first < lo + n; first += B) {
+        int cnt = (int)(lo + n - first < B ? lo + n - first : B);
         sl_batch b = {first, cnt, L, tokens, keep, ds->lengths + first, ds->labels + first, blogits};
         rc = sl_dataset_read_tokens(ds, first, cnt, tokens, err);
         memset(keep, 1, (size_t)cnt * L);
@@ -44,6 +49,7 @@ int sl_run_batches(sl_dataset *ds, const sl_run_opts *o, sl_batch_fn before, sl_
         if (!rc && after) rc = after(user, &b, err);
         if (!rc && logits) memcpy(logits + (first - o->first), blogits, (size_t)cnt * sizeof *logits);
     }
+    rc = logits ? sl_dist_allgather_f32(rc, logits, o->first, o->count, 1, err) : sl_dist_agree(rc, err);
     free(tokens);
     free(keep);
     free(blogits);

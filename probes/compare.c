@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/cka.h"
+#include "core/dist.h"
 #include "core/correlation.h"
 #include "core/metrics.h"
 
@@ -48,6 +49,11 @@ static int collect(reps *r, sl_dataset *ds, const sl_run_opts *o, float *logits,
     for (int i = 0; !rc && i < m->c.n_layers; i++)
         rc = sl_hooks_add(&h, sl_model_point(m, HK_RESID_POST, i), keep_layer_mean, r, err);
     if (!rc) rc = sl_run(m, ds, o, &h, NULL, NULL, NULL, logits, err);
+    /* under MPI each rank kept its shard's rows: CKA needs all of them,
+     * O(examples x d) per layer (never per position) */
+    rc = sl_dist_allgather_f32(rc, r->pooled, o->first, o->count, r->d, err);
+    for (int i = 0; i < m->c.n_layers; i++)
+        rc = sl_dist_allgather_f32(rc, r->layers + (size_t)i * r->n * r->d, o->first, o->count, r->d, err);
     sl_hooks_free(&h);
     return rc;
 }

@@ -3,7 +3,7 @@
 # writes a cross-run summary. Finished runs and stages are kept, so an
 # interrupted batch resumes where it stopped.
 #
-#   scripts/analyze-runs.sh [-o OUT] [-j JOBS] [-a 'ANALYZE OPTIONS'] DATA RUN...
+#   scripts/analyze-runs.sh [-o OUT] [-j JOBS] [-a 'ANALYZE OPTIONS'] [-m 'MPIRUN'] DATA RUN...
 #
 #   -o OUT   where results go (default: runs-report): OUT/runs/NAME/ per run
 #            (NAME is the run directory's last component) with its log in
@@ -11,18 +11,22 @@
 #   -j JOBS  runs analysed at once (default 1); give each a share of the cores
 #            with -a '--threads N'
 #   -a OPTS  options for every seqlens analyze (e.g. '--threads 2 --steps 8')
+#   -m CMD   run each analyze under this MPI launcher, its examples sharded
+#            over the ranks (e.g. 'mpirun -np 8 --hostfile hosts'; keep -j 1
+#            so that runs do not share the ranks' cores); needs bin/seqlens-mpi
 #
-# SEQLENS names the binary (default: bin/seqlens of this checkout, else
-# seqlens on PATH). Exit status: 0 when every run was analysed, 1 when some
+# SEQLENS names the binary (default: bin/seqlens of this checkout, with -m
+# bin/seqlens-mpi, else seqlens on PATH). Exit status: 0 when every run was analysed, 1 when some
 # failed (the summary then covers the others), 2 on bad usage.
 set -u
-usage() { sed -n '6,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
-out=runs-report jobs=1 opts=""
-while getopts o:j:a:h flag; do
+usage() { sed -n '6,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+out=runs-report jobs=1 opts="" launcher=""
+while getopts o:j:a:m:h flag; do
     case $flag in
     o) out=$OPTARG ;;
     j) jobs=$OPTARG ;;
     a) opts=$OPTARG ;;
+    m) launcher=$OPTARG ;;
     *) usage ;;
     esac
 done
@@ -35,7 +39,9 @@ shift
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [ -z "${SEQLENS:-}" ]; then
-    if [ -x "$here/bin/seqlens" ]; then SEQLENS=$here/bin/seqlens; else SEQLENS=seqlens; fi
+    bin=seqlens
+    [ -n "$launcher" ] && bin=seqlens-mpi
+    if [ -x "$here/bin/$bin" ]; then SEQLENS=$here/bin/$bin; else SEQLENS=$bin; fi
 fi
 
 # run names must be distinct: they name the output directories
@@ -52,13 +58,13 @@ status_dir=$(mktemp -d)
 trap 'rm -rf "$status_dir"' EXIT
 analyse() { # run name
     log="$out/logs/$2.log"
-    # shellcheck disable=SC2086 # opts is a list of options
+    # shellcheck disable=SC2086 # opts and launcher are lists of words
     if [ "$jobs" -eq 1 ]; then
         # one at a time: show each stage as it finishes
-        { "$SEQLENS" analyze "$1" "$data" -o "$out/runs/$2" $opts; echo $? >"$status_dir/$2.rc"; } 2>&1 |
+        { $launcher "$SEQLENS" analyze "$1" "$data" -o "$out/runs/$2" $opts; echo $? >"$status_dir/$2.rc"; } 2>&1 |
             tee "$log" | sed "s|^|$2: |"
     else
-        { "$SEQLENS" analyze "$1" "$data" -o "$out/runs/$2" $opts; echo $? >"$status_dir/$2.rc"; } >"$log" 2>&1
+        { $launcher "$SEQLENS" analyze "$1" "$data" -o "$out/runs/$2" $opts; echo $? >"$status_dir/$2.rc"; } >"$log" 2>&1
     fi
     if [ "$(cat "$status_dir/$2.rc" 2>/dev/null)" = 0 ]; then
         echo "analyze-runs: $2 done"
