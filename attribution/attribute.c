@@ -6,6 +6,7 @@
 
 #include "core/dist.h"
 #include "core/ordered_sums.h"
+#include "cuda/device_model.h"
 
 /* Per thread: the gradient of every block boundary, the input, the
  * baseline, the path point and the summed gradients. */
@@ -34,6 +35,10 @@ typedef struct {
     float *rows;      /* [B, L] the batch's per-token attributions for tokens_fn */
     sl_attr_result *out;
     sl_ordered_sums sums; /* per slot: row_width(F) values (add_batch) */
+    /* on a device: */
+    struct sl_dev_model *dev;
+    float *dev_attr, *dev_base; /* [B, L], [B] */
+    int32_t *dev_pad;           /* [B, L] the pad token */
 } attr_job;
 
 static int bucket_of(int distance)
@@ -90,6 +95,23 @@ static int attribute_example(void *user, int thread, const sl_example *ex, sl_wo
         total += a;
     }
     r->sum = total;
+    return rc;
+}
+
+/* attribute_example for a whole batch, on the device (cuda/device_model.h). */
+static int attribute_batch_on_device(void *user, sl_batch *b, sl_error *err)
+{
+    attr_job *j = user;
+    int ig = j->ao->method == ATTR_IG, L = b->L;
+    int rc = sl_dev_attribute(j->dev, b->count, L, b->tokens, b->keep, b->lengths, b->first, ig ? j->ao->steps : 0,
+                              j->dev_pad, j->ao->baseline == BASELINE_ZERO, j->dev_attr, b->logits, j->dev_base, err);
+    for (int e = 0; !rc && e < b->count; e++) {
+        slot_result *r = &j->slot[e];
+        double total = 0;
+        for (int t = 0; t < b->lengths[e]; t++) total += r->attr[t] = j->dev_attr[(long)e * L + t];
+        r->sum = total;
+        r->gap = ig ? (double)b->logits[e] - j->dev_base[e] : 0;
+    }
     return rc;
 }
 
@@ -177,7 +199,7 @@ int sl_attribute(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const 
     size_t ld = (size_t)L * d;
     attr_job j = {m, ds, ao, calloc((size_t)T, sizeof *j.th), calloc((size_t)B, sizeof *j.slot),
                   malloc((size_t)B * L * sizeof *j.fam), o->first, tokens_fn, tokens_user,
-                  tokens_fn ? malloc((size_t)B * L * sizeof(float)) : NULL, out, {0}};
+                  tokens_fn ? malloc((size_t)B * L * sizeof(float)) : NULL, out, {0}, NULL, NULL, NULL, NULL};
     out->n_families = F;
     out->family_abs = calloc((size_t)F, sizeof *out->family_abs);
     out->family_count = calloc((size_t)F, sizeof *out->family_count);
@@ -199,7 +221,19 @@ int sl_attribute(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const 
     }
     for (int e = 0; !rc && e < B; e++)
         if (!(j.slot[e].attr = calloc((size_t)L, sizeof(float)))) rc = sl_fail(err, SL_ERUNTIME, "out of memory");
-    if (!rc) rc = sl_run_each(m, ds, o, NULL, read_families, add_batch, &j, attribute_example, &j, NULL, err);
+    if (!rc && o->dev) {
+        sl_run_opts on = *o;
+        if (on.batch > sl_dev_model_max_batch(o->dev)) on.batch = sl_dev_model_max_batch(o->dev);
+        j.dev = o->dev;
+        j.dev_attr = malloc((size_t)B * L * sizeof *j.dev_attr);
+        j.dev_base = malloc((size_t)B * sizeof *j.dev_base);
+        j.dev_pad = malloc((size_t)B * L * sizeof *j.dev_pad);
+        rc = j.dev_attr && j.dev_base && j.dev_pad ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
+        for (long k = 0; !rc && k < (long)B * L; k++) j.dev_pad[k] = m->c.pad_token_id;
+        if (!rc) rc = sl_run_batches(ds, &on, read_families, attribute_batch_on_device, &j, add_batch, &j, NULL, err);
+    } else if (!rc) {
+        rc = sl_run_each(m, ds, o, NULL, read_families, add_batch, &j, attribute_example, &j, NULL, err);
+    }
     rc = sl_ordered_sums_finish(rc, &j.sums, err);
     rc = sl_dist_max_f64(rc, &out->completeness_max, 1, err);
     if (!rc) totals(&j, out, o->count);
@@ -217,6 +251,9 @@ int sl_attribute(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const 
     free(j.slot);
     free(j.fam);
     free(j.rows);
+    free(j.dev_attr);
+    free(j.dev_base);
+    free(j.dev_pad);
     sl_ordered_sums_free(&j.sums);
     return rc;
 }

@@ -56,7 +56,7 @@ int main(int argc, char **argv)
     sl_run_opts o = {.count = ds.n, .batch = batch ? batch : (int)ds.n, .threads = threads};
     if (cuda) { /* the device model as `seqlens --device cuda` builds it (cli/session.c) */
         sl_device dev;
-        if (!batch) o.batch = sl_dev_batch_for(&m.c, ds.L, 4e9);
+        if (!batch) o.batch = sl_dev_batch_for(&m.c, ds.L, 0, 4e9);
         if (sl_device_cuda(&dev, &err) || !(o.dev = sl_dev_model_new(&m, &dev, o.batch, ds.L, &err))) {
             fprintf(stderr, "bench_sweep: %s\n", err.msg);
             return err.code;

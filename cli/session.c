@@ -14,7 +14,8 @@ static int open_device(sl_session *s, const sl_args *a, sl_error *err)
     sl_device dev;
     int rc = sl_device_cuda(&dev, err);
     if (rc) return rc;
-    int batch = a->batch ? a->batch : sl_dev_batch_for(&s->model.c, s->data.L, DEVICE_BATCH_BYTES);
+    int backward = !strcmp(a->cmd, "attribute"); /* the one command with a backward pass */
+    int batch = a->batch ? a->batch : sl_dev_batch_for(&s->model.c, s->data.L, backward, DEVICE_BATCH_BYTES);
     if (!(s->run.dev = sl_dev_model_new(&s->model, &dev, batch, s->data.L, err))) return err->code;
     s->run.batch = batch;
     return SL_OK;

@@ -63,6 +63,7 @@ enum sl_kernel {
     SK_IG_SCALE,    /* y *= (x - b) / K */
     SK_MUL,         /* y *= x */
     SK_ROWSUM,      /* y[r] = sum of row r of x (double) */
+    SK_ZERO,        /* y = 0, n values */
     SK_COUNT
 };
 
@@ -113,7 +114,7 @@ static inline long sl_kernel_threads(int k, const sl_kargs *a)
         return rows * a->heads;
     case SK_POOL: return (long)a->bt.B * a->d;
     case SK_HEAD: return a->bt.B;
-    default: return a->n; /* softplus, add, copy, activation */
+    default: return a->n; /* the elementwise kernels */
     }
 }
 
@@ -294,6 +295,7 @@ SL_KERNEL_FN void sl_kernel_thread_bw(int k, const sl_kargs *a, long i)
     case SK_LERP: a->y[i] = a->b[i] + a->alpha * (a->x[i] - a->b[i]); break;
     case SK_IG_SCALE: a->y[i] *= (a->x[i] - a->b[i]) / a->K; break;
     case SK_MUL: a->y[i] *= a->x[i]; break;
+    case SK_ZERO: a->y[i] = 0.0f; break;
     case SK_ROWSUM: {
         double s = 0;
         for (int j = 0; j < a->d; j++) s += a->x[r * a->d + j];

@@ -18,6 +18,7 @@ struct sl_dev_model {
     float *qkv, *ctx, *ff, *pattern;    /* transformer; pattern only once its hook is seen */
     unsigned char *mask;                /* row replacement hooks: [max_batch][L] */
     float *cache;                       /* prefix reuse: [n_layers + 1][max_batch][L][d], on first use */
+    struct sl_dev_bw *bw;               /* the backward pass's buffers (device_backward.c), on first use */
     float *row;                         /* and their row, [widest hook point] */
     /* host side */
     unsigned char *keep_host; /* [max_batch][L] of 1, for a batch without keep */
@@ -52,11 +53,13 @@ int sl_dm_begin(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const
                 const int32_t *lengths, long first, const sl_hooks *hooks, batch_run *r, sl_error *err);
 /* Token embedding plus positional term into dm->h (hooks fired). */
 int sl_dm_embed(batch_run *r, sl_error *err);
+int sl_dm_layer(batch_run *r, int i, sl_error *err);
 int sl_dm_layers_from(batch_run *r, int first_layer, sl_error *err);
 /* Final norm, pooling, head; sl_dm_finish also copies the logits out. */
 int sl_dm_tail(batch_run *r, sl_error *err);
 int sl_dm_finish(batch_run *r, float *logits, sl_error *err);
 /* Residual kept at point k (prefix reuse, the backward pass's tape). */
 float *sl_dm_kept(const sl_dev_model *dm, int k);
+void sl_dm_bw_free(sl_dev_model *dm);
 
 #endif

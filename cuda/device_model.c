@@ -23,11 +23,17 @@ int sl_dm_alloc(sl_dev_model *dm, void **p, size_t bytes, sl_error *err)
     return dm->dev.alloc(dm->dev.ctx, bytes, p, err);
 }
 
-int sl_dev_batch_for(const sl_config *c, int L, double budget)
+int sl_dev_batch_for(const sl_config *c, int L, int backward, double budget)
 {
     double per_row = 3.0 * c->d_model; /* h, a, out */
     if (c->arch == ARCH_MAMBA) per_row += 5.0 * c->d_inner + c->dt_rank + 2.0 * c->d_state;
     else per_row += 4.0 * c->d_model + c->d_ff;
+    if (backward) { /* device_backward.c: 14 wide rows, the tape, six [d] rows, the scan's states and shares */
+        double wide = c->arch == ARCH_MAMBA ? 2.0 * c->d_inner + c->dt_rank + 2.0 * c->d_state : c->d_ff;
+        if (wide < 3.0 * c->d_model) wide = 3.0 * c->d_model;
+        per_row += 14 * wide + (c->n_layers + 7.0) * c->d_model;
+        per_row += c->arch == ARCH_MAMBA ? 3.0 * c->d_state * c->d_inner : 2.0 * c->n_heads;
+    }
     double b = budget / (per_row * 4.0 * (L > 0 ? L : 1));
     return b < 1 ? 1 : b > 256 ? 256 : (int)b;
 }
@@ -110,6 +116,7 @@ void sl_dev_model_free(sl_dev_model *dm)
     void *bufs[] = {dm->w,  dm->A_t, dm->pos, dm->tokens, dm->keep,  dm->len, dm->h,   dm->a,   dm->out,
                     dm->pooled, dm->logits, dm->xz, dm->xc, dm->xdbl, dm->delta, dm->y, dm->qkv, dm->ctx,
                     dm->ff, dm->pattern, dm->mask, dm->row, dm->cache};
+    sl_dm_bw_free(dm);
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         if (bufs[i]) dm->dev.release(dm->dev.ctx, bufs[i]);
     dm->dev.close(dm->dev.ctx);
@@ -386,12 +393,15 @@ int sl_dm_begin(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const
     return rc ? rc : dm->dev.put(dm->dev.ctx, dm->len, lengths, (size_t)cnt * sizeof *lengths, err);
 }
 
+int sl_dm_layer(batch_run *r, int i, sl_error *err)
+{
+    return r->dm->m->c.arch == ARCH_MAMBA ? mamba_layer(r, i, err) : tf_layer(r, i, err);
+}
+
 int sl_dm_layers_from(batch_run *r, int first_layer, sl_error *err)
 {
-    const sl_config *c = &r->dm->m->c;
     int rc = SL_OK;
-    for (int i = first_layer; !rc && i < c->n_layers; i++)
-        rc = c->arch == ARCH_MAMBA ? mamba_layer(r, i, err) : tf_layer(r, i, err);
+    for (int i = first_layer; !rc && i < r->dm->m->c.n_layers; i++) rc = sl_dm_layer(r, i, err);
     return rc;
 }
 
@@ -432,7 +442,7 @@ int sl_dev_forward_variants(sl_dev_model *dm, int cnt, int ldt, const int32_t *t
     rc = sl_dm_embed(&r, err);
     for (int i = 0; !rc && i <= nl; i++) {
         rc = sl_dm_launch(&r, SK_COPY, (sl_kargs){.x = dm->h, .y = sl_dm_kept(dm, i), .n = values}, err);
-        if (!rc && i < nl) rc = c->arch == ARCH_MAMBA ? mamba_layer(&r, i, err) : tf_layer(&r, i, err);
+        if (!rc && i < nl) rc = sl_dm_layer(&r, i, err);
     }
     if (!rc) rc = sl_dm_finish(&r, base, err);
     for (int k = 0; !rc && k < n; k++) {

@@ -26,8 +26,9 @@ void sl_dev_model_free(sl_dev_model *dm);
 const char *sl_dev_model_device(const sl_dev_model *dm);
 int sl_dev_model_max_batch(const sl_dev_model *dm);
 
-/* A batch size that keeps one batch's activations near budget bytes. */
-int sl_dev_batch_for(const sl_config *c, int L, double budget);
+/* A batch size that keeps one batch's activations (and, with backward,
+ * the backward pass's buffers) near budget bytes. */
+int sl_dev_batch_for(const sl_config *c, int L, int backward, double budget);
 
 /* The forward pass of cnt examples: tokens and keep are [cnt][ldt] on the
  * host (keep may be NULL: every position kept), lengths [cnt], first the
@@ -45,5 +46,15 @@ int sl_dev_forward(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, co
 int sl_dev_forward_variants(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const uint8_t *keep,
                             const int32_t *lengths, long first, const sl_variant *v, int n, sl_variant_edit edit,
                             void *user, float *base, float *out, long ld_out, sl_error *err);
+
+/* Attribution's per-batch work (attribution/attribute.c) on the device:
+ * steps 0 is gradient x input, otherwise integrated gradients with that
+ * many midpoint steps from the baseline (zeros, or the embedding of
+ * pad_tokens [cnt][ldt]). attr [cnt][ldt] receives each valid position's
+ * attribution (its row of the embedding-level attribution summed), logits
+ * the logits, base_logits (IG) the baseline's. */
+int sl_dev_attribute(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const uint8_t *keep,
+                     const int32_t *lengths, long first, int steps, const int32_t *pad_tokens, int zero_baseline,
+                     float *attr, float *logits, float *base_logits, sl_error *err);
 
 #endif

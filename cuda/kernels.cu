@@ -23,12 +23,17 @@ typedef void (*sl_g_fn)(sl_kargs, long);
 
 #define SL_G(k) sl_g_kernel<k>
 static const sl_g_fn sl_g_table[SK_COUNT] = {
-    SL_G(SK_EMBED),     SL_G(SK_ADD_POS), SL_G(SK_BIAS), SL_G(SK_RMSNORM),    SL_G(SK_LAYERNORM), SL_G(SK_CONV),
-    SL_G(SK_SOFTPLUS),  SL_G(SK_SCAN),    SL_G(SK_GATE), SL_G(SK_ADD),        SL_G(SK_ACTIVATION), SL_G(SK_ROPE),
-    SL_G(SK_ATTENTION), SL_G(SK_PROBS),   SL_G(SK_APPLY), SL_G(SK_POOL),      SL_G(SK_HEAD),       SL_G(SK_REPLACE),
-    SL_G(SK_COPY),
+    SL_G(SK_EMBED),       SL_G(SK_ADD_POS),     SL_G(SK_BIAS),       SL_G(SK_RMSNORM),     SL_G(SK_LAYERNORM),
+    SL_G(SK_CONV),        SL_G(SK_SOFTPLUS),    SL_G(SK_SCAN),       SL_G(SK_GATE),        SL_G(SK_ADD),
+    SL_G(SK_ACTIVATION),  SL_G(SK_ROPE),        SL_G(SK_ATTENTION),  SL_G(SK_PROBS),       SL_G(SK_APPLY),
+    SL_G(SK_POOL),        SL_G(SK_HEAD),        SL_G(SK_REPLACE),    SL_G(SK_COPY),        SL_G(SK_SILU),
+    SL_G(SK_CONV_PRE),    SL_G(SK_CONV_BW),     SL_G(SK_SCAN_KEEP),  SL_G(SK_SCAN_BW),     SL_G(SK_SCAN_BW_REDUCE),
+    SL_G(SK_GATE_BW),     SL_G(SK_SOFTPLUS_BW), SL_G(SK_SILU_BW),    SL_G(SK_ACTIVATION_BW), SL_G(SK_RMSNORM_BW),
+    SL_G(SK_LAYERNORM_BW), SL_G(SK_LSE),        SL_G(SK_ATTN_D),     SL_G(SK_ATTN_DQ),     SL_G(SK_ATTN_DKV),
+    SL_G(SK_ROPE_BW),     SL_G(SK_TAIL_BW),     SL_G(SK_LERP),       SL_G(SK_IG_SCALE),    SL_G(SK_MUL),
+    SL_G(SK_ROWSUM),      SL_G(SK_ZERO),
 };
-static_assert(SK_COPY + 1 == SK_COUNT, "sl_g_table lists every kernel in enum order");
+static_assert(SK_ZERO + 1 == SK_COUNT, "sl_g_table lists every kernel in enum order");
 
 extern "C" int sl_cuda_launch(int kernel, const sl_kargs *a, cudaStream_t stream, sl_error *err)
 {

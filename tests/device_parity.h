@@ -14,6 +14,7 @@
 #include "ablation/component.h"
 #include "ablation/family.h"
 #include "ablation/layer.h"
+#include "attribution/attribute.h"
 #include "cuda/device_model.h"
 #include "tests/fixture_files.h"
 
@@ -237,6 +238,59 @@ static void variant_sweeps(fixture *f, sl_dev_model *dm, const parity_opts *po, 
     free(lg[0]), free(lg[1]);
 }
 
+/* Per-token attributions, kept row by row ([n][L]) through tokens_fn. */
+typedef struct {
+    float *rows;
+    long L;
+} token_rows;
+
+static int keep_rows(void *user, long row, int count, int L, const float *attr, sl_error *err)
+{
+    (void)err;
+    token_rows *t = user;
+    memcpy(t->rows + row * t->L, attr, (size_t)count * L * sizeof *attr);
+    return SL_OK;
+}
+
+/* Attribution (the backward pass) on both paths: gradient x input and
+ * integrated gradients from both baselines; per-token attributions and the
+ * totals. Gradients are held to 1e-4 (the CPU core's own tolerance against
+ * PyTorch's gradients), or to the parity tolerance if that is looser. */
+static void attributions(fixture *f, sl_dev_model *dm, const parity_opts *po, const char *name)
+{
+    long n = f->ds.n, L = f->ds.L;
+    double tol = po->tol > 1e-4 ? po->tol : 1e-4;
+    sl_attr_opts cases[3] = {{ATTR_GRAD_INPUT, 0, BASELINE_PAD}, {ATTR_IG, 4, BASELINE_PAD}, {ATTR_IG, 4, BASELINE_ZERO}};
+    const char *names[3] = {"gradient x input", "ig from pad", "ig from zeros"};
+    for (int k = 0; k < 3; k++) {
+        token_rows t[2] = {{calloc((size_t)n * L, 4), L}, {calloc((size_t)n * L, 4), L}};
+        sl_attr_result res[2];
+        int ok = 1;
+        for (int side = 0; side < 2; side++) {
+            sl_error err = {0};
+            sl_run_opts o = {.count = n, .batch = side ? po->batch : 4, .threads = 1, .dev = side ? dm : NULL};
+            int rc = sl_attribute(&f->m, &f->ds, &o, &cases[k], &res[side], keep_rows, &t[side], &err);
+            CHECK(!rc, "%s: %s on the %s: %s", name, names[k], side ? "device" : "CPU", err.msg);
+            ok &= !rc;
+        }
+        if (ok) {
+            double e = rel_diff(t[1].rows, t[0].rows, n * L);
+            CHECK(e <= tol, "%s: %s: per-token attributions differ by %.2e", name, names[k], e);
+            double te = fabs(res[1].total - res[0].total) / fmax(fabs(res[0].total), 1e-30);
+            CHECK(te <= tol, "%s: %s: total |attribution| differs by %.2e", name, names[k], te);
+            CHECK(res[0].valid == res[1].valid, "%s: %s: valid counts differ", name, names[k]);
+            double ce = fabs(res[1].completeness_mean - res[0].completeness_mean);
+            CHECK(ce <= tol * fmax(1.0, fabs(res[0].completeness_mean)) + 1e-6,
+                  "%s: %s: completeness %.3g on the device, %.3g on the CPU", name, names[k],
+                  res[1].completeness_mean, res[0].completeness_mean);
+        }
+        for (int side = 0; side < 2; side++) {
+            if (ok) sl_attr_result_free(&res[side]);
+            free(t[side].rows);
+        }
+    }
+}
+
 static void parity_fixture(const char *name, const char *path, void *user)
 {
     (void)path;
@@ -270,6 +324,7 @@ static void parity_fixture(const char *name, const char *path, void *user)
     replacements(&f, dm, po, name);
     family_sweeps(&f, dm, po, name);
     variant_sweeps(&f, dm, po, name);
+    attributions(&f, dm, po, name);
     if (f.m.c.arch == ARCH_MAMBA) {
         unsigned *off = calloc((size_t)f.m.c.n_layers, sizeof *off);
         sl_hooks h;
