@@ -58,8 +58,9 @@ static int mean_writes(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, 
 }
 
 /* Mean mode: the block's mean write added to its input. */
-static void add_mean(void *user, int variant, float *h, int len)
+static void add_mean(void *user, int variant, int slot, float *h, int len)
 {
+    (void)slot;
     const mean_job *j = user;
     const float *w = j->mean + (long)j->layers[variant] * j->d;
     for (int t = 0; t < len; t++)

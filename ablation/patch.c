@@ -8,6 +8,7 @@
 #include "core/blas.h"
 #include "core/dist.h"
 #include "core/rng.h"
+#include "cuda/device_model.h"
 
 int sl_patchable(const sl_model *m, int point)
 {
@@ -120,6 +121,113 @@ static int run_pair(patch_job *j, int thread, const int32_t *btok, int blen, con
     return rc;
 }
 
+/* ---- on a device: a batch of pairs at a time ---- */
+
+/* Variant k of a device batch is (point k / n_positions, position k %
+ * n_positions); the slot's source length says which source row it takes. */
+typedef struct {
+    patch_job *job;
+    int k;
+    const int32_t *src_len; /* [batch] */
+} variant_ctx;
+
+static const float *source_row(const patch_job *j, int k, int slot, int blen, int slen, int *pb)
+{
+    const sl_patch_opts *o = j->o;
+    int p = k / o->n_positions, q = k % o->n_positions, ps = resolve(o->positions[q], slen);
+    *pb = resolve(o->positions[q], blen);
+    if (*pb < 0 || ps < 0) return NULL;
+    return j->th[slot].src + (size_t)p * j->src_stride + (size_t)ps * j->m->points[o->points[p]].width;
+}
+
+/* A residual point: the kept residual edited before the restart. */
+static void edit_residual(void *user, int k, int slot, float *h, int len)
+{
+    const variant_ctx *v = user; /* the first of the array: k picks */
+    const patch_job *j = v->job;
+    int pb;
+    if (residual_index(j->m, j->o->points[k / j->o->n_positions]) < 0) return;
+    const float *row = source_row(j, k, slot, len, v->src_len[slot], &pb);
+    if (row) memcpy(h + (size_t)pb * j->d, row, (size_t)j->d * sizeof *h);
+}
+
+/* Any other point: a write hook in the block that fires it. */
+static int write_variant(void *user, sl_hook_event *ev, sl_error *err)
+{
+    (void)err;
+    const variant_ctx *v = user;
+    int pb;
+    const float *row = source_row(v->job, v->k, ev->slot, ev->len, v->src_len[ev->slot], &pb);
+    if (row) memcpy(ev->data + (long)pb * ev->ld, row, (size_t)ev->cols * sizeof *ev->data);
+    return SL_OK;
+}
+
+/* n <= the device's batch of pairs: the sources with their activations
+ * captured, then the bases, keeping their residuals, with one variant per
+ * (point, position). Cells whose position is not valid in both are NaN. */
+static int device_pairs(patch_job *j, int n, const int32_t *btok, const int32_t *blen, const int32_t *stok,
+                        const int32_t *slen, const sl_hooks *capture, const sl_variant *v, variant_ctx *vc,
+                        float *base, float *source, float *vlogits, float *patched, sl_error *err)
+{
+    const sl_patch_opts *o = j->o;
+    long cells = (long)o->n_points * o->n_positions;
+    for (long k = 0; k < cells; k++) vc[k].src_len = slen;
+    int rc = sl_dev_forward(o->dev, n, j->L, stok, NULL, slen, 0, capture, source, err);
+    if (!rc) rc = sl_dev_forward_variants(o->dev, n, j->L, btok, NULL, blen, 0, v, (int)cells, edit_residual, vc, base,
+                                          vlogits, n, err);
+    for (int e = 0; !rc && e < n; e++)
+        for (long k = 0; k < cells; k++) {
+            int pb;
+            patched[(size_t)e * cells + k] = source_row(j, (int)k, e, blen[e], slen[e], &pb) ? vlogits[k * n + e] : NAN;
+        }
+    return rc;
+}
+
+/* The variants and write hooks of device_pairs, and its scratch. */
+typedef struct {
+    sl_variant *v;
+    variant_ctx *vc;
+    sl_hooks *hooks;
+    int32_t *btok, *stok, *blen, *slen;
+    float *vlogits;
+    long cells;
+} device_plan;
+
+static int plan_device(patch_job *j, int B, device_plan *dp, sl_error *err)
+{
+    const sl_patch_opts *o = j->o;
+    const sl_model *m = j->m;
+    long cells = (long)o->n_points * o->n_positions, c = cells ? cells : 1;
+    dp->cells = cells;
+    dp->v = calloc((size_t)c, sizeof *dp->v);
+    dp->vc = calloc((size_t)c, sizeof *dp->vc);
+    dp->hooks = calloc((size_t)c, sizeof *dp->hooks);
+    dp->btok = malloc((size_t)B * j->L * sizeof *dp->btok);
+    dp->stok = malloc((size_t)B * j->L * sizeof *dp->stok);
+    dp->blen = malloc((size_t)B * sizeof *dp->blen);
+    dp->slen = malloc((size_t)B * sizeof *dp->slen);
+    dp->vlogits = malloc((size_t)c * B * sizeof *dp->vlogits);
+    if (!dp->v || !dp->vc || !dp->hooks || !dp->btok || !dp->stok || !dp->blen || !dp->slen || !dp->vlogits)
+        return sl_fail(err, SL_ERUNTIME, "out of memory for %ld patch variants", cells);
+    int rc = SL_OK;
+    for (long k = 0; !rc && k < cells; k++) {
+        int point = o->points[k / o->n_positions], r = residual_index(m, point);
+        int from = r >= 0 ? r : start_layer(m, point);
+        dp->vc[k] = (variant_ctx){j, (int)k, NULL};
+        rc = sl_hooks_init(&dp->hooks[k], m->n_points, err);
+        if (!rc && r < 0) rc = sl_hooks_add(&dp->hooks[k], point, write_variant, &dp->vc[k], err);
+        dp->v[k] = (sl_variant){from, from, r >= 0 ? NULL : &dp->hooks[k]};
+    }
+    return rc;
+}
+
+static void free_plan(device_plan *dp)
+{
+    for (long k = 0; dp->hooks && k < dp->cells; k++) sl_hooks_free(&dp->hooks[k]);
+    free(dp->v), free(dp->vc), free(dp->hooks), free(dp->btok), free(dp->stok), free(dp->blen), free(dp->slen);
+    free(dp->vlogits);
+}
+
 /* numpy's default percentile (linear between order statistics). */
 static double quantile(const double *sorted, int n, double q)
 {
@@ -189,6 +297,10 @@ int sl_patch(const sl_model *m, sl_dataset *ds, const sl_patch_opts *o, sl_patch
                            m->points[o->points[p]].name);
     long M = o->n_pairs, cells = (long)o->n_points * o->n_positions;
     int T = o->threads > 0 ? o->threads : 1, L = ds->L, d = m->c.d_model, nl = m->c.n_layers, maxw = d;
+    /* on a device, the per-thread scratch is per batch slot (only src is used) */
+    int Bdev = o->dev ? sl_dev_model_max_batch(o->dev) : 0;
+    if (Bdev > CHUNK) Bdev = CHUNK;
+    if (o->dev) T = Bdev;
     for (int p = 0; p < o->n_points; p++)
         if (m->points[o->points[p]].width > maxw) maxw = m->points[o->points[p]].width;
     patch_job j = {m, o, L, d, nl, (size_t)L * maxw, NULL, NULL};
@@ -213,11 +325,16 @@ int sl_patch(const sl_model *m, sl_dataset *ds, const sl_patch_opts *o, sl_patch
                  ? SL_OK
                  : sl_fail(err, SL_ERUNTIME, "out of memory for %ld pairs x %ld cells", M, cells);
     for (int t = 0; !rc && t < T; t++) {
-        j.th[t].ws = sl_workspace_new(m, L, err);
-        j.th[t].cache = malloc((size_t)(nl + 1) * L * d * sizeof(float));
         j.th[t].src = malloc((size_t)(o->n_points ? o->n_points : 1) * j.src_stride * sizeof(float));
-        if (!j.th[t].ws || !j.th[t].cache || !j.th[t].src) rc = err->code ? err->code : sl_fail(err, SL_ERUNTIME, "out of memory");
+        if (!o->dev) {
+            j.th[t].ws = sl_workspace_new(m, L, err);
+            j.th[t].cache = malloc((size_t)(nl + 1) * L * d * sizeof(float));
+        }
+        if ((!o->dev && (!j.th[t].ws || !j.th[t].cache)) || !j.th[t].src)
+            rc = err->code ? err->code : sl_fail(err, SL_ERUNTIME, "out of memory");
     }
+    device_plan dp = {0};
+    if (!rc && o->dev) rc = plan_device(&j, Bdev, &dp, err);
     sl_hooks capture = {0}, cache = {0};
     sl_hooks *writes = calloc((size_t)(o->n_points ? o->n_points : 1), sizeof *writes);
     if (!rc && !writes) rc = sl_fail(err, SL_ERUNTIME, "out of memory");
@@ -246,6 +363,19 @@ int sl_patch(const sl_model *m, sl_dataset *ds, const sl_patch_opts *o, sl_patch
                                  ds->n, ds->path);
                 else rc = sl_dataset_read_tokens(ds, idx, 1, tok + (size_t)(2 * k + side) * L, err);
             }
+        for (long k0 = 0; !rc && o->dev && k0 < n; k0 += Bdev) {
+            int nb = (int)(n - k0 < Bdev ? n - k0 : Bdev);
+            for (int e = 0; e < nb; e++) {
+                long b = o->pairs[2 * (c0 + k0 + e)], src = o->pairs[2 * (c0 + k0 + e) + 1];
+                memcpy(dp.btok + (size_t)e * L, tok + (size_t)2 * (k0 + e) * L, (size_t)L * sizeof *tok);
+                memcpy(dp.stok + (size_t)e * L, tok + (size_t)(2 * (k0 + e) + 1) * L, (size_t)L * sizeof *tok);
+                dp.blen[e] = ds->lengths[b];
+                dp.slen[e] = ds->lengths[src];
+            }
+            rc = device_pairs(&j, nb, dp.btok, dp.blen, dp.stok, dp.slen, &capture, dp.v, dp.vc, &out->base[c0 + k0],
+                              &out->source[c0 + k0], dp.vlogits, out->patched + (size_t)(c0 + k0) * cells, err);
+        }
+        if (o->dev) continue;
         /* each pair keeps its own status; the first failure in pair order
          * is reported, whatever the threads did */
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1)
@@ -271,6 +401,7 @@ int sl_patch(const sl_model *m, sl_dataset *ds, const sl_patch_opts *o, sl_patch
         free(j.th[t].cache);
         free(j.th[t].src);
     }
+    free_plan(&dp);
     for (int p = 0; writes && p < o->n_points; p++) sl_hooks_free(&writes[p]);
     free(writes);
     sl_hooks_free(&capture);

@@ -19,6 +19,7 @@ typedef struct {
     long n_pairs;
     int threads, bootstrap;
     uint64_t seed;
+    struct sl_dev_model *dev; /* when set, the pairs run there a batch at a time */
 } sl_patch_opts;
 
 typedef struct {

@@ -43,7 +43,7 @@ static int run_example(void *user, int thread, const sl_example *ex, sl_workspac
     float *h = sl_workspace_residual(ws);
     for (int k = 0; !rc && k < j->n; k++) {
         memcpy(h, slot_cache(j, ex->slot, j->v[k].restore), (size_t)ex->len * j->d * sizeof *h);
-        if (j->edit) j->edit(j->user, k, h, ex->len);
+        if (j->edit) j->edit(j->user, k, ex->slot, h, ex->len);
         rc = sl_forward_from(j->m, ex, ws, j->v[k].hooks, j->v[k].start, &j->out[(long)k * j->batch + ex->slot], err);
     }
     return rc;

@@ -159,7 +159,8 @@ int cmd_patch(int argc, char **argv)
             rc = sl_patch_pairs(&s.data, s.run.first, s.run.count, want, !strcmp(pairing, "label-flip"), a.seed, pairs,
                                 &n_pairs, &err);
     }
-    sl_patch_opts o = {points, n_points, positions, n_positions, pairs, n_pairs, a.threads, a.bootstrap, a.seed};
+    sl_patch_opts o = {points, n_points, positions, n_positions, pairs, n_pairs, a.threads, a.bootstrap, a.seed,
+                       s.run.dev};
     sl_patch_result r = {0};
     if (!rc) rc = sl_patch(&s.model, &s.data, &o, &r, &err);
     if (!rc) {

@@ -453,7 +453,7 @@ int sl_dev_forward_variants(sl_dev_model *dm, int cnt, int ldt, const int32_t *t
         if (!rc && edit) {
             rc = sl_dm_stage(dm, (size_t)values, err);
             if (!rc) rc = dm->dev.get(dm->dev.ctx, dm->stage, dm->h, (size_t)values * sizeof(float), err);
-            for (int e = 0; !rc && e < cnt; e++) edit(user, k, dm->stage + (size_t)e * r.bt.Lb * d, lengths[e]);
+            for (int e = 0; !rc && e < cnt; e++) edit(user, k, e, dm->stage + (size_t)e * r.bt.Lb * d, lengths[e]);
             if (!rc) rc = dm->dev.put(dm->dev.ctx, dm->h, dm->stage, (size_t)values * sizeof(float), err);
         }
         r.hooks = v[k].hooks;

@@ -61,8 +61,9 @@ typedef struct {
     const sl_hooks *hooks; /* active from start on, or NULL */
 } sl_variant;
 
-/* Called on the restored residual h [len][d_model] before the restart. */
-typedef void (*sl_variant_edit)(void *user, int variant, float *h, int len);
+/* Called on the restored residual h [len][d_model] of batch slot `slot`
+ * before the restart. */
+typedef void (*sl_variant_edit)(void *user, int variant, int slot, float *h, int len);
 
 int sl_default_threads(void);
 

@@ -14,6 +14,7 @@
 #include "ablation/component.h"
 #include "ablation/family.h"
 #include "ablation/layer.h"
+#include "ablation/patch.h"
 #include "attribution/attribute.h"
 #include "cuda/device_model.h"
 #include "tests/fixture_files.h"
@@ -291,6 +292,44 @@ static void attributions(fixture *f, sl_dev_model *dm, const parity_opts *po, co
     }
 }
 
+/* Activation patching at every patchable point and a mix of positions
+ * (absolute, from the end, and one past most lengths), over pairs that
+ * include a pair of equal examples: base, source and every patched logit,
+ * with the same cells left NaN on both paths. */
+static void patches(fixture *f, sl_dev_model *dm, const parity_opts *po, const char *name)
+{
+    int points[64], np = 0;
+    for (int i = 0; i < f->m.n_points && np < 64; i++)
+        if (sl_patchable(&f->m, i)) points[np++] = i;
+    int positions[] = {0, 2, -1, -3, 11};
+    long n = f->ds.n, pairs[] = {0, 1, 1, 2 % n, n - 1, 0, 2 % n, 2 % n, 1, n - 1};
+    long M = 5, cells = (long)np * 5;
+    sl_patch_result res[2];
+    int ok = 1;
+    for (int side = 0; side < 2; side++) {
+        sl_patch_opts o = {points, np, positions, 5, pairs, M, 1, 0, 1, side ? dm : NULL};
+        sl_error err = {0};
+        int rc = sl_patch(&f->m, &f->ds, &o, &res[side], &err);
+        CHECK(!rc, "%s: patch on the %s: %s", name, side ? "device" : "CPU", err.msg);
+        ok &= !rc;
+    }
+    if (!ok) return;
+    int same_nan = 1;
+    double worst = 0, scale = 1e-3;
+    for (long k = 0; k < M; k++) scale = fmax(scale, fmax(fabs(res[0].base[k]), fabs(res[0].source[k])));
+    for (long i = 0; i < M * cells; i++) {
+        float a = res[0].patched[i], b = res[1].patched[i];
+        if (isnan(a) || isnan(b)) same_nan &= isnan(a) && isnan(b);
+        else worst = fmax(worst, fabs((double)a - b) / scale);
+    }
+    CHECK(same_nan, "%s: patch: the NaN cells differ", name);
+    CHECK(worst <= po->tol, "%s: patch: patched logits differ by %.2e (relative)", name, worst);
+    double e = fmax(rel_diff(res[1].base, res[0].base, M), rel_diff(res[1].source, res[0].source, M));
+    CHECK(e <= po->tol, "%s: patch: base or source logits differ by %.2e", name, e);
+    sl_patch_result_free(&res[0]);
+    sl_patch_result_free(&res[1]);
+}
+
 static void parity_fixture(const char *name, const char *path, void *user)
 {
     (void)path;
@@ -325,6 +364,7 @@ static void parity_fixture(const char *name, const char *path, void *user)
     family_sweeps(&f, dm, po, name);
     variant_sweeps(&f, dm, po, name);
     attributions(&f, dm, po, name);
+    patches(&f, dm, po, name);
     if (f.m.c.arch == ARCH_MAMBA) {
         unsigned *off = calloc((size_t)f.m.c.n_layers, sizeof *off);
         sl_hooks h;
