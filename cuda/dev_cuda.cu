@@ -75,6 +75,18 @@ static void cu_close(void *ctx)
     free(c);
 }
 
+/* MPI ranks on one host take the host's GPUs in turn (the launcher says
+ * which rank this is on its host); one process takes the first. */
+static int local_rank(void)
+{
+    const char *names[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        const char *v = getenv(names[i]);
+        if (v && *v) return atoi(v) > 0 ? atoi(v) : 0;
+    }
+    return 0;
+}
+
 extern "C" int sl_device_cuda_built(void) { return 1; }
 
 extern "C" int sl_device_cuda_available(void)
@@ -92,9 +104,10 @@ extern "C" int sl_device_cuda(sl_device *dev, sl_error *err)
                        e != cudaSuccess ? cudaGetErrorString(e) : "none found");
     cuda_ctx *c = (cuda_ctx *)calloc(1, sizeof *c);
     if (!c) return sl_fail(err, SL_ERUNTIME, "out of memory");
+    int id = local_rank() % n;
     cudaDeviceProp p;
-    int rc = check(cudaGetDeviceProperties(&p, 0), "cudaGetDeviceProperties", err);
-    if (!rc) rc = check(cudaSetDevice(0), "cudaSetDevice", err);
+    int rc = check(cudaGetDeviceProperties(&p, id), "cudaGetDeviceProperties", err);
+    if (!rc) rc = check(cudaSetDevice(id), "cudaSetDevice", err);
     if (!rc) rc = check(cudaStreamCreate(&c->stream), "cudaStreamCreate", err);
     cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
     if (!rc && (st = cublasCreate(&c->blas)) != CUBLAS_STATUS_SUCCESS)
@@ -108,7 +121,7 @@ extern "C" int sl_device_cuda(sl_device *dev, sl_error *err)
         cu_close(c);
         return rc;
     }
-    snprintf(c->name, sizeof c->name, "cuda: %s (sm_%d%d, %.1f GiB)", p.name, p.major, p.minor,
+    snprintf(c->name, sizeof c->name, "cuda %d: %s (sm_%d%d, %.1f GiB)", id, p.name, p.major, p.minor,
              p.totalGlobalMem / 1073741824.0);
     *dev = sl_device{};
     dev->name = c->name;
