@@ -109,6 +109,8 @@ SL_KERNEL_FN void sl_k_scan_bw(const float *x, const float *delta, const float *
                                int T, int di, int S, const float *A_t, const float *D, const float *states,
                                const float *dy, float *dx, float *dd, float *dBp, float *dCp, int c)
 {
+    /* not unrolled: with its other live values, a register-resident ds
+     * spilled 500 bytes (-Xptxas -v); as a plain local array it takes 256 */
     float ds[SL_MAX_STATE];
     for (int n = 0; n < S; n++) ds[n] = 0.0f;
     for (int t = T - 1; t >= 0; t--) {

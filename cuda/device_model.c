@@ -6,8 +6,6 @@
 
 #include "cuda/device_internal.h"
 
-
-
 /* A host weight pointer's counterpart on the device. */
 const float *sl_dm_weight(const sl_dev_model *dm, const float *p)
 {
@@ -28,10 +26,10 @@ int sl_dev_batch_for(const sl_config *c, int L, int backward, double budget)
     double per_row = 3.0 * c->d_model; /* h, a, out */
     if (c->arch == ARCH_MAMBA) per_row += 5.0 * c->d_inner + c->dt_rank + 2.0 * c->d_state;
     else per_row += 4.0 * c->d_model + c->d_ff;
-    if (backward) { /* device_backward.c: 14 wide rows, the tape, six [d] rows, the scan's states and shares */
+    if (backward) { /* device_backward.c: 14 wide rows, the tape and five [d] rows, the scan's states and shares */
         double wide = c->arch == ARCH_MAMBA ? 2.0 * c->d_inner + c->dt_rank + 2.0 * c->d_state : c->d_ff;
         if (wide < 3.0 * c->d_model) wide = 3.0 * c->d_model;
-        per_row += 14 * wide + (c->n_layers + 7.0) * c->d_model;
+        per_row += 14 * wide + (c->n_layers + 6.0) * c->d_model;
         per_row += c->arch == ARCH_MAMBA ? 3.0 * c->d_state * c->d_inner : 2.0 * c->n_heads;
     }
     double b = budget / (per_row * 4.0 * (L > 0 ? L : 1));
@@ -129,8 +127,6 @@ const char *sl_dev_model_device(const sl_dev_model *dm) { return dm->dev.name; }
 int sl_dev_model_max_batch(const sl_dev_model *dm) { return dm->max_batch; }
 
 /* ---- one batch ---- */
-
-
 
 int sl_dm_launch(batch_run *r, int kernel, sl_kargs a, sl_error *err)
 {

@@ -48,15 +48,18 @@ SL_KERNEL_FN void sl_k_scan_channel(const float *x, const float *delta, const fl
                                     int T, int di, int S, const float *A_t, const float *D, int ssm_off, float *y, int c)
 {
     float s[SL_MAX_STATE];
-    for (int n = 0; n < S; n++) s[n] = 0.0f;
+    SL_UNROLL
+    for (int n = 0; n < SL_MAX_STATE; n++) s[n] = 0.0f;
     for (int t = 0; t < T; t++) {
         float xt = x[(long)t * di + c], dt = delta[(long)t * di + c], yt = D[c] * xt;
         if (!ssm_off) {
             const float *Bt = xdbl + (long)t * ldb + boff, *Ct = xdbl + (long)t * ldb + coff;
-            for (int n = 0; n < S; n++) {
-                s[n] = expf(dt * A_t[(long)n * di + c]) * s[n] + dt * xt * Bt[n];
-                yt += s[n] * Ct[n];
-            }
+            SL_UNROLL
+            for (int n = 0; n < SL_MAX_STATE; n++)
+                if (n < S) {
+                    s[n] = expf(dt * A_t[(long)n * di + c]) * s[n] + dt * xt * Bt[n];
+                    yt += s[n] * Ct[n];
+                }
         }
         y[(long)t * di + c] = yt;
     }

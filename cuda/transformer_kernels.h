@@ -52,7 +52,8 @@ SL_KERNEL_FN void sl_k_attention_row(const float *qkv, const unsigned char *keep
 {
     const float *q = qkv + (long)t * 3 * d + head * dh;
     float acc[SL_MAX_HEAD], mx = -INFINITY, l = 0.0f, scale = 1.0f / sqrtf((float)dh);
-    for (int k = 0; k < dh; k++) acc[k] = 0.0f;
+    SL_UNROLL
+    for (int k = 0; k < SL_MAX_HEAD; k++) acc[k] = 0.0f;
     int end = causal ? t + 1 : T;
     for (int j = 0; j < end; j++) {
         if (keep && !keep[j]) continue;
@@ -62,11 +63,15 @@ SL_KERNEL_FN void sl_k_attention_row(const float *qkv, const unsigned char *keep
         s *= scale;
         float m2 = s > mx ? s : mx, corr = expf(mx - m2), p = expf(s - m2);
         l = l * corr + p;
-        for (int k = 0; k < dh; k++) acc[k] = acc[k] * corr + p * vj[k];
+        SL_UNROLL
+        for (int k = 0; k < SL_MAX_HEAD; k++)
+            if (k < dh) acc[k] = acc[k] * corr + p * vj[k];
         mx = m2;
     }
     float *o = ctx + (long)t * d + head * dh;
-    for (int k = 0; k < dh; k++) o[k] = l > 0.0f ? acc[k] / l : 0.0f;
+    SL_UNROLL
+    for (int k = 0; k < SL_MAX_HEAD; k++)
+        if (k < dh) o[k] = l > 0.0f ? acc[k] / l : 0.0f;
 }
 
 #endif
