@@ -334,6 +334,7 @@ int sl_patch(const sl_model *m, sl_dataset *ds, const sl_patch_opts *o, sl_patch
             rc = err->code ? err->code : sl_fail(err, SL_ERUNTIME, "out of memory");
     }
     device_plan dp = {0};
+    if (!rc && o->dev) rc = sl_dev_model_check(o->dev, m, err);
     if (!rc && o->dev) rc = plan_device(&j, Bdev, &dp, err);
     sl_hooks capture = {0}, cache = {0};
     sl_hooks *writes = calloc((size_t)(o->n_points ? o->n_points : 1), sizeof *writes);

@@ -91,7 +91,8 @@ int sl_run_variants(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, con
     variant_job j = {m, v, n, ds->L, m->c.d_model, nl, B, edit, user, NULL, NULL, logits, o->first, o->count, {0}, NULL};
     int rc = SL_OK;
     if (o->dev) {
-        rc = run_on_device(&j, ds, o, base, err);
+        rc = sl_dev_model_check(o->dev, m, err);
+        if (!rc) rc = run_on_device(&j, ds, o, base, err);
     } else {
         j.cache = malloc((size_t)B * (nl + 1) * ds->L * j.d * sizeof *j.cache);
         j.out = malloc((size_t)(n ? n : 1) * B * sizeof *j.out);

@@ -228,7 +228,8 @@ int sl_attribute(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const 
         j.dev_attr = malloc((size_t)B * L * sizeof *j.dev_attr);
         j.dev_base = malloc((size_t)B * sizeof *j.dev_base);
         j.dev_pad = malloc((size_t)B * L * sizeof *j.dev_pad);
-        rc = j.dev_attr && j.dev_base && j.dev_pad ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
+        rc = j.dev_attr && j.dev_base && j.dev_pad ? sl_dev_model_check(o->dev, m, err)
+                                                   : sl_fail(err, SL_ERUNTIME, "out of memory");
         for (long k = 0; !rc && k < (long)B * L; k++) j.dev_pad[k] = m->c.pad_token_id;
         if (!rc) rc = sl_run_batches(ds, &on, read_families, attribute_batch_on_device, &j, add_batch, &j, NULL, err);
     } else if (!rc) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/commands.h"
 #include "cuda/device.h"
 #include "models/run.h"
 
@@ -102,7 +103,7 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
                 rc = sl_fail(err, SL_EINPUT, "seqlens %s: --seed '%s': expected a non-negative integer", cmd, v);
         } else if (!strcmp(o, "--device")) {
             if (!strcmp(v, "cpu")) a->device = DEV_CPU;
-            else if (!strcmp(v, "cuda") && sl_device_cuda_built()) a->device = DEV_CUDA;
+            else if (!strcmp(v, "cuda") && (sl_device_cuda_built() || sl_session_test_device())) a->device = DEV_CUDA;
             else if (!strcmp(v, "cuda"))
                 rc = sl_fail(err, SL_EINPUT, "seqlens %s: --device cuda: this build has no CUDA backend (build with make CUDA=1 where nvcc is installed)", cmd);
             else rc = sl_fail(err, SL_EINPUT, "seqlens %s: --device '%s': expected cpu or cuda", cmd, v);

@@ -22,7 +22,7 @@ int cmd_compare(int argc, char **argv)
     int rc = sl_session_open(&sa, &a, a.pos[0], a.pos[2], &err);
     if (!rc) rc = sl_session_open(&sb, &a, a.pos[1], a.pos[2], &err);
     if (!rc) rc = sl_session_need_both_classes(&sa, &err);
-    if (!rc) rc = sl_compare(&sa.model, &sa.data, &sb.model, &sb.data, &sa.run, &r, &err);
+    if (!rc) rc = sl_compare(&sa.model, &sa.data, &sb.model, &sb.data, &sa.run, &sb.run, &r, &err);
     if (!rc) {
         cJSON *j = cJSON_CreateObject(), *cka = cJSON_CreateObject(), *grid = cJSON_CreateArray();
         cJSON_AddNumberToObject(j, "n", (double)r.n);

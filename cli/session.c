@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
@@ -9,11 +10,25 @@
  * small card; a large one fills with a larger --batch. */
 #define DEVICE_BATCH_BYTES 4e9
 
+/* SEQLENS_TEST_HOST_DEVICE puts the host grid stand-in (cuda/device.h) in
+ * the GPU's place, so that the tests can drive every command's device path
+ * end to end on a machine without one (tests/test_device_cli.c). */
+int sl_session_test_device(void)
+{
+    const char *v = getenv("SEQLENS_TEST_HOST_DEVICE");
+    return v && *v && strcmp(v, "0");
+}
+
 static int open_device(sl_session *s, const sl_args *a, sl_error *err)
 {
     sl_device dev;
-    int rc = sl_device_cuda(&dev, err);
-    if (rc) return rc;
+    if (sl_session_test_device()) {
+        sl_device_host(&dev);
+        if (sl_dist_root()) fprintf(stderr, "seqlens: --device cuda on the host grid (SEQLENS_TEST_HOST_DEVICE)\n");
+    } else {
+        int rc = sl_device_cuda(&dev, err);
+        if (rc) return rc;
+    }
     int backward = !strcmp(a->cmd, "attribute"); /* the one command with a backward pass */
     int batch = a->batch ? a->batch : sl_dev_batch_for(&s->model.c, s->data.L, backward, DEVICE_BATCH_BYTES);
     if (!(s->run.dev = sl_dev_model_new(&s->model, &dev, batch, s->data.L, err))) return err->code;

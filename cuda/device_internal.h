@@ -22,8 +22,13 @@ struct sl_dev_model {
     float *row;                         /* and their row, [widest hook point] */
     /* host side */
     unsigned char *keep_host; /* [max_batch][L] of 1, for a batch without keep */
-    float *stage;             /* hooked activations */
+    float *stage;             /* copies off the device (edits, attributions) */
     size_t stage_floats;
+    /* hooked activations, one buffer per hook point: a hook may keep a view
+     * of an earlier point's data until a later point of the layer fires, as
+     * on the CPU (attribution/inspect.c does) */
+    float **hooked;
+    size_t *hooked_floats;
 };
 
 /* One batch in flight. */

@@ -100,6 +100,9 @@ sl_dev_model *sl_dev_model_new(const sl_model *m, const sl_device *dev, int max_
         if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->ff, R * (size_t)c->d_ff * f, err);
     }
     if (!rc && !(dm->keep_host = malloc(R))) rc = sl_fail(err, SL_ERUNTIME, "out of memory");
+    if (!rc && (!(dm->hooked = calloc((size_t)m->n_points, sizeof *dm->hooked))
+                || !(dm->hooked_floats = calloc((size_t)m->n_points, sizeof *dm->hooked_floats))))
+        rc = sl_fail(err, SL_ERUNTIME, "out of memory");
     if (!rc) memset(dm->keep_host, 1, R);
     if (rc) {
         sl_dev_model_free(dm);
@@ -120,11 +123,19 @@ void sl_dev_model_free(sl_dev_model *dm)
     dm->dev.close(dm->dev.ctx);
     free(dm->keep_host);
     free(dm->stage);
+    for (int p = 0; dm->hooked && p < dm->m->n_points; p++) free(dm->hooked[p]);
+    free(dm->hooked);
+    free(dm->hooked_floats);
     free(dm);
 }
 
 const char *sl_dev_model_device(const sl_dev_model *dm) { return dm->dev.name; }
 int sl_dev_model_max_batch(const sl_dev_model *dm) { return dm->max_batch; }
+
+int sl_dev_model_check(const sl_dev_model *dm, const sl_model *m, sl_error *err)
+{
+    return dm->m == m ? SL_OK : sl_fail(err, SL_ERUNTIME, "a device model was handed another model's run");
+}
 
 /* ---- one batch ---- */
 
@@ -206,19 +217,25 @@ static int fire(batch_run *r, int kind, int layer, float *data, int cols, int ld
     /* to the last value used: a view at an offset into wider rows (B, C in
      * x_proj's output) ends ld - cols values before the buffer does */
     size_t n = stride * B - (kind == HK_ATTN_PATTERN ? 0 : (size_t)(ld - cols));
-    int rc = sl_dm_stage(dm, n, err);
-    if (!rc) rc = dm->dev.get(dm->dev.ctx, dm->stage, data, n * sizeof(float), err);
+    if (n > dm->hooked_floats[id]) {
+        float *buf = realloc(dm->hooked[id], n * sizeof *buf);
+        if (!buf) return sl_fail(err, SL_ERUNTIME, "out of memory for %zu hooked values", n);
+        dm->hooked[id] = buf;
+        dm->hooked_floats[id] = n;
+    }
+    float *stage = dm->hooked[id];
+    int rc = dm->dev.get(dm->dev.ctx, stage, data, n * sizeof(float), err);
     for (int e = 0; !rc && e < B; e++) {
         int len = r->lengths[e];
         sl_hook_event ev = {
             .point = pt, .id = id, .example = r->first + e, .slot = e, .len = len, .heads = H,
-            .tokens = r->tokens + (long)e * r->ldt, .data = dm->stage + e * stride,
+            .tokens = r->tokens + (long)e * r->ldt, .data = stage + e * stride,
             .rows = pt->per_example ? 1 : len, .cols = cols, .ld = ld,
         };
         if (kind == HK_ATTN_PATTERN) ev.rows = H * len, ev.cols = len, ev.ld = len;
         rc = sl_hooks_fire(r->hooks, &ev, err);
     }
-    return rc ? rc : dm->dev.put(dm->dev.ctx, data, dm->stage, n * sizeof(float), err);
+    return rc ? rc : dm->dev.put(dm->dev.ctx, data, stage, n * sizeof(float), err);
 }
 
 int sl_dm_embed(batch_run *r, sl_error *err)

@@ -111,6 +111,8 @@ int sl_run_each(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const s
     sl_blas_single_thread();
     /* per-example work (fn) has no device form: it stays on the CPU */
     if (o->dev && !fn) {
+        int rc = sl_dev_model_check(o->dev, m, err);
+        if (rc) return rc;
         sl_run_opts d = *o;
         if (d.batch > sl_dev_model_max_batch(o->dev)) d.batch = sl_dev_model_max_batch(o->dev);
         dev_work w = {o->dev, hooks};

@@ -58,9 +58,12 @@ static int collect(reps *r, sl_dataset *ds, const sl_run_opts *o, float *logits,
     return rc;
 }
 
-int sl_compare(const sl_model *a, sl_dataset *da, const sl_model *b, sl_dataset *db, const sl_run_opts *o,
-               sl_compare_result *out, sl_error *err)
+int sl_compare(const sl_model *a, sl_dataset *da, const sl_model *b, sl_dataset *db, const sl_run_opts *oa,
+               const sl_run_opts *ob, sl_compare_result *out, sl_error *err)
 {
+    const sl_run_opts *o = oa;
+    if (ob->first != oa->first || ob->count != oa->count)
+        return sl_fail(err, SL_ERUNTIME, "compare: the two models must run over the same examples");
     memset(out, 0, sizeof *out);
     long n = o->count;
     reps ra = {a, o->first, a->c.d_model, NULL, NULL, n}, rb = {b, o->first, b->c.d_model, NULL, NULL, n};
@@ -74,7 +77,7 @@ int sl_compare(const sl_model *a, sl_dataset *da, const sl_model *b, sl_dataset 
                  ? SL_OK
                  : sl_fail(err, SL_ERUNTIME, "out of memory for %ld examples' representations", n);
     if (!rc) rc = collect(&ra, da, o, la, err);
-    if (!rc) rc = collect(&rb, db, o, lb, err);
+    if (!rc) rc = collect(&rb, db, ob, lb, err);
     if (!rc) {
         const int32_t *y = da->labels + o->first;
         long same = 0, both_wrong = 0, either_wrong = 0;

@@ -17,8 +17,10 @@ typedef struct {
 } sl_compare_result;
 
 /* da and db are the same file opened for each model (their vocabularies may differ). */
-int sl_compare(const sl_model *a, sl_dataset *da, const sl_model *b, sl_dataset *db, const sl_run_opts *o,
-               sl_compare_result *out, sl_error *err);
+/* oa, ob: the same examples; each model runs with its own (its own device
+ * model, when set). */
+int sl_compare(const sl_model *a, sl_dataset *da, const sl_model *b, sl_dataset *db, const sl_run_opts *oa,
+               const sl_run_opts *ob, sl_compare_result *out, sl_error *err);
 void sl_compare_free(sl_compare_result *r);
 
 #endif

@@ -64,13 +64,13 @@ int main(void)
     sl_run_opts o = {.count = a.ds.n, .batch = 16, .threads = 2};
     sl_error err = {0};
     sl_compare_result self, ab, ba;
-    CHECK(!sl_compare(&a.m, &a.ds, &a.m, &a.ds, &o, &self, &err), "%s", err.msg);
+    CHECK(!sl_compare(&a.m, &a.ds, &a.m, &a.ds, &o, &o, &self, &err), "%s", err.msg);
     CHECK(self.pearson_r > 1 - 1e-12 && self.agreement == 1 && self.auc_a == self.auc_b && self.auc_ensemble == self.auc_a,
           "a model against itself: r %.15f, agreement %g", self.pearson_r, self.agreement);
     for (int i = 0; i < self.layers_a; i++)
         CHECK(fabs(self.cka_layers[i * self.layers_b + i] - 1) < 1e-9, "self CKA of layer %d: %.12f", i,
               self.cka_layers[i * self.layers_b + i]);
-    CHECK(!sl_compare(&a.m, &a.ds, &b.m, &b.ds, &o, &ab, &err) && !sl_compare(&b.m, &b.ds, &a.m, &a.ds, &o, &ba, &err),
+    CHECK(!sl_compare(&a.m, &a.ds, &b.m, &b.ds, &o, &o, &ab, &err) && !sl_compare(&b.m, &b.ds, &a.m, &a.ds, &o, &o, &ba, &err),
           "%s", err.msg);
     CHECK(ab.pearson_r == ba.pearson_r && ab.auc_ensemble == ba.auc_ensemble && ab.error_overlap == ba.error_overlap,
           "compare is not symmetric");
