@@ -20,7 +20,7 @@
  * unrolled, with the real (run-time) size as a guard inside. Without the
  * unrolling nvcc puts the array in local memory (checked with -Xptxas -v:
  * the scan and attention had 256- and 512-byte stack frames). */
-#ifdef __CUDACC__
+#ifdef __CUDA_ARCH__ /* the device pass only: the host compiler does not know the pragma */
 #define SL_UNROLL _Pragma("unroll")
 #else
 #define SL_UNROLL
