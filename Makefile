@@ -16,14 +16,18 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) -fno-trapping-math -fno-math-errno -ff
 LDLIBS   += $(HDF5_LIBS) -lcjson -llinear $(BLAS_LIBS) -lm
 LDFLAGS  += -fopenmp
 
-# `make CUDA=1` adds the CUDA backend: cuda/*.cu through nvcc, for sm_90 and
-# as compute_80 PTX that newer GPUs JIT-compile, warnings as errors. Its
-# objects go to build-cuda/: the C sources compile differently there
-# (SEQLENS_CUDA), and make's timestamps would otherwise mix the two builds.
-# Plain `make` never runs nvcc.
-ifeq ($(CUDA),1)
-NVCC      ?= nvcc
+# The CUDA backend is built when nvcc is found, on the PATH or in
+# $(CUDA_HOME)/bin (design.md section 1); CUDA=0 leaves it out, CUDA=1
+# insists. cuda/*.cu go through nvcc for sm_90 and as compute_80 PTX that
+# newer GPUs JIT-compile, warnings as errors. Its objects go to build-cuda/:
+# the C sources compile differently there (SEQLENS_CUDA), and make's
+# timestamps would otherwise mix the two builds. The sanitizer, valgrind,
+# fuzzing and MPI builds are CPU-only (CUDA=0).
 CUDA_HOME ?= /usr/local/cuda
+NVCC      ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard $(CUDA_HOME)/bin/nvcc))
+CUDA      ?= $(if $(NVCC),1,0)
+ifeq ($(CUDA),1)
+NVCC      := $(or $(NVCC),nvcc)
 BUILD     ?= build-cuda
 NVCC_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80
 NVCCFLAGS ?= -O3 -g -std=c++17 $(NVCC_ARCH) -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror
@@ -69,10 +73,14 @@ endif
 
 # bin/.flavor names the build bin/seqlens is wanted from (cpu or cuda) and
 # is rewritten, as make reads this file, only when that changes: so
-# switching between `make` and `make CUDA=1` relinks even where the other
+# switching between `make CUDA=0` and `make CUDA=1` relinks even where the other
 # build's objects are older than the binary.
 FLAVOR := $(if $(filter 1,$(CUDA)),cuda,cpu)
+# Only the top-level make: the MPI, sanitizer and valgrind builds are
+# sub-makes with CUDA=0 and must not mark bin/seqlens as the CPU build.
+ifeq ($(MAKELEVEL),0)
 $(shell mkdir -p bin && { [ "$$(cat bin/.flavor 2>/dev/null)" = $(FLAVOR) ] || echo $(FLAVOR) >bin/.flavor; })
+endif
 
 bin/seqlens: $(LIB_OBJ) $(CLI_OBJ) bin/.flavor
 	@mkdir -p $(dir $@)
@@ -103,13 +111,13 @@ bin/seqlens-mpi: $(LIB_OBJ) $(CLI_OBJ)
 else
 .PHONY: bin/seqlens-mpi
 bin/seqlens-mpi:
-	@$(MAKE) --no-print-directory MPI=1 CUDA= BUILD=build-mpi bin/seqlens-mpi
+	@$(MAKE) --no-print-directory MPI=1 CUDA=0 BUILD=build-mpi bin/seqlens-mpi
 endif
 mpi: bin/seqlens-mpi
 
 # The same suite under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan:
-	$(MAKE) BUILD=build-asan OPT="-O1 -march=native -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	$(MAKE) CUDA=0 BUILD=build-asan OPT="-O1 -march=native -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    LDFLAGS="-fopenmp -fsanitize=address,undefined" bin/seqlens-asan test-asan
 
 bin/seqlens-asan: $(LIB_OBJ) $(CLI_OBJ)
@@ -130,7 +138,7 @@ FUZZ_TARGETS := safetensors config model dataset
 FUZZ_SECONDS ?= 30
 FUZZ_OPT := -O1 -march=native -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -Wno-pass-failed
 fuzz-build:
-	$(MAKE) BUILD=build-fuzz CC=clang OPT="$(FUZZ_OPT)" $(FUZZ_TARGETS:%=build-fuzz/fuzz/fuzz_%)
+	$(MAKE) CUDA=0 BUILD=build-fuzz CC=clang OPT="$(FUZZ_OPT)" $(FUZZ_TARGETS:%=build-fuzz/fuzz/fuzz_%)
 
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -143,7 +151,7 @@ fuzz: fuzz-build
 # Built for x86-64-v2: valgrind does not decode AVX-512, which -march=native
 # may emit.
 valgrind:
-	$(MAKE) BUILD=build-valgrind OPT="-O2 -march=x86-64-v2" bin/seqlens-valgrind
+	$(MAKE) CUDA=0 BUILD=build-valgrind OPT="-O2 -march=x86-64-v2" bin/seqlens-valgrind
 	SEQLENS=bin/seqlens-valgrind sh tests/valgrind.sh
 
 bin/seqlens-valgrind: $(LIB_OBJ) $(CLI_OBJ)
@@ -167,7 +175,7 @@ bench: bin/seqlens $(BUILD)/bench/bench_sweep
 	sh bench/run.sh
 
 # The device model core's parity checks (tests/device_parity.h) on a real
-# GPU: built only with CUDA=1; bench/gpu.sh runs it, then the benchmark.
+# GPU, in a CUDA build; bench/gpu.sh runs it, then the benchmark.
 $(BUILD)/bench/gpu_parity: bench/gpu_parity.c tests/device_parity.h $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
