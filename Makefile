@@ -22,7 +22,8 @@ LDFLAGS  += -fopenmp
 # newer GPUs JIT-compile, warnings as errors. Its objects go to build-cuda/:
 # the C sources compile differently there (SEQLENS_CUDA), and make's
 # timestamps would otherwise mix the two builds. The sanitizer, valgrind,
-# fuzzing and MPI builds are CPU-only (CUDA=0).
+# fuzzing builds are CPU-only (CUDA=0); bin/seqlens-mpi has the backend
+# when bin/seqlens has it (its objects then in build-mpi-cuda/).
 CUDA_HOME ?= /usr/local/cuda
 NVCC      ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard $(CUDA_HOME)/bin/nvcc))
 CUDA      ?= $(if $(NVCC),1,0)
@@ -111,7 +112,7 @@ bin/seqlens-mpi: $(LIB_OBJ) $(CLI_OBJ)
 else
 .PHONY: bin/seqlens-mpi
 bin/seqlens-mpi:
-	@$(MAKE) --no-print-directory MPI=1 CUDA=0 BUILD=build-mpi bin/seqlens-mpi
+	@$(MAKE) --no-print-directory MPI=1 CUDA=$(CUDA) BUILD=build-mpi$(if $(filter 1,$(CUDA)),-cuda) bin/seqlens-mpi
 endif
 mpi: bin/seqlens-mpi
 
@@ -128,7 +129,7 @@ test-asan: bin/seqlens-asan $(TEST_BIN)
 	@BUILD=$(BUILD) SEQLENS=bin/seqlens-asan ASAN_OPTIONS=detect_leaks=1 sh tests/run.sh $(TEST_BIN) $(TEST_SH)
 
 clean:
-	rm -rf build build-cuda build-mpi build-asan build-fuzz build-valgrind bin
+	rm -rf build build-cuda build-mpi build-mpi-cuda build-asan build-fuzz build-valgrind bin
 
 # libFuzzer targets (clang, ASan + UBSan) for everything a user hands
 # seqlens: safetensors, config.json, a model directory, a dataset.

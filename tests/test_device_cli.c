@@ -144,6 +144,36 @@ static void analyze(const char *arch)
     }
 }
 
+/* MPI ranks each on their device (tests/test_mpi.sh covers the CPU): the
+ * gathered results must match one process on the CPU. Skipped without
+ * mpirun or bin/seqlens-mpi. */
+static void mpi_on_device(void)
+{
+    if (system("command -v mpirun >/dev/null 2>&1") != 0 || system("test -x bin/seqlens-mpi") != 0) {
+        printf("skipped: MPI ranks on the device (no mpirun or bin/seqlens-mpi)\n");
+        return;
+    }
+    const char *runs[][2] = {{"mpi-eval", "eval examples/mamba examples/data.h5"},
+                             {"mpi-family", "ablate examples/transformer examples/data.h5 --family all --bootstrap 50"},
+                             {"mpi-attribute", "attribute examples/mamba examples/data.h5 --method ig --steps 4"}};
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        char cmd[1024], cpu[256], dev[256], err[256];
+        snprintf(cpu, sizeof cpu, DIR "/%s.cpu.json", runs[i][0]);
+        snprintf(dev, sizeof dev, DIR "/%s.dev.json", runs[i][0]);
+        snprintf(err, sizeof err, DIR "/%s.dev.err", runs[i][0]);
+        snprintf(cmd, sizeof cmd, "%s %s --device cpu >%s 2>/dev/null", seqlens(), runs[i][1], cpu);
+        CHECK(system(cmd) == 0, "%s: the CPU run failed", runs[i][0]);
+        snprintf(cmd, sizeof cmd,
+                 "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 %smpirun --oversubscribe -np 2 "
+                 "bin/seqlens-mpi %s --device cuda >%s 2>%s",
+                 device_env(), runs[i][1], dev, err);
+        CHECK(system(cmd) == 0, "%s: 2 ranks on the device failed", runs[i][0]);
+        CHECK(real_device || file_has(err, "on the host grid"), "%s: the ranks did not say they ran on the device",
+              runs[i][0]);
+        compare_files(runs[i][0], cpu, dev);
+    }
+}
+
 int main(int argc, char **argv)
 {
     real_device = argc > 1 && !strcmp(argv[1], "--real-device");
@@ -160,5 +190,6 @@ int main(int argc, char **argv)
     compare_files("compare", DIR "/compare.cpu.json", DIR "/compare.dev.json");
     analyze("mamba");
     analyze("transformer");
+    mpi_on_device();
     return TEST_SUMMARY();
 }
