@@ -63,17 +63,6 @@ static int mask_batch(void *user, sl_batch *b, sl_error *err)
     return SL_OK;
 }
 
-static double rel_diff(const float *got, const float *want, long n)
-{
-    double e = 0, s = 0;
-    for (long i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - want[i]);
-        if (!(d <= e)) e = d; /* NaN counts as the largest */
-        if (fabs(want[i]) > s) s = fabs(want[i]);
-    }
-    return s > 0 ? e / s : e;
-}
-
 typedef struct {
     parity_open_fn open;
     double tol;
@@ -94,7 +83,7 @@ static void run_pair(fixture *f, sl_dev_model *dm, const parity_opts *po, const 
     o.batch = po->batch, o.dev = dm;
     rc = sl_run(&f->m, &f->ds, &o, hooks, before, NULL, NULL, dev, &err);
     CHECK(!rc, "%s: %s: device: %s", name, what, err.msg);
-    double e = rel_diff(dev, cpu, n);
+    double e = rel_err(dev, cpu, n);
     CHECK(e <= po->tol, "%s: %s: logits differ by %.2e (relative)", name, what, e);
     free(cpu), free(dev);
 }
@@ -125,7 +114,7 @@ static void compare_captures(fixture *f, sl_dev_model *dm, const parity_opts *po
                 same_shape = 0;
                 continue;
             }
-            double d = rel_diff(c[1].v[i], c[0].v[i], c[0].size[i]);
+            double d = rel_err(c[1].v[i], c[0].v[i], c[0].size[i]);
             if (!(d <= worst)) worst = d;
         }
         CHECK(same_shape, "%s: %s: %s was not handed over the same on both paths", name, what, f->m.points[p].name);
@@ -192,7 +181,7 @@ static void family_sweeps(fixture *f, sl_dev_model *dm, const parity_opts *po, c
             ok &= !rc;
         }
         if (ok) {
-            double e = rel_diff(lg[1], lg[0], (long)F * n);
+            double e = rel_err(lg[1], lg[0], (long)F * n);
             CHECK(e <= po->tol, "%s: family ablation (%s): ablated logits differ by %.2e", name,
                   sl_family_mode_name(mode), e);
             int same = res[0].n_rows == res[1].n_rows;
@@ -232,7 +221,7 @@ static void variant_sweeps(fixture *f, sl_dev_model *dm, const parity_opts *po, 
             ok &= !rc;
             if (!rc) sl_ablation_result_free(&res);
         }
-        double e = ok ? rel_diff(lg[1], lg[0], (long)rows * n) : INFINITY;
+        double e = ok ? rel_err(lg[1], lg[0], (long)rows * n) : INFINITY;
         CHECK(e <= po->tol, "%s: %s ablation (mode %d): ablated logits differ by %.2e", name,
               what < 2 ? "layer" : "component", what % 2, e);
     }
@@ -275,7 +264,7 @@ static void attributions(fixture *f, sl_dev_model *dm, const parity_opts *po, co
             ok &= !rc;
         }
         if (ok) {
-            double e = rel_diff(t[1].rows, t[0].rows, n * L);
+            double e = rel_err(t[1].rows, t[0].rows, n * L);
             CHECK(e <= tol, "%s: %s: per-token attributions differ by %.2e", name, names[k], e);
             double te = fabs(res[1].total - res[0].total) / fmax(fabs(res[0].total), 1e-30);
             CHECK(te <= tol, "%s: %s: total |attribution| differs by %.2e", name, names[k], te);
@@ -324,7 +313,7 @@ static void patches(fixture *f, sl_dev_model *dm, const parity_opts *po, const c
     }
     CHECK(same_nan, "%s: patch: the NaN cells differ", name);
     CHECK(worst <= po->tol, "%s: patch: patched logits differ by %.2e (relative)", name, worst);
-    double e = fmax(rel_diff(res[1].base, res[0].base, M), rel_diff(res[1].source, res[0].source, M));
+    double e = fmax(rel_err(res[1].base, res[0].base, M), rel_err(res[1].source, res[0].source, M));
     CHECK(e <= po->tol, "%s: patch: base or source logits differ by %.2e", name, e);
     sl_patch_result_free(&res[0]);
     sl_patch_result_free(&res[1]);

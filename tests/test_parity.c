@@ -47,17 +47,6 @@ static int grab(void *user, sl_hook_event *ev, sl_error *err)
     return SL_OK;
 }
 
-static double rel_err(const float *a, const float *b, size_t n)
-{
-    double diff = 0, scale = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - b[i]);
-        if (!(e <= diff)) diff = e; /* NaN propagates as a failure */
-        if (fabs(b[i]) > scale) scale = fabs(b[i]);
-    }
-    return scale > 0 ? diff / scale : diff;
-}
-
 /* Runs the fixture with the chosen hooks and compares each to expected.h5.
  * Returns the worst relative error. */
 static double run_and_compare(const char *name, int with_pattern, int threads, int batch)

@@ -3,6 +3,8 @@
 #ifndef SL_TESTING_H
 #define SL_TESTING_H
 
+#include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 
 static int tests_passed, tests_failed;
@@ -18,6 +20,19 @@ static int tests_passed, tests_failed;
             fputc('\n', stderr);                                                                                       \
         }                                                                                                              \
     } while (0)
+
+/* max |got - want| over max |want| (the absolute error when want is all
+ * zero); a NaN anywhere makes it NaN, which fails any <= test. */
+static inline double rel_err(const float *got, const float *want, size_t n)
+{
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - want[i]);
+        if (!(e <= diff)) diff = e;
+        if (fabs(want[i]) > scale) scale = fabs(want[i]);
+    }
+    return scale > 0 ? diff / scale : diff;
+}
 
 #define TEST_SUMMARY()                                                                                                 \
     (printf("%d passed, %d failed\n", tests_passed, tests_failed), tests_failed ? 1 : 0)
