@@ -123,7 +123,8 @@ int sl_run_each(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const s
     int rc = w.ws ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
     for (int t = 0; !rc && t < threads; t++)
         if (!(w.ws[t] = sl_workspace_new(m, ds->L, err))) rc = err->code;
-    if (!rc) rc = sl_run_batches(ds, o, before, cpu_batch, &w, after, user, logits, err);
+    /* a rank that cannot start still meets the others' first collective */
+    rc = rc ? sl_dist_agree(rc, err) : sl_run_batches(ds, o, before, cpu_batch, &w, after, user, logits, err);
     for (int t = 0; w.ws && t < threads; t++) sl_workspace_free(w.ws[t]);
     free(w.ws);
     return rc;
