@@ -5,8 +5,8 @@
  * what checks the wiring (sessions, batch sizes, analyze handing --device
  * to its stages) that tests/test_device_model.c, at the library level,
  * cannot. The two paths add in different orders, so numbers are compared
- * within 1e-3 (relative above 1, absolute below): a wiring fault (wrong
- * examples, a pass left out) moves them far more. */
+ * within 1e-3 (relative above 1, absolute below), p-values not at all: a
+ * wiring fault (wrong examples, a pass left out) moves them far more. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -45,6 +45,10 @@ static int json_close(const cJSON *a, const cJSON *b, char *where, size_t n)
         const cJSON *y = b->child;
         for (const cJSON *x = a->child; x; x = x->next, y = y->next) {
             if (x->string && (!y->string || strcmp(x->string, y->string))) return snprintf(where, n, "key %s", x->string), 0;
+            /* DeLong's p-value of a near-zero effect swings with the last
+             * bits of the logits (0.325 against 0.335 under -O1, where sums
+             * contract differently): not a wiring check */
+            if (x->string && !strcmp(x->string, "p_value")) continue;
             size_t used = strlen(where);
             if (x->string) snprintf(where + used, n - used, ".%s", x->string);
             if (!json_close(x, y, where + strlen(where), n - strlen(where))) return 0;
