@@ -3,7 +3,7 @@
  * per-example functions of cuda/mamba_kernels.h and
  * cuda/transformer_kernels.h. sl_kernel_thread is an SL_KERNEL_FN, so the
  * CPU test suite runs these exact mappings (cuda/dev_host.c loops them)
- * and cuda/dev_cuda.cu instantiates one __global__ per kernel from them.
+ * and cuda/kernels.cu instantiates one __global__ per kernel from them.
  *
  * A batch is B examples padded to Lb positions (the longest in the batch):
  * activation row r = b * Lb + t. Positions t >= len[b] are padding: every
@@ -29,7 +29,7 @@ enum sl_kernel {
     SK_CONV,       /* causal conv + SiLU, or SiLU alone (conv ablated) */
     SK_SOFTPLUS,
     SK_SCAN,       /* a thread per (example, channel) */
-    SK_GATE,       /* z -> SiLU(z) (or 1), then y *= it; see gate_step */
+    SK_GATE,       /* z -> SiLU(z) (or 1), then y *= it; flag: SL_GATE_* */
     SK_ADD,
     SK_ACTIVATION,
     SK_ROPE,
@@ -88,7 +88,10 @@ typedef struct {
     float *y2;               /* scan: the xz rows (gate); attention: pattern */
     long n;                  /* elements, for the elementwise kernels */
     int d, ld, cols;         /* row width, row stride, columns of a bias */
-    int di, K, S, ldb, boff, coff, flag; /* flag: conv identity, ssm_off, gelu, gate step, pooling, head rows */
+    /* K: conv taps; gate ablated (SK_GATE); pooling (SK_TAIL_BW); steps
+     * (SK_IG_SCALE). flag: conv identity, ssm_off, gelu, SL_GATE_* step,
+     * pooling (SK_POOL), head rows, accumulate (the norms' backward). */
+    int di, K, S, ldb, boff, coff, flag;
     int heads, dh, causal;
     float eps;
     const unsigned char *mask; /* replace: [B][ldm] */
