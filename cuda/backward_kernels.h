@@ -210,17 +210,4 @@ SL_KERNEL_FN void sl_k_attention_dkv(const float *qkv, const unsigned char *keep
     }
 }
 
-/* Thread per (t, head, q or k): the rotation of sl_k_rope undone. */
-SL_KERNEL_FN void sl_k_rope_bw(float *dqkv, const float *table, int d, int dh, int t, int head, int part)
-{
-    int half = dh / 2;
-    const float *cs = table + (long)t * 2 * half, *sn = cs + half;
-    float *x = dqkv + (long)t * 3 * d + part * d + head * dh;
-    for (int i = 0; i < half; i++) {
-        float a = x[i], b = x[i + half];
-        x[i] = a * cs[i] + b * sn[i];
-        x[i + half] = b * cs[i] - a * sn[i];
-    }
-}
-
 #endif

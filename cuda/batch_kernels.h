@@ -32,7 +32,7 @@ enum sl_kernel {
     SK_GATE,       /* z -> SiLU(z) (or 1), then y *= it; flag: SL_GATE_* */
     SK_ADD,
     SK_ACTIVATION,
-    SK_ROPE,
+    SK_ROPE,       /* flag 1: the inverse rotation (the backward pass) */
     SK_ATTENTION,  /* online softmax, no scores stored */
     SK_PROBS,      /* the pattern [B][H][len][len] when its hook is on */
     SK_APPLY,      /* ctx = pattern . V */
@@ -57,7 +57,6 @@ enum sl_kernel {
     SK_ATTN_D,      /* Dt = dctx . ctx per query and head */
     SK_ATTN_DQ,
     SK_ATTN_DKV,
-    SK_ROPE_BW,
     SK_TAIL_BW,     /* the head and the pooling, backwards: d logit / d final */
     SK_LERP,        /* y = b + alpha (x - b): integrated gradients' path */
     SK_IG_SCALE,    /* y *= (x - b) / K */
@@ -112,7 +111,7 @@ static inline long sl_kernel_threads(int k, const sl_kargs *a)
     case SK_BIAS: case SK_REPLACE: case SK_SCAN_BW_REDUCE: return rows * a->cols;
     case SK_CONV: case SK_GATE: case SK_CONV_PRE: case SK_CONV_BW: case SK_GATE_BW: return rows * a->di;
     case SK_SCAN: case SK_SCAN_KEEP: case SK_SCAN_BW: return (long)a->bt.B * a->di;
-    case SK_ROPE: case SK_ROPE_BW: return rows * 2 * a->heads;
+    case SK_ROPE: return rows * 2 * a->heads;
     case SK_ATTENTION: case SK_PROBS: case SK_APPLY: case SK_LSE: case SK_ATTN_D: case SK_ATTN_DQ: case SK_ATTN_DKV:
         return rows * a->heads;
     case SK_POOL: return (long)a->bt.B * a->d;
@@ -182,6 +181,22 @@ SL_KERNEL_FN void sl_k_pool(const float *x, const unsigned char *keep, int T, in
 
 #include "cuda/backward_kernels.h"
 
+/* Thread i of a launch over (row, head): its example b, position t, head,
+ * the example's length T and its first row. */
+typedef struct {
+    int b, t, head, T;
+    long base;
+} sl_kquery;
+
+SL_KERNEL_FN sl_kquery sl_k_query(const sl_kargs *a, long i)
+{
+    long r = i / a->heads;
+    sl_kquery q = {(int)(r / a->bt.Lb), (int)(r % a->bt.Lb), (int)(i % a->heads), 0, 0};
+    q.T = a->bt.len[q.b];
+    q.base = (long)q.b * a->bt.Lb;
+    return q;
+}
+
 /* The backward kernels' thread i (see sl_kernel_thread). */
 SL_KERNEL_FN void sl_kernel_thread_bw(int k, const sl_kargs *a, long i)
 {
@@ -239,13 +254,12 @@ SL_KERNEL_FN void sl_kernel_thread_bw(int k, const sl_kargs *a, long i)
     case SK_RMSNORM_BW: sl_k_rmsnorm_bw_row(a->x, a->w, a->eps, a->d, a->dy, a->y, a->flag, r); break;
     case SK_LAYERNORM_BW: sl_k_layernorm_bw_row(a->x, a->w, a->eps, a->d, a->dy, a->y, a->flag, r); break;
     case SK_LSE: case SK_ATTN_D: case SK_ATTN_DQ: case SK_ATTN_DKV: {
-        r = i / a->heads;
-        int head = (int)(i % a->heads);
-        b = (int)(r / bt->Lb), t = (int)(r % bt->Lb);
-        int T = bt->len[b];
-        long base = (long)b * bt->Lb;
+        sl_kquery q = sl_k_query(a, i);
+        int head = q.head, T = q.T;
+        long base = q.base;
+        t = q.t, r = base + t;
         const float *qkv = a->x + base * 3 * a->d;
-        const unsigned char *keep = bt->keep + (long)b * bt->ldt;
+        const unsigned char *keep = bt->keep + (long)q.b * bt->ldt;
         if (k == SK_LSE) {
             a->y[i] = t < T ? sl_k_attention_lse(qkv, keep, T, a->d, a->dh, a->causal, t, head) : INFINITY;
         } else if (k == SK_ATTN_D) {
@@ -265,13 +279,6 @@ SL_KERNEL_FN void sl_kernel_thread_bw(int k, const sl_kargs *a, long i)
             sl_k_attention_dkv(qkv, keep, T, a->d, a->dh, a->causal, a->lse + base * a->heads, a->Dt + base * a->heads,
                                a->dy + base * a->d, a->dx + base * 3 * a->d, t, head, a->heads);
         }
-        break;
-    }
-    case SK_ROPE_BW: {
-        r = i / (2 * a->heads);
-        int hp = (int)(i % (2 * a->heads));
-        b = (int)(r / bt->Lb), t = (int)(r % bt->Lb);
-        sl_k_rope_bw(a->y + (long)b * bt->Lb * 3 * a->d, a->x, a->d, a->dh, t, hp % a->heads, hp / a->heads);
         break;
     }
     case SK_TAIL_BW: {
@@ -370,15 +377,14 @@ SL_KERNEL_FN void sl_kernel_thread(int k, const sl_kargs *a, long i)
         r = i / (2 * a->heads);
         int hp = (int)(i % (2 * a->heads));
         b = (int)(r / bt->Lb), t = (int)(r % bt->Lb);
-        sl_k_rope(a->y + (long)b * bt->Lb * 3 * a->d, a->x, a->d, a->dh, t, hp % a->heads, hp / a->heads);
+        sl_k_rope(a->y + (long)b * bt->Lb * 3 * a->d, a->x, a->d, a->dh, t, hp % a->heads, hp / a->heads, a->flag);
         break;
     }
     case SK_ATTENTION: case SK_PROBS: case SK_APPLY: {
-        r = i / a->heads;
-        int head = (int)(i % a->heads);
-        b = (int)(r / bt->Lb), t = (int)(r % bt->Lb);
-        int T = bt->len[b];
-        long base = (long)b * bt->Lb;
+        sl_kquery q = sl_k_query(a, i);
+        int head = q.head, T = q.T;
+        long base = q.base;
+        b = q.b, t = q.t;
         const float *qkv = a->x + base * 3 * a->d;
         float *P = a->y2 + (long)b * a->heads * bt->Lb * bt->Lb;
         if (t >= T) {

@@ -230,8 +230,8 @@ static int tf_backward(batch_run *r, int i, sl_error *err)
     if (!rc) rc = sl_dm_launch(r, SK_ATTN_DQ, att, err);
     if (!rc) rc = sl_dm_launch(r, SK_ATTN_DKV, att, err);
     if (!rc && c->positional == POS_ROPE)
-        rc = sl_dm_launch(r, SK_ROPE_BW, (sl_kargs){.y = dqkv, .x = dm->pos, .d = d, .dh = c->d_head, .heads = H},
-                          err);
+        rc = sl_dm_launch(r, SK_ROPE, (sl_kargs){.y = dqkv, .x = dm->pos, .d = d, .dh = c->d_head, .heads = H,
+                                                 .flag = 1}, err);
     if (!rc) rc = gemm_nn(r, dqkv, 3 * d, 3 * d, w->qkv_w, d, da, d, 0.0f, err);
     if (rc) return rc;
     return pre_norm ? layernorm_bw(r, h_in, w->ln1_w, da, g, 1, err)

@@ -30,7 +30,7 @@ static const sl_g_fn sl_g_table[SK_COUNT] = {
     SL_G(SK_CONV_PRE),    SL_G(SK_CONV_BW),     SL_G(SK_SCAN_KEEP),  SL_G(SK_SCAN_BW),     SL_G(SK_SCAN_BW_REDUCE),
     SL_G(SK_GATE_BW),     SL_G(SK_SOFTPLUS_BW), SL_G(SK_SILU_BW),    SL_G(SK_ACTIVATION_BW), SL_G(SK_RMSNORM_BW),
     SL_G(SK_LAYERNORM_BW), SL_G(SK_LSE),        SL_G(SK_ATTN_D),     SL_G(SK_ATTN_DQ),     SL_G(SK_ATTN_DKV),
-    SL_G(SK_ROPE_BW),     SL_G(SK_TAIL_BW),     SL_G(SK_LERP),       SL_G(SK_IG_SCALE),    SL_G(SK_MUL),
+    SL_G(SK_TAIL_BW),     SL_G(SK_LERP),       SL_G(SK_IG_SCALE),    SL_G(SK_MUL),
     SL_G(SK_ROWSUM),      SL_G(SK_ZERO),
 };
 static_assert(SK_ZERO + 1 == SK_COUNT, "sl_g_table lists every kernel in enum order");

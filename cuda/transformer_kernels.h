@@ -30,16 +30,17 @@ SL_KERNEL_FN void sl_k_activation(float *x, long i, int gelu)
 }
 
 /* Thread per (t, head, q or k): GPT-NeoX rotate-half with the [T][half]
- * cos and sin table (cos then sin per row). */
-SL_KERNEL_FN void sl_k_rope(float *qkv, const float *table, int d, int dh, int t, int head, int part)
+ * cos and sin table (cos then sin per row); inverse rotates back, which is
+ * also the rotation's backward pass (its matrix is orthogonal). */
+SL_KERNEL_FN void sl_k_rope(float *qkv, const float *table, int d, int dh, int t, int head, int part, int inverse)
 {
     int half = dh / 2;
     const float *cs = table + (long)t * 2 * half, *sn = cs + half;
     float *x = qkv + (long)t * 3 * d + part * d + head * dh;
     for (int i = 0; i < half; i++) {
-        float a = x[i], b = x[i + half];
-        x[i] = a * cs[i] - b * sn[i];
-        x[i + half] = b * cs[i] + a * sn[i];
+        float a = x[i], b = x[i + half], s = inverse ? -sn[i] : sn[i];
+        x[i] = a * cs[i] - b * s;
+        x[i + half] = b * cs[i] + a * s;
     }
 }
 

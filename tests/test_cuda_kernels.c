@@ -165,7 +165,7 @@ static void ln_fn(void *p, int x, int y)
 static void rope_fn(void *p, int x, int y)
 {
     tf_ctx *c = p;
-    sl_k_rope(c->qkv, c->table, c->c->d_model, c->dh, y, x % c->c->n_heads, x / c->c->n_heads);
+    sl_k_rope(c->qkv, c->table, c->c->d_model, c->dh, y, x % c->c->n_heads, x / c->c->n_heads, 0);
 }
 
 static void attention_fn(void *p, int x, int y)
