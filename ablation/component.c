@@ -120,20 +120,9 @@ int sl_ablate_components(const sl_model *m, sl_dataset *ds, const sl_run_opts *o
     /* a component of block i: block i runs again from its input */
     for (int k = 0; !rc && k < n; k++) v[k] = (sl_variant){layers[k], layers[k], &j.rows[k].hooks};
     if (!rc) rc = sl_run_variants(m, ds, o, v, n, NULL, NULL, base, ablated, err);
-    const int32_t *labels = ds->labels + o->first;
-    if (!rc) {
-        out->n = o->count;
-        out->baseline_auc = sl_auc(base, labels, o->count);
-    }
-    for (int k = 0; !rc && k < n; k++) {
-        sl_ablation_row *row = &out->rows[k];
-        row->family = -1;
-        row->layer = layers[k];
-        row->component = components[k];
-        row->masked_fraction = 1.0;
-        rc = sl_ablation_score(base, ablated + (long)k * o->count, labels, o->count, bootstrap, seed, row, err);
-        if (!rc) out->n_rows++;
-    }
+    if (!rc)
+        rc = sl_ablation_score_rows(base, ablated, ds->labels + o->first, o->count, layers, components, n, bootstrap,
+                                    seed, out, err);
     if (!rc && logits) memcpy(logits, ablated, (size_t)n * o->count * sizeof *logits);
     for (int k = 0; j.rows && k < n; k++) {
         sl_hooks_free(&j.rows[k].hooks);

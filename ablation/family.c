@@ -115,6 +115,25 @@ int sl_ablation_score(const float *base, const float *ablated, const int32_t *la
     return SL_OK;
 }
 
+int sl_ablation_score_rows(const float *base, const float *ablated, const int32_t *labels, long count,
+                           const int *layers, const int *components, int n, int bootstrap, uint64_t seed,
+                           sl_ablation_result *out, sl_error *err)
+{
+    out->n = count;
+    out->baseline_auc = sl_auc(base, labels, count);
+    int rc = SL_OK;
+    for (int k = 0; !rc && k < n; k++) {
+        sl_ablation_row *row = &out->rows[k];
+        row->family = -1;
+        row->layer = layers[k];
+        row->component = components ? components[k] : -1;
+        row->masked_fraction = 1.0;
+        rc = sl_ablation_score(base, ablated + (long)k * count, labels, count, bootstrap, seed, row, err);
+        if (!rc) out->n_rows++;
+    }
+    return rc;
+}
+
 int sl_ablate_families(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const int *families, int n_fam,
                        const sl_family_opts *fo, sl_ablation_result *out, float *logits, sl_error *err)
 {

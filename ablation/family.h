@@ -43,6 +43,13 @@ void sl_ablation_result_free(sl_ablation_result *r);
 int sl_ablation_score(const float *base, const float *ablated, const int32_t *labels, long n, int bootstrap,
                       uint64_t seed, sl_ablation_row *row, sl_error *err);
 
+/* The result of a variant sweep (layer or component ablation): n, the
+ * baseline AUC, and row k for layers[k] and components[k] (components
+ * NULL: -1), scored from ablated [n][count]; out->rows holds n rows. */
+int sl_ablation_score_rows(const float *base, const float *ablated, const int32_t *labels, long count,
+                           const int *layers, const int *components, int n, int bootstrap, uint64_t seed,
+                           sl_ablation_result *out, sl_error *err);
+
 const char *sl_family_mode_name(int mode);
 
 #endif

@@ -84,20 +84,9 @@ int sl_ablate_layers(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, co
     if (!rc && mode == LAYER_MEAN) rc = mean_writes(m, ds, o, &mj, err);
     if (!rc)
         rc = sl_run_variants(m, ds, o, v, n, mode == LAYER_MEAN ? add_mean : NULL, &mj, base, ablated, err);
-    const int32_t *labels = ds->labels + o->first;
-    if (!rc) {
-        out->n = o->count;
-        out->baseline_auc = sl_auc(base, labels, o->count);
-    }
-    for (int k = 0; !rc && k < n; k++) {
-        sl_ablation_row *row = &out->rows[k];
-        row->family = -1;
-        row->layer = layers[k];
-        row->component = -1;
-        row->masked_fraction = 1.0;
-        rc = sl_ablation_score(base, ablated + (long)k * o->count, labels, o->count, bootstrap, seed, row, err);
-        if (!rc) out->n_rows++;
-    }
+    if (!rc)
+        rc = sl_ablation_score_rows(base, ablated, ds->labels + o->first, o->count, layers, NULL, n, bootstrap, seed,
+                                    out, err);
     if (!rc && logits) memcpy(logits, ablated, (size_t)n * o->count * sizeof *logits);
     free(base);
     free(ablated);
