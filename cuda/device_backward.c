@@ -238,6 +238,14 @@ static int tf_backward(batch_run *r, int i, sl_error *err)
                     : sl_dm_launch(r, SK_ADD, (sl_kargs){.y = g, .x = da, .n = n}, err);
 }
 
+/* Only the logits, from embed_in: no tape. */
+static int forward_from(batch_run *r, const float *embed_in, sl_error *err)
+{
+    int rc = copy(r, embed_in, r->dm->h, r->rows * r->dm->m->c.d_model, err);
+    if (!rc) rc = sl_dm_layers_from(r, 0, err);
+    return rc ? rc : sl_dm_tail(r, err);
+}
+
 /* bw->g = d logit / d embed_in, the logits left in dm->logits. */
 static int gradient(batch_run *r, const float *embed_in, sl_error *err)
 {
@@ -282,9 +290,9 @@ int sl_dev_attribute(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, 
             if (!rc) rc = copy(&r, dm->h, b->base, n, err);
             if (!rc) rc = dm->dev.put(dm->dev.ctx, dm->tokens, tokens, slots, err);
         }
-        if (!rc) rc = taped_forward(&r, b->base, err);
+        if (!rc) rc = forward_from(&r, b->base, err);
         if (!rc) rc = logits_out(&r, base_logits, err);
-        if (!rc) rc = taped_forward(&r, b->x, err);
+        if (!rc) rc = forward_from(&r, b->x, err);
         if (!rc) rc = logits_out(&r, logits, err);
         if (!rc) rc = sl_dm_launch(&r, SK_ZERO, (sl_kargs){.y = b->acc, .n = n}, err);
         for (int s = 0; !rc && s < steps; s++) {
