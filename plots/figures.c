@@ -6,11 +6,27 @@
 
 #define BAR_COLOUR "#4477aa"
 #define ALT_COLOUR "#ee6677"
+/* longer labels are cut: they would only crowd the axis */
+#define LABEL_MAX 60
+
+/* Reduction, not escaping: gnuplot expands `command` and @macro even inside
+ * double-quoted strings, and the .gp files are run again by whoever redraws
+ * a figure, so no byte that gnuplot or a string could act on survives. */
+static int gp_unsafe(unsigned char c)
+{
+    return c < 32 || c == 127 || c == '`' || c == '@' || c == '$' || c == '"' || c == '\'' || c == '\\';
+}
 
 void sl_gp_label(FILE *gp, const char *s)
 {
+    size_t n = s ? strlen(s) : 0, cut = n;
+    if (n > LABEL_MAX) { /* whole UTF-8 characters only */
+        cut = LABEL_MAX;
+        while (cut && ((unsigned char)s[cut] & 0xc0) == 0x80) cut--;
+    }
     fputc('"', gp);
-    for (; *s; s++) fputc(*s == '"' || *s == '\\' || (unsigned char)*s < 32 ? '_' : *s, gp);
+    for (size_t i = 0; i < cut; i++) fputc(gp_unsafe((unsigned char)s[i]) ? '_' : s[i], gp);
+    if (cut < n) fputs("...", gp);
     fputc('"', gp);
 }
 
@@ -134,8 +150,9 @@ int sl_fig_inspect(FILE *gp, const cJSON *inspect, const char *field, const char
         cJSON_ArrayForEach(fam, cJSON_GetObjectItemCaseSensitive(layer, "families"))
         {
             double v = sl_jnum(fam, field);
-            if (!isfinite(v) || nf == 256) continue;
-            fprintf(d, "%d %.0f %.9g\n", family_index(names, &nf, sl_jstr(fam, "family")), sl_jnum(layer, "layer"), v);
+            const char *name = sl_jstr(fam, "family"); /* the schema checks layers, not their rows */
+            if (!isfinite(v) || !name || nf == 256) continue;
+            fprintf(d, "%d %.0f %.9g\n", family_index(names, &nf, name), sl_jnum(layer, "layer"), v);
             cells++;
         }
         nl++;

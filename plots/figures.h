@@ -10,8 +10,10 @@
 
 #include "plots/results.h"
 
-/* A label inside a gnuplot string, quoted: quotes and control characters,
- * which would end or break it, become '_'. */
+/* Text from an input (a family, hook, run or mode name) as a double-quoted
+ * gnuplot string (NULL as ""): every byte gnuplot could expand or that could
+ * end the string (backtick, @, $, quotes, backslash, control characters)
+ * becomes '_' (design.md section 1, Safety); past LABEL_MAX bytes it is cut. */
 void sl_gp_label(FILE *gp, const char *s);
 
 /* Ablation AUC changes as bars with 95% CIs, largest drop first; key names

@@ -102,7 +102,7 @@ int sl_gnuplot_render(const char *exe, const char *dir, const char *name, const 
     if (!rc) {
         /* noenhanced: family names such as key_a are text, not subscripts */
         fprintf(script.f,
-                "# Drawn by seqlens report; run `gnuplot %s.gp` here to redraw %s.png and %s.svg.\n"
+                "# Drawn by seqlens report; to redraw %s.png and %s.svg, run here: gnuplot %s.gp\n"
                 "set terminal pngcairo noenhanced size %d,%d font 'sans,10'\n"
                 "set output '%s.png.tmp'\n"
                 "%s\n"

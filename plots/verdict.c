@@ -187,7 +187,7 @@ void sl_verdict_inspect(const cJSON *inspect, char *out, size_t size)
         {
             double v = sl_jnum(fam, key);
             double rel = mamba ? v / (sum / n) : v;
-            if (isfinite(rel) && rel > best) {
+            if (isfinite(rel) && rel > best && sl_jstr(fam, "family")) {
                 best = rel;
                 best_fam = fam;
                 best_layer = sl_jnum(layer, "layer");
