@@ -44,25 +44,29 @@ if [ -z "${SEQLENS:-}" ]; then
     if [ -x "$here/bin/$bin" ]; then SEQLENS=$here/bin/$bin; else SEQLENS=$bin; fi
 fi
 
-# run names must be distinct: they name the output directories
-names=""
+status_dir=$(mktemp -d) || exit 1
+trap 'rm -rf "$status_dir"' EXIT
+# run names must be distinct: they name the output directories. A name is
+# only ever a quoted argument or printf data: it may hold any character.
+mkdir "$status_dir/names" || exit 1
 for run in "$@"; do
     [ -f "$run/config.json" ] || { echo "analyze-runs: $run: not a model directory (no config.json)" >&2; exit 2; }
     name=$(basename "$run")
-    case " $names " in *" $name "*) echo "analyze-runs: two runs are named '$name'; rename one" >&2; exit 2 ;; esac
-    names="$names $name"
+    case $name in . | ..) echo "analyze-runs: $run: a run directory cannot be named '$name'" >&2; exit 2 ;; esac
+    [ -e "$status_dir/names/$name" ] && { echo "analyze-runs: two runs are named '$name'; rename one" >&2; exit 2; }
+    : >"$status_dir/names/$name" || exit 1
 done
 
 mkdir -p "$out/runs" "$out/logs" || exit 1
-status_dir=$(mktemp -d)
-trap 'rm -rf "$status_dir"' EXIT
+# prefix: each line of standard input as "NAME: line"
+prefix() { while IFS= read -r line || [ -n "$line" ]; do printf '%s: %s\n' "$1" "$line"; done; }
 analyse() { # run name
     log="$out/logs/$2.log"
     # shellcheck disable=SC2086 # opts and launcher are lists of words
     if [ "$jobs" -eq 1 ]; then
         # one at a time: show each stage as it finishes
         { $launcher "$SEQLENS" analyze "$1" "$data" -o "$out/runs/$2" $opts; echo $? >"$status_dir/$2.rc"; } 2>&1 |
-            tee "$log" | sed "s|^|$2: |"
+            tee "$log" | prefix "$2"
     else
         { $launcher "$SEQLENS" analyze "$1" "$data" -o "$out/runs/$2" $opts; echo $? >"$status_dir/$2.rc"; } >"$log" 2>&1
     fi
@@ -84,13 +88,14 @@ for run in "$@"; do
 done
 wait
 
-dirs=""
-failed=0
+# the finished runs' directories become the positional parameters, one
+# argument each whatever their names hold
+total=$# failed=0
 for run in "$@"; do
     name=$(basename "$run")
-    if [ -e "$status_dir/$name.failed" ]; then failed=$((failed + 1)); else dirs="$dirs $out/runs/$name"; fi
+    shift
+    if [ -e "$status_dir/$name.failed" ]; then failed=$((failed + 1)); else set -- "$@" "$out/runs/$name"; fi
 done
-[ -n "$dirs" ] || { echo "analyze-runs: every run failed" >&2; exit 1; }
-# shellcheck disable=SC2086 # one argument per run directory (names have no spaces: they came from basename)
-"$SEQLENS" summarize $dirs -o "$out" || exit 1
-[ "$failed" -eq 0 ] || { echo "analyze-runs: $failed of $# runs failed" >&2; exit 1; }
+[ $# -gt 0 ] || { echo "analyze-runs: every run failed" >&2; exit 1; }
+"$SEQLENS" summarize "$@" -o "$out" || exit 1
+[ "$failed" -eq 0 ] || { echo "analyze-runs: $failed of $total runs failed" >&2; exit 1; }
