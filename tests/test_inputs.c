@@ -179,7 +179,12 @@ static void model_variant(const char *name, const char *from, void (*edit)(cJSON
     free(b);
 }
 
-static void drop_in_proj(cJSON *h) { cJSON_DeleteItemFromObject(h, "layers.1.mixer.in_proj.weight"); }
+/* renamed, not deleted: its bytes must still belong to a tensor */
+static void drop_in_proj(cJSON *h)
+{
+    cJSON *t = cJSON_DetachItemFromObject(h, "layers.1.mixer.in_proj.weight");
+    cJSON_AddItemToObject(h, "layers.1.mixer.in_proj.weigth", t);
+}
 static void add_extra(cJSON *h)
 {
     cJSON_AddItemToObject(h, "layers.9.mixer.D", cJSON_Parse("{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}"));
