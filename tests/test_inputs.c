@@ -533,8 +533,8 @@ static void replace_names(const char *file, int n, int dup)
     H5Ldelete(f, "families/names", H5P_DEFAULT);
     char **names = malloc((size_t)n * sizeof *names);
     for (int i = 0; i < n; i++) {
-        names[i] = malloc(16);
-        snprintf(names[i], 16, "family%d", dup && i == n - 1 ? 0 : i);
+        names[i] = malloc(24);
+        snprintf(names[i], 24, "family%d", dup && i == n - 1 ? 0 : i);
     }
     hsize_t nn = (hsize_t)n;
     hid_t st = H5Tcopy(H5T_C_S1);

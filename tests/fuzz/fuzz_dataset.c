@@ -66,7 +66,7 @@ static void fuzz_put(hid_t loc, const char *name, int type, int rank, const hsiz
 
 static void fuzz_names(hid_t loc, int count, fuzz_bytes *b)
 {
-    char (*store)[6] = malloc((size_t)(count ? count : 1) * sizeof *store);
+    char (*store)[12] = malloc((size_t)(count ? count : 1) * sizeof *store);
     const char **names = malloc((size_t)(count ? count : 1) * sizeof *names);
     if (!store || !names) {
         free(store);
