@@ -20,27 +20,6 @@ static cJSON *result(const sl_logreg_result *r)
     return o;
 }
 
-/* The vocabulary comes from the data: one past the largest token id. */
-static int vocab_of(const char *path, int *vocab, sl_error *err)
-{
-    hid_t f = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
-    if (f < 0) return sl_fail(err, SL_EINPUT, "%s: not an HDF5 file", path);
-    hid_t d = H5Lexists(f, "/families", H5P_DEFAULT) > 0 && H5Lexists(f, "/families/of_token", H5P_DEFAULT) > 0
-                  ? H5Dopen2(f, "/families/of_token", H5P_DEFAULT)
-                  : -1;
-    hsize_t n = 0;
-    if (d >= 0) {
-        hid_t s = H5Dget_space(d);
-        if (s >= 0 && H5Sget_simple_extent_ndims(s) == 1) H5Sget_simple_extent_dims(s, &n, NULL);
-        if (s >= 0) H5Sclose(s);
-        H5Dclose(d);
-    }
-    H5Fclose(f);
-    if (n < 1) return sl_fail(err, SL_EINPUT, "%s: missing dataset /families/of_token (it gives the vocabulary size)", path);
-    *vocab = (int)n;
-    return SL_OK;
-}
-
 int cmd_baseline(int argc, char **argv)
 {
     sl_args a;
@@ -49,7 +28,7 @@ int cmd_baseline(int argc, char **argv)
     if (a.help || a.n_pos != 1) return sl_usage(USAGE, a.help);
     sl_dataset ds = {.file = -1, .tokens = -1, .of_position = -1};
     int vocab = 0;
-    int rc = vocab_of(a.pos[0], &vocab, &err);
+    int rc = sl_dataset_vocab(a.pos[0], &vocab, &err);
     if (!rc) rc = sl_dataset_open(&ds, a.pos[0], vocab, 0, &err);
     long end = a.ex_end < 0 ? ds.n : a.ex_end;
     if (!rc && (a.ex_first >= ds.n || end > ds.n))

@@ -3,9 +3,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ablation/patch.h"
 #include "cli/commands.h"
+#include "core/inputfile.h"
 #include "core/jsonout.h"
 
 static const char USAGE[] =
@@ -47,38 +49,90 @@ static int parse_positions(const char *spec, int L, int **out, int *n, sl_error 
     return SL_OK;
 }
 
-/* --pairs FILE: "BASE SOURCE" per line; # starts a comment. */
+/* One line of a pairs file, comment stripped: two example indices in
+ * [0, n) and nothing else. */
+static int parse_pair(const char *line, long n, long *b, long *s)
+{
+    const char *p = line;
+    long v[2];
+    for (int k = 0; k < 2; k++) {
+        while (*p == ' ' || *p == '\t' || *p == '\r') p++;
+        if (*p < '0' || *p > '9') return -1;
+        char *end;
+        errno = 0;
+        v[k] = strtol(p, &end, 10);
+        if (errno || v[k] >= n) return -1;
+        p = end;
+    }
+    while (*p == ' ' || *p == '\t' || *p == '\r') p++;
+    if (*p) return -1;
+    *b = v[0];
+    *s = v[1];
+    return 0;
+}
+
+/* --pairs FILE: "BASE SOURCE" per line; # starts a comment. A regular
+ * file only, read a byte at a time into a bounded line (a comment may run
+ * on), so that no line can split into two and no input can grow a buffer. */
 static int read_pairs(const char *path, long n_examples, long **pairs, long *n, sl_error *err)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) return sl_fail(err, SL_EINPUT, "%s: cannot open: %s", path, strerror(errno));
-    long cap = 256, line_no = 0;
+    int fd;
+    size_t size;
+    int rc = sl_input_open(path, &fd, &size, err);
+    if (rc) return rc;
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        rc = sl_fail(err, SL_ERUNTIME, "%s: cannot read: %s", path, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    long cap = 256, line_no = 1;
     *n = 0;
     *pairs = malloc((size_t)cap * 2 * sizeof **pairs);
+    if (!*pairs) rc = sl_fail(err, SL_ERUNTIME, "out of memory");
     char line[256];
-    int rc = *pairs ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
-    while (!rc && fgets(line, sizeof line, f)) {
-        line_no++;
-        line[strcspn(line, "#\n")] = 0;
+    size_t len = 0;
+    int comment = 0;
+    for (int c = 0; !rc && c != EOF;) {
+        c = getc(f);
+        if (c == 0) {
+            rc = sl_fail(err, SL_EINPUT, "%s:%ld: a NUL byte (not a text file)", path, line_no);
+            break;
+        }
+        if (c != '\n' && c != EOF) {
+            comment |= c == '#';
+            if (comment) continue;
+            if (len >= sizeof line - 1) {
+                rc = sl_fail(err, SL_EINPUT, "%s:%ld: line longer than %zu characters", path, line_no, sizeof line - 1);
+                break;
+            }
+            line[len++] = (char)c;
+            continue;
+        }
+        line[len] = 0;
         long b, s;
-        char extra;
-        int got = sscanf(line, "%ld %ld %c", &b, &s, &extra);
-        if (got <= 0) continue;
-        if (got != 2 || b < 0 || s < 0 || b >= n_examples || s >= n_examples) {
+        size_t blank = strspn(line, " \t\r");
+        if (line[blank] && parse_pair(line, n_examples, &b, &s)) {
             rc = sl_fail(err, SL_EINPUT, "%s:%ld: expected two example indices in [0, %ld)", path, line_no, n_examples);
             break;
         }
-        if (*n == cap) {
-            long *grown = realloc(*pairs, (size_t)(cap *= 2) * 2 * sizeof **pairs);
-            if (!grown) {
-                rc = sl_fail(err, SL_ERUNTIME, "out of memory");
-                break;
+        if (line[blank]) {
+            if (*n == cap) {
+                long *grown = realloc(*pairs, (size_t)(cap *= 2) * 2 * sizeof **pairs);
+                if (!grown) {
+                    rc = sl_fail(err, SL_ERUNTIME, "out of memory");
+                    break;
+                }
+                *pairs = grown;
             }
-            *pairs = grown;
+            (*pairs)[2 * *n] = b;
+            (*pairs)[2 * (*n)++ + 1] = s;
         }
-        (*pairs)[2 * *n] = b;
-        (*pairs)[2 * (*n)++ + 1] = s;
+        len = 0;
+        comment = 0;
+        line_no++;
     }
+    if (!rc && ferror(f)) rc = sl_fail(err, SL_ERUNTIME, "%s: read failed: %s", path, strerror(errno));
     fclose(f);
     if (!rc && *n == 0) rc = sl_fail(err, SL_EINPUT, "%s: no pairs", path);
     return rc;

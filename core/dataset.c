@@ -5,57 +5,155 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Examples per slab in the validation pass: bounded memory, few reads. */
+#include "core/inputfile.h"
+
+/* Values per slab in the validation pass: bounded memory, few reads. */
 #define SLAB_TOKENS (1L << 22)
+
+/* HDF5 reads a chunk never written as the fill value and inflates a
+ * compressed one, so a dataset can declare far more than the file holds.
+ * Every dataset read whole or scanned must fit in what is stored: up to
+ * FREE_BYTES declared is always read; beyond that the declared size may be
+ * at most MAX_RATIO times the bytes stored (deflate, the strongest filter
+ * libhdf5 ships, stays near 1000:1). */
+#define FREE_BYTES (32.0 * (1 << 20))
+#define MAX_RATIO 2048.0
 
 void sl_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
-/* Opens an integer dataset of the given rank; dims receives its shape. */
+/* An external link makes HDF5 open a file the link names, which could be
+ * anything (a FIFO, a device, a file the user never meant to give): every
+ * lookup goes through this link access list, whose callback refuses them. */
+static herr_t refuse_external(const char *parent_file, const char *parent_group, const char *child_file,
+                              const char *child_object, unsigned *flags, hid_t fapl, void *data)
+{
+    (void)parent_file, (void)parent_group, (void)child_file, (void)child_object, (void)flags, (void)fapl, (void)data;
+    return -1;
+}
+
+static hid_t local_links(void)
+{
+    static hid_t lapl = -1;
+    if (lapl < 0) {
+        lapl = H5Pcreate(H5P_DATASET_ACCESS); /* a link access list too, for lookups */
+        if (lapl >= 0 && H5Pset_elink_cb(lapl, refuse_external, NULL) < 0) {
+            H5Pclose(lapl);
+            lapl = -1;
+        }
+    }
+    return lapl;
+}
+
+/* *found = 1 when name (an absolute path) leads to an object inside DATA;
+ * a link to another file on the way is an input error naming it. */
+static int find_object(hid_t file, const char *path, const char *name, int *found, sl_error *err)
+{
+    char part[320];
+    size_t n = strlen(name);
+    *found = 0;
+    if (n >= sizeof part) return SL_OK;
+    for (size_t i = 1; i <= n; i++) {
+        if (i < n && name[i] != '/') continue;
+        memcpy(part, name, i);
+        part[i] = 0;
+        H5L_info_t info;
+        if (H5Lexists(file, part, local_links()) <= 0 || H5Lget_info(file, part, &info, local_links()) < 0) return SL_OK;
+        if (info.type != H5L_TYPE_HARD && info.type != H5L_TYPE_SOFT)
+            return sl_fail(err, SL_EINPUT, "%s: %s is a link to another file (only what %s itself holds is read)", path,
+                           part, path);
+    }
+    *found = 1;
+    return SL_OK;
+}
+
+/* Opens a dataset whose data lives in DATA itself: not in external raw
+ * files nor a virtual dataset's sources (both read other files). */
+static int open_local(hid_t file, const char *path, const char *name, hid_t *out, sl_error *err)
+{
+    *out = H5Dopen2(file, name, local_links());
+    if (*out < 0) return sl_fail(err, SL_EINPUT, "%s: %s is not a readable dataset", path, name);
+    hid_t dcpl = H5Dget_create_plist(*out);
+    int external = dcpl < 0 ? -1 : H5Pget_external_count(dcpl);
+    H5D_layout_t layout = dcpl < 0 ? H5D_LAYOUT_ERROR : H5Pget_layout(dcpl);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (external != 0 || layout == H5D_VIRTUAL || layout == H5D_LAYOUT_ERROR) {
+        H5Dclose(*out);
+        *out = -1;
+        return sl_fail(err, SL_EINPUT, "%s: %s keeps its data outside the file (external or virtual storage)", path, name);
+    }
+    return SL_OK;
+}
+
+static void shape_text(char *buf, size_t n, int rank, const hsize_t *dims)
+{
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < rank && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+/* The bound above, checked from the metadata alone, before any read. */
+static int check_declared(sl_dataset *ds, hid_t d, const char *name, int rank, const hsize_t *dims, size_t esize,
+                          sl_error *err)
+{
+    double declared = (double)esize;
+    for (int i = 0; i < rank; i++) declared *= (double)dims[i];
+    if (declared <= FREE_BYTES) return SL_OK;
+    hsize_t stored = H5Dget_storage_size(d);
+    if (declared <= MAX_RATIO * (double)stored) return SL_OK;
+    char shape[96];
+    shape_text(shape, sizeof shape, rank, dims);
+    return sl_fail(err, SL_EINPUT, "%s: %s declares shape %s (%.0f bytes) but the file stores %llu bytes of it", ds->path,
+                   name, shape, declared, (unsigned long long)stored);
+}
+
+/* Opens an integer dataset of the given rank; dims receives its shape.
+ * An enum of integers counts (h5py stores numpy's bool as FALSE=0,
+ * TRUE=1), read as its values. */
 static int open_int(sl_dataset *ds, const char *name, int rank, hsize_t *dims, int required, hid_t *out,
                     sl_error *err)
 {
     *out = -1;
-    htri_t exists = H5Lexists(ds->file, name, H5P_DEFAULT);
-    if (exists <= 0 && strchr(name + 1, '/')) {
-        /* H5Lexists fails rather than answering 0 when a parent group is missing */
-        char parent[128];
-        snprintf(parent, sizeof parent, "%.*s", (int)(strrchr(name, '/') - name), name);
-        exists = H5Lexists(ds->file, parent, H5P_DEFAULT) > 0 ? H5Lexists(ds->file, name, H5P_DEFAULT) : 0;
-    }
-    if (exists <= 0) {
+    int found;
+    int rc = find_object(ds->file, ds->path, name, &found, err);
+    if (rc) return rc;
+    if (!found) {
         if (required) return sl_fail(err, SL_EINPUT, "%s: missing dataset %s", ds->path, name);
         return SL_OK;
     }
-    hid_t d = H5Dopen2(ds->file, name, H5P_DEFAULT);
-    if (d < 0) return sl_fail(err, SL_EINPUT, "%s: %s is not a readable dataset", ds->path, name);
+    hid_t d;
+    rc = open_local(ds->file, ds->path, name, &d, err);
+    if (rc) return rc;
     hid_t t = H5Dget_type(d), s = H5Dget_space(d);
-    int ok_type = t >= 0 && H5Tget_class(t) == H5T_INTEGER;
+    H5T_class_t cls = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
+    int ok_type = cls == H5T_INTEGER || cls == H5T_ENUM;
+    size_t esize = t >= 0 ? H5Tget_size(t) : 0;
     int r = s >= 0 ? H5Sget_simple_extent_ndims(s) : -1;
     if (r == rank) H5Sget_simple_extent_dims(s, dims, NULL);
     if (t >= 0) H5Tclose(t);
     if (s >= 0) H5Sclose(s);
-    if (!ok_type) {
+    if (!ok_type) rc = sl_fail(err, SL_EINPUT, "%s: %s must hold integers", ds->path, name);
+    else if (r != rank) rc = sl_fail(err, SL_EINPUT, "%s: %s has %d dimensions, expected %d", ds->path, name, r, rank);
+    else rc = check_declared(ds, d, name, rank, dims, esize, err);
+    if (rc) {
         H5Dclose(d);
-        return sl_fail(err, SL_EINPUT, "%s: %s must hold integers", ds->path, name);
-    }
-    if (r != rank) {
-        H5Dclose(d);
-        return sl_fail(err, SL_EINPUT, "%s: %s has %d dimensions, expected %d", ds->path, name, r, rank);
+        return rc;
     }
     *out = d;
     return SL_OK;
 }
 
-/* Reads rows [first, first+count) of a rank-1 or rank-2 integer dataset as
- * int64 (HDF5 converts any integer type), so that range checks see the
- * stored value rather than a clipped one. */
-static int read_rows(sl_dataset *ds, hid_t d, const char *name, long first, long count, hsize_t width,
+/* Reads rows [first, first+count) and columns [col, col+width) of a rank-1
+ * (width 0) or rank-2 integer dataset as int64 (HDF5 converts any integer
+ * type), so that range checks see the stored value rather than a clipped
+ * one. */
+static int read_rows(sl_dataset *ds, hid_t d, const char *name, long first, long count, hsize_t col, hsize_t width,
                      int64_t *out, sl_error *err)
 {
     hid_t fs = H5Dget_space(d);
     if (fs < 0) return sl_fail(err, SL_ERUNTIME, "%s: cannot read %s", ds->path, name);
     int rank = H5Sget_simple_extent_ndims(fs);
-    hsize_t start[2] = {(hsize_t)first, 0}, cnt[2] = {(hsize_t)count, width};
+    hsize_t start[2] = {(hsize_t)first, col}, cnt[2] = {(hsize_t)count, width};
     hid_t ms = H5Screate_simple(rank, cnt, NULL);
     herr_t rc = ms < 0 ? -1 : H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
     if (rc >= 0) rc = H5Dread(d, H5T_NATIVE_INT64, ms, fs, H5P_DEFAULT, out);
@@ -82,7 +180,7 @@ static int read_vector(sl_dataset *ds, const char *name, long n, int required, i
     int64_t *tmp = malloc((size_t)(n ? n : 1) * sizeof *tmp);
     *out = malloc((size_t)(n ? n : 1) * sizeof **out);
     if (!tmp || !*out) rc = sl_fail(err, SL_ERUNTIME, "%s: out of memory reading %s", ds->path, name);
-    if (!rc && n) rc = read_rows(ds, d, name, 0, n, 0, tmp, err);
+    if (!rc && n) rc = read_rows(ds, d, name, 0, n, 0, 0, tmp, err);
     for (long i = 0; !rc && i < n; i++) {
         if (tmp[i] < lo || tmp[i] > hi) {
             rc = sl_fail(err, SL_EINPUT, "%s: %s[%ld] = %lld is outside [%ld, %ld]", ds->path, name, i,
@@ -97,15 +195,44 @@ static int read_vector(sl_dataset *ds, const char *name, long n, int required, i
     return rc;
 }
 
+static int cmp_name_at(const void *a, const void *b, void *names)
+{
+    char **nm = names;
+    int x = *(const int *)a, y = *(const int *)b, c = strcmp(nm[x], nm[y]);
+    return c ? c : (x > y) - (x < y);
+}
+
+/* Empty or repeated family names: sorted once, so that 100,000 names cost
+ * n log n comparisons, not n^2. */
+static int check_family_names(sl_dataset *ds, const char *name, sl_error *err)
+{
+    int n = ds->n_families;
+    for (int i = 0; i < n; i++)
+        if (!ds->family_names[i][0]) return sl_fail(err, SL_EINPUT, "%s: %s[%d] is empty", ds->path, name, i);
+    int *order = malloc((size_t)n * sizeof *order);
+    if (!order) return sl_fail(err, SL_ERUNTIME, "out of memory");
+    for (int i = 0; i < n; i++) order[i] = i;
+    qsort_r(order, (size_t)n, sizeof *order, cmp_name_at, ds->family_names);
+    int rc = SL_OK;
+    for (int i = 1; i < n && !rc; i++)
+        if (!strcmp(ds->family_names[order[i - 1]], ds->family_names[order[i]]))
+            rc = sl_fail(err, SL_EINPUT, "%s: family name '%s' appears twice in %s", ds->path,
+                         ds->family_names[order[i]], name);
+    free(order);
+    return rc;
+}
+
 static int read_family_names(sl_dataset *ds, sl_error *err)
 {
     const char *name = "/families/names";
-    if (H5Lexists(ds->file, "/families", H5P_DEFAULT) <= 0 || H5Lexists(ds->file, name, H5P_DEFAULT) <= 0)
-        return sl_fail(err, SL_EINPUT, "%s: missing dataset %s", ds->path, name);
-    hid_t d = H5Dopen2(ds->file, name, H5P_DEFAULT);
-    if (d < 0) return sl_fail(err, SL_EINPUT, "%s: %s is not a readable dataset", ds->path, name);
+    int found;
+    int rc = find_object(ds->file, ds->path, name, &found, err);
+    if (rc) return rc;
+    if (!found) return sl_fail(err, SL_EINPUT, "%s: missing dataset %s", ds->path, name);
+    hid_t d;
+    rc = open_local(ds->file, ds->path, name, &d, err);
+    if (rc) return rc;
     hid_t ft = H5Dget_type(d), fs = H5Dget_space(d), mt = -1;
-    int rc = SL_OK;
     hsize_t n = 0;
     if (ft < 0 || fs < 0 || H5Tget_class(ft) != H5T_STRING)
         rc = sl_fail(err, SL_EINPUT, "%s: %s must hold strings", ds->path, name);
@@ -114,6 +241,7 @@ static int read_family_names(sl_dataset *ds, sl_error *err)
     if (!rc) {
         H5Sget_simple_extent_dims(fs, &n, NULL);
         if (n == 0 || n > 100000) rc = sl_fail(err, SL_EINPUT, "%s: %s has %llu names", ds->path, name, (unsigned long long)n);
+        if (!rc) rc = check_declared(ds, d, name, 1, &n, H5Tget_size(ft), err);
     }
     if (!rc) {
         ds->n_families = (int)n;
@@ -144,13 +272,7 @@ static int read_family_names(sl_dataset *ds, sl_error *err)
         }
         free(buf);
     }
-    for (int i = 0; !rc && i < ds->n_families; i++) {
-        if (!ds->family_names[i][0]) rc = sl_fail(err, SL_EINPUT, "%s: %s[%d] is empty", ds->path, name, i);
-        for (int j = 0; !rc && j < i; j++)
-            if (!strcmp(ds->family_names[i], ds->family_names[j]))
-                rc = sl_fail(err, SL_EINPUT, "%s: family name '%s' appears twice in %s", ds->path,
-                             ds->family_names[i], name);
-    }
+    if (!rc) rc = check_family_names(ds, name, err);
     if (mt >= 0) H5Tclose(mt);
     if (ft >= 0) H5Tclose(ft);
     if (fs >= 0) H5Sclose(fs);
@@ -158,40 +280,53 @@ static int read_family_names(sl_dataset *ds, sl_error *err)
     return rc;
 }
 
-/* The validation pass: ids in range, lengths inferred or checked. */
+/* The validation pass: ids in range, lengths inferred or checked. Where
+ * /lengths gives them only columns [0, longest length) are read, not the
+ * padded width; a slab holds at most SLAB_TOKENS values, so a row longer
+ * than that is read in pieces. */
 static int scan_tokens(sl_dataset *ds, sl_error *err)
 {
-    long per = SLAB_TOKENS / ds->L;
+    long W = ds->L;
+    if (ds->has_lengths) {
+        W = 1;
+        for (long e = 0; e < ds->n; e++) W = ds->lengths[e] > W ? ds->lengths[e] : W;
+    }
+    long cols = W < SLAB_TOKENS ? W : SLAB_TOKENS, per = SLAB_TOKENS / cols;
     if (per < 1) per = 1;
     if (per > ds->n) per = ds->n;
-    int64_t *buf = malloc((size_t)per * (size_t)ds->L * sizeof *buf);
-    if (!buf) return sl_fail(err, SL_ERUNTIME, "%s: out of memory scanning /tokens", ds->path);
-    int rc = SL_OK;
+    int64_t *buf = malloc((size_t)per * (size_t)cols * sizeof *buf);
+    long *last = ds->has_lengths ? NULL : malloc((size_t)per * sizeof *last); /* one past the last non-pad */
+    int rc = buf && (ds->has_lengths || last) ? SL_OK : sl_fail(err, SL_ERUNTIME, "%s: out of memory scanning /tokens", ds->path);
     for (long first = 0; !rc && first < ds->n; first += per) {
         long cnt = ds->n - first < per ? ds->n - first : per;
-        rc = read_rows(ds, ds->tokens, "/tokens", first, cnt, (hsize_t)ds->L, buf, err);
-        for (long e = 0; !rc && e < cnt; e++) {
-            const int64_t *row = buf + e * ds->L;
-            long ex = first + e;
-            int len = ds->L;
-            if (!ds->has_lengths) {
-                while (len > 0 && row[len - 1] == ds->pad_id) len--;
-                if (len == 0) {
-                    rc = sl_fail(err, SL_EINPUT, "%s: example %ld has no non-pad token (and there is no /lengths)",
-                                 ds->path, ex);
-                    break;
+        for (long e = 0; last && e < cnt; e++) last[e] = 0;
+        for (long c0 = 0; !rc && c0 < W; c0 += cols) {
+            long cw = W - c0 < cols ? W - c0 : cols;
+            rc = read_rows(ds, ds->tokens, "/tokens", first, cnt, (hsize_t)c0, (hsize_t)cw, buf, err);
+            for (long e = 0; !rc && e < cnt; e++) {
+                const int64_t *row = buf + e * cw;
+                long ex = first + e, end = last ? cw : ds->lengths[ex] - c0 < cw ? ds->lengths[ex] - c0 : cw;
+                /* without /lengths every id must be valid: those past the
+                 * last non-pad one are the pad id, which is */
+                for (long t = 0; t < end; t++) {
+                    if (last && row[t] != ds->pad_id) last[e] = c0 + t + 1;
+                    if (row[t] < 0 || row[t] >= ds->vocab_size) {
+                        rc = sl_fail(err, SL_EINPUT, "%s: /tokens[%ld, %ld] = %lld is outside the vocabulary [0, %d)",
+                                     ds->path, ex, c0 + t, (long long)row[t], ds->vocab_size);
+                        break;
+                    }
                 }
-                ds->lengths[ex] = len;
             }
-            len = ds->lengths[ex];
-            for (int t = 0; t < len; t++)
-                if (row[t] < 0 || row[t] >= ds->vocab_size) {
-                    rc = sl_fail(err, SL_EINPUT, "%s: /tokens[%ld, %d] = %lld is outside the vocabulary [0, %d)",
-                                 ds->path, ex, t, (long long)row[t], ds->vocab_size);
-                    break;
-                }
+        }
+        for (long e = 0; !rc && last && e < cnt; e++) {
+            if (!last[e])
+                rc = sl_fail(err, SL_EINPUT, "%s: example %ld has no non-pad token (and there is no /lengths)", ds->path,
+                             first + e);
+            else
+                ds->lengths[first + e] = (int32_t)last[e];
         }
     }
+    free(last);
     free(buf);
     return rc;
 }
@@ -204,15 +339,14 @@ int sl_dataset_open(sl_dataset *ds, const char *path, int vocab_size, int pad_id
     ds->pad_id = pad_id;
     ds->path = strdup(path);
     if (!ds->path) return sl_fail(err, SL_ERUNTIME, "out of memory");
-    FILE *probe = fopen(path, "rb");
-    if (!probe) return sl_fail(err, SL_EINPUT, "%s: cannot open", path);
-    fclose(probe);
+    int rc = sl_input_check(path, err);
+    if (rc) return rc;
     if (H5Fis_hdf5(path) <= 0) return sl_fail(err, SL_EINPUT, "%s: not an HDF5 file", path);
     ds->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (ds->file < 0) return sl_fail(err, SL_EINPUT, "%s: cannot open as HDF5", path);
 
     hsize_t dims[2];
-    int rc = open_int(ds, "/tokens", 2, dims, 1, &ds->tokens, err);
+    rc = open_int(ds, "/tokens", 2, dims, 1, &ds->tokens, err);
     if (rc) return rc;
     if (dims[0] == 0 || dims[1] == 0)
         return sl_fail(err, SL_EINPUT, "%s: /tokens is empty (%llu x %llu)", path, (unsigned long long)dims[0],
@@ -267,7 +401,7 @@ static int read_narrow(sl_dataset *ds, hid_t d, const char *name, long first, lo
     size_t total = (size_t)count * (size_t)ds->L;
     int64_t *buf = malloc((total ? total : 1) * sizeof *buf);
     if (!buf) return sl_fail(err, SL_ERUNTIME, "%s: out of memory reading %s", ds->path, name);
-    int rc = count ? read_rows(ds, d, name, first, count, (hsize_t)ds->L, buf, err) : SL_OK;
+    int rc = count ? read_rows(ds, d, name, first, count, 0, (hsize_t)ds->L, buf, err) : SL_OK;
     /* saturate, so that a later range check still sees an out-of-range id */
     for (size_t i = 0; !rc && i < total; i++)
         out[i] = buf[i] > INT32_MAX ? INT32_MAX : buf[i] < INT32_MIN ? INT32_MIN : (int32_t)buf[i];
@@ -310,11 +444,15 @@ int sl_dataset_concept(sl_dataset *ds, const char *name, int *per_token, sl_erro
 {
     char path[300];
     snprintf(path, sizeof path, "/concepts/%s", name);
-    if (strchr(name, '/') || H5Lexists(ds->file, "/concepts", H5P_DEFAULT) <= 0
-        || H5Lexists(ds->file, path, H5P_DEFAULT) <= 0)
-        return sl_fail(err, SL_EINPUT, "%s: no dataset %s (a --target needs /concepts/NAME)", ds->path, path);
+    int found = 0;
+    int rc = strchr(name, '/') ? SL_OK : find_object(ds->file, ds->path, path, &found, err);
+    if (rc) return rc;
+    if (!found) return sl_fail(err, SL_EINPUT, "%s: no dataset %s (a --target needs /concepts/NAME)", ds->path, path);
     /* [N] per example or [N, L] per position: the rank decides */
-    hid_t probe = H5Dopen2(ds->file, path, H5P_DEFAULT), space = probe >= 0 ? H5Dget_space(probe) : -1;
+    hid_t probe;
+    rc = open_local(ds->file, ds->path, path, &probe, err);
+    if (rc) return rc;
+    hid_t space = H5Dget_space(probe);
     int rank = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
     if (space >= 0) H5Sclose(space);
     if (probe >= 0) H5Dclose(probe);
@@ -322,7 +460,7 @@ int sl_dataset_concept(sl_dataset *ds, const char *name, int *per_token, sl_erro
         return sl_fail(err, SL_EINPUT, "%s: %s must be [N] or [N, L] integers", ds->path, path);
     hsize_t dims[2];
     hid_t d;
-    int rc = open_int(ds, path, rank, dims, 1, &d, err);
+    rc = open_int(ds, path, rank, dims, 1, &d, err);
     *per_token = rank == 2;
     if (!rc && (long)dims[0] != ds->n)
         rc = sl_fail(err, SL_EINPUT, "%s: %s has %llu rows, expected %ld", ds->path, path, (unsigned long long)dims[0], ds->n);
@@ -339,12 +477,12 @@ int sl_dataset_read_concept(sl_dataset *ds, const char *name, long first, long c
     int per_token = 0;
     snprintf(path, sizeof path, "/concepts/%s", name);
     int rc = sl_dataset_concept(ds, name, &per_token, err);
-    hid_t d = rc ? -1 : H5Dopen2(ds->file, path, H5P_DEFAULT);
-    if (!rc && d < 0) rc = sl_fail(err, SL_EINPUT, "%s: cannot open %s", ds->path, path);
+    hid_t d = -1;
+    if (!rc) rc = open_local(ds->file, ds->path, path, &d, err);
     size_t total = (size_t)count * (per_token ? (size_t)ds->L : 1);
     int64_t *buf = rc ? NULL : malloc((total ? total : 1) * sizeof *buf);
     if (!rc && !buf) rc = sl_fail(err, SL_ERUNTIME, "out of memory");
-    if (!rc) rc = read_rows(ds, d, path, first, count, per_token ? (hsize_t)ds->L : 0, buf, err);
+    if (!rc) rc = read_rows(ds, d, path, first, count, 0, per_token ? (hsize_t)ds->L : 0, buf, err);
     for (size_t i = 0; !rc && i < total; i++) {
         if (buf[i] < INT32_MIN || buf[i] > INT32_MAX)
             rc = sl_fail(err, SL_EINPUT, "%s: %s holds %lld, outside 32-bit integers", ds->path, path, (long long)buf[i]);
@@ -353,4 +491,32 @@ int sl_dataset_read_concept(sl_dataset *ds, const char *name, long first, long c
     free(buf);
     if (d >= 0) H5Dclose(d);
     return rc;
+}
+
+int sl_dataset_vocab(const char *path, int *vocab, sl_error *err)
+{
+    const char *name = "/families/of_token";
+    int rc = sl_input_check(path, err);
+    if (rc) return rc;
+    hid_t f = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
+    if (f < 0) return sl_fail(err, SL_EINPUT, "%s: not an HDF5 file", path);
+    int found;
+    hsize_t n = 0;
+    hid_t d = -1;
+    rc = find_object(f, path, name, &found, err);
+    if (!rc && found) rc = open_local(f, path, name, &d, err);
+    if (d >= 0) {
+        hid_t s = H5Dget_space(d);
+        if (s >= 0 && H5Sget_simple_extent_ndims(s) == 1) H5Sget_simple_extent_dims(s, &n, NULL);
+        if (s >= 0) H5Sclose(s);
+        H5Dclose(d);
+    }
+    H5Fclose(f);
+    if (rc) return rc;
+    if (n < 1) return sl_fail(err, SL_EINPUT, "%s: missing dataset %s (it gives the vocabulary size)", path, name);
+    if (n > (1u << 30))
+        return sl_fail(err, SL_EINPUT, "%s: %s has %llu entries, more than a vocabulary of 2^30 tokens", path, name,
+                       (unsigned long long)n);
+    *vocab = (int)n;
+    return SL_OK;
 }

@@ -22,10 +22,19 @@ typedef struct {
     int32_t *split;        /* [n] or NULL */
 } sl_dataset;
 
-/* Opens and validates: shapes, integer types, ids within the vocabulary,
- * labels in {0,1}, 1 <= length <= L. One streaming pass over /tokens. */
+/* Opens and validates: shapes, integer types (an enum of integers, such as
+ * h5py's bool, reads as its values), ids within the vocabulary, labels in
+ * {0,1}, 1 <= length <= L, family names non-empty and distinct. One
+ * streaming pass over /tokens (columns up to the longest length). Only a
+ * regular file is opened; a dataset whose declared size is far beyond what
+ * the file stores, one kept in another file (external link, external or
+ * virtual storage) is refused before anything is read. */
 int sl_dataset_open(sl_dataset *ds, const char *path, int vocab_size, int pad_id, sl_error *err);
 void sl_dataset_close(sl_dataset *ds);
+
+/* The vocabulary a dataset implies where no model gives one: the length of
+ * /families/of_token. Same file checks as sl_dataset_open. */
+int sl_dataset_vocab(const char *path, int *vocab, sl_error *err);
 
 /* tokens[count, L] of examples first..first+count-1. */
 int sl_dataset_read_tokens(sl_dataset *ds, long first, long count, int32_t *tokens, sl_error *err);

@@ -1,6 +1,9 @@
 /* A validated, in-memory view of a .safetensors file: an 8-byte little-endian
  * header length, a JSON header naming each tensor's dtype, shape and byte
- * range, then the raw data. */
+ * range, then the raw data. Validation follows the reference implementation
+ * (huggingface/safetensors): header at most 100,000,000 bytes of UTF-8 JSON
+ * with only whitespace after the object, and the tensors' byte ranges
+ * covering the data section exactly, without gap or overlap. */
 #ifndef SL_SAFETENSORS_H
 #define SL_SAFETENSORS_H
 
@@ -27,9 +30,12 @@ typedef struct {
     const unsigned char *data;
     size_t data_len;
     st_tensor *tensors;
+    st_tensor **by_name; /* tensors sorted by name, for st_find */
     int n;
 } st_file;
 
+/* A regular file only (core/inputfile.h); the header length is checked
+ * against the file's size before the rest is read. */
 int st_open(st_file *f, const char *path, sl_error *err);
 /* Parses an in-memory image (takes ownership of bytes); the fuzzer's entry. */
 int st_parse(st_file *f, const char *path, unsigned char *bytes, size_t len,

@@ -7,7 +7,8 @@
 #include "core/error.h"
 
 /* *text receives the file's bytes and a terminating NUL (free it). A file
- * that cannot be opened or is larger than max_bytes is an input error
+ * that is not a regular file (core/inputfile.h), cannot be opened or is
+ * larger than max_bytes is an input error
  * naming the path; what is it describes the file in that message
  * ("a model config"). */
 int sl_read_text(const char *path, size_t max_bytes, const char *what, char **text, sl_error *err);

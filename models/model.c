@@ -1,10 +1,12 @@
 #include "models/model.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/safetensors.h"
 
@@ -112,33 +114,52 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
     if (k < n) snprintf(buf + k, n - k, "]");
 }
 
-/* Names as the config sees them: the prefix stripped where present. */
-static int canonical_names(const sl_model *m, const st_file *f, char ***out, sl_error *err)
+/* A tensor under the name the config sees: the prefix stripped where
+ * present. */
+typedef struct {
+    const char *name;
+    st_tensor *t;
+} canon;
+
+static int cmp_canon(const void *a, const void *b)
+{
+    const canon *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->t > y->t) - (x->t < y->t); /* ties in file order */
+}
+
+/* Sorted by canonical name, so that a clash is two neighbours and each
+ * lookup a binary search: n log n for a header of n entries, not n^2. */
+static int canonical_names(const sl_model *m, const st_file *f, canon **out, sl_error *err)
 {
     size_t pl = strlen(m->c.prefix);
-    char **names = calloc((size_t)f->n + 1, sizeof *names);
+    canon *names = malloc(((size_t)f->n + 1) * sizeof *names);
     if (!names) return sl_fail(err, SL_ERUNTIME, "out of memory");
     *out = names;
     for (int i = 0; i < f->n; i++) {
         const char *nm = f->tensors[i].name;
-        names[i] = strdup(pl && !strncmp(nm, m->c.prefix, pl) ? nm + pl : nm);
-        if (!names[i]) return sl_fail(err, SL_ERUNTIME, "out of memory");
-        for (int j = 0; j < i; j++)
-            if (!strcmp(names[i], names[j]))
-                return sl_fail(err, SL_EINPUT, "%s: tensors '%s' and '%s' both name '%s' once prefix \"%s\" is stripped",
-                               f->path, f->tensors[j].name, nm, names[i], m->c.prefix);
+        names[i] = (canon){pl && !strncmp(nm, m->c.prefix, pl) ? nm + pl : nm, &f->tensors[i]};
     }
+    qsort(names, (size_t)f->n, sizeof *names, cmp_canon);
+    for (int i = 1; i < f->n; i++)
+        if (!strcmp(names[i].name, names[i - 1].name))
+            return sl_fail(err, SL_EINPUT, "%s: tensors '%s' and '%s' both name '%s' once prefix \"%s\" is stripped",
+                           f->path, names[i - 1].t->name, names[i].t->name, names[i].name, m->c.prefix);
     return SL_OK;
 }
 
-static st_tensor *lookup(const st_file *f, char **names, const char *canonical)
+static st_tensor *lookup(const st_file *f, const canon *names, const char *canonical)
 {
-    for (int i = 0; i < f->n; i++)
-        if (!strcmp(names[i], canonical)) return &f->tensors[i];
-    return NULL;
+    int lo = 0, hi = f->n;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (strcmp(names[mid].name, canonical) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < f->n && !strcmp(names[lo].name, canonical) ? names[lo].t : NULL;
 }
 
-static int match_specs(sl_model *m, const st_file *f, char **names, spec_list *l, const char *cfg, sl_error *err)
+static int match_specs(sl_model *m, const st_file *f, const canon *names, spec_list *l, const char *cfg, sl_error *err)
 {
     char got[96], exp[96];
     for (int i = 0; i < l->n; i++) {
@@ -237,7 +258,7 @@ static int load_weights(sl_model *m, const char *st_path, const char *cfg_path, 
 {
     st_file f;
     int rc = st_open(&f, st_path, err);
-    char **names = NULL;
+    canon *names = NULL;
     spec_list l = {0};
     if (!rc) rc = canonical_names(m, &f, &names, err);
     if (!rc) {
@@ -274,8 +295,6 @@ static int load_weights(sl_model *m, const char *st_path, const char *cfg_path, 
         ti->ndim = s->src->ndim;
         for (int k = 0; k < s->src->ndim && k < 4; k++) ti->shape[k] = s->src->shape[k];
     }
-    if (names)
-        for (int i = 0; i < f.n; i++) free(names[i]);
     free(names);
     free(l.s);
     st_close(&f);
@@ -294,6 +313,10 @@ static void warn_nonfinite(const sl_model *m, const char *path)
 int sl_model_load(sl_model *m, const char *dir, sl_error *err)
 {
     memset(m, 0, sizeof *m);
+    struct stat ds;
+    if (stat(dir, &ds) != 0) return sl_fail(err, SL_EINPUT, "%s: cannot open: %s", dir, strerror(errno));
+    if (!S_ISDIR(ds.st_mode))
+        return sl_fail(err, SL_EINPUT, "%s: is not a directory (MODEL is a directory holding config.json and model.safetensors)", dir);
     char cfg[4096], st[4096];
     snprintf(cfg, sizeof cfg, "%s/config.json", dir);
     snprintf(st, sizeof st, "%s/model.safetensors", dir);

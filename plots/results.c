@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/inputfile.h"
 #include "core/textfile.h"
 
 const char *const SL_RESULT_FILES[R_COUNT] = {
@@ -126,9 +127,9 @@ static int load_one(cJSON **out, const char *path, int kind, sl_error *err)
 /* The reversal scatter's logits; a damaged file is an input error. */
 static int load_reverse_scores(sl_results *r, const char *path, sl_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return SL_OK;
-    fclose(f);
+    if (access(path, F_OK) != 0) return SL_OK; /* optional */
+    int checked = sl_input_check(path, err);    /* a FIFO would block HDF5's open */
+    if (checked) return checked;
     if (H5Fis_hdf5(path) <= 0) return sl_fail(err, SL_EINPUT, "%s: not an HDF5 file", path);
     static const char *const NAMES[3] = {"original", "reversed", "shuffled"};
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);

@@ -2,11 +2,15 @@
  * status 2 with one line on stderr naming the culprit, and leaves no output
  * file. Unit cases for the parsers, then the binary on files made here. */
 #include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/config.h"
@@ -63,6 +67,31 @@ static void safetensors_cases(void)
             "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "appears twice");
     st_case("{\"a\":3}", 0, "not an object");
 
+    /* the reference implementation's rules (huggingface/safetensors) */
+    const char *A8 = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s  \n ", A8);
+    CHECK(parse_image(buf, 8, &err) == SL_OK, "whitespace padding refused: %s", err.msg);
+    snprintf(buf, sizeof buf, "%sx", A8);
+    st_case(buf, 8, "1 bytes after its JSON object that are not whitespace");
+    snprintf(buf, sizeof buf, "%s {}", A8);
+    st_case(buf, 8, "after its JSON object");
+    snprintf(buf, sizeof buf, " %s", A8);
+    st_case(buf, 8, "not a JSON object");
+    st_case(A8, 12, "4 bytes after the last tensor's data");
+    st_case("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8,
+            "bytes [0, 4) of the data section belong to no tensor (before 'a')");
+    st_case("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+            "\"b\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[2,2]}}", 4, "overlap");
+    st_case("{\"a\xff\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "header byte 11 (0xff) is not UTF-8");
+    st_case("{\"a\xc0\xaf\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "not UTF-8");
+    st_case("{\"a\x01\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "(0x01) is not UTF-8");
+    st_case("{\"__metadata__\":{\"format\":1}}", 0, "__metadata__ must map strings to strings");
+    st_case("{\"a\":{\"dtype\":\"F32\",\"shape\":[9000000000000000,9000000000000000,0],\"data_offsets\":[0,0]}}", 0,
+            "element count overflows");
+    CHECK(parse_image("{\"\xc3\xa9\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, &err) == SL_OK,
+          "UTF-8 name refused: %s", err.msg);
+
     unsigned char *tiny = calloc(4, 1);
     st_file f;
     CHECK(st_parse(&f, "t", tiny, 4, &err) == SL_EINPUT && strstr(err.msg, "too short"), "4-byte file: %s", err.msg);
@@ -74,6 +103,73 @@ static void safetensors_cases(void)
     CHECK(st_parse(&f, "t", huge, 16, &err) == SL_EINPUT && strstr(err.msg, "past the end of the file"),
           "huge header length: %s", err.msg);
     st_close(&f);
+}
+
+/* A header of n one-float tensors t0..t{n-1}, back to back; with dup the
+ * last one is named t0 again. */
+static char *many_header(int n, int dup)
+{
+    size_t cap = (size_t)n * 80 + 16, k = 0;
+    char *h = malloc(cap);
+    k += (size_t)snprintf(h + k, cap - k, "{");
+    for (int i = 0; i < n; i++)
+        k += (size_t)snprintf(h + k, cap - k, "%s\"t%d\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[%d,%d]}",
+                              i ? "," : "", dup && i == n - 1 ? 0 : i, 4 * i, 4 * i + 4);
+    snprintf(h + k, cap - k, "}");
+    return h;
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0->tv_nsec);
+}
+
+/* Parsing is n log n in the entries: 200,000 of them (a 12 MB header) take
+ * far under a second, accepted or refused. A complexity check (the
+ * pairwise name check took minutes), not a benchmark. */
+static void safetensors_scale_cases(void)
+{
+    enum { N = 200000 };
+    for (int dup = 0; dup < 3; dup++) {
+        char *h = many_header(N, dup == 1);
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        sl_error err = {0};
+        int rc = parse_image(h, 4 * (size_t)N + (dup == 2 ? 4 : 0), &err);
+        double t = seconds_since(&t0);
+        if (dup == 0) CHECK(rc == SL_OK, "%d entries refused: %s", N, err.msg);
+        if (dup == 1) CHECK(rc == SL_EINPUT && strstr(err.msg, "'t0' appears twice"), "%d entries, one repeated: %s", N, err.msg);
+        if (dup == 2) CHECK(rc == SL_EINPUT && strstr(err.msg, "4 bytes after the last tensor"), "%d entries, a tail: %s", N, err.msg);
+        CHECK(t < 2.0, "%d header entries (case %d) took %.1f s", N, dup, t);
+        free(h);
+    }
+}
+
+/* The header length is checked against the file's size before the file is
+ * read: a 1 GB (sparse) file declaring a 500 MB header is refused without
+ * this process ever holding it. Runs first, while the peak RSS is small. */
+static void safetensors_length_first(void)
+{
+    const char *path = BAD "/sparse.safetensors";
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    unsigned char len[8] = {0};
+    uint64_t hl = 500000000;
+    for (int i = 0; i < 8; i++) len[i] = (unsigned char)(hl >> (8 * i));
+    int ok = fd >= 0 && write(fd, len, 8) == 8 && ftruncate(fd, 1L << 30) == 0;
+    if (fd >= 0) close(fd);
+    CHECK(ok, "cannot make %s", path);
+    st_file f;
+    sl_error err = {0};
+    int rc = st_open(&f, path, &err);
+    st_close(&f);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    CHECK(rc == SL_EINPUT && strstr(err.msg, "header length 500000000 is larger than 100000000 bytes"), "sparse file: %s",
+          err.msg);
+    CHECK(ru.ru_maxrss < 200 * 1024, "refusing a 500 MB header length peaked at %ld MB resident", ru.ru_maxrss / 1024);
+    remove(path);
 }
 
 /* ---- config parser ---- */
@@ -179,7 +275,12 @@ static void model_variant(const char *name, const char *from, void (*edit)(cJSON
     free(b);
 }
 
-static void drop_in_proj(cJSON *h) { cJSON_DeleteItemFromObject(h, "layers.1.mixer.in_proj.weight"); }
+/* renamed, not deleted: its bytes must still belong to a tensor */
+static void drop_in_proj(cJSON *h)
+{
+    cJSON *t = cJSON_DetachItemFromObject(h, "layers.1.mixer.in_proj.weight");
+    cJSON_AddItemToObject(h, "layers.1.mixer.in_proj.weigth", t);
+}
 static void add_extra(cJSON *h)
 {
     cJSON_AddItemToObject(h, "layers.9.mixer.D", cJSON_Parse("{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}"));
@@ -365,6 +466,186 @@ static void data_cases(void)
     CHECK(system(args) == 0, "16 positions within max_len 16 refused");
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
+/* Runs `seqlens ARGS` for at most `seconds` and, except under ASan (which
+ * reserves terabytes of address space), in `gib` GiB of address space.
+ * Returns the exit status (minus the signal when killed); msg receives
+ * stderr, *took the wall time. */
+static int run_limited(const char *args, int seconds, int gib, char *msg, size_t msg_n, double *took)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int e = open(BAD "/limited.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644), o = open("/dev/null", O_WRONLY);
+        if (e < 0 || o < 0 || dup2(e, 2) < 0 || dup2(o, 1) < 0) _exit(126);
+        if (!UNDER_ASAN && !strstr(seqlens, "asan")) {
+            struct rlimit r = {(rlim_t)gib << 30, (rlim_t)gib << 30};
+            setrlimit(RLIMIT_AS, &r);
+        }
+        alarm((unsigned)seconds); /* survives exec: SIGALRM ends a hang */
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "exec %s %s", seqlens, args);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    *took = seconds_since(&t0);
+    size_t n = 0;
+    unsigned char *e = read_file(BAD "/limited.txt", &n);
+    snprintf(msg, msg_n, "%.*s", (int)n, e ? (char *)e : "");
+    free(e);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+}
+
+static void limited_case(const char *args, int want, const char *needle, double max_seconds)
+{
+    char msg[2048];
+    double took;
+    int code = run_limited(args, 30, 2, msg, sizeof msg, &took);
+    CHECK(code == want, "`seqlens %s`: exit %d, want %d (stderr: %s)", args, code, want, msg);
+    CHECK(!needle || strstr(msg, needle), "`seqlens %s`: stderr '%s' does not name '%s'", args, msg, needle);
+    CHECK(took < max_seconds, "`seqlens %s` took %.1f s (at most %.0f)", args, took, max_seconds);
+}
+
+static hid_t reopen(const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof path, BAD "/%s", name);
+    return H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+}
+
+/* n family names family0.., the last one repeating the first with dup. */
+static void replace_names(const char *file, int n, int dup)
+{
+    hid_t f = reopen(file);
+    H5Ldelete(f, "families/names", H5P_DEFAULT);
+    char **names = malloc((size_t)n * sizeof *names);
+    for (int i = 0; i < n; i++) {
+        names[i] = malloc(24);
+        snprintf(names[i], 24, "family%d", dup && i == n - 1 ? 0 : i);
+    }
+    hsize_t nn = (hsize_t)n;
+    hid_t st = H5Tcopy(H5T_C_S1);
+    H5Tset_size(st, H5T_VARIABLE);
+    hid_t sp = H5Screate_simple(1, &nn, NULL), d = H5Dcreate2(f, "families/names", st, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(d, st, H5S_ALL, H5S_ALL, H5P_DEFAULT, names);
+    H5Dclose(d);
+    H5Sclose(sp);
+    H5Tclose(st);
+    H5Fclose(f);
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+/* /labels as an enum on int8, as h5py stores numpy bool (or with a member
+ * worth 2). */
+static void enum_labels(const char *file, int with_two)
+{
+    hid_t f = reopen(file);
+    H5Ldelete(f, "labels", H5P_DEFAULT);
+    hid_t e = H5Tenum_create(H5T_STD_I8LE);
+    signed char v = 0;
+    H5Tenum_insert(e, "FALSE", &v);
+    v = with_two ? 2 : 1;
+    H5Tenum_insert(e, "TRUE", &v);
+    signed char data[4] = {0, v, 0, v};
+    hsize_t n = 4;
+    hid_t sp = H5Screate_simple(1, &n, NULL), d = H5Dcreate2(f, "labels", e, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(d, e, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    H5Dclose(d);
+    H5Sclose(sp);
+    H5Tclose(e);
+    H5Fclose(f);
+}
+
+/* Files that declare more than they hold, or hold it elsewhere. */
+static void hostile_data_cases(void)
+{
+    /* /tokens [2, 2^30] in 4096-wide chunks, only the first written: a
+     * 16 GiB declaration in a small file, refused at once */
+    toy t = toy_default();
+    t.n = 2;
+    t.lengths[0] = 3;
+    t.lengths[1] = 5;
+    write_toy("huge.h5", &t);
+    hid_t f = reopen("huge.h5");
+    H5Ldelete(f, "tokens", H5P_DEFAULT);
+    hsize_t dims[2] = {2, 1ull << 30}, chunk[2] = {1, 4096}, slab[2] = {2, 8}, at[2] = {0, 0};
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 2, chunk);
+    hid_t sp = H5Screate_simple(2, dims, NULL), ms = H5Screate_simple(2, slab, NULL);
+    hid_t d = H5Dcreate2(f, "tokens", H5T_STD_I64LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    long long few[2][8];
+    for (int e = 0; e < 2; e++)
+        for (int i = 0; i < 8; i++) few[e][i] = t.tokens[e][i];
+    H5Sselect_hyperslab(sp, H5S_SELECT_SET, at, NULL, slab, NULL);
+    H5Dwrite(d, H5T_NATIVE_LLONG, ms, sp, H5P_DEFAULT, few);
+    H5Dclose(d);
+    H5Sclose(ms);
+    H5Sclose(sp);
+    H5Pclose(dcpl);
+    H5Fclose(f);
+    limited_case("eval " FIXM " " BAD "/huge.h5", 2, "huge.h5: /tokens declares shape [2, 1073741824]", 10);
+    limited_case("baseline " BAD "/huge.h5", 2, "/tokens declares shape [2, 1073741824]", 10);
+
+    /* 100,000 family names open in well under the minute pairwise
+     * comparison took; a repeat among them is found as fast */
+    t = toy_default();
+    write_toy("names.h5", &t);
+    replace_names("names.h5", 100000, 0);
+    limited_case("eval " FIXM " " BAD "/names.h5", 0, NULL, 10);
+    replace_names("names.h5", 100000, 1);
+    limited_case("eval " FIXM " " BAD "/names.h5", 2, "family name 'family0' appears twice in /families/names", 10);
+
+    /* h5py's bool labels */
+    write_toy("bool.h5", &t);
+    enum_labels("bool.h5", 0);
+    limited_case("eval " FIXM " " BAD "/bool.h5", 0, NULL, 30);
+    enum_labels("bool.h5", 1);
+    limited_case("eval " FIXM " " BAD "/bool.h5", 2, "/labels[1] = 2 is outside [0, 1]", 30);
+
+    /* an external link to a FIFO would block in HDF5's open */
+    remove(BAD "/link.fifo");
+    CHECK(mkfifo(BAD "/link.fifo", 0644) == 0, "mkfifo failed");
+    write_toy("elink.h5", &t);
+    f = reopen("elink.h5");
+    H5Ldelete(f, "tokens", H5P_DEFAULT);
+    H5Lcreate_external(BAD "/link.fifo", "/tokens", f, "tokens", H5P_DEFAULT, H5P_DEFAULT);
+    H5Fclose(f);
+    limited_case("eval " FIXM " " BAD "/elink.h5", 2, "/tokens is a link to another file", 10);
+
+    /* raw data in an external file: it could be any file at all */
+    write_toy("extern.h5", &t);
+    f = reopen("extern.h5");
+    H5Ldelete(f, "labels", H5P_DEFAULT);
+    dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_external(dcpl, BAD "/labels.bin", 0, 4 * 8);
+    hsize_t n = 4;
+    sp = H5Screate_simple(1, &n, NULL);
+    d = H5Dcreate2(f, "labels", H5T_STD_I64LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Dwrite(d, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.labels);
+    H5Dclose(d);
+    H5Sclose(sp);
+    H5Pclose(dcpl);
+    H5Fclose(f);
+    limited_case("eval " FIXM " " BAD "/extern.h5", 2, "/labels keeps its data outside the file", 10);
+
+    /* the CLI's file checks: MODEL must be a directory */
+    limited_case("info " FIXM "/config.json", 2, "config.json: is not a directory", 10);
+}
+
 static void option_cases(void)
 {
     expect_bad("eval " FIXM " " FIXM "/data.h5 --frobnicate 3", "unknown option --frobnicate");
@@ -407,10 +688,13 @@ int main(void)
     sl_h5_quiet();
     seqlens = getenv("SEQLENS") ? getenv("SEQLENS") : "bin/seqlens";
     system("mkdir -p " BAD);
+    safetensors_length_first();
     safetensors_cases();
+    safetensors_scale_cases();
     config_cases();
     model_cases();
     data_cases();
+    hostile_data_cases();
     option_cases();
     return TEST_SUMMARY();
 }
