@@ -7,6 +7,7 @@
 
 #include "core/blas.h"
 #include "core/dist.h"
+#include "core/metrics.h"
 #include "core/rng.h"
 #include "cuda/device_model.h"
 
@@ -396,6 +397,9 @@ int sl_patch(const sl_model *m, sl_dataset *ds, const sl_patch_opts *o, sl_patch
         rc = sl_dist_allgather_f32(rc, out->source, 0, M, 1, err);
         rc = sl_dist_allgather_f32(rc, out->patched, 0, M, cells, err);
     }
+    /* an effect is a ratio of logit differences: a non-finite one is no effect */
+    if (!rc) rc = sl_check_logits(out->base, M, -1, "the model, on the pairs' base examples,", err);
+    if (!rc) rc = sl_check_logits(out->source, M, -1, "the model, on the pairs' source examples,", err);
     if (!rc) rc = summarise(o, out, err);
     for (int t = 0; j.th && t < T; t++) {
         sl_workspace_free(j.th[t].ws);
