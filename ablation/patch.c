@@ -292,6 +292,9 @@ static int summarise(const sl_patch_opts *o, sl_patch_result *r, sl_error *err)
 int sl_patch(const sl_model *m, sl_dataset *ds, const sl_patch_opts *o, sl_patch_result *out, sl_error *err)
 {
     memset(out, 0, sizeof *out);
+    if (o->n_points < 1 || o->n_positions < 1)
+        return sl_fail(err, SL_EINPUT, "patching needs at least one hook point and one position (%d and %d given)",
+                       o->n_points, o->n_positions);
     for (int p = 0; p < o->n_points; p++)
         if (!sl_patchable(m, o->points[p]))
             return sl_fail(err, SL_EINPUT, "%s cannot be patched: patching needs one row per position",

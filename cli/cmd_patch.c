@@ -46,7 +46,7 @@ static int parse_positions(const char *spec, int L, int **out, int *n, sl_error 
     do {
         long v;
         if (sl_parse_int(p, -(long)L, L - 1, &v, &p) || (*p && *p != ','))
-            return sl_fail(err, SL_EINPUT, "--positions '%.*s%s': expected all, last or a list of integers in [-%d, %d]",
+            return sl_fail(err, SL_EINPUT, "--positions '%.*s%s': expected all, last or integers in [-%d, %d]",
                            SL_CLIP(spec), L, L - 1);
         (*out)[(*n)++] = (int)v;
     } while (*p++ == ',');
