@@ -108,7 +108,8 @@ int sl_ablation_score(const float *base, const float *ablated, const int32_t *la
     char what[96];
     if (row->family >= 0) snprintf(what, sizeof what, "ablating family #%d", row->family);
     else if (row->component >= 0)
-        snprintf(what, sizeof what, "ablating component %s of layer %d", SL_COMPONENT_NAMES[row->component], row->layer);
+        snprintf(what, sizeof what, "ablating component %s of layer %d", SL_COMPONENT_NAMES[row->component],
+                 row->layer);
     else snprintf(what, sizeof what, "ablating layer %d", row->layer);
     int rc = sl_check_logits(ablated, n, -1, what, err);
     if (rc) return rc;

@@ -37,7 +37,8 @@ static int parse_long(const char *s, long lo, long hi, long *out) { return sl_pa
 static int int_option(const char *cmd, const char *o, const char *v, long lo, long hi, long *out, sl_error *err)
 {
     if (!parse_long(v, lo, hi, out)) return SL_OK;
-    return sl_fail(err, SL_EINPUT, "seqlens %s: %s '%.*s%s': expected an integer in [%ld, %ld]", cmd, o, SL_CLIP(v), lo, hi);
+    return sl_fail(err, SL_EINPUT, "seqlens %s: %s '%.*s%s': expected an integer in [%ld, %ld]", cmd, o, SL_CLIP(v), lo,
+                   hi);
 }
 
 static int parse_examples(sl_args *a, const char *v, sl_error *err)

@@ -64,10 +64,12 @@ static int pick_components(const sl_model *m, const char *spec, const int *layer
             for (int c = 0; c < SL_COMP_COUNT; c++)
                 if (strlen(SL_COMPONENT_NAMES[c]) == len && !strncmp(SL_COMPONENT_NAMES[c], p, len)) found = c;
             if (found < 0 || !sl_component_valid(m, found))
-                return sl_fail(err, SL_EINPUT, "--component '%.*s': a %s has %s", (int)(len > 60 ? 60 : len), p, sl_arch_name(m->c.arch),
+                return sl_fail(err, SL_EINPUT, "--component '%.*s': a %s has %s", (int)(len > 60 ? 60 : len), p,
+                               sl_arch_name(m->c.arch),
                                m->c.arch == ARCH_MAMBA ? "conv, ssm and gate" : "attn and mlp");
             if (listed(chosen, nc, found))
-                return sl_fail(err, SL_EINPUT, "--component '%.*s%s': %.*s is listed twice", SL_CLIP(spec), (int)len, p);
+                return sl_fail(err, SL_EINPUT, "--component '%.*s%s': %.*s is listed twice", SL_CLIP(spec), (int)len,
+                               p);
             chosen[nc++] = found;
             p += len;
         } while (*p++ == ',');
@@ -92,7 +94,8 @@ static int pick_layers(const sl_model *m, const char *spec, int *out, int *n, sl
         if (sl_parse_int(p, 0, m->c.n_layers - 1, &v, &p) || (*p && *p != ','))
             return sl_fail(err, SL_EINPUT, "--layer '%.*s%s': expected all or layer indices 0..%d", SL_CLIP(spec),
                            m->c.n_layers - 1);
-        if (listed(out, *n, (int)v)) return sl_fail(err, SL_EINPUT, "--layer '%.*s%s': layer %ld is listed twice", SL_CLIP(spec), v);
+        if (listed(out, *n, (int)v))
+            return sl_fail(err, SL_EINPUT, "--layer '%.*s%s': layer %ld is listed twice", SL_CLIP(spec), v);
         out[(*n)++] = (int)v;
     } while (*p++ == ',');
     return SL_OK;
@@ -117,8 +120,8 @@ static int pick_families(const sl_dataset *ds, const char *spec, int *out, int *
             char names[512] = "";
             for (int f = 0; f < ds->n_families && strlen(names) < sizeof names - 1; f++)
                 snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", f ? ", " : "", ds->family_names[f]);
-            return sl_fail(err, SL_EINPUT, "--family '%.*s': %s has no such family (it has: %s)", (int)(len > 60 ? 60 : len), p, ds->path,
-                           names);
+            return sl_fail(err, SL_EINPUT, "--family '%.*s': %s has no such family (it has: %s)",
+                           (int)(len > 60 ? 60 : len), p, ds->path, names);
         }
         if (listed(out, *n, found))
             return sl_fail(err, SL_EINPUT, "--family '%.*s%s': %.*s is listed twice", SL_CLIP(spec), (int)len, p);

@@ -56,7 +56,8 @@ static int parse_positions(const char *spec, int L, int **out, int *n, sl_error 
     memcpy(sorted, *out, (size_t)*n * sizeof *sorted);
     qsort(sorted, (size_t)*n, sizeof *sorted, by_value);
     for (int k = 1; !rc && k < *n; k++)
-        if (sorted[k] == sorted[k - 1]) rc = sl_fail(err, SL_EINPUT, "--positions '%.*s%s': %d is listed twice", SL_CLIP(spec), sorted[k]);
+        if (sorted[k] == sorted[k - 1])
+            rc = sl_fail(err, SL_EINPUT, "--positions '%.*s%s': %d is listed twice", SL_CLIP(spec), sorted[k]);
     free(sorted);
     return rc;
 }

@@ -43,7 +43,8 @@ int cmd_probe(int argc, char **argv)
     } else if (!rc) {
         long v;
         if (sl_parse_int(spec, 0, s.model.c.n_layers - 1, &v, NULL))
-            rc = sl_fail(&err, SL_EINPUT, "--layer '%.*s%s': expected all or 0..%d", SL_CLIP(spec), s.model.c.n_layers - 1);
+            rc = sl_fail(&err, SL_EINPUT, "--layer '%.*s%s': expected all or 0..%d", SL_CLIP(spec),
+                         s.model.c.n_layers - 1);
         else layers[n++] = (int)v;
     }
     if (!rc) rc = sl_probe(&s.model, &s.data, &s.run, layers, n, &po, rows, &err);

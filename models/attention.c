@@ -236,8 +236,8 @@ static int pattern_path(const sl_model *m, const sl_example *ex, sl_workspace *w
     size_t L = (size_t)ws->max_len;
     size_t bytes;
     if (__builtin_mul_overflow((size_t)H * L, L * sizeof(float), &bytes) || (size_t)H * T > INT_MAX)
-        return sl_fail(err, SL_EINPUT, "the attention pattern of %d heads x %zu x %zu positions is too large to hold", H,
-                       L, L);
+        return sl_fail(err, SL_EINPUT, "the attention pattern of %d heads x %zu x %zu positions is too large to hold",
+                       H, L, L);
     if (!ws->pattern) {
         ws->pattern = malloc(bytes);
         ws->vall = malloc((size_t)H * L * (size_t)dh * sizeof(float));

@@ -98,7 +98,8 @@ int sl_compare(const sl_model *a, sl_dataset *da, const sl_model *b, sl_dataset 
         return sl_fail(err, SL_ERUNTIME, "compare: the two models must run over the same examples");
     memset(out, 0, sizeof *out);
     long n = o->count;
-    float *la = malloc((size_t)n * sizeof *la), *lb = malloc((size_t)n * sizeof *lb), *ens = malloc((size_t)n * sizeof *ens);
+    float *la = malloc((size_t)n * sizeof *la), *lb = malloc((size_t)n * sizeof *lb);
+    float *ens = malloc((size_t)n * sizeof *ens);
     reps ra = {a, o->first, a->c.d_model, NULL, NULL, n, la, "model A"};
     reps rb = {b, o->first, b->c.d_model, NULL, NULL, n, lb, "model B"};
     ra.pooled = malloc((size_t)n * ra.d * sizeof(float));

@@ -94,8 +94,9 @@ static struct feature_node *to_nodes(const float *x, long rows, int d, const uin
 static int fit_one(const char *source, struct feature_node *nodes, long rows, int d, const uint8_t *is_test,
                    const int32_t *y, uint64_t seed, sl_logreg_result *res, double *balanced, sl_error *err)
 {
-    sl_rows tr = {0, d, malloc((size_t)rows * sizeof(struct feature_node *)), malloc((size_t)rows * sizeof(double)), source};
-    sl_rows te = {0, d, malloc((size_t)rows * sizeof(struct feature_node *)), malloc((size_t)rows * sizeof(double)), source};
+    size_t row_bytes = (size_t)rows * sizeof(struct feature_node *), y_bytes = (size_t)rows * sizeof(double);
+    sl_rows tr = {0, d, malloc(row_bytes), malloc(y_bytes), source};
+    sl_rows te = {0, d, malloc(row_bytes), malloc(y_bytes), source};
     double *scores = malloc((size_t)rows * sizeof *scores);
     int rc = tr.row && tr.y && te.row && te.y && scores ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
     for (long r = 0; !rc && r < rows; r++) {
