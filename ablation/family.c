@@ -1,8 +1,10 @@
 #include "ablation/family.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ablation/component.h"
 #include "core/dist.h"
 #include "core/metrics.h"
 #include "core/rng.h"
@@ -103,6 +105,14 @@ static int mark_batch(void *user, sl_batch *b, sl_error *err)
 int sl_ablation_score(const float *base, const float *ablated, const int32_t *labels, long n, int bootstrap,
                       uint64_t seed, sl_ablation_row *row, sl_error *err)
 {
+    char what[96];
+    if (row->family >= 0) snprintf(what, sizeof what, "ablating family #%d", row->family);
+    else if (row->component >= 0)
+        snprintf(what, sizeof what, "ablating component %s of layer %d", SL_COMPONENT_NAMES[row->component],
+                 row->layer);
+    else snprintf(what, sizeof what, "ablating layer %d", row->layer);
+    int rc = sl_check_logits(ablated, n, -1, what, err);
+    if (rc) return rc;
     sl_delong d;
     if (sl_delong_test(base, ablated, labels, n, &d))
         return sl_fail(err, SL_ERUNTIME, "DeLong's test failed (NaN logits or one class only)");

@@ -7,6 +7,7 @@
 
 #include "core/blas.h"
 #include "core/dist.h"
+#include "core/metrics.h"
 #include "core/rng.h"
 #include "cuda/device_model.h"
 
@@ -291,6 +292,9 @@ static int summarise(const sl_patch_opts *o, sl_patch_result *r, sl_error *err)
 int sl_patch(const sl_model *m, sl_dataset *ds, const sl_patch_opts *o, sl_patch_result *out, sl_error *err)
 {
     memset(out, 0, sizeof *out);
+    if (o->n_points < 1 || o->n_positions < 1)
+        return sl_fail(err, SL_EINPUT, "patching needs at least one hook point and one position (%d and %d given)",
+                       o->n_points, o->n_positions);
     for (int p = 0; p < o->n_points; p++)
         if (!sl_patchable(m, o->points[p]))
             return sl_fail(err, SL_EINPUT, "%s cannot be patched: patching needs one row per position",
@@ -396,6 +400,9 @@ int sl_patch(const sl_model *m, sl_dataset *ds, const sl_patch_opts *o, sl_patch
         rc = sl_dist_allgather_f32(rc, out->source, 0, M, 1, err);
         rc = sl_dist_allgather_f32(rc, out->patched, 0, M, cells, err);
     }
+    /* an effect is a ratio of logit differences: a non-finite one is no effect */
+    if (!rc) rc = sl_check_logits(out->base, M, -1, "the model, on the pairs' base examples,", err);
+    if (!rc) rc = sl_check_logits(out->source, M, -1, "the model, on the pairs' source examples,", err);
     if (!rc) rc = summarise(o, out, err);
     for (int t = 0; j.th && t < T; t++) {
         sl_workspace_free(j.th[t].ws);

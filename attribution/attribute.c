@@ -1,10 +1,12 @@
 #include "attribution/attribute.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/dist.h"
+#include "core/metrics.h"
 #include "core/ordered_sums.h"
 #include "cuda/device_model.h"
 
@@ -137,6 +139,11 @@ static int add_batch(void *user, sl_batch *b, sl_error *err)
     attr_job *j = user;
     sl_attr_result *o = j->out;
     int L = j->ds->L, F = o->n_families;
+    /* attributions of a non-finite logit are noise: stop at the first such batch */
+    char what[4200];
+    snprintf(what, sizeof what, "the model, run on %s (a batch from example %ld),", j->ds->path, b->first);
+    int bad = sl_check_logits(b->logits, b->count, b->first, what, err);
+    if (bad) return bad;
     for (int e = 0; e < b->count; e++) {
         const slot_result *r = &j->slot[e];
         double *row = sl_ordered_sums_at(&j->sums, e);

@@ -16,14 +16,29 @@ static int allowed_opt(const char *allowed, const char *opt)
     return 0;
 }
 
-static int parse_long(const char *s, long lo, long hi, long *out)
+int sl_parse_int(const char *s, long lo, long hi, long *out, const char **end)
 {
-    char *end;
+    /* strtol alone would take leading spaces, a '+', and a '-' that wraps
+     * an unsigned value: only digits (and '-' where lo allows it) pass */
+    const char *d = s + (*s == '-' && lo < 0);
+    if (*d < '0' || *d > '9') return -1;
+    char *stop;
     errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    long v = strtol(s, &stop, 10);
+    if (errno || v < lo || v > hi || (end ? 0 : *stop != 0)) return -1;
+    if (end) *end = stop;
     *out = v;
     return 0;
+}
+
+static int parse_long(const char *s, long lo, long hi, long *out) { return sl_parse_int(s, lo, hi, out, NULL); }
+
+/* An integer option's value in [lo, hi]; the error names both. */
+static int int_option(const char *cmd, const char *o, const char *v, long lo, long hi, long *out, sl_error *err)
+{
+    if (!parse_long(v, lo, hi, out)) return SL_OK;
+    return sl_fail(err, SL_EINPUT, "seqlens %s: %s '%.*s%s': expected an integer in [%ld, %ld]", cmd, o, SL_CLIP(v), lo,
+                   hi);
 }
 
 static int parse_examples(sl_args *a, const char *v, sl_error *err)
@@ -31,12 +46,14 @@ static int parse_examples(sl_args *a, const char *v, sl_error *err)
     const char *colon = strchr(v, ':');
     char lo[32] = "", hi[32] = "";
     if (!colon || colon - v >= (long)sizeof lo || strlen(colon + 1) >= sizeof hi)
-        return sl_fail(err, SL_EINPUT, "seqlens %s: --examples '%s': expected A:B (0-based, B exclusive)", a->cmd, v);
+        return sl_fail(err, SL_EINPUT, "seqlens %s: --examples '%.*s%s': expected A:B (0-based, B exclusive)", a->cmd,
+                       SL_CLIP(v));
     memcpy(lo, v, (size_t)(colon - v));
     strcpy(hi, colon + 1);
     long A = 0, B = -1;
     if ((lo[0] && parse_long(lo, 0, 1L << 40, &A)) || (hi[0] && parse_long(hi, 1, 1L << 40, &B)) || (hi[0] && B <= A))
-        return sl_fail(err, SL_EINPUT, "seqlens %s: --examples '%s': expected A:B with 0 <= A < B", a->cmd, v);
+        return sl_fail(err, SL_EINPUT, "seqlens %s: --examples '%.*s%s': expected A:B with 0 <= A < B", a->cmd,
+                       SL_CLIP(v));
     a->ex_first = A;
     a->ex_end = B;
     return SL_OK;
@@ -51,7 +68,8 @@ static int add_hooks(sl_args *a, const char *v, sl_error *err)
             if (a->n_hooks == SL_MAX_HOOK_PATTERNS)
                 return sl_fail(err, SL_EINPUT, "seqlens %s: more than %d --hook patterns", a->cmd, SL_MAX_HOOK_PATTERNS);
             if (n >= sizeof a->hooks[0])
-                return sl_fail(err, SL_EINPUT, "seqlens %s: --hook pattern '%.40s...' is too long", a->cmd, p);
+                return sl_fail(err, SL_EINPUT, "seqlens %s: --hook pattern '%.40s...' is longer than %zu characters",
+                               a->cmd, p, sizeof a->hooks[0] - 1);
             memcpy(a->hooks[a->n_hooks], p, n);
             a->hooks[a->n_hooks++][n] = 0;
         }
@@ -74,7 +92,7 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) { a->help = 1; continue; }
         if (o[0] != '-' || !o[1] || (o[1] >= '0' && o[1] <= '9')) {
             if (a->n_pos == SL_MAX_POSITIONAL)
-                return sl_fail(err, SL_EINPUT, "seqlens %s: unexpected argument '%s'", cmd, o);
+                return sl_fail(err, SL_EINPUT, "seqlens %s: unexpected argument '%.*s%s'", cmd, SL_CLIP(o));
             a->pos[a->n_pos++] = o;
             continue;
         }
@@ -90,32 +108,35 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
         } else if (!strcmp(o, "--examples")) {
             rc = parse_examples(a, v, err);
         } else if (!strcmp(o, "--threads")) {
-            if (parse_long(v, 1, 1024, &n)) rc = sl_fail(err, SL_EINPUT, "seqlens %s: --threads '%s': expected 1..1024", cmd, v);
+            rc = int_option(cmd, o, v, 1, 1024, &n, err);
             a->threads = (int)n;
         } else if (!strcmp(o, "--batch")) {
-            if (parse_long(v, 1, 1 << 20, &n)) rc = sl_fail(err, SL_EINPUT, "seqlens %s: --batch '%s': expected a positive integer", cmd, v);
+            rc = int_option(cmd, o, v, 1, 1 << 20, &n, err);
             a->batch = (int)n;
         } else if (!strcmp(o, "--seed")) {
-            char *end;
+            char *end = (char *)v;
             errno = 0;
-            a->seed = strtoull(v, &end, 10);
-            if (errno || end == v || *end || v[0] == '-')
-                rc = sl_fail(err, SL_EINPUT, "seqlens %s: --seed '%s': expected a non-negative integer", cmd, v);
+            a->seed = v[0] >= '0' && v[0] <= '9' ? strtoull(v, &end, 10) : 0;
+            /* at most 2^53: the JSON results record the seed as a number, exact only up to there */
+            if (v[0] < '0' || v[0] > '9' || errno || *end || a->seed > (1ull << 53))
+                rc = sl_fail(err, SL_EINPUT, "seqlens %s: --seed '%.*s%s': expected an integer in [0, 2^53]", cmd,
+                             SL_CLIP(v));
         } else if (!strcmp(o, "--device")) {
             if (!strcmp(v, "cpu")) a->device = DEV_CPU;
             else if (!strcmp(v, "cuda") && (sl_device_cuda_built() || sl_session_test_device())) a->device = DEV_CUDA;
             else if (!strcmp(v, "cuda"))
                 rc = sl_fail(err, SL_EINPUT, "seqlens %s: --device cuda: this build has no CUDA backend (build with make CUDA=1 where nvcc is installed)", cmd);
-            else rc = sl_fail(err, SL_EINPUT, "seqlens %s: --device '%s': expected cpu or cuda", cmd, v);
+            else rc = sl_fail(err, SL_EINPUT, "seqlens %s: --device '%.*s%s': expected cpu or cuda", cmd, SL_CLIP(v));
         } else if (!strcmp(o, "--reduce")) {
             if (!strcmp(v, "none")) a->reduce = REDUCE_NONE;
             else if (!strcmp(v, "mean")) a->reduce = REDUCE_MEAN;
             else if (!strcmp(v, "last")) a->reduce = REDUCE_LAST;
-            else rc = sl_fail(err, SL_EINPUT, "seqlens %s: --reduce '%s': expected none, mean or last", cmd, v);
+            else rc = sl_fail(err, SL_EINPUT, "seqlens %s: --reduce '%.*s%s': expected none, mean or last", cmd,
+                              SL_CLIP(v));
         } else if (!strcmp(o, "--dtype")) {
             if (!strcmp(v, "f32")) a->dtype_f16 = 0;
             else if (!strcmp(v, "f16")) a->dtype_f16 = 1;
-            else rc = sl_fail(err, SL_EINPUT, "seqlens %s: --dtype '%s': expected f32 or f16", cmd, v);
+            else rc = sl_fail(err, SL_EINPUT, "seqlens %s: --dtype '%.*s%s': expected f32 or f16", cmd, SL_CLIP(v));
         } else if (!strcmp(o, "--family")) {
             a->family = v;
         } else if (!strcmp(o, "--component")) {
@@ -125,7 +146,7 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
         } else if (!strcmp(o, "--mode")) {
             a->mode = v;
         } else if (!strcmp(o, "--bootstrap")) {
-            if (parse_long(v, 0, 1000000, &n)) rc = sl_fail(err, SL_EINPUT, "seqlens %s: --bootstrap '%s': expected 0..1000000", cmd, v);
+            rc = int_option(cmd, o, v, 0, 1000000, &n, err);
             a->bootstrap = (int)n;
         } else if (!strcmp(o, "--positions")) {
             a->positions = v;
@@ -134,7 +155,7 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
         } else if (!strcmp(o, "--pairing")) {
             a->pairing = v;
         } else if (!strcmp(o, "--n-pairs")) {
-            if (parse_long(v, 1, 1L << 30, &a->n_pairs)) rc = sl_fail(err, SL_EINPUT, "seqlens %s: --n-pairs '%s': expected a positive integer", cmd, v);
+            rc = int_option(cmd, o, v, 1, 1L << 30, &a->n_pairs, err);
         } else if (!strcmp(o, "--scores")) {
             a->scores_out = v;
         } else if (!strcmp(o, "--tokens")) {
@@ -144,7 +165,7 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
         } else if (!strcmp(o, "--baseline")) {
             a->baseline = v;
         } else if (!strcmp(o, "--steps")) {
-            if (parse_long(v, 1, 100000, &n)) rc = sl_fail(err, SL_EINPUT, "seqlens %s: --steps '%s': expected 1..100000", cmd, v);
+            rc = int_option(cmd, o, v, 1, 100000, &n, err);
             a->steps = (int)n;
         } else if (!strcmp(o, "--target")) {
             a->target = v;
@@ -153,15 +174,17 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
         } else if (!strcmp(o, "--task")) {
             a->task = v;
         } else if (!strcmp(o, "--n")) {
-            if (parse_long(v, 1, 1L << 40, &a->n_examples)) rc = sl_fail(err, SL_EINPUT, "seqlens %s: --n '%s': expected a positive integer", cmd, v);
+            rc = int_option(cmd, o, v, 1, 1L << 40, &a->n_examples, err);
         } else if (!strcmp(o, "--len")) {
-            if (parse_long(v, 1, 1 << 24, &n)) rc = sl_fail(err, SL_EINPUT, "seqlens %s: --len '%s': expected a positive integer", cmd, v);
+            rc = int_option(cmd, o, v, 1, 1 << 24, &n, err);
             a->len = (int)n;
         } else if (!strcmp(o, "--noise")) {
-            char *end;
-            a->noise = strtod(v, &end);
+            char *end = (char *)v;
+            /* digits first: no leading space or sign; NaN and inf fail the range */
+            if ((v[0] >= '0' && v[0] <= '9') || v[0] == '.') a->noise = strtod(v, &end);
             if (end == v || *end || !(a->noise >= 0 && a->noise <= 0.5))
-                rc = sl_fail(err, SL_EINPUT, "seqlens %s: --noise '%s': expected a probability in [0, 0.5]", cmd, v);
+                rc = sl_fail(err, SL_EINPUT, "seqlens %s: --noise '%.*s%s': expected a probability in [0, 0.5]", cmd,
+                             SL_CLIP(v));
         } else if (!strcmp(o, "--hook")) {
             rc = add_hooks(a, v, err);
             /* MODEL DATA --hook A B C: once the positionals are in, further

@@ -2,6 +2,8 @@
 #ifndef SL_ARGS_H
 #define SL_ARGS_H
 
+#include <string.h>
+
 #include "core/error.h"
 
 #define SL_MAX_POSITIONAL 4
@@ -34,6 +36,15 @@ typedef struct {
     int len;
     double noise;
 } sl_args;
+
+/* An option's value in an error line, at most 60 characters of it (a list
+ * may run to thousands): printf's "%.*s%s" takes SL_CLIP(s). */
+#define SL_CLIP(s) (int)(strlen(s) > 60 ? 57 : strlen(s)), (s), (strlen(s) > 60 ? "..." : "")
+
+/* A decimal integer in [lo, hi]: digits only, with a leading '-' only
+ * where lo < 0 (no spaces, no '+', no wrap-around). end NULL: the integer
+ * is all of s; else *end receives where it stopped (a list's ','). 0 or -1. */
+int sl_parse_int(const char *s, long lo, long hi, long *out, const char **end);
 
 /* allowed: space-separated option names this command takes, e.g.
  * "-o --examples --threads". */

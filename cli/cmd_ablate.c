@@ -24,6 +24,7 @@ static const char USAGE[] =
     "  bias replaced by the identity, SiLU kept), ssm (y = D x), gate (SiLU(z) -> 1); Transformer attn\n"
     "  or mlp (blocks.I.attn.out / mlp.out set to 0, or with --mode mean to its mean over the valid\n"
     "  positions of the data). NAME may be a comma-separated list; rows carry `component` and `layer`.\n"
+    "  A list (of families, layers or components) names each item once: a repeat is refused.\n"
     "  With -o the JSON goes to the file and a table sorted by effect to stdout.\n";
 
 static int parse_mode(const char *s, const char *const *names, int *mode)
@@ -37,7 +38,17 @@ static const char *const FAMILY_MODES[] = {"mean", "zero", "pad", "resample", NU
 static const char *const LAYER_MODES[] = {"skip", "mean", NULL};
 static const char *const COMPONENT_MODES[] = {"zero", "mean", NULL};
 
-/* --component NAME|all|a,b x --layer: one row per (component, layer). */
+/* Whether v is among list[0..n): a list names each item once (a repeat
+ * would be a second identical row, and the buffers hold one of each). */
+static int listed(const int *list, int n, int v)
+{
+    for (int i = 0; i < n; i++)
+        if (list[i] == v) return 1;
+    return 0;
+}
+
+/* --component NAME|all|a,b x --layer: one row per (component, layer); comps
+ * and lays hold SL_COMP_COUNT x nl. */
 static int pick_components(const sl_model *m, const char *spec, const int *layers, int nl, int *comps, int *lays, int *n,
                            sl_error *err)
 {
@@ -46,17 +57,22 @@ static int pick_components(const sl_model *m, const char *spec, const int *layer
         for (int c = 0; c < SL_COMP_COUNT; c++)
             if (sl_component_valid(m, c)) chosen[nc++] = c;
     } else {
-        for (const char *p = spec; *p;) {
+        const char *p = spec;
+        do {
             size_t len = strcspn(p, ",");
             int found = -1;
             for (int c = 0; c < SL_COMP_COUNT; c++)
                 if (strlen(SL_COMPONENT_NAMES[c]) == len && !strncmp(SL_COMPONENT_NAMES[c], p, len)) found = c;
-            if (found < 0 || !sl_component_valid(m, found) || nc == SL_COMP_COUNT)
-                return sl_fail(err, SL_EINPUT, "--component '%.*s': a %s has %s", (int)len, p, sl_arch_name(m->c.arch),
+            if (found < 0 || !sl_component_valid(m, found))
+                return sl_fail(err, SL_EINPUT, "--component '%.*s': a %s has %s", (int)(len > 60 ? 60 : len), p,
+                               sl_arch_name(m->c.arch),
                                m->c.arch == ARCH_MAMBA ? "conv, ssm and gate" : "attn and mlp");
+            if (listed(chosen, nc, found))
+                return sl_fail(err, SL_EINPUT, "--component '%.*s%s': %.*s is listed twice", SL_CLIP(spec), (int)len,
+                               p);
             chosen[nc++] = found;
-            p += len + (p[len] == ',');
-        }
+            p += len;
+        } while (*p++ == ',');
     }
     *n = 0;
     for (int c = 0; c < nc; c++)
@@ -64,7 +80,7 @@ static int pick_components(const sl_model *m, const char *spec, const int *layer
     return SL_OK;
 }
 
-/* --layer I|all (or a comma-separated list). */
+/* --layer I|all or a comma-separated list: out holds n_layers. */
 static int pick_layers(const sl_model *m, const char *spec, int *out, int *n, sl_error *err)
 {
     *n = 0;
@@ -72,18 +88,21 @@ static int pick_layers(const sl_model *m, const char *spec, int *out, int *n, sl
         for (int i = 0; i < m->c.n_layers; i++) out[(*n)++] = i;
         return SL_OK;
     }
-    for (const char *p = spec; *p;) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || (*end && *end != ',') || v < 0 || v >= m->c.n_layers)
-            return sl_fail(err, SL_EINPUT, "--layer '%s': expected all or layer indices 0..%d", spec, m->c.n_layers - 1);
+    const char *p = spec;
+    do {
+        long v;
+        if (sl_parse_int(p, 0, m->c.n_layers - 1, &v, &p) || (*p && *p != ','))
+            return sl_fail(err, SL_EINPUT, "--layer '%.*s%s': expected all or layer indices 0..%d", SL_CLIP(spec),
+                           m->c.n_layers - 1);
+        if (listed(out, *n, (int)v))
+            return sl_fail(err, SL_EINPUT, "--layer '%.*s%s': layer %ld is listed twice", SL_CLIP(spec), v);
         out[(*n)++] = (int)v;
-        p = end + (*end == ',');
-    }
+    } while (*p++ == ',');
     return SL_OK;
 }
 
-/* --family NAME|all (or a comma-separated list) to family indices. */
+/* --family NAME|all or a comma-separated list to family indices: out holds
+ * n_families. */
 static int pick_families(const sl_dataset *ds, const char *spec, int *out, int *n, sl_error *err)
 {
     *n = 0;
@@ -91,20 +110,24 @@ static int pick_families(const sl_dataset *ds, const char *spec, int *out, int *
         for (int f = 0; f < ds->n_families; f++) out[(*n)++] = f;
         return SL_OK;
     }
-    for (const char *p = spec; *p;) {
+    const char *p = spec;
+    do {
         size_t len = strcspn(p, ",");
         int found = -1;
         for (int f = 0; f < ds->n_families; f++)
             if (strlen(ds->family_names[f]) == len && !strncmp(ds->family_names[f], p, len)) found = f;
         if (found < 0) {
             char names[512] = "";
-            for (int f = 0; f < ds->n_families; f++)
+            for (int f = 0; f < ds->n_families && strlen(names) < sizeof names - 1; f++)
                 snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", f ? ", " : "", ds->family_names[f]);
-            return sl_fail(err, SL_EINPUT, "--family '%.*s': %s has no such family (it has: %s)", (int)len, p, ds->path, names);
+            return sl_fail(err, SL_EINPUT, "--family '%.*s': %s has no such family (it has: %s)",
+                           (int)(len > 60 ? 60 : len), p, ds->path, names);
         }
+        if (listed(out, *n, found))
+            return sl_fail(err, SL_EINPUT, "--family '%.*s%s': %.*s is listed twice", SL_CLIP(spec), (int)len, p);
         out[(*n)++] = found;
-        p += len + (p[len] == ',');
-    }
+        p += len;
+    } while (*p++ == ',');
     return SL_OK;
 }
 
@@ -185,9 +208,11 @@ int cmd_ablate(int argc, char **argv)
                                                 "resample; layer ablation skip or mean; component ablation zero or mean"});
     sl_session s;
     int rc = sl_session_open(&s, &a, a.pos[0], a.pos[1], &err), n = 0;
-    int *picks = rc ? NULL : malloc((size_t)(s.data.n_families + s.model.c.n_layers) * 64 * sizeof *picks);
-    int *comps = rc ? NULL : malloc((size_t)SL_COMP_COUNT * 64 * (size_t)s.model.c.n_layers * sizeof *comps);
-    int *lays = rc ? NULL : malloc((size_t)SL_COMP_COUNT * 64 * (size_t)s.model.c.n_layers * sizeof *lays);
+    /* a list names each family or layer once: it fits these */
+    int n_picks = rc ? 0 : s.data.n_families > s.model.c.n_layers ? s.data.n_families : s.model.c.n_layers;
+    int *picks = rc ? NULL : malloc((size_t)n_picks * sizeof *picks);
+    int *comps = rc ? NULL : malloc((size_t)SL_COMP_COUNT * (size_t)s.model.c.n_layers * sizeof *comps);
+    int *lays = rc ? NULL : malloc((size_t)SL_COMP_COUNT * (size_t)s.model.c.n_layers * sizeof *lays);
     sl_ablation_result r = {0};
     if (!rc) rc = sl_session_need_both_classes(&s, &err);
     if (!rc && !(picks && comps && lays)) rc = sl_fail(&err, SL_ERUNTIME, "out of memory");

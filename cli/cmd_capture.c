@@ -215,7 +215,8 @@ static int run_capture(capture_job *j, sl_session *s, const sl_args *a, sl_error
     for (int i = 0; !rc && i < j->n; i++) {
         size_t b = (size_t)(s->run.batch < s->run.count ? s->run.batch : s->run.count);
         if (!(j->c[i].buf = malloc(b * j->c[i].row * sizeof(float))))
-            rc = sl_fail(err, SL_ERUNTIME, "out of memory for a batch of %zu x %zu floats (try --batch 1)", b, j->c[i].row);
+            rc = sl_fail(err, SL_ERUNTIME, "out of memory for a batch of %zu x %zu floats%s", b, j->c[i].row,
+                         b > 1 ? " (try --batch 1)" : "");
     }
     char part[4200];
     part_path(part, sizeof part, a->out, sl_dist_rank());

@@ -11,6 +11,25 @@ static const char USAGE[] =
     "  auc_ensemble (AUC of the mean of the two sigmoid probabilities), and cka {pooled, layers\n"
     "  [[A-layer x B-layer linear CKA of resid_post averaged over valid positions]]}.\n";
 
+/* DATA's tokens mean one thing to both models only when they share a
+ * vocabulary: said up front, naming both, instead of DATA failing to open
+ * for one of them. */
+static int same_vocabulary(const char *dir_a, const char *dir_b, sl_error *err)
+{
+    sl_config ca, cb;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", dir_a);
+    if (sl_config_load(&ca, path, err)) return err->code;
+    snprintf(path, sizeof path, "%s/config.json", dir_b);
+    if (sl_config_load(&cb, path, err)) return err->code;
+    if (ca.vocab_size != cb.vocab_size)
+        return sl_fail(err, SL_EINPUT,
+                       "compare: model A (%s) has a vocabulary of %d tokens and model B (%s) one of %d: the two "
+                       "models must read the same tokens",
+                       dir_a, ca.vocab_size, dir_b, cb.vocab_size);
+    return SL_OK;
+}
+
 int cmd_compare(int argc, char **argv)
 {
     sl_args a;
@@ -19,7 +38,9 @@ int cmd_compare(int argc, char **argv)
     if (a.help || a.n_pos != 3) return sl_usage(USAGE, a.help);
     sl_session sa, sb = {.data = {.file = -1, .tokens = -1, .of_position = -1}}; /* closable unopened */
     sl_compare_result r = {0};
-    int rc = sl_session_open(&sa, &a, a.pos[0], a.pos[2], &err);
+    int rc = same_vocabulary(a.pos[0], a.pos[1], &err);
+    if (!rc) rc = sl_session_open(&sa, &a, a.pos[0], a.pos[2], &err);
+    else sa = (sl_session){.data = {.file = -1, .tokens = -1, .of_position = -1}};
     if (!rc) rc = sl_session_open(&sb, &a, a.pos[1], a.pos[2], &err);
     if (!rc) rc = sl_session_need_both_classes(&sa, &err);
     if (!rc) rc = sl_compare(&sa.model, &sa.data, &sb.model, &sb.data, &sa.run, &sb.run, &r, &err);

@@ -9,7 +9,8 @@
 
 static const char USAGE[] =
     "usage: seqlens eval MODEL DATA [-o scores.h5] [--examples A:B] [--threads N] [--batch B] [--device cpu|cuda]\n"
-    "  Prints JSON with n, auc, log_loss and accuracy (logit > 0 predicts 1).\n"
+    "  Prints JSON with n, auc, log_loss and accuracy (logit > 0 predicts 1). A NaN or infinite logit\n"
+    "  is an error (exit 1) that says on how many examples: no score means anything with one.\n"
     "  -o writes /logits, /labels and /lengths per example to an HDF5 file.\n";
 
 static int write_scores(const char *path, const sl_session *s, const float *logits, sl_error *err)
@@ -32,7 +33,7 @@ static int write_scores(const char *path, const sl_session *s, const float *logi
     return rc;
 }
 
-/* JSON has no NaN: a score that cannot be computed (NaN logits) is null. */
+/* JSON has no NaN: a score that cannot be computed is null. */
 static void json_number(char *buf, size_t n, double v)
 {
     if (isfinite(v)) snprintf(buf, n, "%.6f", v);

@@ -22,9 +22,16 @@ static const char USAGE[] =
     "  (default; a source of the other label). JSON: n_pairs, results [{hook, position, effect (mean of\n"
     "  (patched - base) / (source - base) logit over the pairs with |source - base| >= 1e-6), ci95\n"
     "  (bootstrap over pairs), n_used, n_skipped (position not valid in both, or no difference)}].\n"
-    "  Cost: hooks x positions x pairs partial forward passes, each from the patched layer up.\n";
+    "  Cost: hooks x positions x pairs partial forward passes, each from the patched layer up. A list\n"
+    "  names each position once (a repeat is refused).\n";
 
-/* --positions all|last|LIST. */
+static int by_value(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* --positions all|last|LIST: a non-empty list, each position once. */
 static int parse_positions(const char *spec, int L, int **out, int *n, sl_error *err)
 {
     *n = 0;
@@ -37,16 +44,24 @@ static int parse_positions(const char *spec, int L, int **out, int *n, sl_error 
     int cap = 1;
     for (const char *c = spec; *c; c++) cap += *c == ',';
     if (!(*out = malloc((size_t)cap * sizeof **out))) return sl_fail(err, SL_ERUNTIME, "out of memory");
-    for (const char *p = spec; *p;) {
-        char *end;
-        errno = 0;
-        long v = strtol(p, &end, 10);
-        if (end == p || errno || (*end && *end != ',') || v >= L || v < -L)
-            return sl_fail(err, SL_EINPUT, "--positions '%s': expected all, last or integers in [-%d, %d]", spec, L, L - 1);
+    const char *p = spec;
+    do {
+        long v;
+        if (sl_parse_int(p, -(long)L, L - 1, &v, &p) || (*p && *p != ','))
+            return sl_fail(err, SL_EINPUT, "--positions '%.*s%s': expected all, last or integers in [-%d, %d]",
+                           SL_CLIP(spec), L, L - 1);
         (*out)[(*n)++] = (int)v;
-        p = end + (*end == ',');
-    }
-    return SL_OK;
+    } while (*p++ == ',');
+    /* a repeat, found in sorted order (the list may be long) */
+    int *sorted = malloc((size_t)*n * sizeof *sorted), rc = SL_OK;
+    if (!sorted) return sl_fail(err, SL_ERUNTIME, "out of memory");
+    memcpy(sorted, *out, (size_t)*n * sizeof *sorted);
+    qsort(sorted, (size_t)*n, sizeof *sorted, by_value);
+    for (int k = 1; !rc && k < *n; k++)
+        if (sorted[k] == sorted[k - 1])
+            rc = sl_fail(err, SL_EINPUT, "--positions '%.*s%s': %d is listed twice", SL_CLIP(spec), sorted[k]);
+    free(sorted);
+    return rc;
 }
 
 /* One line of a pairs file, comment stripped: two example indices in

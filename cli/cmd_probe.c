@@ -41,10 +41,10 @@ int cmd_probe(int argc, char **argv)
     if (!rc && !strcmp(spec, "all")) {
         for (int i = 0; i < s.model.c.n_layers; i++) layers[n++] = i;
     } else if (!rc) {
-        char *end;
-        long v = strtol(spec, &end, 10);
-        if (end == spec || *end || v < 0 || v >= s.model.c.n_layers)
-            rc = sl_fail(&err, SL_EINPUT, "--layer '%s': expected all or 0..%d", spec, s.model.c.n_layers - 1);
+        long v;
+        if (sl_parse_int(spec, 0, s.model.c.n_layers - 1, &v, NULL))
+            rc = sl_fail(&err, SL_EINPUT, "--layer '%.*s%s': expected all or 0..%d", SL_CLIP(spec),
+                         s.model.c.n_layers - 1);
         else layers[n++] = (int)v;
     }
     if (!rc) rc = sl_probe(&s.model, &s.data, &s.run, layers, n, &po, rows, &err);

@@ -93,5 +93,7 @@ int main(int argc, char **argv)
 {
     sl_error err = {0};
     if (sl_dist_init(&argc, &argv, &err)) return sl_report(&err);
-    return sl_dist_finish(dispatch(argc, argv));
+    int rc = dispatch(argc, argv);
+    sl_warnings_end(rc == SL_OK && sl_dist_root());
+    return sl_dist_finish(rc);
 }

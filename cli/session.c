@@ -51,6 +51,8 @@ int sl_session_open(sl_session *s, const sl_args *a, const char *model_dir, cons
     s->run.count = end - a->ex_first;
     s->run.threads = a->threads;
     s->run.batch = a->batch ? a->batch : 4 * a->threads;
+    /* batch buffers are sized from it: never more than the examples run */
+    if (s->run.batch > s->run.count) s->run.batch = (int)s->run.count;
     int want = a->device == DEV_CUDA || (a->device == DEV_AUTO && sl_device_cuda_available());
     return want ? open_device(s, a, err) : SL_OK;
 }

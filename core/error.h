@@ -20,6 +20,13 @@ typedef struct {
 int sl_fail(sl_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A warning about a run that still succeeds (NaN weights it may never
+ * touch): kept until the command ends, printed by sl_warnings_end on
+ * success and dropped on failure, where the error's one line says enough.
+ * Repeats of a warning are kept once. */
+void sl_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sl_warnings_end(int print);
+
 #ifdef __cplusplus
 }
 #endif

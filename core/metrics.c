@@ -1,6 +1,7 @@
 #include "core/metrics.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 typedef struct {
@@ -58,4 +59,25 @@ double sl_accuracy(const float *logit, const int32_t *label, long n)
     long right = 0;
     for (long i = 0; i < n; i++) right += (logit[i] > 0) == (label[i] == 1);
     return n ? (double)right / n : NAN;
+}
+
+size_t sl_count_nonfinite(const float *x, size_t n)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += !isfinite(x[i]);
+    return bad;
+}
+
+int sl_check_logits(const float *logit, long n, long first, const char *what, sl_error *err)
+{
+    long bad = (long)sl_count_nonfinite(logit, (size_t)(n > 0 ? n : 0));
+    if (!bad) return SL_OK;
+    long i = 0;
+    while (isfinite(logit[i])) i++;
+    char where[96] = "";
+    if (first >= 0) snprintf(where, sizeof where, "; first: example %ld, logit %g", first + i, (double)logit[i]);
+    return sl_fail(err, SL_ERUNTIME,
+                   "%s gave NaN or infinite logits on %ld of %ld examples%s: no score can be computed from them "
+                   "(non-finite weights, or activations that overflow)",
+                   what, bad, n, where);
 }

@@ -2,6 +2,7 @@
  * hook, keys stream in tiles with an online softmax, so memory is O(L) per
  * thread whatever L is; with one, the [H, L, L] pattern is materialised,
  * handed to the hook (which may rewrite it) and then applied to V. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,8 +234,12 @@ static int pattern_path(const sl_model *m, const sl_example *ex, sl_workspace *w
     const sl_config *c = &m->c;
     int T = ex->len, d = c->d_model, dh = c->d_head, H = c->n_heads;
     size_t L = (size_t)ws->max_len;
+    size_t bytes;
+    if (__builtin_mul_overflow((size_t)H * L, L * sizeof(float), &bytes) || (size_t)H * T > INT_MAX)
+        return sl_fail(err, SL_EINPUT, "the attention pattern of %d heads x %zu x %zu positions is too large to hold",
+                       H, L, L);
     if (!ws->pattern) {
-        ws->pattern = malloc((size_t)H * L * L * sizeof(float));
+        ws->pattern = malloc(bytes);
         ws->vall = malloc((size_t)H * L * (size_t)dh * sizeof(float));
         if (!ws->pattern || !ws->vall)
             return sl_fail(err, SL_ERUNTIME, "out of memory for the attention pattern (%d heads x %zu x %zu)", H, L, L);

@@ -18,6 +18,7 @@ typedef struct sl_backward_ws {
     float *P, *dP;          /* [L, L] one attention head */
     float *hq, *hk, *hv, *dq, *dk, *dv; /* [L, d_head] one head */
     float *states;          /* [L, d_state, d_inner] the scan's states (Mamba) */
+    float *dstate;          /* [d_state, d_inner] d logit / d state, carried back through the scan (Mamba) */
 } sl_backward_ws;
 
 void sl_layernorm_backward(const float *x, const float *w, float eps, int rows, int d, const float *dy, float *dx);

@@ -144,7 +144,7 @@ void sl_mamba_layer_backward(const sl_model *m, const sl_example *ex, sl_workspa
     long n = (long)T * d;
     const float *h_in = b->tape + (size_t)i * ws->max_len * d;
     float *u = b->buf[0], *xz = b->buf[1], *xpre = b->buf[2], *xc = b->buf[3], *xdbl = b->buf[4], *dpre = b->buf[5];
-    float *delta = b->buf[6], *y = b->buf[7], *dyg = b->buf[8], *dxz = b->buf[9], *ds = b->buf[10], *dx = b->buf[11];
+    float *delta = b->buf[6], *y = b->buf[7], *dyg = b->buf[8], *dxz = b->buf[9], *ds = b->dstate, *dx = b->buf[11];
     float *dd = b->buf[12], *dxdbl = b->buf[13], *g = b->g;
 
     /* the block again, the scan keeping every state */

@@ -302,12 +302,13 @@ static int load_weights(sl_model *m, const char *st_path, const char *cfg_path, 
 }
 
 /* Non-finite weights still run (the user may want to see where they go),
- * but nobody should miss that they are there. */
+ * but nobody should miss that they are there: a run they spoil fails on
+ * its non-finite logits or activations, one that succeeds ends with this. */
 static void warn_nonfinite(const sl_model *m, const char *path)
 {
     size_t bad = 0;
     for (size_t i = 0; i < m->n_params; i++) bad += !isfinite(m->weights[i]);
-    if (bad) fprintf(stderr, "seqlens: warning: %s: %zu weights are NaN or infinite\n", path, bad);
+    if (bad) sl_warn("%s: %zu weights are NaN or infinite", path, bad);
 }
 
 int sl_model_load(sl_model *m, const char *dir, sl_error *err)

@@ -1,11 +1,13 @@
 #include "models/run.h"
 
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/blas.h"
 #include "core/dist.h"
+#include "core/metrics.h"
 #include "cuda/device_model.h"
 
 int sl_default_threads(void) { return omp_get_max_threads(); }
@@ -50,6 +52,12 @@ int sl_run_batches(sl_dataset *ds, const sl_run_opts *o, sl_batch_fn before, sl_
         if (!rc && logits) memcpy(logits + (first - o->first), blogits, (size_t)cnt * sizeof *logits);
     }
     rc = logits ? sl_dist_allgather_f32(rc, logits, o->first, o->count, 1, err) : sl_dist_agree(rc, err);
+    /* every rank holds all the logits now, so all fail alike */
+    if (!rc && logits) {
+        char what[4200];
+        snprintf(what, sizeof what, "the model, run on %s,", ds->path);
+        rc = sl_check_logits(logits, o->count, o->first, what, err);
+    }
     free(tokens);
     free(keep);
     free(blogits);

@@ -30,8 +30,10 @@ typedef struct {
 
 typedef int (*sl_batch_fn)(void *user, sl_batch *b, sl_error *err);
 
-/* logits receives o->count values (may be NULL). before/after run on the
- * calling thread around each batch; either may be NULL. */
+/* logits receives o->count values (may be NULL); a NaN or infinite one
+ * among them is an error (core/metrics.h, sl_check_logits), since every
+ * score made from them would be wrong. before/after run on the calling
+ * thread around each batch; either may be NULL. */
 int sl_run(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const sl_hooks *hooks, sl_batch_fn before,
            sl_batch_fn after, void *user, float *logits, sl_error *err);
 

@@ -56,7 +56,7 @@ static void scale(row_store *s, long n, const uint8_t *is_test, int n_ids)
 static int fit(const sl_dataset *ds, long first, long n, row_store *s, const uint8_t *is_test, int n_ids, uint64_t seed,
                sl_logreg_result *out, sl_error *err)
 {
-    sl_rows tr = {0, n_ids + 1, NULL, NULL}, te = tr;
+    sl_rows tr = {0, n_ids + 1, NULL, NULL, ds->path}, te = tr;
     tr.row = malloc((size_t)n * sizeof *tr.row);
     te.row = malloc((size_t)n * sizeof *te.row);
     tr.y = malloc((size_t)n * sizeof *tr.y);

@@ -37,7 +37,8 @@ int sl_logreg(const sl_rows *tr, const sl_rows *test, uint64_t seed, sl_logreg_r
     long pos = 0;
     for (long i = 0; i < tr->n; i++) pos += tr->y[i] == 1;
     if (pos == 0 || pos == tr->n)
-        return sl_fail(err, SL_EINPUT, "the training split holds one class only (%ld examples)", tr->n);
+        return sl_fail(err, SL_EINPUT, "%s%sthe training split holds one class only (%ld row%s, all of class %d)",
+                       tr->source ? tr->source : "", tr->source ? ": " : "", tr->n, tr->n == 1 ? "" : "s", pos > 0);
     set_print_string_function(quiet);
     struct problem prob = {(int)tr->n, tr->n_features + 1, tr->y, tr->row, 1.0};
     struct parameter param = {.solver_type = L2R_LR, .eps = 0.01, .C = 1, .p = 0.1};

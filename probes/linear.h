@@ -15,6 +15,7 @@ typedef struct {
     int n_features;
     struct feature_node **row;
     double *y; /* 0 or 1 */
+    const char *source; /* the dataset the rows come from, named in errors (or NULL) */
 } sl_rows;
 
 typedef struct {

@@ -91,11 +91,12 @@ static struct feature_node *to_nodes(const float *x, long rows, int d, const uin
     return nodes;
 }
 
-static int fit_one(struct feature_node *nodes, long rows, int d, const uint8_t *is_test, const int32_t *y,
-                   uint64_t seed, sl_logreg_result *res, double *balanced, sl_error *err)
+static int fit_one(const char *source, struct feature_node *nodes, long rows, int d, const uint8_t *is_test,
+                   const int32_t *y, uint64_t seed, sl_logreg_result *res, double *balanced, sl_error *err)
 {
-    sl_rows tr = {0, d, malloc((size_t)rows * sizeof(struct feature_node *)), malloc((size_t)rows * sizeof(double))};
-    sl_rows te = {0, d, malloc((size_t)rows * sizeof(struct feature_node *)), malloc((size_t)rows * sizeof(double))};
+    size_t row_bytes = (size_t)rows * sizeof(struct feature_node *), y_bytes = (size_t)rows * sizeof(double);
+    sl_rows tr = {0, d, malloc(row_bytes), malloc(y_bytes), source};
+    sl_rows te = {0, d, malloc(row_bytes), malloc(y_bytes), source};
     double *scores = malloc((size_t)rows * sizeof *scores);
     int rc = tr.row && tr.y && te.row && te.y && scores ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
     for (long r = 0; !rc && r < rows; r++) {
@@ -158,6 +159,16 @@ int sl_probe(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const int 
     for (int k = 0; !rc && k < n_layers; k++) rc = sl_hooks_add(&hooks, sl_model_point(m, HK_RESID_POST, layers[k]), take_site, &c, err);
     if (!rc) rc = sl_run(m, ds, o, &hooks, NULL, NULL, NULL, NULL, err);
     sl_hooks_free(&hooks);
+    /* liblinear never converges on a NaN feature: it spins */
+    for (int k = 0; !rc && k < n_layers; k++) {
+        size_t bad = sl_count_nonfinite(c.x + (size_t)k * rows * d, (size_t)rows * d);
+        if (bad)
+            rc = sl_fail(err, SL_ERUNTIME,
+                         "layer %d (%s): %zu of %zu activation values at the probe's site are NaN or infinite "
+                         "(non-finite weights, or activations that overflow): no probe can be fitted",
+                         layers[k], m->points[sl_model_point(m, HK_RESID_POST, layers[k])].name, bad,
+                         (size_t)rows * d);
+    }
 
     /* targets, controls and the split, row by row; the control gives every
      * token id one random label drawn from the target's own distribution */
@@ -204,7 +215,7 @@ int sl_probe(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const int 
         struct feature_node *nodes = to_nodes(c.x + (size_t)k * rows * d, rows, d, is_test);
         if (!nodes) rc = sl_fail(err, SL_ERUNTIME, "out of memory");
         sl_logreg_result res, ctl_res;
-        if (!rc) rc = fit_one(nodes, rows, d, is_test, y, po->seed, &res, &row->balanced_accuracy, err);
+        if (!rc) rc = fit_one(ds->path, nodes, rows, d, is_test, y, po->seed, &res, &row->balanced_accuracy, err);
         /* a control that came out one class in training is best predicted by that class */
         long ctl_tr = 0, ctl_tr_pos = 0, ctl_te_hit = 0;
         for (long r = 0; r < rows; r++)
@@ -214,7 +225,7 @@ int sl_probe(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const int 
             }
         int ctl_const = ctl_tr_pos == 0 || ctl_tr_pos == ctl_tr;
         for (long r = 0; ctl_const && r < rows; r++) ctl_te_hit += is_test[r] && ctl[r] == (ctl_tr_pos > 0);
-        if (!rc && !ctl_const) rc = fit_one(nodes, rows, d, is_test, ctl, po->seed, &ctl_res, NULL, err);
+        if (!rc && !ctl_const) rc = fit_one(ds->path, nodes, rows, d, is_test, ctl, po->seed, &ctl_res, NULL, err);
         if (!rc && ctl_const) ctl_res.test_accuracy = te ? (double)ctl_te_hit / te : NAN;
         if (!rc) {
             row->test_accuracy = res.test_accuracy;

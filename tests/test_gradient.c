@@ -84,6 +84,44 @@ static void check(const char *name)
     sl_model_free(&m);
 }
 
+/* A workspace no wider than the example: the scan's d_state x d_inner
+ * gradient is larger than a row buffer of 1 to 3 positions (it was written
+ * into one, past its end), and the gradient must not depend on the width. */
+static void narrow_workspace(const char *dir)
+{
+    sl_model m;
+    sl_error err = {0};
+    if (sl_model_load(&m, dir, &err)) {
+        CHECK(0, "%s: %s", dir, err.msg);
+        return;
+    }
+    int nl = m.c.n_layers, d = m.c.d_model, wide = 8;
+    int32_t tok[8];
+    for (int t = 0; t < wide; t++) tok[t] = 1 + t % (m.c.vocab_size - 1);
+    float *narrow = malloc((size_t)(nl + 1) * wide * d * sizeof *narrow);
+    float *whole = malloc((size_t)(nl + 1) * wide * d * sizeof *whole);
+    sl_workspace *big = sl_workspace_new(&m, wide, &err);
+    for (int len = 1; big && len <= 3; len++) {
+        sl_workspace *small = sl_workspace_new(&m, len, &err);
+        sl_example ex = {tok, len, 0, 0, NULL};
+        float a = 0, b = 0;
+        int rc = small ? sl_gradient(&m, &ex, small, NULL, &a, narrow, &err) : err.code;
+        if (!rc) rc = sl_gradient(&m, &ex, big, NULL, &b, whole, &err);
+        CHECK(!rc, "%s, %d positions: %s", dir, len, err.msg);
+        double diff = fabs((double)a - b);
+        for (size_t q = 0; !rc && q < (size_t)(nl + 1) * len * d; q++)
+            diff = fmax(diff, fabs((double)narrow[q] - whole[q]) / fmax(1e-3, fabs(whole[q])));
+        CHECK(!rc && diff <= 1e-5, "%s, %d positions: a workspace of %d positions gives another gradient (%g)", dir, len,
+              len, diff);
+        sl_workspace_free(small);
+    }
+    CHECK(big != NULL, "%s: %s", dir, err.msg);
+    sl_workspace_free(big);
+    free(narrow);
+    free(whole);
+    sl_model_free(&m);
+}
+
 static void gradient_fixture(const char *name, const char *path, void *user)
 {
     (void)path;
@@ -96,5 +134,8 @@ int main(void)
     sl_h5_quiet();
     int checked = for_each_fixture("grad_expected.h5", gradient_fixture, NULL);
     CHECK(checked >= 10, "only %d fixtures have grad_expected.h5", checked);
+    const char *mambas[] = {FIXTURES "/mamba_mean_f32", FIXTURES "/mamba_cls_bf16", FIXTURES "/mamba_last_bias_2logit_f16",
+                            "tests/trained/mamba_count"};
+    for (size_t i = 0; i < sizeof mambas / sizeof *mambas; i++) narrow_workspace(mambas[i]);
     return TEST_SUMMARY();
 }

@@ -1,6 +1,7 @@
 /* AUC, log-loss and accuracy against scikit-learn on small cases (values
  * from sklearn 1.x: roc_auc_score, log_loss), including ties and NaN. */
 #include <math.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -96,5 +97,19 @@ int main(void)
     CHECK(sl_log_loss(big, yb, 2) < 1e-300 + 1e-12, "log-loss must not overflow on large logits");
     /* logit 0 predicts class 0: examples 2 (0.5, label 0) and 5 (0.0, label 1) are wrong */
     CHECK(fabs(sl_accuracy(z, y, 8) - 0.75) < 1e-12, "accuracy %g != 0.75", sl_accuracy(z, y, 8));
+
+    /* no score from a non-finite logit: the error counts them and names the first */
+    const float odd[6] = {0.5f, NAN, -1.0f, INFINITY, -INFINITY, 2.0f};
+    sl_error err = {0};
+    CHECK(sl_count_nonfinite(odd, 6) == 3 && sl_count_nonfinite(odd, 1) == 0, "non-finite count %zu",
+          sl_count_nonfinite(odd, 6));
+    CHECK(sl_check_logits(z, 8, 0, "the model", &err) == SL_OK && err.code == SL_OK, "finite logits refused");
+    CHECK(sl_check_logits(odd, 6, 100, "the model", &err) == SL_ERUNTIME && strstr(err.msg, "on 3 of 6 examples") &&
+              strstr(err.msg, "first: example 101"),
+          "non-finite logits: %s", err.msg);
+    err = (sl_error){0};
+    CHECK(sl_check_logits(odd + 3, 1, -1, "an ablation", &err) == SL_ERUNTIME && !strstr(err.msg, "first:") &&
+              strstr(err.msg, "an ablation gave NaN or infinite logits on 1 of 1"),
+          "infinite logit: %s", err.msg);
     return TEST_SUMMARY();
 }
