@@ -1,4 +1,5 @@
 /* seqlens: one binary, one subcommand per analysis. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -93,5 +94,13 @@ int main(int argc, char **argv)
 {
     sl_error err = {0};
     if (sl_dist_init(&argc, &argv, &err)) return sl_report(&err);
-    return sl_dist_finish(dispatch(argc, argv));
+    int rc = dispatch(argc, argv);
+    /* what went to standard output (eval's JSON, a table) is a result too:
+     * a full disk under it is a failure, not a silent truncation */
+    errno = 0;
+    if (!rc && (fflush(stdout) | ferror(stdout))) {
+        sl_fail(&err, SL_ERUNTIME, "standard output: cannot write: %s", errno ? strerror(errno) : "write error");
+        rc = sl_report(&err);
+    }
+    return sl_dist_finish(rc);
 }
