@@ -2,10 +2,10 @@
 
 #include <errno.h>
 #include <stdint.h>
-#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "core/atomic.h"
@@ -40,6 +40,26 @@ static void discard_writes(sl_h5out *o)
     if (sink < 0) return;
     if (dup2(sink, *(int *)handle) >= 0) o->discarding = 1;
     close(sink);
+}
+
+/* HDF5 1.10 frees a file or dataset whose close failed but keeps its id,
+ * and its exit handler (registered when the library started, so run after
+ * this one) then crashes on it. discard_writes makes such a close rare (a
+ * file-size limit, which a memory file obeys too, still fails it); once
+ * one has failed, the process ends here, with its status and stdio
+ * flushed, before that handler. */
+static void end_before_hdf5(int status, void *unused)
+{
+    (void)unused;
+    fflush(NULL);
+    _exit(status);
+}
+
+static void close_failed(void)
+{
+    static int armed;
+    if (!armed) on_exit(end_before_hdf5, NULL);
+    armed = 1;
 }
 
 int sl_h5out_create(sl_h5out *o, const char *path, sl_error *err)
@@ -215,7 +235,7 @@ void sl_h5set_close(sl_h5set *s)
         if (H5Dflush(s->ds) < 0) failed(o, &ignored, "cannot write ", s->name);
     }
     if (o && o->fail.code) discard_writes(o);
-    H5Dclose(s->ds); /* nothing left to write, or written nowhere */
+    if (H5Dclose(s->ds) < 0) close_failed(); /* nothing was left to write, or it went nowhere */
     s->ds = -1;
 }
 
@@ -284,6 +304,7 @@ static void close_objects(hid_t file)
     while ((n = H5Fget_obj_ids(file, types, 64, ids)) > 0) {
         int closed = 0;
         for (ssize_t i = 0; i < n; i++) closed += H5Oclose(ids[i]) >= 0 || H5Aclose(ids[i]) >= 0;
+        if (closed < n) close_failed();
         if (!closed) break;
     }
 }
@@ -303,7 +324,10 @@ int sl_h5out_commit(sl_h5out *o, sl_error *err)
         return rc;
     }
     errno = 0;
-    if (H5Fclose(o->file) < 0) rc = failed(o, err, "cannot close", NULL);
+    if (H5Fclose(o->file) < 0) {
+        rc = failed(o, err, "cannot close", NULL);
+        close_failed();
+    }
     o->file = -1;
     if (!rc && rename(o->tmp, o->path) != 0)
         rc = sl_fail(err, SL_ERUNTIME, "%s: cannot rename to %s: %s", o->tmp, o->path, strerror(errno));
@@ -319,7 +343,7 @@ void sl_h5out_abort(sl_h5out *o)
     if (o->file >= 0) {
         discard_writes(o);
         close_objects(o->file);
-        H5Fclose(o->file);
+        if (H5Fclose(o->file) < 0) close_failed();
         o->file = -1;
     }
     if (o->tmp) unlink(o->tmp);
