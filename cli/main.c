@@ -1,5 +1,6 @@
 /* seqlens: one binary, one subcommand per analysis. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -93,6 +94,9 @@ static int dispatch(int argc, char **argv)
 int main(int argc, char **argv)
 {
     sl_error err = {0};
+    /* past a file-size limit (ulimit -f) a write fails with EFBIG, which
+     * the writers report with the path, instead of killing the process */
+    signal(SIGXFSZ, SIG_IGN);
     if (sl_dist_init(&argc, &argv, &err)) return sl_report(&err);
     int rc = dispatch(argc, argv);
     /* what went to standard output (eval's JSON, a table) is a result too:
