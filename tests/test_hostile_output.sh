@@ -198,7 +198,35 @@ hostile "analyze where DIR/.lock is a symlink" 1 ".lock" "$T/lock2/report.html" 
     "$S" analyze $M "$D" -o "$T/lock2" --steps 2
 check "the .lock symlink's target is unchanged" [ "$(cat "$T/victim")" = precious ]
 
-# --- class 3: a full disk ---------------------------------------------------
+# --- class 3: writes that fail -------------------------------------------
+# fails_writing DESC OUT NAME REASON -- COMMAND...: COMMAND fails with exit
+# 1, one line naming NAME (the file it was writing) and REASON (the
+# system's), and leaves nothing at OUT nor OUT.tmp
+fails_writing() {
+    f_desc=$1 f_out=$2 f_name=$3 f_reason=$4
+    shift 5
+    hostile "$f_desc" 1 "$f_reason" "$f_out" "$INPUTS" -- \
+        sh -c '"$@" 2>"$0"; s=$?; cat "$0" >&2; exit $s' "$T/fail.err" "$@"
+    check "$f_desc: the message names $f_name" grep -qF "$f_name" "$T/fail.err"
+}
+# without root: a file-size limit (ulimit -f, in blocks of 512 or 1024
+# bytes) fails a write the way a full disk does, with EFBIG
+limited() { # DESC OUT BLOCKS -- COMMAND...
+    l_desc=$1 l_out=$2 l_blocks=$3
+    shift 4
+    fails_writing "$l_desc under ulimit -f $l_blocks" "$l_out" "$l_out" "File too large" -- \
+        sh -c 'ulimit -f "$0" && exec "$@"' "$l_blocks" "$@"
+}
+limited "eval -o" "$T/l.h5" 4 -- "$S" eval $M "$D" -o "$T/l.h5"
+limited "capture -o" "$T/l.h5" 40 -- "$S" capture $M "$D" --hook 'blocks.*.resid_post' --threads 1 -o "$T/l.h5"
+limited "reverse-test --scores" "$T/l.h5" 4 -- "$S" reverse-test $M "$D" --scores "$T/l.h5"
+limited "attribute --tokens" "$T/l.h5" 16 -- "$S" attribute $M "$D" --tokens "$T/l.h5"
+limited "gym -o" "$T/l.h5" 16 -- "$S" gym --task count --n 2000 --len 64 -o "$T/l.h5"
+limited "inspect -o (JSON)" "$T/l.json" 1 -- "$S" inspect $M "$D" -o "$T/l.json"
+rm -f "$T/run/report.html"
+limited "report" "$T/run/report.html" 16 -- "$S" report "$T/run"
+
+# a full disk: small tmpfs mounts, as root
 F=$T/full
 mkdir -p "$F"
 if [ "$(id -u)" -ne 0 ] || ! mount -t tmpfs -o size=200k tmpfs "$F" 2>/dev/null; then
@@ -210,15 +238,10 @@ fill() { # leaves $1 KB free on the tmpfs at $F
     avail=$(df -k "$F" | awk 'NR == 2 {print $4}')
     dd if=/dev/zero of="$F/filler" bs=1k count=$((avail - $1)) 2>/dev/null
 }
-# full DESC OUT NAME -- COMMAND...: COMMAND fails with exit 1, one line
-# naming NAME (the file it was writing) and the system's reason, and
-# leaves nothing at OUT nor OUT.tmp
-full() {
-    f_desc=$1 f_out=$2 f_name=$3
-    shift 4
-    hostile "$f_desc" 1 "No space left on device" "$f_out" "$INPUTS" -- \
-        sh -c '"$@" 2>"$0"; s=$?; cat "$0" >&2; exit $s' "$T/full.err" "$@"
-    check "$f_desc: the message names $f_name" grep -qF "$f_name" "$T/full.err"
+full() { # DESC OUT NAME -- COMMAND...
+    u_desc=$1 u_out=$2 u_name=$3
+    shift 3
+    fails_writing "$u_desc" "$u_out" "$u_name" "No space left on device" "$@"
 }
 full "capture on an empty 200 KB tmpfs" "$F/acts.h5" "$F/acts.h5" -- \
     "$S" capture $M "$D" --hook 'blocks.*.resid_post' --threads 1 -o "$F/acts.h5"
