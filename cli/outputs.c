@@ -5,13 +5,17 @@
 
 #include "core/outpath.h"
 
-static int is(const char *cmd, const char *names)
+static int named(const char *cmd, const char *const *names)
 {
-    size_t n = strlen(cmd);
-    for (const char *p = names; (p = strstr(p, cmd)); p += n)
-        if ((p == names || p[-1] == ' ') && (p[n] == ' ' || !p[n])) return 1;
+    for (; *names; names++)
+        if (!strcmp(cmd, *names)) return 1;
     return 0;
 }
+
+/* commands whose -o is a directory, and those whose -o is HDF5 (the
+ * others' -o is JSON, where "-" means standard output) */
+static const char *const DIR_OUT[] = {"analyze", "summarize", NULL};
+static const char *const H5_OUT[] = {"eval", "capture", "gym", NULL};
 
 int sl_args_check_outputs(const sl_args *a, sl_error *err)
 {
@@ -25,10 +29,9 @@ int sl_args_check_outputs(const sl_args *a, sl_error *err)
         struct stat st;
         return a->n_pos == 1 && !stat(a->pos[0], &st) ? sl_outdir_check(a->pos[0], NULL, 0, err) : SL_OK;
     }
-    if (is(a->cmd, "analyze summarize")) return a->out ? sl_outdir_check(a->out, in, n, err) : SL_OK;
+    if (named(a->cmd, DIR_OUT)) return a->out ? sl_outdir_check(a->out, in, n, err) : SL_OK;
     const char *files[3] = {a->out, a->scores_out, a->tokens_out};
-    /* -o - is standard output where -o is JSON (not eval, capture, gym) */
-    if (a->out && !strcmp(a->out, "-") && !is(a->cmd, "eval capture gym")) files[0] = NULL;
+    if (a->out && !strcmp(a->out, "-") && !named(a->cmd, H5_OUT)) files[0] = NULL;
     for (int i = 0; i < 3; i++) {
         if (!files[i]) continue;
         for (int k = 0; k < i; k++)
