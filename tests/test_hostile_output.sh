@@ -19,10 +19,11 @@ S=${SEQLENS:-bin/seqlens}
 T=${BUILD:-build}/tests/out
 MNT="$T/full $T/ro"
 cleanup() {
-    for m in $MNT; do mountpoint -q "$m" 2>/dev/null && umount "$m"; done
+    for m in $MNT; do umount "$m" 2>/dev/null; done
     return 0
 }
 cleanup
+chmod -R u+w "$T" 2>/dev/null
 rm -rf "$T" && mkdir -p "$T"
 trap cleanup EXIT
 trap 'cleanup; exit 1' INT TERM
@@ -140,11 +141,12 @@ HOSTILE_SECONDS=60
 
 # --- class 4: OUT.tmp is created exclusively --------------------------------
 echo precious >"$T/victim"
+VICTIM=$(cd "$T" && pwd)/victim
 planted() { # description, output path, then the command (which must succeed)
     p_desc=$1 p_out=$2
     shift 2
     rm -f "$p_out" "$p_out.tmp"
-    ln -s "$(pwd)/$T/victim" "$p_out.tmp"
+    ln -s "$VICTIM" "$p_out.tmp"
     "$@" >/dev/null 2>"$T/planted.err"
     p_status=$?
     check "$p_desc with a symlink at OUT.tmp: exit 0, got $p_status ($(head -c 200 "$T/planted.err"))" [ $p_status -eq 0 ]
@@ -165,16 +167,16 @@ if [ -s "$T/run/figures/ablate-family.png" ]; then
     planted "report (a figure's script)" "$T/run/figures/ablate-family.gp" "$S" report "$T/run"
 fi
 mkdir -p "$T/an/logs"
-ln -s "$(pwd)/$T/victim" "$T/an/eval.json.tmp"
-ln -s "$(pwd)/$T/victim" "$T/an/logs/eval.log"
-ln -s "$(pwd)/$T/victim" "$T/an/analyze.json.tmp"
+ln -s "$VICTIM" "$T/an/eval.json.tmp"
+ln -s "$VICTIM" "$T/an/logs/eval.log"
+ln -s "$VICTIM" "$T/an/analyze.json.tmp"
 "$S" analyze $M "$D" -o "$T/an" --steps 2 --bootstrap 20 --threads 1 >/dev/null 2>"$T/an.err"
 check "analyze with symlinks at its temporary files and logs: exit 0 ($(head -c 200 "$T/an.err"))" [ $? -eq 0 ]
 check "analyze: the symlinks' target is unchanged" [ "$(cat "$T/victim")" = precious ]
 check "analyze: eval.json and its log are files of their own" [ -s "$T/an/eval.json" -a ! -L "$T/an/logs/eval.log" ]
 
 # --- class 9: one analyze at a time into a DIR ------------------------------
-"$S" gym --task count --n 600 --len 128 --seed 9 -o "$T/big.h5" >/dev/null
+"$S" gym --task count --n 400 --len 96 --seed 9 -o "$T/big.h5" >/dev/null
 "$S" analyze $M "$T/big.h5" -o "$T/lock" --steps 4 --bootstrap 100 --threads 1 >/dev/null 2>"$T/first.err" &
 first=$!
 i=0
@@ -193,7 +195,7 @@ check "and keeps every stage" [ "$(grep -c 'done earlier, kept' "$T/again.err")"
 "$S" report "$T/lock" >/dev/null 2>&1
 check "report DIR works beside DIR/.lock" [ $? -eq 0 ]
 mkdir -p "$T/lock2"
-ln -s "$(pwd)/$T/victim" "$T/lock2/.lock"
+ln -s "$VICTIM" "$T/lock2/.lock"
 hostile "analyze where DIR/.lock is a symlink" 1 ".lock" "$T/lock2/report.html" "$INPUTS" -- \
     "$S" analyze $M "$D" -o "$T/lock2" --steps 2
 check "the .lock symlink's target is unchanged" [ "$(cat "$T/victim")" = precious ]
@@ -263,7 +265,7 @@ rm -rf "${F:?}"/*
 full "gym -o on an empty 200 KB tmpfs" "$F/g.h5" "$F/g.h5" -- "$S" gym --task count --n 2000 --len 64 -o "$F/g.h5"
 # analyze prints a progress line per finished stage: its last line says
 # why it stopped, wherever the disk filled up
-for free in 0 8 16 24 60 100; do
+for free in 0 16 60; do
     rm -rf "${F:?}"/* "$F/run"
     fill $free
     "$S" analyze $M "$D" -o "$F/run" --steps 2 --bootstrap 20 --threads 1 >/dev/null 2>"$T/full.err"
