@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/outputs.h"
 #include "cuda/device.h"
 #include "models/run.h"
 
@@ -193,5 +194,6 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
         }
         if (rc) return rc;
     }
-    return SL_OK;
+    /* outputs are checked before any work: see cli/outputs.h */
+    return a->help ? SL_OK : sl_args_check_outputs(a, err);
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -20,7 +21,9 @@
 
 #include "cli/commands.h"
 #include "cli/manifest.h"
+#include "core/atomic.h"
 #include "core/jsonout.h"
+#include "core/outpath.h"
 #include "core/textfile.h"
 #include "plots/report.h"
 
@@ -36,6 +39,7 @@ static const char USAGE[] =
     "  DIR holds an analysis of other inputs. Each stage's messages go to DIR/logs/STAGE.log.\n";
 
 #define MAX_ARGS 40
+#define LOG_RESERVE 4096 /* bytes kept free for each stage's log */
 
 typedef struct {
     const char *name;
@@ -231,6 +235,27 @@ static void show(const progress *p, const stage *s, double elapsed, int final)
             el, total, eta, final || !p->tty ? "\n" : "");
 }
 
+/* A stage's stdout (DIR/NAME.json.tmp, or /dev/null when out is NULL) and
+ * stderr (its log), created afresh: never through a file or symlink found
+ * there. fds[0] and fds[1] are closed on exec. */
+static int open_stage_files(const char *log, const char *out, int fds[2], sl_error *err)
+{
+    fds[1] = sl_create_excl(log);
+    if (fds[1] < 0) return sl_fail(err, SL_ERUNTIME, "%s: cannot create: %s", log, strerror(errno));
+    /* room for the stage's last words, should it fill the disk: without
+     * them analyze could say that it failed, not why */
+    if (fallocate(fds[1], FALLOC_FL_KEEP_SIZE, 0, LOG_RESERVE) && errno == ENOSPC) {
+        int rc = sl_fail(err, SL_ERUNTIME, "%s: cannot write: %s", log, strerror(errno));
+        close(fds[1]);
+        return rc;
+    }
+    fds[0] = out ? sl_create_excl(out) : open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (fds[0] >= 0) return SL_OK;
+    int rc = sl_fail(err, SL_ERUNTIME, "%s: cannot create: %s", out ? out : "/dev/null", strerror(errno));
+    close(fds[1]);
+    return rc;
+}
+
 /* Runs one stage as a child process; stderr to DIR/logs/NAME.log. */
 static int run_stage(const char *self, const char *dir, stage *s, progress *p, sl_error *err)
 {
@@ -241,9 +266,16 @@ static int run_stage(const char *self, const char *dir, stage *s, progress *p, s
         snprintf(tmp, sizeof tmp, "%s.tmp", out);
     }
     double t0 = now();
+    int fds[2];
+    int rc = open_stage_files(log, s->stdout_to ? tmp : NULL, fds, err);
+    if (rc) return rc;
     fflush(NULL);
     pid_t parent = getpid(), pid = fork();
-    if (pid < 0) return sl_fail(err, SL_ERUNTIME, "analyze: cannot start %s: %s", s->name, strerror(errno));
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return sl_fail(err, SL_ERUNTIME, "analyze: cannot start %s: %s", s->name, strerror(errno));
+    }
     if (pid == 0) {
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
@@ -251,12 +283,13 @@ static int run_stage(const char *self, const char *dir, stage *s, progress *p, s
          * would race the rerun for the same files */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent) _exit(130); /* analyze died before prctl took */
-        if (!freopen(log, "w", stderr)) _exit(126);
-        if (!freopen(s->stdout_to ? tmp : "/dev/null", "w", stdout)) _exit(126);
+        if (dup2(fds[0], 1) < 0 || dup2(fds[1], 2) < 0) _exit(126);
         execv(self, s->argv);
         fprintf(stderr, "seqlens: cannot run %s: %s\n", self, strerror(errno));
         _exit(127);
     }
+    close(fds[0]);
+    close(fds[1]);
     int status = 0;
     for (;;) {
         pid_t r = waitpid(pid, &status, WNOHANG);
@@ -311,14 +344,13 @@ static int run_stage_mpi(const char *dir, stage *s, progress *p, sl_error *err)
     sl_command_fn fn = sl_command(s->argv[1], &sharded);
     double t0 = now();
     fflush(NULL);
-    if (root) {
-        int fe = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fo = open(s->stdout_to ? tmp : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fds[2];
+    if (root && !(rc = open_stage_files(log, s->stdout_to ? tmp : NULL, fds, err))) {
         saved[0] = dup(1), saved[1] = dup(2);
-        if (fe < 0 || fo < 0 || saved[0] < 0 || saved[1] < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
-            rc = sl_fail(err, SL_ERUNTIME, "analyze: cannot open %s or %s", log, tmp);
-        if (fe >= 0) close(fe);
-        if (fo >= 0) close(fo);
+        if (saved[0] < 0 || saved[1] < 0 || dup2(fds[0], 1) < 0 || dup2(fds[1], 2) < 0)
+            rc = sl_fail(err, SL_ERUNTIME, "analyze: cannot redirect output to %s: %s", log, strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
     }
     if (!rc && sharded) rc = fn(s->argc - 2, s->argv + 2);
     else if (!rc && root) {
@@ -413,6 +445,50 @@ static int write_manifest(const char *dir, const cJSON *base, const stage *st, i
     return rc;
 }
 
+/* One analyze at a time into DIR: a second would race the first for every
+ * file. The lock is an flock on DIR/.lock, held by the open descriptor
+ * for the whole run and released by the system however the run ends (kill
+ * -9 included), so a stale lock cannot block the rerun that resumes. */
+static int lock_dir(const char *dir, int *fd, sl_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    *fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (*fd < 0) return sl_fail(err, SL_ERUNTIME, "%s: cannot create: %s", path, strerror(errno));
+    if (!flock(*fd, LOCK_EX | LOCK_NB)) return SL_OK;
+    int e = errno;
+    close(*fd);
+    *fd = -1;
+    if (e == EWOULDBLOCK)
+        return sl_fail(err, SL_EINPUT, "%s: another seqlens analyze is writing into this directory (it holds %s); "
+                                       "wait for it to finish or choose another -o",
+                       dir, path);
+    return sl_fail(err, SL_ERUNTIME, "%s: cannot lock: %s", path, strerror(e));
+}
+
+/* No file analyze writes into DIR may be one of its inputs (the data kept
+ * in DIR as scores.h5, say): checked before the first stage runs. */
+static int check_outputs(const char *dir, const stage *st, const char *const *inputs, sl_error *err)
+{
+    static const char *const OWN[] = {"analyze.json", "report.html"};
+    char p[4200];
+    int rc = SL_OK;
+    for (int i = 0; !rc && i < 2; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, OWN[i]);
+        rc = sl_outpath_check(p, inputs, 2, err);
+    }
+    for (int i = 0; !rc && i < N_STAGES; i++) {
+        for (int k = 0; !rc && k < 2; k++) {
+            if (!st[i].outputs[k]) continue;
+            snprintf(p, sizeof p, "%s/%s", dir, st[i].outputs[k]);
+            rc = sl_outpath_check(p, inputs, 2, err);
+        }
+        snprintf(p, sizeof p, "%s/logs/%s.log", dir, st[i].name);
+        if (!rc) rc = sl_outpath_check(p, inputs, 2, err);
+    }
+    return rc;
+}
+
 static int make_dir(const char *path, sl_error *err)
 {
     if (mkdir(path, 0777) && errno != EEXIST) return sl_fail(err, SL_ERUNTIME, "%s: cannot create: %s", path, strerror(errno));
@@ -468,9 +544,12 @@ int cmd_analyze(int argc, char **argv)
     snprintf(logs, sizeof logs, "%s/logs", dir);
     /* under MPI rank 0 alone reads and writes DIR, and tells the others
      * which stages are kept */
+    int lock = -1;
     if (!rc && sl_dist_root()) rc = make_dir(dir, &err);
+    if (!rc && sl_dist_root()) rc = lock_dir(dir, &lock, &err);
     if (!rc && sl_dist_root()) rc = previous(dir, inputs, a.force, st, &err);
     if (!rc && sl_dist_root()) rc = make_dir(logs, &err);
+    if (!rc && sl_dist_root()) rc = check_outputs(dir, st, a.pos, &err);
     int32_t kept[N_STAGES];
     for (int i = 0; i < N_STAGES; i++) kept[i] = st[i].kept;
     rc = sl_dist_bcast_i32(rc, kept, N_STAGES, &err);
@@ -511,6 +590,7 @@ int cmd_analyze(int argc, char **argv)
         for (int k = 0; k < st[i].argc; k++) free(st[i].argv[k]);
     cJSON_Delete(base);
     cJSON_Delete(inputs);
+    if (lock >= 0) close(lock); /* releases DIR/.lock */
     if (rc == 130) {
         fprintf(stderr, "seqlens: %s\n", err.msg);
         return 130;

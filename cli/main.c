@@ -1,4 +1,6 @@
 /* seqlens: one binary, one subcommand per analysis. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -92,8 +94,18 @@ static int dispatch(int argc, char **argv)
 int main(int argc, char **argv)
 {
     sl_error err = {0};
+    /* past a file-size limit (ulimit -f) a write fails with EFBIG, which
+     * the writers report with the path, instead of killing the process */
+    signal(SIGXFSZ, SIG_IGN);
     if (sl_dist_init(&argc, &argv, &err)) return sl_report(&err);
     int rc = dispatch(argc, argv);
+    /* what went to standard output (eval's JSON, a table) is a result too:
+     * a full disk under it is a failure, not a silent truncation */
+    errno = 0;
+    if (!rc && (fflush(stdout) | ferror(stdout))) {
+        sl_fail(&err, SL_ERUNTIME, "standard output: cannot write: %s", errno ? strerror(errno) : "write error");
+        rc = sl_report(&err);
+    }
     sl_warnings_end(rc == SL_OK && sl_dist_root());
     return sl_dist_finish(rc);
 }

@@ -1,23 +1,60 @@
 #include "core/atomic.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+char *sl_tmp_name(const char *path)
+{
+    size_t n = strlen(path) + 5;
+    char *tmp = malloc(n);
+    if (tmp) snprintf(tmp, n, "%s.tmp", path);
+    return tmp;
+}
+
+int sl_clear_path(const char *path)
+{
+    /* unlink never follows a symlink: it removes the link itself */
+    return unlink(path) && errno != ENOENT ? -1 : 0;
+}
+
+int sl_create_excl(const char *path)
+{
+    if (sl_clear_path(path) && errno != EISDIR && errno != EPERM) return -1;
+    /* a directory left there makes the create fail with EEXIST below */
+    return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+}
+
+int sl_write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return -1;
+        if (w == 0) {
+            errno = EIO;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
 int sl_atomic_open(sl_atomic *a, const char *path, sl_error *err)
 {
     memset(a, 0, sizeof *a);
-    size_t n = strlen(path);
-    a->path = malloc(n + 1);
-    a->tmp = malloc(n + 5);
-    if (!a->path || !a->tmp) {
+    a->fd = -1;
+    a->path = strdup(path);
+    a->tmp = sl_tmp_name(path);
+    if (!a->path || !a->tmp || !(a->f = open_memstream(&a->buf, &a->size))) {
         sl_atomic_abort(a);
-        return sl_fail(err, SL_ERUNTIME, "out of memory");
+        return sl_fail(err, SL_ERUNTIME, "out of memory for %s", path);
     }
-    memcpy(a->path, path, n + 1);
-    snprintf(a->tmp, n + 5, "%s.tmp", path);
-    if (!(a->f = fopen(a->tmp, "w"))) {
+    if ((a->fd = sl_create_excl(a->tmp)) < 0) {
         int rc = sl_fail(err, SL_ERUNTIME, "%s: cannot create: %s", a->tmp, strerror(errno));
         sl_atomic_abort(a);
         return rc;
@@ -28,35 +65,44 @@ int sl_atomic_open(sl_atomic *a, const char *path, sl_error *err)
 int sl_atomic_commit(sl_atomic *a, sl_error *err)
 {
     int rc = SL_OK;
-    if (ferror(a->f)) rc = sl_fail(err, SL_ERUNTIME, "%s: write failed", a->tmp);
-    if (fclose(a->f) && !rc) rc = sl_fail(err, SL_ERUNTIME, "%s: write failed: %s", a->tmp, strerror(errno));
+    /* the memory stream fails only for want of memory */
+    int bad = ferror(a->f);
+    if (fclose(a->f) || bad) rc = sl_fail(err, SL_ERUNTIME, "out of memory writing %s", a->tmp);
     a->f = NULL;
+    if (!rc && sl_write_all(a->fd, a->buf, a->size))
+        rc = sl_fail(err, SL_ERUNTIME, "%s: cannot write: %s", a->tmp, strerror(errno));
+    /* close reports what a network filesystem or a quota defers */
+    if (close(a->fd) && !rc) rc = sl_fail(err, SL_ERUNTIME, "%s: cannot write: %s", a->tmp, strerror(errno));
+    a->fd = -1;
     if (!rc && rename(a->tmp, a->path))
         rc = sl_fail(err, SL_ERUNTIME, "%s: cannot rename to %s: %s", a->tmp, a->path, strerror(errno));
     if (rc) unlink(a->tmp);
+    free(a->buf);
     free(a->path);
     free(a->tmp);
-    a->path = a->tmp = NULL;
+    memset(a, 0, sizeof *a);
+    a->fd = -1;
     return rc;
 }
 
 void sl_atomic_abort(sl_atomic *a)
 {
-    if (a->f) {
-        fclose(a->f);
+    if (a->f) fclose(a->f);
+    if (a->fd >= 0) {
+        close(a->fd);
         unlink(a->tmp);
     }
+    free(a->buf);
     free(a->path);
     free(a->tmp);
     memset(a, 0, sizeof *a);
+    a->fd = -1;
 }
 
 int sl_atomic_adopt(const char *path, sl_error *err)
 {
-    size_t n = strlen(path) + 5;
-    char *tmp = malloc(n);
+    char *tmp = sl_tmp_name(path);
     if (!tmp) return sl_fail(err, SL_ERUNTIME, "out of memory");
-    snprintf(tmp, n, "%s.tmp", path);
     int rc = rename(tmp, path) ? sl_fail(err, SL_ERUNTIME, "%s: cannot rename to %s: %s", tmp, path, strerror(errno))
                                : SL_OK;
     if (rc) unlink(tmp);

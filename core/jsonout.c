@@ -3,6 +3,7 @@
 #include "core/atomic.h"
 #include "core/dist.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,14 +19,15 @@ int sl_json_write(const cJSON *j, const char *path, sl_error *err)
     if (!text) return sl_fail(err, SL_ERUNTIME, "out of memory printing JSON");
     int rc = SL_OK;
     if (!path || !strcmp(path, "-")) {
-        if (printf("%s\n", text) < 0 || fflush(stdout)) rc = sl_fail(err, SL_ERUNTIME, "cannot write to stdout");
+        if (printf("%s\n", text) < 0 || fflush(stdout))
+            rc = sl_fail(err, SL_ERUNTIME, "standard output: cannot write: %s", strerror(errno));
         free(text);
         return rc;
     }
     sl_atomic out;
     rc = sl_atomic_open(&out, path, err);
     if (!rc) {
-        fprintf(out.f, "%s\n", text);
+        fprintf(out.f, "%s\n", text); /* to memory: sl_atomic_commit checks the write */
         rc = sl_atomic_commit(&out, err);
     }
     free(text);

@@ -113,6 +113,14 @@ int sl_gnuplot_render(const char *exe, const char *dir, const char *name, const 
                 name, name, name, width, height, name, body, width, height, name);
         rc = sl_atomic_commit(&script, err);
     }
+    /* gnuplot opens its outputs as they are: whatever a killed run or
+     * someone else left at NAME.png.tmp and NAME.svg.tmp (a symlink) goes
+     * first, so that gnuplot creates them anew */
+    char *png_tmp = png ? sl_tmp_name(png) : NULL, *svg_tmp = svg ? sl_tmp_name(svg) : NULL;
+    if (!rc && (!png_tmp || !svg_tmp)) rc = sl_fail(err, SL_ERUNTIME, "out of memory");
+    for (int i = 0; !rc && i < 2; i++)
+        if (sl_clear_path(i ? svg_tmp : png_tmp))
+            rc = sl_fail(err, SL_ERUNTIME, "%s: cannot remove: %s", i ? svg_tmp : png_tmp, strerror(errno));
     if (!rc) {
         char msg[4096], gpname[300];
         snprintf(gpname, sizeof gpname, "%s.gp", name);
@@ -128,13 +136,12 @@ int sl_gnuplot_render(const char *exe, const char *dir, const char *name, const 
     }
     if (!rc) rc = sl_atomic_adopt(png, err);
     if (!rc) rc = sl_atomic_adopt(svg, err);
-    if (rc && png && svg) {
-        char t[4096];
-        snprintf(t, sizeof t, "%s.tmp", png);
-        unlink(t);
-        snprintf(t, sizeof t, "%s.tmp", svg);
-        unlink(t);
+    if (rc && png_tmp && svg_tmp) {
+        unlink(png_tmp);
+        unlink(svg_tmp);
     }
+    free(png_tmp);
+    free(svg_tmp);
     free(gp);
     free(png);
     free(svg);
