@@ -100,14 +100,17 @@ int sl_gnuplot_render(const char *exe, const char *dir, const char *name, const 
     sl_atomic script;
     if (!rc) rc = sl_atomic_open(&script, gp, err);
     if (!rc) {
-        /* noenhanced: family names such as key_a are text, not subscripts */
+        /* noenhanced: family names such as key_a are text, not subscripts.
+         * seqlens draws into NAME.png.tmp (suffix, set on gnuplot's command
+         * line) and renames; a person who runs the script gets NAME.png. */
         fprintf(script.f,
                 "# Drawn by seqlens report; to redraw %s.png and %s.svg, run here: gnuplot %s.gp\n"
+                "if (!exists('suffix')) suffix = ''\n"
                 "set terminal pngcairo noenhanced size %d,%d font 'sans,10'\n"
-                "set output '%s.png.tmp'\n"
+                "set output '%s.png'.suffix\n"
                 "%s\n"
                 "set terminal svg noenhanced size %d,%d dynamic font 'sans,10'\n"
-                "set output '%s.svg.tmp'\n"
+                "set output '%s.svg'.suffix\n"
                 "replot\n"
                 "unset output\n",
                 name, name, name, width, height, name, body, width, height, name);
@@ -124,7 +127,7 @@ int sl_gnuplot_render(const char *exe, const char *dir, const char *name, const 
     if (!rc) {
         char msg[4096], gpname[300];
         snprintf(gpname, sizeof gpname, "%s.gp", name);
-        char *argv[] = {(char *)exe, gpname, NULL};
+        char *argv[] = {(char *)exe, "-e", "suffix = '.tmp'", gpname, NULL};
         int st = run_in(dir, exe, argv, msg, sizeof msg);
         if (st) {
             /* gnuplot's last line names the problem */

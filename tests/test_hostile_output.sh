@@ -88,8 +88,15 @@ hostile "a slow attribute -o MODEL/x.json stops at once" 2 "$VM" "$VM/x.json" "$
     "$S" attribute $VM "$V" --method ig --steps 100000 --threads 1 -o "$VM/x.json"
 HOSTILE_SECONDS=60
 restore
-hostile "analyze -o MODEL/run" 2 "$VM" "$VM/run/report.html" "$VIN" -- "$S" analyze $VM "$V" -o "$VM/run" --steps 2
-check "analyze -o MODEL/run made nothing in MODEL" [ ! -e "$VM/run" ]
+ls -A "$VM" >"$T/vm-before"
+VSUM=$(cat $VIN | cksum)
+hostile "analyze -o MODEL" 2 "$VM" "$VM/report.html" "$VIN" -- "$S" analyze $VM "$V" -o "$VM" --steps 2
+check "analyze -o MODEL made nothing in MODEL" sh -c "ls -A '$VM' | cmp -s - '$T/vm-before'"
+# a subdirectory of MODEL is the user's own: the README's runs/042/seqlens/
+"$S" analyze $VM "$V" -o "$VM/seqlens" --steps 2 --bootstrap 50 --threads 1 >/dev/null 2>&1
+check "analyze -o MODEL/seqlens works" [ $? -eq 0 -a -s "$VM/seqlens/report.html" ]
+check "and leaves MODEL's files as they were" [ "$(cat $VIN | cksum)" = "$VSUM" ]
+rm -rf "$VM/seqlens"
 mkdir -p "$T/holds"
 cp "$D" "$T/holds/scores.h5"
 hostile "analyze into a DIR whose scores.h5 is the data" 2 "scores.h5" "$T/holds/report.html" "$INPUTS $T/holds/scores.h5" -- \

@@ -107,7 +107,8 @@ static int hostile_dataset(const char *path)
 }
 
 /* Runs every kept script again with gnuplot in its own directory; counts
- * the scripts, and those holding a backtick. */
+ * the scripts, and those holding a backtick. A script redraws NAME.png and
+ * NAME.svg themselves: no NAME.*.tmp may be left. */
 static int redraw_all(const char *figdir, int *with_backtick)
 {
     DIR *d = opendir(figdir);
@@ -128,9 +129,12 @@ static int redraw_all(const char *figdir, int *with_backtick)
             }
         if (f) fclose(f);
         char *argv[] = {"gnuplot", e->d_name, NULL};
-        run(figdir, argv);
+        CHECK(run(figdir, argv) == 0, "gnuplot %s failed", e->d_name);
         n++;
     }
+    if (d) closedir(d);
+    d = opendir(figdir);
+    while (d && (e = readdir(d))) CHECK(!strstr(e->d_name, ".tmp"), "redrawing left %s/%s", figdir, e->d_name);
     if (d) closedir(d);
     return n;
 }

@@ -2,8 +2,9 @@
  * the temporary file is created exclusively (a symlink or directory planted
  * at PATH.tmp is never written through), a failed write or create names
  * the path and the system's reason and leaves nothing behind, and
- * sl_outpath_check / sl_outdir_check refuse outputs that are inputs or lie
- * inside an input directory, and unwritable places. A write that fails is
+ * sl_outpath_check / sl_outdir_check refuse outputs that are inputs or new
+ * files in an input directory (its subdirectories are the user's), and
+ * unwritable places. A write that fails is
  * made with a file-size limit (RLIMIT_FSIZE, EFBIG), which needs no root,
  * in a child process so that the limit stays there. */
 #include <errno.h>
@@ -198,7 +199,7 @@ static void outpath_cases(void)
         {DIR "/w.bin", SL_EINPUT, "model.safetensors"},
         {DIR "/model/model.safetensors", SL_EINPUT, DIR "/model"},
         {DIR "/model/new.json", SL_EINPUT, DIR "/model"},
-        {DIR "/model/sub/new.json", SL_EINPUT, DIR "/model"},
+        {DIR "/model/sub/new.json", 0, NULL}, /* a subdirectory of MODEL is the user's */
         {DIR "/model/../out.json", 0, NULL},
         {DIR "/model", SL_EINPUT, "directory"},
         {DIR "/nosuch/out.json", SL_ERUNTIME, strerror(ENOENT)},
@@ -222,7 +223,7 @@ static void outpath_cases(void)
         int code;
     } dirs[] = {
         {DIR "/run", 0},           {DIR "/run/", 0},        {DIR, 0},
-        {DIR "/model", SL_EINPUT}, {DIR "/model/run", SL_EINPUT}, {DIR "/data.h5", SL_EINPUT},
+        {DIR "/model", SL_EINPUT}, {DIR "/model/run", 0}, {DIR "/data.h5", SL_EINPUT},
         {DIR "/nosuch/run", SL_ERUNTIME},
     };
     for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
