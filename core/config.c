@@ -13,10 +13,12 @@ static const char *const ARCH_NAMES[] = {"mamba", "transformer", NULL};
 static const char *const POOL_NAMES[] = {"mean", "last", "cls", NULL};
 static const char *const ACT_NAMES[] = {"gelu", "relu", NULL};
 static const char *const POS_NAMES[] = {"none", "learned", "sinusoidal", "rope", NULL};
+static const char *const NORM_NAMES[] = {"rms", "layer", NULL};
 
 const char *sl_arch_name(int a) { return ARCH_NAMES[a]; }
 const char *sl_pooling_name(int p) { return POOL_NAMES[p]; }
 const char *sl_positional_name(int p) { return POS_NAMES[p]; }
+const char *sl_norm_name(int n) { return NORM_NAMES[n]; }
 
 typedef struct {
     const cJSON *root;
@@ -95,6 +97,7 @@ static int parse_mamba(reader *r, sl_config *c)
     TRY(get_int(r, "expand", 1, 64, 0, &c->expand));
     int auto_rank = (c->d_model + 15) / 16; /* mamba_ssm's dt_rank="auto" */
     TRY(get_int(r, "dt_rank", 1, BIG, auto_rank, &c->dt_rank));
+    TRY(get_enum(r, "norm", NORM_NAMES, NORM_RMS, &c->norm));
     TRY(get_float(r, "norm_eps", 0, 1, 1e-5, &c->norm_eps));
     c->d_inner = c->expand * c->d_model;
     return SL_OK;
@@ -112,6 +115,7 @@ static int parse_transformer(reader *r, sl_config *c)
     TRY(get_bool(r, "final_norm", 0, &c->final_norm));
     TRY(get_float(r, "layer_norm_eps", 0, 1, 1e-5, &c->layer_norm_eps));
     TRY(get_bool(r, "causal", 0, &c->causal));
+    TRY(get_float(r, "embed_scale", 0, 1e6, 1, &c->embed_scale));
     if (c->d_model % c->n_heads)
         return sl_fail(r->err, SL_EINPUT, "%s: d_model %d is not divisible by n_heads %d", r->path, c->d_model,
                        c->n_heads);

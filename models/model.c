@@ -63,6 +63,7 @@ static void mamba_specs(sl_model *m, spec_list *l)
     for (int i = 0; i < c->n_layers; i++) {
         sl_mamba_layer *y = &m->mamba[i];
         want(l, &y->norm_w, 0, "[d_model]", 1, d, 0, 0, "layers.%d.norm.weight", i);
+        if (c->norm == NORM_LAYER) want(l, &y->norm_b, 0, "[d_model]", 1, d, 0, 0, "layers.%d.norm.bias", i);
         want(l, &y->in_w, 0, "[2*expand*d_model, d_model]", 2, 2 * di, d, 0, "layers.%d.mixer.in_proj.weight", i);
         want(l, &y->in_b, 1, "[2*expand*d_model]", 1, 2 * di, 0, 0, "layers.%d.mixer.in_proj.bias", i);
         want(l, &y->conv_w, 0, "[expand*d_model, 1, d_conv]", 3, di, 1, c->d_conv, "layers.%d.mixer.conv1d.weight", i);
@@ -78,6 +79,7 @@ static void mamba_specs(sl_model *m, spec_list *l)
         want(l, &y->out_b, 1, "[d_model]", 1, d, 0, 0, "layers.%d.mixer.out_proj.bias", i);
     }
     want(l, &m->norm_w, 0, "[d_model]", 1, d, 0, 0, "norm_f.weight");
+    if (c->norm == NORM_LAYER) want(l, &m->norm_b, 0, "[d_model]", 1, d, 0, 0, "norm_f.bias");
 }
 
 static void transformer_specs(sl_model *m, spec_list *l)
@@ -323,6 +325,11 @@ int sl_model_load(sl_model *m, const char *dir, sl_error *err)
     snprintf(st, sizeof st, "%s/model.safetensors", dir);
     int rc = sl_config_load(&m->c, cfg, err);
     if (rc) return rc;
+    /* TODO(issue 17): the forward passes do not read these yet */
+    if (m->c.arch == ARCH_MAMBA && m->c.norm == NORM_LAYER)
+        return sl_fail(err, SL_EINPUT, "%s: norm \"layer\" (LayerNorm Mamba) is not supported yet", cfg);
+    if (m->c.arch == ARCH_TRANSFORMER && m->c.embed_scale != 1)
+        return sl_fail(err, SL_EINPUT, "%s: embed_scale other than 1 is not supported yet", cfg);
     int nl = m->c.n_layers;
     if (m->c.arch == ARCH_MAMBA) m->mamba = calloc((size_t)nl, sizeof *m->mamba);
     else m->tf = calloc((size_t)nl, sizeof *m->tf);

@@ -11,9 +11,9 @@
 #include "core/hooks.h"
 
 typedef struct {
-    const float *norm_w;          /* [d] */
+    const float *norm_w, *norm_b; /* [d], [d] with NORM_LAYER (else NULL) */
     const float *in_w, *in_b;     /* [2*di, d], [2*di] or NULL */
-    const float *conv_w, *conv_b; /* [di, d_conv], [di] */
+    const float *conv_w, *conv_b; /* [di, d_conv], [di] or NULL (zero) */
     const float *xproj_w;         /* [R + 2S, di] */
     const float *dt_w, *dt_b;     /* [di, R], [di] */
     float *A_t;                   /* -exp(A_log) transposed to [S, di]: the scan runs across channels */
@@ -39,7 +39,7 @@ typedef struct {
     sl_config c;
     float *weights; /* every tensor, float32, one allocation */
     size_t n_params;
-    const float *emb, *pos, *norm_w, *norm_b, *head_w, *head_b;
+    const float *emb, *pos, *norm_w, *norm_b, *head_w, *head_b; /* norm_b: NULL without a bias */
     int head_rows; /* 1: logit = w.x + b; 2: logit = z1 - z0 */
     sl_mamba_layer *mamba;
     sl_tf_layer *tf;
