@@ -1,29 +1,59 @@
+#include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli/commands.h"
 #include "core/safetensors.h"
 
 static const char USAGE[] =
     "usage: seqlens info MODEL\n"
-    "  Prints the config, parameter count, tensors and hook points of MODEL\n"
-    "  (a directory with config.json and model.safetensors).\n";
+    "  Prints the config (each key with where it came from: config.json, inferred from a tensor, or the\n"
+    "  default), parameter count, tensors (the file's name, and the role seqlens gave it) and hook points\n"
+    "  of MODEL (a directory with config.json and the weights).\n";
+
+/* One key: its value, then where it came from (design.md section 2.1). */
+static void key(const sl_config *c, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void key(const sl_config *c, const char *name, const char *fmt, ...)
+{
+    char value[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(value, sizeof value, fmt, ap);
+    va_end(ap);
+    const char *from = sl_config_source_of(c, name);
+    printf("%-14s %-22s %s\n", name, value, from ? from : "");
+}
+
+static const char *yes(int b) { return b ? "true" : "false"; }
 
 static void print_config(const sl_config *c)
 {
-    printf("arch          %s\n", sl_arch_name(c->arch));
-    printf("vocab_size    %d\nd_model       %d\nn_layers      %d\npad_token_id  %d\npooling       %s\n",
-           c->vocab_size, c->d_model, c->n_layers, c->pad_token_id, sl_pooling_name(c->pooling));
-    if (c->prefix[0]) printf("prefix        \"%s\"\n", c->prefix);
+    key(c, "arch", "%s", sl_arch_name(c->arch));
+    key(c, "vocab_size", "%d", c->vocab_size);
+    key(c, "d_model", "%d", c->d_model);
+    key(c, "n_layers", "%d", c->n_layers);
+    key(c, "pad_token_id", "%d", c->pad_token_id);
+    key(c, "pooling", "%s", sl_pooling_name(c->pooling));
+    if (c->prefix[0]) key(c, "prefix", "\"%s\"", c->prefix);
     if (c->arch == ARCH_MAMBA) {
-        printf("d_state       %d\nd_conv        %d\nexpand        %d (d_inner %d)\ndt_rank       %d\nnorm_eps      %g\n",
-               c->d_state, c->d_conv, c->expand, c->d_inner, c->dt_rank, c->norm_eps);
+        key(c, "d_state", "%d", c->d_state);
+        key(c, "d_conv", "%d", c->d_conv);
+        key(c, "expand", "%d (d_inner %d)", c->expand, c->d_inner);
+        key(c, "dt_rank", "%d", c->dt_rank);
+        key(c, "norm", "%s", sl_norm_name(c->norm));
+        key(c, "norm_eps", "%g", c->norm_eps);
     } else {
-        printf("n_heads       %d (d_head %d)\nd_ff          %d\nnorm_first    %s\nactivation    %s\n", c->n_heads,
-               c->d_head, c->d_ff, c->norm_first ? "true" : "false", c->activation == ACT_GELU ? "gelu" : "relu");
-        printf("positional    %s\nmax_len       %d\nfinal_norm    %s\ncausal        %s\nlayer_norm_eps %g\n",
-               sl_positional_name(c->positional), c->max_len, c->final_norm ? "true" : "false",
-               c->causal ? "true" : "false", c->layer_norm_eps);
-        if (c->positional == POS_ROPE) printf("rope_base     %g\n", c->rope_base);
+        key(c, "n_heads", "%d (d_head %d)", c->n_heads, c->d_head);
+        key(c, "d_ff", "%d", c->d_ff);
+        key(c, "norm_first", "%s", yes(c->norm_first));
+        key(c, "activation", "%s", c->activation == ACT_GELU ? "gelu" : "relu");
+        key(c, "positional", "%s", sl_positional_name(c->positional));
+        key(c, "max_len", "%d", c->max_len);
+        key(c, "final_norm", "%s", yes(c->final_norm));
+        key(c, "causal", "%s", yes(c->causal));
+        key(c, "layer_norm_eps", "%g", c->layer_norm_eps);
+        key(c, "embed_scale", "%g", c->embed_scale);
+        if (c->positional == POS_ROPE) key(c, "rope_base", "%g", c->rope_base);
     }
 }
 
@@ -38,15 +68,20 @@ int cmd_info(int argc, char **argv)
         sl_model_free(&m);
         return sl_report(&err);
     }
-    printf("model         %s\n", a.pos[0]);
+    printf("model          %s\n", a.pos[0]);
     print_config(&m.c);
-    printf("head          %d logit row%s\n", m.head_rows, m.head_rows == 2 ? "s (logit = z1 - z0)" : "");
-    printf("parameters    %zu\n\ntensors (%d)\n", m.n_params, m.n_tensors);
+    printf("head           %d logit row%s\n", m.head_rows, m.head_rows == 2 ? "s (logit = z1 - z0)" : "");
+    printf("parameters     %zu\n\ntensors (%d): name in the file, dtype, shape, role in seqlens\n", m.n_params, m.n_tensors);
     for (int i = 0; i < m.n_tensors; i++) {
         const sl_tensor_info *t = &m.tensors[i];
-        printf("  %-44s %-4s [", t->name, st_dtype_name(t->dtype));
-        for (int k = 0; k < t->ndim; k++) printf("%s%lld", k ? ", " : "", (long long)t->shape[k]);
-        printf("]\n");
+        char shape[96];
+        size_t k = (size_t)snprintf(shape, sizeof shape, "[");
+        for (int d = 0; d < t->ndim && k < sizeof shape; d++)
+            k += (size_t)snprintf(shape + k, sizeof shape - k, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+        if (k < sizeof shape) snprintf(shape + k, sizeof shape - k, "]");
+        printf("  %-44s %-4s %-14s %s", t->name, st_dtype_name(t->dtype), shape, t->role);
+        if (t->how && strcmp(t->name, t->role)) printf(" (%s)", t->how);
+        printf("\n");
     }
     printf("\nhook points (%d; shapes for N examples of padded length L)\n", m.n_points);
     for (int i = 0; i < m.n_points; i++) {

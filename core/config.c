@@ -1,10 +1,8 @@
 #include "core/config.h"
-#include "core/textfile.h"
 
 #include <math.h>
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,51 +18,122 @@ const char *sl_pooling_name(int p) { return POOL_NAMES[p]; }
 const char *sl_positional_name(int p) { return POS_NAMES[p]; }
 const char *sl_norm_name(int n) { return NORM_NAMES[n]; }
 
+/* What a required key means, for the one message listing every missing
+ * key; "weights" keys are missing only when there are no weights to tell. */
+static const struct {
+    const char *key, *meaning;
+} MEANINGS[] = {
+    {"arch", "\"mamba\" or \"transformer\"; the weights tell when they hold layers.<i>.mixer.* or layers.<i>.self_attn.*"},
+    {"vocab_size", "rows of the embedding table (given by the weights)"},
+    {"d_model", "width of the residual stream (given by the weights)"},
+    {"n_layers", "number of blocks (given by the weights)"},
+    {"d_state", "SSM state size (given by the weights)"},
+    {"d_conv", "convolution width (given by the weights)"},
+    {"expand", "d_inner / d_model (given by the weights)"},
+    {"d_ff", "feed-forward width (given by the weights)"},
+    {"n_heads", "attention heads per layer, nn.TransformerEncoderLayer's nhead"},
+    {"norm_first", "true when each layer normalises its input first (norm_first=True), false when after the residual add"},
+    {"activation", "\"relu\" or \"gelu\", the feed-forward activation"},
+    {"pooling", "\"mean\", \"last\" or \"cls\": the positions the head reads"},
+    {"positional", "\"none\" or \"rope\": the weights hold no positional table"},
+};
+
 typedef struct {
-    const cJSON *root;
-    const char *path;
+    const cJSON *root; /* config keys, then facts for keys the config lacks */
+    const sl_config_doc *d;
+    const cJSON *facts_from;
+    sl_config *c;
     sl_error *err;
+    char missing[1024];
+    int n_missing;
 } reader;
+
+static void add_source(reader *r, const char *key, const char *from)
+{
+    sl_config *c = r->c;
+    if (c->n_sources == SL_CONFIG_MAX_SOURCES) return;
+    sl_config_source *s = &c->sources[c->n_sources++];
+    snprintf(s->key, sizeof s->key, "%s", key);
+    snprintf(s->from, sizeof s->from, "%s", from);
+}
+
+const char *sl_config_source_of(const sl_config *c, const char *key)
+{
+    for (int i = 0; i < c->n_sources; i++)
+        if (!strcmp(c->sources[i].key, key)) return c->sources[i].from;
+    return NULL;
+}
+
+/* The key's value, its source recorded; NULL when absent. */
+static const cJSON *item(reader *r, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->root, key);
+    const cJSON *o = r->d ? cJSON_GetObjectItemCaseSensitive(r->d->origin, key) : NULL;
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(r->facts_from, key);
+    char from[232];
+    if (!v) snprintf(from, sizeof from, "default");
+    else if (cJSON_IsString(o) && cJSON_IsString(f)) snprintf(from, sizeof from, "%s; the weights agree (%s)", o->valuestring, f->valuestring);
+    else if (cJSON_IsString(o)) snprintf(from, sizeof from, "%s", o->valuestring);
+    else if (cJSON_IsString(f)) snprintf(from, sizeof from, "inferred from %s", f->valuestring);
+    else snprintf(from, sizeof from, "config");
+    add_source(r, key, from);
+    return v;
+}
+
+static void missing(reader *r, const char *key)
+{
+    const char *meaning = "";
+    for (size_t i = 0; i < sizeof MEANINGS / sizeof *MEANINGS; i++)
+        if (!strcmp(MEANINGS[i].key, key)) meaning = MEANINGS[i].meaning;
+    size_t k = strlen(r->missing);
+    snprintf(r->missing + k, sizeof r->missing - k, "%s'%s' (%s)", r->n_missing ? ", " : "", key, meaning);
+    r->n_missing++;
+}
 
 /* Integer key in [lo, hi]; def < lo marks the key as required. */
 static int get_int(reader *r, const char *key, int lo, int hi, int def, int *out)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->root, key);
+    const cJSON *v = item(r, key);
     if (!v) {
-        if (def < lo) return sl_fail(r->err, SL_EINPUT, "%s: missing key '%s'", r->path, key);
+        if (def < lo) { missing(r, key); def = lo; }
         *out = def;
         return SL_OK;
     }
     double x = cJSON_IsNumber(v) ? v->valuedouble : NAN;
     if (!cJSON_IsNumber(v) || (fabs(x) < 1e15 && x != floor(x)))
-        return sl_fail(r->err, SL_EINPUT, "%s: key '%s' must be an integer", r->path, key);
+        return sl_fail(r->err, SL_EINPUT, "%s: key '%s' must be an integer", r->d->path, key);
     /* compared as doubles: no conversion of a value beyond int's range
      * (found by tests/fuzz/fuzz_config.c) */
     if (!(x >= lo && x <= hi))
-        return sl_fail(r->err, SL_EINPUT, "%s: key '%s' = %.6g is out of range [%d, %d]", r->path, key, x, lo, hi);
+        return sl_fail(r->err, SL_EINPUT, "%s: key '%s' = %.6g is out of range [%d, %d]", r->d->path, key, x, lo, hi);
     *out = (int)v->valuedouble;
     return SL_OK;
 }
 
 static int get_float(reader *r, const char *key, double lo, double hi, double def, float *out)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->root, key);
+    const cJSON *v = item(r, key);
     if (!v) { *out = (float)def; return SL_OK; }
     if (!cJSON_IsNumber(v))
-        return sl_fail(r->err, SL_EINPUT, "%s: key '%s' must be a number", r->path, key);
+        return sl_fail(r->err, SL_EINPUT, "%s: key '%s' must be a number", r->d->path, key);
     if (!(v->valuedouble > lo && v->valuedouble <= hi))
-        return sl_fail(r->err, SL_EINPUT, "%s: key '%s' = %g is out of range (%g, %g]", r->path, key,
+        return sl_fail(r->err, SL_EINPUT, "%s: key '%s' = %g is out of range (%g, %g]", r->d->path, key,
                        v->valuedouble, lo, hi);
     *out = (float)v->valuedouble;
     return SL_OK;
 }
 
+/* Boolean key; def < 0 marks it as required. */
 static int get_bool(reader *r, const char *key, int def, int *out)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->root, key);
-    if (!v) { *out = def; return SL_OK; }
+    const cJSON *v = item(r, key);
+    if (!v) {
+        if (def < 0) missing(r, key);
+        *out = def > 0;
+        return SL_OK;
+    }
     if (!cJSON_IsBool(v))
-        return sl_fail(r->err, SL_EINPUT, "%s: key '%s' must be true or false", r->path, key);
+        return sl_fail(r->err, SL_EINPUT, "%s: key '%s' must be true or false", r->d->path, key);
     *out = cJSON_IsTrue(v);
     return SL_OK;
 }
@@ -72,10 +141,10 @@ static int get_bool(reader *r, const char *key, int def, int *out)
 /* String key from a closed set; def < 0 marks it as required. */
 static int get_enum(reader *r, const char *key, const char *const *names, int def, int *out)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->root, key);
+    const cJSON *v = item(r, key);
     if (!v) {
-        if (def < 0) return sl_fail(r->err, SL_EINPUT, "%s: missing key '%s'", r->path, key);
-        *out = def;
+        if (def < 0) missing(r, key);
+        *out = def < 0 ? 0 : def;
         return SL_OK;
     }
     if (cJSON_IsString(v))
@@ -84,7 +153,7 @@ static int get_enum(reader *r, const char *key, const char *const *names, int de
     char allowed[256] = "";
     for (int i = 0; names[i]; i++)
         snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s\"%s\"", i ? ", " : "", names[i]);
-    return sl_fail(r->err, SL_EINPUT, "%s: key '%s' must be one of %s", r->path, key, allowed);
+    return sl_fail(r->err, SL_EINPUT, "%s: key '%s' must be one of %s", r->d->path, key, allowed);
 }
 
 #define TRY(x) do { int rc_ = (x); if (rc_) return rc_; } while (0)
@@ -105,66 +174,119 @@ static int parse_mamba(reader *r, sl_config *c)
 
 static int parse_transformer(reader *r, sl_config *c)
 {
+    const char *path = r->d->path;
     TRY(get_int(r, "n_heads", 1, BIG, 0, &c->n_heads));
     TRY(get_int(r, "d_ff", 1, BIG, 0, &c->d_ff));
-    TRY(get_bool(r, "norm_first", 0, &c->norm_first));
-    TRY(get_enum(r, "activation", ACT_NAMES, ACT_RELU, &c->activation));
-    TRY(get_enum(r, "positional", POS_NAMES, POS_NONE, &c->positional));
+    TRY(get_bool(r, "norm_first", -1, &c->norm_first));
+    TRY(get_enum(r, "activation", ACT_NAMES, -1, &c->activation));
+    TRY(get_enum(r, "positional", POS_NAMES, -1, &c->positional));
     TRY(get_int(r, "max_len", 1, BIG, 1 << 20, &c->max_len));
     TRY(get_float(r, "rope_base", 0, 1e12, 10000, &c->rope_base));
     TRY(get_bool(r, "final_norm", 0, &c->final_norm));
     TRY(get_float(r, "layer_norm_eps", 0, 1, 1e-5, &c->layer_norm_eps));
     TRY(get_bool(r, "causal", 0, &c->causal));
     TRY(get_float(r, "embed_scale", 0, 1e6, 1, &c->embed_scale));
+    if (r->n_missing) return SL_OK; /* the checks below need them */
     if (c->d_model % c->n_heads)
-        return sl_fail(r->err, SL_EINPUT, "%s: d_model %d is not divisible by n_heads %d", r->path, c->d_model,
-                       c->n_heads);
+        return sl_fail(r->err, SL_EINPUT, "%s: d_model %d is not divisible by n_heads %d", path, c->d_model, c->n_heads);
     c->d_head = c->d_model / c->n_heads;
     if (c->positional == POS_ROPE && c->d_head % 2)
         return sl_fail(r->err, SL_EINPUT, "%s: positional \"rope\" needs an even head dimension (d_model %d / n_heads %d = %d)",
-                       r->path, c->d_model, c->n_heads, c->d_head);
+                       path, c->d_model, c->n_heads, c->d_head);
     if (c->positional == POS_LEARNED && !cJSON_GetObjectItemCaseSensitive(r->root, "max_len"))
-        return sl_fail(r->err, SL_EINPUT, "%s: positional \"learned\" needs key 'max_len'", r->path);
+        return sl_fail(r->err, SL_EINPUT, "%s: positional \"learned\" needs key 'max_len'", path);
     return SL_OK;
 }
 
-int sl_config_parse(sl_config *c, const char *path, const char *text, sl_error *err)
+static int json_equal(const cJSON *a, const cJSON *b)
+{
+    if (cJSON_IsNumber(a) && cJSON_IsNumber(b)) return a->valuedouble == b->valuedouble;
+    return cJSON_Compare(a, b, 1);
+}
+
+/* Each fact joins the config's keys; one the config gives too must agree. */
+static int merge_facts(cJSON *root, const sl_config_doc *d, const cJSON *facts, const cJSON *facts_from, sl_error *err)
+{
+    const cJSON *f;
+    cJSON_ArrayForEach(f, facts) {
+        const cJSON *had = cJSON_GetObjectItemCaseSensitive(root, f->string);
+        if (had) {
+            if (json_equal(had, f)) continue;
+            /* mamba_ssm: vocab_size as written, or padded as MambaLMHeadModel pads it */
+            if (!strcmp(f->string, "vocab_size") && cJSON_IsNumber(f) && d->vocab_padded == f->valuedouble) {
+                cJSON_ReplaceItemInObjectCaseSensitive(root, f->string, cJSON_Duplicate(f, 1));
+                continue;
+            }
+            const cJSON *o = cJSON_GetObjectItemCaseSensitive(d->origin, f->string);
+            const cJSON *t = cJSON_GetObjectItemCaseSensitive(facts_from, f->string);
+            char *a = cJSON_PrintUnformatted(had), *b = cJSON_PrintUnformatted(f);
+            sl_fail(err, SL_EINPUT, "%s: '%s' is %s (%s) but the weights give %s (%s): correct or remove the key",
+                    d->path, f->string, a ? a : "?", cJSON_IsString(o) ? o->valuestring : "config", b ? b : "?",
+                    cJSON_IsString(t) ? t->valuestring : "the tensors");
+            free(a);
+            free(b);
+            return SL_EINPUT;
+        }
+        cJSON *copy = cJSON_Duplicate(f, 1);
+        if (!copy || !cJSON_AddItemToObject(root, f->string, copy)) {
+            cJSON_Delete(copy);
+            return sl_fail(err, SL_ERUNTIME, "out of memory");
+        }
+    }
+    return SL_OK;
+}
+
+int sl_config_resolve(sl_config *c, const sl_config_doc *d, const cJSON *facts, const cJSON *facts_from, sl_error *err)
 {
     memset(c, 0, sizeof *c);
-    cJSON *root = cJSON_Parse(text);
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return sl_fail(err, SL_EINPUT, "%s: not a JSON object", path);
-    }
-    reader r = {root, path, err};
-    int rc = get_enum(&r, "arch", ARCH_NAMES, -1, &c->arch);
+    cJSON *root = cJSON_Duplicate(d->keys, 1);
+    if (!root) return sl_fail(err, SL_ERUNTIME, "out of memory");
+    int rc = merge_facts(root, d, facts, facts_from, err);
+    reader r = {root, d, facts_from, c, err, "", 0};
+    if (!rc) rc = get_enum(&r, "arch", ARCH_NAMES, -1, &c->arch);
+    int arch_known = !r.n_missing;
     if (!rc) rc = get_int(&r, "vocab_size", 1, BIG, 0, &c->vocab_size);
     if (!rc) rc = get_int(&r, "d_model", 1, 1 << 16, 0, &c->d_model);
     if (!rc) rc = get_int(&r, "n_layers", 1, 4096, 0, &c->n_layers);
     if (!rc) rc = get_int(&r, "pad_token_id", 0, BIG, 0, &c->pad_token_id);
-    if (!rc) rc = get_enum(&r, "pooling", POOL_NAMES, POOL_MEAN, &c->pooling);
-    if (!rc && c->pad_token_id >= c->vocab_size)
-        rc = sl_fail(err, SL_EINPUT, "%s: pad_token_id %d is not below vocab_size %d", path, c->pad_token_id,
-                     c->vocab_size);
+    if (!rc) rc = get_enum(&r, "pooling", POOL_NAMES, -1, &c->pooling);
     if (!rc) {
-        const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "prefix");
+        const cJSON *p = item(&r, "prefix");
         if (p && (!cJSON_IsString(p) || strlen(p->valuestring) >= sizeof c->prefix))
-            rc = sl_fail(err, SL_EINPUT, "%s: key 'prefix' must be a string of under %zu characters", path,
+            rc = sl_fail(err, SL_EINPUT, "%s: key 'prefix' must be a string of under %zu characters", d->path,
                          sizeof c->prefix);
         else if (p)
             strcpy(c->prefix, p->valuestring);
     }
-    if (!rc) rc = c->arch == ARCH_MAMBA ? parse_mamba(&r, c) : parse_transformer(&r, c);
+    if (!rc && arch_known) rc = c->arch == ARCH_MAMBA ? parse_mamba(&r, c) : parse_transformer(&r, c);
+    if (!rc && r.n_missing)
+        rc = sl_fail(err, SL_EINPUT, "%s: %s %s; add %s to config.json", d->path,
+                     r.n_missing == 1 ? "missing key" : "missing keys", r.missing, r.n_missing == 1 ? "it" : "them");
+    if (!rc && c->pad_token_id >= c->vocab_size)
+        rc = sl_fail(err, SL_EINPUT, "%s: pad_token_id %d is not below vocab_size %d", d->path, c->pad_token_id,
+                     c->vocab_size);
     cJSON_Delete(root);
+    return rc;
+}
+
+int sl_config_parse(sl_config *c, const char *path, const char *text, sl_error *err)
+{
+    sl_config_doc d;
+    memset(c, 0, sizeof *c);
+    int rc = sl_config_doc_parse(&d, path, text, err);
+    if (rc) return rc;
+    rc = sl_config_resolve(c, &d, NULL, NULL, err);
+    sl_config_doc_free(&d);
     return rc;
 }
 
 int sl_config_load(sl_config *c, const char *path, sl_error *err)
 {
-    char *text;
-    int rc = sl_read_text(path, 16u << 20, "a model config", &text, err);
+    sl_config_doc d;
+    memset(c, 0, sizeof *c);
+    int rc = sl_config_doc_load(&d, path, err);
     if (rc) return rc;
-    rc = sl_config_parse(c, path, text, err);
-    free(text);
+    rc = sl_config_resolve(c, &d, NULL, NULL, err);
+    sl_config_doc_free(&d);
     return rc;
 }

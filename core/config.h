@@ -1,6 +1,10 @@
-/* config.json of a model directory (design.md section 2). */
+/* config.json of a model directory (design.md section 2): seqlens's own
+ * keys, mamba_ssm's MambaConfig or Hugging Face's MambaConfig, completed by
+ * what the weights determine (models/layout.c) and the defaults. */
 #ifndef SL_CONFIG_H
 #define SL_CONFIG_H
+
+#include <cjson/cJSON.h>
 
 #include "core/error.h"
 
@@ -9,6 +13,13 @@ enum { POOL_MEAN, POOL_LAST, POOL_CLS };
 enum { ACT_GELU, ACT_RELU };
 enum { POS_NONE, POS_LEARNED, POS_SINUSOIDAL, POS_ROPE };
 enum { NORM_RMS, NORM_LAYER }; /* Mamba's block and final norms (mamba_ssm's rms_norm) */
+
+/* Where one key's value came from, for `seqlens info`. */
+#define SL_CONFIG_MAX_SOURCES 32
+typedef struct {
+    char key[24];
+    char from[232]; /* "config", "config (n_layer)", "inferred from tensor 'x' [8, 4]", "default" */
+} sl_config_source;
 
 typedef struct {
     int arch;
@@ -22,11 +33,37 @@ typedef struct {
     int n_heads, d_head, d_ff, norm_first, activation, positional, max_len, final_norm, causal;
     float rope_base, layer_norm_eps;
     float embed_scale; /* h0 = embed_scale * embedding(tokens): the PyTorch tutorial's sqrt(d_model) */
+    sl_config_source sources[SL_CONFIG_MAX_SOURCES];
+    int n_sources;
 } sl_config;
 
+/* config.json as read, its keys put in seqlens's terms whatever the format
+ * (core/config_sources.c), before the weights complete it. */
+typedef struct {
+    char path[4096];
+    const char *format; /* "seqlens", "mamba_ssm" or "Hugging Face" */
+    cJSON *keys;        /* seqlens key -> value */
+    cJSON *origin;      /* seqlens key -> where in the file it came from */
+    const cJSON *names; /* the optional `names` object, inside keys */
+    int vocab_padded;   /* mamba_ssm: vocab_size rounded up to pad_vocab_size_multiple (also accepted) */
+} sl_config_doc;
+
+int sl_config_doc_load(sl_config_doc *d, const char *path, sl_error *err);
+int sl_config_doc_parse(sl_config_doc *d, const char *path, const char *text, sl_error *err);
+void sl_config_doc_free(sl_config_doc *d);
+
+/* What the weights say: facts {key: value} and facts_from {key: "tensor 'x'
+ * [shape]"} (NULL, NULL: nothing). An explicit key must agree with a fact;
+ * every required key still missing is reported in one error. */
+int sl_config_resolve(sl_config *c, const sl_config_doc *d, const cJSON *facts, const cJSON *facts_from,
+                      sl_error *err);
+
+/* config.json alone, without weights: every key the weights would give must
+ * be present (model comparison before loading, the fuzzer). */
 int sl_config_load(sl_config *c, const char *path, sl_error *err);
-/* Same, from text already in memory (path only names it in messages). */
 int sl_config_parse(sl_config *c, const char *path, const char *text, sl_error *err);
+
+const char *sl_config_source_of(const sl_config *c, const char *key);
 
 const char *sl_arch_name(int arch);
 const char *sl_pooling_name(int pooling);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/safetensors.h"
+#include "models/layout.h"
 
 /* One tensor the config says must (or may) be in the file. */
 typedef struct {
@@ -20,6 +21,7 @@ typedef struct {
     const float **dst;
     size_t offset;
     st_tensor *src;
+    const sl_layout_entry *entry;
 } spec;
 
 typedef struct {
@@ -116,11 +118,11 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
     if (k < n) snprintf(buf + k, n - k, "]");
 }
 
-/* A tensor under the name the config sees: the prefix stripped where
- * present. */
+/* A tensor under the name seqlens gave it (models/layout.c). */
 typedef struct {
     const char *name;
     st_tensor *t;
+    const sl_layout_entry *e;
 } canon;
 
 static int cmp_canon(const void *a, const void *b)
@@ -130,54 +132,211 @@ static int cmp_canon(const void *a, const void *b)
     return c ? c : (x->t > y->t) - (x->t < y->t); /* ties in file order */
 }
 
-/* Sorted by canonical name, so that a clash is two neighbours and each
+/* Sorted by seqlens name, so that a clash is two neighbours and each
  * lookup a binary search: n log n for a header of n entries, not n^2. */
-static int canonical_names(const sl_model *m, const st_file *f, canon **out, sl_error *err)
+static int canonical_names(const st_file *f, const sl_layout *lay, canon **out, int *n_out, sl_error *err)
 {
-    size_t pl = strlen(m->c.prefix);
     canon *names = malloc(((size_t)f->n + 1) * sizeof *names);
     if (!names) return sl_fail(err, SL_ERUNTIME, "out of memory");
     *out = names;
-    for (int i = 0; i < f->n; i++) {
-        const char *nm = f->tensors[i].name;
-        names[i] = (canon){pl && !strncmp(nm, m->c.prefix, pl) ? nm + pl : nm, &f->tensors[i]};
-    }
-    qsort(names, (size_t)f->n, sizeof *names, cmp_canon);
-    for (int i = 1; i < f->n; i++)
+    int n = 0;
+    for (int i = 0; i < f->n; i++)
+        if (lay->e[i].name) names[n++] = (canon){lay->e[i].name, &f->tensors[i], &lay->e[i]};
+    *n_out = n;
+    qsort(names, (size_t)n, sizeof *names, cmp_canon);
+    for (int i = 1; i < n; i++)
         if (!strcmp(names[i].name, names[i - 1].name))
-            return sl_fail(err, SL_EINPUT, "%s: tensors '%s' and '%s' both name '%s' once prefix \"%s\" is stripped",
-                           f->path, names[i - 1].t->name, names[i].t->name, names[i].name, m->c.prefix);
+            return sl_fail(err, SL_EINPUT, "%s: tensors '%s' and '%s' both take the role '%s'", f->path, names[i - 1].t->name,
+                           names[i].t->name, names[i].name);
     return SL_OK;
 }
 
-static st_tensor *lookup(const st_file *f, const canon *names, const char *canonical)
+static const canon *lookup(const canon *names, int n, const char *canonical)
 {
-    int lo = 0, hi = f->n;
+    int lo = 0, hi = n;
     while (lo < hi) {
         int mid = lo + (hi - lo) / 2;
         if (strcmp(names[mid].name, canonical) < 0) lo = mid + 1;
         else hi = mid;
     }
-    return lo < f->n && !strcmp(names[lo].name, canonical) ? names[lo].t : NULL;
+    return lo < n && !strcmp(names[lo].name, canonical) ? &names[lo] : NULL;
 }
 
-static int match_specs(sl_model *m, const st_file *f, const canon *names, spec_list *l, const char *cfg, sl_error *err)
+/* ---- one message for every missing and every unclaimed tensor ---- */
+
+/* Names alike but for their numbers (one line per kind of tensor, not per
+ * layer): a pattern, a first example and how many. */
+typedef struct {
+    char pattern[192];
+    int first, count;
+} group;
+enum { MAX_GROUPS = 24 };
+
+static void pattern_of(const char *name, char *out, size_t n)
+{
+    size_t k = 0;
+    for (const char *p = name; *p && k + 1 < n; p++) {
+        if (*p >= '0' && *p <= '9') {
+            while (p[1] >= '0' && p[1] <= '9') p++;
+            out[k++] = '*';
+        } else
+            out[k++] = *p;
+    }
+    out[k] = 0;
+}
+
+/* returns 1 when the name joined a group (or was only counted) */
+static void add_to_groups(group *g, int *ng, int *extra, const char *name, int idx)
+{
+    char pat[192];
+    pattern_of(name, pat, sizeof pat);
+    for (int k = 0; k < *ng; k++)
+        if (!strcmp(g[k].pattern, pat)) { g[k].count++; return; }
+    if (*ng == MAX_GROUPS) { (*extra)++; return; }
+    snprintf(g[*ng].pattern, sizeof g[*ng].pattern, "%s", pat);
+    g[*ng].first = idx;
+    g[(*ng)++].count = 1;
+}
+
+/* The `prefix` or `names` entry that would turn an unclaimed name into a
+ * missing one: the longest common tail at a '.' (at least two parts, such
+ * as norm.weight) gives file part X for seqlens part Y; the pair most
+ * tensors agree on wins. */
+typedef struct {
+    char y[160], x[192];
+    int votes;
+} fix;
+
+static int common_tail(const char *u, const char *m)
+{
+    size_t lu = strlen(u), lm = strlen(m), k = 0, best = 0;
+    while (k < lu && k < lm && u[lu - 1 - k] == m[lm - 1 - k]) {
+        k++;
+        int edge_u = k == lu || u[lu - 1 - k] == '.', edge_m = k == lm || m[lm - 1 - k] == '.';
+        if (edge_u && edge_m) best = k;
+    }
+    return memchr(m + lm - best, '.', best) ? (int)best : 0;
+}
+
+static void suggest(const st_file *f, const spec_list *l, const int *miss, int n_miss, const int *unc, int n_unc, char *out,
+                    size_t n)
+{
+    fix fx[16];
+    int nf = 0;
+    out[0] = 0;
+    for (int a = 0; a < n_unc && a < 2000; a++)
+        for (int b = 0; b < n_miss && b < 64; b++) {
+            const char *u = f->tensors[unc[a]].name, *m = l->s[miss[b]].name;
+            int t = common_tail(u, m);
+            if (!t) continue;
+            fix c = {"", "", 1};
+            int ly = (int)strlen(m) - t, lx = (int)strlen(u) - t;
+            snprintf(c.y, sizeof c.y, "%.*s", ly > 0 ? ly - 1 : 0, m);
+            snprintf(c.x, sizeof c.x, "%.*s", lx > 0 ? lx - 1 : 0, u);
+            if (!c.x[0]) continue;
+            int k = 0;
+            while (k < nf && (strcmp(fx[k].x, c.x) || strcmp(fx[k].y, c.y))) k++;
+            if (k < nf) fx[k].votes++;
+            else if (nf < 16) fx[nf++] = c;
+            break; /* one vote per unclaimed tensor */
+        }
+    int best = -1;
+    for (int k = 0; k < nf; k++)
+        if (best < 0 || fx[k].votes > fx[best].votes) best = k;
+    /* one tensor of each, of the same shape, beside the layers */
+    if (best < 0 && n_miss == 1 && n_unc == 1) {
+        const spec *s = &l->s[miss[0]];
+        const st_tensor *t = &f->tensors[unc[0]];
+        int same = t->ndim == s->ndim;
+        for (int k = 0; same && k < s->ndim; k++) same = t->shape[k] == s->shape[k];
+        if (same) {
+            snprintf(fx[0].y, sizeof fx[0].y, "%s", s->name);
+            snprintf(fx[0].x, sizeof fx[0].x, "%s", t->name);
+            best = 0;
+        }
+    }
+    if (best < 0) return;
+    if (!fx[best].y[0]) snprintf(out, n, "; add \"prefix\": \"%s.\" to config.json", fx[best].x);
+    else snprintf(out, n, "; add \"names\": {\"%s\": \"%s\"} to config.json", fx[best].y, fx[best].x);
+}
+
+static void append(char *buf, size_t n, int *left_out, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void append(char *buf, size_t n, int *left_out, const char *fmt, ...)
+{
+    char item[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(item, sizeof item, fmt, ap);
+    va_end(ap);
+    size_t k = strlen(buf);
+    if (k + strlen(item) + 1 < n) memcpy(buf + k, item, strlen(item) + 1);
+    else (*left_out)++;
+}
+
+static int unmatched(const sl_model *m, const st_file *f, const spec_list *l, const char *cfg, sl_error *err)
+{
+    int *miss = malloc(((size_t)l->n + 1) * sizeof *miss), *unc = malloc(((size_t)f->n + 1) * sizeof *unc);
+    group *gm = malloc(MAX_GROUPS * sizeof *gm), *gu = malloc(MAX_GROUPS * sizeof *gu);
+    if (!miss || !unc || !gm || !gu) {
+        free(miss), free(unc), free(gm), free(gu);
+        return sl_fail(err, SL_ERUNTIME, "out of memory");
+    }
+    int n_miss = 0, n_unc = 0, ngm = 0, ngu = 0, extra = 0, left_out = 0;
+    for (int i = 0; i < l->n; i++)
+        if (!l->s[i].src && !l->s[i].optional) {
+            miss[n_miss++] = i;
+            add_to_groups(gm, &ngm, &extra, l->s[i].name, i);
+        }
+    for (int i = 0; i < f->n; i++)
+        if (!f->tensors[i].used) {
+            unc[n_unc++] = i;
+            add_to_groups(gu, &ngu, &extra, f->tensors[i].name, i);
+        }
+    char msg[1000] = "", exp[96], tip[400];
+    suggest(f, l, miss, n_miss, unc, n_unc, tip, sizeof tip);
+    size_t room = sizeof msg - strlen(tip) - 40;
+    for (int k = 0; k < ngm; k++) {
+        const spec *s = &l->s[gm[k].first];
+        shape_str(exp, sizeof exp, s->ndim, s->shape);
+        char more[48] = "";
+        if (gm[k].count > 1) snprintf(more, sizeof more, " (and %d more like it)", gm[k].count - 1);
+        append(msg, room, &left_out, "%smissing tensor '%s' of shape %s = %s%s", msg[0] ? "; " : "", s->name, exp, s->expr, more);
+    }
+    for (int k = 0; k < ngu; k++) {
+        const st_tensor *t = &f->tensors[gu[k].first];
+        shape_str(exp, sizeof exp, t->ndim, t->shape);
+        char more[48] = "";
+        if (gu[k].count > 1) snprintf(more, sizeof more, " (and %d more like it)", gu[k].count - 1);
+        append(msg, room, &left_out, "%sunexpected tensor '%s' %s%s", msg[0] ? "; " : "", t->name, exp, more);
+    }
+    if (left_out + extra) append(msg, sizeof msg, &left_out, "; and %d more kinds", left_out + extra);
+    int rc = sl_fail(err, SL_EINPUT, "%s: %s (a %s model as %s and the weights give it)%s", f->path, msg,
+                     sl_arch_name(m->c.arch), cfg, tip);
+    free(miss), free(unc), free(gm), free(gu);
+    return rc;
+}
+
+static int match_specs(sl_model *m, const st_file *f, const canon *names, int nn, spec_list *l, const char *cfg,
+                       sl_error *err)
 {
     char got[96], exp[96];
+    int bad = 0;
+    for (int i = 0; i < nn; i++)
+        if (names[i].e->computed) names[i].t->used = 1; /* equal to the table seqlens computes */
     for (int i = 0; i < l->n; i++) {
         spec *s = &l->s[i];
-        s->src = lookup(f, names, s->name);
-        if (!s->src) {
-            if (s->optional) continue;
-            shape_str(exp, sizeof exp, s->ndim, s->shape);
-            return sl_fail(err, SL_EINPUT, "%s: missing tensor '%s%s' of shape %s = %s (from %s)", f->path,
-                           strncmp(s->name, "head.", 5) ? m->c.prefix : "", s->name, exp, s->expr, cfg);
+        const canon *c = lookup(names, nn, s->name);
+        if (!c || c->e->computed) {
+            bad |= !s->optional;
+            continue;
         }
+        s->src = c->t;
+        s->entry = c->e;
         s->src->used = 1;
-        int same = s->src->ndim == s->ndim;
-        for (int k = 0; same && k < s->ndim; k++) same = s->src->shape[k] == s->shape[k];
+        int same = c->e->ndim == s->ndim;
+        for (int k = 0; same && k < s->ndim; k++) same = c->e->shape[k] == s->shape[k];
         if (!same) {
-            shape_str(got, sizeof got, s->src->ndim, s->src->shape);
+            shape_str(got, sizeof got, c->e->ndim, c->e->shape);
             shape_str(exp, sizeof exp, s->ndim, s->shape);
             return sl_fail(err, SL_EINPUT,
                            "%s: tensor '%s' has shape %s, but %s expects %s = %s (d_model=%d, n_layers=%d%s)", f->path,
@@ -185,11 +344,8 @@ static int match_specs(sl_model *m, const st_file *f, const canon *names, spec_l
                            m->c.arch == ARCH_MAMBA ? ", see d_state/d_conv/expand/dt_rank" : ", see n_heads/d_ff/max_len");
         }
     }
-    for (int i = 0; i < f->n; i++)
-        if (!f->tensors[i].used)
-            return sl_fail(err, SL_EINPUT, "%s: unexpected tensor '%s' (not part of a %s model with %s)", f->path,
-                           f->tensors[i].name, sl_arch_name(m->c.arch), cfg);
-    return SL_OK;
+    for (int i = 0; i < f->n && !bad; i++) bad = !f->tensors[i].used;
+    return bad ? unmatched(m, f, l, cfg, err) : SL_OK;
 }
 
 static void add_point(sl_model *m, int kind, int layer, int width, int per_example, const char *fmt, ...)
@@ -256,33 +412,52 @@ int sl_model_find_point(const sl_model *m, const char *name)
     return -1;
 }
 
+static int alloc_layers(sl_model *m, sl_error *err)
+{
+    int nl = m->c.n_layers;
+    if (m->c.arch == ARCH_MAMBA) m->mamba = calloc((size_t)nl, sizeof *m->mamba);
+    else m->tf = calloc((size_t)nl, sizeof *m->tf);
+    return !m->mamba && !m->tf ? sl_fail(err, SL_ERUNTIME, "out of memory") : SL_OK;
+}
+
+/* config.json as written, completed by what the weights' names and shapes
+ * say (models/layout.c), then each tensor the config asks for taken from
+ * the file under the name the layout gave it. */
 static int load_weights(sl_model *m, const char *st_path, const char *cfg_path, sl_error *err)
 {
     st_file f;
-    int rc = st_open(&f, st_path, err);
+    memset(&f, 0, sizeof f);
+    sl_config_doc doc;
+    sl_layout lay = {0};
     canon *names = NULL;
+    int nn = 0;
     spec_list l = {0};
-    if (!rc) rc = canonical_names(m, &f, &names, err);
+    int rc = sl_config_doc_load(&doc, cfg_path, err);
+    if (!rc) rc = st_open(&f, st_path, err);
+    if (!rc) rc = sl_layout_detect(&lay, &f, &doc, err);
+    if (!rc) rc = sl_config_resolve(&m->c, &doc, lay.facts, lay.facts_from, err);
+    if (!rc) rc = alloc_layers(m, err);
+    if (!rc) rc = canonical_names(&f, &lay, &names, &nn, err);
     if (!rc) {
         int64_t d = m->c.d_model;
         want(&l, &m->emb, 0, "[vocab_size, d_model]", 2, m->c.vocab_size, d, 0, "embedding.weight");
         if (m->c.arch == ARCH_MAMBA) mamba_specs(m, &l); else transformer_specs(m, &l);
         /* the head may have one or two rows: take the file's, check the rest */
-        st_tensor *hw = lookup(&f, names, "head.weight");
-        int rows = hw && hw->ndim == 2 && hw->shape[0] == 2 ? 2 : 1;
+        const canon *hw = lookup(names, nn, "head.weight");
+        int rows = hw && hw->e->ndim == 2 && hw->e->shape[0] == 2 ? 2 : 1;
         m->head_rows = rows;
         want(&l, &m->head_w, 0, "[1 or 2, d_model]", 2, rows, d, 0, "head.weight");
         want(&l, &m->head_b, 1, "[rows of head.weight]", 1, rows, 0, 0, "head.bias");
         if (l.failed) rc = sl_fail(err, SL_ERUNTIME, "out of memory");
     }
-    if (!rc) rc = match_specs(m, &f, names, &l, cfg_path, err);
+    if (!rc) rc = match_specs(m, &f, names, nn, &l, cfg_path, err);
     if (!rc) {
         size_t total = 0;
         for (int i = 0; i < l.n; i++)
             if (l.s[i].src) { l.s[i].offset = total; total += (size_t)st_numel(l.s[i].src); }
         m->n_params = total;
         m->weights = malloc((total ? total : 1) * sizeof(float));
-        m->tensors = calloc((size_t)l.n, sizeof *m->tensors);
+        m->tensors = calloc((size_t)l.n + (size_t)nn, sizeof *m->tensors);
         if (!m->weights || !m->tensors) rc = sl_fail(err, SL_ERUNTIME, "out of memory for %zu weights", total);
     }
     for (int i = 0; !rc && i < l.n; i++) {
@@ -293,12 +468,27 @@ static int load_weights(sl_model *m, const char *st_path, const char *cfg_path, 
         *s->dst = w;
         sl_tensor_info *ti = &m->tensors[m->n_tensors++];
         snprintf(ti->name, sizeof ti->name, "%s", s->src->name);
+        snprintf(ti->role, sizeof ti->role, "%s", s->name);
+        ti->how = s->entry->how;
         ti->dtype = s->src->dtype;
         ti->ndim = s->src->ndim;
         for (int k = 0; k < s->src->ndim && k < 4; k++) ti->shape[k] = s->src->shape[k];
     }
+    /* read and found equal to the table seqlens computes: listed, not kept */
+    for (int i = 0; !rc && i < nn; i++)
+        if (names[i].e->computed) {
+            sl_tensor_info *ti = &m->tensors[m->n_tensors++];
+            snprintf(ti->name, sizeof ti->name, "%s", names[i].t->name);
+            snprintf(ti->role, sizeof ti->role, "(sinusoidal positional table)");
+            ti->how = names[i].e->how;
+            ti->dtype = names[i].t->dtype;
+            ti->ndim = names[i].t->ndim < 4 ? names[i].t->ndim : 4;
+            for (int k = 0; k < ti->ndim; k++) ti->shape[k] = names[i].t->shape[k];
+        }
     free(names);
     free(l.s);
+    sl_layout_free(&lay);
+    sl_config_doc_free(&doc);
     st_close(&f);
     return rc;
 }
@@ -323,7 +513,7 @@ int sl_model_load(sl_model *m, const char *dir, sl_error *err)
     char cfg[4096], st[4096];
     snprintf(cfg, sizeof cfg, "%s/config.json", dir);
     snprintf(st, sizeof st, "%s/model.safetensors", dir);
-    int rc = sl_config_load(&m->c, cfg, err);
+    int rc = load_weights(m, st, cfg, err);
     if (rc) return rc;
     /* TODO(issue 17): the forward passes do not read these yet */
     if (m->c.arch == ARCH_MAMBA && m->c.norm == NORM_LAYER)
@@ -331,11 +521,7 @@ int sl_model_load(sl_model *m, const char *dir, sl_error *err)
     if (m->c.arch == ARCH_TRANSFORMER && m->c.embed_scale != 1)
         return sl_fail(err, SL_EINPUT, "%s: embed_scale other than 1 is not supported yet", cfg);
     int nl = m->c.n_layers;
-    if (m->c.arch == ARCH_MAMBA) m->mamba = calloc((size_t)nl, sizeof *m->mamba);
-    else m->tf = calloc((size_t)nl, sizeof *m->tf);
-    if (!m->mamba && !m->tf) return sl_fail(err, SL_ERUNTIME, "out of memory");
-    rc = load_weights(m, st, cfg, err);
-    if (!rc) rc = build_points(m, err);
+    rc = build_points(m, err);
     if (rc) return rc;
     warn_nonfinite(m, st);
     if (m->c.arch == ARCH_MAMBA) {

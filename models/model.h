@@ -30,7 +30,9 @@ typedef struct {
 } sl_tf_layer;
 
 typedef struct {
-    char name[160];
+    char name[160]; /* as in the file */
+    char role[160]; /* the seqlens name it was given (design.md section 2.2) */
+    const char *how; /* how it was found (layout, role, names), static text */
     int dtype, ndim;
     int64_t shape[4];
 } sl_tensor_info;
