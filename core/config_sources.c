@@ -99,8 +99,9 @@ static int mamba_ssm(src *s)
     const cJSON *ssm = cJSON_GetObjectItemCaseSensitive(s->root, "ssm_cfg");
     if (ssm && !cJSON_IsObject(ssm)) return sl_fail(s->err, SL_EINPUT, "%s: 'ssm_cfg' must be an object", s->d->path);
     const cJSON *layer = cJSON_GetObjectItemCaseSensitive(ssm, "layer");
-    TRY(refuse_if(s, layer && !(cJSON_IsString(layer) && !strcmp(layer->valuestring, "Mamba1")),
-                  "ssm_cfg.layer other than \"Mamba1\" (Mamba-2)"));
+    if (layer && !(cJSON_IsString(layer) && !strcmp(layer->valuestring, "Mamba1")))
+        return sl_fail(s->err, SL_EINPUT, "%s: ssm_cfg.layer %s is not supported (seqlens reads \"Mamba1\")", s->d->path,
+                       cJSON_IsString(layer) ? layer->valuestring : "(not a string)");
     const cJSON *dmlp = cJSON_GetObjectItemCaseSensitive(s->root, "d_intermediate");
     TRY(refuse_if(s, cJSON_IsNumber(dmlp) && dmlp->valuedouble != 0, "d_intermediate > 0 (an MLP after each block)"));
     const cJSON *attn = cJSON_GetObjectItemCaseSensitive(s->root, "attn_layer_idx");

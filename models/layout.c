@@ -225,15 +225,48 @@ static int find_stack(ctx *c)
     return fact(c, "n_layers", cJSON_CreateNumber(st[0].max_layer + 1), st[0].max_at);
 }
 
+/* a tensor inside an indexed module (a ModuleList entry): never a role
+ * outside the layers */
+static int indexed(const char *name)
+{
+    for (const char *p = strchr(name, '.'); p; p = strchr(p + 1, '.'))
+        if (p[1] >= '0' && p[1] <= '9') {
+            const char *q = p + 1;
+            while (*q >= '0' && *q <= '9') q++;
+            if (*q == '.') return 1;
+        }
+    return 0;
+}
+
+static int taken(ctx *c, const char *name)
+{
+    for (int i = 0; i < c->f->n; i++)
+        if (c->L->e[i].name && !strcmp(c->L->e[i].name, name)) return 1;
+    return 0;
+}
+
+/* Beside the layers under their module path first; then, for what is still
+ * missing, under any path (a final norm or embedding kept apart from the
+ * layers, or layers renamed by `names`). */
 static int beside_stack(ctx *c)
 {
-    for (int i = 0; i < c->f->n; i++) {
-        const char *b = c->base[i];
-        if (c->L->e[i].name || strncmp(b, c->stack_p, (size_t)c->stack_len)) continue;
-        for (size_t k = 0; k < sizeof BESIDE / sizeof *BESIDE; k++)
-            if ((BESIDE[k].kind == ANY || c->kind == ANY || BESIDE[k].kind == c->kind) && !strcmp(b + c->stack_len, BESIDE[k].rest))
-                TRY(claim(c, i, BESIDE[k].name, c->stack_len ? "beside the layers" : "seqlens's name"));
-    }
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t k = 0; k < sizeof BESIDE / sizeof *BESIDE; k++) {
+            if (!(BESIDE[k].kind == ANY || c->kind == ANY || BESIDE[k].kind == c->kind)) continue;
+            if (pass && taken(c, BESIDE[k].name)) continue;
+            size_t rl = strlen(BESIDE[k].rest);
+            int hit = -1, hits = 0;
+            for (int i = 0; i < c->f->n; i++) {
+                const char *b = c->base[i];
+                size_t bl = strlen(b);
+                if (c->L->e[i].name) continue;
+                if (!pass && !strncmp(b, c->stack_p, (size_t)c->stack_len) && !strcmp(b + c->stack_len, BESIDE[k].rest))
+                    TRY(claim(c, i, BESIDE[k].name, c->stack_len ? "beside the layers" : "seqlens's name"));
+                else if (pass && bl > rl && b[bl - rl - 1] == '.' && !strcmp(b + bl - rl, BESIDE[k].rest) && !indexed(b))
+                    hit = i, hits++;
+            }
+            if (hits == 1) TRY(claim(c, hit, BESIDE[k].name, "by its module name"));
+        }
     return SL_OK;
 }
 
@@ -377,7 +410,7 @@ static int roles(ctx *c)
     if (!c->dm) return SL_OK;
     for (int i = 0; i < n; i++) {
         const st_tensor *t = &c->f->tensors[i];
-        if (c->L->e[i].name || c->mapped[i]) continue;
+        if (c->L->e[i].name || c->mapped[i] || indexed(t->name)) continue;
         int w = last_is(t->name, "weight");
         if (w && t->ndim == 2 && t->shape[1] == c->dm && (t->shape[0] == 1 || t->shape[0] == 2)) {
             if (nh < 8) head[nh] = i;

@@ -273,6 +273,12 @@ static void append(char *buf, size_t n, int *left_out, const char *fmt, ...)
     else (*left_out)++;
 }
 
+static const char *cfg_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
 static int unmatched(const sl_model *m, const st_file *f, const spec_list *l, const char *cfg, sl_error *err)
 {
     int *miss = malloc(((size_t)l->n + 1) * sizeof *miss), *unc = malloc(((size_t)f->n + 1) * sizeof *unc);
@@ -281,37 +287,39 @@ static int unmatched(const sl_model *m, const st_file *f, const spec_list *l, co
         free(miss), free(unc), free(gm), free(gu);
         return sl_fail(err, SL_ERUNTIME, "out of memory");
     }
-    int n_miss = 0, n_unc = 0, ngm = 0, ngu = 0, extra = 0, left_out = 0;
+    int n_miss = 0, n_unc = 0, ngm = 0, ngu = 0, extra_m = 0, extra_u = 0;
     for (int i = 0; i < l->n; i++)
         if (!l->s[i].src && !l->s[i].optional) {
             miss[n_miss++] = i;
-            add_to_groups(gm, &ngm, &extra, l->s[i].name, i);
+            add_to_groups(gm, &ngm, &extra_m, l->s[i].name, i);
         }
     for (int i = 0; i < f->n; i++)
         if (!f->tensors[i].used) {
             unc[n_unc++] = i;
-            add_to_groups(gu, &ngu, &extra, f->tensors[i].name, i);
+            add_to_groups(gu, &ngu, &extra_u, f->tensors[i].name, i);
         }
-    char msg[1000] = "", exp[96], tip[400];
+    /* room for both lists and the fix within one error line */
+    char msg[1000] = "", exp[96], tip[300];
     suggest(f, l, miss, n_miss, unc, n_unc, tip, sizeof tip);
-    size_t room = sizeof msg - strlen(tip) - 40;
+    int left_m = extra_m, left_u = extra_u;
     for (int k = 0; k < ngm; k++) {
         const spec *s = &l->s[gm[k].first];
         shape_str(exp, sizeof exp, s->ndim, s->shape);
         char more[48] = "";
-        if (gm[k].count > 1) snprintf(more, sizeof more, " (and %d more like it)", gm[k].count - 1);
-        append(msg, room, &left_out, "%smissing tensor '%s' of shape %s = %s%s", msg[0] ? "; " : "", s->name, exp, s->expr, more);
+        if (gm[k].count > 1) snprintf(more, sizeof more, " (+%d like it)", gm[k].count - 1);
+        append(msg, 520, &left_m, "%smissing tensor '%s' %s = %s%s", msg[0] ? "; " : "", s->name, exp, s->expr, more);
     }
+    if (left_m) append(msg, sizeof msg, &left_m, "; %d more kinds missing", left_m);
     for (int k = 0; k < ngu; k++) {
         const st_tensor *t = &f->tensors[gu[k].first];
         shape_str(exp, sizeof exp, t->ndim, t->shape);
         char more[48] = "";
-        if (gu[k].count > 1) snprintf(more, sizeof more, " (and %d more like it)", gu[k].count - 1);
-        append(msg, room, &left_out, "%sunexpected tensor '%s' %s%s", msg[0] ? "; " : "", t->name, exp, more);
+        if (gu[k].count > 1) snprintf(more, sizeof more, " (+%d like it)", gu[k].count - 1);
+        append(msg, 840, &left_u, "%sunexpected tensor '%s' %s%s", msg[0] ? "; " : "", t->name, exp, more);
     }
-    if (left_out + extra) append(msg, sizeof msg, &left_out, "; and %d more kinds", left_out + extra);
-    int rc = sl_fail(err, SL_EINPUT, "%s: %s (a %s model as %s and the weights give it)%s", f->path, msg,
-                     sl_arch_name(m->c.arch), cfg, tip);
+    if (left_u) append(msg, sizeof msg, &left_u, "; %d more kinds unexpected", left_u);
+    int rc = sl_fail(err, SL_EINPUT, "%s: %s (%s model, from %s and the weights)%s", f->path, msg, sl_arch_name(m->c.arch),
+                     cfg_name(cfg), tip);
     free(miss), free(unc), free(gm), free(gu);
     return rc;
 }
