@@ -18,10 +18,13 @@ static int same_vocabulary(const char *dir_a, const char *dir_b, sl_error *err)
 {
     sl_config ca, cb;
     char path[4200];
+    sl_error alone = {0};
+    /* a config.json that leaves keys to the weights (design.md 2.1) cannot
+     * tell alone: loading the model says what is wrong, if anything */
     snprintf(path, sizeof path, "%s/config.json", dir_a);
-    if (sl_config_load(&ca, path, err)) return err->code;
+    if (sl_config_load(&ca, path, &alone)) return SL_OK;
     snprintf(path, sizeof path, "%s/config.json", dir_b);
-    if (sl_config_load(&cb, path, err)) return err->code;
+    if (sl_config_load(&cb, path, &alone)) return SL_OK;
     if (ca.vocab_size != cb.vocab_size)
         return sl_fail(err, SL_EINPUT,
                        "compare: model A (%s) has a vocabulary of %d tokens and model B (%s) one of %d: the two "

@@ -72,6 +72,9 @@ static const cJSON *item(reader *r, const char *key)
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(r->facts_from, key);
     char from[232];
     if (!v) snprintf(from, sizeof from, "default");
+    else if (cJSON_IsString(f) && r->d->vocab_padded && !strcmp(key, "vocab_size") && v->valuedouble == r->d->vocab_padded)
+        snprintf(from, sizeof from, "inferred from %s (config.json's vocab_size rounded up to pad_vocab_size_multiple, as "
+                 "MambaLMHeadModel pads it)", f->valuestring);
     else if (cJSON_IsString(o) && cJSON_IsString(f)) snprintf(from, sizeof from, "%s; the weights agree (%s)", o->valuestring, f->valuestring);
     else if (cJSON_IsString(o)) snprintf(from, sizeof from, "%s", o->valuestring);
     else if (cJSON_IsString(f)) snprintf(from, sizeof from, "inferred from %s", f->valuestring);

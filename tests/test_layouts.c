@@ -296,7 +296,9 @@ static void sources(void)
     if (sl_model_load(&m, LAYOUTS "/mamba_ssm_rms", &err) == SL_OK) {
         const char *s = sl_config_source_of(&m.c, "d_conv");
         CHECK(m.c.d_conv == 4 && s && strstr(s, "mamba_ssm's default"), "d_conv from: %s", s ? s : "?");
-        CHECK(m.c.vocab_size == 16, "padded vocabulary: %d", m.c.vocab_size);
+        s = sl_config_source_of(&m.c, "vocab_size");
+        CHECK(m.c.vocab_size == 16 && s && strstr(s, "pad_vocab_size_multiple"), "padded vocabulary: %d from %s", m.c.vocab_size,
+              s ? s : "?");
     } else
         CHECK(0, "mamba_ssm_rms: %s", err.msg);
     sl_model_free(&m);
