@@ -129,7 +129,7 @@ static int apply_names(ctx *c)
     int na = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, names) a[na++] = (alias){e->string, e->valuestring, without_dot(e->string), without_dot(e->valuestring)};
-    qsort(a, (size_t)na, sizeof *a, cmp_alias);
+    if (na) qsort(a, (size_t)na, sizeof *a, cmp_alias);
     for (int i = 0; !rc && i < c->f->n; i++) {
         const char *s = c->f->tensors[i].name;
         c->base[i] = pl && !strncmp(s, prefix, pl) ? s + pl : s;

@@ -143,7 +143,7 @@ static int canonical_names(const st_file *f, const sl_layout *lay, canon **out, 
     for (int i = 0; i < f->n; i++)
         if (lay->e[i].name) names[n++] = (canon){lay->e[i].name, &f->tensors[i], &lay->e[i]};
     *n_out = n;
-    qsort(names, (size_t)n, sizeof *names, cmp_canon);
+    if (n) qsort(names, (size_t)n, sizeof *names, cmp_canon);
     for (int i = 1; i < n; i++)
         if (!strcmp(names[i].name, names[i - 1].name))
             return sl_fail(err, SL_EINPUT, "%s: tensors '%s' and '%s' both take the role '%s'", f->path, names[i - 1].t->name,
