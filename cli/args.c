@@ -88,6 +88,7 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
     a->seed = 0;
     a->device = DEV_AUTO;
     a->bootstrap = 1000;
+    a->tolerance = 1e-4;
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i];
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) { a->help = 1; continue; }
@@ -185,6 +186,15 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
             if ((v[0] >= '0' && v[0] <= '9') || v[0] == '.') a->noise = strtod(v, &end);
             if (end == v || *end || !(a->noise >= 0 && a->noise <= 0.5))
                 rc = sl_fail(err, SL_EINPUT, "seqlens %s: --noise '%.*s%s': expected a probability in [0, 0.5]", cmd,
+                             SL_CLIP(v));
+        } else if (!strcmp(o, "--logits") || !strcmp(o, "--verify")) {
+            a->logits_file = v;
+        } else if (!strcmp(o, "--tolerance")) {
+            char *end = (char *)v;
+            /* digits first, as --noise; NaN and inf fail the range */
+            if ((v[0] >= '0' && v[0] <= '9') || v[0] == '.') a->tolerance = strtod(v, &end);
+            if (end == v || *end || !(a->tolerance >= 0 && a->tolerance <= 1e6))
+                rc = sl_fail(err, SL_EINPUT, "seqlens %s: --tolerance '%.*s%s': expected a number in [0, 1e6]", cmd,
                              SL_CLIP(v));
         } else if (!strcmp(o, "--hook")) {
             rc = add_hooks(a, v, err);

@@ -30,6 +30,8 @@ typedef struct {
     const char *positions, *pairs_file, *pairing; /* patch */
     long n_pairs;
     int force;                                  /* analyze: a flag, takes no value */
+    const char *logits_file;                    /* verify --logits, analyze --verify */
+    double tolerance;                           /* verify; default 1e-4 */
     int steps;
     const char *task; /* gym */
     long n_examples;

@@ -215,6 +215,7 @@ int cmd_ablate(int argc, char **argv)
     int *lays = rc ? NULL : malloc((size_t)SL_COMP_COUNT * (size_t)s.model.c.n_layers * sizeof *lays);
     sl_ablation_result r = {0};
     if (!rc) rc = sl_session_need_both_classes(&s, &err);
+    if (!rc && a.family) rc = sl_dataset_need_families(&s.data, "ablate --family", &err);
     if (!rc && !(picks && comps && lays)) rc = sl_fail(&err, SL_ERUNTIME, "out of memory");
     if (!rc) rc = a.family ? pick_families(&s.data, a.family, picks, &n, &err)
                            : pick_layers(&s.model, a.layer ? a.layer : "all", picks, &n, &err);

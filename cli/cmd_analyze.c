@@ -29,14 +29,17 @@
 
 static const char USAGE[] =
     "usage: seqlens analyze MODEL DATA -o DIR [--steps K] [--bootstrap B] [--seed S] [--examples A:B]\n"
-    "                       [--threads N] [--batch B] [--force]\n"
+    "                       [--threads N] [--batch B] [--force] [--verify FILE [--tolerance T]]\n"
     "  Runs eval, baseline, ablate --family all, ablate --layer all, ablate --component all,\n"
     "  reverse-test, inspect, attribute --method ig --steps K (default 16), probe --layer all and\n"
     "  patch (blocks.*.resid_post at the last 16 positions, 100 label-flip pairs) into DIR, then\n"
     "  seqlens report DIR. A progress line per stage shows elapsed time and an estimate of the\n"
     "  time left. Interrupted, it resumes: stages already finished for the same model, data and\n"
     "  options are kept (DIR/analyze.json records them). --force redoes every stage, also when\n"
-    "  DIR holds an analysis of other inputs. Each stage's messages go to DIR/logs/STAGE.log.\n";
+    "  DIR holds an analysis of other inputs. Each stage's messages go to DIR/logs/STAGE.log.\n"
+    "  --verify FILE first runs seqlens verify with FILE (PyTorch's logits) and stops on a mismatch.\n"
+    "  Without /families in DATA, baseline, ablate --family, inspect and attribute are skipped (the\n"
+    "  report says so).\n";
 
 #define MAX_ARGS 40
 #define LOG_RESERVE 4096 /* bytes kept free for each stage's log */
@@ -50,6 +53,7 @@ typedef struct {
     char *argv[MAX_ARGS];
     double seconds;
     int kept;
+    const char *skipped; /* why the stage does not run on this data, or NULL */
 } stage;
 
 static void arg(stage *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -163,6 +167,10 @@ static void plan(stage *st, const sl_args *a, const sl_session *s, const char *d
     st[ST_INSPECT].weight = 2;
     st[ST_ATTRIBUTE].weight = 8 * (steps + 1);
     st[ST_PROBE].weight = 3;
+    if (s->data.n_families == 0) {
+        static const char WHY[] = "the dataset has no /families, and these results are per token family";
+        st[ST_BASELINE].skipped = st[ST_FAMILY].skipped = st[ST_INSPECT].skipped = st[ST_ATTRIBUTE].skipped = WHY;
+    }
 }
 
 static char *command_line(const stage *s)
@@ -196,6 +204,16 @@ static void remove_partial(const char *dir, const stage *s)
     for (int k = 0; k < 2; k++) {
         if (!s->outputs[k]) continue;
         snprintf(p, sizeof p, "%s/%s.tmp", dir, s->outputs[k]);
+        unlink(p);
+    }
+}
+
+static void remove_outputs(const char *dir, const stage *s)
+{
+    char p[4200];
+    for (int k = 0; k < 2; k++) {
+        if (!s->outputs[k]) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, s->outputs[k]);
         unlink(p);
     }
 }
@@ -435,9 +453,11 @@ static int write_manifest(const char *dir, const cJSON *base, const stage *st, i
         cJSON_AddStringToObject(row, "name", st[i].name);
         cJSON_AddStringToObject(row, "command", line ? line : "");
         free(line);
-        const char *status = st[i].kept ? "kept" : i < running ? "done" : "pending";
+        const char *status = st[i].skipped ? "skipped" : st[i].kept ? "kept" : i < running ? "done" : "pending";
         cJSON_AddStringToObject(row, "status", status);
-        cJSON_AddItemToObject(row, "seconds", strcmp(status, "pending") ? sl_json_number(st[i].seconds) : cJSON_CreateNull());
+        int timed = strcmp(status, "pending") && strcmp(status, "skipped");
+        cJSON_AddItemToObject(row, "seconds", timed ? sl_json_number(st[i].seconds) : cJSON_CreateNull());
+        if (st[i].skipped) cJSON_AddStringToObject(row, "reason", st[i].skipped);
         cJSON_AddItemToArray(arr, row);
     }
     int rc = sl_json_write(m, path, err);
@@ -467,24 +487,24 @@ static int lock_dir(const char *dir, int *fd, sl_error *err)
 }
 
 /* No file analyze writes into DIR may be one of its inputs (the data kept
- * in DIR as scores.h5, say): checked before the first stage runs. */
-static int check_outputs(const char *dir, const stage *st, const char *const *inputs, sl_error *err)
+ * in DIR as scores.h5, say, or the logits of --verify): checked before the first stage runs. */
+static int check_outputs(const char *dir, const stage *st, const char *const *inputs, int n_in, sl_error *err)
 {
     static const char *const OWN[] = {"analyze.json", "report.html"};
     char p[4200];
     int rc = SL_OK;
     for (int i = 0; !rc && i < 2; i++) {
         snprintf(p, sizeof p, "%s/%s", dir, OWN[i]);
-        rc = sl_outpath_check(p, inputs, 2, err);
+        rc = sl_outpath_check(p, inputs, n_in, err);
     }
     for (int i = 0; !rc && i < N_STAGES; i++) {
         for (int k = 0; !rc && k < 2; k++) {
             if (!st[i].outputs[k]) continue;
             snprintf(p, sizeof p, "%s/%s", dir, st[i].outputs[k]);
-            rc = sl_outpath_check(p, inputs, 2, err);
+            rc = sl_outpath_check(p, inputs, n_in, err);
         }
         snprintf(p, sizeof p, "%s/logs/%s.log", dir, st[i].name);
-        if (!rc) rc = sl_outpath_check(p, inputs, 2, err);
+        if (!rc) rc = sl_outpath_check(p, inputs, n_in, err);
     }
     return rc;
 }
@@ -497,12 +517,31 @@ static int make_dir(const char *path, sl_error *err)
     return SL_OK;
 }
 
+/* --verify: the load proven before any stage runs (and before anything
+ * is written); a mismatch stops analyze with verify's own message. */
+static int verify_first(sl_session *s, const sl_args *a, cJSON **result, sl_error *err)
+{
+    int ok = 0;
+    int rc = sl_verify(s, a, result, &ok, err);
+    if (!rc && !ok) rc = sl_verify_mismatch(*result, a, err);
+    if (!rc && sl_dist_root())
+        fprintf(stderr, "[verify] %s matches %s on %.0f examples (max relative error %.3g)\n", a->pos[0], a->logits_file,
+                cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(*result, "n")),
+                cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(*result, "max_rel_error")));
+    if (rc) {
+        cJSON_Delete(*result);
+        *result = NULL;
+    }
+    return rc;
+}
+
 int cmd_analyze(int argc, char **argv)
 {
     sl_args a;
     sl_error err = {0};
     if (sl_parse_args(&a, "analyze", argc, argv,
-                      "-o --steps --bootstrap --seed --examples --threads --batch --device --force", &err))
+                      "-o --steps --bootstrap --seed --examples --threads --batch --device --force --verify --tolerance",
+                      &err))
         return sl_report(&err);
     if (a.help || a.n_pos != 2) return sl_usage(USAGE, a.help);
     if (!a.out) return sl_report(&(sl_error){SL_EINPUT, "seqlens analyze: -o DIR is required"});
@@ -520,6 +559,8 @@ int cmd_analyze(int argc, char **argv)
     check.device = DEV_CPU; /* the stages run the model; this only reads the inputs */
     int rc = sl_session_open(&s, &check, a.pos[0], a.pos[1], &err);
     if (!rc) rc = sl_session_need_both_classes(&s, &err);
+    cJSON *verified = NULL;
+    if (!rc && a.logits_file) rc = verify_first(&s, &a, &verified, &err);
     stage st[N_STAGES];
     memset(st, 0, sizeof st);
     cJSON *base = cJSON_CreateObject(), *inputs = NULL;
@@ -535,6 +576,7 @@ int cmd_analyze(int argc, char **argv)
     }
     if (!rc) rc = sl_manifest_model(base, &s, a.pos[0], &err);
     if (!rc) rc = sl_manifest_data(base, &s, &err);
+    if (verified) cJSON_AddItemToObject(base, "verify", verified);
     sl_session_close(&s);
     if (!rc) {
         sl_manifest_versions(base);
@@ -549,7 +591,8 @@ int cmd_analyze(int argc, char **argv)
     if (!rc && sl_dist_root()) rc = lock_dir(dir, &lock, &err);
     if (!rc && sl_dist_root()) rc = previous(dir, inputs, a.force, st, &err);
     if (!rc && sl_dist_root()) rc = make_dir(logs, &err);
-    if (!rc && sl_dist_root()) rc = check_outputs(dir, st, a.pos, &err);
+    const char *in[3] = {a.pos[0], a.pos[1], a.logits_file};
+    if (!rc && sl_dist_root()) rc = check_outputs(dir, st, in, a.logits_file ? 3 : 2, &err);
     int32_t kept[N_STAGES];
     for (int i = 0; i < N_STAGES; i++) kept[i] = st[i].kept;
     rc = sl_dist_bcast_i32(rc, kept, N_STAGES, &err);
@@ -557,7 +600,7 @@ int cmd_analyze(int argc, char **argv)
 
     progress p = {.tty = isatty(2), .total = N_STAGES + 1, .started = now()};
     for (int i = 0; i < N_STAGES; i++)
-        if (!st[i].kept) p.left_weight += st[i].weight;
+        if (!st[i].kept && !st[i].skipped) p.left_weight += st[i].weight;
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
@@ -567,6 +610,12 @@ int cmd_analyze(int argc, char **argv)
         if ((rc = sl_dist_agree(rc, &err))) break;
         if (st[i].kept) {
             if (sl_dist_root()) fprintf(stderr, "[%d/%d] %-16s done earlier, kept\n", p.index, p.total, st[i].name);
+            continue;
+        }
+        if (st[i].skipped) {
+            /* an earlier analysis's result (--force) must not pass for this data's */
+            if (sl_dist_root()) remove_outputs(dir, &st[i]);
+            if (sl_dist_root()) fprintf(stderr, "[%d/%d] %-16s skipped: %s\n", p.index, p.total, st[i].name, st[i].skipped);
             continue;
         }
         rc = sl_dist_size() > 1 ? run_stage_mpi(dir, &st[i], &p, &err) : run_stage(self, dir, &st[i], &p, &err);

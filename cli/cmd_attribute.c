@@ -85,6 +85,7 @@ int cmd_attribute(int argc, char **argv)
     sl_attr_result r = {0};
     token_file tf = {.out = {.file = -1}, .set = {.ds = -1}};
     int rc = sl_session_open(&s, &a, a.pos[0], a.pos[1], &err);
+    if (!rc) rc = sl_dataset_need_families(&s.data, "attribute (its shares are per family)", &err);
     if (!rc && a.tokens_out) {
         hsize_t dims[2] = {(hsize_t)s.run.count, (hsize_t)s.data.L};
         rc = sl_h5out_create(&tf.out, a.tokens_out, &err);

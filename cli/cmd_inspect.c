@@ -63,6 +63,7 @@ int cmd_inspect(int argc, char **argv)
     sl_session s;
     sl_inspect_result r = {0};
     int rc = sl_session_open(&s, &a, a.pos[0], a.pos[1], &err);
+    if (!rc) rc = sl_dataset_need_families(&s.data, "inspect (its measures are per family)", &err);
     if (!rc) rc = sl_inspect(&s.model, &s.data, &s.run, &r, &err);
     if (!rc) {
         cJSON *j = cJSON_CreateObject(), *layers = cJSON_CreateArray();

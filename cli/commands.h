@@ -2,6 +2,8 @@
 #ifndef SL_COMMANDS_H
 #define SL_COMMANDS_H
 
+#include <cjson/cJSON.h>
+
 #include "cli/args.h"
 #include "core/dataset.h"
 #include "core/dist.h"
@@ -23,6 +25,7 @@ int cmd_report(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_summarize(int argc, char **argv);
 int cmd_patch(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 
 /* The entry of command NAME (NULL if none); *sharded: whether it spreads
  * its examples over MPI ranks (else rank 0 runs it alone under mpirun). */
@@ -42,6 +45,14 @@ int sl_session_test_device(void);
 void sl_session_close(sl_session *s);
 /* AUCs need both labels among the selected examples. */
 int sl_session_need_both_classes(const sl_session *s, sl_error *err);
+
+/* verify (cli/cmd_verify.c), also run by analyze --verify: a->logits_file
+ * against the model's logits on the examples it covers. *out receives the
+ * JSON result (cJSON_Delete it), *ok whether it is within a->tolerance. */
+int sl_verify(sl_session *s, const sl_args *a, cJSON **out, int *ok, sl_error *err);
+/* The one-line runtime error for a result that is not ok: the error, the
+ * worst example, and the config keys that most often cause it. */
+int sl_verify_mismatch(const cJSON *result, const sl_args *a, sl_error *err);
 
 /* Prints "seqlens: MESSAGE" and returns the error's exit status. */
 int sl_report(const sl_error *err);

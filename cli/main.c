@@ -12,6 +12,7 @@
 static const char USAGE[] =
     "usage: seqlens COMMAND [ARGS] (seqlens COMMAND --help for each)\n"
     "  info MODEL                  config, parameters, tensors, hook points\n"
+    "  verify MODEL DATA --logits FILE   seqlens's logits against PyTorch's: proves the load\n"
     "  eval MODEL DATA             AUC, log-loss, accuracy; logits per example\n"
     "  capture MODEL DATA --hook PATTERN... -o acts.h5\n"
     "                              activations at hook points, streamed to HDF5\n"
@@ -55,6 +56,7 @@ static const struct {
     {"analyze", cmd_analyze, 1},
     {"summarize", cmd_summarize, 0},
     {"patch", cmd_patch, 1},
+    {"verify", cmd_verify, 1},
 };
 
 sl_command_fn sl_command(const char *name, int *sharded)

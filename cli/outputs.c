@@ -19,10 +19,11 @@ static const char *const H5_OUT[] = {"eval", "capture", "gym", NULL};
 
 int sl_args_check_outputs(const sl_args *a, sl_error *err)
 {
-    const char *in[SL_MAX_POSITIONAL + 1];
+    const char *in[SL_MAX_POSITIONAL + 2];
     int n = 0;
     for (int i = 0; i < a->n_pos; i++) in[n++] = a->pos[i];
     if (a->pairs_file) in[n++] = a->pairs_file;
+    if (a->logits_file) in[n++] = a->logits_file;
     if (!strcmp(a->cmd, "report")) {
         /* DIR holds the results read and the page written; a DIR that is
          * not there is report's to explain */

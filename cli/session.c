@@ -41,7 +41,10 @@ int sl_session_open(sl_session *s, const sl_args *a, const char *model_dir, cons
     memset(s, 0, sizeof *s);
     s->data.file = s->data.tokens = s->data.of_position = -1;
     int rc = sl_model_load(&s->model, model_dir, err);
-    if (!rc) rc = sl_dataset_open(&s->data, data_path, s->model.c.vocab_size, s->model.c.pad_token_id, err);
+    /* verify compares logits alone: DATA needs only /tokens */
+    int (*open)(sl_dataset *, const char *, int, int, sl_error *) =
+        strcmp(a->cmd, "verify") ? sl_dataset_open : sl_dataset_open_tokens;
+    if (!rc) rc = open(&s->data, data_path, s->model.c.vocab_size, s->model.c.pad_token_id, err);
     if (rc) return rc;
     long end = a->ex_end < 0 ? s->data.n : a->ex_end;
     if (a->ex_first >= s->data.n || end > s->data.n)

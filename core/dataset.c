@@ -93,7 +93,7 @@ static void shape_text(char *buf, size_t n, int rank, const hsize_t *dims)
 }
 
 /* The bound above, checked from the metadata alone, before any read. */
-static int check_declared(sl_dataset *ds, hid_t d, const char *name, int rank, const hsize_t *dims, size_t esize,
+static int check_declared(const char *path, hid_t d, const char *name, int rank, const hsize_t *dims, size_t esize,
                           sl_error *err)
 {
     double declared = (double)esize;
@@ -103,8 +103,41 @@ static int check_declared(sl_dataset *ds, hid_t d, const char *name, int rank, c
     if (declared <= MAX_RATIO * (double)stored) return SL_OK;
     char shape[96];
     shape_text(shape, sizeof shape, rank, dims);
-    return sl_fail(err, SL_EINPUT, "%s: %s declares shape %s (%.0f bytes) but the file stores %llu bytes of it", ds->path,
+    return sl_fail(err, SL_EINPUT, "%s: %s declares shape %s (%.0f bytes) but the file stores %llu bytes of it", path,
                    name, shape, declared, (unsigned long long)stored);
+}
+
+int sl_h5_open_input(const char *path, hid_t *file, sl_error *err)
+{
+    *file = -1;
+    int rc = sl_input_check(path, err);
+    if (rc) return rc;
+    if (H5Fis_hdf5(path) <= 0) return sl_fail(err, SL_EINPUT, "%s: not an HDF5 file", path);
+    *file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (*file < 0) return sl_fail(err, SL_EINPUT, "%s: cannot open as HDF5", path);
+    return SL_OK;
+}
+
+int sl_h5_open_checked(hid_t file, const char *path, const char *name, hid_t *out, sl_error *err)
+{
+    *out = -1;
+    int found;
+    int rc = find_object(file, path, name, &found, err);
+    if (rc || !found) return rc;
+    hid_t d;
+    rc = open_local(file, path, name, &d, err);
+    if (rc) return rc;
+    hid_t t = H5Dget_type(d), s = H5Dget_space(d);
+    int rank = s >= 0 ? H5Sget_simple_extent_ndims(s) : -1;
+    hsize_t dims[H5S_MAX_RANK];
+    if (rank < 0 || rank > H5S_MAX_RANK || H5Sget_simple_extent_dims(s, dims, NULL) < 0 || t < 0)
+        rc = sl_fail(err, SL_EINPUT, "%s: %s has no readable shape", path, name);
+    if (!rc) rc = check_declared(path, d, name, rank, dims, H5Tget_size(t), err);
+    if (t >= 0) H5Tclose(t);
+    if (s >= 0) H5Sclose(s);
+    if (rc) H5Dclose(d);
+    else *out = d;
+    return rc;
 }
 
 /* Opens an integer dataset of the given rank; dims receives its shape.
@@ -134,7 +167,7 @@ static int open_int(sl_dataset *ds, const char *name, int rank, hsize_t *dims, i
     if (s >= 0) H5Sclose(s);
     if (!ok_type) rc = sl_fail(err, SL_EINPUT, "%s: %s must hold integers", ds->path, name);
     else if (r != rank) rc = sl_fail(err, SL_EINPUT, "%s: %s has %d dimensions, expected %d", ds->path, name, r, rank);
-    else rc = check_declared(ds, d, name, rank, dims, esize, err);
+    else rc = check_declared(ds->path, d, name, rank, dims, esize, err);
     if (rc) {
         H5Dclose(d);
         return rc;
@@ -241,7 +274,7 @@ static int read_family_names(sl_dataset *ds, sl_error *err)
     if (!rc) {
         H5Sget_simple_extent_dims(fs, &n, NULL);
         if (n == 0 || n > 100000) rc = sl_fail(err, SL_EINPUT, "%s: %s has %llu names", ds->path, name, (unsigned long long)n);
-        if (!rc) rc = check_declared(ds, d, name, 1, &n, H5Tget_size(ft), err);
+        if (!rc) rc = check_declared(ds->path, d, name, 1, &n, H5Tget_size(ft), err);
     }
     if (!rc) {
         ds->n_families = (int)n;
@@ -331,7 +364,26 @@ static int scan_tokens(sl_dataset *ds, sl_error *err)
     return rc;
 }
 
-int sl_dataset_open(sl_dataset *ds, const char *path, int vocab_size, int pad_id, sl_error *err)
+/* /families is optional (design.md section 3): absent, the dataset has no
+ * families; present, /families/names and /families/of_token are required
+ * and checked as before. */
+static int read_families_group(sl_dataset *ds, sl_error *err)
+{
+    int found;
+    hsize_t dims[2];
+    int rc = find_object(ds->file, ds->path, "/families", &found, err);
+    if (rc || !found) return rc;
+    rc = read_family_names(ds, err);
+    if (!rc) rc = read_vector(ds, "/families/of_token", ds->vocab_size, 1, &ds->family_of_token, -1,
+                              ds->n_families - 1, err);
+    if (!rc) rc = open_int(ds, "/families/of_position", 2, dims, 0, &ds->of_position, err);
+    if (!rc && ds->of_position >= 0 && ((long)dims[0] != ds->n || (int)dims[1] != ds->L))
+        rc = sl_fail(err, SL_EINPUT, "%s: /families/of_position is %llu x %llu, expected %ld x %d (as /tokens)", ds->path,
+                     (unsigned long long)dims[0], (unsigned long long)dims[1], ds->n, ds->L);
+    return rc;
+}
+
+static int open_dataset(sl_dataset *ds, const char *path, int vocab_size, int pad_id, int need_labels, sl_error *err)
 {
     memset(ds, 0, sizeof *ds);
     ds->file = ds->tokens = ds->of_position = -1;
@@ -339,11 +391,8 @@ int sl_dataset_open(sl_dataset *ds, const char *path, int vocab_size, int pad_id
     ds->pad_id = pad_id;
     ds->path = strdup(path);
     if (!ds->path) return sl_fail(err, SL_ERUNTIME, "out of memory");
-    int rc = sl_input_check(path, err);
+    int rc = sl_h5_open_input(path, &ds->file, err);
     if (rc) return rc;
-    if (H5Fis_hdf5(path) <= 0) return sl_fail(err, SL_EINPUT, "%s: not an HDF5 file", path);
-    ds->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (ds->file < 0) return sl_fail(err, SL_EINPUT, "%s: cannot open as HDF5", path);
 
     hsize_t dims[2];
     rc = open_int(ds, "/tokens", 2, dims, 1, &ds->tokens, err);
@@ -357,22 +406,33 @@ int sl_dataset_open(sl_dataset *ds, const char *path, int vocab_size, int pad_id
     ds->n = (long)dims[0];
     ds->L = (int)dims[1];
 
-    rc = read_vector(ds, "/labels", ds->n, 1, &ds->labels, 0, 1, err);
+    rc = read_vector(ds, "/labels", ds->n, need_labels, &ds->labels, 0, 1, err);
     if (!rc) rc = read_vector(ds, "/lengths", ds->n, 0, &ds->lengths, 1, ds->L, err);
     if (rc) return rc;
     ds->has_lengths = ds->lengths != NULL;
     if (!ds->lengths && !(ds->lengths = malloc((size_t)ds->n * sizeof *ds->lengths)))
         return sl_fail(err, SL_ERUNTIME, "out of memory");
     rc = read_vector(ds, "/split", ds->n, 0, &ds->split, 0, 1, err);
-    if (!rc) rc = read_family_names(ds, err);
-    if (!rc) rc = read_vector(ds, "/families/of_token", vocab_size, 1, &ds->family_of_token, -1,
-                              ds->n_families - 1, err);
-    if (!rc) rc = open_int(ds, "/families/of_position", 2, dims, 0, &ds->of_position, err);
-    if (!rc && ds->of_position >= 0 && ((long)dims[0] != ds->n || (int)dims[1] != ds->L))
-        rc = sl_fail(err, SL_EINPUT, "%s: /families/of_position is %llu x %llu, expected %ld x %d (as /tokens)", path,
-                     (unsigned long long)dims[0], (unsigned long long)dims[1], ds->n, ds->L);
+    if (!rc) rc = read_families_group(ds, err);
     if (!rc) rc = scan_tokens(ds, err);
     return rc;
+}
+
+int sl_dataset_open(sl_dataset *ds, const char *path, int vocab_size, int pad_id, sl_error *err)
+{
+    return open_dataset(ds, path, vocab_size, pad_id, 1, err);
+}
+
+int sl_dataset_open_tokens(sl_dataset *ds, const char *path, int vocab_size, int pad_id, sl_error *err)
+{
+    return open_dataset(ds, path, vocab_size, pad_id, 0, err);
+}
+
+int sl_dataset_need_families(const sl_dataset *ds, const char *what, sl_error *err)
+{
+    if (ds->n_families > 0) return SL_OK;
+    return sl_fail(err, SL_EINPUT, "%s: has no /families, which %s needs (/families/names and /families/of_token)",
+                   ds->path, what);
 }
 
 void sl_dataset_close(sl_dataset *ds)
@@ -422,12 +482,14 @@ int sl_dataset_read_tokens(sl_dataset *ds, long first, long count, int32_t *toke
 int sl_dataset_read_families(sl_dataset *ds, long first, long count, const int32_t *tokens, int32_t *fam,
                              sl_error *err)
 {
+    int rc = sl_dataset_need_families(ds, "a token family", err);
+    if (rc) return rc;
     size_t total = (size_t)count * (size_t)ds->L;
     for (size_t i = 0; i < total; i++) fam[i] = ds->family_of_token[tokens[i]];
     if (ds->of_position < 0) return SL_OK;
     int32_t *pos = malloc((total ? total : 1) * sizeof *pos);
     if (!pos) return sl_fail(err, SL_ERUNTIME, "out of memory");
-    int rc = read_narrow(ds, ds->of_position, "/families/of_position", first, count, pos, err);
+    rc = read_narrow(ds, ds->of_position, "/families/of_position", first, count, pos, err);
     for (size_t i = 0; !rc && i < total; i++) {
         if (pos[i] >= ds->n_families) {
             rc = sl_fail(err, SL_EINPUT, "%s: /families/of_position[%ld, %ld] = %d is not a family index (%d families)",
@@ -496,10 +558,9 @@ int sl_dataset_read_concept(sl_dataset *ds, const char *name, long first, long c
 int sl_dataset_vocab(const char *path, int *vocab, sl_error *err)
 {
     const char *name = "/families/of_token";
-    int rc = sl_input_check(path, err);
+    hid_t f;
+    int rc = sl_h5_open_input(path, &f, err);
     if (rc) return rc;
-    hid_t f = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
-    if (f < 0) return sl_fail(err, SL_EINPUT, "%s: not an HDF5 file", path);
     int found;
     hsize_t n = 0;
     hid_t d = -1;
@@ -513,7 +574,9 @@ int sl_dataset_vocab(const char *path, int *vocab, sl_error *err)
     }
     H5Fclose(f);
     if (rc) return rc;
-    if (n < 1) return sl_fail(err, SL_EINPUT, "%s: missing dataset %s (it gives the vocabulary size)", path, name);
+    if (n < 1)
+        return sl_fail(err, SL_EINPUT, "%s: missing dataset %s: baseline's bag of families needs /families, and its "
+                                       "vocabulary size comes from /families/of_token", path, name);
     if (n > (1u << 30))
         return sl_fail(err, SL_EINPUT, "%s: %s has %llu entries, more than a vocabulary of 2^30 tokens", path, name,
                        (unsigned long long)n);

@@ -43,7 +43,7 @@ int sl_run_batches(sl_dataset *ds, const sl_run_opts *o, sl_batch_fn before, sl_
     int rc = tokens && keep && blogits ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory for a batch of %d", B);
     for (long first = lo; !rc && first < lo + n; first += B) {
         int cnt = (int)(lo + n - first < B ? lo + n - first : B);
-        sl_batch b = {first, cnt, L, tokens, keep, ds->lengths + first, ds->labels + first, blogits};
+        sl_batch b = {first, cnt, L, tokens, keep, ds->lengths + first, ds->labels ? ds->labels + first : NULL, blogits};
         rc = sl_dataset_read_tokens(ds, first, cnt, tokens, err);
         memset(keep, 1, (size_t)cnt * L);
         if (!rc && before) rc = before(user, &b, err);

@@ -419,6 +419,26 @@ static int comparison(report *rp, sl_error *err)
     return rc;
 }
 
+/* Stages analyze did not run on this data (a dataset without /families):
+ * said in a sentence, so that a missing section is not taken for a
+ * failure or an oversight. */
+static void skipped(report *rp)
+{
+    const cJSON *st;
+    int n = 0;
+    cJSON_ArrayForEach(st, get(rp->r.json[R_MANIFEST], "stages"))
+    {
+        const char *status = sl_jstr(st, "status");
+        if (!status || strcmp(status, "skipped")) continue;
+        if (!n++) section(rp, "skipped", "Not run on this data", "Analyses analyze skipped, and why.");
+        fputs("<p>", rp->f);
+        sl_html_printf(rp->f, "%s was skipped: %s.", sl_jstr(st, "name") ? sl_jstr(st, "name") : "?",
+                       sl_jstr(st, "reason") ? sl_jstr(st, "reason") : "no reason recorded");
+        fputs("</p>\n", rp->f);
+    }
+    if (n) fputs("</section>\n", rp->f);
+}
+
 static void provenance(report *rp)
 {
     const cJSON *m = rp->r.json[R_MANIFEST], *st;
@@ -464,6 +484,7 @@ static int write_page(report *rp, sl_error *err)
     if (!rc) rc = probes(rp, err);
     if (!rc) rc = patching(rp, err);
     if (!rc) rc = comparison(rp, err);
+    skipped(rp);
     provenance(rp);
     return rc;
 }
