@@ -13,7 +13,7 @@ BLAS_LIBS   ?= -lopenblas
 # -Wno-psabi: 8-lane vectors only pass between static inline functions, so
 # the ABI note GCC gives for them on builds without AVX does not apply.
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) -fno-trapping-math -fno-math-errno -ffp-contract=fast -g -Wall -Wextra -Werror -Wno-psabi -fopenmp -I. $(HDF5_CFLAGS)
-LDLIBS   += $(HDF5_LIBS) -lcjson -llinear $(BLAS_LIBS) -lm
+LDLIBS   += $(HDF5_LIBS) -lcjson -llinear -lzip $(BLAS_LIBS) -lm
 LDFLAGS  += -fopenmp
 
 # The CUDA backend is built when nvcc is found, on the PATH or in

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/safetensors.h"
+#include "core/weights.h"
 
 /* One tensor the config says must (or may) be in the file. */
 typedef struct {
@@ -259,7 +260,7 @@ int sl_model_find_point(const sl_model *m, const char *name)
 static int load_weights(sl_model *m, const char *st_path, const char *cfg_path, sl_error *err)
 {
     st_file f;
-    int rc = st_open(&f, st_path, err);
+    int rc = sl_weights_read(&f, st_path, err);
     canon *names = NULL;
     spec_list l = {0};
     if (!rc) rc = canonical_names(m, &f, &names, err);
@@ -322,7 +323,6 @@ int sl_model_load(sl_model *m, const char *dir, sl_error *err)
         return sl_fail(err, SL_EINPUT, "%s: is not a directory (MODEL is a directory holding config.json and model.safetensors)", dir);
     char cfg[4096], st[4096];
     snprintf(cfg, sizeof cfg, "%s/config.json", dir);
-    snprintf(st, sizeof st, "%s/model.safetensors", dir);
     int rc = sl_config_load(&m->c, cfg, err);
     if (rc) return rc;
     /* TODO(issue 17): the forward passes do not read these yet */
@@ -334,7 +334,8 @@ int sl_model_load(sl_model *m, const char *dir, sl_error *err)
     if (m->c.arch == ARCH_MAMBA) m->mamba = calloc((size_t)nl, sizeof *m->mamba);
     else m->tf = calloc((size_t)nl, sizeof *m->tf);
     if (!m->mamba && !m->tf) return sl_fail(err, SL_ERUNTIME, "out of memory");
-    rc = load_weights(m, st, cfg, err);
+    rc = sl_weights_find(dir, st, sizeof st, err);
+    if (!rc) rc = load_weights(m, st, cfg, err);
     if (!rc) rc = build_points(m, err);
     if (rc) return rc;
     warn_nonfinite(m, st);
