@@ -132,10 +132,11 @@ clean:
 	rm -rf build build-cuda build-mpi build-mpi-cuda build-asan build-fuzz build-valgrind bin
 
 # libFuzzer targets (clang, ASan + UBSan) for everything a user hands
-# seqlens: safetensors, config.json, a model directory, a dataset.
+# seqlens: safetensors, config.json, a model directory, a dataset,
+# torch.save's pickle and archive.
 # `make fuzz` runs each for FUZZ_SECONDS from the seed corpus in
 # tests/fuzz/corpus/; a crash stops it and leaves the input in build-fuzz/.
-FUZZ_TARGETS := safetensors config model dataset
+FUZZ_TARGETS := safetensors config model dataset pickle
 FUZZ_SECONDS ?= 30
 FUZZ_OPT := -O1 -march=native -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -Wno-pass-failed
 fuzz-build:
