@@ -210,7 +210,7 @@ static int make_tuple(vm *m, size_t n, const char *op)
     int rc = need(m, n, op);
     if (rc) return rc;
     m->sp -= n;
-    return new_seq(m, V_TUPLE, m->stack + m->sp, n, n);
+    return new_seq(m, V_TUPLE, n ? m->stack + m->sp : NULL, n, n);
 }
 
 static int dict_add(vm *m, obj *d, const val *kv, size_t n)
@@ -220,6 +220,7 @@ static int dict_add(vm *m, obj *d, const val *kv, size_t n)
         if (depth_of(kv[i]) + 1 > depth) depth = depth_of(kv[i]) + 1;
     if (depth > PK_MAX_DEPTH) return fail(m, "values nested deeper than %d", PK_MAX_DEPTH);
     d->depth = depth;
+    if (!n) return SL_OK;
     if (d->u.seq.cap - d->u.seq.n < n) {
         /* doubling in the arena: the abandoned arrays sum to less than the last */
         size_t cap = 2 * (d->u.seq.n + n);
