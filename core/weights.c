@@ -26,7 +26,7 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
  * file system's). */
 static void list_names(char **names, int n, char *out, size_t size)
 {
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    if (n > 1) qsort(names, (size_t)n, sizeof *names, cmp_str);
     size_t at = 0;
     out[0] = 0;
     for (int i = 0; i < n && i < 6 && at < size; i++)

@@ -527,11 +527,13 @@ static void archive_cases(void)
 
 static int sh(const char *cmd) { return system(cmd); }
 
+static const char *seqlens = "bin/seqlens"; /* $SEQLENS under make asan */
+
 /* seqlens ARGS exits 2 with one stderr line holding needle. */
 static void exit2(const char *args, const char *needle)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "bin/seqlens %s >/dev/null 2>" W "/stderr", args);
+    snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>" W "/stderr", seqlens, args);
     int st = sh(cmd);
     char line[2048] = "";
     int lines = 0;
@@ -579,13 +581,14 @@ static void directory_cases(void)
     static const char *const dirs[] = {"tf_pt", "tf_bin", "tf_views_pt", "tf_f16_pth", "tf_bf16_pt", "mamba_pt"};
     for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
         char cmd[256];
-        snprintf(cmd, sizeof cmd, "bin/seqlens info " FIX "/pt/%s >/dev/null", dirs[i]);
+        snprintf(cmd, sizeof cmd, "%s info " FIX "/pt/%s >/dev/null", seqlens, dirs[i]);
         CHECK(sh(cmd) == 0, "%s", cmd);
     }
 }
 
 int main(void)
 {
+    if (getenv("SEQLENS")) seqlens = getenv("SEQLENS");
     sh("mkdir -p " W);
     fixture_cases();
     pickle_cases();
