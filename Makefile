@@ -13,7 +13,7 @@ BLAS_LIBS   ?= -lopenblas
 # -Wno-psabi: 8-lane vectors only pass between static inline functions, so
 # the ABI note GCC gives for them on builds without AVX does not apply.
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) -fno-trapping-math -fno-math-errno -ffp-contract=fast -g -Wall -Wextra -Werror -Wno-psabi -fopenmp -I. $(HDF5_CFLAGS)
-LDLIBS   += $(HDF5_LIBS) -lcjson -llinear $(BLAS_LIBS) -lm
+LDLIBS   += $(HDF5_LIBS) -lcjson -llinear -lzip $(BLAS_LIBS) -lm
 LDFLAGS  += -fopenmp
 
 # The CUDA backend is built when nvcc is found, on the PATH or in
@@ -132,10 +132,11 @@ clean:
 	rm -rf build build-cuda build-mpi build-mpi-cuda build-asan build-fuzz build-valgrind bin
 
 # libFuzzer targets (clang, ASan + UBSan) for everything a user hands
-# seqlens: safetensors, config.json, a model directory, a dataset.
+# seqlens: safetensors, config.json, a model directory, a dataset,
+# torch.save's pickle and archive.
 # `make fuzz` runs each for FUZZ_SECONDS from the seed corpus in
 # tests/fuzz/corpus/; a crash stops it and leaves the input in build-fuzz/.
-FUZZ_TARGETS := safetensors config model dataset
+FUZZ_TARGETS := safetensors config model dataset pickle
 FUZZ_SECONDS ?= 30
 FUZZ_OPT := -O1 -march=native -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -Wno-pass-failed
 fuzz-build:

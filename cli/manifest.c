@@ -11,6 +11,7 @@
 #include "cli/version.h"
 #include "core/blas.h"
 #include "core/textfile.h"
+#include "core/weights.h"
 #include "plots/gnuplot.h"
 
 static int add_file(cJSON *o, const char *key, const char *path, sl_error *err)
@@ -30,7 +31,7 @@ cJSON *sl_manifest_inputs(const char *model_dir, const char *data_path, const ch
     cJSON *in = cJSON_CreateObject();
     snprintf(path, sizeof path, "%s/config.json", model_dir);
     int rc = add_file(in, "config", path, err);
-    snprintf(path, sizeof path, "%s/model.safetensors", model_dir);
+    if (!rc) rc = sl_weights_find(model_dir, path, sizeof path, err);
     if (!rc) rc = add_file(in, "weights", path, err);
     if (!rc) rc = add_file(in, "data", data_path, err);
     cJSON_AddStringToObject(in, "options", options);

@@ -116,15 +116,12 @@ static int check_metadata(const st_file *f, const cJSON *item, sl_error *err)
     return ok ? SL_OK : sl_fail(err, SL_EINPUT, "%s: __metadata__ must map strings to strings", f->path);
 }
 
-/* The header is UTF-8 JSON text: no control bytes but the whitespace JSON
- * allows (inside a string they must be escaped), no malformed sequence.
- * Returns the offset of the first bad byte, or len. */
-static size_t bad_text_at(const unsigned char *s, size_t len)
+size_t st_bad_text_at(const unsigned char *s, size_t len, int names)
 {
     for (size_t i = 0; i < len;) {
         unsigned c = s[i];
         if (c < 0x80) {
-            if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') return i;
+            if (names ? c == 0 : c < 0x20 && c != '\t' && c != '\n' && c != '\r') return i;
             i++;
             continue;
         }
@@ -176,7 +173,7 @@ static int check_coverage(st_file *f, sl_error *err)
 
 /* Sorted by name once: duplicates are neighbours, and st_find a binary
  * search, so that a header of many entries costs n log n, not n^2. */
-static int index_names(st_file *f, sl_error *err)
+int st_index(st_file *f, sl_error *err)
 {
     f->by_name = malloc((f->n ? (size_t)f->n : 1) * sizeof *f->by_name);
     if (!f->by_name) return sl_fail(err, SL_ERUNTIME, "%s: out of memory", f->path);
@@ -190,7 +187,7 @@ static int index_names(st_file *f, sl_error *err)
 
 static int parse_header(st_file *f, const char *json, size_t len, sl_error *err)
 {
-    size_t bad = bad_text_at((const unsigned char *)json, len);
+    size_t bad = st_bad_text_at((const unsigned char *)json, len, 0);
     if (bad < len)
         return sl_fail(err, SL_EINPUT, "%s: header byte %zu (0x%02x) is not UTF-8 JSON text", f->path, 8 + bad,
                        (unsigned char)json[bad]);
@@ -225,7 +222,7 @@ static int parse_header(st_file *f, const char *json, size_t len, sl_error *err)
         if (rc == SL_OK) f->n++;
     }
     cJSON_Delete(root);
-    if (!rc) rc = index_names(f, err);
+    if (!rc) rc = st_index(f, err);
     if (!rc) rc = check_coverage(f, err);
     return rc;
 }

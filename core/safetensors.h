@@ -42,6 +42,13 @@ int st_parse(st_file *f, const char *path, unsigned char *bytes, size_t len,
              sl_error *err);
 void st_close(st_file *f);
 
+/* Builds f->by_name from f->tensors[0, n) (for st_find); a name that
+ * appears twice is an input error. Other readers filling an st_file call it. */
+int st_index(st_file *f, sl_error *err);
+/* The offset of the first byte of s[0, len) that is not well-formed UTF-8,
+ * or len. The header's JSON text (names 0) also refuses the control bytes
+ * JSON does not allow raw; a tensor name from elsewhere (names 1) only NUL. */
+size_t st_bad_text_at(const unsigned char *s, size_t len, int names);
 st_tensor *st_find(const st_file *f, const char *name);
 int64_t st_numel(const st_tensor *t);
 const char *st_dtype_name(int dtype);

@@ -10,6 +10,7 @@
 
 #include "core/safetensors.h"
 #include "models/layout.h"
+#include "core/weights.h"
 
 /* One tensor the config says must (or may) be in the file. */
 typedef struct {
@@ -441,7 +442,7 @@ static int load_weights(sl_model *m, const char *st_path, const char *cfg_path, 
     int nn = 0;
     spec_list l = {0};
     int rc = sl_config_doc_load(&doc, cfg_path, err);
-    if (!rc) rc = st_open(&f, st_path, err);
+    if (!rc) rc = sl_weights_read(&f, st_path, err);
     if (!rc) rc = sl_layout_detect(&lay, &f, &doc, err);
     if (!rc) rc = sl_config_resolve(&m->c, &doc, lay.facts, lay.facts_from, err);
     if (!rc) rc = alloc_layers(m, err);
@@ -520,8 +521,8 @@ int sl_model_load(sl_model *m, const char *dir, sl_error *err)
         return sl_fail(err, SL_EINPUT, "%s: is not a directory (MODEL is a directory holding config.json and model.safetensors)", dir);
     char cfg[4096], st[4096];
     snprintf(cfg, sizeof cfg, "%s/config.json", dir);
-    snprintf(st, sizeof st, "%s/model.safetensors", dir);
-    int rc = load_weights(m, st, cfg, err);
+    int rc = sl_weights_find(dir, st, sizeof st, err);
+    if (!rc) rc = load_weights(m, st, cfg, err);
     if (rc) return rc;
     /* TODO(issue 17): the forward passes do not read these yet */
     if (m->c.arch == ARCH_MAMBA && m->c.norm == NORM_LAYER)

@@ -6,7 +6,7 @@
 # tests/test_mpi.sh, which runs bin/seqlens-mpi under mpirun. Needs root (or sudo) only when
 # something is missing.
 set -eu
-packages="build-essential pkg-config libhdf5-dev liblinear-dev libopenblas-dev libcjson-dev gnuplot-nox"
+packages="build-essential pkg-config libhdf5-dev liblinear-dev libopenblas-dev libcjson-dev libzip-dev gnuplot-nox"
 [ "${1:-}" = --test ] && packages="$packages chromium clang libclang-rt-dev libomp-dev valgrind libopenmpi-dev openmpi-bin hdf5-tools"
 need=""
 for p in $packages; do

@@ -21,6 +21,9 @@
 #define FUZZ_ENTRY fuzz_dataset
 #include "tests/fuzz/fuzz_dataset.c"
 #undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_pickle
+#include "tests/fuzz/fuzz_pickle.c"
+#undef FUZZ_ENTRY
 
 static int replay(const char *dir, int (*target)(const uint8_t *, size_t))
 {
@@ -51,7 +54,7 @@ int main(void)
     static const struct {
         const char *name;
         int (*fn)(const uint8_t *, size_t);
-    } T[] = {{"safetensors", fuzz_safetensors}, {"config", fuzz_config}, {"model", fuzz_model}, {"dataset", fuzz_dataset}};
+    } T[] = {{"safetensors", fuzz_safetensors}, {"config", fuzz_config}, {"model", fuzz_model}, {"dataset", fuzz_dataset}, {"pickle", fuzz_pickle}};
     for (size_t i = 0; i < sizeof T / sizeof *T; i++) {
         char dir[128];
         snprintf(dir, sizeof dir, "tests/fuzz/corpus/%s", T[i].name);
