@@ -168,10 +168,12 @@ int sl_ablate_families(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, 
         int f = families[i];
         family_job j = {m, ds, &st, fo, f, NULL, hit, fam, 0};
         if (fo->mode == FAM_MEAN) {
-            /* frequency-weighted mean of the family's token embeddings */
+            /* frequency-weighted mean of the family's token embeddings, as
+             * the model adds them (times embed_scale, like `embed.tokens`) */
             memset(mean, 0, (size_t)d * sizeof *mean);
             for (int v = 0; v < st.V; v++) {
                 double w = st.per_family[f] ? (double)st.count[(long)f * st.V + v] / st.per_family[f] : 0;
+                w *= sl_embed_scale(&m->c);
                 for (int k = 0; w && k < d; k++) mean[k] += (float)(w * m->emb[(long)v * d + k]);
             }
             j.replacement = mean;

@@ -9,7 +9,7 @@
 #include "core/error.h"
 
 enum sl_hook_kind {
-    HK_EMBED_TOKENS, /* token embedding before any positional term */
+    HK_EMBED_TOKENS, /* token embedding (times embed_scale) before any positional term */
     HK_EMBED,
     HK_RESID_PRE,
     HK_MIXER_IN_X,

@@ -64,7 +64,7 @@ SL_KERNEL_FN void sl_k_layernorm_bw_row(const float *x, const float *w, float ep
 SL_KERNEL_FN void sl_k_conv_pre(const float *xz, int ldx, int di, int K, const float *w, const float *b, float *out,
                                 int t, int c)
 {
-    float acc = b[c];
+    float acc = b ? b[c] : 0.0f;
     for (int k = 0; k < K; k++) {
         int src = t - (K - 1) + k;
         if (src >= 0) acc += w[c * K + k] * xz[(long)src * ldx + c];

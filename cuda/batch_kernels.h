@@ -21,7 +21,7 @@
 #include "cuda/transformer_kernels.h"
 
 enum sl_kernel {
-    SK_EMBED,      /* h[r] = emb[token] (0 past len) */
+    SK_EMBED,      /* h[r] = alpha emb[token] (0 past len) */
     SK_ADD_POS,    /* h[r] += pos[t] */
     SK_BIAS,       /* y[r][j] += bias[j] */
     SK_RMSNORM,
@@ -98,7 +98,7 @@ typedef struct {
     /* backward */
     const float *states, *dy, *lse, *Dt;
     float *dx, *dd, *dBp, *dCp;
-    float alpha;
+    float alpha;             /* SK_LERP's step; SK_EMBED's embed_scale */
 } sl_kargs;
 
 /* How many threads launch k covers. */
@@ -329,7 +329,7 @@ SL_KERNEL_FN void sl_kernel_thread(int k, const sl_kargs *a, long i)
         float *dst = a->y + r * a->d;
         if (t < bt->len[b]) {
             const float *src = a->x + (long)bt->tokens[(long)b * bt->ldt + t] * a->d;
-            for (int j = 0; j < a->d; j++) dst[j] = src[j];
+            for (int j = 0; j < a->d; j++) dst[j] = a->alpha * src[j];
         } else {
             for (int j = 0; j < a->d; j++) dst[j] = 0.0f;
         }

@@ -96,6 +96,16 @@ static int taped_forward(batch_run *r, const float *embed_in, sl_error *err)
     return rc ? rc : sl_dm_tail(r, err);
 }
 
+/* The backward of sl_dm_mamba_norm into dx (accumulate: added to it). */
+static int mamba_norm_bw(batch_run *r, const float *x, const float *w, const float *dy, float *dx, int accumulate,
+                         sl_error *err)
+{
+    const sl_config *c = &r->dm->m->c;
+    return sl_dm_launch(r, c->norm == NORM_LAYER ? SK_LAYERNORM_BW : SK_RMSNORM_BW,
+                        (sl_kargs){.x = x, .w = sl_dm_weight(r->dm, w), .eps = c->norm_eps, .d = c->d_model, .dy = dy,
+                                   .y = dx, .flag = accumulate}, err);
+}
+
 /* g = d logit / d (the last block's output), through the head, the
  * pooling and the final norm. */
 static int tail_backward(batch_run *r, sl_error *err)
@@ -108,9 +118,7 @@ static int tail_backward(batch_run *r, sl_error *err)
     int rc = sl_dm_launch(r, SK_TAIL_BW, (sl_kargs){.w = sl_dm_weight(dm, m->head_w), .flag = m->head_rows,
                                                     .K = c->pooling, .d = c->d_model, .y = dfin}, err);
     if (rc) return rc;
-    if (c->arch == ARCH_MAMBA)
-        return sl_dm_launch(r, SK_RMSNORM_BW, (sl_kargs){.x = fin_in, .w = sl_dm_weight(dm, m->norm_w),
-                                                         .eps = c->norm_eps, .d = c->d_model, .dy = dfin, .y = g}, err);
+    if (c->arch == ARCH_MAMBA) return mamba_norm_bw(r, fin_in, m->norm_w, dfin, g, 0, err);
     if (c->final_norm)
         return sl_dm_launch(r, SK_LAYERNORM_BW, (sl_kargs){.x = fin_in, .w = sl_dm_weight(dm, m->norm_w),
                                                            .eps = c->layer_norm_eps, .d = c->d_model, .dy = dfin,
@@ -132,8 +140,7 @@ static int mamba_backward(batch_run *r, int i, sl_error *err)
     float *dxdbl = b->buf[12];
     const float *h_in = sl_dm_kept(dm, i), *A_t = sl_dm_weight(dm, w->A_t), *D = sl_dm_weight(dm, w->D);
     /* the block again, the scan keeping every state */
-    int rc = sl_dm_launch(r, SK_RMSNORM, (sl_kargs){.x = h_in, .w = sl_dm_weight(dm, w->norm_w), .y = u, .d = d,
-                                                    .eps = c->norm_eps}, err);
+    int rc = sl_dm_mamba_norm(r, h_in, w->norm_w, w->norm_b, u, err);
     if (!rc) rc = sl_dm_linear(r, u, d, d, w->in_w, w->in_b, 2 * di, xz, 2 * di, err);
     if (!rc) rc = sl_dm_launch(r, SK_CONV_PRE, (sl_kargs){.x = xz, .ld = 2 * di, .di = di, .K = K,
                                                           .w = sl_dm_weight(dm, w->conv_w),
@@ -163,9 +170,7 @@ static int mamba_backward(batch_run *r, int i, sl_error *err)
     if (!rc) rc = sl_dm_launch(r, SK_CONV_BW, (sl_kargs){.dy = dx, .di = di, .K = K, .w = sl_dm_weight(dm, w->conv_w),
                                                          .y = dxz, .ld = 2 * di}, err);
     if (!rc) rc = gemm_nn(r, dxz, 2 * di, 2 * di, w->in_w, d, u, d, 0.0f, err);
-    return rc ? rc : sl_dm_launch(r, SK_RMSNORM_BW, (sl_kargs){.x = h_in, .w = sl_dm_weight(dm, w->norm_w),
-                                                               .eps = c->norm_eps, .d = d, .dy = u, .y = b->g,
-                                                               .flag = 1}, err);
+    return rc ? rc : mamba_norm_bw(r, h_in, w->norm_w, u, b->g, 1, err);
 }
 
 static int layernorm_bw(batch_run *r, const float *x, const float *w, const float *dy, float *dx, int accumulate,

@@ -53,6 +53,7 @@ int sl_dm_launch(batch_run *r, int kernel, sl_kargs a, sl_error *err);
 int sl_dm_linear(batch_run *r, const float *x, int ldx, int in, const float *w, const float *b, int out, float *y,
                  int ldy, sl_error *err);
 int sl_dm_layernorm(batch_run *r, const float *x, const float *w, const float *b, float *y, sl_error *err);
+int sl_dm_mamba_norm(batch_run *r, const float *x, const float *w, const float *b, float *y, sl_error *err);
 /* Checks the batch and copies its tokens, keep mask and lengths over. */
 int sl_dm_begin(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const uint8_t *keep,
                 const int32_t *lengths, long first, const sl_hooks *hooks, batch_run *r, sl_error *err);

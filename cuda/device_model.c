@@ -243,13 +243,25 @@ int sl_dm_embed(batch_run *r, sl_error *err)
     sl_dev_model *dm = r->dm;
     const sl_config *c = &dm->m->c;
     int d = c->d_model;
-    int rc = sl_dm_launch(r, SK_EMBED, (sl_kargs){.x = sl_dm_weight(dm, dm->m->emb), .y = dm->h, .d = d}, err);
+    int rc = sl_dm_launch(r, SK_EMBED, (sl_kargs){.x = sl_dm_weight(dm, dm->m->emb), .y = dm->h, .d = d,
+                                                  .alpha = sl_embed_scale(c)}, err);
     if (!rc) rc = fire(r, HK_EMBED_TOKENS, -1, dm->h, d, d, err);
     const float *pe = c->arch != ARCH_TRANSFORMER ? NULL
                     : c->positional == POS_LEARNED ? sl_dm_weight(dm, dm->m->pos)
                     : c->positional == POS_SINUSOIDAL ? dm->pos : NULL;
     if (!rc && pe) rc = sl_dm_launch(r, SK_ADD_POS, (sl_kargs){.x = pe, .y = dm->h, .d = d}, err);
     return rc ? rc : fire(r, HK_EMBED, -1, dm->h, d, d, err);
+}
+
+/* Mamba's block and final norm, as sl_mamba_norm: RMSNorm, or LayerNorm
+ * with its bias, both with norm_eps. */
+int sl_dm_mamba_norm(batch_run *r, const float *x, const float *w, const float *b, float *y, sl_error *err)
+{
+    const sl_config *c = &r->dm->m->c;
+    int layer = c->norm == NORM_LAYER;
+    return sl_dm_launch(r, layer ? SK_LAYERNORM : SK_RMSNORM,
+                        (sl_kargs){.x = x, .w = sl_dm_weight(r->dm, w), .b = layer ? sl_dm_weight(r->dm, b) : NULL, .y = y,
+                                   .d = c->d_model, .eps = c->norm_eps}, err);
 }
 
 static int mamba_layer(batch_run *r, int i, sl_error *err)
@@ -260,8 +272,7 @@ static int mamba_layer(batch_run *r, int i, sl_error *err)
     int d = c->d_model, di = c->d_inner, S = c->d_state, R = c->dt_rank, nx = R + 2 * S;
     unsigned off = r->hooks && r->hooks->mamba_off ? r->hooks->mamba_off[i] : 0;
     int rc = fire(r, HK_RESID_PRE, i, dm->h, d, d, err);
-    if (!rc) rc = sl_dm_launch(r, SK_RMSNORM, (sl_kargs){.x = dm->h, .w = sl_dm_weight(dm, w->norm_w), .y = dm->a, .d = d,
-                                                   .eps = c->norm_eps}, err);
+    if (!rc) rc = sl_dm_mamba_norm(r, dm->h, w->norm_w, w->norm_b, dm->a, err);
     if (!rc) rc = sl_dm_linear(r, dm->a, d, d, w->in_w, w->in_b, 2 * di, dm->xz, 2 * di, err);
     if (!rc) rc = sl_dm_launch(r, SK_CONV, (sl_kargs){.x = dm->xz, .ld = 2 * di, .di = di, .K = c->d_conv,
                                                 .w = sl_dm_weight(dm, w->conv_w), .b = sl_dm_weight(dm, w->conv_b),
@@ -364,8 +375,7 @@ int sl_dm_tail(batch_run *r, sl_error *err)
     int d = c->d_model, rc = SL_OK;
     float *fin = dm->h;
     if (c->arch == ARCH_MAMBA) {
-        rc = sl_dm_launch(r, SK_RMSNORM, (sl_kargs){.x = dm->h, .w = sl_dm_weight(dm, m->norm_w), .y = dm->a, .d = d,
-                                              .eps = c->norm_eps}, err);
+        rc = sl_dm_mamba_norm(r, dm->h, m->norm_w, m->norm_b, dm->a, err);
         fin = dm->a;
     } else if (c->final_norm) {
         rc = sl_dm_layernorm(r, dm->h, m->norm_w, m->norm_b, dm->a, err);

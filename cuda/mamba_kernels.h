@@ -19,7 +19,7 @@ SL_KERNEL_FN void sl_k_rmsnorm_row(const float *x, const float *w, float eps, in
 
 /* Thread per (t, channel c): the causal depthwise conv (K taps, zeros on
  * the left) then SiLU; identity = 1 replaces the conv and its bias by the
- * identity (ablate --component conv). */
+ * identity (ablate --component conv); b may be NULL (no conv bias). */
 SL_KERNEL_FN void sl_k_conv_silu(const float *xz, int ldx, int di, int K, const float *w, const float *b, int identity,
                                  float *out, int t, int c)
 {
@@ -27,7 +27,7 @@ SL_KERNEL_FN void sl_k_conv_silu(const float *xz, int ldx, int di, int K, const 
     if (identity) {
         acc = xz[(long)t * ldx + c];
     } else {
-        acc = b[c];
+        acc = b ? b[c] : 0.0f;
         for (int k = 0; k < K; k++) {
             int src = t - (K - 1) + k;
             if (src >= 0) acc += w[c * K + k] * xz[(long)src * ldx + c];

@@ -47,6 +47,12 @@ void sl_rmsnorm_backward(const float *x, const float *w, float eps, int rows, in
     }
 }
 
+void sl_mamba_norm_backward(const sl_config *c, const float *x, const float *w, int rows, const float *dy, float *dx)
+{
+    if (c->norm == NORM_LAYER) sl_layernorm_backward(x, w, c->norm_eps, rows, c->d_model, dy, dx);
+    else sl_rmsnorm_backward(x, w, c->norm_eps, rows, c->d_model, dy, dx);
+}
+
 void sl_backward_ws_free(sl_backward_ws *b)
 {
     if (!b) return;
@@ -125,7 +131,7 @@ static void tail_backward(const sl_model *m, const sl_example *ex, const float *
             if (!ex->keep || ex->keep[t])
                 for (int k = 0; k < d; k++) dfin[(long)t * d + k] = w[k] / (kept ? kept : 1);
     }
-    if (c->arch == ARCH_MAMBA) sl_rmsnorm_backward(fin_in, m->norm_w, c->norm_eps, T, d, dfin, g);
+    if (c->arch == ARCH_MAMBA) sl_mamba_norm_backward(c, fin_in, m->norm_w, T, dfin, g);
     else if (c->final_norm) sl_layernorm_backward(fin_in, m->norm_w, c->layer_norm_eps, T, d, dfin, g);
     else memcpy(g, dfin, (size_t)T * d * sizeof *g);
 }

@@ -44,6 +44,12 @@ void sl_layernorm(const float *x, const float *w, const float *b, float eps, int
     }
 }
 
+void sl_mamba_norm(const sl_config *c, const float *x, const float *w, const float *b, int rows, float *y)
+{
+    if (c->norm == NORM_LAYER) sl_layernorm(x, w, b, c->norm_eps, rows, c->d_model, y);
+    else sl_rmsnorm(x, w, c->norm_eps, rows, c->d_model, y);
+}
+
 /* Position tables in double precision: at position 4096 a float32 angle is
  * already off by ~2e-4 radians. */
 void sl_pos_table(const sl_config *c, int max_len, float *out)
@@ -120,13 +126,20 @@ void sl_workspace_free(sl_workspace *ws)
     free(ws);
 }
 
-/* h = token embedding, hooked as `embed.tokens`, plus the positional term
- * (ablations replace the token part only), hooked as `embed`. */
+/* h = the token embedding the model adds (embedding(tokens), times
+ * embed_scale), hooked as `embed.tokens`, plus the positional term
+ * (ablations replace the token part only, scale included), hooked as
+ * `embed`. */
 static int embed(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, sl_error *err)
 {
     const sl_config *c = &m->c;
     int d = c->d_model, T = ex->len;
-    for (int t = 0; t < T; t++) memcpy(ws->h + (long)t * d, m->emb + (long)ex->tokens[t] * d, (size_t)d * sizeof(float));
+    float scale = sl_embed_scale(c);
+    for (int t = 0; t < T; t++) {
+        const float *src = m->emb + (long)ex->tokens[t] * d;
+        float *dst = ws->h + (long)t * d;
+        for (int k = 0; k < d; k++) dst[k] = scale * src[k];
+    }
     int rc = sl_fire(m, hooks, ex, HK_EMBED_TOKENS, -1, ws->h, T, d, d, err);
     const float *pe = c->arch != ARCH_TRANSFORMER ? NULL
                     : c->positional == POS_LEARNED ? m->pos
@@ -143,7 +156,7 @@ int sl_forward_tail(const sl_model *m, const sl_example *ex, sl_workspace *ws, c
     int d = c->d_model, T = ex->len;
     float *fin = ws->h;
     if (c->arch == ARCH_MAMBA) {
-        sl_rmsnorm(ws->h, m->norm_w, c->norm_eps, T, d, ws->a);
+        sl_mamba_norm(c, ws->h, m->norm_w, m->norm_b, T, ws->a);
         fin = ws->a;
     } else if (c->final_norm) {
         sl_layernorm(ws->h, m->norm_w, m->norm_b, c->layer_norm_eps, T, d, ws->a);

@@ -11,6 +11,9 @@ int sl_fire(const sl_model *m, const sl_hooks *hooks, const sl_example *ex, int 
 
 void sl_rmsnorm(const float *x, const float *w, float eps, int rows, int d, float *y);
 void sl_layernorm(const float *x, const float *w, const float *b, float eps, int rows, int d, float *y);
+/* Mamba's block and final norm as config `norm` says: RMSNorm (b unused) or
+ * LayerNorm with bias b, both with norm_eps. */
+void sl_mamba_norm(const sl_config *c, const float *x, const float *w, const float *b, int rows, float *y);
 
 /* Final stage from the residual stream in ws->h: final norm (if any), the
  * `final` hook, pooling, `pooled`, head, `logits`. */

@@ -14,7 +14,7 @@ static void conv_silu(const float *x, int ldx, int T, int di, int K, const float
 {
     for (int t = 0; t < T; t++) {
         float *o = out + (long)t * di;
-        for (int c = 0; c < di; c++) o[c] = b[c];
+        for (int c = 0; c < di; c++) o[c] = b ? b[c] : 0.0f;
         for (int k = 0; k < K; k++) {
             int src = t - (K - 1) + k;
             if (src < 0) continue;
@@ -96,7 +96,7 @@ int sl_mamba_layer_forward(const sl_model *m, const sl_example *ex, sl_workspace
     if (rc) return rc;
 
     unsigned off = hooks && hooks->mamba_off ? hooks->mamba_off[i] : 0;
-    sl_rmsnorm(ws->h, w->norm_w, c->norm_eps, T, d, ws->a);
+    sl_mamba_norm(c, ws->h, w->norm_w, w->norm_b, T, ws->a);
     sl_linear(ws->a, d, T, d, w->in_w, w->in_b, 2 * di, ws->xz, 2 * di);
     if (off & SL_OFF_CONV) silu_only(ws->xz, 2 * di, T, di, ws->xc);
     else conv_silu(ws->xz, 2 * di, T, di, c->d_conv, w->conv_w, w->conv_b, ws->xc);
@@ -148,11 +148,11 @@ void sl_mamba_layer_backward(const sl_model *m, const sl_example *ex, sl_workspa
     float *dd = b->buf[12], *dxdbl = b->buf[13], *g = b->g;
 
     /* the block again, the scan keeping every state */
-    sl_rmsnorm(h_in, w->norm_w, c->norm_eps, T, d, u);
+    sl_mamba_norm(c, h_in, w->norm_w, w->norm_b, T, u);
     sl_linear(u, d, T, d, w->in_w, w->in_b, 2 * di, xz, 2 * di);
     for (int t = 0; t < T; t++)
         for (int ch = 0; ch < di; ch++) {
-            float s = w->conv_b[ch];
+            float s = w->conv_b ? w->conv_b[ch] : 0.0f;
             for (int k = 0; k < K; k++) {
                 int src = t - (K - 1) + k;
                 if (src >= 0) s += w->conv_w[ch * K + k] * xz[(long)src * 2 * di + ch];
@@ -233,6 +233,6 @@ void sl_mamba_layer_backward(const sl_model *m, const sl_example *ex, sl_workspa
             dxz[(long)t * 2 * di + ch] = s;
         }
     sl_linear_backward(dxz, 2 * di, T, 2 * di, w->in_w, d, u, d, 0.0f); /* u now holds d logit / d normed input */
-    sl_rmsnorm_backward(h_in, w->norm_w, c->norm_eps, T, d, u, xdbl);
+    sl_mamba_norm_backward(c, h_in, w->norm_w, T, u, xdbl);
     for (long k = 0; k < n; k++) g[k] += xdbl[k];
 }

@@ -70,7 +70,7 @@ static void mamba_specs(sl_model *m, spec_list *l)
         want(l, &y->in_w, 0, "[2*expand*d_model, d_model]", 2, 2 * di, d, 0, "layers.%d.mixer.in_proj.weight", i);
         want(l, &y->in_b, 1, "[2*expand*d_model]", 1, 2 * di, 0, 0, "layers.%d.mixer.in_proj.bias", i);
         want(l, &y->conv_w, 0, "[expand*d_model, 1, d_conv]", 3, di, 1, c->d_conv, "layers.%d.mixer.conv1d.weight", i);
-        want(l, &y->conv_b, 0, "[expand*d_model]", 1, di, 0, 0, "layers.%d.mixer.conv1d.bias", i);
+        want(l, &y->conv_b, 1, "[expand*d_model]", 1, di, 0, 0, "layers.%d.mixer.conv1d.bias", i);
         want(l, &y->xproj_w, 0, "[dt_rank + 2*d_state, expand*d_model]", 2, R + 2 * S, di, 0,
              "layers.%d.mixer.x_proj.weight", i);
         want(l, &y->dt_w, 0, "[expand*d_model, dt_rank]", 2, di, R, 0, "layers.%d.mixer.dt_proj.weight", i);
@@ -524,11 +524,6 @@ int sl_model_load(sl_model *m, const char *dir, sl_error *err)
     int rc = sl_weights_find(dir, st, sizeof st, err);
     if (!rc) rc = load_weights(m, st, cfg, err);
     if (rc) return rc;
-    /* TODO(issue 17): the forward passes do not read these yet */
-    if (m->c.arch == ARCH_MAMBA && m->c.norm == NORM_LAYER)
-        return sl_fail(err, SL_EINPUT, "%s: norm \"layer\" (LayerNorm Mamba) is not supported yet", cfg);
-    if (m->c.arch == ARCH_TRANSFORMER && m->c.embed_scale != 1)
-        return sl_fail(err, SL_EINPUT, "%s: embed_scale other than 1 is not supported yet", cfg);
     int nl = m->c.n_layers;
     rc = build_points(m, err);
     if (rc) return rc;

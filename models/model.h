@@ -99,7 +99,12 @@ float *sl_workspace_residual(sl_workspace *ws);
  * embedding (integrated gradients' path). Keep masks are honoured. */
 int sl_gradient(const sl_model *m, const sl_example *ex, sl_workspace *ws, const float *embed_in, float *logit, float *grad,
                 sl_error *err);
-/* The embedding (token + positional term) of an example: out [len, d_model]. */
+/* The factor of the token embedding: embed_scale for a Transformer (the
+ * PyTorch tutorial's sqrt(d_model)), 1 for Mamba. */
+static inline float sl_embed_scale(const sl_config *c) { return c->arch == ARCH_TRANSFORMER ? c->embed_scale : 1.0f; }
+
+/* The embedding (embed_scale x token embedding + positional term) of an
+ * example: out [len, d_model]. */
 int sl_embed(const sl_model *m, const sl_example *ex, sl_workspace *ws, float *out, sl_error *err);
 
 #endif

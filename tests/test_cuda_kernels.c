@@ -20,15 +20,17 @@
 typedef struct {
     const float *x, *w, *b, *A_t, *D, *xdbl;
     float *y, *out, *xz, *delta, *h;
-    int d, di, K, S, R, nx, T, ldx;
+    int d, di, K, S, R, nx, T, ldx, layer_norm;
     float eps;
 } block_ctx;
 
-static void rmsnorm_fn(void *p, int x, int y)
+/* The block norm: RMSNorm, or LayerNorm with bias b (norm "layer"). */
+static void norm_fn(void *p, int x, int y)
 {
     (void)y;
     block_ctx *c = p;
-    sl_k_rmsnorm_row(c->x, c->w, c->eps, c->d, c->out, x);
+    if (c->layer_norm) sl_k_layernorm_row(c->x, c->w, c->b, c->eps, c->d, c->out, x);
+    else sl_k_rmsnorm_row(c->x, c->w, c->eps, c->d, c->out, x);
 }
 
 static void conv_fn(void *p, int x, int y)
@@ -108,9 +110,10 @@ static void mamba_fixture(const char *name, const char *path, void *user)
         for (int e = 0; e < n && want[N_HOOKS]; e++) {
             int T = lengths[e];
             memcpy(h, want[N_HOOKS] + (size_t)e * L * d, (size_t)T * d * 4);
-            block_ctx c = {.d = d, .di = di, .K = cf->d_conv, .S = S, .R = R, .nx = nx, .T = T, .ldx = 2 * di, .eps = cf->norm_eps};
-            c.x = h, c.w = w->norm_w, c.out = a;
-            sl_host_grid(T, 1, rmsnorm_fn, &c);
+            block_ctx c = {.d = d, .di = di, .K = cf->d_conv, .S = S, .R = R, .nx = nx, .T = T, .ldx = 2 * di,
+                           .layer_norm = cf->norm == NORM_LAYER, .eps = cf->norm_eps};
+            c.x = h, c.w = w->norm_w, c.b = w->norm_b, c.out = a;
+            sl_host_grid(T, 1, norm_fn, &c);
             sl_linear(a, d, T, d, w->in_w, w->in_b, 2 * di, xz, 2 * di);
             c.xz = xz, c.w = w->conv_w, c.b = w->conv_b, c.out = xc;
             sl_host_grid(di, T, conv_fn, &c);

@@ -70,9 +70,15 @@ def logits(v, **interventions):
     return ref.run(v["config"], v["params"], v["tokens"], v["lengths"], **interventions)["logits"]
 
 
+def token_table(v):
+    """The token embeddings as the model adds them: embed_scale * embedding.weight (the C code's
+    `embed.tokens`), which `mean`, `zero` and `pad` replace."""
+    return v["config"].get("embed_scale", 1.0) * v["params"]["embedding.weight"]
+
+
 def family_ablation(v, f, mode):
     """Logits with family f ablated in `mode`; family ids outside the data simply match nothing."""
-    emb = v["params"]["embedding.weight"]
+    emb = token_table(v)
     token_embed = emb[v["tokens"]].clone()  # the token term only: run() adds the positional one
     hit = v["family"] == f  # valid positions of family f (family is -1 beyond each length)
     keep = None
@@ -196,7 +202,7 @@ def check_nothing_ablated(v, result):
         stored_lengths = f["lengths"][...].tolist()
     if stored_lengths != v["lengths"].tolist():
         raise SystemExit(f"{v['dir']}: lengths {v['lengths'].tolist()} != expected.h5 {stored_lengths}")
-    emb = v["params"]["embedding.weight"]
+    emb = token_table(v)
     valid = ref.valid_mask(v["lengths"], v["tokens"].shape[1])
     hooked = logits(v, token_embed=emb[v["tokens"]], keep=valid, block_write=lambda i, pre, post: post)
     return {"float32(baseline) == expected.h5 /logits": rel_err(result["baseline"].float().to(ref.DTYPE), stored),
@@ -301,7 +307,7 @@ def check_skip_last_layer(v, result):
     config, i = v["config"], v["config"]["n_layers"] - 1
     h = ref.run(config, v["params"], v["tokens"], v["lengths"])[f"blocks.{i}.resid_pre"]
     if config["arch"] == "mamba":
-        h = ref.rms_norm(h, v["params"]["norm_f.weight"], config["norm_eps"])
+        h = ref.mamba_norm(h, v["params"], "norm_f", config)
     elif config.get("final_norm", False):
         h = ref.layer_norm(h, v["params"], "norm", config["layer_norm_eps"])
     valid = ref.valid_mask(v["lengths"], v["tokens"].shape[1])
@@ -396,7 +402,7 @@ def check_vs_torch_layers(v, result):
         for mode, h in (("skip", pre), ("mean", pre + writes[i])):
             theirs = pool_and_head_by_hand(v, torch_final(v, h, i + 1, valid), valid)
             errors[f"{mode} layer {i} == torch layers {i + 1}..{tag}"] = rel_err(result["layer"][mode][i], theirs)
-    emb = v["params"]["embedding.weight"]
+    emb = token_table(v)
     for f, name in enumerate(v["names"]):
         hit = v["family"] == f
         kept = valid & ~hit

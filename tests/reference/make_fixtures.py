@@ -6,6 +6,7 @@ seqlens_ref.py in float64 from the weights as saved (after rounding to F16/BF16)
 self-check in selfcheck.py must pass, or the script exits non-zero.
 """
 import json
+import math
 import os
 import sys
 import zlib
@@ -110,6 +111,34 @@ VARIANTS += [
               "names": "vlen"}},
 ]
 
+# The model variants users save (issue 17): mamba_ssm's default LayerNorm blocks (rms_norm=False,
+# norm and norm_f with bias, under "backbone."), conv1d without bias (conv_bias=False), and the
+# PyTorch tutorial's `embedding(x) * math.sqrt(d_model)` on a post-norm relu encoder.
+VARIANTS += [
+    {"name": "mamba_layer_mean_f32",
+     "config": dict(MAMBA, n_layers=2, pooling="mean", norm="layer"),
+     "model": {"dtype": "F32", "head_rows": 1, "proj_bias": False},
+     "data": {"tokens": "int32", "labels": "int32", "lengths": "int32", "of_token": "int32",
+              "names": "vlen"}},
+    {"name": "mamba_layer_noconvb_last_2logit_f16",
+     "config": dict(MAMBA, n_layers=2, pooling="last", norm="layer", prefix="backbone."),
+     "model": {"dtype": "F16", "head_rows": 2, "proj_bias": True, "conv_bias": False},
+     "data": {"tokens": "int64", "labels": "int64", "lengths": "int64", "of_token": "int64",
+              "names": "vlen"}},
+    {"name": "mamba_noconvb_mean_f32",
+     "config": dict(MAMBA, n_layers=2, pooling="mean"),
+     "model": {"dtype": "F32", "head_rows": 1, "proj_bias": False, "conv_bias": False},
+     "data": {"tokens": "int32", "labels": "int32", "lengths": "int32", "of_token": "int32",
+              "names": "vlen"}},
+    {"name": "tf_scaled_post_relu_sin",
+     "config": dict(TRANSFORMER, n_layers=2, pooling="mean", norm_first=False, activation="relu",
+                    positional="sinusoidal", final_norm=False, causal=False,
+                    embed_scale=math.sqrt(D_MODEL)),
+     "model": {"dtype": "F32", "head_rows": 1},
+     "data": {"tokens": "int32", "labels": "int32", "lengths": "int32", "of_token": "int32",
+              "names": "vlen"}},
+]
+
 
 @contextlib.contextmanager
 def variant_shape(shape):
@@ -191,7 +220,7 @@ def x_proj_weight(rng, dt_rank, d_state, d_inner):
     return w
 
 
-def mamba_params(rng, config, head_rows, proj_bias):
+def mamba_params(rng, config, head_rows, proj_bias, conv_bias=True):
     d, S, R, K = config["d_model"], config["d_state"], config["dt_rank"], config["d_conv"]
     d_inner = config["expand"] * d
     p = {"embedding.weight": rng.standard_normal((VOCAB, d))}
@@ -212,9 +241,15 @@ def mamba_params(rng, config, head_rows, proj_bias):
         if proj_bias:
             mixer["in_proj.bias"] = small_bias(rng, 2 * d_inner)
             mixer["out_proj.bias"] = small_bias(rng, d)
+        if not conv_bias:  # drawn all the same, so that the other tensors stay as they were
+            del mixer["conv1d.bias"]
         p[f"layers.{i}.norm.weight"] = norm_weight(rng, d)
+        if config.get("norm") == "layer":
+            p[f"layers.{i}.norm.bias"] = small_bias(rng, d)
         p.update({f"layers.{i}.mixer.{k}": v for k, v in mixer.items()})
     p["norm_f.weight"] = norm_weight(rng, d)
+    if config.get("norm") == "layer":
+        p["norm_f.bias"] = small_bias(rng, d)
     p.update(head_params(rng, head_rows))
     return p
 
@@ -330,7 +365,7 @@ def build_variant_shaped(variant):
     config = ordered_config(variant["config"])
     model = variant["model"]
     if config["arch"] == "mamba":
-        params = mamba_params(rng, config, model["head_rows"], model["proj_bias"])
+        params = mamba_params(rng, config, model["head_rows"], model["proj_bias"], model.get("conv_bias", True))
     else:
         params = transformer_params(rng, config, model["head_rows"])
     save_model(out_dir, config, params, model["dtype"])
@@ -394,8 +429,14 @@ def report(name, errors, limit):
 
 
 def main():
+    # Names on the command line: write only those variants (the others are left as they are).
+    only = set(sys.argv[1:])
+    unknown = only - {v["name"] for v in VARIANTS}
+    if unknown:
+        sys.exit(f"unknown variants: {sorted(unknown)}")
+    variants = [v for v in VARIANTS if not only or v["name"] in only]
     failed = []
-    for variant in VARIANTS:
+    for variant in variants:
         config, hooks, errors, written_err = build_variant(variant)
         failed += report(variant["name"], errors, selfcheck.TOLERANCE)
         # float32 storage of float64 values: only the rounding of the write is expected here.
@@ -407,7 +448,7 @@ def main():
     if failed:
         print("SELF-CHECK FAILED:\n  " + "\n  ".join(failed), file=sys.stderr)
         sys.exit(1)
-    print(f"all {len(VARIANTS)} variants written to {os.path.normpath(FIXTURES)}; self-checks passed")
+    print(f"all {len(variants)} variants written to {os.path.normpath(FIXTURES)}; self-checks passed")
 
 
 if __name__ == "__main__":

@@ -113,13 +113,13 @@ def mamba_forward(config, params, tokens, fire, off):
         p = ref.subset(params, f"layers.{i}.")
         mp = ref.subset(p, "mixer.")
         h = fire(name + "resid_pre", h)
-        u = ref.rms_norm(h, p["norm.weight"], config["norm_eps"])
+        u = ref.mamba_norm(h, p, "norm", config)
         xz = ref.linear(u, mp, "in_proj")
         x, z = xz[..., :d_inner], xz[..., d_inner:]
         if off.get(i) == "conv":
             x = F.silu(x)  # identity kernel, no bias: SiLU kept
         else:
-            x = F.silu(ref.causal_depthwise_conv(x, mp["conv1d.weight"], mp["conv1d.bias"]))
+            x = F.silu(ref.causal_depthwise_conv(x, mp["conv1d.weight"], mp.get("conv1d.bias")))
         x = fire(name + "mixer.in_x", x)
         dt, B, C = torch.split(ref.linear(x, mp, "x_proj"), [R, S, S], dim=-1)
         delta = fire(name + "mixer.delta", F.softplus(ref.linear(dt, mp, "dt_proj")))
@@ -133,7 +133,7 @@ def mamba_forward(config, params, tokens, fire, off):
         gate = fire(name + "mixer.gate", torch.ones_like(z) if off.get(i) == "gate" else F.silu(z))
         out = fire(name + "mixer.out", ref.linear(y * gate, mp, "out_proj"))
         h = fire(name + "resid_post", h + out)
-    fire("final", ref.rms_norm(h, params["norm_f.weight"], config["norm_eps"]))
+    fire("final", ref.mamba_norm(h, params, "norm_f", config))
 
 
 def transformer_forward(config, params, tokens, lengths, fire):
@@ -335,13 +335,13 @@ def slow_mixer(h, p, config, off=None, edit=None):
     L = h.shape[1]
     d_inner = config["expand"] * config["d_model"]
     R, S = config["dt_rank"], config["d_state"]
-    u = h / torch.sqrt(h.pow(2).mean(-1, keepdim=True) + config["norm_eps"]) * p["norm.weight"]
+    u = selfcheck.torch_mamba_norm(h, p, "norm", config)
     xz = F.linear(u, p["mixer.in_proj.weight"], p.get("mixer.in_proj.bias")).transpose(1, 2)
     x, z = xz.chunk(2, dim=1)
     if off == "conv":
         x = F.silu(x)
     else:
-        x = F.silu(F.conv1d(x, p["mixer.conv1d.weight"], p["mixer.conv1d.bias"],
+        x = F.silu(F.conv1d(x, p["mixer.conv1d.weight"], p.get("mixer.conv1d.bias"),
                             padding=config["d_conv"] - 1, groups=d_inner)[..., :L])
     if "in_x" in edit:
         x = edit["in_x"](x.transpose(1, 2)).transpose(1, 2)
@@ -373,7 +373,7 @@ def mamba_independent(config, params, h, lengths, start=0, off=None, edit=None):
     for i in range(start, config["n_layers"]):
         p = ref.subset(params, f"layers.{i}.")
         h = h + slow_mixer(h, p, config, off[1] if off and off[0] == i else None, edit if i == 0 else None)
-    final = h / torch.sqrt(h.pow(2).mean(-1, keepdim=True) + config["norm_eps"]) * params["norm_f.weight"]
+    final = selfcheck.torch_mamba_norm(h, params, "norm_f", config)
     return pool_and_head_by_hand(config, params, final, lengths)
 
 
@@ -449,7 +449,7 @@ def check_components_via_weights(v, result, clean):
         if component == "conv":
             w = torch.zeros_like(params[mixer + "conv1d.weight"])
             w[:, 0, -1] = 1.0
-            changes = {mixer + "conv1d.weight": w, mixer + "conv1d.bias": torch.zeros_like(params[mixer + "conv1d.bias"])}
+            changes = {mixer + "conv1d.weight": w, mixer + "conv1d.bias": torch.zeros(w.shape[0], dtype=ref.DTYPE)}
         elif component == "ssm":
             w = params[mixer + "x_proj.weight"].clone()
             w[config["dt_rank"] + config["d_state"]:] = 0.0
@@ -730,7 +730,8 @@ def process(variant_dir):
 
 
 def main():
-    dirs = variant_dirs()
+    # Fixture names on the command line: only those (the others' files are left as they are).
+    dirs = [d for d in variant_dirs() if len(sys.argv) < 2 or os.path.basename(d) in sys.argv[1:]]
     if not dirs:
         sys.exit(f"no fixture directory with a config.json under {FIXTURES}")
     started = time.time()

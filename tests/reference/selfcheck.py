@@ -122,6 +122,28 @@ def check_rope_pattern(config, params, tokens, lengths):
     return errors
 
 
+def check_embed_like_tutorial(config, params, tokens, lengths):
+    """The PyTorch tutorial's TransformerModel front: nn.Embedding, `* math.sqrt(d_model)`, then
+    PositionalEncoding (its exp/log table, dropout 0) or learned positions; only for a config whose
+    embed_scale is sqrt(d_model)."""
+    d, L = config["d_model"], tokens.shape[1]
+    embedding = nn.Embedding(config["vocab_size"], d, dtype=DTYPE)
+    embedding.load_state_dict({"weight": params["embedding.weight"]})
+    with torch.no_grad():
+        src = embedding(tokens) * math.sqrt(d)
+        if config["positional"] == "sinusoidal":
+            position = torch.arange(L, dtype=DTYPE).unsqueeze(1)
+            div_term = torch.exp(torch.arange(0, d, 2, dtype=DTYPE) * (-math.log(10000.0) / d))
+            pe = torch.zeros(L, d, dtype=DTYPE)
+            pe[:, 0::2] = torch.sin(position * div_term)
+            pe[:, 1::2] = torch.cos(position * div_term)
+            src = src + pe
+        elif config["positional"] == "learned":
+            src = src + params["pos_embedding.weight"][:L]
+    hooks = ref.run(config, params, tokens, lengths)
+    return {"embed(tutorial sqrt(d_model))": rel_err(hooks["embed"], src)}
+
+
 # ----------------------------------------------------------------------------- Mamba
 
 def scan_like_selective_scan_ref(u, delta, A, B, C, D, z):
@@ -138,17 +160,27 @@ def scan_like_selective_scan_ref(u, delta, A, B, C, D, z):
     return y * F.silu(z)
 
 
+def torch_mamba_norm(h, p, name, config):
+    """mamba_ssm's block norm: with rms_norm=False a real nn.LayerNorm (its weight and bias), else
+    RMSNorm written out as mamba_ssm's rms_norm_ref does."""
+    if config.get("norm", "rms") == "layer":
+        norm = nn.LayerNorm(config["d_model"], eps=config["norm_eps"], dtype=DTYPE)
+        norm.load_state_dict({"weight": p[name + ".weight"], "bias": p[name + ".bias"]})
+        with torch.no_grad():
+            return norm(h)
+    return h / torch.sqrt(h.pow(2).mean(-1, keepdim=True) + config["norm_eps"]) * p[name + ".weight"]
+
+
 def mamba_slow_path(h, p, config):
     """Mamba.forward's slow path from the residual h [N,L,d]: nn-style conv with padding d_conv-1
     cut to L, dt_proj weight and bias added before softplus, (b d l) layout throughout."""
     L = h.shape[1]
     d_inner = config["expand"] * config["d_model"]
     R, S = config["dt_rank"], config["d_state"]
-    w = p["norm.weight"]
-    u = h / torch.sqrt(h.pow(2).mean(-1, keepdim=True) + config["norm_eps"]) * w
+    u = torch_mamba_norm(h, p, "norm", config)
     xz = F.linear(u, p["mixer.in_proj.weight"], p.get("mixer.in_proj.bias")).transpose(1, 2)
     x, z = xz.chunk(2, dim=1)
-    conv = F.conv1d(x, p["mixer.conv1d.weight"], p["mixer.conv1d.bias"],
+    conv = F.conv1d(x, p["mixer.conv1d.weight"], p.get("mixer.conv1d.bias"),
                     padding=config["d_conv"] - 1, groups=d_inner)[..., :L]
     x = F.silu(conv)
     x_dbl = F.linear(x.transpose(1, 2), p["mixer.x_proj.weight"])
@@ -174,6 +206,9 @@ def check_mamba_vs_slow_path(config, params, tokens, lengths):
             errors[f"blocks.{i}.mixer.{name}"] = rel_err(hooks[f"blocks.{i}.mixer.{name}"], value)
         errors[f"blocks.{i}.resid_post"] = rel_err(
             hooks[f"blocks.{i}.resid_post"], hooks[f"blocks.{i}.resid_pre"] + theirs["out"])
+    if config.get("norm", "rms") == "layer":
+        last = hooks[f"blocks.{config['n_layers'] - 1}.resid_post"]
+        errors["final(nn.LayerNorm norm_f)"] = rel_err(hooks["final"], torch_mamba_norm(last, params, "norm_f", config))
     return errors
 
 
@@ -199,6 +234,9 @@ def run_all(config, params, tokens, lengths):
     if config["arch"] == "mamba":
         errors.update(check_mamba_vs_slow_path(config, params, tokens, lengths))
         return errors
+    if config.get("embed_scale", 1.0) != 1.0:
+        assert config["embed_scale"] == math.sqrt(config["d_model"]), "the check is the tutorial's sqrt(d_model)"
+        errors.update(check_embed_like_tutorial(config, params, tokens, lengths))
     if config["positional"] == "sinusoidal":
         errors.update(check_sinusoidal(tokens.shape[1], config["d_model"]))
     if config["positional"] == "rope":

@@ -126,11 +126,21 @@ def rms_norm(x, weight, eps):
     return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps) * weight
 
 
+def mamba_norm(x, p, name, config):
+    """A Mamba block norm or norm_f: RMSNorm, or with `norm` "layer" LayerNorm (u - mean) *
+    rsqrt(var + eps) * w + b with the population variance (mamba_ssm's rms_norm=False)."""
+    eps = config.get("norm_eps", 1e-5)
+    if config.get("norm", "rms") == "layer":
+        return F.layer_norm(x, x.shape[-1:], p[name + ".weight"], p[name + ".bias"], eps)
+    return rms_norm(x, p[name + ".weight"], eps)
+
+
 def causal_depthwise_conv(x, weight, bias):
-    """x [N,L,D], weight [D,1,K]: out_t = bias + sum_k weight[:, 0, k] * x_{t-(K-1)+k}, x_{<0} = 0."""
+    """x [N,L,D], weight [D,1,K]: out_t = bias + sum_k weight[:, 0, k] * x_{t-(K-1)+k}, x_{<0} = 0.
+    bias None (a conv1d saved without one) is zero."""
     K, L = weight.shape[-1], x.shape[1]
     padded = F.pad(x, (0, 0, K - 1, 0))  # K-1 zeros before position 0 along L
-    out = bias.expand_as(x).clone()
+    out = torch.zeros_like(x) if bias is None else bias.expand_as(x).clone()
     for k in range(K):
         out = out + weight[:, 0, k] * padded[:, k:k + L]
     return out
@@ -158,7 +168,7 @@ def mamba_mixer(u, p, config):
     R, S = config["dt_rank"], config["d_state"]
     xz = linear(u, p, "in_proj")
     x, z = xz[..., :d_inner], xz[..., d_inner:]
-    x = F.silu(causal_depthwise_conv(x, p["conv1d.weight"], p["conv1d.bias"]))
+    x = F.silu(causal_depthwise_conv(x, p["conv1d.weight"], p.get("conv1d.bias")))
     dt, B, C = torch.split(linear(x, p, "x_proj"), [R, S, S], dim=-1)
     # torch's softplus default (beta 1, threshold 20) is what mamba_ssm calls.
     delta = F.softplus(linear(dt, p, "dt_proj"))
@@ -176,7 +186,7 @@ def mamba_forward(config, params, tokens, token_embed=None, block_write=None):
     for i in range(config["n_layers"]):
         p = subset(params, f"layers.{i}.")
         hooks[f"blocks.{i}.resid_pre"] = h
-        u = rms_norm(h, p["norm.weight"], config["norm_eps"])
+        u = mamba_norm(h, p, "norm", config)
         out, mixer_hooks = mamba_mixer(u, subset(p, "mixer."), config)
         for name, value in mixer_hooks.items():
             hooks[f"blocks.{i}.mixer.{name}"] = value
@@ -184,7 +194,7 @@ def mamba_forward(config, params, tokens, token_embed=None, block_write=None):
         if block_write is not None:
             h = block_write(i, hooks[f"blocks.{i}.resid_pre"], h)
         hooks[f"blocks.{i}.resid_post"] = h
-    hooks["final"] = rms_norm(h, params["norm_f.weight"], config["norm_eps"])
+    hooks["final"] = mamba_norm(h, params, "norm_f", config)
     return hooks
 
 
@@ -270,14 +280,20 @@ def transformer_block(h, p, config, lengths, keep=None):
     return h, hooks
 
 
+def token_embedding(config, params, tokens):
+    """The token term the model adds: embed_scale * embedding(tokens) (embed_scale 1 by default;
+    the PyTorch tutorial's sqrt(d_model)); what `embed.tokens` holds and what ablations replace."""
+    return config.get("embed_scale", 1.0) * params["embedding.weight"][tokens]
+
+
 def transformer_embed(config, params, tokens, token_embed=None):
-    # token_embed replaces the token embedding only; the positional term is added to it as usual.
-    h = params["embedding.weight"][tokens] if token_embed is None else token_embed
+    # token_embed replaces the (scaled) token embedding only; the positional term is added to it.
+    h = token_embedding(config, params, tokens) if token_embed is None else token_embed
     L, d = tokens.shape[1], config["d_model"]
     if config["positional"] == "learned":
         h = h + params["pos_embedding.weight"][:L]
     elif config["positional"] == "sinusoidal":
-        h = h + sinusoidal_table(L, d)  # no sqrt(d) scaling of the embedding
+        h = h + sinusoidal_table(L, d)  # the tutorial's sqrt(d) is embed_scale, on the token term only
     return h
 
 
@@ -307,7 +323,8 @@ def run(config, params, tokens, lengths, token_embed=None, keep=None, block_writ
     Positions >= length hold whatever the model computes there; `zero_padding` clears them.
     The optional arguments are the interventions of `ablate` (make_ablation_fixtures.py); left
     at None the forward pass is exactly the one above:
-      token_embed  [N,L,d]: used instead of embedding.weight[tokens], before any positional term;
+      token_embed  [N,L,d]: used instead of embed_scale * embedding.weight[tokens], before any
+                   positional term;
       keep         [N,L] bool: False drops a position from attention keys (Transformer) and from
                    mean/last pooling; it is still computed as a query;
       block_write  f(i, resid_pre, resid_post) -> resid_post of block i, seen by the later layers.
