@@ -432,7 +432,9 @@ static int alloc_layers(sl_model *m, sl_error *err)
 /* config.json as written, completed by what the weights' names and shapes
  * say (models/layout.c), then each tensor the config asks for taken from
  * the file under the name the layout gave it. */
-static int load_weights(sl_model *m, const char *st_path, const char *cfg_path, sl_error *err)
+/* config.json first (its errors are the likelier), then the one weights
+ * file of dir, whose path goes to st_path. */
+static int load_weights(sl_model *m, const char *dir, const char *cfg_path, char *st_path, size_t st_size, sl_error *err)
 {
     st_file f;
     memset(&f, 0, sizeof f);
@@ -442,6 +444,7 @@ static int load_weights(sl_model *m, const char *st_path, const char *cfg_path, 
     int nn = 0;
     spec_list l = {0};
     int rc = sl_config_doc_load(&doc, cfg_path, err);
+    if (!rc) rc = sl_weights_find(dir, st_path, st_size, err);
     if (!rc) rc = sl_weights_read(&f, st_path, err);
     if (!rc) rc = sl_layout_detect(&lay, &f, &doc, err);
     if (!rc) rc = sl_config_resolve(&m->c, &doc, lay.facts, lay.facts_from, err);
@@ -521,8 +524,7 @@ int sl_model_load(sl_model *m, const char *dir, sl_error *err)
         return sl_fail(err, SL_EINPUT, "%s: is not a directory (MODEL is a directory holding config.json and model.safetensors)", dir);
     char cfg[4096], st[4096];
     snprintf(cfg, sizeof cfg, "%s/config.json", dir);
-    int rc = sl_weights_find(dir, st, sizeof st, err);
-    if (!rc) rc = load_weights(m, st, cfg, err);
+    int rc = load_weights(m, dir, cfg, st, sizeof st, err);
     if (rc) return rc;
     int nl = m->c.n_layers;
     rc = build_points(m, err);
