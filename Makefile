@@ -95,7 +95,7 @@ $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -DSEQLENS_CUDA -I. -MMD -MP -c -o $@ $<
 
-$(BUILD)/tests/%: tests/%.c tests/testing.h tests/fixture_files.h $(wildcard tests/fuzz/*.c) $(LIB_OBJ)
+$(BUILD)/tests/%: tests/%.c tests/testing.h tests/fixture_files.h tests/pt_builders.h $(wildcard tests/fuzz/*.c) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP $(LDFLAGS) -o $@ $< $(LIB_OBJ) -lhdf5_hl $(LDLIBS)
 

@@ -17,6 +17,7 @@
 #include "core/dataset.h"
 #include "core/safetensors.h"
 #include "tests/testing.h"
+#include "tests/pt_builders.h"
 
 #define BAD "build/tests/bad"
 #define FIXM "tests/fixtures/mamba_mean_f32"
@@ -426,6 +427,62 @@ static void model_cases(void)
     free(e);
 }
 
+/* ---- torch.save weights: a model directory with a hostile model.pt ---- */
+
+#define FIXPT "tests/fixtures/pt/tf_pt"
+
+/* BAD/NAME holds tf_pt's config.json and a model.pt of pickle p over a
+ * storage of storage_bytes; info and eval on it exit 2 naming needle. */
+static void pt_case(const char *name, const pkb *p, size_t storage_bytes, const char *needle)
+{
+    char dir[256], path[300], cmd[1024];
+    snprintf(dir, sizeof dir, BAD "/%s", name);
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s && cp " FIXPT "/config.json %s/", dir, dir, dir);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    snprintf(path, sizeof path, "%s/model.pt", dir);
+    archive_with(path, p, storage_bytes, NULL, 0);
+    snprintf(cmd, sizeof cmd, "info %s", dir);
+    expect_bad(cmd, needle);
+    snprintf(cmd, sizeof cmd, "eval %s " FIXT "/data.h5 -o " BAD "/out.h5", dir);
+    expect_bad(cmd, needle);
+}
+
+static void pt_cases(void)
+{
+    pkb *p = calloc(1, sizeof *p);
+    /* an opcode a state_dict never uses */
+    put(p, "\x80\x02}\xff.", 5);
+    pt_case("pt_opcode", p, sizeof SIX, "model.pt: archive/data.pkl: byte 3: opcode 0xff");
+    /* code, by either name of the module */
+    static const char *const mods[] = {"os", "posix"};
+    for (int i = 0; i < 2; i++) {
+        char needle[64];
+        p->n = 0;
+        put(p, "\x80\x02", 2);
+        glob(p, mods[i], "system");
+        ustr(p, "touch " BAD "/pwned");
+        put(p, "\x85R.", 3);
+        snprintf(needle, sizeof needle, "global %s.system is not allowed", mods[i]);
+        pt_case("pt_global", p, sizeof SIX, needle);
+        CHECK(access(BAD "/pwned", F_OK) != 0, "the pickle's command ran");
+    }
+    /* a storage shorter than the pickle says, a view past its storage */
+    one_tensor(p, &A23);
+    pt_case("pt_storage", p, 5 * sizeof(float), "storage data/0 holds 20 bytes, the pickle says 6 elements of F32");
+    one_tensor(p, &(view){"FloatStorage", "0", 6, 0, 2, {2, 3}, {4, 1}});
+    pt_case("pt_strides", p, sizeof SIX, "reaches element 6 of storage '0'");
+    /* deep recursion: MARKs, then tuples inside tuples */
+    p->n = 0;
+    put(p, "\x80\x02", 2);
+    for (int i = 0; i < 60000; i++) op(p, '(');
+    pt_case("pt_marks", p, sizeof SIX, "MARKs nested deeper than 32");
+    p->n = 0;
+    put(p, "\x80\x02)", 3);
+    for (int i = 0; i < 60000; i++) op(p, 0x85);
+    pt_case("pt_tuples", p, sizeof SIX, "nested deeper than 32");
+    free(p);
+}
+
 static void data_cases(void)
 {
     toy t = toy_default();
@@ -696,6 +753,7 @@ int main(void)
     safetensors_scale_cases();
     config_cases();
     model_cases();
+    pt_cases();
     data_cases();
     hostile_data_cases();
     option_cases();
