@@ -136,7 +136,7 @@ clean:
 # torch.save's pickle and archive.
 # `make fuzz` runs each for FUZZ_SECONDS from the seed corpus in
 # tests/fuzz/corpus/; a crash stops it and leaves the input in build-fuzz/.
-FUZZ_TARGETS := safetensors config model dataset pickle
+FUZZ_TARGETS := safetensors config model dataset pickle npy
 FUZZ_SECONDS ?= 30
 FUZZ_OPT := -O1 -march=native -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -Wno-pass-failed
 fuzz-build:

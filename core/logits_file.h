@@ -24,7 +24,7 @@ typedef struct {
 int sl_logits_file_read(const char *path, sl_logits_file *out, sl_error *err);
 void sl_logits_file_free(sl_logits_file *f);
 
-/* The .npy parser alone, on bytes in memory (for a fuzz target: none yet). */
+/* The .npy parser alone, on bytes in memory (tests/fuzz/fuzz_npy.c fuzzes it). */
 int sl_logits_npy_parse(const char *path, const unsigned char *bytes, size_t size, sl_logits_file *out, sl_error *err);
 
 #endif

@@ -24,6 +24,9 @@
 #define FUZZ_ENTRY fuzz_pickle
 #include "tests/fuzz/fuzz_pickle.c"
 #undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_npy
+#include "tests/fuzz/fuzz_npy.c"
+#undef FUZZ_ENTRY
 
 static int replay(const char *dir, int (*target)(const uint8_t *, size_t))
 {
@@ -54,7 +57,7 @@ int main(void)
     static const struct {
         const char *name;
         int (*fn)(const uint8_t *, size_t);
-    } T[] = {{"safetensors", fuzz_safetensors}, {"config", fuzz_config}, {"model", fuzz_model}, {"dataset", fuzz_dataset}, {"pickle", fuzz_pickle}};
+    } T[] = {{"safetensors", fuzz_safetensors}, {"config", fuzz_config}, {"model", fuzz_model}, {"dataset", fuzz_dataset}, {"pickle", fuzz_pickle}, {"npy", fuzz_npy}};
     for (size_t i = 0; i < sizeof T / sizeof *T; i++) {
         char dir[128];
         snprintf(dir, sizeof dir, "tests/fuzz/corpus/%s", T[i].name);
