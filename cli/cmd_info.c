@@ -9,7 +9,8 @@ static const char USAGE[] =
     "usage: seqlens info MODEL\n"
     "  Prints the config (each key with where it came from: config.json, inferred from a tensor, or the\n"
     "  default), parameter count, tensors (the file's name, and the role seqlens gave it) and hook points\n"
-    "  of MODEL (a directory with config.json and the weights).\n";
+    "  of MODEL (a directory with config.json and its weights: model.safetensors, pytorch_model.bin or one\n"
+    "  .pt/.pth).\n";
 
 /* One key: its value, then where it came from (design.md section 2.1). */
 static void key(const sl_config *c, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

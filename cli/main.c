@@ -30,8 +30,9 @@ static const char USAGE[] =
     "  report DIR                  figures and report.html from the JSON results in DIR\n"
     "  summarize DIR... -o OUT     one table and figures across analysed runs\n"
     "  gym --task NAME --n N --len L -o data.h5   synthetic data with a planted rule\n"
-    "MODEL is a directory with config.json and model.safetensors; DATA an HDF5 file\n"
-    "(see the README). Exit status: 0 success, 1 runtime failure, 2 bad usage or input.\n";
+    "MODEL is a directory with config.json and its weights (model.safetensors,\n"
+    "pytorch_model.bin or one .pt/.pth); DATA an HDF5 file (see the README).\n"
+    "Exit status: 0 success, 1 runtime failure, 2 bad usage or input.\n";
 
 /* sharded: the command's examples are split over MPI ranks; the others
  * (no forward pass over the data, or liblinear training on all of it) run

@@ -521,7 +521,7 @@ int sl_model_load(sl_model *m, const char *dir, sl_error *err)
     struct stat ds;
     if (stat(dir, &ds) != 0) return sl_fail(err, SL_EINPUT, "%s: cannot open: %s", dir, strerror(errno));
     if (!S_ISDIR(ds.st_mode))
-        return sl_fail(err, SL_EINPUT, "%s: is not a directory (MODEL is a directory holding config.json and model.safetensors)", dir);
+        return sl_fail(err, SL_EINPUT, "%s: is not a directory (MODEL is a directory holding config.json and its weights: model.safetensors, pytorch_model.bin or one .pt/.pth)", dir);
     char cfg[4096], st[4096];
     snprintf(cfg, sizeof cfg, "%s/config.json", dir);
     int rc = load_weights(m, dir, cfg, st, sizeof st, err);

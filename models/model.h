@@ -53,7 +53,7 @@ typedef struct {
     int *point_of; /* [HK_COUNT * (n_layers + 1)]: id of (kind, layer) or -1 */
 } sl_model;
 
-/* dir holds config.json and model.safetensors. */
+/* dir holds config.json and one weights file (core/weights.h). */
 int sl_model_load(sl_model *m, const char *dir, sl_error *err);
 void sl_model_free(sl_model *m);
 
