@@ -191,6 +191,7 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
             a->logits_file = v;
         } else if (!strcmp(o, "--tolerance")) {
             char *end = (char *)v;
+            a->tolerance_given = 1;
             /* digits first, as --noise; NaN and inf fail the range */
             if ((v[0] >= '0' && v[0] <= '9') || v[0] == '.') a->tolerance = strtod(v, &end);
             if (end == v || *end || !(a->tolerance >= 0 && a->tolerance <= 1e6))

@@ -32,6 +32,7 @@ typedef struct {
     int force;                                  /* analyze: a flag, takes no value */
     const char *logits_file;                    /* verify --logits, analyze --verify */
     double tolerance;                           /* verify; default 1e-4 */
+    int tolerance_given;                        /* analyze: --tolerance only with --verify */
     int steps;
     const char *task; /* gym */
     long n_examples;

@@ -37,7 +37,9 @@ static const char USAGE[] =
     "  time left. Interrupted, it resumes: stages already finished for the same model, data and\n"
     "  options are kept (DIR/analyze.json records them). --force redoes every stage, also when\n"
     "  DIR holds an analysis of other inputs. Each stage's messages go to DIR/logs/STAGE.log.\n"
-    "  --verify FILE first runs seqlens verify with FILE (PyTorch's logits) and stops on a mismatch.\n"
+    "  --verify FILE first runs seqlens verify with FILE (PyTorch's logits) and stops on a mismatch;\n"
+    "  analyze.json's \"verify\" entry (and the report's line) is that check, made by the run that\n"
+    "  wrote analyze.json: a later run without --verify drops it.\n"
     "  Without /families in DATA, baseline, ablate --family, inspect and attribute are skipped (the\n"
     "  report says so).\n";
 
@@ -545,6 +547,8 @@ int cmd_analyze(int argc, char **argv)
         return sl_report(&err);
     if (a.help || a.n_pos != 2) return sl_usage(USAGE, a.help);
     if (!a.out) return sl_report(&(sl_error){SL_EINPUT, "seqlens analyze: -o DIR is required"});
+    if (a.tolerance_given && !a.logits_file)
+        return sl_report(&(sl_error){SL_EINPUT, "seqlens analyze: --tolerance needs --verify"});
     const char *dir = a.out;
     int steps = a.steps ? a.steps : 16;
     char self[4096];

@@ -180,6 +180,15 @@ static int performance(report *rp, sl_error *err)
     if (!e) return SL_OK;
     section(rp, "performance", "Performance", "How well the model separates the two labels on this data (logit > 0 predicts 1).");
     verdict(rp, rp->verdicts[R_EVAL]);
+    /* analyze --verify: said once, where the numbers it vouches for are */
+    const cJSON *v = get(rp->r.json[R_MANIFEST], "verify");
+    if (cJSON_IsObject(v) && sl_jnum(v, "n") >= 1) {
+        fputs("<p class=\"verify\">", rp->f);
+        sl_html_printf(rp->f, "seqlens's logits %s your PyTorch logits on %.0f examples to max relative error %.3g (tolerance %g).",
+                       cJSON_IsTrue(get(v, "ok")) ? "match" : "do not match", sl_jnum(v, "n"),
+                       sl_jnum(v, "max_rel_error"), sl_jnum(v, "tolerance"));
+        fputs("</p>\n", rp->f);
+    }
     sl_html_object(rp->f, e);
     fputs("</section>\n", rp->f);
     return SL_OK;

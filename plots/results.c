@@ -20,7 +20,7 @@ const char *const SL_RESULT_FILES[R_COUNT] = {
 static const struct {
     const char *top, *array, *row;
 } SCHEMA[R_COUNT] = {
-    [R_MANIFEST] = {"model?:s data?:s stages?:a config?:o data_summary?:o versions?:o", NULL, NULL},
+    [R_MANIFEST] = {"model?:s data?:s stages?:a config?:o data_summary?:o versions?:o verify?:o", NULL, NULL},
     [R_EVAL] = {"n:n auc:N log_loss:N accuracy:N", NULL, NULL},
     [R_BASELINE] = {"bag_of_tokens:o bag_of_families:o", NULL, NULL},
     [R_FAMILY] = {"baseline_auc:N n:n mode:s results:a", "results",

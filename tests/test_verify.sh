@@ -202,9 +202,13 @@ for s in baseline ablate-family inspect attribute; do
 done
 check "analyze.json records the skipped stages" [ "$(grep -c '"status":	"skipped"' "$T/an/analyze.json")" -eq 4 ]
 check "analyze.json records the verification" grep -q '"verify":' "$T/an/analyze.json"
+check "the report's performance section says the logits match" grep -q "logits match your PyTorch logits on 50 examples to max relative error .* (tolerance 0.0001)" "$T/an/report.html"
 check "no result of a skipped stage" sh -c "[ ! -e '$T/an/baseline.json' ] && [ ! -e '$T/an/inspect.json' ]"
 check "the other stages ran" sh -c "[ -s '$T/an/eval.json' ] && [ -s '$T/an/ablate-layer.json' ] && [ -s '$T/an/patch.json' ]"
 "$S" analyze $M $N -o "$T/an" --steps 2 --bootstrap 10 --examples 0:50 >/dev/null 2>"$T/an2.log"
 check "analyze again resumes: exit 0" [ $? -eq 0 ]
 check "analyze again keeps the finished stages" [ "$(grep -c 'done earlier, kept' "$T/an2.log")" -eq 6 ]
+check "a run without --verify drops the verify entry" sh -c "! grep -q '\"verify\":' '$T/an/analyze.json'"
+check "... and the report's verify line" sh -c "! grep -q 'your PyTorch logits' '$T/an/report.html'"
+hostile "analyze --tolerance without --verify" 2 "seqlens analyze: --tolerance needs --verify" "$T/an_tol" - -- "$S" analyze $M $N -o "$T/an_tol" --tolerance 1e-3
 summary
