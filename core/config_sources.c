@@ -154,6 +154,13 @@ static int hugging_face(src *s)
     if (!rc) rc = translate(s, s->root, "", "layer_norm_epsilon", "norm_eps", eps, L);
     if (!rc) rc = translate(s, s->root, "", "pad_token_id", "pad_token_id", pad, L);
     if (!rc) rc = dt_rank(s, s->root, "", "time_step_rank", L);
+    /* checked against the tensors (models/layout.c) when given */
+    static const char *const BIASES[] = {"use_bias", "use_conv_bias"};
+    for (int i = 0; !rc && i < 2; i++) {
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(s->root, BIASES[i]);
+        if (b && !cJSON_IsBool(b)) rc = sl_fail(s->err, SL_EINPUT, "%s: '%s' must be true or false", s->d->path, BIASES[i]);
+        else rc = translate(s, s->root, "", BIASES[i], BIASES[i], NULL, L);
+    }
     /* MambaRMSNorm is the only norm Hugging Face's Mamba has */
     if (!rc) rc = put(s, "norm", cJSON_CreateString("rms"), "Hugging Face's MambaRMSNorm");
     cJSON_Delete(d16);

@@ -287,6 +287,26 @@ static int slot_fact(ctx *c, const char *key, double v, const st_tensor *t)
     return t ? fact(c, key, cJSON_CreateNumber(v), (int)(t - c->f->tensors)) : SL_OK;
 }
 
+/* A bias key of the config (Hugging Face's use_bias, use_conv_bias) against
+ * layer 0: true if the bias beside weight_suffix is there. Only checked
+ * when the config gives the key: seqlens reads the biases it finds. */
+static int bias_fact(ctx *c, const char *key, const char *weight_suffix, int ndim)
+{
+    if (!c->d || !cJSON_GetObjectItemCaseSensitive(c->d->keys, key)) return SL_OK;
+    const st_tensor *w = at_slot(c, weight_suffix, ndim);
+    if (!w) return SL_OK;
+    char bias[256];
+    snprintf(bias, sizeof bias, "%.*sbias", (int)(strlen(weight_suffix) - 6), weight_suffix);
+    const st_tensor *b = at_slot(c, bias, 1);
+    TRY(fact(c, key, cJSON_CreateBool(b != NULL), (int)((b ? b : w) - c->f->tensors)));
+    if (!b) {
+        char from[300];
+        snprintf(from, sizeof from, "the absence of '%.*sbias'", (int)(strlen(w->name) - 6), w->name);
+        cJSON_ReplaceItemInObjectCaseSensitive(c->L->facts_from, key, cJSON_CreateString(from));
+    }
+    return SL_OK;
+}
+
 static int layer_facts(ctx *c)
 {
     const st_tensor *t;
@@ -306,6 +326,8 @@ static int layer_facts(ctx *c)
         const st_tensor *nw = at_slot(c, "norm.weight", 1), *nb = at_slot(c, "norm.bias", 1);
         if (nw || nb)
             TRY(fact(c, "norm", cJSON_CreateString(nb ? "layer" : "rms"), (int)((nb ? nb : nw) - c->f->tensors)));
+        TRY(bias_fact(c, "use_bias", "mixer.in_proj.weight", 2));
+        TRY(bias_fact(c, "use_conv_bias", "mixer.conv1d.weight", 3));
     } else if (c->kind == TF) {
         const st_tensor *in = at_slot(c, "self_attn.in_proj_weight", 2);
         if (in) c->dm = in->shape[1];
@@ -401,7 +423,8 @@ static int positional(ctx *c, int i)
     TRY(claim(c, i, "pos_embedding.weight", match ? "sinusoidal buffer (seqlens computes the same table)" : "by role: positional table"));
     e->computed = match;
     TRY(fact(c, "positional", cJSON_CreateString(match ? "sinusoidal" : "learned"), i));
-    return match ? SL_OK : fact(c, "max_len", cJSON_CreateNumber((double)rows), i);
+    /* a buffer's length is its module's max_len: PyTorch refuses longer inputs */
+    return fact(c, "max_len", cJSON_CreateNumber((double)rows), i);
 }
 
 static int roles(ctx *c)

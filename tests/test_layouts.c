@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -272,6 +274,96 @@ static void two_tables(void)
     CHECK(load_and_compare(dir, LAYOUTS "/tf_encoder_learned", &err) == SL_OK, "two tables with vocab_size: %s", err.msg);
 }
 
+/* Sets element k of F32 tensor `name` in dir/model.safetensors to v. */
+static void set_f32(const char *dir, const char *name, long k, float v)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    size_t n;
+    char *b = slurp(path, &n);
+    uint64_t hl = 0;
+    for (int i = 7; b && n >= 8 && i >= 0; i--) hl = (hl << 8) | (unsigned char)b[i];
+    cJSON *h = b && hl < n ? cJSON_ParseWithLength(b + 8, hl) : NULL;
+    const cJSON *off = cJSON_GetObjectItem(cJSON_GetObjectItem(h, name), "data_offsets");
+    size_t at = 8 + hl + (size_t)cJSON_GetNumberValue(cJSON_GetArrayItem(off, 0)) + (size_t)k * 4;
+    CHECK(off && at + 4 <= n, "%s: no F32 tensor '%s' with element %ld", path, name, k);
+    if (off && at + 4 <= n) {
+        memcpy(b + at, &v, 4);
+        put(path, b, n);
+    }
+    cJSON_Delete(h);
+    free(b);
+}
+
+/* The warnings a load left, as the binary prints them at its end. */
+static void warnings_to(const char *path)
+{
+    fflush(stderr);
+    int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (saved >= 0 && fd >= 0 && dup2(fd, 2) >= 0) {
+        sl_warnings_end(1);
+        fflush(stderr);
+        dup2(saved, 2);
+    }
+    if (fd >= 0) close(fd);
+    if (saved >= 0) close(saved);
+}
+
+/* A registered buffer: its length is max_len; off the sinusoid by one
+ * value it is a learned table, with a warning. */
+static void positional_buffers(void)
+{
+    sl_model m;
+    sl_error err = {0};
+    char dir[512];
+    if (sl_model_load(&m, LAYOUTS "/tf_encoder_sin", &err) == SL_OK) {
+        const char *s = sl_config_source_of(&m.c, "max_len");
+        CHECK(m.c.max_len == 64 && s && strstr(s, "'pos_encoder.pe' [64, 1, 8]"), "max_len %d from %s", m.c.max_len,
+              s ? s : "?");
+    } else
+        CHECK(0, "tf_encoder_sin: %s", err.msg);
+    sl_model_free(&m);
+    variant("pe_off", "tf_encoder_sin", NULL, NULL, dir, sizeof dir);
+    set_f32(dir, "pos_encoder.pe", 3 * 8, 0.5f); /* sin(3) = 0.141 */
+    sl_warnings_end(0);
+    if (sl_model_load(&m, dir, &err) == SL_OK) {
+        const char *s = sl_config_source_of(&m.c, "positional");
+        CHECK(m.c.positional == POS_LEARNED && m.c.max_len == 64 && s && strstr(s, "'pos_encoder.pe'"),
+              "perturbed sinusoid: positional %d, max_len %d, from %s", m.c.positional, m.c.max_len, s ? s : "?");
+        const sl_tensor_info *pe = NULL;
+        for (int i = 0; i < m.n_tensors; i++)
+            if (!strcmp(m.tensors[i].name, "pos_encoder.pe")) pe = &m.tensors[i];
+        CHECK(pe && !strcmp(pe->role, "pos_embedding.weight"), "perturbed pe's role: %s", pe ? pe->role : "none");
+    } else
+        CHECK(0, "perturbed sinusoid: %s", err.msg);
+    sl_model_free(&m);
+    warnings_to(SCRATCH "/pe_off.warn");
+    char *w = slurp(SCRATCH "/pe_off.warn", NULL);
+    CHECK(w && strstr(w, "'pos_encoder.pe' is not the sinusoidal table") && strstr(w, "used as a learned positional table"),
+          "perturbed sinusoid: warnings '%s'", w ? w : "");
+    free(w);
+}
+
+/* Hugging Face's use_bias / use_conv_bias against the tensors */
+static void hf_biases(void)
+{
+    char dir[512];
+#define HF "{\"model_type\": \"mamba\", \"hidden_size\": 8, \"num_hidden_layers\": 2, \"state_size\": 4, " \
+           "\"conv_kernel\": 3, \"time_step_rank\": 1, \"vocab_size\": 12, \"pooling\": \"last\", "
+    variant("hf_convb", "hf_mamba", HF "\"use_bias\": false, \"use_conv_bias\": false}", NULL, dir, sizeof dir);
+    const char *want[] = {"'use_conv_bias' is false (config (use_conv_bias))", "the weights give true",
+                          "mixer.conv1d.bias' [16]", NULL};
+    expect_error(dir, "use_conv_bias false beside conv1d.bias", want, NULL);
+    variant("hf_bias", "hf_mamba", HF "\"use_bias\": true, \"use_conv_bias\": true}", NULL, dir, sizeof dir);
+    const char *want2[] = {"'use_bias' is true (config (use_bias))", "the weights give false",
+                           "(the absence of '", "mixer.in_proj.bias')", NULL};
+    expect_error(dir, "use_bias true without in_proj.bias", want2, NULL);
+    variant("hf_bias_num", "hf_mamba", HF "\"use_bias\": 0}", NULL, dir, sizeof dir);
+    const char *want3[] = {"'use_bias' must be true or false", NULL};
+    expect_error(dir, "use_bias 0", want3, NULL);
+#undef HF
+}
+
 /* where each key came from (what `seqlens info` prints) */
 static void sources(void)
 {
@@ -339,6 +431,8 @@ int main(void)
     disagreements();
     two_tables();
     sources();
+    positional_buffers();
+    hf_biases();
     formats();
     return TEST_SUMMARY();
 }
