@@ -143,7 +143,7 @@ static void safetensors_scale_cases(void)
         if (dup == 0) CHECK(rc == SL_OK, "%d entries refused: %s", N, err.msg);
         if (dup == 1) CHECK(rc == SL_EINPUT && strstr(err.msg, "'t0' appears twice"), "%d entries, one repeated: %s", N, err.msg);
         if (dup == 2) CHECK(rc == SL_EINPUT && strstr(err.msg, "4 bytes after the last tensor"), "%d entries, a tail: %s", N, err.msg);
-        CHECK(t < 2.0, "%d header entries (case %d) took %.1f s", N, dup, t);
+        CHECK(t < 10.0, "%d header entries (case %d) took %.1f s", N, dup, t); /* pairwise: ~100 s */
         free(h);
     }
 }
@@ -665,9 +665,9 @@ static void hostile_data_cases(void)
     t = toy_default();
     write_toy("names.h5", &t);
     replace_names("names.h5", 100000, 0);
-    limited_case("eval " FIXM " " BAD "/names.h5", 0, NULL, 10);
+    limited_case("eval " FIXM " " BAD "/names.h5", 0, NULL, 20); /* quadratic: 42 s */
     replace_names("names.h5", 100000, 1);
-    limited_case("eval " FIXM " " BAD "/names.h5", 2, "family name 'family0' appears twice in /families/names", 10);
+    limited_case("eval " FIXM " " BAD "/names.h5", 2, "family name 'family0' appears twice in /families/names", 20);
 
     /* h5py's bool labels */
     write_toy("bool.h5", &t);

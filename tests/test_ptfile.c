@@ -255,7 +255,7 @@ static void pickle_scale_case(void)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     CHECK(rc == SL_OK && sd.n == N, "%d entries: %s", N, err.msg);
-    CHECK(s < 2.0, "%d entries took %.2f s", N, s);
+    CHECK(s < 10.0, /* linear: well under 1 s even under ASan */ "%d entries took %.2f s", N, s);
     pk_free(&sd);
     free(head);
     free(b);
