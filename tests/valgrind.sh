@@ -22,6 +22,7 @@ for m in transformer mamba; do
     M=examples/$m
     vg $m-info info $M
     vg $m-eval eval $M $D $E --threads 2 -o "$T/$m-scores.h5"
+    vg $m-verify verify $M $D $E --logits "$T/$m-scores.h5"
     vg $m-capture capture $M $D $E --hook 'blocks.0.*' 'blocks.1.*' --dtype f16 -o "$T/$m-acts.h5"
     vg $m-ablate-family ablate $M $D $E --family all --mode pad --bootstrap 20 -o "$T/$m-family.json"
     vg $m-ablate-layer ablate $M $D $E --layer all --mode mean --bootstrap 20 -o "$T/$m-layer.json"
@@ -30,6 +31,11 @@ for m in transformer mamba; do
     vg $m-attribute attribute $M $D $E --method ig --steps 2 --tokens "$T/$m-tok.h5" -o "$T/$m-attr.json"
     vg $m-probe probe $M $D $E --layer all --site tokens -o "$T/$m-probe.json"
 done
+# weights as torch.save wrote them (the restricted unpickler, libzip), and
+# a layout found by role under a mamba_ssm-style config
+vg pt-eval eval tests/fixtures/pt/tf_pt tests/fixtures/tf_pre_relu_learned/data.h5
+vg layout-info info tests/fixtures/layouts/hf_mamba
+vg layout-eval eval tests/fixtures/layouts/mamba_ssm_rms tests/fixtures/layouts/mamba_ssm_rms/data.h5
 vg compare compare examples/transformer examples/mamba $D $E -o "$T/compare.json"
 vg baseline baseline $D -o "$T/baseline.json"
 vg gym gym --task recall --n 50 --len 32 -o "$T/gym.h5"
