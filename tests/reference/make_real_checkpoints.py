@@ -282,6 +282,42 @@ def hf_fixtures(tokens, lengths, labels):
             finish(name, half, tokens, lengths, labels, config_extra={"pooling": "mean"})
 
 
+def check_layout_fixtures():
+    """tests/fixtures/layouts/ was written (make_layout_fixtures.py) by a re-implementation of the
+    Mamba block because mamba_ssm was not installed then: its saved weights, loaded strictly into
+    the real MixerModel / Hugging Face MambaModel, must give its expected logits."""
+    from safetensors.torch import load_file
+    worst = 0.0
+    for name in ("mamba_ssm_rms", "mamba_ssm_layernorm", "hf_mamba"):
+        d = os.path.join("tests/fixtures/layouts", name)
+        cfg = json.load(open(os.path.join(d, "config.json")))
+        exp = json.load(open(os.path.join(d, "expected.json")))
+        state = load_file(os.path.join(d, "model.safetensors"))
+        head = [k for k in state if not k.startswith("backbone.")][0].split(".")[0]
+        rows = state[head + ".weight"].shape[0]
+        if name == "hf_mamba":
+            backbone = transformers.MambaModel(transformers.MambaConfig(**{k: v for k, v in cfg.items() if k != "pooling"}))
+            run = lambda t: backbone(input_ids=t).last_hidden_state  # noqa: E731
+        else:
+            vocab = state["backbone.embedding.weight"].shape[0]
+            backbone = MixerModel(d_model=cfg["d_model"], n_layer=cfg["n_layer"], d_intermediate=0, vocab_size=vocab,
+                                  ssm_cfg=cfg["ssm_cfg"], rms_norm=cfg["rms_norm"])
+            run = backbone
+        user = nn.Module()
+        user.backbone = backbone
+        setattr(user, head, nn.Linear(cfg.get("d_model", cfg.get("hidden_size")), rows))
+        user.load_state_dict(state, strict=True)
+        user.eval()
+        tokens, lengths = torch.tensor(exp["tokens"]), torch.tensor(exp["lengths"])
+        with torch.no_grad():
+            got = logit(getattr(user, head)(pool(run(tokens), lengths, cfg["pooling"])))
+        want = torch.tensor(exp["logits"])
+        rel = ((got - want).abs().max() / want.abs().max()).item()
+        print(f"layouts/{name}: real module vs the re-implementation's expected logits: {rel:.2e} relative")
+        worst = max(worst, rel)
+    assert worst < 1e-5, "tests/fixtures/layouts disagrees with the real modules"
+
+
 def main():
     print("torch", torch.__version__, "mamba_ssm", mamba_ssm.__version__, "transformers", transformers.__version__)
     torch.use_deterministic_algorithms(True)
@@ -289,6 +325,7 @@ def main():
     transformer_fixtures(tokens, lengths, labels)
     mamba_ssm_fixtures(tokens, lengths, labels)
     hf_fixtures(tokens, lengths, labels)
+    check_layout_fixtures()
 
 
 if __name__ == "__main__":
