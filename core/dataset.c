@@ -197,23 +197,27 @@ static int read_rows(sl_dataset *ds, hid_t d, const char *name, long first, long
 }
 
 /* A whole rank-1 integer dataset of exactly n entries into int32. */
-static int read_vector(sl_dataset *ds, const char *name, long n, int required, int32_t **out, long lo, long hi,
-                       sl_error *err)
+/* A vector of n integers in [lo, hi]; with shorter_ok it may hold fewer
+ * (at least one), and the rest of *out is lo. */
+static int read_vector(sl_dataset *ds, const char *name, long n, int required, int shorter_ok, int32_t **out, long lo,
+                       long hi, sl_error *err)
 {
     hsize_t dims[1];
     hid_t d;
     *out = NULL;
     int rc = open_int(ds, name, 1, dims, required, &d, err);
     if (rc || d < 0) return rc;
-    if ((long)dims[0] != n) {
+    long have = (long)dims[0];
+    if (have != n && !(shorter_ok && have >= 1 && have < n)) {
         H5Dclose(d);
-        return sl_fail(err, SL_EINPUT, "%s: %s has %llu entries, expected %ld", ds->path, name,
-                       (unsigned long long)dims[0], n);
+        return sl_fail(err, SL_EINPUT, "%s: %s has %llu entries, expected %s%ld", ds->path, name,
+                       (unsigned long long)dims[0], shorter_ok ? "at most " : "", n);
     }
     int64_t *tmp = malloc((size_t)(n ? n : 1) * sizeof *tmp);
     *out = malloc((size_t)(n ? n : 1) * sizeof **out);
     if (!tmp || !*out) rc = sl_fail(err, SL_ERUNTIME, "%s: out of memory reading %s", ds->path, name);
-    if (!rc && n) rc = read_rows(ds, d, name, 0, n, 0, 0, tmp, err);
+    if (!rc && have) rc = read_rows(ds, d, name, 0, have, 0, 0, tmp, err);
+    for (long i = have; !rc && i < n; i++) tmp[i] = lo;
     for (long i = 0; !rc && i < n; i++) {
         if (tmp[i] < lo || tmp[i] > hi) {
             rc = sl_fail(err, SL_EINPUT, "%s: %s[%ld] = %lld is outside [%ld, %ld]", ds->path, name, i,
@@ -374,7 +378,10 @@ static int read_families_group(sl_dataset *ds, sl_error *err)
     int rc = find_object(ds->file, ds->path, "/families", &found, err);
     if (rc || !found) return rc;
     rc = read_family_names(ds, err);
-    if (!rc) rc = read_vector(ds, "/families/of_token", ds->vocab_size, 1, &ds->family_of_token, -1,
+    /* shorter than the model's vocabulary: a model may pad its embedding
+     * (MambaLMHeadModel rounds vocab_size up to pad_vocab_size_multiple),
+     * and the ids past the table belong to no family */
+    if (!rc) rc = read_vector(ds, "/families/of_token", ds->vocab_size, 1, 1, &ds->family_of_token, -1,
                               ds->n_families - 1, err);
     if (!rc) rc = open_int(ds, "/families/of_position", 2, dims, 0, &ds->of_position, err);
     if (!rc && ds->of_position >= 0 && ((long)dims[0] != ds->n || (int)dims[1] != ds->L))
@@ -406,13 +413,13 @@ static int open_dataset(sl_dataset *ds, const char *path, int vocab_size, int pa
     ds->n = (long)dims[0];
     ds->L = (int)dims[1];
 
-    rc = read_vector(ds, "/labels", ds->n, need_labels, &ds->labels, 0, 1, err);
-    if (!rc) rc = read_vector(ds, "/lengths", ds->n, 0, &ds->lengths, 1, ds->L, err);
+    rc = read_vector(ds, "/labels", ds->n, need_labels, 0, &ds->labels, 0, 1, err);
+    if (!rc) rc = read_vector(ds, "/lengths", ds->n, 0, 0, &ds->lengths, 1, ds->L, err);
     if (rc) return rc;
     ds->has_lengths = ds->lengths != NULL;
     if (!ds->lengths && !(ds->lengths = malloc((size_t)ds->n * sizeof *ds->lengths)))
         return sl_fail(err, SL_ERUNTIME, "out of memory");
-    rc = read_vector(ds, "/split", ds->n, 0, &ds->split, 0, 1, err);
+    rc = read_vector(ds, "/split", ds->n, 0, 0, &ds->split, 0, 1, err);
     if (!rc) rc = read_families_group(ds, err);
     if (!rc) rc = scan_tokens(ds, err);
     return rc;
