@@ -93,7 +93,7 @@ VSUM=$(cat $VIN | cksum)
 hostile "analyze -o MODEL" 2 "$VM" "$VM/report.html" "$VIN" -- "$S" analyze $VM "$V" -o "$VM" --steps 2
 check "analyze -o MODEL made nothing in MODEL" sh -c "ls -A '$VM' | cmp -s - '$T/vm-before'"
 # a subdirectory of MODEL is the user's own: the README's runs/042/seqlens/
-"$S" analyze $VM "$V" -o "$VM/seqlens" --steps 2 --bootstrap 50 --threads 1 >/dev/null 2>&1
+"$S" analyze $VM "$V" -o "$VM/seqlens" --steps 2 --bootstrap 10 --threads 1 --examples 0:60 >/dev/null 2>&1
 check "analyze -o MODEL/seqlens works" [ $? -eq 0 -a -s "$VM/seqlens/report.html" ]
 check "and leaves MODEL's files as they were" [ "$(cat $VIN | cksum)" = "$VSUM" ]
 rm -rf "$VM/seqlens"
@@ -177,7 +177,7 @@ mkdir -p "$T/an/logs"
 ln -s "$VICTIM" "$T/an/eval.json.tmp"
 ln -s "$VICTIM" "$T/an/logs/eval.log"
 ln -s "$VICTIM" "$T/an/analyze.json.tmp"
-"$S" analyze $M "$D" -o "$T/an" --steps 2 --bootstrap 20 --threads 1 >/dev/null 2>"$T/an.err"
+"$S" analyze $M "$D" -o "$T/an" --steps 2 --bootstrap 10 --threads 1 --examples 0:60 >/dev/null 2>"$T/an.err"
 check "analyze with symlinks at its temporary files and logs: exit 0 ($(head -c 200 "$T/an.err"))" [ $? -eq 0 ]
 check "analyze: the symlinks' target is unchanged" [ "$(cat "$T/victim")" = precious ]
 check "analyze: eval.json and its log are files of their own" [ -s "$T/an/eval.json" -a ! -L "$T/an/logs/eval.log" ]

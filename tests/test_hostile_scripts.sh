@@ -15,7 +15,7 @@ evil=$(printf 'touch pwned;|e\n#')
 mkdir -p "$T/models"
 cp -r examples/mamba "$T/models/$evil"
 cp -r examples/mamba "$T/models/with space"
-(cd "$T" && SEQLENS=$S sh "$here/scripts/analyze-runs.sh" -o "$T/batch" -a "--steps 4 --bootstrap 100 --threads 1" \
+(cd "$T" && SEQLENS=$S sh "$here/scripts/analyze-runs.sh" -o "$T/batch" -a "--steps 2 --bootstrap 20 --threads 1 --examples 0:120" \
     "$here/examples/data.h5" "$T/models/$evil" "$T/models/with space" >"$T/out" 2>&1)
 check "analyze-runs exits 0 ($(tail -n 2 "$T/out" | tr '\n' ' '))" [ $? -eq 0 ]
 check "no command ran from a run's name" [ ! -e "$T/pwned" -a ! -e "$here/pwned" ]
