@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -57,4 +58,24 @@ int sl_input_read(int fd, const char *path, void *buf, size_t n, sl_error *err)
         got += (size_t)r;
     }
     return SL_OK;
+}
+
+int sl_input_read_all(const char *path, size_t max_bytes, const char *what, char **buf, size_t *size,
+                      sl_error *err)
+{
+    int fd;
+    *buf = NULL;
+    int rc = sl_input_open(path, &fd, size, err);
+    if (rc) return rc;
+    /* refused before anything is allocated or read */
+    if (*size > max_bytes) rc = sl_fail(err, SL_EINPUT, "%s: larger than %zu MiB; not %s", path, max_bytes >> 20, what);
+    if (!rc && !(*buf = malloc(*size + 1))) rc = sl_fail(err, SL_ERUNTIME, "%s: out of memory", path);
+    if (!rc) rc = sl_input_read(fd, path, *buf, *size, err);
+    if (!rc) (*buf)[*size] = 0;
+    close(fd);
+    if (rc) {
+        free(*buf);
+        *buf = NULL;
+    }
+    return rc;
 }

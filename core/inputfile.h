@@ -25,4 +25,10 @@ int sl_input_open(const char *path, int *fd, size_t *size, sl_error *err);
  * reason. */
 int sl_input_read(int fd, const char *path, void *buf, size_t n, sl_error *err);
 
+/* The whole regular file path, at most max_bytes (else an input error
+ * saying it is not what, e.g. "a model config"): *buf receives its bytes
+ * and a terminating NUL (free it), *size their count. */
+int sl_input_read_all(const char *path, size_t max_bytes, const char *what, char **buf, size_t *size,
+                      sl_error *err);
+
 #endif

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "core/dataset.h"
 #include "core/inputfile.h"
@@ -243,25 +242,6 @@ static int parse_text(const char *path, const char *t, size_t size, sl_logits_fi
     return rc;
 }
 
-/* The whole file, NUL-terminated, within MAX_FILE_BYTES. */
-static int read_whole(const char *path, char **buf, size_t *size, sl_error *err)
-{
-    int fd;
-    *buf = NULL;
-    int rc = sl_input_open(path, &fd, size, err);
-    if (rc) return rc;
-    if (*size > MAX_FILE_BYTES) rc = sl_fail(err, SL_EINPUT, "%s: larger than %lu MiB; not a logits file", path, MAX_FILE_BYTES >> 20);
-    if (!rc && !(*buf = malloc(*size + 1))) rc = sl_fail(err, SL_ERUNTIME, "%s: out of memory", path);
-    if (!rc) rc = sl_input_read(fd, path, *buf, *size, err);
-    if (!rc) (*buf)[*size] = 0;
-    close(fd);
-    if (rc) {
-        free(*buf);
-        *buf = NULL;
-    }
-    return rc;
-}
-
 /* ---- .h5: the dataset /logits ---- */
 
 static int read_h5(const char *path, sl_logits_file *out, sl_error *err)
@@ -306,7 +286,7 @@ int sl_logits_file_read(const char *path, sl_logits_file *out, sl_error *err)
     if (ends_with(path, ".h5") || ends_with(path, ".hdf5")) return read_h5(path, out, err);
     char *buf;
     size_t size;
-    int rc = read_whole(path, &buf, &size, err);
+    int rc = sl_input_read_all(path, MAX_FILE_BYTES, "a logits file", &buf, &size, err);
     if (rc) return rc;
     if (ends_with(path, ".npy")) rc = sl_logits_npy_parse(path, (const unsigned char *)buf, size, out, err);
     else rc = parse_text(path, buf, size, out, err);
