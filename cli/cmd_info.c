@@ -76,10 +76,7 @@ int cmd_info(int argc, char **argv)
     for (int i = 0; i < m.n_tensors; i++) {
         const sl_tensor_info *t = &m.tensors[i];
         char shape[96];
-        size_t k = (size_t)snprintf(shape, sizeof shape, "[");
-        for (int d = 0; d < t->ndim && k < sizeof shape; d++)
-            k += (size_t)snprintf(shape + k, sizeof shape - k, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
-        if (k < sizeof shape) snprintf(shape + k, sizeof shape - k, "]");
+        st_shape_text(shape, sizeof shape, t->ndim, t->shape);
         printf("  %-44s %-4s %-14s %s", t->name, st_dtype_name(t->dtype), shape, t->role);
         if (t->how && strcmp(t->name, t->role)) printf(" (%s)", t->how);
         printf("\n");

@@ -52,6 +52,8 @@ size_t st_bad_text_at(const unsigned char *s, size_t len, int names);
 st_tensor *st_find(const st_file *f, const char *name);
 int64_t st_numel(const st_tensor *t);
 const char *st_dtype_name(int dtype);
+/* "[2, 8]": a shape for messages, cut to fit n bytes. */
+void st_shape_text(char *buf, size_t n, int ndim, const int64_t *shape);
 /* Converts to float32; out holds st_numel(t) floats. */
 void st_to_f32(const st_file *f, const st_tensor *t, float *out);
 

@@ -60,12 +60,6 @@ typedef struct {
     int64_t dm;           /* d_model, 0 if unknown */
 } ctx;
 
-static void shape_text(char *buf, size_t n, int ndim, const int64_t *shape)
-{
-    size_t k = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < ndim && k < n; i++) k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (k < n) snprintf(buf + k, n - k, "]");
-}
 
 static int claim(ctx *c, int i, const char *name, const char *how)
 {
@@ -80,7 +74,7 @@ static int fact(ctx *c, const char *key, cJSON *v, int tensor)
 {
     char from[232], sh[96];
     const st_tensor *t = &c->f->tensors[tensor];
-    shape_text(sh, sizeof sh, t->ndim, t->shape);
+    st_shape_text(sh, sizeof sh, t->ndim, t->shape);
     snprintf(from, sizeof from, "tensor '%s' %s", t->name, sh);
     cJSON *s = cJSON_CreateString(from);
     if (!v || !s || !cJSON_AddItemToObject(c->L->facts, key, v)) {
@@ -373,7 +367,7 @@ static int ambiguous(ctx *c, const char *what, const int *idx, int n, const char
     char list[600] = "", sh[96];
     for (int k = 0; k < n && k < 6; k++) {
         const st_tensor *t = &c->f->tensors[idx[k]];
-        shape_text(sh, sizeof sh, t->ndim, t->shape);
+        st_shape_text(sh, sizeof sh, t->ndim, t->shape);
         size_t len = strlen(list);
         snprintf(list + len, sizeof list - len, "%s'%s' %s", k ? ", " : "", t->name, sh);
     }

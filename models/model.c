@@ -112,12 +112,6 @@ static void transformer_specs(sl_model *m, spec_list *l)
     }
 }
 
-static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
-{
-    size_t k = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < ndim && k < n; i++) k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (k < n) snprintf(buf + k, n - k, "]");
-}
 
 /* A tensor under the name seqlens gave it (models/layout.c). */
 typedef struct {
@@ -305,7 +299,7 @@ static int unmatched(const sl_model *m, const st_file *f, const spec_list *l, co
     int left_m = extra_m, left_u = extra_u;
     for (int k = 0; k < ngm; k++) {
         const spec *s = &l->s[gm[k].first];
-        shape_str(exp, sizeof exp, s->ndim, s->shape);
+        st_shape_text(exp, sizeof exp, s->ndim, s->shape);
         char more[48] = "";
         if (gm[k].count > 1) snprintf(more, sizeof more, " (+%d like it)", gm[k].count - 1);
         append(msg, 520, &left_m, "%smissing tensor '%s' %s = %s%s", msg[0] ? "; " : "", s->name, exp, s->expr, more);
@@ -313,7 +307,7 @@ static int unmatched(const sl_model *m, const st_file *f, const spec_list *l, co
     if (left_m) append(msg, sizeof msg, &left_m, "; %d more kinds missing", left_m);
     for (int k = 0; k < ngu; k++) {
         const st_tensor *t = &f->tensors[gu[k].first];
-        shape_str(exp, sizeof exp, t->ndim, t->shape);
+        st_shape_text(exp, sizeof exp, t->ndim, t->shape);
         char more[48] = "";
         if (gu[k].count > 1) snprintf(more, sizeof more, " (+%d like it)", gu[k].count - 1);
         append(msg, 840, &left_u, "%sunexpected tensor '%s' %s%s", msg[0] ? "; " : "", t->name, exp, more);
@@ -345,8 +339,8 @@ static int match_specs(sl_model *m, const st_file *f, const canon *names, int nn
         int same = c->e->ndim == s->ndim;
         for (int k = 0; same && k < s->ndim; k++) same = c->e->shape[k] == s->shape[k];
         if (!same) {
-            shape_str(got, sizeof got, c->e->ndim, c->e->shape);
-            shape_str(exp, sizeof exp, s->ndim, s->shape);
+            st_shape_text(got, sizeof got, c->e->ndim, c->e->shape);
+            st_shape_text(exp, sizeof exp, s->ndim, s->shape);
             return sl_fail(err, SL_EINPUT,
                            "%s: tensor '%s' has shape %s, but %s expects %s = %s (d_model=%d, n_layers=%d%s)", f->path,
                            s->src->name, got, cfg, exp, s->expr, m->c.d_model, m->c.n_layers,
