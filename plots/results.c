@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/inputfile.h"
+#include "core/dataset.h"
 #include "core/textfile.h"
 
 const char *const SL_RESULT_FILES[R_COUNT] = {
@@ -128,29 +128,31 @@ static int load_one(cJSON **out, const char *path, int kind, sl_error *err)
 static int load_reverse_scores(sl_results *r, const char *path, sl_error *err)
 {
     if (access(path, F_OK) != 0) return SL_OK; /* optional */
-    int checked = sl_input_check(path, err);    /* a FIFO would block HDF5's open */
-    if (checked) return checked;
-    if (H5Fis_hdf5(path) <= 0) return sl_fail(err, SL_EINPUT, "%s: not an HDF5 file", path);
-    static const char *const NAMES[3] = {"original", "reversed", "shuffled"};
-    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    int rc = file < 0 ? sl_fail(err, SL_EINPUT, "%s: cannot open", path) : SL_OK;
+    static const char *const NAMES[3] = {"/original", "/reversed", "/shuffled"};
+    /* the dataset files' checks: a regular file (a FIFO would block HDF5's
+     * open), nothing from other files, no size declared beyond what is stored */
+    hid_t file;
+    int rc = sl_h5_open_input(path, &file, err);
+    if (rc) return rc;
     for (int k = 0; k < 3 && !rc; k++) {
-        hid_t d = H5Dopen2(file, NAMES[k], H5P_DEFAULT);
+        hid_t d;
+        rc = sl_h5_open_checked(file, path, NAMES[k], &d, err);
+        if (rc) break;
         hid_t sp = d < 0 ? -1 : H5Dget_space(d);
         hsize_t n = 0;
         if (sp < 0 || H5Sget_simple_extent_ndims(sp) != 1 || H5Sget_simple_extent_dims(sp, &n, NULL) < 0 ||
             (k && (long)n != r->rev_n) || n == 0)
-            rc = sl_fail(err, SL_EINPUT, "%s: /%s missing or not a vector of the same length", path, NAMES[k]);
+            rc = sl_fail(err, SL_EINPUT, "%s: %s missing or not a vector of the same length", path, NAMES[k]);
         if (!rc && !k) {
             r->rev_n = (long)n;
             if (!(r->rev_logits = malloc(3 * n * sizeof *r->rev_logits))) rc = sl_fail(err, SL_ERUNTIME, "out of memory");
         }
         if (!rc && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, r->rev_logits + (size_t)k * n) < 0)
-            rc = sl_fail(err, SL_EINPUT, "%s: cannot read /%s", path, NAMES[k]);
+            rc = sl_fail(err, SL_EINPUT, "%s: cannot read %s", path, NAMES[k]);
         if (sp >= 0) H5Sclose(sp);
         if (d >= 0) H5Dclose(d);
     }
-    if (file >= 0) H5Fclose(file);
+    if (H5Fclose(file) < 0 && !rc) rc = sl_fail(err, SL_ERUNTIME, "%s: cannot close", path);
     return rc;
 }
 

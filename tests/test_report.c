@@ -190,6 +190,21 @@ static void loader_errors(void)
     CHECK(sl_results_load(&r, DIR, &err) == SL_EINPUT && contains(err.msg, "reverse-scores.h5: not an HDF5 file"),
           "bad scores file: %s", err.msg);
     unlink(DIR "/reverse-scores.h5");
+    /* a few KB declaring 2^31 logits per vector (chunks never written): the
+     * report allocated 3 x that before reading */
+    hid_t f = H5Fcreate(DIR "/reverse-scores.h5", H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t n = 1ull << 31, chunk = 1024;
+    hid_t sp = H5Screate_simple(1, &n, NULL), pl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(pl, 1, &chunk);
+    const char *names[3] = {"original", "reversed", "shuffled"};
+    for (int k = 0; k < 3; k++) H5Dclose(H5Dcreate2(f, names[k], H5T_IEEE_F32LE, sp, H5P_DEFAULT, pl, H5P_DEFAULT));
+    H5Pclose(pl);
+    H5Sclose(sp);
+    H5Fclose(f);
+    err = (sl_error){0};
+    CHECK(sl_results_load(&r, DIR, &err) == SL_EINPUT && contains(err.msg, "/original declares shape [2147483648]"),
+          "a scores file declaring 2^31 logits: %s", err.msg);
+    unlink(DIR "/reverse-scores.h5");
 }
 
 static void base64_embedding(void)
