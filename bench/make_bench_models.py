@@ -40,10 +40,11 @@ def head_params(rng, d):
 
 def transformer_params(rng, config):
     d, d_ff = config["d_model"], config["d_ff"]
-    p = {"embedding.weight": rng.standard_normal((config["vocab_size"], d)),
-         # Smaller than the token embedding so that token identity, which the ablation removes,
-         # dominates the input.
-         "pos_embedding.weight": 0.3 * rng.standard_normal((config["max_len"], d))}
+    p = {"embedding.weight": rng.standard_normal((config["vocab_size"], d))}
+    if config["positional"] == "learned":
+        # Smaller than the token embedding so that token identity, which the ablation removes,
+        # dominates the input.
+        p["pos_embedding.weight"] = 0.3 * rng.standard_normal((config["max_len"], d))
     for i in range(config["n_layers"]):
         in_proj = mf.linear_weight(rng, 3 * d, d)
         in_proj[: 2 * d] *= 3.0  # as in the fixtures: attention patterns far from uniform
@@ -125,18 +126,23 @@ def write_data(path, rng):
 
 
 def main(argv):
-    """OUTDIR [--n N --len L --families F]: the sizes default to the CPU benchmark's; bench/gpu.sh
-    asks for the seed's scale (2,000 x 4,096, 14 families)."""
+    """OUTDIR [--n N --len L --families F --layers K --rope 0|1]: the sizes default to the CPU
+    benchmark's; bench/gpu.sh asks for the seed's scale (2,000 x 4,096, 14 families); the
+    integrated-gradients benchmark for rotary positions (--rope 1), the user-scale one for 4 layers."""
     global N, L, FAMILY_NAMES
     args = argv[1:]
-    sizes = {"--n": N, "--len": L, "--families": len(FAMILY_NAMES)}
+    sizes = {"--n": N, "--len": L, "--families": len(FAMILY_NAMES), "--layers": 2, "--rope": 0}
     while len(args) >= 3 and args[1] in sizes:
         sizes[args[1]] = int(args[2])
         del args[1:3]
-    if len(args) != 1 or args[0].startswith("-") or min(sizes.values()) < 1:
-        print("usage: python3 bench/make_bench_models.py OUTDIR [--n N] [--len L] [--families F]", file=sys.stderr)
+    if len(args) != 1 or args[0].startswith("-") or min(sizes.values()) < 0 or min(sizes["--n"], sizes["--len"]) < 1:
+        print("usage: python3 bench/make_bench_models.py OUTDIR [--n N] [--len L] [--families F] [--layers K]"
+              " [--rope 0|1]", file=sys.stderr)
         return 2
     N, L = sizes["--n"], sizes["--len"]
+    COMMON["n_layers"] = TRANSFORMER["n_layers"] = MAMBA["n_layers"] = sizes["--layers"]
+    if sizes["--rope"]:
+        TRANSFORMER["positional"] = "rope"
     FAMILY_NAMES = [f"fam_{i}" for i in range(sizes["--families"])] if sizes["--families"] != 5 else FAMILY_NAMES
     TRANSFORMER["max_len"] = L
     out = args[0]
