@@ -229,20 +229,6 @@ static void free_plan(device_plan *dp)
     free(dp->vlogits);
 }
 
-/* numpy's default percentile (linear between order statistics). */
-static double quantile(const double *sorted, int n, double q)
-{
-    double x = q * (n - 1);
-    int i = (int)x;
-    return i + 1 < n ? sorted[i] + (x - i) * (sorted[i + 1] - sorted[i]) : sorted[n - 1];
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Mean effect over the usable pairs and its percentile bootstrap CI (the
  * generator keyed to the cell, so threads and order change nothing). */
 static int summarise(const sl_patch_opts *o, sl_patch_result *r, sl_error *err)
@@ -278,9 +264,10 @@ static int summarise(const sl_patch_opts *o, sl_patch_result *r, sl_error *err)
             for (long k = 0; k < used; k++) s += e[sl_rng_below(&rng, (uint64_t)used)];
             boot[b] = s / (double)used;
         }
-        qsort(boot, (size_t)o->bootstrap, sizeof *boot, cmp_double);
-        r->ci_lo[c] = quantile(boot, o->bootstrap, 0.025);
-        r->ci_hi[c] = quantile(boot, o->bootstrap, 0.975);
+        double ci[2];
+        sl_ci95(boot, o->bootstrap, ci);
+        r->ci_lo[c] = ci[0];
+        r->ci_hi[c] = ci[1];
     }
     free(e);
     free(boot);

@@ -8,6 +8,7 @@
 #include "core/dist.h"
 #include "core/metrics.h"
 #include "core/ordered_sums.h"
+#include "core/rng.h"
 #include "cuda/device_model.h"
 
 /* Per thread: the gradient of every block boundary, the input, the
@@ -37,6 +38,7 @@ typedef struct {
     float *rows;      /* [B, L] the batch's per-token attributions for tokens_fn */
     sl_attr_result *out;
     sl_ordered_sums sums; /* per slot: row_width(F) values (add_batch) */
+    float *per_example;   /* [count][2F + 2]: |attribution| per family, positions per family, both in all */
     /* on a device: */
     struct sl_dev_model *dev;
     float *dev_attr, *dev_base; /* [B, L], [B] */
@@ -161,6 +163,10 @@ static int add_batch(void *user, sl_batch *b, sl_error *err)
                 row[R_FAMILY_ABS + F + f]++;
             }
         }
+        float *pe = j->per_example + (size_t)(b->first - j->first + e) * (2 * F + 2);
+        for (int f = 0; f < 2 * F; f++) pe[f] = (float)row[R_FAMILY_ABS + f];
+        pe[2 * F] = (float)row[R_TOTAL];
+        pe[2 * F + 1] = (float)row[R_VALID];
         if (j->tokens_fn) {
             float *dst = j->rows + (long)e * L;
             memset(dst, 0, (size_t)L * sizeof *dst);
@@ -198,6 +204,53 @@ static void totals(const attr_job *j, sl_attr_result *out, long n)
     out->completeness_relative_mean = s[R_RELATIVE] / n;
 }
 
+/* Each family's attribution share and ratio over a resample of the
+ * examples (w[e] draws of example e). */
+static void resampled_shares(const float *per_example, const int *w, long n, int F, double *acc, double *share,
+                             double *ratio)
+{
+    long W = 2L * F + 2;
+    memset(acc, 0, (size_t)W * sizeof *acc);
+    for (long e = 0; e < n; e++)
+        if (w[e])
+            for (long k = 0; k < W; k++) acc[k] += (double)w[e] * per_example[e * W + k];
+    for (int f = 0; f < F; f++) {
+        share[f] = acc[f] / acc[2 * F];
+        ratio[f] = share[f] / (acc[F + f] / acc[2 * F + 1]);
+    }
+}
+
+/* Percentile bootstrap over examples: the sample's error on each family's
+ * share and ratio, so that an analysis of a sample says how far it may be
+ * from the whole data. */
+static int bootstrap_families(const attr_job *j, long n, sl_attr_result *out, sl_error *err)
+{
+    int F = out->n_families, B = j->ao->bootstrap;
+    out->share_ci = malloc((size_t)(F ? F : 1) * 2 * sizeof *out->share_ci);
+    out->ratio_ci = malloc((size_t)(F ? F : 1) * 2 * sizeof *out->ratio_ci);
+    if (!out->share_ci || !out->ratio_ci) return sl_fail(err, SL_ERUNTIME, "out of memory");
+    for (int k = 0; k < 2 * F; k++) out->share_ci[k] = out->ratio_ci[k] = NAN;
+    if (!B) return SL_OK;
+    int *w = malloc((size_t)n * sizeof *w);
+    double *acc = malloc((size_t)(2 * F + 2) * sizeof *acc), *share = malloc((size_t)B * F * sizeof *share);
+    double *ratio = malloc((size_t)B * F * sizeof *ratio), *col = malloc((size_t)B * sizeof *col);
+    int rc = w && acc && share && ratio && col ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
+    sl_rng rng = sl_rng_seed(j->ao->seed);
+    for (int b = 0; !rc && b < B; b++) {
+        memset(w, 0, (size_t)n * sizeof *w);
+        for (long k = 0; k < n; k++) w[sl_rng_below(&rng, (uint64_t)n)]++;
+        resampled_shares(j->per_example, w, n, F, acc, share + (size_t)b * F, ratio + (size_t)b * F);
+    }
+    for (int f = 0; !rc && f < F; f++) {
+        for (int b = 0; b < B; b++) col[b] = share[(size_t)b * F + f];
+        sl_ci95(col, B, out->share_ci + 2 * f);
+        for (int b = 0; b < B; b++) col[b] = ratio[(size_t)b * F + f];
+        sl_ci95(col, B, out->ratio_ci + 2 * f);
+    }
+    free(w), free(acc), free(share), free(ratio), free(col);
+    return rc;
+}
+
 int sl_attribute(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const sl_attr_opts *ao, sl_attr_result *out,
                  sl_attr_tokens_fn tokens_fn, void *tokens_user, sl_error *err)
 {
@@ -206,12 +259,13 @@ int sl_attribute(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const 
     size_t ld = (size_t)L * d;
     attr_job j = {m, ds, ao, calloc((size_t)T, sizeof *j.th), calloc((size_t)B, sizeof *j.slot),
                   malloc((size_t)B * L * sizeof *j.fam), o->first, tokens_fn, tokens_user,
-                  tokens_fn ? malloc((size_t)B * L * sizeof(float)) : NULL, out, {0}, NULL, NULL, NULL, NULL};
+                  tokens_fn ? malloc((size_t)B * L * sizeof(float)) : NULL, out, {0}, NULL, NULL, NULL, NULL, NULL};
     out->n_families = F;
     out->family_abs = calloc((size_t)F, sizeof *out->family_abs);
     out->family_count = calloc((size_t)F, sizeof *out->family_count);
+    j.per_example = malloc((size_t)o->count * (2 * F + 2) * sizeof *j.per_example);
     int rc = sl_ordered_sums_init(&j.sums, B, row_width(F), err);
-    if (!rc) rc = j.th && j.slot && j.fam && out->family_abs && out->family_count && (!tokens_fn || j.rows)
+    if (!rc) rc = j.th && j.slot && j.fam && out->family_abs && out->family_count && (!tokens_fn || j.rows) && j.per_example
                  ? SL_OK
                  : sl_fail(err, SL_ERUNTIME, "out of memory");
     for (int t = 0; !rc && t < T; t++) {
@@ -244,7 +298,9 @@ int sl_attribute(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const 
     }
     rc = sl_ordered_sums_finish(rc, &j.sums, err);
     rc = sl_dist_max_f64(rc, &out->completeness_max, 1, err);
+    rc = sl_dist_allgather_f32(rc, j.per_example, o->first, o->count, 2L * F + 2, err);
     if (!rc) totals(&j, out, o->count);
+    if (!rc) rc = bootstrap_families(&j, o->count, out, err);
     for (int t = 0; j.th && t < T; t++) {
         thread_scratch *s = &j.th[t];
         free(s->grad);
@@ -259,6 +315,7 @@ int sl_attribute(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const 
     free(j.slot);
     free(j.fam);
     free(j.rows);
+    free(j.per_example);
     free(j.dev_attr);
     free(j.dev_base);
     free(j.dev_pad);
@@ -270,5 +327,7 @@ void sl_attr_result_free(sl_attr_result *r)
 {
     free(r->family_abs);
     free(r->family_count);
+    free(r->share_ci);
+    free(r->ratio_ci);
     memset(r, 0, sizeof *r);
 }

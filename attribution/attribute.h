@@ -17,6 +17,8 @@ enum { BASELINE_PAD, BASELINE_ZERO };
 
 typedef struct {
     int method, steps, baseline;
+    int bootstrap;  /* resamples of the examples for the families' ci95; 0: none */
+    uint64_t seed;
 } sl_attr_opts;
 
 typedef struct {
@@ -29,6 +31,9 @@ typedef struct {
     long bucket_count[SL_DISTANCE_BUCKETS];
     /* ig: |sum of attributions - (logit - baseline logit)| over examples */
     double completeness_mean, completeness_max, completeness_relative_mean;
+    /* [F][2]: percentile bootstrap 95% intervals over examples of each
+     * family's attribution share and ratio; NaN without resamples */
+    double *share_ci, *ratio_ci;
 } sl_attr_result;
 
 /* Receives each batch's signed attribution per position: rows [count, L]

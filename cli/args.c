@@ -109,6 +109,8 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
             a->out = v;
         } else if (!strcmp(o, "--examples")) {
             rc = parse_examples(a, v, err);
+        } else if (!strcmp(o, "--sample")) {
+            rc = int_option(cmd, o, v, 1, 1L << 40, &a->sample, err);
         } else if (!strcmp(o, "--threads")) {
             rc = int_option(cmd, o, v, 1, 1024, &n, err);
             a->threads = (int)n;

@@ -18,6 +18,7 @@ typedef struct {
     int n_pos;
     const char *out;
     long ex_first, ex_end; /* --examples A:B; ex_end -1 = to the end */
+    long sample;           /* --sample S: a seeded sample of at most S of those examples; 0 = all */
     int threads, batch, device, reduce, dtype_f16, help;
     unsigned long long seed;
     char hooks[SL_MAX_HOOK_PATTERNS][96];

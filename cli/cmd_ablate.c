@@ -146,14 +146,7 @@ static cJSON *to_json(const sl_dataset *ds, const sl_ablation_result *r, const c
         if (w->family < 0) cJSON_AddNumberToObject(o, "layer", w->layer);
         cJSON_AddItemToObject(o, "auc", sl_json_number(w->auc));
         cJSON_AddItemToObject(o, "delta_auc", sl_json_number(w->delta_auc));
-        if (w->has_ci) {
-            cJSON *ci = cJSON_CreateArray();
-            cJSON_AddItemToArray(ci, sl_json_number(w->ci95[0]));
-            cJSON_AddItemToArray(ci, sl_json_number(w->ci95[1]));
-            cJSON_AddItemToObject(o, "ci95", ci);
-        } else {
-            cJSON_AddNullToObject(o, "ci95");
-        }
+        cJSON_AddItemToObject(o, "ci95", w->has_ci ? sl_json_interval(w->ci95) : cJSON_CreateNull());
         cJSON_AddItemToObject(o, "p_value", sl_json_number(w->p_value));
         cJSON_AddItemToObject(o, "masked_fraction", sl_json_number(w->masked_fraction));
         cJSON_AddItemToArray(rows, o);

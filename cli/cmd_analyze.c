@@ -29,11 +29,13 @@
 
 static const char USAGE[] =
     "usage: seqlens analyze MODEL DATA -o DIR [--steps K] [--bootstrap B] [--seed S] [--examples A:B]\n"
-    "                       [--threads N] [--batch B] [--force] [--verify FILE [--tolerance T]]\n"
+    "                       [--sample S] [--threads N] [--batch B] [--force] [--verify FILE [--tolerance T]]\n"
     "  Runs eval, baseline, ablate --family all, ablate --layer all, ablate --component all,\n"
     "  reverse-test, inspect, attribute --method ig --steps K (default 16), probe --layer all and\n"
     "  patch (blocks.*.resid_post at the last 16 positions, 100 label-flip pairs) into DIR, then\n"
-    "  seqlens report DIR. A progress line per stage shows elapsed time and an estimate of the\n"
+    "  seqlens report DIR. inspect, attribute and patch, whose answers are means and shares, run on a\n"
+    "  seeded sample of --sample S examples (default 1,000) when more are selected; attribute's\n"
+    "  bootstrap intervals show the sample's error. The ablations keep every example. A progress line per stage shows elapsed time and an estimate of the\n"
     "  time left. Interrupted, it resumes: stages already finished for the same model, data and\n"
     "  options are kept (DIR/analyze.json records them). --force redoes every stage, also when\n"
     "  DIR holds an analysis of other inputs. Each stage's messages go to DIR/logs/STAGE.log.\n"
@@ -87,9 +89,11 @@ enum {
  * PATCH_POSITIONS positions, over PATCH_PAIRS label-flip pairs */
 #define PATCH_POSITIONS 16
 #define PATCH_PAIRS 100
+/* examples inspect, attribute and patch run on when more are selected */
+#define DEFAULT_SAMPLE 1000
 
 /* The commands as a person would type them (the report prints them). */
-static void plan(stage *st, const sl_args *a, const sl_session *s, const char *dir, int steps)
+static void plan(stage *st, const sl_args *a, const sl_session *s, const char *dir, int steps, long sample)
 {
     const char *model = a->pos[0], *data = a->pos[1];
     static const char *const NAMES[N_STAGES] = {"eval",    "baseline", "ablate-family", "ablate-layer", "ablate-component",
@@ -148,6 +152,14 @@ static void plan(stage *st, const sl_args *a, const sl_session *s, const char *d
             i == ST_PROBE || i == ST_PATCH)
             arg(&st[i], "--seed"), arg(&st[i], "%llu", a->seed);
         if (a->ex_first || a->ex_end >= 0) arg(&st[i], "--examples"), arg(&st[i], "%ld:%ld", s->run.first, s->run.first + s->run.count);
+        if ((i == ST_INSPECT || i == ST_ATTRIBUTE || i == ST_PATCH) && s->run.count > sample) {
+            arg(&st[i], "--sample"), arg(&st[i], "%ld", sample);
+            if (i == ST_INSPECT) arg(&st[i], "--seed"), arg(&st[i], "%llu", a->seed);
+        }
+        if (i == ST_ATTRIBUTE) {
+            arg(&st[i], "--bootstrap"), arg(&st[i], "%d", a->bootstrap);
+            arg(&st[i], "--seed"), arg(&st[i], "%llu", a->seed);
+        }
         if (i != ST_BASELINE) {
             arg(&st[i], "--threads"), arg(&st[i], "%d", a->threads);
             if (a->batch) arg(&st[i], "--batch"), arg(&st[i], "%d", a->batch);
@@ -164,10 +176,11 @@ static void plan(stage *st, const sl_args *a, const sl_session *s, const char *d
     st[ST_COMPONENT].weight = (s->model.c.arch == ARCH_MAMBA ? 3 : 2) * s->model.c.n_layers;
     /* partial passes over single examples, against passes over the data */
     double pairs = s->run.count < PATCH_PAIRS ? (double)s->run.count : PATCH_PAIRS;
-    st[ST_PATCH].weight = 1 + (double)s->model.c.n_layers * npos * pairs / (double)s->run.count;
+    double part = s->run.count > sample ? (double)sample / (double)s->run.count : 1; /* the sampled stages */
+    st[ST_PATCH].weight = part + (double)s->model.c.n_layers * npos * pairs / (double)s->run.count;
     st[ST_REVERSE].weight = 3;
-    st[ST_INSPECT].weight = 2;
-    st[ST_ATTRIBUTE].weight = 8 * (steps + 1);
+    st[ST_INSPECT].weight = 2 * part;
+    st[ST_ATTRIBUTE].weight = 8 * (steps + 1) * part;
     st[ST_PROBE].weight = 3;
     if (s->data.n_families == 0) {
         static const char WHY[] = "the dataset has no /families, and these results are per token family";
@@ -542,7 +555,7 @@ int cmd_analyze(int argc, char **argv)
     sl_args a;
     sl_error err = {0};
     if (sl_parse_args(&a, "analyze", argc, argv,
-                      "-o --steps --bootstrap --seed --examples --threads --batch --device --force --verify --tolerance",
+                      "-o --steps --bootstrap --seed --examples --sample --threads --batch --device --force --verify --tolerance",
                       &err))
         return sl_report(&err);
     if (a.help || a.n_pos != 2) return sl_usage(USAGE, a.help);
@@ -551,6 +564,7 @@ int cmd_analyze(int argc, char **argv)
         return sl_report(&(sl_error){SL_EINPUT, "seqlens analyze: --tolerance needs --verify"});
     const char *dir = a.out;
     int steps = a.steps ? a.steps : 16;
+    long sample = a.sample ? a.sample : DEFAULT_SAMPLE;
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) return sl_report(&(sl_error){SL_ERUNTIME, "seqlens analyze: cannot find its own executable"});
@@ -561,6 +575,7 @@ int cmd_analyze(int argc, char **argv)
     sl_session s;
     sl_args check = a;
     check.device = DEV_CPU; /* the stages run the model; this only reads the inputs */
+    check.sample = 0;       /* the stages take their samples */
     int rc = sl_session_open(&s, &check, a.pos[0], a.pos[1], &err);
     if (!rc) rc = sl_session_need_both_classes(&s, &err);
     cJSON *verified = NULL;
@@ -570,9 +585,9 @@ int cmd_analyze(int argc, char **argv)
     cJSON *base = cJSON_CreateObject(), *inputs = NULL;
     if (!rc) {
         char options[256];
-        snprintf(options, sizeof options, "--examples %ld:%ld --seed %llu --steps %d --bootstrap %d", s.run.first,
-                 s.run.first + s.run.count, a.seed, steps, a.bootstrap);
-        plan(st, &a, &s, dir, steps);
+        snprintf(options, sizeof options, "--examples %ld:%ld --seed %llu --steps %d --bootstrap %d --sample %ld",
+                 s.run.first, s.run.first + s.run.count, a.seed, steps, a.bootstrap, sample);
+        plan(st, &a, &s, dir, steps, sample);
         cJSON_AddStringToObject(base, "model", a.pos[0]);
         cJSON_AddStringToObject(base, "data", a.pos[1]);
         inputs = sl_manifest_inputs(a.pos[0], a.pos[1], options, &err);

@@ -9,15 +9,20 @@
 
 static const char USAGE[] =
     "usage: seqlens attribute MODEL DATA [--method grad-input|ig] [--steps K] [--baseline pad|zero] [-o out.json]\n"
-    "                         [--tokens attr.h5] [--examples A:B] [--threads N] [--batch B]\n"
+    "                         [--tokens attr.h5] [--bootstrap B] [--seed S] [--examples A:B] [--sample S]\n"
+    "                         [--threads N] [--batch B]\n"
     "  Attribution of each example's logit to `embed` (token + positional term), summed over the model\n"
     "  dimension, absolute value per token: grad-input = embed . d logit / d embed (one forward and one\n"
     "  backward pass); ig = integrated gradients from the baseline (the embedding of an all-pad sequence,\n"
     "  or zeros) in K midpoint steps (default 32). JSON: families [{family, attribution_share,\n"
-    "  token_share, ratio}] over valid positions, profile [{distance_min, distance_max,\n"
+    "  token_share, ratio, attribution_share_ci95, ratio_ci95}] over valid positions (the intervals:\n"
+    "  percentile bootstrap over examples, B resamples, default 1000; 0 writes null), profile [{distance_min, distance_max,\n"
     "  attribution_share, token_share}] by distance from the sequence end, and for ig completeness\n"
     "  {mean_abs_error, max_abs_error, mean_relative_error}: |sum of attributions - (logit - baseline logit)|.\n"
-    "  --tokens writes the signed per-token attributions to /attribution [N, L] (0 beyond each length).\n";
+    "  --tokens writes the signed per-token attributions to /attribution [N, L] (0 beyond each length).\n"
+    "  --sample S: a seeded (--seed) sample of S of the selected examples, in file order, when there are\n"
+    "  more: shares and means need far fewer examples than a large test set, and the intervals show the\n"
+    "  sample's error. JSON: n (examples used) and sampled_from (examples they were drawn from).\n";
 
 /* --tokens FILE.h5: /attribution [N, L] written batch by batch */
 typedef struct {
@@ -43,6 +48,8 @@ static cJSON *families(const sl_dataset *ds, const sl_attr_result *r)
         cJSON_AddItemToObject(o, "attribution_share", sl_json_number(share));
         cJSON_AddItemToObject(o, "token_share", sl_json_number(tokens));
         cJSON_AddItemToObject(o, "ratio", sl_json_number(share / tokens));
+        cJSON_AddItemToObject(o, "attribution_share_ci95", sl_json_interval(r->share_ci + 2 * f));
+        cJSON_AddItemToObject(o, "ratio_ci95", sl_json_interval(r->ratio_ci + 2 * f));
         cJSON_AddItemToArray(arr, o);
     }
     return arr;
@@ -68,10 +75,10 @@ int cmd_attribute(int argc, char **argv)
 {
     sl_args a;
     sl_error err = {0};
-    if (sl_parse_args(&a, "attribute", argc, argv, "-o --tokens --method --steps --baseline --examples --threads --batch --device", &err))
+    if (sl_parse_args(&a, "attribute", argc, argv, "-o --tokens --method --steps --baseline --bootstrap --seed --examples --sample --threads --batch --device", &err))
         return sl_report(&err);
     if (a.help || a.n_pos != 2) return sl_usage(USAGE, a.help);
-    sl_attr_opts ao = {ATTR_GRAD_INPUT, a.steps ? a.steps : 32, BASELINE_PAD};
+    sl_attr_opts ao = {ATTR_GRAD_INPUT, a.steps ? a.steps : 32, BASELINE_PAD, a.bootstrap, a.seed};
     if (a.method && !strcmp(a.method, "ig")) ao.method = ATTR_IG;
     else if (a.method && strcmp(a.method, "grad-input"))
         return sl_report(&(sl_error){SL_EINPUT, "seqlens attribute: --method: expected grad-input or ig"});
@@ -105,6 +112,7 @@ int cmd_attribute(int argc, char **argv)
             cJSON_AddStringToObject(j, "baseline", ao.baseline == BASELINE_PAD ? "pad" : "zero");
         }
         cJSON_AddNumberToObject(j, "n", (double)r.n);
+        sl_session_json_sample(j, &s);
         cJSON_AddItemToObject(j, "families", families(&s.data, &r));
         cJSON_AddItemToObject(j, "profile", profile(&r));
         if (ao.method == ATTR_IG) {

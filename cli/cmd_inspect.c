@@ -5,13 +5,16 @@
 #include "core/jsonout.h"
 
 static const char USAGE[] =
-    "usage: seqlens inspect MODEL DATA [-o out.json] [--examples A:B] [--threads N] [--batch B]\n"
+    "usage: seqlens inspect MODEL DATA [-o out.json] [--examples A:B] [--sample S [--seed S]] [--threads N]\n"
+    "                       [--batch B]\n"
     "  Per layer and token family, means over the family's valid positions in the data. Mamba:\n"
     "  mean_delta, mean_gate (SiLU(z)), mean_write (|delta x| times ||B||), mean_retention\n"
     "  (exp(delta A)) and memory_length (-1/ln retention, tokens). Transformer: attention_mass (the\n"
     "  share of attention valid queries put on the family's keys), token_share (the family's share of\n"
     "  visible keys), ratio, attention_mass_per_head; and per head entropy (nats) and mean_distance.\n"
-    "  The Transformer's attention pattern is materialised one example at a time: memory grows as L^2.\n";
+    "  The Transformer's attention pattern is materialised one example at a time: memory grows as L^2.\n"
+    "  --sample S: the means over a seeded sample of S of the selected examples, when there are more\n"
+    "  (JSON sampled_from: how many they were drawn from).\n";
 
 static cJSON *layer_json(const sl_model *m, const sl_dataset *ds, const sl_inspect_result *r, int i)
 {
@@ -58,7 +61,7 @@ int cmd_inspect(int argc, char **argv)
 {
     sl_args a;
     sl_error err = {0};
-    if (sl_parse_args(&a, "inspect", argc, argv, "-o --examples --threads --batch --device", &err)) return sl_report(&err);
+    if (sl_parse_args(&a, "inspect", argc, argv, "-o --examples --sample --seed --threads --batch --device", &err)) return sl_report(&err);
     if (a.help || a.n_pos != 2) return sl_usage(USAGE, a.help);
     sl_session s;
     sl_inspect_result r = {0};
@@ -69,6 +72,7 @@ int cmd_inspect(int argc, char **argv)
         cJSON *j = cJSON_CreateObject(), *layers = cJSON_CreateArray();
         cJSON_AddStringToObject(j, "arch", sl_arch_name(s.model.c.arch));
         cJSON_AddNumberToObject(j, "n", (double)s.run.count);
+        sl_session_json_sample(j, &s);
         for (int i = 0; i < r.n_layers; i++) cJSON_AddItemToArray(layers, layer_json(&s.model, &s.data, &r, i));
         cJSON_AddItemToObject(j, "layers", layers);
         rc = sl_json_write(j, a.out, &err);

@@ -13,7 +13,7 @@
 static const char USAGE[] =
     "usage: seqlens patch MODEL DATA --hook PATTERN... [--positions all|last|LIST]\n"
     "                     [--pairs FILE | --pairing random|label-flip] [--n-pairs M] [-o out.json]\n"
-    "                     [--bootstrap B] [--seed S] [--examples A:B] [--threads N]\n"
+    "                     [--bootstrap B] [--seed S] [--examples A:B] [--sample S] [--threads N]\n"
     "  Interchange interventions: each base example is run with one hook's activation at one position\n"
     "  taken from a source example's run. Positions: all = 0..L-1 of the padded width, last = -1, or a\n"
     "  comma-separated list; negative positions count from each example's own end (resolved in base\n"
@@ -23,7 +23,8 @@ static const char USAGE[] =
     "  (patched - base) / (source - base) logit over the pairs with |source - base| >= 1e-6), ci95\n"
     "  (bootstrap over pairs), n_used, n_skipped (position not valid in both, or no difference)}].\n"
     "  Cost: hooks x positions x pairs partial forward passes, each from the patched layer up. A list\n"
-    "  names each position once (a repeat is refused).\n";
+    "  names each position once (a repeat is refused). --sample S draws the pairs from a seeded sample\n"
+    "  of S of the selected examples (not with --pairs, whose indices are the file's).\n";
 
 static int by_value(const void *a, const void *b)
 {
@@ -167,14 +168,7 @@ static cJSON *to_json(const sl_model *m, const sl_patch_opts *o, const sl_patch_
             cJSON_AddStringToObject(row, "hook", m->points[o->points[p]].name);
             cJSON_AddNumberToObject(row, "position", o->positions[q]);
             cJSON_AddItemToObject(row, "effect", sl_json_number(r->effect[c]));
-            if (isfinite(r->ci_lo[c])) {
-                cJSON *ci = cJSON_CreateArray();
-                cJSON_AddItemToArray(ci, sl_json_number(r->ci_lo[c]));
-                cJSON_AddItemToArray(ci, sl_json_number(r->ci_hi[c]));
-                cJSON_AddItemToObject(row, "ci95", ci);
-            } else {
-                cJSON_AddNullToObject(row, "ci95");
-            }
+            cJSON_AddItemToObject(row, "ci95", sl_json_interval((double[2]){r->ci_lo[c], r->ci_hi[c]}));
             cJSON_AddNumberToObject(row, "n_used", (double)r->n_used[c]);
             cJSON_AddNumberToObject(row, "n_skipped", (double)r->n_skipped[c]);
             cJSON_AddItemToArray(rows, row);
@@ -188,12 +182,14 @@ int cmd_patch(int argc, char **argv)
     sl_args a;
     sl_error err = {0};
     if (sl_parse_args(&a, "patch", argc, argv,
-                      "-o --hook --positions --pairs --pairing --n-pairs --bootstrap --seed --examples --threads --batch --device",
+                      "-o --hook --positions --pairs --pairing --n-pairs --bootstrap --seed --examples --sample --threads --batch --device",
                       &err))
         return sl_report(&err);
     if (a.help || a.n_pos != 2 || !a.n_hooks) return sl_usage(USAGE, a.help);
     if (a.pairs_file && a.pairing)
         return sl_report(&(sl_error){SL_EINPUT, "seqlens patch: give --pairs FILE or --pairing, not both"});
+    if (a.pairs_file && a.sample)
+        return sl_report(&(sl_error){SL_EINPUT, "seqlens patch: --pairs names examples of the file: not with --sample"});
     const char *pairing = a.pairs_file ? "file" : a.pairing ? a.pairing : "label-flip";
     if (!a.pairs_file && strcmp(pairing, "random") && strcmp(pairing, "label-flip"))
         return sl_report(&(sl_error){SL_EINPUT, "seqlens patch: --pairing: expected random or label-flip"});
@@ -234,6 +230,7 @@ int cmd_patch(int argc, char **argv)
     if (!rc) rc = sl_patch(&s.model, &s.data, &o, &r, &err);
     if (!rc) {
         cJSON *j = to_json(&s.model, &o, &r, pairing);
+        sl_session_json_sample(j, &s);
         rc = sl_json_write(j, a.out, &err);
         cJSON_Delete(j);
         if (!rc && a.out) {

@@ -45,6 +45,10 @@ int sl_session_test_device(void);
 void sl_session_close(sl_session *s);
 /* AUCs need both labels among the selected examples. */
 int sl_session_need_both_classes(const sl_session *s, sl_error *err);
+/* A result of a --sample run says so: "sampled_from", the examples the
+ * sample was drawn from, beside "n", the sample's size (nothing without a
+ * sample). */
+void sl_session_json_sample(cJSON *j, const sl_session *s);
 
 /* verify (cli/cmd_verify.c), also run by analyze --verify: a->logits_file
  * against the model's logits on the examples it covers. *out receives the

@@ -52,6 +52,12 @@ int sl_session_open(sl_session *s, const sl_args *a, const char *model_dir, cons
                        end, s->data.n);
     s->run.first = a->ex_first;
     s->run.count = end - a->ex_first;
+    if (a->sample && a->sample < s->run.count) { /* from here on, the sample is the data */
+        rc = sl_dataset_sample(&s->data, s->run.first, s->run.count, a->sample, a->seed, err);
+        if (rc) return rc;
+        s->run.first = 0;
+        s->run.count = a->sample;
+    }
     s->run.threads = a->threads;
     s->run.batch = a->batch ? a->batch : 4 * a->threads;
     /* batch buffers are sized from it: never more than the examples run */
@@ -68,6 +74,13 @@ int sl_session_need_both_classes(const sl_session *s, sl_error *err)
     if (pos == 0 || pos == s->run.count)
         return sl_fail(err, SL_EINPUT, "%s: every selected example has label %d: AUC is undefined", s->data.path, y[0]);
     return SL_OK;
+}
+
+void sl_session_json_sample(cJSON *j, const sl_session *s)
+{
+    if (!s->data.rows) return;
+    if (!cJSON_HasObjectItem(j, "n")) cJSON_AddNumberToObject(j, "n", (double)s->data.n);
+    cJSON_AddNumberToObject(j, "sampled_from", (double)s->data.sampled_from);
 }
 
 void sl_session_close(sl_session *s)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/inputfile.h"
+#include "core/rng.h"
 
 /* Values per slab in the validation pass: bounded memory, few reads. */
 #define SLAB_TOKENS (1L << 22)
@@ -180,6 +181,19 @@ static int open_int(sl_dataset *ds, const char *name, int rank, hsize_t *dims, i
  * (width 0) or rank-2 integer dataset as int64 (HDF5 converts any integer
  * type), so that range checks see the stored value rather than a clipped
  * one. */
+static herr_t select_sample_rows(hid_t fs, const long *rows, long count, hsize_t col, hsize_t width)
+{
+    herr_t rc = H5Sselect_none(fs);
+    for (long i = 0; rc >= 0 && i < count;) {
+        long run = 1;
+        while (i + run < count && rows[i + run] == rows[i] + run) run++;
+        hsize_t start[2] = {(hsize_t)rows[i], col}, cnt[2] = {(hsize_t)run, width};
+        rc = H5Sselect_hyperslab(fs, H5S_SELECT_OR, start, NULL, cnt, NULL);
+        i += run;
+    }
+    return rc;
+}
+
 static int read_rows(sl_dataset *ds, hid_t d, const char *name, long first, long count, hsize_t col, hsize_t width,
                      int64_t *out, sl_error *err)
 {
@@ -189,6 +203,8 @@ static int read_rows(sl_dataset *ds, hid_t d, const char *name, long first, long
     hsize_t start[2] = {(hsize_t)first, col}, cnt[2] = {(hsize_t)count, width};
     hid_t ms = H5Screate_simple(rank, cnt, NULL);
     herr_t rc = ms < 0 ? -1 : H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
+    if (rc >= 0 && ds->rows && count > 0) /* a sample: its rows, each run of adjacent ones as one block */
+        rc = select_sample_rows(fs, ds->rows + first, count, col, width);
     if (rc >= 0) rc = H5Dread(d, H5T_NATIVE_INT64, ms, fs, H5P_DEFAULT, out);
     if (ms >= 0) H5Sclose(ms);
     H5Sclose(fs);
@@ -453,6 +469,7 @@ void sl_dataset_close(sl_dataset *ds)
     free(ds->labels);
     free(ds->lengths);
     free(ds->split);
+    free(ds->rows);
     free(ds->path);
     memset(ds, 0, sizeof *ds);
     ds->file = ds->tokens = ds->of_position = -1;
@@ -474,6 +491,44 @@ static int read_narrow(sl_dataset *ds, hid_t d, const char *name, long first, lo
         out[i] = buf[i] > INT32_MAX ? INT32_MAX : buf[i] < INT32_MIN ? INT32_MIN : (int32_t)buf[i];
     free(buf);
     return rc;
+}
+
+static int cmp_long(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+/* rows[i] = v[rows[i]]: a per-example vector narrowed to the sample. */
+static void narrow_vector(int32_t *v, const long *rows, long n)
+{
+    for (long i = 0; v && i < n; i++) v[i] = v[rows[i]];
+}
+
+int sl_dataset_sample(sl_dataset *ds, long first, long count, long size, uint64_t seed, sl_error *err)
+{
+    if (ds->rows || first < 0 || count < 1 || first + count > ds->n || size < 1 || size > count)
+        return sl_fail(err, SL_ERUNTIME, "%s: cannot sample %ld of examples %ld..%ld", ds->path, size, first,
+                       first + count);
+    long *pick = malloc((size_t)count * sizeof *pick);
+    if (!pick) return sl_fail(err, SL_ERUNTIME, "%s: out of memory for a sample of %ld examples", ds->path, size);
+    /* the first `size` steps of a seeded Fisher-Yates shuffle, then file order */
+    sl_rng r = sl_rng_seed(seed);
+    for (long i = 0; i < count; i++) pick[i] = first + i;
+    for (long i = 0; i < size; i++) {
+        long j = i + (long)sl_rng_below(&r, (uint64_t)(count - i)), t = pick[i];
+        pick[i] = pick[j];
+        pick[j] = t;
+    }
+    qsort(pick, (size_t)size, sizeof *pick, cmp_long);
+    long *rows = realloc(pick, (size_t)size * sizeof *rows);
+    ds->rows = rows ? rows : pick;
+    narrow_vector(ds->labels, ds->rows, size); /* ascending rows: each read is at or after its write */
+    narrow_vector(ds->lengths, ds->rows, size);
+    narrow_vector(ds->split, ds->rows, size);
+    ds->sampled_from = count;
+    ds->n = size;
+    return SL_OK;
 }
 
 int sl_dataset_read_tokens(sl_dataset *ds, long first, long count, int32_t *tokens, sl_error *err)

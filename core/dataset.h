@@ -20,6 +20,8 @@ typedef struct {
     char **family_names;   /* [n_families] */
     int32_t *family_of_token; /* [vocab_size], -1 = none; NULL without /families */
     int32_t *split;        /* [n] or NULL */
+    long *rows;            /* [n] the file's row of each example after sl_dataset_sample; NULL: row i */
+    long sampled_from;     /* after sl_dataset_sample: the examples the sample was drawn from */
 } sl_dataset;
 
 /* Opens and validates: shapes, integer types (an enum of integers, such as
@@ -42,6 +44,13 @@ int sl_dataset_need_families(const sl_dataset *ds, const char *what, sl_error *e
 /* The vocabulary a dataset implies where no model gives one: the length of
  * /families/of_token. Same file checks as sl_dataset_open. */
 int sl_dataset_vocab(const char *path, int *vocab, sl_error *err);
+
+/* Narrows the dataset to a seeded sample of `size` of its examples
+ * first..first+count-1, in file order: from then on example i is the
+ * sample's i-th (n = size), for every reader below. For analyses whose
+ * answer is a share or a mean, which do not need every example of a large
+ * dataset. The same (first, count, size, seed) picks the same rows. */
+int sl_dataset_sample(sl_dataset *ds, long first, long count, long size, uint64_t seed, sl_error *err);
 
 /* tokens[count, L] of examples first..first+count-1. */
 int sl_dataset_read_tokens(sl_dataset *ds, long first, long count, int32_t *tokens, sl_error *err);

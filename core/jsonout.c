@@ -11,6 +11,15 @@
 
 cJSON *sl_json_number(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
 
+cJSON *sl_json_interval(const double ci[2])
+{
+    if (!isfinite(ci[0])) return cJSON_CreateNull();
+    cJSON *a = cJSON_CreateArray();
+    cJSON_AddItemToArray(a, sl_json_number(ci[0]));
+    cJSON_AddItemToArray(a, sl_json_number(ci[1]));
+    return a;
+}
+
 int sl_json_write(const cJSON *j, const char *path, sl_error *err)
 {
     /* under MPI every rank holds the same result; rank 0 writes it */

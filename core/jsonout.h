@@ -10,5 +10,7 @@
 int sl_json_write(const cJSON *j, const char *path, sl_error *err);
 /* A number, or null when it is not finite (JSON has no NaN). */
 cJSON *sl_json_number(double v);
+/* [lo, hi], or null when lo is not finite (no interval was computed). */
+cJSON *sl_json_interval(const double ci[2]);
 
 #endif

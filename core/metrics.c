@@ -81,3 +81,23 @@ int sl_check_logits(const float *logit, long n, long first, const char *what, sl
                    "(non-finite weights, or activations that overflow)",
                    what, bad, n, where);
 }
+
+static int cmp_double(const void *p, const void *q)
+{
+    double a = *(const double *)p, b = *(const double *)q;
+    return (a > b) - (a < b);
+}
+
+static double percentile(const double *sorted, int n, double q)
+{
+    double x = q * (n - 1);
+    int i = (int)x;
+    return i + 1 < n ? sorted[i] + (x - i) * (sorted[i + 1] - sorted[i]) : sorted[n - 1];
+}
+
+void sl_ci95(double *values, int n, double ci[2])
+{
+    qsort(values, (size_t)n, sizeof *values, cmp_double);
+    ci[0] = percentile(values, n, 0.025);
+    ci[1] = percentile(values, n, 0.975);
+}

@@ -16,6 +16,10 @@ double sl_log_loss(const float *logit, const int32_t *label, long n);
 /* Fraction with (logit > 0) == label. */
 double sl_accuracy(const float *logit, const int32_t *label, long n);
 
+/* The percentile 95% interval of n bootstrap values (numpy's default
+ * percentile, linear between order statistics): sorts values in place. */
+void sl_ci95(double *values, int n, double ci[2]);
+
 /* How many of x[0..n) are NaN or infinite. */
 size_t sl_count_nonfinite(const float *x, size_t n);
 /* Every score computed from logits (AUC, accuracy, DeLong, effects) is

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/correlation.h"
+#include "core/metrics.h"
 #include "core/rng.h"
 
 /* Structural components of one classifier: v10 over positives, v01 over
@@ -110,20 +111,6 @@ static double weighted_auc(const float *s, const int32_t *y, const long *order, 
     return sum / (pos * neg);
 }
 
-static int cmp_double(const void *p, const void *q)
-{
-    double a = *(const double *)p, b = *(const double *)q;
-    return (a > b) - (a < b);
-}
-
-static double percentile(const double *sorted, int n, double q)
-{
-    double pos = q * (n - 1);
-    int lo = (int)floor(pos);
-    int hi = lo + 1 < n ? lo + 1 : lo;
-    return sorted[lo] + (pos - lo) * (sorted[hi] - sorted[lo]);
-}
-
 int sl_bootstrap_auc_delta(const float *a, const float *b, const int32_t *y, long n, int B, uint64_t seed,
                            double ci[2])
 {
@@ -149,11 +136,7 @@ int sl_bootstrap_auc_delta(const float *a, const float *b, const int32_t *y, lon
         if (pos == 0 || pos == n) continue; /* one class: no AUC; draw again */
         delta[r++] = weighted_auc(b, y, ob, w, n) - weighted_auc(a, y, oa, w, n);
     }
-    if (!rc) {
-        qsort(delta, (size_t)B, sizeof *delta, cmp_double);
-        ci[0] = percentile(delta, B, 0.025);
-        ci[1] = percentile(delta, B, 0.975);
-    }
+    if (!rc) sl_ci95(delta, B, ci);
     free(oa);
     free(ob);
     free(w);

@@ -286,6 +286,13 @@ static int reversal(report *rp, sl_error *err)
     return rc;
 }
 
+/* A result computed on a sample (--sample) says so above its table. */
+static void sample_note(report *rp, const cJSON *result, const char *more)
+{
+    double of = sl_jnum(result, "sampled_from");
+    if (of > 0) fprintf(rp->f, "<p>On a seeded sample of %.0f of the %.0f examples%s.</p>\n", sl_jnum(result, "n"), of, more);
+}
+
 static int inspection(report *rp, sl_error *err)
 {
     const cJSON *in = rp->r.json[R_INSPECT], *layer;
@@ -297,6 +304,7 @@ static int inspection(report *rp, sl_error *err)
                   : "The fraction of attention valid queries put on each family's keys, against the family's share of "
                     "keys: a ratio above 1 means attention seeks the family out.");
     verdict(rp, rp->verdicts[R_INSPECT]);
+    sample_note(rp, in, "");
     if (mamba) {
         rc = fig_close(rp, sl_fig_inspect(fig_open(rp), in, "mean_delta", "Mean step size delta per layer and family"),
                        "inspect-delta", "Mean delta (over channels) per layer and family.", 760, 360, err);
@@ -355,9 +363,12 @@ static int attribution(report *rp, sl_error *err)
                        err);
     static const column COLS[] = {{"family", "family", 's'},
                                   {"attribution share", "attribution_share", 'n'},
+                                  {"95% CI", "attribution_share_ci95", 'c'},
                                   {"token share", "token_share", 'n'},
-                                  {"ratio", "ratio", 'n'}};
-    array_table(rp->f, get(a, "families"), NULL, COLS, 4);
+                                  {"ratio", "ratio", 'n'},
+                                  {"95% CI", "ratio_ci95", 'c'}};
+    sample_note(rp, a, "; the intervals (bootstrap over examples) show the sample's error");
+    array_table(rp->f, get(a, "families"), NULL, COLS, 6);
     if (get(a, "completeness")) {
         fputs("<h3>Completeness (integrated gradients)</h3>\n", rp->f);
         sl_html_object(rp->f, get(a, "completeness"));
@@ -398,6 +409,7 @@ static int patching(report *rp, sl_error *err)
             "source example. The effect is the fraction of the logit difference restored, (patched - base) / (source - "
             "base): 1 means that activation carries the whole difference.");
     verdict(rp, rp->verdicts[R_PATCH]);
+    sample_note(rp, p, " (the pairs are drawn from it)");
     int rc = fig_close(rp, sl_fig_patch(fig_open(rp), p), "patch", "Patching effect per hook and position.", 860, 480,
                        err);
     static const column COLS[] = {{"hook", "hook", 's'},     {"position", "position", 'i'}, {"effect", "effect", 'n'},

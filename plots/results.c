@@ -28,13 +28,13 @@ static const struct {
     [R_LAYER] = {"baseline_auc:N n:n mode:s results:a", "results", "layer:n auc:N delta_auc:N ci95?:A p_value?:N"},
     [R_COMPONENT] = {"baseline_auc:N n:n results:a", "results", "component:s layer:n auc:N delta_auc:N ci95?:A"},
     [R_REVERSE] = {"n:n pearson_r:N spearman_rho:N auc_original:N auc_reversed:N shuffle_pearson_r:N", NULL, NULL},
-    [R_INSPECT] = {"arch:s n:n layers:a", "layers", "layer:n families:a heads?:a"},
-    [R_ATTRIBUTE] = {"method:s n:n families:a profile?:a completeness?:o", "families",
-                     "family:s attribution_share:N token_share:N ratio:N"},
+    [R_INSPECT] = {"arch:s n:n sampled_from?:n layers:a", "layers", "layer:n families:a heads?:a"},
+    [R_ATTRIBUTE] = {"method:s n:n sampled_from?:n families:a profile?:a completeness?:o", "families",
+                     "family:s attribution_share:N token_share:N ratio:N attribution_share_ci95?:A ratio_ci95?:A"},
     [R_PROBE] = {"target:s site:s layers:a", "layers",
                  "layer:n test_accuracy:N test_auc:N majority_baseline:N control_accuracy:N selectivity:N C:N"},
     [R_COMPARE] = {"n:n auc_a:N auc_b:N pearson_r:N agreement:N error_overlap:N auc_ensemble:N cka:o", NULL, NULL},
-    [R_PATCH] = {"n_pairs:n results:a", "results", "hook:s position:n effect:N ci95?:A n_used:n"},
+    [R_PATCH] = {"n_pairs:n sampled_from?:n results:a", "results", "hook:s position:n effect:N ci95?:A n_used:n"},
 };
 
 static int type_ok(const cJSON *v, char t)
