@@ -34,7 +34,8 @@ NVCC_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=c
 NVCCFLAGS ?= -O3 -g -std=c++17 $(NVCC_ARCH) -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror
 # -isystem: CUDA's headers are not ours to hold to -Werror.
 CFLAGS    += -DSEQLENS_CUDA -isystem $(CUDA_HOME)/include
-LDLIBS    += -L$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+# cuBLAS is not linked: cuda/cublas_load.cu loads it when a device opens.
+LDLIBS    += -L$(CUDA_HOME)/lib64 -lcudart -ldl -lstdc++
 # rpath: the toolkit's lib64 is often not on the loader's path.
 LDFLAGS   += -Wl,-rpath,$(CUDA_HOME)/lib64
 CU_SRC    := $(wildcard cuda/*.cu)

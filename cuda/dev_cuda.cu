@@ -3,16 +3,17 @@
 // CUDA and cuBLAS call is checked. What this file adds to the host grid
 // device is only these calls; the model core above it and the kernels'
 // per-thread code are tested on the CPU.
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "cuda/cublas_load.h"
 #include "cuda/device.h"
 #include "cuda/kernels.h"
 
 struct cuda_ctx {
+    const sl_cublas *api; // loaded with the first device opened
     cublasHandle_t blas;
     cudaStream_t stream;
     char name[320];
@@ -71,7 +72,7 @@ static void cu_close(void *ctx)
 {
     cuda_ctx *c = (cuda_ctx *)ctx;
     if (!c) return;
-    if (c->blas) cublasDestroy(c->blas);
+    if (c->blas) c->api->destroy(c->blas);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c);
 }
@@ -113,14 +114,15 @@ extern "C" int sl_device_cuda(sl_device *dev, sl_error *err)
     int rc = check(cudaGetDeviceProperties(&p, id), "cudaGetDeviceProperties", err);
     if (!rc) rc = check(cudaSetDevice(id), "cudaSetDevice", err);
     if (!rc) rc = check(cudaStreamCreate(&c->stream), "cudaStreamCreate", err);
+    if (!rc && !(c->api = sl_cublas_get(err))) rc = SL_ERUNTIME;
     cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
-    if (!rc && (st = cublasCreate(&c->blas)) != CUBLAS_STATUS_SUCCESS)
-        rc = sl_fail(err, SL_ERUNTIME, "cuBLAS cublasCreate: %s", cublasGetStatusString(st));
+    if (!rc && (st = c->api->create(&c->blas)) != CUBLAS_STATUS_SUCCESS)
+        rc = sl_fail(err, SL_ERUNTIME, "cuBLAS cublasCreate: %s", c->api->status_string(st));
     // FP32 GEMMs: pedantic math keeps TF32 off whatever NVIDIA_TF32_OVERRIDE says
-    if (!rc && (st = cublasSetMathMode(c->blas, CUBLAS_PEDANTIC_MATH)) != CUBLAS_STATUS_SUCCESS)
-        rc = sl_fail(err, SL_ERUNTIME, "cuBLAS cublasSetMathMode: %s", cublasGetStatusString(st));
-    if (!rc && (st = cublasSetStream(c->blas, c->stream)) != CUBLAS_STATUS_SUCCESS)
-        rc = sl_fail(err, SL_ERUNTIME, "cuBLAS cublasSetStream: %s", cublasGetStatusString(st));
+    if (!rc && (st = c->api->set_math_mode(c->blas, CUBLAS_PEDANTIC_MATH)) != CUBLAS_STATUS_SUCCESS)
+        rc = sl_fail(err, SL_ERUNTIME, "cuBLAS cublasSetMathMode: %s", c->api->status_string(st));
+    if (!rc && (st = c->api->set_stream(c->blas, c->stream)) != CUBLAS_STATUS_SUCCESS)
+        rc = sl_fail(err, SL_ERUNTIME, "cuBLAS cublasSetStream: %s", c->api->status_string(st));
     if (rc) {
         cu_close(c);
         return rc;

@@ -76,6 +76,9 @@ struct cublasContext;
  * SL_OK, SL_EINPUT for a bad request, or SL_ERUNTIME naming the cuBLAS
  * status. Defined in cuda/gemm_cublas.cu. */
 int sl_cuda_gemm(struct cublasContext *handle, const sl_gemm_req *rq, sl_error *err);
+/* Loads cuBLAS now, if not yet (cuda/cublas_load.h): SL_OK, or an error
+ * naming what is missing. */
+int sl_cublas_load(sl_error *err);
 #endif
 
 #ifdef __cplusplus

@@ -6,6 +6,7 @@
  * writing outside one leaves a number where NaN should be. */
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,8 +174,34 @@ static void refusals(void)
     }
 }
 
+#ifdef SEQLENS_CUDA
+/* Whether a shared library whose name holds `name` is mapped into this process. */
+static int mapped(const char *name)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[4096];
+    int found = 0;
+    while (f && fgets(line, sizeof line, f)) found |= strstr(line, name) != NULL;
+    if (f) fclose(f);
+    return found;
+}
+
+/* cuBLAS is loaded when a device opens, not at start (cuda/cublas_load.h). */
+static void lazy_cublas(void)
+{
+    sl_error err = {0};
+    CHECK(!mapped("libcublas"), "libcublas is not loaded at start");
+    CHECK(sl_cublas_load(&err) == SL_OK, "cuBLAS loads on demand: %s", err.msg);
+    CHECK(mapped("libcublas"), "and is then mapped");
+    CHECK(sl_cublas_load(&err) == SL_OK, "a second call finds it loaded");
+}
+#endif
+
 int main(void)
 {
+#ifdef SEQLENS_CUDA
+    lazy_cublas();
+#endif
     rng = sl_rng_seed(10);
     for (int trial = 0; trial < 25; trial++)
         for (int ta = 0; ta < 2; ta++)
