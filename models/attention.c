@@ -11,22 +11,10 @@
 
 #include "core/mathx.h"
 #include "core/simd.h"
+#include "models/attention_tile.h"
 #include "models/forward_common.h"
 
-/* The keys a query may see: kept positions, in order. */
-static int key_positions(const sl_example *ex, int *kpos)
-{
-    int nk = 0;
-    for (int t = 0; t < ex->len; t++)
-        if (!ex->keep || ex->keep[t]) kpos[nk++] = t;
-    return nk;
-}
-
-/* Queries per block: their scores share each key load. QB accumulators of
- * 2 x 8 keys (scores) and of d_head / 8 lanes (output) must fit in the 16
- * vector registers of AVX2: 6 blocks for d_head <= 16, 3 for 32 (6 measured
- * 20% faster than 4 at d_head 16). */
-#define QB 6
+#define QB SL_QB
 
 /* One head, streaming attention for d_head = 8 * dhv (dhv 1, 2 or 4) in
  * blocks of qbn <= QB queries: the compiler specialises each (dhv, qbn),
@@ -37,47 +25,20 @@ static inline __attribute__((always_inline)) void flash_head_v8(const sl_config 
     int d = c->d_model, dh = 8 * dhv, ld = ws->kt_ld;
     const float *q = ws->q, *kt = ws->kt, *v = ws->v;
     float *S = ws->scores; /* [QB][SL_KEY_TILE] */
+    float *lse = ws->lse ? ws->lse + (long)head * ws->max_len : NULL;
     int seen = 0;
     for (int t0 = 0; t0 < T; t0 += qbn) {
-        int rows = T - t0 < qbn ? T - t0 : qbn, vis[QB], vmax = 0;
-        for (int r = 0; r < qbn; r++) {
-            int t = t0 + (r < rows ? r : rows - 1);
-            if (c->causal) /* keys at positions <= t; t only grows, kpos is sorted */
-                while (seen < nk && ws->kpos[seen] <= t) seen++;
-            vis[r] = c->causal ? seen : nk;
-            if (vis[r] > vmax) vmax = vis[r];
-        }
-        /* the block's queries side by side; a ragged end repeats its last row */
+        int rows = T - t0 < qbn ? T - t0 : qbn, vis[QB];
+        int vmax = sl_block_visible(c, ws->kpos, nk, T, t0, qbn, &seen, vis);
         float qb[32][QB];
-        for (int k = 0; k < dh; k++)
-            for (int r = 0; r < qbn; r++) qb[k][r] = q[(long)(t0 + (r < rows ? r : rows - 1)) * dh + k];
+        sl_block_gather(q, dh, t0, rows, qbn, qb);
         v8f acc[QB][4];
         memset(acc, 0, sizeof acc);
         float mx[QB], l[QB];
         for (int r = 0; r < qbn; r++) { mx[r] = -INFINITY; l[r] = 0.0f; }
         for (int j0 = 0; j0 < vmax; j0 += SL_KEY_TILE) {
             int jn = vmax - j0 < SL_KEY_TILE ? vmax - j0 : SL_KEY_TILE;
-            /* scores: 16 keys at a time (two vectors, so that 2 x QB
-             * independent FMA chains hide their latency), QB queries sharing
-             * each key row */
-            for (int j = 0; j < jn; j += 16) {
-                v8f s0[QB], s1[QB];
-                memset(s0, 0, sizeof s0);
-                memset(s1, 0, sizeof s1);
-                for (int k = 0; k < dh; k++) {
-                    const float *kr = kt + (long)k * ld + j0 + j;
-                    v8f k0 = v8_load(kr), k1 = v8_load(kr + 8);
-                    for (int r = 0; r < qbn; r++) {
-                        v8f qr = v8_set1(qb[k][r]);
-                        s0[r] += qr * k0;
-                        s1[r] += qr * k1;
-                    }
-                }
-                for (int r = 0; r < qbn; r++) {
-                    v8_store(S + r * SL_KEY_TILE + j, s0[r]);
-                    v8_store(S + r * SL_KEY_TILE + j + 8, s1[r]);
-                }
-            }
+            sl_score_tile(qb, kt, ld, j0, jn, S, dhv, qbn);
             for (int r = 0; r < qbn; r++) {
                 float *sr = S + r * SL_KEY_TILE;
                 int n = vis[r] - j0 < 0 ? 0 : vis[r] - j0 < jn ? vis[r] - j0 : jn;
@@ -120,6 +81,7 @@ static inline __attribute__((always_inline)) void flash_head_v8(const sl_config 
             float *out = ws->ctx + (long)(t0 + r) * d + head * dh;
             v8f inv = v8_set1(vis[r] ? 1.0f / l[r] : 0.0f);
             for (int u = 0; u < dhv; u++) v8_store(out + 8 * u, acc[r][u] * inv);
+            if (lse) lse[t0 + r] = vis[r] ? mx[r] + logf(l[r]) : 0.0f;
         }
     }
 }
@@ -130,6 +92,7 @@ static void flash_head_any(const sl_config *c, sl_workspace *ws, int T, int nk, 
     int d = c->d_model, dh = c->d_head, ld = ws->kt_ld;
     const float *q = ws->q, *kt = ws->kt, *v = ws->v;
     float *s = ws->scores, *acc = ws->scores + QB * SL_KEY_TILE;
+    float *lse = ws->lse ? ws->lse + (long)head * ws->max_len : NULL;
     int visible = 0;
     for (int t = 0; t < T; t++) {
         const float *qt = q + (long)t * dh;
@@ -141,12 +104,7 @@ static void flash_head_any(const sl_config *c, sl_workspace *ws, int T, int nk, 
         memset(acc, 0, (size_t)dh * sizeof *acc);
         for (int j0 = 0; j0 < visible; j0 += SL_KEY_TILE) {
             int jn = visible - j0 < SL_KEY_TILE ? visible - j0 : SL_KEY_TILE;
-            for (int j = 0; j < jn; j++) s[j] = 0.0f;
-            for (int k = 0; k < dh; k++) {
-                const float *kr = kt + (long)k * ld + j0;
-                float qk = qt[k];
-                for (int j = 0; j < jn; j++) s[j] += qk * kr[j];
-            }
+            sl_score_row(qt, kt, ld, j0, jn, dh, s);
             float tile_max = -INFINITY;
 #pragma omp simd reduction(max : tile_max)
             for (int j = 0; j < jn; j++) tile_max = s[j] > tile_max ? s[j] : tile_max;
@@ -168,6 +126,7 @@ static void flash_head_any(const sl_config *c, sl_workspace *ws, int T, int nk, 
         }
         float *out = ws->ctx + (long)t * d + head * dh;
         for (int k = 0; k < dh; k++) out[k] = visible ? acc[k] / l : 0.0f;
+        if (lse) lse[t] = visible ? mx + logf(l) : 0.0f;
     }
 }
 
@@ -176,20 +135,9 @@ static void flash_head_any(const sl_config *c, sl_workspace *ws, int T, int nk, 
 static void flash_head(const sl_config *c, sl_workspace *ws, int T, int nk, int head)
 {
     int d = c->d_model, dh = c->d_head, ld = ws->kt_ld;
-    const float *qkv = ws->qkv;
-    float scale = 1.0f / sqrtf((float)dh);
-    for (int t = 0; t < T; t++)
-        for (int k = 0; k < dh; k++) ws->q[t * dh + k] = qkv[(long)t * 3 * d + head * dh + k] * scale;
-    for (int j = 0; j < nk; j++) {
-        const float *row = qkv + (long)ws->kpos[j] * 3 * d;
-        for (int k = 0; k < dh; k++) {
-            ws->kt[(long)k * ld + j] = row[d + head * dh + k];
-            ws->v[(long)j * dh + k] = row[2 * d + head * dh + k];
-        }
-    }
-    /* the 16-wide score loop may read up to 15 keys past nk: keep them finite */
-    for (int k = 0; k < dh; k++)
-        for (int j = nk; j < ((nk + 15) & ~15); j++) ws->kt[(long)k * ld + j] = 0.0f;
+    sl_pack_rows(ws->qkv + head * dh, 3L * d, T, dh, 1.0f / sqrtf((float)dh), ws->q);
+    sl_pack_key_cols(ws->qkv, d, ws->kpos, nk, d + head * dh, dh, ld, ws->kt);
+    sl_pack_key_rows(ws->qkv, d, ws->kpos, nk, 2 * d + head * dh, dh, ws->v);
     switch (dh) {
     case 8: flash_head_v8(c, ws, T, nk, head, 1, 6); break;
     case 16: flash_head_v8(c, ws, T, nk, head, 2, 6); break;
@@ -259,7 +207,7 @@ int sl_attention(const sl_model *m, const sl_example *ex, sl_workspace *ws, cons
 {
     if (sl_hooks_on(hooks, sl_model_point(m, HK_ATTN_PATTERN, layer)))
         return pattern_path(m, ex, ws, hooks, layer, err);
-    int nk = key_positions(ex, ws->kpos);
+    int nk = sl_key_positions(ex, ws->kpos);
     for (int h = 0; h < m->c.n_heads; h++) flash_head(&m->c, ws, ex->len, nk, h);
     return SL_OK;
 }

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/attention_tile.h"
+
 void sl_linear_backward(const float *dy, int ldy, int rows, int out, const float *W, int in, float *dx, int ldx,
                         float beta)
 {
@@ -59,14 +61,8 @@ void sl_backward_ws_free(sl_backward_ws *b)
     free(b->tape);
     free(b->g);
     for (int i = 0; i < SL_BW_BUFS; i++) free(b->buf[i]);
-    free(b->P);
-    free(b->dP);
-    free(b->hq);
-    free(b->hk);
-    free(b->hv);
-    free(b->dq);
-    free(b->dk);
-    free(b->dv);
+    float *tf[] = {b->qkv_tape, b->ctx_tape, b->lse_tape, b->vt, b->kr, b->dout, b->dq, b->dk, b->dv, b->rowd, b->tile};
+    for (size_t i = 0; i < sizeof tf / sizeof *tf; i++) free(tf[i]);
     free(b->states);
     free(b->dstate);
     free(b);
@@ -87,10 +83,12 @@ static sl_backward_ws *backward_ws(const sl_model *m, sl_workspace *ws, sl_error
     int ok = b && (b->tape = malloc((size_t)(c->n_layers + 1) * L * d * 4)) && (b->g = malloc(L * d * 4));
     for (int i = 0; ok && i < SL_BW_BUFS; i++) ok = (b->buf[i] = calloc(L * wide, 4)) != NULL;
     if (ok && c->arch == ARCH_TRANSFORMER) {
-        size_t dh = (size_t)c->d_head;
-        ok = (b->P = malloc(L * L * 4)) && (b->dP = malloc(L * L * 4)) && (b->hq = malloc(L * dh * 4))
-          && (b->hk = malloc(L * dh * 4)) && (b->hv = malloc(L * dh * 4)) && (b->dq = malloc(L * dh * 4))
-          && (b->dk = malloc(L * dh * 4)) && (b->dv = malloc(L * dh * 4));
+        size_t dh = (size_t)c->d_head, nl = (size_t)c->n_layers;
+        ok = (b->qkv_tape = malloc(nl * L * 3 * d * 4)) && (b->ctx_tape = malloc(nl * L * d * 4))
+          && (b->lse_tape = malloc(nl * (size_t)c->n_heads * L * 4)) && (b->vt = malloc((size_t)ws->kt_ld * dh * 4))
+          && (b->kr = malloc(L * dh * 4)) && (b->dout = malloc(L * dh * 4)) && (b->dq = malloc(L * dh * 4))
+          && (b->dk = malloc(L * dh * 4)) && (b->dv = malloc(L * dh * 4)) && (b->rowd = malloc(L * 4))
+          && (b->tile = malloc(2 * SL_QB * SL_KEY_TILE * 4));
     } else if (ok) {
         /* dstate is not [L, wide]: d_state x d_inner outgrows that when L is small */
         size_t sd = (size_t)c->d_state * c->d_inner * 4, states;

@@ -15,8 +15,16 @@ typedef struct sl_backward_ws {
     float *tape;            /* [n_layers + 1][L][d]: each block's input, then the last block's output */
     float *g;               /* [L, d] gradient flowing down the residual stream */
     float *buf[SL_BW_BUFS]; /* [L, wide], wide = max(3 d, 2 d_inner + ..., d_ff) */
-    float *P, *dP;          /* [L, L] one attention head */
-    float *hq, *hk, *hv, *dq, *dk, *dv; /* [L, d_head] one head */
+    /* Transformer: what the taped forward keeps of each block's attention
+     * (q, k, v after the rotation, the context, each query row's log-sum-exp),
+     * so that the backward neither recomputes it nor holds an [L, L] matrix */
+    float *qkv_tape;        /* [n_layers][L][3 d] */
+    float *ctx_tape;        /* [n_layers][L][d] */
+    float *lse_tape;        /* [n_layers][n_heads][L] */
+    float *vt;              /* [d_head][kt_ld] one head's values, transposed */
+    float *kr, *dout, *dq, *dk, *dv; /* [L, d_head] one head: keys, d context, and the gradients */
+    float *rowd;            /* [L] rowsum(d context * context) of one head */
+    float *tile;            /* [2][SL_QB][SL_KEY_TILE] probabilities and score gradients of a block */
     float *states;          /* [L, d_state, d_inner] the scan's states (Mamba) */
     float *dstate;          /* [d_state, d_inner] d logit / d state, carried back through the scan (Mamba) */
 } sl_backward_ws;
@@ -28,6 +36,15 @@ void sl_mamba_norm_backward(const sl_config *c, const float *x, const float *w, 
 /* dx (+)= dy . W for y = x W^T: beta 0 overwrites, 1 accumulates. */
 void sl_linear_backward(const float *dy, int ldy, int rows, int out, const float *W, int in, float *dx, int ldx,
                         float beta);
+
+/* sl_tf_layer_forward without hooks, keeping block i's attention in the
+ * tapes of ws->bw for sl_tf_layer_backward. */
+int sl_tf_layer_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i, sl_error *err);
+/* d context [T, d] to d qkv [T, 3 d] (q, k before the rotation's backward)
+ * from the block's qkv, context and log-sum-exps: FlashAttention-2's
+ * backward, tile by tile, no [T, T] matrix. */
+void sl_attention_backward(const sl_config *c, const sl_example *ex, sl_workspace *ws, const float *qkv,
+                           const float *ctx, const float *lse, const float *dctx, float *dqkv);
 
 /* From dh = d logit / d(block i's output) in b->g, leaves d logit / d(block
  * i's input) in b->g. */

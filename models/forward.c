@@ -244,7 +244,7 @@ int sl_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, 
     for (int i = 0; !rc && i < m->c.n_layers; i++) {
         memcpy(tape + i * stride, ws->h, n * sizeof *tape);
         rc = m->c.arch == ARCH_MAMBA ? sl_mamba_layer_forward(m, ex, ws, NULL, i, err)
-                                     : sl_tf_layer_forward(m, ex, ws, NULL, i, err);
+                                     : sl_tf_layer_forward_taped(m, ex, ws, i, err);
     }
     if (!rc) memcpy(tape + m->c.n_layers * stride, ws->h, n * sizeof *tape);
     return rc ? rc : sl_forward_tail(m, ex, ws, NULL, logit, err);

@@ -1,6 +1,5 @@
 /* One torch.nn.TransformerEncoderLayer (batch_first), positions 0..len-1 of
  * one example; norm_first picks pre- or post-norm. */
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -79,6 +78,18 @@ int sl_tf_layer_forward(const sl_model *m, const sl_example *ex, sl_workspace *w
     return sl_fire(m, hooks, ex, HK_RESID_POST, i, ws->h, T, d, d, err);
 }
 
+int sl_tf_layer_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i, sl_error *err)
+{
+    sl_backward_ws *b = ws->bw;
+    size_t L = (size_t)ws->max_len, d = (size_t)m->c.d_model, T = (size_t)ex->len;
+    ws->lse = b->lse_tape + i * L * m->c.n_heads;
+    int rc = sl_tf_layer_forward(m, ex, ws, NULL, i, err);
+    ws->lse = NULL;
+    memcpy(b->qkv_tape + i * L * 3 * d, ws->qkv, T * 3 * d * sizeof *ws->qkv);
+    memcpy(b->ctx_tape + i * L * d, ws->ctx, T * d * sizeof *ws->ctx);
+    return rc;
+}
+
 /* ---- backward ---- */
 
 static void rope_backward(const sl_config *c, const float *table, float *dqkv, int T)
@@ -98,52 +109,18 @@ static void rope_backward(const sl_config *c, const float *table, float *dqkv, i
     }
 }
 
-static float activation_grad(int act, float x)
+/* dx *= act'(x), branch-free so that it vectorises. */
+static void activation_backward(int act, const float *x, float *dx, long n)
 {
-    if (act == ACT_RELU) return x > 0.0f ? 1.0f : 0.0f;
-    /* d/dx x Phi(x) = Phi(x) + x phi(x) */
-    float Phi = 0.5f * sl_erfc(-0.70710678118654752f * x);
-    return Phi + x * 0.39894228040143268f * sl_exp(-0.5f * x * x);
-}
-
-/* Recomputes every head's context from qkv into ctx, one head at a time. */
-static void attention_context(const sl_config *c, const sl_example *ex, sl_backward_ws *b, const float *qkv, float *ctx)
-{
-    int T = ex->len, d = c->d_model, dh = c->d_head;
-    for (int h = 0; h < c->n_heads; h++) {
-        sl_head_probs(c, ex, qkv, h, b->hq, b->hk, b->hv, b->P);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dh, T, 1.0f, b->P, T, b->hv, dh, 0.0f, ctx + h * dh, d);
+    if (act == ACT_RELU) {
+        for (long k = 0; k < n; k++) dx[k] *= x[k] > 0.0f ? 1.0f : 0.0f;
+        return;
     }
-}
-
-/* dctx [T, d] to dqkv [T, 3d] through softmax attention, head by head. */
-static void attention_backward(const sl_config *c, const sl_example *ex, sl_backward_ws *b, const float *qkv,
-                               const float *dctx, float *dqkv)
-{
-    int T = ex->len, d = c->d_model, dh = c->d_head;
-    float scale = 1.0f / sqrtf((float)dh);
-    for (int h = 0; h < c->n_heads; h++) {
-        sl_head_probs(c, ex, qkv, h, b->hq, b->hk, b->hv, b->P);
-        /* dV = P^T dctx ; dP = dctx V^T */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dh, T, 1.0f, b->P, T, dctx + h * dh, d, 0.0f, b->dv, dh);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dh, 1.0f, dctx + h * dh, d, b->hv, dh, 0.0f, b->dP, T);
-        /* dS = P (dP - rowsum(P dP)) */
-        for (int t = 0; t < T; t++) {
-            float *p = b->P + (long)t * T, *dp = b->dP + (long)t * T;
-            double dot = 0;
-            for (int j = 0; j < T; j++) dot += (double)p[j] * dp[j];
-            for (int j = 0; j < T; j++) dp[j] = p[j] * (dp[j] - (float)dot);
-        }
-        /* S = (q scale) k^T: dq = scale dS k, dk = dS^T (q scale) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dh, T, scale, b->dP, T, b->hk, dh, 0.0f, b->dq, dh);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dh, T, 1.0f, b->dP, T, b->hq, dh, 0.0f, b->dk, dh);
-        for (int t = 0; t < T; t++)
-            for (int j = 0; j < dh; j++) {
-                float *row = dqkv + (long)t * 3 * d + h * dh + j;
-                row[0] = b->dq[t * dh + j];
-                row[d] = b->dk[t * dh + j];
-                row[2 * d] = b->dv[t * dh + j];
-            }
+    /* d/dx x Phi(x) = Phi(x) + x phi(x) */
+#pragma omp simd
+    for (long k = 0; k < n; k++) {
+        float z = x[k], Phi = 0.5f * sl_erfc(-0.70710678118654752f * z);
+        dx[k] *= Phi + z * 0.39894228040143268f * sl_exp(-0.5f * z * z);
     }
 }
 
@@ -155,20 +132,15 @@ void sl_tf_layer_backward(const sl_model *m, const sl_example *ex, sl_workspace 
     int T = ex->len, d = c->d_model, f = c->d_ff;
     long n = (long)T * d;
     float eps = c->layer_norm_eps;
-    const float *h_in = b->tape + (size_t)i * ws->max_len * d;
-    float *a1 = b->buf[0], *qkv = b->buf[1], *ctx = b->buf[2], *z1 = b->buf[3], *h1 = b->buf[4], *a2 = b->buf[5];
+    size_t L = (size_t)ws->max_len;
+    const float *h_in = b->tape + i * L * d, *qkv = b->qkv_tape + i * L * 3 * d, *ctx = b->ctx_tape + i * L * d;
+    const float *lse = b->lse_tape + i * L * c->n_heads;
+    float *z1 = b->buf[3], *h1 = b->buf[4], *a2 = b->buf[5];
     float *pre = b->buf[6], *z2 = b->buf[7], *dpre = b->buf[8], *da = b->buf[9], *dctx = b->buf[10];
     float *dqkv = b->buf[11], *dres = b->buf[12], *tmp = b->buf[13], *g = b->g;
 
-    /* the block again, keeping what the reverse pass needs */
-    const float *in1 = h_in;
-    if (c->norm_first) {
-        sl_layernorm(h_in, w->ln1_w, w->ln1_b, eps, T, d, a1);
-        in1 = a1;
-    }
-    sl_linear(in1, d, T, d, w->qkv_w, w->qkv_b, 3 * d, qkv, 3 * d);
-    if (c->positional == POS_ROPE) rope(c, ws->pos_table, qkv, T);
-    attention_context(c, ex, b, qkv, ctx);
+    /* the rest of the block again from the tape, keeping what the reverse
+     * pass needs */
     sl_linear(ctx, d, T, d, w->o_w, w->o_b, d, z1, d); /* the attention write */
     for (long k = 0; k < n; k++) z1[k] += h_in[k];     /* z1 = h + attn */
     if (c->norm_first) memcpy(h1, z1, (size_t)n * sizeof *h1);
@@ -192,7 +164,7 @@ void sl_tf_layer_backward(const sl_model *m, const sl_example *ex, sl_workspace 
         memcpy(g, dres, (size_t)n * sizeof *g);
     }
     sl_linear_backward(g, d, T, d, w->ff2_w, f, dpre, f, 0.0f);
-    for (long k = 0; k < (long)T * f; k++) dpre[k] *= activation_grad(c->activation, pre[k]);
+    activation_backward(c->activation, pre, dpre, (long)T * f);
     sl_linear_backward(dpre, f, T, f, w->ff1_w, d, da, d, 0.0f);
     if (c->norm_first) {
         sl_layernorm_backward(h1, w->ln2_w, eps, T, d, da, tmp);
@@ -205,7 +177,7 @@ void sl_tf_layer_backward(const sl_model *m, const sl_example *ex, sl_workspace 
 
     /* attention: g is now d logit / d z1 (post-norm) or d h1 (pre-norm) */
     sl_linear_backward(g, d, T, d, w->o_w, d, dctx, d, 0.0f);
-    attention_backward(c, ex, b, qkv, dctx, dqkv);
+    sl_attention_backward(c, ex, ws, qkv, ctx, lse, dctx, dqkv);
     if (c->positional == POS_ROPE) rope_backward(c, ws->pos_table, dqkv, T);
     sl_linear_backward(dqkv, 3 * d, T, 3 * d, w->qkv_w, d, da, d, 0.0f);
     if (c->norm_first) {

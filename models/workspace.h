@@ -27,6 +27,8 @@ struct sl_workspace {
     int kt_ld;             /* row length of kt: max_len rounded up to 16 keys */
     float *scores;         /* [6 * SL_KEY_TILE + d_head]: score tiles of a query block */
     int *kpos;             /* [L] positions of the keys attended to */
+    float *lse;            /* NULL, or [H][L]: where the streaming kernel leaves each query row's log-sum-exp of
+                            * its scaled scores (set by the taped forward, for the backward) */
     float *vall;           /* [H, L, dh] pattern path only */
     float *pattern;        /* [H, L, L] allocated when the pattern hook is on */
     float *pos_table;      /* [L, d] sinusoidal, or [L, dh/2] cos then sin for rope */

@@ -122,6 +122,66 @@ static void narrow_workspace(const char *dir)
     sl_model_free(&m);
 }
 
+/* The attention's backward under a pad mask (keep) and a causal one. With
+ * no positional term, dropping positions from the keys and the pooling is
+ * the same as deleting them from the sequence: the gradient at the kept
+ * positions must be the shorter sequence's, and 0 (not NaN) at the dropped
+ * ones, among them leading rows that see no key at all under the causal
+ * mask. n_heads picks the kernel (d_head 4: the plain loops; 8, 16, 32); 300
+ * positions make ragged query blocks and two key tiles. */
+static void masked_gradient(const char *dir, int n_heads, int causal)
+{
+    sl_model m;
+    sl_error err = {0};
+    if (sl_model_load(&m, dir, &err)) {
+        CHECK(0, "%s: %s", dir, err.msg);
+        return;
+    }
+    m.c.positional = POS_NONE;
+    m.c.n_heads = n_heads;
+    m.c.d_head = m.c.d_model / n_heads;
+    m.c.causal = causal;
+    enum { T = 300 };
+    int nl = m.c.n_layers, d = m.c.d_model, kept = 0;
+    int32_t tok[T], short_tok[T];
+    uint8_t keep[T];
+    int where[T];
+    for (int t = 0; t < T; t++) {
+        tok[t] = 1 + (t * 7 + t / 5) % (m.c.vocab_size - 1);
+        keep[t] = (m.c.pooling == POOL_CLS && t == 0) || !(t < 3 || t % 3 == 1 || (t > 100 && t < 140));
+        if (keep[t]) short_tok[kept] = tok[t], where[kept++] = t;
+    }
+    float *masked = malloc((size_t)(nl + 1) * T * d * sizeof *masked);
+    float *compact = malloc((size_t)(nl + 1) * T * d * sizeof *compact);
+    sl_workspace *ws = sl_workspace_new(&m, T, &err);
+    sl_example ex = {tok, T, 0, 0, keep}, sx = {short_tok, kept, 0, 0, NULL};
+    float a = 0, b = 0;
+    int rc = ws && masked && compact ? sl_gradient(&m, &ex, ws, NULL, &a, masked, &err) : SL_ERUNTIME;
+    if (!rc) rc = sl_gradient(&m, &sx, ws, NULL, &b, compact, &err);
+    CHECK(!rc, "%s, %d heads: %s", dir, n_heads, err.msg);
+    for (int k = 0; !rc && k <= nl; k++) {
+        const float *gm = masked + (size_t)k * T * d, *gc = compact + (size_t)k * kept * d;
+        double scale = 0, diff = 0, dropped = 0;
+        for (size_t q = 0; q < (size_t)kept * d; q++) scale = fmax(scale, fabs(gc[q]));
+        for (int j = 0; j < kept; j++)
+            for (int i = 0; i < d; i++) {
+                double e = fabs((double)gm[(size_t)where[j] * d + i] - gc[(size_t)j * d + i]);
+                if (!(e <= diff)) diff = e;
+            }
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < d && !keep[t]; i++)
+                if (!(fabs(gm[(size_t)t * d + i]) <= dropped)) dropped = fabs(gm[(size_t)t * d + i]);
+        CHECK(scale > 0 && diff <= 1e-5 * scale && dropped == 0,
+              "%s, d_head %d%s, hook %d: masked vs shortened gradient differ by %g (of %g), %g at dropped positions",
+              dir, m.c.d_head, causal ? " causal" : "", k, diff, scale, dropped);
+    }
+    CHECK(!rc && fabs((double)a - b) <= 1e-5 * fmax(1, fabs(b)), "%s: logit %g vs %g", dir, a, b);
+    sl_workspace_free(ws);
+    free(masked);
+    free(compact);
+    sl_model_free(&m);
+}
+
 static void gradient_fixture(const char *name, const char *path, void *user)
 {
     (void)path;
@@ -138,5 +198,9 @@ int main(void)
                             FIXTURES "/mamba_layer_noconvb_last_2logit_f16",
                             "tests/trained/mamba_count"};
     for (size_t i = 0; i < sizeof mambas / sizeof *mambas; i++) narrow_workspace(mambas[i]);
+    for (int causal = 0; causal <= 1; causal++) {
+        for (int heads = 1; heads <= 4; heads *= 2) masked_gradient(FIXTURES "/tf_long_dh8_learned", heads, causal);
+        masked_gradient(FIXTURES "/tf_dh32_sin", 1, causal);
+    }
     return TEST_SUMMARY();
 }
