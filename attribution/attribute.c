@@ -77,8 +77,9 @@ static int attribute_example(void *user, int thread, const sl_example *ex, sl_wo
             pe.tokens = s->pad_tokens;
             rc = sl_embed(m, &pe, ws, s->base, err);
         }
-        float base_logit = 0;
-        if (!rc) rc = sl_gradient(m, ex, ws, s->base, &base_logit, s->grad, err);
+        float base_logit = 0; /* a forward pass from the baseline: only its logit is needed */
+        if (!rc) memcpy(sl_workspace_residual(ws), s->base, (size_t)n * sizeof *s->base);
+        if (!rc) rc = sl_forward_from(m, ex, ws, NULL, 0, &base_logit, err);
         if (!rc) rc = sl_forward(m, ex, ws, NULL, logit, err);
         memset(s->acc, 0, (size_t)n * sizeof *s->acc);
         int K = j->ao->steps;
