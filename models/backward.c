@@ -67,8 +67,9 @@ void sl_backward_ws_free(sl_backward_ws *b)
     free(b->dq);
     free(b->dk);
     free(b->dv);
-    free(b->states);
-    free(b->dstate);
+    free(b->mtape);
+    free(b->ckpt);
+    free(b->chunk);
     free(b);
 }
 
@@ -92,9 +93,7 @@ static sl_backward_ws *backward_ws(const sl_model *m, sl_workspace *ws, sl_error
           && (b->hk = malloc(L * dh * 4)) && (b->hv = malloc(L * dh * 4)) && (b->dq = malloc(L * dh * 4))
           && (b->dk = malloc(L * dh * 4)) && (b->dv = malloc(L * dh * 4));
     } else if (ok) {
-        /* dstate is not [L, wide]: d_state x d_inner outgrows that when L is small */
-        size_t sd = (size_t)c->d_state * c->d_inner * 4, states;
-        ok = !__builtin_mul_overflow(L, sd, &states) && (b->states = malloc(states)) && (b->dstate = malloc(sd));
+        ok = sl_mamba_backward_alloc(c, L, b);
     }
     if (!ok) {
         sl_backward_ws_free(b);

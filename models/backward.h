@@ -17,8 +17,9 @@ typedef struct sl_backward_ws {
     float *buf[SL_BW_BUFS]; /* [L, wide], wide = max(3 d, 2 d_inner + ..., d_ff) */
     float *P, *dP;          /* [L, L] one attention head */
     float *hq, *hk, *hv, *dq, *dk, *dv; /* [L, d_head] one head */
-    float *states;          /* [L, d_state, d_inner] the scan's states (Mamba) */
-    float *dstate;          /* [d_state, d_inner] d logit / d state, carried back through the scan (Mamba) */
+    float *mtape;           /* Mamba: each block's activations (sl_mamba_tape, models/mamba_scan.h) */
+    float *ckpt;            /* Mamba: each block's scan state before each chunk */
+    float *chunk;           /* Mamba: one chunk's states and decays, and the reverse scan's carried gradient */
 } sl_backward_ws;
 
 void sl_layernorm_backward(const float *x, const float *w, float eps, int rows, int d, const float *dy, float *dx);
@@ -34,5 +35,7 @@ void sl_linear_backward(const float *dy, int ldy, int rows, int out, const float
 void sl_tf_layer_backward(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i);
 void sl_mamba_layer_backward(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i);
 void sl_backward_ws_free(sl_backward_ws *b);
+/* The Mamba fields of b for max_len L; 0 when out of memory. */
+int sl_mamba_backward_alloc(const sl_config *c, size_t L, sl_backward_ws *b);
 
 #endif
