@@ -12,15 +12,20 @@
 
 void sl_mamba_conv(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out)
 {
-    for (int t = 0; t < T; t++) {
-        float *o = out + (long)t * di;
-        for (int c = 0; c < di; c++) o[c] = b ? b[c] : 0.0f;
-        for (int k = 0; k < K; k++) {
-            int src = t - (K - 1) + k;
-            if (src < 0) continue;
-            const float *xs = x + (long)src * ldx;
-            for (int c = 0; c < di; c++) o[c] += w[c * K + k] * xs[c];
+    for (int c0 = 0; c0 < di; c0 += 8 * SL_CONV_VECS) {
+        int nv = (di - c0 + 7) / 8 < SL_CONV_VECS ? (di - c0 + 7) / 8 : SL_CONV_VECS;
+        v8f wk[64 * SL_CONV_VECS], b8[SL_CONV_VECS];
+        for (int v = 0; v < nv; v++) {
+            sl_conv_taps(w, K, c0 + 8 * v, di, wk + v * K);
+            b8[v] = b ? sl_load_lanes(b, c0 + 8 * v, di) : v8_set1(0.0f);
         }
+        for (int t = 0; t < T; t++)
+            for (int v = 0, c = c0; v < nv; v++, c += 8) {
+                v8f o = b8[v];
+                for (int k = t < K - 1 ? K - 1 - t : 0; k < K; k++)
+                    o += wk[v * K + k] * sl_load_lanes(x + (long)(t - (K - 1) + k) * ldx, c, di);
+                sl_store_lanes(out + (long)t * di, c, di, o);
+            }
     }
 }
 

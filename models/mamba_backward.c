@@ -8,8 +8,8 @@
  *
  * Memory per thread, d_model 64 (d_inner 128, d_state 16, dt_rank 4),
  * 4 layers, L 4,096: the tape 4 x 4,096 x 548 floats = 35.9 MB, the kept
- * states 4 x 256 x 8 KiB = 8.4 MB, the chunk scratch 0.6 MB; the scan's
- * every state, which the backward kept before, would be 32 MiB a layer. */
+ * states 4 x 128 x 8 KiB = 4.2 MB, the chunk scratch 0.55 MB; every state
+ * of the scan, which the backward kept before, would be 32 MiB a layer. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,21 +75,6 @@ int sl_mamba_backward_alloc(const sl_config *c, size_t L, sl_backward_ws *b)
     return (b->mtape = malloc(tape)) && (b->ckpt = malloc(ckpt)) && (b->chunk = aligned_alloc(64, chunk));
 }
 
-/* Channels c..c+7 of a row of di, lanes past di 0. */
-static inline v8f load_lanes(const float *row, int c, int di)
-{
-    if (c + 8 <= di) return v8_load(row + c);
-    v8f v = {0};
-    memcpy(&v, row + c, (size_t)(di - c) * sizeof(float));
-    return v;
-}
-
-static inline void store_lanes(float *row, int c, int di, v8f v)
-{
-    if (c + 8 <= di) v8_store(row + c, v);
-    else memcpy(row + c, &v, (size_t)(di - c) * sizeof(float));
-}
-
 static inline float hsum(const float *p)
 {
     return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
@@ -110,7 +95,7 @@ static void chunk_states(const chunk_bufs *k, const scan_in *in, int t0, int t1)
         const float *sp = k->st + (t - t0) * k->plane, *Bt = in->xdbl + (long)t * in->nx + in->R;
         float *sn = k->st + (t - t0 + 1) * k->plane, *an = k->at + (t - t0) * k->plane;
         for (int c = 0; c < di; c += 8) {
-            v8f d8 = load_lanes(in->delta + (long)t * di, c, di), dx = d8 * load_lanes(in->xc + (long)t * di, c, di);
+            v8f d8 = sl_load_lanes(in->delta + (long)t * di, c, di), dx = d8 * sl_load_lanes(in->xc + (long)t * di, c, di);
             for (int n = 0; n < S; n++) {
                 long o = (long)n * k->di8 + c;
                 v8f a = sl_scan_decay(d8, k->A + o);
@@ -134,10 +119,10 @@ static void chunk_reverse(const chunk_bufs *k, const scan_in *in, int t0, int t1
     for (int t = t1 - 1; t >= t0; t--) {
         const float *s = k->st + (t - t0 + 1) * k->plane, *p = s - k->plane, *a = k->at + (t - t0) * k->plane;
         const float *Bt = in->xdbl + (long)t * in->nx + in->R, *Ct = Bt + S;
-        memset(k->part, 0, 16 * (size_t)S * sizeof *k->part);
+        for (int q = 0; q < 2 * S; q++) v8_store(k->part + 8 * q, v8_set1(0.0f));
         for (int c = 0; c < di; c += 8) {
-            v8f d8 = load_lanes(in->delta + (long)t * di, c, di), x8 = load_lanes(in->xc + (long)t * di, c, di);
-            v8f dy8 = load_lanes(in->dy + (long)t * di, c, di), dxv = d8 * x8, u = v8_set1(0.0f), acc = u;
+            v8f d8 = sl_load_lanes(in->delta + (long)t * di, c, di), x8 = sl_load_lanes(in->xc + (long)t * di, c, di);
+            v8f dy8 = sl_load_lanes(in->dy + (long)t * di, c, di), dxv = d8 * x8, u = v8_set1(0.0f), acc = u;
             for (int n = 0; n < S; n++) {
                 long o = (long)n * k->di8 + c;
                 v8f a8 = v8_load(a + o), g = v8_load(k->ds + o) + dy8 * v8_set1(Ct[n]);
@@ -147,8 +132,8 @@ static void chunk_reverse(const chunk_bufs *k, const scan_in *in, int t0, int t1
                 u += g * v8_set1(Bt[n]);
                 v8_store(k->ds + o, g * a8);
             }
-            store_lanes(dx + (long)t * di, c, di, v8_load(k->D + c) * dy8 + d8 * u);
-            store_lanes(dd + (long)t * di, c, di, acc + x8 * u);
+            sl_store_lanes(dx + (long)t * di, c, di, v8_load(k->D + c) * dy8 + d8 * u);
+            sl_store_lanes(dd + (long)t * di, c, di, acc + x8 * u);
         }
         float *row = dxdbl + (long)t * in->nx + in->R;
         for (int n = 0; n < S; n++) {
@@ -180,11 +165,10 @@ static void reverse_scan(const sl_mamba_layer *w, const sl_mamba_tape *tp, const
     }
 }
 
-static inline float silu_grad(float x)
-{
-    float s = 1.0f / (1.0f + sl_exp(-x));
-    return s * (1.0f + x * (1.0f - s));
-}
+/* SiLU'(x) from the logistic s = 1 / (1 + exp(-x)) (SiLU(x) = x s) */
+static inline float silu_grad_of(float x, float s) { return s * (1.0f + x * (1.0f - s)); }
+
+static inline float logistic(float x) { return 1.0f / (1.0f + sl_exp(-x)); }
 
 void sl_mamba_layer_backward(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i)
 {
@@ -209,8 +193,9 @@ void sl_mamba_layer_backward(const sl_model *m, const sl_example *ex, sl_workspa
         const float *z = tp.xz + (long)t * 2 * di + di, *y = tp.y + (long)t * di;
         float *gy = dyg + (long)t * di, *dz = dxz + (long)t * 2 * di + di;
         for (int ch = 0; ch < di; ch++) {
-            dz[ch] = gy[ch] * y[ch] * silu_grad(z[ch]);
-            gy[ch] *= sl_silu(z[ch]); /* now d logit / d y */
+            float s = logistic(z[ch]);
+            dz[ch] = gy[ch] * y[ch] * silu_grad_of(z[ch], s);
+            gy[ch] *= z[ch] * s; /* now d logit / d y */
         }
     }
 
@@ -218,21 +203,23 @@ void sl_mamba_layer_backward(const sl_model *m, const sl_example *ex, sl_workspa
     reverse_scan(w, &tp, &in, T, b->chunk, dx, dd, dxdbl);
 
     /* delta = softplus(dt W_dt^T + b): softplus' is the logistic function */
-    for (long k = 0; k < nd; k++) dd[k] *= dpre[k] > 20.0f ? 1.0f : 1.0f / (1.0f + sl_exp(-dpre[k]));
+    for (long k = 0; k < nd; k++) dd[k] *= dpre[k] > 20.0f ? 1.0f : logistic(dpre[k]);
     sl_linear_backward(dd, di, T, di, w->dt_w, R, dxdbl, nx, 0.0f);
     /* xdbl = xc W_x^T, added to the scan's own use of xc */
     sl_linear_backward(dxdbl, nx, T, nx, w->xproj_w, di, dx, di, 1.0f);
-    for (long k = 0; k < nd; k++) dx[k] *= silu_grad(xpre[k]);
+    for (long k = 0; k < nd; k++) dx[k] *= silu_grad_of(xpre[k], logistic(xpre[k]));
     /* the causal conv, transposed */
-    for (int t = 0; t < T; t++) {
-        float *o = dxz + (long)t * 2 * di;
-        memset(o, 0, (size_t)di * sizeof *o);
-        for (int k = 0; k < K; k++) {
-            int out = t + (K - 1) - k;
-            if (out >= T) continue;
-            const float *src = dx + (long)out * di;
-            for (int ch = 0; ch < di; ch++) o[ch] += w->conv_w[ch * K + k] * src[ch];
-        }
+    for (int c0 = 0; c0 < di; c0 += 8 * SL_CONV_VECS) {
+        int nv = (di - c0 + 7) / 8 < SL_CONV_VECS ? (di - c0 + 7) / 8 : SL_CONV_VECS;
+        v8f wk[64 * SL_CONV_VECS];
+        for (int v = 0; v < nv; v++) sl_conv_taps(w->conv_w, K, c0 + 8 * v, di, wk + v * K);
+        for (int t = 0; t < T; t++)
+            for (int v = 0, ch = c0; v < nv; v++, ch += 8) {
+                v8f o = v8_set1(0.0f);
+                for (int k = t + K > T ? t + K - T : 0; k < K; k++)
+                    o += wk[v * K + k] * sl_load_lanes(dx + (long)(t + (K - 1) - k) * di, ch, di);
+                sl_store_lanes(dxz + (long)t * 2 * di, ch, di, o);
+            }
     }
     sl_linear_backward(dxz, 2 * di, T, 2 * di, w->in_w, d, du, d, 0.0f); /* d logit / d normed input */
     sl_mamba_norm_backward(c, h_in, w->norm_w, T, du, dh);
