@@ -1,7 +1,8 @@
 /* Gradients of an example's logit with respect to its residual stream, for
  * attribution: one forward pass that keeps each block's input, then one
  * backward pass that recomputes a block's internals from that input and
- * runs them in reverse. Internal to models/; the public entry is in
+ * runs them in reverse (a Mamba block keeps its internals in the forward
+ * pass instead: models/mamba_scan.h). Internal to models/; the public entry is in
  * models/model.h. */
 #ifndef SL_BACKWARD_H
 #define SL_BACKWARD_H
