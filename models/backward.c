@@ -63,8 +63,9 @@ void sl_backward_ws_free(sl_backward_ws *b)
     for (int i = 0; i < SL_BW_BUFS; i++) free(b->buf[i]);
     float *tf[] = {b->qkv_tape, b->ctx_tape, b->lse_tape, b->vt, b->kr, b->dout, b->dq, b->dk, b->dv, b->rowd, b->tile};
     for (size_t i = 0; i < sizeof tf / sizeof *tf; i++) free(tf[i]);
-    free(b->states);
-    free(b->dstate);
+    free(b->mtape);
+    free(b->ckpt);
+    free(b->chunk);
     free(b);
 }
 
@@ -90,9 +91,7 @@ static sl_backward_ws *backward_ws(const sl_model *m, sl_workspace *ws, sl_error
           && (b->dk = malloc(L * dh * 4)) && (b->dv = malloc(L * dh * 4)) && (b->rowd = malloc(L * 4))
           && (b->tile = malloc(2 * SL_QB * SL_KEY_TILE * 4));
     } else if (ok) {
-        /* dstate is not [L, wide]: d_state x d_inner outgrows that when L is small */
-        size_t sd = (size_t)c->d_state * c->d_inner * 4, states;
-        ok = !__builtin_mul_overflow(L, sd, &states) && (b->states = malloc(states)) && (b->dstate = malloc(sd));
+        ok = sl_mamba_backward_alloc(c, L, b);
     }
     if (!ok) {
         sl_backward_ws_free(b);

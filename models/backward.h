@@ -1,7 +1,8 @@
 /* Gradients of an example's logit with respect to its residual stream, for
  * attribution: one forward pass that keeps each block's input, then one
  * backward pass that recomputes a block's internals from that input and
- * runs them in reverse. Internal to models/; the public entry is in
+ * runs them in reverse (a Mamba block keeps its internals in the forward
+ * pass instead: models/mamba_scan.h). Internal to models/; the public entry is in
  * models/model.h. */
 #ifndef SL_BACKWARD_H
 #define SL_BACKWARD_H
@@ -25,8 +26,9 @@ typedef struct sl_backward_ws {
     float *kr, *dout, *dq, *dk, *dv; /* [L, d_head] one head: keys, d context, and the gradients */
     float *rowd;            /* [L] rowsum(d context * context) of one head */
     float *tile;            /* [2][SL_QB][SL_KEY_TILE] probabilities and score gradients of a block */
-    float *states;          /* [L, d_state, d_inner] the scan's states (Mamba) */
-    float *dstate;          /* [d_state, d_inner] d logit / d state, carried back through the scan (Mamba) */
+    float *mtape;           /* Mamba: each block's activations (sl_mamba_tape, models/mamba_scan.h) */
+    float *ckpt;            /* Mamba: each block's scan state before each chunk */
+    float *chunk;           /* Mamba: one chunk's states and decays, and the reverse scan's carried gradient */
 } sl_backward_ws;
 
 void sl_layernorm_backward(const float *x, const float *w, float eps, int rows, int d, const float *dy, float *dx);
@@ -51,5 +53,7 @@ void sl_attention_backward(const sl_config *c, const sl_example *ex, sl_workspac
 void sl_tf_layer_backward(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i);
 void sl_mamba_layer_backward(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i);
 void sl_backward_ws_free(sl_backward_ws *b);
+/* The Mamba fields of b for max_len L; 0 when out of memory. */
+int sl_mamba_backward_alloc(const sl_config *c, size_t L, sl_backward_ws *b);
 
 #endif

@@ -5,6 +5,7 @@
 #include "core/blas.h"
 #include "models/backward.h"
 #include "models/forward_common.h"
+#include "models/mamba_scan.h"
 
 int sl_fire(const sl_model *m, const sl_hooks *hooks, const sl_example *ex, int kind, int layer, float *data, int rows,
             int cols, int ld, sl_error *err)
@@ -243,7 +244,7 @@ int sl_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, 
     else if (!rc) rc = embed(m, ex, ws, NULL, err);
     for (int i = 0; !rc && i < m->c.n_layers; i++) {
         memcpy(tape + i * stride, ws->h, n * sizeof *tape);
-        rc = m->c.arch == ARCH_MAMBA ? sl_mamba_layer_forward(m, ex, ws, NULL, i, err)
+        rc = m->c.arch == ARCH_MAMBA ? sl_mamba_layer_forward_taped(m, ex, ws, i, err)
                                      : sl_tf_layer_forward_taped(m, ex, ws, i, err);
     }
     if (!rc) memcpy(tape + m->c.n_layers * stride, ws->h, n * sizeof *tape);

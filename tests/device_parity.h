@@ -250,7 +250,7 @@ static void attributions(fixture *f, sl_dev_model *dm, const parity_opts *po, co
 {
     long n = f->ds.n, L = f->ds.L;
     double tol = po->tol > 1e-4 ? po->tol : 1e-4;
-    sl_attr_opts cases[3] = {{ATTR_GRAD_INPUT, 0, BASELINE_PAD}, {ATTR_IG, 4, BASELINE_PAD}, {ATTR_IG, 4, BASELINE_ZERO}};
+    sl_attr_opts cases[3] = {{ATTR_GRAD_INPUT, 0, BASELINE_PAD, 0, 0}, {ATTR_IG, 4, BASELINE_PAD, 0, 0}, {ATTR_IG, 4, BASELINE_ZERO, 0, 0}};
     const char *names[3] = {"gradient x input", "ig from pad", "ig from zeros"};
     for (int k = 0; k < 3; k++) {
         token_rows t[2] = {{calloc((size_t)n * L, 4), L}, {calloc((size_t)n * L, 4), L}};

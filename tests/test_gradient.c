@@ -195,7 +195,7 @@ int main(void)
     int checked = for_each_fixture("grad_expected.h5", gradient_fixture, NULL);
     CHECK(checked >= 10, "only %d fixtures have grad_expected.h5", checked);
     const char *mambas[] = {FIXTURES "/mamba_mean_f32", FIXTURES "/mamba_cls_bf16", FIXTURES "/mamba_last_bias_2logit_f16",
-                            FIXTURES "/mamba_layer_noconvb_last_2logit_f16",
+                            FIXTURES "/mamba_layer_noconvb_last_2logit_f16", FIXTURES "/mamba_long_odd_f32",
                             "tests/trained/mamba_count"};
     for (size_t i = 0; i < sizeof mambas / sizeof *mambas; i++) narrow_workspace(mambas[i]);
     for (int causal = 0; causal <= 1; causal++) {

@@ -125,6 +125,14 @@ VARIANTS += [
      "model": {"dtype": "F16", "head_rows": 2, "proj_bias": True, "conv_bias": False},
      "data": {"tokens": "int64", "labels": "int64", "lengths": "int64", "of_token": "int64",
               "names": "vlen"}},
+    # d_inner 20: the scan's last vector of 8 channels half empty; 75 positions: the backward's
+    # chunks of 32 (a length of exactly two chunks, and one just past a chunk).
+    {"name": "mamba_long_odd_f32",
+     "shape": {"N": 3, "L": 75, "LENGTHS": [75, 64, 33], "D_MODEL": 10},
+     "config": dict(MAMBA, n_layers=2, pooling="mean"),
+     "model": {"dtype": "F32", "head_rows": 1, "proj_bias": False},
+     "data": {"tokens": "int32", "labels": "int32", "lengths": "int32", "of_token": "int32",
+              "names": "vlen"}},
     {"name": "mamba_noconvb_mean_f32",
      "config": dict(MAMBA, n_layers=2, pooling="mean"),
      "model": {"dtype": "F32", "head_rows": 1, "proj_bias": False, "conv_bias": False},

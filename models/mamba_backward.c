@@ -1,0 +1,227 @@
+/* The backward pass of one Mamba-1 block, from the activations its taped
+ * forward kept (models/mamba_scan.h). Nothing of the block runs again but
+ * the scan's states, SL_SCAN_CHUNK positions at a time from the state kept
+ * before the chunk, the dt projection and the conv (both cheap). The
+ * reverse scan runs eight channels to a vector like the forward's scan_v8;
+ * a d_inner that is not a multiple of 8 gets a last vector padded with zero
+ * lanes, which add nothing.
+ *
+ * Memory per thread, d_model 64 (d_inner 128, d_state 16, dt_rank 4),
+ * 4 layers, L 4,096: the tape 4 x 4,096 x 548 floats = 35.9 MB, the kept
+ * states 4 x 128 x 8 KiB = 4.2 MB, the chunk scratch 0.55 MB; every state
+ * of the scan, which the backward kept before, would be 32 MiB a layer. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/blas.h"
+#include "core/mathx.h"
+#include "core/simd.h"
+#include "models/backward.h"
+#include "models/mamba_scan.h"
+
+static int round8(int n) { return (n + 7) & ~7; }
+
+/* Floats a position of one block's tape takes: xz, xc, xdbl, y. */
+static size_t tape_row(const sl_config *c) { return 4 * (size_t)c->d_inner + c->dt_rank + 2 * (size_t)c->d_state; }
+
+static size_t chunks(size_t L) { return (L + SL_SCAN_CHUNK - 1) / SL_SCAN_CHUNK; }
+
+sl_mamba_tape sl_mamba_tape_at(const sl_model *m, sl_workspace *ws, int i)
+{
+    const sl_config *c = &m->c;
+    size_t L = (size_t)ws->max_len, di = (size_t)c->d_inner, nx = (size_t)c->dt_rank + 2 * (size_t)c->d_state;
+    float *base = ws->bw->mtape + (size_t)i * L * tape_row(c);
+    sl_mamba_tape tp = {base, base + L * 2 * di, base + L * 3 * di, base + L * (3 * di + nx),
+                        ws->bw->ckpt + (size_t)i * chunks(L) * c->d_state * di};
+    return tp;
+}
+
+/* The chunk's scratch, rows padded to di8 channels: states [C + 1][S]
+ * (row 0: the state before the chunk), decays exp(delta A) [C][S], A [S],
+ * the carried gradient d logit / d state [S], D, and the per-lane sums of
+ * dB and dC over the channels of one position [2][S][8]. */
+typedef struct {
+    float *st, *at, *A, *ds, *D, *part;
+    long plane;
+    int di8;
+} chunk_bufs;
+
+static size_t chunk_floats(int di, int S)
+{
+    size_t di8 = (size_t)round8(di), plane = (size_t)S * di8;
+    return (2 * SL_SCAN_CHUNK + 3) * plane + di8 + 16 * (size_t)S;
+}
+
+static chunk_bufs chunk_view(int di, int S, float *base)
+{
+    chunk_bufs k = {.di8 = round8(di)};
+    k.plane = (long)S * k.di8;
+    k.st = base;
+    k.at = k.st + (SL_SCAN_CHUNK + 1) * k.plane;
+    k.A = k.at + SL_SCAN_CHUNK * k.plane;
+    k.ds = k.A + k.plane;
+    k.D = k.ds + k.plane;
+    k.part = k.D + k.di8;
+    return k;
+}
+
+int sl_mamba_backward_alloc(const sl_config *c, size_t L, sl_backward_ws *b)
+{
+    size_t tape, ckpt, per = tape_row(c) * 4, plane = (size_t)c->d_state * c->d_inner * 4;
+    size_t chunk = (chunk_floats(c->d_inner, c->d_state) * 4 + 63) & ~(size_t)63; /* aligned_alloc wants a multiple of the alignment */
+    if (__builtin_mul_overflow(L * (size_t)c->n_layers, per, &tape)
+        || __builtin_mul_overflow(chunks(L) * (size_t)c->n_layers, plane, &ckpt))
+        return 0;
+    return (b->mtape = malloc(tape)) && (b->ckpt = malloc(ckpt)) && (b->chunk = aligned_alloc(64, chunk));
+}
+
+static inline float hsum(const float *p)
+{
+    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+}
+
+/* The scan's inputs for one block. */
+typedef struct {
+    const float *xc, *delta, *xdbl, *dy; /* dy: d logit / d y, the scan's output */
+    int di, S, R, nx;
+} scan_in;
+
+/* s_t for t0 <= t < t1 into st[1 + t - t0] from st[0] = s_{t0-1}, and
+ * exp(delta_t A) into at[t - t0]: the forward's recurrence (scan_v8). */
+static void chunk_states(const chunk_bufs *k, const scan_in *in, int t0, int t1)
+{
+    int di = in->di, S = in->S;
+    for (int t = t0; t < t1; t++) {
+        const float *sp = k->st + (t - t0) * k->plane, *Bt = in->xdbl + (long)t * in->nx + in->R;
+        float *sn = k->st + (t - t0 + 1) * k->plane, *an = k->at + (t - t0) * k->plane;
+        for (int c = 0; c < di; c += 8) {
+            v8f d8 = sl_load_lanes(in->delta + (long)t * di, c, di), dx = d8 * sl_load_lanes(in->xc + (long)t * di, c, di);
+            for (int n = 0; n < S; n++) {
+                long o = (long)n * k->di8 + c;
+                v8f a = sl_scan_decay(d8, k->A + o);
+                v8_store(sn + o, a * v8_load(sp + o) + dx * v8_set1(Bt[n]));
+                v8_store(an + o, a);
+            }
+        }
+    }
+}
+
+/* Positions t1-1 down to t0 of the reverse scan, with g = d logit / d s_t
+ * carried in k->ds: s_t = a s_{t-1} + delta x B and y = s . C + D x give
+ * g += dy C, d delta += g (s_{t-1} a A + x B), dx += g delta B + D dy,
+ * dB += g delta x, dC += dy s_t, then g *= a for s_{t-1}. dx and d delta
+ * of eight channels stay in registers across the states; dB and dC sum
+ * across channels in per-lane partials, reduced once per position. */
+static void chunk_reverse(const chunk_bufs *k, const scan_in *in, int t0, int t1, float *dx, float *dd, float *dxdbl)
+{
+    int di = in->di, S = in->S;
+    float *dB = k->part, *dC = k->part + 8L * S;
+    for (int t = t1 - 1; t >= t0; t--) {
+        const float *s = k->st + (t - t0 + 1) * k->plane, *p = s - k->plane, *a = k->at + (t - t0) * k->plane;
+        const float *Bt = in->xdbl + (long)t * in->nx + in->R, *Ct = Bt + S;
+        for (int q = 0; q < 2 * S; q++) v8_store(k->part + 8 * q, v8_set1(0.0f));
+        for (int c = 0; c < di; c += 8) {
+            v8f d8 = sl_load_lanes(in->delta + (long)t * di, c, di), x8 = sl_load_lanes(in->xc + (long)t * di, c, di);
+            v8f dy8 = sl_load_lanes(in->dy + (long)t * di, c, di), dxv = d8 * x8, u = v8_set1(0.0f), acc = u;
+            for (int n = 0; n < S; n++) {
+                long o = (long)n * k->di8 + c;
+                v8f a8 = v8_load(a + o), g = v8_load(k->ds + o) + dy8 * v8_set1(Ct[n]);
+                v8_store(dC + 8 * n, v8_load(dC + 8 * n) + dy8 * v8_load(s + o));
+                v8_store(dB + 8 * n, v8_load(dB + 8 * n) + g * dxv);
+                acc += g * (v8_load(p + o) * a8) * v8_load(k->A + o);
+                u += g * v8_set1(Bt[n]);
+                v8_store(k->ds + o, g * a8);
+            }
+            sl_store_lanes(dx + (long)t * di, c, di, v8_load(k->D + c) * dy8 + d8 * u);
+            sl_store_lanes(dd + (long)t * di, c, di, acc + x8 * u);
+        }
+        float *row = dxdbl + (long)t * in->nx + in->R;
+        for (int n = 0; n < S; n++) {
+            row[n] = hsum(dB + 8 * n);
+            row[S + n] = hsum(dC + 8 * n);
+        }
+    }
+}
+
+/* The whole reverse scan, last chunk first; dx, d delta and the B, C
+ * columns of dxdbl are written, not added to. */
+static void reverse_scan(const sl_mamba_layer *w, const sl_mamba_tape *tp, const scan_in *in, int T, float *scratch,
+                         float *dx, float *dd, float *dxdbl)
+{
+    int di = in->di, S = in->S;
+    chunk_bufs k = chunk_view(di, S, scratch);
+    memset(k.A, 0, (size_t)(2 * k.plane + k.di8) * sizeof *k.A); /* A, ds, D with their padding */
+    for (int n = 0; n < S; n++) memcpy(k.A + (long)n * k.di8, w->A_t + (long)n * di, (size_t)di * sizeof *k.A);
+    memcpy(k.D, w->D, (size_t)di * sizeof *k.D);
+    memset(k.st, 0, (size_t)k.plane * sizeof *k.st);
+    for (int t0 = (T - 1) / SL_SCAN_CHUNK * SL_SCAN_CHUNK; t0 >= 0; t0 -= SL_SCAN_CHUNK) {
+        int t1 = t0 + SL_SCAN_CHUNK < T ? t0 + SL_SCAN_CHUNK : T;
+        const float *start = tp->ckpt + (long)(t0 / SL_SCAN_CHUNK) * S * di;
+        for (int n = 0; n < S; n++)
+            if (t0) memcpy(k.st + (long)n * k.di8, start + (long)n * di, (size_t)di * sizeof *k.st);
+            else memset(k.st + (long)n * k.di8, 0, (size_t)di * sizeof *k.st);
+        chunk_states(&k, in, t0, t1);
+        chunk_reverse(&k, in, t0, t1, dx, dd, dxdbl);
+    }
+}
+
+/* SiLU'(x) from the logistic s = 1 / (1 + exp(-x)) (SiLU(x) = x s) */
+static inline float silu_grad_of(float x, float s) { return s * (1.0f + x * (1.0f - s)); }
+
+static inline float logistic(float x) { return 1.0f / (1.0f + sl_exp(-x)); }
+
+void sl_mamba_layer_backward(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i)
+{
+    const sl_config *c = &m->c;
+    const sl_mamba_layer *w = &m->mamba[i];
+    sl_backward_ws *b = ws->bw;
+    int T = ex->len, d = c->d_model, di = c->d_inner, S = c->d_state, R = c->dt_rank, nx = R + 2 * S, K = c->d_conv;
+    long n = (long)T * d, nd = (long)T * di;
+    sl_mamba_tape tp = sl_mamba_tape_at(m, ws, i);
+    const float *h_in = b->tape + (size_t)i * ws->max_len * d;
+    float *dpre = b->buf[0], *delta = b->buf[1], *xpre = b->buf[2], *dyg = b->buf[3], *dxz = b->buf[4];
+    float *dx = b->buf[5], *dd = b->buf[6], *dxdbl = b->buf[7], *du = b->buf[8], *dh = b->buf[9], *g = b->g;
+
+    /* what the tape left out, cheap to redo: delta and the conv before SiLU */
+    sl_linear(tp.xdbl, nx, T, R, w->dt_w, w->dt_b, di, dpre, di);
+    for (long k = 0; k < nd; k++) delta[k] = sl_softplus(dpre[k]);
+    sl_mamba_conv(tp.xz, 2 * di, T, di, K, w->conv_w, w->conv_b, xpre);
+
+    /* out = (y * SiLU(z)) W_out^T */
+    sl_linear_backward(g, d, T, d, w->out_w, di, dyg, di, 0.0f);
+    for (int t = 0; t < T; t++) {
+        const float *z = tp.xz + (long)t * 2 * di + di, *y = tp.y + (long)t * di;
+        float *gy = dyg + (long)t * di, *dz = dxz + (long)t * 2 * di + di;
+        for (int ch = 0; ch < di; ch++) {
+            float s = logistic(z[ch]);
+            dz[ch] = gy[ch] * y[ch] * silu_grad_of(z[ch], s);
+            gy[ch] *= z[ch] * s; /* now d logit / d y */
+        }
+    }
+
+    scan_in in = {tp.xc, delta, tp.xdbl, dyg, di, S, R, nx};
+    reverse_scan(w, &tp, &in, T, b->chunk, dx, dd, dxdbl);
+
+    /* delta = softplus(dt W_dt^T + b): softplus' is the logistic function */
+    for (long k = 0; k < nd; k++) dd[k] *= dpre[k] > 20.0f ? 1.0f : logistic(dpre[k]);
+    sl_linear_backward(dd, di, T, di, w->dt_w, R, dxdbl, nx, 0.0f);
+    /* xdbl = xc W_x^T, added to the scan's own use of xc */
+    sl_linear_backward(dxdbl, nx, T, nx, w->xproj_w, di, dx, di, 1.0f);
+    for (long k = 0; k < nd; k++) dx[k] *= silu_grad_of(xpre[k], logistic(xpre[k]));
+    /* the causal conv, transposed */
+    for (int c0 = 0; c0 < di; c0 += 8 * SL_CONV_VECS) {
+        int nv = (di - c0 + 7) / 8 < SL_CONV_VECS ? (di - c0 + 7) / 8 : SL_CONV_VECS;
+        v8f wk[64 * SL_CONV_VECS];
+        for (int v = 0; v < nv; v++) sl_conv_taps(w->conv_w, K, c0 + 8 * v, di, wk + v * K);
+        for (int t = 0; t < T; t++)
+            for (int v = 0, ch = c0; v < nv; v++, ch += 8) {
+                v8f o = v8_set1(0.0f);
+                for (int k = t + K > T ? t + K - T : 0; k < K; k++)
+                    o += wk[v * K + k] * sl_load_lanes(dx + (long)(t + (K - 1) - k) * di, ch, di);
+                sl_store_lanes(dxz + (long)t * 2 * di, ch, di, o);
+            }
+    }
+    sl_linear_backward(dxz, 2 * di, T, 2 * di, w->in_w, d, du, d, 0.0f); /* d logit / d normed input */
+    sl_mamba_norm_backward(c, h_in, w->norm_w, T, du, dh);
+    for (long k = 0; k < n; k++) g[k] += dh[k];
+}

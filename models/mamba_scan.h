@@ -1,0 +1,77 @@
+/* What Mamba's forward (models/mamba.c) and backward
+ * (models/mamba_backward.c) share: the scan's decay, the causal conv, and
+ * the tape the gradient's forward pass leaves for the backward. Internal to
+ * models/. */
+#ifndef SL_MAMBA_SCAN_H
+#define SL_MAMBA_SCAN_H
+
+#include "core/mathx.h"
+#include "core/simd.h"
+#include "models/workspace.h"
+
+/* The backward pass recomputes the scan's states a chunk of this many
+ * positions at a time, from the state the forward kept before the chunk:
+ * the chunk's states and decays (2 x 32 x 8 KiB at d_inner 128, d_state
+ * 16) stay in L2, and the kept states cost L / 32 x 8 KiB a layer. 16, 32
+ * and 64 measured the same within noise; 32 keeps half the states of 16. */
+#define SL_SCAN_CHUNK 32
+
+/* exp(delta A) of eight channels of one state (delta >= 0, A < 0). */
+static inline v8f sl_scan_decay(v8f delta, const float *A)
+{
+    v8f arg = delta * v8_load(A), a;
+    for (int k = 0; k < 8; k++) a[k] = sl_exp_nonpos(arg[k]);
+    return a;
+}
+
+/* Channels c..c+7 of a row of di, lanes past di 0 (the last vector of a
+ * d_inner that is not a multiple of 8). */
+static inline v8f sl_load_lanes(const float *row, int c, int di)
+{
+    if (c + 8 <= di) return v8_load(row + c);
+    v8f v = {0};
+    memcpy(&v, row + c, (size_t)(di - c) * sizeof(float));
+    return v;
+}
+
+static inline void sl_store_lanes(float *row, int c, int di, v8f v)
+{
+    if (c + 8 <= di) v8_store(row + c, v);
+    else memcpy(row + c, &v, (size_t)(di - c) * sizeof(float));
+}
+
+/* The conv takes this many vectors of 8 channels at a time, their taps
+ * gathered once (at most 16 KiB), then walks the positions in order. */
+#define SL_CONV_VECS 8
+
+/* Tap k of channels c..c+7 of the conv's [di][K] weights into wk[k] (K <=
+ * 64, config.c's bound): gathered once, so the loop over positions runs
+ * on whole vectors. */
+static inline void sl_conv_taps(const float *w, int K, int c, int di, v8f *wk)
+{
+    for (int k = 0; k < K; k++) {
+        wk[k] = v8_set1(0.0f);
+        for (int l = 0; l < 8 && c + l < di; l++) wk[k][l] = w[(long)(c + l) * K + k];
+    }
+}
+
+/* The causal depthwise conv (d_conv - 1 zeros on the left), before SiLU. */
+void sl_mamba_conv(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out);
+
+/* One block's activations as the gradient's forward pass kept them
+ * (views into the backward workspace, [max_len] rows each). */
+typedef struct {
+    float *xz;   /* [L, 2 d_inner]: x, then z (raw, not gated) */
+    float *xc;   /* [L, d_inner]: conv + SiLU */
+    float *xdbl; /* [L, dt_rank + 2 d_state]: dt | B | C */
+    float *y;    /* [L, d_inner]: the scan's output, before the gate */
+    float *ckpt; /* [ceil(L / SL_SCAN_CHUNK), d_state, d_inner]: the state before each chunk (row 0 unused: zeros) */
+} sl_mamba_tape;
+
+sl_mamba_tape sl_mamba_tape_at(const sl_model *m, sl_workspace *ws, int layer);
+
+/* sl_mamba_layer_forward without hooks, keeping the block's activations in
+ * its tape (ws->bw must exist). */
+int sl_mamba_layer_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, int layer, sl_error *err);
+
+#endif
