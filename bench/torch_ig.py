@@ -45,6 +45,7 @@ import h5py
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import captum
 from captum.attr import IntegratedGradients
 from safetensors.torch import load_file
 
@@ -188,10 +189,9 @@ def load(model_dir):
             return mamba_from_embeds(model, h, valid)
     if config.get("pad_token_id", 0) != 0:
         raise SystemExit(f"{model_dir}: the benchmark's baseline is token 0; pad_token_id is {config['pad_token_id']}")
-    model.eval().requires_grad_(False)
-    return config, model, forward
     if config.get("embed_scale", 1.0) != 1.0:
         raise SystemExit(f"{model_dir}: embed_scale is not supported by this benchmark")
+    model.eval().requires_grad_(False)
     return config, model, forward
 
 
@@ -227,9 +227,9 @@ def check_against_reference(name, forward, embedding, model_dir, data):
     with torch.no_grad():
         ours = forward(embedding(data.tokens), None if data.valid.all() else data.valid)
     err = ts.rel_err(ours, expected)
-    log(f"{name}: float32 model vs float64 seqlens_ref over {len(expected)} logits: rel err {err:.2e}")
+    ts.log(f"{name}: float32 model vs float64 seqlens_ref over {len(expected)} logits: rel err {err:.2e}")
     if not err < TOLERANCE:
-        log(f"torch_ig.py: {name}: the PyTorch model disagrees with tests/reference/seqlens_ref.py "
+        ts.log(f"torch_ig.py: {name}: the PyTorch model disagrees with tests/reference/seqlens_ref.py "
             f"(rel err {err:.2e} >= {TOLERANCE:.0e}); not timing it")
         sys.exit(1)
     return err
@@ -242,10 +242,6 @@ def completeness(forward, embedding, data, attribution):
     with torch.no_grad():
         gap = forward(embedding(data.tokens), mask) - forward(embedding(torch.zeros_like(data.tokens)), mask)
     return float(((attribution.sum(dim=1) - gap).abs() / gap.abs().clamp_min(1e-12)).max())
-
-
-def log(message):
-    print(message, file=sys.stderr, flush=True)
 
 
 def main():
@@ -266,7 +262,6 @@ def main():
                            "(write it with: python3 bench/make_bench_models.py OUTDIR --len 1024 --rope 1)\n")
     torch.set_num_threads(args.threads)
 
-    import captum
     data = ts.Data(os.path.join(args.outdir, "data.h5"))
     everything = slice(0, len(data.tokens))
     result = {"batch": args.batch, "steps": STEPS, "internal_batch_size": INTERNAL_BATCH,
@@ -283,7 +278,7 @@ def main():
             start = time.perf_counter()
             attribution = integrated_gradients(forward, model.embedding, data, args.batch, everything)
             best = min(best, time.perf_counter() - start)
-        log(f"{name}: Captum IG, {STEPS} steps, batch {args.batch}, best of {args.reps}: {best:.3f} s")
+        ts.log(f"{name}: Captum IG, {STEPS} steps, batch {args.batch}, best of {args.reps}: {best:.3f} s")
         result[f"{name}_s"] = best
         result[f"{name}_completeness_rel"] = completeness(forward, model.embedding, data, attribution)
         attributions[name] = attribution
