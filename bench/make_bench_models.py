@@ -126,20 +126,25 @@ def write_data(path, rng):
 
 
 def main(argv):
-    """OUTDIR [--n N --len L --families F --layers K --rope 0|1]: the sizes default to the CPU
-    benchmark's; bench/gpu.sh asks for the seed's scale (2,000 x 4,096, 14 families); the
-    integrated-gradients benchmark for rotary positions (--rope 1), the user-scale one for 4 layers."""
-    global N, L, FAMILY_NAMES
+    """OUTDIR [--n N --len L --families F --layers K --rope 0|1 --vocab V --data 0|1]: the sizes
+    default to the CPU benchmark's; bench/gpu.sh asks for the seed's scale (2,000 x 4,096, 14
+    families); the integrated-gradients benchmark for rotary positions (--rope 1), the user-scale one
+    (bench/analyze_scale.sh) for 4 layers, the gym's vocabulary of 48 and no data.h5 (--data 0: it
+    uses a gym file)."""
+    global N, L, FAMILY_NAMES, VOCAB
     args = argv[1:]
-    sizes = {"--n": N, "--len": L, "--families": len(FAMILY_NAMES), "--layers": 2, "--rope": 0}
+    sizes = {"--n": N, "--len": L, "--families": len(FAMILY_NAMES), "--layers": 2, "--rope": 0,
+             "--vocab": VOCAB, "--data": 1}
     while len(args) >= 3 and args[1] in sizes:
         sizes[args[1]] = int(args[2])
         del args[1:3]
-    if len(args) != 1 or args[0].startswith("-") or min(sizes.values()) < 0 or min(sizes["--n"], sizes["--len"]) < 1:
+    if (len(args) != 1 or args[0].startswith("-") or min(sizes.values()) < 0
+            or min(sizes["--n"], sizes["--len"]) < 1 or sizes["--vocab"] < sizes["--families"] + 1):
         print("usage: python3 bench/make_bench_models.py OUTDIR [--n N] [--len L] [--families F] [--layers K]"
-              " [--rope 0|1]", file=sys.stderr)
+              " [--rope 0|1] [--vocab V] [--data 0|1]  (V > F: token 0 is the pad)", file=sys.stderr)
         return 2
-    N, L = sizes["--n"], sizes["--len"]
+    N, L, VOCAB = sizes["--n"], sizes["--len"], sizes["--vocab"]
+    COMMON["vocab_size"] = TRANSFORMER["vocab_size"] = MAMBA["vocab_size"] = VOCAB
     COMMON["n_layers"] = TRANSFORMER["n_layers"] = MAMBA["n_layers"] = sizes["--layers"]
     if sizes["--rope"]:
         TRANSFORMER["positional"] = "rope"
@@ -151,6 +156,9 @@ def main(argv):
     save_model(os.path.join(out, "transformer"), TRANSFORMER,
                transformer_params(np.random.default_rng([SEED, 1]), TRANSFORMER))
     save_model(os.path.join(out, "mamba"), MAMBA, mamba_params(np.random.default_rng([SEED, 2]), MAMBA))
+    if not sizes["--data"]:
+        print(f"wrote {out}/transformer and {out}/mamba (vocab {VOCAB}, max_len {L})")
+        return 0
     write_data(os.path.join(out, "data.h5"), np.random.default_rng([SEED, 3]))
     print(f"wrote {out}/transformer, {out}/mamba and {out}/data.h5 (N={N}, L={L}, vocab {VOCAB})")
     return 0

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # bench/run.sh [--threads T]   (default 2)
 #
-# The issue-2 benchmark in one command: builds seqlens, build/bench/bench_sweep and
+# The benchmarks of issues 2 and 18 in one command: builds seqlens, build/bench/bench_sweep and
 # build/bench/sgemm_peak, writes the models and data into bench/data/, times the 6-pass
 # family-ablation sweep in seqlens and in PyTorch on the same model, data and thread count, measures
-# the sgemm peak, and prints a Markdown table for bench/README.md.  See bench/README.md.
+# the sgemm peak, then times integrated gradients (16 steps) in seqlens and in Captum on the models
+# and data in bench/data/ig/, and prints a Markdown table for each.  See bench/README.md.
 #
-# Every part that can run does: a missing bench_sweep or a PyTorch failure is reported and the rest
-# still runs.  Exit status: 0 when every part ran, 1 when one failed, 2 on bad usage.
+# Every part that can run does: a missing bench_sweep, Captum or a PyTorch failure is reported and
+# the rest still runs.  Exit status: 0 when every part ran, 1 when one failed, 2 on bad usage.
 # PYTHON=... picks the interpreter (default python3).
 
 set -u
@@ -18,7 +19,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --threads) THREADS="${2:-}"; shift 2 || { echo "run.sh: --threads needs a value" >&2; exit 2; } ;;
         --threads=*) THREADS="${1#--threads=}"; shift ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument '$1' (usage: bench/run.sh [--threads T])" >&2; exit 2 ;;
     esac
 done
@@ -45,19 +46,22 @@ if ! "$PY" -c 'import torch, safetensors, h5py, numpy' 2>/dev/null; then
     exit 1
 fi
 
-# --- Build.  seqlens first: bench_sweep links its library.
-say "building seqlens (make)"
-SEQLENS_OK=1
-if ! make -s >&2; then
-    fail "'make' failed at the repository root: the seqlens side is skipped"
-    SEQLENS_OK=0
+# --- Build.  seqlens first: bench_sweep links its library.  The CPU build (CUDA=0 MPI=0): where nvcc
+# is found a plain `make` builds into build-cuda/, and $BIN/bench_sweep would have no rule.
+MAKE_CPU="make -s CUDA=0 MPI=0"
+say "building seqlens ($MAKE_CPU)"
+SEQLENS_OK=1   # the sweep's seqlens side (bench_sweep)
+CLI_OK=1       # bin/seqlens, for integrated gradients
+if ! $MAKE_CPU >&2; then
+    fail "'$MAKE_CPU' failed at the repository root: the seqlens side is skipped"
+    SEQLENS_OK=0 CLI_OK=0
 fi
 if [ "$SEQLENS_OK" = 1 ]; then
     if [ ! -f bench/bench_sweep.c ]; then
         fail "bench/bench_sweep.c does not exist yet: the seqlens side is skipped"
         SEQLENS_OK=0
-    elif ! make -s "$BIN/bench_sweep" >&2; then
-        fail "'make $BIN/bench_sweep' failed (is its Makefile rule there?): the seqlens side is skipped"
+    elif ! $MAKE_CPU "$BIN/bench_sweep" >&2; then
+        fail "'$MAKE_CPU $BIN/bench_sweep' failed (is its Makefile rule there?): the seqlens side is skipped"
         SEQLENS_OK=0
     fi
 fi
@@ -120,4 +124,30 @@ fi
 
 say "results (Markdown, for bench/README.md)"
 "$PY" bench/report.py "$DATA" --threads "$THREADS" || fail "bench/report.py failed"
+
+# --- Integrated gradients (issue 18): the rotary Transformer and the Mamba, N 8 x L 1,024, 16 steps.
+IG="$DATA/ig"
+say "integrated gradients: writing models and data to $IG/"
+rm -f "$IG"/seqlens_ig.json "$IG"/seqlens_ig_*.json "$IG"/seqlens_ig_*.h5 "$IG"/torch_ig.json "$IG"/torch_ig_attr.h5
+if "$PY" bench/make_bench_models.py "$IG" --len 1024 --rope 1 >&2; then
+    if [ "$CLI_OK" = 1 ]; then
+        say "seqlens: attribute --method ig --steps 16, transformer and mamba"
+        "$PY" bench/seqlens_ig.py "$IG" --threads "$THREADS" > "$IG/seqlens_ig.json" ||
+            { fail "bench/seqlens_ig.py failed (see its message above): no seqlens IG timings"; rm -f "$IG/seqlens_ig.json"; }
+    else
+        fail "seqlens was not built: the seqlens side of integrated gradients is skipped"
+    fi
+    if "$PY" -c 'import captum' 2>/dev/null; then
+        say "PyTorch: Captum IntegratedGradients (checking against tests/reference/seqlens_ref.py, then timing)"
+        "$PY" bench/torch_ig.py "$IG" --threads "$THREADS" > "$IG/torch_ig.json" ||
+            { fail "bench/torch_ig.py failed (see its message above): no Captum timings"; rm -f "$IG/torch_ig.json"; }
+    else
+        fail "$PY cannot import captum (pip install captum): the PyTorch side of integrated gradients is skipped"
+    fi
+    say "integrated gradients: results (Markdown, for bench/README.md)"
+    echo
+    "$PY" bench/ig_report.py "$IG" || fail "bench/ig_report.py: a side is missing or the attributions disagree"
+else
+    fail "bench/make_bench_models.py failed for $IG: integrated gradients not benchmarked"
+fi
 exit "$FAILED"

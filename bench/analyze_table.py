@@ -1,0 +1,45 @@
+"""Markdown table of one `seqlens analyze` run's stage times (python3 bench/analyze_table.py AN_DIR EVAL_S [WALL_S]).
+
+AN_DIR is analyze's output directory: its analyze.json lists each stage's seconds.  EVAL_S is the
+wall time of one `seqlens eval` of the same model and data (one forward pass per example), timed
+just before, and WALL_S the wall time of the whole analyze command (which also writes the report).
+Every time is also printed as a multiple of that eval pass, the unit that holds up on a shared
+machine.  Used by bench/analyze_scale.sh.
+"""
+import json
+import os
+import sys
+
+
+def main(argv):
+    if len(argv) not in (3, 4):
+        print("usage: python3 bench/analyze_table.py AN_DIR EVAL_S [WALL_S]", file=sys.stderr)
+        return 2
+    with open(os.path.join(argv[1], "analyze.json")) as f:
+        run = json.load(f)
+    eval_s = float(argv[2])
+    wall_s = float(argv[3]) if len(argv) == 4 else None
+    summary, config = run["data_summary"], run["config"]
+    print(f"`seqlens analyze` of a {config['arch']} (d {config['d_model']}, {config['n_layers']} layers, "
+          f"{run['parameters']:,} parameters) over {summary['examples_analysed']:,} examples of up to "
+          f"{summary['padded_length']:,} tokens; options `{run['inputs']['options']}`; "
+          f"one `seqlens eval`: {eval_s:.2f} s.")
+    print()
+    print("| stage | seconds | eval passes |")
+    print("|---|---|---|")
+    total = 0.0
+    for stage in run["stages"]:
+        seconds = stage.get("seconds")
+        if stage.get("status") != "done" or seconds is None:
+            print(f"| {stage['name']} | {stage.get('status', '?')} | — |")
+            continue
+        total += seconds
+        print(f"| {stage['name']} | {seconds:.2f} | {seconds / eval_s:.1f} |")
+    print(f"| **all stages** | **{total:.2f}** | **{total / eval_s:.1f}** |")
+    if wall_s is not None:
+        print(f"| analyze command (wall, with the report) | {wall_s:.2f} | {wall_s / eval_s:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
