@@ -25,7 +25,7 @@ struct sl_workspace {
     float *ff;             /* [L, d_ff] */
     float *q, *kt, *v;     /* one head packed: [L, dh], [dh, L], [L, dh] */
     int kt_ld;             /* row length of kt: max_len rounded up to 16 keys */
-    float *scores;         /* [6 * SL_KEY_TILE + d_head]: score tiles of a query block */
+    float *scores;         /* [SL_QB * SL_KEY_TILE + d_head]: score tiles of a query block */
     int *kpos;             /* [L] positions of the keys attended to */
     float *lse;            /* NULL, or [H][L]: where the streaming kernel leaves each query row's log-sum-exp of
                             * its scaled scores (set by the taped forward, for the backward) */
