@@ -61,7 +61,7 @@ void sl_backward_ws_free(sl_backward_ws *b)
     free(b->tape);
     free(b->g);
     for (int i = 0; i < SL_BW_BUFS; i++) free(b->buf[i]);
-    float *tf[] = {b->qkv_tape, b->ctx_tape, b->lse_tape, b->vt, b->kr, b->dout, b->dq, b->dk, b->dv, b->rowd, b->tile};
+    float *tf[] = {b->qkv_tape, b->ctx_tape, b->lse_tape, b->keep_tape, b->vt, b->kr, b->dout, b->dq, b->dk, b->dv, b->rowd, b->tile};
     for (size_t i = 0; i < sizeof tf / sizeof *tf; i++) free(tf[i]);
     free(b->states);
     free(b->dstate);
@@ -85,7 +85,8 @@ static sl_backward_ws *backward_ws(const sl_model *m, sl_workspace *ws, sl_error
     if (ok && c->arch == ARCH_TRANSFORMER) {
         size_t dh = (size_t)c->d_head, nl = (size_t)c->n_layers;
         ok = (b->qkv_tape = malloc(nl * L * 3 * d * 4)) && (b->ctx_tape = malloc(nl * L * d * 4))
-          && (b->lse_tape = malloc(nl * (size_t)c->n_heads * L * 4)) && (b->vt = malloc((size_t)ws->kt_ld * dh * 4))
+          && (b->lse_tape = malloc(nl * (size_t)c->n_heads * L * 4))
+          && (b->keep_tape = malloc(nl * L * (2 * d + (size_t)c->d_ff) * 4)) && (b->vt = malloc((size_t)ws->kt_ld * dh * 4))
           && (b->kr = malloc(L * dh * 4)) && (b->dout = malloc(L * dh * 4)) && (b->dq = malloc(L * dh * 4))
           && (b->dk = malloc(L * dh * 4)) && (b->dv = malloc(L * dh * 4)) && (b->rowd = malloc(L * 4))
           && (b->tile = malloc(2 * SL_QB * SL_KEY_TILE * 4));

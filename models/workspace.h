@@ -29,6 +29,9 @@ struct sl_workspace {
     int *kpos;             /* [L] positions of the keys attended to */
     float *lse;            /* NULL, or [H][L]: where the streaming kernel leaves each query row's log-sum-exp of
                             * its scaled scores (set by the taped forward, for the backward) */
+    float *keep;           /* NULL, or [L][2 d + d_ff]: where the forward leaves a block's residual after the
+                            * attention's write (z1), after the MLP's (z2, post-norm only) and the MLP's
+                            * pre-activation (set by the taped forward, for the backward) */
     float *vall;           /* [H, L, dh] pattern path only */
     float *pattern;        /* [H, L, L] allocated when the pattern hook is on */
     float *pos_table;      /* [L, d] sinusoidal, or [L, dh/2] cos then sin for rope */
