@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/version.h"
+#include "core/blas.h"
 #include "core/dataset.h"
 
 
@@ -97,6 +98,7 @@ static int dispatch(int argc, char **argv)
 int main(int argc, char **argv)
 {
     sl_error err = {0};
+    sl_blas_pick_core(argv);
     /* past a file-size limit (ulimit -f) a write fails with EFBIG, which
      * the writers report with the path, instead of killing the process */
     signal(SIGXFSZ, SIG_IGN);

@@ -2,6 +2,9 @@
 
 #include <cblas.h>
 #include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 void sl_linear(const float *x, int ldx, int rows, int in, const float *W, const float *b, int out, float *y, int ldy)
 {
@@ -15,6 +18,20 @@ void sl_linear(const float *x, int ldx, int rows, int in, const float *W, const 
 
 /* Weak, so that a CBLAS other than OpenBLAS links too. */
 extern void openblas_set_num_threads(int n) __attribute__((weak));
+extern char *openblas_get_corename(void) __attribute__((weak));
+
+void sl_blas_pick_core(char **argv)
+{
+    if (!openblas_get_corename || getenv("OPENBLAS_CORETYPE")) return;
+    const char *core = openblas_get_corename();
+    __builtin_cpu_init();
+    if (!core || strcmp(core, "Prescott") || !__builtin_cpu_is("intel") || !__builtin_cpu_supports("avx512f")
+        || !__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512dq")
+        || !__builtin_cpu_supports("avx512vl"))
+        return;
+    if (setenv("OPENBLAS_CORETYPE", "SkylakeX", 1) == 0) execv("/proc/self/exe", argv);
+    unsetenv("OPENBLAS_CORETYPE"); /* exec failed: carry on with Prescott */
+}
 
 void sl_blas_single_thread(void)
 {

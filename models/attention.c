@@ -16,76 +16,6 @@
 
 #define QB SL_QB
 
-/* One head, streaming attention for d_head = 8 * dhv (dhv 1, 2 or 4) in
- * blocks of qbn <= QB queries: the compiler specialises each (dhv, qbn),
- * keeping the accumulators in registers. */
-static inline __attribute__((always_inline)) void flash_head_v8(const sl_config *c, sl_workspace *ws, int T, int nk,
-                                                                int head, const int dhv, const int qbn)
-{
-    int d = c->d_model, dh = 8 * dhv, ld = ws->kt_ld;
-    const float *q = ws->q, *kt = ws->kt, *v = ws->v;
-    float *S = ws->scores; /* [QB][SL_KEY_TILE] */
-    float *lse = ws->lse ? ws->lse + (long)head * ws->max_len : NULL;
-    int seen = 0;
-    for (int t0 = 0; t0 < T; t0 += qbn) {
-        int rows = T - t0 < qbn ? T - t0 : qbn, vis[QB];
-        int vmax = sl_block_visible(c, ws->kpos, nk, T, t0, qbn, &seen, vis);
-        float qb[32][QB];
-        sl_block_gather(q, dh, t0, rows, qbn, qb);
-        v8f acc[QB][4];
-        memset(acc, 0, sizeof acc);
-        float mx[QB], l[QB];
-        for (int r = 0; r < qbn; r++) { mx[r] = -INFINITY; l[r] = 0.0f; }
-        for (int j0 = 0; j0 < vmax; j0 += SL_KEY_TILE) {
-            int jn = vmax - j0 < SL_KEY_TILE ? vmax - j0 : SL_KEY_TILE;
-            sl_score_tile(qb, kt, ld, j0, jn, S, dhv, qbn);
-            for (int r = 0; r < qbn; r++) {
-                float *sr = S + r * SL_KEY_TILE;
-                int n = vis[r] - j0 < 0 ? 0 : vis[r] - j0 < jn ? vis[r] - j0 : jn;
-                float tile_max = -INFINITY, sum = 0.0f;
-#pragma omp simd reduction(max : tile_max)
-                for (int j = 0; j < n; j++) tile_max = sr[j] > tile_max ? sr[j] : tile_max;
-                float mnew = tile_max > mx[r] ? tile_max : mx[r];
-                if (mnew == -INFINITY) { /* no visible key yet */
-                    for (int j = 0; j < jn; j++) sr[j] = 0.0f;
-                    continue;
-                }
-                float corr = mx[r] == -INFINITY ? 0.0f : sl_exp_nonpos(mx[r] - mnew);
-                /* scores less their max are <= 0; a NaN score (which the max
-                 * skips) must still reach the output, through the sum */
-                int nan = 0;
-#pragma omp simd reduction(+ : sum) reduction(| : nan)
-                for (int j = 0; j < n; j++) {
-                    float p = sl_exp_nonpos(sr[j] - mnew);
-                    nan |= sr[j] != sr[j];
-                    sr[j] = p;
-                    sum += p;
-                }
-                if (nan) sum = NAN;
-                for (int j = n; j < jn; j++) sr[j] = 0.0f;
-                for (int u = 0; u < dhv; u++) acc[r][u] *= v8_set1(corr);
-                l[r] = l[r] * corr + sum;
-                mx[r] = mnew;
-            }
-            for (int j = 0; j < jn; j++) {
-                const float *vj = v + (long)(j0 + j) * dh;
-                v8f vv[4];
-                for (int u = 0; u < dhv; u++) vv[u] = v8_load(vj + 8 * u);
-                for (int r = 0; r < qbn; r++) {
-                    v8f p = v8_set1(S[r * SL_KEY_TILE + j]);
-                    for (int u = 0; u < dhv; u++) acc[r][u] += p * vv[u];
-                }
-            }
-        }
-        for (int r = 0; r < rows; r++) {
-            float *out = ws->ctx + (long)(t0 + r) * d + head * dh;
-            v8f inv = v8_set1(vis[r] ? 1.0f / l[r] : 0.0f);
-            for (int u = 0; u < dhv; u++) v8_store(out + 8 * u, acc[r][u] * inv);
-            if (lse) lse[t0 + r] = vis[r] ? mx[r] + logf(l[r]) : 0.0f;
-        }
-    }
-}
-
 /* Any d_head: one query at a time, plain loops. */
 static void flash_head_any(const sl_config *c, sl_workspace *ws, int T, int nk, int head)
 {
@@ -139,9 +69,15 @@ static void flash_head(const sl_config *c, sl_workspace *ws, int T, int nk, int 
     sl_pack_key_cols(ws->qkv, d, ws->kpos, nk, d + head * dh, dh, ld, ws->kt);
     sl_pack_key_rows(ws->qkv, d, ws->kpos, nk, 2 * d + head * dh, dh, ws->v);
     switch (dh) {
-    case 8: flash_head_v8(c, ws, T, nk, head, 1, 6); break;
-    case 16: flash_head_v8(c, ws, T, nk, head, 2, 6); break;
-    case 32: flash_head_v8(c, ws, T, nk, head, 4, 3); break;
+    case 8: sl_flash_head_v8(c, ws, T, nk, head, 8, 6); break;
+#ifdef __AVX512F__
+    case 16: sl_flash_head_v16(c, ws, T, nk, head, 16, 12); break;
+    case 32: sl_flash_head_v16(c, ws, T, nk, head, 32, 12); break;
+    case 64: sl_flash_head_v16(c, ws, T, nk, head, 64, 6); break;
+#else
+    case 16: sl_flash_head_v8(c, ws, T, nk, head, 16, 6); break;
+    case 32: sl_flash_head_v8(c, ws, T, nk, head, 32, 3); break;
+#endif
     default: flash_head_any(c, ws, T, nk, head);
     }
 }

@@ -5,17 +5,27 @@
 #ifndef SL_ATTENTION_TILE_H
 #define SL_ATTENTION_TILE_H
 
+#include <math.h>
 #include <string.h>
 
+#include "core/mathx.h"
 #include "core/simd.h"
+#include "models/backward.h"
 #include "models/model.h"
 #include "models/workspace.h"
 
-/* Queries per block: their scores share each key load. QB accumulators of
- * 2 x 8 keys (scores) and of d_head / 8 lanes (output) must fit in the 16
- * vector registers of AVX2: 6 blocks for d_head <= 16, 3 for 32 (6 measured
- * 20% faster than 4 at d_head 16). */
+/* Queries per block, at most: their scores share each key load. With AVX2,
+ * qbn accumulators of 2 x 8 keys (scores) and of d_head / 8 lanes (output)
+ * must fit in 16 vector registers: 6 for d_head <= 16, 3 for 32 (6 measured
+ * 20% faster than 4 at d_head 16). AVX-512 has 32 registers of 16 lanes:
+ * one per query holds its 16 scores, and blocks of up to 12 fit. */
+#ifdef __AVX512F__
+#define SL_QB 12
+#else
 #define SL_QB 6
+#endif
+/* The widest head the vector kernels take. */
+#define SL_DH_MAX 64
 
 /* The keys a query may see: kept positions, in order. */
 static inline int sl_key_positions(const sl_example *ex, int *kpos)
@@ -77,33 +87,6 @@ static inline void sl_block_gather(const float *x, int dh, int t0, int rows, int
         for (int r = 0; r < qbn; r++) xb[k][r] = x[(long)(t0 + (r < rows ? r : rows - 1)) * dh + k];
 }
 
-/* S[r][j] = sum_k qb[k][r] kt[k][j0 + j] for j < jn rounded up to 16, the
- * qbn queries of a block against a tile of keys: 16 keys at a time (two
- * vectors, so that 2 x qbn independent FMA chains hide their latency), the
- * queries sharing each key row. d_head = 8 * dhv; S is [SL_QB][SL_KEY_TILE]. */
-static inline __attribute__((always_inline)) void sl_score_tile(const float (*qb)[SL_QB], const float *kt, int ld,
-                                                                int j0, int jn, float *S, const int dhv, const int qbn)
-{
-    for (int j = 0; j < jn; j += 16) {
-        v8f s0[SL_QB], s1[SL_QB];
-        memset(s0, 0, sizeof s0);
-        memset(s1, 0, sizeof s1);
-        for (int k = 0; k < 8 * dhv; k++) {
-            const float *kr = kt + (long)k * ld + j0 + j;
-            v8f k0 = v8_load(kr), k1 = v8_load(kr + 8);
-            for (int r = 0; r < qbn; r++) {
-                v8f qr = v8_set1(qb[k][r]);
-                s0[r] += qr * k0;
-                s1[r] += qr * k1;
-            }
-        }
-        for (int r = 0; r < qbn; r++) {
-            v8_store(S + r * SL_KEY_TILE + j, s0[r]);
-            v8_store(S + r * SL_KEY_TILE + j + 8, s1[r]);
-        }
-    }
-}
-
 /* s[j] = sum_k qt[k] kt[k][j0 + j] for j < jn: one query's scores, any d_head. */
 static inline void sl_score_row(const float *qt, const float *kt, int ld, int j0, int jn, int dh, float *s)
 {
@@ -114,5 +97,85 @@ static inline void sl_score_row(const float *qt, const float *kt, int ld, int j0
         for (int j = 0; j < jn; j++) s[j] += qk * kr[j];
     }
 }
+
+/* One query's scores s[0, jn) against a tile of keys at j0 become its
+ * unnormalised probabilities, exp(s - running max), 0 past the vis - j0
+ * keys it sees; *mx and *l (the running max and sum) move on. Returns the
+ * factor by which the output accumulated so far must be scaled. */
+static inline float sl_softmax_row(float *s, int vis, int jn, float *mx, float *l)
+{
+    int n = vis < 0 ? 0 : vis < jn ? vis : jn;
+    float tile_max = -INFINITY, sum = 0.0f;
+#pragma omp simd reduction(max : tile_max)
+    for (int j = 0; j < n; j++) tile_max = s[j] > tile_max ? s[j] : tile_max;
+    float mnew = tile_max > *mx ? tile_max : *mx;
+    if (mnew == -INFINITY) { /* no visible key yet: the output is still 0 */
+        for (int j = 0; j < jn; j++) s[j] = 0.0f;
+        return 1.0f;
+    }
+    float corr = *mx == -INFINITY ? 0.0f : sl_exp_nonpos(*mx - mnew);
+    /* scores less their max are <= 0; a NaN score (which the max skips)
+     * must still reach the output, through the sum */
+    int nan = 0;
+#pragma omp simd reduction(+ : sum) reduction(| : nan)
+    for (int j = 0; j < n; j++) {
+        float p = sl_exp_nonpos(s[j] - mnew);
+        nan |= s[j] != s[j];
+        s[j] = p;
+        sum += p;
+    }
+    if (nan) sum = NAN;
+    for (int j = n; j < jn; j++) s[j] = 0.0f;
+    *l = *l * corr + sum;
+    *mx = mnew;
+    return corr;
+}
+
+/* The backward's S and dP of a block against a tile become P = exp(S -
+ * lse) and dS = P (dP - D) in place: 0 past a row's visible keys, and for
+ * the repeats of a ragged end, whose gradients must not count twice. */
+static inline __attribute__((always_inline)) void sl_probs_tile(float *P, float *dS, const int *vis, int rows, int j0,
+                                                                int jn, const float *lse, const float *rowd, int qbn)
+{
+    for (int r = 0; r < qbn; r++) {
+        float *pr = P + r * SL_KEY_TILE, *dr = dS + r * SL_KEY_TILE, m = lse[r], D = rowd[r];
+        int n = r >= rows || vis[r] <= j0 ? 0 : vis[r] - j0 < jn ? vis[r] - j0 : jn;
+#pragma omp simd
+        for (int j = 0; j < n; j++) {
+            float p = sl_exp(pr[j] - m);
+            pr[j] = p;
+            dr[j] = p * (dr[j] - D);
+        }
+        for (int j = n; j < jn; j++) pr[j] = dr[j] = 0.0f;
+    }
+}
+
+/* The kernels, for 8 lanes (AVX2) and 16 (AVX-512). */
+#define SL_V v8f
+#define SL_VW 8
+#define SL_VLOAD v8_load
+#define SL_VSTORE v8_store
+#define SL_VSET1 v8_set1
+#define SL_VN(name) name##_v8
+#include "models/attention_lanes.h"
+#undef SL_V
+#undef SL_VW
+#undef SL_VLOAD
+#undef SL_VSTORE
+#undef SL_VSET1
+#undef SL_VN
+#define SL_V v16f
+#define SL_VW 16
+#define SL_VLOAD v16_load
+#define SL_VSTORE v16_store
+#define SL_VSET1 v16_set1
+#define SL_VN(name) name##_v16
+#include "models/attention_lanes.h"
+#undef SL_V
+#undef SL_VW
+#undef SL_VLOAD
+#undef SL_VSTORE
+#undef SL_VSET1
+#undef SL_VN
 
 #endif

@@ -18,10 +18,14 @@ void sl_layernorm_backward(const float *x, const float *w, float eps, int rows, 
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (long)r * d, *gr = dy + (long)r * d;
         double mean = 0, var = 0;
+        /* in lanes: the sums are double, so their order matters little */
+#pragma omp simd reduction(+ : mean)
         for (int i = 0; i < d; i++) mean += xr[i];
         mean /= d;
+#pragma omp simd reduction(+ : var)
         for (int i = 0; i < d; i++) var += (xr[i] - mean) * (xr[i] - mean);
         double rstd = 1.0 / sqrt(var / d + eps), m1 = 0, m2 = 0;
+#pragma omp simd reduction(+ : m1, m2)
         for (int i = 0; i < d; i++) {
             double g = (double)gr[i] * w[i], xh = (xr[i] - mean) * rstd;
             m1 += g;
@@ -61,7 +65,7 @@ void sl_backward_ws_free(sl_backward_ws *b)
     free(b->tape);
     free(b->g);
     for (int i = 0; i < SL_BW_BUFS; i++) free(b->buf[i]);
-    float *tf[] = {b->qkv_tape, b->ctx_tape, b->lse_tape, b->vt, b->kr, b->dout, b->dq, b->dk, b->dv, b->rowd, b->tile};
+    float *tf[] = {b->qkv_tape, b->ctx_tape, b->lse_tape, b->keep_tape, b->vt, b->kr, b->dout, b->dq, b->dk, b->dv, b->rowd, b->tile};
     for (size_t i = 0; i < sizeof tf / sizeof *tf; i++) free(tf[i]);
     free(b->mtape);
     free(b->ckpt);
@@ -86,7 +90,8 @@ static sl_backward_ws *backward_ws(const sl_model *m, sl_workspace *ws, sl_error
     if (ok && c->arch == ARCH_TRANSFORMER) {
         size_t dh = (size_t)c->d_head, nl = (size_t)c->n_layers;
         ok = (b->qkv_tape = malloc(nl * L * 3 * d * 4)) && (b->ctx_tape = malloc(nl * L * d * 4))
-          && (b->lse_tape = malloc(nl * (size_t)c->n_heads * L * 4)) && (b->vt = malloc((size_t)ws->kt_ld * dh * 4))
+          && (b->lse_tape = malloc(nl * (size_t)c->n_heads * L * 4))
+          && (b->keep_tape = malloc(nl * L * (2 * d + (size_t)c->d_ff) * 4)) && (b->vt = malloc((size_t)ws->kt_ld * dh * 4))
           && (b->kr = malloc(L * dh * 4)) && (b->dout = malloc(L * dh * 4)) && (b->dq = malloc(L * dh * 4))
           && (b->dk = malloc(L * dh * 4)) && (b->dv = malloc(L * dh * 4)) && (b->rowd = malloc(L * 4))
           && (b->tile = malloc(2 * SL_QB * SL_KEY_TILE * 4));

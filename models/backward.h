@@ -22,6 +22,7 @@ typedef struct sl_backward_ws {
     float *qkv_tape;        /* [n_layers][L][3 d] */
     float *ctx_tape;        /* [n_layers][L][d] */
     float *lse_tape;        /* [n_layers][n_heads][L] */
+    float *keep_tape;       /* [n_layers][L][2 d + d_ff] what ws->keep receives of each block */
     float *vt;              /* [d_head][kt_ld] one head's values, transposed */
     float *kr, *dout, *dq, *dk, *dv; /* [L, d_head] one head: keys, d context, and the gradients */
     float *rowd;            /* [L] rowsum(d context * context) of one head */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/blas.h"
+#include "models/attention_tile.h"
 #include "models/backward.h"
 #include "models/forward_common.h"
 #include "models/mamba_scan.h"
@@ -102,7 +103,7 @@ sl_workspace *sl_workspace_new(const sl_model *m, int max_len, sl_error *err)
         ws->kt_ld = ((max_len + 15) & ~15) + 16;
         ok = (ws->qkv = malloc(L * 3 * d * 4)) && (ws->ctx = malloc(L * d * 4)) && (ws->ff = malloc(L * (size_t)c->d_ff * 4))
           && (ws->q = malloc(L * dh * 4)) && (ws->kt = malloc((size_t)ws->kt_ld * dh * 4)) && (ws->v = malloc(L * dh * 4))
-          && (ws->scores = malloc((6 * SL_KEY_TILE + dh) * 4)) && (ws->kpos = malloc(L * sizeof(int)));
+          && (ws->scores = malloc((SL_QB * SL_KEY_TILE + dh) * 4)) && (ws->kpos = malloc(L * sizeof(int)));
         long table = sl_pos_table_size(c, max_len);
         if (ok && table) {
             ok = (ws->pos_table = malloc((size_t)table * 4)) != NULL;

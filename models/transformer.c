@@ -61,6 +61,8 @@ int sl_tf_layer_forward(const sl_model *m, const sl_example *ex, sl_workspace *w
     sl_linear(ws->ctx, d, T, d, w->o_w, w->o_b, d, ws->out, d);
     if ((rc = sl_fire(m, hooks, ex, HK_ATTN_OUT, i, ws->out, T, d, d, err))) return rc;
     add(ws->h, ws->out, n);
+    size_t L = (size_t)ws->max_len;
+    if (ws->keep) memcpy(ws->keep, ws->h, (size_t)n * sizeof *ws->h);
     if (!c->norm_first) sl_layernorm(ws->h, w->ln1_w, w->ln1_b, eps, T, d, ws->h);
 
     in = ws->h;
@@ -69,11 +71,13 @@ int sl_tf_layer_forward(const sl_model *m, const sl_example *ex, sl_workspace *w
         in = ws->a;
     }
     sl_linear(in, d, T, d, w->ff1_w, w->ff1_b, f, ws->ff, f);
+    if (ws->keep) memcpy(ws->keep + 2 * L * d, ws->ff, (size_t)T * f * sizeof *ws->ff);
     activation(c->activation, ws->ff, (long)T * f);
     if ((rc = sl_fire(m, hooks, ex, HK_MLP_HIDDEN, i, ws->ff, T, f, f, err))) return rc;
     sl_linear(ws->ff, f, T, f, w->ff2_w, w->ff2_b, d, ws->out, d);
     if ((rc = sl_fire(m, hooks, ex, HK_MLP_OUT, i, ws->out, T, d, d, err))) return rc;
     add(ws->h, ws->out, n);
+    if (ws->keep && !c->norm_first) memcpy(ws->keep + L * d, ws->h, (size_t)n * sizeof *ws->h);
     if (!c->norm_first) sl_layernorm(ws->h, w->ln2_w, w->ln2_b, eps, T, d, ws->h);
     return sl_fire(m, hooks, ex, HK_RESID_POST, i, ws->h, T, d, d, err);
 }
@@ -83,8 +87,9 @@ int sl_tf_layer_forward_taped(const sl_model *m, const sl_example *ex, sl_worksp
     sl_backward_ws *b = ws->bw;
     size_t L = (size_t)ws->max_len, d = (size_t)m->c.d_model, T = (size_t)ex->len;
     ws->lse = b->lse_tape + i * L * m->c.n_heads;
+    ws->keep = b->keep_tape + i * L * (2 * d + (size_t)m->c.d_ff);
     int rc = sl_tf_layer_forward(m, ex, ws, NULL, i, err);
-    ws->lse = NULL;
+    ws->lse = ws->keep = NULL;
     memcpy(b->qkv_tape + i * L * 3 * d, ws->qkv, T * 3 * d * sizeof *ws->qkv);
     memcpy(b->ctx_tape + i * L * d, ws->ctx, T * d * sizeof *ws->ctx);
     return rc;
@@ -135,28 +140,12 @@ void sl_tf_layer_backward(const sl_model *m, const sl_example *ex, sl_workspace 
     size_t L = (size_t)ws->max_len;
     const float *h_in = b->tape + i * L * d, *qkv = b->qkv_tape + i * L * 3 * d, *ctx = b->ctx_tape + i * L * d;
     const float *lse = b->lse_tape + i * L * c->n_heads;
-    float *z1 = b->buf[3], *h1 = b->buf[4], *a2 = b->buf[5];
-    float *pre = b->buf[6], *z2 = b->buf[7], *dpre = b->buf[8], *da = b->buf[9], *dctx = b->buf[10];
+    /* what the taped forward kept: z1 = h + attn (h1 = z1 pre-norm, LN1(z1)
+     * post-norm), z2 = h1 + mlp(h1) (post-norm), the MLP's pre-activation */
+    const float *keep = b->keep_tape + i * L * (2 * (size_t)d + (size_t)f);
+    const float *z1 = keep, *h1 = keep, *z2 = keep + L * d, *pre = keep + 2 * L * d;
+    float *dpre = b->buf[8], *da = b->buf[9], *dctx = b->buf[10];
     float *dqkv = b->buf[11], *dres = b->buf[12], *tmp = b->buf[13], *g = b->g;
-
-    /* the rest of the block again from the tape, keeping what the reverse
-     * pass needs */
-    sl_linear(ctx, d, T, d, w->o_w, w->o_b, d, z1, d); /* the attention write */
-    for (long k = 0; k < n; k++) z1[k] += h_in[k];     /* z1 = h + attn */
-    if (c->norm_first) memcpy(h1, z1, (size_t)n * sizeof *h1);
-    else sl_layernorm(z1, w->ln1_w, w->ln1_b, eps, T, d, h1);
-    const float *in2 = h1;
-    if (c->norm_first) {
-        sl_layernorm(h1, w->ln2_w, w->ln2_b, eps, T, d, a2);
-        in2 = a2;
-    }
-    sl_linear(in2, d, T, d, w->ff1_w, w->ff1_b, f, pre, f);
-    if (!c->norm_first) { /* z2 = h1 + mlp(h1), the input of norm2 */
-        for (long k = 0; k < (long)T * f; k++) tmp[k] = pre[k];
-        activation(c->activation, tmp, (long)T * f);
-        sl_linear(tmp, f, T, f, w->ff2_w, w->ff2_b, d, z2, d);
-        for (long k = 0; k < n; k++) z2[k] += h1[k];
-    }
 
     /* MLP: g is d logit / d block output */
     if (!c->norm_first) { /* h2 = LN2(z2) */

@@ -25,10 +25,13 @@ struct sl_workspace {
     float *ff;             /* [L, d_ff] */
     float *q, *kt, *v;     /* one head packed: [L, dh], [dh, L], [L, dh] */
     int kt_ld;             /* row length of kt: max_len rounded up to 16 keys */
-    float *scores;         /* [6 * SL_KEY_TILE + d_head]: score tiles of a query block */
+    float *scores;         /* [SL_QB * SL_KEY_TILE + d_head]: score tiles of a query block */
     int *kpos;             /* [L] positions of the keys attended to */
     float *lse;            /* NULL, or [H][L]: where the streaming kernel leaves each query row's log-sum-exp of
                             * its scaled scores (set by the taped forward, for the backward) */
+    float *keep;           /* NULL, or [L][2 d + d_ff]: where the forward leaves a block's residual after the
+                            * attention's write (z1), after the MLP's (z2, post-norm only) and the MLP's
+                            * pre-activation (set by the taped forward, for the backward) */
     float *vall;           /* [H, L, dh] pattern path only */
     float *pattern;        /* [H, L, L] allocated when the pattern hook is on */
     float *pos_table;      /* [L, d] sinusoidal, or [L, dh/2] cos then sin for rope */

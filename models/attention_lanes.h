@@ -1,0 +1,146 @@
+/* The streaming attention's kernels for one vector width, included by
+ * models/attention_tile.h once per width (so no include guard): SL_V is
+ * the vector type of SL_VW float lanes, SL_VLOAD, SL_VSTORE and SL_VSET1
+ * its helpers, SL_VN(name) names a kernel for this width. A head of
+ * d_head = SL_VW * dhv (dhv <= 4) runs in blocks of qbn <= SL_QB queries:
+ * the compiler specialises each (d_head, qbn), keeping the accumulators in
+ * registers. */
+
+/* S[r][j] = sum_k qb[k][r] kt[k][j0 + j] for j < jn rounded up to 16, the
+ * qbn queries of a block against a tile of keys: 16 keys at a time (with 8
+ * lanes two vectors, so that 2 x qbn independent FMA chains hide their
+ * latency), the queries sharing each key row. S is [SL_QB][SL_KEY_TILE]. */
+static inline __attribute__((always_inline)) void SL_VN(sl_score_tile)(const float (*qb)[SL_QB], const float *kt,
+                                                                       int ld, int j0, int jn, float *S, const int dh,
+                                                                       const int qbn)
+{
+    enum { NV = 16 / SL_VW };
+    for (int j = 0; j < jn; j += 16) {
+        SL_V s[SL_QB][NV];
+        memset(s, 0, sizeof s);
+        for (int k = 0; k < dh; k++) {
+            const float *kr = kt + (long)k * ld + j0 + j;
+            SL_V kv[NV];
+            for (int u = 0; u < NV; u++) kv[u] = SL_VLOAD(kr + SL_VW * u);
+            for (int r = 0; r < qbn; r++) {
+                SL_V qr = SL_VSET1(qb[k][r]);
+                for (int u = 0; u < NV; u++) s[r][u] += qr * kv[u];
+            }
+        }
+        for (int r = 0; r < qbn; r++)
+            for (int u = 0; u < NV; u++) SL_VSTORE(S + r * SL_KEY_TILE + j + SL_VW * u, s[r][u]);
+    }
+}
+
+/* One head's forward: an online softmax over tiles of keys. */
+static inline __attribute__((always_inline)) void SL_VN(sl_flash_head)(const sl_config *c, sl_workspace *ws, int T,
+                                                                       int nk, int head, const int dh, const int qbn)
+{
+    const int dhv = dh / SL_VW;
+    int d = c->d_model, ld = ws->kt_ld;
+    const float *q = ws->q, *kt = ws->kt, *v = ws->v;
+    float *S = ws->scores; /* [SL_QB][SL_KEY_TILE] */
+    float *lse = ws->lse ? ws->lse + (long)head * ws->max_len : NULL;
+    int seen = 0;
+    for (int t0 = 0; t0 < T; t0 += qbn) {
+        int rows = T - t0 < qbn ? T - t0 : qbn, vis[SL_QB];
+        int vmax = sl_block_visible(c, ws->kpos, nk, T, t0, qbn, &seen, vis);
+        float qb[SL_DH_MAX][SL_QB];
+        sl_block_gather(q, dh, t0, rows, qbn, qb);
+        SL_V acc[SL_QB][4];
+        memset(acc, 0, sizeof acc);
+        float mx[SL_QB], l[SL_QB];
+        for (int r = 0; r < qbn; r++) { mx[r] = -INFINITY; l[r] = 0.0f; }
+        for (int j0 = 0; j0 < vmax; j0 += SL_KEY_TILE) {
+            int jn = vmax - j0 < SL_KEY_TILE ? vmax - j0 : SL_KEY_TILE;
+            SL_VN(sl_score_tile)(qb, kt, ld, j0, jn, S, dh, qbn);
+            for (int r = 0; r < qbn; r++) {
+                float corr = sl_softmax_row(S + r * SL_KEY_TILE, vis[r] - j0, jn, &mx[r], &l[r]);
+                for (int u = 0; u < dhv; u++) acc[r][u] *= SL_VSET1(corr);
+            }
+            for (int j = 0; j < jn; j++) {
+                const float *vj = v + (long)(j0 + j) * dh;
+                SL_V vv[4];
+                for (int u = 0; u < dhv; u++) vv[u] = SL_VLOAD(vj + SL_VW * u);
+                for (int r = 0; r < qbn; r++) {
+                    SL_V p = SL_VSET1(S[r * SL_KEY_TILE + j]);
+                    for (int u = 0; u < dhv; u++) acc[r][u] += p * vv[u];
+                }
+            }
+        }
+        for (int r = 0; r < rows; r++) {
+            float *out = ws->ctx + (long)(t0 + r) * d + head * dh;
+            SL_V inv = SL_VSET1(vis[r] ? 1.0f / l[r] : 0.0f);
+            for (int u = 0; u < dhv; u++) SL_VSTORE(out + SL_VW * u, acc[r][u] * inv);
+            if (lse) lse[t0 + r] = vis[r] ? mx[r] + logf(l[r]) : 0.0f;
+        }
+    }
+}
+
+/* One head's backward (models/attention_backward.c): the block's q, dO and
+ * dQ stay in registers while the keys stream past; dK and dV accumulate in
+ * memory, key by key. */
+static inline __attribute__((always_inline)) void SL_VN(sl_head_backward)(const sl_config *c, const sl_workspace *ws,
+                                                                          sl_backward_ws *b, int T, int nk,
+                                                                          const float *lse, const int dh, const int qbn)
+{
+    const int dhv = dh / SL_VW;
+    int ld = ws->kt_ld;
+    const float *q = ws->q, *kt = ws->kt, *vt = b->vt, *kr = b->kr, *dout = b->dout;
+    float *P = b->tile, *dS = b->tile + SL_QB * SL_KEY_TILE, *dk = b->dk, *dv = b->dv;
+    SL_V scale = SL_VSET1(1.0f / sqrtf((float)dh));
+    int seen = 0;
+    for (int t0 = 0; t0 < T; t0 += qbn) {
+        int rows = T - t0 < qbn ? T - t0 : qbn, vis[SL_QB];
+        int vmax = sl_block_visible(c, ws->kpos, nk, T, t0, qbn, &seen, vis);
+        float qb[SL_DH_MAX][SL_QB], ob[SL_DH_MAX][SL_QB], m[SL_QB], D[SL_QB];
+        sl_block_gather(q, dh, t0, rows, qbn, qb);
+        sl_block_gather(dout, dh, t0, rows, qbn, ob);
+        SL_V qv[SL_QB][4], ov[SL_QB][4], dq[SL_QB][4];
+        for (int r = 0; r < qbn; r++) {
+            long t = t0 + (r < rows ? r : rows - 1);
+            m[r] = lse[t];
+            D[r] = b->rowd[t];
+            for (int u = 0; u < dhv; u++) {
+                qv[r][u] = SL_VLOAD(q + t * dh + SL_VW * u);
+                ov[r][u] = SL_VLOAD(dout + t * dh + SL_VW * u);
+                dq[r][u] = SL_VSET1(0.0f);
+            }
+        }
+        for (int j0 = 0; j0 < vmax; j0 += SL_KEY_TILE) {
+            int jn = vmax - j0 < SL_KEY_TILE ? vmax - j0 : SL_KEY_TILE;
+            SL_VN(sl_score_tile)(qb, kt, ld, j0, jn, P, dh, qbn);
+            SL_VN(sl_score_tile)(ob, vt, ld, j0, jn, dS, dh, qbn);
+            sl_probs_tile(P, dS, vis, rows, j0, jn, m, D, qbn);
+            for (int j = 0; j < jn; j++) {
+                float *dvj = dv + (long)(j0 + j) * dh, *dkj = dk + (long)(j0 + j) * dh;
+                SL_V av[4], ak[4];
+                for (int u = 0; u < dhv; u++) {
+                    av[u] = SL_VLOAD(dvj + SL_VW * u);
+                    ak[u] = SL_VLOAD(dkj + SL_VW * u);
+                }
+                for (int r = 0; r < qbn; r++) {
+                    SL_V p = SL_VSET1(P[r * SL_KEY_TILE + j]), s = SL_VSET1(dS[r * SL_KEY_TILE + j]);
+                    for (int u = 0; u < dhv; u++) {
+                        av[u] += p * ov[r][u];
+                        ak[u] += s * qv[r][u];
+                    }
+                }
+                for (int u = 0; u < dhv; u++) {
+                    SL_VSTORE(dvj + SL_VW * u, av[u]);
+                    SL_VSTORE(dkj + SL_VW * u, ak[u]);
+                }
+            }
+            for (int j = 0; j < jn; j++) {
+                SL_V kv[4];
+                for (int u = 0; u < dhv; u++) kv[u] = SL_VLOAD(kr + (long)(j0 + j) * dh + SL_VW * u);
+                for (int r = 0; r < qbn; r++) {
+                    SL_V s = SL_VSET1(dS[r * SL_KEY_TILE + j]);
+                    for (int u = 0; u < dhv; u++) dq[r][u] += s * kv[u];
+                }
+            }
+        }
+        for (int r = 0; r < rows; r++)
+            for (int u = 0; u < dhv; u++) SL_VSTORE(b->dq + (long)(t0 + r) * dh + SL_VW * u, dq[r][u] * scale);
+    }
+}
