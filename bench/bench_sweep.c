@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/blas.h"
 #include "core/dataset.h"
 #include "cuda/device_model.h"
 #include "models/run.h"
@@ -32,6 +33,7 @@ static int mark_family(void *user, sl_batch *b, sl_error *err)
 
 int main(int argc, char **argv)
 {
+    sl_blas_pick_core(argv); /* OpenBLAS's kernels as bin/seqlens gets them */
     if (argc < 3) {
         fprintf(stderr, "usage: bench_sweep MODEL DATA [--threads T] [--passes P] [--reps R] [--batch B] [--device cpu|cuda]\n");
         return 2;

@@ -193,6 +193,8 @@ def main():
         torch_s = [("", torch_json.get(f"{name}_s") if torch_json else None)]
         if name == "transformer" and torch_json and torch_json.get("transformer_nomask_s"):
             torch_s.append((" (PyTorch without padding mask)", torch_json["transformer_nomask_s"]))
+        if name == "mamba" and torch_json and torch_json.get("mamba_loop_s"):
+            torch_s.append((" (PyTorch in-step scan)", torch_json["mamba_loop_s"]))
         rows, model_notes = model_rows(name, label, sweep_gflop(config, lengths), seqlens, torch_s,
                                        torch_logits, len(lengths), peak)
         print("\n".join(rows))

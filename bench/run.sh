@@ -66,7 +66,7 @@ if [ "$SEQLENS_OK" = 1 ]; then
     fi
 fi
 mkdir -p "$BIN"
-if ! cc -O2 -o "$BIN/sgemm_peak" bench/sgemm_peak.c -lopenblas; then
+if ! cc -O2 -D_GNU_SOURCE -I. -o "$BIN/sgemm_peak" bench/sgemm_peak.c core/blas.c -lopenblas; then
     fail "could not build $BIN/sgemm_peak (needs libopenblas-dev): no sgemm peak"
 fi
 

@@ -8,7 +8,7 @@
  * OpenBLAS runs with the thread count given (openblas_set_num_threads), so the peak matches the
  * thread count of the benchmark. Prints one JSON object.
  *
- * Build: cc -O2 -o build/bench/sgemm_peak bench/sgemm_peak.c -lopenblas
+ * Build: cc -O2 -D_GNU_SOURCE -I. -o build/bench/sgemm_peak bench/sgemm_peak.c core/blas.c -lopenblas
  * Usage: sgemm_peak [--threads T]   (default 2)
  */
 #define _POSIX_C_SOURCE 199309L
@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "core/blas.h"
 
 typedef struct {
     const char *name;
@@ -113,6 +115,7 @@ static int parse_threads(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    sl_blas_pick_core(argv); /* the kernels bin/seqlens runs: its peak, not a fallback's */
     int threads = parse_threads(argc, argv);
     openblas_set_num_threads(threads);
     printf("{\"threads\": %d, \"openblas_threads\": %d, \"openblas_config\": \"%s\", \"openblas_core\": \"%s\"",
