@@ -10,8 +10,15 @@ rm -rf "$T" && mkdir -p "$T"
 DATA=examples/data.h5
 
 # --- a full run ---
-"$S" analyze examples/transformer $DATA -o "$T/tf" --steps 8 >"$T/out" 2>"$T/err"
+"$S" analyze examples/transformer $DATA -o "$T/tf" --steps 8 --sample 150 >"$T/out" 2>"$T/err"
 check "analyze exits 0" [ $? -eq 0 ]
+# --sample: inspect, attribute and patch on 150 of the 400 examples, the ablations on all
+check "the sampled stages' commands carry --sample" [ "$(grep '"command":.*--sample 150' "$T/tf/analyze.json" | grep -c 'seqlens inspect\|seqlens attribute\|seqlens patch')" -eq 3 ]
+check "no other stage's command does" [ "$(grep -c '"command":.*--sample' "$T/tf/analyze.json")" -eq 3 ]
+check "attribute ran on the sample" sh -c "tr -d ' \t\n' <'$T/tf/attribute.json' | grep -q '\"n\":150,\"sampled_from\":400'"
+check "attribute's families carry intervals" sh -c "tr -d ' \t\n' <'$T/tf/attribute.json' | grep -q '\"attribution_share_ci95\":\[0\.[0-9]'"
+check "ablate kept every example" sh -c "tr -d ' \t\n' <'$T/tf/ablate-family.json' | grep -q '\"n\":400'"
+check "the report says which results are of a sample" [ "$(grep -c 'On a seeded sample of 150 of the 400 examples' "$T/tf/report.html")" -eq 3 ]
 for f in analyze.json eval.json scores.h5 baseline.json ablate-family.json ablate-layer.json ablate-component.json \
     reverse.json reverse-scores.h5 inspect.json attribute.json probe.json patch.json report.html; do
     check "analyze wrote $f" [ -s "$T/tf/$f" ]
@@ -40,7 +47,7 @@ check "the stage commands are real commands" sh -c "grep -o '\"command\":[[:spac
 # --- a rerun keeps every stage ---
 cp "$T/tf/ablate-family.json" "$T/family-before.json"
 touch -d '2000-01-01' "$T/tf/ablate-family.json"
-"$S" analyze examples/transformer $DATA -o "$T/tf" --steps 8 >/dev/null 2>"$T/err2"
+"$S" analyze examples/transformer $DATA -o "$T/tf" --steps 8 --sample 150 >/dev/null 2>"$T/err2"
 check "rerun exits 0" [ $? -eq 0 ]
 check "rerun keeps all 10 stages" [ "$(grep -c 'done earlier, kept' "$T/err2")" -eq 10 ]
 check "rerun did not rewrite a result" [ "$(stat -c %Y "$T/tf/ablate-family.json")" -eq "$(date -d 2000-01-01 +%s)" ]
