@@ -5,7 +5,9 @@
 set -eu
 cd "$(dirname "$0")/.."
 out=demo-report
-sh scripts/analyze-runs.sh -o "$out" examples/data.h5 examples/transformer examples/mamba
+# --force: a demo-report/ left by an older seqlens (whose analyze took other
+# options) is redone rather than refused
+sh scripts/analyze-runs.sh -o "$out" -a --force examples/data.h5 examples/transformer examples/mamba
 mkdir -p "$out/compare"
 bin/seqlens compare examples/transformer examples/mamba examples/data.h5 -o "$out/compare/compare.json" >/dev/null
 bin/seqlens report "$out/compare" >/dev/null
