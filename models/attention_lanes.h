@@ -1,7 +1,8 @@
 /* The streaming attention's kernels for one vector width, included by
  * models/attention_tile.h once per width (so no include guard): SL_V is
  * the vector type of SL_VW float lanes, SL_VLOAD, SL_VSTORE and SL_VSET1
- * its helpers, SL_VN(name) names a kernel for this width. A head of
+ * its helpers, SL_VN(name) names a kernel for this width (all six are
+ * undefined again at the end, ready for the next width). A head of
  * d_head = SL_VW * dhv (dhv <= 4) runs in blocks of qbn <= SL_QB queries:
  * the compiler specialises each (d_head, qbn), keeping the accumulators in
  * registers. */
@@ -144,3 +145,10 @@ static inline __attribute__((always_inline)) void SL_VN(sl_head_backward)(const 
             for (int u = 0; u < dhv; u++) SL_VSTORE(b->dq + (long)(t0 + r) * dh + SL_VW * u, dq[r][u] * scale);
     }
 }
+
+#undef SL_V
+#undef SL_VW
+#undef SL_VLOAD
+#undef SL_VSTORE
+#undef SL_VSET1
+#undef SL_VN

@@ -158,12 +158,6 @@ static inline __attribute__((always_inline)) void sl_probs_tile(float *P, float 
 #define SL_VSET1 v8_set1
 #define SL_VN(name) name##_v8
 #include "models/attention_lanes.h"
-#undef SL_V
-#undef SL_VW
-#undef SL_VLOAD
-#undef SL_VSTORE
-#undef SL_VSET1
-#undef SL_VN
 #define SL_V v16f
 #define SL_VW 16
 #define SL_VLOAD v16_load
@@ -171,11 +165,5 @@ static inline __attribute__((always_inline)) void sl_probs_tile(float *P, float 
 #define SL_VSET1 v16_set1
 #define SL_VN(name) name##_v16
 #include "models/attention_lanes.h"
-#undef SL_V
-#undef SL_VW
-#undef SL_VLOAD
-#undef SL_VSTORE
-#undef SL_VSET1
-#undef SL_VN
 
 #endif
