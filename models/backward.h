@@ -1,9 +1,11 @@
 /* Gradients of an example's logit with respect to its residual stream, for
- * attribution: one forward pass that keeps each block's input, then one
- * backward pass that recomputes a block's internals from that input and
- * runs them in reverse (a Mamba block keeps its internals in the forward
- * pass instead: models/mamba_scan.h). Internal to models/; the public entry is in
- * models/model.h. */
+ * attribution: one forward pass that keeps each block's input and what its
+ * backward needs (a Transformer block its q, k, v, context, log-sum-exp and
+ * MLP pre-activation; a Mamba block its activations and the scan state
+ * every SL_SCAN_CHUNK positions: models/mamba_scan.h), then one backward
+ * pass through the blocks in reverse, recomputing only the scan's states a
+ * chunk at a time. Memory per thread is O(n_layers x L). Internal to
+ * models/; the public entry is in models/model.h. */
 #ifndef SL_BACKWARD_H
 #define SL_BACKWARD_H
 
