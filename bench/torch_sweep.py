@@ -287,20 +287,26 @@ def check_against_reference(name, model, model_dir, data, passes):
     return err
 
 
+def time_equal_path(label, model, data, reference_logits):
+    """The sweep on another PyTorch path that must give the same logits (else the script stops):
+    its best time."""
+    seconds, logits = time_sweep(model, data)
+    err = rel_err(logits, reference_logits.to(torch.float64))
+    if not err < TOLERANCE:
+        log(f"torch_sweep.py: {label}: the logits differ (rel err {err:.2e})")
+        sys.exit(1)
+    log(f"{label}: best of {TIMED_SWEEPS} sweeps: {seconds:.3f} s")
+    return seconds
+
+
 def time_without_padding_mask(model, data, logits_with_mask):
     """The sweep with src_key_padding_mask=None (valid only when nothing is padded, as here)."""
     if not data.valid.all():
         return None
     unmasked = copy.copy(data)
     unmasked.key_padding_mask = None
-    seconds, logits = time_sweep(model, unmasked)
     # Same numbers up to float32 rounding: only the softmax kernel differs.
-    err = rel_err(logits, logits_with_mask.to(torch.float64))
-    if not err < TOLERANCE:
-        log(f"torch_sweep.py: transformer: logits without src_key_padding_mask differ (rel err {err:.2e})")
-        sys.exit(1)
-    log(f"transformer without src_key_padding_mask: best of {TIMED_SWEEPS} sweeps: {seconds:.3f} s")
-    return seconds
+    return time_equal_path("transformer without src_key_padding_mask", model, unmasked, logits_with_mask)
 
 
 def time_loop_scan(model, data, logits_precomputed):
@@ -310,15 +316,9 @@ def time_loop_scan(model, data, logits_precomputed):
     precomputed = selective_scan
     selective_scan = loop_scan
     try:
-        seconds, logits = time_sweep(model, data)
+        return time_equal_path("mamba with the in-step scan", model, data, logits_precomputed)
     finally:
         selective_scan = precomputed
-    err = rel_err(logits, logits_precomputed.to(torch.float64))
-    if not err < TOLERANCE:
-        log(f"torch_sweep.py: mamba: the in-step scan's logits differ (rel err {err:.2e})")
-        sys.exit(1)
-    log(f"mamba with the in-step scan: best of {TIMED_SWEEPS} sweeps: {seconds:.3f} s")
-    return seconds
 
 
 def uses_fused_encoder_path(model, data):

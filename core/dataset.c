@@ -202,9 +202,10 @@ static int read_rows(sl_dataset *ds, hid_t d, const char *name, long first, long
     int rank = H5Sget_simple_extent_ndims(fs);
     hsize_t start[2] = {(hsize_t)first, col}, cnt[2] = {(hsize_t)count, width};
     hid_t ms = H5Screate_simple(rank, cnt, NULL);
-    herr_t rc = ms < 0 ? -1 : H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
-    if (rc >= 0 && ds->rows && count > 0) /* a sample: its rows, each run of adjacent ones as one block */
-        rc = select_sample_rows(fs, ds->rows + first, count, col, width);
+    /* a sample: its rows, each run of adjacent ones as one block */
+    herr_t rc = ms < 0                  ? -1
+                : ds->rows && count > 0 ? select_sample_rows(fs, ds->rows + first, count, col, width)
+                                        : H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
     if (rc >= 0) rc = H5Dread(d, H5T_NATIVE_INT64, ms, fs, H5P_DEFAULT, out);
     if (ms >= 0) H5Sclose(ms);
     H5Sclose(fs);
