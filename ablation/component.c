@@ -81,7 +81,7 @@ static int row_hooks(comp_job *j, sl_hooks *all, int sum, sl_error *err)
                 r->off[r->layer] = r->component == SL_COMP_CONV ? SL_OFF_CONV
                                    : r->component == SL_COMP_SSM ? SL_OFF_SSM
                                                                  : SL_OFF_GATE;
-                r->hooks.mamba_off = r->off;
+                r->hooks.knockout = r->off;
             }
         }
     }

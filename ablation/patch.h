@@ -19,7 +19,8 @@ typedef struct {
     long n_pairs;
     int threads, bootstrap;
     uint64_t seed;
-    struct sl_dev_model *dev; /* when set, the pairs run there a batch at a time */
+    struct sl_backend *backend; /* where the pairs run; NULL: the CPU, threads at a time */
+    int batch;                  /* pairs per backend call; 0: 4 per thread */
 } sl_patch_opts;
 
 typedef struct {

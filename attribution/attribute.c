@@ -9,40 +9,25 @@
 #include "core/metrics.h"
 #include "core/ordered_sums.h"
 #include "core/rng.h"
-#include "cuda/device_model.h"
-
-/* Per thread: the gradient of every block boundary, the input, the
- * baseline, the path point and the summed gradients. */
-typedef struct {
-    float *grad, *x, *base, *path, *acc;
-    int32_t *pad_tokens;
-} thread_scratch;
-
-/* Per batch slot: the example's signed attribution per position and its
- * completeness error, added into the totals in example order. */
-typedef struct {
-    float *attr;      /* [L] */
-    double gap, sum;  /* logit - baseline logit; sum of attributions */
-} slot_result;
 
 typedef struct {
     const sl_model *m;
     sl_dataset *ds;
     const sl_attr_opts *ao;
-    thread_scratch *th;
-    slot_result *slot;
-    int32_t *fam;     /* [B, L] */
+    sl_backend *be;
+    sl_path path;
+    /* per batch slot, from the backend: */
+    float *attr;       /* [B, L] signed attribution per position */
+    double *sum;       /* [B] its sum over the example's positions */
+    float *base_logit; /* [B] integrated gradients: the baseline's logit */
+    int32_t *fam;      /* [B, L] */
     long first;
     sl_attr_tokens_fn tokens_fn;
     void *tokens_user;
-    float *rows;      /* [B, L] the batch's per-token attributions for tokens_fn */
+    float *rows;       /* [B, L] the batch's per-token attributions for tokens_fn */
     sl_attr_result *out;
     sl_ordered_sums sums; /* per slot: row_width(F) values (add_batch) */
     float *per_example;   /* [count][2F + 2]: |attribution| per family, positions per family, both in all */
-    /* on a device: */
-    struct sl_dev_model *dev;
-    float *dev_attr, *dev_base; /* [B, L], [B] */
-    int32_t *dev_pad;           /* [B, L] the pad token */
 } attr_job;
 
 static int bucket_of(int distance)
@@ -55,69 +40,11 @@ static int bucket_of(int distance)
     return b;
 }
 
-static int attribute_example(void *user, int thread, const sl_example *ex, sl_workspace *ws, float *logit, sl_error *err)
+static int attribute_batch(void *user, sl_batch *b, sl_error *err)
 {
     attr_job *j = user;
-    const sl_model *m = j->m;
-    thread_scratch *s = &j->th[thread];
-    int T = ex->len, d = m->c.d_model;
-    long n = (long)T * d;
-    slot_result *r = &j->slot[ex->slot];
-    int rc = sl_embed(m, ex, ws, s->x, err);
-    if (rc) return rc;
-    if (j->ao->method == ATTR_GRAD_INPUT) {
-        rc = sl_gradient(m, ex, ws, NULL, logit, s->grad, err);
-        for (long k = 0; !rc && k < n; k++) s->acc[k] = s->x[k] * s->grad[k];
-    } else {
-        /* the baseline: zeros, or the embedding of an all-pad sequence */
-        if (j->ao->baseline == BASELINE_ZERO) {
-            memset(s->base, 0, (size_t)n * sizeof *s->base);
-        } else {
-            sl_example pe = *ex;
-            pe.tokens = s->pad_tokens;
-            rc = sl_embed(m, &pe, ws, s->base, err);
-        }
-        float base_logit = 0; /* a forward pass from the baseline: only its logit is needed */
-        if (!rc) memcpy(sl_workspace_residual(ws), s->base, (size_t)n * sizeof *s->base);
-        if (!rc) rc = sl_forward_from(m, ex, ws, NULL, 0, &base_logit, err);
-        if (!rc) rc = sl_forward(m, ex, ws, NULL, logit, err);
-        memset(s->acc, 0, (size_t)n * sizeof *s->acc);
-        int K = j->ao->steps;
-        for (int step = 0; !rc && step < K; step++) {
-            float alpha = (step + 0.5f) / K, unused; /* the midpoint rule */
-            for (long k = 0; k < n; k++) s->path[k] = s->base[k] + alpha * (s->x[k] - s->base[k]);
-            rc = sl_gradient(m, ex, ws, s->path, &unused, s->grad, err);
-            for (long k = 0; !rc && k < n; k++) s->acc[k] += s->grad[k];
-        }
-        for (long k = 0; k < n; k++) s->acc[k] *= (s->x[k] - s->base[k]) / K;
-        r->gap = (double)*logit - base_logit;
-    }
-    double total = 0;
-    for (int t = 0; t < T; t++) {
-        double a = 0;
-        for (int k = 0; k < d; k++) a += s->acc[(long)t * d + k];
-        r->attr[t] = (float)a;
-        total += a;
-    }
-    r->sum = total;
-    return rc;
-}
-
-/* attribute_example for a whole batch, on the device (cuda/device_model.h). */
-static int attribute_batch_on_device(void *user, sl_batch *b, sl_error *err)
-{
-    attr_job *j = user;
-    int ig = j->ao->method == ATTR_IG, L = b->L;
-    int rc = sl_dev_attribute(j->dev, b->count, L, b->tokens, b->keep, b->lengths, b->first, ig ? j->ao->steps : 0,
-                              j->dev_pad, j->ao->baseline == BASELINE_ZERO, j->dev_attr, b->logits, j->dev_base, err);
-    for (int e = 0; !rc && e < b->count; e++) {
-        slot_result *r = &j->slot[e];
-        double total = 0;
-        for (int t = 0; t < b->lengths[e]; t++) total += r->attr[t] = j->dev_attr[(long)e * L + t];
-        r->sum = total;
-        r->gap = ig ? (double)b->logits[e] - j->dev_base[e] : 0;
-    }
-    return rc;
+    sl_path_out out = {j->attr, j->sum, b->logits, j->base_logit};
+    return j->be->ops->embed_gradient(j->be, b, &j->path, &out, err);
 }
 
 static int read_families(void *user, sl_batch *b, sl_error *err)
@@ -148,12 +75,12 @@ static int add_batch(void *user, sl_batch *b, sl_error *err)
     int bad = sl_check_logits(b->logits, b->count, b->first, what, err);
     if (bad) return bad;
     for (int e = 0; e < b->count; e++) {
-        const slot_result *r = &j->slot[e];
+        const float *attr = j->attr + (long)e * L;
         double *row = sl_ordered_sums_at(&j->sums, e);
         memset(row, 0, (size_t)row_width(F) * sizeof *row);
         int len = b->lengths[e];
         for (int t = 0; t < len; t++) {
-            double a = fabs(r->attr[t]);
+            double a = fabs(attr[t]);
             int f = j->fam[(long)e * L + t], bk = bucket_of(len - 1 - t);
             row[R_TOTAL] += a;
             row[R_VALID]++;
@@ -171,12 +98,13 @@ static int add_batch(void *user, sl_batch *b, sl_error *err)
         if (j->tokens_fn) {
             float *dst = j->rows + (long)e * L;
             memset(dst, 0, (size_t)L * sizeof *dst);
-            memcpy(dst, r->attr, (size_t)len * sizeof *dst);
+            memcpy(dst, attr, (size_t)len * sizeof *dst);
         }
         if (j->ao->method == ATTR_IG) {
-            double err_abs = fabs(r->sum - r->gap);
+            double gap = (double)b->logits[e] - j->base_logit[e]; /* logit - baseline logit */
+            double err_abs = fabs(j->sum[e] - gap);
             row[R_COMPLETE] = err_abs;
-            row[R_RELATIVE] = err_abs / fmax(fabs(r->gap), 1e-12);
+            row[R_RELATIVE] = err_abs / fmax(fabs(gap), 1e-12);
             if (err_abs > o->completeness_max) o->completeness_max = err_abs;
         }
     }
@@ -256,71 +184,39 @@ int sl_attribute(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const 
                  sl_attr_tokens_fn tokens_fn, void *tokens_user, sl_error *err)
 {
     memset(out, 0, sizeof *out);
-    int F = ds->n_families, L = ds->L, d = m->c.d_model, B = o->batch > 0 ? o->batch : 1, T = o->threads > 0 ? o->threads : 1;
-    size_t ld = (size_t)L * d;
-    attr_job j = {m, ds, ao, calloc((size_t)T, sizeof *j.th), calloc((size_t)B, sizeof *j.slot),
-                  malloc((size_t)B * L * sizeof *j.fam), o->first, tokens_fn, tokens_user,
-                  tokens_fn ? malloc((size_t)B * L * sizeof(float)) : NULL, out, {0}, NULL, NULL, NULL, NULL, NULL};
+    int F = ds->n_families, L = ds->L;
+    sl_run_opts ro;
+    sl_backend *made;
+    int rc = sl_run_backend(m, L, o, &ro, &made, err);
+    int B = ro.batch;
+    attr_job j = {m, ds, ao, ro.backend, {ao->method == ATTR_IG ? ao->steps : 0, NULL},
+                  malloc((size_t)B * L * sizeof *j.attr), malloc((size_t)B * sizeof *j.sum),
+                  malloc((size_t)B * sizeof *j.base_logit), malloc((size_t)B * L * sizeof *j.fam), o->first, tokens_fn,
+                  tokens_user, tokens_fn ? malloc((size_t)B * L * sizeof(float)) : NULL, out, {0}, NULL};
+    int32_t *pad = malloc((size_t)L * sizeof *pad); /* the all-pad baseline's tokens */
+    for (int k = 0; pad && k < L; k++) pad[k] = m->c.pad_token_id;
+    if (ao->method == ATTR_IG && ao->baseline != BASELINE_ZERO) j.path.baseline = pad;
     out->n_families = F;
     out->family_abs = calloc((size_t)F, sizeof *out->family_abs);
     out->family_count = calloc((size_t)F, sizeof *out->family_count);
     j.per_example = malloc((size_t)o->count * (2 * F + 2) * sizeof *j.per_example);
-    int rc = sl_ordered_sums_init(&j.sums, B, row_width(F), err);
-    if (!rc) rc = j.th && j.slot && j.fam && out->family_abs && out->family_count && (!tokens_fn || j.rows) && j.per_example
+    if (!rc) rc = sl_ordered_sums_init(&j.sums, B, row_width(F), err);
+    if (!rc)
+        rc = j.attr && j.sum && j.base_logit && j.fam && pad && out->family_abs && out->family_count &&
+                     (!tokens_fn || j.rows) && j.per_example
                  ? SL_OK
                  : sl_fail(err, SL_ERUNTIME, "out of memory");
-    for (int t = 0; !rc && t < T; t++) {
-        thread_scratch *s = &j.th[t];
-        s->grad = malloc((size_t)(m->c.n_layers + 1) * ld * sizeof(float));
-        s->x = malloc(ld * sizeof(float));
-        s->base = malloc(ld * sizeof(float));
-        s->path = malloc(ld * sizeof(float));
-        s->acc = malloc(ld * sizeof(float));
-        s->pad_tokens = malloc((size_t)L * sizeof(int32_t));
-        if (!s->grad || !s->x || !s->base || !s->path || !s->acc || !s->pad_tokens)
-            rc = sl_fail(err, SL_ERUNTIME, "out of memory");
-        for (int k = 0; !rc && k < L; k++) s->pad_tokens[k] = m->c.pad_token_id;
-    }
-    for (int e = 0; !rc && e < B; e++)
-        if (!(j.slot[e].attr = calloc((size_t)L, sizeof(float)))) rc = sl_fail(err, SL_ERUNTIME, "out of memory");
-    if (!rc && o->dev) {
-        sl_run_opts on = *o;
-        if (on.batch > sl_dev_model_max_batch(o->dev)) on.batch = sl_dev_model_max_batch(o->dev);
-        j.dev = o->dev;
-        j.dev_attr = malloc((size_t)B * L * sizeof *j.dev_attr);
-        j.dev_base = malloc((size_t)B * sizeof *j.dev_base);
-        j.dev_pad = malloc((size_t)B * L * sizeof *j.dev_pad);
-        rc = j.dev_attr && j.dev_base && j.dev_pad ? sl_dev_model_check(o->dev, m, err)
-                                                   : sl_fail(err, SL_ERUNTIME, "out of memory");
-        for (long k = 0; !rc && k < (long)B * L; k++) j.dev_pad[k] = m->c.pad_token_id;
-        if (!rc) rc = sl_run_batches(ds, &on, read_families, attribute_batch_on_device, &j, add_batch, &j, NULL, err);
-    } else if (!rc) {
-        rc = sl_run_each(m, ds, o, NULL, read_families, add_batch, &j, attribute_example, &j, NULL, err);
-    }
+    /* a rank that cannot start still meets the others' first collective */
+    rc = rc ? sl_dist_agree(rc, err)
+            : sl_run_batches(ds, &ro, read_families, attribute_batch, &j, add_batch, &j, NULL, err);
     rc = sl_ordered_sums_finish(rc, &j.sums, err);
     rc = sl_dist_max_f64(rc, &out->completeness_max, 1, err);
     rc = sl_dist_allgather_f32(rc, j.per_example, o->first, o->count, 2L * F + 2, err);
     if (!rc) totals(&j, out, o->count);
     if (!rc) rc = bootstrap_families(&j, o->count, out, err);
-    for (int t = 0; j.th && t < T; t++) {
-        thread_scratch *s = &j.th[t];
-        free(s->grad);
-        free(s->x);
-        free(s->base);
-        free(s->path);
-        free(s->acc);
-        free(s->pad_tokens);
-    }
-    for (int e = 0; j.slot && e < B; e++) free(j.slot[e].attr);
-    free(j.th);
-    free(j.slot);
-    free(j.fam);
-    free(j.rows);
-    free(j.per_example);
-    free(j.dev_attr);
-    free(j.dev_base);
-    free(j.dev_pad);
+    free(j.attr), free(j.sum), free(j.base_logit), free(j.fam), free(j.rows), free(j.per_example), free(pad);
     sl_ordered_sums_free(&j.sums);
+    sl_backend_free(made);
     return rc;
 }
 

@@ -9,7 +9,7 @@
 
 #include "core/blas.h"
 #include "core/dataset.h"
-#include "cuda/device_model.h"
+#include "models/backend.h"
 #include "models/run.h"
 
 /* Pass k > 0 marks the positions of family k-1: the row replacement hook
@@ -56,14 +56,16 @@ int main(int argc, char **argv)
     }
     float *logits = malloc((size_t)passes * ds.n * sizeof *logits);
     sl_run_opts o = {.count = ds.n, .batch = batch ? batch : (int)ds.n, .threads = threads};
-    if (cuda) { /* the device model as `seqlens --device cuda` builds it (cli/session.c) */
-        sl_device dev;
-        if (!batch) o.batch = sl_dev_batch_for(&m.c, ds.L, 0, 4e9);
-        if (sl_device_cuda(&dev, &err) || !(o.dev = sl_dev_model_new(&m, &dev, o.batch, ds.L, &err))) {
+    if (cuda) { /* the device backend as `seqlens --device cuda` opens it (cli/session.c) */
+        const sl_backend_kind *k = sl_backend_kind_find("cuda");
+        sl_backend_want w = {batch, ds.L, 0};
+        if (!k) sl_fail(&err, SL_EINPUT, "no backend named cuda");
+        if (!k || k->accept(&err) || !(o.backend = k->open(&m, &w, &err))) {
             fprintf(stderr, "bench_sweep: %s\n", err.msg);
             return err.code;
         }
-        fprintf(stderr, "bench_sweep: %s, batch %d\n", sl_dev_model_device(o.dev), o.batch);
+        o.batch = o.backend->max_batch;
+        fprintf(stderr, "bench_sweep: %s, batch %d\n", o.backend->name, o.batch);
     }
     uint8_t *mask = malloc((size_t)o.batch * ds.L);
     double best = 1e30;
@@ -85,12 +87,12 @@ int main(int argc, char **argv)
         if (r > 0 && dt < best) best = dt;
     }
     printf("{\"seconds\": %.6f, \"passes\": %d, \"threads\": %d, \"device\": \"%s\", \"logits\": [", best, passes, threads,
-           o.dev ? sl_dev_model_device(o.dev) : "cpu");
+           o.backend ? o.backend->name : "cpu");
     for (long i = 0; i < passes * ds.n; i++) printf("%s%.7g", i ? ", " : "", logits[i]);
     printf("]}\n");
     free(logits);
     free(mask);
-    sl_dev_model_free(o.dev);
+    sl_backend_free(o.backend);
     sl_dataset_close(&ds);
     sl_model_free(&m);
     return 0;

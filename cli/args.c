@@ -6,7 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/outputs.h"
-#include "cuda/device.h"
+#include "models/backend.h"
 #include "models/run.h"
 
 static int allowed_opt(const char *allowed, const char *opt)
@@ -86,7 +86,7 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
     a->ex_end = -1;
     a->threads = sl_default_threads();
     a->seed = 0;
-    a->device = DEV_AUTO;
+    a->device = NULL;
     a->bootstrap = 1000;
     a->tolerance = 1e-4;
     for (int i = 0; i < argc; i++) {
@@ -126,11 +126,13 @@ int sl_parse_args(sl_args *a, const char *cmd, int argc, char **argv, const char
                 rc = sl_fail(err, SL_EINPUT, "seqlens %s: --seed '%.*s%s': expected an integer in [0, 2^53]", cmd,
                              SL_CLIP(v));
         } else if (!strcmp(o, "--device")) {
-            if (!strcmp(v, "cpu")) a->device = DEV_CPU;
-            else if (!strcmp(v, "cuda") && (sl_device_cuda_built() || sl_session_test_device())) a->device = DEV_CUDA;
-            else if (!strcmp(v, "cuda"))
-                rc = sl_fail(err, SL_EINPUT, "seqlens %s: --device cuda: this build has no CUDA backend (build with make CUDA=1 where nvcc is installed)", cmd);
-            else rc = sl_fail(err, SL_EINPUT, "seqlens %s: --device '%.*s%s': expected cpu or cuda", cmd, SL_CLIP(v));
+            const sl_backend_kind *k = sl_backend_kind_find(v);
+            sl_error why = {0};
+            if (!strcmp(v, "cpu")) a->device = "cpu";
+            else if (k && k->accept(&why)) rc = sl_fail(err, SL_EINPUT, "seqlens %s: --device %s: %s", cmd, k->name, why.msg);
+            else if (k) a->device = k->name;
+            else rc = sl_fail(err, SL_EINPUT, "seqlens %s: --device '%.*s%s': expected cpu or %s", cmd, SL_CLIP(v),
+                              sl_backend_names());
         } else if (!strcmp(o, "--reduce")) {
             if (!strcmp(v, "none")) a->reduce = REDUCE_NONE;
             else if (!strcmp(v, "mean")) a->reduce = REDUCE_MEAN;

@@ -9,7 +9,6 @@
 #define SL_MAX_POSITIONAL 4
 #define SL_MAX_HOOK_PATTERNS 64
 
-enum { DEV_AUTO, DEV_CPU, DEV_CUDA }; /* auto: cuda where this build has it and a device is found */
 enum { REDUCE_NONE, REDUCE_MEAN, REDUCE_LAST };
 
 typedef struct {
@@ -19,7 +18,8 @@ typedef struct {
     const char *out;
     long ex_first, ex_end; /* --examples A:B; ex_end -1 = to the end */
     long sample;           /* --sample S: a seeded sample of at most S of those examples; 0 = all */
-    int threads, batch, device, reduce, dtype_f16, help;
+    int threads, batch, reduce, dtype_f16, help;
+    const char *device; /* --device: "cpu" or a registered backend's name; NULL: a device where one is found */
     unsigned long long seed;
     char hooks[SL_MAX_HOOK_PATTERNS][96];
     int n_hooks;

@@ -163,7 +163,7 @@ static void plan(stage *st, const sl_args *a, const sl_session *s, const char *d
         if (i != ST_BASELINE) {
             arg(&st[i], "--threads"), arg(&st[i], "%d", a->threads);
             if (a->batch) arg(&st[i], "--batch"), arg(&st[i], "%d", a->batch);
-            if (a->device != DEV_AUTO) arg(&st[i], "--device"), arg(&st[i], a->device == DEV_CUDA ? "cuda" : "cpu");
+            if (a->device) arg(&st[i], "--device"), arg(&st[i], "%s", a->device);
         }
     }
     /* measured: a gradient pass costs 2.2 (the 4-layer benchmark Mamba)
@@ -574,7 +574,7 @@ int cmd_analyze(int argc, char **argv)
      * anything is written */
     sl_session s;
     sl_args check = a;
-    check.device = DEV_CPU; /* the stages run the model; this only reads the inputs */
+    check.device = "cpu"; /* the stages run the model; this only reads the inputs */
     check.sample = 0;       /* the stages take their samples */
     int rc = sl_session_open(&s, &check, a.pos[0], a.pos[1], &err);
     if (!rc) rc = sl_session_need_both_classes(&s, &err);

@@ -225,7 +225,7 @@ int cmd_patch(int argc, char **argv)
                                 &n_pairs, &err);
     }
     sl_patch_opts o = {points, n_points, positions, n_positions, pairs, n_pairs, a.threads, a.bootstrap, a.seed,
-                       s.run.dev};
+                       s.run.backend, s.run.batch};
     sl_patch_result r = {0};
     if (!rc) rc = sl_patch(&s.model, &s.data, &o, &r, &err);
     if (!rc) {

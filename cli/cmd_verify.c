@@ -38,7 +38,7 @@ static int pick_range(const sl_session *s, const sl_args *a, long n, sl_run_opts
                        s->data.n, s->data.path);
     o->first = 0;
     o->count = n;
-    if (!o->dev && o->batch > n) o->batch = (int)n; /* CPU batch buffers are sized from it */
+    if (!o->backend && o->batch > n) o->batch = (int)n; /* CPU batch buffers are sized from it */
     return SL_OK;
 }
 

@@ -40,8 +40,6 @@ typedef struct {
 } sl_session;
 
 int sl_session_open(sl_session *s, const sl_args *a, const char *model_dir, const char *data_path, sl_error *err);
-/* 1 when SEQLENS_TEST_HOST_DEVICE asks for the host grid in the GPU's place. */
-int sl_session_test_device(void);
 void sl_session_close(sl_session *s);
 /* AUCs need both labels among the selected examples. */
 int sl_session_need_both_classes(const sl_session *s, sl_error *err);

@@ -4,35 +4,15 @@
 
 #include "cli/commands.h"
 #include "core/dist.h"
-#include "cuda/device_model.h"
 
-/* Activations of one device batch: what fits beside the weights on a
- * small card; a large one fills with a larger --batch. */
-#define DEVICE_BATCH_BYTES 4e9
-
-/* SEQLENS_TEST_HOST_DEVICE puts the host grid stand-in (cuda/device.h) in
- * the GPU's place, so that the tests can drive every command's device path
- * end to end on a machine without one (tests/test_device_cli.c). */
-int sl_session_test_device(void)
+static int open_backend(sl_session *s, const sl_args *a, const sl_backend_kind *k, sl_error *err)
 {
-    const char *v = getenv("SEQLENS_TEST_HOST_DEVICE");
-    return v && *v && strcmp(v, "0");
-}
-
-static int open_device(sl_session *s, const sl_args *a, sl_error *err)
-{
-    sl_device dev;
-    if (sl_session_test_device()) {
-        sl_device_host(&dev);
-        if (sl_dist_root()) fprintf(stderr, "seqlens: --device cuda on the host grid (SEQLENS_TEST_HOST_DEVICE)\n");
-    } else {
-        int rc = sl_device_cuda(&dev, err);
-        if (rc) return rc;
-    }
     int backward = !strcmp(a->cmd, "attribute"); /* the one command with a backward pass */
-    int batch = a->batch ? a->batch : sl_dev_batch_for(&s->model.c, s->data.L, backward, DEVICE_BATCH_BYTES);
-    if (!(s->run.dev = sl_dev_model_new(&s->model, &dev, batch, s->data.L, err))) return err->code;
-    s->run.batch = batch;
+    sl_backend_want want = {a->batch, s->data.L, backward};
+    if (!(s->run.backend = k->open(&s->model, &want, err))) return err->code;
+    const char *notice = k->notice ? k->notice() : NULL;
+    if (notice && sl_dist_root()) fprintf(stderr, "seqlens: %s\n", notice);
+    s->run.batch = s->run.backend->max_batch;
     return SL_OK;
 }
 
@@ -62,8 +42,10 @@ int sl_session_open(sl_session *s, const sl_args *a, const char *model_dir, cons
     s->run.batch = a->batch ? a->batch : 4 * a->threads;
     /* batch buffers are sized from it: never more than the examples run */
     if (s->run.batch > s->run.count) s->run.batch = (int)s->run.count;
-    int want = a->device == DEV_CUDA || (a->device == DEV_AUTO && sl_device_cuda_available());
-    return want ? open_device(s, a, err) : SL_OK;
+    /* --device NAME, or without one a device found (sl_backend_kind_auto) */
+    const sl_backend_kind *k = !a->device ? sl_backend_kind_auto()
+                             : strcmp(a->device, "cpu") ? sl_backend_kind_find(a->device) : NULL;
+    return k ? open_backend(s, a, k, err) : SL_OK;
 }
 
 int sl_session_need_both_classes(const sl_session *s, sl_error *err)
@@ -85,8 +67,8 @@ void sl_session_json_sample(cJSON *j, const sl_session *s)
 
 void sl_session_close(sl_session *s)
 {
-    sl_dev_model_free(s->run.dev);
-    s->run.dev = NULL;
+    sl_backend_free(s->run.backend);
+    s->run.backend = NULL;
     sl_model_free(&s->model);
     sl_dataset_close(&s->data);
 }

@@ -30,9 +30,16 @@ int sl_hooks_add(sl_hooks *h, int point, sl_hook_fn fn, void *user, sl_error *er
         h->list = l;
         h->cap = cap;
     }
-    h->list[h->n++] = (sl_hook_entry){point, fn, user};
+    h->list[h->n++] = (sl_hook_entry){point, fn, user, NULL};
     h->active[point] = 1;
     return SL_OK;
+}
+
+int sl_hooks_add_replace(sl_hooks *h, int point, const sl_row_replace *r, sl_error *err)
+{
+    int rc = sl_hooks_add(h, point, sl_hook_replace_rows, (void *)r, err);
+    if (!rc) h->list[h->n - 1].replace = r;
+    return rc;
 }
 
 int sl_hooks_fire(const sl_hooks *h, sl_hook_event *ev, sl_error *err)

@@ -52,25 +52,26 @@ typedef struct {
 
 typedef int (*sl_hook_fn)(void *user, sl_hook_event *ev, sl_error *err);
 
+typedef struct sl_row_replace sl_row_replace;
+
 typedef struct {
     int point;
     sl_hook_fn fn;
     void *user;
+    /* set by sl_hooks_add_replace: the write as data, which a device can
+     * carry out without copying the activation out and back */
+    const sl_row_replace *replace;
 } sl_hook_entry;
-
-/* Structural ablations of a Mamba mixer (ablate --component), per layer:
- * what no activation write can express because it changes the computation
- * between two hook points. */
-enum { SL_OFF_CONV = 1, SL_OFF_SSM = 2, SL_OFF_GATE = 4 };
 
 typedef struct {
     int n_points;
     unsigned char *active; /* per point: any entry registered */
     sl_hook_entry *list;
     int n, cap;
-    /* [n_layers] SL_OFF_* bits, or NULL: conv = identity kernel without
-     * bias (SiLU kept), ssm = y = D x, gate = SiLU(z) replaced by 1 */
-    const unsigned *mamba_off;
+    /* [n_layers] bits of the architecture's structural switches, or NULL:
+     * what no activation write can express because it changes the
+     * computation between two hook points (models/model.h names the bits) */
+    const unsigned *knockout;
 } sl_hooks;
 
 int sl_hooks_init(sl_hooks *h, int n_points, sl_error *err);
@@ -86,17 +87,14 @@ static inline int sl_hooks_on(const sl_hooks *h, int id) { return h && id >= 0 &
  * s with mask[s * ld + t] != 0, the row becomes `row` (NULL: zeros). On the
  * CPU it is an ordinary hook, sl_hook_replace_rows. mask and row are read
  * when the hook fires, so the caller may rewrite them between batches. */
-typedef struct {
+struct sl_row_replace {
     const uint8_t *mask;
     long ld;
     const float *row;
-} sl_row_replace;
+};
 
 int sl_hook_replace_rows(void *user, sl_hook_event *ev, sl_error *err);
-static inline int sl_hooks_add_replace(sl_hooks *h, int point, const sl_row_replace *r, sl_error *err)
-{
-    return sl_hooks_add(h, point, sl_hook_replace_rows, (void *)r, err);
-}
+int sl_hooks_add_replace(sl_hooks *h, int point, const sl_row_replace *r, sl_error *err);
 
 /* Dot-separated names; a pattern component matches one name component by
  * fnmatch, so `*` stands for one index: "blocks.*.resid_post". */

@@ -9,8 +9,10 @@
 #ifndef SL_ORDERED_SUMS_H
 #define SL_ORDERED_SUMS_H
 
+#include <stddef.h>
+
+#include "core/batch.h"
 #include "core/error.h"
-#include "models/run.h"
 
 typedef struct {
     long width;    /* values summed per example */

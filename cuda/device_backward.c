@@ -268,13 +268,14 @@ static int logits_out(batch_run *r, float *host, sl_error *err)
     return host ? dm->dev.get(dm->dev.ctx, host, dm->logits, (size_t)r->bt.B * sizeof *host, err) : SL_OK;
 }
 
-int sl_dev_attribute(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const uint8_t *keep,
-                     const int32_t *lengths, long first, int steps, const int32_t *pad_tokens, int zero_baseline,
+int sl_dev_attribute(sl_dev_model *dm, const sl_batch *bt, int steps, const int32_t *pad_tokens, int zero_baseline,
                      float *attr, float *logits, float *base_logits, sl_error *err)
 {
+    int cnt = bt->count, ldt = bt->L;
+    const int32_t *tokens = bt->tokens, *lengths = bt->lengths;
     batch_run r;
     int rc = bw_alloc(dm, err);
-    if (!rc) rc = sl_dm_begin(dm, cnt, ldt, tokens, keep, lengths, first, NULL, &r, err);
+    if (!rc) rc = sl_dm_begin(dm, bt, NULL, &r, err);
     if (rc) return rc;
     struct sl_dev_bw *b = dm->bw;
     long n = r.rows * dm->m->c.d_model;

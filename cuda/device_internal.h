@@ -38,7 +38,7 @@ typedef struct {
     sl_kbatch bt;               /* device side */
     const int32_t *tokens;      /* host side, for hook events */
     const int32_t *lengths;
-    long first;
+    const sl_batch *batch;      /* host side: what hooks and error lines name */
     int ldt;
     long rows;                  /* B * Lb */
 } batch_run;
@@ -55,8 +55,7 @@ int sl_dm_linear(batch_run *r, const float *x, int ldx, int in, const float *w, 
 int sl_dm_layernorm(batch_run *r, const float *x, const float *w, const float *b, float *y, sl_error *err);
 int sl_dm_mamba_norm(batch_run *r, const float *x, const float *w, const float *b, float *y, sl_error *err);
 /* Checks the batch and copies its tokens, keep mask and lengths over. */
-int sl_dm_begin(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const uint8_t *keep,
-                const int32_t *lengths, long first, const sl_hooks *hooks, batch_run *r, sl_error *err);
+int sl_dm_begin(sl_dev_model *dm, const sl_batch *b, const sl_hooks *hooks, batch_run *r, sl_error *err);
 /* Token embedding plus positional term into dm->h (hooks fired). */
 int sl_dm_embed(batch_run *r, sl_error *err);
 int sl_dm_layer(batch_run *r, int i, sl_error *err);

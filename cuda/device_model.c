@@ -174,7 +174,7 @@ static int replaces_only(const sl_hooks *h, int id)
     int any = 0;
     for (int i = 0; i < h->n; i++)
         if (h->list[i].point == id) {
-            if (h->list[i].fn != sl_hook_replace_rows) return 0;
+            if (!h->list[i].replace) return 0;
             any = 1;
         }
     return any;
@@ -187,7 +187,7 @@ static int replace_on_device(batch_run *r, int id, float *data, int cols, int ld
     int rc = SL_OK;
     for (int i = 0; !rc && i < h->n; i++) {
         if (h->list[i].point != id) continue;
-        const sl_row_replace *rep = h->list[i].user;
+        const sl_row_replace *rep = h->list[i].replace;
         long ldm = rep->ld < r->ldt ? rep->ld : r->ldt;
         /* the mask's rows as the batch sees them: [B][ldm] */
         for (int e = 0; !rc && e < r->bt.B; e++)
@@ -228,7 +228,7 @@ static int fire(batch_run *r, int kind, int layer, float *data, int cols, int ld
     for (int e = 0; !rc && e < B; e++) {
         int len = r->lengths[e];
         sl_hook_event ev = {
-            .point = pt, .id = id, .example = r->first + e, .slot = e, .len = len, .heads = H,
+            .point = pt, .id = id, .example = sl_batch_index(r->batch, e), .slot = e, .len = len, .heads = H,
             .tokens = r->tokens + (long)e * r->ldt, .data = stage + e * stride,
             .rows = pt->per_example ? 1 : len, .cols = cols, .ld = ld,
         };
@@ -270,7 +270,7 @@ static int mamba_layer(batch_run *r, int i, sl_error *err)
     const sl_config *c = &dm->m->c;
     const sl_mamba_layer *w = &dm->m->mamba[i];
     int d = c->d_model, di = c->d_inner, S = c->d_state, R = c->dt_rank, nx = R + 2 * S;
-    unsigned off = r->hooks && r->hooks->mamba_off ? r->hooks->mamba_off[i] : 0;
+    unsigned off = r->hooks && r->hooks->knockout ? r->hooks->knockout[i] : 0;
     int rc = fire(r, HK_RESID_PRE, i, dm->h, d, d, err);
     if (!rc) rc = sl_dm_mamba_norm(r, dm->h, w->norm_w, w->norm_b, dm->a, err);
     if (!rc) rc = sl_dm_linear(r, dm->a, d, d, w->in_w, w->in_b, 2 * di, dm->xz, 2 * di, err);
@@ -390,10 +390,12 @@ int sl_dm_tail(batch_run *r, sl_error *err)
 }
 
 /* Checks the batch and copies its tokens, keep mask and lengths over. */
-int sl_dm_begin(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const uint8_t *keep,
-                       const int32_t *lengths, long first, const sl_hooks *hooks, batch_run *r, sl_error *err)
+int sl_dm_begin(sl_dev_model *dm, const sl_batch *b, const sl_hooks *hooks, batch_run *r, sl_error *err)
 {
     const sl_config *c = &dm->m->c;
+    int cnt = b->count, ldt = b->L;
+    const int32_t *tokens = b->tokens, *lengths = b->lengths;
+    const uint8_t *keep = b->keep;
     if (cnt < 1 || cnt > dm->max_batch || ldt > dm->L)
         return sl_fail(err, SL_ERUNTIME, "device batch of %d x %d outside the model's %d x %d", cnt, ldt,
                        dm->max_batch, dm->L);
@@ -401,13 +403,13 @@ int sl_dm_begin(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const
     for (int e = 0; e < cnt; e++) {
         int len = lengths[e];
         if (len < 1 || len > ldt)
-            return sl_fail(err, SL_ERUNTIME, "example %ld: length %d outside 1..%d", first + e, len, ldt);
+            return sl_fail(err, SL_ERUNTIME, "example %ld: length %d outside 1..%d", sl_batch_index(b, e), len, ldt);
         if (c->arch == ARCH_TRANSFORMER && c->positional == POS_LEARNED && len > c->max_len)
             return sl_fail(err, SL_EINPUT, "example %ld: length %d exceeds max_len %d of the learned positions",
-                           first + e, len, c->max_len);
+                           sl_batch_index(b, e), len, c->max_len);
         if (len > Lb) Lb = len;
     }
-    *r = (batch_run){.dm = dm, .hooks = hooks, .tokens = tokens, .lengths = lengths, .first = first, .ldt = ldt,
+    *r = (batch_run){.dm = dm, .hooks = hooks, .tokens = tokens, .lengths = lengths, .batch = b, .ldt = ldt,
                      .rows = (long)cnt * Lb};
     r->bt = (sl_kbatch){.B = cnt, .Lb = Lb, .ldt = ldt, .len = dm->len, .tokens = dm->tokens, .keep = dm->keep};
     size_t slots = (size_t)cnt * ldt;
@@ -434,11 +436,10 @@ int sl_dm_finish(batch_run *r, float *logits, sl_error *err)
     return rc ? rc : r->dm->dev.get(r->dm->dev.ctx, logits, r->dm->logits, (size_t)r->bt.B * sizeof *logits, err);
 }
 
-int sl_dev_forward(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const uint8_t *keep,
-                   const int32_t *lengths, long first, const sl_hooks *hooks, float *logits, sl_error *err)
+int sl_dev_forward(sl_dev_model *dm, const sl_batch *b, const sl_hooks *hooks, float *logits, sl_error *err)
 {
     batch_run r;
-    int rc = sl_dm_begin(dm, cnt, ldt, tokens, keep, lengths, first, hooks, &r, err);
+    int rc = sl_dm_begin(dm, b, hooks, &r, err);
     if (!rc) rc = sl_dm_embed(&r, err);
     if (!rc) rc = sl_dm_layers_from(&r, 0, err);
     return rc ? rc : sl_dm_finish(&r, logits, err);
@@ -450,16 +451,17 @@ float *sl_dm_kept(const sl_dev_model *dm, int k)
     return dm->cache + (size_t)k * dm->max_batch * dm->L * dm->m->c.d_model;
 }
 
-int sl_dev_forward_variants(sl_dev_model *dm, int cnt, int ldt, const int32_t *tokens, const uint8_t *keep,
-                            const int32_t *lengths, long first, const sl_variant *v, int n, sl_variant_edit edit,
+int sl_dev_forward_variants(sl_dev_model *dm, const sl_batch *b, const sl_variant *v, int n, sl_variant_edit edit,
                             void *user, float *base, float *out, long ld_out, sl_error *err)
 {
+    int cnt = b->count;
+    const int32_t *lengths = b->lengths;
     const sl_config *c = &dm->m->c;
     int nl = c->n_layers, d = c->d_model, rc = SL_OK;
     if (!dm->cache)
         rc = sl_dm_alloc(dm, (void **)&dm->cache, (size_t)(nl + 1) * dm->max_batch * dm->L * d * sizeof(float), err);
     batch_run r;
-    if (!rc) rc = sl_dm_begin(dm, cnt, ldt, tokens, keep, lengths, first, NULL, &r, err);
+    if (!rc) rc = sl_dm_begin(dm, b, NULL, &r, err);
     if (rc) return rc;
     long values = r.rows * d;
     rc = sl_dm_embed(&r, err);

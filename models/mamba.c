@@ -119,7 +119,7 @@ static int block(const sl_model *m, const sl_example *ex, sl_workspace *ws, cons
     int rc = sl_fire(m, hooks, ex, HK_RESID_PRE, i, ws->h, T, d, d, err);
     if (rc) return rc;
 
-    unsigned off = hooks && hooks->mamba_off ? hooks->mamba_off[i] : 0;
+    unsigned off = hooks && hooks->knockout ? hooks->knockout[i] : 0;
     sl_mamba_norm(c, ws->h, w->norm_w, w->norm_b, T, ws->a);
     sl_linear(ws->a, d, T, d, w->in_w, w->in_b, 2 * di, xz, 2 * di);
     if (off & SL_OFF_CONV) silu_only(xz, 2 * di, T, di, xc);

@@ -10,6 +10,11 @@
 #include "core/error.h"
 #include "core/hooks.h"
 
+/* The structural switches of a Mamba mixer (ablate --component), per
+ * layer in sl_hooks.knockout: conv = identity kernel without bias (SiLU
+ * kept), ssm = y = D x, gate = SiLU(z) replaced by 1. */
+enum { SL_OFF_CONV = 1, SL_OFF_SSM = 2, SL_OFF_GATE = 4 };
+
 typedef struct {
     const float *norm_w, *norm_b; /* [d], [d] with NORM_LAYER (else NULL) */
     const float *in_w, *in_b;     /* [2*di, d], [2*di] or NULL */

@@ -71,7 +71,7 @@ typedef struct {
 
 /* Runs the fixture's data through the CPU core and the device with the
  * same hooks, before-batch function and switches; compares the logits. */
-static void run_pair(fixture *f, sl_dev_model *dm, const parity_opts *po, const sl_hooks *hooks, sl_batch_fn before,
+static void run_pair(fixture *f, sl_backend *dm, const parity_opts *po, const sl_hooks *hooks, sl_batch_fn before,
                      const char *what, const char *name)
 {
     long n = f->ds.n;
@@ -80,7 +80,7 @@ static void run_pair(fixture *f, sl_dev_model *dm, const parity_opts *po, const 
     sl_run_opts o = {.count = n, .batch = 4, .threads = 1};
     int rc = sl_run(&f->m, &f->ds, &o, hooks, before, NULL, NULL, cpu, &err);
     CHECK(!rc, "%s: %s: CPU: %s", name, what, err.msg);
-    o.batch = po->batch, o.dev = dm;
+    o.batch = po->batch, o.backend = dm;
     rc = sl_run(&f->m, &f->ds, &o, hooks, before, NULL, NULL, dev, &err);
     CHECK(!rc, "%s: %s: device: %s", name, what, err.msg);
     double e = rel_err(dev, cpu, n);
@@ -89,7 +89,7 @@ static void run_pair(fixture *f, sl_dev_model *dm, const parity_opts *po, const 
 }
 
 /* Every hook point captured on both paths, compared point by point. */
-static void compare_captures(fixture *f, sl_dev_model *dm, const parity_opts *po, sl_batch_fn before,
+static void compare_captures(fixture *f, sl_backend *dm, const parity_opts *po, sl_batch_fn before,
                              const char *what, const char *name)
 {
     long n = f->ds.n;
@@ -101,7 +101,7 @@ static void compare_captures(fixture *f, sl_dev_model *dm, const parity_opts *po
         c[k] = (captures){n, np, calloc((size_t)np * n, sizeof(float *)), calloc((size_t)np * n, sizeof(long))};
         sl_hooks_init(&h[k], np, &err);
         for (int p = 0; p < np; p++) sl_hooks_add(&h[k], p, capture_hook, &c[k], &err);
-        sl_run_opts o = {.count = n, .batch = k ? po->batch : 4, .threads = 1, .dev = k ? dm : NULL};
+        sl_run_opts o = {.count = n, .batch = k ? po->batch : 4, .threads = 1, .backend = k ? dm : NULL};
         int rc = sl_run(&f->m, &f->ds, &o, &h[k], before, NULL, NULL, NULL, &err);
         CHECK(!rc, "%s: %s: capture on the %s: %s", name, what, k ? "device" : "CPU", err.msg);
     }
@@ -130,7 +130,7 @@ static void compare_captures(fixture *f, sl_dev_model *dm, const parity_opts *po
 /* Row replacements (the write the device does without copying out) at
  * every point they apply to: zeros, then a fixed row, where (slot + t) % 3
  * == 0. */
-static void replacements(fixture *f, sl_dev_model *dm, const parity_opts *po, const char *name)
+static void replacements(fixture *f, sl_backend *dm, const parity_opts *po, const char *name)
 {
     int L = f->ds.L, widest = 1;
     for (int p = 0; p < f->m.n_points; p++)
@@ -160,7 +160,7 @@ static void replacements(fixture *f, sl_dev_model *dm, const parity_opts *po, co
 
 /* The family-ablation sweep itself (ablation/family.c), every mode, on both
  * paths: ablated logits and masked fractions. */
-static void family_sweeps(fixture *f, sl_dev_model *dm, const parity_opts *po, const char *name)
+static void family_sweeps(fixture *f, sl_backend *dm, const parity_opts *po, const char *name)
 {
     int F = f->ds.n_families;
     if (F < 1) return;
@@ -174,7 +174,7 @@ static void family_sweeps(fixture *f, sl_dev_model *dm, const parity_opts *po, c
         int ok = 1;
         for (int k = 0; k < 2; k++) {
             sl_error err = {0};
-            sl_run_opts o = {.count = n, .batch = k ? po->batch : 4, .threads = 1, .dev = k ? dm : NULL};
+            sl_run_opts o = {.count = n, .batch = k ? po->batch : 4, .threads = 1, .backend = k ? dm : NULL};
             int rc = sl_ablate_families(&f->m, &f->ds, &o, fams, F, &fo, &res[k], lg[k], &err);
             CHECK(!rc, "%s: family ablation (%s) on the %s: %s", name, sl_family_mode_name(mode), k ? "device" : "CPU",
                   err.msg);
@@ -197,7 +197,7 @@ static void family_sweeps(fixture *f, sl_dev_model *dm, const parity_opts *po, c
 
 /* Layer and component ablation (prefix reuse: the device keeps the
  * residuals), every layer, component and mode, on both paths. */
-static void variant_sweeps(fixture *f, sl_dev_model *dm, const parity_opts *po, const char *name)
+static void variant_sweeps(fixture *f, sl_backend *dm, const parity_opts *po, const char *name)
 {
     int nl = f->m.c.n_layers, nc = 0;
     long n = f->ds.n;
@@ -211,7 +211,7 @@ static void variant_sweeps(fixture *f, sl_dev_model *dm, const parity_opts *po, 
         for (int k = 0; k < 2; k++) {
             sl_error err = {0};
             sl_ablation_result res;
-            sl_run_opts o = {.count = n, .batch = k ? po->batch : 4, .threads = 1, .dev = k ? dm : NULL};
+            sl_run_opts o = {.count = n, .batch = k ? po->batch : 4, .threads = 1, .backend = k ? dm : NULL};
             int rc = what < 2 ? sl_ablate_layers(&f->m, &f->ds, &o, layers, nl, what ? LAYER_MEAN : LAYER_SKIP, 0, 1,
                                                  &res, lg[k], &err)
                               : sl_ablate_components(&f->m, &f->ds, &o, comps, comp_layers, nc,
@@ -246,7 +246,7 @@ static int keep_rows(void *user, long row, int count, int L, const float *attr, 
  * integrated gradients from both baselines; per-token attributions and the
  * totals. Gradients are held to 1e-4 (the CPU core's own tolerance against
  * PyTorch's gradients), or to the parity tolerance if that is looser. */
-static void attributions(fixture *f, sl_dev_model *dm, const parity_opts *po, const char *name)
+static void attributions(fixture *f, sl_backend *dm, const parity_opts *po, const char *name)
 {
     long n = f->ds.n, L = f->ds.L;
     double tol = po->tol > 1e-4 ? po->tol : 1e-4;
@@ -258,7 +258,7 @@ static void attributions(fixture *f, sl_dev_model *dm, const parity_opts *po, co
         int ok = 1;
         for (int side = 0; side < 2; side++) {
             sl_error err = {0};
-            sl_run_opts o = {.count = n, .batch = side ? po->batch : 4, .threads = 1, .dev = side ? dm : NULL};
+            sl_run_opts o = {.count = n, .batch = side ? po->batch : 4, .threads = 1, .backend = side ? dm : NULL};
             int rc = sl_attribute(&f->m, &f->ds, &o, &cases[k], &res[side], keep_rows, &t[side], &err);
             CHECK(!rc, "%s: %s on the %s: %s", name, names[k], side ? "device" : "CPU", err.msg);
             ok &= !rc;
@@ -285,7 +285,7 @@ static void attributions(fixture *f, sl_dev_model *dm, const parity_opts *po, co
  * (absolute, from the end, and one past most lengths), over pairs that
  * include a pair of equal examples: base, source and every patched logit,
  * with the same cells left NaN on both paths. */
-static void patches(fixture *f, sl_dev_model *dm, const parity_opts *po, const char *name)
+static void patches(fixture *f, sl_backend *dm, const parity_opts *po, const char *name)
 {
     int points[64], np = 0;
     for (int i = 0; i < f->m.n_points && np < 64; i++)
@@ -296,7 +296,7 @@ static void patches(fixture *f, sl_dev_model *dm, const parity_opts *po, const c
     sl_patch_result res[2];
     int ok = 1;
     for (int side = 0; side < 2; side++) {
-        sl_patch_opts o = {points, np, positions, 5, pairs, M, 1, 0, 1, side ? dm : NULL};
+        sl_patch_opts o = {points, np, positions, 5, pairs, M, 1, 0, 1, side ? dm : NULL, 0};
         sl_error err = {0};
         int rc = sl_patch(&f->m, &f->ds, &o, &res[side], &err);
         CHECK(!rc, "%s: patch on the %s: %s", name, side ? "device" : "CPU", err.msg);
@@ -327,9 +327,10 @@ static void parity_fixture(const char *name, const char *path, void *user)
     if (open_fixture(&f, name, 1, 4)) return;
     sl_device dev;
     sl_error err = {0};
-    sl_dev_model *dm = NULL;
+    sl_backend *dm = NULL;
     int rc = po->open(&dev, &err);
-    if (!rc) dm = sl_dev_model_new(&f.m, &dev, po->batch, f.ds.L, &err);
+    sl_dev_model *core = rc ? NULL : sl_dev_model_new(&f.m, &dev, po->batch, f.ds.L, &err);
+    if (core) dm = sl_dev_backend(core, &err);
     CHECK(dm != NULL, "%s: device model: %s", name, err.msg);
     if (!dm) {
         close_fixture(&f);
@@ -358,7 +359,7 @@ static void parity_fixture(const char *name, const char *path, void *user)
         unsigned *off = calloc((size_t)f.m.c.n_layers, sizeof *off);
         sl_hooks h;
         sl_hooks_init(&h, f.m.n_points, &err);
-        h.mamba_off = off;
+        h.knockout = off;
         for (int layer = 0; layer < f.m.c.n_layers; layer++)
             for (unsigned bits = 1; bits < 8; bits++) {
                 memset(off, 0, (size_t)f.m.c.n_layers * sizeof *off);
@@ -370,7 +371,7 @@ static void parity_fixture(const char *name, const char *path, void *user)
         sl_hooks_free(&h);
         free(off);
     }
-    sl_dev_model_free(dm);
+    sl_backend_free(dm);
     close_fixture(&f);
 }
 

@@ -36,13 +36,15 @@ static void refusals(void)
         int32_t tokens[2 * 512] = {0}, lens[3] = {1, 1, 1};
         float logits[3];
         int L = f.ds.L < 512 ? f.ds.L : 512;
-        CHECK(sl_dev_forward(dm, 3, L, tokens, NULL, lens, 0, NULL, logits, &err) != 0, "a batch over max_batch ran");
+        sl_batch b = {.count = 3, .L = L, .tokens = tokens, .lengths = lens};
+        CHECK(sl_dev_forward(dm, &b, NULL, logits, &err) != 0, "a batch over max_batch ran");
+        b.count = 2;
         lens[1] = 0;
-        CHECK(sl_dev_forward(dm, 2, L, tokens, NULL, lens, 0, NULL, logits, &err) != 0, "length 0 ran");
+        CHECK(sl_dev_forward(dm, &b, NULL, logits, &err) != 0, "length 0 ran");
         lens[1] = L + 1;
-        CHECK(sl_dev_forward(dm, 2, L, tokens, NULL, lens, 0, NULL, logits, &err) != 0, "a length past L ran");
+        CHECK(sl_dev_forward(dm, &b, NULL, logits, &err) != 0, "a length past L ran");
         lens[1] = 1;
-        CHECK(sl_dev_forward(dm, 2, L, tokens, NULL, lens, 0, NULL, logits, &err) == 0, "a good batch: %s", err.msg);
+        CHECK(sl_dev_forward(dm, &b, NULL, logits, &err) == 0, "a good batch: %s", err.msg);
         sl_dev_model_free(dm);
     }
     close_fixture(&f);

@@ -66,7 +66,7 @@ static double patch_effect(trained *t, const char *hook, const int *positions, i
                            int which, long *used)
 {
     int point = sl_model_find_point(&t->m, hook);
-    sl_patch_opts o = {&point, 1, positions, np, pairs, n, 2, 0, 1, NULL};
+    sl_patch_opts o = {&point, 1, positions, np, pairs, n, 2, 0, 1, NULL, 0};
     sl_patch_result r;
     sl_error err = {0};
     int rc = sl_patch(&t->m, &t->ds, &o, &r, &err);

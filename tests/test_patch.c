@@ -79,7 +79,7 @@ static void patch_properties(const char *name)
         if (sl_patchable(&f.m, i)) points[np++] = i;
     int positions[] = {0, 2, -1, -3};
     long last = f.ds.n - 1, pairs[] = {0, 1, 1, 2 % f.ds.n, last, 0, 2 % f.ds.n, 2 % f.ds.n};
-    sl_patch_opts o = {points, np, positions, 4, pairs, 4, 2, 50, 7, NULL};
+    sl_patch_opts o = {points, np, positions, 4, pairs, 4, 2, 50, 7, NULL, 0};
     sl_patch_result r;
     sl_error err = {0};
     int rc = sl_patch(&f.m, &f.ds, &o, &r, &err);
@@ -220,7 +220,7 @@ static void patch_vs_reference(fixture *f, const char *name, const cJSON *p)
         CHECK(points[h] >= 0, "%s: no hook %s", name, cJSON_GetArrayItem(jh, h)->valuestring);
     }
     for (int q = 0; q < P; q++) positions[q] = cJSON_GetArrayItem(jq, q)->valueint;
-    sl_patch_opts o = {points, H, positions, P, pairs, M, 2, 0, 1, NULL};
+    sl_patch_opts o = {points, H, positions, P, pairs, M, 2, 0, 1, NULL, 0};
     sl_patch_result r;
     sl_error err = {0};
     int rc = sl_patch(&f->m, &f->ds, &o, &r, &err);

@@ -1,0 +1,279 @@
+/* The CPU backend (models/backend.h): the examples of a batch in parallel,
+ * one thread and one workspace each, every example through the per-example
+ * model core (models/forward.c, backward.c). */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/blas.h"
+#include "models/backend.h"
+
+typedef struct {
+    float *grad, *x, *base, *path, *acc; /* embed_gradient's, allocated on its first call */
+} grad_scratch;
+
+typedef struct {
+    sl_backend be;
+    int threads;
+    sl_workspace **ws;   /* [threads] */
+    grad_scratch *gs;    /* [threads] */
+    sl_error *slot_err;  /* [max_batch]: each example's own failure */
+    float *cache;        /* variants: [slot][n_layers + 1][max_len][d_model], on first use */
+    sl_hooks keep;       /* variants: the hooks that fill the cache */
+} cpu_backend;
+
+/* One example's work: thread picks the scratch, ex->slot the results. */
+typedef int (*example_fn)(cpu_backend *cb, int thread, const sl_example *ex, void *ctx, sl_error *err);
+
+static int uses_keep(const uint8_t *keep, int len)
+{
+    for (int t = 0; keep && t < len; t++)
+        if (!keep[t]) return 1;
+    return 0;
+}
+
+/* fn on every example of b in parallel; the failure reported is that of the
+ * first failing example in batch order, whatever the threads did. */
+static int each_example(cpu_backend *cb, const sl_batch *b, example_fn fn, void *ctx, sl_error *err)
+{
+    if (b->count > cb->be.max_batch || b->L > cb->be.max_len)
+        return sl_fail(err, SL_ERUNTIME, "CPU batch of %d x %d outside the backend's %d x %d", b->count, b->L,
+                       cb->be.max_batch, cb->be.max_len);
+    sl_blas_single_thread(); /* examples run in parallel: a threaded BLAS inside would oversubscribe */
+    for (int e = 0; e < b->count; e++) cb->slot_err[e].code = SL_OK;
+    int failed = 0;
+#pragma omp parallel for num_threads(cb->threads) schedule(dynamic, 1)
+    for (int e = 0; e < b->count; e++) {
+        int stop;
+#pragma omp atomic read
+        stop = failed;
+        if (stop) continue;
+        const uint8_t *kp = b->keep ? b->keep + (long)e * b->L : NULL;
+        sl_example ex = {b->tokens + (long)e * b->L, b->lengths[e], sl_batch_index(b, e), e,
+                         uses_keep(kp, b->lengths[e]) ? kp : NULL};
+        if (fn(cb, omp_get_thread_num(), &ex, ctx, &cb->slot_err[e])) {
+#pragma omp atomic write
+            failed = 1;
+        }
+    }
+    for (int e = 0; failed && e < b->count; e++)
+        if (cb->slot_err[e].code) {
+            *err = cb->slot_err[e];
+            return err->code;
+        }
+    return SL_OK;
+}
+
+/* ---- forward ---- */
+
+typedef struct {
+    const sl_hooks *hooks;
+    float *logits;
+} forward_ctx;
+
+static int forward_one(cpu_backend *cb, int thread, const sl_example *ex, void *ctx, sl_error *err)
+{
+    forward_ctx *f = ctx;
+    return sl_forward(cb->be.m, ex, cb->ws[thread], f->hooks, &f->logits[ex->slot], err);
+}
+
+static int cpu_forward(sl_backend *be, const sl_batch *b, const sl_hooks *hooks, float *logits, sl_error *err)
+{
+    forward_ctx f = {hooks, logits};
+    return each_example((cpu_backend *)be, b, forward_one, &f, err);
+}
+
+/* ---- variants ---- */
+
+static float *slot_cache(const cpu_backend *cb, int slot, int r)
+{
+    const sl_config *c = &cb->be.m->c;
+    return cb->cache + (((size_t)slot * (c->n_layers + 1) + r) * cb->be.max_len) * c->d_model;
+}
+
+static int keep_residual(void *user, sl_hook_event *ev, sl_error *err)
+{
+    (void)err;
+    const cpu_backend *cb = user;
+    const sl_config *c = &cb->be.m->c;
+    int r = ev->point->kind == HK_RESID_PRE ? ev->point->layer : c->n_layers;
+    memcpy(slot_cache(cb, ev->slot, r), ev->data, (size_t)ev->len * c->d_model * sizeof(float));
+    return SL_OK;
+}
+
+static int prepare_cache(cpu_backend *cb, sl_error *err)
+{
+    if (cb->cache) return SL_OK;
+    const sl_model *m = cb->be.m;
+    int nl = m->c.n_layers;
+    size_t n = (size_t)cb->be.max_batch * (nl + 1) * cb->be.max_len * m->c.d_model;
+    if (!(cb->cache = malloc(n * sizeof *cb->cache)))
+        return sl_fail(err, SL_ERUNTIME, "out of memory for a residual cache of %d x %d x %d x %d floats",
+                       cb->be.max_batch, nl + 1, cb->be.max_len, m->c.d_model);
+    int rc = sl_hooks_init(&cb->keep, m->n_points, err);
+    for (int i = 0; !rc && i < nl; i++) rc = sl_hooks_add(&cb->keep, sl_model_point(m, HK_RESID_PRE, i), keep_residual, cb, err);
+    if (!rc) rc = sl_hooks_add(&cb->keep, sl_model_point(m, HK_RESID_POST, nl - 1), keep_residual, cb, err);
+    return rc;
+}
+
+typedef struct {
+    const sl_variant *v;
+    int n;
+    sl_variant_edit edit;
+    void *user;
+    float *base, *out;
+    long ld_out;
+} variants_ctx;
+
+static int variants_one(cpu_backend *cb, int thread, const sl_example *ex, void *ctx, sl_error *err)
+{
+    const variants_ctx *x = ctx;
+    const sl_model *m = cb->be.m;
+    sl_workspace *ws = cb->ws[thread];
+    int rc = sl_forward(m, ex, ws, &cb->keep, &x->base[ex->slot], err);
+    float *h = sl_workspace_residual(ws);
+    for (int k = 0; !rc && k < x->n; k++) {
+        memcpy(h, slot_cache(cb, ex->slot, x->v[k].restore), (size_t)ex->len * m->c.d_model * sizeof *h);
+        if (x->edit) x->edit(x->user, k, ex->slot, h, ex->len);
+        rc = sl_forward_from(m, ex, ws, x->v[k].hooks, x->v[k].start, &x->out[k * x->ld_out + ex->slot], err);
+    }
+    return rc;
+}
+
+static int cpu_variants(sl_backend *be, const sl_batch *b, const sl_variant *v, int n, sl_variant_edit edit, void *user,
+                        float *base, float *out, long ld_out, sl_error *err)
+{
+    cpu_backend *cb = (cpu_backend *)be;
+    int nl = be->m->c.n_layers;
+    for (int k = 0; k < n; k++)
+        if (v[k].restore < 0 || v[k].restore > nl || v[k].start < v[k].restore || v[k].start > nl)
+            return sl_fail(err, SL_ERUNTIME, "variant %d: restore %d, start %d outside 0..%d", k, v[k].restore,
+                           v[k].start, nl);
+    int rc = prepare_cache(cb, err);
+    variants_ctx x = {v, n, edit, user, base, out, ld_out};
+    return rc ? rc : each_example(cb, b, variants_one, &x, err);
+}
+
+/* ---- the embedding gradient along a path ---- */
+
+static int prepare_gradient(cpu_backend *cb, sl_error *err)
+{
+    if (cb->gs) return SL_OK;
+    const sl_config *c = &cb->be.m->c;
+    size_t ld = (size_t)cb->be.max_len * c->d_model;
+    if (!(cb->gs = calloc((size_t)cb->threads, sizeof *cb->gs))) return sl_fail(err, SL_ERUNTIME, "out of memory");
+    for (int t = 0; t < cb->threads; t++) {
+        grad_scratch *s = &cb->gs[t];
+        s->grad = malloc((size_t)(c->n_layers + 1) * ld * sizeof(float));
+        s->x = malloc(ld * sizeof(float));
+        s->base = malloc(ld * sizeof(float));
+        s->path = malloc(ld * sizeof(float));
+        s->acc = malloc(ld * sizeof(float));
+        if (!s->grad || !s->x || !s->base || !s->path || !s->acc)
+            return sl_fail(err, SL_ERUNTIME, "out of memory for the gradients of %d positions", cb->be.max_len);
+    }
+    return SL_OK;
+}
+
+typedef struct {
+    const sl_path *p;
+    const sl_path_out *out;
+    int ld_attr;
+} gradient_ctx;
+
+static int gradient_one(cpu_backend *cb, int thread, const sl_example *ex, void *ctx, sl_error *err)
+{
+    const gradient_ctx *g = ctx;
+    const sl_model *m = cb->be.m;
+    sl_workspace *ws = cb->ws[thread];
+    grad_scratch *s = &cb->gs[thread];
+    int T = ex->len, d = m->c.d_model;
+    long n = (long)T * d;
+    float *logit = &g->out->logits[ex->slot];
+    int rc = sl_embed(m, ex, ws, s->x, err);
+    if (rc) return rc;
+    if (g->p->steps == 0) {
+        rc = sl_gradient(m, ex, ws, NULL, logit, s->grad, err);
+        for (long k = 0; !rc && k < n; k++) s->acc[k] = s->x[k] * s->grad[k];
+    } else {
+        if (!g->p->baseline) {
+            memset(s->base, 0, (size_t)n * sizeof *s->base);
+        } else {
+            sl_example pe = *ex;
+            pe.tokens = g->p->baseline;
+            rc = sl_embed(m, &pe, ws, s->base, err);
+        }
+        /* a forward pass from the baseline: only its logit is needed */
+        if (!rc) memcpy(sl_workspace_residual(ws), s->base, (size_t)n * sizeof *s->base);
+        if (!rc) rc = sl_forward_from(m, ex, ws, NULL, 0, &g->out->base_logits[ex->slot], err);
+        if (!rc) rc = sl_forward(m, ex, ws, NULL, logit, err);
+        memset(s->acc, 0, (size_t)n * sizeof *s->acc);
+        int K = g->p->steps;
+        for (int step = 0; !rc && step < K; step++) {
+            float alpha = (step + 0.5f) / K, unused; /* the midpoint rule */
+            for (long k = 0; k < n; k++) s->path[k] = s->base[k] + alpha * (s->x[k] - s->base[k]);
+            rc = sl_gradient(m, ex, ws, s->path, &unused, s->grad, err);
+            for (long k = 0; !rc && k < n; k++) s->acc[k] += s->grad[k];
+        }
+        for (long k = 0; k < n; k++) s->acc[k] *= (s->x[k] - s->base[k]) / K;
+    }
+    float *attr = g->out->attr + (long)ex->slot * g->ld_attr;
+    double total = 0;
+    for (int t = 0; t < T; t++) {
+        double a = 0;
+        for (int k = 0; k < d; k++) a += s->acc[(long)t * d + k];
+        attr[t] = (float)a;
+        total += a;
+    }
+    g->out->sum[ex->slot] = total;
+    return rc;
+}
+
+static int cpu_embed_gradient(sl_backend *be, const sl_batch *b, const sl_path *p, const sl_path_out *out, sl_error *err)
+{
+    cpu_backend *cb = (cpu_backend *)be;
+    int rc = prepare_gradient(cb, err);
+    gradient_ctx g = {p, out, b->L};
+    return rc ? rc : each_example(cb, b, gradient_one, &g, err);
+}
+
+/* ---- lifetime ---- */
+
+static void cpu_free(sl_backend *be)
+{
+    cpu_backend *cb = (cpu_backend *)be;
+    for (int t = 0; cb->ws && t < cb->threads; t++) sl_workspace_free(cb->ws[t]);
+    for (int t = 0; cb->gs && t < cb->threads; t++) {
+        grad_scratch *s = &cb->gs[t];
+        free(s->grad), free(s->x), free(s->base), free(s->path), free(s->acc);
+    }
+    free(cb->ws);
+    free(cb->gs);
+    free(cb->slot_err);
+    free(cb->cache);
+    sl_hooks_free(&cb->keep);
+    free(cb);
+}
+
+static const sl_backend_ops CPU_OPS = {cpu_forward, cpu_variants, cpu_embed_gradient, cpu_free};
+
+sl_backend *sl_backend_cpu(const sl_model *m, int threads, int max_batch, int max_len, sl_error *err)
+{
+    cpu_backend *cb = calloc(1, sizeof *cb);
+    if (!cb) {
+        sl_fail(err, SL_ERUNTIME, "out of memory");
+        return NULL;
+    }
+    cb->be = (sl_backend){&CPU_OPS, m, "cpu", max_batch > 0 ? max_batch : 1, max_len};
+    cb->threads = threads > 0 ? threads : 1;
+    cb->ws = calloc((size_t)cb->threads, sizeof *cb->ws);
+    cb->slot_err = calloc((size_t)cb->be.max_batch, sizeof *cb->slot_err);
+    int rc = cb->ws && cb->slot_err ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
+    for (int t = 0; !rc && t < cb->threads; t++)
+        if (!(cb->ws[t] = sl_workspace_new(m, max_len, err))) rc = err->code;
+    if (rc) {
+        cpu_free(&cb->be);
+        return NULL;
+    }
+    return &cb->be;
+}
