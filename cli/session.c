@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/registry.h"
 #include "core/dist.h"
 #include "cuda/device_model.h"
 
@@ -29,7 +30,7 @@ static int open_device(sl_session *s, const sl_args *a, sl_error *err)
         int rc = sl_device_cuda(&dev, err);
         if (rc) return rc;
     }
-    int backward = !strcmp(a->cmd, "attribute"); /* the one command with a backward pass */
+    int backward = !!(sl_command_flags(a->cmd) & SL_CMD_BACKWARD);
     int batch = a->batch ? a->batch : sl_dev_batch_for(&s->model.c, s->data.L, backward, DEVICE_BATCH_BYTES);
     if (!(s->run.dev = sl_dev_model_new(&s->model, &dev, batch, s->data.L, err))) return err->code;
     s->run.batch = batch;
@@ -43,7 +44,7 @@ int sl_session_open(sl_session *s, const sl_args *a, const char *model_dir, cons
     int rc = sl_model_load(&s->model, model_dir, err);
     /* verify compares logits alone: DATA needs only /tokens */
     int (*open)(sl_dataset *, const char *, int, int, sl_error *) =
-        strcmp(a->cmd, "verify") ? sl_dataset_open : sl_dataset_open_tokens;
+        sl_command_flags(a->cmd) & SL_CMD_TOKENS_ONLY ? sl_dataset_open_tokens : sl_dataset_open;
     if (!rc) rc = open(&s->data, data_path, s->model.c.vocab_size, s->model.c.pad_token_id, err);
     if (rc) return rc;
     long end = a->ex_end < 0 ? s->data.n : a->ex_end;
