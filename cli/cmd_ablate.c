@@ -10,7 +10,6 @@
 #include "cli/stage.h"
 #include "core/jsonout.h"
 #include "plots/figures.h"
-#include "plots/html.h"
 #include "plots/results.h"
 #include "plots/section.h"
 #include "plots/verdict.h"
@@ -293,13 +292,13 @@ static void component_verdict(const sl_results *r, const cJSON *own, char *out, 
     sl_verdict_component(own, out, size);
 }
 
-static int family_section(sl_report_ctx *rp, const cJSON *fam, const char *verdict, sl_error *err)
+static int family_section(sl_report_ctx *rp, const cJSON *fam, const char *sentence, sl_error *err)
 {
     char t[200];
     sl_page_section(&rp->page, "family", "Family ablation",
                     "Each token family's embeddings replaced (see the mode) at every position of that family, and the "
                     "change in AUC. Bars below zero are AUC the model loses without the family.");
-    sl_page_verdict(&rp->page, verdict);
+    sl_page_verdict(&rp->page, sentence);
     snprintf(t, sizeof t, "Family ablation, mode '%s': AUC change from %.4f", sl_jstr(fam, "mode"),
              sl_jnum(fam, "baseline_auc"));
     int rc = sl_page_figure_done(&rp->page, sl_fig_ablation(sl_page_figure(&rp->page), fam, "family", t), "ablate-family",
@@ -313,13 +312,13 @@ static int family_section(sl_report_ctx *rp, const cJSON *fam, const char *verdi
     return rc;
 }
 
-static int layer_section(sl_report_ctx *rp, const cJSON *lay, const char *verdict, sl_error *err)
+static int layer_section(sl_report_ctx *rp, const cJSON *lay, const char *sentence, sl_error *err)
 {
     char t[200];
     sl_page_section(&rp->page, "layer", "Layer ablation",
                     "Each block's write to the residual stream removed (skip) or replaced by its mean (mean), and the "
                     "change in AUC.");
-    sl_page_verdict(&rp->page, verdict);
+    sl_page_verdict(&rp->page, sentence);
     snprintf(t, sizeof t, "Layer ablation, mode '%s': AUC change from %.4f", sl_jstr(lay, "mode"),
              sl_jnum(lay, "baseline_auc"));
     int rc = sl_page_figure_done(&rp->page, sl_fig_ablation(sl_page_figure(&rp->page), lay, "layer", t), "ablate-layer",
@@ -335,12 +334,12 @@ static int layer_section(sl_report_ctx *rp, const cJSON *lay, const char *verdic
     return rc;
 }
 
-static int component_section(sl_report_ctx *rp, const cJSON *comp, const char *verdict, sl_error *err)
+static int component_section(sl_report_ctx *rp, const cJSON *comp, const char *sentence, sl_error *err)
 {
     sl_page_section(&rp->page, "component", "Component ablation",
                     "One component of one layer removed: Mamba's convolution, SSM path or gate; a Transformer's "
                     "attention or MLP output.");
-    sl_page_verdict(&rp->page, verdict);
+    sl_page_verdict(&rp->page, sentence);
     int rc = sl_page_figure_done(&rp->page,
                                  sl_fig_ablation(sl_page_figure(&rp->page), comp, "component", "Component ablation: AUC change"),
                                  "ablate-component", "AUC change per ablated component.", 800, 450, err);

@@ -174,12 +174,12 @@ static void verdict(const sl_results *r, const cJSON *own, char *out, size_t siz
     sl_verdict_attribute(own, out, size);
 }
 
-static int section(sl_report_ctx *rp, const cJSON *a, const char *verdict, sl_error *err)
+static int section(sl_report_ctx *rp, const cJSON *a, const char *sentence, sl_error *err)
 {
     sl_page_section(&rp->page, "attribution", "Attribution",
             "How much of the logit each token accounts for (gradient x input, or integrated gradients from a baseline "
             "input), summed per family and compared with the family's share of tokens.");
-    sl_page_verdict(&rp->page, verdict);
+    sl_page_verdict(&rp->page, sentence);
     int rc = sl_page_figure_done(&rp->page, sl_fig_attribution(sl_page_figure(&rp->page), a), "attribution",
                        "Attribution share over token share per family; above the dashed line the model leans on it.",
                        760, 400, err);

@@ -82,12 +82,12 @@ static void verdict(const sl_results *r, const cJSON *own, char *out, size_t siz
     sl_verdict_baseline(own, sl_result(r, "eval.json"), out, size);
 }
 
-static int section(sl_report_ctx *rp, const cJSON *b, const char *verdict, sl_error *err)
+static int section(sl_report_ctx *rp, const cJSON *b, const char *sentence, sl_error *err)
 {
     sl_page_section(&rp->page, "baselines", "Order-free baselines",
             "Logistic regression on token counts (bag of tokens) and on family counts (bag of families): what a model "
             "that ignores order can reach on the same data.");
-    sl_page_verdict(&rp->page, verdict);
+    sl_page_verdict(&rp->page, sentence);
     int rc = sl_page_figure_done(&rp->page, sl_fig_baselines(sl_page_figure(&rp->page), b, sl_result(rp->r, "eval.json"), rp->r->manifest), "baselines",
                        "Test AUC of the model and of the baselines; the dashed line is chance.", 720, 400, err);
     fputs("<table><tr><th>baseline</th><th>test AUC</th><th>test accuracy</th><th>C</th></tr>\n", rp->f);

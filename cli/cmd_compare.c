@@ -89,12 +89,12 @@ static void verdict(const sl_results *r, const cJSON *own, char *out, size_t siz
     sl_verdict_compare(own, out, size);
 }
 
-static int section(sl_report_ctx *rp, const cJSON *c, const char *verdict, sl_error *err)
+static int section(sl_report_ctx *rp, const cJSON *c, const char *sentence, sl_error *err)
 {
     sl_page_section(&rp->page, "compare", "Two models compared",
             "Agreement of the two models' predictions, the examples both get wrong, the AUC of their averaged "
             "probabilities, and linear CKA between their layers.");
-    sl_page_verdict(&rp->page, verdict);
+    sl_page_verdict(&rp->page, sentence);
     int rc = sl_page_figure_done(&rp->page, sl_fig_cka(sl_page_figure(&rp->page), c), "cka", "Linear CKA between every pair of layers.", 600, 500, err);
     fputs("<table>", rp->f);
     static const char *const KEYS[] = {"n", "auc_a", "auc_b", "pearson_r", "spearman_rho", "agreement", "error_overlap",

@@ -8,7 +8,6 @@
 #include "core/dist.h"
 #include "core/h5out.h"
 #include "core/metrics.h"
-#include "plots/figures.h"
 #include "plots/html.h"
 #include "plots/results.h"
 #include "plots/section.h"
@@ -101,11 +100,11 @@ static void verdict(const sl_results *r, const cJSON *own, char *out, size_t siz
     sl_verdict_eval(own, r->manifest, out, size);
 }
 
-static int section(sl_report_ctx *rp, const cJSON *e, const char *verdict, sl_error *err)
+static int section(sl_report_ctx *rp, const cJSON *e, const char *sentence, sl_error *err)
 {
     (void)err;
     sl_page_section(&rp->page, "performance", "Performance", "How well the model separates the two labels on this data (logit > 0 predicts 1).");
-    sl_page_verdict(&rp->page, verdict);
+    sl_page_verdict(&rp->page, sentence);
     /* analyze --verify: said once, where the numbers it vouches for are */
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(rp->r->manifest, "verify");
     if (cJSON_IsObject(v) && sl_jnum(v, "n") >= 1) {

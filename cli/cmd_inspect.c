@@ -6,7 +6,6 @@
 #include "cli/stage.h"
 #include "core/jsonout.h"
 #include "plots/figures.h"
-#include "plots/html.h"
 #include "plots/results.h"
 #include "plots/section.h"
 #include "plots/verdict.h"
@@ -114,7 +113,7 @@ static void verdict(const sl_results *r, const cJSON *own, char *out, size_t siz
     sl_verdict_inspect(own, out, size);
 }
 
-static int section(sl_report_ctx *rp, const cJSON *in, const char *verdict, sl_error *err)
+static int section(sl_report_ctx *rp, const cJSON *in, const char *sentence, sl_error *err)
 {
     const cJSON *layer;
     int mamba = !strcmp(sl_jstr(in, "arch"), "mamba"), rc;
@@ -123,7 +122,7 @@ static int section(sl_report_ctx *rp, const cJSON *in, const char *verdict, sl_e
                     "gate, the write |delta x| times the norm of B, and the retention exp(delta A) with its memory length."
                   : "The fraction of attention valid queries put on each family's keys, against the family's share of "
                     "keys: a ratio above 1 means attention seeks the family out.");
-    sl_page_verdict(&rp->page, verdict);
+    sl_page_verdict(&rp->page, sentence);
     sl_report_sample_note(rp, in, "");
     if (mamba) {
         rc = sl_page_figure_done(&rp->page, sl_fig_inspect(sl_page_figure(&rp->page), in, "mean_delta", "Mean step size delta per layer and family"),

@@ -12,7 +12,6 @@
 #include "core/inputfile.h"
 #include "core/jsonout.h"
 #include "plots/figures.h"
-#include "plots/html.h"
 #include "plots/results.h"
 #include "plots/section.h"
 #include "plots/verdict.h"
@@ -300,13 +299,13 @@ static void verdict(const sl_results *r, const cJSON *own, char *out, size_t siz
     sl_verdict_patch(own, out, size);
 }
 
-static int section(sl_report_ctx *rp, const cJSON *p, const char *verdict, sl_error *err)
+static int section(sl_report_ctx *rp, const cJSON *p, const char *sentence, sl_error *err)
 {
     sl_page_section(&rp->page, "patching", "Activation patching",
             "Interchange interventions: the base example run with one hook's activation at one position taken from a "
             "source example. The effect is the fraction of the logit difference restored, (patched - base) / (source - "
             "base): 1 means that activation carries the whole difference.");
-    sl_page_verdict(&rp->page, verdict);
+    sl_page_verdict(&rp->page, sentence);
     sl_report_sample_note(rp, p, " (the pairs are drawn from it)");
     int rc = sl_page_figure_done(&rp->page, sl_fig_patch(sl_page_figure(&rp->page), p), "patch", "Patching effect per hook and position.", 860, 480,
                        err);

@@ -7,7 +7,6 @@
 #include "cli/stage.h"
 #include "core/jsonout.h"
 #include "plots/figures.h"
-#include "plots/html.h"
 #include "plots/results.h"
 #include "plots/section.h"
 #include "plots/verdict.h"
@@ -122,13 +121,13 @@ static void verdict(const sl_results *r, const cJSON *own, char *out, size_t siz
     sl_verdict_probe(own, out, size);
 }
 
-static int section(sl_report_ctx *rp, const cJSON *p, const char *verdict, sl_error *err)
+static int section(sl_report_ctx *rp, const cJSON *p, const char *sentence, sl_error *err)
 {
     sl_page_section(&rp->page, "probes", "Linear probes",
             "L2 logistic regression (liblinear) on each layer's residual stream, C chosen by cross-validation on the "
             "train split. The control task gives each token type a random label: a probe that is good at it too reads "
             "token identity, not the target (selectivity = accuracy - control accuracy).");
-    sl_page_verdict(&rp->page, verdict);
+    sl_page_verdict(&rp->page, sentence);
     int rc = sl_page_figure_done(&rp->page, sl_fig_probe(sl_page_figure(&rp->page), p), "probe", "Probe test accuracy per layer.", 720, 400, err);
     static const sl_column COLS[] = {{"layer", "layer", 'i'},
                                   {"test accuracy", "test_accuracy", 'n'},

@@ -186,12 +186,12 @@ static int figure(FILE *gp, const cJSON *rev, const scores *sc)
     return 1;
 }
 
-static int section(sl_report_ctx *rp, const cJSON *rev, const char *verdict, sl_error *err)
+static int section(sl_report_ctx *rp, const cJSON *rev, const char *sentence, sl_error *err)
 {
     sl_page_section(&rp->page, "reversal", "Order: reversal test",
                     "Every sequence's valid part reversed, and (as a control) shuffled with a fixed seed. A model that "
                     "reads a bag of tokens gives the same logit either way (r = 1).");
-    sl_page_verdict(&rp->page, verdict);
+    sl_page_verdict(&rp->page, sentence);
     int rc = sl_page_figure_done(&rp->page, figure(sl_page_figure(&rp->page), rev, sl_result_extra(rp->r, "reverse.json")),
                                  "reverse", "Each point is one example: its logit as given (x) and reversed or shuffled (y).",
                                  620, 560, err);

@@ -42,7 +42,7 @@ int sl_session_open(sl_session *s, const sl_args *a, const char *model_dir, cons
     memset(s, 0, sizeof *s);
     s->data.file = s->data.tokens = s->data.of_position = -1;
     int rc = sl_model_load(&s->model, model_dir, err);
-    /* verify compares logits alone: DATA needs only /tokens */
+    /* a command that compares logits alone (verify) needs only DATA's /tokens */
     int (*open)(sl_dataset *, const char *, int, int, sl_error *) =
         sl_command_flags(a->cmd) & SL_CMD_TOKENS_ONLY ? sl_dataset_open_tokens : sl_dataset_open;
     if (!rc) rc = open(&s->data, data_path, s->model.c.vocab_size, s->model.c.pad_token_id, err);

@@ -28,8 +28,8 @@ typedef struct sl_section {
     const char *id, *label;  /* its anchor and its name in the glance list */
     /* its one sentence (plots/verdict.h), "" when own holds nothing to judge */
     void (*verdict)(const sl_results *r, const cJSON *own, char *out, size_t size);
-    /* the section itself; own is its result, never NULL */
-    int (*render)(sl_report_ctx *rp, const cJSON *own, const char *verdict, sl_error *err);
+    /* the section itself; own is its result, never NULL, sentence its verdict */
+    int (*render)(sl_report_ctx *rp, const cJSON *own, const char *sentence, sl_error *err);
     /* optional: what else it reads besides the JSON (reverse's logits), read
      * after every JSON file; *extra is freed with free_extra */
     int (*load)(void **extra, const char *dir, sl_error *err);
