@@ -1,7 +1,6 @@
 #include "cli/registry.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static sl_command *first; /* sorted by order as they come */
@@ -37,14 +36,14 @@ static const char FOOTER[] = "MODEL is a directory with config.json and its weig
 
 const char *sl_commands_usage(void)
 {
-    static char *text;
-    if (text) return text;
-    size_t n = sizeof HEADER + sizeof FOOTER;
-    for (const sl_command *c = first; c; c = c->next) n += strlen(c->summary);
-    /* without memory for the list, the header alone still says how to ask */
-    if (!(text = malloc(n))) return HEADER;
-    strcpy(text, HEADER);
-    for (const sl_command *c = first; c; c = c->next) strcat(text, c->summary);
-    strcat(text, FOOTER);
-    return text;
+    static char text[8192];
+    static const char *usage;
+    if (usage) return usage;
+    size_t n = snprintf(text, sizeof text, "%s", HEADER);
+    for (const sl_command *c = first; c && n < sizeof text; c = c->next)
+        n += snprintf(text + n, sizeof text - n, "%s", c->summary);
+    if (n < sizeof text) n += snprintf(text + n, sizeof text - n, "%s", FOOTER);
+    /* a list past the buffer would be cut mid-line: the header alone still says how to ask */
+    usage = n < sizeof text ? text : HEADER;
+    return usage;
 }
