@@ -61,6 +61,9 @@ LIB_SRC  := $(wildcard core/*.c models/*.c ablation/*.c gym/*.c probes/*.c attri
 CLI_SRC  := $(wildcard cli/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+# the commands without main: the tests link them (as objects, so that each
+# command's registration runs) to reach the registry's analyses and sections
+CMD_OBJ  := $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJ))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # end-to-end tests of the command line (analyze, report, batch, browser)
@@ -96,9 +99,9 @@ $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -DSEQLENS_CUDA -I. -MMD -MP -c -o $@ $<
 
-$(BUILD)/tests/%: tests/%.c tests/testing.h tests/fixture_files.h tests/pt_builders.h $(wildcard tests/fuzz/*.c) $(LIB_OBJ)
+$(BUILD)/tests/%: tests/%.c tests/testing.h tests/fixture_files.h tests/pt_builders.h $(wildcard tests/fuzz/*.c) $(LIB_OBJ) $(CMD_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP $(LDFLAGS) -o $@ $< $(LIB_OBJ) -lhdf5_hl $(LDLIBS)
+	$(CC) $(CFLAGS) -MMD -MP $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(CMD_OBJ) -lhdf5_hl $(LDLIBS)
 
 # The last line of `make test` is "N passed, N failed".
 test: bin/seqlens $(TEST_BIN) $(MPI_BIN)

@@ -6,7 +6,13 @@
 #include "ablation/family.h"
 #include "ablation/layer.h"
 #include "cli/commands.h"
+#include "cli/registry.h"
+#include "cli/stage.h"
 #include "core/jsonout.h"
+#include "plots/figures.h"
+#include "plots/results.h"
+#include "plots/section.h"
+#include "plots/verdict.h"
 
 static const char USAGE[] =
     "usage: seqlens ablate MODEL DATA --family NAME|all [--mode mean|zero|pad|resample] [-o out.json]\n"
@@ -183,7 +189,7 @@ static void print_table(const sl_dataset *ds, sl_ablation_result *r)
     free(rows);
 }
 
-int cmd_ablate(int argc, char **argv)
+static int cmd_ablate(int argc, char **argv)
 {
     sl_args a;
     sl_error err = {0};
@@ -235,3 +241,138 @@ int cmd_ablate(int argc, char **argv)
     sl_session_close(&s);
     return rc ? sl_report(&err) : 0;
 }
+
+/* analyze's stages: every family, every layer, every component */
+static void stage_args(sl_plan *p, const char *what)
+{
+    sl_plan_inputs(p);
+    sl_plan_arg(p, "--%s", what), sl_plan_arg(p, "all");
+    sl_plan_out(p);
+    sl_plan_bootstrap(p);
+    sl_plan_seed(p);
+    sl_plan_examples(p);
+    sl_plan_run(p);
+}
+
+static void family_args(sl_plan *p) { stage_args(p, "family"); }
+static void layer_args(sl_plan *p) { stage_args(p, "layer"); }
+static void component_args(sl_plan *p) { stage_args(p, "component"); }
+
+/* ablating a family costs one forward pass, as does each layer and component */
+static double family_weight(const sl_plan *p) { return p->s->data.n_families + 1; }
+static double layer_weight(const sl_plan *p) { return p->s->model.c.n_layers; }
+static double component_weight(const sl_plan *p)
+{
+    return (p->s->model.c.arch == ARCH_MAMBA ? 3 : 2) * p->s->model.c.n_layers;
+}
+
+static const sl_stage STAGES[] = {
+    {.name = "ablate-family", .order = 30, .outputs = {"ablate-family.json"}, .per_family = 1, .args = family_args,
+     .weight = family_weight},
+    {.name = "ablate-layer", .order = 40, .outputs = {"ablate-layer.json"}, .args = layer_args, .weight = layer_weight},
+    {.name = "ablate-component", .order = 50, .outputs = {"ablate-component.json"}, .args = component_args,
+     .weight = component_weight},
+};
+
+static void family_verdict(const sl_results *r, const cJSON *own, char *out, size_t size)
+{
+    (void)r;
+    sl_verdict_family(own, out, size);
+}
+
+static void layer_verdict(const sl_results *r, const cJSON *own, char *out, size_t size)
+{
+    (void)r;
+    sl_verdict_layer(own, out, size);
+}
+
+static void component_verdict(const sl_results *r, const cJSON *own, char *out, size_t size)
+{
+    (void)r;
+    sl_verdict_component(own, out, size);
+}
+
+static int family_section(sl_report_ctx *rp, const cJSON *fam, const char *sentence, sl_error *err)
+{
+    char t[200];
+    sl_page_section(&rp->page, "family", "Family ablation",
+                    "Each token family's embeddings replaced (see the mode) at every position of that family, and the "
+                    "change in AUC. Bars below zero are AUC the model loses without the family.");
+    sl_page_verdict(&rp->page, sentence);
+    snprintf(t, sizeof t, "Family ablation, mode '%s': AUC change from %.4f", sl_jstr(fam, "mode"),
+             sl_jnum(fam, "baseline_auc"));
+    int rc = sl_page_figure_done(&rp->page, sl_fig_ablation(sl_page_figure(&rp->page), fam, "family", t), "ablate-family",
+                                 "AUC change per ablated family, largest drop first, with paired-bootstrap 95% intervals.",
+                                 800, 450, err);
+    static const sl_column COLS[] = {{"family", "family", 's'},       {"AUC", "auc", 'n'},
+                                     {"AUC change", "delta_auc", 'n'}, {"95% CI", "ci95", 'c'},
+                                     {"p (DeLong)", "p_value", 'n'},   {"fraction of tokens", "masked_fraction", 'n'}};
+    sl_report_table(rp->f, cJSON_GetObjectItemCaseSensitive(fam, "results"), "delta_auc", COLS, 6);
+    fputs("</section>\n", rp->f);
+    return rc;
+}
+
+static int layer_section(sl_report_ctx *rp, const cJSON *lay, const char *sentence, sl_error *err)
+{
+    char t[200];
+    sl_page_section(&rp->page, "layer", "Layer ablation",
+                    "Each block's write to the residual stream removed (skip) or replaced by its mean (mean), and the "
+                    "change in AUC.");
+    sl_page_verdict(&rp->page, sentence);
+    snprintf(t, sizeof t, "Layer ablation, mode '%s': AUC change from %.4f", sl_jstr(lay, "mode"),
+             sl_jnum(lay, "baseline_auc"));
+    int rc = sl_page_figure_done(&rp->page, sl_fig_ablation(sl_page_figure(&rp->page), lay, "layer", t), "ablate-layer",
+                                 "AUC change per ablated layer, largest drop first, with paired-bootstrap 95% intervals.",
+                                 720, 400, err);
+    static const sl_column COLS[] = {{"layer", "layer", 'i'},
+                                     {"AUC", "auc", 'n'},
+                                     {"AUC change", "delta_auc", 'n'},
+                                     {"95% CI", "ci95", 'c'},
+                                     {"p (DeLong)", "p_value", 'n'}};
+    sl_report_table(rp->f, cJSON_GetObjectItemCaseSensitive(lay, "results"), NULL, COLS, 5);
+    fputs("</section>\n", rp->f);
+    return rc;
+}
+
+static int component_section(sl_report_ctx *rp, const cJSON *comp, const char *sentence, sl_error *err)
+{
+    sl_page_section(&rp->page, "component", "Component ablation",
+                    "One component of one layer removed: Mamba's convolution, SSM path or gate; a Transformer's "
+                    "attention or MLP output.");
+    sl_page_verdict(&rp->page, sentence);
+    int rc = sl_page_figure_done(&rp->page,
+                                 sl_fig_ablation(sl_page_figure(&rp->page), comp, "component", "Component ablation: AUC change"),
+                                 "ablate-component", "AUC change per ablated component.", 800, 450, err);
+    static const sl_column COLS[] = {{"component", "component", 's'}, {"layer", "layer", 'i'}, {"AUC", "auc", 'n'},
+                                     {"AUC change", "delta_auc", 'n'}, {"95% CI", "ci95", 'c'}};
+    sl_report_table(rp->f, cJSON_GetObjectItemCaseSensitive(comp, "results"), NULL, COLS, 5);
+    fputs("</section>\n", rp->f);
+    return rc;
+}
+
+static const sl_section SECTIONS[] = {
+    {.file = "ablate-family.json", .file_order = 30, .top = "baseline_auc:N n:n mode:s results:a", .array = "results",
+     .row = "family:s auc:N delta_auc:N ci95?:A p_value?:N masked_fraction?:N", .order = 30, .id = "family",
+     .label = "Families", .verdict = family_verdict, .render = family_section},
+    {.file = "ablate-layer.json", .file_order = 40, .top = "baseline_auc:N n:n mode:s results:a", .array = "results",
+     .row = "layer:n auc:N delta_auc:N ci95?:A p_value?:N", .order = 40, .id = "layer", .label = "Layers",
+     .verdict = layer_verdict, .render = layer_section},
+    {.file = "ablate-component.json", .file_order = 50, .top = "baseline_auc:N n:n results:a", .array = "results",
+     .row = "component:s layer:n auc:N delta_auc:N ci95?:A", .order = 50, .id = "component", .label = "Components",
+     .verdict = component_verdict, .render = component_section},
+};
+
+static sl_command ablate_command = {
+    .name = "ablate",
+    .summary = "  ablate MODEL DATA --family NAME|all   AUC lost when a token family is removed\n"
+               "         MODEL DATA --layer I|all       ... or a block's write\n"
+               "         MODEL DATA --component NAME|all    ... or one part of a layer (conv, ssm, gate, attn, mlp)\n",
+    .order = 60,
+    .flags = SL_CMD_SHARDED,
+    .run = cmd_ablate,
+    .stages = STAGES,
+    .n_stages = 3,
+    .sections = SECTIONS,
+    .n_sections = 3,
+};
+SL_REGISTER_COMMAND(ablate_command)

@@ -21,6 +21,8 @@
 
 #include "cli/commands.h"
 #include "cli/manifest.h"
+#include "cli/registry.h"
+#include "cli/stage.h"
 #include "core/atomic.h"
 #include "core/jsonout.h"
 #include "core/outpath.h"
@@ -45,159 +47,58 @@ static const char USAGE[] =
     "  Without /families in DATA, baseline, ablate --family, inspect and attribute are skipped (the\n"
     "  report says so).\n";
 
-#define MAX_ARGS 40
+#define MAX_STAGES 32
 #define LOG_RESERVE 4096 /* bytes kept free for each stage's log */
 
 typedef struct {
-    const char *name;
-    const char *outputs[2]; /* files in DIR this stage writes */
-    const char *stdout_to;  /* the file in DIR its stdout becomes, or NULL */
-    double weight;          /* cost in forward passes, for the estimate */
-    int argc;
-    char *argv[MAX_ARGS];
+    const sl_stage *spec;
+    const sl_command *cmd; /* the command it runs */
+    sl_plan plan;          /* its command line */
+    double weight;         /* cost in forward passes, for the estimate */
     double seconds;
     int kept;
     const char *skipped; /* why the stage does not run on this data, or NULL */
 } stage;
 
-static void arg(stage *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void arg(stage *s, const char *fmt, ...)
-{
-    if (s->argc == MAX_ARGS - 1) return;
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(&s->argv[s->argc], fmt, ap) >= 0) s->argc++;
-    va_end(ap);
-    s->argv[s->argc] = NULL;
-}
-
-enum {
-    ST_EVAL,
-    ST_BASELINE,
-    ST_FAMILY,
-    ST_LAYER,
-    ST_COMPONENT,
-    ST_REVERSE,
-    ST_INSPECT,
-    ST_ATTRIBUTE,
-    ST_PROBE,
-    ST_PATCH,
-    N_STAGES
-};
-
-/* patch's defaults: the residual stream after each block at the last
- * PATCH_POSITIONS positions, over PATCH_PAIRS label-flip pairs */
-#define PATCH_POSITIONS 16
-#define PATCH_PAIRS 100
 /* examples inspect, attribute and patch run on when more are selected */
 #define DEFAULT_SAMPLE 1000
 
-/* The commands as a person would type them (the report prints them). */
-static void plan(stage *st, const sl_args *a, const sl_session *s, const char *dir, int steps, long sample)
+/* Every registered command's stages, in their order; returns how many. */
+static int plan(stage *st, const sl_args *a, const sl_session *s, const char *dir, int steps, long sample)
 {
-    const char *model = a->pos[0], *data = a->pos[1];
-    static const char *const NAMES[N_STAGES] = {"eval",    "baseline", "ablate-family", "ablate-layer", "ablate-component",
-                                                "reverse", "inspect",  "attribute",     "probe",        "patch"};
-    for (int i = 0; i < N_STAGES; i++) {
-        memset(&st[i], 0, sizeof st[i]);
-        st[i].name = NAMES[i];
-        arg(&st[i], "seqlens");
-    }
-    arg(&st[ST_EVAL], "eval");
-    arg(&st[ST_BASELINE], "baseline");
-    arg(&st[ST_FAMILY], "ablate");
-    arg(&st[ST_LAYER], "ablate");
-    arg(&st[ST_COMPONENT], "ablate");
-    arg(&st[ST_REVERSE], "reverse-test");
-    arg(&st[ST_INSPECT], "inspect");
-    arg(&st[ST_ATTRIBUTE], "attribute");
-    arg(&st[ST_PROBE], "probe");
-    arg(&st[ST_PATCH], "patch");
-    for (int i = 0; i < N_STAGES; i++) {
-        if (i != ST_BASELINE) arg(&st[i], "%s", model);
-        arg(&st[i], "%s", data);
-    }
-    st[ST_EVAL].outputs[0] = "eval.json";
-    st[ST_EVAL].outputs[1] = "scores.h5";
-    st[ST_EVAL].stdout_to = "eval.json";
-    arg(&st[ST_EVAL], "-o"), arg(&st[ST_EVAL], "%s/scores.h5", dir);
-    st[ST_BASELINE].outputs[0] = "baseline.json";
-    arg(&st[ST_FAMILY], "--family"), arg(&st[ST_FAMILY], "all");
-    st[ST_FAMILY].outputs[0] = "ablate-family.json";
-    arg(&st[ST_LAYER], "--layer"), arg(&st[ST_LAYER], "all");
-    st[ST_LAYER].outputs[0] = "ablate-layer.json";
-    arg(&st[ST_COMPONENT], "--component"), arg(&st[ST_COMPONENT], "all");
-    st[ST_COMPONENT].outputs[0] = "ablate-component.json";
-    st[ST_REVERSE].outputs[0] = "reverse.json";
-    st[ST_REVERSE].outputs[1] = "reverse-scores.h5";
-    arg(&st[ST_REVERSE], "--scores"), arg(&st[ST_REVERSE], "%s/reverse-scores.h5", dir);
-    st[ST_INSPECT].outputs[0] = "inspect.json";
-    arg(&st[ST_ATTRIBUTE], "--method"), arg(&st[ST_ATTRIBUTE], "ig");
-    arg(&st[ST_ATTRIBUTE], "--steps"), arg(&st[ST_ATTRIBUTE], "%d", steps);
-    st[ST_ATTRIBUTE].outputs[0] = "attribute.json";
-    arg(&st[ST_PROBE], "--layer"), arg(&st[ST_PROBE], "all");
-    st[ST_PROBE].outputs[0] = "probe.json";
-    int npos = s->data.L < PATCH_POSITIONS ? s->data.L : PATCH_POSITIONS;
-    char positions[8 * PATCH_POSITIONS] = "";
-    for (int p = 1; p <= npos; p++) snprintf(positions + strlen(positions), sizeof positions - strlen(positions), "%s-%d", p > 1 ? "," : "", p);
-    arg(&st[ST_PATCH], "--hook"), arg(&st[ST_PATCH], "blocks.*.resid_post");
-    arg(&st[ST_PATCH], "--positions"), arg(&st[ST_PATCH], "%s", positions);
-    arg(&st[ST_PATCH], "--n-pairs"), arg(&st[ST_PATCH], "%d", PATCH_PAIRS);
-    st[ST_PATCH].outputs[0] = "patch.json";
-    for (int i = 0; i < N_STAGES; i++) {
-        if (!st[i].stdout_to) arg(&st[i], "-o"), arg(&st[i], "%s/%s", dir, st[i].outputs[0]);
-        if (i == ST_FAMILY || i == ST_LAYER || i == ST_COMPONENT || i == ST_PATCH)
-            arg(&st[i], "--bootstrap"), arg(&st[i], "%d", a->bootstrap);
-        if (i == ST_BASELINE || i == ST_FAMILY || i == ST_LAYER || i == ST_COMPONENT || i == ST_REVERSE ||
-            i == ST_PROBE || i == ST_PATCH)
-            arg(&st[i], "--seed"), arg(&st[i], "%llu", a->seed);
-        if (a->ex_first || a->ex_end >= 0) arg(&st[i], "--examples"), arg(&st[i], "%ld:%ld", s->run.first, s->run.first + s->run.count);
-        if ((i == ST_INSPECT || i == ST_ATTRIBUTE || i == ST_PATCH) && s->run.count > sample) {
-            arg(&st[i], "--sample"), arg(&st[i], "%ld", sample);
-            if (i == ST_INSPECT) arg(&st[i], "--seed"), arg(&st[i], "%llu", a->seed);
+    int n = 0;
+    for (const sl_command *c = sl_commands(); c; c = c->next)
+        for (int k = 0; k < c->n_stages && n < MAX_STAGES; k++) {
+            int i = n++;
+            while (i > 0 && c->stages[k].order < st[i - 1].spec->order) {
+                st[i] = st[i - 1];
+                i--;
+            }
+            st[i] = (stage){.spec = &c->stages[k], .cmd = c};
         }
-        if (i == ST_ATTRIBUTE) {
-            arg(&st[i], "--bootstrap"), arg(&st[i], "%d", a->bootstrap);
-            arg(&st[i], "--seed"), arg(&st[i], "%llu", a->seed);
-        }
-        if (i != ST_BASELINE) {
-            arg(&st[i], "--threads"), arg(&st[i], "%d", a->threads);
-            if (a->batch) arg(&st[i], "--batch"), arg(&st[i], "%d", a->batch);
-            if (a->device) arg(&st[i], "--device"), arg(&st[i], "%s", a->device);
-        }
+    for (int i = 0; i < n; i++) {
+        sl_plan *p = &st[i].plan;
+        *p = (sl_plan){.a = a, .s = s, .dir = dir, .steps = steps, .sample = sample, .stage = st[i].spec};
+        sl_plan_arg(p, "seqlens");
+        sl_plan_arg(p, "%s", st[i].cmd->name);
+        st[i].spec->args(p);
+        st[i].weight = st[i].spec->weight(p);
+        if (st[i].spec->per_family && s->data.n_families == 0)
+            st[i].skipped = "the dataset has no /families, and these results are per token family";
     }
-    /* measured: a gradient pass costs 2.2 (the 4-layer benchmark Mamba)
-     * to 3.1 (the rotary benchmark Transformer) forward passes, ablating a
-     * family one forward pass; ig adds two forward passes per example */
-    st[ST_EVAL].weight = 1;
-    st[ST_BASELINE].weight = 1;
-    st[ST_FAMILY].weight = s->data.n_families + 1;
-    st[ST_LAYER].weight = s->model.c.n_layers;
-    st[ST_COMPONENT].weight = (s->model.c.arch == ARCH_MAMBA ? 3 : 2) * s->model.c.n_layers;
-    /* partial passes over single examples, against passes over the data */
-    double pairs = s->run.count < PATCH_PAIRS ? (double)s->run.count : PATCH_PAIRS;
-    double part = s->run.count > sample ? (double)sample / (double)s->run.count : 1; /* the sampled stages */
-    st[ST_PATCH].weight = part + (double)s->model.c.n_layers * npos * pairs / (double)s->run.count;
-    st[ST_REVERSE].weight = 3;
-    st[ST_INSPECT].weight = 2 * part;
-    st[ST_ATTRIBUTE].weight = (3.0 * steps + 2) * part;
-    st[ST_PROBE].weight = 3;
-    if (s->data.n_families == 0) {
-        static const char WHY[] = "the dataset has no /families, and these results are per token family";
-        st[ST_BASELINE].skipped = st[ST_FAMILY].skipped = st[ST_INSPECT].skipped = st[ST_ATTRIBUTE].skipped = WHY;
-    }
+    return n;
 }
 
 static char *command_line(const stage *s)
 {
     size_t n = 1;
-    for (int i = 0; i < s->argc; i++) n += strlen(s->argv[i]) + 3;
+    for (int i = 0; i < s->plan.argc; i++) n += strlen(s->plan.argv[i]) + 3;
     char *line = malloc(n), *p = line;
     if (!line) return NULL;
-    for (int i = 0; i < s->argc; i++) {
+    for (int i = 0; i < s->plan.argc; i++) {
         /* quote what a shell would split */
-        int q = s->argv[i][strcspn(s->argv[i], " \t'\"$*?")] != 0;
-        p += sprintf(p, "%s%s%s%s", i ? " " : "", q ? "'" : "", s->argv[i], q ? "'" : "");
+        int q = s->plan.argv[i][strcspn(s->plan.argv[i], " \t'\"$*?")] != 0;
+        p += sprintf(p, "%s%s%s%s", i ? " " : "", q ? "'" : "", s->plan.argv[i], q ? "'" : "");
     }
     return line;
 }
@@ -217,8 +118,8 @@ static void remove_partial(const char *dir, const stage *s)
 {
     char p[4200];
     for (int k = 0; k < 2; k++) {
-        if (!s->outputs[k]) continue;
-        snprintf(p, sizeof p, "%s/%s.tmp", dir, s->outputs[k]);
+        if (!s->spec->outputs[k]) continue;
+        snprintf(p, sizeof p, "%s/%s.tmp", dir, s->spec->outputs[k]);
         unlink(p);
     }
 }
@@ -227,8 +128,8 @@ static void remove_outputs(const char *dir, const stage *s)
 {
     char p[4200];
     for (int k = 0; k < 2; k++) {
-        if (!s->outputs[k]) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, s->outputs[k]);
+        if (!s->spec->outputs[k]) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, s->spec->outputs[k]);
         unlink(p);
     }
 }
@@ -264,7 +165,7 @@ static void show(const progress *p, const stage *s, double elapsed, int final)
     if (!isfinite(left)) snprintf(eta, sizeof eta, "estimating time");
     else snprintf(eta + strlen(eta), sizeof eta - strlen(eta), " left");
     if (p->tty) fprintf(stderr, "\r\033[K");
-    fprintf(stderr, "[%d/%d] %-16s %s %s (total %s, %s)%s", p->index, p->total, s->name, final ? "done in" : "running",
+    fprintf(stderr, "[%d/%d] %-16s %s %s (total %s, %s)%s", p->index, p->total, s->spec->name, final ? "done in" : "running",
             el, total, eta, final || !p->tty ? "\n" : "");
 }
 
@@ -293,21 +194,21 @@ static int open_stage_files(const char *log, const char *out, int fds[2], sl_err
 static int run_stage(const char *self, const char *dir, stage *s, progress *p, sl_error *err)
 {
     char log[4200], out[4200], tmp[4300];
-    snprintf(log, sizeof log, "%s/logs/%s.log", dir, s->name);
-    if (s->stdout_to) {
-        snprintf(out, sizeof out, "%s/%s", dir, s->stdout_to);
+    snprintf(log, sizeof log, "%s/logs/%s.log", dir, s->spec->name);
+    if (s->spec->stdout_to) {
+        snprintf(out, sizeof out, "%s/%s", dir, s->spec->stdout_to);
         snprintf(tmp, sizeof tmp, "%s.tmp", out);
     }
     double t0 = now();
     int fds[2];
-    int rc = open_stage_files(log, s->stdout_to ? tmp : NULL, fds, err);
+    int rc = open_stage_files(log, s->spec->stdout_to ? tmp : NULL, fds, err);
     if (rc) return rc;
     fflush(NULL);
     pid_t parent = getpid(), pid = fork();
     if (pid < 0) {
         close(fds[0]);
         close(fds[1]);
-        return sl_fail(err, SL_ERUNTIME, "analyze: cannot start %s: %s", s->name, strerror(errno));
+        return sl_fail(err, SL_ERUNTIME, "analyze: cannot start %s: %s", s->spec->name, strerror(errno));
     }
     if (pid == 0) {
         signal(SIGINT, SIG_DFL);
@@ -317,7 +218,7 @@ static int run_stage(const char *self, const char *dir, stage *s, progress *p, s
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent) _exit(130); /* analyze died before prctl took */
         if (dup2(fds[0], 1) < 0 || dup2(fds[1], 2) < 0) _exit(126);
-        execv(self, s->argv);
+        execv(self, s->plan.argv);
         fprintf(stderr, "seqlens: cannot run %s: %s\n", self, strerror(errno));
         _exit(127);
     }
@@ -327,7 +228,7 @@ static int run_stage(const char *self, const char *dir, stage *s, progress *p, s
     for (;;) {
         pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid) break;
-        if (r < 0 && errno != EINTR) return sl_fail(err, SL_ERUNTIME, "analyze: lost stage %s", s->name);
+        if (r < 0 && errno != EINTR) return sl_fail(err, SL_ERUNTIME, "analyze: lost stage %s", s->spec->name);
         if (interrupted) kill(pid, SIGTERM);
         if (p->tty) show(p, s, now() - t0, 0);
         struct timespec nap = {0, 50 * 1000 * 1000};
@@ -337,7 +238,7 @@ static int run_stage(const char *self, const char *dir, stage *s, progress *p, s
     if (interrupted) {
         remove_partial(dir, s);
         if (p->tty) fputs("\n", stderr);
-        return sl_fail(err, 130, "analyze: interrupted during %s; run the same command again to resume", s->name);
+        return sl_fail(err, 130, "analyze: interrupted during %s; run the same command again to resume", s->spec->name);
     }
     /* what the stage said (warnings, or the reason it failed) */
     FILE *f = fopen(log, "r");
@@ -345,7 +246,7 @@ static int run_stage(const char *self, const char *dir, stage *s, progress *p, s
     if (p->tty) fprintf(stderr, "\r\033[K");
     while (f && fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = 0;
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) fprintf(stderr, "  %s: %s\n", s->name, line);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) fprintf(stderr, "  %s: %s\n", s->spec->name, line);
         snprintf(last, sizeof last, "%s", line);
     }
     if (f) fclose(f);
@@ -353,9 +254,9 @@ static int run_stage(const char *self, const char *dir, stage *s, progress *p, s
         remove_partial(dir, s);
         int code = WIFEXITED(status) ? WEXITSTATUS(status) : SL_ERUNTIME;
         return sl_fail(err, code == SL_EINPUT ? SL_EINPUT : SL_ERUNTIME, "analyze: stage %s failed%s%s (log: %s)",
-                       s->name, last[0] ? ": " : "", last[0] ? last : "", log);
+                       s->spec->name, last[0] ? ": " : "", last[0] ? last : "", log);
     }
-    if (s->stdout_to && rename(tmp, out))
+    if (s->spec->stdout_to && rename(tmp, out))
         return sl_fail(err, SL_ERUNTIME, "%s: cannot rename to %s: %s", tmp, out, strerror(errno));
     show(p, s, s->seconds, 1);
     return SL_OK;
@@ -370,25 +271,24 @@ static int run_stage(const char *self, const char *dir, stage *s, progress *p, s
 static int run_stage_mpi(const char *dir, stage *s, progress *p, sl_error *err)
 {
     char log[4200], out[4200], tmp[4300];
-    snprintf(log, sizeof log, "%s/logs/%s.log", dir, s->name);
-    snprintf(out, sizeof out, "%s/%s", dir, s->stdout_to ? s->stdout_to : "");
+    snprintf(log, sizeof log, "%s/logs/%s.log", dir, s->spec->name);
+    snprintf(out, sizeof out, "%s/%s", dir, s->spec->stdout_to ? s->spec->stdout_to : "");
     snprintf(tmp, sizeof tmp, "%s.tmp", out);
-    int sharded = 0, root = sl_dist_root(), rc = SL_OK, saved[2] = {-1, -1};
-    sl_command_fn fn = sl_command(s->argv[1], &sharded);
+    int sharded = !!(s->cmd->flags & SL_CMD_SHARDED), root = sl_dist_root(), rc = SL_OK, saved[2] = {-1, -1};
     double t0 = now();
     fflush(NULL);
     int fds[2];
-    if (root && !(rc = open_stage_files(log, s->stdout_to ? tmp : NULL, fds, err))) {
+    if (root && !(rc = open_stage_files(log, s->spec->stdout_to ? tmp : NULL, fds, err))) {
         saved[0] = dup(1), saved[1] = dup(2);
         if (saved[0] < 0 || saved[1] < 0 || dup2(fds[0], 1) < 0 || dup2(fds[1], 2) < 0)
             rc = sl_fail(err, SL_ERUNTIME, "analyze: cannot redirect output to %s: %s", log, strerror(errno));
         close(fds[0]);
         close(fds[1]);
     }
-    if (!rc && sharded) rc = fn(s->argc - 2, s->argv + 2);
+    if (!rc && sharded) rc = s->cmd->run(s->plan.argc - 2, s->plan.argv + 2);
     else if (!rc && root) {
         sl_dist_solo(1);
-        rc = fn(s->argc - 2, s->argv + 2);
+        rc = s->cmd->run(s->plan.argc - 2, s->plan.argv + 2);
         sl_dist_solo(0);
     }
     rc = sl_dist_settle(rc); /* the failing rank prints (rank 0: into the log) */
@@ -402,24 +302,24 @@ static int run_stage_mpi(const char *dir, stage *s, progress *p, sl_error *err)
     char line[2048], last[2048] = "";
     while (f && fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = 0;
-        if (!rc) fprintf(stderr, "  %s: %s\n", s->name, line);
+        if (!rc) fprintf(stderr, "  %s: %s\n", s->spec->name, line);
         snprintf(last, sizeof last, "%s", line);
     }
     if (f) fclose(f);
     if (rc) {
         if (root) remove_partial(dir, s);
-        if (root && s->stdout_to) unlink(tmp);
-        return sl_fail(err, rc == SL_EINPUT ? SL_EINPUT : SL_ERUNTIME, "analyze: stage %s failed%s%s (log: %s)", s->name,
+        if (root && s->spec->stdout_to) unlink(tmp);
+        return sl_fail(err, rc == SL_EINPUT ? SL_EINPUT : SL_ERUNTIME, "analyze: stage %s failed%s%s (log: %s)", s->spec->name,
                        last[0] ? ": " : "", last[0] ? last : "", log);
     }
-    if (root && s->stdout_to && rename(tmp, out))
+    if (root && s->spec->stdout_to && rename(tmp, out))
         return sl_fail(err, SL_ERUNTIME, "%s: cannot rename to %s: %s", tmp, out, strerror(errno));
     if (root) show(p, s, s->seconds, 1);
     return SL_OK;
 }
 
 /* Which stages a previous run of the same inputs finished. */
-static int previous(const char *dir, const cJSON *inputs, int force, stage *st, sl_error *err)
+static int previous(const char *dir, const cJSON *inputs, int force, stage *st, int n, sl_error *err)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/analyze.json", dir);
@@ -442,10 +342,10 @@ static int previous(const char *dir, const cJSON *inputs, int force, stage *st, 
         {
             const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "name"));
             const char *status = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "status"));
-            for (int i = 0; name && status && i < N_STAGES; i++) {
-                if (strcmp(name, st[i].name) || (strcmp(status, "done") && strcmp(status, "kept"))) continue;
+            for (int i = 0; name && status && i < n; i++) {
+                if (strcmp(name, st[i].spec->name) || (strcmp(status, "done") && strcmp(status, "kept"))) continue;
                 int all = 1;
-                for (int k = 0; k < 2; k++) all &= !st[i].outputs[k] || exists(dir, st[i].outputs[k]);
+                for (int k = 0; k < 2; k++) all &= !st[i].spec->outputs[k] || exists(dir, st[i].spec->outputs[k]);
                 if (!all) continue;
                 st[i].kept = 1;
                 const cJSON *sec = cJSON_GetObjectItemCaseSensitive(row, "seconds");
@@ -456,16 +356,16 @@ static int previous(const char *dir, const cJSON *inputs, int force, stage *st, 
     return SL_OK;
 }
 
-static int write_manifest(const char *dir, const cJSON *base, const stage *st, int running, sl_error *err)
+static int write_manifest(const char *dir, const cJSON *base, const stage *st, int n, int running, sl_error *err)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/analyze.json", dir);
     cJSON *m = cJSON_Duplicate(base, 1);
     cJSON *arr = cJSON_AddArrayToObject(m, "stages");
-    for (int i = 0; i < N_STAGES; i++) {
+    for (int i = 0; i < n; i++) {
         cJSON *row = cJSON_CreateObject();
         char *line = command_line(&st[i]);
-        cJSON_AddStringToObject(row, "name", st[i].name);
+        cJSON_AddStringToObject(row, "name", st[i].spec->name);
         cJSON_AddStringToObject(row, "command", line ? line : "");
         free(line);
         const char *status = st[i].skipped ? "skipped" : st[i].kept ? "kept" : i < running ? "done" : "pending";
@@ -503,7 +403,7 @@ static int lock_dir(const char *dir, int *fd, sl_error *err)
 
 /* No file analyze writes into DIR may be one of its inputs (the data kept
  * in DIR as scores.h5, say, or the logits of --verify): checked before the first stage runs. */
-static int check_outputs(const char *dir, const stage *st, const char *const *inputs, int n_in, sl_error *err)
+static int check_outputs(const char *dir, const stage *st, int n, const char *const *inputs, int n_in, sl_error *err)
 {
     static const char *const OWN[] = {"analyze.json", "report.html"};
     char p[4200];
@@ -512,13 +412,13 @@ static int check_outputs(const char *dir, const stage *st, const char *const *in
         snprintf(p, sizeof p, "%s/%s", dir, OWN[i]);
         rc = sl_outpath_check(p, inputs, n_in, err);
     }
-    for (int i = 0; !rc && i < N_STAGES; i++) {
+    for (int i = 0; !rc && i < n; i++) {
         for (int k = 0; !rc && k < 2; k++) {
-            if (!st[i].outputs[k]) continue;
-            snprintf(p, sizeof p, "%s/%s", dir, st[i].outputs[k]);
+            if (!st[i].spec->outputs[k]) continue;
+            snprintf(p, sizeof p, "%s/%s", dir, st[i].spec->outputs[k]);
             rc = sl_outpath_check(p, inputs, n_in, err);
         }
-        snprintf(p, sizeof p, "%s/logs/%s.log", dir, st[i].name);
+        snprintf(p, sizeof p, "%s/logs/%s.log", dir, st[i].spec->name);
         if (!rc) rc = sl_outpath_check(p, inputs, n_in, err);
     }
     return rc;
@@ -550,7 +450,7 @@ static int verify_first(sl_session *s, const sl_args *a, cJSON **result, sl_erro
     return rc;
 }
 
-int cmd_analyze(int argc, char **argv)
+static int cmd_analyze(int argc, char **argv)
 {
     sl_args a;
     sl_error err = {0};
@@ -580,14 +480,15 @@ int cmd_analyze(int argc, char **argv)
     if (!rc) rc = sl_session_need_both_classes(&s, &err);
     cJSON *verified = NULL;
     if (!rc && a.logits_file) rc = verify_first(&s, &a, &verified, &err);
-    stage st[N_STAGES];
+    stage st[MAX_STAGES];
     memset(st, 0, sizeof st);
+    int n_st = 0;
     cJSON *base = cJSON_CreateObject(), *inputs = NULL;
     if (!rc) {
         char options[256];
         snprintf(options, sizeof options, "--examples %ld:%ld --seed %llu --steps %d --bootstrap %d --sample %ld",
                  s.run.first, s.run.first + s.run.count, a.seed, steps, a.bootstrap, sample);
-        plan(st, &a, &s, dir, steps, sample);
+        n_st = plan(st, &a, &s, dir, steps, sample);
         cJSON_AddStringToObject(base, "model", a.pos[0]);
         cJSON_AddStringToObject(base, "data", a.pos[1]);
         inputs = sl_manifest_inputs(a.pos[0], a.pos[1], options, &err);
@@ -608,33 +509,33 @@ int cmd_analyze(int argc, char **argv)
     int lock = -1;
     if (!rc && sl_dist_root()) rc = make_dir(dir, &err);
     if (!rc && sl_dist_root()) rc = lock_dir(dir, &lock, &err);
-    if (!rc && sl_dist_root()) rc = previous(dir, inputs, a.force, st, &err);
+    if (!rc && sl_dist_root()) rc = previous(dir, inputs, a.force, st, n_st, &err);
     if (!rc && sl_dist_root()) rc = make_dir(logs, &err);
     const char *in[3] = {a.pos[0], a.pos[1], a.logits_file};
-    if (!rc && sl_dist_root()) rc = check_outputs(dir, st, in, a.logits_file ? 3 : 2, &err);
-    int32_t kept[N_STAGES];
-    for (int i = 0; i < N_STAGES; i++) kept[i] = st[i].kept;
-    rc = sl_dist_bcast_i32(rc, kept, N_STAGES, &err);
-    for (int i = 0; i < N_STAGES; i++) st[i].kept = kept[i];
+    if (!rc && sl_dist_root()) rc = check_outputs(dir, st, n_st, in, a.logits_file ? 3 : 2, &err);
+    int32_t kept[MAX_STAGES];
+    for (int i = 0; i < n_st; i++) kept[i] = st[i].kept;
+    rc = sl_dist_bcast_i32(rc, kept, n_st, &err);
+    for (int i = 0; i < n_st; i++) st[i].kept = kept[i];
 
-    progress p = {.tty = isatty(2), .total = N_STAGES + 1, .started = now()};
-    for (int i = 0; i < N_STAGES; i++)
+    progress p = {.tty = isatty(2), .total = n_st + 1, .started = now()};
+    for (int i = 0; i < n_st; i++)
         if (!st[i].kept && !st[i].skipped) p.left_weight += st[i].weight;
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    for (int i = 0; i < N_STAGES && !rc; i++) {
+    for (int i = 0; i < n_st && !rc; i++) {
         p.index = i + 1;
-        if (sl_dist_root()) rc = write_manifest(dir, base, st, i, &err);
+        if (sl_dist_root()) rc = write_manifest(dir, base, st, n_st, i, &err);
         if ((rc = sl_dist_agree(rc, &err))) break;
         if (st[i].kept) {
-            if (sl_dist_root()) fprintf(stderr, "[%d/%d] %-16s done earlier, kept\n", p.index, p.total, st[i].name);
+            if (sl_dist_root()) fprintf(stderr, "[%d/%d] %-16s done earlier, kept\n", p.index, p.total, st[i].spec->name);
             continue;
         }
         if (st[i].skipped) {
             /* an earlier analysis's result (--force) must not pass for this data's */
             if (sl_dist_root()) remove_outputs(dir, &st[i]);
-            if (sl_dist_root()) fprintf(stderr, "[%d/%d] %-16s skipped: %s\n", p.index, p.total, st[i].name, st[i].skipped);
+            if (sl_dist_root()) fprintf(stderr, "[%d/%d] %-16s skipped: %s\n", p.index, p.total, st[i].spec->name, st[i].skipped);
             continue;
         }
         rc = sl_dist_size() > 1 ? run_stage_mpi(dir, &st[i], &p, &err) : run_stage(self, dir, &st[i], &p, &err);
@@ -642,7 +543,7 @@ int cmd_analyze(int argc, char **argv)
         p.done_seconds += st[i].seconds;
         p.left_weight -= st[i].weight;
     }
-    if (!rc && sl_dist_root()) rc = write_manifest(dir, base, st, N_STAGES, &err);
+    if (!rc && sl_dist_root()) rc = write_manifest(dir, base, st, n_st, n_st, &err);
     sl_report_info info;
     if (!rc && sl_dist_root()) {
         double t0 = now();
@@ -654,8 +555,8 @@ int cmd_analyze(int argc, char **argv)
     }
     rc = sl_dist_agree(rc, &err);
     if (!rc) printf("wrote %s/report.html (%d figures)\n", dir, info.figures);
-    for (int i = 0; i < N_STAGES; i++)
-        for (int k = 0; k < st[i].argc; k++) free(st[i].argv[k]);
+    for (int i = 0; i < n_st; i++)
+        for (int k = 0; k < st[i].plan.argc; k++) free(st[i].plan.argv[k]);
     cJSON_Delete(base);
     cJSON_Delete(inputs);
     if (lock >= 0) close(lock); /* releases DIR/.lock */
@@ -665,3 +566,12 @@ int cmd_analyze(int argc, char **argv)
     }
     return rc ? sl_report(&err) : 0;
 }
+
+static sl_command analyze_command = {
+    .name = "analyze",
+    .summary = "  analyze MODEL DATA -o DIR   every analysis, then the report (resumes when interrupted)\n",
+    .order = 130,
+    .flags = SL_CMD_SHARDED | SL_CMD_OUT_DIR,
+    .run = cmd_analyze,
+};
+SL_REGISTER_COMMAND(analyze_command)

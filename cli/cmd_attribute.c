@@ -4,8 +4,15 @@
 
 #include "attribution/attribute.h"
 #include "cli/commands.h"
+#include "cli/registry.h"
+#include "cli/stage.h"
 #include "core/h5out.h"
 #include "core/jsonout.h"
+#include "plots/figures.h"
+#include "plots/html.h"
+#include "plots/results.h"
+#include "plots/section.h"
+#include "plots/verdict.h"
 
 static const char USAGE[] =
     "usage: seqlens attribute MODEL DATA [--method grad-input|ig] [--steps K] [--baseline pad|zero] [-o out.json]\n"
@@ -72,7 +79,7 @@ static cJSON *profile(const sl_attr_result *r)
     return arr;
 }
 
-int cmd_attribute(int argc, char **argv)
+static int cmd_attribute(int argc, char **argv)
 {
     sl_args a;
     sl_error err = {0};
@@ -135,3 +142,83 @@ int cmd_attribute(int argc, char **argv)
     sl_session_close(&s);
     return rc ? sl_report(&err) : 0;
 }
+
+/* analyze's stage: integrated gradients, on a seeded sample when more
+ * examples are selected */
+static void stage_args(sl_plan *p)
+{
+    sl_plan_inputs(p);
+    sl_plan_arg(p, "--method"), sl_plan_arg(p, "ig");
+    sl_plan_arg(p, "--steps"), sl_plan_arg(p, "%d", p->steps);
+    sl_plan_out(p);
+    sl_plan_examples(p);
+    if (sl_plan_sampled(p)) sl_plan_sample(p);
+    sl_plan_bootstrap(p);
+    sl_plan_seed(p);
+    sl_plan_run(p);
+}
+
+/* measured: a gradient pass costs 2.2 (the 4-layer benchmark Mamba) to 3.1
+ * (the rotary benchmark Transformer) forward passes; ig adds two forward
+ * passes per example */
+static double stage_weight(const sl_plan *p) { return (3.0 * p->steps + 2) * sl_plan_part(p); }
+
+static const sl_stage STAGES[] = {
+    {.name = "attribute", .order = 80, .outputs = {"attribute.json"}, .per_family = 1, .args = stage_args,
+     .weight = stage_weight},
+};
+
+static void verdict(const sl_results *r, const cJSON *own, char *out, size_t size)
+{
+    (void)r;
+    sl_verdict_attribute(own, out, size);
+}
+
+static int section(sl_report_ctx *rp, const cJSON *a, const char *sentence, sl_error *err)
+{
+    sl_page_section(&rp->page, "attribution", "Attribution",
+            "How much of the logit each token accounts for (gradient x input, or integrated gradients from a baseline "
+            "input), summed per family and compared with the family's share of tokens.");
+    sl_page_verdict(&rp->page, sentence);
+    int rc = sl_page_figure_done(&rp->page, sl_fig_attribution(sl_page_figure(&rp->page), a), "attribution",
+                       "Attribution share over token share per family; above the dashed line the model leans on it.",
+                       760, 400, err);
+    if (!rc)
+        rc = sl_page_figure_done(&rp->page, sl_fig_profile(sl_page_figure(&rp->page), a), "attribution-profile",
+                       "Where in the sequence the attribution lies, by distance from the last valid token.", 760, 400,
+                       err);
+    static const sl_column COLS[] = {{"family", "family", 's'},
+                                  {"attribution share", "attribution_share", 'n'},
+                                  {"95% CI", "attribution_share_ci95", 'c'},
+                                  {"token share", "token_share", 'n'},
+                                  {"ratio", "ratio", 'n'},
+                                  {"95% CI", "ratio_ci95", 'c'}};
+    sl_report_sample_note(rp, a, "; the intervals (bootstrap over examples) show the sample's error");
+    sl_report_table(rp->f, cJSON_GetObjectItemCaseSensitive(a, "families"), NULL, COLS, 6);
+    if (cJSON_GetObjectItemCaseSensitive(a, "completeness")) {
+        fputs("<h3>Completeness (integrated gradients)</h3>\n", rp->f);
+        sl_html_object(rp->f, cJSON_GetObjectItemCaseSensitive(a, "completeness"));
+    }
+    fputs("</section>\n", rp->f);
+    return rc;
+}
+
+static const sl_section SECTIONS[] = {
+    {.file = "attribute.json", .file_order = 80,
+     .top = "method:s n:n sampled_from?:n families:a profile?:a completeness?:o", .array = "families",
+     .row = "family:s attribution_share:N token_share:N ratio:N attribution_share_ci95?:A ratio_ci95?:A", .order = 80,
+     .id = "attribution", .label = "Attribution", .verdict = verdict, .render = section},
+};
+
+static sl_command attribute_command = {
+    .name = "attribute",
+    .summary = "  attribute MODEL DATA        gradient x input or integrated gradients per token family\n",
+    .order = 120,
+    .flags = SL_CMD_SHARDED | SL_CMD_BACKWARD,
+    .run = cmd_attribute,
+    .stages = STAGES,
+    .n_stages = 1,
+    .sections = SECTIONS,
+    .n_sections = 1,
+};
+SL_REGISTER_COMMAND(attribute_command)

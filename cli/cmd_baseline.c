@@ -1,7 +1,14 @@
 #include <stdio.h>
 
 #include "cli/commands.h"
+#include "cli/registry.h"
+#include "cli/stage.h"
 #include "core/jsonout.h"
+#include "plots/figures.h"
+#include "plots/html.h"
+#include "plots/results.h"
+#include "plots/section.h"
+#include "plots/verdict.h"
 #include "probes/baseline.h"
 
 static const char USAGE[] =
@@ -20,7 +27,7 @@ static cJSON *result(const sl_logreg_result *r)
     return o;
 }
 
-int cmd_baseline(int argc, char **argv)
+static int cmd_baseline(int argc, char **argv)
 {
     sl_args a;
     sl_error err = {0};
@@ -50,3 +57,69 @@ int cmd_baseline(int argc, char **argv)
     sl_dataset_close(&ds);
     return rc ? sl_report(&err) : 0;
 }
+
+/* analyze's stage: DATA alone, on one thread (liblinear's) */
+static void stage_args(sl_plan *p)
+{
+    sl_plan_arg(p, "%s", p->a->pos[1]);
+    sl_plan_out(p);
+    sl_plan_seed(p);
+    sl_plan_examples(p);
+}
+
+static double one_pass(const sl_plan *p)
+{
+    (void)p;
+    return 1;
+}
+
+static const sl_stage STAGES[] = {
+    {.name = "baseline", .order = 20, .outputs = {"baseline.json"}, .per_family = 1, .args = stage_args, .weight = one_pass},
+};
+
+static void verdict(const sl_results *r, const cJSON *own, char *out, size_t size)
+{
+    sl_verdict_baseline(own, sl_result(r, "eval.json"), out, size);
+}
+
+static int section(sl_report_ctx *rp, const cJSON *b, const char *sentence, sl_error *err)
+{
+    sl_page_section(&rp->page, "baselines", "Order-free baselines",
+            "Logistic regression on token counts (bag of tokens) and on family counts (bag of families): what a model "
+            "that ignores order can reach on the same data.");
+    sl_page_verdict(&rp->page, sentence);
+    int rc = sl_page_figure_done(&rp->page, sl_fig_baselines(sl_page_figure(&rp->page), b, sl_result(rp->r, "eval.json"), rp->r->manifest), "baselines",
+                       "Test AUC of the model and of the baselines; the dashed line is chance.", 720, 400, err);
+    fputs("<table><tr><th>baseline</th><th>test AUC</th><th>test accuracy</th><th>C</th></tr>\n", rp->f);
+    const char *names[2] = {"bag_of_tokens", "bag_of_families"};
+    for (int i = 0; i < 2; i++) {
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(b, names[i]);
+        fprintf(rp->f, "<tr><td>%s</td><td class=\"num\">", names[i]);
+        sl_html_num(rp->f, sl_jnum(o, "test_auc"));
+        fputs("</td><td class=\"num\">", rp->f);
+        sl_html_num(rp->f, sl_jnum(o, "test_accuracy"));
+        fputs("</td><td class=\"num\">", rp->f);
+        sl_html_num(rp->f, sl_jnum(o, "C"));
+        fputs("</td></tr>\n", rp->f);
+    }
+    fputs("</table>\n</section>\n", rp->f);
+    return rc;
+}
+
+static const sl_section SECTIONS[] = {
+    {.file = "baseline.json", .file_order = 20, .top = "bag_of_tokens:o bag_of_families:o", .order = 20,
+     .id = "baselines", .label = "Baselines", .verdict = verdict, .render = section},
+};
+
+static sl_command baseline_command = {
+    .name = "baseline",
+    .summary = "  baseline DATA               bag-of-tokens / bag-of-families logistic regression AUC\n",
+    .order = 80,
+    .flags = 0,
+    .run = cmd_baseline,
+    .stages = STAGES,
+    .n_stages = 1,
+    .sections = SECTIONS,
+    .n_sections = 1,
+};
+SL_REGISTER_COMMAND(baseline_command)

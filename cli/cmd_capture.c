@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/registry.h"
 #include "core/h5out.h"
 
 static const char USAGE[] =
@@ -230,7 +231,7 @@ static int run_capture(capture_job *j, sl_session *s, const sl_args *a, sl_error
     return rc;
 }
 
-int cmd_capture(int argc, char **argv)
+static int cmd_capture(int argc, char **argv)
 {
     sl_args a;
     sl_error err = {0};
@@ -258,3 +259,13 @@ int cmd_capture(int argc, char **argv)
     sl_session_close(&s);
     return rc ? sl_report(&err) : 0;
 }
+
+static sl_command capture_command = {
+    .name = "capture",
+    .summary = "  capture MODEL DATA --hook PATTERN... -o acts.h5\n"
+               "                              activations at hook points, streamed to HDF5\n",
+    .order = 40,
+    .flags = SL_CMD_SHARDED | SL_CMD_OUT_H5,
+    .run = cmd_capture,
+};
+SL_REGISTER_COMMAND(capture_command)

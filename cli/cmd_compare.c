@@ -1,7 +1,13 @@
 #include <stdio.h>
 
 #include "cli/commands.h"
+#include "cli/registry.h"
 #include "core/jsonout.h"
+#include "plots/figures.h"
+#include "plots/html.h"
+#include "plots/results.h"
+#include "plots/section.h"
+#include "plots/verdict.h"
 #include "probes/compare.h"
 
 static const char USAGE[] =
@@ -33,7 +39,7 @@ static int same_vocabulary(const char *dir_a, const char *dir_b, sl_error *err)
     return SL_OK;
 }
 
-int cmd_compare(int argc, char **argv)
+static int cmd_compare(int argc, char **argv)
 {
     sl_args a;
     sl_error err = {0};
@@ -76,3 +82,46 @@ int cmd_compare(int argc, char **argv)
     sl_session_close(&sb);
     return rc ? sl_report(&err) : 0;
 }
+
+static void verdict(const sl_results *r, const cJSON *own, char *out, size_t size)
+{
+    (void)r;
+    sl_verdict_compare(own, out, size);
+}
+
+static int section(sl_report_ctx *rp, const cJSON *c, const char *sentence, sl_error *err)
+{
+    sl_page_section(&rp->page, "compare", "Two models compared",
+            "Agreement of the two models' predictions, the examples both get wrong, the AUC of their averaged "
+            "probabilities, and linear CKA between their layers.");
+    sl_page_verdict(&rp->page, sentence);
+    int rc = sl_page_figure_done(&rp->page, sl_fig_cka(sl_page_figure(&rp->page), c), "cka", "Linear CKA between every pair of layers.", 600, 500, err);
+    fputs("<table>", rp->f);
+    static const char *const KEYS[] = {"n", "auc_a", "auc_b", "pearson_r", "spearman_rho", "agreement", "error_overlap",
+                                       "auc_ensemble"};
+    for (size_t i = 0; i < sizeof KEYS / sizeof *KEYS; i++) {
+        fprintf(rp->f, "<tr><th>%s</th><td class=\"num\">", KEYS[i]);
+        sl_html_num(rp->f, sl_jnum(c, KEYS[i]));
+        fputs("</td></tr>\n", rp->f);
+    }
+    fputs("</table>\n</section>\n", rp->f);
+    return rc;
+}
+
+/* not one of analyze's stages: its result joins a report when put in DIR */
+static const sl_section SECTIONS[] = {
+    {.file = "compare.json", .file_order = 100,
+     .top = "n:n auc_a:N auc_b:N pearson_r:N agreement:N error_overlap:N auc_ensemble:N cka:o", .order = 110,
+     .id = "compare", .label = "Comparison", .verdict = verdict, .render = section},
+};
+
+static sl_command compare_command = {
+    .name = "compare",
+    .summary = "  compare MODEL_A MODEL_B DATA  agreement, error overlap, ensemble AUC, linear CKA\n",
+    .order = 100,
+    .flags = SL_CMD_SHARDED,
+    .run = cmd_compare,
+    .sections = SECTIONS,
+    .n_sections = 1,
+};
+SL_REGISTER_COMMAND(compare_command)

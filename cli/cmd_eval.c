@@ -3,9 +3,15 @@
 #include <stdlib.h>
 
 #include "cli/commands.h"
+#include "cli/registry.h"
+#include "cli/stage.h"
 #include "core/dist.h"
 #include "core/h5out.h"
 #include "core/metrics.h"
+#include "plots/html.h"
+#include "plots/results.h"
+#include "plots/section.h"
+#include "plots/verdict.h"
 
 static const char USAGE[] =
     "usage: seqlens eval MODEL DATA [-o scores.h5] [--examples A:B] [--threads N] [--batch B] [--device cpu|cuda]\n"
@@ -40,7 +46,7 @@ static void json_number(char *buf, size_t n, double v)
     else snprintf(buf, n, "null");
 }
 
-int cmd_eval(int argc, char **argv)
+static int cmd_eval(int argc, char **argv)
 {
     sl_args a;
     sl_error err = {0};
@@ -68,3 +74,65 @@ int cmd_eval(int argc, char **argv)
     sl_session_close(&s);
     return rc ? sl_report(&err) : 0;
 }
+
+/* analyze's stage: the logits into DIR/scores.h5, the JSON on standard output */
+static void stage_args(sl_plan *p)
+{
+    sl_plan_inputs(p);
+    sl_plan_arg(p, "-o"), sl_plan_arg(p, "%s/scores.h5", p->dir);
+    sl_plan_examples(p);
+    sl_plan_run(p);
+}
+
+static double one_pass(const sl_plan *p)
+{
+    (void)p;
+    return 1;
+}
+
+static const sl_stage STAGES[] = {
+    {.name = "eval", .order = 10, .outputs = {"eval.json", "scores.h5"}, .stdout_to = "eval.json", .args = stage_args,
+     .weight = one_pass},
+};
+
+static void verdict(const sl_results *r, const cJSON *own, char *out, size_t size)
+{
+    sl_verdict_eval(own, r->manifest, out, size);
+}
+
+static int section(sl_report_ctx *rp, const cJSON *e, const char *sentence, sl_error *err)
+{
+    (void)err;
+    sl_page_section(&rp->page, "performance", "Performance", "How well the model separates the two labels on this data (logit > 0 predicts 1).");
+    sl_page_verdict(&rp->page, sentence);
+    /* analyze --verify: said once, where the numbers it vouches for are */
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(rp->r->manifest, "verify");
+    if (cJSON_IsObject(v) && sl_jnum(v, "n") >= 1) {
+        fputs("<p class=\"verify\">", rp->f);
+        sl_html_printf(rp->f, "seqlens's logits %s your PyTorch logits on %.0f examples to max relative error %.3g (tolerance %g).",
+                       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "ok")) ? "match" : "do not match", sl_jnum(v, "n"),
+                       sl_jnum(v, "max_rel_error"), sl_jnum(v, "tolerance"));
+        fputs("</p>\n", rp->f);
+    }
+    sl_html_object(rp->f, e);
+    fputs("</section>\n", rp->f);
+    return SL_OK;
+}
+
+static const sl_section SECTIONS[] = {
+    {.file = "eval.json", .file_order = 10, .top = "n:n auc:N log_loss:N accuracy:N", .order = 10, .id = "performance",
+     .label = "Performance", .verdict = verdict, .render = section},
+};
+
+static sl_command eval_command = {
+    .name = "eval",
+    .summary = "  eval MODEL DATA             AUC, log-loss, accuracy; logits per example\n",
+    .order = 30,
+    .flags = SL_CMD_SHARDED | SL_CMD_OUT_H5,
+    .run = cmd_eval,
+    .stages = STAGES,
+    .n_stages = 1,
+    .sections = SECTIONS,
+    .n_sections = 1,
+};
+SL_REGISTER_COMMAND(eval_command)

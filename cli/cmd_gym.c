@@ -1,6 +1,7 @@
 #include <stdio.h>
 
 #include "cli/commands.h"
+#include "cli/registry.h"
 #include "gym/gym.h"
 
 static const char USAGE[] =
@@ -13,7 +14,7 @@ static const char USAGE[] =
     "  --noise flips each observed label with probability P. The file's attributes hold the truth:\n"
     "  task, signal_family, order_matters, bayes_auc (the best AUC any model can reach), label_noise.\n";
 
-int cmd_gym(int argc, char **argv)
+static int cmd_gym(int argc, char **argv)
 {
     sl_args a;
     sl_error err = {0};
@@ -30,3 +31,12 @@ int cmd_gym(int argc, char **argv)
            t.signal_family, t.order_matters ? "matters" : "does not matter", t.bayes_auc);
     return 0;
 }
+
+static sl_command gym_command = {
+    .name = "gym",
+    .summary = "  gym --task NAME --n N --len L -o data.h5   synthetic data with a planted rule\n",
+    .order = 160,
+    .flags = SL_CMD_OUT_H5,
+    .run = cmd_gym,
+};
+SL_REGISTER_COMMAND(gym_command)

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/registry.h"
 #include "core/safetensors.h"
 
 static const char USAGE[] =
@@ -58,7 +59,7 @@ static void print_config(const sl_config *c)
     }
 }
 
-int cmd_info(int argc, char **argv)
+static int cmd_info(int argc, char **argv)
 {
     sl_args a;
     sl_error err = {0};
@@ -92,3 +93,12 @@ int cmd_info(int argc, char **argv)
     sl_model_free(&m);
     return 0;
 }
+
+static sl_command info_command = {
+    .name = "info",
+    .summary = "  info MODEL                  config, parameters, tensors, hook points\n",
+    .order = 10,
+    .flags = 0,
+    .run = cmd_info,
+};
+SL_REGISTER_COMMAND(info_command)

@@ -2,7 +2,13 @@
 
 #include "attribution/inspect.h"
 #include "cli/commands.h"
+#include "cli/registry.h"
+#include "cli/stage.h"
 #include "core/jsonout.h"
+#include "plots/figures.h"
+#include "plots/results.h"
+#include "plots/section.h"
+#include "plots/verdict.h"
 
 static const char USAGE[] =
     "usage: seqlens inspect MODEL DATA [-o out.json] [--examples A:B] [--sample S [--seed S]] [--threads N]\n"
@@ -57,7 +63,7 @@ static cJSON *layer_json(const sl_model *m, const sl_dataset *ds, const sl_inspe
     return layer;
 }
 
-int cmd_inspect(int argc, char **argv)
+static int cmd_inspect(int argc, char **argv)
 {
     sl_args a;
     sl_error err = {0};
@@ -83,3 +89,97 @@ int cmd_inspect(int argc, char **argv)
     sl_session_close(&s);
     return rc ? sl_report(&err) : 0;
 }
+
+/* analyze's stage: on a seeded sample when more examples are selected */
+static void stage_args(sl_plan *p)
+{
+    sl_plan_inputs(p);
+    sl_plan_out(p);
+    sl_plan_examples(p);
+    if (sl_plan_sampled(p)) sl_plan_sample(p), sl_plan_seed(p);
+    sl_plan_run(p);
+}
+
+static double stage_weight(const sl_plan *p) { return 2 * sl_plan_part(p); }
+
+static const sl_stage STAGES[] = {
+    {.name = "inspect", .order = 70, .outputs = {"inspect.json"}, .per_family = 1, .args = stage_args,
+     .weight = stage_weight},
+};
+
+static void verdict(const sl_results *r, const cJSON *own, char *out, size_t size)
+{
+    (void)r;
+    sl_verdict_inspect(own, out, size);
+}
+
+static int section(sl_report_ctx *rp, const cJSON *in, const char *sentence, sl_error *err)
+{
+    const cJSON *layer;
+    int mamba = !strcmp(sl_jstr(in, "arch"), "mamba"), rc;
+    sl_page_section(&rp->page, "inspect", mamba ? "Inside Mamba: step size and gate per token family" : "Inside attention: where it looks",
+            mamba ? "Means over every valid position of each family: delta (how far a token moves the state), the SiLU "
+                    "gate, the write |delta x| times the norm of B, and the retention exp(delta A) with its memory length."
+                  : "The fraction of attention valid queries put on each family's keys, against the family's share of "
+                    "keys: a ratio above 1 means attention seeks the family out.");
+    sl_page_verdict(&rp->page, sentence);
+    sl_report_sample_note(rp, in, "");
+    if (mamba) {
+        rc = sl_page_figure_done(&rp->page, sl_fig_inspect(sl_page_figure(&rp->page), in, "mean_delta", "Mean step size delta per layer and family"),
+                       "inspect-delta", "Mean delta (over channels) per layer and family.", 760, 360, err);
+        if (!rc)
+            rc = sl_page_figure_done(&rp->page, sl_fig_inspect(sl_page_figure(&rp->page), in, "mean_gate", "Mean gate SiLU(z) per layer and family"),
+                           "inspect-gate", "Mean gate (over channels) per layer and family.", 760, 360, err);
+    } else {
+        rc = sl_page_figure_done(&rp->page,
+                       sl_fig_inspect(sl_page_figure(&rp->page), in, "attention_mass", "Attention mass per layer and family"),
+                       "inspect-attention-mass",
+                       "The fraction of all attention that lands on each family's keys, per layer.", 760, 360, err);
+        if (!rc)
+            rc = sl_page_figure_done(&rp->page,
+                           sl_fig_inspect(sl_page_figure(&rp->page), in, "ratio", "Attention mass / token share per layer and family"),
+                           "inspect-attention", "Attention ratio per layer and family; 1 means attention in proportion.",
+                           760, 360, err);
+    }
+    cJSON_ArrayForEach(layer, cJSON_GetObjectItemCaseSensitive(in, "layers"))
+    {
+        fprintf(rp->f, "<h3>Layer %.0f</h3>\n", sl_jnum(layer, "layer"));
+        static const sl_column MAMBA[] = {{"family", "family", 's'},         {"positions", "positions", 'i'},
+                                       {"mean delta", "mean_delta", 'n'},   {"mean gate", "mean_gate", 'n'},
+                                       {"mean write", "mean_write", 'n'},   {"retention", "mean_retention", 'n'},
+                                       {"memory (tokens)", "memory_length", 'n'}};
+        static const sl_column ATTN[] = {{"family", "family", 's'},
+                                      {"attention mass", "attention_mass", 'n'},
+                                      {"token share", "token_share", 'n'},
+                                      {"ratio", "ratio", 'n'}};
+        static const sl_column HEADS[] = {{"head", "head", 'i'},
+                                       {"entropy (nats)", "entropy", 'n'},
+                                       {"mean distance", "mean_distance", 'n'}};
+        if (mamba) sl_report_table(rp->f, cJSON_GetObjectItemCaseSensitive(layer, "families"), NULL, MAMBA, 7);
+        else {
+            sl_report_table(rp->f, cJSON_GetObjectItemCaseSensitive(layer, "families"), NULL, ATTN, 4);
+            if (cJSON_GetObjectItemCaseSensitive(layer, "heads")) sl_report_table(rp->f, cJSON_GetObjectItemCaseSensitive(layer, "heads"), NULL, HEADS, 3);
+        }
+    }
+    fputs("</section>\n", rp->f);
+    return rc;
+}
+
+static const sl_section SECTIONS[] = {
+    {.file = "inspect.json", .file_order = 70, .top = "arch:s n:n sampled_from?:n layers:a", .array = "layers",
+     .row = "layer:n families:a heads?:a", .order = 70, .id = "inspect", .label = "Inside", .verdict = verdict,
+     .render = section},
+};
+
+static sl_command inspect_command = {
+    .name = "inspect",
+    .summary = "  inspect MODEL DATA          Mamba delta/gate/retention and attention mass per family\n",
+    .order = 90,
+    .flags = SL_CMD_SHARDED,
+    .run = cmd_inspect,
+    .stages = STAGES,
+    .n_stages = 1,
+    .sections = SECTIONS,
+    .n_sections = 1,
+};
+SL_REGISTER_COMMAND(inspect_command)

@@ -7,8 +7,14 @@
 
 #include "ablation/patch.h"
 #include "cli/commands.h"
+#include "cli/registry.h"
+#include "cli/stage.h"
 #include "core/inputfile.h"
 #include "core/jsonout.h"
+#include "plots/figures.h"
+#include "plots/results.h"
+#include "plots/section.h"
+#include "plots/verdict.h"
 
 static const char USAGE[] =
     "usage: seqlens patch MODEL DATA --hook PATTERN... [--positions all|last|LIST]\n"
@@ -177,7 +183,7 @@ static cJSON *to_json(const sl_model *m, const sl_patch_opts *o, const sl_patch_
     return j;
 }
 
-int cmd_patch(int argc, char **argv)
+static int cmd_patch(int argc, char **argv)
 {
     sl_args a;
     sl_error err = {0};
@@ -249,3 +255,82 @@ int cmd_patch(int argc, char **argv)
     sl_session_close(&s);
     return rc ? sl_report(&err) : 0;
 }
+
+/* analyze's stage: the residual stream after each block at the last
+ * PATCH_POSITIONS positions, over PATCH_PAIRS label-flip pairs, on a seeded
+ * sample when more examples are selected */
+#define PATCH_POSITIONS 16
+#define PATCH_PAIRS 100
+
+static int stage_positions(const sl_plan *p) { return p->s->data.L < PATCH_POSITIONS ? p->s->data.L : PATCH_POSITIONS; }
+
+static void stage_args(sl_plan *p)
+{
+    char positions[8 * PATCH_POSITIONS] = "";
+    for (int k = 1; k <= stage_positions(p); k++)
+        snprintf(positions + strlen(positions), sizeof positions - strlen(positions), "%s-%d", k > 1 ? "," : "", k);
+    sl_plan_inputs(p);
+    sl_plan_arg(p, "--hook"), sl_plan_arg(p, "blocks.*.resid_post");
+    sl_plan_arg(p, "--positions"), sl_plan_arg(p, "%s", positions);
+    sl_plan_arg(p, "--n-pairs"), sl_plan_arg(p, "%d", PATCH_PAIRS);
+    sl_plan_out(p);
+    sl_plan_bootstrap(p);
+    sl_plan_seed(p);
+    sl_plan_examples(p);
+    if (sl_plan_sampled(p)) sl_plan_sample(p);
+    sl_plan_run(p);
+}
+
+/* partial passes over single examples, against passes over the data */
+static double stage_weight(const sl_plan *p)
+{
+    long n = p->s->run.count;
+    double pairs = n < PATCH_PAIRS ? (double)n : PATCH_PAIRS;
+    return sl_plan_part(p) + (double)p->s->model.c.n_layers * stage_positions(p) * pairs / (double)n;
+}
+
+static const sl_stage STAGES[] = {
+    {.name = "patch", .order = 100, .outputs = {"patch.json"}, .args = stage_args, .weight = stage_weight},
+};
+
+static void verdict(const sl_results *r, const cJSON *own, char *out, size_t size)
+{
+    (void)r;
+    sl_verdict_patch(own, out, size);
+}
+
+static int section(sl_report_ctx *rp, const cJSON *p, const char *sentence, sl_error *err)
+{
+    sl_page_section(&rp->page, "patching", "Activation patching",
+            "Interchange interventions: the base example run with one hook's activation at one position taken from a "
+            "source example. The effect is the fraction of the logit difference restored, (patched - base) / (source - "
+            "base): 1 means that activation carries the whole difference.");
+    sl_page_verdict(&rp->page, sentence);
+    sl_report_sample_note(rp, p, " (the pairs are drawn from it)");
+    int rc = sl_page_figure_done(&rp->page, sl_fig_patch(sl_page_figure(&rp->page), p), "patch", "Patching effect per hook and position.", 860, 480,
+                       err);
+    static const sl_column COLS[] = {{"hook", "hook", 's'},     {"position", "position", 'i'}, {"effect", "effect", 'n'},
+                                  {"95% CI", "ci95", 'c'},   {"pairs used", "n_used", 'i'}, {"skipped", "n_skipped", 'i'}};
+    sl_report_table(rp->f, cJSON_GetObjectItemCaseSensitive(p, "results"), NULL, COLS, 6);
+    fputs("</section>\n", rp->f);
+    return rc;
+}
+
+static const sl_section SECTIONS[] = {
+    {.file = "patch.json", .file_order = 110, .top = "n_pairs:n sampled_from?:n results:a", .array = "results",
+     .row = "hook:s position:n effect:N ci95?:A n_used:n", .order = 100, .id = "patching", .label = "Patching",
+     .verdict = verdict, .render = section},
+};
+
+static sl_command patch_command = {
+    .name = "patch",
+    .summary = "  patch MODEL DATA --hook PATTERN  activation patching between pairs of examples\n",
+    .order = 70,
+    .flags = SL_CMD_SHARDED,
+    .run = cmd_patch,
+    .stages = STAGES,
+    .n_stages = 1,
+    .sections = SECTIONS,
+    .n_sections = 1,
+};
+SL_REGISTER_COMMAND(patch_command)

@@ -3,7 +3,13 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/registry.h"
+#include "cli/stage.h"
 #include "core/jsonout.h"
+#include "plots/figures.h"
+#include "plots/results.h"
+#include "plots/section.h"
+#include "plots/verdict.h"
 #include "probes/probe.h"
 
 static const char USAGE[] =
@@ -18,7 +24,7 @@ static const char USAGE[] =
     "  random per token type), selectivity (accuracy - control), C, n_train, n_test}]. A probe below\n"
     "  its majority baseline is reported on stderr.\n";
 
-int cmd_probe(int argc, char **argv)
+static int cmd_probe(int argc, char **argv)
 {
     sl_args a;
     sl_error err = {0};
@@ -87,3 +93,70 @@ int cmd_probe(int argc, char **argv)
     sl_session_close(&s);
     return rc ? sl_report(&err) : 0;
 }
+
+/* analyze's stage: a probe on every layer */
+static void stage_args(sl_plan *p)
+{
+    sl_plan_inputs(p);
+    sl_plan_arg(p, "--layer"), sl_plan_arg(p, "all");
+    sl_plan_out(p);
+    sl_plan_seed(p);
+    sl_plan_examples(p);
+    sl_plan_run(p);
+}
+
+static double stage_weight(const sl_plan *p)
+{
+    (void)p;
+    return 3;
+}
+
+static const sl_stage STAGES[] = {
+    {.name = "probe", .order = 90, .outputs = {"probe.json"}, .args = stage_args, .weight = stage_weight},
+};
+
+static void verdict(const sl_results *r, const cJSON *own, char *out, size_t size)
+{
+    (void)r;
+    sl_verdict_probe(own, out, size);
+}
+
+static int section(sl_report_ctx *rp, const cJSON *p, const char *sentence, sl_error *err)
+{
+    sl_page_section(&rp->page, "probes", "Linear probes",
+            "L2 logistic regression (liblinear) on each layer's residual stream, C chosen by cross-validation on the "
+            "train split. The control task gives each token type a random label: a probe that is good at it too reads "
+            "token identity, not the target (selectivity = accuracy - control accuracy).");
+    sl_page_verdict(&rp->page, sentence);
+    int rc = sl_page_figure_done(&rp->page, sl_fig_probe(sl_page_figure(&rp->page), p), "probe", "Probe test accuracy per layer.", 720, 400, err);
+    static const sl_column COLS[] = {{"layer", "layer", 'i'},
+                                  {"test accuracy", "test_accuracy", 'n'},
+                                  {"balanced accuracy", "balanced_accuracy", 'n'},
+                                  {"test AUC", "test_auc", 'n'},
+                                  {"majority baseline", "majority_baseline", 'n'},
+                                  {"control accuracy", "control_accuracy", 'n'},
+                                  {"selectivity", "selectivity", 'n'},
+                                  {"C", "C", 'n'}};
+    sl_report_table(rp->f, cJSON_GetObjectItemCaseSensitive(p, "layers"), NULL, COLS, 8);
+    fputs("</section>\n", rp->f);
+    return rc;
+}
+
+static const sl_section SECTIONS[] = {
+    {.file = "probe.json", .file_order = 90, .top = "target:s site:s layers:a", .array = "layers",
+     .row = "layer:n test_accuracy:N test_auc:N majority_baseline:N control_accuracy:N selectivity:N C:N", .order = 90,
+     .id = "probes", .label = "Probes", .verdict = verdict, .render = section},
+};
+
+static sl_command probe_command = {
+    .name = "probe",
+    .summary = "  probe MODEL DATA            linear probes on each layer against majority and control\n",
+    .order = 110,
+    .flags = 0,
+    .run = cmd_probe,
+    .stages = STAGES,
+    .n_stages = 1,
+    .sections = SECTIONS,
+    .n_sections = 1,
+};
+SL_REGISTER_COMMAND(probe_command)

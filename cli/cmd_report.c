@@ -1,6 +1,7 @@
 #include <stdio.h>
 
 #include "cli/commands.h"
+#include "cli/registry.h"
 #include "plots/report.h"
 
 static const char USAGE[] =
@@ -13,7 +14,7 @@ static const char USAGE[] =
     "    probe.json patch.json compare.json\n"
     "  Without gnuplot the page keeps its tables and verdicts, and one warning says so.\n";
 
-int cmd_report(int argc, char **argv)
+static int cmd_report(int argc, char **argv)
 {
     sl_args a;
     sl_error err = {0};
@@ -25,3 +26,12 @@ int cmd_report(int argc, char **argv)
     printf("wrote %s/report.html (%d figures)\n", a.pos[0], info.figures);
     return 0;
 }
+
+static sl_command report_command = {
+    .name = "report",
+    .summary = "  report DIR                  figures and report.html from the JSON results in DIR\n",
+    .order = 140,
+    .flags = SL_CMD_DIR_IN_OUT,
+    .run = cmd_report,
+};
+SL_REGISTER_COMMAND(report_command)

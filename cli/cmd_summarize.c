@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "cli/commands.h"
+#include "cli/registry.h"
 #include "plots/summary.h"
 
 static const char USAGE[] =
@@ -24,7 +25,7 @@ static int summarize(const char **dirs, int n, char **rest, int nrest)
     return 0;
 }
 
-int cmd_summarize(int argc, char **argv)
+static int cmd_summarize(int argc, char **argv)
 {
     sl_error err = {0};
     /* any number of run directories: the positional limit does not apply,
@@ -52,3 +53,12 @@ int cmd_summarize(int argc, char **argv)
     free(rest);
     return rc;
 }
+
+static sl_command summarize_command = {
+    .name = "summarize",
+    .summary = "  summarize DIR... -o OUT     one table and figures across analysed runs\n",
+    .order = 150,
+    .flags = SL_CMD_OUT_DIR,
+    .run = cmd_summarize,
+};
+SL_REGISTER_COMMAND(summarize_command)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "cli/commands.h"
+#include "cli/registry.h"
 #include "core/jsonout.h"
 #include "core/logits_file.h"
 
@@ -111,7 +112,7 @@ int sl_verify_mismatch(const cJSON *j, const sl_args *a, sl_error *err)
                    ours, theirs);
 }
 
-int cmd_verify(int argc, char **argv)
+static int cmd_verify(int argc, char **argv)
 {
     sl_args a;
     sl_error err = {0};
@@ -129,3 +130,12 @@ int cmd_verify(int argc, char **argv)
     sl_session_close(&s);
     return rc ? sl_report(&err) : 0;
 }
+
+static sl_command verify_command = {
+    .name = "verify",
+    .summary = "  verify MODEL DATA --logits FILE   seqlens's logits against PyTorch's: proves the load\n",
+    .order = 20,
+    .flags = SL_CMD_SHARDED | SL_CMD_TOKENS_ONLY,
+    .run = cmd_verify,
+};
+SL_REGISTER_COMMAND(verify_command)

@@ -1,4 +1,5 @@
-/* Subcommands: each parses its own options and returns an exit status. */
+/* What the subcommands share: each parses its own options and returns an
+ * exit status; each registers itself (cli/registry.h). */
 #ifndef SL_COMMANDS_H
 #define SL_COMMANDS_H
 
@@ -9,28 +10,6 @@
 #include "core/dist.h"
 #include "models/model.h"
 #include "models/run.h"
-
-int cmd_info(int argc, char **argv);
-int cmd_eval(int argc, char **argv);
-int cmd_capture(int argc, char **argv);
-int cmd_reverse(int argc, char **argv);
-int cmd_ablate(int argc, char **argv);
-int cmd_gym(int argc, char **argv);
-int cmd_baseline(int argc, char **argv);
-int cmd_inspect(int argc, char **argv);
-int cmd_compare(int argc, char **argv);
-int cmd_probe(int argc, char **argv);
-int cmd_attribute(int argc, char **argv);
-int cmd_report(int argc, char **argv);
-int cmd_analyze(int argc, char **argv);
-int cmd_summarize(int argc, char **argv);
-int cmd_patch(int argc, char **argv);
-int cmd_verify(int argc, char **argv);
-
-/* The entry of command NAME (NULL if none); *sharded: whether it spreads
- * its examples over MPI ranks (else rank 0 runs it alone under mpirun). */
-typedef int (*sl_command_fn)(int argc, char **argv);
-sl_command_fn sl_command(const char *name, int *sharded);
 
 /* A model with its dataset and the example range the options select. */
 typedef struct {

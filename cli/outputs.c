@@ -3,19 +3,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli/registry.h"
 #include "core/outpath.h"
-
-static int named(const char *cmd, const char *const *names)
-{
-    for (; *names; names++)
-        if (!strcmp(cmd, *names)) return 1;
-    return 0;
-}
-
-/* commands whose -o is a directory, and those whose -o is HDF5 (the
- * others' -o is JSON, where "-" means standard output) */
-static const char *const DIR_OUT[] = {"analyze", "summarize", NULL};
-static const char *const H5_OUT[] = {"eval", "capture", "gym", NULL};
 
 int sl_args_check_outputs(const sl_args *a, sl_error *err)
 {
@@ -24,15 +13,16 @@ int sl_args_check_outputs(const sl_args *a, sl_error *err)
     for (int i = 0; i < a->n_pos; i++) in[n++] = a->pos[i];
     if (a->pairs_file) in[n++] = a->pairs_file;
     if (a->logits_file) in[n++] = a->logits_file;
-    if (!strcmp(a->cmd, "report")) {
+    unsigned flags = sl_command_flags(a->cmd);
+    if (flags & SL_CMD_DIR_IN_OUT) {
         /* DIR holds the results read and the page written; a DIR that is
          * not there is report's to explain */
         struct stat st;
         return a->n_pos == 1 && !stat(a->pos[0], &st) ? sl_outdir_check(a->pos[0], NULL, 0, err) : SL_OK;
     }
-    if (named(a->cmd, DIR_OUT)) return a->out ? sl_outdir_check(a->out, in, n, err) : SL_OK;
+    if (flags & SL_CMD_OUT_DIR) return a->out ? sl_outdir_check(a->out, in, n, err) : SL_OK;
     const char *files[3] = {a->out, a->scores_out, a->tokens_out};
-    if (a->out && !strcmp(a->out, "-") && !named(a->cmd, H5_OUT)) files[0] = NULL;
+    if (a->out && !strcmp(a->out, "-") && !(flags & SL_CMD_OUT_H5)) files[0] = NULL;
     for (int i = 0; i < 3; i++) {
         if (!files[i]) continue;
         for (int k = 0; k < i; k++)

@@ -3,11 +3,12 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/registry.h"
 #include "core/dist.h"
 
 static int open_backend(sl_session *s, const sl_args *a, const sl_backend_kind *k, sl_error *err)
 {
-    int backward = !strcmp(a->cmd, "attribute"); /* the one command with a backward pass */
+    int backward = !!(sl_command_flags(a->cmd) & SL_CMD_BACKWARD);
     sl_backend_want want = {a->batch, s->data.L, backward};
     if (!(s->run.backend = k->open(&s->model, &want, err))) return err->code;
     const char *notice = k->notice ? k->notice() : NULL;
@@ -21,9 +22,9 @@ int sl_session_open(sl_session *s, const sl_args *a, const char *model_dir, cons
     memset(s, 0, sizeof *s);
     s->data.file = s->data.tokens = s->data.of_position = -1;
     int rc = sl_model_load(&s->model, model_dir, err);
-    /* verify compares logits alone: DATA needs only /tokens */
+    /* a command that compares logits alone (verify) needs only DATA's /tokens */
     int (*open)(sl_dataset *, const char *, int, int, sl_error *) =
-        strcmp(a->cmd, "verify") ? sl_dataset_open : sl_dataset_open_tokens;
+        sl_command_flags(a->cmd) & SL_CMD_TOKENS_ONLY ? sl_dataset_open_tokens : sl_dataset_open;
     if (!rc) rc = open(&s->data, data_path, s->model.c.vocab_size, s->model.c.pad_token_id, err);
     if (rc) return rc;
     long end = a->ex_end < 0 ? s->data.n : a->ex_end;

@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BAR_COLOUR "#4477aa"
-#define ALT_COLOUR "#ee6677"
 /* longer labels are cut: they would only crowd the axis */
 #define LABEL_MAX 60
 
@@ -30,13 +28,13 @@ void sl_gp_label(FILE *gp, const char *s)
     fputc('"', gp);
 }
 
-static void put_num(FILE *gp, double v)
+void sl_gp_num(FILE *gp, double v)
 {
     if (isfinite(v)) fprintf(gp, " %.9g", v);
     else fputs(" NaN", gp);
 }
 
-static void title(FILE *gp, const char *t)
+void sl_gp_title(FILE *gp, const char *t)
 {
     fputs("set title ", gp);
     sl_gp_label(gp, t);
@@ -67,7 +65,7 @@ int sl_fig_ablation(FILE *gp, const cJSON *abl, const char *key, const char *t)
         rows[k++] = (ranked){row, isfinite(d) ? d : 0};
     }
     qsort(rows, (size_t)n, sizeof *rows, by_delta);
-    title(gp, t);
+    sl_gp_title(gp, t);
     fprintf(gp, "set ylabel 'AUC change (ablated - baseline)'\n"
                 "set style fill solid 0.7 border -1\nset boxwidth 0.6\nset grid ytics\nset xzeroaxis lt -1\n"
                 "set xrange [-0.6:%d.6]\n%s",
@@ -86,43 +84,15 @@ int sl_fig_ablation(FILE *gp, const cJSON *abl, const char *key, const char *t)
             lo = cJSON_GetArrayItem(ci, 0)->valuedouble;
             hi = cJSON_GetArrayItem(ci, 1)->valuedouble;
         }
-        put_num(gp, rows[i].delta);
-        put_num(gp, lo);
-        put_num(gp, hi);
+        sl_gp_num(gp, rows[i].delta);
+        sl_gp_num(gp, lo);
+        sl_gp_num(gp, hi);
         fputc('\n', gp);
     }
-    fputs("EOD\nplot $d using 0:2:xtic(1) with boxes lc rgb '" BAR_COLOUR "' notitle, \\\n"
+    fputs("EOD\nplot $d using 0:2:xtic(1) with boxes lc rgb '" SL_GP_BAR_COLOUR "' notitle, \\\n"
           "     $d using 0:2:3:4 with yerrorbars lc rgb 'black' pt -1 title '95% CI (paired bootstrap)'\n",
           gp);
     free(rows);
-    return 1;
-}
-
-int sl_fig_reverse(FILE *gp, const sl_results *r)
-{
-    const cJSON *rev = r->json[R_REVERSE];
-    if (!rev || !r->rev_logits) return 0;
-    long n = r->rev_n, stride = (n + 3999) / 4000;
-    char t[160];
-    snprintf(t, sizeof t, "Reversal: r = %.3f (shuffled control: r = %.3f)", sl_jnum(rev, "pearson_r"),
-             sl_jnum(rev, "shuffle_pearson_r"));
-    title(gp, t);
-    fputs("set xlabel 'logit of the sequence as given'\nset ylabel 'logit of the altered sequence'\n"
-          "set key top left\nset grid\nset size ratio -1\n",
-          gp);
-    for (int k = 1; k <= 2; k++) {
-        fprintf(gp, "$%s << EOD\n", k == 1 ? "rev" : "shuf");
-        for (long i = 0; i < n; i += stride) {
-            put_num(gp, r->rev_logits[i]);
-            put_num(gp, r->rev_logits[(size_t)k * n + i]);
-            fputc('\n', gp);
-        }
-        fputs("EOD\n", gp);
-    }
-    fputs("plot $shuf using 1:2 with points pt 7 ps 0.35 lc rgb '" ALT_COLOUR "' title 'shuffled', \\\n"
-          "     $rev using 1:2 with points pt 7 ps 0.35 lc rgb '" BAR_COLOUR "' title 'reversed', \\\n"
-          "     x with lines dt 2 lc rgb 'gray30' title 'unchanged (y = x)'\n",
-          gp);
     return 1;
 }
 
@@ -162,7 +132,7 @@ int sl_fig_inspect(FILE *gp, const cJSON *inspect, const char *field, const char
         free(data);
         return 0;
     }
-    title(gp, t);
+    sl_gp_title(gp, t);
     fprintf(gp, "set xrange [-0.5:%d.5]\nset yrange [-0.5:%d.5]\nset ylabel 'layer'\nset ytics 1\n", nf - 1, nl - 1);
     fputs("set xtics (", gp);
     for (int i = 0; i < nf; i++) {
@@ -195,16 +165,16 @@ int sl_fig_attribution(FILE *gp, const cJSON *attr)
     qsort(rows, (size_t)n, sizeof *rows, by_delta);
     char t[160];
     snprintf(t, sizeof t, "Attribution (%s) per family, relative to its share of tokens", sl_jstr(attr, "method"));
-    title(gp, t);
+    sl_gp_title(gp, t);
     fprintf(gp, "set ylabel 'attribution share / token share'\nset style fill solid 0.7 border -1\nset boxwidth 0.6\n"
                 "set grid ytics\nset yrange [0:*]\nset xrange [-0.6:%d.6]\n%s$a << EOD\n",
             n - 1, n > 6 ? "set xtics rotate by -35\n" : "");
     for (int i = 0; i < n; i++) {
         sl_gp_label(gp, sl_jstr(rows[i].row, "family"));
-        put_num(gp, sl_jnum(rows[i].row, "ratio"));
+        sl_gp_num(gp, sl_jnum(rows[i].row, "ratio"));
         fputc('\n', gp);
     }
-    fputs("EOD\nplot $a using 0:2:xtic(1) with boxes lc rgb '" BAR_COLOUR "' notitle, \\\n"
+    fputs("EOD\nplot $a using 0:2:xtic(1) with boxes lc rgb '" SL_GP_BAR_COLOUR "' notitle, \\\n"
           "     1 with lines dt 2 lw 2 lc rgb 'black' title 'attribution in proportion to tokens'\n",
           gp);
     free(rows);
@@ -215,7 +185,7 @@ int sl_fig_profile(FILE *gp, const cJSON *attr)
 {
     const cJSON *prof = cJSON_GetObjectItemCaseSensitive(attr, "profile"), *bin;
     if (!attr || cJSON_GetArraySize(prof) == 0) return 0;
-    title(gp, "Attribution by distance from the sequence end");
+    sl_gp_title(gp, "Attribution by distance from the sequence end");
     fputs("set ylabel 'share'\nset xlabel 'distance from the last valid token (positions)'\nset grid\n"
           "set key outside right top\nset yrange [0:*]\n$p << EOD\n",
           gp);
@@ -226,11 +196,11 @@ int sl_fig_profile(FILE *gp, const cJSON *attr)
         if (lo == hi) snprintf(label, sizeof label, "%.0f", lo);
         else snprintf(label, sizeof label, "%.0f-%.0f", lo, hi);
         sl_gp_label(gp, label);
-        put_num(gp, sl_jnum(bin, "attribution_share"));
-        put_num(gp, sl_jnum(bin, "token_share"));
+        sl_gp_num(gp, sl_jnum(bin, "attribution_share"));
+        sl_gp_num(gp, sl_jnum(bin, "token_share"));
         fputc('\n', gp);
     }
-    fputs("EOD\nplot $p using 0:2:xtic(1) with linespoints pt 7 lw 2 lc rgb '" BAR_COLOUR "' title 'attribution share', \\\n"
+    fputs("EOD\nplot $p using 0:2:xtic(1) with linespoints pt 7 lw 2 lc rgb '" SL_GP_BAR_COLOUR "' title 'attribution share', \\\n"
           "     $p using 0:3 with linespoints pt 6 dt 2 lc rgb 'gray30' title 'token share'\n",
           gp);
     return 1;
@@ -242,7 +212,7 @@ int sl_fig_probe(FILE *gp, const cJSON *probe)
     if (!probe || cJSON_GetArraySize(layers) == 0) return 0;
     char t[160];
     snprintf(t, sizeof t, "Linear probes for '%s' at site '%s'", sl_jstr(probe, "target"), sl_jstr(probe, "site"));
-    title(gp, t);
+    sl_gp_title(gp, t);
     double lo = INFINITY, hi = -INFINITY;
     cJSON_ArrayForEach(row, layers)
     {
@@ -255,14 +225,14 @@ int sl_fig_probe(FILE *gp, const cJSON *probe)
     cJSON_ArrayForEach(row, layers)
     {
         fprintf(gp, "%.0f", sl_jnum(row, "layer"));
-        put_num(gp, sl_jnum(row, "test_accuracy"));
-        put_num(gp, sl_jnum(row, "majority_baseline"));
-        put_num(gp, sl_jnum(row, "control_accuracy"));
+        sl_gp_num(gp, sl_jnum(row, "test_accuracy"));
+        sl_gp_num(gp, sl_jnum(row, "majority_baseline"));
+        sl_gp_num(gp, sl_jnum(row, "control_accuracy"));
         fputc('\n', gp);
     }
-    fputs("EOD\nplot $p using 1:2 with linespoints pt 7 lw 2 lc rgb '" BAR_COLOUR "' title 'probe', \\\n"
+    fputs("EOD\nplot $p using 1:2 with linespoints pt 7 lw 2 lc rgb '" SL_GP_BAR_COLOUR "' title 'probe', \\\n"
           "     $p using 1:3 with lines dt 2 lw 2 lc rgb 'gray30' title 'majority baseline', \\\n"
-          "     $p using 1:4 with linespoints pt 6 dt 3 lc rgb '" ALT_COLOUR "' title 'control task'\n",
+          "     $p using 1:4 with linespoints pt 6 dt 3 lc rgb '" SL_GP_ALT_COLOUR "' title 'control task'\n",
           gp);
     return 1;
 }
@@ -283,13 +253,13 @@ int sl_fig_baselines(FILE *gp, const cJSON *baseline, const cJSON *eval, const c
     double lo = 0.45;
     for (int i = 0; i < n; i++)
         if (isfinite(v[i])) lo = fmin(lo, v[i] - 0.05);
-    title(gp, "AUC of the model against order-free baselines");
+    sl_gp_title(gp, "AUC of the model against order-free baselines");
     fprintf(gp, "set ylabel 'AUC'\nset yrange [%.3f:1.04]\nset style fill solid 0.7 border -1\nset boxwidth 0.6\n"
                 "set key below\nset grid ytics\nset xrange [-0.6:%d.6]\n$b << EOD\n",
             lo, n - 1);
     for (int i = 0; i < n; i++) {
         sl_gp_label(gp, labels[i]);
-        put_num(gp, v[i]);
+        sl_gp_num(gp, v[i]);
         fprintf(gp, " %d\n", i == 0 && eval ? 1 : 2);
     }
     fputs("EOD\nplot $b using 0:2:($3 == 1 ? 0x4477aa : 0xbbbbbb):xtic(1) with boxes lc rgb variable notitle, \\\n"
@@ -304,7 +274,7 @@ int sl_fig_cka(FILE *gp, const cJSON *compare)
     const cJSON *layers = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(compare, "cka"), "layers");
     int na = cJSON_GetArraySize(layers), nb = na ? cJSON_GetArraySize(cJSON_GetArrayItem(layers, 0)) : 0;
     if (!compare || na == 0 || nb == 0) return 0;
-    title(gp, "Linear CKA of resid_post, model A layer x model B layer");
+    sl_gp_title(gp, "Linear CKA of resid_post, model A layer x model B layer");
     fprintf(gp, "set xlabel 'model B layer'\nset ylabel 'model A layer'\nset xtics 1\nset ytics 1\n"
                 "set xrange [-0.5:%d.5]\nset yrange [-0.5:%d.5]\nset cbrange [0:1]\n"
                 "set palette defined (0 '#ffffff', 1 '#9ecae1', 2 '#3182bd')\n$c << EOD\n",
@@ -313,7 +283,7 @@ int sl_fig_cka(FILE *gp, const cJSON *compare)
         for (int j = 0; j < nb; j++) {
             const cJSON *v = cJSON_GetArrayItem(cJSON_GetArrayItem(layers, i), j);
             fprintf(gp, "%d %d", j, i);
-            put_num(gp, cJSON_IsNumber(v) ? v->valuedouble : NAN);
+            sl_gp_num(gp, cJSON_IsNumber(v) ? v->valuedouble : NAN);
             fputc('\n', gp);
         }
     fputs("EOD\nplot $c using 1:2:(0.5):(0.5):3 with boxxyerror fc palette fs solid 1 notitle, \\\n"
@@ -335,7 +305,7 @@ int sl_fig_patch(FILE *gp, const cJSON *patch)
         for (int i = 0; i < np; i++) seen |= pos[i] == p;
         if (!seen && np < 512) pos[np++] = p;
     }
-    title(gp, "Activation patching: fraction of the logit difference restored");
+    sl_gp_title(gp, "Activation patching: fraction of the logit difference restored");
     fprintf(gp, "set xlabel 'position (negative: from the end)'\nset xrange [-0.5:%d.5]\nset yrange [-0.5:%d.5]\n"
                 "set cbrange [-1:1]\nset palette defined (-1 '#b2182b', 0 '#ffffff', 1 '#2166ac')\nset ytics (",
             np - 1, nh - 1);
@@ -354,7 +324,7 @@ int sl_fig_patch(FILE *gp, const cJSON *patch)
         while (p < np && pos[p] != (int)sl_jnum(row, "position")) p++;
         if (h == nh || p == np) continue;
         fprintf(gp, "%d %d", p, h);
-        put_num(gp, sl_jnum(row, "effect"));
+        sl_gp_num(gp, sl_jnum(row, "effect"));
         fputc('\n', gp);
     }
     fprintf(gp, "EOD\nplot $e using 1:2:(0.5):(0.5):3 with boxxyerror fc palette fs solid 1 notitle%s\n",

@@ -15,12 +15,18 @@
  * end the string (backtick, @, $, quotes, backslash, control characters)
  * becomes '_' (design.md section 1, Safety); past LABEL_MAX bytes it is cut. */
 void sl_gp_label(FILE *gp, const char *s);
+/* " %.9g", or " NaN" where not finite: a number in a figure's inline data. */
+void sl_gp_num(FILE *gp, double v);
+/* set title "T" (T made safe as sl_gp_label makes it) */
+void sl_gp_title(FILE *gp, const char *t);
+
+/* The figures' colours: bars and a second series. */
+#define SL_GP_BAR_COLOUR "#4477aa"
+#define SL_GP_ALT_COLOUR "#ee6677"
 
 /* Ablation AUC changes as bars with 95% CIs, largest drop first; key names
  * the row label ("family", "layer"). */
 int sl_fig_ablation(FILE *gp, const cJSON *abl, const char *key, const char *title);
-/* Original logit against reversed and shuffled (at most 4000 points each). */
-int sl_fig_reverse(FILE *gp, const sl_results *r);
 /* layer x family heatmap of one inspect field. */
 int sl_fig_inspect(FILE *gp, const cJSON *inspect, const char *field, const char *title);
 /* Attribution share / token share per family against the 1.0 line. */

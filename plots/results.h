@@ -1,37 +1,31 @@
-/* The JSON results a report is drawn from: one file per analysis, with the
- * names `seqlens analyze` writes (README: "The report directory"). Each is
- * checked against the fields the report reads before anything is drawn. */
+/* The JSON results a report is drawn from: analyze.json and one file per
+ * section, with the names `seqlens analyze` writes (README: "The report
+ * directory"; each section names its file). Each is checked against the
+ * fields the report reads before anything is drawn. */
 #ifndef SL_RESULTS_H
 #define SL_RESULTS_H
 
 #include <cjson/cJSON.h>
 
 #include "core/error.h"
+#include "plots/section.h"
 
-enum {
-    R_MANIFEST, /* analyze.json: inputs, config, data summary, commands, versions */
-    R_EVAL,
-    R_BASELINE,
-    R_FAMILY,
-    R_LAYER,
-    R_COMPONENT,
-    R_REVERSE,
-    R_INSPECT,
-    R_ATTRIBUTE,
-    R_PROBE,
-    R_COMPARE,
-    R_PATCH,
-    R_COUNT
+struct sl_results {
+    cJSON *manifest; /* analyze.json: inputs, config, data summary, commands, versions */
+    /* each section's result, in the order of sl_sections_by_file; NULL
+     * where the file is absent */
+    int n;
+    const sl_section *const *sections;
+    cJSON *json[SL_MAX_SECTIONS];
+    void *extra[SL_MAX_SECTIONS]; /* what a section's load read, or NULL */
 };
 
-extern const char *const SL_RESULT_FILES[R_COUNT];
-
-typedef struct {
-    cJSON *json[R_COUNT]; /* NULL where the file is absent */
-    /* reverse-scores.h5, when present: original, reversed, shuffled logits */
-    float *rev_logits;
-    long rev_n;
-} sl_results;
+/* The result in file (a section's, "eval.json"), or NULL. */
+const cJSON *sl_result(const sl_results *r, const char *file);
+/* What the section of file loaded besides it, or NULL. */
+const void *sl_result_extra(const sl_results *r, const char *file);
+/* 1 when any result file, analyze.json included, is there. */
+int sl_results_any(const sl_results *r);
 
 /* Reads every result file present in dir. A file that is not JSON or lacks
  * a field the report needs is an input error naming the file and field. */

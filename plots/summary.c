@@ -60,23 +60,23 @@ static cJSON *summarise(const char *dir, const char *out, const sl_results *r)
     run_name(dir, name, sizeof name);
     put_str(row, "run", name);
     put_str(row, "dir", dir);
-    const cJSON *m = r->json[R_MANIFEST];
+    const cJSON *m = r->manifest;
     put_str(row, "model", sl_jstr(m, "model"));
     const char *arch = sl_jstr(cJSON_GetObjectItemCaseSensitive(m, "config"), "arch");
-    put_str(row, "arch", arch ? arch : sl_jstr(r->json[R_INSPECT], "arch"));
-    put_num(row, "auc", sl_jnum(r->json[R_EVAL], "auc"));
+    put_str(row, "arch", arch ? arch : sl_jstr(sl_result(r, "inspect.json"), "arch"));
+    put_num(row, "auc", sl_jnum(sl_result(r, "eval.json"), "auc"));
     put_num(row, "bag_of_tokens_auc",
-            sl_jnum(cJSON_GetObjectItemCaseSensitive(r->json[R_BASELINE], "bag_of_tokens"), "test_auc"));
+            sl_jnum(cJSON_GetObjectItemCaseSensitive(sl_result(r, "baseline.json"), "bag_of_tokens"), "test_auc"));
     double second;
-    const cJSON *top = sl_largest_drop(cJSON_GetObjectItemCaseSensitive(r->json[R_FAMILY], "results"), &second);
+    const cJSON *top = sl_largest_drop(cJSON_GetObjectItemCaseSensitive(sl_result(r, "ablate-family.json"), "results"), &second);
     put_str(row, "top_family", sl_jstr(top, "family"));
     put_num(row, "top_family_delta_auc", sl_jnum(top, "delta_auc"));
-    top = sl_largest_drop(cJSON_GetObjectItemCaseSensitive(r->json[R_LAYER], "results"), &second);
+    top = sl_largest_drop(cJSON_GetObjectItemCaseSensitive(sl_result(r, "ablate-layer.json"), "results"), &second);
     put_num(row, "top_layer", sl_jnum(top, "layer"));
     put_num(row, "top_layer_delta_auc", sl_jnum(top, "delta_auc"));
-    put_num(row, "reverse_r", sl_jnum(r->json[R_REVERSE], "pearson_r"));
+    put_num(row, "reverse_r", sl_jnum(sl_result(r, "reverse.json"), "pearson_r"));
     const cJSON *it, *best = NULL;
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(r->json[R_PROBE], "layers"))
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(sl_result(r, "probe.json"), "layers"))
     {
         double a = sl_jnum(it, "test_accuracy");
         if (isfinite(a) && (!best || a > sl_jnum(best, "test_accuracy"))) best = it;
@@ -85,7 +85,7 @@ static cJSON *summarise(const char *dir, const char *out, const sl_results *r)
     put_num(row, "best_probe_accuracy", sl_jnum(best, "test_accuracy"));
     put_num(row, "probe_majority_baseline", sl_jnum(best, "majority_baseline"));
     best = NULL;
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(r->json[R_ATTRIBUTE], "families"))
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(sl_result(r, "attribute.json"), "families"))
     {
         double a = sl_jnum(it, "ratio");
         if (isfinite(a) && (!best || a > sl_jnum(best, "ratio"))) best = it;
@@ -271,9 +271,7 @@ int sl_summary_build(const char *const *dirs, int n, const char *out, sl_report_
         }
         rc = sl_results_load(&r, dirs[i], err);
         if (rc) break;
-        int any = 0;
-        for (int k = 0; k < R_COUNT; k++) any |= r.json[k] != NULL;
-        if (!any) rc = sl_fail(err, SL_EINPUT, "%s: no seqlens results here (run seqlens analyze into it)", dirs[i]);
+        if (!sl_results_any(&r)) rc = sl_fail(err, SL_EINPUT, "%s: no seqlens results here (run seqlens analyze into it)", dirs[i]);
         else cJSON_AddItemToArray(runs, summarise(dirs[i], out, &r));
         sl_results_free(&r);
     }

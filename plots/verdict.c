@@ -146,23 +146,6 @@ void sl_verdict_component(const cJSON *component, char *out, size_t size)
                  sl_jstr(top, "component"), sl_jnum(top, "layer"), d, second);
 }
 
-void sl_verdict_reverse(const cJSON *rev, char *out, size_t size)
-{
-    out[0] = 0;
-    if (!rev) return;
-    double r = sl_jnum(rev, "pearson_r"), s = sl_jnum(rev, "shuffle_pearson_r");
-    double a0 = sl_jnum(rev, "auc_original"), a1 = sl_jnum(rev, "auc_reversed");
-    const char *kind = r >= SL_BAG_OF_TOKENS_R     ? "Order-insensitive"
-                       : r >= SL_ORDER_SENSITIVE_R ? "Partly order-sensitive"
-                                                   : "Order-sensitive";
-    const char *meaning = r >= SL_BAG_OF_TOKENS_R ? ": the model reads close to a bag of tokens"
-                          : r >= SL_ORDER_SENSITIVE_R
-                              ? ": order moves the logits, but most of the signal survives reversal"
-                              : ": reversing a sequence changes what the model says";
-    snprintf(out, size, "%s: reverse r = %.3f, shuffle r = %.3f; AUC %.3f original, %.3f reversed%s.", kind, r, s, a0,
-             a1, meaning);
-}
-
 /* Mamba: the family whose mean delta stands furthest above the layer's
  * family average, per layer. Transformer: the highest attention ratio. */
 void sl_verdict_inspect(const cJSON *inspect, char *out, size_t size)

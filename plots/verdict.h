@@ -12,10 +12,6 @@
 #define SL_NEGLIGIBLE_AUC 0.01
 /* One family "carries" the model when its drop is this many times the next. */
 #define SL_DOMINANT_FACTOR 3.0
-/* reverse r at or above: order-insensitive; below SL_ORDER_SENSITIVE_R:
- * order-sensitive; between: partly. */
-#define SL_BAG_OF_TOKENS_R 0.95
-#define SL_ORDER_SENSITIVE_R 0.7
 /* An attribution ratio at or above this is "concentrated". */
 #define SL_CONCENTRATED_RATIO 1.5
 /* A probe "decodes" when it beats the majority baseline by this much; its
@@ -28,7 +24,6 @@ void sl_verdict_baseline(const cJSON *baseline, const cJSON *eval, char *out, si
 void sl_verdict_family(const cJSON *family, char *out, size_t size);
 void sl_verdict_layer(const cJSON *layer, char *out, size_t size);
 void sl_verdict_component(const cJSON *component, char *out, size_t size);
-void sl_verdict_reverse(const cJSON *reverse, char *out, size_t size);
 void sl_verdict_inspect(const cJSON *inspect, char *out, size_t size);
 void sl_verdict_attribute(const cJSON *attribute, char *out, size_t size);
 void sl_verdict_probe(const cJSON *probe, char *out, size_t size);

@@ -91,22 +91,6 @@ static void family_verdicts(void)
 static void other_verdicts(void)
 {
     char v[1024];
-    static const struct {
-        double r;
-        const char *expect;
-    } REV[] = {{0.981, "Order-insensitive"}, {0.95, "Order-insensitive"}, {0.9499, "Partly"}, {0.7, "Partly"},
-               {0.69, "Order-sensitive"},    {-0.99, "Order-sensitive"}};
-    for (size_t i = 0; i < sizeof REV / sizeof *REV; i++) {
-        char text[256];
-        snprintf(text, sizeof text,
-                 "{\"n\":10,\"pearson_r\":%g,\"spearman_rho\":0.9,\"auc_original\":0.6,\"auc_reversed\":0.6,"
-                 "\"shuffle_pearson_r\":0.5}",
-                 REV[i].r);
-        cJSON *j = parse(text);
-        sl_verdict_reverse(j, v, sizeof v);
-        CHECK(!strncmp(v, REV[i].expect, strlen(REV[i].expect)), "r = %g: %s", REV[i].r, v);
-        cJSON_Delete(j);
-    }
     cJSON *eval = parse("{\"n\":10,\"auc\":0.572,\"log_loss\":0.6,\"accuracy\":0.55}");
     cJSON *base = parse("{\"bag_of_tokens\":{\"test_auc\":0.570},\"bag_of_families\":{\"test_auc\":0.52}}");
     sl_verdict_baseline(base, eval, v, sizeof v);
@@ -167,44 +151,23 @@ static void loader_errors(void)
     sl_results r;
     sl_error err = {0};
     CHECK(system("rm -rf " DIR " && mkdir -p " DIR) == 0, "cannot make " DIR);
-    CHECK(sl_results_load(&r, DIR, &err) == SL_OK && !r.json[R_EVAL], "an empty directory loads as nothing");
+    CHECK(sl_results_load(&r, DIR, &err) == SL_OK && !sl_result(&r, "eval.json"), "an empty directory loads as nothing");
     sl_results_free(&r);
 
-    write_file("reverse.json", "{\"n\": 3, \"pearson_r\": ");
+    write_file("eval.json", "{\"n\": 3, \"auc\": ");
     err = (sl_error){0};
-    CHECK(sl_results_load(&r, DIR, &err) == SL_EINPUT && contains(err.msg, "reverse.json: not valid JSON"),
+    CHECK(sl_results_load(&r, DIR, &err) == SL_EINPUT && contains(err.msg, "eval.json: not valid JSON"),
           "truncated JSON: %s", err.msg);
-    write_file("reverse.json", "{\"n\": 3, \"pearson_r\": \"high\", \"spearman_rho\": 1, \"auc_original\": 0.5, "
-                               "\"auc_reversed\": 0.5, \"shuffle_pearson_r\": 1}");
+    write_file("eval.json", "{\"n\": 3, \"auc\": \"high\", \"log_loss\": 0.5, \"accuracy\": 0.5}");
     err = (sl_error){0};
-    CHECK(sl_results_load(&r, DIR, &err) == SL_EINPUT && contains(err.msg, "field 'pearson_r' is not a number"),
+    CHECK(sl_results_load(&r, DIR, &err) == SL_EINPUT && contains(err.msg, "field 'auc' is not a number"),
           "wrong type: %s", err.msg);
-    unlink(DIR "/reverse.json");
+    unlink(DIR "/eval.json");
     write_file("ablate-family.json", "{\"baseline_auc\": 0.9, \"n\": 3, \"mode\": \"mean\", \"results\": [{\"auc\": 1}]}");
     err = (sl_error){0};
     CHECK(sl_results_load(&r, DIR, &err) == SL_EINPUT && contains(err.msg, "results[0] has no field 'family'"),
           "missing row field: %s", err.msg);
     unlink(DIR "/ablate-family.json");
-    write_file("reverse-scores.h5", "not hdf5");
-    err = (sl_error){0};
-    CHECK(sl_results_load(&r, DIR, &err) == SL_EINPUT && contains(err.msg, "reverse-scores.h5: not an HDF5 file"),
-          "bad scores file: %s", err.msg);
-    unlink(DIR "/reverse-scores.h5");
-    /* a few KB declaring 2^31 logits per vector (chunks never written): the
-     * report allocated 3 x that before reading */
-    hid_t f = H5Fcreate(DIR "/reverse-scores.h5", H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    hsize_t n = 1ull << 31, chunk = 1024;
-    hid_t sp = H5Screate_simple(1, &n, NULL), pl = H5Pcreate(H5P_DATASET_CREATE);
-    H5Pset_chunk(pl, 1, &chunk);
-    const char *names[3] = {"original", "reversed", "shuffled"};
-    for (int k = 0; k < 3; k++) H5Dclose(H5Dcreate2(f, names[k], H5T_IEEE_F32LE, sp, H5P_DEFAULT, pl, H5P_DEFAULT));
-    H5Pclose(pl);
-    H5Sclose(sp);
-    H5Fclose(f);
-    err = (sl_error){0};
-    CHECK(sl_results_load(&r, DIR, &err) == SL_EINPUT && contains(err.msg, "/original declares shape [2147483648]"),
-          "a scores file declaring 2^31 logits: %s", err.msg);
-    unlink(DIR "/reverse-scores.h5");
 }
 
 static void base64_embedding(void)
@@ -245,8 +208,6 @@ static void page_without_gnuplot(void)
 {
     setenv("SEQLENS_GNUPLOT", "", 1);
     write_file("eval.json", "{\"n\": 10, \"positives\": 5, \"auc\": 0.75, \"log_loss\": 0.6, \"accuracy\": 0.7}");
-    write_file("reverse.json", "{\"n\": 10, \"pearson_r\": 0.2, \"spearman_rho\": 0.1, \"auc_original\": 0.75, "
-                               "\"auc_reversed\": 0.5, \"shuffle_pearson_r\": 0.1}");
     sl_report_info info;
     sl_error err = {0};
     int rc = sl_report_build(DIR, &info, &err);
@@ -260,8 +221,8 @@ static void page_without_gnuplot(void)
         fclose(f);
     }
     CHECK(contains(page, "Figures were skipped") && !contains(page, "<img"), "the page says figures were skipped");
-    CHECK(contains(page, "Order-sensitive: reverse r = 0.200"), "the verdict is on the page");
-    CHECK(contains(page, "<section id=\"reversal\">") && !contains(page, "<section id=\"family\">"),
+    CHECK(contains(page, "AUC 0.750 on 10 examples (accuracy 0.700)."), "the verdict is on the page");
+    CHECK(contains(page, "<section id=\"performance\">") && !contains(page, "<section id=\"family\">"),
           "only the sections with results");
     struct stat st;
     CHECK(stat(DIR "/figures", &st) != 0, "no figures directory without gnuplot");
