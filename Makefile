@@ -69,7 +69,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # end-to-end tests of the command line (analyze, report, batch, browser)
 TEST_SH  := $(wildcard tests/test_*.sh)
 
-.PHONY: all test asan clean bench demo fuzz fuzz-build valgrind mpi gpu-check
+.PHONY: all test same-as-before asan clean bench demo fuzz fuzz-build valgrind mpi gpu-check
 ifeq ($(MPI),1)
 all: bin/seqlens-mpi
 else
@@ -106,6 +106,13 @@ $(BUILD)/tests/%: tests/%.c tests/testing.h tests/fixture_files.h tests/pt_build
 # The last line of `make test` is "N passed, N failed".
 test: bin/seqlens $(TEST_BIN) $(MPI_BIN)
 	@BUILD=$(BUILD) SEQLENS=bin/seqlens sh tests/run.sh $(TEST_BIN) $(TEST_SH)
+
+# Every output of bin/seqlens byte for byte against the binary built from
+# BASE (default 366682b, before issue 19's refactor), which
+# tests/same_as_before.sh builds once under $(BUILD)/same-as-before/.
+# Not part of make test; CI runs it after. Needs the git history.
+same-as-before: bin/seqlens
+	@BUILD=$(BUILD) SEQLENS=bin/seqlens sh tests/same_as_before.sh
 
 # MPI: a make of its own in build-mpi/, so that the CPU and CUDA builds'
 # objects never mix with mpicc's. Always re-entered: make there decides.

@@ -1,0 +1,206 @@
+#!/bin/sh
+# Every output of bin/seqlens byte for byte against the binary built from
+# BASE, a commit before the refactor of issue 19 (`make same-as-before`,
+# not part of make test): each JSON-writing command on both example
+# models, on the CPU and with --device cuda on the host grid stand-in,
+# the HDF5 files (through h5dump), analyze's directory and report page,
+# summarize's, every usage text, and bad usage (its stderr and exit
+# status). Each case runs both binaries in the same place, so that paths
+# written into the outputs are equal; the outputs, stdout, stderr and exit
+# status are compared file by file.
+#
+# The old binary is built once per commit, from `git archive BASE`, under
+# $BUILD/same-as-before/COMMIT/ (a rerun only checks it is up to date), in
+# the flavour (cpu or cuda) that bin/seqlens was built in.
+. tests/shell.sh
+S=${SEQLENS:-bin/seqlens}
+# 366682b: README's Architecture note, the last commit before any code of
+# issue 19 moved
+BASE=${BASE:-366682b28dd0b1a85e99d21b77d16c1d07da8612}
+B=${BUILD:-build}
+T=$B/tests/same-as-before
+R=$T/out # where both binaries write, then moved to $T/old/NAME or $T/new/NAME
+D=examples/data.h5
+stop() { # why nothing was compared
+    check "$1" false
+    summary
+    exit 1
+}
+if ! commit=$(git rev-parse --verify -q "$BASE^{commit}" 2>/dev/null); then
+    stop "BASE=$BASE is not in this clone's history (a shallow clone? git fetch --unshallow): nothing compared"
+fi
+[ -x "$S" ] || stop "$S, the binary compared, is not built (make bin/seqlens)"
+short=$(git rev-parse --short "$commit")
+O=$B/same-as-before/$commit
+OLD=$O/bin/seqlens
+[ "$(cat bin/.flavor 2>/dev/null)" = cuda ] && cuda=1 || cuda=0
+if [ ! -f "$O/.extracted" ]; then
+    rm -rf "$O" && mkdir -p "$O" && git archive "$commit" | tar -x -C "$O" && touch "$O/.extracted"
+fi
+# a make of its own: nothing of ours (BUILD, or MAKEFLAGS and MAKELEVEL
+# when make same-as-before runs this) may reach it
+if ! (unset BUILD MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
+    make -C "$O" CUDA=$cuda MPI=0 -j"${JOBS:-2}" bin/seqlens) >"$O.log" 2>&1; then
+    tail -n 20 "$O.log" >&2
+    stop "the binary of $BASE does not build (log: $O.log)"
+fi
+echo "comparing $S with $OLD ($(git log -1 --format='%h %s' "$commit" | cut -c1-60))"
+
+rm -rf "$T" && mkdir -p "$T/old" "$T/new"
+if command -v h5dump >/dev/null 2>&1; then h5=1; else
+    h5=0
+    echo "skipped: the HDF5 outputs (no h5dump: install hdf5-tools)"
+fi
+
+# Outputs that legitimately differ from run to run, rewritten before the
+# comparison; nothing else is touched:
+# - analyze's stage timings: "seconds" in analyze.json, the seconds column
+#   of report.html's stage table, the times in its progress lines (stderr)
+# - report.html's "written YYYY-MM-DD HH:MM UTC"
+# - HDF5 files carry their objects' creation times: compared as h5dump's
+#   text, less its first line (the file's name)
+edit() { # a file, then sed's arguments: the file rewritten in place
+    e_file=$1
+    shift
+    sed "$@" "$e_file" >"$e_file.tmp" && mv "$e_file.tmp" "$e_file"
+}
+normalise() { # a directory of one run's outputs
+    find "$1" -type f | while read -r f; do
+        case $f in
+        *.h5)
+            [ $h5 = 1 ] && h5dump "$f" | tail -n +2 >"$f.h5dump"
+            rm -f "$f"
+            ;;
+        */analyze.json) edit "$f" -E 's/^(\t*"seconds":\t).*$/\1S/' ;;
+        */report.html)
+            edit "$f" -E -e 's/written [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} UTC/written T/' \
+                -e '/<td><code>seqlens /s|</code></td><td class="num">[^<]*</td>|</code></td><td class="num">S</td>|'
+            ;;
+        */stderr) edit "$f" -E '/^\[[0-9]+\/[0-9]+\] /s/[0-9]+\.[0-9] s|[0-9]+m[0-9]{2}s/T/g' ;;
+        esac
+    done
+}
+run_as() { # old or new, the binary, the case's name, then the arguments
+    side=$1 bin=$2 name=$3
+    shift 3
+    rm -rf "$R" && mkdir -p "$R"
+    "$bin" "$@" >"$R/stdout" 2>"$R/stderr" </dev/null
+    echo $? >"$R/status"
+    normalise "$R"
+    mv "$R" "$T/$side/$name"
+}
+same() { # the case's name, then the arguments (outputs under $R)
+    name=$1
+    shift
+    run_as old "$OLD" "$name" "$@"
+    run_as new "$S" "$name" "$@"
+    if diff -r "$T/old/$name" "$T/new/$name" >"$T/$name.diff" 2>&1; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAIL: $name differs from $short's: seqlens $*" >&2
+        head -n 20 "$T/$name.diff" | cut -c1-300 >&2
+    fi
+}
+# a case that must have run (exit 0): a failure in both is no comparison
+ran() { check "$1 exited 0" [ "$(cat "$T/new/$1/status")" = 0 ]; }
+same_ok() {
+    same "$@"
+    ran "$1"
+}
+
+# verify's input: logits both binaries read
+mkdir -p "$T/in"
+"$S" eval examples/mamba $D -o "$T/in/mamba-logits.h5" >/dev/null
+
+for m in transformer mamba; do
+    M=examples/$m
+    same_ok $m-info info $M
+    same_ok $m-eval eval $M $D
+    same_ok $m-eval-scores eval $M $D --examples 20:300 -o "$R/scores.h5"
+    same_ok $m-family ablate $M $D --family all --bootstrap 200 --seed 3 -o "$R/out.json"
+    same_ok $m-family-zero ablate $M $D --family marker,key --mode zero --bootstrap 0 -o "$R/out.json"
+    same_ok $m-family-pad ablate $M $D --family all --mode pad --bootstrap 50 --seed 3 -o "$R/out.json"
+    same_ok $m-resample ablate $M $D --family all --mode resample --bootstrap 50 --seed 3 -o "$R/out.json"
+    same_ok $m-layer ablate $M $D --layer all --mode mean --bootstrap 50 --seed 3 -o "$R/out.json"
+    same_ok $m-layer-skip ablate $M $D --layer all --bootstrap 50 --seed 3
+    same_ok $m-component ablate $M $D --component all --mode mean --bootstrap 50 --seed 3 -o "$R/out.json"
+    same_ok $m-component-zero ablate $M $D --component all --layer 1 --mode zero --bootstrap 50 --seed 3 \
+        -o "$R/out.json"
+    same_ok $m-reverse reverse-test $M $D --seed 3 --scores "$R/reverse.h5" -o "$R/out.json"
+    same_ok $m-inspect inspect $M $D -o "$R/out.json"
+    same_ok $m-inspect-sample inspect $M $D --sample 100 --seed 5
+    same_ok $m-attribute-ig attribute $M $D --method ig --steps 4 -o "$R/out.json"
+    same_ok $m-attribute-grad attribute $M $D --method grad-input --baseline zero --bootstrap 50 --seed 3 \
+        --tokens "$R/attr.h5" -o "$R/out.json"
+    same_ok $m-attribute-sample attribute $M $D --method ig --steps 4 --sample 120 --seed 2 -o "$R/out.json"
+    same_ok $m-probe probe $M $D --layer all --seed 3 -o "$R/out.json"
+    same_ok $m-probe-tokens probe $M $D --layer 1 --site tokens --seed 3 --examples 0:200 -o "$R/out.json"
+    same_ok $m-patch patch $M $D --hook 'blocks.*.resid_pre' final --positions 0,3,-1,-2 --n-pairs 40 \
+        --bootstrap 50 --seed 3 -o "$R/out.json"
+    same_ok $m-patch-random patch $M $D --hook 'blocks.1.*' --positions last --pairing random --n-pairs 30 \
+        --bootstrap 50 --seed 4 -o "$R/out.json"
+    same_ok $m-capture capture $M $D --hook 'blocks.*.*' 'blocks.*.*.*' embed.tokens embed final pooled \
+        --examples 0:40 -o "$R/acts.h5"
+    same_ok $m-capture-mean capture $M $D --hook 'blocks.0.*' --reduce mean --dtype f16 -o "$R/acts.h5"
+done
+same_ok verify verify examples/mamba $D --logits "$T/in/mamba-logits.h5" -o "$R/out.json"
+same_ok compare compare examples/transformer examples/mamba $D -o "$R/out.json"
+same_ok baseline baseline $D --seed 3 -o "$R/out.json"
+same_ok gym gym --task order --n 200 --len 32 --seed 7 --noise 0.05 -o "$R/gym.h5"
+
+# --device cuda on the host grid stand-in (tests/test_device_cli.c): slower
+# than the CPU path, so on 160 examples
+export SEQLENS_TEST_HOST_DEVICE=1
+for m in transformer mamba; do
+    M=examples/$m
+    X="--examples 0:160 --device cuda"
+    same_ok $m-dev-eval eval $M $D $X
+    same_ok $m-dev-family ablate $M $D --family all --bootstrap 50 --seed 3 $X -o "$R/out.json"
+    same_ok $m-dev-layer ablate $M $D --layer all --mode mean --bootstrap 50 --seed 3 $X -o "$R/out.json"
+    same_ok $m-dev-component ablate $M $D --component all --mode mean --bootstrap 50 --seed 3 $X -o "$R/out.json"
+    same_ok $m-dev-patch patch $M $D --hook 'blocks.*.resid_pre' final --positions 0,3,-1,-2 --n-pairs 40 \
+        --bootstrap 50 --seed 3 $X -o "$R/out.json"
+    same_ok $m-dev-attribute-ig attribute $M $D --method ig --steps 4 $X -o "$R/out.json"
+    same_ok $m-dev-attribute-grad attribute $M $D --method grad-input $X -o "$R/out.json"
+done
+unset SEQLENS_TEST_HOST_DEVICE
+
+# analyze end to end: every stage's JSON, analyze.json, report.html and its
+# figures
+for m in mamba transformer; do
+    same_ok $m-analyze analyze examples/$m $D --examples 0:160 --steps 4 --bootstrap 50 -o "$R/an"
+done
+# summarize's input: two directories as the new binary writes them (the
+# ones above are normalised), read by both
+for m in mamba transformer; do
+    "$S" analyze examples/$m $D --examples 0:160 --steps 4 --bootstrap 50 -o "$T/in/$m" >/dev/null 2>&1
+done
+same_ok summarize summarize "$T/in/mamba" "$T/in/transformer" -o "$R/summary"
+
+# usage: the top level, every command's --help, and bad usage of each
+same top-usage
+same top-help --help
+same top-h -h
+same top-help-word help
+same top-version --version
+same top-unknown no-such-command
+for c in info verify eval capture reverse-test ablate patch baseline inspect compare probe attribute analyze \
+    report summarize gym; do
+    same $c-help $c --help
+    same $c-no-args $c
+    same $c-bad-option $c --no-such-option
+    case $c in attribute | analyze) foreign=--family ;; *) foreign=--steps ;; esac
+    same $c-foreign-option $c examples/mamba $D $foreign 4
+done
+same bad-examples eval examples/mamba $D --examples 5:1
+same bad-model eval examples/no-such-model $D
+same bad-mode ablate examples/mamba $D --family all --mode bogus
+same bad-family ablate examples/mamba $D --family nosuch
+same bad-repeat ablate examples/mamba $D --family marker,marker
+same bad-method attribute examples/mamba $D --method bogus
+same bad-hook patch examples/mamba $D --hook 'nothing.*'
+same bad-positions patch examples/transformer $D --hook final --positions x
+same missing-value probe examples/mamba $D --seed
+same bad-device eval examples/mamba $D --device tpu
+summary
