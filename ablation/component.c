@@ -6,21 +6,17 @@
 #include "ablation/variants.h"
 #include "core/metrics.h"
 
-const char *const SL_COMPONENT_NAMES[SL_COMP_COUNT] = {"conv", "ssm", "gate", "attn", "mlp"};
-
-int sl_component_valid(const sl_model *m, int component)
-{
-    return m->c.arch == ARCH_MAMBA ? component <= SL_COMP_GATE : component >= SL_COMP_ATTN;
-}
+int sl_component_valid(const sl_model *m, int component) { return sl_model_component(m, component) != NULL; }
 
 typedef struct comp_job comp_job;
 
 /* One row's intervention: the switches or the write hook it installs. */
 typedef struct {
     comp_job *job;
-    int row, component, layer;
+    const sl_component *what;
+    int row, layer;
     sl_hooks hooks;
-    unsigned *off; /* [n_layers] for Mamba rows */
+    unsigned *off; /* [n_layers] for a switch */
 } comp_row;
 
 struct comp_job {
@@ -31,7 +27,7 @@ struct comp_job {
     float *mean;          /* [row][d] */
 };
 
-/* attn.out or mlp.out replaced by zeros or the mean over the data. */
+/* The component's output replaced by zeros or the mean over the data. */
 static int write_output(void *user, sl_hook_event *ev, sl_error *err)
 {
     (void)err;
@@ -57,10 +53,7 @@ static int sum_output(void *user, sl_hook_event *ev, sl_error *err)
     return SL_OK;
 }
 
-static int output_point(const sl_model *m, const comp_row *r)
-{
-    return sl_model_point(m, r->component == SL_COMP_ATTN ? HK_ATTN_OUT : HK_MLP_OUT, r->layer);
-}
+static int output_point(const sl_model *m, const comp_row *r) { return sl_model_point(m, r->what->output_kind, r->layer); }
 
 /* Installs each row's intervention; sum = 1 gives the mean pass's hooks. */
 static int row_hooks(comp_job *j, sl_hooks *all, int sum, sl_error *err)
@@ -68,7 +61,7 @@ static int row_hooks(comp_job *j, sl_hooks *all, int sum, sl_error *err)
     int rc = sl_hooks_init(all, j->m->n_points, err);
     for (int k = 0; !rc && k < j->n; k++) {
         comp_row *r = &j->rows[k];
-        if (r->component >= SL_COMP_ATTN) {
+        if (r->what->output_kind >= 0) {
             if (sum) rc = sl_hooks_add(all, output_point(j->m, r), sum_output, r, err);
             else {
                 rc = sl_hooks_init(&r->hooks, j->m->n_points, err);
@@ -78,9 +71,7 @@ static int row_hooks(comp_job *j, sl_hooks *all, int sum, sl_error *err)
             rc = sl_hooks_init(&r->hooks, j->m->n_points, err);
             if (!rc && !(r->off = calloc((size_t)j->nl, sizeof *r->off))) rc = sl_fail(err, SL_ERUNTIME, "out of memory");
             if (!rc) {
-                r->off[r->layer] = r->component == SL_COMP_CONV ? SL_OFF_CONV
-                                   : r->component == SL_COMP_SSM ? SL_OFF_SSM
-                                                                 : SL_OFF_GATE;
+                r->off[r->layer] = r->what->knockout;
                 r->hooks.knockout = r->off;
             }
         }
@@ -109,7 +100,8 @@ int sl_ablate_components(const sl_model *m, sl_dataset *ds, const sl_run_opts *o
     out->rows = calloc((size_t)(n ? n : 1), sizeof *out->rows);
     int rc = base && ablated && v && j.rows && j.mean && out->rows ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
     if (!rc && mode == COMP_MEAN) rc = sl_ordered_sums_init(&j.sums, B, (long)n * d, err);
-    for (int k = 0; !rc && k < n; k++) j.rows[k] = (comp_row){.job = &j, .row = k, .component = components[k], .layer = layers[k]};
+    for (int k = 0; !rc && k < n; k++)
+        j.rows[k] = (comp_row){.job = &j, .row = k, .what = sl_model_component(m, components[k]), .layer = layers[k]};
     if (!rc && mode == COMP_MEAN) {
         rc = row_hooks(&j, &sums, 1, err);
         if (!rc) rc = sl_run(m, ds, o, &sums, NULL, sl_ordered_sums_add, &j.sums, NULL, err);

@@ -14,20 +14,23 @@ enum { M_DELTA, M_GATE, M_WRITE, M_RETAIN, M_COUNT, M_STATS };
 typedef struct {
     const sl_model *m;
     sl_dataset *ds;
-    int nl, F, H, B;
+    int selectivity; /* the model has mixer.delta points: Mamba's statistics */
+    int nl, F, H, B; /* H: heads with an attn.pattern point, else 0 */
     int32_t *fam;        /* [B, L] family of each position of the batch */
     size_t per_slot;
     sl_ordered_sums sums; /* [B][per_slot] per slot; totals in example order */
-    const float **x, **delta, **bmat; /* [B][nl] views of the current layer (Mamba) */
+    const float **x, **delta, **bmat; /* [B][nl] views of the current layer (selectivity) */
     int *ld_b;
 } inspect_job;
 
-/* Mamba: sums per (layer, family) of the five statistics; Transformer: per
- * (layer, family, head) mass and share, per (layer, head) entropy, distance
- * and query count. */
-static size_t slot_size(int nl, int F, int H, int arch)
+/* The selectivity sums per (layer, family) of the five statistics, then the
+ * attention sums: per (layer, family, head) mass and share, per (layer,
+ * head) entropy, distance and query count. */
+static size_t selectivity_size(const inspect_job *j) { return j->selectivity ? (size_t)j->nl * j->F * M_STATS : 0; }
+
+static size_t slot_size(const inspect_job *j)
 {
-    return arch == ARCH_MAMBA ? (size_t)nl * F * M_STATS : (size_t)nl * F * H * 2 + (size_t)nl * H * 3;
+    return selectivity_size(j) + (size_t)j->nl * j->F * j->H * 2 + (size_t)j->nl * j->H * 3;
 }
 
 static double *slot_of(const inspect_job *j, int slot) { return sl_ordered_sums_at(&j->sums, slot); }
@@ -44,7 +47,7 @@ static int add_slots(void *user, sl_batch *b, sl_error *err)
     return sl_ordered_sums_add(&j->sums, b, err);
 }
 
-/* The Mamba hooks keep views of in_x, delta and B; the gate, the last hook
+/* The selectivity hooks keep views of in_x, delta and B; the gate, the last hook
  * of a layer, finds them still in place and does the sums. */
 static int keep_view(void *user, sl_hook_event *ev, sl_error *err)
 {
@@ -76,7 +79,7 @@ static double retention_sum(const float *dt, const float *A, int di, int S)
     return sum;
 }
 
-static int mamba_sums(void *user, sl_hook_event *ev, sl_error *err)
+static int selectivity_sums(void *user, sl_hook_event *ev, sl_error *err)
 {
     (void)err;
     inspect_job *j = user;
@@ -108,14 +111,14 @@ static int mamba_sums(void *user, sl_hook_event *ev, sl_error *err)
     return SL_OK;
 }
 
-/* Transformer: one materialised [H, len, len] pattern per example. */
+/* The attention pattern: one materialised [H, len, len] per example. */
 static int attention_sums(void *user, sl_hook_event *ev, sl_error *err)
 {
     (void)err;
     inspect_job *j = user;
     int i = ev->point->layer, F = j->F, H = j->H, len = ev->len, causal = j->m->c.causal;
     const int32_t *fam = j->fam + (long)ev->slot * j->ds->L;
-    double *acc = slot_of(j, ev->slot);
+    double *acc = slot_of(j, ev->slot) + selectivity_size(j);
     double *mass = acc + (size_t)i * F * H * 2; /* [F][H][mass, share] */
     double *heads = acc + (size_t)j->nl * F * H * 2 + (size_t)i * H * 3;
     int *keys = calloc((size_t)F + 1, sizeof *keys);
@@ -154,38 +157,48 @@ static int attention_sums(void *user, sl_hook_event *ev, sl_error *err)
     return SL_OK;
 }
 
+static void selectivity_means(const inspect_job *j, sl_inspect_family *x, int i, int f)
+{
+    const double *s = j->sums.total + ((size_t)i * j->F + f) * M_STATS;
+    x->count = (long)s[M_COUNT];
+    if (!x->count) return;
+    x->mean_delta = s[M_DELTA] / s[M_COUNT];
+    x->mean_gate = s[M_GATE] / s[M_COUNT];
+    x->mean_write = s[M_WRITE] / s[M_COUNT];
+    x->mean_retention = s[M_RETAIN] / s[M_COUNT];
+    x->memory_length = -1.0 / log(x->mean_retention);
+}
+
+static void attention_means(const inspect_job *j, sl_inspect_family *x, int i, int f, long queries)
+{
+    const double *acc = j->sums.total + selectivity_size(j);
+    double m = 0, sh = 0;
+    for (int h = 0; h < j->H; h++) {
+        const double *s = acc + (((size_t)i * j->F + f) * j->H + h) * 2;
+        x->attention_mass_per_head[h] = s[0] / (double)queries;
+        m += s[0];
+        sh += s[1];
+    }
+    x->attention_mass = m / ((double)queries * j->H);
+    x->token_share = sh / ((double)queries * j->H);
+    x->ratio = x->token_share > 0 ? x->attention_mass / x->token_share : NAN;
+    /* the count of the selectivity means when there are both */
+    if (!j->selectivity) x->count = x->token_share > 0 ? queries : 0;
+}
+
 static void finish(const inspect_job *j, sl_inspect_result *r, long queries)
 {
     for (int i = 0; i < j->nl; i++)
         for (int f = 0; f < j->F; f++) {
             sl_inspect_family *x = &r->fam[i * j->F + f];
             x->attention_mass_per_head = r->per_head_storage + ((size_t)i * j->F + f) * (j->H ? j->H : 1);
-            if (j->m->c.arch == ARCH_MAMBA) {
-                const double *s = j->sums.total + ((size_t)i * j->F + f) * M_STATS;
-                x->count = (long)s[M_COUNT];
-                if (!x->count) continue;
-                x->mean_delta = s[M_DELTA] / s[M_COUNT];
-                x->mean_gate = s[M_GATE] / s[M_COUNT];
-                x->mean_write = s[M_WRITE] / s[M_COUNT];
-                x->mean_retention = s[M_RETAIN] / s[M_COUNT];
-                x->memory_length = -1.0 / log(x->mean_retention);
-            } else {
-                double m = 0, sh = 0;
-                for (int h = 0; h < j->H; h++) {
-                    const double *s = j->sums.total + (((size_t)i * j->F + f) * j->H + h) * 2;
-                    x->attention_mass_per_head[h] = s[0] / (double)queries;
-                    m += s[0];
-                    sh += s[1];
-                }
-                x->attention_mass = m / ((double)queries * j->H);
-                x->token_share = sh / ((double)queries * j->H);
-                x->ratio = x->token_share > 0 ? x->attention_mass / x->token_share : NAN;
-                x->count = x->token_share > 0 ? queries : 0;
-            }
+            if (j->selectivity) selectivity_means(j, x, i, f);
+            if (j->H) attention_means(j, x, i, f, queries);
         }
-    for (int i = 0; j->m->c.arch == ARCH_TRANSFORMER && i < j->nl; i++)
+    const double *heads = j->sums.total + selectivity_size(j) + (size_t)j->nl * j->F * j->H * 2;
+    for (int i = 0; i < j->nl; i++)
         for (int h = 0; h < j->H; h++) {
-            const double *s = j->sums.total + (size_t)j->nl * j->F * j->H * 2 + ((size_t)i * j->H + h) * 3;
+            const double *s = heads + ((size_t)i * j->H + h) * 3;
             r->head[i * j->H + h] = (sl_inspect_head){s[0] / s[2], s[1] / s[2]};
         }
 }
@@ -193,9 +206,12 @@ static void finish(const inspect_job *j, sl_inspect_result *r, long queries)
 int sl_inspect(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, sl_inspect_result *out, sl_error *err)
 {
     memset(out, 0, sizeof *out);
-    int nl = m->c.n_layers, F = ds->n_families, H = m->c.arch == ARCH_TRANSFORMER ? m->c.n_heads : 0;
+    /* the statistics belong to hook points: those the model has are gathered */
+    int selectivity = sl_model_point(m, HK_MIXER_DELTA, 0) >= 0;
+    int nl = m->c.n_layers, F = ds->n_families, H = sl_model_point(m, HK_ATTN_PATTERN, 0) >= 0 ? m->c.n_heads : 0;
     int B = o->batch > 0 ? o->batch : 1;
-    inspect_job j = {m, ds, nl, F, H, B, NULL, slot_size(nl, F, H, m->c.arch), {0}, NULL, NULL, NULL, NULL};
+    inspect_job j = {.m = m, .ds = ds, .selectivity = selectivity, .nl = nl, .F = F, .H = H, .B = B};
+    j.per_slot = slot_size(&j);
     j.fam = malloc((size_t)B * ds->L * sizeof *j.fam);
     int rc = sl_ordered_sums_init(&j.sums, B, (long)j.per_slot, err);
     j.x = calloc((size_t)B * nl, sizeof *j.x);
@@ -205,6 +221,7 @@ int sl_inspect(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, sl_inspe
     out->n_layers = nl;
     out->n_families = F;
     out->n_heads = H;
+    out->selectivity = selectivity;
     out->fam = calloc((size_t)nl * F, sizeof *out->fam);
     out->head = calloc((size_t)nl * (H ? H : 1), sizeof *out->head);
     out->per_head_storage = calloc((size_t)nl * F * (H ? H : 1), sizeof *out->per_head_storage);
@@ -213,16 +230,14 @@ int sl_inspect(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, sl_inspe
                  : sl_fail(err, SL_ERUNTIME, "out of memory");
     sl_hooks hooks = {0};
     if (!rc) rc = sl_hooks_init(&hooks, m->n_points, err);
-    for (int i = 0; !rc && i < nl; i++) {
-        if (m->c.arch == ARCH_MAMBA) {
-            rc = sl_hooks_add(&hooks, sl_model_point(m, HK_MIXER_IN_X, i), keep_view, &j, err);
-            if (!rc) rc = sl_hooks_add(&hooks, sl_model_point(m, HK_MIXER_DELTA, i), keep_view, &j, err);
-            if (!rc) rc = sl_hooks_add(&hooks, sl_model_point(m, HK_MIXER_B, i), keep_view, &j, err);
-            if (!rc) rc = sl_hooks_add(&hooks, sl_model_point(m, HK_MIXER_GATE, i), mamba_sums, &j, err);
-        } else {
-            rc = sl_hooks_add(&hooks, sl_model_point(m, HK_ATTN_PATTERN, i), attention_sums, &j, err);
-        }
+    for (int i = 0; !rc && selectivity && i < nl; i++) {
+        rc = sl_hooks_add(&hooks, sl_model_point(m, HK_MIXER_IN_X, i), keep_view, &j, err);
+        if (!rc) rc = sl_hooks_add(&hooks, sl_model_point(m, HK_MIXER_DELTA, i), keep_view, &j, err);
+        if (!rc) rc = sl_hooks_add(&hooks, sl_model_point(m, HK_MIXER_B, i), keep_view, &j, err);
+        if (!rc) rc = sl_hooks_add(&hooks, sl_model_point(m, HK_MIXER_GATE, i), selectivity_sums, &j, err);
     }
+    for (int i = 0; !rc && H && i < nl; i++)
+        rc = sl_hooks_add(&hooks, sl_model_point(m, HK_ATTN_PATTERN, i), attention_sums, &j, err);
     if (!rc) rc = sl_run(m, ds, o, &hooks, read_families, add_slots, &j, NULL, err);
     rc = sl_ordered_sums_finish(rc, &j.sums, err);
     long queries = 0;

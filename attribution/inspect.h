@@ -1,6 +1,6 @@
 /* How each layer treats each token family, from the forward pass alone:
- * Mamba's selectivity (delta, gate, write strength, retention) and a
- * Transformer's attention (mass received against token share, per head),
+ * the selectivity of a Mamba mixer (delta, gate, write strength, retention)
+ * and a Transformer's attention (mass received against token share, per head),
  * every number a mean over the valid positions of that family in the data
  * (design.md section 5, `inspect`). */
 #ifndef SL_INSPECT_H
@@ -11,7 +11,7 @@
 #include "models/run.h"
 
 typedef struct {
-    long count; /* valid positions (Mamba) or query-head pairs (Transformer) behind the means */
+    long count; /* valid positions (selectivity) or else query-head pairs (attention) behind the means */
     double mean_delta, mean_gate, mean_write, mean_retention, memory_length;
     double attention_mass, token_share, ratio;
     double *attention_mass_per_head; /* [H] */
@@ -21,8 +21,12 @@ typedef struct {
     double entropy, mean_distance;
 } sl_inspect_head;
 
+/* The statistics gathered are those of the model's hook points: the
+ * selectivity ones (mean_delta ... memory_length) where it has mixer.delta,
+ * the attention ones (n_heads > 0) where it has attn.pattern. */
 typedef struct {
     int n_layers, n_families, n_heads;
+    int selectivity;
     sl_inspect_family *fam; /* [layer][family] */
     sl_inspect_head *head;  /* [layer][head] */
     double *per_head_storage;

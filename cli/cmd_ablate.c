@@ -69,10 +69,12 @@ static int pick_components(const sl_model *m, const char *spec, const int *layer
             int found = -1;
             for (int c = 0; c < SL_COMP_COUNT; c++)
                 if (strlen(SL_COMPONENT_NAMES[c]) == len && !strncmp(SL_COMPONENT_NAMES[c], p, len)) found = c;
-            if (found < 0 || !sl_component_valid(m, found))
+            if (found < 0 || !sl_component_valid(m, found)) {
+                char names[64];
+                sl_component_names(m, names, sizeof names);
                 return sl_fail(err, SL_EINPUT, "--component '%.*s': a %s has %s", (int)(len > 60 ? 60 : len), p,
-                               sl_arch_name(m->c.arch),
-                               m->c.arch == ARCH_MAMBA ? "conv, ssm and gate" : "attn and mlp");
+                               sl_arch_name(m->c.arch), names);
+            }
             if (listed(chosen, nc, found))
                 return sl_fail(err, SL_EINPUT, "--component '%.*s%s': %.*s is listed twice", SL_CLIP(spec), (int)len,
                                p);
@@ -263,7 +265,8 @@ static double family_weight(const sl_plan *p) { return p->s->data.n_families + 1
 static double layer_weight(const sl_plan *p) { return p->s->model.c.n_layers; }
 static double component_weight(const sl_plan *p)
 {
-    return (p->s->model.c.arch == ARCH_MAMBA ? 3 : 2) * p->s->model.c.n_layers;
+    const sl_component *list;
+    return sl_model_components(&p->s->model, &list) * p->s->model.c.n_layers;
 }
 
 static const sl_stage STAGES[] = {

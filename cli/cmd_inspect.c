@@ -22,7 +22,7 @@ static const char USAGE[] =
     "  --sample S: the means over a seeded sample of S of the selected examples, when there are more\n"
     "  (JSON sampled_from: how many they were drawn from).\n";
 
-static cJSON *layer_json(const sl_model *m, const sl_dataset *ds, const sl_inspect_result *r, int i)
+static cJSON *layer_json(const sl_dataset *ds, const sl_inspect_result *r, int i)
 {
     cJSON *layer = cJSON_CreateObject(), *fams = cJSON_CreateArray();
     cJSON_AddNumberToObject(layer, "layer", i);
@@ -31,14 +31,15 @@ static cJSON *layer_json(const sl_model *m, const sl_dataset *ds, const sl_inspe
         if (!x->count) continue; /* no valid position of this family */
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "family", ds->family_names[f]);
-        if (m->c.arch == ARCH_MAMBA) {
+        if (r->selectivity) {
             cJSON_AddNumberToObject(o, "positions", (double)x->count);
             cJSON_AddItemToObject(o, "mean_delta", sl_json_number(x->mean_delta));
             cJSON_AddItemToObject(o, "mean_gate", sl_json_number(x->mean_gate));
             cJSON_AddItemToObject(o, "mean_write", sl_json_number(x->mean_write));
             cJSON_AddItemToObject(o, "mean_retention", sl_json_number(x->mean_retention));
             cJSON_AddItemToObject(o, "memory_length", sl_json_number(x->memory_length));
-        } else {
+        }
+        if (r->n_heads) {
             cJSON_AddItemToObject(o, "attention_mass", sl_json_number(x->attention_mass));
             cJSON_AddItemToObject(o, "token_share", sl_json_number(x->token_share));
             cJSON_AddItemToObject(o, "ratio", sl_json_number(x->ratio));
@@ -49,7 +50,7 @@ static cJSON *layer_json(const sl_model *m, const sl_dataset *ds, const sl_inspe
         cJSON_AddItemToArray(fams, o);
     }
     cJSON_AddItemToObject(layer, "families", fams);
-    if (m->c.arch == ARCH_TRANSFORMER) {
+    if (r->n_heads) {
         cJSON *heads = cJSON_CreateArray();
         for (int h = 0; h < r->n_heads; h++) {
             cJSON *o = cJSON_CreateObject();
@@ -79,7 +80,7 @@ static int cmd_inspect(int argc, char **argv)
         cJSON_AddStringToObject(j, "arch", sl_arch_name(s.model.c.arch));
         cJSON_AddNumberToObject(j, "n", (double)s.run.count);
         sl_session_json_sample(j, &s);
-        for (int i = 0; i < r.n_layers; i++) cJSON_AddItemToArray(layers, layer_json(&s.model, &s.data, &r, i));
+        for (int i = 0; i < r.n_layers; i++) cJSON_AddItemToArray(layers, layer_json(&s.data, &r, i));
         cJSON_AddItemToObject(j, "layers", layers);
         rc = sl_json_write(j, a.out, &err);
         cJSON_Delete(j);
