@@ -57,6 +57,15 @@ static inline void sl_conv_taps(const float *w, int K, int c, int di, v8f *wk)
 
 /* The causal depthwise conv (d_conv - 1 zeros on the left), before SiLU. */
 void sl_mamba_conv(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out);
+/* The conv, then SiLU; sl_mamba_silu: the conv ablated (an identity kernel
+ * without bias), SiLU kept. */
+void sl_mamba_conv_silu(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out);
+void sl_mamba_silu(const float *x, int ldx, int T, int di, float *out);
+/* s_t = exp(delta_t A) s_{t-1} + delta_t x_t B_t ; y_t = s_t . C_t + D x_t
+ * from a zero state, B and C at columns boff and coff of xdbl's rows of
+ * ldb; ckpt (or NULL) receives the state before each chunk (the tape). */
+void sl_mamba_scan(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T, int di,
+                   int S, const float *A_t, const float *D, float *state, float *y, float *ckpt);
 
 /* One block's activations as the gradient's forward pass kept them
  * (views into the backward workspace, [max_len] rows each). */

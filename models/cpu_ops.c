@@ -1,0 +1,140 @@
+/* The CPU backend's operations (models/ops.h), each on all rows of one
+ * example: the architectures (models/mamba.c, transformer.c, forward.c)
+ * call them once per example, the kernels loop over its positions. */
+#include "models/cpu_ops.h"
+
+#include <string.h>
+
+#include "core/blas.h"
+#include "core/mathx.h"
+#include "models/forward_common.h"
+
+static sl_cpu_ops *cpu(sl_ops *o) { return (sl_cpu_ops *)o; }
+
+/* Where view v's first row begins in this example's memory. */
+static float *at(sl_ops *o, sl_view v)
+{
+    sl_cpu_ops *c = cpu(o);
+    sl_workspace *ws = c->ws;
+    const sl_mamba_tape *tp = c->tape;
+    float *base = NULL;
+    switch (v.buf) {
+    case SL_H: base = ws->h; break;
+    case SL_A: base = ws->a; break;
+    case SL_OUT: base = ws->out; break;
+    case SL_XZ: base = tp ? tp->xz : ws->xz; break;
+    case SL_XC: base = tp ? tp->xc : ws->xc; break;
+    case SL_XDBL: base = tp ? tp->xdbl : ws->xdbl; break;
+    case SL_DELTA: base = ws->delta; break;
+    case SL_Y: base = tp ? tp->y : ws->y; break;
+    case SL_YG: base = ws->y; break;
+    case SL_QKV: base = ws->qkv; break;
+    case SL_CTX: base = ws->ctx; break;
+    case SL_FF: base = ws->ff; break;
+    case SL_POOLED: base = ws->pooled; break;
+    case SL_LOGITS: base = c->logit; break;
+    }
+    return base + v.off;
+}
+
+/* Rows of a view: the example's positions, or one (pooled, logits). */
+static int rows(sl_ops *o, sl_view v) { return v.buf >= SL_POOLED ? 1 : cpu(o)->ex->len; }
+
+static int fire(sl_ops *o, int kind, int layer, sl_view v, sl_error *err)
+{
+    return sl_fire(o->m, o->hooks, cpu(o)->ex, kind, layer, at(o, v), rows(o, v), v.cols, v.ld, err);
+}
+
+static int norm(sl_ops *o, int kind, sl_view x, const float *w, const float *b, float eps, sl_view y, sl_error *err)
+{
+    (void)err;
+    if (kind == SL_NORM_LAYER) sl_layernorm(at(o, x), w, b, eps, rows(o, x), x.cols, at(o, y));
+    else sl_rmsnorm(at(o, x), w, eps, rows(o, x), x.cols, at(o, y));
+    return SL_OK;
+}
+
+static int linear(sl_ops *o, sl_view x, const float *w, const float *b, sl_view y, sl_error *err)
+{
+    (void)err;
+    sl_linear(at(o, x), x.ld, rows(o, x), x.cols, w, b, y.cols, at(o, y), y.ld);
+    return SL_OK;
+}
+
+static int conv_silu(sl_ops *o, sl_view x, const float *w, const float *b, int K, int identity, sl_view y,
+                     sl_error *err)
+{
+    (void)err;
+    if (identity) sl_mamba_silu(at(o, x), x.ld, rows(o, x), x.cols, at(o, y));
+    else sl_mamba_conv_silu(at(o, x), x.ld, rows(o, x), x.cols, K, w, b, at(o, y));
+    return SL_OK;
+}
+
+/* The elementwise operations take whole rows (cols == ld). */
+static int softplus(sl_ops *o, sl_view y, sl_error *err)
+{
+    (void)err;
+    float *p = at(o, y);
+    long n = (long)rows(o, y) * y.cols;
+    for (long k = 0; k < n; k++) p[k] = sl_softplus(p[k]);
+    return SL_OK;
+}
+
+static int scan(sl_ops *o, sl_view x, sl_view delta, sl_view B, const float *A_t, const float *D, int ablated,
+                sl_view y, sl_error *err)
+{
+    (void)err;
+    sl_cpu_ops *c = cpu(o);
+    const float *xp = at(o, x);
+    float *yp = at(o, y);
+    int T = rows(o, x), di = x.cols;
+    if (ablated)
+        for (long k = 0; k < (long)T * di; k++) yp[k] = D[k % di] * xp[k];
+    else
+        sl_mamba_scan(xp, at(o, delta), at(o, B) - B.off, B.ld, B.off, B.off + B.cols, T, di, B.cols, A_t, D,
+                      c->ws->state, yp, c->tape ? c->tape->ckpt : NULL);
+    return SL_OK;
+}
+
+/* In place (out is y), z becomes the gate as the hook sees it; out of
+ * place (the taped forward), z stays as it was, for the backward. */
+static int gate(sl_ops *o, int step, int ablated, sl_view z, sl_view y, sl_view out, sl_error *err)
+{
+    (void)err;
+    float *zp = at(o, z), *yp = at(o, y), *op = at(o, out);
+    int T = rows(o, y), di = y.cols;
+    if (op != yp) {
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < di; k++)
+                op[(long)t * out.ld + k] = yp[(long)t * y.ld + k] * (ablated ? 1.0f : sl_silu(zp[(long)t * z.ld + k]));
+        return SL_OK;
+    }
+    if (step != SL_OP_GATE_MULTIPLY)
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < di; k++)
+                zp[(long)t * z.ld + k] = ablated ? 1.0f : sl_silu(zp[(long)t * z.ld + k]);
+    if (step != SL_OP_GATE_ACTIVATE)
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < di; k++) yp[(long)t * y.ld + k] *= zp[(long)t * z.ld + k];
+    return SL_OK;
+}
+
+static int add(sl_ops *o, sl_view x, sl_view y, sl_error *err)
+{
+    (void)err;
+    const float *xp = at(o, x);
+    float *yp = at(o, y);
+    long n = (long)rows(o, y) * y.cols;
+    for (long k = 0; k < n; k++) yp[k] += xp[k];
+    return SL_OK;
+}
+
+static const sl_ops_table cpu_table = {
+    .fire = fire, .norm = norm, .linear = linear, .conv_silu = conv_silu, .softplus = softplus, .scan = scan,
+    .gate = gate, .add = add,
+};
+
+sl_cpu_ops sl_cpu_ops_on(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,
+                         float *logit)
+{
+    return (sl_cpu_ops){.ops = {.t = &cpu_table, .m = m, .hooks = hooks}, .ex = ex, .ws = ws, .logit = logit};
+}
