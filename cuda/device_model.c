@@ -201,64 +201,6 @@ int sl_dm_layernorm(batch_run *r, const float *x, const float *w, const float *b
                                               .eps = c->layer_norm_eps}, err);
 }
 
-/* softmax(q k^T / sqrt(d_head)) v from qkv into ctx: streamed, or through
- * the stored pattern when a hook wants to see (or rewrite) it. */
-static int attention(batch_run *r, int i, sl_error *err)
-{
-    sl_dev_model *dm = r->dm;
-    const sl_config *c = &dm->m->c;
-    sl_kargs a = {.x = dm->qkv, .y = dm->ctx, .d = c->d_model, .dh = c->d_head, .heads = c->n_heads,
-                  .causal = c->causal};
-    if (!sl_hooks_on(r->ops.hooks, sl_model_point(dm->m, HK_ATTN_PATTERN, i))) return sl_dm_launch(r, SK_ATTENTION, a, err);
-    if (!dm->pattern) {
-        size_t n = (size_t)dm->max_batch * c->n_heads * dm->L * dm->L;
-        int rc = sl_dm_alloc(dm, (void **)&dm->pattern, n * sizeof(float), err);
-        if (rc) return rc;
-    }
-    a.y2 = dm->pattern;
-    int rc = sl_dm_launch(r, SK_PROBS, a, err);
-    if (!rc) rc = sl_dm_fire(r, HK_ATTN_PATTERN, i, dm->pattern, 0, 0, err);
-    return rc ? rc : sl_dm_launch(r, SK_APPLY, a, err);
-}
-
-static int tf_layer(batch_run *r, int i, sl_error *err)
-{
-    sl_dev_model *dm = r->dm;
-    const sl_config *c = &dm->m->c;
-    const sl_tf_layer *w = &dm->m->tf[i];
-    int d = c->d_model, f = c->d_ff;
-    int rc = sl_dm_fire(r, HK_RESID_PRE, i, dm->h, d, d, err);
-    const float *in = dm->h;
-    if (c->norm_first) {
-        if (!rc) rc = sl_dm_layernorm(r, dm->h, w->ln1_w, w->ln1_b, dm->a, err);
-        in = dm->a;
-    }
-    if (!rc) rc = sl_dm_linear(r, in, d, d, w->qkv_w, w->qkv_b, 3 * d, dm->qkv, 3 * d, err);
-    if (!rc && c->positional == POS_ROPE)
-        rc = sl_dm_launch(r, SK_ROPE, (sl_kargs){.y = dm->qkv, .x = dm->pos, .d = d, .dh = c->d_head,
-                                           .heads = c->n_heads}, err);
-    if (!rc) rc = attention(r, i, err);
-    if (!rc) rc = sl_dm_linear(r, dm->ctx, d, d, w->o_w, w->o_b, d, dm->out, d, err);
-    if (!rc) rc = sl_dm_fire(r, HK_ATTN_OUT, i, dm->out, d, d, err);
-    if (!rc) rc = sl_dm_launch(r, SK_ADD, (sl_kargs){.y = dm->h, .x = dm->out, .n = r->rows * d}, err);
-    if (!rc && !c->norm_first) rc = sl_dm_layernorm(r, dm->h, w->ln1_w, w->ln1_b, dm->h, err);
-
-    in = dm->h;
-    if (c->norm_first) {
-        if (!rc) rc = sl_dm_layernorm(r, dm->h, w->ln2_w, w->ln2_b, dm->a, err);
-        in = dm->a;
-    }
-    if (!rc) rc = sl_dm_linear(r, in, d, d, w->ff1_w, w->ff1_b, f, dm->ff, f, err);
-    if (!rc) rc = sl_dm_launch(r, SK_ACTIVATION, (sl_kargs){.y = dm->ff, .n = r->rows * f,
-                                                      .flag = c->activation == ACT_GELU}, err);
-    if (!rc) rc = sl_dm_fire(r, HK_MLP_HIDDEN, i, dm->ff, f, f, err);
-    if (!rc) rc = sl_dm_linear(r, dm->ff, f, f, w->ff2_w, w->ff2_b, d, dm->out, d, err);
-    if (!rc) rc = sl_dm_fire(r, HK_MLP_OUT, i, dm->out, d, d, err);
-    if (!rc) rc = sl_dm_launch(r, SK_ADD, (sl_kargs){.y = dm->h, .x = dm->out, .n = r->rows * d}, err);
-    if (!rc && !c->norm_first) rc = sl_dm_layernorm(r, dm->h, w->ln2_w, w->ln2_b, dm->h, err);
-    return rc ? rc : sl_dm_fire(r, HK_RESID_POST, i, dm->h, d, d, err);
-}
-
 /* Final norm, pooling, head, as sl_forward_tail. */
 int sl_dm_tail(batch_run *r, sl_error *err)
 {
@@ -313,7 +255,7 @@ int sl_dm_begin(sl_dev_model *dm, const sl_batch *b, const sl_hooks *hooks, batc
 
 int sl_dm_layer(batch_run *r, int i, sl_error *err)
 {
-    return r->dm->m->c.arch == ARCH_MAMBA ? sl_mamba_block(&r->ops, i, err) : tf_layer(r, i, err);
+    return sl_arch_layer(&r->ops, i, err);
 }
 
 int sl_dm_layers_from(batch_run *r, int first_layer, sl_error *err)

@@ -155,9 +155,50 @@ static int add(sl_ops *o, sl_view x, sl_view y, sl_error *err)
     return sl_dm_launch(run(o), SK_ADD, (sl_kargs){.y = at(o, y), .x = at(o, x), .n = run(o)->rows * y.cols}, err);
 }
 
+/* softmax(q k^T / sqrt(d_head)) v from qkv into ctx: streamed, or through
+ * the stored pattern when a hook wants to see (or rewrite) it. */
+static int attention(sl_ops *o, int i, sl_error *err)
+{
+    batch_run *r = run(o);
+    sl_dev_model *dm = r->dm;
+    const sl_config *c = &dm->m->c;
+    sl_kargs a = {.x = dm->qkv, .y = dm->ctx, .d = c->d_model, .dh = c->d_head, .heads = c->n_heads,
+                  .causal = c->causal};
+    if (!sl_hooks_on(r->ops.hooks, sl_model_point(dm->m, HK_ATTN_PATTERN, i))) return sl_dm_launch(r, SK_ATTENTION, a, err);
+    if (!dm->pattern) {
+        size_t n = (size_t)dm->max_batch * c->n_heads * dm->L * dm->L;
+        int rc = sl_dm_alloc(dm, (void **)&dm->pattern, n * sizeof(float), err);
+        if (rc) return rc;
+    }
+    a.y2 = dm->pattern;
+    int rc = sl_dm_launch(r, SK_PROBS, a, err);
+    if (!rc) rc = sl_dm_fire(r, HK_ATTN_PATTERN, i, dm->pattern, 0, 0, err);
+    return rc ? rc : sl_dm_launch(r, SK_APPLY, a, err);
+}
+
+static int rope(sl_ops *o, sl_error *err)
+{
+    const sl_config *c = &o->m->c;
+    return sl_dm_launch(run(o), SK_ROPE, (sl_kargs){.y = run(o)->dm->qkv, .x = run(o)->dm->pos, .d = c->d_model,
+                                                    .dh = c->d_head, .heads = c->n_heads}, err);
+}
+
+static int activation(sl_ops *o, int act, sl_view y, sl_error *err)
+{
+    return sl_dm_launch(run(o), SK_ACTIVATION, (sl_kargs){.y = at(o, y), .n = run(o)->rows * y.cols,
+                                                          .flag = act == ACT_GELU}, err);
+}
+
+/* The device's backward recomputes what it needs (cuda/device_backward.c). */
+static int keep(sl_ops *o, int what, sl_view v, sl_error *err)
+{
+    (void)o, (void)what, (void)v, (void)err;
+    return SL_OK;
+}
+
 static const sl_ops_table device_table = {
     .fire = fire, .norm = norm, .linear = linear, .conv_silu = conv_silu, .softplus = softplus, .scan = scan,
-    .gate = gate, .add = add,
+    .gate = gate, .add = add, .rope = rope, .attention = attention, .activation = activation, .keep = keep,
 };
 
 sl_ops sl_dm_ops(const sl_dev_model *dm, const sl_hooks *hooks)

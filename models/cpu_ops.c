@@ -128,9 +128,68 @@ static int add(sl_ops *o, sl_view x, sl_view y, sl_error *err)
     return SL_OK;
 }
 
+/* GPT-NeoX rotate-half on q and k of every head. */
+static void rope_rows(const sl_config *c, const float *table, float *qkv, int T)
+{
+    int d = c->d_model, dh = c->d_head, half = dh / 2;
+    for (int t = 0; t < T; t++) {
+        const float *cs = table + (long)t * 2 * half, *sn = cs + half;
+        for (int part = 0; part < 2; part++)
+            for (int h = 0; h < c->n_heads; h++) {
+                float *x = qkv + (long)t * 3 * d + part * d + h * dh;
+                for (int i = 0; i < half; i++) {
+                    float a = x[i], b = x[i + half];
+                    x[i] = a * cs[i] - b * sn[i];
+                    x[i + half] = b * cs[i] + a * sn[i];
+                }
+            }
+    }
+}
+
+static void activation_rows(int act, float *x, long n)
+{
+    if (act == ACT_GELU)
+        for (long k = 0; k < n; k++) x[k] = sl_gelu(x[k]);
+    else
+        for (long k = 0; k < n; k++) x[k] = x[k] > 0.0f ? x[k] : 0.0f;
+}
+
+static int rope(sl_ops *o, sl_error *err)
+{
+    (void)err;
+    sl_cpu_ops *c = cpu(o);
+    rope_rows(&o->m->c, c->ws->pos_table, c->ws->qkv, c->ex->len);
+    return SL_OK;
+}
+
+static int attention(sl_ops *o, int layer, sl_error *err)
+{
+    return sl_attention(o->m, cpu(o)->ex, cpu(o)->ws, o->hooks, layer, err);
+}
+
+static int activation(sl_ops *o, int act, sl_view y, sl_error *err)
+{
+    (void)err;
+    activation_rows(act, at(o, y), (long)rows(o, y) * y.cols);
+    return SL_OK;
+}
+
+/* Into ws->keep where the taped forward set it: [L][d] after the
+ * attention's write, [L][d] after the MLP's, [L][d_ff] the pre-activation. */
+static int keep(sl_ops *o, int what, sl_view v, sl_error *err)
+{
+    (void)err;
+    sl_workspace *ws = cpu(o)->ws;
+    if (!ws->keep) return SL_OK;
+    size_t Ld = (size_t)ws->max_len * o->m->c.d_model;
+    float *dst = ws->keep + (what == SL_KEEP_ATTN_RESID ? 0 : what == SL_KEEP_MLP_RESID ? Ld : 2 * Ld);
+    memcpy(dst, at(o, v), (size_t)rows(o, v) * v.cols * sizeof *dst);
+    return SL_OK;
+}
+
 static const sl_ops_table cpu_table = {
     .fire = fire, .norm = norm, .linear = linear, .conv_silu = conv_silu, .softplus = softplus, .scan = scan,
-    .gate = gate, .add = add,
+    .gate = gate, .add = add, .rope = rope, .attention = attention, .activation = activation, .keep = keep,
 };
 
 sl_cpu_ops sl_cpu_ops_on(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,

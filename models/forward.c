@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/blas.h"
+#include "models/arch.h"
 #include "models/attention_tile.h"
 #include "models/backward.h"
 #include "models/forward_common.h"
@@ -250,4 +251,9 @@ int sl_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, 
     }
     if (!rc) memcpy(tape + m->c.n_layers * stride, ws->h, n * sizeof *tape);
     return rc ? rc : sl_forward_tail(m, ex, ws, NULL, logit, err);
+}
+
+int sl_arch_layer(sl_ops *o, int i, sl_error *err)
+{
+    return o->m->c.arch == ARCH_MAMBA ? sl_mamba_block(o, i, err) : sl_tf_block(o, i, err);
 }
