@@ -57,11 +57,6 @@ int sl_dm_layernorm(batch_run *r, const float *x, const float *w, const float *b
 int sl_dm_mamba_norm(batch_run *r, const float *x, const float *w, const float *b, float *y, sl_error *err);
 /* The device's operation table (cuda/device_ops.c) on dm, with hooks. */
 sl_ops sl_dm_ops(const sl_dev_model *dm, const sl_hooks *hooks);
-/* The hooks of (kind, layer) on a device activation: each example's block
- * is [Lb rows of ld] at stride Lb * ld ([H][len][len] at H * Lb * Lb for
- * the pattern, one row for pooled and logits), of which the first len rows
- * and cols columns are the example's, as the CPU core hands them over. */
-int sl_dm_fire(batch_run *r, int kind, int layer, float *data, int cols, int ld, sl_error *err);
 /* Checks the batch and copies its tokens, keep mask and lengths over. */
 int sl_dm_begin(sl_dev_model *dm, const sl_batch *b, const sl_hooks *hooks, batch_run *r, sl_error *err);
 /* Token embedding plus positional term into dm->h (hooks fired). */

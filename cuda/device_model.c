@@ -1,6 +1,8 @@
-/* The batched forward pass on a device, step for step the CPU core's
- * (models/forward.c, mamba.c, transformer.c), over all rows of a batch at
- * once. Plain C: every line of it runs in the CPU tests on the host grid. */
+/* The batched forward pass on a device: its memory, the batch's rows
+ * (begin, finish) and prefix reuse. What each layer computes is the
+ * architectures' (models/arch.h: embed, blocks, tail), run on the device's
+ * operations (cuda/device_ops.c) over all rows of a batch at once. Plain
+ * C: every line of it runs in the CPU tests on the host grid. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,23 +170,10 @@ int sl_dm_stage(sl_dev_model *dm, size_t n, sl_error *err)
     return SL_OK;
 }
 
-int sl_dm_embed(batch_run *r, sl_error *err)
-{
-    sl_dev_model *dm = r->dm;
-    const sl_config *c = &dm->m->c;
-    int d = c->d_model;
-    int rc = sl_dm_launch(r, SK_EMBED, (sl_kargs){.x = sl_dm_weight(dm, dm->m->emb), .y = dm->h, .d = d,
-                                                  .alpha = sl_embed_scale(c)}, err);
-    if (!rc) rc = sl_dm_fire(r, HK_EMBED_TOKENS, -1, dm->h, d, d, err);
-    const float *pe = c->arch != ARCH_TRANSFORMER ? NULL
-                    : c->positional == POS_LEARNED ? sl_dm_weight(dm, dm->m->pos)
-                    : c->positional == POS_SINUSOIDAL ? dm->pos : NULL;
-    if (!rc && pe) rc = sl_dm_launch(r, SK_ADD_POS, (sl_kargs){.x = pe, .y = dm->h, .d = d}, err);
-    return rc ? rc : sl_dm_fire(r, HK_EMBED, -1, dm->h, d, d, err);
-}
+int sl_dm_embed(batch_run *r, sl_error *err) { return sl_arch_embed(&r->ops, err); }
 
-/* Mamba's block and final norm, as sl_mamba_norm: RMSNorm, or LayerNorm
- * with its bias, both with norm_eps. */
+/* The norms the backward pass's recompute uses (device_backward.c):
+ * Mamba's, as models/arch.h's sl_mamba_norm_op, and the Transformer's. */
 int sl_dm_mamba_norm(batch_run *r, const float *x, const float *w, const float *b, float *y, sl_error *err)
 {
     const sl_config *c = &r->dm->m->c;
@@ -201,28 +190,7 @@ int sl_dm_layernorm(batch_run *r, const float *x, const float *w, const float *b
                                               .eps = c->layer_norm_eps}, err);
 }
 
-/* Final norm, pooling, head, as sl_forward_tail. */
-int sl_dm_tail(batch_run *r, sl_error *err)
-{
-    sl_dev_model *dm = r->dm;
-    const sl_model *m = dm->m;
-    const sl_config *c = &m->c;
-    int d = c->d_model, rc = SL_OK;
-    float *fin = dm->h;
-    if (c->arch == ARCH_MAMBA) {
-        rc = sl_dm_mamba_norm(r, dm->h, m->norm_w, m->norm_b, dm->a, err);
-        fin = dm->a;
-    } else if (c->final_norm) {
-        rc = sl_dm_layernorm(r, dm->h, m->norm_w, m->norm_b, dm->a, err);
-        fin = dm->a;
-    }
-    if (!rc) rc = sl_dm_fire(r, HK_FINAL, -1, fin, d, d, err);
-    if (!rc) rc = sl_dm_launch(r, SK_POOL, (sl_kargs){.x = fin, .y = dm->pooled, .d = d, .flag = c->pooling}, err);
-    if (!rc) rc = sl_dm_fire(r, HK_POOLED, -1, dm->pooled, d, d, err);
-    if (!rc) rc = sl_dm_launch(r, SK_HEAD, (sl_kargs){.x = dm->pooled, .w = sl_dm_weight(dm, m->head_w), .b = sl_dm_weight(dm, m->head_b),
-                                                .d = d, .flag = m->head_rows, .y = dm->logits}, err);
-    return rc ? rc : sl_dm_fire(r, HK_LOGITS, -1, dm->logits, 1, 1, err);
-}
+int sl_dm_tail(batch_run *r, sl_error *err) { return sl_arch_tail(&r->ops, err); }
 
 /* Checks the batch and copies its tokens, keep mask and lengths over. */
 int sl_dm_begin(sl_dev_model *dm, const sl_batch *b, const sl_hooks *hooks, batch_run *r, sl_error *err)

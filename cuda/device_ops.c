@@ -65,7 +65,11 @@ static int replace_on_device(batch_run *r, int id, float *data, int cols, int ld
     return rc;
 }
 
-int sl_dm_fire(batch_run *r, int kind, int layer, float *data, int cols, int ld, sl_error *err)
+/* The hooks of (kind, layer) on a device activation: each example's block
+ * is [Lb rows of ld] at stride Lb * ld ([H][len][len] at H * Lb * Lb for
+ * the pattern, one row for pooled and logits), of which the first len rows
+ * and cols columns are the example's, as the CPU core hands them over. */
+static int fire_at(batch_run *r, int kind, int layer, float *data, int cols, int ld, sl_error *err)
 {
     sl_dev_model *dm = r->dm;
     const sl_model *m = dm->m;
@@ -102,7 +106,7 @@ int sl_dm_fire(batch_run *r, int kind, int layer, float *data, int cols, int ld,
 
 static int fire(sl_ops *o, int kind, int layer, sl_view v, sl_error *err)
 {
-    return sl_dm_fire(run(o), kind, layer, at(o, v), v.cols, v.ld, err);
+    return fire_at(run(o), kind, layer, at(o, v), v.cols, v.ld, err);
 }
 
 static int norm(sl_ops *o, int kind, sl_view x, const float *w, const float *b, float eps, sl_view y, sl_error *err)
@@ -172,7 +176,7 @@ static int attention(sl_ops *o, int i, sl_error *err)
     }
     a.y2 = dm->pattern;
     int rc = sl_dm_launch(r, SK_PROBS, a, err);
-    if (!rc) rc = sl_dm_fire(r, HK_ATTN_PATTERN, i, dm->pattern, 0, 0, err);
+    if (!rc) rc = fire_at(r, HK_ATTN_PATTERN, i, dm->pattern, 0, 0, err);
     return rc ? rc : sl_dm_launch(r, SK_APPLY, a, err);
 }
 
@@ -196,9 +200,33 @@ static int keep(sl_ops *o, int what, sl_view v, sl_error *err)
     return SL_OK;
 }
 
+static int embed(sl_ops *o, const float *emb, float scale, sl_view y, sl_error *err)
+{
+    return sl_dm_launch(run(o), SK_EMBED, (sl_kargs){.x = weight(o, emb), .y = at(o, y), .d = y.cols, .alpha = scale},
+                        err);
+}
+
+static int add_positions(sl_ops *o, const float *learned, sl_view y, sl_error *err)
+{
+    const float *pe = learned ? weight(o, learned) : run(o)->dm->pos;
+    return sl_dm_launch(run(o), SK_ADD_POS, (sl_kargs){.x = pe, .y = at(o, y), .d = y.cols}, err);
+}
+
+static int pool(sl_ops *o, int pooling, sl_view x, sl_view y, sl_error *err)
+{
+    return sl_dm_launch(run(o), SK_POOL, (sl_kargs){.x = at(o, x), .y = at(o, y), .d = x.cols, .flag = pooling}, err);
+}
+
+static int head(sl_ops *o, const float *w, const float *b, int rows, sl_view x, sl_view y, sl_error *err)
+{
+    return sl_dm_launch(run(o), SK_HEAD, (sl_kargs){.x = at(o, x), .w = weight(o, w), .b = weight(o, b), .d = x.cols,
+                                                    .flag = rows, .y = at(o, y)}, err);
+}
+
 static const sl_ops_table device_table = {
     .fire = fire, .norm = norm, .linear = linear, .conv_silu = conv_silu, .softplus = softplus, .scan = scan,
     .gate = gate, .add = add, .rope = rope, .attention = attention, .activation = activation, .keep = keep,
+    .embed = embed, .add_positions = add_positions, .pool = pool, .head = head,
 };
 
 sl_ops sl_dm_ops(const sl_dev_model *dm, const sl_hooks *hooks)

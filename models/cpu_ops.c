@@ -3,11 +3,50 @@
  * call them once per example, the kernels loop over its positions. */
 #include "models/cpu_ops.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "core/blas.h"
 #include "core/mathx.h"
 #include "models/forward_common.h"
+
+int sl_fire(const sl_model *m, const sl_hooks *hooks, const sl_example *ex, int kind, int layer, float *data, int rows,
+            int cols, int ld, sl_error *err)
+{
+    int id = sl_model_point(m, kind, layer);
+    if (!sl_hooks_on(hooks, id)) return SL_OK;
+    sl_hook_event ev = {
+        .point = &m->points[id], .id = id, .example = ex->index, .slot = ex->slot, .len = ex->len,
+        .heads = m->c.n_heads, .tokens = ex->tokens, .data = data, .rows = rows, .cols = cols, .ld = ld,
+    };
+    return sl_hooks_fire(hooks, &ev, err);
+}
+
+void sl_rmsnorm(const float *x, const float *w, float eps, int rows, int d, float *y)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (long)r * d;
+        float *yr = y + (long)r * d;
+        float ss = 0;
+        for (int i = 0; i < d; i++) ss += xr[i] * xr[i];
+        float inv = 1.0f / sqrtf(ss / d + eps);
+        for (int i = 0; i < d; i++) yr[i] = xr[i] * inv * w[i];
+    }
+}
+
+void sl_layernorm(const float *x, const float *w, const float *b, float eps, int rows, int d, float *y)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (long)r * d;
+        float *yr = y + (long)r * d;
+        float mean = 0, var = 0;
+        for (int i = 0; i < d; i++) mean += xr[i];
+        mean /= d;
+        for (int i = 0; i < d; i++) var += (xr[i] - mean) * (xr[i] - mean);
+        float inv = 1.0f / sqrtf(var / d + eps);
+        for (int i = 0; i < d; i++) yr[i] = (xr[i] - mean) * inv * w[i] + (b ? b[i] : 0.0f);
+    }
+}
 
 static sl_cpu_ops *cpu(sl_ops *o) { return (sl_cpu_ops *)o; }
 
@@ -187,9 +226,76 @@ static int keep(sl_ops *o, int what, sl_view v, sl_error *err)
     return SL_OK;
 }
 
+static int embed(sl_ops *o, const float *emb, float scale, sl_view y, sl_error *err)
+{
+    (void)err;
+    const sl_example *ex = cpu(o)->ex;
+    int d = y.cols;
+    float *h = at(o, y);
+    for (int t = 0; t < ex->len; t++) {
+        const float *src = emb + (long)ex->tokens[t] * d;
+        float *dst = h + (long)t * d;
+        for (int k = 0; k < d; k++) dst[k] = scale * src[k];
+    }
+    return SL_OK;
+}
+
+static int add_positions(sl_ops *o, const float *learned, sl_view y, sl_error *err)
+{
+    (void)err;
+    const float *pe = learned ? learned : cpu(o)->ws->pos_table;
+    float *h = at(o, y);
+    long n = (long)rows(o, y) * y.cols;
+    for (long k = 0; k < n; k++) h[k] += pe[k];
+    return SL_OK;
+}
+
+/* Only the kept positions (ex->keep) count. */
+static int pool(sl_ops *o, int pooling, sl_view x, sl_view y, sl_error *err)
+{
+    (void)err;
+    const sl_example *ex = cpu(o)->ex;
+    int d = x.cols, T = ex->len;
+    const float *fin = at(o, x);
+    float *p = at(o, y);
+    if (pooling == POOL_CLS) {
+        memcpy(p, fin, (size_t)d * sizeof *p);
+    } else if (pooling == POOL_LAST) {
+        int t = T - 1;
+        while (ex->keep && t > 0 && !ex->keep[t]) t--;
+        memcpy(p, fin + (long)t * d, (size_t)d * sizeof *p);
+    } else {
+        int kept = 0;
+        memset(p, 0, (size_t)d * sizeof *p);
+        for (int t = 0; t < T; t++) {
+            if (ex->keep && !ex->keep[t]) continue;
+            kept++;
+            for (int i = 0; i < d; i++) p[i] += fin[(long)t * d + i];
+        }
+        for (int i = 0; i < d; i++) p[i] /= kept ? kept : 1;
+    }
+    return SL_OK;
+}
+
+static int head(sl_ops *o, const float *w, const float *b, int nrows, sl_view x, sl_view y, sl_error *err)
+{
+    (void)err;
+    int d = x.cols;
+    const float *p = at(o, x);
+    float z[2];
+    for (int r = 0; r < nrows; r++) {
+        float s = b ? b[r] : 0.0f;
+        for (int i = 0; i < d; i++) s += w[r * d + i] * p[i];
+        z[r] = s;
+    }
+    *at(o, y) = nrows == 2 ? z[1] - z[0] : z[0];
+    return SL_OK;
+}
+
 static const sl_ops_table cpu_table = {
     .fire = fire, .norm = norm, .linear = linear, .conv_silu = conv_silu, .softplus = softplus, .scan = scan,
     .gate = gate, .add = add, .rope = rope, .attention = attention, .activation = activation, .keep = keep,
+    .embed = embed, .add_positions = add_positions, .pool = pool, .head = head,
 };
 
 sl_cpu_ops sl_cpu_ops_on(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,

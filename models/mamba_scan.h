@@ -1,4 +1,4 @@
-/* What Mamba's forward (models/mamba.c) and backward
+/* What Mamba's CPU forward (models/mamba_cpu.c) and backward
  * (models/mamba_backward.c) share: the scan's decay, the causal conv, and
  * the tape the gradient's forward pass leaves for the backward. Internal to
  * models/. */
@@ -79,7 +79,7 @@ typedef struct {
 
 sl_mamba_tape sl_mamba_tape_at(const sl_model *m, sl_workspace *ws, int layer);
 
-/* sl_mamba_layer_forward without hooks, keeping the block's activations in
+/* Block layer without hooks (models/mamba.c), keeping the block's activations in
  * its tape (ws->bw must exist). */
 int sl_mamba_layer_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, int layer, sl_error *err);
 
