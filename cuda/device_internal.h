@@ -5,6 +5,7 @@
 #define SL_DEVICE_INTERNAL_H
 
 #include "cuda/device_model.h"
+#include "models/ops.h"
 
 struct sl_dev_model {
     const sl_model *m;
@@ -31,10 +32,10 @@ struct sl_dev_model {
     size_t *hooked_floats;
 };
 
-/* One batch in flight. */
+/* One batch in flight: the device's operations (models/ops.h) on its rows. */
 typedef struct {
+    sl_ops ops;                 /* its hooks: ops.hooks */
     sl_dev_model *dm;
-    const sl_hooks *hooks;
     sl_kbatch bt;               /* device side */
     const int32_t *tokens;      /* host side, for hook events */
     const int32_t *lengths;
@@ -54,6 +55,8 @@ int sl_dm_linear(batch_run *r, const float *x, int ldx, int in, const float *w, 
                  int ldy, sl_error *err);
 int sl_dm_layernorm(batch_run *r, const float *x, const float *w, const float *b, float *y, sl_error *err);
 int sl_dm_mamba_norm(batch_run *r, const float *x, const float *w, const float *b, float *y, sl_error *err);
+/* The device's operation table (cuda/device_ops.c) on dm, with hooks. */
+sl_ops sl_dm_ops(const sl_dev_model *dm, const sl_hooks *hooks);
 /* Checks the batch and copies its tokens, keep mask and lengths over. */
 int sl_dm_begin(sl_dev_model *dm, const sl_batch *b, const sl_hooks *hooks, batch_run *r, sl_error *err);
 /* Token embedding plus positional term into dm->h (hooks fired). */

@@ -1,10 +1,13 @@
-/* The batched forward pass on a device, step for step the CPU core's
- * (models/forward.c, mamba.c, transformer.c), over all rows of a batch at
- * once. Plain C: every line of it runs in the CPU tests on the host grid. */
+/* The batched forward pass on a device: its memory, the batch's rows
+ * (begin, finish) and prefix reuse. What each layer computes is the
+ * architectures' (models/arch.h: embed, blocks, tail), run on the device's
+ * operations (cuda/device_ops.c) over all rows of a batch at once. Plain
+ * C: every line of it runs in the CPU tests on the host grid. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda/device_internal.h"
+#include "models/arch.h"
 
 /* A host weight pointer's counterpart on the device. */
 const float *sl_dm_weight(const sl_dev_model *dm, const float *p)
@@ -167,94 +170,10 @@ int sl_dm_stage(sl_dev_model *dm, size_t n, sl_error *err)
     return SL_OK;
 }
 
-/* 1 when every hook at point id is a row replacement (core/hooks.h), which
- * the device carries out without copying the activation out and back. */
-static int replaces_only(const sl_hooks *h, int id)
-{
-    int any = 0;
-    for (int i = 0; i < h->n; i++)
-        if (h->list[i].point == id) {
-            if (!h->list[i].replace) return 0;
-            any = 1;
-        }
-    return any;
-}
+int sl_dm_embed(batch_run *r, sl_error *err) { return sl_arch_embed(&r->ops, err); }
 
-static int replace_on_device(batch_run *r, int id, float *data, int cols, int ld, sl_error *err)
-{
-    sl_dev_model *dm = r->dm;
-    const sl_hooks *h = r->hooks;
-    int rc = SL_OK;
-    for (int i = 0; !rc && i < h->n; i++) {
-        if (h->list[i].point != id) continue;
-        const sl_row_replace *rep = h->list[i].replace;
-        long ldm = rep->ld < r->ldt ? rep->ld : r->ldt;
-        /* the mask's rows as the batch sees them: [B][ldm] */
-        for (int e = 0; !rc && e < r->bt.B; e++)
-            rc = dm->dev.put(dm->dev.ctx, dm->mask + (long)e * ldm, rep->mask + (long)e * rep->ld, (size_t)ldm, err);
-        if (!rc && rep->row) rc = dm->dev.put(dm->dev.ctx, dm->row, rep->row, (size_t)cols * sizeof(float), err);
-        if (!rc) rc = sl_dm_launch(r, SK_REPLACE, (sl_kargs){.y = data, .x = rep->row ? dm->row : NULL, .cols = cols,
-                                                       .ld = ld, .mask = dm->mask, .ldm = ldm}, err);
-    }
-    return rc;
-}
-
-/* The hooks of (kind, layer) on a device activation: each example's block
- * is [Lb rows of ld] at stride Lb * ld ([H][len][len] at H * Lb * Lb for
- * the pattern, one row for pooled and logits), of which the first len rows
- * and cols columns are the example's, as the CPU core hands them over. */
-static int fire(batch_run *r, int kind, int layer, float *data, int cols, int ld, sl_error *err)
-{
-    sl_dev_model *dm = r->dm;
-    const sl_model *m = dm->m;
-    int id = sl_model_point(m, kind, layer);
-    if (!sl_hooks_on(r->hooks, id)) return SL_OK;
-    const sl_hook_point *pt = &m->points[id];
-    if (kind != HK_ATTN_PATTERN && !pt->per_example && replaces_only(r->hooks, id))
-        return replace_on_device(r, id, data, cols, ld, err);
-    int B = r->bt.B, Lb = r->bt.Lb, H = m->c.n_heads;
-    size_t stride = kind == HK_ATTN_PATTERN ? (size_t)H * Lb * Lb : pt->per_example ? (size_t)ld : (size_t)Lb * ld;
-    /* to the last value used: a view at an offset into wider rows (B, C in
-     * x_proj's output) ends ld - cols values before the buffer does */
-    size_t n = stride * B - (kind == HK_ATTN_PATTERN ? 0 : (size_t)(ld - cols));
-    if (n > dm->hooked_floats[id]) {
-        float *buf = realloc(dm->hooked[id], n * sizeof *buf);
-        if (!buf) return sl_fail(err, SL_ERUNTIME, "out of memory for %zu hooked values", n);
-        dm->hooked[id] = buf;
-        dm->hooked_floats[id] = n;
-    }
-    float *stage = dm->hooked[id];
-    int rc = dm->dev.get(dm->dev.ctx, stage, data, n * sizeof(float), err);
-    for (int e = 0; !rc && e < B; e++) {
-        int len = r->lengths[e];
-        sl_hook_event ev = {
-            .point = pt, .id = id, .example = sl_batch_index(r->batch, e), .slot = e, .len = len, .heads = H,
-            .tokens = r->tokens + (long)e * r->ldt, .data = stage + e * stride,
-            .rows = pt->per_example ? 1 : len, .cols = cols, .ld = ld,
-        };
-        if (kind == HK_ATTN_PATTERN) ev.rows = H * len, ev.cols = len, ev.ld = len;
-        rc = sl_hooks_fire(r->hooks, &ev, err);
-    }
-    return rc ? rc : dm->dev.put(dm->dev.ctx, data, stage, n * sizeof(float), err);
-}
-
-int sl_dm_embed(batch_run *r, sl_error *err)
-{
-    sl_dev_model *dm = r->dm;
-    const sl_config *c = &dm->m->c;
-    int d = c->d_model;
-    int rc = sl_dm_launch(r, SK_EMBED, (sl_kargs){.x = sl_dm_weight(dm, dm->m->emb), .y = dm->h, .d = d,
-                                                  .alpha = sl_embed_scale(c)}, err);
-    if (!rc) rc = fire(r, HK_EMBED_TOKENS, -1, dm->h, d, d, err);
-    const float *pe = c->arch != ARCH_TRANSFORMER ? NULL
-                    : c->positional == POS_LEARNED ? sl_dm_weight(dm, dm->m->pos)
-                    : c->positional == POS_SINUSOIDAL ? dm->pos : NULL;
-    if (!rc && pe) rc = sl_dm_launch(r, SK_ADD_POS, (sl_kargs){.x = pe, .y = dm->h, .d = d}, err);
-    return rc ? rc : fire(r, HK_EMBED, -1, dm->h, d, d, err);
-}
-
-/* Mamba's block and final norm, as sl_mamba_norm: RMSNorm, or LayerNorm
- * with its bias, both with norm_eps. */
+/* The norms the backward pass's recompute uses (device_backward.c):
+ * Mamba's, as models/arch.h's sl_mamba_norm_op, and the Transformer's. */
 int sl_dm_mamba_norm(batch_run *r, const float *x, const float *w, const float *b, float *y, sl_error *err)
 {
     const sl_config *c = &r->dm->m->c;
@@ -264,43 +183,6 @@ int sl_dm_mamba_norm(batch_run *r, const float *x, const float *w, const float *
                                    .d = c->d_model, .eps = c->norm_eps}, err);
 }
 
-static int mamba_layer(batch_run *r, int i, sl_error *err)
-{
-    sl_dev_model *dm = r->dm;
-    const sl_config *c = &dm->m->c;
-    const sl_mamba_layer *w = &dm->m->mamba[i];
-    int d = c->d_model, di = c->d_inner, S = c->d_state, R = c->dt_rank, nx = R + 2 * S;
-    unsigned off = r->hooks && r->hooks->knockout ? r->hooks->knockout[i] : 0;
-    int rc = fire(r, HK_RESID_PRE, i, dm->h, d, d, err);
-    if (!rc) rc = sl_dm_mamba_norm(r, dm->h, w->norm_w, w->norm_b, dm->a, err);
-    if (!rc) rc = sl_dm_linear(r, dm->a, d, d, w->in_w, w->in_b, 2 * di, dm->xz, 2 * di, err);
-    if (!rc) rc = sl_dm_launch(r, SK_CONV, (sl_kargs){.x = dm->xz, .ld = 2 * di, .di = di, .K = c->d_conv,
-                                                .w = sl_dm_weight(dm, w->conv_w), .b = sl_dm_weight(dm, w->conv_b),
-                                                .flag = !!(off & SL_OFF_CONV), .y = dm->xc}, err);
-    if (!rc) rc = fire(r, HK_MIXER_IN_X, i, dm->xc, di, di, err);
-    if (!rc) rc = sl_dm_linear(r, dm->xc, di, di, w->xproj_w, NULL, nx, dm->xdbl, nx, err);
-    if (!rc) rc = sl_dm_linear(r, dm->xdbl, nx, R, w->dt_w, w->dt_b, di, dm->delta, di, err);
-    if (!rc) rc = sl_dm_launch(r, SK_SOFTPLUS, (sl_kargs){.y = dm->delta, .n = r->rows * di}, err);
-    if (!rc) rc = fire(r, HK_MIXER_DELTA, i, dm->delta, di, di, err);
-    if (!rc) rc = fire(r, HK_MIXER_B, i, dm->xdbl + R, S, nx, err);
-    if (!rc) rc = fire(r, HK_MIXER_C, i, dm->xdbl + R + S, S, nx, err);
-    if (!rc) rc = sl_dm_launch(r, SK_SCAN, (sl_kargs){.x = dm->xc, .b = dm->delta, .w = dm->xdbl, .ldb = nx, .boff = R,
-                                                .coff = R + S, .di = di, .S = S, .A_t = sl_dm_weight(dm, w->A_t),
-                                                .D = sl_dm_weight(dm, w->D), .flag = !!(off & SL_OFF_SSM), .y = dm->y}, err);
-    sl_kargs gate = {.y = dm->y, .y2 = dm->xz, .ld = 2 * di, .di = di, .K = !!(off & SL_OFF_GATE)};
-    if (sl_hooks_on(r->hooks, sl_model_point(dm->m, HK_MIXER_GATE, i))) {
-        gate.flag = SL_GATE_ACTIVATE;
-        if (!rc) rc = sl_dm_launch(r, SK_GATE, gate, err);
-        if (!rc) rc = fire(r, HK_MIXER_GATE, i, dm->xz + di, di, 2 * di, err);
-        gate.flag = SL_GATE_MULTIPLY;
-    }
-    if (!rc) rc = sl_dm_launch(r, SK_GATE, gate, err);
-    if (!rc) rc = sl_dm_linear(r, dm->y, di, di, w->out_w, w->out_b, d, dm->out, d, err);
-    if (!rc) rc = fire(r, HK_MIXER_OUT, i, dm->out, d, d, err);
-    if (!rc) rc = sl_dm_launch(r, SK_ADD, (sl_kargs){.y = dm->h, .x = dm->out, .n = r->rows * d}, err);
-    return rc ? rc : fire(r, HK_RESID_POST, i, dm->h, d, d, err);
-}
-
 int sl_dm_layernorm(batch_run *r, const float *x, const float *w, const float *b, float *y, sl_error *err)
 {
     const sl_config *c = &r->dm->m->c;
@@ -308,86 +190,7 @@ int sl_dm_layernorm(batch_run *r, const float *x, const float *w, const float *b
                                               .eps = c->layer_norm_eps}, err);
 }
 
-/* softmax(q k^T / sqrt(d_head)) v from qkv into ctx: streamed, or through
- * the stored pattern when a hook wants to see (or rewrite) it. */
-static int attention(batch_run *r, int i, sl_error *err)
-{
-    sl_dev_model *dm = r->dm;
-    const sl_config *c = &dm->m->c;
-    sl_kargs a = {.x = dm->qkv, .y = dm->ctx, .d = c->d_model, .dh = c->d_head, .heads = c->n_heads,
-                  .causal = c->causal};
-    if (!sl_hooks_on(r->hooks, sl_model_point(dm->m, HK_ATTN_PATTERN, i))) return sl_dm_launch(r, SK_ATTENTION, a, err);
-    if (!dm->pattern) {
-        size_t n = (size_t)dm->max_batch * c->n_heads * dm->L * dm->L;
-        int rc = sl_dm_alloc(dm, (void **)&dm->pattern, n * sizeof(float), err);
-        if (rc) return rc;
-    }
-    a.y2 = dm->pattern;
-    int rc = sl_dm_launch(r, SK_PROBS, a, err);
-    if (!rc) rc = fire(r, HK_ATTN_PATTERN, i, dm->pattern, 0, 0, err);
-    return rc ? rc : sl_dm_launch(r, SK_APPLY, a, err);
-}
-
-static int tf_layer(batch_run *r, int i, sl_error *err)
-{
-    sl_dev_model *dm = r->dm;
-    const sl_config *c = &dm->m->c;
-    const sl_tf_layer *w = &dm->m->tf[i];
-    int d = c->d_model, f = c->d_ff;
-    int rc = fire(r, HK_RESID_PRE, i, dm->h, d, d, err);
-    const float *in = dm->h;
-    if (c->norm_first) {
-        if (!rc) rc = sl_dm_layernorm(r, dm->h, w->ln1_w, w->ln1_b, dm->a, err);
-        in = dm->a;
-    }
-    if (!rc) rc = sl_dm_linear(r, in, d, d, w->qkv_w, w->qkv_b, 3 * d, dm->qkv, 3 * d, err);
-    if (!rc && c->positional == POS_ROPE)
-        rc = sl_dm_launch(r, SK_ROPE, (sl_kargs){.y = dm->qkv, .x = dm->pos, .d = d, .dh = c->d_head,
-                                           .heads = c->n_heads}, err);
-    if (!rc) rc = attention(r, i, err);
-    if (!rc) rc = sl_dm_linear(r, dm->ctx, d, d, w->o_w, w->o_b, d, dm->out, d, err);
-    if (!rc) rc = fire(r, HK_ATTN_OUT, i, dm->out, d, d, err);
-    if (!rc) rc = sl_dm_launch(r, SK_ADD, (sl_kargs){.y = dm->h, .x = dm->out, .n = r->rows * d}, err);
-    if (!rc && !c->norm_first) rc = sl_dm_layernorm(r, dm->h, w->ln1_w, w->ln1_b, dm->h, err);
-
-    in = dm->h;
-    if (c->norm_first) {
-        if (!rc) rc = sl_dm_layernorm(r, dm->h, w->ln2_w, w->ln2_b, dm->a, err);
-        in = dm->a;
-    }
-    if (!rc) rc = sl_dm_linear(r, in, d, d, w->ff1_w, w->ff1_b, f, dm->ff, f, err);
-    if (!rc) rc = sl_dm_launch(r, SK_ACTIVATION, (sl_kargs){.y = dm->ff, .n = r->rows * f,
-                                                      .flag = c->activation == ACT_GELU}, err);
-    if (!rc) rc = fire(r, HK_MLP_HIDDEN, i, dm->ff, f, f, err);
-    if (!rc) rc = sl_dm_linear(r, dm->ff, f, f, w->ff2_w, w->ff2_b, d, dm->out, d, err);
-    if (!rc) rc = fire(r, HK_MLP_OUT, i, dm->out, d, d, err);
-    if (!rc) rc = sl_dm_launch(r, SK_ADD, (sl_kargs){.y = dm->h, .x = dm->out, .n = r->rows * d}, err);
-    if (!rc && !c->norm_first) rc = sl_dm_layernorm(r, dm->h, w->ln2_w, w->ln2_b, dm->h, err);
-    return rc ? rc : fire(r, HK_RESID_POST, i, dm->h, d, d, err);
-}
-
-/* Final norm, pooling, head, as sl_forward_tail. */
-int sl_dm_tail(batch_run *r, sl_error *err)
-{
-    sl_dev_model *dm = r->dm;
-    const sl_model *m = dm->m;
-    const sl_config *c = &m->c;
-    int d = c->d_model, rc = SL_OK;
-    float *fin = dm->h;
-    if (c->arch == ARCH_MAMBA) {
-        rc = sl_dm_mamba_norm(r, dm->h, m->norm_w, m->norm_b, dm->a, err);
-        fin = dm->a;
-    } else if (c->final_norm) {
-        rc = sl_dm_layernorm(r, dm->h, m->norm_w, m->norm_b, dm->a, err);
-        fin = dm->a;
-    }
-    if (!rc) rc = fire(r, HK_FINAL, -1, fin, d, d, err);
-    if (!rc) rc = sl_dm_launch(r, SK_POOL, (sl_kargs){.x = fin, .y = dm->pooled, .d = d, .flag = c->pooling}, err);
-    if (!rc) rc = fire(r, HK_POOLED, -1, dm->pooled, d, d, err);
-    if (!rc) rc = sl_dm_launch(r, SK_HEAD, (sl_kargs){.x = dm->pooled, .w = sl_dm_weight(dm, m->head_w), .b = sl_dm_weight(dm, m->head_b),
-                                                .d = d, .flag = m->head_rows, .y = dm->logits}, err);
-    return rc ? rc : fire(r, HK_LOGITS, -1, dm->logits, 1, 1, err);
-}
+int sl_dm_tail(batch_run *r, sl_error *err) { return sl_arch_tail(&r->ops, err); }
 
 /* Checks the batch and copies its tokens, keep mask and lengths over. */
 int sl_dm_begin(sl_dev_model *dm, const sl_batch *b, const sl_hooks *hooks, batch_run *r, sl_error *err)
@@ -409,7 +212,7 @@ int sl_dm_begin(sl_dev_model *dm, const sl_batch *b, const sl_hooks *hooks, batc
                            sl_batch_index(b, e), len, c->max_len);
         if (len > Lb) Lb = len;
     }
-    *r = (batch_run){.dm = dm, .hooks = hooks, .tokens = tokens, .lengths = lengths, .batch = b, .ldt = ldt,
+    *r = (batch_run){.ops = sl_dm_ops(dm, hooks), .dm = dm, .tokens = tokens, .lengths = lengths, .batch = b, .ldt = ldt,
                      .rows = (long)cnt * Lb};
     r->bt = (sl_kbatch){.B = cnt, .Lb = Lb, .ldt = ldt, .len = dm->len, .tokens = dm->tokens, .keep = dm->keep};
     size_t slots = (size_t)cnt * ldt;
@@ -420,7 +223,7 @@ int sl_dm_begin(sl_dev_model *dm, const sl_batch *b, const sl_hooks *hooks, batc
 
 int sl_dm_layer(batch_run *r, int i, sl_error *err)
 {
-    return r->dm->m->c.arch == ARCH_MAMBA ? mamba_layer(r, i, err) : tf_layer(r, i, err);
+    return sl_arch_layer(&r->ops, i, err);
 }
 
 int sl_dm_layers_from(batch_run *r, int first_layer, sl_error *err)
@@ -481,7 +284,7 @@ int sl_dev_forward_variants(sl_dev_model *dm, const sl_batch *b, const sl_varian
             for (int e = 0; !rc && e < cnt; e++) edit(user, k, e, dm->stage + (size_t)e * r.bt.Lb * d, lengths[e]);
             if (!rc) rc = dm->dev.put(dm->dev.ctx, dm->h, dm->stage, (size_t)values * sizeof(float), err);
         }
-        r.hooks = v[k].hooks;
+        r.ops.hooks = v[k].hooks;
         if (!rc) rc = sl_dm_layers_from(&r, v[k].start, err);
         if (!rc) rc = sl_dm_finish(&r, out + k * ld_out, err);
     }

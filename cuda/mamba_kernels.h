@@ -1,6 +1,6 @@
 /* The Mamba block's non-GEMM work, one GPU thread's share per function
  * (the projections are cuBLAS GEMMs: cuda/gemm.h). Layouts are those of the
- * CPU core (models/mamba.c): position-major rows, x and z interleaved in
+ * CPU core (models/mamba_cpu.c): position-major rows, x and z interleaved in
  * the in_proj output [T][2 * d_inner]. */
 #ifndef SL_MAMBA_KERNELS_H
 #define SL_MAMBA_KERNELS_H

@@ -1,6 +1,6 @@
 /* The CPU backend (models/backend.h): the examples of a batch in parallel,
  * one thread and one workspace each, every example through the per-example
- * model core (models/forward.c, backward.c). */
+ * model core (models/cpu_forward.c, backward.c). */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,5 @@
-/* Pieces shared by both architectures' forward passes. */
+/* The CPU backend's forward pass of one example (models/cpu_forward.c,
+ * cpu_ops.c): its kernels and entry points. Internal to models/. */
 #ifndef SL_FORWARD_COMMON_H
 #define SL_FORWARD_COMMON_H
 
@@ -11,9 +12,6 @@ int sl_fire(const sl_model *m, const sl_hooks *hooks, const sl_example *ex, int 
 
 void sl_rmsnorm(const float *x, const float *w, float eps, int rows, int d, float *y);
 void sl_layernorm(const float *x, const float *w, const float *b, float eps, int rows, int d, float *y);
-/* Mamba's block and final norm as config `norm` says: RMSNorm (b unused) or
- * LayerNorm with bias b, both with norm_eps. */
-void sl_mamba_norm(const sl_config *c, const float *x, const float *w, const float *b, int rows, float *y);
 
 /* Final stage from the residual stream in ws->h: final norm (if any), the
  * `final` hook, pooling, `pooled`, head, `logits`. */
@@ -26,10 +24,6 @@ int sl_forward_tail(const sl_model *m, const sl_example *ex, sl_workspace *ws, c
 int sl_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, const float *embed_in, float *tape,
                      float *logit, sl_error *err);
 
-int sl_mamba_layer_forward(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, int layer,
-                           sl_error *err);
-int sl_tf_layer_forward(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, int layer,
-                        sl_error *err);
 void sl_head_probs(const sl_config *c, const sl_example *ex, const float *qkv, int head, float *q, float *k, float *v,
                    float *P);
 /* Multi-head attention from ws->qkv into ws->ctx (q, k already rotated). */

@@ -1,4 +1,4 @@
-/* What Mamba's forward (models/mamba.c) and backward
+/* What Mamba's CPU forward (models/mamba_cpu.c) and backward
  * (models/mamba_backward.c) share: the scan's decay, the causal conv, and
  * the tape the gradient's forward pass leaves for the backward. Internal to
  * models/. */
@@ -57,6 +57,15 @@ static inline void sl_conv_taps(const float *w, int K, int c, int di, v8f *wk)
 
 /* The causal depthwise conv (d_conv - 1 zeros on the left), before SiLU. */
 void sl_mamba_conv(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out);
+/* The conv, then SiLU; sl_mamba_silu: the conv ablated (an identity kernel
+ * without bias), SiLU kept. */
+void sl_mamba_conv_silu(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out);
+void sl_mamba_silu(const float *x, int ldx, int T, int di, float *out);
+/* s_t = exp(delta_t A) s_{t-1} + delta_t x_t B_t ; y_t = s_t . C_t + D x_t
+ * from a zero state, B and C at columns boff and coff of xdbl's rows of
+ * ldb; ckpt (or NULL) receives the state before each chunk (the tape). */
+void sl_mamba_scan(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T, int di,
+                   int S, const float *A_t, const float *D, float *state, float *y, float *ckpt);
 
 /* One block's activations as the gradient's forward pass kept them
  * (views into the backward workspace, [max_len] rows each). */
@@ -70,7 +79,7 @@ typedef struct {
 
 sl_mamba_tape sl_mamba_tape_at(const sl_model *m, sl_workspace *ws, int layer);
 
-/* sl_mamba_layer_forward without hooks, keeping the block's activations in
+/* Block layer without hooks (models/mamba.c), keeping the block's activations in
  * its tape (ws->bw must exist). */
 int sl_mamba_layer_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, int layer, sl_error *err);
 

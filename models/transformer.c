@@ -1,178 +1,38 @@
-/* One torch.nn.TransformerEncoderLayer (batch_first), positions 0..len-1 of
- * one example; norm_first picks pre- or post-norm. */
-#include <math.h>
-#include <string.h>
+/* One torch.nn.TransformerEncoderLayer (batch_first) for every backend:
+ * norm_first picks pre- or post-norm. What it computes and where its hooks
+ * fire; how attention runs (streamed, or through the stored pattern that
+ * its hook sees) is the backend's. */
+#include "models/arch.h"
 
-#include "core/blas.h"
-#include "core/mathx.h"
-#include "models/backward.h"
-#include "models/forward_common.h"
-
-/* GPT-NeoX rotate-half on q and k of every head. */
-static void rope(const sl_config *c, const float *table, float *qkv, int T)
+int sl_tf_block(sl_ops *o, int i, sl_error *err)
 {
-    int d = c->d_model, dh = c->d_head, half = dh / 2;
-    for (int t = 0; t < T; t++) {
-        const float *cs = table + (long)t * 2 * half, *sn = cs + half;
-        for (int part = 0; part < 2; part++)
-            for (int h = 0; h < c->n_heads; h++) {
-                float *x = qkv + (long)t * 3 * d + part * d + h * dh;
-                for (int i = 0; i < half; i++) {
-                    float a = x[i], b = x[i + half];
-                    x[i] = a * cs[i] - b * sn[i];
-                    x[i + half] = b * cs[i] + a * sn[i];
-                }
-            }
-    }
-}
-
-static void activation(int act, float *x, long n)
-{
-    if (act == ACT_GELU)
-        for (long k = 0; k < n; k++) x[k] = sl_gelu(x[k]);
-    else
-        for (long k = 0; k < n; k++) x[k] = x[k] > 0.0f ? x[k] : 0.0f;
-}
-
-static void add(float *h, const float *x, long n)
-{
-    for (long k = 0; k < n; k++) h[k] += x[k];
-}
-
-int sl_tf_layer_forward(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, int i,
-                        sl_error *err)
-{
-    const sl_config *c = &m->c;
-    const sl_tf_layer *w = &m->tf[i];
-    int T = ex->len, d = c->d_model, f = c->d_ff;
-    long n = (long)T * d;
+    const sl_ops_table *t = o->t;
+    const sl_config *c = &o->m->c;
+    const sl_tf_layer *w = &o->m->tf[i];
+    int d = c->d_model, f = c->d_ff, pre = c->norm_first;
     float eps = c->layer_norm_eps;
-    int rc = sl_fire(m, hooks, ex, HK_RESID_PRE, i, ws->h, T, d, d, err);
-    if (rc) return rc;
+    sl_view h = sl_rows(SL_H, d), a = sl_rows(SL_A, d), out = sl_rows(SL_OUT, d), ff = sl_rows(SL_FF, f);
+    sl_view in = pre ? a : h; /* what each half reads */
+    int rc = t->fire(o, HK_RESID_PRE, i, h, err);
+    if (!rc && pre) rc = t->norm(o, SL_NORM_LAYER, h, w->ln1_w, w->ln1_b, eps, a, err);
+    if (!rc) rc = t->linear(o, in, w->qkv_w, w->qkv_b, sl_rows(SL_QKV, 3 * d), err);
+    if (!rc && c->positional == POS_ROPE) rc = t->rope(o, err);
+    if (!rc) rc = t->attention(o, i, err);
+    if (!rc) rc = t->linear(o, sl_rows(SL_CTX, d), w->o_w, w->o_b, out, err);
+    if (!rc) rc = t->fire(o, HK_ATTN_OUT, i, out, err);
+    if (!rc) rc = t->add(o, out, h, err);
+    if (!rc) rc = t->keep(o, SL_KEEP_ATTN_RESID, h, err);
+    if (!rc && !pre) rc = t->norm(o, SL_NORM_LAYER, h, w->ln1_w, w->ln1_b, eps, h, err);
 
-    const float *in = ws->h;
-    if (c->norm_first) {
-        sl_layernorm(ws->h, w->ln1_w, w->ln1_b, eps, T, d, ws->a);
-        in = ws->a;
-    }
-    sl_linear(in, d, T, d, w->qkv_w, w->qkv_b, 3 * d, ws->qkv, 3 * d);
-    if (c->positional == POS_ROPE) rope(c, ws->pos_table, ws->qkv, T);
-    if ((rc = sl_attention(m, ex, ws, hooks, i, err))) return rc;
-    sl_linear(ws->ctx, d, T, d, w->o_w, w->o_b, d, ws->out, d);
-    if ((rc = sl_fire(m, hooks, ex, HK_ATTN_OUT, i, ws->out, T, d, d, err))) return rc;
-    add(ws->h, ws->out, n);
-    size_t L = (size_t)ws->max_len;
-    if (ws->keep) memcpy(ws->keep, ws->h, (size_t)n * sizeof *ws->h);
-    if (!c->norm_first) sl_layernorm(ws->h, w->ln1_w, w->ln1_b, eps, T, d, ws->h);
-
-    in = ws->h;
-    if (c->norm_first) {
-        sl_layernorm(ws->h, w->ln2_w, w->ln2_b, eps, T, d, ws->a);
-        in = ws->a;
-    }
-    sl_linear(in, d, T, d, w->ff1_w, w->ff1_b, f, ws->ff, f);
-    if (ws->keep) memcpy(ws->keep + 2 * L * d, ws->ff, (size_t)T * f * sizeof *ws->ff);
-    activation(c->activation, ws->ff, (long)T * f);
-    if ((rc = sl_fire(m, hooks, ex, HK_MLP_HIDDEN, i, ws->ff, T, f, f, err))) return rc;
-    sl_linear(ws->ff, f, T, f, w->ff2_w, w->ff2_b, d, ws->out, d);
-    if ((rc = sl_fire(m, hooks, ex, HK_MLP_OUT, i, ws->out, T, d, d, err))) return rc;
-    add(ws->h, ws->out, n);
-    if (ws->keep && !c->norm_first) memcpy(ws->keep + L * d, ws->h, (size_t)n * sizeof *ws->h);
-    if (!c->norm_first) sl_layernorm(ws->h, w->ln2_w, w->ln2_b, eps, T, d, ws->h);
-    return sl_fire(m, hooks, ex, HK_RESID_POST, i, ws->h, T, d, d, err);
-}
-
-int sl_tf_layer_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i, sl_error *err)
-{
-    sl_backward_ws *b = ws->bw;
-    size_t L = (size_t)ws->max_len, d = (size_t)m->c.d_model, T = (size_t)ex->len;
-    ws->lse = b->lse_tape + i * L * m->c.n_heads;
-    ws->keep = b->keep_tape + i * L * (2 * d + (size_t)m->c.d_ff);
-    int rc = sl_tf_layer_forward(m, ex, ws, NULL, i, err);
-    ws->lse = ws->keep = NULL;
-    memcpy(b->qkv_tape + i * L * 3 * d, ws->qkv, T * 3 * d * sizeof *ws->qkv);
-    memcpy(b->ctx_tape + i * L * d, ws->ctx, T * d * sizeof *ws->ctx);
-    return rc;
-}
-
-/* ---- backward ---- */
-
-static void rope_backward(const sl_config *c, const float *table, float *dqkv, int T)
-{
-    int d = c->d_model, dh = c->d_head, half = dh / 2;
-    for (int t = 0; t < T; t++) {
-        const float *cs = table + (long)t * 2 * half, *sn = cs + half;
-        for (int part = 0; part < 2; part++)
-            for (int h = 0; h < c->n_heads; h++) {
-                float *x = dqkv + (long)t * 3 * d + part * d + h * dh;
-                for (int i = 0; i < half; i++) {
-                    float a = x[i], b = x[i + half];
-                    x[i] = a * cs[i] + b * sn[i];
-                    x[i + half] = b * cs[i] - a * sn[i];
-                }
-            }
-    }
-}
-
-/* dx *= act'(x), branch-free so that it vectorises. */
-static void activation_backward(int act, const float *x, float *dx, long n)
-{
-    if (act == ACT_RELU) {
-        for (long k = 0; k < n; k++) dx[k] *= x[k] > 0.0f ? 1.0f : 0.0f;
-        return;
-    }
-    /* d/dx x Phi(x) = Phi(x) + x phi(x) */
-#pragma omp simd
-    for (long k = 0; k < n; k++) {
-        float z = x[k], Phi = 0.5f * sl_erfc(-0.70710678118654752f * z);
-        dx[k] *= Phi + z * 0.39894228040143268f * sl_exp(-0.5f * z * z);
-    }
-}
-
-void sl_tf_layer_backward(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i)
-{
-    const sl_config *c = &m->c;
-    const sl_tf_layer *w = &m->tf[i];
-    sl_backward_ws *b = ws->bw;
-    int T = ex->len, d = c->d_model, f = c->d_ff;
-    long n = (long)T * d;
-    float eps = c->layer_norm_eps;
-    size_t L = (size_t)ws->max_len;
-    const float *h_in = b->tape + i * L * d, *qkv = b->qkv_tape + i * L * 3 * d, *ctx = b->ctx_tape + i * L * d;
-    const float *lse = b->lse_tape + i * L * c->n_heads;
-    /* what the taped forward kept: z1 = h + attn (h1 = z1 pre-norm, LN1(z1)
-     * post-norm), z2 = h1 + mlp(h1) (post-norm), the MLP's pre-activation */
-    const float *keep = b->keep_tape + i * L * (2 * (size_t)d + (size_t)f);
-    const float *z1 = keep, *h1 = keep, *z2 = keep + L * d, *pre = keep + 2 * L * d;
-    float *dpre = b->buf[8], *da = b->buf[9], *dctx = b->buf[10];
-    float *dqkv = b->buf[11], *dres = b->buf[12], *tmp = b->buf[13], *g = b->g;
-
-    /* MLP: g is d logit / d block output */
-    if (!c->norm_first) { /* h2 = LN2(z2) */
-        sl_layernorm_backward(z2, w->ln2_w, eps, T, d, g, dres);
-        memcpy(g, dres, (size_t)n * sizeof *g);
-    }
-    sl_linear_backward(g, d, T, d, w->ff2_w, f, dpre, f, 0.0f);
-    activation_backward(c->activation, pre, dpre, (long)T * f);
-    sl_linear_backward(dpre, f, T, f, w->ff1_w, d, da, d, 0.0f);
-    if (c->norm_first) {
-        sl_layernorm_backward(h1, w->ln2_w, eps, T, d, da, tmp);
-        for (long k = 0; k < n; k++) g[k] += tmp[k]; /* d logit / d h1 */
-    } else {
-        for (long k = 0; k < n; k++) g[k] += da[k];
-        sl_layernorm_backward(z1, w->ln1_w, eps, T, d, g, dres); /* h1 = LN1(z1) */
-        memcpy(g, dres, (size_t)n * sizeof *g);
-    }
-
-    /* attention: g is now d logit / d z1 (post-norm) or d h1 (pre-norm) */
-    sl_linear_backward(g, d, T, d, w->o_w, d, dctx, d, 0.0f);
-    sl_attention_backward(c, ex, ws, qkv, ctx, lse, dctx, dqkv);
-    if (c->positional == POS_ROPE) rope_backward(c, ws->pos_table, dqkv, T);
-    sl_linear_backward(dqkv, 3 * d, T, 3 * d, w->qkv_w, d, da, d, 0.0f);
-    if (c->norm_first) {
-        sl_layernorm_backward(h_in, w->ln1_w, eps, T, d, da, tmp);
-        for (long k = 0; k < n; k++) g[k] += tmp[k];
-    } else {
-        for (long k = 0; k < n; k++) g[k] += da[k];
-    }
+    if (!rc && pre) rc = t->norm(o, SL_NORM_LAYER, h, w->ln2_w, w->ln2_b, eps, a, err);
+    if (!rc) rc = t->linear(o, in, w->ff1_w, w->ff1_b, ff, err);
+    if (!rc) rc = t->keep(o, SL_KEEP_MLP_PRE, ff, err);
+    if (!rc) rc = t->activation(o, c->activation, ff, err);
+    if (!rc) rc = t->fire(o, HK_MLP_HIDDEN, i, ff, err);
+    if (!rc) rc = t->linear(o, ff, w->ff2_w, w->ff2_b, out, err);
+    if (!rc) rc = t->fire(o, HK_MLP_OUT, i, out, err);
+    if (!rc) rc = t->add(o, out, h, err);
+    if (!rc && !pre) rc = t->keep(o, SL_KEEP_MLP_RESID, h, err);
+    if (!rc && !pre) rc = t->norm(o, SL_NORM_LAYER, h, w->ln2_w, w->ln2_b, eps, h, err);
+    return rc ? rc : t->fire(o, HK_RESID_POST, i, h, err);
 }

@@ -215,7 +215,7 @@ static void transformer_fixture(const char *name, const char *path, void *user)
     float *h = malloc((size_t)L * d * 4), *a = malloc((size_t)L * d * 4), *qkv = malloc((size_t)L * 3 * d * 4);
     float *ctx = malloc((size_t)L * d * 4), *out = malloc((size_t)L * d * 4), *hid = malloc((size_t)L * ff * 4);
     float *table = malloc((size_t)L * 2 * (half ? half : 1) * 4);
-    for (int p = 0; p < L; p++) /* as models/forward.c: angles in double */
+    for (int p = 0; p < L; p++) /* as models/workspace.c: angles in double */
         for (int i = 0; i < half; i++) {
             double ang = p * pow((double)cf->rope_base, -2.0 * i / dh);
             table[((long)p * 2) * half + i] = (float)cos(ang);

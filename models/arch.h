@@ -1,0 +1,24 @@
+/* The architectures, written once as calls on the operation table
+ * (models/ops.h), for every backend: the embedding, the blocks and the
+ * tail (final norm, pooling, head), with their hook sites and the
+ * interventions of hooks->knockout. */
+#ifndef SL_ARCH_H
+#define SL_ARCH_H
+
+#include "models/ops.h"
+
+/* SL_H = the token embedding times embed_scale (hooked as `embed.tokens`),
+ * plus the positional term (hooked as `embed`). */
+int sl_arch_embed(sl_ops *o, sl_error *err);
+/* Block i on SL_H: the model's architecture. */
+int sl_arch_layer(sl_ops *o, int i, sl_error *err);
+int sl_mamba_block(sl_ops *o, int i, sl_error *err);
+int sl_tf_block(sl_ops *o, int i, sl_error *err);
+/* From SL_H: the final norm (if any), `final`, pooling, `pooled`, the head
+ * into SL_LOGITS, `logits`. */
+int sl_arch_tail(sl_ops *o, sl_error *err);
+/* Mamba's block and final norm as config `norm` says: RMSNorm or LayerNorm
+ * with its bias, both with norm_eps. */
+int sl_mamba_norm_op(sl_ops *o, sl_view x, const float *w, const float *b, sl_view y, sl_error *err);
+
+#endif

@@ -1,0 +1,23 @@
+/* The CPU backend's operations (models/ops.h): one example at a time, on
+ * its rows of a thread's workspace. Internal to models/. */
+#ifndef SL_CPU_OPS_H
+#define SL_CPU_OPS_H
+
+#include "models/mamba_scan.h"
+#include "models/ops.h"
+#include "models/workspace.h"
+
+typedef struct {
+    sl_ops ops;
+    const sl_example *ex;
+    sl_workspace *ws;
+    const sl_mamba_tape *tape; /* the gradient's taped forward of a Mamba block: its activations go there */
+    float *logit;              /* where SL_LOGITS lies */
+} sl_cpu_ops;
+
+/* The operations on ex's rows of ws, with hooks (or NULL); SL_LOGITS is
+ * *logit. */
+sl_cpu_ops sl_cpu_ops_on(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,
+                         float *logit);
+
+#endif

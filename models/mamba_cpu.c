@@ -1,0 +1,101 @@
+/* Mamba-1's kernels on the CPU, positions 0..len-1 of one example
+ * (mamba_ssm's slow path), behind the CPU operations (models/cpu_ops.c).
+ * Layouts are position-major; the scan state is [d_state, d_inner] so that
+ * its inner loop runs across channels and vectorises. */
+#include <string.h>
+
+#include "core/mathx.h"
+#include "core/simd.h"
+#include "models/mamba_scan.h"
+
+void sl_mamba_conv(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out)
+{
+    for (int c0 = 0; c0 < di; c0 += 8 * SL_CONV_VECS) {
+        int nv = (di - c0 + 7) / 8 < SL_CONV_VECS ? (di - c0 + 7) / 8 : SL_CONV_VECS;
+        v8f wk[64 * SL_CONV_VECS], b8[SL_CONV_VECS];
+        for (int v = 0; v < nv; v++) {
+            sl_conv_taps(w, K, c0 + 8 * v, di, wk + v * K);
+            b8[v] = b ? sl_load_lanes(b, c0 + 8 * v, di) : v8_set1(0.0f);
+        }
+        for (int t = 0; t < T; t++)
+            for (int v = 0, c = c0; v < nv; v++, c += 8) {
+                v8f o = b8[v];
+                for (int k = t < K - 1 ? K - 1 - t : 0; k < K; k++)
+                    o += wk[v * K + k] * sl_load_lanes(x + (long)(t - (K - 1) + k) * ldx, c, di);
+                sl_store_lanes(out + (long)t * di, c, di, o);
+            }
+    }
+}
+
+void sl_mamba_conv_silu(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out)
+{
+    sl_mamba_conv(x, ldx, T, di, K, w, b, out);
+    for (long k = 0; k < (long)T * di; k++) out[k] = sl_silu(out[k]);
+}
+
+void sl_mamba_silu(const float *x, int ldx, int T, int di, float *out)
+{
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < di; c++) out[(long)t * di + c] = sl_silu(x[(long)t * ldx + c]);
+}
+
+/* After position t, the state a backward pass restarts chunk (t + 1) / C
+ * from (sl_mamba_tape.ckpt); chunk 0 starts from zeros. */
+static void checkpoint(const float *state, int t, int T, long plane, float *ckpt)
+{
+    if (ckpt && (t + 1) % SL_SCAN_CHUNK == 0 && t + 1 < T)
+        memcpy(ckpt + (long)(t + 1) / SL_SCAN_CHUNK * plane, state, (size_t)plane * sizeof *state);
+}
+
+/* Eight channels at a time (the lanes), all d_state states of them in turn,
+ * so y stays in a register and delta_t x_t is formed once. */
+static void scan_v8(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T, int di,
+                    int S, const float *A_t, const float *D, float *state, float *y, float *ckpt)
+{
+    memset(state, 0, (size_t)S * di * sizeof *state);
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (long)t * di, *dt = delta + (long)t * di;
+        const float *Bt = xdbl + (long)t * ldb + boff, *Ct = xdbl + (long)t * ldb + coff;
+        for (int c = 0; c < di; c += 8) {
+            v8f d8 = v8_load(dt + c), x8 = v8_load(xt + c), dx = d8 * x8, y8 = v8_load(D + c) * x8;
+            for (int n = 0; n < S; n++) {
+                float *sp = state + (long)n * di + c;
+                v8f s8 = sl_scan_decay(d8, A_t + (long)n * di + c) * v8_load(sp) + dx * v8_set1(Bt[n]);
+                v8_store(sp, s8);
+                y8 += s8 * v8_set1(Ct[n]);
+            }
+            v8_store(y + (long)t * di + c, y8);
+        }
+        checkpoint(state, t, T, (long)S * di, ckpt);
+    }
+}
+
+/* Any d_inner: the same recurrence with plain loops across channels. */
+static void scan_any(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T, int di,
+                     int S, const float *A_t, const float *D, float *state, float *y, float *ckpt)
+{
+    memset(state, 0, (size_t)S * di * sizeof *state);
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (long)t * di, *dt = delta + (long)t * di;
+        const float *Bt = xdbl + (long)t * ldb + boff, *Ct = xdbl + (long)t * ldb + coff;
+        float *yt = y + (long)t * di;
+        for (int c = 0; c < di; c++) yt[c] = D[c] * xt[c];
+        for (int n = 0; n < S; n++) {
+            float *s = state + (long)n * di;
+            const float *An = A_t + (long)n * di;
+            float bn = Bt[n], cn = Ct[n];
+            for (int c = 0; c < di; c++) {
+                s[c] = sl_exp(dt[c] * An[c]) * s[c] + dt[c] * xt[c] * bn;
+                yt[c] += s[c] * cn;
+            }
+        }
+        checkpoint(state, t, T, (long)S * di, ckpt);
+    }
+}
+
+void sl_mamba_scan(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T, int di,
+                   int S, const float *A_t, const float *D, float *state, float *y, float *ckpt)
+{
+    if (di % 8 == 0) scan_v8(x, delta, xdbl, ldb, boff, coff, T, di, S, A_t, D, state, y, ckpt);
+    else scan_any(x, delta, xdbl, ldb, boff, coff, T, di, S, A_t, D, state, y, ckpt);
+}

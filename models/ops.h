@@ -1,0 +1,109 @@
+/* The operations an architecture's forward pass is written in (issue 19).
+ * models/mamba.c, transformer.c and forward.c say once what each layer
+ * computes, where each hook fires and where each intervention applies, as
+ * calls on this table; a backend implements the operations, never the
+ * architecture: the CPU one example at a time (models/cpu_ops.c), the
+ * device a whole batch at a time (cuda/device_ops.c).
+ *
+ * Activations are named buffers of position-major rows; a view is some
+ * columns of each row of one of them. Each backend resolves a view to its
+ * own memory: the CPU to one example's rows of its workspace (or, in the
+ * gradient's taped forward, of the tape), the device to the [B * Lb] rows
+ * of the batch. An operation works on every row of its views at once, so
+ * that the CPU pays one indirect call per operation and example, never per
+ * position. Weights are the host pointers of sl_model; a device maps them
+ * to its copy. Internal to models/ and its backends. */
+#ifndef SL_OPS_H
+#define SL_OPS_H
+
+#include "models/model.h"
+
+enum {
+    SL_H,      /* [d] the residual stream */
+    SL_A,      /* [d] a norm's output (a block's input, the final norm) */
+    SL_OUT,    /* [d] a block's write */
+    SL_XZ,     /* [2 d_inner] Mamba's in_proj: x, then z (the gate, in place) */
+    SL_XC,     /* [d_inner] conv + SiLU */
+    SL_XDBL,   /* [dt_rank + 2 d_state] dt | B | C */
+    SL_DELTA,  /* [d_inner] */
+    SL_Y,      /* [d_inner] the scan's output */
+    SL_YG,     /* [d_inner] the gated y that out_proj reads: SL_Y's memory but where a tape keeps y ungated */
+    SL_QKV,    /* [3 d] */
+    SL_CTX,    /* [d] the attention's context */
+    SL_FF,     /* [d_ff] */
+    SL_POOLED, /* [d], one row per example */
+    SL_LOGITS, /* [1], one row per example */
+    SL_BUFS
+};
+
+/* Columns off .. off + cols - 1 of each row (of ld values) of buffer buf. */
+typedef struct {
+    int buf, off, cols, ld;
+} sl_view;
+
+static inline sl_view sl_cols(int buf, int off, int cols, int ld) { return (sl_view){buf, off, cols, ld}; }
+/* The whole rows of a buffer of width cols. */
+static inline sl_view sl_rows(int buf, int cols) { return (sl_view){buf, 0, cols, cols}; }
+
+enum { SL_NORM_RMS, SL_NORM_LAYER };
+/* Mamba's gate in steps: both, or (around the gate hook) SiLU(z) in place
+ * and then the product. */
+enum { SL_OP_GATE_BOTH, SL_OP_GATE_ACTIVATE, SL_OP_GATE_MULTIPLY };
+/* What the CPU gradient's taped forward keeps of a Transformer block
+ * (models/backward.h: keep_tape): the residual after the attention's write,
+ * after the MLP's (post-norm), the MLP's pre-activation. */
+enum { SL_KEEP_ATTN_RESID, SL_KEEP_MLP_RESID, SL_KEEP_MLP_PRE };
+
+typedef struct sl_ops sl_ops;
+
+typedef struct {
+    /* The hooks of (kind, layer) on view v, each example's rows (one row
+     * for SL_POOLED and SL_LOGITS) handed over as core/hooks.h says. */
+    int (*fire)(sl_ops *o, int kind, int layer, sl_view v, sl_error *err);
+    /* y = scale * emb[token] */
+    int (*embed)(sl_ops *o, const float *emb, float scale, sl_view y, sl_error *err);
+    /* y[t] += pos[t]: learned positions, or (NULL) the backend's sinusoidal table */
+    int (*add_positions)(sl_ops *o, const float *learned, sl_view y, sl_error *err);
+    /* y = norm(x) * w (+ b: LayerNorm), of rows of x.cols values; y may be x */
+    int (*norm)(sl_ops *o, int kind, sl_view x, const float *w, const float *b, float eps, sl_view y, sl_error *err);
+    /* y = x W^T + b, W [y.cols][x.cols], b NULL or [y.cols] */
+    int (*linear)(sl_ops *o, sl_view x, const float *w, const float *b, sl_view y, sl_error *err);
+    /* y = SiLU(causal depthwise conv of x, K taps, w [cols][K], b): identity,
+     * the conv ablated to an identity kernel without bias (SiLU kept) */
+    int (*conv_silu)(sl_ops *o, sl_view x, const float *w, const float *b, int K, int identity, sl_view y,
+                     sl_error *err);
+    /* y = softplus(y) */
+    int (*softplus)(sl_ops *o, sl_view y, sl_error *err);
+    /* The selective scan of layer's A_t and D over x with delta, B (the view)
+     * and C (the B.cols columns after it) into y; ablated: y = D x. */
+    int (*scan)(sl_ops *o, sl_view x, sl_view delta, sl_view B, const float *A_t, const float *D, int ablated,
+                sl_view y, sl_error *err);
+    /* step SL_OP_GATE_*: z = SiLU(z) (1 when ablated), out = y * z; out may be
+     * y, and a backend may leave z alone where the gate is not seen */
+    int (*gate)(sl_ops *o, int step, int ablated, sl_view z, sl_view y, sl_view out, sl_error *err);
+    /* y += x */
+    int (*add)(sl_ops *o, sl_view x, sl_view y, sl_error *err);
+    /* GPT-NeoX rotate-half of q and k in SL_QKV, the backend's rope table */
+    int (*rope)(sl_ops *o, sl_error *err);
+    /* softmax(q k^T / sqrt(d_head)) v of every head, from SL_QKV into SL_CTX
+     * (keep masks, causal), firing layer's pattern hook where it is on: the
+     * backend picks how (streamed, or through the stored pattern) */
+    int (*attention)(sl_ops *o, int layer, sl_error *err);
+    /* y = ReLU(y) or GELU(y) (act: ACT_*) */
+    int (*activation)(sl_ops *o, int act, sl_view y, sl_error *err);
+    /* what: SL_KEEP_*; for a backend's gradient (nothing elsewhere) */
+    int (*keep)(sl_ops *o, int what, sl_view v, sl_error *err);
+    /* y (SL_POOLED) = the pooling (POOL_*) of each example's kept rows of x */
+    int (*pool)(sl_ops *o, int pooling, sl_view x, sl_view y, sl_error *err);
+    /* y (SL_LOGITS) = w . x + b (rows 1), or the difference of two rows' (rows 2) */
+    int (*head)(sl_ops *o, const float *w, const float *b, int rows, sl_view x, sl_view y, sl_error *err);
+} sl_ops_table;
+
+/* A backend's state begins with this. */
+struct sl_ops {
+    const sl_ops_table *t;
+    const sl_model *m;
+    const sl_hooks *hooks; /* NULL: none; its knockout bits are the architecture's to honour */
+};
+
+#endif
