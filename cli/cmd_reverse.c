@@ -133,7 +133,10 @@ static int load_scores(void **extra, const char *dir, sl_error *err)
      * open), nothing from other files, no size declared beyond what is stored */
     hid_t file;
     int rc = sl_h5_open_input(path, &file, err);
-    if (rc) return rc;
+    if (rc) {
+        free_scores(r);
+        return rc;
+    }
     for (int k = 0; k < 3 && !rc; k++) {
         hid_t d;
         rc = sl_h5_open_checked(file, path, NAMES[k], &d, err);
