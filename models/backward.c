@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/arch.h"
 #include "models/attention_tile.h"
+#include "models/cpu_ops.h"
 
 void sl_linear_backward(const float *dy, int ldy, int rows, int out, const float *W, int in, float *dx, int ldx,
                         float beta)
@@ -151,8 +153,16 @@ int sl_gradient(const sl_model *m, const sl_example *ex, sl_workspace *ws, const
     tail_backward(m, ex, b->tape + (size_t)nl * L * d, b->buf[0], b->g);
     if (grad) memcpy(grad + (size_t)nl * T * d, b->g, (size_t)T * d * sizeof *grad);
     for (int i = nl - 1; i >= 0; i--) {
-        if (m->c.arch == ARCH_MAMBA) sl_mamba_layer_backward(m, ex, ws, i);
-        else sl_tf_layer_backward(m, ex, ws, i);
+        if (m->c.arch == ARCH_MAMBA) {
+            sl_mamba_tape tp = sl_mamba_tape_at(m, ws, i);
+            sl_cpu_ops c = sl_cpu_ops_on(m, ex, ws, NULL, NULL);
+            c.tape = &tp;
+            c.h_in = b->tape + (size_t)i * L * d;
+            rc = sl_mamba_block_backward(&c.ops, i, err);
+            if (rc) return rc;
+        } else {
+            sl_tf_layer_backward(m, ex, ws, i);
+        }
         if (grad) memcpy(grad + (size_t)i * T * d, b->g, (size_t)T * d * sizeof *grad);
     }
     return SL_OK;

@@ -54,7 +54,19 @@ void sl_attention_backward(const sl_config *c, const sl_example *ex, sl_workspac
 /* From dh = d logit / d(block i's output) in b->g, leaves d logit / d(block
  * i's input) in b->g. */
 void sl_tf_layer_backward(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i);
-void sl_mamba_layer_backward(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i);
+
+/* The CPU's kernels of Mamba's backward operations (models/ops.h), on T
+ * rows (models/mamba_backward.c). The reverse scan from the states kept
+ * before each chunk (ckpt), B at column boff of rows of ldb in xdbl, and
+ * the same columns of dxdbl; scratch: ws->bw->chunk. */
+void sl_mamba_scan_backward(const float *A_t, const float *D, const float *ckpt, const float *xc, const float *delta,
+                            const float *xdbl, int ldb, int boff, const float *dy, int T, int di, int S, float *scratch,
+                            float *dx, float *dd, float *dxdbl);
+void sl_mamba_gate_backward(const float *z, int ldz, const float *y, int T, int di, float *dy, float *dz, int lddz);
+void sl_softplus_backward(const float *pre, float *dy, long n);
+void sl_silu_backward(const float *pre, float *dy, long n);
+/* dx (rows of ldx) = the causal conv's transpose of dy [T][di] */
+void sl_mamba_conv_backward(const float *dy, int T, int di, int K, const float *w, float *dx, int ldx);
 void sl_backward_ws_free(sl_backward_ws *b);
 /* The Mamba fields of b for max_len L; 0 when out of memory. */
 int sl_mamba_backward_alloc(const sl_config *c, size_t L, sl_backward_ws *b);

@@ -8,6 +8,7 @@
 
 #include "core/blas.h"
 #include "core/mathx.h"
+#include "models/backward.h"
 #include "models/forward_common.h"
 
 int sl_fire(const sl_model *m, const sl_hooks *hooks, const sl_example *ex, int kind, int layer, float *data, int rows,
@@ -70,6 +71,16 @@ static float *at(sl_ops *o, sl_view v)
     case SL_QKV: base = ws->qkv; break;
     case SL_CTX: base = ws->ctx; break;
     case SL_FF: base = ws->ff; break;
+    case SL_H_IN: base = c->h_in; break;
+    case SL_G: base = ws->bw->g; break;
+    case SL_XPRE: base = ws->bw->buf[2]; break;
+    case SL_DPRE: base = ws->bw->buf[0]; break;
+    case SL_DA: base = ws->bw->buf[8]; break;
+    case SL_DY: base = ws->bw->buf[3]; break;
+    case SL_DXZ: base = ws->bw->buf[4]; break;
+    case SL_DX: base = ws->bw->buf[5]; break;
+    case SL_DDELTA: base = ws->bw->buf[6]; break;
+    case SL_DXDBL: base = ws->bw->buf[7]; break;
     case SL_POOLED: base = ws->pooled; break;
     case SL_LOGITS: base = c->logit; break;
     }
@@ -292,14 +303,95 @@ static int head(sl_ops *o, const float *w, const float *b, int nrows, sl_view x,
     return SL_OK;
 }
 
+/* The backward's operations, on the activations the taped forward kept. */
+static int copy(sl_ops *o, sl_view x, sl_view y, sl_error *err)
+{
+    (void)err;
+    memcpy(at(o, y), at(o, x), (size_t)rows(o, y) * y.cols * sizeof(float));
+    return SL_OK;
+}
+
+static int conv(sl_ops *o, sl_view x, const float *w, const float *b, int K, sl_view y, sl_error *err)
+{
+    (void)err;
+    sl_mamba_conv(at(o, x), x.ld, rows(o, x), x.cols, K, w, b, at(o, y));
+    return SL_OK;
+}
+
+static int linear_backward(sl_ops *o, sl_view dy, const float *w, sl_view dx, int accumulate, sl_error *err)
+{
+    (void)err;
+    sl_linear_backward(at(o, dy), dy.ld, rows(o, dy), dy.cols, w, dx.cols, at(o, dx), dx.ld, accumulate ? 1.0f : 0.0f);
+    return SL_OK;
+}
+
+/* Accumulating: into scratch, then added. */
+static int norm_backward(sl_ops *o, int kind, sl_view x, const float *w, float eps, sl_view dy, sl_view dx,
+                         int accumulate, sl_error *err)
+{
+    (void)err;
+    int T = rows(o, x), d = x.cols;
+    float *out = accumulate ? cpu(o)->ws->bw->buf[9] : at(o, dx);
+    if (kind == SL_NORM_LAYER) sl_layernorm_backward(at(o, x), w, eps, T, d, at(o, dy), out);
+    else sl_rmsnorm_backward(at(o, x), w, eps, T, d, at(o, dy), out);
+    if (accumulate) {
+        float *g = at(o, dx);
+        for (long k = 0; k < (long)T * d; k++) g[k] += out[k];
+    }
+    return SL_OK;
+}
+
+static int gate_backward(sl_ops *o, sl_view z, sl_view y, sl_view dy, sl_view dz, sl_error *err)
+{
+    (void)err;
+    sl_mamba_gate_backward(at(o, z), z.ld, at(o, y), rows(o, y), y.cols, at(o, dy), at(o, dz), dz.ld);
+    return SL_OK;
+}
+
+static int scan_backward(sl_ops *o, sl_view x, sl_view delta, sl_view B, const float *A_t, const float *D,
+                         sl_view dy, sl_view dx, sl_view ddelta, sl_view dB, sl_error *err)
+{
+    (void)err;
+    sl_cpu_ops *c = cpu(o);
+    sl_mamba_scan_backward(A_t, D, c->tape->ckpt, at(o, x), at(o, delta), at(o, B) - B.off, B.ld, B.off, at(o, dy),
+                           rows(o, x), x.cols, B.cols, c->ws->bw->chunk, at(o, dx), at(o, ddelta), at(o, dB) - dB.off);
+    return SL_OK;
+}
+
+static int softplus_backward(sl_ops *o, sl_view pre, sl_view dy, sl_error *err)
+{
+    (void)err;
+    sl_softplus_backward(at(o, pre), at(o, dy), (long)rows(o, dy) * dy.cols);
+    return SL_OK;
+}
+
+static int silu_backward(sl_ops *o, sl_view pre, sl_view dy, sl_error *err)
+{
+    (void)err;
+    sl_silu_backward(at(o, pre), at(o, dy), (long)rows(o, dy) * dy.cols);
+    return SL_OK;
+}
+
+static int conv_backward(sl_ops *o, sl_view dy, const float *w, int K, sl_view dx, sl_error *err)
+{
+    (void)err;
+    sl_mamba_conv_backward(at(o, dy), rows(o, dy), dy.cols, K, w, at(o, dx), dx.ld);
+    return SL_OK;
+}
+
+/* silu and scan_keep are for a backend without a tape. */
 static const sl_ops_table cpu_table = {
     .fire = fire, .norm = norm, .linear = linear, .conv_silu = conv_silu, .softplus = softplus, .scan = scan,
     .gate = gate, .add = add, .rope = rope, .attention = attention, .activation = activation, .keep = keep,
     .embed = embed, .add_positions = add_positions, .pool = pool, .head = head,
+    .copy = copy, .conv = conv, .linear_backward = linear_backward, .norm_backward = norm_backward,
+    .gate_backward = gate_backward, .scan_backward = scan_backward, .softplus_backward = softplus_backward,
+    .silu_backward = silu_backward, .conv_backward = conv_backward,
 };
 
 sl_cpu_ops sl_cpu_ops_on(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,
                          float *logit)
 {
-    return (sl_cpu_ops){.ops = {.t = &cpu_table, .m = m, .hooks = hooks}, .ex = ex, .ws = ws, .logit = logit};
+    return (sl_cpu_ops){.ops = {.t = &cpu_table, .m = m, .hooks = hooks, .taped = 1}, .ex = ex, .ws = ws,
+                        .logit = logit};
 }

@@ -31,6 +31,18 @@ enum {
     SL_QKV,    /* [3 d] */
     SL_CTX,    /* [d] the attention's context */
     SL_FF,     /* [d_ff] */
+    /* the backward pass (models/mamba_grad.c) */
+    SL_H_IN,   /* [d] the block's input, as the taped forward kept it */
+    SL_G,      /* [d] d logit / d the residual stream */
+    SL_XPRE,   /* [d_inner] the conv before its SiLU */
+    SL_DPRE,   /* [d_inner] delta before its softplus */
+    SL_DA,     /* [d] d logit / d a norm's output */
+    SL_DY,     /* [d_inner] d logit / d the gated y, then / d y */
+    SL_DXZ,    /* [2 d_inner] d logit / d xz */
+    SL_DX,     /* [d_inner] d logit / d xc, then / d the conv's output before SiLU */
+    SL_DDELTA, /* [d_inner] d logit / d delta, then / d its pre-activation */
+    SL_DXDBL,  /* [dt_rank + 2 d_state] d logit / d xdbl */
+    /* one row per example from here on */
     SL_POOLED, /* [d], one row per example */
     SL_LOGITS, /* [1], one row per example */
     SL_BUFS
@@ -97,6 +109,37 @@ typedef struct {
     int (*pool)(sl_ops *o, int pooling, sl_view x, sl_view y, sl_error *err);
     /* y (SL_LOGITS) = w . x + b (rows 1), or the difference of two rows' (rows 2) */
     int (*head)(sl_ops *o, const float *w, const float *b, int rows, sl_view x, sl_view y, sl_error *err);
+
+    /* The backward pass (models/mamba_grad.c), gradients d logit / d of
+     * one logit per example. What it reads of the forward, a backend with
+     * a tape (sl_ops.taped) has kept; one without runs the forward's
+     * operations again, and these two only it needs: */
+    /* y = x (whole rows) */
+    int (*copy)(sl_ops *o, sl_view x, sl_view y, sl_error *err);
+    /* y = SiLU(x) (whole rows) */
+    int (*silu)(sl_ops *o, sl_view x, sl_view y, sl_error *err);
+    /* scan without ablation, keeping what scan_backward reads of it */
+    int (*scan_keep)(sl_ops *o, sl_view x, sl_view delta, sl_view B, const float *A_t, const float *D, sl_view y,
+                     sl_error *err);
+    /* y = the causal depthwise conv of x (conv_silu without its SiLU) */
+    int (*conv)(sl_ops *o, sl_view x, const float *w, const float *b, int K, sl_view y, sl_error *err);
+    /* dx (+)= dy W for y = x W^T, W [dy.cols][dx.cols] */
+    int (*linear_backward)(sl_ops *o, sl_view dy, const float *w, sl_view dx, int accumulate, sl_error *err);
+    /* dx (+)= d norm(x) / dx of dy, norm(x) * w as norm (its bias does not enter) */
+    int (*norm_backward)(sl_ops *o, int kind, sl_view x, const float *w, float eps, sl_view dy, sl_view dx,
+                         int accumulate, sl_error *err);
+    /* out = y * SiLU(z): dz = dy y SiLU'(z), then dy *= SiLU(z) (in place) */
+    int (*gate_backward)(sl_ops *o, sl_view z, sl_view y, sl_view dy, sl_view dz, sl_error *err);
+    /* The scan (its arguments as scan's) in reverse from dy: dx, ddelta and
+     * the dB and dC columns of dxdbl (dB the view, dC the dB.cols after it)
+     * are written, not added to. */
+    int (*scan_backward)(sl_ops *o, sl_view x, sl_view delta, sl_view B, const float *A_t, const float *D,
+                         sl_view dy, sl_view dx, sl_view ddelta, sl_view dB, sl_error *err);
+    /* dy *= softplus'(pre), SiLU'(pre) (whole rows) */
+    int (*softplus_backward)(sl_ops *o, sl_view pre, sl_view dy, sl_error *err);
+    int (*silu_backward)(sl_ops *o, sl_view pre, sl_view dy, sl_error *err);
+    /* dx = the conv's transpose of dy, K taps, w [dy.cols][K] */
+    int (*conv_backward)(sl_ops *o, sl_view dy, const float *w, int K, sl_view dx, sl_error *err);
 } sl_ops_table;
 
 /* A backend's state begins with this. */
@@ -104,6 +147,7 @@ struct sl_ops {
     const sl_ops_table *t;
     const sl_model *m;
     const sl_hooks *hooks; /* NULL: none; its knockout bits are the architecture's to honour */
+    int taped;             /* the backward: 1 where the forward's activations are on a tape (the CPU) */
 };
 
 #endif
