@@ -2,9 +2,9 @@
  * core's (models/backward.c, mamba.c, transformer.c) over all rows of a
  * batch: one forward pass that keeps each block's input (the tape, in the
  * prefix-reuse cache), then per block, from the last down, the block again
- * keeping its internals and its reverse (a Mamba block's written once, in
- * models/mamba_grad.c, on the operations of device_ops.c; a Transformer
- * block's still here). Only d logit / d embedding is
+ * keeping its internals and its reverse (written once, in
+ * models/mamba_grad.c and transformer_grad.c, on the operations of
+ * device_ops.c). Only d logit / d embedding is
  * kept: it is all attribution uses. Plain C: it runs in the CPU tests on
  * the host grid. */
 #include <stdlib.h>
@@ -134,78 +134,14 @@ float *sl_dm_bw_at(const batch_run *r, int buf)
     case SL_DX: return b->buf[10];
     case SL_DDELTA: return b->buf[11];
     case SL_DXDBL: return b->buf[12];
+    case SL_DFF: return b->buf[1];
+    case SL_DCTX: return b->buf[3];
+    case SL_DQKV: return b->buf[4];
+    case SL_ATTN_RESID: return b->buf[6];
+    case SL_MLP_RESID: return b->buf[7];
+    case SL_FF_PRE: return b->buf[13];
     }
     return NULL;
-}
-
-static int layernorm_bw(batch_run *r, const float *x, const float *w, const float *dy, float *dx, int accumulate,
-                        sl_error *err)
-{
-    const sl_config *c = &r->dm->m->c;
-    return sl_dm_launch(r, SK_LAYERNORM_BW, (sl_kargs){.x = x, .w = sl_dm_weight(r->dm, w), .eps = c->layer_norm_eps,
-                                                       .d = c->d_model, .dy = dy, .y = dx, .flag = accumulate}, err);
-}
-
-static int tf_backward(batch_run *r, int i, sl_error *err)
-{
-    sl_dev_model *dm = r->dm;
-    const sl_config *c = &dm->m->c;
-    const sl_tf_layer *w = &dm->m->tf[i];
-    struct sl_dev_bw *b = dm->bw;
-    int d = c->d_model, f = c->d_ff, H = c->n_heads, pre_norm = c->norm_first;
-    long n = r->rows * d;
-    float *a1 = b->buf[0], *qkv = b->buf[1], *ctx = b->buf[2], *z1 = b->buf[3], *h1 = b->buf[4], *a2 = b->buf[5];
-    float *pre = b->buf[6], *z2 = b->buf[7], *dpre = b->buf[8], *da = b->buf[9], *dctx = b->buf[10];
-    float *dqkv = b->buf[11], *tmp = b->buf[12], *g = b->g;
-    const float *h_in = sl_dm_kept(dm, i), *in1 = pre_norm ? a1 : h_in, *in2 = pre_norm ? a2 : h1;
-    sl_kargs att = {.x = qkv, .d = d, .dh = c->d_head, .heads = H, .causal = c->causal};
-    /* the block again, keeping what the reverse pass needs */
-    int rc = pre_norm ? sl_dm_layernorm(r, h_in, w->ln1_w, w->ln1_b, a1, err) : SL_OK;
-    if (!rc) rc = sl_dm_linear(r, in1, d, d, w->qkv_w, w->qkv_b, 3 * d, qkv, 3 * d, err);
-    if (!rc && c->positional == POS_ROPE)
-        rc = sl_dm_launch(r, SK_ROPE, (sl_kargs){.y = qkv, .x = dm->pos, .d = d, .dh = c->d_head, .heads = H}, err);
-    att.y = ctx;
-    if (!rc) rc = sl_dm_launch(r, SK_ATTENTION, att, err);
-    att.y = b->lse;
-    if (!rc) rc = sl_dm_launch(r, SK_LSE, att, err);
-    if (!rc) rc = sl_dm_linear(r, ctx, d, d, w->o_w, w->o_b, d, z1, d, err);
-    if (!rc) rc = sl_dm_launch(r, SK_ADD, (sl_kargs){.y = z1, .x = h_in, .n = n}, err);
-    if (!rc) rc = pre_norm ? copy(r, z1, h1, n, err) : sl_dm_layernorm(r, z1, w->ln1_w, w->ln1_b, h1, err);
-    if (!rc && pre_norm) rc = sl_dm_layernorm(r, h1, w->ln2_w, w->ln2_b, a2, err);
-    if (!rc) rc = sl_dm_linear(r, in2, d, d, w->ff1_w, w->ff1_b, f, pre, f, err);
-    if (!pre_norm) { /* z2 = h1 + mlp(h1), the input of norm2 */
-        if (!rc) rc = copy(r, pre, tmp, r->rows * f, err);
-        if (!rc) rc = sl_dm_launch(r, SK_ACTIVATION, (sl_kargs){.y = tmp, .n = r->rows * f,
-                                                                .flag = c->activation == ACT_GELU}, err);
-        if (!rc) rc = sl_dm_linear(r, tmp, f, f, w->ff2_w, w->ff2_b, d, z2, d, err);
-        if (!rc) rc = sl_dm_launch(r, SK_ADD, (sl_kargs){.y = z2, .x = h1, .n = n}, err);
-    }
-    /* the MLP: g is d logit / d (block output) */
-    if (!rc && !pre_norm) rc = layernorm_bw(r, z2, w->ln2_w, g, g, 0, err);
-    if (!rc) rc = sl_dm_linear_backward(r, g, d, d, w->ff2_w, f, dpre, f, 0.0f, err);
-    if (!rc) rc = sl_dm_launch(r, SK_ACTIVATION_BW, (sl_kargs){.x = pre, .y = dpre, .n = r->rows * f,
-                                                               .flag = c->activation == ACT_GELU}, err);
-    if (!rc) rc = sl_dm_linear_backward(r, dpre, f, f, w->ff1_w, d, da, d, 0.0f, err);
-    if (pre_norm) {
-        if (!rc) rc = layernorm_bw(r, h1, w->ln2_w, da, g, 1, err);
-    } else {
-        if (!rc) rc = sl_dm_launch(r, SK_ADD, (sl_kargs){.y = g, .x = da, .n = n}, err);
-        if (!rc) rc = layernorm_bw(r, z1, w->ln1_w, g, g, 0, err);
-    }
-    /* attention: g is now d logit / d z1 (post-norm) or d h1 (pre-norm) */
-    if (!rc) rc = sl_dm_linear_backward(r, g, d, d, w->o_w, d, dctx, d, 0.0f, err);
-    if (!rc) rc = sl_dm_launch(r, SK_ATTN_D, (sl_kargs){.dy = dctx, .w = ctx, .y = b->Dt, .d = d, .dh = c->d_head,
-                                                        .heads = H}, err);
-    att.lse = b->lse, att.Dt = b->Dt, att.dy = dctx, att.dx = dqkv;
-    if (!rc) rc = sl_dm_launch(r, SK_ATTN_DQ, att, err);
-    if (!rc) rc = sl_dm_launch(r, SK_ATTN_DKV, att, err);
-    if (!rc && c->positional == POS_ROPE)
-        rc = sl_dm_launch(r, SK_ROPE, (sl_kargs){.y = dqkv, .x = dm->pos, .d = d, .dh = c->d_head, .heads = H,
-                                                 .flag = 1}, err);
-    if (!rc) rc = sl_dm_linear_backward(r, dqkv, 3 * d, 3 * d, w->qkv_w, d, da, d, 0.0f, err);
-    if (rc) return rc;
-    return pre_norm ? layernorm_bw(r, h_in, w->ln1_w, da, g, 1, err)
-                    : sl_dm_launch(r, SK_ADD, (sl_kargs){.y = g, .x = da, .n = n}, err);
 }
 
 /* Only the logits, from embed_in: no tape. */
@@ -223,7 +159,7 @@ static int gradient(batch_run *r, const float *embed_in, sl_error *err)
     int rc = taped_forward(r, embed_in, err);
     if (!rc) rc = tail_backward(r, err);
     for (int i = c->n_layers - 1; !rc && i >= 0; i--)
-        rc = c->arch == ARCH_MAMBA ? (r->layer = i, sl_mamba_block_backward(&r->ops, i, err)) : tf_backward(r, i, err);
+        r->layer = i, rc = sl_arch_layer_backward(&r->ops, i, err);
     return rc;
 }
 

@@ -251,6 +251,24 @@ static int scan_keep(sl_ops *o, sl_view x, sl_view delta, sl_view B, const float
     return sl_dm_launch(run(o), SK_SCAN_KEEP, a, err);
 }
 
+/* The attention's arguments over qkv; its log-sum-exps are dm->bw->lse. */
+static sl_kargs attention_args(sl_ops *o)
+{
+    const sl_config *c = &o->m->c;
+    return (sl_kargs){.x = at(o, sl_rows(SL_QKV, 3 * c->d_model)), .d = c->d_model, .dh = c->d_head,
+                      .heads = c->n_heads, .causal = c->causal};
+}
+
+static int attention_keep(sl_ops *o, int layer, sl_error *err)
+{
+    (void)layer;
+    sl_kargs a = attention_args(o);
+    a.y = at(o, sl_rows(SL_CTX, o->m->c.d_model));
+    int rc = sl_dm_launch(run(o), SK_ATTENTION, a, err);
+    a.y = run(o)->dm->bw->lse;
+    return rc ? rc : sl_dm_launch(run(o), SK_LSE, a, err);
+}
+
 static int conv(sl_ops *o, sl_view x, const float *w, const float *b, int K, sl_view y, sl_error *err)
 {
     return sl_dm_launch(run(o), SK_CONV_PRE, (sl_kargs){.x = at(o, x), .ld = x.ld, .di = x.cols, .K = K,
@@ -314,6 +332,38 @@ static int conv_backward(sl_ops *o, sl_view dy, const float *w, int K, sl_view d
                                                        .y = at(o, dx) - dx.off, .ld = dx.ld}, err);
 }
 
+static int activation_backward(sl_ops *o, int act, sl_view pre, sl_view dy, sl_error *err)
+{
+    return sl_dm_launch(run(o), SK_ACTIVATION_BW, (sl_kargs){.x = at(o, pre), .y = at(o, dy),
+                                                             .n = run(o)->rows * dy.cols, .flag = act == ACT_GELU},
+                        err);
+}
+
+/* Each query's rowsum(d context * context) per head (SK_ATTN_D), then dq
+ * per query and dk, dv per key. */
+static int attention_backward(sl_ops *o, int layer, sl_error *err)
+{
+    (void)layer;
+    batch_run *r = run(o);
+    struct sl_dev_bw *b = r->dm->bw;
+    const sl_config *c = &o->m->c;
+    int d = c->d_model;
+    sl_kargs a = attention_args(o);
+    a.y = b->lse, a.lse = b->lse, a.Dt = b->Dt, a.dy = at(o, sl_rows(SL_DCTX, d)), a.dx = at(o, sl_rows(SL_DQKV, 3 * d));
+    int rc = sl_dm_launch(r, SK_ATTN_D, (sl_kargs){.dy = a.dy, .w = at(o, sl_rows(SL_CTX, d)), .y = b->Dt, .d = d,
+                                                   .dh = c->d_head, .heads = c->n_heads}, err);
+    if (!rc) rc = sl_dm_launch(r, SK_ATTN_DQ, a, err);
+    return rc ? rc : sl_dm_launch(r, SK_ATTN_DKV, a, err);
+}
+
+static int rope_backward(sl_ops *o, sl_error *err)
+{
+    const sl_config *c = &o->m->c;
+    return sl_dm_launch(run(o), SK_ROPE, (sl_kargs){.y = at(o, sl_rows(SL_DQKV, 3 * c->d_model)), .x = run(o)->dm->pos,
+                                                    .d = c->d_model, .dh = c->d_head, .heads = c->n_heads, .flag = 1},
+                        err);
+}
+
 static const sl_ops_table device_table = {
     .fire = fire, .norm = norm, .linear = linear, .conv_silu = conv_silu, .softplus = softplus, .scan = scan,
     .gate = gate, .add = add, .rope = rope, .attention = attention, .activation = activation, .keep = keep,
@@ -321,6 +371,8 @@ static const sl_ops_table device_table = {
     .copy = copy, .silu = silu, .scan_keep = scan_keep, .conv = conv, .linear_backward = linear_backward,
     .norm_backward = norm_backward, .gate_backward = gate_backward, .scan_backward = scan_backward,
     .softplus_backward = softplus_backward, .silu_backward = silu_backward, .conv_backward = conv_backward,
+    .attention_keep = attention_keep, .activation_backward = activation_backward,
+    .attention_backward = attention_backward, .rope_backward = rope_backward,
 };
 
 sl_ops sl_dm_ops(const sl_dev_model *dm, const sl_hooks *hooks)

@@ -153,16 +153,14 @@ int sl_gradient(const sl_model *m, const sl_example *ex, sl_workspace *ws, const
     tail_backward(m, ex, b->tape + (size_t)nl * L * d, b->buf[0], b->g);
     if (grad) memcpy(grad + (size_t)nl * T * d, b->g, (size_t)T * d * sizeof *grad);
     for (int i = nl - 1; i >= 0; i--) {
-        if (m->c.arch == ARCH_MAMBA) {
-            sl_mamba_tape tp = sl_mamba_tape_at(m, ws, i);
-            sl_cpu_ops c = sl_cpu_ops_on(m, ex, ws, NULL, NULL);
-            c.tape = &tp;
-            c.h_in = b->tape + (size_t)i * L * d;
-            rc = sl_mamba_block_backward(&c.ops, i, err);
-            if (rc) return rc;
-        } else {
-            sl_tf_layer_backward(m, ex, ws, i);
-        }
+        sl_cpu_ops c = sl_cpu_ops_on(m, ex, ws, NULL, NULL);
+        sl_mamba_tape mamba_tape;
+        sl_tf_tape tf_tape;
+        if (m->c.arch == ARCH_MAMBA) mamba_tape = sl_mamba_tape_at(m, ws, i), c.tape = &mamba_tape;
+        else tf_tape = sl_tf_tape_at(m, ws, i), c.tf_tape = &tf_tape;
+        c.h_in = b->tape + (size_t)i * L * d;
+        rc = sl_arch_layer_backward(&c.ops, i, err);
+        if (rc) return rc;
         if (grad) memcpy(grad + (size_t)i * T * d, b->g, (size_t)T * d * sizeof *grad);
     }
     return SL_OK;

@@ -43,7 +43,7 @@ void sl_linear_backward(const float *dy, int ldy, int rows, int out, const float
                         float beta);
 
 /* Block i without hooks (models/transformer.c), keeping block i's attention in the
- * tapes of ws->bw for sl_tf_layer_backward. */
+ * tapes of ws->bw for its backward (models/transformer_grad.c). */
 int sl_tf_layer_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i, sl_error *err);
 /* d context [T, d] to d qkv [T, 3 d] (q, k before the rotation's backward)
  * from the block's qkv, context and log-sum-exps: FlashAttention-2's
@@ -51,9 +51,19 @@ int sl_tf_layer_forward_taped(const sl_model *m, const sl_example *ex, sl_worksp
 void sl_attention_backward(const sl_config *c, const sl_example *ex, sl_workspace *ws, const float *qkv,
                            const float *ctx, const float *lse, const float *dctx, float *dqkv);
 
-/* From dh = d logit / d(block i's output) in b->g, leaves d logit / d(block
- * i's input) in b->g. */
-void sl_tf_layer_backward(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i);
+/* What the taped forward kept of block i of a Transformer: q, k, v after
+ * the rotation, the context, each head's log-sum-exps ([n_heads][L]), the
+ * residual after the attention's write and after the MLP's (before
+ * post-norm), the MLP's pre-activation. */
+typedef struct sl_tf_tape {
+    float *qkv, *ctx, *lse, *attn_resid, *mlp_resid, *mlp_pre;
+} sl_tf_tape;
+sl_tf_tape sl_tf_tape_at(const sl_model *m, sl_workspace *ws, int i);
+/* The CPU's kernels of the Transformer's backward operations
+ * (models/transformer_backward.c): dqkv's q and k rotated back with the
+ * position table; dx *= act'(x). */
+void sl_rope_backward(const sl_config *c, const float *table, float *dqkv, int T);
+void sl_activation_backward(int act, const float *x, float *dx, long n);
 
 /* The CPU's kernels of Mamba's backward operations (models/ops.h), on T
  * rows (models/mamba_backward.c). The reverse scan from the states kept

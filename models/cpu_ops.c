@@ -68,8 +68,8 @@ static float *at(sl_ops *o, sl_view v)
     case SL_DELTA: base = ws->delta; break;
     case SL_Y: base = tp ? tp->y : ws->y; break;
     case SL_YG: base = ws->y; break;
-    case SL_QKV: base = ws->qkv; break;
-    case SL_CTX: base = ws->ctx; break;
+    case SL_QKV: base = c->tf_tape ? c->tf_tape->qkv : ws->qkv; break;
+    case SL_CTX: base = c->tf_tape ? c->tf_tape->ctx : ws->ctx; break;
     case SL_FF: base = ws->ff; break;
     case SL_H_IN: base = c->h_in; break;
     case SL_G: base = ws->bw->g; break;
@@ -81,6 +81,12 @@ static float *at(sl_ops *o, sl_view v)
     case SL_DX: base = ws->bw->buf[5]; break;
     case SL_DDELTA: base = ws->bw->buf[6]; break;
     case SL_DXDBL: base = ws->bw->buf[7]; break;
+    case SL_ATTN_RESID: base = c->tf_tape->attn_resid; break;
+    case SL_MLP_RESID: base = c->tf_tape->mlp_resid; break;
+    case SL_FF_PRE: base = c->tf_tape->mlp_pre; break;
+    case SL_DFF: base = ws->bw->buf[9]; break;
+    case SL_DCTX: base = ws->bw->buf[10]; break;
+    case SL_DQKV: base = ws->bw->buf[11]; break;
     case SL_POOLED: base = ws->pooled; break;
     case SL_LOGITS: base = c->logit; break;
     }
@@ -325,19 +331,19 @@ static int linear_backward(sl_ops *o, sl_view dy, const float *w, sl_view dx, in
     return SL_OK;
 }
 
-/* Accumulating: into scratch, then added. */
+/* Accumulating, or in place: into scratch, then added or copied. */
 static int norm_backward(sl_ops *o, int kind, sl_view x, const float *w, float eps, sl_view dy, sl_view dx,
                          int accumulate, sl_error *err)
 {
     (void)err;
     int T = rows(o, x), d = x.cols;
-    float *out = accumulate ? cpu(o)->ws->bw->buf[9] : at(o, dx);
-    if (kind == SL_NORM_LAYER) sl_layernorm_backward(at(o, x), w, eps, T, d, at(o, dy), out);
-    else sl_rmsnorm_backward(at(o, x), w, eps, T, d, at(o, dy), out);
-    if (accumulate) {
-        float *g = at(o, dx);
+    float *g = at(o, dx), *in = at(o, dy), *out = accumulate || g == in ? cpu(o)->ws->bw->buf[13] : g;
+    if (kind == SL_NORM_LAYER) sl_layernorm_backward(at(o, x), w, eps, T, d, in, out);
+    else sl_rmsnorm_backward(at(o, x), w, eps, T, d, in, out);
+    if (accumulate)
         for (long k = 0; k < (long)T * d; k++) g[k] += out[k];
-    }
+    else if (out != g)
+        memcpy(g, out, (size_t)T * d * sizeof *g);
     return SL_OK;
 }
 
@@ -379,14 +385,40 @@ static int conv_backward(sl_ops *o, sl_view dy, const float *w, int K, sl_view d
     return SL_OK;
 }
 
-/* silu and scan_keep are for a backend without a tape. */
+static int activation_backward(sl_ops *o, int act, sl_view pre, sl_view dy, sl_error *err)
+{
+    (void)err;
+    sl_activation_backward(act, at(o, pre), at(o, dy), (long)rows(o, dy) * dy.cols);
+    return SL_OK;
+}
+
+static int attention_backward(sl_ops *o, int layer, sl_error *err)
+{
+    (void)layer, (void)err;
+    sl_cpu_ops *c = cpu(o);
+    int d = o->m->c.d_model;
+    sl_attention_backward(&o->m->c, c->ex, c->ws, at(o, sl_rows(SL_QKV, 3 * d)), at(o, sl_rows(SL_CTX, d)),
+                          c->tf_tape->lse, at(o, sl_rows(SL_DCTX, d)), at(o, sl_rows(SL_DQKV, 3 * d)));
+    return SL_OK;
+}
+
+static int rope_backward(sl_ops *o, sl_error *err)
+{
+    (void)err;
+    sl_cpu_ops *c = cpu(o);
+    sl_rope_backward(&o->m->c, c->ws->pos_table, at(o, sl_rows(SL_DQKV, 3 * o->m->c.d_model)), c->ex->len);
+    return SL_OK;
+}
+
+/* silu, scan_keep and attention_keep are for a backend without a tape. */
 static const sl_ops_table cpu_table = {
     .fire = fire, .norm = norm, .linear = linear, .conv_silu = conv_silu, .softplus = softplus, .scan = scan,
     .gate = gate, .add = add, .rope = rope, .attention = attention, .activation = activation, .keep = keep,
     .embed = embed, .add_positions = add_positions, .pool = pool, .head = head,
     .copy = copy, .conv = conv, .linear_backward = linear_backward, .norm_backward = norm_backward,
     .gate_backward = gate_backward, .scan_backward = scan_backward, .softplus_backward = softplus_backward,
-    .silu_backward = silu_backward, .conv_backward = conv_backward,
+    .silu_backward = silu_backward, .conv_backward = conv_backward, .activation_backward = activation_backward,
+    .attention_backward = attention_backward, .rope_backward = rope_backward,
 };
 
 sl_cpu_ops sl_cpu_ops_on(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,

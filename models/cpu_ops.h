@@ -14,6 +14,7 @@ typedef struct {
     const sl_mamba_tape *tape; /* the gradient's taped forward of a Mamba block: its activations go there */
     float *logit;              /* where SL_LOGITS lies */
     float *h_in;               /* the backward of a block: SL_H_IN, its input on the tape */
+    const struct sl_tf_tape *tf_tape; /* the backward of a Transformer block: what its taped forward kept */
 } sl_cpu_ops;
 
 /* The operations on ex's rows of ws, with hooks (or NULL); SL_LOGITS is

@@ -24,6 +24,11 @@ int sl_arch_layer(sl_ops *o, int i, sl_error *err)
     return o->m->c.arch == ARCH_MAMBA ? sl_mamba_block(o, i, err) : sl_tf_block(o, i, err);
 }
 
+int sl_arch_layer_backward(sl_ops *o, int i, sl_error *err)
+{
+    return o->m->c.arch == ARCH_MAMBA ? sl_mamba_block_backward(o, i, err) : sl_tf_block_backward(o, i, err);
+}
+
 int sl_arch_tail(sl_ops *o, sl_error *err)
 {
     const sl_ops_table *t = o->t;
