@@ -88,36 +88,6 @@ static int taped_forward(batch_run *r, const float *embed_in, sl_error *err)
     return rc ? rc : sl_dm_tail(r, err);
 }
 
-/* The backward of sl_dm_mamba_norm into dx (accumulate: added to it). */
-static int mamba_norm_bw(batch_run *r, const float *x, const float *w, const float *dy, float *dx, int accumulate,
-                         sl_error *err)
-{
-    const sl_config *c = &r->dm->m->c;
-    return sl_dm_launch(r, c->norm == NORM_LAYER ? SK_LAYERNORM_BW : SK_RMSNORM_BW,
-                        (sl_kargs){.x = x, .w = sl_dm_weight(r->dm, w), .eps = c->norm_eps, .d = c->d_model, .dy = dy,
-                                   .y = dx, .flag = accumulate}, err);
-}
-
-/* g = d logit / d (the last block's output), through the head, the
- * pooling and the final norm. */
-static int tail_backward(batch_run *r, sl_error *err)
-{
-    sl_dev_model *dm = r->dm;
-    const sl_model *m = dm->m;
-    const sl_config *c = &m->c;
-    float *dfin = dm->bw->buf[0], *g = dm->bw->g;
-    const float *fin_in = sl_dm_kept(dm, c->n_layers);
-    int rc = sl_dm_launch(r, SK_TAIL_BW, (sl_kargs){.w = sl_dm_weight(dm, m->head_w), .flag = m->head_rows,
-                                                    .K = c->pooling, .d = c->d_model, .y = dfin}, err);
-    if (rc) return rc;
-    if (c->arch == ARCH_MAMBA) return mamba_norm_bw(r, fin_in, m->norm_w, dfin, g, 0, err);
-    if (c->final_norm)
-        return sl_dm_launch(r, SK_LAYERNORM_BW, (sl_kargs){.x = fin_in, .w = sl_dm_weight(dm, m->norm_w),
-                                                           .eps = c->layer_norm_eps, .d = c->d_model, .dy = dfin,
-                                                           .y = g}, err);
-    return copy(r, dfin, g, r->rows * c->d_model, err);
-}
-
 /* Where SL_H_IN and the gradients (models/ops.h) lie in the batch's
  * device memory, for cuda/device_ops.c; NULL for any other buffer. */
 float *sl_dm_bw_at(const batch_run *r, int buf)
@@ -157,7 +127,7 @@ static int gradient(batch_run *r, const float *embed_in, sl_error *err)
 {
     const sl_config *c = &r->dm->m->c;
     int rc = taped_forward(r, embed_in, err);
-    if (!rc) rc = tail_backward(r, err);
+    if (!rc) r->layer = c->n_layers, rc = sl_arch_tail_backward(&r->ops, err);
     for (int i = c->n_layers - 1; !rc && i >= 0; i--)
         r->layer = i, rc = sl_arch_layer_backward(&r->ops, i, err);
     return rc;

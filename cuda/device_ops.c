@@ -364,6 +364,12 @@ static int rope_backward(sl_ops *o, sl_error *err)
                         err);
 }
 
+static int head_backward(sl_ops *o, const float *w, int rows, int pooling, sl_view dx, sl_error *err)
+{
+    return sl_dm_launch(run(o), SK_TAIL_BW, (sl_kargs){.w = weight(o, w), .flag = rows, .K = pooling, .d = dx.cols,
+                                                       .y = at(o, dx)}, err);
+}
+
 static const sl_ops_table device_table = {
     .fire = fire, .norm = norm, .linear = linear, .conv_silu = conv_silu, .softplus = softplus, .scan = scan,
     .gate = gate, .add = add, .rope = rope, .attention = attention, .activation = activation, .keep = keep,
@@ -372,7 +378,7 @@ static const sl_ops_table device_table = {
     .norm_backward = norm_backward, .gate_backward = gate_backward, .scan_backward = scan_backward,
     .softplus_backward = softplus_backward, .silu_backward = silu_backward, .conv_backward = conv_backward,
     .attention_keep = attention_keep, .activation_backward = activation_backward,
-    .attention_backward = attention_backward, .rope_backward = rope_backward,
+    .attention_backward = attention_backward, .rope_backward = rope_backward, .head_backward = head_backward,
 };
 
 sl_ops sl_dm_ops(const sl_dev_model *dm, const sl_hooks *hooks)

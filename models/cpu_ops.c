@@ -410,6 +410,35 @@ static int rope_backward(sl_ops *o, sl_error *err)
     return SL_OK;
 }
 
+/* d_model at most 4096 (sl_gradient checks) */
+static int head_backward(sl_ops *o, const float *head_w, int nrows, int pooling, sl_view dx, sl_error *err)
+{
+    (void)err;
+    const sl_example *ex = cpu(o)->ex;
+    int d = dx.cols, T = ex->len;
+    float hw[4096], *dfin = at(o, dx);
+    const float *w = head_w;
+    if (nrows == 2) {
+        for (int k = 0; k < d && k < 4096; k++) hw[k] = head_w[d + k] - head_w[k];
+        w = hw;
+    }
+    memset(dfin, 0, (size_t)T * d * sizeof *dfin);
+    if (pooling == POOL_CLS) {
+        memcpy(dfin, w, (size_t)d * sizeof *dfin);
+    } else if (pooling == POOL_LAST) {
+        int t = T - 1;
+        while (ex->keep && t > 0 && !ex->keep[t]) t--;
+        memcpy(dfin + (long)t * d, w, (size_t)d * sizeof *dfin);
+    } else {
+        int kept = 0;
+        for (int t = 0; t < T; t++) kept += !ex->keep || ex->keep[t];
+        for (int t = 0; t < T; t++)
+            if (!ex->keep || ex->keep[t])
+                for (int k = 0; k < d; k++) dfin[(long)t * d + k] = w[k] / (kept ? kept : 1);
+    }
+    return SL_OK;
+}
+
 /* silu, scan_keep and attention_keep are for a backend without a tape. */
 static const sl_ops_table cpu_table = {
     .fire = fire, .norm = norm, .linear = linear, .conv_silu = conv_silu, .softplus = softplus, .scan = scan,
@@ -418,7 +447,7 @@ static const sl_ops_table cpu_table = {
     .copy = copy, .conv = conv, .linear_backward = linear_backward, .norm_backward = norm_backward,
     .gate_backward = gate_backward, .scan_backward = scan_backward, .softplus_backward = softplus_backward,
     .silu_backward = silu_backward, .conv_backward = conv_backward, .activation_backward = activation_backward,
-    .attention_backward = attention_backward, .rope_backward = rope_backward,
+    .attention_backward = attention_backward, .rope_backward = rope_backward, .head_backward = head_backward,
 };
 
 sl_cpu_ops sl_cpu_ops_on(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,

@@ -155,6 +155,10 @@ typedef struct {
     int (*attention_backward)(sl_ops *o, int layer, sl_error *err);
     /* the rotation's inverse on q and k of SL_DQKV */
     int (*rope_backward)(sl_ops *o, sl_error *err);
+    /* dx = d logit / d the pooling's input rows: the head's row w (rows 1),
+     * or the difference of its two (rows 2), spread back through the
+     * pooling (POOL_*) over the kept rows, 0 on the others */
+    int (*head_backward)(sl_ops *o, const float *w, int rows, int pooling, sl_view dx, sl_error *err);
 } sl_ops_table;
 
 /* A backend's state begins with this. */
