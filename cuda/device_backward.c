@@ -4,7 +4,7 @@
  * prefix-reuse cache), then per block, from the last down, the block again
  * keeping its internals and its reverse (written once, in
  * models/mamba_grad.c and transformer_grad.c, on the operations of
- * device_ops.c). Only d logit / d embedding is
+ * device_grad_ops.c). Only d logit / d embedding is
  * kept: it is all attribution uses. Plain C: it runs in the CPU tests on
  * the host grid. */
 #include <stdlib.h>
@@ -59,8 +59,8 @@ static int bw_alloc(sl_dev_model *dm, sl_error *err)
     return rc;
 }
 
-int sl_dm_linear_backward(batch_run *r, const float *x, int ldx, int K, const float *w, int N, float *y, int ldy, float beta,
-                   sl_error *err)
+int sl_dm_linear_backward(batch_run *r, const float *x, int ldx, int K, const float *w, int N, float *y, int ldy,
+                          float beta, sl_error *err)
 {
     sl_gemm_req rq = {.transA = SL_GEMM_N, .transB = SL_GEMM_N, .M = (int)r->rows, .N = N, .K = K, .alpha = 1.0f,
                       .beta = beta, .A = x, .B = sl_dm_weight(r->dm, w), .C = y, .lda = ldx, .ldb = N, .ldc = ldy,
@@ -88,8 +88,9 @@ static int taped_forward(batch_run *r, const float *embed_in, sl_error *err)
     return rc ? rc : sl_dm_tail(r, err);
 }
 
-/* Where SL_H_IN and the gradients (models/ops.h) lie in the batch's
- * device memory, for cuda/device_ops.c; NULL for any other buffer. */
+/* Where SL_H_IN, the gradients and what the backward keeps (models/ops.h)
+ * lie in the batch's device memory, for device_ops.c; NULL for any other
+ * buffer. */
 float *sl_dm_bw_at(const batch_run *r, int buf)
 {
     struct sl_dev_bw *b = r->dm->bw;

@@ -64,8 +64,10 @@ int sl_dm_launch(batch_run *r, int kernel, sl_kargs a, sl_error *err);
 /* y[rows, out] (row stride ldy) = x[rows, in] (stride ldx) . W^T + b, as sl_linear. */
 int sl_dm_linear(batch_run *r, const float *x, int ldx, int in, const float *w, const float *b, int out, float *y,
                  int ldy, sl_error *err);
-int sl_dm_layernorm(batch_run *r, const float *x, const float *w, const float *b, float *y, sl_error *err);
-int sl_dm_mamba_norm(batch_run *r, const float *x, const float *w, const float *b, float *y, sl_error *err);
+/* Where view v lies in the batch's device memory (cuda/device_ops.c). */
+float *sl_dm_at(sl_ops *o, sl_view v);
+/* The backward's operations (cuda/device_grad_ops.c). */
+extern const sl_grad_table sl_dm_grad_table;
 /* The device's operation table (cuda/device_ops.c) on dm, with hooks. */
 sl_ops sl_dm_ops(const sl_dev_model *dm, const sl_hooks *hooks);
 /* Checks the batch and copies its tokens, keep mask and lengths over. */

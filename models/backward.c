@@ -55,12 +55,6 @@ void sl_rmsnorm_backward(const float *x, const float *w, float eps, int rows, in
     }
 }
 
-void sl_mamba_norm_backward(const sl_config *c, const float *x, const float *w, int rows, const float *dy, float *dx)
-{
-    if (c->norm == NORM_LAYER) sl_layernorm_backward(x, w, c->norm_eps, rows, c->d_model, dy, dx);
-    else sl_rmsnorm_backward(x, w, c->norm_eps, rows, c->d_model, dy, dx);
-}
-
 void sl_backward_ws_free(sl_backward_ws *b)
 {
     if (!b) return;

@@ -36,8 +36,6 @@ typedef struct sl_backward_ws {
 
 void sl_layernorm_backward(const float *x, const float *w, float eps, int rows, int d, const float *dy, float *dx);
 void sl_rmsnorm_backward(const float *x, const float *w, float eps, int rows, int d, const float *dy, float *dx);
-/* The backward of Mamba's norm (models/arch.h: sl_mamba_norm_op; its bias does not enter d/dx). */
-void sl_mamba_norm_backward(const sl_config *c, const float *x, const float *w, int rows, const float *dy, float *dx);
 /* dx (+)= dy . W for y = x W^T: beta 0 overwrites, 1 accumulates. */
 void sl_linear_backward(const float *dy, int ldy, int rows, int out, const float *W, int in, float *dx, int ldx,
                         float beta);

@@ -22,4 +22,10 @@ typedef struct {
 sl_cpu_ops sl_cpu_ops_on(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,
                          float *logit);
 
+/* Where view v lies in o's example's memory, and its rows. */
+float *sl_cpu_at(sl_ops *o, sl_view v);
+int sl_cpu_rows(sl_ops *o, sl_view v);
+/* The backward's operations (models/cpu_grad_ops.c). */
+extern const sl_grad_table sl_cpu_grad_table;
+
 #endif

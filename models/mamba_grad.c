@@ -22,20 +22,19 @@ static int restore(sl_ops *o, int i, sl_error *err)
         rc = sl_mamba_norm_op(o, sl_rows(SL_H_IN, d), w->norm_w, w->norm_b, sl_rows(SL_A, d), err);
         if (!rc) rc = t->linear(o, sl_rows(SL_A, d), w->in_w, w->in_b, xz, err);
     }
-    if (!rc) rc = t->conv(o, x, w->conv_w, w->conv_b, c->d_conv, xpre, err);
-    if (!rc && !o->taped) rc = t->silu(o, xpre, xc, err);
+    if (!rc) rc = o->g->conv(o, x, w->conv_w, w->conv_b, c->d_conv, xpre, err);
+    if (!rc && !o->taped) rc = o->g->silu(o, xpre, xc, err);
     if (!rc && !o->taped) rc = t->linear(o, xc, w->xproj_w, NULL, xdbl, err);
     if (!rc) rc = t->linear(o, sl_cols(SL_XDBL, 0, R, nx), w->dt_w, w->dt_b, dpre, err);
-    if (!rc) rc = t->copy(o, dpre, delta, err);
+    if (!rc) rc = o->g->copy(o, dpre, delta, err);
     if (!rc) rc = t->softplus(o, delta, err);
     if (!rc && !o->taped)
-        rc = t->scan_keep(o, xc, delta, sl_cols(SL_XDBL, R, S, nx), w->A_t, w->D, sl_rows(SL_Y, di), err);
+        rc = o->g->scan_keep(o, xc, delta, sl_cols(SL_XDBL, R, S, nx), w->A_t, w->D, sl_rows(SL_Y, di), err);
     return rc;
 }
 
 int sl_mamba_block_backward(sl_ops *o, int i, sl_error *err)
 {
-    const sl_ops_table *t = o->t;
     const sl_config *c = &o->m->c;
     const sl_mamba_layer *w = &o->m->mamba[i];
     int d = c->d_model, di = c->d_inner, S = c->d_state, R = c->dt_rank, nx = R + 2 * S;
@@ -43,19 +42,19 @@ int sl_mamba_block_backward(sl_ops *o, int i, sl_error *err)
     sl_view dxdbl = sl_rows(SL_DXDBL, nx), da = sl_rows(SL_DA, d), dxz = sl_rows(SL_DXZ, 2 * di);
     int rc = restore(o, i, err);
     /* out = (y * SiLU(z)) W_out^T */
-    if (!rc) rc = t->linear_backward(o, g, w->out_w, dy, 0, err);
-    if (!rc) rc = t->gate_backward(o, sl_cols(SL_XZ, di, di, 2 * di), sl_rows(SL_Y, di), dy,
+    if (!rc) rc = o->g->linear_backward(o, g, w->out_w, dy, 0, err);
+    if (!rc) rc = o->g->gate_backward(o, sl_cols(SL_XZ, di, di, 2 * di), sl_rows(SL_Y, di), dy,
                                    sl_cols(SL_DXZ, di, di, 2 * di), err);
-    if (!rc) rc = t->scan_backward(o, sl_rows(SL_XC, di), sl_rows(SL_DELTA, di), sl_cols(SL_XDBL, R, S, nx), w->A_t,
+    if (!rc) rc = o->g->scan_backward(o, sl_rows(SL_XC, di), sl_rows(SL_DELTA, di), sl_cols(SL_XDBL, R, S, nx), w->A_t,
                                    w->D, dy, dx, dd, sl_cols(SL_DXDBL, R, S, nx), err);
     /* delta = softplus(dt W_dt^T + b); xdbl = xc W_x^T, added to the scan's own use of xc */
-    if (!rc) rc = t->softplus_backward(o, sl_rows(SL_DPRE, di), dd, err);
-    if (!rc) rc = t->linear_backward(o, dd, w->dt_w, sl_cols(SL_DXDBL, 0, R, nx), 0, err);
-    if (!rc) rc = t->linear_backward(o, dxdbl, w->xproj_w, dx, 1, err);
-    if (!rc) rc = t->silu_backward(o, sl_rows(SL_XPRE, di), dx, err);
-    if (!rc) rc = t->conv_backward(o, dx, w->conv_w, c->d_conv, sl_cols(SL_DXZ, 0, di, 2 * di), err);
-    if (!rc) rc = t->linear_backward(o, dxz, w->in_w, da, 0, err);
+    if (!rc) rc = o->g->softplus_backward(o, sl_rows(SL_DPRE, di), dd, err);
+    if (!rc) rc = o->g->linear_backward(o, dd, w->dt_w, sl_cols(SL_DXDBL, 0, R, nx), 0, err);
+    if (!rc) rc = o->g->linear_backward(o, dxdbl, w->xproj_w, dx, 1, err);
+    if (!rc) rc = o->g->silu_backward(o, sl_rows(SL_XPRE, di), dx, err);
+    if (!rc) rc = o->g->conv_backward(o, dx, w->conv_w, c->d_conv, sl_cols(SL_DXZ, 0, di, 2 * di), err);
+    if (!rc) rc = o->g->linear_backward(o, dxz, w->in_w, da, 0, err);
     if (rc) return rc;
     int kind = c->norm == NORM_LAYER ? SL_NORM_LAYER : SL_NORM_RMS;
-    return t->norm_backward(o, kind, sl_rows(SL_H_IN, d), w->norm_w, c->norm_eps, da, g, 1, err);
+    return o->g->norm_backward(o, kind, sl_rows(SL_H_IN, d), w->norm_w, c->norm_eps, da, g, 1, err);
 }

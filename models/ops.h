@@ -115,11 +115,14 @@ typedef struct {
     int (*pool)(sl_ops *o, int pooling, sl_view x, sl_view y, sl_error *err);
     /* y (SL_LOGITS) = w . x + b (rows 1), or the difference of two rows' (rows 2) */
     int (*head)(sl_ops *o, const float *w, const float *b, int rows, sl_view x, sl_view y, sl_error *err);
+} sl_ops_table;
 
-    /* The backward pass (models/mamba_grad.c), gradients d logit / d of
-     * one logit per example. What it reads of the forward, a backend with
-     * a tape (sl_ops.taped) has kept; one without runs the forward's
-     * operations again, and these two only it needs: */
+/* The backward pass's operations (models/mamba_grad.c, transformer_grad.c,
+ * forward.c's tail), on gradients d logit / d of one logit per example. */
+typedef struct {
+    /* What the backward reads of the forward, a backend with a tape
+     * (sl_ops.taped) has kept; one without runs the forward's operations
+     * again, and silu, attention_keep and scan_keep only it needs. */
     /* y = x (whole rows) */
     int (*copy)(sl_ops *o, sl_view x, sl_view y, sl_error *err);
     /* y = SiLU(x) (whole rows) */
@@ -159,11 +162,12 @@ typedef struct {
      * or the difference of its two (rows 2), spread back through the
      * pooling (POOL_*) over the kept rows, 0 on the others */
     int (*head_backward)(sl_ops *o, const float *w, int rows, int pooling, sl_view dx, sl_error *err);
-} sl_ops_table;
+} sl_grad_table;
 
 /* A backend's state begins with this. */
 struct sl_ops {
     const sl_ops_table *t;
+    const sl_grad_table *g; /* the backward's */
     const sl_model *m;
     const sl_hooks *hooks; /* NULL: none; its knockout bits are the architecture's to honour */
     int taped;             /* the backward: 1 where the forward's activations are on a tape (the CPU) */

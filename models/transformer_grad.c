@@ -22,14 +22,14 @@ static int restore(sl_ops *o, int i, sl_error *err)
     int rc = pre ? t->norm(o, SL_NORM_LAYER, h_in, w->ln1_w, w->ln1_b, eps, a, err) : SL_OK;
     if (!rc) rc = t->linear(o, pre ? a : h_in, w->qkv_w, w->qkv_b, sl_rows(SL_QKV, 3 * d), err);
     if (!rc && c->positional == POS_ROPE) rc = t->rope(o, err);
-    if (!rc) rc = t->attention_keep(o, i, err);
+    if (!rc) rc = o->g->attention_keep(o, i, err);
     if (!rc) rc = t->linear(o, sl_rows(SL_CTX, d), w->o_w, w->o_b, z1, err);
     if (!rc) rc = t->add(o, h_in, z1, err);
     if (!rc && !pre) rc = t->norm(o, SL_NORM_LAYER, z1, w->ln1_w, w->ln1_b, eps, h1, err);
     if (!rc && pre) rc = t->norm(o, SL_NORM_LAYER, h1, w->ln2_w, w->ln2_b, eps, a, err);
     if (!rc) rc = t->linear(o, pre ? a : h1, w->ff1_w, w->ff1_b, ffpre, err);
     if (!pre) { /* z2 = h1 + mlp(h1), the input of norm2 */
-        if (!rc) rc = t->copy(o, ffpre, ff, err);
+        if (!rc) rc = o->g->copy(o, ffpre, ff, err);
         if (!rc) rc = t->activation(o, c->activation, ff, err);
         if (!rc) rc = t->linear(o, ff, w->ff2_w, w->ff2_b, z2, err);
         if (!rc) rc = t->add(o, h1, z2, err);
@@ -47,22 +47,22 @@ int sl_tf_block_backward(sl_ops *o, int i, sl_error *err)
     sl_view g = sl_rows(SL_G, d), da = sl_rows(SL_DA, d), dff = sl_rows(SL_DFF, f), z1 = sl_rows(SL_ATTN_RESID, d);
     int rc = restore(o, i, err);
     /* the MLP: g is d logit / d (block output) */
-    if (!rc && !pre) rc = t->norm_backward(o, SL_NORM_LAYER, sl_rows(SL_MLP_RESID, d), w->ln2_w, eps, g, g, 0, err);
-    if (!rc) rc = t->linear_backward(o, g, w->ff2_w, dff, 0, err);
-    if (!rc) rc = t->activation_backward(o, c->activation, sl_rows(SL_FF_PRE, f), dff, err);
-    if (!rc) rc = t->linear_backward(o, dff, w->ff1_w, da, 0, err);
+    if (!rc && !pre) rc = o->g->norm_backward(o, SL_NORM_LAYER, sl_rows(SL_MLP_RESID, d), w->ln2_w, eps, g, g, 0, err);
+    if (!rc) rc = o->g->linear_backward(o, g, w->ff2_w, dff, 0, err);
+    if (!rc) rc = o->g->activation_backward(o, c->activation, sl_rows(SL_FF_PRE, f), dff, err);
+    if (!rc) rc = o->g->linear_backward(o, dff, w->ff1_w, da, 0, err);
     if (pre) { /* d logit / d h1 */
-        if (!rc) rc = t->norm_backward(o, SL_NORM_LAYER, z1, w->ln2_w, eps, da, g, 1, err);
+        if (!rc) rc = o->g->norm_backward(o, SL_NORM_LAYER, z1, w->ln2_w, eps, da, g, 1, err);
     } else { /* h1 = LN1(z1) */
         if (!rc) rc = t->add(o, da, g, err);
-        if (!rc) rc = t->norm_backward(o, SL_NORM_LAYER, z1, w->ln1_w, eps, g, g, 0, err);
+        if (!rc) rc = o->g->norm_backward(o, SL_NORM_LAYER, z1, w->ln1_w, eps, g, g, 0, err);
     }
     /* the attention: g is now d logit / d z1 (post-norm) or d h1 (pre-norm) */
-    if (!rc) rc = t->linear_backward(o, g, w->o_w, sl_rows(SL_DCTX, d), 0, err);
-    if (!rc) rc = t->attention_backward(o, i, err);
-    if (!rc && c->positional == POS_ROPE) rc = t->rope_backward(o, err);
-    if (!rc) rc = t->linear_backward(o, sl_rows(SL_DQKV, 3 * d), w->qkv_w, da, 0, err);
+    if (!rc) rc = o->g->linear_backward(o, g, w->o_w, sl_rows(SL_DCTX, d), 0, err);
+    if (!rc) rc = o->g->attention_backward(o, i, err);
+    if (!rc && c->positional == POS_ROPE) rc = o->g->rope_backward(o, err);
+    if (!rc) rc = o->g->linear_backward(o, sl_rows(SL_DQKV, 3 * d), w->qkv_w, da, 0, err);
     if (rc) return rc;
-    return pre ? t->norm_backward(o, SL_NORM_LAYER, sl_rows(SL_H_IN, d), w->ln1_w, eps, da, g, 1, err)
+    return pre ? o->g->norm_backward(o, SL_NORM_LAYER, sl_rows(SL_H_IN, d), w->ln1_w, eps, da, g, 1, err)
                : t->add(o, da, g, err);
 }
