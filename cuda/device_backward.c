@@ -2,29 +2,23 @@
  * core's (models/backward.c, mamba.c, transformer.c) over all rows of a
  * batch: one forward pass that keeps each block's input (the tape, in the
  * prefix-reuse cache), then per block, from the last down, the block again
- * keeping its internals and its reverse. Only d logit / d embedding is
+ * keeping its internals and its reverse (written once, in
+ * models/mamba_grad.c and transformer_grad.c, on the operations of
+ * device_grad_ops.c). Only d logit / d embedding is
  * kept: it is all attribution uses. Plain C: it runs in the CPU tests on
  * the host grid. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda/device_internal.h"
-
-#define BW_BUFS 14
-
-struct sl_dev_bw {
-    float *buf[BW_BUFS];            /* [rows][wide] */
-    float *states, *dBp, *dCp;      /* mamba: [rows][d_state][d_inner] */
-    float *lse, *Dt;                /* transformer: [rows][heads] */
-    float *g, *x, *base, *path, *acc, *attr; /* [rows][d], attr [rows] */
-};
+#include "models/arch.h"
 
 void sl_dm_bw_free(sl_dev_model *dm)
 {
     struct sl_dev_bw *b = dm->bw;
     if (!b) return;
     float *all[] = {b->states, b->dBp, b->dCp, b->lse, b->Dt, b->g, b->x, b->base, b->path, b->acc, b->attr};
-    for (int i = 0; i < BW_BUFS; i++)
+    for (int i = 0; i < SL_DM_BW_BUFS; i++)
         if (b->buf[i]) dm->dev.release(dm->dev.ctx, b->buf[i]);
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         if (all[i]) dm->dev.release(dm->dev.ctx, all[i]);
@@ -49,7 +43,7 @@ static int bw_alloc(sl_dev_model *dm, sl_error *err)
     size_t R = (size_t)dm->max_batch * dm->L, d = c->d_model, f = sizeof(float), wide = row_width(c);
     int rc = dm->cache ? SL_OK
                        : sl_dm_alloc(dm, (void **)&dm->cache, (size_t)(c->n_layers + 1) * R * d * f, err);
-    for (int i = 0; !rc && i < BW_BUFS; i++) rc = sl_dm_alloc(dm, (void **)&b->buf[i], R * wide * f, err);
+    for (int i = 0; !rc && i < SL_DM_BW_BUFS; i++) rc = sl_dm_alloc(dm, (void **)&b->buf[i], R * wide * f, err);
     if (c->arch == ARCH_MAMBA) {
         size_t st = R * c->d_state * c->d_inner * f;
         if (!rc) rc = sl_dm_alloc(dm, (void **)&b->states, st, err);
@@ -65,10 +59,8 @@ static int bw_alloc(sl_dev_model *dm, sl_error *err)
     return rc;
 }
 
-/* y[rows, N] (+)= x[rows, K] . W[K, N] (row strides ldx, ldy): the
- * transposed use of a weight, as sl_linear_backward. */
-static int gemm_nn(batch_run *r, const float *x, int ldx, int K, const float *w, int N, float *y, int ldy, float beta,
-                   sl_error *err)
+int sl_dm_linear_backward(batch_run *r, const float *x, int ldx, int K, const float *w, int N, float *y, int ldy,
+                          float beta, sl_error *err)
 {
     sl_gemm_req rq = {.transA = SL_GEMM_N, .transB = SL_GEMM_N, .M = (int)r->rows, .N = N, .K = K, .alpha = 1.0f,
                       .beta = beta, .A = x, .B = sl_dm_weight(r->dm, w), .C = y, .lda = ldx, .ldb = N, .ldc = ldy,
@@ -96,151 +88,31 @@ static int taped_forward(batch_run *r, const float *embed_in, sl_error *err)
     return rc ? rc : sl_dm_tail(r, err);
 }
 
-/* The backward of sl_dm_mamba_norm into dx (accumulate: added to it). */
-static int mamba_norm_bw(batch_run *r, const float *x, const float *w, const float *dy, float *dx, int accumulate,
-                         sl_error *err)
+/* Where SL_H_IN, the gradients and what the backward keeps (models/ops.h)
+ * lie in the batch's device memory, for device_ops.c; NULL for any other
+ * buffer. */
+float *sl_dm_bw_at(const batch_run *r, int buf)
 {
-    const sl_config *c = &r->dm->m->c;
-    return sl_dm_launch(r, c->norm == NORM_LAYER ? SK_LAYERNORM_BW : SK_RMSNORM_BW,
-                        (sl_kargs){.x = x, .w = sl_dm_weight(r->dm, w), .eps = c->norm_eps, .d = c->d_model, .dy = dy,
-                                   .y = dx, .flag = accumulate}, err);
-}
-
-/* g = d logit / d (the last block's output), through the head, the
- * pooling and the final norm. */
-static int tail_backward(batch_run *r, sl_error *err)
-{
-    sl_dev_model *dm = r->dm;
-    const sl_model *m = dm->m;
-    const sl_config *c = &m->c;
-    float *dfin = dm->bw->buf[0], *g = dm->bw->g;
-    const float *fin_in = sl_dm_kept(dm, c->n_layers);
-    int rc = sl_dm_launch(r, SK_TAIL_BW, (sl_kargs){.w = sl_dm_weight(dm, m->head_w), .flag = m->head_rows,
-                                                    .K = c->pooling, .d = c->d_model, .y = dfin}, err);
-    if (rc) return rc;
-    if (c->arch == ARCH_MAMBA) return mamba_norm_bw(r, fin_in, m->norm_w, dfin, g, 0, err);
-    if (c->final_norm)
-        return sl_dm_launch(r, SK_LAYERNORM_BW, (sl_kargs){.x = fin_in, .w = sl_dm_weight(dm, m->norm_w),
-                                                           .eps = c->layer_norm_eps, .d = c->d_model, .dy = dfin,
-                                                           .y = g}, err);
-    return copy(r, dfin, g, r->rows * c->d_model, err);
-}
-
-/* From g = d logit / d (block i's output) to d logit / d (its input). */
-static int mamba_backward(batch_run *r, int i, sl_error *err)
-{
-    sl_dev_model *dm = r->dm;
-    const sl_config *c = &dm->m->c;
-    const sl_mamba_layer *w = &dm->m->mamba[i];
-    struct sl_dev_bw *b = dm->bw;
-    int d = c->d_model, di = c->d_inner, S = c->d_state, R = c->dt_rank, nx = R + 2 * S, K = c->d_conv;
-    long n = r->rows * di;
-    float *u = b->buf[0], *xz = b->buf[1], *xpre = b->buf[2], *xc = b->buf[3], *xdbl = b->buf[4], *dpre = b->buf[5];
-    float *delta = b->buf[6], *y = b->buf[7], *dyg = b->buf[8], *dxz = b->buf[9], *dx = b->buf[10], *dd = b->buf[11];
-    float *dxdbl = b->buf[12];
-    const float *h_in = sl_dm_kept(dm, i), *A_t = sl_dm_weight(dm, w->A_t), *D = sl_dm_weight(dm, w->D);
-    /* the block again, the scan keeping every state */
-    int rc = sl_dm_mamba_norm(r, h_in, w->norm_w, w->norm_b, u, err);
-    if (!rc) rc = sl_dm_linear(r, u, d, d, w->in_w, w->in_b, 2 * di, xz, 2 * di, err);
-    if (!rc) rc = sl_dm_launch(r, SK_CONV_PRE, (sl_kargs){.x = xz, .ld = 2 * di, .di = di, .K = K,
-                                                          .w = sl_dm_weight(dm, w->conv_w),
-                                                          .b = sl_dm_weight(dm, w->conv_b), .y = xpre}, err);
-    if (!rc) rc = sl_dm_launch(r, SK_SILU, (sl_kargs){.x = xpre, .y = xc, .n = n}, err);
-    if (!rc) rc = sl_dm_linear(r, xc, di, di, w->xproj_w, NULL, nx, xdbl, nx, err);
-    if (!rc) rc = sl_dm_linear(r, xdbl, nx, R, w->dt_w, w->dt_b, di, dpre, di, err);
-    if (!rc) rc = copy(r, dpre, delta, n, err);
-    if (!rc) rc = sl_dm_launch(r, SK_SOFTPLUS, (sl_kargs){.y = delta, .n = n}, err);
-    sl_kargs scan = {.x = xc, .b = delta, .w = xdbl, .ldb = nx, .boff = R, .coff = R + S, .di = di, .S = S,
-                     .A_t = A_t, .D = D, .y = y, .dx = b->states};
-    if (!rc) rc = sl_dm_launch(r, SK_SCAN_KEEP, scan, err);
-    /* out = (y * SiLU(z)) W_out^T, then the gate */
-    if (!rc) rc = gemm_nn(r, b->g, d, d, w->out_w, di, dyg, di, 0.0f, err);
-    if (!rc) rc = sl_dm_launch(r, SK_GATE_BW, (sl_kargs){.x = xz, .ld = 2 * di, .di = di, .dx = dyg, .states = y,
-                                                         .y = dxz}, err);
-    /* the scan in reverse, then its B and C shares summed over channels */
-    scan.states = b->states, scan.dy = dyg, scan.dx = dx, scan.dd = dd, scan.dBp = b->dBp, scan.dCp = b->dCp;
-    if (!rc) rc = sl_dm_launch(r, SK_SCAN_BW, scan, err);
-    if (!rc) rc = sl_dm_launch(r, SK_SCAN_BW_REDUCE, (sl_kargs){.dBp = b->dBp, .dCp = b->dCp, .di = di, .S = S,
-                                                                .boff = R, .cols = nx, .y = dxdbl, .ldb = nx}, err);
-    /* delta = softplus(dt W_dt^T + b); xdbl = xc W_x^T */
-    if (!rc) rc = sl_dm_launch(r, SK_SOFTPLUS_BW, (sl_kargs){.x = dpre, .y = dd, .n = n}, err);
-    if (!rc) rc = gemm_nn(r, dd, di, di, w->dt_w, R, dxdbl, nx, 1.0f, err);
-    if (!rc) rc = gemm_nn(r, dxdbl, nx, nx, w->xproj_w, di, dx, di, 1.0f, err);
-    if (!rc) rc = sl_dm_launch(r, SK_SILU_BW, (sl_kargs){.x = xpre, .y = dx, .n = n}, err);
-    if (!rc) rc = sl_dm_launch(r, SK_CONV_BW, (sl_kargs){.dy = dx, .di = di, .K = K, .w = sl_dm_weight(dm, w->conv_w),
-                                                         .y = dxz, .ld = 2 * di}, err);
-    if (!rc) rc = gemm_nn(r, dxz, 2 * di, 2 * di, w->in_w, d, u, d, 0.0f, err);
-    return rc ? rc : mamba_norm_bw(r, h_in, w->norm_w, u, b->g, 1, err);
-}
-
-static int layernorm_bw(batch_run *r, const float *x, const float *w, const float *dy, float *dx, int accumulate,
-                        sl_error *err)
-{
-    const sl_config *c = &r->dm->m->c;
-    return sl_dm_launch(r, SK_LAYERNORM_BW, (sl_kargs){.x = x, .w = sl_dm_weight(r->dm, w), .eps = c->layer_norm_eps,
-                                                       .d = c->d_model, .dy = dy, .y = dx, .flag = accumulate}, err);
-}
-
-static int tf_backward(batch_run *r, int i, sl_error *err)
-{
-    sl_dev_model *dm = r->dm;
-    const sl_config *c = &dm->m->c;
-    const sl_tf_layer *w = &dm->m->tf[i];
-    struct sl_dev_bw *b = dm->bw;
-    int d = c->d_model, f = c->d_ff, H = c->n_heads, pre_norm = c->norm_first;
-    long n = r->rows * d;
-    float *a1 = b->buf[0], *qkv = b->buf[1], *ctx = b->buf[2], *z1 = b->buf[3], *h1 = b->buf[4], *a2 = b->buf[5];
-    float *pre = b->buf[6], *z2 = b->buf[7], *dpre = b->buf[8], *da = b->buf[9], *dctx = b->buf[10];
-    float *dqkv = b->buf[11], *tmp = b->buf[12], *g = b->g;
-    const float *h_in = sl_dm_kept(dm, i), *in1 = pre_norm ? a1 : h_in, *in2 = pre_norm ? a2 : h1;
-    sl_kargs att = {.x = qkv, .d = d, .dh = c->d_head, .heads = H, .causal = c->causal};
-    /* the block again, keeping what the reverse pass needs */
-    int rc = pre_norm ? sl_dm_layernorm(r, h_in, w->ln1_w, w->ln1_b, a1, err) : SL_OK;
-    if (!rc) rc = sl_dm_linear(r, in1, d, d, w->qkv_w, w->qkv_b, 3 * d, qkv, 3 * d, err);
-    if (!rc && c->positional == POS_ROPE)
-        rc = sl_dm_launch(r, SK_ROPE, (sl_kargs){.y = qkv, .x = dm->pos, .d = d, .dh = c->d_head, .heads = H}, err);
-    att.y = ctx;
-    if (!rc) rc = sl_dm_launch(r, SK_ATTENTION, att, err);
-    att.y = b->lse;
-    if (!rc) rc = sl_dm_launch(r, SK_LSE, att, err);
-    if (!rc) rc = sl_dm_linear(r, ctx, d, d, w->o_w, w->o_b, d, z1, d, err);
-    if (!rc) rc = sl_dm_launch(r, SK_ADD, (sl_kargs){.y = z1, .x = h_in, .n = n}, err);
-    if (!rc) rc = pre_norm ? copy(r, z1, h1, n, err) : sl_dm_layernorm(r, z1, w->ln1_w, w->ln1_b, h1, err);
-    if (!rc && pre_norm) rc = sl_dm_layernorm(r, h1, w->ln2_w, w->ln2_b, a2, err);
-    if (!rc) rc = sl_dm_linear(r, in2, d, d, w->ff1_w, w->ff1_b, f, pre, f, err);
-    if (!pre_norm) { /* z2 = h1 + mlp(h1), the input of norm2 */
-        if (!rc) rc = copy(r, pre, tmp, r->rows * f, err);
-        if (!rc) rc = sl_dm_launch(r, SK_ACTIVATION, (sl_kargs){.y = tmp, .n = r->rows * f,
-                                                                .flag = c->activation == ACT_GELU}, err);
-        if (!rc) rc = sl_dm_linear(r, tmp, f, f, w->ff2_w, w->ff2_b, d, z2, d, err);
-        if (!rc) rc = sl_dm_launch(r, SK_ADD, (sl_kargs){.y = z2, .x = h1, .n = n}, err);
+    struct sl_dev_bw *b = r->dm->bw;
+    switch (buf) {
+    case SL_H_IN: return sl_dm_kept(r->dm, r->layer);
+    case SL_G: return b->g;
+    case SL_DA: return b->buf[0];
+    case SL_XPRE: return b->buf[2];
+    case SL_DPRE: return b->buf[5];
+    case SL_DY: return b->buf[8];
+    case SL_DXZ: return b->buf[9];
+    case SL_DX: return b->buf[10];
+    case SL_DDELTA: return b->buf[11];
+    case SL_DXDBL: return b->buf[12];
+    case SL_DFF: return b->buf[1];
+    case SL_DCTX: return b->buf[3];
+    case SL_DQKV: return b->buf[4];
+    case SL_ATTN_RESID: return b->buf[6];
+    case SL_MLP_RESID: return b->buf[7];
+    case SL_FF_PRE: return b->buf[13];
     }
-    /* the MLP: g is d logit / d (block output) */
-    if (!rc && !pre_norm) rc = layernorm_bw(r, z2, w->ln2_w, g, g, 0, err);
-    if (!rc) rc = gemm_nn(r, g, d, d, w->ff2_w, f, dpre, f, 0.0f, err);
-    if (!rc) rc = sl_dm_launch(r, SK_ACTIVATION_BW, (sl_kargs){.x = pre, .y = dpre, .n = r->rows * f,
-                                                               .flag = c->activation == ACT_GELU}, err);
-    if (!rc) rc = gemm_nn(r, dpre, f, f, w->ff1_w, d, da, d, 0.0f, err);
-    if (pre_norm) {
-        if (!rc) rc = layernorm_bw(r, h1, w->ln2_w, da, g, 1, err);
-    } else {
-        if (!rc) rc = sl_dm_launch(r, SK_ADD, (sl_kargs){.y = g, .x = da, .n = n}, err);
-        if (!rc) rc = layernorm_bw(r, z1, w->ln1_w, g, g, 0, err);
-    }
-    /* attention: g is now d logit / d z1 (post-norm) or d h1 (pre-norm) */
-    if (!rc) rc = gemm_nn(r, g, d, d, w->o_w, d, dctx, d, 0.0f, err);
-    if (!rc) rc = sl_dm_launch(r, SK_ATTN_D, (sl_kargs){.dy = dctx, .w = ctx, .y = b->Dt, .d = d, .dh = c->d_head,
-                                                        .heads = H}, err);
-    att.lse = b->lse, att.Dt = b->Dt, att.dy = dctx, att.dx = dqkv;
-    if (!rc) rc = sl_dm_launch(r, SK_ATTN_DQ, att, err);
-    if (!rc) rc = sl_dm_launch(r, SK_ATTN_DKV, att, err);
-    if (!rc && c->positional == POS_ROPE)
-        rc = sl_dm_launch(r, SK_ROPE, (sl_kargs){.y = dqkv, .x = dm->pos, .d = d, .dh = c->d_head, .heads = H,
-                                                 .flag = 1}, err);
-    if (!rc) rc = gemm_nn(r, dqkv, 3 * d, 3 * d, w->qkv_w, d, da, d, 0.0f, err);
-    if (rc) return rc;
-    return pre_norm ? layernorm_bw(r, h_in, w->ln1_w, da, g, 1, err)
-                    : sl_dm_launch(r, SK_ADD, (sl_kargs){.y = g, .x = da, .n = n}, err);
+    return NULL;
 }
 
 /* Only the logits, from embed_in: no tape. */
@@ -256,9 +128,9 @@ static int gradient(batch_run *r, const float *embed_in, sl_error *err)
 {
     const sl_config *c = &r->dm->m->c;
     int rc = taped_forward(r, embed_in, err);
-    if (!rc) rc = tail_backward(r, err);
+    if (!rc) r->layer = c->n_layers, rc = sl_arch_tail_backward(&r->ops, err);
     for (int i = c->n_layers - 1; !rc && i >= 0; i--)
-        rc = c->arch == ARCH_MAMBA ? mamba_backward(r, i, err) : tf_backward(r, i, err);
+        r->layer = i, rc = sl_arch_layer_backward(&r->ops, i, err);
     return rc;
 }
 

@@ -42,7 +42,18 @@ typedef struct {
     const sl_batch *batch;      /* host side: what hooks and error lines name */
     int ldt;
     long rows;                  /* B * Lb */
+    int layer;                  /* the block whose backward runs: SL_H_IN */
 } batch_run;
+
+#define SL_DM_BW_BUFS 14
+
+/* The backward pass's buffers (cuda/device_backward.c). */
+struct sl_dev_bw {
+    float *buf[SL_DM_BW_BUFS];     /* [rows][wide] */
+    float *states, *dBp, *dCp;     /* mamba: [rows][d_state][d_inner] */
+    float *lse, *Dt;               /* transformer: [rows][heads] */
+    float *g, *x, *base, *path, *acc, *attr; /* [rows][d], attr [rows] */
+};
 
 /* A host weight pointer's counterpart on the device. */
 const float *sl_dm_weight(const sl_dev_model *dm, const float *p);
@@ -53,8 +64,10 @@ int sl_dm_launch(batch_run *r, int kernel, sl_kargs a, sl_error *err);
 /* y[rows, out] (row stride ldy) = x[rows, in] (stride ldx) . W^T + b, as sl_linear. */
 int sl_dm_linear(batch_run *r, const float *x, int ldx, int in, const float *w, const float *b, int out, float *y,
                  int ldy, sl_error *err);
-int sl_dm_layernorm(batch_run *r, const float *x, const float *w, const float *b, float *y, sl_error *err);
-int sl_dm_mamba_norm(batch_run *r, const float *x, const float *w, const float *b, float *y, sl_error *err);
+/* Where view v lies in the batch's device memory (cuda/device_ops.c). */
+float *sl_dm_at(sl_ops *o, sl_view v);
+/* The backward's operations (cuda/device_grad_ops.c). */
+extern const sl_grad_table sl_dm_grad_table;
 /* The device's operation table (cuda/device_ops.c) on dm, with hooks. */
 sl_ops sl_dm_ops(const sl_dev_model *dm, const sl_hooks *hooks);
 /* Checks the batch and copies its tokens, keep mask and lengths over. */
@@ -69,5 +82,11 @@ int sl_dm_finish(batch_run *r, float *logits, sl_error *err);
 /* Residual kept at point k (prefix reuse, the backward pass's tape). */
 float *sl_dm_kept(const sl_dev_model *dm, int k);
 void sl_dm_bw_free(sl_dev_model *dm);
+/* y[rows, N] (+)= x[rows, K] . W[K, N] (row strides ldx, ldy): the
+ * transposed use of a weight, as sl_linear_backward. */
+int sl_dm_linear_backward(batch_run *r, const float *x, int ldx, int K, const float *w, int N, float *y, int ldy,
+                          float beta, sl_error *err);
+/* SL_H_IN and the gradients' buffers; NULL for the forward's. */
+float *sl_dm_bw_at(const batch_run *r, int buf);
 
 #endif

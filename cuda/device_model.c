@@ -172,24 +172,6 @@ int sl_dm_stage(sl_dev_model *dm, size_t n, sl_error *err)
 
 int sl_dm_embed(batch_run *r, sl_error *err) { return sl_arch_embed(&r->ops, err); }
 
-/* The norms the backward pass's recompute uses (device_backward.c):
- * Mamba's, as models/arch.h's sl_mamba_norm_op, and the Transformer's. */
-int sl_dm_mamba_norm(batch_run *r, const float *x, const float *w, const float *b, float *y, sl_error *err)
-{
-    const sl_config *c = &r->dm->m->c;
-    int layer = c->norm == NORM_LAYER;
-    return sl_dm_launch(r, layer ? SK_LAYERNORM : SK_RMSNORM,
-                        (sl_kargs){.x = x, .w = sl_dm_weight(r->dm, w), .b = layer ? sl_dm_weight(r->dm, b) : NULL, .y = y,
-                                   .d = c->d_model, .eps = c->norm_eps}, err);
-}
-
-int sl_dm_layernorm(batch_run *r, const float *x, const float *w, const float *b, float *y, sl_error *err)
-{
-    const sl_config *c = &r->dm->m->c;
-    return sl_dm_launch(r, SK_LAYERNORM, (sl_kargs){.x = x, .w = sl_dm_weight(r->dm, w), .b = sl_dm_weight(r->dm, b), .y = y, .d = c->d_model,
-                                              .eps = c->layer_norm_eps}, err);
-}
-
 int sl_dm_tail(batch_run *r, sl_error *err) { return sl_arch_tail(&r->ops, err); }
 
 /* Checks the batch and copies its tokens, keep mask and lengths over. */

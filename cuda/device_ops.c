@@ -27,11 +27,14 @@ static float *at(sl_ops *o, sl_view v)
     case SL_FF: base = dm->ff; break;
     case SL_POOLED: base = dm->pooled; break;
     case SL_LOGITS: base = dm->logits; break;
+    default: base = sl_dm_bw_at(run(o), v.buf); break;
     }
     return base + v.off;
 }
 
 static const float *weight(sl_ops *o, const float *w) { return sl_dm_weight(run(o)->dm, w); }
+
+float *sl_dm_at(sl_ops *o, sl_view v) { return at(o, v); }
 
 /* 1 when every hook at point id is a row replacement (core/hooks.h), which
  * the device carries out without copying the activation out and back. */
@@ -231,5 +234,5 @@ static const sl_ops_table device_table = {
 
 sl_ops sl_dm_ops(const sl_dev_model *dm, const sl_hooks *hooks)
 {
-    return (sl_ops){.t = &device_table, .m = dm->m, .hooks = hooks};
+    return (sl_ops){.t = &device_table, .g = &sl_dm_grad_table, .m = dm->m, .hooks = hooks};
 }

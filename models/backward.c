@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/arch.h"
 #include "models/attention_tile.h"
+#include "models/cpu_ops.h"
 
 void sl_linear_backward(const float *dy, int ldy, int rows, int out, const float *W, int in, float *dx, int ldx,
                         float beta)
@@ -51,12 +53,6 @@ void sl_rmsnorm_backward(const float *x, const float *w, float eps, int rows, in
         for (int i = 0; i < d; i++)
             dx[(long)r * d + i] = (float)(rs * gr[i] * w[i] - xr[i] * rs * rs * rs * dot / d);
     }
-}
-
-void sl_mamba_norm_backward(const sl_config *c, const float *x, const float *w, int rows, const float *dy, float *dx)
-{
-    if (c->norm == NORM_LAYER) sl_layernorm_backward(x, w, c->norm_eps, rows, c->d_model, dy, dx);
-    else sl_rmsnorm_backward(x, w, c->norm_eps, rows, c->d_model, dy, dx);
 }
 
 void sl_backward_ws_free(sl_backward_ws *b)
@@ -107,37 +103,6 @@ static sl_backward_ws *backward_ws(const sl_model *m, sl_workspace *ws, sl_error
     return b;
 }
 
-/* d logit / d final: the head's row (or the difference of its two rows),
- * spread back through the pooling. */
-static void tail_backward(const sl_model *m, const sl_example *ex, const float *fin_in, float *dfin, float *g)
-{
-    const sl_config *c = &m->c;
-    int d = c->d_model, T = ex->len;
-    float hw[4096];
-    const float *w = m->head_w;
-    if (m->head_rows == 2) {
-        for (int k = 0; k < d && k < 4096; k++) hw[k] = m->head_w[d + k] - m->head_w[k];
-        w = hw;
-    }
-    memset(dfin, 0, (size_t)T * d * sizeof *dfin);
-    if (c->pooling == POOL_CLS) {
-        memcpy(dfin, w, (size_t)d * sizeof *dfin);
-    } else if (c->pooling == POOL_LAST) {
-        int t = T - 1;
-        while (ex->keep && t > 0 && !ex->keep[t]) t--;
-        memcpy(dfin + (long)t * d, w, (size_t)d * sizeof *dfin);
-    } else {
-        int kept = 0;
-        for (int t = 0; t < T; t++) kept += !ex->keep || ex->keep[t];
-        for (int t = 0; t < T; t++)
-            if (!ex->keep || ex->keep[t])
-                for (int k = 0; k < d; k++) dfin[(long)t * d + k] = w[k] / (kept ? kept : 1);
-    }
-    if (c->arch == ARCH_MAMBA) sl_mamba_norm_backward(c, fin_in, m->norm_w, T, dfin, g);
-    else if (c->final_norm) sl_layernorm_backward(fin_in, m->norm_w, c->layer_norm_eps, T, d, dfin, g);
-    else memcpy(g, dfin, (size_t)T * d * sizeof *g);
-}
-
 int sl_gradient(const sl_model *m, const sl_example *ex, sl_workspace *ws, const float *embed_in, float *logit, float *grad,
                 sl_error *err)
 {
@@ -148,11 +113,20 @@ int sl_gradient(const sl_model *m, const sl_example *ex, sl_workspace *ws, const
     size_t L = (size_t)ws->max_len;
     int rc = sl_forward_taped(m, ex, ws, embed_in, b->tape, logit, err);
     if (rc) return rc;
-    tail_backward(m, ex, b->tape + (size_t)nl * L * d, b->buf[0], b->g);
+    sl_cpu_ops tail = sl_cpu_ops_on(m, ex, ws, NULL, NULL);
+    tail.h_in = b->tape + (size_t)nl * L * d;
+    rc = sl_arch_tail_backward(&tail.ops, err);
+    if (rc) return rc;
     if (grad) memcpy(grad + (size_t)nl * T * d, b->g, (size_t)T * d * sizeof *grad);
     for (int i = nl - 1; i >= 0; i--) {
-        if (m->c.arch == ARCH_MAMBA) sl_mamba_layer_backward(m, ex, ws, i);
-        else sl_tf_layer_backward(m, ex, ws, i);
+        sl_cpu_ops c = sl_cpu_ops_on(m, ex, ws, NULL, NULL);
+        sl_mamba_tape mamba_tape;
+        sl_tf_tape tf_tape;
+        if (m->c.arch == ARCH_MAMBA) mamba_tape = sl_mamba_tape_at(m, ws, i), c.tape = &mamba_tape;
+        else tf_tape = sl_tf_tape_at(m, ws, i), c.tf_tape = &tf_tape;
+        c.h_in = b->tape + (size_t)i * L * d;
+        rc = sl_arch_layer_backward(&c.ops, i, err);
+        if (rc) return rc;
         if (grad) memcpy(grad + (size_t)i * T * d, b->g, (size_t)T * d * sizeof *grad);
     }
     return SL_OK;

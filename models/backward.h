@@ -36,14 +36,12 @@ typedef struct sl_backward_ws {
 
 void sl_layernorm_backward(const float *x, const float *w, float eps, int rows, int d, const float *dy, float *dx);
 void sl_rmsnorm_backward(const float *x, const float *w, float eps, int rows, int d, const float *dy, float *dx);
-/* The backward of Mamba's norm (models/arch.h: sl_mamba_norm_op; its bias does not enter d/dx). */
-void sl_mamba_norm_backward(const sl_config *c, const float *x, const float *w, int rows, const float *dy, float *dx);
 /* dx (+)= dy . W for y = x W^T: beta 0 overwrites, 1 accumulates. */
 void sl_linear_backward(const float *dy, int ldy, int rows, int out, const float *W, int in, float *dx, int ldx,
                         float beta);
 
 /* Block i without hooks (models/transformer.c), keeping block i's attention in the
- * tapes of ws->bw for sl_tf_layer_backward. */
+ * tapes of ws->bw for its backward (models/transformer_grad.c). */
 int sl_tf_layer_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i, sl_error *err);
 /* d context [T, d] to d qkv [T, 3 d] (q, k before the rotation's backward)
  * from the block's qkv, context and log-sum-exps: FlashAttention-2's
@@ -51,10 +49,32 @@ int sl_tf_layer_forward_taped(const sl_model *m, const sl_example *ex, sl_worksp
 void sl_attention_backward(const sl_config *c, const sl_example *ex, sl_workspace *ws, const float *qkv,
                            const float *ctx, const float *lse, const float *dctx, float *dqkv);
 
-/* From dh = d logit / d(block i's output) in b->g, leaves d logit / d(block
- * i's input) in b->g. */
-void sl_tf_layer_backward(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i);
-void sl_mamba_layer_backward(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i);
+/* What the taped forward kept of block i of a Transformer: q, k, v after
+ * the rotation, the context, each head's log-sum-exps ([n_heads][L]), the
+ * residual after the attention's write and after the MLP's (before
+ * post-norm), the MLP's pre-activation. */
+typedef struct sl_tf_tape {
+    float *qkv, *ctx, *lse, *attn_resid, *mlp_resid, *mlp_pre;
+} sl_tf_tape;
+sl_tf_tape sl_tf_tape_at(const sl_model *m, sl_workspace *ws, int i);
+/* The CPU's kernels of the Transformer's backward operations
+ * (models/transformer_backward.c): dqkv's q and k rotated back with the
+ * position table; dx *= act'(x). */
+void sl_rope_backward(const sl_config *c, const float *table, float *dqkv, int T);
+void sl_activation_backward(int act, const float *x, float *dx, long n);
+
+/* The CPU's kernels of Mamba's backward operations (models/ops.h), on T
+ * rows (models/mamba_backward.c). The reverse scan from the states kept
+ * before each chunk (ckpt), B at column boff of rows of ldb in xdbl, and
+ * the same columns of dxdbl; scratch: ws->bw->chunk. */
+void sl_mamba_scan_backward(const float *A_t, const float *D, const float *ckpt, const float *xc, const float *delta,
+                            const float *xdbl, int ldb, int boff, const float *dy, int T, int di, int S, float *scratch,
+                            float *dx, float *dd, float *dxdbl);
+void sl_mamba_gate_backward(const float *z, int ldz, const float *y, int T, int di, float *dy, float *dz, int lddz);
+void sl_softplus_backward(const float *pre, float *dy, long n);
+void sl_silu_backward(const float *pre, float *dy, long n);
+/* dx (rows of ldx) = the causal conv's transpose of dy [T][di] */
+void sl_mamba_conv_backward(const float *dy, int T, int di, int K, const float *w, float *dx, int ldx);
 void sl_backward_ws_free(sl_backward_ws *b);
 /* The Mamba fields of b for max_len L; 0 when out of memory. */
 int sl_mamba_backward_alloc(const sl_config *c, size_t L, sl_backward_ws *b);

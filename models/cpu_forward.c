@@ -21,15 +21,15 @@ int sl_mamba_layer_forward_taped(const sl_model *m, const sl_example *ex, sl_wor
  * of its residual and MLP (ws->lse, ws->keep) in the tapes of ws->bw. */
 int sl_tf_layer_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i, sl_error *err)
 {
-    sl_backward_ws *b = ws->bw;
-    size_t L = (size_t)ws->max_len, d = (size_t)m->c.d_model, T = (size_t)ex->len;
-    ws->lse = b->lse_tape + i * L * m->c.n_heads;
-    ws->keep = b->keep_tape + i * L * (2 * d + (size_t)m->c.d_ff);
+    sl_tf_tape tp = sl_tf_tape_at(m, ws, i);
+    size_t d = (size_t)m->c.d_model, T = (size_t)ex->len;
+    ws->lse = tp.lse;
+    ws->keep = tp.attn_resid;
     sl_cpu_ops c = sl_cpu_ops_on(m, ex, ws, NULL, NULL);
     int rc = sl_tf_block(&c.ops, i, err);
     ws->lse = ws->keep = NULL;
-    memcpy(b->qkv_tape + i * L * 3 * d, ws->qkv, T * 3 * d * sizeof *ws->qkv);
-    memcpy(b->ctx_tape + i * L * d, ws->ctx, T * d * sizeof *ws->ctx);
+    memcpy(tp.qkv, ws->qkv, T * 3 * d * sizeof *ws->qkv);
+    memcpy(tp.ctx, ws->ctx, T * d * sizeof *ws->ctx);
     return rc;
 }
 

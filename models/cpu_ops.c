@@ -8,6 +8,7 @@
 
 #include "core/blas.h"
 #include "core/mathx.h"
+#include "models/backward.h"
 #include "models/forward_common.h"
 
 int sl_fire(const sl_model *m, const sl_hooks *hooks, const sl_example *ex, int kind, int layer, float *data, int rows,
@@ -67,9 +68,25 @@ static float *at(sl_ops *o, sl_view v)
     case SL_DELTA: base = ws->delta; break;
     case SL_Y: base = tp ? tp->y : ws->y; break;
     case SL_YG: base = ws->y; break;
-    case SL_QKV: base = ws->qkv; break;
-    case SL_CTX: base = ws->ctx; break;
+    case SL_QKV: base = c->tf_tape ? c->tf_tape->qkv : ws->qkv; break;
+    case SL_CTX: base = c->tf_tape ? c->tf_tape->ctx : ws->ctx; break;
     case SL_FF: base = ws->ff; break;
+    case SL_H_IN: base = c->h_in; break;
+    case SL_G: base = ws->bw->g; break;
+    case SL_XPRE: base = ws->bw->buf[2]; break;
+    case SL_DPRE: base = ws->bw->buf[0]; break;
+    case SL_DA: base = ws->bw->buf[8]; break;
+    case SL_DY: base = ws->bw->buf[3]; break;
+    case SL_DXZ: base = ws->bw->buf[4]; break;
+    case SL_DX: base = ws->bw->buf[5]; break;
+    case SL_DDELTA: base = ws->bw->buf[6]; break;
+    case SL_DXDBL: base = ws->bw->buf[7]; break;
+    case SL_ATTN_RESID: base = c->tf_tape->attn_resid; break;
+    case SL_MLP_RESID: base = c->tf_tape->mlp_resid; break;
+    case SL_FF_PRE: base = c->tf_tape->mlp_pre; break;
+    case SL_DFF: base = ws->bw->buf[9]; break;
+    case SL_DCTX: base = ws->bw->buf[10]; break;
+    case SL_DQKV: base = ws->bw->buf[11]; break;
     case SL_POOLED: base = ws->pooled; break;
     case SL_LOGITS: base = c->logit; break;
     }
@@ -78,6 +95,10 @@ static float *at(sl_ops *o, sl_view v)
 
 /* Rows of a view: the example's positions, or one (pooled, logits). */
 static int rows(sl_ops *o, sl_view v) { return v.buf >= SL_POOLED ? 1 : cpu(o)->ex->len; }
+
+float *sl_cpu_at(sl_ops *o, sl_view v) { return at(o, v); }
+
+int sl_cpu_rows(sl_ops *o, sl_view v) { return rows(o, v); }
 
 static int fire(sl_ops *o, int kind, int layer, sl_view v, sl_error *err)
 {
@@ -301,5 +322,6 @@ static const sl_ops_table cpu_table = {
 sl_cpu_ops sl_cpu_ops_on(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,
                          float *logit)
 {
-    return (sl_cpu_ops){.ops = {.t = &cpu_table, .m = m, .hooks = hooks}, .ex = ex, .ws = ws, .logit = logit};
+    return (sl_cpu_ops){.ops = {.t = &cpu_table, .g = &sl_cpu_grad_table, .m = m, .hooks = hooks, .taped = 1},
+                        .ex = ex, .ws = ws, .logit = logit};
 }

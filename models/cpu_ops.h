@@ -13,11 +13,19 @@ typedef struct {
     sl_workspace *ws;
     const sl_mamba_tape *tape; /* the gradient's taped forward of a Mamba block: its activations go there */
     float *logit;              /* where SL_LOGITS lies */
+    float *h_in;               /* the backward of a block: SL_H_IN, its input on the tape */
+    const struct sl_tf_tape *tf_tape; /* the backward of a Transformer block: what its taped forward kept */
 } sl_cpu_ops;
 
 /* The operations on ex's rows of ws, with hooks (or NULL); SL_LOGITS is
  * *logit. */
 sl_cpu_ops sl_cpu_ops_on(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,
                          float *logit);
+
+/* Where view v lies in o's example's memory, and its rows. */
+float *sl_cpu_at(sl_ops *o, sl_view v);
+int sl_cpu_rows(sl_ops *o, sl_view v);
+/* The backward's operations (models/cpu_grad_ops.c). */
+extern const sl_grad_table sl_cpu_grad_table;
 
 #endif

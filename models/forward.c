@@ -24,6 +24,11 @@ int sl_arch_layer(sl_ops *o, int i, sl_error *err)
     return o->m->c.arch == ARCH_MAMBA ? sl_mamba_block(o, i, err) : sl_tf_block(o, i, err);
 }
 
+int sl_arch_layer_backward(sl_ops *o, int i, sl_error *err)
+{
+    return o->m->c.arch == ARCH_MAMBA ? sl_mamba_block_backward(o, i, err) : sl_tf_block_backward(o, i, err);
+}
+
 int sl_arch_tail(sl_ops *o, sl_error *err)
 {
     const sl_ops_table *t = o->t;
@@ -44,4 +49,21 @@ int sl_arch_tail(sl_ops *o, sl_error *err)
     if (!rc) rc = t->fire(o, HK_POOLED, -1, pooled, err);
     if (!rc) rc = t->head(o, m->head_w, m->head_b, m->head_rows, pooled, logits, err);
     return rc ? rc : t->fire(o, HK_LOGITS, -1, logits, err);
+}
+
+int sl_arch_tail_backward(sl_ops *o, sl_error *err)
+{
+    const sl_model *m = o->m;
+    const sl_config *c = &m->c;
+    int d = c->d_model;
+    sl_view fin_in = sl_rows(SL_H_IN, d), dfin = sl_rows(SL_DA, d), g = sl_rows(SL_G, d);
+    int rc = o->g->head_backward(o, m->head_w, m->head_rows, c->pooling, dfin, err);
+    if (rc) return rc;
+    if (c->arch == ARCH_MAMBA) {
+        int kind = c->norm == NORM_LAYER ? SL_NORM_LAYER : SL_NORM_RMS;
+        return o->g->norm_backward(o, kind, fin_in, m->norm_w, c->norm_eps, dfin, g, 0, err);
+    }
+    if (c->final_norm)
+        return o->g->norm_backward(o, SL_NORM_LAYER, fin_in, m->norm_w, c->layer_norm_eps, dfin, g, 0, err);
+    return o->g->copy(o, dfin, g, err);
 }

@@ -1,7 +1,8 @@
-/* The backward pass of one Mamba-1 block, from the activations its taped
- * forward kept (models/mamba_scan.h). Nothing of the block runs again but
- * the scan's states, SL_SCAN_CHUNK positions at a time from the state kept
- * before the chunk, the dt projection and the conv (both cheap). The
+/* The CPU's kernels of a Mamba-1 block's backward (the block's steps:
+ * models/mamba_grad.c), from the activations its taped forward kept
+ * (models/mamba_scan.h). Nothing of the block runs again but the scan's
+ * states, SL_SCAN_CHUNK positions at a time from the state kept before the
+ * chunk, the dt projection and the conv (both cheap). The
  * reverse scan runs eight channels to a vector like the forward's scan_v8;
  * a d_inner that is not a multiple of 8 gets a last vector padded with zero
  * lanes, which add nothing.
@@ -83,9 +84,8 @@ static inline float hsum(const float *p)
 /* The scan's inputs for one block. */
 typedef struct {
     const float *xc, *delta, *xdbl, *dy; /* dy: d logit / d y, the scan's output */
-    int di, S, R, nx;
+    int di, S, R, nx;                    /* R: where B begins in a row of xdbl, nx: its stride */
 } scan_in;
-
 /* s_t for t0 <= t < t1 into st[1 + t - t0] from st[0] = s_{t0-1}, and
  * exp(delta_t A) into at[t - t0]: the forward's recurrence (scan_v8). */
 static void chunk_states(const chunk_bufs *k, const scan_in *in, int t0, int t1)
@@ -145,18 +145,19 @@ static void chunk_reverse(const chunk_bufs *k, const scan_in *in, int t0, int t1
 
 /* The whole reverse scan, last chunk first; dx, d delta and the B, C
  * columns of dxdbl are written, not added to. */
-static void reverse_scan(const sl_mamba_layer *w, const sl_mamba_tape *tp, const scan_in *in, int T, float *scratch,
-                         float *dx, float *dd, float *dxdbl)
+void sl_mamba_scan_backward(const float *A_t, const float *D, const float *ckpt, const float *xc, const float *delta,
+                            const float *xdbl, int ldb, int boff, const float *dy, int T, int di, int S, float *scratch,
+                            float *dx, float *dd, float *dxdbl)
 {
-    int di = in->di, S = in->S;
+    const scan_in ins = {xc, delta, xdbl, dy, di, S, boff, ldb}, *in = &ins;
     chunk_bufs k = chunk_view(di, S, scratch);
     memset(k.A, 0, (size_t)(2 * k.plane + k.di8) * sizeof *k.A); /* A, ds, D with their padding */
-    for (int n = 0; n < S; n++) memcpy(k.A + (long)n * k.di8, w->A_t + (long)n * di, (size_t)di * sizeof *k.A);
-    memcpy(k.D, w->D, (size_t)di * sizeof *k.D);
+    for (int n = 0; n < S; n++) memcpy(k.A + (long)n * k.di8, A_t + (long)n * di, (size_t)di * sizeof *k.A);
+    memcpy(k.D, D, (size_t)di * sizeof *k.D);
     memset(k.st, 0, (size_t)k.plane * sizeof *k.st);
     for (int t0 = (T - 1) / SL_SCAN_CHUNK * SL_SCAN_CHUNK; t0 >= 0; t0 -= SL_SCAN_CHUNK) {
         int t1 = t0 + SL_SCAN_CHUNK < T ? t0 + SL_SCAN_CHUNK : T;
-        const float *start = tp->ckpt + (long)(t0 / SL_SCAN_CHUNK) * S * di;
+        const float *start = ckpt + (long)(t0 / SL_SCAN_CHUNK) * S * di;
         for (int n = 0; n < S; n++)
             if (t0) memcpy(k.st + (long)n * k.di8, start + (long)n * di, (size_t)di * sizeof *k.st);
             else memset(k.st + (long)n * k.di8, 0, (size_t)di * sizeof *k.st);
@@ -170,58 +171,42 @@ static inline float silu_grad_of(float x, float s) { return s * (1.0f + x * (1.0
 
 static inline float logistic(float x) { return 1.0f / (1.0f + sl_exp(-x)); }
 
-void sl_mamba_layer_backward(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i)
+void sl_mamba_gate_backward(const float *z, int ldz, const float *y, int T, int di, float *dy, float *dz, int lddz)
 {
-    const sl_config *c = &m->c;
-    const sl_mamba_layer *w = &m->mamba[i];
-    sl_backward_ws *b = ws->bw;
-    int T = ex->len, d = c->d_model, di = c->d_inner, S = c->d_state, R = c->dt_rank, nx = R + 2 * S, K = c->d_conv;
-    long n = (long)T * d, nd = (long)T * di;
-    sl_mamba_tape tp = sl_mamba_tape_at(m, ws, i);
-    const float *h_in = b->tape + (size_t)i * ws->max_len * d;
-    float *dpre = b->buf[0], *delta = b->buf[1], *xpre = b->buf[2], *dyg = b->buf[3], *dxz = b->buf[4];
-    float *dx = b->buf[5], *dd = b->buf[6], *dxdbl = b->buf[7], *du = b->buf[8], *dh = b->buf[9], *g = b->g;
-
-    /* what the tape left out, cheap to redo: delta and the conv before SiLU */
-    sl_linear(tp.xdbl, nx, T, R, w->dt_w, w->dt_b, di, dpre, di);
-    for (long k = 0; k < nd; k++) delta[k] = sl_softplus(dpre[k]);
-    sl_mamba_conv(tp.xz, 2 * di, T, di, K, w->conv_w, w->conv_b, xpre);
-
-    /* out = (y * SiLU(z)) W_out^T */
-    sl_linear_backward(g, d, T, d, w->out_w, di, dyg, di, 0.0f);
     for (int t = 0; t < T; t++) {
-        const float *z = tp.xz + (long)t * 2 * di + di, *y = tp.y + (long)t * di;
-        float *gy = dyg + (long)t * di, *dz = dxz + (long)t * 2 * di + di;
+        const float *zt = z + (long)t * ldz, *yt = y + (long)t * di;
+        float *gy = dy + (long)t * di, *dzt = dz + (long)t * lddz;
         for (int ch = 0; ch < di; ch++) {
-            float s = logistic(z[ch]);
-            dz[ch] = gy[ch] * y[ch] * silu_grad_of(z[ch], s);
-            gy[ch] *= z[ch] * s; /* now d logit / d y */
+            float s = logistic(zt[ch]);
+            dzt[ch] = gy[ch] * yt[ch] * silu_grad_of(zt[ch], s);
+            gy[ch] *= zt[ch] * s; /* now d logit / d y */
         }
     }
+}
 
-    scan_in in = {tp.xc, delta, tp.xdbl, dyg, di, S, R, nx};
-    reverse_scan(w, &tp, &in, T, b->chunk, dx, dd, dxdbl);
+/* softplus' is the logistic function */
+void sl_softplus_backward(const float *pre, float *dy, long n)
+{
+    for (long k = 0; k < n; k++) dy[k] *= pre[k] > 20.0f ? 1.0f : logistic(pre[k]);
+}
 
-    /* delta = softplus(dt W_dt^T + b): softplus' is the logistic function */
-    for (long k = 0; k < nd; k++) dd[k] *= dpre[k] > 20.0f ? 1.0f : logistic(dpre[k]);
-    sl_linear_backward(dd, di, T, di, w->dt_w, R, dxdbl, nx, 0.0f);
-    /* xdbl = xc W_x^T, added to the scan's own use of xc */
-    sl_linear_backward(dxdbl, nx, T, nx, w->xproj_w, di, dx, di, 1.0f);
-    for (long k = 0; k < nd; k++) dx[k] *= silu_grad_of(xpre[k], logistic(xpre[k]));
-    /* the causal conv, transposed */
+void sl_silu_backward(const float *pre, float *dy, long n)
+{
+    for (long k = 0; k < n; k++) dy[k] *= silu_grad_of(pre[k], logistic(pre[k]));
+}
+
+void sl_mamba_conv_backward(const float *dy, int T, int di, int K, const float *w, float *dx, int ldx)
+{
     for (int c0 = 0; c0 < di; c0 += 8 * SL_CONV_VECS) {
         int nv = (di - c0 + 7) / 8 < SL_CONV_VECS ? (di - c0 + 7) / 8 : SL_CONV_VECS;
         v8f wk[64 * SL_CONV_VECS];
-        for (int v = 0; v < nv; v++) sl_conv_taps(w->conv_w, K, c0 + 8 * v, di, wk + v * K);
+        for (int v = 0; v < nv; v++) sl_conv_taps(w, K, c0 + 8 * v, di, wk + v * K);
         for (int t = 0; t < T; t++)
             for (int v = 0, ch = c0; v < nv; v++, ch += 8) {
                 v8f o = v8_set1(0.0f);
                 for (int k = t + K > T ? t + K - T : 0; k < K; k++)
-                    o += wk[v * K + k] * sl_load_lanes(dx + (long)(t + (K - 1) - k) * di, ch, di);
-                sl_store_lanes(dxz + (long)t * 2 * di, ch, di, o);
+                    o += wk[v * K + k] * sl_load_lanes(dy + (long)(t + (K - 1) - k) * di, ch, di);
+                sl_store_lanes(dx + (long)t * ldx, ch, di, o);
             }
     }
-    sl_linear_backward(dxz, 2 * di, T, 2 * di, w->in_w, d, du, d, 0.0f); /* d logit / d normed input */
-    sl_mamba_norm_backward(c, h_in, w->norm_w, T, du, dh);
-    for (long k = 0; k < n; k++) g[k] += dh[k];
 }

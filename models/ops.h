@@ -31,6 +31,24 @@ enum {
     SL_QKV,    /* [3 d] */
     SL_CTX,    /* [d] the attention's context */
     SL_FF,     /* [d_ff] */
+    /* the backward pass (models/mamba_grad.c, transformer_grad.c) */
+    SL_H_IN,   /* [d] the block's input, as the taped forward kept it */
+    SL_G,      /* [d] d logit / d the residual stream */
+    SL_XPRE,   /* [d_inner] the conv before its SiLU */
+    SL_DPRE,   /* [d_inner] delta before its softplus */
+    SL_DA,     /* [d] d logit / d a norm's output */
+    SL_DY,     /* [d_inner] d logit / d the gated y, then / d y */
+    SL_DXZ,    /* [2 d_inner] d logit / d xz */
+    SL_DX,     /* [d_inner] d logit / d xc, then / d the conv's output before SiLU */
+    SL_DDELTA, /* [d_inner] d logit / d delta, then / d its pre-activation */
+    SL_DXDBL,  /* [dt_rank + 2 d_state] d logit / d xdbl */
+    SL_ATTN_RESID, /* [d] the Transformer's residual after the attention's write (before post-norm) */
+    SL_MLP_RESID,  /* [d] after the MLP's (before post-norm) */
+    SL_FF_PRE,     /* [d_ff] the MLP's pre-activation */
+    SL_DFF,        /* [d_ff] d logit / d the MLP's hidden, then / d its pre-activation */
+    SL_DCTX,       /* [d] d logit / d the attention's context */
+    SL_DQKV,       /* [3 d] d logit / d qkv */
+    /* one row per example from here on */
     SL_POOLED, /* [d], one row per example */
     SL_LOGITS, /* [1], one row per example */
     SL_BUFS
@@ -99,11 +117,60 @@ typedef struct {
     int (*head)(sl_ops *o, const float *w, const float *b, int rows, sl_view x, sl_view y, sl_error *err);
 } sl_ops_table;
 
+/* The backward pass's operations (models/mamba_grad.c, transformer_grad.c,
+ * forward.c's tail), on gradients d logit / d of one logit per example. */
+typedef struct {
+    /* What the backward reads of the forward, a backend with a tape
+     * (sl_ops.taped) has kept; one without runs the forward's operations
+     * again, and silu, attention_keep and scan_keep only it needs. */
+    /* y = x (whole rows) */
+    int (*copy)(sl_ops *o, sl_view x, sl_view y, sl_error *err);
+    /* y = SiLU(x) (whole rows) */
+    int (*silu)(sl_ops *o, sl_view x, sl_view y, sl_error *err);
+    /* attention (no hooks), keeping what attention_backward reads of it */
+    int (*attention_keep)(sl_ops *o, int layer, sl_error *err);
+    /* scan without ablation, keeping what scan_backward reads of it */
+    int (*scan_keep)(sl_ops *o, sl_view x, sl_view delta, sl_view B, const float *A_t, const float *D, sl_view y,
+                     sl_error *err);
+    /* y = the causal depthwise conv of x (conv_silu without its SiLU) */
+    int (*conv)(sl_ops *o, sl_view x, const float *w, const float *b, int K, sl_view y, sl_error *err);
+    /* dx (+)= dy W for y = x W^T, W [dy.cols][dx.cols] */
+    int (*linear_backward)(sl_ops *o, sl_view dy, const float *w, sl_view dx, int accumulate, sl_error *err);
+    /* dx (+)= d norm(x) / dx of dy, norm(x) * w as norm (its bias does not enter); dx may be dy */
+    int (*norm_backward)(sl_ops *o, int kind, sl_view x, const float *w, float eps, sl_view dy, sl_view dx,
+                         int accumulate, sl_error *err);
+    /* out = y * SiLU(z): dz = dy y SiLU'(z), then dy *= SiLU(z) (in place) */
+    int (*gate_backward)(sl_ops *o, sl_view z, sl_view y, sl_view dy, sl_view dz, sl_error *err);
+    /* The scan (its arguments as scan's) in reverse from dy: dx, ddelta and
+     * the dB and dC columns of dxdbl (dB the view, dC the dB.cols after it)
+     * are written, not added to. */
+    int (*scan_backward)(sl_ops *o, sl_view x, sl_view delta, sl_view B, const float *A_t, const float *D,
+                         sl_view dy, sl_view dx, sl_view ddelta, sl_view dB, sl_error *err);
+    /* dy *= softplus'(pre), SiLU'(pre) (whole rows) */
+    int (*softplus_backward)(sl_ops *o, sl_view pre, sl_view dy, sl_error *err);
+    int (*silu_backward)(sl_ops *o, sl_view pre, sl_view dy, sl_error *err);
+    /* dx = the conv's transpose of dy, K taps, w [dy.cols][K] */
+    int (*conv_backward)(sl_ops *o, sl_view dy, const float *w, int K, sl_view dx, sl_error *err);
+    /* dy *= act'(pre) (act: ACT_*, whole rows) */
+    int (*activation_backward)(sl_ops *o, int act, sl_view pre, sl_view dy, sl_error *err);
+    /* SL_DQKV = d logit / d qkv (q and k rotated) of layer's attention from
+     * SL_DCTX, SL_QKV and SL_CTX */
+    int (*attention_backward)(sl_ops *o, int layer, sl_error *err);
+    /* the rotation's inverse on q and k of SL_DQKV */
+    int (*rope_backward)(sl_ops *o, sl_error *err);
+    /* dx = d logit / d the pooling's input rows: the head's row w (rows 1),
+     * or the difference of its two (rows 2), spread back through the
+     * pooling (POOL_*) over the kept rows, 0 on the others */
+    int (*head_backward)(sl_ops *o, const float *w, int rows, int pooling, sl_view dx, sl_error *err);
+} sl_grad_table;
+
 /* A backend's state begins with this. */
 struct sl_ops {
     const sl_ops_table *t;
+    const sl_grad_table *g; /* the backward's */
     const sl_model *m;
     const sl_hooks *hooks; /* NULL: none; its knockout bits are the architecture's to honour */
+    int taped;             /* the backward: 1 where the forward's activations are on a tape (the CPU) */
 };
 
 #endif

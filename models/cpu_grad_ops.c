@@ -1,0 +1,152 @@
+/* The CPU backend's backward operations (models/ops.h: sl_grad_table),
+ * each on all rows of one example, on the activations its taped forward
+ * kept (models/backward.h); the kernels are in mamba_backward.c,
+ * transformer_backward.c, attention_backward.c and backward.c. */
+#include <string.h>
+
+#include "models/backward.h"
+#include "models/cpu_ops.h"
+
+static sl_cpu_ops *cpu(sl_ops *o) { return (sl_cpu_ops *)o; }
+
+static float *at(sl_ops *o, sl_view v) { return sl_cpu_at(o, v); }
+
+static int rows(sl_ops *o, sl_view v) { return sl_cpu_rows(o, v); }
+
+static int copy(sl_ops *o, sl_view x, sl_view y, sl_error *err)
+{
+    (void)err;
+    memcpy(at(o, y), at(o, x), (size_t)rows(o, y) * y.cols * sizeof(float));
+    return SL_OK;
+}
+
+static int conv(sl_ops *o, sl_view x, const float *w, const float *b, int K, sl_view y, sl_error *err)
+{
+    (void)err;
+    sl_mamba_conv(at(o, x), x.ld, rows(o, x), x.cols, K, w, b, at(o, y));
+    return SL_OK;
+}
+
+static int linear_backward(sl_ops *o, sl_view dy, const float *w, sl_view dx, int accumulate, sl_error *err)
+{
+    (void)err;
+    sl_linear_backward(at(o, dy), dy.ld, rows(o, dy), dy.cols, w, dx.cols, at(o, dx), dx.ld, accumulate ? 1.0f : 0.0f);
+    return SL_OK;
+}
+
+/* Accumulating, or in place: into scratch, then added or copied. */
+static int norm_backward(sl_ops *o, int kind, sl_view x, const float *w, float eps, sl_view dy, sl_view dx,
+                         int accumulate, sl_error *err)
+{
+    (void)err;
+    int T = rows(o, x), d = x.cols;
+    float *g = at(o, dx), *in = at(o, dy);
+    float *out = accumulate || g == in ? cpu(o)->ws->bw->buf[13] : g;
+    if (kind == SL_NORM_LAYER) sl_layernorm_backward(at(o, x), w, eps, T, d, in, out);
+    else sl_rmsnorm_backward(at(o, x), w, eps, T, d, in, out);
+    if (accumulate)
+        for (long k = 0; k < (long)T * d; k++) g[k] += out[k];
+    else if (out != g)
+        memcpy(g, out, (size_t)T * d * sizeof *g);
+    return SL_OK;
+}
+
+static int gate_backward(sl_ops *o, sl_view z, sl_view y, sl_view dy, sl_view dz, sl_error *err)
+{
+    (void)err;
+    sl_mamba_gate_backward(at(o, z), z.ld, at(o, y), rows(o, y), y.cols, at(o, dy), at(o, dz), dz.ld);
+    return SL_OK;
+}
+
+static int scan_backward(sl_ops *o, sl_view x, sl_view delta, sl_view B, const float *A_t, const float *D,
+                         sl_view dy, sl_view dx, sl_view ddelta, sl_view dB, sl_error *err)
+{
+    (void)err;
+    sl_cpu_ops *c = cpu(o);
+    sl_mamba_scan_backward(A_t, D, c->tape->ckpt, at(o, x), at(o, delta), at(o, B) - B.off, B.ld, B.off, at(o, dy),
+                           rows(o, x), x.cols, B.cols, c->ws->bw->chunk, at(o, dx), at(o, ddelta), at(o, dB) - dB.off);
+    return SL_OK;
+}
+
+static int softplus_backward(sl_ops *o, sl_view pre, sl_view dy, sl_error *err)
+{
+    (void)err;
+    sl_softplus_backward(at(o, pre), at(o, dy), (long)rows(o, dy) * dy.cols);
+    return SL_OK;
+}
+
+static int silu_backward(sl_ops *o, sl_view pre, sl_view dy, sl_error *err)
+{
+    (void)err;
+    sl_silu_backward(at(o, pre), at(o, dy), (long)rows(o, dy) * dy.cols);
+    return SL_OK;
+}
+
+static int conv_backward(sl_ops *o, sl_view dy, const float *w, int K, sl_view dx, sl_error *err)
+{
+    (void)err;
+    sl_mamba_conv_backward(at(o, dy), rows(o, dy), dy.cols, K, w, at(o, dx), dx.ld);
+    return SL_OK;
+}
+
+static int activation_backward(sl_ops *o, int act, sl_view pre, sl_view dy, sl_error *err)
+{
+    (void)err;
+    sl_activation_backward(act, at(o, pre), at(o, dy), (long)rows(o, dy) * dy.cols);
+    return SL_OK;
+}
+
+static int attention_backward(sl_ops *o, int layer, sl_error *err)
+{
+    (void)layer, (void)err;
+    sl_cpu_ops *c = cpu(o);
+    int d = o->m->c.d_model;
+    sl_attention_backward(&o->m->c, c->ex, c->ws, at(o, sl_rows(SL_QKV, 3 * d)), at(o, sl_rows(SL_CTX, d)),
+                          c->tf_tape->lse, at(o, sl_rows(SL_DCTX, d)), at(o, sl_rows(SL_DQKV, 3 * d)));
+    return SL_OK;
+}
+
+static int rope_backward(sl_ops *o, sl_error *err)
+{
+    (void)err;
+    sl_cpu_ops *c = cpu(o);
+    sl_rope_backward(&o->m->c, c->ws->pos_table, at(o, sl_rows(SL_DQKV, 3 * o->m->c.d_model)), c->ex->len);
+    return SL_OK;
+}
+
+/* d_model at most 4096 (sl_gradient checks) */
+static int head_backward(sl_ops *o, const float *head_w, int nrows, int pooling, sl_view dx, sl_error *err)
+{
+    (void)err;
+    const sl_example *ex = cpu(o)->ex;
+    int d = dx.cols, T = ex->len;
+    float hw[4096], *dfin = at(o, dx);
+    const float *w = head_w;
+    if (nrows == 2) {
+        for (int k = 0; k < d && k < 4096; k++) hw[k] = head_w[d + k] - head_w[k];
+        w = hw;
+    }
+    memset(dfin, 0, (size_t)T * d * sizeof *dfin);
+    if (pooling == POOL_CLS) {
+        memcpy(dfin, w, (size_t)d * sizeof *dfin);
+    } else if (pooling == POOL_LAST) {
+        int t = T - 1;
+        while (ex->keep && t > 0 && !ex->keep[t]) t--;
+        memcpy(dfin + (long)t * d, w, (size_t)d * sizeof *dfin);
+    } else {
+        int kept = 0;
+        for (int t = 0; t < T; t++) kept += !ex->keep || ex->keep[t];
+        for (int t = 0; t < T; t++)
+            if (!ex->keep || ex->keep[t])
+                for (int k = 0; k < d; k++) dfin[(long)t * d + k] = w[k] / (kept ? kept : 1);
+    }
+    return SL_OK;
+}
+
+/* silu, scan_keep and attention_keep are for a backend without a tape. */
+const sl_grad_table sl_cpu_grad_table = {
+    .copy = copy, .conv = conv, .linear_backward = linear_backward, .norm_backward = norm_backward,
+    .gate_backward = gate_backward, .scan_backward = scan_backward, .softplus_backward = softplus_backward,
+    .silu_backward = silu_backward, .conv_backward = conv_backward, .activation_backward = activation_backward,
+    .attention_backward = attention_backward, .rope_backward = rope_backward, .head_backward = head_backward,
+};
