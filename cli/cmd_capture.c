@@ -145,7 +145,7 @@ static int create_sets(capture_job *j, const sl_session *s, const sl_args *a, sl
 static int write_labels(capture_job *j, const sl_session *s, sl_error *err)
 {
     hsize_t n = (hsize_t)s->run.count;
-    sl_h5set set;
+    sl_h5set set = {.ds = -1};
     int rc = sl_h5out_dataset(&j->out, &set, "labels", H5OUT_I32, 1, &n, err);
     if (!rc) rc = sl_h5out_write(&j->out, &set, 0, n, s->data.labels + s->run.first, err);
     sl_h5set_close(&set);

@@ -22,7 +22,7 @@ static const char USAGE[] =
 static int write_scores(const char *path, const sl_session *s, const float *logits, sl_error *err)
 {
     sl_h5out o;
-    sl_h5set set;
+    sl_h5set set = {.ds = -1}; /* closed below even when the file could not be created */
     hsize_t n = (hsize_t)s->run.count;
     int rc = sl_h5out_create(&o, path, err);
     if (!rc) rc = sl_h5out_dataset(&o, &set, "logits", H5OUT_F32, 1, &n, err);

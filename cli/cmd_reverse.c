@@ -29,7 +29,7 @@ static int write_scores(const char *path, const sl_session *s, const float *logi
 {
     static const char *const NAMES[3] = {"original", "reversed", "shuffled"};
     sl_h5out o;
-    sl_h5set set;
+    sl_h5set set = {.ds = -1}; /* closed below even when the file could not be created */
     hsize_t n = (hsize_t)s->run.count;
     int rc = sl_h5out_create(&o, path, err);
     for (int k = 0; k < 3 && !rc; k++) {

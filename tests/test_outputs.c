@@ -87,8 +87,8 @@ static void atomic_cases(void)
 
 static int write_h5(const char *path, hsize_t n, sl_error *err)
 {
-    sl_h5out o;
-    sl_h5set s;
+    sl_h5out o = {.file = -1}; /* aborted below even when x could not be allocated */
+    sl_h5set s = {.ds = -1};
     float *x = calloc(n, sizeof *x);
     int rc = x ? sl_h5out_create(&o, path, err) : sl_fail(err, SL_ERUNTIME, "out of memory");
     if (!rc) rc = sl_h5out_dataset(&o, &s, "x", H5OUT_F32, 1, &n, err);
@@ -116,7 +116,7 @@ static void h5_cases(void)
 
     /* a set left open at commit (a caller's slip) is closed with the file */
     sl_h5out o;
-    sl_h5set s;
+    sl_h5set s = {.ds = -1};
     hsize_t n = 4;
     float x[4] = {1, 2, 3, 4};
     memset(&err, 0, sizeof err);
