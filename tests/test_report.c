@@ -22,17 +22,6 @@ static cJSON *parse(const char *text)
     return j;
 }
 
-static void write_file(const char *name, const char *text)
-{
-    char path[256];
-    snprintf(path, sizeof path, DIR "/%s", name);
-    FILE *f = fopen(path, "w");
-    if (f) {
-        fputs(text, f);
-        fclose(f);
-    }
-}
-
 static int contains(const char *hay, const char *needle) { return strstr(hay, needle) != NULL; }
 
 static void family_verdicts(void)
@@ -154,16 +143,16 @@ static void loader_errors(void)
     CHECK(sl_results_load(&r, DIR, &err) == SL_OK && !sl_result(&r, "eval.json"), "an empty directory loads as nothing");
     sl_results_free(&r);
 
-    write_file("eval.json", "{\"n\": 3, \"auc\": ");
+    write_text_in(DIR, "eval.json", "{\"n\": 3, \"auc\": ");
     err = (sl_error){0};
     CHECK(sl_results_load(&r, DIR, &err) == SL_EINPUT && contains(err.msg, "eval.json: not valid JSON"),
           "truncated JSON: %s", err.msg);
-    write_file("eval.json", "{\"n\": 3, \"auc\": \"high\", \"log_loss\": 0.5, \"accuracy\": 0.5}");
+    write_text_in(DIR, "eval.json", "{\"n\": 3, \"auc\": \"high\", \"log_loss\": 0.5, \"accuracy\": 0.5}");
     err = (sl_error){0};
     CHECK(sl_results_load(&r, DIR, &err) == SL_EINPUT && contains(err.msg, "field 'auc' is not a number"),
           "wrong type: %s", err.msg);
     unlink(DIR "/eval.json");
-    write_file("ablate-family.json", "{\"baseline_auc\": 0.9, \"n\": 3, \"mode\": \"mean\", \"results\": [{\"auc\": 1}]}");
+    write_text_in(DIR, "ablate-family.json", "{\"baseline_auc\": 0.9, \"n\": 3, \"mode\": \"mean\", \"results\": [{\"auc\": 1}]}");
     err = (sl_error){0};
     CHECK(sl_results_load(&r, DIR, &err) == SL_EINPUT && contains(err.msg, "results[0] has no field 'family'"),
           "missing row field: %s", err.msg);
@@ -176,7 +165,7 @@ static void base64_embedding(void)
         const char *in, *out;
     } CASES[] = {{"M", "TQ=="}, {"Ma", "TWE="}, {"Man", "TWFu"}, {"Many hands", "TWFueSBoYW5kcw=="}};
     for (size_t i = 0; i < sizeof CASES / sizeof *CASES; i++) {
-        write_file("b64.bin", CASES[i].in);
+        write_text_in(DIR, "b64.bin", CASES[i].in);
         char *buf = NULL;
         size_t size = 0;
         FILE *f = open_memstream(&buf, &size);
@@ -207,7 +196,7 @@ static void base64_embedding(void)
 static void page_without_gnuplot(void)
 {
     setenv("SEQLENS_GNUPLOT", "", 1);
-    write_file("eval.json", "{\"n\": 10, \"positives\": 5, \"auc\": 0.75, \"log_loss\": 0.6, \"accuracy\": 0.7}");
+    write_text_in(DIR, "eval.json", "{\"n\": 10, \"positives\": 5, \"auc\": 0.75, \"log_loss\": 0.6, \"accuracy\": 0.7}");
     sl_report_info info;
     sl_error err = {0};
     int rc = sl_report_build(DIR, &info, &err);
@@ -229,10 +218,10 @@ static void page_without_gnuplot(void)
     unsetenv("SEQLENS_GNUPLOT");
 
     /* a gnuplot that fails: the page still comes, with the failure named */
-    write_file("fake-gnuplot", "#!/bin/sh\necho 'line 3: no such terminal' >&2\nexit 1\n");
+    write_text_in(DIR, "fake-gnuplot", "#!/bin/sh\necho 'line 3: no such terminal' >&2\nexit 1\n");
     chmod(DIR "/fake-gnuplot", 0755);
     setenv("SEQLENS_GNUPLOT", DIR "/fake-gnuplot", 1);
-    write_file("ablate-layer.json", "{\"baseline_auc\": 0.75, \"n\": 10, \"mode\": \"skip\", \"results\": "
+    write_text_in(DIR, "ablate-layer.json", "{\"baseline_auc\": 0.75, \"n\": 10, \"mode\": \"skip\", \"results\": "
                                     "[{\"layer\": 0, \"auc\": 0.6, \"delta_auc\": -0.15, \"ci95\": [-0.2, -0.1]}]}");
     err = (sl_error){0};
     rc = sl_report_build(DIR, &info, &err);

@@ -39,17 +39,6 @@ static int run(const char *name, int threads, int batch, uint64_t seed, sl_rever
 
 static int contains(const char *hay, const char *needle) { return strstr(hay, needle) != NULL; }
 
-static void write_file(const char *name, const char *text)
-{
-    char path[256];
-    snprintf(path, sizeof path, DIR "/%s", name);
-    FILE *f = fopen(path, "w");
-    if (f) {
-        fputs(text, f);
-        fclose(f);
-    }
-}
-
 static const sl_section *section(void)
 {
     const sl_command *c = sl_command_find("reverse-test");
@@ -82,12 +71,12 @@ static void loader_errors(void)
     sl_results r;
     sl_error err = {0};
     CHECK(system("rm -rf " DIR " && mkdir -p " DIR) == 0, "cannot make " DIR);
-    write_file("reverse.json", "{\"n\": 3, \"pearson_r\": \"high\", \"spearman_rho\": 1, \"auc_original\": 0.5, "
+    write_text_in(DIR, "reverse.json", "{\"n\": 3, \"pearson_r\": \"high\", \"spearman_rho\": 1, \"auc_original\": 0.5, "
                                "\"auc_reversed\": 0.5, \"shuffle_pearson_r\": 1}");
     CHECK(sl_results_load(&r, DIR, &err) == SL_EINPUT && contains(err.msg, "field 'pearson_r' is not a number"),
           "wrong type: %s", err.msg);
     unlink(DIR "/reverse.json");
-    write_file("reverse-scores.h5", "not hdf5");
+    write_text_in(DIR, "reverse-scores.h5", "not hdf5");
     err = (sl_error){0};
     CHECK(sl_results_load(&r, DIR, &err) == SL_EINPUT && contains(err.msg, "reverse-scores.h5: not an HDF5 file"),
           "bad scores file: %s", err.msg);
@@ -113,7 +102,7 @@ static void loader_errors(void)
 static void page(void)
 {
     setenv("SEQLENS_GNUPLOT", "", 1);
-    write_file("reverse.json", "{\"n\": 10, \"pearson_r\": 0.2, \"spearman_rho\": 0.1, \"auc_original\": 0.75, "
+    write_text_in(DIR, "reverse.json", "{\"n\": 10, \"pearson_r\": 0.2, \"spearman_rho\": 0.1, \"auc_original\": 0.75, "
                                "\"auc_reversed\": 0.5, \"shuffle_pearson_r\": 0.1}");
     sl_report_info info;
     sl_error err = {0};

@@ -34,6 +34,19 @@ static inline double rel_err(const float *got, const float *want, size_t n)
     return scale > 0 ? diff / scale : diff;
 }
 
+/* dir/name holding text; a file that cannot be written makes the check
+ * that reads it fail. */
+static inline void write_text_in(const char *dir, const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
 #define TEST_SUMMARY()                                                                                                 \
     (printf("%d passed, %d failed\n", tests_passed, tests_failed), tests_failed ? 1 : 0)
 
