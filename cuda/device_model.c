@@ -132,13 +132,6 @@ void sl_dev_model_free(sl_dev_model *dm)
     free(dm);
 }
 
-const char *sl_dev_model_device(const sl_dev_model *dm) { return dm->dev.name; }
-int sl_dev_model_max_batch(const sl_dev_model *dm) { return dm->max_batch; }
-
-int sl_dev_model_check(const sl_dev_model *dm, const sl_model *m, sl_error *err)
-{
-    return dm->m == m ? SL_OK : sl_fail(err, SL_ERUNTIME, "a device model was handed another model's run");
-}
 
 /* ---- one batch ---- */
 

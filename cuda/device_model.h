@@ -24,11 +24,6 @@ typedef struct sl_dev_model sl_dev_model;
  * (d_state 64, d_head 128). */
 sl_dev_model *sl_dev_model_new(const sl_model *m, const sl_device *dev, int max_batch, int L, sl_error *err);
 void sl_dev_model_free(sl_dev_model *dm);
-const char *sl_dev_model_device(const sl_dev_model *dm);
-/* SL_OK when dm holds m's weights: a run with another model's device
- * model would silently run the wrong network. */
-int sl_dev_model_check(const sl_dev_model *dm, const sl_model *m, sl_error *err);
-int sl_dev_model_max_batch(const sl_dev_model *dm);
 
 /* A batch size that keeps one batch's activations (and, with backward,
  * the backward pass's buffers) near budget bytes. */

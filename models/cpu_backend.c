@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/blas.h"
 #include "models/backend.h"
 
 typedef struct {
@@ -32,14 +31,14 @@ static int uses_keep(const uint8_t *keep, int len)
     return 0;
 }
 
-/* fn on every example of b in parallel; the failure reported is that of the
- * first failing example in batch order, whatever the threads did. */
+/* fn on every example of b in parallel (sl_run_backend has made BLAS
+ * single-threaded); the failure reported is that of the first failing
+ * example in batch order, whatever the threads did. */
 static int each_example(cpu_backend *cb, const sl_batch *b, example_fn fn, void *ctx, sl_error *err)
 {
     if (b->count > cb->be.max_batch || b->L > cb->be.max_len)
         return sl_fail(err, SL_ERUNTIME, "CPU batch of %d x %d outside the backend's %d x %d", b->count, b->L,
                        cb->be.max_batch, cb->be.max_len);
-    sl_blas_single_thread(); /* examples run in parallel: a threaded BLAS inside would oversubscribe */
     for (int e = 0; e < b->count; e++) cb->slot_err[e].code = SL_OK;
     int failed = 0;
 #pragma omp parallel for num_threads(cb->threads) schedule(dynamic, 1)
