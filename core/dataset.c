@@ -94,14 +94,43 @@ static void shape_text(char *buf, size_t n, int rank, const hsize_t *dims)
 }
 
 /* The bound above, checked from the metadata alone, before any read. */
+/* Reading a chunk never written still costs HDF5 a lookup, so a small file
+ * declaring a million tiny chunks would take seconds per read: beyond
+ * FREE_CHUNKS, a dataset must have written at least one chunk in MAX_RATIO
+ * of those it declares. */
+#define FREE_CHUNKS 65536.0
+
+static int check_chunks(const char *path, hid_t d, const char *name, int rank, const hsize_t *dims, sl_error *err)
+{
+    hid_t dcpl = H5Dget_create_plist(d);
+    if (dcpl < 0) return sl_fail(err, SL_EINPUT, "%s: %s has no readable layout", path, name);
+    hsize_t chunk[H5S_MAX_RANK];
+    H5D_layout_t layout = H5Pget_layout(dcpl);
+    int crank = layout == H5D_CHUNKED ? H5Pget_chunk(dcpl, H5S_MAX_RANK, chunk) : 0;
+    if (H5Pclose(dcpl) < 0 || layout < 0 || crank < 0 || (layout == H5D_CHUNKED && crank != rank))
+        return sl_fail(err, SL_EINPUT, "%s: %s has no readable layout", path, name);
+    if (layout != H5D_CHUNKED) return SL_OK;
+    double declared = 1;
+    for (int i = 0; i < rank; i++) declared *= (double)((dims[i] + chunk[i] - 1) / (chunk[i] ? chunk[i] : 1));
+    if (declared <= FREE_CHUNKS) return SL_OK;
+    hsize_t written = 0;
+    hid_t space = H5Dget_space(d);
+    herr_t got = space >= 0 ? H5Dget_num_chunks(d, space, &written) : -1;
+    if (space >= 0 && H5Sclose(space) < 0) got = -1;
+    if (got < 0) return sl_fail(err, SL_EINPUT, "%s: cannot count the chunks of %s", path, name);
+    if (declared <= MAX_RATIO * (double)written) return SL_OK;
+    return sl_fail(err, SL_EINPUT, "%s: %s declares %.0f chunks but the file has written %llu of them", path, name,
+                   declared, (unsigned long long)written);
+}
+
 static int check_declared(const char *path, hid_t d, const char *name, int rank, const hsize_t *dims, size_t esize,
                           sl_error *err)
 {
     double declared = (double)esize;
     for (int i = 0; i < rank; i++) declared *= (double)dims[i];
-    if (declared <= FREE_BYTES) return SL_OK;
-    hsize_t stored = H5Dget_storage_size(d);
-    if (declared <= MAX_RATIO * (double)stored) return SL_OK;
+    hsize_t stored = declared <= FREE_BYTES ? 0 : H5Dget_storage_size(d);
+    if (declared <= FREE_BYTES || declared <= MAX_RATIO * (double)stored)
+        return check_chunks(path, d, name, rank, dims, err);
     char shape[96];
     shape_text(shape, sizeof shape, rank, dims);
     return sl_fail(err, SL_EINPUT, "%s: %s declares shape %s (%.0f bytes) but the file stores %llu bytes of it", path,
@@ -194,21 +223,63 @@ static herr_t select_sample_rows(hid_t fs, const long *rows, long count, hsize_t
     return rc;
 }
 
+/* HDF5 keeps some state for every chunk a read touches (about 1.6 KB), so
+ * a small file that declares a wide dataset in tiny chunks could make one
+ * read of a few rows cost gigabytes. Reads touch at most this many chunks
+ * at once; an ordinary batch (row chunks, or h5py's automatic ones) is
+ * still one read. */
+#define CHUNKS_PER_READ 4096
+
+/* Rows and columns of one read, from the dataset's chunk shape: whole rows
+ * while their chunks fit, else one row in runs of columns. */
+static int read_piece_shape(hid_t d, long count, hsize_t width, int sampled, long *rows, hsize_t *cols)
+{
+    *rows = count, *cols = width;
+    hid_t dcpl = H5Dget_create_plist(d);
+    if (dcpl < 0) return -1;
+    hsize_t chunk[2] = {1, 1};
+    H5D_layout_t layout = H5Pget_layout(dcpl);
+    int rank = layout == H5D_CHUNKED ? H5Pget_chunk(dcpl, 2, chunk) : 0;
+    if (H5Pclose(dcpl) < 0 || layout < 0 || rank < 0) return -1;
+    if (layout != H5D_CHUNKED) return 0;
+    hsize_t across = width ? (width + chunk[1] - 1) / chunk[1] + 1 : 1; /* +1: a run may start mid-chunk */
+    if (across > CHUNKS_PER_READ) {
+        *rows = 1;
+        *cols = chunk[1] * (CHUNKS_PER_READ - 1);
+        return 0;
+    }
+    /* a sample's rows may each lie in a different chunk row */
+    hsize_t down = (CHUNKS_PER_READ / across) * (sampled ? 1 : chunk[0]);
+    if ((hsize_t)count > down) *rows = (long)down;
+    return 0;
+}
+
 static int read_rows(sl_dataset *ds, hid_t d, const char *name, long first, long count, hsize_t col, hsize_t width,
                      int64_t *out, sl_error *err)
 {
     hid_t fs = H5Dget_space(d);
     if (fs < 0) return sl_fail(err, SL_ERUNTIME, "%s: cannot read %s", ds->path, name);
     int rank = H5Sget_simple_extent_ndims(fs);
-    hsize_t start[2] = {(hsize_t)first, col}, cnt[2] = {(hsize_t)count, width};
-    hid_t ms = H5Screate_simple(rank, cnt, NULL);
-    /* a sample: its rows, each run of adjacent ones as one block */
-    herr_t rc = ms < 0                  ? -1
-                : ds->rows && count > 0 ? select_sample_rows(fs, ds->rows + first, count, col, width)
-                                        : H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
-    if (rc >= 0) rc = H5Dread(d, H5T_NATIVE_INT64, ms, fs, H5P_DEFAULT, out);
-    if (ms >= 0) H5Sclose(ms);
-    H5Sclose(fs);
+    long rows;
+    hsize_t cols, whole[2] = {(hsize_t)count, width};
+    hid_t ms = H5Screate_simple(rank, whole, NULL);
+    herr_t rc = ms < 0 || rank < 1 ? -1 : read_piece_shape(d, count, width, ds->rows != NULL, &rows, &cols);
+    for (long r = 0; rc >= 0 && r < count; r += rows) {
+        long nr = count - r < rows ? count - r : rows;
+        for (hsize_t c = 0; rc >= 0 && (c == 0 || c < width); c += cols) {
+            hsize_t nc = width - c < cols ? width - c : cols;
+            hsize_t at[2] = {(hsize_t)r, c}, cnt[2] = {(hsize_t)nr, nc}, start[2] = {(hsize_t)(first + r), col + c};
+            rc = H5Sselect_hyperslab(ms, H5S_SELECT_SET, at, NULL, cnt, NULL);
+            /* a sample: its rows, each run of adjacent ones as one block */
+            if (rc >= 0)
+                rc = ds->rows ? select_sample_rows(fs, ds->rows + first + r, nr, col + c, nc)
+                              : H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
+            if (rc >= 0) rc = H5Dread(d, H5T_NATIVE_INT64, ms, fs, H5P_DEFAULT, out);
+            if (!width) break;
+        }
+    }
+    if (ms >= 0 && H5Sclose(ms) < 0) rc = -1;
+    if (H5Sclose(fs) < 0) rc = -1;
     if (rc < 0) return sl_fail(err, SL_ERUNTIME, "%s: reading %s failed", ds->path, name);
     return SL_OK;
 }
