@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const ARCH_NAMES[] = {"mamba", "transformer", NULL};
+static const char *const ARCH_NAMES[] = {"mamba", "transformer", "mamba2", NULL};
 static const char *const POOL_NAMES[] = {"mean", "last", "cls", NULL};
 static const char *const ACT_NAMES[] = {"gelu", "relu", NULL};
 static const char *const POS_NAMES[] = {"none", "learned", "sinusoidal", "rope", NULL};

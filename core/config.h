@@ -8,7 +8,9 @@
 
 #include "core/error.h"
 
-enum { ARCH_MAMBA, ARCH_TRANSFORMER };
+enum { ARCH_MAMBA, ARCH_TRANSFORMER, ARCH_MAMBA2 };
+/* Mamba-1 or Mamba-2: the same block norms, final norm_f and no positions. */
+static inline int sl_arch_is_mamba(int arch) { return arch == ARCH_MAMBA || arch == ARCH_MAMBA2; }
 enum { POOL_MEAN, POOL_LAST, POOL_CLS };
 enum { ACT_GELU, ACT_RELU };
 enum { POS_NONE, POS_LEARNED, POS_SINUSOIDAL, POS_ROPE };
@@ -29,6 +31,14 @@ typedef struct {
     int d_state, d_conv, expand, dt_rank, d_inner;
     int norm; /* NORM_RMS or NORM_LAYER (weight and bias) */
     float norm_eps;
+    /* mamba2 (d_state, d_conv, expand, d_inner, norm, norm_eps above too):
+     * nheads = d_inner / headdim, head h reads group h / (nheads / ngroups) */
+    int headdim, ngroups, nheads;
+    float dt_min, dt_max;  /* dt_limit: delta clamped to [dt_min, dt_max] (0, INFINITY: none) */
+    int D_has_hdim;        /* D [d_inner] rather than [nheads] */
+    int norm_before_gate;  /* gated norm: RMSNorm(y) * w * SiLU(z) rather than RMSNorm(y * SiLU(z)) * w */
+    int rmsnorm;           /* the gated norm exists (else out_proj reads y * SiLU(z)) */
+    float gated_norm_eps;
     /* transformer */
     int n_heads, d_head, d_ff, norm_first, activation, positional, max_len, final_norm, causal;
     float rope_base, layer_norm_eps;

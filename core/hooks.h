@@ -17,6 +17,7 @@ enum sl_hook_kind {
     HK_MIXER_B,
     HK_MIXER_C,
     HK_MIXER_GATE,
+    HK_MIXER_Y, /* Mamba-2: the scan's output with D x, before the gated norm */
     HK_MIXER_OUT,
     HK_ATTN_PATTERN,
     HK_ATTN_OUT,

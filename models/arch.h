@@ -13,6 +13,7 @@ int sl_arch_embed(sl_ops *o, sl_error *err);
 /* Block i on SL_H: the model's architecture. */
 int sl_arch_layer(sl_ops *o, int i, sl_error *err);
 int sl_mamba_block(sl_ops *o, int i, sl_error *err);
+int sl_mamba2_block(sl_ops *o, int i, sl_error *err);
 int sl_tf_block(sl_ops *o, int i, sl_error *err);
 /* From SL_H: the final norm (if any), `final`, pooling, `pooled`, the head
  * into SL_LOGITS, `logits`. */
@@ -21,11 +22,12 @@ int sl_arch_tail(sl_ops *o, sl_error *err);
  * SL_G, the model's architecture (models/mamba_grad.c, transformer_grad.c). */
 int sl_arch_layer_backward(sl_ops *o, int i, sl_error *err);
 int sl_mamba_block_backward(sl_ops *o, int i, sl_error *err);
+int sl_mamba2_block_backward(sl_ops *o, int i, sl_error *err);
 int sl_tf_block_backward(sl_ops *o, int i, sl_error *err);
 /* SL_G = d logit / d (the last block's output), SL_H_IN: through the head,
  * the pooling and the final norm (models/forward.c). */
 int sl_arch_tail_backward(sl_ops *o, sl_error *err);
-/* Mamba's block and final norm as config `norm` says: RMSNorm or LayerNorm
+/* Mamba's (and Mamba-2's) block and final norm as config `norm` says: RMSNorm or LayerNorm
  * with its bias, both with norm_eps. */
 int sl_mamba_norm_op(sl_ops *o, sl_view x, const float *w, const float *b, sl_view y, sl_error *err);
 

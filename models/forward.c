@@ -21,12 +21,20 @@ int sl_arch_embed(sl_ops *o, sl_error *err)
 
 int sl_arch_layer(sl_ops *o, int i, sl_error *err)
 {
-    return o->m->c.arch == ARCH_MAMBA ? sl_mamba_block(o, i, err) : sl_tf_block(o, i, err);
+    switch (o->m->c.arch) {
+    case ARCH_MAMBA: return sl_mamba_block(o, i, err);
+    case ARCH_MAMBA2: return sl_mamba2_block(o, i, err);
+    }
+    return sl_tf_block(o, i, err);
 }
 
 int sl_arch_layer_backward(sl_ops *o, int i, sl_error *err)
 {
-    return o->m->c.arch == ARCH_MAMBA ? sl_mamba_block_backward(o, i, err) : sl_tf_block_backward(o, i, err);
+    switch (o->m->c.arch) {
+    case ARCH_MAMBA: return sl_mamba_block_backward(o, i, err);
+    case ARCH_MAMBA2: return sl_mamba2_block_backward(o, i, err);
+    }
+    return sl_tf_block_backward(o, i, err);
 }
 
 int sl_arch_tail(sl_ops *o, sl_error *err)
@@ -37,7 +45,7 @@ int sl_arch_tail(sl_ops *o, sl_error *err)
     int d = c->d_model, rc = SL_OK;
     sl_view h = sl_rows(SL_H, d), a = sl_rows(SL_A, d), fin = h;
     sl_view pooled = sl_rows(SL_POOLED, d), logits = sl_rows(SL_LOGITS, 1);
-    if (c->arch == ARCH_MAMBA) {
+    if (sl_arch_is_mamba(c->arch)) {
         rc = sl_mamba_norm_op(o, h, m->norm_w, m->norm_b, a, err);
         fin = a;
     } else if (c->final_norm) {
@@ -59,7 +67,7 @@ int sl_arch_tail_backward(sl_ops *o, sl_error *err)
     sl_view fin_in = sl_rows(SL_H_IN, d), dfin = sl_rows(SL_DA, d), g = sl_rows(SL_G, d);
     int rc = o->g->head_backward(o, m->head_w, m->head_rows, c->pooling, dfin, err);
     if (rc) return rc;
-    if (c->arch == ARCH_MAMBA) {
+    if (sl_arch_is_mamba(c->arch)) {
         int kind = c->norm == NORM_LAYER ? SL_NORM_LAYER : SL_NORM_RMS;
         return o->g->norm_backward(o, kind, fin_in, m->norm_w, c->norm_eps, dfin, g, 0, err);
     }

@@ -26,6 +26,19 @@ typedef struct {
     const float *out_w, *out_b;   /* [d, di], [d] or NULL */
 } sl_mamba_layer;
 
+/* A Mamba-2 block (design.md section 2.4): in_proj rows z, xBC (x, B, C),
+ * dt; nheads = d_inner / headdim, ngroups groups of B and C. */
+typedef struct {
+    const float *norm_w, *norm_b; /* [d], [d] with NORM_LAYER (else NULL) */
+    const float *in_w, *in_b;     /* [2 di + 2 G S + H, d], bias or NULL */
+    const float *conv_w, *conv_b; /* [di + 2 G S, d_conv], [di + 2 G S] or NULL (zero) */
+    const float *dt_bias;         /* [H] */
+    float *A;                     /* [H]: -exp(A_log), computed at load */
+    const float *D;               /* [H], or [di] with D_has_hdim */
+    const float *gnorm_w;         /* [di]: the gated RMSNorm's weight; NULL without it (rmsnorm false) */
+    const float *out_w, *out_b;   /* [d, di], [d] or NULL */
+} sl_mamba2_layer;
+
 typedef struct {
     const float *qkv_w, *qkv_b;   /* [3d, d], [3d] */
     const float *o_w, *o_b;       /* [d, d], [d] */
@@ -49,6 +62,7 @@ typedef struct {
     const float *emb, *pos, *norm_w, *norm_b, *head_w, *head_b; /* norm_b: NULL without a bias */
     int head_rows; /* 1: logit = w.x + b; 2: logit = z1 - z0 */
     sl_mamba_layer *mamba;
+    sl_mamba2_layer *mamba2;
     sl_tf_layer *tf;
     float *A_t_storage;
     sl_tensor_info *tensors;

@@ -34,8 +34,8 @@ enum {
     /* the backward pass (models/mamba_grad.c, transformer_grad.c) */
     SL_H_IN,   /* [d] the block's input, as the taped forward kept it */
     SL_G,      /* [d] d logit / d the residual stream */
-    SL_XPRE,   /* [d_inner] the conv before its SiLU */
-    SL_DPRE,   /* [d_inner] delta before its softplus */
+    SL_XPRE,   /* [d_inner] the conv before its SiLU (Mamba-2: [di + 2 G S]) */
+    SL_DPRE,   /* [d_inner] delta before its softplus (Mamba-2: [H], dt before its bias) */
     SL_DA,     /* [d] d logit / d a norm's output */
     SL_DY,     /* [d_inner] d logit / d the gated y, then / d y */
     SL_DXZ,    /* [2 d_inner] d logit / d xz */
@@ -48,6 +48,11 @@ enum {
     SL_DFF,        /* [d_ff] d logit / d the MLP's hidden, then / d its pre-activation */
     SL_DCTX,       /* [d] d logit / d the attention's context */
     SL_DQKV,       /* [3 d] d logit / d qkv */
+    /* Mamba-2 (models/mamba2.c); G S = ngroups d_state, H = nheads */
+    SL_ZXBCDT,  /* [2 di + 2 G S + H] in_proj: z (the gate, in place), xBC, dt */
+    SL_XBC,     /* [di + 2 G S] conv + SiLU of xBC: x, B, C */
+    SL_DZXBCDT, /* [2 di + 2 G S + H] d logit / d in_proj's output */
+    SL_DXBC,    /* [di + 2 G S] d logit / d (conv + SiLU of xBC), then / d the conv before its SiLU */
     /* one row per example from here on */
     SL_POOLED, /* [d], one row per example */
     SL_LOGITS, /* [1], one row per example */
@@ -111,6 +116,20 @@ typedef struct {
     int (*activation)(sl_ops *o, int act, sl_view y, sl_error *err);
     /* what: SL_KEEP_*; for a backend's gradient (nothing elsewhere) */
     int (*keep)(sl_ops *o, int what, sl_view v, sl_error *err);
+    /* Mamba-2 (models/mamba2.c). delta = clamp(softplus(dt + bias), lo,
+     * hi) of H columns; delta may be dt */
+    int (*delta2)(sl_ops *o, sl_view dt, const float *bias, float lo, float hi, sl_view delta, sl_error *err);
+    /* The SSD recurrence of the model's layer-independent shapes (headdim,
+     * ngroups, d_state): x [H headdim], delta [H], B and C [G d_state]; A
+     * [H] = -exp(A_log), D [H] or [di] (D_has_hdim); y = the scan + D x;
+     * ablated: y = D x */
+    int (*ssd)(sl_ops *o, sl_view x, sl_view delta, sl_view B, sl_view C, const float *A, const float *D, int ablated,
+               sl_view y, sl_error *err);
+    /* Mamba-2's gated RMSNorm on y with the gate g = SiLU(z) already formed:
+     * out = RMSNorm(y g) w over each group of `group` channels, or with
+     * before RMSNorm(y) w g; w NULL (no gated norm): out = y g. out may be y */
+    int (*gated_norm)(sl_ops *o, sl_view y, sl_view g, const float *w, int group, float eps, int before, sl_view out,
+                      sl_error *err);
     /* y (SL_POOLED) = the pooling (POOL_*) of each example's kept rows of x */
     int (*pool)(sl_ops *o, int pooling, sl_view x, sl_view y, sl_error *err);
     /* y (SL_LOGITS) = w . x + b (rows 1), or the difference of two rows' (rows 2) */
@@ -162,6 +181,20 @@ typedef struct {
      * or the difference of its two (rows 2), spread back through the
      * pooling (POOL_*) over the kept rows, 0 on the others */
     int (*head_backward)(sl_ops *o, const float *w, int rows, int pooling, sl_view dx, sl_error *err);
+    /* Mamba-2 (models/mamba2_grad.c). ddt = d delta / d dt of ddelta
+     * (delta = clamp(softplus(dt + bias), lo, hi): 0 where clamped); ddt
+     * may be ddelta */
+    int (*delta2_backward)(sl_ops *o, sl_view dt, const float *bias, float lo, float hi, sl_view ddelta, sl_view ddt,
+                           sl_error *err);
+    /* The SSD (its arguments as ssd's) in reverse from dy: dx, ddelta, dB
+     * and dC are written, not added to. The backend recomputes or keeps
+     * the states it needs. */
+    int (*ssd_backward)(sl_ops *o, sl_view x, sl_view delta, sl_view B, sl_view C, const float *A, const float *D,
+                        sl_view dy, sl_view dx, sl_view ddelta, sl_view dB, sl_view dC, sl_error *err);
+    /* gated_norm's backward from dout, with z the gate's input (before
+     * SiLU): dy and dz (d logit / d z through SiLU) are written */
+    int (*gated_norm_backward)(sl_ops *o, sl_view y, sl_view z, const float *w, int group, float eps, int before,
+                               sl_view dout, sl_view dy, sl_view dz, sl_error *err);
 } sl_grad_table;
 
 /* A backend's state begins with this. */
