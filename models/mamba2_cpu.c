@@ -67,14 +67,24 @@ typedef struct {
     float delta, a, Dh;          /* delta, exp(delta A), D of the head */
 } head_in;
 
-static head_in head_at(const sl_ssd_in *in, int t, int h)
+/* Heads h0 .. h0 + n - 1 (n <= HEAD_BLOCK) at position t, their decays
+ * in one loop that vectorises and their groups counted, not divided. */
+enum { HEAD_BLOCK = 64 };
+
+static void heads_at(const sl_ssd_in *in, int t, int h0, int n, head_in *out)
 {
-    int g = h / (in->H / in->G);
-    float dh = in->delta[(long)t * in->ldd + h];
-    head_in r = {in->x + (long)t * in->ldx + (long)h * in->P, in->B + (long)t * in->ldb + (long)g * in->N,
-                 in->C + (long)t * in->ldb + (long)g * in->N, in->D_per_channel ? in->D + (long)h * in->P : NULL,
-                 dh, sl_exp(dh * in->A[h]), in->D_per_channel ? 0.0f : in->D[h]};
-    return r;
+    float a[HEAD_BLOCK];
+    const float *dl = in->delta + (long)t * in->ldd + h0, *A = in->A + h0;
+    for (int j = 0; j < n; j++) a[j] = sl_exp(dl[j] * A[j]);
+    int hpg = in->H / in->G, g = h0 / hpg, k = h0 % hpg;
+    const float *x = in->x + (long)t * in->ldx, *B = in->B + (long)t * in->ldb, *C = in->C + (long)t * in->ldb;
+    for (int j = 0; j < n; j++) {
+        int h = h0 + j;
+        out[j] = (head_in){x + (long)h * in->P, B + (long)g * in->N, C + (long)g * in->N,
+                           in->D_per_channel ? in->D + (long)h * in->P : NULL, dl[j], a[j],
+                           in->D_per_channel ? 0.0f : in->D[h]};
+        if (++k == hpg) k = 0, g++;
+    }
 }
 
 /* Channels p0 .. p0 + 8 nv - 1 of one head at one position: its state s
@@ -150,10 +160,13 @@ static void ssd_with(head_fn step, const sl_ssd_in *in, float *state, float *y, 
     int H = in->H, P = in->P, N = in->N;
     size_t plane = sl_ssd_state_floats(H, P, N);
     memset(state, 0, plane * sizeof *state);
+    head_in hs[HEAD_BLOCK];
     for (int t = 0; t < in->T; t++) {
-        for (int h = 0; h < H; h++) {
-            head_in hi = head_at(in, t, h);
-            step(&hi, P, N, state + (size_t)h * N * P, y + (long)t * ldy + (long)h * P);
+        for (int h0 = 0; h0 < H; h0 += HEAD_BLOCK) {
+            int n = H - h0 < HEAD_BLOCK ? H - h0 : HEAD_BLOCK;
+            heads_at(in, t, h0, n, hs);
+            for (int j = 0, h = h0; j < n; j++, h++)
+                step(&hs[j], P, N, state + (size_t)h * N * P, y + (long)t * ldy + (long)h * P);
         }
         checkpoint(state, t, in->T, plane, ckpt);
     }
@@ -279,8 +292,9 @@ static void ssd_backward_with(advance_fn step, head_bwd_fn back, const sl_ssd_in
                               int lddy, float *scratch, float *dx, int lddx, float *dd, int lddd, float *dB, float *dC,
                               int lddb)
 {
-    int H = in->H, P = in->P, N = in->N, GN = in->G * in->N, hpg = H / in->G;
+    int H = in->H, P = in->P, N = in->N, GN = in->G * in->N;
     size_t hp = (size_t)N * P;
+    head_in hs[HEAD_BLOCK];
     chunk_bufs k = chunk_view(in, scratch);
     memset(k.gs, 0, k.plane * sizeof *k.gs);
     for (int t0 = (in->T - 1) / SL_SSD_CHUNK * SL_SSD_CHUNK; t0 >= 0; t0 -= SL_SSD_CHUNK) {
@@ -289,21 +303,25 @@ static void ssd_backward_with(advance_fn step, head_bwd_fn back, const sl_ssd_in
         else memset(k.st, 0, k.plane * sizeof *k.st);
         for (int t = t0; t < t1; t++) {
             float *prev = k.st + (size_t)(t - t0) * k.plane, *next = prev + k.plane;
-            for (int h = 0; h < H; h++) {
-                head_in hi = head_at(in, t, h);
-                step(&hi, P, N, prev + (size_t)h * hp, next + (size_t)h * hp);
+            for (int h0 = 0; h0 < H; h0 += HEAD_BLOCK) {
+                int n = H - h0 < HEAD_BLOCK ? H - h0 : HEAD_BLOCK;
+                heads_at(in, t, h0, n, hs);
+                for (int j = 0, h = h0; j < n; j++, h++) step(&hs[j], P, N, prev + (size_t)h * hp, next + (size_t)h * hp);
             }
         }
         for (int t = t1 - 1; t >= t0; t--) {
             const float *s = k.st + (size_t)(t - t0 + 1) * k.plane;
             memset(k.pB, 0, 16 * (size_t)GN * sizeof *k.pB);
-            for (int h = 0; h < H; h++) {
-                head_in hi = head_at(in, t, h);
-                int g = h / hpg;
-                head_grad hg = {s + h * hp, s - k.plane + h * hp, dy + (long)t * lddy + (long)h * P, k.gs + h * hp,
-                                k.pB + 8 * (size_t)g * N, k.pC + 8 * (size_t)g * N, dx + (long)t * lddx + (long)h * P,
-                                in->A[h]};
-                dd[(long)t * lddd + h] = back(&hi, &hg, P, N);
+            for (int h0 = 0; h0 < H; h0 += HEAD_BLOCK) {
+                int n = H - h0 < HEAD_BLOCK ? H - h0 : HEAD_BLOCK;
+                heads_at(in, t, h0, n, hs);
+                for (int j = 0, h = h0; j < n; j++, h++) {
+                    /* the group's partials: B and C of the head's group */
+                    size_t go = 8 * (size_t)(hs[j].B - (in->B + (long)t * in->ldb));
+                    head_grad hg = {s + h * hp, s - k.plane + h * hp, dy + (long)t * lddy + (long)h * P, k.gs + h * hp,
+                                    k.pB + go, k.pC + go, dx + (long)t * lddx + (long)h * P, in->A[h]};
+                    dd[(long)t * lddd + h] = back(&hs[j], &hg, P, N);
+                }
             }
             for (int q = 0; q < GN; q++) {
                 dB[(long)t * lddb + q] = hsum(v8_load(k.pB + 8 * q));
@@ -329,15 +347,19 @@ void sl_ssd_backward_scalar(const sl_ssd_in *in, const float *ckpt, const float 
 
 /* ---- the gated norm ---- */
 
-/* 1 / sqrt(mean of v^2 + eps) over n values (v = a b, or a with b NULL) */
+/* 1 / sqrt(mean of v^2 + eps) over n values (v = a b, or a with b NULL),
+ * the sum in lanes */
 static float rstd_of(const float *a, const float *b, int n, float eps)
 {
-    double ss = 0;
-    for (int i = 0; i < n; i++) {
-        double v = b ? (double)a[i] * b[i] : a[i];
-        ss += v * v;
+    float ss = 0.0f;
+    if (b) {
+#pragma omp simd reduction(+ : ss)
+        for (int i = 0; i < n; i++) ss += (a[i] * b[i]) * (a[i] * b[i]);
+    } else {
+#pragma omp simd reduction(+ : ss)
+        for (int i = 0; i < n; i++) ss += a[i] * a[i];
     }
-    return (float)(1.0 / sqrt(ss / n + eps));
+    return 1.0f / sqrtf(ss / n + eps);
 }
 
 void sl_gated_norm(const float *y, int ldy, const float *g, int ldg, int T, int di, const float *w, int group,
@@ -362,6 +384,58 @@ void sl_gated_norm(const float *y, int ldy, const float *g, int ldg, int T, int 
     }
 }
 
+/* Without the norm: out = y g, g = SiLU(z). */
+static void gate_only_backward(const float *y, const float *z, const float *o, int n, float *dy, float *dz)
+{
+#pragma omp simd
+    for (int i = 0; i < n; i++) {
+        float sg = logistic(z[i]), dout = o[i];
+        dz[i] = dout * y[i] * (sg * (1.0f + z[i] * (1.0f - sg)));
+        dy[i] = dout * z[i] * sg;
+    }
+}
+
+/* One group with the norm after the gate: v = y s, out = v r w, so
+ * dv = r w o - v r^3 (sum w o v) / n, dy = dv s, dz = dv y s'. */
+static void norm_after_backward(const float *y, const float *z, const float *w, const float *o, int n, float eps,
+                                float *dy, float *dz)
+{
+    float ss = 0.0f, dot = 0.0f;
+#pragma omp simd reduction(+ : ss, dot)
+    for (int i = 0; i < n; i++) {
+        float v = y[i] * z[i] * logistic(z[i]);
+        ss += v * v;
+        dot += w[i] * o[i] * v;
+    }
+    float r = 1.0f / sqrtf(ss / n + eps), k = dot * r * r * r / n;
+#pragma omp simd
+    for (int i = 0; i < n; i++) {
+        float sg = logistic(z[i]), s = z[i] * sg, dv = r * w[i] * o[i] - y[i] * s * k;
+        dz[i] = dv * y[i] * (sg * (1.0f + z[i] * (1.0f - sg)));
+        dy[i] = dv * s;
+    }
+}
+
+/* One group with the norm before the gate: out = y r w s, so dz = o y r w
+ * s', and with dn = o s: dy = r w dn - y r^3 (sum w dn y) / n. */
+static void norm_before_backward(const float *y, const float *z, const float *w, const float *o, int n, float eps,
+                                 float *dy, float *dz)
+{
+    float ss = 0.0f, dot = 0.0f;
+#pragma omp simd reduction(+ : ss, dot)
+    for (int i = 0; i < n; i++) {
+        ss += y[i] * y[i];
+        dot += w[i] * o[i] * z[i] * logistic(z[i]) * y[i];
+    }
+    float r = 1.0f / sqrtf(ss / n + eps), k = dot * r * r * r / n;
+#pragma omp simd
+    for (int i = 0; i < n; i++) {
+        float sg = logistic(z[i]), dout = o[i];
+        dz[i] = dout * y[i] * r * w[i] * (sg * (1.0f + z[i] * (1.0f - sg)));
+        dy[i] = r * w[i] * dout * z[i] * sg - y[i] * k;
+    }
+}
+
 void sl_gated_norm_backward(const float *y, int ldy, const float *z, int ldz, int T, int di, const float *w, int group,
                             float eps, int before, const float *dout, int lddo, float *dy, int lddy, float *dz,
                             int lddz)
@@ -369,34 +443,12 @@ void sl_gated_norm_backward(const float *y, int ldy, const float *z, int ldz, in
     for (int t = 0; t < T; t++) {
         const float *yt = y + (long)t * ldy, *zt = z + (long)t * ldz, *ot = dout + (long)t * lddo;
         float *dyt = dy + (long)t * lddy, *dzt = dz + (long)t * lddz;
-        for (int c0 = 0; c0 < di; c0 += w ? group : di) {
-            int n = w ? group : di;
-            const float *yg = yt + c0, *zg = zt + c0, *og = ot + c0, *wg = w ? w + c0 : NULL;
-            float *dyg = dyt + c0, *dzg = dzt + c0;
-            /* the group's inputs to the norm (y, or y SiLU(z)), its rstd, and
-             * sum of w dn v for the norm's backward, dn = d logit / d norm's output */
-            double ss = 0, dot = 0;
-            for (int i = 0; wg && i < n; i++) {
-                float s = zg[i] * logistic(zg[i]), v = before ? yg[i] : yg[i] * s;
-                float dn = before ? og[i] * s : og[i];
-                ss += (double)v * v;
-                dot += (double)wg[i] * dn * v;
-            }
-            double r = wg ? 1.0 / sqrt(ss / n + eps) : 1.0, k = dot * r * r * r / n;
-            for (int i = 0; i < n; i++) {
-                float sg = logistic(zg[i]), s = zg[i] * sg, ds = sg * (1.0f + zg[i] * (1.0f - sg)), o = og[i];
-                if (!wg) {
-                    dzg[i] = o * yg[i] * ds;
-                    dyg[i] = o * s;
-                } else if (before) {
-                    dzg[i] = (float)(o * yg[i] * r * wg[i]) * ds;
-                    dyg[i] = (float)(r * wg[i] * o * s - yg[i] * k);
-                } else {
-                    float dv = (float)(r * wg[i] * o - (double)yg[i] * s * k);
-                    dzg[i] = dv * yg[i] * ds;
-                    dyg[i] = dv * s;
-                }
-            }
+        if (!w) {
+            gate_only_backward(yt, zt, ot, di, dyt, dzt);
+            continue;
         }
+        for (int c = 0; c < di; c += group)
+            (before ? norm_before_backward : norm_after_backward)(yt + c, zt + c, w + c, ot + c, group, eps, dyt + c,
+                                                                  dzt + c);
     }
 }
