@@ -15,13 +15,14 @@
 #include "plots/verdict.h"
 
 static const char USAGE[] =
-    "usage: seqlens ablate MODEL DATA --family NAME|all [--mode mean|zero|pad|resample] [-o out.json]\n"
+    "usage: seqlens ablate MODEL DATA --family NAME|all [--mode mean|zero|pad|resample|skip] [-o out.json]\n"
     "       seqlens ablate MODEL DATA --layer I|all [--mode skip|mean] [-o out.json]\n"
     "                      [--bootstrap B] [--seed S] [--examples A:B] [--threads N] [--batch B]\n"
     "  Replaces the token embedding at every valid position of a family and measures the AUC lost:\n"
     "  mean (default) = the family's frequency-weighted mean embedding, zero = zeros, pad = the pad\n"
     "  token, also dropped from attention keys and pooling, resample = a token drawn (seeded) from the\n"
-    "  family's positions in the data. JSON: baseline_auc, n, results [{family, auc, delta_auc, ci95\n"
+    "  family's positions in the data, skip (Mamba and Mamba-2) = delta set to 0 there in every layer (the\n"
+    "  state passes through, nothing is written), the positions dropped from pooling. JSON: baseline_auc, n, results [{family, auc, delta_auc, ci95\n"
     "  (paired bootstrap, B resamples, default 1000; null with --bootstrap 0), p_value (DeLong),\n"
     "  masked_fraction}]. --layer: skip sets blocks.I.resid_post = blocks.I.resid_pre, mean replaces the\n"
     "  block's write by its mean over all valid positions; rows carry `layer` instead of `family`.\n"
@@ -40,7 +41,7 @@ static int parse_mode(const char *s, const char *const *names, int *mode)
     return -1;
 }
 
-static const char *const FAMILY_MODES[] = {"mean", "zero", "pad", "resample", NULL};
+static const char *const FAMILY_MODES[] = {"mean", "zero", "pad", "resample", "skip", NULL};
 static const char *const LAYER_MODES[] = {"skip", "mean", NULL};
 static const char *const COMPONENT_MODES[] = {"zero", "mean", NULL};
 
@@ -205,8 +206,8 @@ static int cmd_ablate(int argc, char **argv)
     const char *const *modes = a.component ? COMPONENT_MODES : a.family ? FAMILY_MODES : LAYER_MODES;
     int mode = 0;
     if (a.mode && parse_mode(a.mode, modes, &mode))
-        return sl_report(&(sl_error){SL_EINPUT, "seqlens ablate: --mode: family ablation takes mean, zero, pad or "
-                                                "resample; layer ablation skip or mean; component ablation zero or mean"});
+        return sl_report(&(sl_error){SL_EINPUT, "seqlens ablate: --mode: family ablation takes mean, zero, pad, "
+                                                "resample or skip; layer ablation skip or mean; component ablation zero or mean"});
     sl_session s;
     int rc = sl_session_open(&s, &a, a.pos[0], a.pos[1], &err), n = 0;
     /* a list names each family or layer once: it fits these */

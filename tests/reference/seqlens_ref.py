@@ -162,8 +162,9 @@ def selective_scan(x, delta, A, B, C, D):
     return torch.stack(ys, dim=1)
 
 
-def mamba_mixer(u, p, config):
-    """Mamba-1 slow path on normalised input u [N,L,d]; returns (out, {hook suffix: tensor})."""
+def mamba_mixer(u, p, config, delta_zero=None):
+    """Mamba-1 slow path on normalised input u [N,L,d]; returns (out, {hook suffix: tensor}).
+    delta_zero [N,L] bool: delta set to 0 there (after the hook's softplus, before the scan)."""
     d_inner = config["expand"] * config["d_model"]
     R, S = config["dt_rank"], config["d_state"]
     xz = linear(u, p, "in_proj")
@@ -172,6 +173,8 @@ def mamba_mixer(u, p, config):
     dt, B, C = torch.split(linear(x, p, "x_proj"), [R, S, S], dim=-1)
     # torch's softplus default (beta 1, threshold 20) is what mamba_ssm calls.
     delta = F.softplus(linear(dt, p, "dt_proj"))
+    if delta_zero is not None:
+        delta = torch.where(delta_zero[..., None], torch.zeros((), dtype=delta.dtype), delta)
     A = -torch.exp(p["A_log"])
     y = selective_scan(x, delta, A, B, C, p["D"])
     gate = F.silu(z)
@@ -179,7 +182,7 @@ def mamba_mixer(u, p, config):
     return out, {"in_x": x, "delta": delta, "B": B, "C": C, "gate": gate, "out": out}
 
 
-def mamba_forward(config, params, tokens, token_embed=None, block_write=None):
+def mamba_forward(config, params, tokens, token_embed=None, block_write=None, delta_zero=None):
     hooks = {}
     h = params["embedding.weight"][tokens] if token_embed is None else token_embed
     hooks["embed"] = h
@@ -187,7 +190,7 @@ def mamba_forward(config, params, tokens, token_embed=None, block_write=None):
         p = subset(params, f"layers.{i}.")
         hooks[f"blocks.{i}.resid_pre"] = h
         u = mamba_norm(h, p, "norm", config)
-        out, mixer_hooks = mamba_mixer(u, subset(p, "mixer."), config)
+        out, mixer_hooks = mamba_mixer(u, subset(p, "mixer."), config, delta_zero)
         for name, value in mixer_hooks.items():
             hooks[f"blocks.{i}.mixer.{name}"] = value
         h = h + out
@@ -317,7 +320,7 @@ def transformer_forward(config, params, tokens, lengths, token_embed=None, keep=
 
 # ----------------------------------------------------------------------------- entry points
 
-def run(config, params, tokens, lengths, token_embed=None, keep=None, block_write=None):
+def run(config, params, tokens, lengths, token_embed=None, keep=None, block_write=None, delta_zero=None):
     """All hooks of design.md section 4 in float64, in forward order.
 
     Positions >= length hold whatever the model computes there; `zero_padding` clears them.
@@ -327,13 +330,17 @@ def run(config, params, tokens, lengths, token_embed=None, keep=None, block_writ
                    positional term;
       keep         [N,L] bool: False drops a position from attention keys (Transformer) and from
                    mean/last pooling; it is still computed as a query;
-      block_write  f(i, resid_pre, resid_post) -> resid_post of block i, seen by the later layers.
+      block_write  f(i, resid_pre, resid_post) -> resid_post of block i, seen by the later layers;
+      delta_zero   [N,L] bool (Mamba only): delta (the `mixer.delta` hook) set to 0 at these
+                   positions in every layer, the `skip` family ablation (pooling: pass keep too).
     """
     tokens = torch.as_tensor(tokens).to(torch.long)
     lengths = torch.as_tensor(lengths).to(torch.long)
     if config["arch"] == "mamba":
-        hooks = mamba_forward(config, params, tokens, token_embed, block_write)
+        hooks = mamba_forward(config, params, tokens, token_embed, block_write, delta_zero)
     elif config["arch"] == "transformer":
+        if delta_zero is not None:
+            raise ValueError("delta_zero: a transformer has no delta")
         hooks = transformer_forward(config, params, tokens, lengths, token_embed, keep, block_write)
     else:
         raise ValueError(f"unknown arch {config['arch']!r}")
