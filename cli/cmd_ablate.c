@@ -391,7 +391,7 @@ static const sl_section SECTIONS[] = {
      .label = "Families", .verdict = family_verdict, .render = family_section},
     {.file = "ablate-skip.json", .file_order = 35, .top = "baseline_auc:N n:n mode:s results:a", .array = "results",
      .row = "family:s auc:N delta_auc:N ci95?:A p_value?:N masked_fraction?:N", .order = 35, .id = "skip",
-     .label = "Skip", .verdict = family_verdict, .render = skip_section},
+     .label = "Skip", .only_some_models = 1, .verdict = family_verdict, .render = skip_section},
     {.file = "ablate-layer.json", .file_order = 40, .top = "baseline_auc:N n:n mode:s results:a", .array = "results",
      .row = "layer:n auc:N delta_auc:N ci95?:A p_value?:N", .order = 40, .id = "layer", .label = "Layers",
      .verdict = layer_verdict, .render = layer_section},

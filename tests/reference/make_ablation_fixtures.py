@@ -298,7 +298,7 @@ def identity_block_changes(v, i, write=None):
     d = v["config"]["d_model"]
     bias = torch.zeros(d, dtype=ref.DTYPE) if write is None else write
     params = v["params"]
-    if v["config"]["arch"] == "mamba":
+    if v["config"]["arch"] in MAMBA_ARCHS:
         # out_proj.bias is optional in the file; the reference applies one whenever it is present,
         # so adding one (zero or the mean write) is how the constant write is carried.
         out = f"layers.{i}.mixer.out_proj"
@@ -345,7 +345,7 @@ def check_skip_last_layer(v, result):
     resid_pre (nothing runs after it): holds for every architecture, post-norm included."""
     config, i = v["config"], v["config"]["n_layers"] - 1
     h = ref.run(config, v["params"], v["tokens"], v["lengths"])[f"blocks.{i}.resid_pre"]
-    if config["arch"] == "mamba":
+    if config["arch"] in MAMBA_ARCHS:
         h = ref.mamba_norm(h, v["params"], "norm_f", config)
     elif config.get("final_norm", False):
         h = ref.layer_norm(h, v["params"], "norm", config["layer_norm_eps"])
@@ -357,7 +357,7 @@ def check_skip_last_layer(v, result):
 def check_pad_mamba(v, result):
     """Mamba `pad` == run() on tokens with the family's positions set to the pad id, its `final`
     pooled by hand over the kept positions (Mamba has no keys to drop)."""
-    if v["config"]["arch"] != "mamba":
+    if v["config"]["arch"] not in MAMBA_ARCHS:
         return {}
     valid = ref.valid_mask(v["lengths"], v["tokens"].shape[1])
     errors = {}
@@ -532,16 +532,66 @@ def skipping_mamba_final(v, skipped):
     return ref.mamba_norm(h, params, "norm_f", config)
 
 
+def skipping_ssd(x, delta, A, B, C, D, skipped):
+    """Mamba-2's recurrence per example, position and head, carrying each head's state [P, S]
+    over unchanged at a skipped position: x [N,L,H,P], delta [N,L,H], A [H], B, C [N,L,G,S],
+    D [H] or [H,P]."""
+    N, L, H, P = x.shape
+    G = B.shape[2]
+    y = torch.zeros_like(x)
+    for n in range(N):
+        state = torch.zeros(H, P, B.shape[3], dtype=ref.DTYPE)
+        for t in range(L):
+            for h in range(H):
+                g = h // (H // G)
+                if not skipped[n, t]:
+                    state[h] = torch.exp(delta[n, t, h] * A[h]) * state[h] + \
+                        torch.outer(delta[n, t, h] * x[n, t, h], B[n, t, g])
+                d = D[h] if D.dim() == 1 else D[h]
+                y[n, t, h] = state[h] @ C[n, t, g] + d * x[n, t, h]
+    return y
+
+
+def skipping_mamba2_final(v, skipped):
+    """The Mamba-2 forward with skipping_ssd in every layer: `final` [N,L,d]."""
+    import torch.nn.functional as F
+    config, params = v["config"], v["params"]
+    d_inner, P = config["expand"] * config["d_model"], config["headdim"]
+    H, G, S = d_inner // P, config["ngroups"], config["d_state"]
+    N, L = v["tokens"].shape
+    lo, hi = ref.dt_limit(config)
+    h = params["embedding.weight"][v["tokens"]]
+    for i in range(config["n_layers"]):
+        p = ref.subset(params, f"layers.{i}.")
+        m = ref.subset(p, "mixer.")
+        z, xBC, dt = torch.split(ref.linear(ref.mamba_norm(h, p, "norm", config), m, "in_proj"),
+                                 [d_inner, d_inner + 2 * G * S, H], dim=-1)
+        xBC = F.silu(ref.causal_depthwise_conv(xBC, m["conv1d.weight"], m.get("conv1d.bias")))
+        x, B, C = torch.split(xBC, [d_inner, G * S, G * S], dim=-1)
+        delta = F.softplus(dt + m["dt_bias"]).clamp(min=lo, max=hi)
+        D = m["D"].reshape(H, P) if config.get("D_has_hdim", False) else m["D"]
+        y = skipping_ssd(x.reshape(N, L, H, P), delta, -torch.exp(m["A_log"]), B.reshape(N, L, G, S),
+                         C.reshape(N, L, G, S), D, skipped).reshape(N, L, d_inner)
+        if config.get("rmsnorm", True):
+            y = ref.gated_norm(y, z, m["norm.weight"], G, config.get("gated_norm_eps", 1e-5),
+                               config.get("norm_before_gate", False))
+        else:
+            y = y * F.silu(z)
+        h = h + ref.linear(y, m, "out_proj")
+    return ref.mamba_norm(h, params, "norm_f", config)
+
+
 def check_skip_by_state_loop(v, result):
-    """Mamba `skip` == the forward whose scan carries the state over at the family's positions
-    (skipping_scan), pooled by hand over the other valid positions."""
-    if v["config"]["arch"] != "mamba":
+    """Mamba and Mamba-2 `skip` == the forward whose scan carries the state over at the family's
+    positions (skipping_scan, skipping_ssd), pooled by hand over the other valid positions."""
+    if v["config"]["arch"] not in MAMBA_ARCHS:
         return {}
+    final = skipping_mamba2_final if v["config"]["arch"] == "mamba2" else skipping_mamba_final
     valid = ref.valid_mask(v["lengths"], v["tokens"].shape[1])
     errors = {}
     for f, name in enumerate(v["names"]):
         hit = v["family"] == f
-        theirs = pool_and_head_by_hand(v, skipping_mamba_final(v, hit), valid & ~hit)
+        theirs = pool_and_head_by_hand(v, final(v, hit), valid & ~hit)
         errors[f"skip {name} == state carried over, pooled by hand"] = rel_err(result["family"]["skip"][name], theirs)
     return errors
 
