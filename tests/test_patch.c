@@ -2,8 +2,8 @@
  * reference (tests/reference/make_intervention_fixtures.py writes
  * intervene_expected.json beside each fixture), and by properties: the
  * prefix-reusing patch equals a whole forward pass with a write hook, a
- * pair of an example with itself changes nothing, the Mamba gate switch
- * equals writing 1 into the gate hook. */
+ * pair of an example with itself changes nothing, the Mamba (and Mamba-2)
+ * gate switch equals writing 1 into the gate hook. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
@@ -142,7 +142,7 @@ static void gate_switch_equals_hook(const char *name)
 {
     fixture f;
     if (open_fixture(&f, name, 2, 3)) return;
-    if (f.m.c.arch != ARCH_MAMBA) {
+    if (!sl_arch_is_mamba(f.m.c.arch)) {
         close_fixture(&f);
         return;
     }
