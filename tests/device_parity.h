@@ -67,6 +67,7 @@ typedef struct {
     parity_open_fn open;
     double tol;
     int batch; /* device batch: small, so that batches pad to different lengths */
+    int per_arch[3]; /* fixtures run, by ARCH_* */
 } parity_opts;
 
 /* Runs the fixture's data through the CPU core and the device with the
@@ -400,9 +401,10 @@ static void golden(fixture *f, sl_backend *dm, const parity_opts *po, const char
 static void parity_fixture(const char *name, const char *path, void *user)
 {
     (void)path;
-    const parity_opts *po = user;
+    parity_opts *po = user;
     fixture f;
     if (open_fixture(&f, name, 1, 4)) return;
+    if (f.m.c.arch >= 0 && f.m.c.arch < 3) po->per_arch[f.m.c.arch]++;
     sl_device dev;
     sl_error err = {0};
     sl_backend *dm = NULL;
@@ -454,11 +456,17 @@ static void parity_fixture(const char *name, const char *path, void *user)
     close_fixture(&f);
 }
 
-/* Every fixture; returns how many there were. */
+/* Every fixture; returns how many there were. Each architecture must have
+ * had several (Mamba-2's five: ngroups 1 to 4, headdim 4 to 64, D per
+ * head and channel, both norms, dt_limit, no gated norm). */
 static int parity_all(parity_open_fn open, double tol, int batch)
 {
-    parity_opts po = {open, tol, batch};
-    return for_each_fixture("config.json", parity_fixture, &po);
+    parity_opts po = {open, tol, batch, {0}};
+    int n = for_each_fixture("config.json", parity_fixture, &po);
+    CHECK(po.per_arch[ARCH_MAMBA] >= 5 && po.per_arch[ARCH_TRANSFORMER] >= 5 && po.per_arch[ARCH_MAMBA2] >= 5,
+          "fixtures run: %d Mamba, %d Transformer, %d Mamba-2", po.per_arch[ARCH_MAMBA], po.per_arch[ARCH_TRANSFORMER],
+          po.per_arch[ARCH_MAMBA2]);
+    return n;
 }
 
 #endif
