@@ -169,7 +169,9 @@ static void family_sweeps(fixture *f, sl_backend *dm, const parity_opts *po, con
     for (int i = 0; i < F; i++) fams[i] = i;
     long n = f->ds.n;
     float *lg[2] = {malloc((size_t)F * n * 4), malloc((size_t)F * n * 4)};
-    for (int mode = FAM_MEAN; mode <= FAM_RESAMPLE; mode++) {
+    /* skip (Mamba and Mamba-2): delta's rows zeroed by row replacements */
+    int last = sl_arch_is_mamba(f->m.c.arch) ? FAM_SKIP : FAM_RESAMPLE;
+    for (int mode = FAM_MEAN; mode <= last; mode++) {
         sl_family_opts fo = {mode, 7, 0};
         sl_ablation_result res[2];
         int ok = 1;
