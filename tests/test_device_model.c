@@ -50,13 +50,34 @@ static void refusals(void)
     close_fixture(&f);
 }
 
+/* A Mamba-2 d_state over what the SSD kernel holds in registers is refused,
+ * naming the limit, not run. */
+static void state_limit(void)
+{
+    fixture f;
+    if (open_fixture(&f, "mamba2_g1_h8_mean_f32", 1, 1)) return;
+    sl_device dev;
+    sl_device_host(&dev);
+    sl_error err = {0};
+    int S = f.m.c.d_state;
+    f.m.c.d_state = SL_MAX_SSD_STATE + 1;
+    sl_dev_model *dm = sl_dev_model_new(&f.m, &dev, 2, f.ds.L, &err);
+    CHECK(!dm && err.code == SL_EINPUT && strstr(err.msg, "d_state 129") && strstr(err.msg, "128"),
+          "d_state 129 on the device: %s", dm ? "opened" : err.msg);
+    sl_dev_model_free(dm);
+    f.m.c.d_state = S;
+    close_fixture(&f);
+}
+
 int main(void)
 {
     int varied = 0;
+    sl_h5_quiet(); /* a fixture without a pattern in expected.h5 is looked up, not an error */
     for_each_fixture("config.json", lengths_vary, &varied);
     CHECK(varied, "no fixture has examples of different lengths in a batch");
     int n = parity_all(open_host, 1e-5, 3);
     CHECK(n >= 10, "only %d fixtures", n);
     refusals();
+    state_limit();
     return TEST_SUMMARY();
 }
