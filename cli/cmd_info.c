@@ -44,6 +44,19 @@ static void print_config(const sl_config *c)
         key(c, "dt_rank", "%d", c->dt_rank);
         key(c, "norm", "%s", sl_norm_name(c->norm));
         key(c, "norm_eps", "%g", c->norm_eps);
+    } else if (c->arch == ARCH_MAMBA2) {
+        key(c, "d_state", "%d", c->d_state);
+        key(c, "ngroups", "%d", c->ngroups);
+        key(c, "headdim", "%d (nheads %d)", c->headdim, c->nheads);
+        key(c, "d_conv", "%d", c->d_conv);
+        key(c, "expand", "%d (d_inner %d)", c->expand, c->d_inner);
+        key(c, "norm", "%s", sl_norm_name(c->norm));
+        key(c, "norm_eps", "%g", c->norm_eps);
+        key(c, "dt_limit", "[%g, %g]", c->dt_min, c->dt_max);
+        key(c, "D_has_hdim", "%s", yes(c->D_has_hdim));
+        key(c, "rmsnorm", "%s", yes(c->rmsnorm));
+        key(c, "norm_before_gate", "%s", yes(c->norm_before_gate));
+        key(c, "gated_norm_eps", "%g", c->gated_norm_eps);
     } else {
         key(c, "n_heads", "%d (d_head %d)", c->n_heads, c->d_head);
         key(c, "d_ff", "%d", c->d_ff);

@@ -23,11 +23,13 @@ const char *sl_norm_name(int n) { return NORM_NAMES[n]; }
 static const struct {
     const char *key, *meaning;
 } MEANINGS[] = {
-    {"arch", "\"mamba\" or \"transformer\"; the weights tell when they hold layers.<i>.mixer.* or layers.<i>.self_attn.*"},
+    {"arch", "\"mamba\", \"mamba2\" or \"transformer\"; the weights tell when they hold layers.<i>.mixer.* or layers.<i>.self_attn.*"},
     {"vocab_size", "rows of the embedding table (given by the weights)"},
     {"d_model", "width of the residual stream (given by the weights)"},
     {"n_layers", "number of blocks (given by the weights)"},
     {"d_state", "SSM state size (given by the weights)"},
+    {"d_state or ngroups", "Mamba-2's state size per group or its number of groups of B and C: the weights give only their "
+     "product (mamba_ssm's ssm_cfg and Hugging Face's config carry both)"},
     {"d_conv", "convolution width (given by the weights)"},
     {"expand", "d_inner / d_model (given by the weights)"},
     {"d_ff", "feed-forward width (given by the weights)"},
@@ -175,6 +177,99 @@ static int parse_mamba(reader *r, sl_config *c)
     return SL_OK;
 }
 
+/* dt_limit [lo, hi]: delta clamped to it; hi may be Infinity (the
+ * libraries' default (0, inf), as Python's json writes it) or "inf". */
+static int get_dt_limit(reader *r, sl_config *c)
+{
+    const cJSON *v = item(r, "dt_limit");
+    c->dt_min = 0;
+    c->dt_max = INFINITY;
+    if (!v) return SL_OK;
+    double b[2] = {0, 0};
+    int ok = cJSON_IsArray(v) && cJSON_GetArraySize(v) == 2;
+    for (int k = 0; ok && k < 2; k++) {
+        const cJSON *e = cJSON_GetArrayItem(v, k);
+        if (cJSON_IsNumber(e)) b[k] = e->valuedouble;
+        else if (k == 1 && cJSON_IsString(e) && (!strcmp(e->valuestring, "inf") || !strcmp(e->valuestring, "Infinity")))
+            b[k] = INFINITY;
+        else ok = 0;
+    }
+    if (!ok || !(b[0] >= 0 && b[0] < b[1] && b[0] < 1e30))
+        return sl_fail(r->err, SL_EINPUT, "%s: key 'dt_limit' must be [lo, hi] with 0 <= lo < hi (hi may be \"inf\")",
+                       r->d->path);
+    c->dt_min = (float)b[0];
+    c->dt_max = b[1] > 3e38 ? INFINITY : (float)b[1];
+    return SL_OK;
+}
+
+/* The weights give only ngroups * d_state (B and C's width): one of the two
+ * from config.json, the other divided out of the product. Without weights
+ * mamba_ssm's defaults (128, 1) apply. */
+static int group_state(reader *r, sl_config *c)
+{
+    const cJSON *gs = cJSON_GetObjectItemCaseSensitive(r->root, SL_FACT_GROUP_STATE);
+    const cJSON *gs_from = cJSON_GetObjectItemCaseSensitive(r->facts_from, SL_FACT_GROUP_STATE);
+    int have_s = cJSON_GetObjectItemCaseSensitive(r->root, "d_state") != NULL;
+    int have_g = cJSON_GetObjectItemCaseSensitive(r->root, "ngroups") != NULL;
+    TRY(get_int(r, "d_state", 1, 1024, 128, &c->d_state));
+    TRY(get_int(r, "ngroups", 1, 1 << 16, 1, &c->ngroups));
+    if (!cJSON_IsNumber(gs)) return SL_OK;
+    long product = (long)gs->valuedouble;
+    const char *tensor = cJSON_IsString(gs_from) ? gs_from->valuestring : "the weights";
+    if (!have_s && !have_g) {
+        missing(r, "d_state or ngroups");
+        return SL_OK;
+    }
+    if (have_s && have_g) {
+        if ((long)c->d_state * c->ngroups != product)
+            return sl_fail(r->err, SL_EINPUT, "%s: ngroups %d times d_state %d is %ld, but the weights give ngroups*d_state = %ld "
+                           "(%s): correct one of the keys", r->d->path, c->ngroups, c->d_state,
+                           (long)c->ngroups * c->d_state, product, tensor);
+        return SL_OK;
+    }
+    int given = have_s ? c->d_state : c->ngroups;
+    const char *key = have_s ? "ngroups" : "d_state";
+    if (product % given || product / given > (have_s ? 1 << 16 : 1024))
+        return sl_fail(r->err, SL_EINPUT, "%s: the weights give ngroups*d_state = %ld (%s), which %s %d does not divide "
+                       "into a valid %s", r->d->path, product, tensor, have_s ? "d_state" : "ngroups", given, key);
+    *(have_s ? &c->ngroups : &c->d_state) = (int)(product / given);
+    char from[232];
+    snprintf(from, sizeof from, "inferred from %s (ngroups*d_state = %ld) and %s", tensor, product,
+             have_s ? "d_state" : "ngroups");
+    for (int i = 0; i < c->n_sources; i++)
+        if (!strcmp(c->sources[i].key, key)) snprintf(c->sources[i].from, sizeof c->sources[i].from, "%s", from);
+    return SL_OK;
+}
+
+/* mamba_ssm's Mamba2 block (modules/mamba2.py) and its defaults. */
+static int parse_mamba2(reader *r, sl_config *c)
+{
+    const char *path = r->d->path;
+    TRY(group_state(r, c));
+    TRY(get_int(r, "d_conv", 1, 64, 4, &c->d_conv));
+    TRY(get_int(r, "expand", 1, 64, 2, &c->expand));
+    TRY(get_int(r, "headdim", 1, 1 << 22, 64, &c->headdim));
+    TRY(get_enum(r, "norm", NORM_NAMES, NORM_RMS, &c->norm));
+    TRY(get_float(r, "norm_eps", 0, 1, 1e-5, &c->norm_eps));
+    TRY(get_dt_limit(r, c));
+    TRY(get_bool(r, "D_has_hdim", 0, &c->D_has_hdim));
+    TRY(get_bool(r, "norm_before_gate", 0, &c->norm_before_gate));
+    TRY(get_bool(r, "rmsnorm", 1, &c->rmsnorm));
+    TRY(get_float(r, "gated_norm_eps", 0, 1, 1e-5, &c->gated_norm_eps));
+    if (r->n_missing) return SL_OK; /* the checks below need them */
+    c->d_inner = c->expand * c->d_model;
+    if (c->d_inner % c->headdim)
+        return sl_fail(r->err, SL_EINPUT, "%s: headdim %d does not divide d_inner = expand %d * d_model %d = %d", path,
+                       c->headdim, c->expand, c->d_model, c->d_inner);
+    c->nheads = c->d_inner / c->headdim;
+    if (c->nheads % c->ngroups)
+        return sl_fail(r->err, SL_EINPUT, "%s: ngroups %d does not divide nheads = d_inner %d / headdim %d = %d", path,
+                       c->ngroups, c->d_inner, c->headdim, c->nheads);
+    if ((long)c->ngroups * c->d_state > 1L << 22)
+        return sl_fail(r->err, SL_EINPUT, "%s: ngroups %d times d_state %d is too large", path, c->ngroups, c->d_state);
+    return SL_OK;
+}
+
 static int parse_transformer(reader *r, sl_config *c)
 {
     const char *path = r->d->path;
@@ -261,7 +356,8 @@ int sl_config_resolve(sl_config *c, const sl_config_doc *d, const cJSON *facts, 
         else if (p)
             strcpy(c->prefix, p->valuestring);
     }
-    if (!rc && arch_known) rc = c->arch == ARCH_MAMBA ? parse_mamba(&r, c) : parse_transformer(&r, c);
+    if (!rc && arch_known)
+        rc = c->arch == ARCH_MAMBA ? parse_mamba(&r, c) : c->arch == ARCH_MAMBA2 ? parse_mamba2(&r, c) : parse_transformer(&r, c);
     if (!rc && r.n_missing)
         rc = sl_fail(err, SL_EINPUT, "%s: %s %s; add %s to config.json", d->path,
                      r.n_missing == 1 ? "missing key" : "missing keys", r.missing, r.n_missing == 1 ? "it" : "them");

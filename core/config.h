@@ -73,6 +73,10 @@ int sl_config_resolve(sl_config *c, const sl_config_doc *d, const cJSON *facts, 
 int sl_config_load(sl_config *c, const char *path, sl_error *err);
 int sl_config_parse(sl_config *c, const char *path, const char *text, sl_error *err);
 
+/* The fact models/layout.c reads off a Mamba-2's conv1d: ngroups * d_state
+ * (B's and C's width), of which config.json must give one factor. */
+#define SL_FACT_GROUP_STATE "ngroups*d_state"
+
 const char *sl_config_source_of(const sl_config *c, const char *key);
 
 const char *sl_arch_name(int arch);

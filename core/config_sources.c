@@ -15,7 +15,8 @@
 static const char *const OWN_KEYS[] = {
     "arch", "vocab_size", "d_model", "n_layers", "pad_token_id", "pooling", "prefix", "names", "d_state",
     "d_conv", "expand", "dt_rank", "norm", "norm_eps", "n_heads", "d_ff", "norm_first", "activation",
-    "positional", "max_len", "rope_base", "final_norm", "layer_norm_eps", "causal", "embed_scale", NULL};
+    "positional", "max_len", "rope_base", "final_norm", "layer_norm_eps", "causal", "embed_scale", "headdim", "ngroups",
+    "dt_limit", "D_has_hdim", "norm_before_gate", "rmsnorm", "gated_norm_eps", NULL};
 
 typedef struct {
     sl_config_doc *d;

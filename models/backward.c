@@ -77,6 +77,9 @@ static sl_backward_ws *backward_ws(const sl_model *m, sl_workspace *ws, sl_error
     if (c->arch == ARCH_MAMBA) {
         size_t mw = 2 * (size_t)c->d_inner + (size_t)c->dt_rank + 2 * (size_t)c->d_state;
         if (mw > wide) wide = mw;
+    } else if (c->arch == ARCH_MAMBA2) {
+        size_t mw = 2 * (size_t)c->d_inner + 2 * (size_t)c->ngroups * c->d_state + (size_t)c->nheads; /* in_proj's */
+        if (mw > wide) wide = mw;
     } else if ((size_t)c->d_ff > wide) {
         wide = (size_t)c->d_ff;
     }
@@ -91,6 +94,11 @@ static sl_backward_ws *backward_ws(const sl_model *m, sl_workspace *ws, sl_error
           && (b->kr = malloc(L * dh * 4)) && (b->dout = malloc(L * dh * 4)) && (b->dq = malloc(L * dh * 4))
           && (b->dk = malloc(L * dh * 4)) && (b->dv = malloc(L * dh * 4)) && (b->rowd = malloc(L * 4))
           && (b->tile = malloc(2 * SL_QB * SL_KEY_TILE * 4));
+    } else if (ok && c->arch == ARCH_MAMBA2) {
+        /* one block's kept states at a time: each block's backward runs its forward again */
+        size_t scratch = (sl_ssd_scratch_floats(c->nheads, c->headdim, c->ngroups, c->d_state) * 4 + 63) & ~(size_t)63;
+        ok = (b->ckpt = malloc(sl_ssd_ckpt_floats(c->nheads, c->headdim, c->d_state, (int)L) * 4))
+          && (b->chunk = aligned_alloc(64, scratch));
     } else if (ok) {
         ok = sl_mamba_backward_alloc(c, L, b);
     }
@@ -123,6 +131,7 @@ int sl_gradient(const sl_model *m, const sl_example *ex, sl_workspace *ws, const
         sl_mamba_tape mamba_tape;
         sl_tf_tape tf_tape;
         if (m->c.arch == ARCH_MAMBA) mamba_tape = sl_mamba_tape_at(m, ws, i), c.tape = &mamba_tape;
+        else if (m->c.arch == ARCH_MAMBA2) c.ssd_ckpt = b->ckpt;
         else tf_tape = sl_tf_tape_at(m, ws, i), c.tf_tape = &tf_tape;
         c.h_in = b->tape + (size_t)i * L * d;
         rc = sl_arch_layer_backward(&c.ops, i, err);

@@ -30,8 +30,8 @@ typedef struct sl_backward_ws {
     float *rowd;            /* [L] rowsum(d context * context) of one head */
     float *tile;            /* [2][SL_QB][SL_KEY_TILE] probabilities and score gradients of a block */
     float *mtape;           /* Mamba: each block's activations (sl_mamba_tape, models/mamba_scan.h) */
-    float *ckpt;            /* Mamba: each block's scan state before each chunk */
-    float *chunk;           /* Mamba: one chunk's states and decays, and the reverse scan's carried gradient */
+    float *ckpt;            /* Mamba: each block's scan state before each chunk; Mamba-2: one block's */
+    float *chunk;           /* Mamba(-2): one chunk's states and decays, and the reverse scan's carried gradient */
 } sl_backward_ws;
 
 void sl_layernorm_backward(const float *x, const float *w, float eps, int rows, int d, const float *dy, float *dx);

@@ -4,8 +4,8 @@
 
 const char *const SL_COMPONENT_NAMES[SL_COMP_COUNT] = {"conv", "ssm", "gate", "attn", "mlp"};
 
-/* Mamba's mixer switches (conv = identity kernel without bias, ssm = y = D x,
- * gate = SiLU(z) -> 1); a Transformer's sublayer outputs. */
+/* Mamba's and Mamba-2's mixer switches (conv = identity kernel without bias,
+ * ssm = y = D x, gate = SiLU(z) -> 1); a Transformer's sublayer outputs. */
 static const sl_component MAMBA[] = {
     {SL_COMP_CONV, SL_OFF_CONV, -1},
     {SL_COMP_SSM, SL_OFF_SSM, -1},
@@ -18,7 +18,7 @@ static const sl_component TRANSFORMER[] = {
 
 int sl_model_components(const sl_model *m, const sl_component **out)
 {
-    int mamba = m->c.arch == ARCH_MAMBA;
+    int mamba = sl_arch_is_mamba(m->c.arch);
     *out = mamba ? MAMBA : TRANSFORMER;
     return mamba ? (int)(sizeof MAMBA / sizeof *MAMBA) : (int)(sizeof TRANSFORMER / sizeof *TRANSFORMER);
 }

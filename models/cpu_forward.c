@@ -33,6 +33,14 @@ int sl_tf_layer_forward_taped(const sl_model *m, const sl_example *ex, sl_worksp
     return rc;
 }
 
+/* Mamba-2: the block as it is, without hooks; its backward
+ * (models/mamba2_grad.c) runs it again from the input the tape keeps. */
+static int plain_layer(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i, sl_error *err)
+{
+    sl_cpu_ops c = sl_cpu_ops_on(m, ex, ws, NULL, NULL);
+    return sl_arch_layer(&c.ops, i, err);
+}
+
 static int check_length(const sl_model *m, const sl_example *ex, const sl_workspace *ws, sl_error *err)
 {
     if (ex->len < 1 || ex->len > ws->max_len)
@@ -93,8 +101,9 @@ int sl_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, 
     else if (!rc) rc = embed(m, ex, ws, NULL, err);
     for (int i = 0; !rc && i < m->c.n_layers; i++) {
         memcpy(tape + i * stride, ws->h, n * sizeof *tape);
-        rc = m->c.arch == ARCH_MAMBA ? sl_mamba_layer_forward_taped(m, ex, ws, i, err)
-                                     : sl_tf_layer_forward_taped(m, ex, ws, i, err);
+        if (m->c.arch == ARCH_MAMBA) rc = sl_mamba_layer_forward_taped(m, ex, ws, i, err);
+        else if (m->c.arch == ARCH_TRANSFORMER) rc = sl_tf_layer_forward_taped(m, ex, ws, i, err);
+        else rc = plain_layer(m, ex, ws, i, err);
     }
     if (!rc) memcpy(tape + m->c.n_layers * stride, ws->h, n * sizeof *tape);
     return rc ? rc : sl_forward_tail(m, ex, ws, NULL, logit, err);

@@ -143,10 +143,51 @@ static int head_backward(sl_ops *o, const float *head_w, int nrows, int pooling,
     return SL_OK;
 }
 
-/* silu, scan_keep and attention_keep are for a backend without a tape. */
+/* Mamba-2's block runs its forward again (models/mamba2_grad.c): its conv's SiLU. */
+static int silu(sl_ops *o, sl_view x, sl_view y, sl_error *err)
+{
+    (void)err;
+    sl_mamba_silu(at(o, x), x.ld, rows(o, x), x.cols, at(o, y));
+    return SL_OK;
+}
+
+static int delta2_backward(sl_ops *o, sl_view dt, const float *bias, float lo, float hi, sl_view ddelta, sl_view ddt,
+                           sl_error *err)
+{
+    (void)err;
+    sl_delta2_backward(at(o, dt), dt.ld, rows(o, dt), dt.cols, bias, lo, hi, at(o, ddelta), ddelta.ld, at(o, ddt),
+                       ddt.ld);
+    return SL_OK;
+}
+
+/* From the states the block's ssd kept in ssd_ckpt as the backward ran it
+ * again (sl_gradient sets it for a Mamba-2 model). */
+static int ssd_backward(sl_ops *o, sl_view x, sl_view delta, sl_view B, sl_view C, const float *A, const float *D,
+                        sl_view dy, sl_view dx, sl_view ddelta, sl_view dB, sl_view dC, sl_error *err)
+{
+    sl_cpu_ops *c = cpu(o);
+    if (!c->ssd_ckpt) return sl_fail(err, SL_ERUNTIME, "ssd_backward without the states of its forward");
+    sl_ssd_in in = sl_cpu_ssd_in(o, x, delta, B, C, A, D);
+    sl_ssd_backward(&in, c->ssd_ckpt, at(o, dy), dy.ld, c->ws->bw->chunk, at(o, dx), dx.ld, at(o, ddelta), ddelta.ld,
+                    at(o, dB), at(o, dC), dB.ld);
+    return SL_OK;
+}
+
+static int gated_norm_backward(sl_ops *o, sl_view y, sl_view z, const float *w, int group, float eps, int before,
+                               sl_view dout, sl_view dy, sl_view dz, sl_error *err)
+{
+    (void)err;
+    sl_gated_norm_backward(at(o, y), y.ld, at(o, z), z.ld, rows(o, y), y.cols, w, group, eps, before, at(o, dout),
+                           dout.ld, at(o, dy), dy.ld, at(o, dz), dz.ld);
+    return SL_OK;
+}
+
+/* scan_keep and attention_keep are for a backend without a tape. */
 const sl_grad_table sl_cpu_grad_table = {
     .copy = copy, .conv = conv, .linear_backward = linear_backward, .norm_backward = norm_backward,
     .gate_backward = gate_backward, .scan_backward = scan_backward, .softplus_backward = softplus_backward,
     .silu_backward = silu_backward, .conv_backward = conv_backward, .activation_backward = activation_backward,
     .attention_backward = attention_backward, .rope_backward = rope_backward, .head_backward = head_backward,
+    .silu = silu, .delta2_backward = delta2_backward, .ssd_backward = ssd_backward,
+    .gated_norm_backward = gated_norm_backward,
 };

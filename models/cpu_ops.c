@@ -87,6 +87,10 @@ static float *at(sl_ops *o, sl_view v)
     case SL_DFF: base = ws->bw->buf[9]; break;
     case SL_DCTX: base = ws->bw->buf[10]; break;
     case SL_DQKV: base = ws->bw->buf[11]; break;
+    case SL_ZXBCDT: base = ws->zxbcdt; break;
+    case SL_XBC: base = ws->xbc; break;
+    case SL_DZXBCDT: base = ws->bw->buf[4]; break;
+    case SL_DXBC: base = ws->bw->buf[5]; break;
     case SL_POOLED: base = ws->pooled; break;
     case SL_LOGITS: base = c->logit; break;
     }
@@ -313,10 +317,46 @@ static int head(sl_ops *o, const float *w, const float *b, int nrows, sl_view x,
     return SL_OK;
 }
 
+static int delta2(sl_ops *o, sl_view dt, const float *bias, float lo, float hi, sl_view delta, sl_error *err)
+{
+    (void)err;
+    sl_delta2(at(o, dt), dt.ld, rows(o, dt), dt.cols, bias, lo, hi, at(o, delta), delta.ld);
+    return SL_OK;
+}
+
+sl_ssd_in sl_cpu_ssd_in(sl_ops *o, sl_view x, sl_view delta, sl_view B, sl_view C, const float *A, const float *D)
+{
+    const sl_config *c = &o->m->c;
+    return (sl_ssd_in){.T = rows(o, x), .H = c->nheads, .P = c->headdim, .G = c->ngroups, .N = c->d_state,
+                       .D_per_channel = c->D_has_hdim, .x = at(o, x), .delta = at(o, delta), .B = at(o, B),
+                       .C = at(o, C), .A = A, .D = D, .ldx = x.ld, .ldd = delta.ld, .ldb = B.ld};
+}
+
+/* The states go to ssd_ckpt where the backward of a block runs it. */
+static int ssd(sl_ops *o, sl_view x, sl_view delta, sl_view B, sl_view C, const float *A, const float *D, int ablated,
+               sl_view y, sl_error *err)
+{
+    (void)err;
+    sl_cpu_ops *c = cpu(o);
+    sl_ssd_in in = sl_cpu_ssd_in(o, x, delta, B, C, A, D);
+    if (ablated) sl_ssd_skip(&in, at(o, y), y.ld);
+    else sl_ssd(&in, c->ws->state, at(o, y), y.ld, c->ssd_ckpt);
+    return SL_OK;
+}
+
+static int gated_norm(sl_ops *o, sl_view y, sl_view g, const float *w, int group, float eps, int before, sl_view out,
+                      sl_error *err)
+{
+    (void)err;
+    sl_gated_norm(at(o, y), y.ld, at(o, g), g.ld, rows(o, y), y.cols, w, group, eps, before, at(o, out), out.ld);
+    return SL_OK;
+}
+
 static const sl_ops_table cpu_table = {
     .fire = fire, .norm = norm, .linear = linear, .conv_silu = conv_silu, .softplus = softplus, .scan = scan,
     .gate = gate, .add = add, .rope = rope, .attention = attention, .activation = activation, .keep = keep,
-    .embed = embed, .add_positions = add_positions, .pool = pool, .head = head,
+    .embed = embed, .add_positions = add_positions, .pool = pool, .head = head, .delta2 = delta2, .ssd = ssd,
+    .gated_norm = gated_norm,
 };
 
 sl_cpu_ops sl_cpu_ops_on(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,

@@ -3,6 +3,7 @@
 #ifndef SL_CPU_OPS_H
 #define SL_CPU_OPS_H
 
+#include "models/mamba2_cpu.h"
 #include "models/mamba_scan.h"
 #include "models/ops.h"
 #include "models/workspace.h"
@@ -15,6 +16,8 @@ typedef struct {
     float *logit;              /* where SL_LOGITS lies */
     float *h_in;               /* the backward of a block: SL_H_IN, its input on the tape */
     const struct sl_tf_tape *tf_tape; /* the backward of a Transformer block: what its taped forward kept */
+    float *ssd_ckpt;           /* the backward of a Mamba-2 block: where its ssd keeps the states ssd_backward
+                                * restarts from (NULL elsewhere) */
 } sl_cpu_ops;
 
 /* The operations on ex's rows of ws, with hooks (or NULL); SL_LOGITS is
@@ -25,6 +28,9 @@ sl_cpu_ops sl_cpu_ops_on(const sl_model *m, const sl_example *ex, sl_workspace *
 /* Where view v lies in o's example's memory, and its rows. */
 float *sl_cpu_at(sl_ops *o, sl_view v);
 int sl_cpu_rows(sl_ops *o, sl_view v);
+/* The SSD's inputs (models/mamba2_cpu.h) from the views of the ssd
+ * operations (B and C in rows of one stride). */
+sl_ssd_in sl_cpu_ssd_in(sl_ops *o, sl_view x, sl_view delta, sl_view B, sl_view C, const float *A, const float *D);
 /* The backward's operations (models/cpu_grad_ops.c). */
 extern const sl_grad_table sl_cpu_grad_table;
 

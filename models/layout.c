@@ -23,7 +23,7 @@ static const struct {
     {"mixer.in_proj.bias", MAMBA},    {"mixer.conv1d.weight", MAMBA}, {"mixer.conv1d.bias", MAMBA},
     {"mixer.x_proj.weight", MAMBA},   {"mixer.dt_proj.weight", MAMBA}, {"mixer.dt_proj.bias", MAMBA},
     {"mixer.A_log", MAMBA},           {"mixer.D", MAMBA},             {"mixer.out_proj.weight", MAMBA},
-    {"mixer.out_proj.bias", MAMBA},
+    {"mixer.out_proj.bias", MAMBA},   {"mixer.dt_bias", MAMBA},       {"mixer.norm.weight", MAMBA},
 };
 #define N_IN_LAYER ((int)(sizeof IN_LAYER / sizeof *IN_LAYER))
 
@@ -58,6 +58,7 @@ typedef struct {
     int stack_len;
     int slot[N_IN_LAYER]; /* layer 0's tensors, -1 if absent */
     int64_t dm;           /* d_model, 0 if unknown */
+    int mamba2;           /* the layers are Mamba-2 blocks (mixer.dt_bias) */
 } ctx;
 
 
@@ -215,7 +216,13 @@ static int find_stack(ctx *c)
         TRY(claim(c, i, name, "layer"));
         if (layer == 0) c->slot[k] = i;
     }
-    TRY(fact(c, "arch", cJSON_CreateString(c->kind == TF ? "transformer" : "mamba"), st[0].max_at));
+    /* Mamba-2's mixer has dt_bias [nheads] where Mamba-1's has dt_proj */
+    int dt_bias = -1;
+    for (int k = 0; k < N_IN_LAYER; k++)
+        if (!strcmp(IN_LAYER[k].suffix, "mixer.dt_bias")) dt_bias = c->slot[k];
+    c->mamba2 = c->kind == MAMBA && dt_bias >= 0;
+    TRY(fact(c, "arch", cJSON_CreateString(c->kind == TF ? "transformer" : c->mamba2 ? "mamba2" : "mamba"),
+             c->mamba2 ? dt_bias : st[0].max_at));
     return fact(c, "n_layers", cJSON_CreateNumber(st[0].max_layer + 1), st[0].max_at);
 }
 
@@ -301,10 +308,62 @@ static int bias_fact(ctx *c, const char *key, const char *weight_suffix, int ndi
     return SL_OK;
 }
 
+/* A fact read off a tensor's absence: the source names the missing tensor
+ * beside one that is there. */
+static int absent_fact(ctx *c, const char *key, const st_tensor *beside, const char *missing_suffix)
+{
+    TRY(fact(c, key, cJSON_CreateBool(0), (int)(beside - c->f->tensors)));
+    char from[300];
+    const char *dot = strstr(beside->name, "mixer.");
+    snprintf(from, sizeof from, "the absence of '%.*s%s'", dot ? (int)(dot - beside->name) : 0, beside->name, missing_suffix);
+    cJSON_ReplaceItemInObjectCaseSensitive(c->L->facts_from, key, cJSON_CreateString(from));
+    return SL_OK;
+}
+
+/* Mamba-2 (design.md 2.4): out_proj [d, d_inner], conv1d [d_inner + 2 G S,
+ * 1, d_conv], A_log [nheads], in_proj [2 d_inner + 2 G S + nheads, d]; only
+ * the product G S is determined (SL_FACT_GROUP_STATE). */
+static int mamba2_facts(ctx *c)
+{
+    const st_tensor *in = at_slot(c, "mixer.in_proj.weight", 2), *out = at_slot(c, "mixer.out_proj.weight", 2);
+    const st_tensor *conv = at_slot(c, "mixer.conv1d.weight", 3), *A = at_slot(c, "mixer.A_log", 1);
+    const st_tensor *D = at_slot(c, "mixer.D", 1), *gn = at_slot(c, "mixer.norm.weight", 1);
+    if (in) c->dm = in->shape[1];
+    TRY(slot_fact(c, "d_model", (double)c->dm, in));
+    int64_t di = out ? out->shape[1] : 0, gs2 = conv && di ? conv->shape[0] - di : -1, H = A ? A->shape[0] : 0;
+    if (di > 0 && c->dm > 0 && di % c->dm == 0) TRY(slot_fact(c, "expand", (double)(di / c->dm), out));
+    if (conv) TRY(slot_fact(c, "d_conv", (double)conv->shape[2], conv));
+    if (gs2 > 0 && gs2 % 2 == 0) TRY(slot_fact(c, SL_FACT_GROUP_STATE, (double)(gs2 / 2), conv));
+    if (di > 0 && H > 0 && di % H == 0) TRY(slot_fact(c, "headdim", (double)(di / H), A));
+    /* D per head or per channel (the same thing when headdim is 1) */
+    if (D && H > 0 && H != di && (D->shape[0] == H || D->shape[0] == di))
+        TRY(fact(c, "D_has_hdim", cJSON_CreateBool(D->shape[0] == di), (int)(D - c->f->tensors)));
+    if (gn) TRY(fact(c, "rmsnorm", cJSON_CreateBool(1), (int)(gn - c->f->tensors)));
+    else if (out) TRY(absent_fact(c, "rmsnorm", out, "mixer.norm.weight"));
+    /* mamba_ssm's d_ssm < d_inner puts a gated MLP's z0, x0 first in in_proj */
+    if (in && di > 0 && gs2 > 0 && H > 0) {
+        int64_t extra = in->shape[0] - (2 * di + gs2 + H);
+        if (extra > 0 && extra % 2 == 0)
+            return sl_fail(c->err, SL_EINPUT,
+                           "%s: tensor '%s' has %lld rows, 2*d_mlp = %lld more than 2*d_inner + 2*ngroups*d_state + nheads = "
+                           "%lld: a Mamba2 block with d_mlp %lld > 0 (d_ssm < d_inner, a gated MLP beside the SSM) is not "
+                           "supported", c->f->path, in->name, (long long)in->shape[0], (long long)extra,
+                           (long long)(2 * di + gs2 + H), (long long)(extra / 2));
+    }
+    return SL_OK;
+}
+
 static int layer_facts(ctx *c)
 {
     const st_tensor *t;
-    if (c->kind == MAMBA) {
+    if (c->kind == MAMBA && c->mamba2) {
+        TRY(mamba2_facts(c));
+        const st_tensor *nw = at_slot(c, "norm.weight", 1), *nb = at_slot(c, "norm.bias", 1);
+        if (nw || nb)
+            TRY(fact(c, "norm", cJSON_CreateString(nb ? "layer" : "rms"), (int)((nb ? nb : nw) - c->f->tensors)));
+        TRY(bias_fact(c, "use_bias", "mixer.in_proj.weight", 2));
+        TRY(bias_fact(c, "use_conv_bias", "mixer.conv1d.weight", 3));
+    } else if (c->kind == MAMBA) {
         const st_tensor *in = at_slot(c, "mixer.in_proj.weight", 2);
         if (in) c->dm = in->shape[1];
         TRY(slot_fact(c, "d_model", (double)c->dm, in));
@@ -500,7 +559,7 @@ int sl_layout_detect(sl_layout *L, const st_file *f, const sl_config_doc *d, sl_
     L->e = calloc((size_t)f->n + 1, sizeof *L->e);
     L->facts = cJSON_CreateObject();
     L->facts_from = cJSON_CreateObject();
-    ctx c = {f, d, L, err, malloc(((size_t)f->n + 1) * sizeof(char *)), calloc((size_t)f->n + 1, sizeof(char *)), ANY, "", 0, {0}, 0};
+    ctx c = {f, d, L, err, malloc(((size_t)f->n + 1) * sizeof(char *)), calloc((size_t)f->n + 1, sizeof(char *)), ANY, "", 0, {0}, 0, 0};
     for (int k = 0; k < N_IN_LAYER; k++) c.slot[k] = -1;
     int rc = !L->e || !L->facts || !L->facts_from || !c.base || !c.mapped ? sl_fail(err, SL_ERUNTIME, "out of memory") : SL_OK;
     for (int i = 0; !rc && i < f->n; i++) {

@@ -85,6 +85,34 @@ static void mamba_specs(sl_model *m, spec_list *l)
     if (c->norm == NORM_LAYER) want(l, &m->norm_b, 0, "[d_model]", 1, d, 0, 0, "norm_f.bias");
 }
 
+static void mamba2_specs(sl_model *m, spec_list *l)
+{
+    const sl_config *c = &m->c;
+    int64_t d = c->d_model, di = c->d_inner, GS = (int64_t)c->ngroups * c->d_state, H = c->nheads;
+    for (int i = 0; i < c->n_layers; i++) {
+        sl_mamba2_layer *y = &m->mamba2[i];
+        want(l, &y->norm_w, 0, "[d_model]", 1, d, 0, 0, "layers.%d.norm.weight", i);
+        if (c->norm == NORM_LAYER) want(l, &y->norm_b, 0, "[d_model]", 1, d, 0, 0, "layers.%d.norm.bias", i);
+        want(l, &y->in_w, 0, "[2*d_inner + 2*ngroups*d_state + nheads, d_model]", 2, 2 * di + 2 * GS + H, d, 0,
+             "layers.%d.mixer.in_proj.weight", i);
+        want(l, &y->in_b, 1, "[2*d_inner + 2*ngroups*d_state + nheads]", 1, 2 * di + 2 * GS + H, 0, 0,
+             "layers.%d.mixer.in_proj.bias", i);
+        want(l, &y->conv_w, 0, "[d_inner + 2*ngroups*d_state, 1, d_conv]", 3, di + 2 * GS, 1, c->d_conv,
+             "layers.%d.mixer.conv1d.weight", i);
+        want(l, &y->conv_b, 1, "[d_inner + 2*ngroups*d_state]", 1, di + 2 * GS, 0, 0, "layers.%d.mixer.conv1d.bias", i);
+        want(l, &y->dt_bias, 0, "[nheads]", 1, H, 0, 0, "layers.%d.mixer.dt_bias", i);
+        /* A_log is read into the spot A will be computed from */
+        want(l, (const float **)&y->A, 0, "[nheads]", 1, H, 0, 0, "layers.%d.mixer.A_log", i);
+        if (c->D_has_hdim) want(l, &y->D, 0, "[d_inner] (D_has_hdim)", 1, di, 0, 0, "layers.%d.mixer.D", i);
+        else want(l, &y->D, 0, "[nheads]", 1, H, 0, 0, "layers.%d.mixer.D", i);
+        if (c->rmsnorm) want(l, &y->gnorm_w, 0, "[d_inner] (rmsnorm)", 1, di, 0, 0, "layers.%d.mixer.norm.weight", i);
+        want(l, &y->out_w, 0, "[d_model, d_inner]", 2, d, di, 0, "layers.%d.mixer.out_proj.weight", i);
+        want(l, &y->out_b, 1, "[d_model]", 1, d, 0, 0, "layers.%d.mixer.out_proj.bias", i);
+    }
+    want(l, &m->norm_w, 0, "[d_model]", 1, d, 0, 0, "norm_f.weight");
+    if (c->norm == NORM_LAYER) want(l, &m->norm_b, 0, "[d_model]", 1, d, 0, 0, "norm_f.bias");
+}
+
 static void transformer_specs(sl_model *m, spec_list *l)
 {
     const sl_config *c = &m->c;
@@ -344,7 +372,9 @@ static int match_specs(sl_model *m, const st_file *f, const canon *names, int nn
             return sl_fail(err, SL_EINPUT,
                            "%s: tensor '%s' has shape %s, but %s expects %s = %s (d_model=%d, n_layers=%d%s)", f->path,
                            s->src->name, got, cfg, exp, s->expr, m->c.d_model, m->c.n_layers,
-                           m->c.arch == ARCH_MAMBA ? ", see d_state/d_conv/expand/dt_rank" : ", see n_heads/d_ff/max_len");
+                           m->c.arch == ARCH_MAMBA    ? ", see d_state/d_conv/expand/dt_rank"
+                           : m->c.arch == ARCH_MAMBA2 ? ", see d_state/ngroups/headdim/d_conv/expand/D_has_hdim"
+                                                      : ", see n_heads/d_ff/max_len");
         }
     }
     for (int i = 0; i < f->n && !bad; i++) bad = !f->tensors[i].used;
@@ -371,7 +401,7 @@ static void add_point(sl_model *m, int kind, int layer, int width, int per_examp
 static int build_points(sl_model *m, sl_error *err)
 {
     const sl_config *c = &m->c;
-    int nl = c->n_layers, per_layer = 8;
+    int nl = c->n_layers, per_layer = 9;
     m->points = calloc((size_t)(nl * per_layer + 8), sizeof *m->points);
     m->point_of = malloc((size_t)HK_COUNT * (size_t)(nl + 1) * sizeof *m->point_of);
     if (!m->points || !m->point_of) return sl_fail(err, SL_ERUNTIME, "out of memory");
@@ -386,6 +416,16 @@ static int build_points(sl_model *m, sl_error *err)
             add_point(m, HK_MIXER_DELTA, i, c->d_inner, 0, "blocks.%d.mixer.delta", i);
             add_point(m, HK_MIXER_B, i, c->d_state, 0, "blocks.%d.mixer.B", i);
             add_point(m, HK_MIXER_C, i, c->d_state, 0, "blocks.%d.mixer.C", i);
+            add_point(m, HK_MIXER_GATE, i, c->d_inner, 0, "blocks.%d.mixer.gate", i);
+            add_point(m, HK_MIXER_OUT, i, d, 0, "blocks.%d.mixer.out", i);
+        } else if (c->arch == ARCH_MAMBA2) {
+            /* in the order the block fires them (models/mamba2.c) */
+            int GS = c->ngroups * c->d_state;
+            add_point(m, HK_MIXER_IN_X, i, c->d_inner, 0, "blocks.%d.mixer.in_x", i);
+            add_point(m, HK_MIXER_DELTA, i, c->nheads, 0, "blocks.%d.mixer.delta", i);
+            add_point(m, HK_MIXER_B, i, GS, 0, "blocks.%d.mixer.B", i);
+            add_point(m, HK_MIXER_C, i, GS, 0, "blocks.%d.mixer.C", i);
+            add_point(m, HK_MIXER_Y, i, c->d_inner, 0, "blocks.%d.mixer.y", i);
             add_point(m, HK_MIXER_GATE, i, c->d_inner, 0, "blocks.%d.mixer.gate", i);
             add_point(m, HK_MIXER_OUT, i, d, 0, "blocks.%d.mixer.out", i);
         } else {
@@ -419,8 +459,9 @@ static int alloc_layers(sl_model *m, sl_error *err)
 {
     int nl = m->c.n_layers;
     if (m->c.arch == ARCH_MAMBA) m->mamba = calloc((size_t)nl, sizeof *m->mamba);
+    else if (m->c.arch == ARCH_MAMBA2) m->mamba2 = calloc((size_t)nl, sizeof *m->mamba2);
     else m->tf = calloc((size_t)nl, sizeof *m->tf);
-    return !m->mamba && !m->tf ? sl_fail(err, SL_ERUNTIME, "out of memory") : SL_OK;
+    return !m->mamba && !m->mamba2 && !m->tf ? sl_fail(err, SL_ERUNTIME, "out of memory") : SL_OK;
 }
 
 /* config.json as written, completed by what the weights' names and shapes
@@ -447,7 +488,9 @@ static int load_weights(sl_model *m, const char *dir, const char *cfg_path, char
     if (!rc) {
         int64_t d = m->c.d_model;
         want(&l, &m->emb, 0, "[vocab_size, d_model]", 2, m->c.vocab_size, d, 0, "embedding.weight");
-        if (m->c.arch == ARCH_MAMBA) mamba_specs(m, &l); else transformer_specs(m, &l);
+        if (m->c.arch == ARCH_MAMBA) mamba_specs(m, &l);
+        else if (m->c.arch == ARCH_MAMBA2) mamba2_specs(m, &l);
+        else transformer_specs(m, &l);
         /* the head may have one or two rows: take the file's, check the rest */
         const canon *hw = lookup(names, nn, "head.weight");
         int rows = hw && hw->e->ndim == 2 && hw->e->shape[0] == 2 ? 2 : 1;
@@ -536,6 +579,17 @@ int sl_model_load(sl_model *m, const char *dir, sl_error *err)
             m->mamba[i].A_t = At;
         }
     }
+    if (m->c.arch == ARCH_MAMBA2) {
+        int H = m->c.nheads;
+        m->A_t_storage = malloc((size_t)nl * (size_t)H * sizeof(float));
+        if (!m->A_t_storage) return sl_fail(err, SL_ERUNTIME, "out of memory");
+        for (int i = 0; i < nl; i++) {
+            const float *A_log = m->mamba2[i].A;
+            float *A = m->A_t_storage + (size_t)i * H;
+            for (int h = 0; h < H; h++) A[h] = -expf(A_log[h]);
+            m->mamba2[i].A = A;
+        }
+    }
     return SL_OK;
 }
 
@@ -543,6 +597,7 @@ void sl_model_free(sl_model *m)
 {
     free(m->weights);
     free(m->mamba);
+    free(m->mamba2);
     free(m->tf);
     free(m->A_t_storage);
     free(m->tensors);

@@ -64,7 +64,7 @@ typedef struct {
     sl_mamba_layer *mamba;
     sl_mamba2_layer *mamba2;
     sl_tf_layer *tf;
-    float *A_t_storage;
+    float *A_t_storage; /* Mamba: A_t of every layer; Mamba-2: A of every layer */
     sl_tensor_info *tensors;
     int n_tensors;
     sl_hook_point *points;

@@ -5,6 +5,7 @@
 
 #include "models/attention_tile.h"
 #include "models/backward.h"
+#include "models/mamba2_cpu.h"
 #include "models/workspace.h"
 
 /* Position tables in double precision: at position 4096 a float32 angle is
@@ -51,6 +52,11 @@ sl_workspace *sl_workspace_new(const sl_model *m, int max_len, sl_error *err)
         size_t di = (size_t)c->d_inner, S = (size_t)c->d_state, R = (size_t)c->dt_rank;
         ok = (ws->xz = malloc(L * 2 * di * 4)) && (ws->xc = malloc(L * di * 4)) && (ws->xdbl = malloc(L * (R + 2 * S) * 4))
           && (ws->delta = malloc(L * di * 4)) && (ws->y = malloc(L * di * 4)) && (ws->state = malloc(S * di * 4));
+    } else if (ok && c->arch == ARCH_MAMBA2) {
+        size_t di = (size_t)c->d_inner, H = (size_t)c->nheads, nxbc = di + 2 * (size_t)c->ngroups * c->d_state;
+        ok = (ws->zxbcdt = malloc(L * (di + nxbc + H) * 4)) && (ws->xbc = malloc(L * nxbc * 4))
+          && (ws->delta = malloc(L * H * 4)) && (ws->y = malloc(L * di * 4))
+          && (ws->state = malloc(sl_ssd_state_floats(c->nheads, c->headdim, c->d_state) * 4));
     } else if (ok) {
         size_t dh = (size_t)c->d_head;
         /* +16: a row stride that is a multiple of 4 KiB would put all d_head
@@ -76,7 +82,7 @@ void sl_workspace_free(sl_workspace *ws)
 {
     if (!ws) return;
     float *bufs[] = {ws->h, ws->a, ws->out, ws->pooled, ws->xz, ws->xc, ws->xdbl, ws->delta, ws->y, ws->state,
-                     ws->qkv, ws->ctx, ws->ff, ws->q, ws->kt, ws->v, ws->scores, ws->vall, ws->pattern, ws->pos_table};
+                     ws->zxbcdt, ws->xbc, ws->qkv, ws->ctx, ws->ff, ws->q, ws->kt, ws->v, ws->scores, ws->vall, ws->pattern, ws->pos_table};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
     free(ws->kpos);
     sl_backward_ws_free(ws->bw);

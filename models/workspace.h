@@ -18,7 +18,10 @@ struct sl_workspace {
     float *xdbl;           /* [L, R + 2S]: dt | B | C */
     float *delta;          /* [L, di] */
     float *y;              /* [L, di] */
-    float *state;          /* [S, di] */
+    float *state;          /* [S, di]; Mamba-2: [H][S][headdim] */
+    /* mamba2 (delta [L, H], y and state above) */
+    float *zxbcdt;         /* [L, 2 di + 2 G S + H]: in_proj's z (the gate, in place), xBC, dt */
+    float *xbc;            /* [L, di + 2 G S]: conv + SiLU of xBC */
     /* transformer */
     float *qkv;            /* [L, 3d] */
     float *ctx;            /* [L, d] */

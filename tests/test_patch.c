@@ -2,8 +2,8 @@
  * reference (tests/reference/make_intervention_fixtures.py writes
  * intervene_expected.json beside each fixture), and by properties: the
  * prefix-reusing patch equals a whole forward pass with a write hook, a
- * pair of an example with itself changes nothing, the Mamba gate switch
- * equals writing 1 into the gate hook. */
+ * pair of an example with itself changes nothing, the Mamba (and Mamba-2)
+ * gate switch equals writing 1 into the gate hook. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
@@ -142,7 +142,7 @@ static void gate_switch_equals_hook(const char *name)
 {
     fixture f;
     if (open_fixture(&f, name, 2, 3)) return;
-    if (f.m.c.arch != ARCH_MAMBA) {
+    if (!sl_arch_is_mamba(f.m.c.arch)) {
         close_fixture(&f);
         return;
     }
@@ -166,6 +166,117 @@ static void gate_switch_equals_hook(const char *name)
         free(got);
         free(want);
     }
+    close_fixture(&f);
+}
+
+/* Mamba-2's three switches at one layer, each against what it means
+ * (design.md section 5), computed here from the hooks of the same run:
+ * ssm: y = D x; gate: the gate is 1; conv: x, B and C are SiLU of
+ * in_proj's xBC rows of the normed resid_pre (no conv, no conv bias). */
+typedef struct {
+    int L;
+    size_t width;
+    float *data; /* [N][L][width] */
+} layer_grab;
+
+static int grab_layer(void *user, sl_hook_event *ev, sl_error *err)
+{
+    (void)err;
+    layer_grab *g = user;
+    for (int r = 0; r < ev->rows; r++) {
+        long e = ev->example + r / ev->len;
+        memcpy(g->data + ((size_t)e * g->L + r % ev->len) * g->width, ev->data + (long)r * ev->ld, g->width * 4);
+    }
+    return SL_OK;
+}
+
+static double silu_d(double v) { return v / (1 + exp(-v)); }
+
+/* x, B, C of the conv switched off, from resid_pre: Norm, in_proj, SiLU. */
+static double conv_off_error(const fixture *f, int i, layer_grab *g)
+{
+    const sl_config *c = &f->m.c;
+    const sl_mamba2_layer *w = &f->m.mamba2[i];
+    int d = c->d_model, di = c->d_inner, GS = c->ngroups * c->d_state, L = f->ds.L;
+    double diff = 0, scale = 0;
+    double *u = malloc((size_t)d * sizeof *u);
+    for (long e = 0; e < f->ds.n; e++)
+        for (int t = 0; t < f->ds.lengths[e]; t++) {
+            const float *h = g[0].data + ((size_t)e * L + t) * d;
+            double mean = 0, ss = 0;
+            for (int k = 0; k < d; k++) mean += h[k];
+            mean = c->norm == NORM_LAYER ? mean / d : 0;
+            for (int k = 0; k < d; k++) ss += (h[k] - mean) * (h[k] - mean);
+            double r = 1 / sqrt(ss / d + c->norm_eps);
+            for (int k = 0; k < d; k++) u[k] = (h[k] - mean) * r * w->norm_w[k] + (w->norm_b ? w->norm_b[k] : 0);
+            for (int j = 0; j < di + 2 * GS; j++) {
+                double pre = w->in_b ? w->in_b[di + j] : 0;
+                for (int k = 0; k < d; k++) pre += (double)w->in_w[(size_t)(di + j) * d + k] * u[k];
+                /* j: x (g[1]), then B (g[2]), then C (g[3]) */
+                int part = j < di ? 1 : j < di + GS ? 2 : 3, col = j < di ? j : (j - di) % GS;
+                double got = g[part].data[((size_t)e * L + t) * g[part].width + col];
+                diff = fmax(diff, fabs(got - silu_d(pre)));
+                scale = fmax(scale, fabs(silu_d(pre)));
+            }
+        }
+    free(u);
+    return diff / scale;
+}
+
+static void mamba2_switches(const char *name)
+{
+    fixture f;
+    if (open_fixture(&f, name, 2, 3)) return;
+    const sl_config *c = &f.m.c;
+    if (c->arch != ARCH_MAMBA2) {
+        close_fixture(&f);
+        return;
+    }
+    int nl = c->n_layers, di = c->d_inner, GS = c->ngroups * c->d_state, L = f.ds.L;
+    int kinds[] = {HK_RESID_PRE, HK_MIXER_IN_X, HK_MIXER_B, HK_MIXER_C, HK_MIXER_Y, HK_MIXER_GATE};
+    size_t widths[] = {(size_t)c->d_model, (size_t)di, (size_t)GS, (size_t)GS, (size_t)di, (size_t)di};
+    layer_grab g[6];
+    for (int k = 0; k < 6; k++) g[k] = (layer_grab){L, widths[k], calloc((size_t)f.ds.n * L * widths[k], 4)};
+    unsigned *off = calloc((size_t)nl, sizeof *off);
+    const unsigned switches[] = {SL_OFF_CONV, SL_OFF_SSM, SL_OFF_GATE};
+    for (int i = 0; i < nl; i++)
+        for (int s = 0; s < 3; s++) {
+            sl_error err = {0};
+            sl_hooks h;
+            sl_hooks_init(&h, f.m.n_points, &err);
+            for (int k = 0; k < 6; k++) sl_hooks_add(&h, sl_model_point(&f.m, kinds[k], i), grab_layer, &g[k], &err);
+            memset(off, 0, (size_t)nl * sizeof *off);
+            off[i] = switches[s];
+            h.knockout = off;
+            float *logits = malloc((size_t)f.ds.n * 4);
+            int rc = sl_run(&f.m, &f.ds, &f.o, &h, NULL, NULL, NULL, logits, &err);
+            CHECK(!rc, "%s: %s", name, err.msg);
+            sl_hooks_free(&h);
+            free(logits);
+            if (rc) continue;
+            double worst = 0;
+            long checked = 0;
+            for (long e = 0; e < f.ds.n; e++)
+                for (int t = 0; t < f.ds.lengths[e]; t++)
+                    for (int ch = 0; ch < di; ch++) {
+                        size_t at = ((size_t)e * L + t) * di + ch;
+                        if (switches[s] == SL_OFF_SSM) {
+                            float D = c->D_has_hdim ? f.m.mamba2[i].D[ch] : f.m.mamba2[i].D[ch / c->headdim];
+                            worst = fmax(worst, fabs(g[4].data[at] - D * g[1].data[at]) / fmax(1e-3, fabs(g[4].data[at])));
+                        } else if (switches[s] == SL_OFF_GATE) {
+                            worst = fmax(worst, fabs(g[5].data[at] - 1.0));
+                        }
+                        checked++;
+                    }
+            if (switches[s] == SL_OFF_CONV) worst = conv_off_error(&f, i, g);
+            /* ssm: one float product each side (the test's fused into its subtraction) */
+            double tol = switches[s] == SL_OFF_CONV ? TOL : switches[s] == SL_OFF_SSM ? 1e-6 : 0;
+            CHECK(checked > 0 && worst <= tol,
+                  "%s: layer %d with %s off: %.3g from what the switch means", name, i,
+                  s == 0 ? "conv" : s == 1 ? "ssm" : "gate", worst);
+        }
+    free(off);
+    for (int k = 0; k < 6; k++) free(g[k].data);
     close_fixture(&f);
 }
 
@@ -277,6 +388,7 @@ static void each_fixture(const char *name, const char *path, void *user)
     (void)path, (void)user;
     patch_properties(name);
     gate_switch_equals_hook(name);
+    mamba2_switches(name);
 }
 
 int main(void)

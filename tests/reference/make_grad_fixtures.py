@@ -1,4 +1,4 @@
-"""Golden gradients (run: python3 tests/reference/make_grad_fixtures.py, about 5 s on a CPU).
+"""Golden gradients (run: python3 tests/reference/make_grad_fixtures.py [VARIANT...], about 5 s on a CPU).
 
 For every tests/fixtures/<variant>/ with a config.json, reads the model and data.h5 the way the C
 code does (prefix stripped, lengths inferred where /lengths is absent) and writes grad_expected.h5
@@ -219,7 +219,7 @@ def process(variant_dir, rng):
     if numbers["grad_expected.h5 vs float64 (float32)"] >= 1e-6:
         failed.append(f"{name}: grad_expected.h5 differs from the float64 gradients")
 
-    causal = config["arch"] == "mamba" or config.get("causal", False)
+    causal = config["arch"] in ("mamba", "mamba2") or config.get("causal", False)
     print(f"{name} ({config['arch']}, pooling {config['pooling']}, "
           f"{'causal' if causal else 'non-causal'}, head rows {params['head.weight'].shape[0]}, "
           f"lengths {lengths.tolist()} of {tokens.shape[1]}): {os.path.getsize(path)} bytes")
@@ -237,6 +237,11 @@ def main():
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     variants = sorted(d for d in os.listdir(FIXTURES)
                       if os.path.isfile(os.path.join(FIXTURES, d, "config.json")))
+    # Names on the command line: only those (the other files are left as they are).
+    only = set(sys.argv[1:])
+    if only - set(variants):
+        sys.exit(f"unknown variants: {sorted(only - set(variants))}")
+    variants = [v for v in variants if not only or v in only]
     failed = []
     for name in variants:
         # One generator per variant: adding a fixture does not move the others' picks.

@@ -212,6 +212,20 @@ def check_mamba_vs_slow_path(config, params, tokens, lengths):
     return errors
 
 
+def check_mamba2_norms(config, params, tokens, lengths):
+    """Mamba-2's block norms and norm_f as mamba_ssm builds them (nn.LayerNorm with rms_norm=False,
+    else rms_norm_ref's formula), from each resid_pre: the input the mixer checks start from."""
+    hooks = ref.run(config, params, tokens, lengths)
+    errors = {}
+    for i in range(config["n_layers"]):
+        p = ref.subset(params, f"layers.{i}.")
+        errors[f"blocks.{i}.norm"] = rel_err(ref.mamba_norm(hooks[f"blocks.{i}.resid_pre"], p, "norm", config),
+                                             torch_mamba_norm(hooks[f"blocks.{i}.resid_pre"], p, "norm", config))
+    last = hooks[f"blocks.{config['n_layers'] - 1}.resid_post"]
+    errors["final(norm_f)"] = rel_err(hooks["final"], torch_mamba_norm(last, params, "norm_f", config))
+    return errors
+
+
 # ----------------------------------------------------------------------------- pooling and head
 
 def check_pooling_and_head(config, params, tokens, lengths):
@@ -231,6 +245,12 @@ def check_pooling_and_head(config, params, tokens, lengths):
 def run_all(config, params, tokens, lengths):
     """Every check that applies to this config; {check: max relative error}."""
     errors = check_pooling_and_head(config, params, tokens, lengths)
+    if config["arch"] == "mamba2":
+        import selfcheck_mamba2  # imports mamba_ssm and transformers: only where needed
+
+        errors.update(check_mamba2_norms(config, params, tokens, lengths))
+        errors.update(selfcheck_mamba2.run_all(config, params, tokens, lengths))
+        return errors
     if config["arch"] == "mamba":
         errors.update(check_mamba_vs_slow_path(config, params, tokens, lengths))
         return errors

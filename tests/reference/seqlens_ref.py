@@ -1,6 +1,6 @@
 """Float64 reference forward pass for seqlens models (design.md sections 2 and 4).
 
-Given a model directory (config.json + model.safetensors) and a batch of tokens, `run` returns every
+Mamba-1, Mamba-2 and the Transformer.  Given a model directory (config.json + model.safetensors) and a batch of tokens, `run` returns every
 hook activation of design.md section 4, computed in float64 from the stored weights (F16/BF16/F32
 widen exactly to float64).  It is deliberately plain and slow: it is the ground truth that the C
 implementation is tested against, so each step mirrors the formula in design.md line by line.
@@ -162,8 +162,9 @@ def selective_scan(x, delta, A, B, C, D):
     return torch.stack(ys, dim=1)
 
 
-def mamba_mixer(u, p, config):
-    """Mamba-1 slow path on normalised input u [N,L,d]; returns (out, {hook suffix: tensor})."""
+def mamba_mixer(u, p, config, delta_zero=None):
+    """Mamba-1 slow path on normalised input u [N,L,d]; returns (out, {hook suffix: tensor}).
+    delta_zero [N,L] bool: delta set to 0 there (after the hook's softplus, before the scan)."""
     d_inner = config["expand"] * config["d_model"]
     R, S = config["dt_rank"], config["d_state"]
     xz = linear(u, p, "in_proj")
@@ -172,6 +173,8 @@ def mamba_mixer(u, p, config):
     dt, B, C = torch.split(linear(x, p, "x_proj"), [R, S, S], dim=-1)
     # torch's softplus default (beta 1, threshold 20) is what mamba_ssm calls.
     delta = F.softplus(linear(dt, p, "dt_proj"))
+    if delta_zero is not None:
+        delta = torch.where(delta_zero[..., None], torch.zeros((), dtype=delta.dtype), delta)
     A = -torch.exp(p["A_log"])
     y = selective_scan(x, delta, A, B, C, p["D"])
     gate = F.silu(z)
@@ -179,7 +182,80 @@ def mamba_mixer(u, p, config):
     return out, {"in_x": x, "delta": delta, "B": B, "C": C, "gate": gate, "out": out}
 
 
-def mamba_forward(config, params, tokens, token_embed=None, block_write=None):
+# ----------------------------------------------------------------------------- Mamba-2
+
+def dt_limit(config):
+    """design.md 2.4 `dt_limit` [lo, hi] (default [0, inf)); hi may be "inf"."""
+    lo, hi = config.get("dt_limit", [0.0, math.inf])
+    return float(lo), math.inf if hi in ("inf", "Infinity") else float(hi)
+
+
+def ssd_scan(x, delta, A, B, C, D):
+    """The Mamba-2 recurrence, one position at a time (design.md 2.4).
+
+    x [N,L,H,P]; delta [N,L,H]; A [H]; B, C [N,L,G,S] (head h reads group h // (H/G)); D [H] or
+    [H,P] (D_has_hdim).  S_t[h] = exp(delta_t[h] A[h]) S_{t-1}[h] + delta_t[h] x_t[h] (outer) B_t[g],
+    y_t[h] = S_t[h] C_t[g] + D[h] x_t[h]; the state [N,H,P,S] starts at zero.
+    """
+    N, L, H, P = x.shape
+    per_group = H // B.shape[2]
+    Bh = B.repeat_interleave(per_group, dim=2)  # [N,L,H,S]
+    Ch = C.repeat_interleave(per_group, dim=2)
+    Dx = D[:, None] if D.dim() == 1 else D
+    state = x.new_zeros(N, H, P, B.shape[3])
+    ys = []
+    for t in range(L):
+        decay = torch.exp(delta[:, t] * A)[:, :, None, None]
+        write = (delta[:, t, :, None] * x[:, t])[..., None] * Bh[:, t, :, None, :]
+        state = decay * state + write
+        ys.append((state * Ch[:, t, :, None, :]).sum(dim=-1) + Dx * x[:, t])
+    return torch.stack(ys, dim=1)
+
+
+def gated_norm(y, z, weight, ngroups, eps, norm_before_gate):
+    """mamba_ssm's RMSNormGated with group_size d_inner / ngroups: norm_before_gate false gives
+    RMSNorm_g(y * SiLU(z)) * w, true gives RMSNorm_g(y) * w * SiLU(z), the mean square taken over
+    each group of d_inner / ngroups channels."""
+    gate = F.silu(z)
+    v = y if norm_before_gate else y * gate
+    groups = v.reshape(v.shape[:-1] + (ngroups, v.shape[-1] // ngroups))
+    groups = groups * torch.rsqrt(groups.pow(2).mean(dim=-1, keepdim=True) + eps)
+    out = groups.reshape(v.shape) * weight
+    return out * gate if norm_before_gate else out
+
+
+def mamba2_mixer(u, p, config, delta_zero=None):
+    """Mamba-2 (mamba_ssm's Mamba2, non-fused path) on normalised u [N,L,d]; returns (out, hooks).
+    delta_zero [N,L] bool: delta set to 0 there (after softplus and clamp, before the scan)."""
+    N, L, _ = u.shape
+    d_inner = config["expand"] * config["d_model"]
+    P = config["headdim"]
+    H = d_inner // P
+    G, S = config["ngroups"], config["d_state"]
+    z, xBC, dt = torch.split(linear(u, p, "in_proj"), [d_inner, d_inner + 2 * G * S, H], dim=-1)
+    xBC = F.silu(causal_depthwise_conv(xBC, p["conv1d.weight"], p.get("conv1d.bias")))
+    x, B, C = torch.split(xBC, [d_inner, G * S, G * S], dim=-1)
+    lo, hi = dt_limit(config)
+    delta = F.softplus(dt + p["dt_bias"]).clamp(min=lo, max=hi)
+    if delta_zero is not None:
+        delta = torch.where(delta_zero[..., None], torch.zeros((), dtype=delta.dtype), delta)
+    A = -torch.exp(p["A_log"])
+    D = p["D"].reshape(H, P) if config.get("D_has_hdim", False) else p["D"]
+    y = ssd_scan(x.reshape(N, L, H, P), delta, A, B.reshape(N, L, G, S), C.reshape(N, L, G, S), D)
+    y = y.reshape(N, L, d_inner)
+    gate = F.silu(z)
+    if config.get("rmsnorm", True):
+        v = gated_norm(y, z, p["norm.weight"], G, config.get("gated_norm_eps", 1e-5),
+                       config.get("norm_before_gate", False))
+    else:
+        v = y * gate
+    out = linear(v, p, "out_proj")
+    return out, {"in_x": x, "delta": delta, "B": B, "C": C, "y": y, "gate": gate, "out": out}
+
+
+def mamba_forward(config, params, tokens, token_embed=None, block_write=None, delta_zero=None):
+    """Mamba-1 or Mamba-2 (config["arch"]): embedding, blocks of Norm + mixer, norm_f."""
+    mixer = mamba2_mixer if config["arch"] == "mamba2" else mamba_mixer
     hooks = {}
     h = params["embedding.weight"][tokens] if token_embed is None else token_embed
     hooks["embed"] = h
@@ -187,7 +263,7 @@ def mamba_forward(config, params, tokens, token_embed=None, block_write=None):
         p = subset(params, f"layers.{i}.")
         hooks[f"blocks.{i}.resid_pre"] = h
         u = mamba_norm(h, p, "norm", config)
-        out, mixer_hooks = mamba_mixer(u, subset(p, "mixer."), config)
+        out, mixer_hooks = mixer(u, subset(p, "mixer."), config, delta_zero)
         for name, value in mixer_hooks.items():
             hooks[f"blocks.{i}.mixer.{name}"] = value
         h = h + out
@@ -317,7 +393,7 @@ def transformer_forward(config, params, tokens, lengths, token_embed=None, keep=
 
 # ----------------------------------------------------------------------------- entry points
 
-def run(config, params, tokens, lengths, token_embed=None, keep=None, block_write=None):
+def run(config, params, tokens, lengths, token_embed=None, keep=None, block_write=None, delta_zero=None):
     """All hooks of design.md section 4 in float64, in forward order.
 
     Positions >= length hold whatever the model computes there; `zero_padding` clears them.
@@ -327,13 +403,17 @@ def run(config, params, tokens, lengths, token_embed=None, keep=None, block_writ
                    positional term;
       keep         [N,L] bool: False drops a position from attention keys (Transformer) and from
                    mean/last pooling; it is still computed as a query;
-      block_write  f(i, resid_pre, resid_post) -> resid_post of block i, seen by the later layers.
+      block_write  f(i, resid_pre, resid_post) -> resid_post of block i, seen by the later layers;
+      delta_zero   [N,L] bool (Mamba and Mamba-2): delta (the `mixer.delta` hook) set to 0 at these
+                   positions in every layer, the `skip` family ablation (pooling: pass keep too).
     """
     tokens = torch.as_tensor(tokens).to(torch.long)
     lengths = torch.as_tensor(lengths).to(torch.long)
-    if config["arch"] == "mamba":
-        hooks = mamba_forward(config, params, tokens, token_embed, block_write)
+    if config["arch"] in ("mamba", "mamba2"):
+        hooks = mamba_forward(config, params, tokens, token_embed, block_write, delta_zero)
     elif config["arch"] == "transformer":
+        if delta_zero is not None:
+            raise ValueError("delta_zero: a transformer has no delta")
         hooks = transformer_forward(config, params, tokens, lengths, token_embed, keep, block_write)
     else:
         raise ValueError(f"unknown arch {config['arch']!r}")
