@@ -12,7 +12,7 @@
 
 const char *sl_family_mode_name(int mode)
 {
-    static const char *const names[] = {"mean", "zero", "pad", "resample"};
+    static const char *const names[] = {"mean", "zero", "pad", "resample", "skip"};
     return names[mode];
 }
 
@@ -70,7 +70,8 @@ typedef struct {
 } family_job;
 
 /* Marks the family's positions of the batch; pad and resample rewrite the
- * token ids there (pad also drops the position from keys and pooling). */
+ * token ids there (pad also drops the position from keys and pooling, skip
+ * only from pooling: its delta hooks read the marks). */
 static int mark_batch(void *user, sl_batch *b, sl_error *err)
 {
     family_job *j = user;
@@ -90,6 +91,8 @@ static int mark_batch(void *user, sl_batch *b, sl_error *err)
             j->hits++;
             if (j->fo->mode == FAM_PAD) {
                 b->tokens[k] = j->ds->pad_id;
+                b->keep[k] = 0;
+            } else if (j->fo->mode == FAM_SKIP) {
                 b->keep[k] = 0;
             } else if (j->fo->mode == FAM_RESAMPLE) {
                 int64_t u = (int64_t)sl_rng_below(&rng, (uint64_t)st->per_family[j->family]);
@@ -148,6 +151,12 @@ int sl_ablate_families(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, 
                        const sl_family_opts *fo, sl_ablation_result *out, float *logits, sl_error *err)
 {
     memset(out, 0, sizeof *out);
+    /* skip writes delta, which only a model with a selective scan has */
+    if (fo->mode == FAM_SKIP && sl_model_point(m, HK_MIXER_DELTA, 0) < 0)
+        return sl_fail(err, SL_EINPUT,
+                       "ablate --mode skip: a %s has no step size delta to set to 0 (skip is for mamba and mamba2); "
+                       "use mean, zero, pad or resample",
+                       sl_arch_name(m->c.arch));
     int d = m->c.d_model, B = o->batch > 0 ? o->batch : 1;
     family_stats st = {0};
     float *base = malloc((size_t)o->count * sizeof *base), *abl = malloc((size_t)o->count * sizeof *abl);
@@ -185,6 +194,11 @@ int sl_ablate_families(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, 
         sl_row_replace rep = {hit, ds->L, j.replacement};
         if (!rc && (fo->mode == FAM_MEAN || fo->mode == FAM_ZERO))
             rc = sl_hooks_add_replace(&hooks, sl_model_point(m, HK_EMBED_TOKENS, -1), &rep, err);
+        /* skip: delta's row (all channels or heads) zeroed at the marked
+         * positions of every layer, before the scan reads it: the state
+         * decays by exp(0) = 1 and takes no write there */
+        for (int l = 0; !rc && fo->mode == FAM_SKIP && l < m->c.n_layers; l++)
+            rc = sl_hooks_add_replace(&hooks, sl_model_point(m, HK_MIXER_DELTA, l), &rep, err);
         if (!rc) rc = sl_run(m, ds, o, &hooks, mark_batch, NULL, &j, abl, err);
         int64_t hits = j.hits; /* this rank's share under MPI */
         rc = sl_dist_sum_i64(rc, &hits, 1, err);

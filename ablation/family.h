@@ -9,7 +9,9 @@
 #include "models/model.h"
 #include "models/run.h"
 
-enum { FAM_MEAN, FAM_ZERO, FAM_PAD, FAM_RESAMPLE };
+/* skip (Mamba and Mamba-2 only): delta = 0 at the family's positions in
+ * every layer, the positions dropped from pooling; the tokens stay. */
+enum { FAM_MEAN, FAM_ZERO, FAM_PAD, FAM_RESAMPLE, FAM_SKIP };
 
 typedef struct {
     int mode;
@@ -32,7 +34,8 @@ typedef struct {
     int n_rows;
 } sl_ablation_result;
 
-/* families[n_fam]: indices into ds->family_names. */
+/* families[n_fam]: indices into ds->family_names. FAM_SKIP on a model
+ * without mixer.delta points (a Transformer) is SL_EINPUT. */
 /* logits, when not NULL, receives the ablated logits [n_fam, o->count]. */
 int sl_ablate_families(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const int *families, int n_fam,
                        const sl_family_opts *fo, sl_ablation_result *out, float *logits, sl_error *err);

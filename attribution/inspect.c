@@ -10,23 +10,39 @@
 /* Per batch slot, sums that are added into the totals in example order after
  * each batch, so that threads and batch sizes change no bit of the result. */
 enum { M_DELTA, M_GATE, M_WRITE, M_RETAIN, M_COUNT, M_STATS };
+/* Mamba-2's sums per head: delta, gate, write, retention (SL_PH_* order) */
+enum { PH_SUMS = 4 };
+
+const char *const SL_INSPECT_PER_HEAD_NAMES[SL_PH_COUNT] = {"mean_delta_per_head", "mean_gate_per_head",
+                                                           "mean_write_per_head", "mean_retention_per_head",
+                                                           "memory_length_per_head"};
 
 typedef struct {
     const sl_model *m;
     sl_dataset *ds;
     int selectivity; /* the model has mixer.delta points: Mamba's statistics */
     int nl, F, H, B; /* H: heads with an attn.pattern point, else 0 */
+    int SH;          /* Mamba-2's heads (delta per head), else 0 */
     int32_t *fam;        /* [B, L] family of each position of the batch */
     size_t per_slot;
     sl_ordered_sums sums; /* [B][per_slot] per slot; totals in example order */
     const float **x, **delta, **bmat; /* [B][nl] views of the current layer (selectivity) */
-    int *ld_b;
+    int *ld_x, *ld_delta, *ld_b;
 } inspect_job;
 
-/* The selectivity sums per (layer, family) of the five statistics, then the
- * attention sums: per (layer, family, head) mass and share, per (layer,
- * head) entropy, distance and query count. */
-static size_t selectivity_size(const inspect_job *j) { return j->selectivity ? (size_t)j->nl * j->F * M_STATS : 0; }
+/* The selectivity sums per (layer, family) of the five statistics, then
+ * Mamba-2's per (layer, family, head), then the attention sums: per (layer,
+ * family, head) mass and share, per (layer, head) entropy, distance and
+ * query count. */
+static size_t selectivity_size(const inspect_job *j)
+{
+    return j->selectivity ? (size_t)j->nl * j->F * (M_STATS + (size_t)j->SH * PH_SUMS) : 0;
+}
+
+static double *head_sums(double *acc, const inspect_job *j, int i, int f)
+{
+    return acc + (size_t)j->nl * j->F * M_STATS + ((size_t)i * j->F + f) * j->SH * PH_SUMS;
+}
 
 static size_t slot_size(const inspect_job *j)
 {
@@ -54,9 +70,13 @@ static int keep_view(void *user, sl_hook_event *ev, sl_error *err)
     (void)err;
     inspect_job *j = user;
     int i = ev->point->layer, k = ev->slot * j->nl + i;
-    if (ev->point->kind == HK_MIXER_IN_X) j->x[k] = ev->data;
-    else if (ev->point->kind == HK_MIXER_DELTA) j->delta[k] = ev->data;
-    else {
+    if (ev->point->kind == HK_MIXER_IN_X) {
+        j->x[k] = ev->data;
+        j->ld_x[k] = ev->ld;
+    } else if (ev->point->kind == HK_MIXER_DELTA) {
+        j->delta[k] = ev->data;
+        j->ld_delta[k] = ev->ld;
+    } else {
         j->bmat[k] = ev->data;
         j->ld_b[k] = ev->ld;
     }
@@ -79,10 +99,60 @@ static double retention_sum(const float *dt, const float *A, int di, int S)
     return sum;
 }
 
+/* Mamba-2: delta per head; head h's channels h P .. h P + P - 1 and its
+ * group g = h / (H / G) of B. Each statistic per head, and the design's
+ * scalars as their mean over heads (= over channels, every channel taking
+ * its head's delta; retention exp(delta_h A_h) has no state axis). */
+static int selectivity_sums2(inspect_job *j, sl_hook_event *ev)
+{
+    const sl_config *c = &j->m->c;
+    int i = ev->point->layer, k = ev->slot * j->nl + i, H = c->nheads, P = c->headdim, S = c->d_state;
+    int per_group = H / c->ngroups;
+    const float *x = j->x[k], *dl = j->delta[k], *Bm = j->bmat[k], *A = j->m->mamba2[i].A;
+    const int32_t *fam = j->fam + (long)ev->slot * j->ds->L;
+    double *acc = slot_of(j, ev->slot);
+    double bn = 0; /* ||B_g|| of the current head's group */
+    for (int t = 0; t < ev->len; t++) {
+        if (fam[t] < 0) continue;
+        const float *xt = x + (long)t * j->ld_x[k], *dt = dl + (long)t * j->ld_delta[k];
+        const float *gt = ev->data + (long)t * ev->ld, *bt = Bm + (long)t * j->ld_b[k];
+        double *s = acc + ((size_t)i * j->F + fam[t]) * M_STATS, *ph = head_sums(acc, j, i, fam[t]);
+        double sd = 0, sg = 0, sw = 0, sr = 0;
+        for (int h = 0; h < H; h++) {
+            int g = h / per_group;
+            if (h % per_group == 0) { /* a group's heads are consecutive: its ||B|| once */
+                double b2 = 0;
+                for (int n = 0; n < S; n++) b2 += (double)bt[(long)g * S + n] * bt[(long)g * S + n];
+                bn = sqrt(b2);
+            }
+            double d = dt[h], hg = 0, hw = 0;
+            for (int p = 0; p < P; p++) {
+                hg += gt[h * P + p];
+                hw += fabs(d * xt[h * P + p]);
+            }
+            double r = exp(d * A[h]);
+            hg /= P;
+            hw = hw / P * bn;
+            ph[(size_t)h * PH_SUMS + SL_PH_DELTA] += d;
+            ph[(size_t)h * PH_SUMS + SL_PH_GATE] += hg;
+            ph[(size_t)h * PH_SUMS + SL_PH_WRITE] += hw;
+            ph[(size_t)h * PH_SUMS + SL_PH_RETENTION] += r;
+            sd += d, sg += hg, sw += hw, sr += r;
+        }
+        s[M_DELTA] += sd / H;
+        s[M_GATE] += sg / H;
+        s[M_WRITE] += sw / H;
+        s[M_RETAIN] += sr / H;
+        s[M_COUNT] += 1;
+    }
+    return SL_OK;
+}
+
 static int selectivity_sums(void *user, sl_hook_event *ev, sl_error *err)
 {
     (void)err;
     inspect_job *j = user;
+    if (j->SH) return selectivity_sums2(j, ev);
     const sl_config *c = &j->m->c;
     int i = ev->point->layer, k = ev->slot * j->nl + i, di = c->d_inner, S = c->d_state;
     const float *x = j->x[k], *dl = j->delta[k], *Bm = j->bmat[k], *A = j->m->mamba[i].A_t;
@@ -90,7 +160,7 @@ static int selectivity_sums(void *user, sl_hook_event *ev, sl_error *err)
     double *acc = slot_of(j, ev->slot);
     for (int t = 0; t < ev->len; t++) {
         if (fam[t] < 0) continue;
-        const float *xt = x + (long)t * di, *dt = dl + (long)t * di, *gt = ev->data + (long)t * ev->ld;
+        const float *xt = x + (long)t * j->ld_x[k], *dt = dl + (long)t * j->ld_delta[k], *gt = ev->data + (long)t * ev->ld;
         const float *bt = Bm + (long)t * j->ld_b[k];
         double bn = 0, sd = 0, sg = 0, sw = 0, sr = 0;
         for (int n = 0; n < S; n++) bn += (double)bt[n] * bt[n];
@@ -167,6 +237,11 @@ static void selectivity_means(const inspect_job *j, sl_inspect_family *x, int i,
     x->mean_write = s[M_WRITE] / s[M_COUNT];
     x->mean_retention = s[M_RETAIN] / s[M_COUNT];
     x->memory_length = -1.0 / log(x->mean_retention);
+    const double *ph = head_sums(j->sums.total, j, i, f);
+    for (int h = 0; h < j->SH; h++) {
+        for (int q = 0; q < PH_SUMS; q++) x->per_head[q][h] = ph[(size_t)h * PH_SUMS + q] / s[M_COUNT];
+        x->per_head[SL_PH_MEMORY][h] = -1.0 / log(x->per_head[SL_PH_RETENTION][h]);
+    }
 }
 
 static void attention_means(const inspect_job *j, sl_inspect_family *x, int i, int f, long queries)
@@ -192,6 +267,8 @@ static void finish(const inspect_job *j, sl_inspect_result *r, long queries)
         for (int f = 0; f < j->F; f++) {
             sl_inspect_family *x = &r->fam[i * j->F + f];
             x->attention_mass_per_head = r->per_head_storage + ((size_t)i * j->F + f) * (j->H ? j->H : 1);
+            for (int q = 0; j->SH && q < SL_PH_COUNT; q++)
+                x->per_head[q] = r->ssm_head_storage + (((size_t)i * j->F + f) * SL_PH_COUNT + q) * j->SH;
             if (j->selectivity) selectivity_means(j, x, i, f);
             if (j->H) attention_means(j, x, i, f, queries);
         }
@@ -209,23 +286,28 @@ int sl_inspect(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, sl_inspe
     /* the statistics belong to hook points: those the model has are gathered */
     int selectivity = sl_model_point(m, HK_MIXER_DELTA, 0) >= 0;
     int nl = m->c.n_layers, F = ds->n_families, H = sl_model_point(m, HK_ATTN_PATTERN, 0) >= 0 ? m->c.n_heads : 0;
-    int B = o->batch > 0 ? o->batch : 1;
-    inspect_job j = {.m = m, .ds = ds, .selectivity = selectivity, .nl = nl, .F = F, .H = H, .B = B};
+    int B = o->batch > 0 ? o->batch : 1, SH = selectivity && m->c.arch == ARCH_MAMBA2 ? m->c.nheads : 0;
+    inspect_job j = {.m = m, .ds = ds, .selectivity = selectivity, .nl = nl, .F = F, .H = H, .B = B, .SH = SH};
     j.per_slot = slot_size(&j);
     j.fam = malloc((size_t)B * ds->L * sizeof *j.fam);
     int rc = sl_ordered_sums_init(&j.sums, B, (long)j.per_slot, err);
     j.x = calloc((size_t)B * nl, sizeof *j.x);
     j.delta = calloc((size_t)B * nl, sizeof *j.delta);
     j.bmat = calloc((size_t)B * nl, sizeof *j.bmat);
+    j.ld_x = calloc((size_t)B * nl, sizeof *j.ld_x);
+    j.ld_delta = calloc((size_t)B * nl, sizeof *j.ld_delta);
     j.ld_b = calloc((size_t)B * nl, sizeof *j.ld_b);
     out->n_layers = nl;
     out->n_families = F;
     out->n_heads = H;
     out->selectivity = selectivity;
+    out->ssm_heads = SH;
     out->fam = calloc((size_t)nl * F, sizeof *out->fam);
     out->head = calloc((size_t)nl * (H ? H : 1), sizeof *out->head);
     out->per_head_storage = calloc((size_t)nl * F * (H ? H : 1), sizeof *out->per_head_storage);
-    if (!rc) rc = j.fam && j.x && j.delta && j.bmat && j.ld_b && out->fam && out->head && out->per_head_storage
+    out->ssm_head_storage = calloc((size_t)nl * F * SL_PH_COUNT * (SH ? SH : 1), sizeof *out->ssm_head_storage);
+    if (!rc) rc = j.fam && j.x && j.delta && j.bmat && j.ld_x && j.ld_delta && j.ld_b && out->fam && out->head &&
+                          out->per_head_storage && out->ssm_head_storage
                  ? SL_OK
                  : sl_fail(err, SL_ERUNTIME, "out of memory");
     sl_hooks hooks = {0};
@@ -249,6 +331,8 @@ int sl_inspect(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, sl_inspe
     free(j.x);
     free(j.delta);
     free(j.bmat);
+    free(j.ld_x);
+    free(j.ld_delta);
     free(j.ld_b);
     return rc;
 }
@@ -258,5 +342,6 @@ void sl_inspect_free(sl_inspect_result *r)
     free(r->fam);
     free(r->head);
     free(r->per_head_storage);
+    free(r->ssm_head_storage);
     memset(r, 0, sizeof *r);
 }

@@ -10,9 +10,19 @@
 #include "models/model.h"
 #include "models/run.h"
 
+/* Mamba-2's selectivity per head: the statistics of each head (its delta,
+ * its channels' gate and write, its retention) in the order of
+ * sl_inspect_family.per_head. */
+enum { SL_PH_DELTA, SL_PH_GATE, SL_PH_WRITE, SL_PH_RETENTION, SL_PH_MEMORY, SL_PH_COUNT };
+/* Their names in the JSON: "mean_delta_per_head", ... */
+extern const char *const SL_INSPECT_PER_HEAD_NAMES[SL_PH_COUNT];
+
 typedef struct {
     long count; /* valid positions (selectivity) or else query-head pairs (attention) behind the means */
+    /* Mamba-2: each the mean over heads (equal to the mean over channels,
+     * every channel taking its head's delta) of the per-head values below */
     double mean_delta, mean_gate, mean_write, mean_retention, memory_length;
+    double *per_head[SL_PH_COUNT]; /* Mamba-2: [ssm_heads] each, memory_length from that head's retention */
     double attention_mass, token_share, ratio;
     double *attention_mass_per_head; /* [H] */
 } sl_inspect_family;
@@ -27,9 +37,11 @@ typedef struct {
 typedef struct {
     int n_layers, n_families, n_heads;
     int selectivity;
+    int ssm_heads; /* Mamba-2: nheads, whose per-head selectivity is in per_head; else 0 */
     sl_inspect_family *fam; /* [layer][family] */
     sl_inspect_head *head;  /* [layer][head] */
     double *per_head_storage;
+    double *ssm_head_storage;
 } sl_inspect_result;
 
 int sl_inspect(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, sl_inspect_result *out, sl_error *err);

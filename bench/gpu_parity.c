@@ -8,6 +8,7 @@
 int main(void)
 {
     sl_error err = {0};
+    sl_h5_quiet();
     sl_device dev;
     if (sl_device_cuda(&dev, &err)) {
         fprintf(stderr, "gpu_parity: %s\n", err.msg);

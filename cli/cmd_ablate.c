@@ -15,13 +15,15 @@
 #include "plots/verdict.h"
 
 static const char USAGE[] =
-    "usage: seqlens ablate MODEL DATA --family NAME|all [--mode mean|zero|pad|resample] [-o out.json]\n"
+    "usage: seqlens ablate MODEL DATA --family NAME|all [--mode mean|zero|pad|resample|skip] [-o out.json]\n"
     "       seqlens ablate MODEL DATA --layer I|all [--mode skip|mean] [-o out.json]\n"
     "                      [--bootstrap B] [--seed S] [--examples A:B] [--threads N] [--batch B]\n"
     "  Replaces the token embedding at every valid position of a family and measures the AUC lost:\n"
     "  mean (default) = the family's frequency-weighted mean embedding, zero = zeros, pad = the pad\n"
     "  token, also dropped from attention keys and pooling, resample = a token drawn (seeded) from the\n"
-    "  family's positions in the data. JSON: baseline_auc, n, results [{family, auc, delta_auc, ci95\n"
+    "  family's positions in the data; skip (Mamba and Mamba-2) instead sets delta to 0 there in every\n"
+    "  layer (the state passes through, nothing is written) and drops the positions from pooling.\n"
+    "  JSON: baseline_auc, n, results [{family, auc, delta_auc, ci95\n"
     "  (paired bootstrap, B resamples, default 1000; null with --bootstrap 0), p_value (DeLong),\n"
     "  masked_fraction}]. --layer: skip sets blocks.I.resid_post = blocks.I.resid_pre, mean replaces the\n"
     "  block's write by its mean over all valid positions; rows carry `layer` instead of `family`.\n"
@@ -40,7 +42,7 @@ static int parse_mode(const char *s, const char *const *names, int *mode)
     return -1;
 }
 
-static const char *const FAMILY_MODES[] = {"mean", "zero", "pad", "resample", NULL};
+static const char *const FAMILY_MODES[] = {"mean", "zero", "pad", "resample", "skip", NULL};
 static const char *const LAYER_MODES[] = {"skip", "mean", NULL};
 static const char *const COMPONENT_MODES[] = {"zero", "mean", NULL};
 
@@ -205,8 +207,8 @@ static int cmd_ablate(int argc, char **argv)
     const char *const *modes = a.component ? COMPONENT_MODES : a.family ? FAMILY_MODES : LAYER_MODES;
     int mode = 0;
     if (a.mode && parse_mode(a.mode, modes, &mode))
-        return sl_report(&(sl_error){SL_EINPUT, "seqlens ablate: --mode: family ablation takes mean, zero, pad or "
-                                                "resample; layer ablation skip or mean; component ablation zero or mean"});
+        return sl_report(&(sl_error){SL_EINPUT, "seqlens ablate: --mode: family ablation takes mean, zero, pad, "
+                                                "resample or skip; layer ablation skip or mean; component ablation zero or mean"});
     sl_session s;
     int rc = sl_session_open(&s, &a, a.pos[0], a.pos[1], &err), n = 0;
     /* a list names each family or layer once: it fits these */
@@ -257,6 +259,13 @@ static void stage_args(sl_plan *p, const char *what)
 }
 
 static void family_args(sl_plan *p) { stage_args(p, "family"); }
+/* mamba-knockout's standard knockout: each family made invisible to the state */
+static void skip_args(sl_plan *p)
+{
+    stage_args(p, "family");
+    sl_plan_arg(p, "--mode"), sl_plan_arg(p, "skip");
+}
+static int has_delta(const sl_plan *p) { return sl_model_point(&p->s->model, HK_MIXER_DELTA, 0) >= 0; }
 static void layer_args(sl_plan *p) { stage_args(p, "layer"); }
 static void component_args(sl_plan *p) { stage_args(p, "component"); }
 
@@ -272,6 +281,8 @@ static double component_weight(const sl_plan *p)
 static const sl_stage STAGES[] = {
     {.name = "ablate-family", .order = 30, .outputs = {"ablate-family.json"}, .per_family = 1, .args = family_args,
      .weight = family_weight},
+    {.name = "ablate-skip", .order = 35, .outputs = {"ablate-skip.json"}, .per_family = 1, .args = skip_args,
+     .weight = family_weight, .applies = has_delta},
     {.name = "ablate-layer", .order = 40, .outputs = {"ablate-layer.json"}, .args = layer_args, .weight = layer_weight},
     {.name = "ablate-component", .order = 50, .outputs = {"ablate-component.json"}, .args = component_args,
      .weight = component_weight},
@@ -306,6 +317,27 @@ static int family_section(sl_report_ctx *rp, const cJSON *fam, const char *sente
              sl_jnum(fam, "baseline_auc"));
     int rc = sl_page_figure_done(&rp->page, sl_fig_ablation(sl_page_figure(&rp->page), fam, "family", t), "ablate-family",
                                  "AUC change per ablated family, largest drop first, with paired-bootstrap 95% intervals.",
+                                 800, 450, err);
+    static const sl_column COLS[] = {{"family", "family", 's'},       {"AUC", "auc", 'n'},
+                                     {"AUC change", "delta_auc", 'n'}, {"95% CI", "ci95", 'c'},
+                                     {"p (DeLong)", "p_value", 'n'},   {"fraction of tokens", "masked_fraction", 'n'}};
+    sl_report_table(rp->f, cJSON_GetObjectItemCaseSensitive(fam, "results"), "delta_auc", COLS, 6);
+    fputs("</section>\n", rp->f);
+    return rc;
+}
+
+static int skip_section(sl_report_ctx *rp, const cJSON *fam, const char *sentence, sl_error *err)
+{
+    char t[200];
+    sl_page_section(&rp->page, "skip", "Family skip: tokens the state never sees",
+                    "Mamba's step size delta set to 0 at every position of one family in every layer (mamba-knockout's "
+                    "zero-delta knockout): the state passes those tokens by unchanged and takes nothing from them, "
+                    "and their positions are left out of pooling; the tokens still reach their neighbours through the "
+                    "short convolution. Bars below zero are AUC the model loses when the state cannot read the family.");
+    sl_page_verdict(&rp->page, sentence);
+    snprintf(t, sizeof t, "Family skip (delta = 0): AUC change from %.4f", sl_jnum(fam, "baseline_auc"));
+    int rc = sl_page_figure_done(&rp->page, sl_fig_ablation(sl_page_figure(&rp->page), fam, "family", t), "ablate-skip",
+                                 "AUC change per skipped family, largest drop first, with paired-bootstrap 95% intervals.",
                                  800, 450, err);
     static const sl_column COLS[] = {{"family", "family", 's'},       {"AUC", "auc", 'n'},
                                      {"AUC change", "delta_auc", 'n'}, {"95% CI", "ci95", 'c'},
@@ -357,6 +389,9 @@ static const sl_section SECTIONS[] = {
     {.file = "ablate-family.json", .file_order = 30, .top = "baseline_auc:N n:n mode:s results:a", .array = "results",
      .row = "family:s auc:N delta_auc:N ci95?:A p_value?:N masked_fraction?:N", .order = 30, .id = "family",
      .label = "Families", .verdict = family_verdict, .render = family_section},
+    {.file = "ablate-skip.json", .file_order = 35, .top = "baseline_auc:N n:n mode:s results:a", .array = "results",
+     .row = "family:s auc:N delta_auc:N ci95?:A p_value?:N masked_fraction?:N", .order = 35, .id = "skip",
+     .label = "Skip", .only_some_models = 1, .verdict = family_verdict, .render = skip_section},
     {.file = "ablate-layer.json", .file_order = 40, .top = "baseline_auc:N n:n mode:s results:a", .array = "results",
      .row = "layer:n auc:N delta_auc:N ci95?:A p_value?:N", .order = 40, .id = "layer", .label = "Layers",
      .verdict = layer_verdict, .render = layer_section},
@@ -374,8 +409,8 @@ static sl_command ablate_command = {
     .flags = SL_CMD_SHARDED,
     .run = cmd_ablate,
     .stages = STAGES,
-    .n_stages = 3,
+    .n_stages = 4,
     .sections = SECTIONS,
-    .n_sections = 3,
+    .n_sections = 4,
 };
 SL_REGISTER_COMMAND(ablate_command)

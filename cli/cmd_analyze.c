@@ -32,9 +32,10 @@
 static const char USAGE[] =
     "usage: seqlens analyze MODEL DATA -o DIR [--steps K] [--bootstrap B] [--seed S] [--examples A:B]\n"
     "                       [--sample S] [--threads N] [--batch B] [--force] [--verify FILE [--tolerance T]]\n"
-    "  Runs eval, baseline, ablate --family all, ablate --layer all, ablate --component all,\n"
-    "  reverse-test, inspect, attribute --method ig --steps K (default 16), probe --layer all and\n"
-    "  patch (blocks.*.resid_post at the last 16 positions, 100 label-flip pairs) into DIR, then\n"
+    "  Runs eval, baseline, ablate --family all (on Mamba models also with --mode skip), ablate\n"
+    "  --layer all, ablate --component all, reverse-test, inspect, attribute --method ig --steps K\n"
+    "  (default 16), probe --layer all and patch (blocks.*.resid_post at the last 16 positions, 100\n"
+    "  label-flip pairs) into DIR, then\n"
     "  seqlens report DIR. inspect, attribute and patch, whose answers are means and shares, run on a\n"
     "  seeded sample of --sample S examples (default 1,000) when more are selected; attribute's\n"
     "  bootstrap intervals show the sample's error. The ablations keep every example. A progress line\n"
@@ -76,6 +77,12 @@ static int plan(stage *st, const sl_args *a, const sl_session *s, const char *di
             }
             st[i] = (stage){.spec = &c->stages[k], .cmd = c};
         }
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        sl_plan probe = {.a = a, .s = s, .dir = dir, .steps = steps, .sample = sample, .stage = st[i].spec};
+        if (!st[i].spec->applies || st[i].spec->applies(&probe)) st[kept++] = st[i];
+    }
+    n = kept;
     for (int i = 0; i < n; i++) {
         sl_plan *p = &st[i].plan;
         *p = (sl_plan){.a = a, .s = s, .dir = dir, .steps = steps, .sample = sample, .stage = st[i].spec};

@@ -1,4 +1,6 @@
+#include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "attribution/inspect.h"
 #include "cli/commands.h"
@@ -15,9 +17,13 @@ static const char USAGE[] =
     "                       [--batch B]\n"
     "  Per layer and token family, means over the family's valid positions in the data. Mamba:\n"
     "  mean_delta, mean_gate (SiLU(z)), mean_write (|delta x| times ||B||), mean_retention\n"
-    "  (exp(delta A)) and memory_length (-1/ln retention, tokens). Transformer: attention_mass (the\n"
-    "  share of attention valid queries put on the family's keys), token_share (the family's share of\n"
-    "  visible keys), ratio, attention_mass_per_head; and per head entropy (nats) and mean_distance.\n"
+    "  (exp(delta A)) and memory_length (-1/ln retention, tokens). Mamba-2 (delta per head) adds each\n"
+    "  per head: mean_delta_per_head, mean_gate_per_head, mean_write_per_head (|delta x| times the\n"
+    "  norm of the head's group of B), mean_retention_per_head (exp(delta_h A_h)) and\n"
+    "  memory_length_per_head; its scalars are their means over heads. Transformer: attention_mass\n"
+    "  (the share of attention valid queries put on the family's keys), token_share (the family's\n"
+    "  share of visible keys), ratio, attention_mass_per_head; and per head entropy (nats) and\n"
+    "  mean_distance.\n"
     "  The Transformer's attention pattern is materialised one example at a time: memory grows as L^2.\n"
     "  --sample S: the means over a seeded sample of S of the selected examples, when there are more\n"
     "  (JSON sampled_from: how many they were drawn from).\n";
@@ -38,6 +44,11 @@ static cJSON *layer_json(const sl_dataset *ds, const sl_inspect_result *r, int i
             cJSON_AddItemToObject(o, "mean_write", sl_json_number(x->mean_write));
             cJSON_AddItemToObject(o, "mean_retention", sl_json_number(x->mean_retention));
             cJSON_AddItemToObject(o, "memory_length", sl_json_number(x->memory_length));
+            for (int q = 0; r->ssm_heads && q < SL_PH_COUNT; q++) {
+                cJSON *ph = cJSON_CreateArray();
+                for (int h = 0; h < r->ssm_heads; h++) cJSON_AddItemToArray(ph, sl_json_number(x->per_head[q][h]));
+                cJSON_AddItemToObject(o, SL_INSPECT_PER_HEAD_NAMES[q], ph);
+            }
         }
         if (r->n_heads) {
             cJSON_AddItemToObject(o, "attention_mass", sl_json_number(x->attention_mass));
@@ -114,10 +125,38 @@ static void verdict(const sl_results *r, const cJSON *own, char *out, size_t siz
     sl_verdict_inspect(own, out, size);
 }
 
+/* Mamba-2: per layer, family x head heatmaps of delta and memory length
+ * (none when the rows have no per-head arrays). */
+static int head_figures(sl_report_ctx *rp, const cJSON *in, sl_error *err)
+{
+    static const struct {
+        const char *field, *what, *name;
+    } FIGS[] = {{"mean_delta_per_head", "Mean step size delta", "delta"},
+                {"memory_length_per_head", "Memory length (tokens)", "memory"}};
+    const cJSON *layer;
+    int rc = SL_OK;
+    cJSON_ArrayForEach(layer, cJSON_GetObjectItemCaseSensitive(in, "layers"))
+    {
+        double i = sl_jnum(layer, "layer");
+        if (!isfinite(i) || i < 0 || i > 1e6) continue;
+        for (size_t k = 0; !rc && k < sizeof FIGS / sizeof *FIGS; k++) {
+            char t[160], name[64], cap[200];
+            snprintf(t, sizeof t, "%s per head and family, layer %.0f", FIGS[k].what, i);
+            snprintf(name, sizeof name, "inspect-heads-%s-%.0f", FIGS[k].name, i);
+            snprintf(cap, sizeof cap, "%s of each head (rows) per family (columns) in layer %.0f.", FIGS[k].what, i);
+            rc = sl_page_figure_done(&rp->page, sl_fig_inspect_heads(sl_page_figure(&rp->page), layer, FIGS[k].field, t),
+                                     name, cap, 760, 420, err);
+        }
+    }
+    return rc;
+}
+
 static int section(sl_report_ctx *rp, const cJSON *in, const char *sentence, sl_error *err)
 {
     const cJSON *layer;
-    int mamba = !strcmp(sl_jstr(in, "arch"), "mamba"), rc;
+    /* mamba and mamba2 share the selectivity rows; mamba2's carry them per head too */
+    const char *arch = sl_jstr(in, "arch");
+    int mamba = arch && !strncmp(arch, "mamba", 5), rc;
     sl_page_section(&rp->page, "inspect", mamba ? "Inside Mamba: step size and gate per token family" : "Inside attention: where it looks",
             mamba ? "Means over every valid position of each family: delta (how far a token moves the state), the SiLU "
                     "gate, the write |delta x| times the norm of B, and the retention exp(delta A) with its memory length."
@@ -131,6 +170,7 @@ static int section(sl_report_ctx *rp, const cJSON *in, const char *sentence, sl_
         if (!rc)
             rc = sl_page_figure_done(&rp->page, sl_fig_inspect(sl_page_figure(&rp->page), in, "mean_gate", "Mean gate SiLU(z) per layer and family"),
                            "inspect-gate", "Mean gate (over channels) per layer and family.", 760, 360, err);
+        if (!rc) rc = head_figures(rp, in, err);
     } else {
         rc = sl_page_figure_done(&rp->page,
                        sl_fig_inspect(sl_page_figure(&rp->page), in, "attention_mass", "Attention mass per layer and family"),

@@ -9,7 +9,7 @@ static const char USAGE[] =
     "  Draws figures (DIR/figures/NAME.png, .svg and the .gp script that draws them) and writes\n"
     "  DIR/report.html, one self-contained page, from the results in DIR. It reads whichever of\n"
     "  these are present (the names seqlens analyze writes):\n"
-    "    analyze.json eval.json baseline.json ablate-family.json ablate-layer.json\n"
+    "    analyze.json eval.json baseline.json ablate-family.json ablate-skip.json ablate-layer.json\n"
     "    ablate-component.json reverse.json reverse-scores.h5 inspect.json attribute.json\n"
     "    probe.json patch.json compare.json\n"
     "  Without gnuplot the page keeps its tables and verdicts, and one warning says so.\n";

@@ -26,6 +26,9 @@ typedef struct sl_stage {
     const char *outputs[2]; /* files in DIR it writes; outputs[0] is its result */
     const char *stdout_to;  /* the file in DIR its standard output becomes, or NULL */
     int per_family;         /* skipped on data without /families */
+    /* NULL, or 0 when the stage has no meaning for this model (ablate
+     * --mode skip on a Transformer): then analyze leaves it out entirely */
+    int (*applies)(const struct sl_plan *p);
     /* its command line after "seqlens COMMAND" (cli/stage.h has the pieces) */
     void (*args)(struct sl_plan *p);
     /* its cost in forward passes over the data, for the estimate of the time left */

@@ -7,12 +7,6 @@
 #ifndef SL_BACKWARD_KERNELS_H
 #define SL_BACKWARD_KERNELS_H
 
-SL_KERNEL_FN float sl_k_silu_grad(float x)
-{
-    float s = 1.0f / (1.0f + expf(-x));
-    return s * (1.0f + x * (1.0f - s));
-}
-
 /* d/dx of exact GELU, x Phi(x): Phi(x) + x phi(x); of ReLU: the step. */
 SL_KERNEL_FN float sl_k_activation_grad(float x, int gelu)
 {

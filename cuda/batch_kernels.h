@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "cuda/mamba2_kernels.h"
 #include "cuda/mamba_kernels.h"
 #include "cuda/transformer_kernels.h"
 
@@ -29,7 +30,7 @@ enum sl_kernel {
     SK_CONV,       /* causal conv + SiLU, or SiLU alone (conv ablated) */
     SK_SOFTPLUS,
     SK_SCAN,       /* a thread per (example, channel) */
-    SK_GATE,       /* z -> SiLU(z) (or 1), then y *= it; flag: SL_GATE_* */
+    SK_GATE,       /* z (y2, rows of ld) -> SiLU(z) (or 1), then y *= it; flag: SL_GATE_* */
     SK_ADD,
     SK_ACTIVATION,
     SK_ROPE,       /* flag 1: the inverse rotation (the backward pass) */
@@ -63,6 +64,15 @@ enum sl_kernel {
     SK_MUL,         /* y *= x */
     SK_ROWSUM,      /* y[r] = sum of row r of x (double) */
     SK_ZERO,        /* y = 0, n values */
+    /* Mamba-2 (cuda/mamba2_kernels.h); strides as sl_kargs says */
+    SK_DELTA2,      /* y = clamp(softplus(x + b), lo, hi), a thread per (row, head) */
+    SK_SSD,         /* a thread per (example, head, state row) */
+    SK_GATED_NORM,  /* y = the gated RMSNorm of x with the gate z, a thread per (row, group) */
+    SK_DELTA2_BW,   /* y = d delta / d dt of dy */
+    SK_SSD_CKPT,    /* the SSD keeping its state at each chunk's start */
+    SK_SSD_BW,      /* one chunk of the SSD in reverse */
+    SK_SSD_BW_REDUCE, /* that chunk's ddelta, dB and dC summed over channels */
+    SK_GATED_NORM_BW, /* y = dy d norm / d y, dx = d / d z (before SiLU) */
     SK_COUNT
 };
 
@@ -84,7 +94,7 @@ typedef struct {
     const float *x, *w, *b;  /* input, weight, bias (or second weight) */
     float *y;                /* output, or the buffer changed in place */
     const float *A_t, *D;    /* scan */
-    float *y2;               /* scan: the xz rows (gate); attention: pattern */
+    float *y2;               /* the gate's z (SK_GATE); attention: pattern */
     long n;                  /* elements, for the elementwise kernels */
     int d, ld, cols;         /* row width, row stride, columns of a bias */
     /* K: conv taps; gate ablated (SK_GATE); pooling (SK_TAIL_BW); steps
@@ -99,6 +109,16 @@ typedef struct {
     const float *states, *dy, *lse, *Dt;
     float *dx, *dd, *dBp, *dCp;
     float alpha;             /* SK_LERP's step; SK_EMBED's embed_scale */
+    /* Mamba-2: the SSD's inputs and its backward's memory; the row strides
+     * of x, y, dy, dx, z (the gate, or its input), ddelta, dB and dC; the
+     * delta clamp; dB and dC. SK_GATED_NORM*: .cols channels a group of
+     * the .d in a row, .flag the norm before the gate. */
+    sl_k_ssd_in ssd;
+    sl_k_ssd_bw_mem sbw;
+    int ldx, ldy, lddy, lddx, ldz, lddd, lddbc;
+    const float *z;
+    float lo, hi;
+    float *dB, *dC;
 } sl_kargs;
 
 /* How many threads launch k covers. */
@@ -116,6 +136,10 @@ static inline long sl_kernel_threads(int k, const sl_kargs *a)
         return rows * a->heads;
     case SK_POOL: return (long)a->bt.B * a->d;
     case SK_HEAD: return a->bt.B;
+    case SK_DELTA2: case SK_DELTA2_BW: return rows * a->heads;
+    case SK_SSD: case SK_SSD_CKPT: case SK_SSD_BW: return (long)a->bt.B * a->ssd.H * a->ssd.P;
+    case SK_SSD_BW_REDUCE: return (long)a->bt.B * a->sbw.K * (a->ssd.H + 2 * a->ssd.G * a->ssd.S);
+    case SK_GATED_NORM: case SK_GATED_NORM_BW: return rows * (a->d / a->cols);
     default: return a->n; /* the elementwise kernels */
     }
 }
@@ -197,6 +221,75 @@ SL_KERNEL_FN sl_kquery sl_k_query(const sl_kargs *a, long i)
     return q;
 }
 
+/* The SSD's inputs for example b: its views from the example's first row. */
+SL_KERNEL_FN sl_k_ssd_in sl_k_ssd_example(const sl_kargs *a, int b)
+{
+    sl_k_ssd_in s = a->ssd;
+    long base = (long)b * a->bt.Lb;
+    s.x += base * s.ldx, s.delta += base * s.ldd, s.B += base * s.ldbc, s.C += base * s.ldbc;
+    s.T = a->bt.len[b];
+    return s;
+}
+
+/* Mamba-2's kernels' thread i (see sl_kernel_thread). */
+SL_KERNEL_FN void sl_kernel_thread_m2(int k, const sl_kargs *a, long i)
+{
+    const sl_kbatch *bt = &a->bt;
+    switch (k) {
+    case SK_DELTA2:
+        sl_k_delta2(a->x, a->ldx, a->b, a->lo, a->hi, a->y, a->ldy, i / a->heads, (int)(i % a->heads));
+        break;
+    case SK_DELTA2_BW:
+        sl_k_delta2_bw(a->x, a->ldx, a->b, a->lo, a->hi, a->dy, a->lddy, a->y, a->ldy, i / a->heads,
+                       (int)(i % a->heads));
+        break;
+    case SK_SSD: case SK_SSD_CKPT: case SK_SSD_BW: {
+        int di = a->ssd.H * a->ssd.P, b = (int)(i / di), ch = (int)(i % di), h = ch / a->ssd.P, p = ch % a->ssd.P;
+        long base = (long)b * bt->Lb;
+        sl_k_ssd_in s = sl_k_ssd_example(a, b);
+        if (k == SK_SSD) {
+            float *y = a->y + base * a->ldy;
+            sl_k_ssd_row(&s, a->flag, y, a->ldy, h, p);
+            for (int t = s.T; t < bt->Lb; t++) y[(long)t * a->ldy + ch] = 0.0f;
+            break;
+        }
+        /* the example's share of the scratch: the batch's chunks of ck, one chunk of the others */
+        int nck = (bt->Lb + a->sbw.K - 1) / a->sbw.K;
+        long per = (long)a->ssd.S * di;
+        sl_k_ssd_bw_mem m = a->sbw;
+        m.ck += (long)b * nck * per, m.st += (long)b * m.K * per, m.ds += b * per, m.dp += (long)b * m.K * di;
+        m.dBp += (long)b * m.K * per, m.dCp += (long)b * m.K * per;
+        if (k == SK_SSD_CKPT) sl_k_ssd_ckpt(&s, m.ck, m.K, h, p);
+        else sl_k_ssd_bw(&s, &m, a->dy + base * a->lddy, a->lddy, a->dx + base * a->lddx, a->lddx, bt->Lb, h, p);
+        break;
+    }
+    case SK_SSD_BW_REDUCE: {
+        int cols = a->ssd.H + 2 * a->ssd.G * a->ssd.S, j = (int)(i % cols);
+        long bk = i / cols;
+        int b = (int)(bk / a->sbw.K), kk = (int)(bk % a->sbw.K), t = a->sbw.c * a->sbw.K + kk;
+        if (t >= bt->Lb) break;
+        long per = (long)a->ssd.S * a->ssd.H * a->ssd.P, r = (long)b * bt->Lb + t;
+        sl_k_ssd_bw_mem m = a->sbw;
+        m.dp += (long)b * m.K * a->ssd.H * a->ssd.P, m.dBp += (long)b * m.K * per, m.dCp += (long)b * m.K * per;
+        sl_k_ssd_bw_reduce(&m, a->ssd.H, a->ssd.P, a->ssd.G, a->ssd.S, kk, t < bt->len[b], a->dd + r * a->lddd,
+                           a->dB + r * a->lddbc, a->dC + r * a->lddbc, j);
+        break;
+    }
+    case SK_GATED_NORM: case SK_GATED_NORM_BW: {
+        int groups = a->d / a->cols;
+        long r = i / groups;
+        int q = (int)(i % groups);
+        if (k == SK_GATED_NORM)
+            sl_k_gated_norm(a->x, a->ldx, a->z, a->ldz, a->w, a->cols, a->eps, a->flag, a->y, a->ldy, r, q);
+        else
+            sl_k_gated_norm_bw(a->x, a->ldx, a->z, a->ldz, a->w, a->cols, a->eps, a->flag, a->dy, a->lddy, a->y, a->ldy,
+                               a->dx, a->lddx, r, q);
+        break;
+    }
+    default: break;
+    }
+}
+
 /* The backward kernels' thread i (see sl_kernel_thread). */
 SL_KERNEL_FN void sl_kernel_thread_bw(int k, const sl_kargs *a, long i)
 {
@@ -243,8 +336,8 @@ SL_KERNEL_FN void sl_kernel_thread_bw(int k, const sl_kargs *a, long i)
     case SK_GATE_BW: {
         r = i / a->di;
         int c = (int)(i % a->di);
-        float z = a->x[r * a->ld + a->di + c], g = a->dx[r * a->di + c];
-        a->y[r * a->ld + a->di + c] = g * a->states[r * a->di + c] * sl_k_silu_grad(z); /* states: y before the gate */
+        float z = a->x[r * a->ld + c], g = a->dx[r * a->di + c];
+        a->y[r * a->ld + c] = g * a->states[r * a->di + c] * sl_k_silu_grad(z); /* states: y before the gate */
         a->dx[r * a->di + c] = g * sl_k_silu(z);
         break;
     }
@@ -312,7 +405,7 @@ SL_KERNEL_FN void sl_kernel_thread_bw(int k, const sl_kargs *a, long i)
         a->y[r] = (float)s;
         break;
     }
-    default: break;
+    default: sl_kernel_thread_m2(k, a, i); break;
     }
 }
 
@@ -365,7 +458,7 @@ SL_KERNEL_FN void sl_kernel_thread(int k, const sl_kargs *a, long i)
     case SK_GATE: {
         r = i / a->di;
         int c = (int)(i % a->di);
-        float *z = a->y2 + r * a->ld + a->di + c;
+        float *z = a->y2 + r * a->ld + c;
         if (a->flag != SL_GATE_MULTIPLY) *z = a->K ? 1.0f : sl_k_silu(*z); /* K: the gate ablated */
         if (a->flag != SL_GATE_ACTIVATE) a->y[r * a->di + c] *= *z;
         break;

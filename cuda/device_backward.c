@@ -17,7 +17,8 @@ void sl_dm_bw_free(sl_dev_model *dm)
 {
     struct sl_dev_bw *b = dm->bw;
     if (!b) return;
-    float *all[] = {b->states, b->dBp, b->dCp, b->lse, b->Dt, b->g, b->x, b->base, b->path, b->acc, b->attr};
+    float *all[] = {b->states, b->dBp, b->dCp, b->ck, b->ds, b->dp, b->lse, b->Dt, b->g, b->x, b->base, b->path, b->acc,
+                    b->attr};
     for (int i = 0; i < SL_DM_BW_BUFS; i++)
         if (b->buf[i]) dm->dev.release(dm->dev.ctx, b->buf[i]);
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
@@ -29,7 +30,9 @@ void sl_dm_bw_free(sl_dev_model *dm)
 static size_t row_width(const sl_config *c)
 {
     size_t wide = 3 * (size_t)c->d_model;
-    size_t m = c->arch == ARCH_MAMBA ? 2 * (size_t)c->d_inner + c->dt_rank + 2 * (size_t)c->d_state : (size_t)c->d_ff;
+    size_t m = c->arch == ARCH_MAMBA    ? 2 * (size_t)c->d_inner + c->dt_rank + 2 * (size_t)c->d_state
+               : c->arch == ARCH_MAMBA2 ? 2 * (size_t)c->d_inner + 2 * (size_t)c->ngroups * c->d_state + c->nheads
+                                        : (size_t)c->d_ff;
     return m > wide ? m : wide;
 }
 
@@ -49,6 +52,15 @@ static int bw_alloc(sl_dev_model *dm, sl_error *err)
         if (!rc) rc = sl_dm_alloc(dm, (void **)&b->states, st, err);
         if (!rc) rc = sl_dm_alloc(dm, (void **)&b->dBp, st, err);
         if (!rc) rc = sl_dm_alloc(dm, (void **)&b->dCp, st, err);
+    } else if (c->arch == ARCH_MAMBA2) { /* the SSD's chunks (cuda/mamba2_kernels.h) */
+        int K = b->chunk = sl_dm_ssd_chunk(dm->L), chunks = (dm->L + K - 1) / K;
+        size_t B = dm->max_batch, state = (size_t)c->d_state * c->d_inner * f;
+        if (!rc) rc = sl_dm_alloc(dm, (void **)&b->ck, B * chunks * state, err);
+        if (!rc) rc = sl_dm_alloc(dm, (void **)&b->states, B * K * state, err);
+        if (!rc) rc = sl_dm_alloc(dm, (void **)&b->dBp, B * K * state, err);
+        if (!rc) rc = sl_dm_alloc(dm, (void **)&b->dCp, B * K * state, err);
+        if (!rc) rc = sl_dm_alloc(dm, (void **)&b->ds, B * state, err);
+        if (!rc) rc = sl_dm_alloc(dm, (void **)&b->dp, B * K * c->d_inner * f, err);
     } else {
         if (!rc) rc = sl_dm_alloc(dm, (void **)&b->lse, R * c->n_heads * f, err);
         if (!rc) rc = sl_dm_alloc(dm, (void **)&b->Dt, R * c->n_heads * f, err);
@@ -101,8 +113,8 @@ float *sl_dm_bw_at(const batch_run *r, int buf)
     case SL_XPRE: return b->buf[2];
     case SL_DPRE: return b->buf[5];
     case SL_DY: return b->buf[8];
-    case SL_DXZ: return b->buf[9];
-    case SL_DX: return b->buf[10];
+    case SL_DXZ: case SL_DZXBCDT: return b->buf[9]; /* Mamba-1's, Mamba-2's */
+    case SL_DX: case SL_DXBC: return b->buf[10];
     case SL_DDELTA: return b->buf[11];
     case SL_DXDBL: return b->buf[12];
     case SL_DFF: return b->buf[1];

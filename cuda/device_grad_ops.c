@@ -74,12 +74,12 @@ static int norm_backward(sl_ops *o, int kind, sl_view x, const float *w, float e
                                    .y = at(o, dx), .flag = accumulate}, err);
 }
 
-/* SK_GATE_BW: z and dz the columns after x and dx in rows of z.ld. */
+/* SK_GATE_BW: z and dz in rows of z.ld, y and dy whole rows of z.cols. */
 static int gate_backward(sl_ops *o, sl_view z, sl_view y, sl_view dy, sl_view dz, sl_error *err)
 {
-    return sl_dm_launch(run(o), SK_GATE_BW, (sl_kargs){.x = at(o, z) - z.off, .ld = z.ld, .di = z.cols,
-                                                       .dx = at(o, dy), .states = at(o, y), .y = at(o, dz) - dz.off},
-                        err);
+    if (dz.ld != z.ld) return sl_fail(err, SL_ERUNTIME, "device gate_backward: z and dz in rows of %d and %d", z.ld, dz.ld);
+    return sl_dm_launch(run(o), SK_GATE_BW, (sl_kargs){.x = at(o, z), .ld = z.ld, .di = z.cols, .dx = at(o, dy),
+                                                       .states = at(o, y), .y = at(o, dz)}, err);
 }
 
 /* The reverse scan keeps each channel's share of dB and dC, summed over
@@ -110,11 +110,11 @@ static int silu_backward(sl_ops *o, sl_view pre, sl_view dy, sl_error *err)
                         err);
 }
 
-/* SK_CONV_BW writes the first di columns of rows of dx.ld. */
+/* SK_CONV_BW writes dx's dy.cols columns in rows of dx.ld. */
 static int conv_backward(sl_ops *o, sl_view dy, const float *w, int K, sl_view dx, sl_error *err)
 {
     return sl_dm_launch(run(o), SK_CONV_BW, (sl_kargs){.dy = at(o, dy), .di = dy.cols, .K = K, .w = weight(o, w),
-                                                       .y = at(o, dx) - dx.off, .ld = dx.ld}, err);
+                                                       .y = at(o, dx), .ld = dx.ld}, err);
 }
 
 static int activation_backward(sl_ops *o, int act, sl_view pre, sl_view dy, sl_error *err)
@@ -156,10 +156,57 @@ static int head_backward(sl_ops *o, const float *w, int rows, int pooling, sl_vi
                                                        .y = at(o, dx)}, err);
 }
 
+/* ---- Mamba-2 (cuda/mamba2_kernels.h) ---- */
+
+static int delta2_backward(sl_ops *o, sl_view dt, const float *bias, float lo, float hi, sl_view ddelta, sl_view ddt,
+                           sl_error *err)
+{
+    return sl_dm_launch(run(o), SK_DELTA2_BW, (sl_kargs){.x = at(o, dt), .ldx = dt.ld, .b = weight(o, bias), .lo = lo,
+                                                         .hi = hi, .dy = at(o, ddelta), .lddy = ddelta.ld,
+                                                         .y = at(o, ddt), .ldy = ddt.ld, .heads = dt.cols}, err);
+}
+
+/* The states again at every chunk's start, then chunk by chunk from the
+ * last: the chunk in reverse, then its ddelta, dB and dC rows summed
+ * (cuda/mamba2_kernels.h says why; the memory is dm->bw's). */
+static int ssd_backward(sl_ops *o, sl_view x, sl_view delta, sl_view B, sl_view C, const float *A, const float *D,
+                        sl_view dy, sl_view dx, sl_view ddelta, sl_view dB, sl_view dC, sl_error *err)
+{
+    batch_run *r = run(o);
+    struct sl_dev_bw *b = r->dm->bw;
+    if (C.ld != B.ld || dC.ld != dB.ld)
+        return sl_fail(err, SL_ERUNTIME, "device ssd_backward: B, C (or dB, dC) in rows of different widths");
+    sl_kargs a = {.ssd = sl_dm_ssd_in(o, x, delta, B, C, A, D),
+                  .sbw = {.ck = b->ck, .st = b->states, .ds = b->ds, .dp = b->dp, .dBp = b->dBp, .dCp = b->dCp,
+                          .K = b->chunk},
+                  .dy = at(o, dy), .lddy = dy.ld, .dx = at(o, dx), .lddx = dx.ld, .dd = at(o, ddelta),
+                  .lddd = ddelta.ld, .dB = at(o, dB), .dC = at(o, dC), .lddbc = dB.ld};
+    long ds_values = (long)r->bt.B * a.ssd.S * a.ssd.H * a.ssd.P;
+    int rc = sl_dm_launch(r, SK_SSD_CKPT, a, err);
+    if (!rc) rc = sl_dm_launch(r, SK_ZERO, (sl_kargs){.y = b->ds, .n = ds_values}, err);
+    for (int c = (r->bt.Lb + b->chunk - 1) / b->chunk - 1; !rc && c >= 0; c--) {
+        a.sbw.c = c;
+        rc = sl_dm_launch(r, SK_SSD_BW, a, err);
+        if (!rc) rc = sl_dm_launch(r, SK_SSD_BW_REDUCE, a, err);
+    }
+    return rc;
+}
+
+static int gated_norm_backward(sl_ops *o, sl_view y, sl_view z, const float *w, int group, float eps, int before,
+                               sl_view dout, sl_view dy, sl_view dz, sl_error *err)
+{
+    return sl_dm_launch(run(o), SK_GATED_NORM_BW,
+                        (sl_kargs){.x = at(o, y), .ldx = y.ld, .z = at(o, z), .ldz = z.ld, .w = weight(o, w),
+                                   .cols = group, .d = y.cols, .eps = eps, .flag = before, .dy = at(o, dout),
+                                   .lddy = dout.ld, .y = at(o, dy), .ldy = dy.ld, .dx = at(o, dz), .lddx = dz.ld},
+                        err);
+}
+
 const sl_grad_table sl_dm_grad_table = {
     .copy = copy, .silu = silu, .scan_keep = scan_keep, .conv = conv, .linear_backward = linear_backward,
     .norm_backward = norm_backward, .gate_backward = gate_backward, .scan_backward = scan_backward,
     .softplus_backward = softplus_backward, .silu_backward = silu_backward, .conv_backward = conv_backward,
     .attention_keep = attention_keep, .activation_backward = activation_backward,
     .attention_backward = attention_backward, .rope_backward = rope_backward, .head_backward = head_backward,
+    .delta2_backward = delta2_backward, .ssd_backward = ssd_backward, .gated_norm_backward = gated_norm_backward,
 };

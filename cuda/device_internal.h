@@ -11,11 +11,12 @@ struct sl_dev_model {
     const sl_model *m;
     sl_device dev;
     int max_batch, L;
-    float *w, *A_t, *pos; /* weights (the host layout), -exp(A_log)^T, fixed position table */
+    float *w, *A_t, *pos; /* weights (the host layout), -exp(A_log)^T (Mamba-2: A [n_layers][nheads]), fixed position table */
     int32_t *tokens, *len;
     unsigned char *keep;
     float *h, *a, *out, *pooled, *logits;
-    float *xz, *xc, *xdbl, *delta, *y;  /* mamba */
+    float *xz, *xc, *xdbl, *delta, *y;  /* mamba (Mamba-2: delta and y) */
+    float *zxbcdt, *xbc;                /* Mamba-2: in_proj's rows, the conv's */
     float *qkv, *ctx, *ff, *pattern;    /* transformer; pattern only once its hook is seen */
     unsigned char *mask;                /* row replacement hooks: [max_batch][L] */
     float *cache;                       /* prefix reuse: [n_layers + 1][max_batch][L][d], on first use */
@@ -50,11 +51,17 @@ typedef struct {
 /* The backward pass's buffers (cuda/device_backward.c). */
 struct sl_dev_bw {
     float *buf[SL_DM_BW_BUFS];     /* [rows][wide] */
-    float *states, *dBp, *dCp;     /* mamba: [rows][d_state][d_inner] */
+    float *states, *dBp, *dCp;     /* mamba: [rows][d_state][d_inner]; Mamba-2: [max_batch][chunk][d_state][d_inner] */
+    float *ck, *ds, *dp;           /* Mamba-2's SSD backward (cuda/mamba2_kernels.h): [max_batch] x [chunks][d_state][d_inner], [d_state][d_inner], [chunk][d_inner] */
+    int chunk;                     /* its positions per chunk */
     float *lse, *Dt;               /* transformer: [rows][heads] */
     float *g, *x, *base, *path, *acc, *attr; /* [rows][d], attr [rows] */
 };
 
+/* Positions per chunk of Mamba-2's SSD backward for batches of up to L:
+ * about sqrt(L / 3), where its memory, S di (L / K + 3 K + 1) + K di per
+ * example, is least (cuda/mamba2_kernels.h). */
+int sl_dm_ssd_chunk(int L);
 /* A host weight pointer's counterpart on the device. */
 const float *sl_dm_weight(const sl_dev_model *dm, const float *p);
 int sl_dm_alloc(sl_dev_model *dm, void **p, size_t bytes, sl_error *err);
@@ -66,6 +73,8 @@ int sl_dm_linear(batch_run *r, const float *x, int ldx, int in, const float *w, 
                  int ldy, sl_error *err);
 /* Where view v lies in the batch's device memory (cuda/device_ops.c). */
 float *sl_dm_at(sl_ops *o, sl_view v);
+/* The SSD's views and shapes (Mamba-2: cuda/mamba2_kernels.h). */
+sl_k_ssd_in sl_dm_ssd_in(sl_ops *o, sl_view x, sl_view delta, sl_view B, sl_view C, const float *A, const float *D);
 /* The backward's operations (cuda/device_grad_ops.c). */
 extern const sl_grad_table sl_dm_grad_table;
 /* The device's operation table (cuda/device_ops.c) on dm, with hooks. */

@@ -3,20 +3,42 @@
  * architectures' (models/arch.h: embed, blocks, tail), run on the device's
  * operations (cuda/device_ops.c) over all rows of a batch at once. Plain
  * C: every line of it runs in the CPU tests on the host grid. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda/device_internal.h"
 #include "models/arch.h"
 
-/* A host weight pointer's counterpart on the device. */
+/* A host weight pointer's counterpart on the device. Mamba-2's A, which
+ * the load computes, is found by its layer wherever the load keeps it. */
 const float *sl_dm_weight(const sl_dev_model *dm, const float *p)
 {
+    const sl_model *m = dm->m;
+    const sl_config *c = &m->c;
     if (!p) return NULL;
-    if (p >= dm->m->A_t_storage && dm->m->A_t_storage && p < dm->m->A_t_storage + (size_t)dm->m->c.n_layers *
-                                                                 dm->m->c.d_inner * dm->m->c.d_state)
-        return dm->A_t + (p - dm->m->A_t_storage);
-    return dm->w + (p - dm->m->weights);
+    if (c->arch == ARCH_MAMBA2) {
+        for (int i = 0; i < c->n_layers; i++)
+            if (p >= m->mamba2[i].A && p < m->mamba2[i].A + c->nheads)
+                return dm->A_t + (size_t)i * c->nheads + (p - m->mamba2[i].A);
+    } else if (p >= m->A_t_storage && m->A_t_storage
+               && p < m->A_t_storage + (size_t)c->n_layers * c->d_inner * c->d_state) {
+        return dm->A_t + (p - m->A_t_storage);
+    }
+    return dm->w + (p - m->weights);
+}
+
+int sl_dm_ssd_chunk(int L)
+{
+    int K = (int)ceil(sqrt((L > 0 ? L : 1) / 3.0));
+    return K > 0 ? K : 1;
+}
+
+/* Floats of Mamba-2's SSD backward per example of up to L positions. */
+static double ssd_backward_floats(const sl_config *c, int L)
+{
+    int K = sl_dm_ssd_chunk(L), chunks = (L + K - 1) / K;
+    return (double)c->d_state * c->d_inner * (chunks + 3.0 * K + 1) + (double)K * c->d_inner;
 }
 
 int sl_dm_alloc(sl_dev_model *dm, void **p, size_t bytes, sl_error *err)
@@ -27,13 +49,18 @@ int sl_dm_alloc(sl_dev_model *dm, void **p, size_t bytes, sl_error *err)
 int sl_dev_batch_for(const sl_config *c, int L, int backward, double budget)
 {
     double per_row = 3.0 * c->d_model; /* h, a, out */
+    double GS = (double)c->ngroups * c->d_state, nin = 2.0 * c->d_inner + 2 * GS + c->nheads;
     if (c->arch == ARCH_MAMBA) per_row += 5.0 * c->d_inner + c->dt_rank + 2.0 * c->d_state;
+    else if (c->arch == ARCH_MAMBA2) per_row += nin + (c->d_inner + 2 * GS) + c->nheads + c->d_inner; /* zxbcdt, xbc, delta, y */
     else per_row += 4.0 * c->d_model + c->d_ff;
     if (backward) { /* device_backward.c: 14 wide rows, the tape and five [d] rows, the scan's states and shares */
-        double wide = c->arch == ARCH_MAMBA ? 2.0 * c->d_inner + c->dt_rank + 2.0 * c->d_state : c->d_ff;
+        double wide = c->arch == ARCH_MAMBA ? 2.0 * c->d_inner + c->dt_rank + 2.0 * c->d_state
+                      : c->arch == ARCH_MAMBA2 ? nin : c->d_ff;
         if (wide < 3.0 * c->d_model) wide = 3.0 * c->d_model;
         per_row += 14 * wide + (c->n_layers + 6.0) * c->d_model;
-        per_row += c->arch == ARCH_MAMBA ? 3.0 * c->d_state * c->d_inner : 2.0 * c->n_heads;
+        if (c->arch == ARCH_MAMBA) per_row += 3.0 * c->d_state * c->d_inner;
+        else if (c->arch == ARCH_MAMBA2) per_row += ssd_backward_floats(c, L) / (L > 0 ? L : 1);
+        else per_row += 2.0 * c->n_heads;
     }
     double b = budget / (per_row * 4.0 * (L > 0 ? L : 1));
     return b < 1 ? 1 : b > 256 ? 256 : (int)b;
@@ -44,6 +71,12 @@ sl_dev_model *sl_dev_model_new(const sl_model *m, const sl_device *dev, int max_
     const sl_config *c = &m->c;
     if (c->arch == ARCH_MAMBA && c->d_state > SL_MAX_STATE) {
         sl_fail(err, SL_EINPUT, "--device cuda: d_state %d exceeds the scan kernel's %d", c->d_state, SL_MAX_STATE);
+        dev->close(dev->ctx);
+        return NULL;
+    }
+    if (c->arch == ARCH_MAMBA2 && c->d_state > SL_MAX_SSD_STATE) {
+        sl_fail(err, SL_EINPUT, "--device cuda: d_state %d exceeds the Mamba-2 SSD kernel's %d (use --device cpu)",
+                c->d_state, SL_MAX_SSD_STATE);
         dev->close(dev->ctx);
         return NULL;
     }
@@ -63,12 +96,15 @@ sl_dev_model *sl_dev_model_new(const sl_model *m, const sl_device *dev, int max_
     dm->max_batch = max_batch;
     dm->L = L;
     size_t R = (size_t)max_batch * L, d = c->d_model, f = 4;
-    size_t at = c->arch == ARCH_MAMBA ? (size_t)c->n_layers * c->d_inner * c->d_state : 0;
+    size_t at = c->arch == ARCH_MAMBA ? (size_t)c->n_layers * c->d_inner * c->d_state
+                : c->arch == ARCH_MAMBA2 ? (size_t)c->n_layers * c->nheads : 0;
     long table = sl_pos_table_size(c, L);
     int rc = sl_dm_alloc(dm, (void **)&dm->w, m->n_params * f, err);
     if (!rc) rc = dm->dev.put(dm->dev.ctx, dm->w, m->weights, m->n_params * f, err);
     if (!rc && at) rc = sl_dm_alloc(dm, (void **)&dm->A_t, at * f, err);
-    if (!rc && at) rc = dm->dev.put(dm->dev.ctx, dm->A_t, m->A_t_storage, at * f, err);
+    if (!rc && c->arch == ARCH_MAMBA) rc = dm->dev.put(dm->dev.ctx, dm->A_t, m->A_t_storage, at * f, err);
+    for (int i = 0; !rc && c->arch == ARCH_MAMBA2 && i < c->n_layers; i++) /* each layer's A, where the load keeps it */
+        rc = dm->dev.put(dm->dev.ctx, dm->A_t + (size_t)i * c->nheads, m->mamba2[i].A, (size_t)c->nheads * f, err);
     if (!rc && table) {
         float *host = malloc((size_t)table * f);
         if (!host) rc = sl_fail(err, SL_ERUNTIME, "out of memory for a position table");
@@ -97,6 +133,12 @@ sl_dev_model *sl_dev_model_new(const sl_model *m, const sl_device *dev, int max_
         if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->xdbl, R * nx * f, err);
         if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->delta, R * di * f, err);
         if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->y, R * di * f, err);
+    } else if (c->arch == ARCH_MAMBA2) {
+        size_t di = c->d_inner, nxbc = di + 2 * (size_t)c->ngroups * c->d_state, H = c->nheads;
+        if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->zxbcdt, R * (di + nxbc + H) * f, err);
+        if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->xbc, R * nxbc * f, err);
+        if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->delta, R * H * f, err);
+        if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->y, R * di * f, err);
     } else {
         if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->qkv, R * 3 * d * f, err);
         if (!rc) rc = sl_dm_alloc(dm, (void **)&dm->ctx, R * d * f, err);
@@ -119,7 +161,7 @@ void sl_dev_model_free(sl_dev_model *dm)
     if (!dm) return;
     void *bufs[] = {dm->w,  dm->A_t, dm->pos, dm->tokens, dm->keep,  dm->len, dm->h,   dm->a,   dm->out,
                     dm->pooled, dm->logits, dm->xz, dm->xc, dm->xdbl, dm->delta, dm->y, dm->qkv, dm->ctx,
-                    dm->ff, dm->pattern, dm->mask, dm->row, dm->cache};
+                    dm->ff, dm->pattern, dm->mask, dm->row, dm->cache, dm->zxbcdt, dm->xbc};
     sl_dm_bw_free(dm);
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         if (bufs[i]) dm->dev.release(dm->dev.ctx, bufs[i]);

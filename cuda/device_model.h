@@ -21,7 +21,7 @@ typedef struct sl_dev_model sl_dev_model;
 /* Copies m's weights to dev (the model takes over dev and closes it) for
  * batches of up to max_batch examples of up to L positions. Fails, naming
  * the limit, where a dimension exceeds what the kernels hold in registers
- * (d_state 64, d_head 128). */
+ * (d_state 64, Mamba-2's 128, d_head 128). */
 sl_dev_model *sl_dev_model_new(const sl_model *m, const sl_device *dev, int max_batch, int L, sl_error *err);
 void sl_dev_model_free(sl_dev_model *dm);
 

@@ -25,6 +25,8 @@ static float *at(sl_ops *o, sl_view v)
     case SL_QKV: base = dm->qkv; break;
     case SL_CTX: base = dm->ctx; break;
     case SL_FF: base = dm->ff; break;
+    case SL_ZXBCDT: base = dm->zxbcdt; break;
+    case SL_XBC: base = dm->xbc; break;
     case SL_POOLED: base = dm->pooled; break;
     case SL_LOGITS: base = dm->logits; break;
     default: base = sl_dm_bw_at(run(o), v.buf); break;
@@ -147,14 +149,48 @@ static int scan(sl_ops *o, sl_view x, sl_view delta, sl_view B, const float *A_t
                                                     .flag = ablated, .y = at(o, y)}, err);
 }
 
-/* SK_GATE keeps z in the columns after x (z.off == z.cols) and out is y. */
+/* SK_GATE: y rows of z.cols values, and out is y (Mamba's y, gated in
+ * place; Mamba-2 only activates z, its own columns of in_proj's rows). */
 static int gate(sl_ops *o, int step, int ablated, sl_view z, sl_view y, sl_view out, sl_error *err)
 {
     (void)out;
     static const int flag[] = {[SL_OP_GATE_BOTH] = SL_GATE_BOTH, [SL_OP_GATE_ACTIVATE] = SL_GATE_ACTIVATE,
                                [SL_OP_GATE_MULTIPLY] = SL_GATE_MULTIPLY};
-    return sl_dm_launch(run(o), SK_GATE, (sl_kargs){.y = at(o, y), .y2 = at(o, z) - z.off, .ld = z.ld, .di = z.cols,
+    return sl_dm_launch(run(o), SK_GATE, (sl_kargs){.y = at(o, y), .y2 = at(o, z), .ld = z.ld, .di = z.cols,
                                                     .K = ablated, .flag = flag[step]}, err);
+}
+
+/* ---- Mamba-2 (cuda/mamba2_kernels.h) ---- */
+
+static int delta2(sl_ops *o, sl_view dt, const float *bias, float lo, float hi, sl_view delta, sl_error *err)
+{
+    return sl_dm_launch(run(o), SK_DELTA2, (sl_kargs){.x = at(o, dt), .ldx = dt.ld, .b = weight(o, bias), .lo = lo,
+                                                      .hi = hi, .y = at(o, delta), .ldy = delta.ld, .heads = dt.cols},
+                        err);
+}
+
+sl_k_ssd_in sl_dm_ssd_in(sl_ops *o, sl_view x, sl_view delta, sl_view B, sl_view C, const float *A, const float *D)
+{
+    const sl_config *c = &o->m->c;
+    return (sl_k_ssd_in){.x = at(o, x), .ldx = x.ld, .delta = at(o, delta), .ldd = delta.ld, .B = at(o, B),
+                         .C = at(o, C), .ldbc = B.ld, .A = weight(o, A), .D = weight(o, D), .H = c->nheads,
+                         .P = c->headdim, .G = c->ngroups, .S = c->d_state, .D_ch = c->D_has_hdim};
+}
+
+static int ssd(sl_ops *o, sl_view x, sl_view delta, sl_view B, sl_view C, const float *A, const float *D, int ablated,
+               sl_view y, sl_error *err)
+{
+    if (C.ld != B.ld) return sl_fail(err, SL_ERUNTIME, "device ssd: B and C in rows of %d and %d values", B.ld, C.ld);
+    return sl_dm_launch(run(o), SK_SSD, (sl_kargs){.ssd = sl_dm_ssd_in(o, x, delta, B, C, A, D), .flag = ablated,
+                                                   .y = at(o, y), .ldy = y.ld}, err);
+}
+
+static int gated_norm(sl_ops *o, sl_view y, sl_view g, const float *w, int group, float eps, int before, sl_view out,
+                      sl_error *err)
+{
+    return sl_dm_launch(run(o), SK_GATED_NORM, (sl_kargs){.x = at(o, y), .ldx = y.ld, .z = at(o, g), .ldz = g.ld,
+                                                          .w = weight(o, w), .cols = group, .d = y.cols, .eps = eps,
+                                                          .flag = before, .y = at(o, out), .ldy = out.ld}, err);
 }
 
 static int add(sl_ops *o, sl_view x, sl_view y, sl_error *err)
@@ -229,7 +265,8 @@ static int head(sl_ops *o, const float *w, const float *b, int rows, sl_view x, 
 static const sl_ops_table device_table = {
     .fire = fire, .norm = norm, .linear = linear, .conv_silu = conv_silu, .softplus = softplus, .scan = scan,
     .gate = gate, .add = add, .rope = rope, .attention = attention, .activation = activation, .keep = keep,
-    .embed = embed, .add_positions = add_positions, .pool = pool, .head = head,
+    .embed = embed, .add_positions = add_positions, .pool = pool, .head = head, .delta2 = delta2, .ssd = ssd,
+    .gated_norm = gated_norm,
 };
 
 sl_ops sl_dm_ops(const sl_dev_model *dm, const sl_hooks *hooks)

@@ -28,6 +28,13 @@
 
 SL_KERNEL_FN float sl_k_silu(float x) { return x / (1.0f + expf(-x)); }
 
+/* d SiLU(x) / dx */
+SL_KERNEL_FN float sl_k_silu_grad(float x)
+{
+    float s = 1.0f / (1.0f + expf(-x));
+    return s * (1.0f + x * (1.0f - s));
+}
+
 /* log(1 + e^x) without overflow, as torch.nn.functional.softplus (threshold 20). */
 SL_KERNEL_FN float sl_k_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 

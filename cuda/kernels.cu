@@ -10,7 +10,8 @@
 #include "cuda/kernels.h"
 
 // 128 threads a block: the register-heavy kernels (a d_state 64 scan, a
-// d_head 128 attention row) must still launch at up to 255 registers a thread.
+// d_state 128 SSD row, a d_head 128 attention row) must still launch at up
+// to 255 registers a thread.
 #define SL_BLOCK 128
 
 template <int K> __global__ void __launch_bounds__(SL_BLOCK) sl_g_kernel(sl_kargs a, long n)
@@ -31,9 +32,10 @@ static const sl_g_fn sl_g_table[SK_COUNT] = {
     SL_G(SK_GATE_BW),     SL_G(SK_SOFTPLUS_BW), SL_G(SK_SILU_BW),    SL_G(SK_ACTIVATION_BW), SL_G(SK_RMSNORM_BW),
     SL_G(SK_LAYERNORM_BW), SL_G(SK_LSE),        SL_G(SK_ATTN_D),     SL_G(SK_ATTN_DQ),     SL_G(SK_ATTN_DKV),
     SL_G(SK_TAIL_BW),     SL_G(SK_LERP),       SL_G(SK_IG_SCALE),    SL_G(SK_MUL),
-    SL_G(SK_ROWSUM),      SL_G(SK_ZERO),
+    SL_G(SK_ROWSUM),      SL_G(SK_ZERO),       SL_G(SK_DELTA2),      SL_G(SK_SSD),         SL_G(SK_GATED_NORM),
+    SL_G(SK_DELTA2_BW),   SL_G(SK_SSD_CKPT),   SL_G(SK_SSD_BW),      SL_G(SK_SSD_BW_REDUCE), SL_G(SK_GATED_NORM_BW),
 };
-static_assert(SK_ZERO + 1 == SK_COUNT, "sl_g_table lists every kernel in enum order");
+static_assert(SK_GATED_NORM_BW + 1 == SK_COUNT, "sl_g_table lists every kernel in enum order");
 
 extern "C" int sl_cuda_launch(int kernel, const sl_kargs *a, cudaStream_t stream, sl_error *err)
 {

@@ -4,10 +4,11 @@
  * The SSD's decay is one scalar per position and head (Mamba-1's is one per
  * channel and state), so a head's state [N][P] is updated by a broadcast
  * decay across its channels: the state is laid out [H][N][P] and the inner
- * loop runs over blocks of up to four vectors of eight channels of one head,
- * the broadcasts of B_t[n] and C_t[n] shared by the block and y kept in
- * registers across the states. A headdim that is not a multiple of 8 takes
- * the plain loops (the same arithmetic, one channel at a time). The backward
+ * loop runs over blocks of up to four vectors of 16 (AVX-512) or 8 channels
+ * of one head (models/mamba2_ssd_lanes.h), the broadcasts of B_t[n] and
+ * C_t[n] shared by the block and y kept in registers across the states. A
+ * headdim that is not a multiple of 8 takes the plain loops (the same
+ * arithmetic, one channel at a time). The backward
  * recomputes the states SL_SSD_CHUNK positions at a time from the states
  * the forward kept before each chunk (as Mamba-1's, models/mamba_backward.c). */
 #include "models/mamba2_cpu.h"
@@ -19,7 +20,8 @@
 #include "core/simd.h"
 #include "models/mamba_scan.h"
 
-#define AI static inline __attribute__((always_inline))
+/* The backward's partial sums of dB and dC: lanes per state (the widest vector's). */
+#define SSD_PART_LANES 16
 
 static inline float logistic(float x) { return 1.0f / (1.0f + sl_exp(-x)); }
 
@@ -51,7 +53,7 @@ size_t sl_ssd_ckpt_floats(int H, int P, int N, int L) { return chunks(L) * sl_ss
 size_t sl_ssd_scratch_floats(int H, int P, int G, int N)
 {
     (void)H;
-    return (SL_SSD_CHUNK + 2) * sl_ssd_state_floats(H, P, N) + 16 * (size_t)G * N;
+    return (SL_SSD_CHUNK + 2) * sl_ssd_state_floats(H, P, N) + 2 * SSD_PART_LANES * (size_t)G * N;
 }
 
 /* After position t, the state the backward restarts chunk (t + 1) / C from. */
@@ -87,37 +89,37 @@ static void heads_at(const sl_ssd_in *in, int t, int h0, int n, head_in *out)
     }
 }
 
-/* Channels p0 .. p0 + 8 nv - 1 of one head at one position: its state s
- * ([N][P] at column p0) advanced, and y (or, with y NULL, only the state). */
-AI void fwd_block(int nv, const head_in *hi, int p0, int P, int N, float *s, float *y)
-{
-    v8f dx[4], acc[4], a8 = v8_set1(hi->a);
-    for (int v = 0; v < nv; v++) {
-        v8f x8 = v8_load(hi->x + p0 + 8 * v);
-        dx[v] = v8_set1(hi->delta) * x8;
-        acc[v] = (hi->Dc ? v8_load(hi->Dc + p0 + 8 * v) : v8_set1(hi->Dh)) * x8;
-    }
-    for (int n = 0; n < N; n++) {
-        v8f b = v8_set1(hi->B[n]), c = v8_set1(hi->C[n]);
-        float *sp = s + (long)n * P + p0;
-        for (int v = 0; v < nv; v++) {
-            v8f s8 = a8 * v8_load(sp + 8 * v) + dx[v] * b;
-            v8_store(sp + 8 * v, s8);
-            acc[v] += s8 * c;
-        }
-    }
-    for (int v = 0; y && v < nv; v++) v8_store(y + p0 + 8 * v, acc[v]);
-}
+/* One head's gradient at one position: from g = d logit / d S_t (carried,
+ * in gs) plus dy (x) C, with S_t = a S_{t-1} + delta x (x) B and
+ * y = S_t C + D x: dx = D dy + delta (g B), d delta = x . (g B) + a A
+ * (g . S_{t-1}), dB += delta g^T x, dC += S_t^T dy; then gs = a g. The
+ * partial sums of dB and dC over the group's heads and channels are kept
+ * in SSD_PART_LANES lanes per state. */
+typedef struct {
+    const float *s, *prev, *dy; /* S_t and S_{t-1} of the head ([N][P]), dy at the head */
+    float *gs, *pB, *pC;        /* carried gradient of the head, partials of its group ([N][SSD_PART_LANES]) */
+    float *dx;                  /* at the head */
+    float A;
+} head_grad;
 
-/* A head of P (a multiple of 8) channels in blocks of 4, 2 and 1 vectors. */
-static void fwd_head(const head_in *hi, int P, int N, float *s, float *y)
-{
-    int p0 = 0;
-    for (; p0 + 32 <= P; p0 += 32) fwd_block(4, hi, p0, P, N, s, y);
-    if (p0 + 16 <= P) fwd_block(2, hi, p0, P, N, s, y), p0 += 16;
-    if (p0 + 8 <= P) fwd_block(1, hi, p0, P, N, s, y);
-}
+#define SL_V v8f
+#define SL_VW 8
+#define SL_VLOAD v8_load
+#define SL_VSTORE v8_store
+#define SL_VSET1 v8_set1
+#define SL_VN(name) name##_v8
+#include "models/mamba2_ssd_lanes.h"
+#ifdef __AVX512F__
+#define SL_V v16f
+#define SL_VW 16
+#define SL_VLOAD v16_load
+#define SL_VSTORE v16_store
+#define SL_VSET1 v16_set1
+#define SL_VN(name) name##_v16
+#include "models/mamba2_ssd_lanes.h"
+#endif
 
+/* Any P: one channel at a time (the partials' lane 0 holds the sums). */
 static void fwd_head_scalar(const head_in *hi, int P, int N, float *s, float *y)
 {
     for (int p = 0; p < P; p++) {
@@ -127,21 +129,7 @@ static void fwd_head_scalar(const head_in *hi, int P, int N, float *s, float *y)
             *sp = hi->a * *sp + dx * hi->B[n];
             acc += *sp * hi->C[n];
         }
-        if (y) y[p] = acc;
-    }
-}
-
-typedef void (*head_fn)(const head_in *hi, int P, int N, float *s, float *y);
-
-/* The backward's recomputation: next = a prev + delta x (x) B of a head,
- * the forward's arithmetic without y (so the same states, bit for bit). */
-static void advance_head(const head_in *hi, int P, int N, const float *prev, float *next)
-{
-    v8f a8 = v8_set1(hi->a);
-    for (int p0 = 0; p0 < P; p0 += 8) {
-        v8f dx = v8_set1(hi->delta) * v8_load(hi->x + p0);
-        for (int n = 0; n < N; n++)
-            v8_store(next + (long)n * P + p0, a8 * v8_load(prev + (long)n * P + p0) + dx * v8_set1(hi->B[n]));
+        y[p] = acc;
     }
 }
 
@@ -153,9 +141,47 @@ static void advance_head_scalar(const head_in *hi, int P, int N, const float *pr
     }
 }
 
-typedef void (*advance_fn)(const head_in *hi, int P, int N, const float *prev, float *next);
+static float bwd_head_scalar(const head_in *hi, const head_grad *hg, int P, int N)
+{
+    float dd = 0.0f;
+    for (int p = 0; p < P; p++) {
+        float xv = hi->x[p], dyv = hg->dy[p], dxv = hi->delta * xv, u = 0.0f, acc = 0.0f;
+        for (int n = 0; n < N; n++) {
+            long o = (long)n * P + p;
+            float g = hg->gs[o] + dyv * hi->C[n];
+            hg->pC[SSD_PART_LANES * n] += dyv * hg->s[o];
+            hg->pB[SSD_PART_LANES * n] += g * dxv;
+            acc += g * hg->prev[o];
+            u += g * hi->B[n];
+            hg->gs[o] = g * hi->a;
+        }
+        hg->dx[p] = (hi->Dc ? hi->Dc[p] : hi->Dh) * dyv + hi->delta * u;
+        dd += xv * u + hi->a * hg->A * acc;
+    }
+    return dd;
+}
 
-static void ssd_with(head_fn step, const sl_ssd_in *in, float *state, float *y, int ldy, float *ckpt)
+/* The kernels of one width (or the plain loops) for a head of P channels. */
+typedef struct {
+    void (*fwd)(const head_in *hi, int P, int N, float *s, float *y);
+    void (*advance)(const head_in *hi, int P, int N, const float *prev, float *next);
+    float (*bwd)(const head_in *hi, const head_grad *hg, int P, int N);
+} ssd_kernels;
+
+static const ssd_kernels SCALAR = {fwd_head_scalar, advance_head_scalar, bwd_head_scalar};
+
+/* Sixteen lanes where the build has AVX-512 and they divide P, else eight
+ * where they do, else the plain loops. */
+static ssd_kernels kernels_for(int P)
+{
+#ifdef __AVX512F__
+    if (P % 16 == 0) return (ssd_kernels){fwd_head_v16, advance_head_v16, bwd_head_v16};
+#endif
+    if (P % 8 == 0) return (ssd_kernels){fwd_head_v8, advance_head_v8, bwd_head_v8};
+    return SCALAR;
+}
+
+static void ssd_with(ssd_kernels k, const sl_ssd_in *in, float *state, float *y, int ldy, float *ckpt)
 {
     int H = in->H, P = in->P, N = in->N;
     size_t plane = sl_ssd_state_floats(H, P, N);
@@ -166,7 +192,7 @@ static void ssd_with(head_fn step, const sl_ssd_in *in, float *state, float *y, 
             int n = H - h0 < HEAD_BLOCK ? H - h0 : HEAD_BLOCK;
             heads_at(in, t, h0, n, hs);
             for (int j = 0, h = h0; j < n; j++, h++)
-                step(&hs[j], P, N, state + (size_t)h * N * P, y + (long)t * ldy + (long)h * P);
+                k.fwd(&hs[j], P, N, state + (size_t)h * N * P, y + (long)t * ldy + (long)h * P);
         }
         checkpoint(state, t, in->T, plane, ckpt);
     }
@@ -174,12 +200,12 @@ static void ssd_with(head_fn step, const sl_ssd_in *in, float *state, float *y, 
 
 void sl_ssd(const sl_ssd_in *in, float *state, float *y, int ldy, float *ckpt)
 {
-    ssd_with(in->P % 8 == 0 ? fwd_head : fwd_head_scalar, in, state, y, ldy, ckpt);
+    ssd_with(kernels_for(in->P), in, state, y, ldy, ckpt);
 }
 
 void sl_ssd_scalar(const sl_ssd_in *in, float *state, float *y, int ldy, float *ckpt)
 {
-    ssd_with(fwd_head_scalar, in, state, y, ldy, ckpt);
+    ssd_with(SCALAR, in, state, y, ldy, ckpt);
 }
 
 void sl_ssd_skip(const sl_ssd_in *in, float *y, int ldy)
@@ -193,9 +219,9 @@ void sl_ssd_skip(const sl_ssd_in *in, float *y, int ldy)
 /* ---- the reverse scan ---- */
 
 /* The backward's scratch: states [C + 1][plane] (row 0: the state before
- * the chunk), the carried gradient d logit / d S [plane], and per-lane
- * partial sums of dB and dC over a position's heads and channels
- * [2][G N][8]. */
+ * the chunk), the carried gradient d logit / d S [plane], and the partial
+ * sums of dB and dC over a position's heads and channels
+ * [2][G N][SSD_PART_LANES]. */
 typedef struct {
     float *st, *gs, *pB, *pC;
     size_t plane;
@@ -207,90 +233,19 @@ static chunk_bufs chunk_view(const sl_ssd_in *in, float *base)
     k.st = base;
     k.gs = k.st + (SL_SSD_CHUNK + 1) * k.plane;
     k.pB = k.gs + k.plane;
-    k.pC = k.pB + 8 * (size_t)in->G * in->N;
+    k.pC = k.pB + SSD_PART_LANES * (size_t)in->G * in->N;
     return k;
 }
 
-/* One head's gradient at one position: from g = d logit / d S_t (carried,
- * in gs) plus dy (x) C, with S_t = a S_{t-1} + delta x (x) B and
- * y = S_t C + D x: dx = D dy + delta (g B), d delta = x . (g B) + a A
- * (g . S_{t-1}), dB += delta g^T x, dC += S_t^T dy; then gs = a g. */
-typedef struct {
-    const float *s, *prev, *dy; /* S_t and S_{t-1} of the head ([N][P]), dy at the head */
-    float *gs, *pB, *pC;        /* carried gradient of the head, partials of its group ([N][8]) */
-    float *dx;                  /* at the head */
-    float A;
-} head_grad;
-
-AI void bwd_block(int nv, const head_in *hi, const head_grad *hg, int p0, int P, int N, v8f *dd)
+static float lanes_sum(const float *p)
 {
-    v8f x[4], dy[4], dxv[4], u[4], acc[4], a8 = v8_set1(hi->a);
-    for (int v = 0; v < nv; v++) {
-        x[v] = v8_load(hi->x + p0 + 8 * v);
-        dy[v] = v8_load(hg->dy + p0 + 8 * v);
-        dxv[v] = v8_set1(hi->delta) * x[v];
-        u[v] = acc[v] = v8_set1(0.0f);
-    }
-    for (int n = 0; n < N; n++) {
-        v8f b = v8_set1(hi->B[n]), c = v8_set1(hi->C[n]), pb = v8_load(hg->pB + 8 * n), pc = v8_load(hg->pC + 8 * n);
-        long o = (long)n * P + p0;
-        for (int v = 0; v < nv; v++) {
-            v8f g = v8_load(hg->gs + o + 8 * v) + dy[v] * c;
-            pc += dy[v] * v8_load(hg->s + o + 8 * v);
-            pb += g * dxv[v];
-            acc[v] += g * v8_load(hg->prev + o + 8 * v);
-            u[v] += g * b;
-            v8_store(hg->gs + o + 8 * v, g * a8);
-        }
-        v8_store(hg->pB + 8 * n, pb);
-        v8_store(hg->pC + 8 * n, pc);
-    }
-    v8f aA = v8_set1(hi->a * hg->A);
-    for (int v = 0; v < nv; v++) {
-        v8f d8 = hi->Dc ? v8_load(hi->Dc + p0 + 8 * v) : v8_set1(hi->Dh);
-        v8_store(hg->dx + p0 + 8 * v, d8 * dy[v] + v8_set1(hi->delta) * u[v]);
-        *dd += x[v] * u[v] + aA * acc[v];
-    }
+    float s = 0.0f;
+    for (int l = 0; l < SSD_PART_LANES; l++) s += p[l];
+    return s;
 }
 
-static inline float hsum(v8f v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
-
-static float bwd_head(const head_in *hi, const head_grad *hg, int P, int N)
-{
-    v8f dd = v8_set1(0.0f);
-    int p0 = 0;
-    for (; p0 + 32 <= P; p0 += 32) bwd_block(4, hi, hg, p0, P, N, &dd);
-    if (p0 + 16 <= P) bwd_block(2, hi, hg, p0, P, N, &dd), p0 += 16;
-    if (p0 + 8 <= P) bwd_block(1, hi, hg, p0, P, N, &dd);
-    return hsum(dd);
-}
-
-/* The same, one channel at a time; the partials' lane 0 holds the sums. */
-static float bwd_head_scalar(const head_in *hi, const head_grad *hg, int P, int N)
-{
-    float dd = 0.0f;
-    for (int p = 0; p < P; p++) {
-        float xv = hi->x[p], dyv = hg->dy[p], dxv = hi->delta * xv, u = 0.0f, acc = 0.0f;
-        for (int n = 0; n < N; n++) {
-            long o = (long)n * P + p;
-            float g = hg->gs[o] + dyv * hi->C[n];
-            hg->pC[8 * n] += dyv * hg->s[o];
-            hg->pB[8 * n] += g * dxv;
-            acc += g * hg->prev[o];
-            u += g * hi->B[n];
-            hg->gs[o] = g * hi->a;
-        }
-        hg->dx[p] = (hi->Dc ? hi->Dc[p] : hi->Dh) * dyv + hi->delta * u;
-        dd += xv * u + hi->a * hg->A * acc;
-    }
-    return dd;
-}
-
-typedef float (*head_bwd_fn)(const head_in *hi, const head_grad *hg, int P, int N);
-
-static void ssd_backward_with(advance_fn step, head_bwd_fn back, const sl_ssd_in *in, const float *ckpt, const float *dy,
-                              int lddy, float *scratch, float *dx, int lddx, float *dd, int lddd, float *dB, float *dC,
-                              int lddb)
+static void ssd_backward_with(ssd_kernels kn, const sl_ssd_in *in, const float *ckpt, const float *dy, int lddy,
+                              float *scratch, float *dx, int lddx, float *dd, int lddd, float *dB, float *dC, int lddb)
 {
     int H = in->H, P = in->P, N = in->N, GN = in->G * in->N;
     size_t hp = (size_t)N * P;
@@ -306,26 +261,27 @@ static void ssd_backward_with(advance_fn step, head_bwd_fn back, const sl_ssd_in
             for (int h0 = 0; h0 < H; h0 += HEAD_BLOCK) {
                 int n = H - h0 < HEAD_BLOCK ? H - h0 : HEAD_BLOCK;
                 heads_at(in, t, h0, n, hs);
-                for (int j = 0, h = h0; j < n; j++, h++) step(&hs[j], P, N, prev + (size_t)h * hp, next + (size_t)h * hp);
+                for (int j = 0, h = h0; j < n; j++, h++)
+                    kn.advance(&hs[j], P, N, prev + (size_t)h * hp, next + (size_t)h * hp);
             }
         }
         for (int t = t1 - 1; t >= t0; t--) {
             const float *s = k.st + (size_t)(t - t0 + 1) * k.plane;
-            memset(k.pB, 0, 16 * (size_t)GN * sizeof *k.pB);
+            memset(k.pB, 0, 2 * SSD_PART_LANES * (size_t)GN * sizeof *k.pB);
             for (int h0 = 0; h0 < H; h0 += HEAD_BLOCK) {
                 int n = H - h0 < HEAD_BLOCK ? H - h0 : HEAD_BLOCK;
                 heads_at(in, t, h0, n, hs);
                 for (int j = 0, h = h0; j < n; j++, h++) {
-                    /* the group's partials: B and C of the head's group */
-                    size_t go = 8 * (size_t)(hs[j].B - (in->B + (long)t * in->ldb));
+                    /* the partials of the head's group: where its B begins in the row */
+                    size_t go = SSD_PART_LANES * (size_t)(hs[j].B - (in->B + (long)t * in->ldb));
                     head_grad hg = {s + h * hp, s - k.plane + h * hp, dy + (long)t * lddy + (long)h * P, k.gs + h * hp,
                                     k.pB + go, k.pC + go, dx + (long)t * lddx + (long)h * P, in->A[h]};
-                    dd[(long)t * lddd + h] = back(&hs[j], &hg, P, N);
+                    dd[(long)t * lddd + h] = kn.bwd(&hs[j], &hg, P, N);
                 }
             }
             for (int q = 0; q < GN; q++) {
-                dB[(long)t * lddb + q] = hsum(v8_load(k.pB + 8 * q));
-                dC[(long)t * lddb + q] = hsum(v8_load(k.pC + 8 * q));
+                dB[(long)t * lddb + q] = lanes_sum(k.pB + SSD_PART_LANES * q);
+                dC[(long)t * lddb + q] = lanes_sum(k.pC + SSD_PART_LANES * q);
             }
         }
     }
@@ -334,15 +290,13 @@ static void ssd_backward_with(advance_fn step, head_bwd_fn back, const sl_ssd_in
 void sl_ssd_backward(const sl_ssd_in *in, const float *ckpt, const float *dy, int lddy, float *scratch, float *dx,
                      int lddx, float *dd, int lddd, float *dB, float *dC, int lddb)
 {
-    int vec = in->P % 8 == 0;
-    ssd_backward_with(vec ? advance_head : advance_head_scalar, vec ? bwd_head : bwd_head_scalar, in, ckpt, dy, lddy, scratch,
-                      dx, lddx, dd, lddd, dB, dC, lddb);
+    ssd_backward_with(kernels_for(in->P), in, ckpt, dy, lddy, scratch, dx, lddx, dd, lddd, dB, dC, lddb);
 }
 
 void sl_ssd_backward_scalar(const sl_ssd_in *in, const float *ckpt, const float *dy, int lddy, float *scratch,
                             float *dx, int lddx, float *dd, int lddd, float *dB, float *dC, int lddb)
 {
-    ssd_backward_with(advance_head_scalar, bwd_head_scalar, in, ckpt, dy, lddy, scratch, dx, lddx, dd, lddd, dB, dC, lddb);
+    ssd_backward_with(SCALAR, in, ckpt, dy, lddy, scratch, dx, lddx, dd, lddd, dB, dC, lddb);
 }
 
 /* ---- the gated norm ---- */

@@ -150,6 +150,54 @@ int sl_fig_inspect(FILE *gp, const cJSON *inspect, const char *field, const char
     return 1;
 }
 
+int sl_fig_inspect_heads(FILE *gp, const cJSON *layer, const char *field, const char *t)
+{
+    const cJSON *fam;
+    const char *names[256];
+    int nf = 0, nh = 0, cells = 0;
+    char *data = NULL;
+    size_t size = 0;
+    FILE *d = open_memstream(&data, &size);
+    if (!d) return 0;
+    cJSON_ArrayForEach(fam, cJSON_GetObjectItemCaseSensitive(layer, "families"))
+    {
+        const cJSON *heads = cJSON_GetObjectItemCaseSensitive(fam, field), *v;
+        const char *name = sl_jstr(fam, "family"); /* the schema checks layers, not their rows */
+        if (!cJSON_IsArray(heads) || !name || nf == 256) continue;
+        int f = family_index(names, &nf, name), h = 0;
+        cJSON_ArrayForEach(v, heads)
+        {
+            if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) {
+                fprintf(d, "%d %d %.9g\n", f, h, v->valuedouble);
+                cells++;
+            }
+            if (++h > nh) nh = h;
+        }
+    }
+    fclose(d);
+    if (!cells) {
+        free(data);
+        return 0;
+    }
+    sl_gp_title(gp, t);
+    fprintf(gp, "set xrange [-0.5:%d.5]\nset yrange [-0.5:%d.5]\nset ylabel 'head'\nset ytics %d\n", nf - 1, nh - 1,
+            nh > 16 ? nh / 8 : 1);
+    fputs("set xtics (", gp);
+    for (int i = 0; i < nf; i++) {
+        fputs(i ? ", " : "", gp);
+        sl_gp_label(gp, names[i]);
+        fprintf(gp, " %d", i);
+    }
+    fprintf(gp, ")%s\nset palette defined (0 '#ffffff', 1 '#9ecae1', 2 '#3182bd')\nset cblabel ", nf > 6 ? " rotate by -35" : "");
+    sl_gp_label(gp, field);
+    /* the values written in the cells only while they stay readable */
+    fprintf(gp, "\n$h << EOD\n%sEOD\n"
+                "plot $h using 1:2:(0.5):(0.5):3 with boxxyerror fc palette fs solid 1 notitle%s\n",
+            data, cells <= 96 ? ", \\\n     $h using 1:2:(sprintf('%.3g', $3)) with labels notitle" : "");
+    free(data);
+    return 1;
+}
+
 int sl_fig_attribution(FILE *gp, const cJSON *attr)
 {
     const cJSON *fams = cJSON_GetObjectItemCaseSensitive(attr, "families"), *fam;

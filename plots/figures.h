@@ -29,6 +29,9 @@ void sl_gp_title(FILE *gp, const char *t);
 int sl_fig_ablation(FILE *gp, const cJSON *abl, const char *key, const char *title);
 /* layer x family heatmap of one inspect field. */
 int sl_fig_inspect(FILE *gp, const cJSON *inspect, const char *field, const char *title);
+/* family x head heatmap of one per-head array field of one inspect layer
+ * (Mamba-2's mean_delta_per_head, ...). */
+int sl_fig_inspect_heads(FILE *gp, const cJSON *layer, const char *field, const char *title);
 /* Attribution share / token share per family against the 1.0 line. */
 int sl_fig_attribution(FILE *gp, const cJSON *attr);
 /* Attribution and token shares by distance from the sequence end. */

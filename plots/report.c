@@ -193,7 +193,8 @@ static void provenance(report *rp)
     fputs("<h3>Result files</h3>\n<ul>\n", f);
     fprintf(f, "<li><code>analyze.json</code>%s</li>\n", m ? "" : " &mdash; not present");
     for (int k = 0; k < rp->r.n; k++)
-        fprintf(f, "<li><code>%s</code>%s</li>\n", rp->r.sections[k]->file, rp->r.json[k] ? "" : " &mdash; not present");
+        if (rp->r.json[k] || !rp->r.sections[k]->only_some_models)
+            fprintf(f, "<li><code>%s</code>%s</li>\n", rp->r.sections[k]->file, rp->r.json[k] ? "" : " &mdash; not present");
     fputs("</ul></section>\n", f);
 }
 

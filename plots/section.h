@@ -25,6 +25,7 @@ typedef struct sl_section {
      * the top object, then of each element of one array in it (or NULL) */
     const char *top, *array, *row;
     int order;               /* the section's place on the page and in the glance list */
+    int only_some_models;    /* a result only some models have (skip: Mamba's): not listed as missing */
     const char *id, *label;  /* its anchor and its name in the glance list */
     /* its one sentence (plots/verdict.h), "" when own holds nothing to judge */
     void (*verdict)(const sl_results *r, const cJSON *own, char *out, size_t size);

@@ -152,7 +152,7 @@ void sl_verdict_inspect(const cJSON *inspect, char *out, size_t size)
 {
     out[0] = 0;
     if (!inspect) return;
-    int mamba = !strcmp(sl_jstr(inspect, "arch"), "mamba");
+    int mamba = !strncmp(sl_jstr(inspect, "arch"), "mamba", 5); /* mamba and mamba2 */
     const char *key = mamba ? "mean_delta" : "ratio";
     const cJSON *layer, *best_fam = NULL;
     double best = -INFINITY, best_layer = 0, best_rel = NAN;

@@ -1,7 +1,7 @@
-/* The device model core against the CPU core, on every fixture (every
- * config variant): logits; every hook point's values for every example;
- * a write at every hook point; key/pooling masks; each Mamba structural
- * ablation. Shared by tests/test_device_model.c (the host grid, in `make
+/* The device model core against PyTorch (every hook point and the
+ * gradient) and against the CPU core, on every fixture (every config
+ * variant): logits; every hook point's values for every example; a write
+ * at every hook point; key/pooling masks; each Mamba structural ablation. Shared by tests/test_device_model.c (the host grid, in `make
  * test`) and bench/gpu_parity.c (a real GPU, in bench/gpu.sh), so the GPU
  * is held to exactly the checks the CPU suite runs on every change. */
 #ifndef SL_DEVICE_PARITY_H
@@ -16,6 +16,7 @@
 #include "ablation/layer.h"
 #include "ablation/patch.h"
 #include "attribution/attribute.h"
+#include "attribution/inspect.h"
 #include "cuda/device_model.h"
 #include "tests/fixture_files.h"
 
@@ -67,6 +68,7 @@ typedef struct {
     parity_open_fn open;
     double tol;
     int batch; /* device batch: small, so that batches pad to different lengths */
+    int per_arch[3]; /* fixtures run, by ARCH_* */
 } parity_opts;
 
 /* Runs the fixture's data through the CPU core and the device with the
@@ -168,7 +170,9 @@ static void family_sweeps(fixture *f, sl_backend *dm, const parity_opts *po, con
     for (int i = 0; i < F; i++) fams[i] = i;
     long n = f->ds.n;
     float *lg[2] = {malloc((size_t)F * n * 4), malloc((size_t)F * n * 4)};
-    for (int mode = FAM_MEAN; mode <= FAM_RESAMPLE; mode++) {
+    /* skip (Mamba and Mamba-2): delta's rows zeroed by row replacements */
+    int last = sl_arch_is_mamba(f->m.c.arch) ? FAM_SKIP : FAM_RESAMPLE;
+    for (int mode = FAM_MEAN; mode <= last; mode++) {
         sl_family_opts fo = {mode, 7, 0};
         sl_ablation_result res[2];
         int ok = 1;
@@ -319,12 +323,146 @@ static void patches(fixture *f, sl_backend *dm, const parity_opts *po, const cha
     sl_patch_result_free(&res[1]);
 }
 
+/* 1 when a and b agree within tol relative to max(1, |a|), NaN with NaN. */
+static int close_or_nan(double a, double b, double tol)
+{
+    if (isnan(a) || isnan(b)) return isnan(a) && isnan(b);
+    return fabs(a - b) <= tol * fmax(1.0, fabs(a));
+}
+
+/* inspect (attribution/inspect.c: its hooks read delta, B, C, gate, y and
+ * the pattern as the device hands them over) on both paths: every
+ * statistic of every layer and family, Mamba-2's per head included. */
+static void inspections(fixture *f, sl_backend *dm, const parity_opts *po, const char *name)
+{
+    if (f->ds.n_families < 1) return;
+    long n = f->ds.n;
+    sl_inspect_result res[2];
+    int ok = 1;
+    for (int side = 0; side < 2; side++) {
+        sl_error err = {0};
+        sl_run_opts o = {.count = n, .batch = side ? po->batch : 4, .threads = 1, .backend = side ? dm : NULL};
+        int rc = sl_inspect(&f->m, &f->ds, &o, &res[side], &err);
+        CHECK(!rc, "%s: inspect on the %s: %s", name, side ? "device" : "CPU", err.msg);
+        ok &= !rc;
+    }
+    if (!ok) return;
+    const sl_inspect_result *a = &res[0], *b = &res[1];
+    int same = a->n_layers == b->n_layers && a->n_families == b->n_families && a->n_heads == b->n_heads
+               && a->selectivity == b->selectivity && a->ssm_heads == b->ssm_heads;
+    CHECK(same, "%s: inspect: shapes differ between the CPU and the device", name);
+    double tol = po->tol * 10; /* memory lengths divide by 1 - retention */
+    int worst_layer = -1;
+    for (int k = 0; same && k < a->n_layers * a->n_families; k++) {
+        const sl_inspect_family *x = &a->fam[k], *y = &b->fam[k];
+        int good = x->count == y->count && close_or_nan(x->mean_delta, y->mean_delta, tol)
+                   && close_or_nan(x->mean_gate, y->mean_gate, tol) && close_or_nan(x->mean_write, y->mean_write, tol)
+                   && close_or_nan(x->mean_retention, y->mean_retention, tol)
+                   && close_or_nan(x->memory_length, y->memory_length, tol)
+                   && close_or_nan(x->attention_mass, y->attention_mass, tol)
+                   && close_or_nan(x->token_share, y->token_share, tol) && close_or_nan(x->ratio, y->ratio, tol);
+        for (int q = 0; good && q < SL_PH_COUNT && a->ssm_heads; q++)
+            for (int hh = 0; good && hh < a->ssm_heads; hh++)
+                good = close_or_nan(x->per_head[q][hh], y->per_head[q][hh], tol);
+        for (int hh = 0; good && x->attention_mass_per_head && hh < a->n_heads; hh++)
+            good = close_or_nan(x->attention_mass_per_head[hh], y->attention_mass_per_head[hh], tol);
+        if (!good && worst_layer < 0) worst_layer = k / a->n_families;
+    }
+    for (int k = 0; same && a->head && k < a->n_layers * a->n_heads; k++)
+        if (!close_or_nan(a->head[k].entropy, b->head[k].entropy, tol)
+            || !close_or_nan(a->head[k].mean_distance, b->head[k].mean_distance, tol))
+            if (worst_layer < 0) worst_layer = k / a->n_heads;
+    CHECK(worst_layer < 0, "%s: inspect: statistics of layer %d differ between the CPU and the device", name,
+          worst_layer);
+    sl_inspect_free(&res[0]);
+    sl_inspect_free(&res[1]);
+}
+
+/* The device against PyTorch itself (tests/reference/'s expected.h5 and
+ * grad_expected.h5), not only against the CPU core: every hook point
+ * ([N][L][width], [N][H][L][L], [N][width]; 0 past each length) and the
+ * logits within the tolerance, and gradient x input per position within
+ * 1e-4 of autograd's d logit / d embed . embed. */
+static void golden(fixture *f, sl_backend *dm, const parity_opts *po, const char *name)
+{
+    char expected[600], grads[600];
+    snprintf(expected, sizeof expected, FIXTURES "/%s/expected.h5", name);
+    snprintf(grads, sizeof grads, FIXTURES "/%s/grad_expected.h5", name);
+    const sl_model *m = &f->m;
+    long n = f->ds.n, L = f->ds.L;
+    int np = m->n_points, H = m->c.n_heads, d = m->c.d_model;
+    captures c = {n, np, calloc((size_t)np * n, sizeof(float *)), calloc((size_t)np * n, sizeof(long))};
+    sl_hooks h;
+    sl_error err = {0};
+    sl_hooks_init(&h, np, &err);
+    for (int p = 0; p < np; p++) sl_hooks_add(&h, p, capture_hook, &c, &err);
+    float *logits = calloc((size_t)n, sizeof *logits);
+    sl_run_opts o = {.count = n, .batch = po->batch, .threads = 1, .backend = dm};
+    int rc = sl_run(&f->m, &f->ds, &o, &h, NULL, NULL, NULL, logits, &err);
+    CHECK(!rc, "%s: golden: device run: %s", name, err.msg);
+    for (int p = 0; !rc && p < np; p++) {
+        const sl_hook_point *pt = &m->points[p];
+        int pattern = pt->kind == HK_ATTN_PATTERN;
+        /* embed.tokens is the embedding before an additive positional term */
+        int additive = m->c.arch == ARCH_TRANSFORMER && (m->c.positional == POS_LEARNED || m->c.positional == POS_SINUSOIDAL);
+        if (pt->kind == HK_EMBED_TOKENS && additive) continue;
+        size_t row = pt->per_example ? (size_t)pt->width : pattern ? (size_t)H * L * L : (size_t)L * pt->width;
+        float *want = read_floats(expected, pt->kind == HK_EMBED_TOKENS ? "embed" : pt->name, (size_t)n * row);
+        if (!want && pattern && L > 64) continue; /* long fixtures leave their patterns out */
+        CHECK(want != NULL, "%s: golden: expected.h5 has no %s of %zu floats", name, pt->name, (size_t)n * row);
+        float *got = calloc((size_t)n * row, sizeof *got);
+        for (long e = 0; want && e < n; e++) {
+            const float *v = c.v[(long)p * n + e];
+            int len = f->ds.lengths[e], w = pattern ? len : pt->width;
+            int rows = pt->per_example ? 1 : pattern ? H * len : len;
+            for (int r = 0; v && r < rows; r++) {
+                /* the pattern's row r is head r / len, query r % len, in [H][L][L] */
+                size_t at = pattern ? ((size_t)(r / len) * L + r % len) * L : (size_t)r * w;
+                memcpy(got + e * row + at, v + (size_t)r * w, (size_t)w * sizeof *got);
+            }
+        }
+        double e = want ? rel_err(got, want, (size_t)n * row) : INFINITY;
+        CHECK(e <= po->tol, "%s: golden: %s differs from PyTorch by %.2e (relative)", name, pt->name, e);
+        free(want), free(got);
+    }
+    float *want = read_floats(expected, "logits", (size_t)n);
+    CHECK(want && rel_err(logits, want, (size_t)n) <= po->tol, "%s: golden: logits differ from PyTorch", name);
+    free(want), free(logits);
+    for (long i = 0; i < (long)np * n; i++) free(c.v[i]);
+    free(c.v), free(c.size);
+    sl_hooks_free(&h);
+
+    /* gradient x input: sum_j d logit / d embed[t][j] * embed[t][j] */
+    float *g = read_floats(grads, "blocks.0.resid_pre", (size_t)n * L * d);
+    float *x = read_floats(expected, "embed", (size_t)n * L * d);
+    CHECK(g && x, "%s: golden: no d logit / d blocks.0.resid_pre or no embed", name);
+    token_rows t = {calloc((size_t)n * L, 4), L};
+    float *wanted = calloc((size_t)n * L, sizeof *wanted);
+    sl_attr_opts ao = {ATTR_GRAD_INPUT, 0, BASELINE_PAD, 0, 0};
+    sl_attr_result res;
+    rc = g && x ? sl_attribute(&f->m, &f->ds, &o, &ao, &res, keep_rows, &t, &err) : SL_EINPUT;
+    CHECK(!rc, "%s: golden: gradient x input on the device: %s", name, err.msg);
+    if (!rc) {
+        for (long e = 0; e < n; e++)
+            for (int q = 0; q < f->ds.lengths[e]; q++) {
+                double s = 0;
+                for (int j = 0; j < d; j++) s += (double)g[(e * L + q) * d + j] * x[(e * L + q) * d + j];
+                wanted[e * L + q] = (float)s;
+            }
+        double e = rel_err(t.rows, wanted, (size_t)n * L), tol = po->tol > 1e-4 ? po->tol : 1e-4;
+        CHECK(e <= tol, "%s: golden: gradient x input differs from autograd's by %.2e (relative)", name, e);
+        sl_attr_result_free(&res);
+    }
+    free(g), free(x), free(t.rows), free(wanted);
+}
+
 static void parity_fixture(const char *name, const char *path, void *user)
 {
     (void)path;
-    const parity_opts *po = user;
+    parity_opts *po = user;
     fixture f;
     if (open_fixture(&f, name, 1, 4)) return;
+    if (f.m.c.arch >= 0 && f.m.c.arch < 3) po->per_arch[f.m.c.arch]++;
     sl_device dev;
     sl_error err = {0};
     sl_backend *dm = NULL;
@@ -336,6 +474,7 @@ static void parity_fixture(const char *name, const char *path, void *user)
         close_fixture(&f);
         return;
     }
+    golden(&f, dm, po, name);
     run_pair(&f, dm, po, NULL, NULL, "plain", name);
     compare_captures(&f, dm, po, NULL, "every hook", name);
     compare_captures(&f, dm, po, mask_batch, "every hook, masked", name);
@@ -352,10 +491,11 @@ static void parity_fixture(const char *name, const char *path, void *user)
     }
     replacements(&f, dm, po, name);
     family_sweeps(&f, dm, po, name);
+    inspections(&f, dm, po, name);
     variant_sweeps(&f, dm, po, name);
     attributions(&f, dm, po, name);
     patches(&f, dm, po, name);
-    if (f.m.c.arch == ARCH_MAMBA) {
+    if (sl_arch_is_mamba(f.m.c.arch)) {
         unsigned *off = calloc((size_t)f.m.c.n_layers, sizeof *off);
         sl_hooks h;
         sl_hooks_init(&h, f.m.n_points, &err);
@@ -375,11 +515,17 @@ static void parity_fixture(const char *name, const char *path, void *user)
     close_fixture(&f);
 }
 
-/* Every fixture; returns how many there were. */
+/* Every fixture; returns how many there were. Each architecture must have
+ * had several (Mamba-2's five: ngroups 1 to 4, headdim 4 to 64, D per
+ * head and channel, both norms, dt_limit, no gated norm). */
 static int parity_all(parity_open_fn open, double tol, int batch)
 {
-    parity_opts po = {open, tol, batch};
-    return for_each_fixture("config.json", parity_fixture, &po);
+    parity_opts po = {open, tol, batch, {0}};
+    int n = for_each_fixture("config.json", parity_fixture, &po);
+    CHECK(po.per_arch[ARCH_MAMBA] >= 5 && po.per_arch[ARCH_TRANSFORMER] >= 5 && po.per_arch[ARCH_MAMBA2] >= 5,
+          "fixtures run: %d Mamba, %d Transformer, %d Mamba-2", po.per_arch[ARCH_MAMBA], po.per_arch[ARCH_TRANSFORMER],
+          po.per_arch[ARCH_MAMBA2]);
+    return n;
 }
 
 #endif

@@ -1,7 +1,8 @@
 /* ablate --family and --layer against the PyTorch reference
  * (tests/reference/make_ablation_fixtures.py writes ablate_expected.json
- * beside each fixture): the logits of every mode, family and layer, and the
- * masked fractions. Resampling is checked by its properties. */
+ * beside each fixture): the logits of every mode (skip on Mamba models),
+ * family and layer, and the masked fractions. Resampling is checked by its
+ * properties. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
@@ -38,8 +39,19 @@ static void check_fixture(const char *name, const cJSON *want)
     float *logits = malloc((size_t)(F + nl) * n * sizeof *logits);
     sl_error err = {0};
     sl_ablation_result r;
-    const char *modes[] = {"mean", "zero", "pad"};
-    for (int mode = FAM_MEAN; mode <= FAM_PAD; mode++) {
+    const char *modes[] = {"mean", "zero", "pad", "resample", "skip"};
+    /* skip where the reference has it (the Mamba fixtures); a Transformer refuses it */
+    int has_skip = cJSON_GetObjectItem(cJSON_GetObjectItem(want, "family"), "skip") != NULL;
+    CHECK(has_skip == sl_arch_is_mamba(f.m.c.arch), "%s: skip expected exactly for Mamba models", name);
+    if (!has_skip) {
+        sl_family_opts fo = {FAM_SKIP, 1, 0};
+        int rc = sl_ablate_families(&f.m, &f.ds, &f.o, all, F, &fo, &r, logits, &err);
+        CHECK(rc == SL_EINPUT && strstr(err.msg, "skip"), "%s: skip on a %s: rc %d (%s)", name,
+              sl_arch_name(f.m.c.arch), rc, err.msg);
+        sl_ablation_result_free(&r);
+    }
+    for (int mode = FAM_MEAN; mode <= FAM_SKIP; mode++) {
+        if (mode == FAM_RESAMPLE || (mode == FAM_SKIP && !has_skip)) continue;
         sl_family_opts fo = {mode, 1, 0};
         int rc = sl_ablate_families(&f.m, &f.ds, &f.o, all, F, &fo, &r, logits, &err);
         CHECK(!rc, "%s: %s", name, err.msg);

@@ -74,7 +74,13 @@ check "nothing half-written after the interrupt" [ -z "$(find "$T/int" -name '*.
 check "finished stages are recorded" grep -q '"status":[[:space:]]*"done"' "$T/int/analyze.json"
 "$S" analyze examples/mamba $DATA -o "$T/int" --steps 64 >/dev/null 2>"$T/int-err2"
 check "the resumed run completes" [ $? -eq 0 -a -s "$T/int/report.html" -a -s "$T/int/attribute.json" ]
-check "the resumed run kept the 7 stages done before" [ "$(grep -c 'done earlier, kept' "$T/int-err2")" -eq 7 ]
+check "the resumed run kept the 8 stages done before" [ "$(grep -c 'done earlier, kept' "$T/int-err2")" -eq 8 ]
+# Mamba's extra stage: ablate --family all --mode skip, with its section
+check "analyze ran skip on the Mamba model" sh -c "tr -d ' \t\n' <'$T/int/ablate-skip.json' | grep -q '\"mode\":\"skip\"'"
+check "the skip command is on the page" grep -q "seqlens ablate examples/mamba examples/data.h5 --family all .*--mode skip" "$T/int/report.html"
+check "the skip section is on the page" grep -q '<section id="skip">' "$T/int/report.html"
+check "and its figure" [ -s "$T/int/figures/ablate-skip.png" ]
+check "a Transformer has no skip stage" [ ! -e "$T/tf/ablate-skip.json" -a -z "$(grep ablate-skip "$T/tf/analyze.json")" ]
 
 # --- bad input: exit 2, one line, nothing written ---
 "$S" analyze examples/nowhere $DATA -o "$T/bad" 2>"$T/bad-err"

@@ -1,8 +1,10 @@
 /* compare and linear CKA: CKA against numpy on a small case and its
  * invariances; a model compared with itself; symmetry; the prediction
- * statistics recomputed from each model's logits. */
+ * statistics recomputed from each model's logits; Mamba-2 against Mamba-1
+ * and a Transformer, its CKA rebuilt from resid_post read by a hook. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/cka.h"
 #include "core/metrics.h"
@@ -53,10 +55,98 @@ static int open_pair(opened *o, const char *model, const char *data)
     return rc;
 }
 
+/* Each example's resid_post of every layer averaged over its valid
+ * positions: [layer][example][d], what compare's CKA reads. */
+typedef struct {
+    int d, nl;
+    long n;
+    float *mean;
+} layer_means;
+
+static int add_mean(void *user, sl_hook_event *ev, sl_error *err)
+{
+    (void)err;
+    layer_means *lm = user;
+    float *dst = lm->mean + ((size_t)ev->point->layer * lm->n + ev->example) * lm->d;
+    for (int k = 0; k < lm->d; k++) {
+        double s = 0;
+        for (int t = 0; t < ev->len; t++) s += ev->data[(long)t * ev->ld + k];
+        dst[k] = (float)(s / ev->len);
+    }
+    return SL_OK;
+}
+
+static float *resid_means(opened *x, const sl_run_opts *o)
+{
+    layer_means lm = {x->m.c.d_model, x->m.c.n_layers, x->ds.n, NULL};
+    lm.mean = calloc((size_t)lm.nl * lm.n * lm.d, sizeof *lm.mean);
+    sl_hooks h = {0};
+    sl_error err = {0};
+    int rc = sl_hooks_init(&h, x->m.n_points, &err);
+    for (int i = 0; !rc && i < lm.nl; i++) rc = sl_hooks_add(&h, sl_model_point(&x->m, HK_RESID_POST, i), add_mean, &lm, &err);
+    if (!rc) rc = sl_run(&x->m, &x->ds, o, &h, NULL, NULL, NULL, NULL, &err);
+    CHECK(!rc, "resid_post means: %s", err.msg);
+    sl_hooks_free(&h);
+    return lm.mean;
+}
+
+/* compare of a Mamba-2 against a Mamba-1 and a Transformer on the same data:
+ * a layers_a x layers_b CKA table equal to CKA of the resid_post means read
+ * by a hook, and the Mamba-2 against itself: r 1, CKA 1 on the diagonal. */
+static void mamba2_against_others(void)
+{
+    const char *data = "tests/fixtures/mamba2_g1_h8_mean_f32/data.h5";
+    const char *others[] = {"tests/fixtures/mamba_mean_f32", "tests/fixtures/tf_pre_relu_learned"};
+    opened a;
+    if (open_pair(&a, "tests/fixtures/mamba2_g1_h8_mean_f32", data)) return;
+    CHECK(a.m.c.arch == ARCH_MAMBA2, "the fixture is not a mamba2");
+    sl_run_opts o = {.count = a.ds.n, .batch = 3, .threads = 2};
+    sl_error err = {0};
+    sl_compare_result self;
+    CHECK(!sl_compare(&a.m, &a.ds, &a.m, &a.ds, &o, &o, &self, &err), "mamba2 self: %s", err.msg);
+    CHECK(self.pearson_r > 1 - 1e-12 && self.agreement == 1, "mamba2 against itself: r %.15f", self.pearson_r);
+    for (int i = 0; i < self.layers_a; i++)
+        CHECK(fabs(self.cka_layers[i * self.layers_b + i] - 1) < 1e-9, "mamba2 self CKA of layer %d: %.12f", i,
+              self.cka_layers[i * self.layers_b + i]);
+    sl_compare_free(&self);
+    float *ma = resid_means(&a, &o);
+    for (size_t k = 0; k < sizeof others / sizeof *others; k++) {
+        opened b;
+        if (open_pair(&b, others[k], data)) continue;
+        sl_compare_result r;
+        int rc = sl_compare(&a.m, &a.ds, &b.m, &b.ds, &o, &o, &r, &err);
+        CHECK(!rc, "mamba2 against %s: %s", others[k], err.msg);
+        if (!rc) {
+            CHECK(r.layers_a == a.m.c.n_layers && r.layers_b == b.m.c.n_layers, "%s: CKA table %d x %d", others[k],
+                  r.layers_a, r.layers_b);
+            float *mb = resid_means(&b, &o);
+            long n = a.ds.n;
+            for (int i = 0; i < r.layers_a; i++)
+                for (int j = 0; j < r.layers_b; j++) {
+                    double want = sl_linear_cka(ma + (size_t)i * n * a.m.c.d_model, a.m.c.d_model,
+                                                mb + (size_t)j * n * b.m.c.d_model, b.m.c.d_model, n);
+                    double got = r.cka_layers[i * r.layers_b + j];
+                    CHECK(isfinite(got) && got >= 0 && got <= 1 + 1e-9 && fabs(got - want) < 1e-6,
+                          "mamba2 against %s: CKA[%d][%d] %.9f, from the hook's means %.9f", others[k], i, j, got, want);
+                }
+            CHECK(isfinite(r.cka_pooled) && isfinite(r.pearson_r), "%s: pooled CKA %g, r %g", others[k], r.cka_pooled,
+                  r.pearson_r);
+            free(mb);
+            sl_compare_free(&r);
+        }
+        sl_dataset_close(&b.ds);
+        sl_model_free(&b.m);
+    }
+    free(ma);
+    sl_dataset_close(&a.ds);
+    sl_model_free(&a.m);
+}
+
 int main(void)
 {
     sl_h5_quiet();
     cka_cases();
+    mamba2_against_others();
     const char *data = "tests/trained/count_test.h5";
     opened a, b;
     if (open_pair(&a, "tests/trained/tf_count", data) || open_pair(&b, "tests/trained/mamba_count", data))

@@ -122,6 +122,11 @@ static void commands(const char *arch, const char *other_hook)
     snprintf(args, sizeof args, "patch %s examples/data.h5 --examples 0:160 --hook %s --positions -1,3 --n-pairs 20", model, other_hook);
     snprintf(name, sizeof name, "%s-patch-hook", arch);
     same_on_both(name, model, args);
+    if (strncmp(arch, "mamba", 5)) return;
+    /* skip: a row replacement on every layer's delta, done on the device */
+    snprintf(args, sizeof args, "ablate %s examples/data.h5 --examples 0:160 --family all --mode skip --bootstrap 0", model);
+    snprintf(name, sizeof name, "%s-family-skip", arch);
+    same_on_both(name, model, args);
 }
 
 /* analyze hands --device to every stage; each stage's JSON must agree. */

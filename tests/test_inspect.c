@@ -53,12 +53,23 @@ static void check(const char *name, const cJSON *want, int threads, int batch)
             if (f == ds.n_families) continue;
             rows++;
 #define NEAR(field) near(#field, name, i, fam, x->field, cJSON_GetObjectItem(row, #field)->valuedouble)
-            if (m.c.arch == ARCH_MAMBA) {
+            if (sl_arch_is_mamba(m.c.arch)) {
                 NEAR(mean_delta);
                 NEAR(mean_gate);
                 NEAR(mean_write);
                 NEAR(mean_retention);
                 NEAR(memory_length);
+                /* Mamba-2: every per-head array, of nheads values */
+                CHECK(r.ssm_heads == (m.c.arch == ARCH_MAMBA2 ? m.c.nheads : 0), "%s: %d heads of selectivity", name,
+                      r.ssm_heads);
+                for (int q = 0; q < SL_PH_COUNT && r.ssm_heads; q++) {
+                    const cJSON *arr = cJSON_GetObjectItem(row, SL_INSPECT_PER_HEAD_NAMES[q]);
+                    CHECK(cJSON_GetArraySize(arr) == r.ssm_heads, "%s layer %d %s: %s has %d values for %d heads", name,
+                          i, fam, SL_INSPECT_PER_HEAD_NAMES[q], cJSON_GetArraySize(arr), r.ssm_heads);
+                    for (int h = 0; h < r.ssm_heads && h < cJSON_GetArraySize(arr); h++)
+                        near(SL_INSPECT_PER_HEAD_NAMES[q], name, i, fam, x->per_head[q][h],
+                             cJSON_GetArrayItem(arr, h)->valuedouble);
+                }
             } else {
                 NEAR(attention_mass);
                 NEAR(token_share);

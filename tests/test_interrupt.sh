@@ -47,7 +47,7 @@ for delay in 0.3 0.8 1.6; do
 done
 "$S" analyze $M "$T/data.h5" -o "$T/an" --steps 4 --bootstrap 100 --threads 1 >/dev/null 2>&1
 check "the resumed analyze completes" [ $? -eq 0 -a -s "$T/an/report.html" ]
-for f in eval baseline ablate-family ablate-layer ablate-component reverse inspect attribute probe patch; do
+for f in eval baseline ablate-family ablate-skip ablate-layer ablate-component reverse inspect attribute probe patch; do
     check "$f.json equals the uninterrupted run's" cmp -s "$T/an/$f.json" "$T/ref/$f.json"
 done
 check "no temporary file in the resumed directory" [ -z "$(find "$T/an" -name '*.tmp')" ]

@@ -3,7 +3,9 @@
  * plain paths, headdim 5 to 64, ngroups 1 to 4, D per head and per channel,
  * lengths across the backward's chunks, strided rows), its backward (the
  * double reference itself checked against finite differences), the gated
- * norm both ways round and without weight, and delta's activation. */
+ * norm both ways round and without weight, and delta's activation. The
+ * headdims take every path: 16 lanes (16, 32, 48, 64 with AVX-512), 8
+ * (8, 24, 40), the plain loops (1, 5); odd d_state the unrolled pairs' tail. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -426,7 +428,7 @@ int main(void)
     shape shapes[] = {
         {1, 2, 16, 1, 16, 0},   {20, 4, 16, 2, 16, 0},  {64, 4, 8, 4, 5, 1},   {100, 2, 32, 2, 64, 0},
         {2 * SL_SSD_CHUNK + 7, 2, 64, 1, 16, 1}, {40, 3, 24, 3, 7, 0}, {37, 4, 5, 2, 3, 0},   {33, 1, 1, 1, 1, 1},
-        {70, 6, 40, 2, 4, 1},
+        {70, 6, 40, 2, 4, 1},   {45, 2, 16, 1, 7, 0},   {30, 3, 32, 3, 9, 1},  {21, 2, 48, 2, 3, 0},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
         ssd_case(shapes[i], sl_ssd, sl_ssd_backward, "sl_ssd");

@@ -12,12 +12,19 @@
  *   and nothing at the pair's positions: the association lives in the
  *   state; its block 0 needs both the convolution and the SSM path. Unlike
  *   the paper, the convolution does not cost more than the SSM path here
- *   (both drop the AUC to near chance), and the test records that. */
+ *   (both drop the AUC to near chance), and the test records that;
+ * - skip (delta = 0 at a family's positions: the state never sees them)
+ *   of the keys drops the AUC to near chance, while skipping the values
+ *   costs little although removing them (pad) costs as much as the keys:
+ *   recorded; consistent with the value token, left in place by skip,
+ *   reaching the state through the short convolution of the positions
+ *   after it (not tested further here). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ablation/component.h"
+#include "ablation/family.h"
 #include "ablation/patch.h"
 #include "core/metrics.h"
 #include "tests/testing.h"
@@ -155,6 +162,23 @@ static void transformer(void)
     close_trained(&t);
 }
 
+/* The AUC change of ablating the family NAME in mode (FAM_*). */
+static double family_drop(trained *t, const char *name, int mode)
+{
+    int f = 0;
+    while (f < t->ds.n_families && strcmp(t->ds.family_names[f], name)) f++;
+    CHECK(f < t->ds.n_families, "no family %s", name);
+    if (f == t->ds.n_families) return NAN;
+    sl_family_opts fo = {mode, 1, 0};
+    sl_ablation_result r;
+    sl_error err = {0};
+    int rc = sl_ablate_families(&t->m, &t->ds, &t->o, &f, 1, &fo, &r, NULL, &err);
+    CHECK(!rc, "family %s mode %s: %s", name, sl_family_mode_name(mode), err.msg);
+    double d = rc ? NAN : r.rows[0].delta_auc;
+    sl_ablation_result_free(&r);
+    return d;
+}
+
 static void mamba(void)
 {
     trained t;
@@ -180,6 +204,13 @@ static void mamba(void)
     CHECK(key < 0.1 && value < 0.1, "mamba_recall: the pair's positions should carry nothing after block 0: %.3f, %.3f",
           key, value);
     free(vpos);
+    double skip_key = family_drop(&t, "key", FAM_SKIP), skip_value = family_drop(&t, "value", FAM_SKIP);
+    double pad_value = family_drop(&t, "value", FAM_PAD);
+    printf("mamba_recall: skip key %.4f, skip value %.4f, pad value %.4f\n", skip_key, skip_value, pad_value);
+    CHECK(skip_key < -0.3, "mamba_recall: the state should need the keys: skip key %.4f", skip_key);
+    CHECK(pad_value < -0.3 && skip_value > -0.1,
+          "mamba_recall: the values should matter (pad %.4f) yet reach the state through the conv (skip %.4f)", pad_value,
+          skip_value);
     close_trained(&t);
 }
 

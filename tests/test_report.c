@@ -1,12 +1,14 @@
 /* The report's pieces that do not need gnuplot or a browser: verdicts at
  * and around their thresholds, the results loader's errors, the base64
- * figure embedding, and a page written without gnuplot. */
+ * figure embedding, Mamba-2's heatmap by head, and a page written without
+ * gnuplot. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/dataset.h"
+#include "plots/figures.h"
 #include "plots/html.h"
 #include "plots/report.h"
 #include "plots/results.h"
@@ -236,6 +238,38 @@ static void page_without_gnuplot(void)
           "missing directory: %s", err.msg);
 }
 
+/* Mamba-2's family x head heatmap: one data line per (family, head) with a
+ * finite value, family names reaching gnuplot only as reduced labels, and
+ * nothing drawn for rows without the per-head field (Mamba-1's). */
+static void heads_heatmap(void)
+{
+    cJSON *layer = parse("{\"layer\": 1, \"families\": ["
+                         "{\"family\": \"a`rm x`$HOME@b\\\"c'd\\\\e\", \"mean_delta_per_head\": [0.5, 0.25, 0.125]},"
+                         "{\"family\": \"plain\", \"mean_delta_per_head\": [1, null, 3]},"
+                         "{\"family\": \"none\", \"mean_delta\": 2}]}");
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    int drawn = sl_fig_inspect_heads(f, layer, "mean_delta_per_head", "t");
+    fclose(f);
+    CHECK(drawn == 1, "the heatmap by head was not drawn");
+    CHECK(buf && contains(buf, "\"a_rm x__HOME_b_c_d_e\" 0"), "the family label is not reduced:\n%s", buf ? buf : "");
+    CHECK(buf && !contains(buf, "`") && !contains(buf, "@") && !contains(buf, "HOME@"), "an unsafe byte reached gnuplot");
+    CHECK(buf && contains(buf, "\n0 2 0.125\n") && contains(buf, "\n1 0 1\n") && contains(buf, "\n1 2 3\n") &&
+              !contains(buf, "\n1 1 "),
+          "the cells (family, head, value) are wrong:\n%s", buf ? buf : "");
+    CHECK(buf && contains(buf, "set yrange [-0.5:2.5]"), "three heads expected on the y axis");
+    CHECK(buf && !contains(buf, "\"none\""), "a row without the field made a column");
+    free(buf);
+    buf = NULL;
+    f = open_memstream(&buf, &size);
+    CHECK(sl_fig_inspect_heads(f, layer, "memory_length_per_head", "t") == 0 && ftell(f) == 0,
+          "drawn from a field no row has");
+    fclose(f);
+    free(buf);
+    cJSON_Delete(layer);
+}
+
 int main(void)
 {
     sl_h5_quiet();
@@ -243,6 +277,7 @@ int main(void)
     other_verdicts();
     loader_errors();
     base64_embedding();
+    heads_heatmap();
     page_without_gnuplot();
     return TEST_SUMMARY();
 }

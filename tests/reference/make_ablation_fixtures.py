@@ -6,13 +6,17 @@ code does (prefix stripped, lengths inferred where /lengths is absent, families 
 ablate_expected.json next to them:
 
     {"baseline": [logit per example],
-     "family": {"mean" | "zero" | "pad": {family name: [logit per example]}},
+     "family": {"mean" | "zero" | "pad" (| "skip" on Mamba models): {family name: [logit per example]}},
      "masked_fraction": {family name: fraction of valid positions},
      "layer": {"skip" | "mean": [[logit per example] for each layer]}}
 
 Meanings are design.md section 5 (`ablate`), computed in float64 by seqlens_ref.run() with its
-optional interventions (token_embed, keep, block_write). Only ablate_expected.json is written;
-the other fixture files are read, never rewritten. Exits non-zero if any self-check fails.
+optional interventions (token_embed, keep, block_write, delta_zero). Only ablate_expected.json is
+written; the other fixture files are read, never rewritten. A value an existing ablate_expected.json
+already holds is kept as it is (torch's float64 kernels differ in the last digits between machines:
+see README.md); only what it lacks is added, after checking the old values agree with the new ones.
+`make_ablation_fixtures.py NAME...` processes only the named fixtures. Exits non-zero if any
+self-check fails.
 """
 import json
 import math
@@ -28,6 +32,7 @@ import selfcheck  # noqa: E402
 
 FIXTURES = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures"))
 FAMILY_MODES = ("mean", "zero", "pad")
+MAMBA_ARCHS = ("mamba", "mamba2")
 LAYER_MODES = ("skip", "mean")
 TOLERANCE = 1e-10  # relative, as selfcheck.py; float64 against float64
 
@@ -76,8 +81,18 @@ def token_table(v):
     return v["config"].get("embed_scale", 1.0) * v["params"]["embedding.weight"]
 
 
+def family_modes(v):
+    """The family modes of a fixture: `skip` only where there is a delta to set to 0."""
+    return FAMILY_MODES + (("skip",) if v["config"]["arch"] in MAMBA_ARCHS else ())
+
+
 def family_ablation(v, f, mode):
     """Logits with family f ablated in `mode`; family ids outside the data simply match nothing."""
+    if mode == "skip":
+        # delta = 0 at the family's valid positions in every layer; the positions dropped from
+        # pooling; the tokens themselves unchanged (they still reach the conv of their neighbours)
+        hit = v["family"] == f
+        return logits(v, keep=~hit, delta_zero=hit)
     emb = token_table(v)
     token_embed = emb[v["tokens"]].clone()  # the token term only: run() adds the positional one
     hit = v["family"] == f  # valid positions of family f (family is -1 beyond each length)
@@ -126,7 +141,7 @@ def ablate_all(v):
     return {
         "baseline": logits(v),
         "family": {mode: {name: family_ablation(v, f, mode) for f, name in enumerate(names)}
-                   for mode in FAMILY_MODES},
+                   for mode in family_modes(v)},
         "masked_fraction": {name: masked_fraction(v, f) for f, name in enumerate(names)},
         "layer": {mode: [layer_ablation(v, i, mode, writes) for i in range(n_layers)]
                   for mode in LAYER_MODES},
@@ -144,12 +159,36 @@ def to_json(value):
     return value
 
 
+def keep_existing(old, new, where, drift):
+    """new with every value old already holds put back (old wins), recursively over dicts; the
+    largest relative difference between a kept value and its recomputation goes into drift."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return {k: keep_existing(old[k], x, f"{where}.{k}", drift) if k in old else x for k, x in new.items()}
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        if new and isinstance(new[0], list):
+            return [keep_existing(o, x, f"{where}[{i}]", drift) for i, (o, x) in enumerate(zip(old, new))]
+        a, b = torch.tensor(old, dtype=ref.DTYPE), torch.tensor(new, dtype=ref.DTYPE)
+        drift[where] = rel_err(a, b) if len(new) else 0.0
+        return old
+    if isinstance(new, float) and isinstance(old, (int, float)):
+        drift[where] = abs(old - new) / max(abs(new), 1e-300)
+        return old
+    raise SystemExit(f"{where}: the existing file holds a value of another shape")
+
+
 def write_json(path, result):
+    """Writes result, keeping every value an existing file at path holds; returns the largest
+    difference between a kept value and its recomputation (float64 rounding between machines)."""
+    value, drift = to_json(result), {}
+    if os.path.exists(path):
+        with open(path) as f:
+            value = keep_existing(json.load(f), value, "", drift)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(to_json(result), f, indent=1, allow_nan=False)
+        json.dump(value, f, indent=1, allow_nan=False)
         f.write("\n")
     os.replace(tmp, path)
+    return max(drift.values(), default=0.0)
 
 
 # ----------------------------------------------------------------------------- degenerate cases
@@ -216,7 +255,7 @@ def check_empty_family(v, result):
     empty = [(len(v["names"]), "<absent>")]
     empty += [(f, name) for f, name in enumerate(v["names"]) if not (v["family"] == f).any()]
     for f, name in empty:
-        for mode in FAMILY_MODES:
+        for mode in family_modes(v):
             errors[f"empty family {name} {mode} == baseline"] = rel_err(
                 family_ablation(v, f, mode), result["baseline"])
     return errors
@@ -259,7 +298,7 @@ def identity_block_changes(v, i, write=None):
     d = v["config"]["d_model"]
     bias = torch.zeros(d, dtype=ref.DTYPE) if write is None else write
     params = v["params"]
-    if v["config"]["arch"] == "mamba":
+    if v["config"]["arch"] in MAMBA_ARCHS:
         # out_proj.bias is optional in the file; the reference applies one whenever it is present,
         # so adding one (zero or the mean write) is how the constant write is carried.
         out = f"layers.{i}.mixer.out_proj"
@@ -306,7 +345,7 @@ def check_skip_last_layer(v, result):
     resid_pre (nothing runs after it): holds for every architecture, post-norm included."""
     config, i = v["config"], v["config"]["n_layers"] - 1
     h = ref.run(config, v["params"], v["tokens"], v["lengths"])[f"blocks.{i}.resid_pre"]
-    if config["arch"] == "mamba":
+    if config["arch"] in MAMBA_ARCHS:
         h = ref.mamba_norm(h, v["params"], "norm_f", config)
     elif config.get("final_norm", False):
         h = ref.layer_norm(h, v["params"], "norm", config["layer_norm_eps"])
@@ -318,7 +357,7 @@ def check_skip_last_layer(v, result):
 def check_pad_mamba(v, result):
     """Mamba `pad` == run() on tokens with the family's positions set to the pad id, its `final`
     pooled by hand over the kept positions (Mamba has no keys to drop)."""
-    if v["config"]["arch"] != "mamba":
+    if v["config"]["arch"] not in MAMBA_ARCHS:
         return {}
     valid = ref.valid_mask(v["lengths"], v["tokens"].shape[1])
     errors = {}
@@ -445,13 +484,13 @@ def check_empty_pooling(v, result):
     return errors
 
 
-def check_written(path, result):
+def check_written(v, path, result):
     """The JSON read back holds the float64 values exactly."""
     with open(path) as f:
         back = json.load(f)
     theirs = torch.tensor(back["baseline"], dtype=ref.DTYPE)
     worst = rel_err(theirs, result["baseline"])
-    for mode in FAMILY_MODES:
+    for mode in family_modes(v):
         for name, value in result["family"][mode].items():
             worst = max(worst, rel_err(torch.tensor(back["family"][mode][name], dtype=ref.DTYPE), value))
     for mode in LAYER_MODES:
@@ -460,9 +499,115 @@ def check_written(path, result):
     return {"ablate_expected.json read back": worst}
 
 
+def skipping_scan(x, delta, A, B, C, D, skipped):
+    """Mamba-1's scan, one example and one position at a time, written from design.md's words for
+    `skip` rather than from delta = 0: at a skipped position the state is carried over unchanged
+    (no decay, no write) and the output reads it; elsewhere the ordinary recurrence."""
+    N, L, Di = x.shape
+    y = torch.zeros_like(x)
+    for n in range(N):
+        state = torch.zeros(Di, A.shape[1], dtype=ref.DTYPE)
+        for t in range(L):
+            if not skipped[n, t]:
+                state = torch.exp(delta[n, t, :, None] * A) * state + (delta[n, t] * x[n, t])[:, None] * B[n, t]
+            y[n, t] = state @ C[n, t] + D * x[n, t]
+    return y
+
+
+def skipping_mamba_final(v, skipped):
+    """The Mamba-1 forward with skipping_scan in every layer: `final` [N,L,d]."""
+    import torch.nn.functional as F
+    config, params = v["config"], v["params"]
+    d_inner, R, S = config["expand"] * config["d_model"], config["dt_rank"], config["d_state"]
+    h = params["embedding.weight"][v["tokens"]]
+    for i in range(config["n_layers"]):
+        p = ref.subset(params, f"layers.{i}.")
+        m = ref.subset(p, "mixer.")
+        xz = ref.linear(ref.mamba_norm(h, p, "norm", config), m, "in_proj")
+        x = F.silu(ref.causal_depthwise_conv(xz[..., :d_inner], m["conv1d.weight"], m.get("conv1d.bias")))
+        dt, B, C = torch.split(ref.linear(x, m, "x_proj"), [R, S, S], dim=-1)
+        delta = F.softplus(ref.linear(dt, m, "dt_proj"))
+        y = skipping_scan(x, delta, -torch.exp(m["A_log"]), B, C, m["D"], skipped)
+        h = h + ref.linear(y * F.silu(xz[..., d_inner:]), m, "out_proj")
+    return ref.mamba_norm(h, params, "norm_f", config)
+
+
+def skipping_ssd(x, delta, A, B, C, D, skipped):
+    """Mamba-2's recurrence per example, position and head, carrying each head's state [P, S]
+    over unchanged at a skipped position: x [N,L,H,P], delta [N,L,H], A [H], B, C [N,L,G,S],
+    D [H] or [H,P]."""
+    N, L, H, P = x.shape
+    G = B.shape[2]
+    y = torch.zeros_like(x)
+    for n in range(N):
+        state = torch.zeros(H, P, B.shape[3], dtype=ref.DTYPE)
+        for t in range(L):
+            for h in range(H):
+                g = h // (H // G)
+                if not skipped[n, t]:
+                    state[h] = torch.exp(delta[n, t, h] * A[h]) * state[h] + \
+                        torch.outer(delta[n, t, h] * x[n, t, h], B[n, t, g])
+                d = D[h] if D.dim() == 1 else D[h]
+                y[n, t, h] = state[h] @ C[n, t, g] + d * x[n, t, h]
+    return y
+
+
+def skipping_mamba2_final(v, skipped):
+    """The Mamba-2 forward with skipping_ssd in every layer: `final` [N,L,d]."""
+    import torch.nn.functional as F
+    config, params = v["config"], v["params"]
+    d_inner, P = config["expand"] * config["d_model"], config["headdim"]
+    H, G, S = d_inner // P, config["ngroups"], config["d_state"]
+    N, L = v["tokens"].shape
+    lo, hi = ref.dt_limit(config)
+    h = params["embedding.weight"][v["tokens"]]
+    for i in range(config["n_layers"]):
+        p = ref.subset(params, f"layers.{i}.")
+        m = ref.subset(p, "mixer.")
+        z, xBC, dt = torch.split(ref.linear(ref.mamba_norm(h, p, "norm", config), m, "in_proj"),
+                                 [d_inner, d_inner + 2 * G * S, H], dim=-1)
+        xBC = F.silu(ref.causal_depthwise_conv(xBC, m["conv1d.weight"], m.get("conv1d.bias")))
+        x, B, C = torch.split(xBC, [d_inner, G * S, G * S], dim=-1)
+        delta = F.softplus(dt + m["dt_bias"]).clamp(min=lo, max=hi)
+        D = m["D"].reshape(H, P) if config.get("D_has_hdim", False) else m["D"]
+        y = skipping_ssd(x.reshape(N, L, H, P), delta, -torch.exp(m["A_log"]), B.reshape(N, L, G, S),
+                         C.reshape(N, L, G, S), D, skipped).reshape(N, L, d_inner)
+        if config.get("rmsnorm", True):
+            y = ref.gated_norm(y, z, m["norm.weight"], G, config.get("gated_norm_eps", 1e-5),
+                               config.get("norm_before_gate", False))
+        else:
+            y = y * F.silu(z)
+        h = h + ref.linear(y, m, "out_proj")
+    return ref.mamba_norm(h, params, "norm_f", config)
+
+
+def check_skip_by_state_loop(v, result):
+    """Mamba and Mamba-2 `skip` == the forward whose scan carries the state over at the family's
+    positions (skipping_scan, skipping_ssd), pooled by hand over the other valid positions."""
+    if v["config"]["arch"] not in MAMBA_ARCHS:
+        return {}
+    final = skipping_mamba2_final if v["config"]["arch"] == "mamba2" else skipping_mamba_final
+    valid = ref.valid_mask(v["lengths"], v["tokens"].shape[1])
+    errors = {}
+    for f, name in enumerate(v["names"]):
+        hit = v["family"] == f
+        theirs = pool_and_head_by_hand(v, final(v, hit), valid & ~hit)
+        errors[f"skip {name} == state carried over, pooled by hand"] = rel_err(result["family"]["skip"][name], theirs)
+    return errors
+
+
+def check_skip_changes(v, result):
+    """`skip` of a family that is present moves some logit (the fixture can tell skip from nothing)."""
+    if "skip" not in result["family"]:
+        return {}
+    moved = max(float((x - result["baseline"]).abs().max()) for x in result["family"]["skip"].values())
+    return {"skip moves some logit (0 when it does)": 0.0 if moved > 1e-6 else 1.0}
+
+
 SELF_CHECKS = [check_nothing_ablated, check_empty_family, check_via_embedding_rows,
                check_layers_via_weights, check_skip_last_layer, check_pad_mamba, check_pad_by_deletion,
-               check_vs_torch_layers, check_empty_pooling, check_mean_writes]
+               check_vs_torch_layers, check_empty_pooling, check_mean_writes, check_skip_by_state_loop,
+               check_skip_changes]
 
 
 # ----------------------------------------------------------------------------- driver
@@ -476,7 +621,7 @@ def effect_summary(v, result):
     """One line showing the fixture is not degenerate: the largest logit change per kind."""
     base = result["baseline"]
     parts = []
-    for mode in FAMILY_MODES:
+    for mode in family_modes(v):
         worst = max(float((x - base).abs().max()) for x in result["family"][mode].values())
         parts.append(f"{mode} {worst:.3f}")
     for mode in LAYER_MODES:
@@ -492,11 +637,10 @@ def process(variant_dir):
     v = dict(load_variant(variant_dir), dir=variant_dir)
     result = ablate_all(v)
     path = os.path.join(variant_dir, "ablate_expected.json")
-    write_json(path, result)
-    errors = {}
+    errors = {"values kept from the existing file == recomputed": write_json(path, result)}
     for check in SELF_CHECKS:
         errors.update(check(v, result))
-    errors.update(check_written(path, result))
+    errors.update(check_written(v, path, result))
     print(f"{name}: {len(errors)} checks, {os.path.getsize(path)} bytes")
     failed = []
     for check, err in errors.items():
@@ -512,6 +656,11 @@ def process(variant_dir):
 
 def main():
     dirs = variant_dirs()
+    if sys.argv[1:]:
+        unknown = [n for n in sys.argv[1:] if os.path.join(FIXTURES, n) not in dirs]
+        if unknown:
+            sys.exit(f"no fixture directory with a config.json: {', '.join(unknown)}")
+        dirs = [os.path.join(FIXTURES, n) for n in sys.argv[1:]]
     if not dirs:
         sys.exit(f"no fixture directory with a config.json under {FIXTURES}")
     failed = []

@@ -56,6 +56,7 @@ import selfcheck  # noqa: E402
 FIXTURES = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures"))
 OUTPUT = "intervene_expected.json"
 MAMBA_COMPONENTS = ("conv", "ssm", "gate")
+MAMBA_ARCHS = ("mamba", "mamba2")
 TF_COMPONENTS = ("attn", "mlp")
 TF_MODES = ("zero", "mean")
 POSITIONS = [0, 2, -1, -3, 5]
@@ -94,6 +95,8 @@ def forward(config, params, tokens, lengths, write=None, mamba_off=None):
 
     if config["arch"] == "mamba":
         mamba_forward(config, params, tokens, fire, mamba_off or {})
+    elif config["arch"] == "mamba2":
+        mamba2_forward(config, params, tokens, fire, mamba_off or {})
     elif config["arch"] == "transformer":
         transformer_forward(config, params, tokens, lengths, fire)
     else:
@@ -136,6 +139,62 @@ def mamba_forward(config, params, tokens, fire, off):
     fire("final", ref.mamba_norm(h, params, "norm_f", config))
 
 
+def mamba2_forward(config, params, tokens, fire, off):
+    """seqlens_ref.mamba_forward / mamba2_mixer, hook by hook. The switches as design.md section 5
+    says for Mamba-2: conv = xBC's causal conv and bias replaced by the identity (SiLU kept), ssm =
+    y = D x (scan term removed), gate = SiLU(z) replaced by 1 inside the gated norm."""
+    d_inner = config["expand"] * config["d_model"]
+    P = config["headdim"]
+    H = d_inner // P
+    G, S = config["ngroups"], config["d_state"]
+    lo, hi = ref.dt_limit(config)
+    h = fire("embed", params["embedding.weight"][tokens])
+    for i in range(config["n_layers"]):
+        name = f"blocks.{i}."
+        p = ref.subset(params, f"layers.{i}.")
+        mp = ref.subset(p, "mixer.")
+        h = fire(name + "resid_pre", h)
+        u = ref.mamba_norm(h, p, "norm", config)
+        z, xBC, dt = torch.split(ref.linear(u, mp, "in_proj"), [d_inner, d_inner + 2 * G * S, H], dim=-1)
+        if off.get(i) == "conv":
+            xBC = F.silu(xBC)
+        else:
+            xBC = F.silu(ref.causal_depthwise_conv(xBC, mp["conv1d.weight"], mp.get("conv1d.bias")))
+        x, B, C = torch.split(xBC, [d_inner, G * S, G * S], dim=-1)
+        x = fire(name + "mixer.in_x", x)
+        delta = fire(name + "mixer.delta", F.softplus(dt + mp["dt_bias"]).clamp(min=lo, max=hi))
+        B = fire(name + "mixer.B", B)
+        C = fire(name + "mixer.C", C)
+        N, L = x.shape[:2]
+        D = mp["D"].reshape(H, P) if config.get("D_has_hdim", False) else mp["D"]
+        if off.get(i) == "ssm":
+            Dx = D[:, None] if D.dim() == 1 else D
+            y = (Dx * x.reshape(N, L, H, P)).reshape(N, L, d_inner)
+        else:
+            y = ref.ssd_scan(x.reshape(N, L, H, P), delta, -torch.exp(mp["A_log"]), B.reshape(N, L, G, S),
+                             C.reshape(N, L, G, S), D).reshape(N, L, d_inner)
+        y = fire(name + "mixer.y", y)
+        gate = fire(name + "mixer.gate", torch.ones_like(z) if off.get(i) == "gate" else F.silu(z))
+        if config.get("rmsnorm", True):
+            v = gated_norm_with_gate(y, gate, mp["norm.weight"], G, config.get("gated_norm_eps", 1e-5),
+                                     config.get("norm_before_gate", False))
+        else:
+            v = y * gate
+        out = fire(name + "mixer.out", ref.linear(v, mp, "out_proj"))
+        h = fire(name + "resid_post", h + out)
+    fire("final", ref.mamba_norm(h, params, "norm_f", config))
+
+
+def gated_norm_with_gate(y, gate, weight, ngroups, eps, norm_before_gate):
+    """ref.gated_norm with the gate SiLU(z) given (so that the gate hook's value, or the gate
+    switch's 1, is what the norm multiplies by)."""
+    v = y if norm_before_gate else y * gate
+    groups = v.reshape(v.shape[:-1] + (ngroups, v.shape[-1] // ngroups))
+    groups = groups * torch.rsqrt(groups.pow(2).mean(dim=-1, keepdim=True) + eps)
+    out = groups.reshape(v.shape) * weight
+    return out * gate if norm_before_gate else out
+
+
 def transformer_forward(config, params, tokens, lengths, fire):
     """seqlens_ref.transformer_forward / transformer_block / feed_forward, hook by hook. attn.out
     and mlp.out are the sublayer outputs before the residual add (post-norm: before the add and
@@ -175,7 +234,7 @@ def clean_run(v, config=None):
 def component_rows(config):
     """[(component, mode, layer)] in the order written."""
     n = config["n_layers"]
-    if config["arch"] == "mamba":
+    if config["arch"] in MAMBA_ARCHS:
         return [(c, "zero", i) for c in MAMBA_COMPONENTS for i in range(n)]
     return [(c, m, i) for c in TF_COMPONENTS for m in TF_MODES for i in range(n)]
 
@@ -215,6 +274,9 @@ def patch_hooks(config):
     common = ["embed", "blocks.0.resid_post", f"blocks.{last}.resid_pre", "final"]
     if config["arch"] == "mamba":
         return common + ["blocks.0.mixer.in_x", "blocks.0.mixer.gate", "blocks.0.mixer.out"]
+    if config["arch"] == "mamba2":
+        return common + ["blocks.0.mixer.in_x", "blocks.0.mixer.delta", "blocks.0.mixer.y", "blocks.0.mixer.gate",
+                         "blocks.0.mixer.out"]
     return common + ["blocks.0.attn.out", "blocks.0.mlp.hidden", "blocks.0.mlp.out"]
 
 
@@ -450,6 +512,8 @@ def check_components_via_weights(v, result, clean):
             w = torch.zeros_like(params[mixer + "conv1d.weight"])
             w[:, 0, -1] = 1.0
             changes = {mixer + "conv1d.weight": w, mixer + "conv1d.bias": torch.zeros(w.shape[0], dtype=ref.DTYPE)}
+        elif component in ("ssm", "gate") and config["arch"] == "mamba2":
+            changes = mamba2_weight_form(config, params, layer, component)
         elif component == "ssm":
             w = params[mixer + "x_proj.weight"].clone()
             w[config["dt_rank"] + config["d_state"]:] = 0.0
@@ -466,6 +530,50 @@ def check_components_via_weights(v, result, clean):
     return errors
 
 
+def silu_one():
+    """z* with SiLU(z*) = z* sigmoid(z*) = 1, by Newton's method in float64 (about 1.2785)."""
+    z = torch.tensor(1.3, dtype=ref.DTYPE)
+    for _ in range(60):
+        s = torch.sigmoid(z)
+        z = z - (z * s - 1) / (s + z * s * (1 - s))
+    return z
+
+
+def mamba2_weight_form(config, params, layer, component):
+    """Mamba-2's ssm and gate switches as weights: ssm = C's conv channels (weight and bias) zeroed,
+    so C = SiLU(0) = 0 and the scan term S_t C_t vanishes (y = D x); gate = in_proj's z rows zeroed
+    with bias z* (SiLU(z*) = 1 to float64 rounding), so the gate is 1 everywhere. A bias added
+    where the file has none (mamba_ssm's `bias` covers in_proj and out_proj together)."""
+    mixer = f"layers.{layer}.mixer."
+    d_inner = config["expand"] * config["d_model"]
+    GS = config["ngroups"] * config["d_state"]
+    if component == "ssm":
+        w = params[mixer + "conv1d.weight"].clone()
+        b = params.get(mixer + "conv1d.bias", torch.zeros(w.shape[0], dtype=ref.DTYPE)).clone()
+        w[d_inner + GS:] = 0.0
+        b[d_inner + GS:] = 0.0
+        return {mixer + "conv1d.weight": w, mixer + "conv1d.bias": b}
+    w = params[mixer + "in_proj.weight"].clone()
+    b = params.get(mixer + "in_proj.bias", torch.zeros(w.shape[0], dtype=ref.DTYPE)).clone()
+    w[:d_inner] = 0.0
+    b[:d_inner] = silu_one()
+    out_b = params.get(mixer + "out_proj.bias", torch.zeros(config["d_model"], dtype=ref.DTYPE))
+    return {mixer + "in_proj.weight": w, mixer + "in_proj.bias": b, mixer + "out_proj.bias": out_b}
+
+
+def mamba2_independent(config, params, h, lengths, start=0):
+    """Layers start.. of a Mamba-2 as mamba_ssm's own Mamba2 modules (non-fused path, through
+    selfcheck_mamba2), the block norms and norm_f as torch modules, pooled by hand."""
+    import selfcheck_mamba2  # imports mamba_ssm: only where a Mamba-2 fixture is processed
+    with torch.no_grad(), selfcheck_mamba2.float64_kept():
+        for i in range(start, config["n_layers"]):
+            p = ref.subset(params, f"layers.{i}.")
+            u = selfcheck.torch_mamba_norm(h, p, "norm", config)
+            h = h + selfcheck_mamba2.mamba_ssm_mixer(config, ref.subset(p, "mixer."))(u)
+        final = selfcheck.torch_mamba_norm(h, params, "norm_f", config)
+    return pool_and_head_by_hand(config, params, final, lengths)
+
+
 def check_components_independent(v, result, clean):
     """Mamba: every component (gate included) against the slow-path layout with the same switch.
     Transformer: against torch layers carrying the zeroed / constant-bias weights (rope models with
@@ -476,6 +584,19 @@ def check_components_independent(v, result, clean):
         for (component, mode, layer), ours in components_by_key(result["components"]).items():
             theirs = mamba_independent(config, params, clean["embed"], v["lengths"], off=(layer, component))
             errors[f"{component} layer {layer} == slow path"] = (rel_err(ours, theirs), TOLERANCE)
+        return errors
+    if config["arch"] == "mamba2":
+        # every switch in its weight form, run by mamba_ssm's own Mamba2 modules
+        for (component, mode, layer), ours in components_by_key(result["components"]).items():
+            if component == "conv":
+                mixer = f"layers.{layer}.mixer."
+                w = torch.zeros_like(params[mixer + "conv1d.weight"])
+                w[:, 0, -1] = 1.0
+                changes = {mixer + "conv1d.weight": w, mixer + "conv1d.bias": torch.zeros(w.shape[0], dtype=ref.DTYPE)}
+            else:
+                changes = mamba2_weight_form(config, params, layer, component)
+            theirs = mamba2_independent(config, dict(params, **changes), clean["embed"], v["lengths"])
+            errors[f"{component} layer {layer} == mamba_ssm Mamba2 on weights"] = (rel_err(ours, theirs), TOLERANCE)
         return errors
     config, tag = torch_config(config)
     ours_clean = clean_run(v, config)
@@ -548,7 +669,7 @@ def check_patch_identities(v, result, clean):
         errors[f"final at {where} == source logit ({len(at_last[0])} pairs)"] = (
             abs_err(*at_last), IDENTITY_TOLERANCE)
 
-    causal = config["arch"] == "mamba" or config.get("causal", False)
+    causal = config["arch"] in MAMBA_ARCHS or config.get("causal", False)
     if causal and mode == "cls":
         later = [(value, table["base_logits"][k]) for hook in table["hooks"]
                  for (k, q, b, bp, s, sp), value in stored_cells(v, table, hook) if bp > 0]
@@ -614,6 +735,8 @@ def independent_patch_logits(config, params, clean, hook, todo, lengths):
         start = residual[hook][1]
         if config["arch"] == "mamba":
             return mamba_independent(config, params, h, blen, start)
+        if config["arch"] == "mamba2":
+            return mamba2_independent(config, params, h, blen, start)
         return torch_independent(config, params, h, blen, start)
     if config["arch"] == "mamba":
         def replace(value):
@@ -655,12 +778,14 @@ def check_patch_independent(v, result, clean):
     for hook in table["hooks"]:
         if hook == "final":
             continue
+        if config["arch"] == "mamba2" and ".mixer." in hook:
+            continue  # mamba_ssm's module cannot be edited inside: forward() alone (bitwise run()) covers these
         if tag:
             ours = patch_cells(v, config, ours_clean, hook, todo)
         else:
             ours = [value for _, value in stored_cells(v, table, hook)]
         theirs = independent_patch_logits(config, v["params"], ours_clean, hook, todo, v["lengths"])
-        engine = "slow path" if config["arch"] == "mamba" else "torch layers"
+        engine = {"mamba": "slow path", "mamba2": "mamba_ssm Mamba2"}.get(config["arch"], "torch layers")
         errors[f"patch {hook} == {engine}{tag} ({len(todo)} cells)"] = (rel_err(ours, theirs), TOLERANCE)
     return errors
 
@@ -690,7 +815,7 @@ def summary(v, result, clean):
     base = clean["logits"]
     effects = {}
     for row in result["components"]:
-        key = row["component"] + ("" if v["config"]["arch"] == "mamba" else " " + row["mode"])
+        key = row["component"] + ("" if v["config"]["arch"] in MAMBA_ARCHS else " " + row["mode"])
         effects[key] = max(effects.get(key, 0.0), float((row["logits"] - base).abs().max()))
     table = result["patch"]
     values = [(table["patched"][k][j][q], table["base_logits"][k]) for k in range(len(table["pairs"]))
