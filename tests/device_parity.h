@@ -16,6 +16,7 @@
 #include "ablation/layer.h"
 #include "ablation/patch.h"
 #include "attribution/attribute.h"
+#include "attribution/inspect.h"
 #include "cuda/device_model.h"
 #include "tests/fixture_files.h"
 
@@ -322,6 +323,61 @@ static void patches(fixture *f, sl_backend *dm, const parity_opts *po, const cha
     sl_patch_result_free(&res[1]);
 }
 
+/* 1 when a and b agree within tol relative to max(1, |a|), NaN with NaN. */
+static int close_or_nan(double a, double b, double tol)
+{
+    if (isnan(a) || isnan(b)) return isnan(a) && isnan(b);
+    return fabs(a - b) <= tol * fmax(1.0, fabs(a));
+}
+
+/* inspect (attribution/inspect.c: its hooks read delta, B, C, gate, y and
+ * the pattern as the device hands them over) on both paths: every
+ * statistic of every layer and family, Mamba-2's per head included. */
+static void inspections(fixture *f, sl_backend *dm, const parity_opts *po, const char *name)
+{
+    if (f->ds.n_families < 1) return;
+    long n = f->ds.n;
+    sl_inspect_result res[2];
+    int ok = 1;
+    for (int side = 0; side < 2; side++) {
+        sl_error err = {0};
+        sl_run_opts o = {.count = n, .batch = side ? po->batch : 4, .threads = 1, .backend = side ? dm : NULL};
+        int rc = sl_inspect(&f->m, &f->ds, &o, &res[side], &err);
+        CHECK(!rc, "%s: inspect on the %s: %s", name, side ? "device" : "CPU", err.msg);
+        ok &= !rc;
+    }
+    if (!ok) return;
+    const sl_inspect_result *a = &res[0], *b = &res[1];
+    int same = a->n_layers == b->n_layers && a->n_families == b->n_families && a->n_heads == b->n_heads
+               && a->selectivity == b->selectivity && a->ssm_heads == b->ssm_heads;
+    CHECK(same, "%s: inspect: shapes differ between the CPU and the device", name);
+    double tol = po->tol * 10; /* memory lengths divide by 1 - retention */
+    int worst_layer = -1;
+    for (int k = 0; same && k < a->n_layers * a->n_families; k++) {
+        const sl_inspect_family *x = &a->fam[k], *y = &b->fam[k];
+        int good = x->count == y->count && close_or_nan(x->mean_delta, y->mean_delta, tol)
+                   && close_or_nan(x->mean_gate, y->mean_gate, tol) && close_or_nan(x->mean_write, y->mean_write, tol)
+                   && close_or_nan(x->mean_retention, y->mean_retention, tol)
+                   && close_or_nan(x->memory_length, y->memory_length, tol)
+                   && close_or_nan(x->attention_mass, y->attention_mass, tol)
+                   && close_or_nan(x->token_share, y->token_share, tol) && close_or_nan(x->ratio, y->ratio, tol);
+        for (int q = 0; good && q < SL_PH_COUNT && a->ssm_heads; q++)
+            for (int hh = 0; good && hh < a->ssm_heads; hh++)
+                good = close_or_nan(x->per_head[q][hh], y->per_head[q][hh], tol);
+        for (int hh = 0; good && x->attention_mass_per_head && hh < a->n_heads; hh++)
+            good = close_or_nan(x->attention_mass_per_head[hh], y->attention_mass_per_head[hh], tol);
+        if (!good && worst_layer < 0) worst_layer = k / a->n_families;
+    }
+    for (int k = 0; same && a->head && k < a->n_layers * a->n_heads; k++)
+        if (!close_or_nan(a->head[k].entropy, b->head[k].entropy, tol)
+            || !close_or_nan(a->head[k].mean_distance, b->head[k].mean_distance, tol))
+            if (worst_layer < 0) worst_layer = k / a->n_heads;
+    CHECK(worst_layer < 0, "%s: inspect: statistics of layer %d differ between the CPU and the device", name,
+          worst_layer);
+    sl_inspect_free(&res[0]);
+    sl_inspect_free(&res[1]);
+}
+
 /* The device against PyTorch itself (tests/reference/'s expected.h5 and
  * grad_expected.h5), not only against the CPU core: every hook point
  * ([N][L][width], [N][H][L][L], [N][width]; 0 past each length) and the
@@ -435,6 +491,7 @@ static void parity_fixture(const char *name, const char *path, void *user)
     }
     replacements(&f, dm, po, name);
     family_sweeps(&f, dm, po, name);
+    inspections(&f, dm, po, name);
     variant_sweeps(&f, dm, po, name);
     attributions(&f, dm, po, name);
     patches(&f, dm, po, name);
