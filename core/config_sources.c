@@ -1,11 +1,12 @@
 /* config.json in the formats users have (design.md section 2.0): seqlens's
- * own keys, mamba_ssm's MambaConfig as save_pretrained writes it, and
- * Hugging Face's MambaConfig; each is put into seqlens's keys, with where
+ * own keys, mamba_ssm's MambaConfig as save_pretrained writes it (Mamba1 or
+ * Mamba2 layers), and Hugging Face's MambaConfig and Mamba2Config; each is put into seqlens's keys, with where
  * each value came from. Keys seqlens needs that such a file lacks are added
  * to the same file by the user and read as seqlens's own. */
 #include "core/config.h"
 #include "core/textfile.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,12 +85,89 @@ static int dt_rank(src *s, const cJSON *in, const char *in_name, const char *fro
     return put(s, "dt_rank", cJSON_CreateNumber(ceil(dm->valuedouble / 16)), origin);
 }
 
+/* dt_limit as Python writes a (lo, hi) pair: numbers, hi possibly infinite
+ * (bare Infinity, read as 1e999 by json_text below, or transformers 5's
+ * {"__float__": "Infinity"}); put as seqlens's [lo, hi] with "inf". */
+static int limit_pair(src *s, const cJSON *in, const char *in_name, const char *from)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, from);
+    if (!v) return SL_OK;
+    cJSON *pair = cJSON_CreateArray();
+    if (!pair) return sl_fail(s->err, SL_ERUNTIME, "out of memory");
+    int ok = cJSON_IsArray(v) && cJSON_GetArraySize(v) == 2;
+    for (int k = 0; ok && k < 2; k++) {
+        const cJSON *e = cJSON_GetArrayItem(v, k);
+        const cJSON *f = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "__float__") : NULL;
+        if (cJSON_IsNumber(e) && isinf(e->valuedouble) && e->valuedouble > 0) cJSON_AddItemToArray(pair, cJSON_CreateString("inf"));
+        else if (cJSON_IsNumber(e)) cJSON_AddItemToArray(pair, cJSON_CreateNumber(e->valuedouble));
+        else if (cJSON_IsString(f) && (!strcmp(f->valuestring, "Infinity") || !strcmp(f->valuestring, "inf")))
+            cJSON_AddItemToArray(pair, cJSON_CreateString("inf"));
+        else ok = 0;
+    }
+    if (!ok) {
+        cJSON_Delete(pair);
+        return sl_fail(s->err, SL_EINPUT, "%s: '%s%s' must be a pair [lo, hi] of numbers (hi may be Infinity)", s->d->path,
+                       in_name, from);
+    }
+    char origin[200];
+    snprintf(origin, sizeof origin, "config (%s%s)", in_name, from);
+    return put(s, "dt_limit", pair, origin);
+}
+
+/* A boolean the file must give as one; absent: the library's default. */
+static int translate_bool(src *s, const cJSON *in, const char *in_name, const char *from, const char *key, int def,
+                          const char *lib)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, from);
+    if (v && !cJSON_IsBool(v)) return sl_fail(s->err, SL_EINPUT, "%s: '%s%s' must be true or false", s->d->path, in_name, from);
+    cJSON *d = cJSON_CreateBool(def);
+    int rc = d ? translate(s, in, in_name, from, key, def < 0 ? NULL : d, lib) : sl_fail(s->err, SL_ERUNTIME, "out of memory");
+    cJSON_Delete(d);
+    return rc;
+}
+
 static int refuse_if(src *s, int bad, const char *what)
 {
     return bad ? sl_fail(s->err, SL_EINPUT, "%s: %s is not supported", s->d->path, what) : SL_OK;
 }
 
 #define TRY(x) do { int rc_ = (x); if (rc_) return rc_; } while (0)
+
+static int mamba_ssm_norm(src *s);
+
+/* ssm_cfg of a Mamba2 layer, with mamba_ssm/modules/mamba2.py's defaults
+ * for what it omits. */
+static int mamba2_ssm_cfg(src *s, const cJSON *ssm)
+{
+    const char *L = "mamba_ssm";
+    static const struct {
+        const char *key;
+        double def;
+    } INTS[] = {{"d_state", 128}, {"d_conv", 4}, {"expand", 2}, {"headdim", 64}, {"ngroups", 1}};
+    for (size_t i = 0; i < sizeof INTS / sizeof *INTS; i++) {
+        cJSON *def = cJSON_CreateNumber(INTS[i].def);
+        int rc = def ? translate(s, ssm, "ssm_cfg.", INTS[i].key, INTS[i].key, def, L) : sl_fail(s->err, SL_ERUNTIME, "out of memory");
+        cJSON_Delete(def);
+        TRY(rc);
+    }
+    TRY(translate_bool(s, ssm, "ssm_cfg.", "D_has_hdim", "D_has_hdim", 0, L));
+    TRY(translate_bool(s, ssm, "ssm_cfg.", "rmsnorm", "rmsnorm", 1, L));
+    TRY(translate_bool(s, ssm, "ssm_cfg.", "norm_before_gate", "norm_before_gate", 0, L));
+    /* checked against the tensors (models/layout.c) when given */
+    TRY(translate_bool(s, ssm, "ssm_cfg.", "bias", "use_bias", -1, L));
+    TRY(translate_bool(s, ssm, "ssm_cfg.", "conv_bias", "use_conv_bias", -1, L));
+    TRY(limit_pair(s, ssm, "ssm_cfg.", "dt_limit"));
+    TRY(put(s, "gated_norm_eps", cJSON_CreateNumber(1e-5), "mamba_ssm's Mamba2 (its RMSNormGated's eps is fixed at 1e-5)"));
+    /* d_ssm < d_inner puts a gated MLP beside the SSM (d_mlp > 0) */
+    const cJSON *dssm = cJSON_GetObjectItemCaseSensitive(ssm, "d_ssm");
+    const cJSON *dm = cJSON_GetObjectItemCaseSensitive(s->d->keys, "d_model"), *ex = cJSON_GetObjectItemCaseSensitive(s->d->keys, "expand");
+    if (dssm && !cJSON_IsNull(dssm) && !(cJSON_IsNumber(dssm) && cJSON_IsNumber(dm) && cJSON_IsNumber(ex) &&
+                                         dssm->valuedouble == dm->valuedouble * ex->valuedouble))
+        return sl_fail(s->err, SL_EINPUT,
+                       "%s: ssm_cfg.d_ssm other than d_inner = expand * d_model (d_mlp > 0: a gated MLP beside the SSM) is not "
+                       "supported", s->d->path);
+    return SL_OK;
+}
 
 /* mamba_ssm/models/config_mamba.py MambaConfig (rms_norm True), and the
  * Mamba block's own defaults (mamba_ssm/modules/mamba_simple.py) for what
@@ -100,18 +178,27 @@ static int mamba_ssm(src *s)
     const cJSON *ssm = cJSON_GetObjectItemCaseSensitive(s->root, "ssm_cfg");
     if (ssm && !cJSON_IsObject(ssm)) return sl_fail(s->err, SL_EINPUT, "%s: 'ssm_cfg' must be an object", s->d->path);
     const cJSON *layer = cJSON_GetObjectItemCaseSensitive(ssm, "layer");
-    if (layer && !(cJSON_IsString(layer) && !strcmp(layer->valuestring, "Mamba1")))
-        return sl_fail(s->err, SL_EINPUT, "%s: ssm_cfg.layer %s is not supported (seqlens reads \"Mamba1\")", s->d->path,
-                       cJSON_IsString(layer) ? layer->valuestring : "(not a string)");
+    int m2 = cJSON_IsString(layer) && !strcmp(layer->valuestring, "Mamba2");
+    if (layer && !m2 && !(cJSON_IsString(layer) && !strcmp(layer->valuestring, "Mamba1")))
+        return sl_fail(s->err, SL_EINPUT, "%s: ssm_cfg.layer %s is not supported (seqlens reads \"Mamba1\" and \"Mamba2\")",
+                       s->d->path, cJSON_IsString(layer) ? layer->valuestring : "(not a string)");
     const cJSON *dmlp = cJSON_GetObjectItemCaseSensitive(s->root, "d_intermediate");
     TRY(refuse_if(s, cJSON_IsNumber(dmlp) && dmlp->valuedouble != 0, "d_intermediate > 0 (an MLP after each block)"));
     const cJSON *attn = cJSON_GetObjectItemCaseSensitive(s->root, "attn_layer_idx");
     TRY(refuse_if(s, cJSON_GetArraySize(attn) > 0, "attn_layer_idx (attention layers in a Mamba stack)"));
-    cJSON *mamba = cJSON_CreateString("mamba"), *d16 = cJSON_CreateNumber(16), *d4 = cJSON_CreateNumber(4),
+    cJSON *mamba = cJSON_CreateString(m2 ? "mamba2" : "mamba"), *d16 = cJSON_CreateNumber(16), *d4 = cJSON_CreateNumber(4),
           *d2 = cJSON_CreateNumber(2);
     int rc = !mamba || !d16 || !d4 || !d2 ? sl_fail(s->err, SL_ERUNTIME, "out of memory") : SL_OK;
-    if (!rc) rc = put(s, "arch", cJSON_Duplicate(mamba, 0), "config (mamba_ssm's MambaConfig)");
+    if (!rc) rc = put(s, "arch", cJSON_Duplicate(mamba, 0), m2 ? "config (ssm_cfg.layer)" : "config (mamba_ssm's MambaConfig)");
     if (!rc) rc = translate(s, s->root, "", "n_layer", "n_layers", NULL, L);
+    if (!rc && m2) {
+        cJSON_Delete(mamba);
+        cJSON_Delete(d16);
+        cJSON_Delete(d4);
+        cJSON_Delete(d2);
+        TRY(mamba2_ssm_cfg(s, ssm));
+        return mamba_ssm_norm(s);
+    }
     if (!rc) rc = translate(s, ssm, "ssm_cfg.", "d_state", "d_state", d16, L);
     if (!rc) rc = translate(s, ssm, "ssm_cfg.", "d_conv", "d_conv", d4, L);
     if (!rc) rc = translate(s, ssm, "ssm_cfg.", "expand", "expand", d2, L);
@@ -121,6 +208,12 @@ static int mamba_ssm(src *s)
     cJSON_Delete(d4);
     cJSON_Delete(d2);
     if (rc) return rc;
+    return mamba_ssm_norm(s);
+}
+
+/* MambaConfig's rms_norm (the block norms and norm_f) and vocabulary. */
+static int mamba_ssm_norm(src *s)
+{
     const cJSON *rms = cJSON_GetObjectItemCaseSensitive(s->root, "rms_norm");
     if (rms && !cJSON_IsBool(rms)) return sl_fail(s->err, SL_EINPUT, "%s: 'rms_norm' must be true or false", s->d->path);
     TRY(put(s, "norm", cJSON_CreateString(!rms || cJSON_IsTrue(rms) ? "rms" : "layer"),
@@ -135,14 +228,77 @@ static int mamba_ssm(src *s)
     return SL_OK;
 }
 
+/* The file's key as a number or the library's default. */
+static int translate_num(src *s, const char *from, const char *key, double def, const char *lib)
+{
+    cJSON *d = cJSON_CreateNumber(def);
+    int rc = d ? translate(s, s->root, "", from, key, d, lib) : sl_fail(s->err, SL_ERUNTIME, "out of memory");
+    cJSON_Delete(d);
+    return rc;
+}
+
+static int hf_biases(src *s)
+{
+    /* checked against the tensors (models/layout.c) when given */
+    static const char *const BIASES[] = {"use_bias", "use_conv_bias"};
+    for (int i = 0; i < 2; i++) {
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(s->root, BIASES[i]);
+        if (b && !cJSON_IsBool(b)) return sl_fail(s->err, SL_EINPUT, "%s: '%s' must be true or false", s->d->path, BIASES[i]);
+        TRY(translate(s, s->root, "", BIASES[i], BIASES[i], NULL, "Hugging Face"));
+    }
+    return SL_OK;
+}
+
+/* transformers' models/mamba2/configuration_mamba2.py (5.x) and the
+ * Mamba2Mixer: the gated norm always there, the gate before it, grouped
+ * as mamba_ssm's with n_groups > 1; layer_norm_epsilon for both norms. */
+static int hugging_face_mamba2(src *s)
+{
+    const char *L = "Hugging Face";
+    TRY(put(s, "arch", cJSON_CreateString("mamba2"), "config (model_type)"));
+    TRY(translate(s, s->root, "", "hidden_size", "d_model", NULL, L));
+    TRY(translate(s, s->root, "", "num_hidden_layers", "n_layers", NULL, L));
+    TRY(translate_num(s, "state_size", "d_state", 128, L));
+    TRY(translate_num(s, "conv_kernel", "d_conv", 4, L));
+    TRY(translate_num(s, "expand", "expand", 2, L));
+    TRY(translate_num(s, "head_dim", "headdim", 64, L));
+    TRY(translate_num(s, "n_groups", "ngroups", 8, L));
+    TRY(translate_num(s, "layer_norm_epsilon", "norm_eps", 1e-5, L));
+    TRY(translate_num(s, "layer_norm_epsilon", "gated_norm_eps", 1e-5, L));
+    TRY(translate_num(s, "pad_token_id", "pad_token_id", 1, L));
+    TRY(limit_pair(s, s->root, "", "time_step_limit"));
+    TRY(hf_biases(s));
+    TRY(put(s, "norm", cJSON_CreateString("rms"), "Hugging Face's Mamba2RMSNorm"));
+    TRY(put(s, "rmsnorm", cJSON_CreateBool(1), "Hugging Face's Mamba2Mixer (its gated norm is always there)"));
+    TRY(put(s, "norm_before_gate", cJSON_CreateBool(0), "Hugging Face's MambaRMSNormGated (the gate before the norm)"));
+    /* num_heads is d_inner / head_dim in a working model */
+    const cJSON *nh = cJSON_GetObjectItemCaseSensitive(s->root, "num_heads");
+    const cJSON *hd = cJSON_GetObjectItemCaseSensitive(s->d->keys, "headdim"), *ex = cJSON_GetObjectItemCaseSensitive(s->d->keys, "expand");
+    const cJSON *dm = cJSON_GetObjectItemCaseSensitive(s->d->keys, "d_model");
+    if (nh && cJSON_IsNumber(hd) && cJSON_IsNumber(ex) && cJSON_IsNumber(dm) &&
+        !(cJSON_IsNumber(nh) && nh->valuedouble * hd->valuedouble == ex->valuedouble * dm->valuedouble))
+        return sl_fail(s->err, SL_EINPUT, "%s: num_heads times head_dim must be expand * hidden_size (%g * %g)", s->d->path,
+                       ex->valuedouble, dm->valuedouble);
+    /* transformers 4's Mamba2 normalised the gated norm over all of d_inner
+     * whatever n_groups (mamba_ssm and transformers 5 normalise per group) */
+    const cJSON *ng = cJSON_GetObjectItemCaseSensitive(s->d->keys, "ngroups");
+    const char *ver = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s->root, "transformers_version"));
+    if (cJSON_IsNumber(ng) && ng->valuedouble > 1 && ver && atoi(ver) < 5)
+        sl_warn("%s: written by transformers %s, whose Mamba2 may normalise the gated norm over all channels; seqlens normalises "
+                "each of the n_groups %g groups, as mamba_ssm and transformers 5 do: check the logits with seqlens verify",
+                s->d->path, ver, ng->valuedouble);
+    return SL_OK;
+}
+
 /* transformers' models/mamba/configuration_mamba.py */
 static int hugging_face(src *s)
 {
     const char *L = "Hugging Face";
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(s->root, "model_type");
+    if (cJSON_IsString(type) && !strcmp(type->valuestring, "mamba2")) return hugging_face_mamba2(s);
     if (!cJSON_IsString(type) || strcmp(type->valuestring, "mamba"))
-        return sl_fail(s->err, SL_EINPUT, "%s: model_type %s is not supported (seqlens reads \"mamba\")", s->d->path,
-                       cJSON_IsString(type) ? type->valuestring : "(not a string)");
+        return sl_fail(s->err, SL_EINPUT, "%s: model_type %s is not supported (seqlens reads \"mamba\" and \"mamba2\")",
+                       s->d->path, cJSON_IsString(type) ? type->valuestring : "(not a string)");
     cJSON *d16 = cJSON_CreateNumber(16), *d4 = cJSON_CreateNumber(4), *d2 = cJSON_CreateNumber(2),
           *eps = cJSON_CreateNumber(1e-5), *pad = cJSON_CreateNumber(0);
     int rc = !d16 || !d4 || !d2 || !eps || !pad ? sl_fail(s->err, SL_ERUNTIME, "out of memory") : SL_OK;
@@ -155,13 +311,7 @@ static int hugging_face(src *s)
     if (!rc) rc = translate(s, s->root, "", "layer_norm_epsilon", "norm_eps", eps, L);
     if (!rc) rc = translate(s, s->root, "", "pad_token_id", "pad_token_id", pad, L);
     if (!rc) rc = dt_rank(s, s->root, "", "time_step_rank", L);
-    /* checked against the tensors (models/layout.c) when given */
-    static const char *const BIASES[] = {"use_bias", "use_conv_bias"};
-    for (int i = 0; !rc && i < 2; i++) {
-        const cJSON *b = cJSON_GetObjectItemCaseSensitive(s->root, BIASES[i]);
-        if (b && !cJSON_IsBool(b)) rc = sl_fail(s->err, SL_EINPUT, "%s: '%s' must be true or false", s->d->path, BIASES[i]);
-        else rc = translate(s, s->root, "", BIASES[i], BIASES[i], NULL, L);
-    }
+    if (!rc) rc = hf_biases(s);
     /* MambaRMSNorm is the only norm Hugging Face's Mamba has */
     if (!rc) rc = put(s, "norm", cJSON_CreateString("rms"), "Hugging Face's MambaRMSNorm");
     cJSON_Delete(d16);
@@ -172,11 +322,43 @@ static int hugging_face(src *s)
     return rc;
 }
 
+/* Python's json writes float('inf') as a bare Infinity (mamba_ssm's
+ * save_pretrained of a dt_limit, older transformers' time_step_limit), which
+ * is not JSON: outside strings it is read as 1e999 (strtod's infinity).
+ * One pass over the text; NULL when out of memory. */
+static char *json_text(const char *text)
+{
+    size_t n = strlen(text);
+    char *out = malloc(n + 1), *o = out;
+    if (!out) return NULL;
+    int in_string = 0;
+    for (const char *p = text; *p;) {
+        if (in_string) {
+            if (*p == '\\' && p[1]) *o++ = *p++;
+            else if (*p == '"') in_string = 0;
+            *o++ = *p++;
+        } else if (*p == '"') {
+            in_string = 1;
+            *o++ = *p++;
+        } else if (!strncmp(p, "Infinity", 8) && (p == text || !(isalnum((unsigned char)p[-1]) || p[-1] == '_'))) {
+            memcpy(o, "1e999", 5);
+            o += 5;
+            p += 8;
+        } else
+            *o++ = *p++;
+    }
+    *o = 0;
+    return out;
+}
+
 int sl_config_doc_parse(sl_config_doc *d, const char *path, const char *text, sl_error *err)
 {
     memset(d, 0, sizeof *d);
     snprintf(d->path, sizeof d->path, "%s", path);
-    cJSON *root = cJSON_Parse(text);
+    char *clean = json_text(text);
+    if (!clean) return sl_fail(err, SL_ERUNTIME, "out of memory");
+    cJSON *root = cJSON_Parse(clean);
+    free(clean);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return sl_fail(err, SL_EINPUT, "%s: not a JSON object", path);

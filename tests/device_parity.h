@@ -16,6 +16,7 @@
 #include "ablation/layer.h"
 #include "ablation/patch.h"
 #include "attribution/attribute.h"
+#include "attribution/inspect.h"
 #include "cuda/device_model.h"
 #include "tests/fixture_files.h"
 
@@ -67,6 +68,7 @@ typedef struct {
     parity_open_fn open;
     double tol;
     int batch; /* device batch: small, so that batches pad to different lengths */
+    int per_arch[3]; /* fixtures run, by ARCH_* */
 } parity_opts;
 
 /* Runs the fixture's data through the CPU core and the device with the
@@ -168,7 +170,9 @@ static void family_sweeps(fixture *f, sl_backend *dm, const parity_opts *po, con
     for (int i = 0; i < F; i++) fams[i] = i;
     long n = f->ds.n;
     float *lg[2] = {malloc((size_t)F * n * 4), malloc((size_t)F * n * 4)};
-    for (int mode = FAM_MEAN; mode <= FAM_RESAMPLE; mode++) {
+    /* skip (Mamba and Mamba-2): delta's rows zeroed by row replacements */
+    int last = sl_arch_is_mamba(f->m.c.arch) ? FAM_SKIP : FAM_RESAMPLE;
+    for (int mode = FAM_MEAN; mode <= last; mode++) {
         sl_family_opts fo = {mode, 7, 0};
         sl_ablation_result res[2];
         int ok = 1;
@@ -319,6 +323,61 @@ static void patches(fixture *f, sl_backend *dm, const parity_opts *po, const cha
     sl_patch_result_free(&res[1]);
 }
 
+/* 1 when a and b agree within tol relative to max(1, |a|), NaN with NaN. */
+static int close_or_nan(double a, double b, double tol)
+{
+    if (isnan(a) || isnan(b)) return isnan(a) && isnan(b);
+    return fabs(a - b) <= tol * fmax(1.0, fabs(a));
+}
+
+/* inspect (attribution/inspect.c: its hooks read delta, B, C, gate, y and
+ * the pattern as the device hands them over) on both paths: every
+ * statistic of every layer and family, Mamba-2's per head included. */
+static void inspections(fixture *f, sl_backend *dm, const parity_opts *po, const char *name)
+{
+    if (f->ds.n_families < 1) return;
+    long n = f->ds.n;
+    sl_inspect_result res[2];
+    int ok = 1;
+    for (int side = 0; side < 2; side++) {
+        sl_error err = {0};
+        sl_run_opts o = {.count = n, .batch = side ? po->batch : 4, .threads = 1, .backend = side ? dm : NULL};
+        int rc = sl_inspect(&f->m, &f->ds, &o, &res[side], &err);
+        CHECK(!rc, "%s: inspect on the %s: %s", name, side ? "device" : "CPU", err.msg);
+        ok &= !rc;
+    }
+    if (!ok) return;
+    const sl_inspect_result *a = &res[0], *b = &res[1];
+    int same = a->n_layers == b->n_layers && a->n_families == b->n_families && a->n_heads == b->n_heads
+               && a->selectivity == b->selectivity && a->ssm_heads == b->ssm_heads;
+    CHECK(same, "%s: inspect: shapes differ between the CPU and the device", name);
+    double tol = po->tol * 10; /* memory lengths divide by 1 - retention */
+    int worst_layer = -1;
+    for (int k = 0; same && k < a->n_layers * a->n_families; k++) {
+        const sl_inspect_family *x = &a->fam[k], *y = &b->fam[k];
+        int good = x->count == y->count && close_or_nan(x->mean_delta, y->mean_delta, tol)
+                   && close_or_nan(x->mean_gate, y->mean_gate, tol) && close_or_nan(x->mean_write, y->mean_write, tol)
+                   && close_or_nan(x->mean_retention, y->mean_retention, tol)
+                   && close_or_nan(x->memory_length, y->memory_length, tol)
+                   && close_or_nan(x->attention_mass, y->attention_mass, tol)
+                   && close_or_nan(x->token_share, y->token_share, tol) && close_or_nan(x->ratio, y->ratio, tol);
+        for (int q = 0; good && q < SL_PH_COUNT && a->ssm_heads; q++)
+            for (int hh = 0; good && hh < a->ssm_heads; hh++)
+                good = close_or_nan(x->per_head[q][hh], y->per_head[q][hh], tol);
+        for (int hh = 0; good && x->attention_mass_per_head && hh < a->n_heads; hh++)
+            good = close_or_nan(x->attention_mass_per_head[hh], y->attention_mass_per_head[hh], tol);
+        if (!good && worst_layer < 0) worst_layer = k / a->n_families;
+    }
+    for (int k = 0; same && a->head && k < a->n_layers * a->n_heads; k++)
+        if (!close_or_nan(a->head[k].entropy, b->head[k].entropy, tol)
+            || !close_or_nan(a->head[k].mean_distance, b->head[k].mean_distance, tol))
+            if (worst_layer < 0) worst_layer = k / a->n_heads;
+    CHECK(worst_layer < 0, "%s: inspect: statistics of layer %d differ between the CPU and the device", name,
+          worst_layer);
+    sl_inspect_free(&res[0]);
+    sl_inspect_free(&res[1]);
+}
+
 /* The device against PyTorch itself (tests/reference/'s expected.h5 and
  * grad_expected.h5), not only against the CPU core: every hook point
  * ([N][L][width], [N][H][L][L], [N][width]; 0 past each length) and the
@@ -400,9 +459,10 @@ static void golden(fixture *f, sl_backend *dm, const parity_opts *po, const char
 static void parity_fixture(const char *name, const char *path, void *user)
 {
     (void)path;
-    const parity_opts *po = user;
+    parity_opts *po = user;
     fixture f;
     if (open_fixture(&f, name, 1, 4)) return;
+    if (f.m.c.arch >= 0 && f.m.c.arch < 3) po->per_arch[f.m.c.arch]++;
     sl_device dev;
     sl_error err = {0};
     sl_backend *dm = NULL;
@@ -431,6 +491,7 @@ static void parity_fixture(const char *name, const char *path, void *user)
     }
     replacements(&f, dm, po, name);
     family_sweeps(&f, dm, po, name);
+    inspections(&f, dm, po, name);
     variant_sweeps(&f, dm, po, name);
     attributions(&f, dm, po, name);
     patches(&f, dm, po, name);
@@ -454,11 +515,17 @@ static void parity_fixture(const char *name, const char *path, void *user)
     close_fixture(&f);
 }
 
-/* Every fixture; returns how many there were. */
+/* Every fixture; returns how many there were. Each architecture must have
+ * had several (Mamba-2's five: ngroups 1 to 4, headdim 4 to 64, D per
+ * head and channel, both norms, dt_limit, no gated norm). */
 static int parity_all(parity_open_fn open, double tol, int batch)
 {
-    parity_opts po = {open, tol, batch};
-    return for_each_fixture("config.json", parity_fixture, &po);
+    parity_opts po = {open, tol, batch, {0}};
+    int n = for_each_fixture("config.json", parity_fixture, &po);
+    CHECK(po.per_arch[ARCH_MAMBA] >= 5 && po.per_arch[ARCH_TRANSFORMER] >= 5 && po.per_arch[ARCH_MAMBA2] >= 5,
+          "fixtures run: %d Mamba, %d Transformer, %d Mamba-2", po.per_arch[ARCH_MAMBA], po.per_arch[ARCH_TRANSFORMER],
+          po.per_arch[ARCH_MAMBA2]);
+    return n;
 }
 
 #endif

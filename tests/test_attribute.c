@@ -142,14 +142,17 @@ static void planted_truth(const char *model, const char *data)
 
 /* Captum's InputXGradient and IntegratedGradients(method="riemann_middle",
  * 32 steps, pad baseline) on the first 16 examples of two trained models
- * (tests/reference/make_captum_fixtures.py). */
+ * and two Mamba-2 fixtures (tests/reference/make_captum_fixtures.py; an
+ * entry with "model" names its directory, else tests/trained/NAME). */
 static void captum(const cJSON *all, const char *model)
 {
     const cJSON *c = cJSON_GetObjectItem(all, model);
     CHECK(c != NULL, "captum_expected.json lacks %s", model);
     if (!c) return;
     char dir[256];
-    snprintf(dir, sizeof dir, "tests/trained/%s", model);
+    const cJSON *where = cJSON_GetObjectItem(c, "model");
+    if (cJSON_IsString(where)) snprintf(dir, sizeof dir, "%s", where->valuestring);
+    else snprintf(dir, sizeof dir, "tests/trained/%s", model);
     opened o;
     if (open_model(&o, dir, cJSON_GetObjectItem(c, "data")->valuestring)) return;
     int n = cJSON_GetObjectItem(c, "n")->valueint, L = o.ds.L;
@@ -193,6 +196,8 @@ int main(void)
     if (cap) {
         captum(cap, "tf_order");
         captum(cap, "mamba_count");
+        captum(cap, "mamba2_long_g4_h4_bias_f32");
+        captum(cap, "mamba2_g2_h16_layer_last_hdimD_f16");
     }
     cJSON_Delete(cap);
     planted_truth("tf_count", "count_test.h5");

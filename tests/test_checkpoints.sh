@@ -2,7 +2,9 @@
 # Checkpoints saved by the real libraries as users save them
 # (tests/reference/make_real_checkpoints.py: torch's nn.TransformerEncoder,
 # mamba_ssm's MixerModel and MambaLMHeadModel.save_pretrained, Hugging Face's
-# MambaModel; .pt, .bin and .safetensors; F32, F16, BF16): every directory
+# MambaModel; issue 20: MambaLMHeadModel and MixerModel with Mamba2 layers,
+# Hugging Face's Mamba2Model with n_groups 1 and 2; .pt, .bin and
+# .safetensors; F32, F16, BF16): every directory
 # under tests/fixtures/checkpoints loads as saved, with no step beyond the
 # keys design.md 2.1 requires, and its logits match PyTorch's to 1e-5
 # relative. A copy with a wrong pooling, n_heads, embed_scale or norm_first
@@ -25,7 +27,7 @@ for d in "$C"/*/; do
     check "$d: verify against PyTorch's logits at 1e-5: exit 0" [ "$(verify_rc "$d" "$d/data.h5" "$d/logits.npy")" = 0 ]
     check "$d: JSON says ok true over 16 examples" sh -c "grep -q '\"ok\":	true' '$T/out.json' && grep -q '\"n\":	16' '$T/out.json'"
 done
-check "six checkpoint directories were found" [ "$n" -eq 6 ]
+check "ten checkpoint directories were found" [ "$n" -eq 10 ]
 
 # wrong NAME FIXTURE SED: a copy of FIXTURE (weights as saved) with config.json edited by SED;
 # verify must exit 1 (loads, but the logits differ).
@@ -43,6 +45,27 @@ wrong tf_pooling $C/tf_encoder_pt 's/"pooling": "mean"/"pooling": "last"/'
 wrong tf_n_heads $C/tf_encoder_pt 's/"n_heads": 2/"n_heads": 4/'
 wrong tf_embed_scale $C/tf_encoder_pt 's/"embed_scale": 4.0/"embed_scale": 1.0/'
 wrong tf_norm_first $C/tf_encoder_pt 's/"norm_first": false/"norm_first": true/'
+wrong hf_mamba2_pooling $C/hf_mamba2 's/"pooling": "mean"/"pooling": "cls"/'
+wrong mamba2_norm_before_gate $C/mamba_ssm_mixer_mamba2 's/"norm_before_gate": true/"norm_before_gate": false/'
+wrong mamba2_dt_limit $C/mamba_ssm_mixer_mamba2 's/^    0.2$/    0.02/'
+wrong mamba2_pretrained_pooling $C/mamba_ssm_mamba2_pretrained 's/"pooling": "last"/"pooling": "mean"/'
+
+# info names where each Mamba-2 key came from: the tensors, the config, or the product's other factor.
+"$S" info $C/mamba_ssm_mixer_mamba2 >"$T/info.txt" 2>&1
+check "info mamba_ssm_mixer_mamba2: arch from dt_bias" grep -q "^arch  *mamba2  *inferred from tensor 'backbone.layers.0.mixer.dt_bias'" "$T/info.txt"
+check "info: headdim from A_log" grep -q "^headdim  *4 (nheads 4)  *inferred from tensor 'backbone.layers.0.mixer.A_log' \[4\]" "$T/info.txt"
+check "info: ngroups from conv1d and d_state" grep -q "^ngroups  *1  *inferred from tensor 'backbone.layers.0.mixer.conv1d.weight' \[24, 1, 4\] (ngroups\*d_state = 4) and d_state" "$T/info.txt"
+check "info: D_has_hdim, dt_limit, norm_before_gate" sh -c "grep -q '^D_has_hdim  *true  *inferred' '$T/info.txt' && grep -q '^dt_limit  *\[0, 0.2\]  *config' '$T/info.txt' && grep -q '^norm_before_gate true  *config' '$T/info.txt'"
+check "info: the seven mixer hook points of a layer" sh -c "[ \$(grep -c '^  blocks.0.mixer\.' '$T/info.txt') -eq 7 ] && grep -q '^  blocks.1.mixer.y  *\[N, L, 16\]' '$T/info.txt' && grep -q '^  blocks.1.mixer.delta  *\[N, L, 4\]' '$T/info.txt'"
+
+# Hugging Face n_groups > 1: read with mamba_ssm's grouped gated norm (transformers 5's too); a config
+# written by transformers 4 (whose Mamba2 may normalise over all channels) loads with a warning naming it.
+rm -rf "$T/hf_v4" && cp -r $C/hf_mamba2_g2_bin_f16 "$T/hf_v4"
+sed 's/"transformers_version": "5[^"]*"/"transformers_version": "4.44.0"/' $C/hf_mamba2_g2_bin_f16/config.json >"$T/hf_v4/config.json"
+check "hf_v4: the config now says transformers 4.44.0" grep -q '"transformers_version": "4.44.0"' "$T/hf_v4/config.json"
+check "hf_v4: verify still exits 0 (same weights)" [ "$(verify_rc "$T/hf_v4" $C/hf_mamba2_g2_bin_f16/data.h5 $C/hf_mamba2_g2_bin_f16/logits.npy)" = 0 ]
+check "hf_v4: a warning names the version and the grouped norm" sh -c "grep -q 'transformers 4.44.0' '$T/err.txt' && grep -q 'n_groups 2 groups' '$T/err.txt'"
+check "transformers 5's own config: no such warning" sh -c "! '$S' verify $C/hf_mamba2_g2_bin_f16 $C/hf_mamba2_g2_bin_f16/data.h5 --logits $C/hf_mamba2_g2_bin_f16/logits.npy 2>&1 >/dev/null | grep -q transformers"
 
 # A positional that contradicts the saved pe buffer is refused (exit 2, naming both), not run.
 rm -rf "$T/tf_pos" && cp -r $C/tf_encoder_pt "$T/tf_pos"

@@ -739,7 +739,10 @@ static void option_cases(void)
     expect_bad("ablate " FIXM " " FIXM "/data.h5 -o " BAD "/out.h5", "give one of --family NAME|all, --layer I|all and --component");
     expect_bad("ablate " FIXM " " FIXM "/data.h5 --family all --layer 0 -o " BAD "/out.h5", "give one of --family");
     expect_bad("ablate " FIXM " " FIXM "/data.h5 --family motif_z -o " BAD "/out.h5", "--family 'motif_z': " FIXM "/data.h5 has no such family (it has: motif_a, motif_b, filler)");
-    expect_bad("ablate " FIXM " " FIXM "/data.h5 --family all --mode skip -o " BAD "/out.h5", "--mode: family ablation takes");
+    expect_bad("ablate " FIXM " " FIXM "/data.h5 --family all --mode zeroes -o " BAD "/out.h5", "--mode: family ablation takes");
+    /* skip is a family mode of Mamba models only: a Transformer refuses it */
+    expect_bad("ablate " FIXT " " FIXT "/data.h5 --family all --mode skip -o " BAD "/out.h5",
+               "ablate --mode skip: a transformer has no step size delta to set to 0");
     expect_bad("ablate " FIXM " " FIXM "/data.h5 --layer 2 -o " BAD "/out.h5", "--layer '2': expected all or layer indices 0..1");
     expect_bad("ablate " FIXM " " FIXM "/data.h5 --layer all --mode zero -o " BAD "/out.h5", "layer ablation skip or mean");
     expect_bad("ablate " FIXM " " FIXM "/data.h5 --layer all --bootstrap -1 -o " BAD "/out.h5", "--bootstrap '-1'");

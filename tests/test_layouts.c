@@ -415,8 +415,22 @@ static void formats(void)
     CHECK(rc == SL_OK && c.n_layers == 2 && c.d_state == 16 && c.d_conv == 3 && c.dt_rank == 4 && c.norm == NORM_LAYER,
           "mamba_ssm config: %s", err.msg);
     err = (sl_error){0};
-    rc = sl_config_parse(&c, "config.json", "{\"d_model\": 64, \"n_layer\": 2, \"ssm_cfg\": {\"layer\": \"Mamba2\"}}", &err);
-    CHECK(rc == SL_EINPUT && strstr(err.msg, "Mamba2") && strstr(err.msg, "not supported"), "Mamba-2: %s", err.msg);
+    /* Mamba2 layers (issue 20): mamba_ssm's Mamba2 defaults for what ssm_cfg omits, Python's bare Infinity */
+    rc = sl_config_parse(&c, "config.json",
+                         "{\"d_model\": 64, \"n_layer\": 2, \"vocab_size\": 10, \"pooling\": \"last\", \"ssm_cfg\": "
+                         "{\"layer\": \"Mamba2\", \"ngroups\": 2, \"dt_limit\": [0.001, Infinity], \"chunk_size\": 8}}",
+                         &err);
+    CHECK(rc == SL_OK && c.arch == ARCH_MAMBA2 && c.d_state == 128 && c.ngroups == 2 && c.headdim == 64 && c.nheads == 2 &&
+              c.d_conv == 4 && c.expand == 2 && c.norm == NORM_RMS && c.dt_min == 0.001f && isinf(c.dt_max) && c.rmsnorm &&
+              !c.norm_before_gate && !c.D_has_hdim && c.gated_norm_eps == 1e-5f,
+          "Mamba-2: %s", err.msg);
+    err = (sl_error){0};
+    rc = sl_config_parse(&c, "config.json", "{\"d_model\": 64, \"n_layer\": 2, \"ssm_cfg\": {\"layer\": \"Mamba3\"}}", &err);
+    CHECK(rc == SL_EINPUT && strstr(err.msg, "Mamba3") && strstr(err.msg, "not supported"), "Mamba-3: %s", err.msg);
+    err = (sl_error){0};
+    rc = sl_config_parse(&c, "config.json",
+                         "{\"d_model\": 64, \"n_layer\": 2, \"ssm_cfg\": {\"layer\": \"Mamba2\", \"d_ssm\": 64}}", &err);
+    CHECK(rc == SL_EINPUT && strstr(err.msg, "d_ssm") && strstr(err.msg, "d_mlp > 0"), "d_ssm: %s", err.msg);
     err = (sl_error){0};
     rc = sl_config_parse(&c, "config.json", "{\"n_layers\": 2, \"n_layer\": 3, \"ssm_cfg\": {}}", &err);
     CHECK(rc == SL_EINPUT && strstr(err.msg, "'n_layers'") && strstr(err.msg, "must agree"), "n_layers vs n_layer: %s", err.msg);

@@ -470,6 +470,49 @@ static void config_alone(void)
     rc = sl_config_parse(&c, "config.json", M2 ", \"D_has_hdim\": 1}", &err);
     CHECK(rc == SL_EINPUT && strstr(err.msg, "D_has_hdim"), "D_has_hdim 1: %s", err.msg);
 #undef M2
+
+    /* Hugging Face's Mamba2Config as transformers 5 writes it ({"__float__": "Infinity"}) and as
+     * Python's json writes a bare Infinity; n_groups, head_dim, layer_norm_epsilon for both norms */
+#define HF "{\"model_type\": \"mamba2\", \"hidden_size\": 32, \"num_hidden_layers\": 2, \"vocab_size\": 10, " \
+           "\"pooling\": \"last\", \"state_size\": 8, \"head_dim\": 16, \"n_groups\": 2, \"layer_norm_epsilon\": 1e-6"
+    err = (sl_error){0};
+    rc = sl_config_parse(&c, "config.json",
+                         HF ", \"num_heads\": 4, \"time_step_limit\": [0.0, {\"__float__\": \"Infinity\"}]}", &err);
+    CHECK(rc == SL_OK && c.arch == ARCH_MAMBA2 && c.d_state == 8 && c.ngroups == 2 && c.headdim == 16 && c.nheads == 4 &&
+              c.expand == 2 && c.norm == NORM_RMS && c.norm_eps == 1e-6f && c.gated_norm_eps == 1e-6f && c.dt_min == 0 &&
+              isinf(c.dt_max) && c.rmsnorm && !c.norm_before_gate && c.pad_token_id == 1,
+          "HF Mamba2: %s", err.msg);
+    CHECK(rc == SL_OK && strstr(sl_config_source_of(&c, "gated_norm_eps"), "layer_norm_epsilon") &&
+              strstr(sl_config_source_of(&c, "pad_token_id"), "Hugging Face's default"),
+          "HF sources");
+    err = (sl_error){0};
+    rc = sl_config_parse(&c, "config.json", HF ", \"time_step_limit\": [0.001, Infinity], \"prefix\": \"Infinity.\"}", &err);
+    CHECK(rc == SL_OK && c.dt_min == 0.001f && isinf(c.dt_max) && !strcmp(c.prefix, "Infinity."), "bare Infinity: %s", err.msg);
+    err = (sl_error){0};
+    rc = sl_config_parse(&c, "config.json", HF ", \"num_heads\": 3}", &err);
+    CHECK(rc == SL_EINPUT && strstr(err.msg, "num_heads"), "num_heads 3: %s", err.msg);
+    err = (sl_error){0};
+    rc = sl_config_parse(&c, "config.json", HF ", \"time_step_limit\": [0.1]}", &err);
+    CHECK(rc == SL_EINPUT && strstr(err.msg, "time_step_limit"), "time_step_limit [0.1]: %s", err.msg);
+    err = (sl_error){0};
+    rc = sl_config_parse(&c, "config.json", HF ", \"time_step_limit\": [0.2, 0.1]}", &err);
+    CHECK(rc == SL_EINPUT && strstr(err.msg, "dt_limit"), "time_step_limit [0.2, 0.1]: %s", err.msg);
+#undef HF
+    /* mamba_ssm's MambaConfig with Mamba2 layers: ssm_cfg's keys, its bias keys checked later */
+    err = (sl_error){0};
+    rc = sl_config_parse(&c, "config.json",
+                         "{\"d_model\": 16, \"n_layer\": 2, \"vocab_size\": 10, \"pooling\": \"mean\", \"rms_norm\": false, "
+                         "\"ssm_cfg\": {\"layer\": \"Mamba2\", \"d_state\": 4, \"headdim\": 8, \"ngroups\": 2, "
+                         "\"D_has_hdim\": true, \"norm_before_gate\": true, \"rmsnorm\": false, \"dt_limit\": [0.0, 0.5], "
+                         "\"bias\": true, \"d_ssm\": null}}",
+                         &err);
+    CHECK(rc == SL_OK && c.arch == ARCH_MAMBA2 && c.d_state == 4 && c.headdim == 8 && c.ngroups == 2 && c.nheads == 4 &&
+              c.D_has_hdim && c.norm_before_gate && !c.rmsnorm && c.dt_max == 0.5f && c.norm == NORM_LAYER,
+          "mamba_ssm Mamba2: %s", err.msg);
+    err = (sl_error){0};
+    rc = sl_config_parse(&c, "config.json",
+                         "{\"d_model\": 16, \"n_layer\": 2, \"ssm_cfg\": {\"layer\": \"Mamba2\", \"rmsnorm\": 1}}", &err);
+    CHECK(rc == SL_EINPUT && strstr(err.msg, "ssm_cfg.rmsnorm"), "rmsnorm 1: %s", err.msg);
 }
 
 int main(void)

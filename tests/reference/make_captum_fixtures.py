@@ -11,6 +11,11 @@ alphas equal (s + 0.5)/K exactly; InputXGradient equals embed * grad from plain 
 equals a hand-written midpoint-rule IG; IG completeness sum = logit(x) - logit(x') within 3%
 (midpoint-rule error at K=32); zero attribution
 at padding positions.  Needs `pip install captum`.
+
+`make_captum_fixtures.py NAME...` computes only the named models and keeps the other entries of the
+existing file as they are (torch's float64 kernels differ in the last digits between machines). The
+Mamba-2 entries (issue 20) are two fixtures, not trained models: their entries name their "model"
+directory, which the C test opens instead of tests/trained/NAME.
 """
 import json
 import os
@@ -25,7 +30,14 @@ from captum.attr import InputXGradient, IntegratedGradients  # noqa: E402
 from captum.attr._utils.approximation_methods import approximation_parameters  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "trained")
-MODELS = {"tf_order": "order_test.h5", "mamba_count": "count_test.h5"}
+REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+# name -> (model directory, data file), relative to the repository's root
+MODELS = {"tf_order": ("tests/trained/tf_order", "tests/trained/order_test.h5"),
+          "mamba_count": ("tests/trained/mamba_count", "tests/trained/count_test.h5"),
+          "mamba2_long_g4_h4_bias_f32": ("tests/fixtures/mamba2_long_g4_h4_bias_f32",
+                                         "tests/fixtures/mamba2_long_g4_h4_bias_f32/data.h5"),
+          "mamba2_g2_h16_layer_last_hdimD_f16": ("tests/fixtures/mamba2_g2_h16_layer_last_hdimD_f16",
+                                                 "tests/fixtures/mamba2_g2_h16_layer_last_hdimD_f16/data.h5")}
 N_EXAMPLES = 16
 IG_STEPS = 32
 DT = ref.DTYPE
@@ -57,11 +69,21 @@ def model_fn(config, params, pos_term):
 
 def main():
     check_alphas(IG_STEPS)
+    only = sys.argv[1:]
+    unknown = [n for n in only if n not in MODELS]
+    if unknown:
+        fail(f"no such model: {', '.join(unknown)}")
+    path = os.path.join(ROOT, "captum_expected.json")
     out = {}
-    for name, data in MODELS.items():
-        config, params = ref.load_model(os.path.join(ROOT, name))
+    if only and os.path.exists(path):
+        with open(path) as fh:
+            out = json.load(fh)
+    for name, (model_dir, data) in MODELS.items():
+        if only and name not in only:
+            continue
+        config, params = ref.load_model(os.path.join(REPO, model_dir))
         pad = config.get("pad_token_id", 0)
-        tokens, lengths = ref.load_tokens(os.path.join(ROOT, data), pad)
+        tokens, lengths = ref.load_tokens(os.path.join(REPO, data), pad)
         tokens, lengths = tokens[:N_EXAMPLES], lengths[:N_EXAMPLES]
         N, L = tokens.shape
         emb = params["embedding.weight"]
@@ -119,13 +141,14 @@ def main():
 
         n = [int(v) for v in lengths]
         out[name] = {
-            "data": os.path.join("tests", "trained", data),
+            "data": data,
             "n": N,
             "grad_input": [gi_tok[i, :n[i]].tolist() for i in range(N)],
             "ig": [ig_tok[i, :n[i]].tolist() for i in range(N)],
             "ig_steps": IG_STEPS,
         }
-    path = os.path.join(ROOT, "captum_expected.json")
+        if not model_dir.startswith("tests/trained/"):
+            out[name]["model"] = model_dir
     with open(path, "w") as fh:
         json.dump(out, fh, indent=1)
         fh.write("\n")

@@ -26,7 +26,17 @@ MambaConfig.__dict__, pytorch_model.bin = torch.save(state_dict)); the vocab is 
 multiple of 8 as MambaLMHeadModel does. fused_add_norm=False because the fused Triton add+norm
 needs a GPU; it changes no tensor name or value.
 
-Run from the repository root: python3 tests/reference/make_real_checkpoints.py
+Mamba-2 (issue 20, group `mamba2`): mamba_ssm_mamba2_pretrained (MambaLMHeadModel with ssm_cfg {"layer": "Mamba2",
+d_state 8, headdim 8, ngroups 2}, save_pretrained, lm_head replaced by Linear(d, 2)), mamba_ssm_mixer_mamba2 (a user
+module on MixerModel with Mamba2 layers, LayerNorm blocks, D per channel, norm_before_gate, dt_limit, biases; model.pt
+and a config.json of {pooling, d_state, norm_before_gate, dt_limit}), hf_mamba2 (Mamba2Model, n_groups 1,
+safetensors) and hf_mamba2_g2_bin_f16 (n_groups 2, use_bias, time_step_limit (0, 0.3), F16 pytorch_model.bin).
+Mamba2 runs its non-fused path here: use_mem_eff_path set False on the modules (not in the saved ssm_cfg), the
+Triton chunked scan and gated norm replaced as in selfcheck_mamba2.py by mamba_ssm's own pure-torch
+ssd_minimal_discrete and rms_norm_ref (group_size kept); transformers' Mamba2 uses its pure-torch functions.
+
+Run from the repository root: python3 tests/reference/make_real_checkpoints.py [GROUP...] (groups: transformer,
+mamba_ssm, hf, mamba2; none: all, then the layouts check)
 """
 import json
 import math
@@ -282,6 +292,104 @@ def hf_fixtures(tokens, lengths, labels):
             finish(name, half, tokens, lengths, labels, config_extra={"pooling": "mean"})
 
 
+# ----------------------------------------------------------------------------- Mamba-2 (issue 20)
+
+def mamba2_libs():
+    """mamba_ssm's Mamba2 and transformers' Mamba2 on this CPU, as selfcheck_mamba2.py sets them up:
+    mamba_chunk_scan_combined (Triton) replaced by its contract around mamba_ssm's own pure-torch
+    ssd_minimal_discrete, the gated norm through mamba_ssm's rms_norm_ref with its group_size, and
+    transformers' modeling_mamba2 imported with mamba_ssm hidden (its pure-torch functions)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import selfcheck_mamba2
+    return selfcheck_mamba2.libs()
+
+
+def non_fused(backbone):
+    """Mamba2.forward's non-fused path (use_mem_eff_path=False): the fused one is a Triton kernel.
+    Set on the modules, not in ssm_cfg, so that the saved config is what a GPU user writes."""
+    for layer in backbone.layers:
+        layer.mixer.use_mem_eff_path = False
+    return backbone
+
+
+class Mamba2Classifier(nn.Module):
+    """A user's classifier on mamba_ssm's MixerModel with Mamba2 layers (LayerNorm blocks)."""
+
+    def __init__(self, ssm_cfg, d_model=8, n_layer=2, vocab_size=V):
+        super().__init__()
+        self.backbone = non_fused(MixerModel(d_model=d_model, n_layer=n_layer, d_intermediate=0, vocab_size=vocab_size,
+                                             ssm_cfg=ssm_cfg))
+        self.head = nn.Linear(d_model, 1)
+
+    def forward(self, tokens, lengths):
+        return self.head(pool(self.backbone(tokens), lengths, "mean")).squeeze(-1)
+
+
+class HFMamba2Classifier(nn.Module):
+    def __init__(self, config, pooling):
+        super().__init__()
+        self.backbone = transformers.Mamba2Model(config)
+        self.classifier = nn.Linear(config.hidden_size, 2)
+        self.pooling = pooling
+
+    def forward(self, tokens, lengths):
+        h = self.backbone(input_ids=tokens).last_hidden_state
+        return self.classifier(pool(h, lengths, self.pooling))
+
+
+def mamba2_fixtures(tokens, lengths, labels):
+    mamba2_libs()
+
+    # MambaLMHeadModel with Mamba2 layers, its lm_head a 2-class head, save_pretrained
+    torch.manual_seed(5)
+    config = MambaConfig(d_model=16, n_layer=2, vocab_size=V,
+                         ssm_cfg={"layer": "Mamba2", "d_state": 8, "headdim": 8, "ngroups": 2},
+                         fused_add_norm=False, tie_embeddings=False)
+    lm = MambaLMHeadModel(config)
+    non_fused(lm.backbone)
+    lm.lm_head = nn.Linear(16, 2)
+    wrapped = LastLogits(lm)
+    train(wrapped, seed=5)
+    d = outdir("mamba_ssm_mamba2_pretrained")
+    lm.save_pretrained(d)
+    finish("mamba_ssm_mamba2_pretrained", wrapped, tokens, lengths, labels, config_extra={"pooling": "last"})
+
+    # MixerModel (LayerNorm blocks) in the user's own module, torch.save: config.json holds only what
+    # the tensors cannot tell (pooling, d_state, and the block's norm_before_gate and dt_limit).
+    torch.manual_seed(6)
+    model = Mamba2Classifier({"layer": "Mamba2", "d_state": 4, "headdim": 4, "D_has_hdim": True,
+                              "norm_before_gate": True, "dt_limit": (0.0, 0.2), "bias": True})
+    train(model, seed=6)
+    d = outdir("mamba_ssm_mixer_mamba2")
+    torch.save(model.state_dict(), os.path.join(d, "model.pt"))
+    finish("mamba_ssm_mixer_mamba2", model, tokens, lengths, labels, families=True,
+           config_extra={"pooling": "mean", "d_state": 4, "norm_before_gate": True, "dt_limit": [0.0, 0.2]})
+
+    # Hugging Face Mamba2Model + a classifier: ngroups 1 as safetensors; ngroups 2 with biases and a
+    # time_step_limit, kept in float16 as pytorch_model.bin
+    for name, seed, kwargs, pooling in (
+            ("hf_mamba2", 7, {"n_groups": 1}, "mean"),
+            ("hf_mamba2_g2_bin_f16", 8, {"n_groups": 2, "use_bias": True, "time_step_limit": (0.0, 0.3)}, "last")):
+        torch.manual_seed(seed)
+        config = transformers.Mamba2Config(vocab_size=V, hidden_size=16, state_size=8, num_hidden_layers=2, expand=2,
+                                           head_dim=8, num_heads=4, conv_kernel=4, chunk_size=8, **kwargs)
+        model = HFMamba2Classifier(config, pooling)
+        train(model, seed=seed)
+        d = outdir(name)
+        with open(os.path.join(d, "config.json"), "w") as f:
+            f.write(config.to_json_string())
+        if name == "hf_mamba2":
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(d, "model.safetensors"))
+            finish(name, model.eval(), tokens, lengths, labels, config_extra={"pooling": pooling})
+        else:
+            half = HFMamba2Classifier(config, pooling)
+            half.load_state_dict(model.state_dict())
+            half.half()
+            torch.save(half.state_dict(), os.path.join(d, "pytorch_model.bin"))
+            half.float().eval()
+            finish(name, half, tokens, lengths, labels, config_extra={"pooling": pooling})
+
+
 def check_layout_fixtures():
     """tests/fixtures/layouts/ was written (make_layout_fixtures.py) by a re-implementation of the
     Mamba block because mamba_ssm was not installed then: its saved weights, loaded strictly into
@@ -322,10 +430,17 @@ def main():
     print("torch", torch.__version__, "mamba_ssm", mamba_ssm.__version__, "transformers", transformers.__version__)
     torch.use_deterministic_algorithms(True)
     tokens, lengths, labels = make_data(N, 1)
-    transformer_fixtures(tokens, lengths, labels)
-    mamba_ssm_fixtures(tokens, lengths, labels)
-    hf_fixtures(tokens, lengths, labels)
-    check_layout_fixtures()
+    # Groups named on the command line: only those (the other directories are left as they are).
+    groups = {"transformer": transformer_fixtures, "mamba_ssm": mamba_ssm_fixtures, "hf": hf_fixtures,
+              "mamba2": mamba2_fixtures}
+    only = sys.argv[1:]
+    if set(only) - set(groups):
+        sys.exit(f"unknown groups {sorted(set(only) - set(groups))}; known: {sorted(groups)}")
+    for name, make in groups.items():
+        if not only or name in only:
+            make(tokens, lengths, labels)
+    if not only:
+        check_layout_fixtures()
 
 
 if __name__ == "__main__":
