@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/analyze_scale.sh [--n N] [--len L] [--threads T] [--model mamba|transformer|both] [--layers K] [--dir DIR]
+# bench/analyze_scale.sh [--n N] [--len L] [--threads T] [--model mamba|mamba2|transformer|both|all] [--layers K] [--dir DIR]
 #
 # `seqlens analyze` at the user's scale (issue 18): N gym sequences of L tokens (default 500 x 4,096,
 # 2 threads).  Writes `seqlens gym --task count --n N --len L --seed 1 -o DIR/data.h5` and d 64 models
@@ -7,7 +7,8 @@
 # then per model times one `seqlens eval` and runs `seqlens analyze MODEL DIR/data.h5 -o DIR/an-MODEL
 # --threads T --force`, and prints each stage's seconds (from DIR/an-MODEL/analyze.json) and the total,
 # also as multiples of that eval pass, as a Markdown table.  --model defaults to mamba (the issue's
-# model); the Transformer's attention makes it many times slower at L 4,096.  DIR defaults to
+# model); mamba2 is bench/make_bench_models.py's Mamba-2 (headdim 16, d_state 64); both is mamba and
+# transformer, all adds mamba2; the Transformer's attention makes it many times slower at L 4,096.  DIR defaults to
 # bench/data/analyze-NxL.  Exit status: 0 when every run finished, 1 when one failed, 2 on bad usage.
 # PYTHON=... picks the interpreter (default python3; needs h5py, numpy, torch, safetensors).
 
@@ -15,7 +16,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 
 N=500 LEN=4096 THREADS=2 MODEL=mamba LAYERS=4 DIR=
-usage() { echo "usage: bench/analyze_scale.sh [--n N] [--len L] [--threads T] [--model mamba|transformer|both] [--layers K] [--dir DIR]" >&2; exit 2; }
+usage() { echo "usage: bench/analyze_scale.sh [--n N] [--len L] [--threads T] [--model mamba|mamba2|transformer|both|all] [--layers K] [--dir DIR]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     [ $# -ge 2 ] || { [ "$1" = -h ] || [ "$1" = --help ] && { sed -n '2,13p' "$0"; exit 0; }; usage; }
     case "$1" in
@@ -33,9 +34,10 @@ for v in "$N" "$LEN" "$THREADS" "$LAYERS"; do
     case "$v" in ''|*[!0-9]*|0) echo "analyze_scale.sh: expected a positive integer, got '$v'" >&2; usage ;; esac
 done
 case "$MODEL" in
-    mamba|transformer) MODELS="$MODEL" ;;
+    mamba|mamba2|transformer) MODELS="$MODEL" ;;
     both) MODELS="mamba transformer" ;;
-    *) echo "analyze_scale.sh: --model: mamba, transformer or both, not '$MODEL'" >&2; usage ;;
+    all) MODELS="mamba mamba2 transformer" ;;
+    *) echo "analyze_scale.sh: --model: mamba, mamba2, transformer, both or all, not '$MODEL'" >&2; usage ;;
 esac
 DIR="${DIR:-bench/data/analyze-${N}x${LEN}}"
 PY="${PYTHON:-python3}"

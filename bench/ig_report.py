@@ -1,5 +1,5 @@
 """The integrated-gradients table (python3 bench/ig_report.py DIR), from what bench/run.sh leaves in DIR:
-seqlens_ig.json and seqlens_ig_{transformer,mamba}.h5 (bench/seqlens_ig.py), torch_ig.json and
+seqlens_ig.json and seqlens_ig_{transformer,mamba,mamba2}.h5 (bench/seqlens_ig.py), torch_ig.json and
 torch_ig_attr.h5 (bench/torch_ig.py).  Either side may be missing: its columns then say so.
 
 Agreement: the signed per-token attributions [N, L] of the two sides, max |seqlens - Captum| /
@@ -12,7 +12,8 @@ import sys
 import h5py
 import numpy as np
 
-MODELS = ("transformer", "mamba")
+MODELS = ("transformer", "mamba", "mamba2")
+LABELS = {"transformer": "Transformer (rope)", "mamba": "Mamba", "mamba2": "Mamba-2"}
 AGREEMENT = 1e-3
 
 
@@ -67,7 +68,10 @@ def main(argv):
                  f"{s / e:.1f}" if s and e else "—", f"{t:.3f}" if t else "did not run",
                  f"{t / s:.2f}" if s and t else "—",
                  "—" if diff is None else f"{diff:.1e}" + (" **DISAGREE**" if diff > AGREEMENT else "")]
-        print(f"| {'Transformer (rope)' if name == 'transformer' else 'Mamba'} | " + " | ".join(cells) + " |")
+        label = LABELS[name]
+        if name == "mamba2" and theirs and theirs.get("mamba2_path"):
+            label += f" (PyTorch {theirs['mamba2_path']})"
+        print(f"| {label} | " + " | ".join(cells) + " |")
     if theirs:
         notes = [f"{n}: float32 model vs float64 reference {theirs[f'{n}_ref_rel_err']:.1e}, IG completeness "
                  f"(midpoint rule) {theirs[f'{n}_completeness_rel']:.1e}, CPUs busy just before timing "
@@ -75,6 +79,12 @@ def main(argv):
                  for n in MODELS if f"{n}_s" in theirs]
         print()
         print("PyTorch side: " + "; ".join(notes) + ".")
+        if theirs.get("mamba2_paths_one_example_s"):
+            paths = theirs["mamba2_paths_one_example_s"]
+            print()
+            print("PyTorch Mamba-2 scan paths under autograd, Captum IG of example 0 (best of 2): "
+                  + ", ".join(f"{p} {paths[p]:.3f} s" for p in sorted(paths, key=paths.get))
+                  + f"; the table's row uses the fastest, {theirs['mamba2_path']} ({theirs['mamba2_path_label']}).")
     return 0 if ok else 1
 
 

@@ -1,6 +1,6 @@
 """Write the models and data of the issue-2 benchmark (python3 bench/make_bench_models.py OUTDIR).
 
-OUTDIR/transformer/{config.json,model.safetensors}, OUTDIR/mamba/{config.json,model.safetensors} and
+OUTDIR/transformer/, OUTDIR/mamba/ and OUTDIR/mamba2/ (each config.json and model.safetensors) and
 OUTDIR/data.h5, in the formats of design.md sections 2 and 3: N = 8 sequences of L = 2,048 tokens
 (all full length), vocabulary 64, 5 token families over tokens 1..63, balanced labels.  Weights are
 float32, drawn with tests/reference/make_fixtures.py's initialisers from a fixed seed, so a rerun
@@ -30,6 +30,12 @@ TRANSFORMER = {"arch": "transformer", **COMMON, "n_heads": 4, "d_ff": 256, "norm
                "layer_norm_eps": 1e-5, "causal": False}
 MAMBA = {"arch": "mamba", **COMMON, "d_state": 16, "d_conv": 4, "expand": 2, "dt_rank": 4,
          "norm_eps": 1e-5}
+# mamba_ssm's Mamba2 block as a small classifier would set it: headdim 16 (8 heads of d_inner 128),
+# one group, and d_state 64 rather than the language models' 128 (Mamba-2's point is a larger state
+# than Mamba-1's 16 at little extra cost); the other keys at mamba_ssm's defaults (no in_proj or
+# out_proj bias, a conv bias, D per head, the gated RMSNorm after the gate, dt_limit [0, inf)).
+MAMBA2 = {"arch": "mamba2", **COMMON, "d_state": 64, "d_conv": 4, "expand": 2, "headdim": 16,
+          "ngroups": 1, "norm": "rms", "norm_eps": 1e-5}
 
 
 # ----------------------------------------------------------------------------- weights
@@ -94,6 +100,36 @@ def mamba_params(rng, config):
     return p
 
 
+def mamba2_params(rng, config):
+    """mamba_ssm's Mamba2 layout (design.md 2.4) with its defaults: no in_proj/out_proj bias,
+    a conv bias, D [nheads], the gated norm's weight."""
+    d, S, G, K, P = config["d_model"], config["d_state"], config["ngroups"], config["d_conv"], config["headdim"]
+    d_inner = config["expand"] * d
+    H = d_inner // P
+    p = {"embedding.weight": rng.standard_normal((config["vocab_size"], d))}
+    for i in range(config["n_layers"]):
+        in_proj = mf.linear_weight(rng, 2 * d_inner + 2 * G * S + H, d)  # rows z, x, B, C, dt
+        # As for Mamba-1's x_proj (and the Mamba-2 fixtures): larger B, C and dt rows make the scan
+        # term a large share of y, not hidden under D x, so a wrong scan shows in the logits.
+        in_proj[2 * d_inner:2 * d_inner + 2 * G * S] *= 6.0
+        in_proj[2 * d_inner + 2 * G * S:] *= 4.0
+        mixer = {
+            "in_proj.weight": in_proj,
+            "conv1d.weight": mf.uniform(rng, (d_inner + 2 * G * S, 1, K), 0.5),
+            "conv1d.bias": mf.small_bias(rng, d_inner + 2 * G * S),
+            "dt_bias": mf.dt_bias(rng, H),
+            "A_log": np.log(rng.uniform(1, 16, size=H)),  # mamba_ssm's A_init_range (1, 16)
+            "D": 1.0 + 0.1 * rng.standard_normal(H),
+            "norm.weight": mf.norm_weight(rng, d_inner),
+            "out_proj.weight": mf.linear_weight(rng, d, d_inner),
+        }
+        p[f"layers.{i}.norm.weight"] = mf.norm_weight(rng, d)
+        p.update({f"layers.{i}.mixer.{k}": v for k, v in mixer.items()})
+    p["norm_f.weight"] = mf.norm_weight(rng, d)
+    p.update(head_params(rng, d))
+    return p
+
+
 def save_model(out_dir, config, params):
     os.makedirs(out_dir, exist_ok=True)
     tensors = {name: torch.from_numpy(np.asarray(value)).to(torch.float32).contiguous()
@@ -144,8 +180,8 @@ def main(argv):
               " [--rope 0|1] [--vocab V] [--data 0|1]  (V > F: token 0 is the pad)", file=sys.stderr)
         return 2
     N, L, VOCAB = sizes["--n"], sizes["--len"], sizes["--vocab"]
-    COMMON["vocab_size"] = TRANSFORMER["vocab_size"] = MAMBA["vocab_size"] = VOCAB
-    COMMON["n_layers"] = TRANSFORMER["n_layers"] = MAMBA["n_layers"] = sizes["--layers"]
+    for config in (COMMON, TRANSFORMER, MAMBA, MAMBA2):
+        config["vocab_size"], config["n_layers"] = VOCAB, sizes["--layers"]
     if sizes["--rope"]:
         TRANSFORMER["positional"] = "rope"
     FAMILY_NAMES = [f"fam_{i}" for i in range(sizes["--families"])] if sizes["--families"] != 5 else FAMILY_NAMES
@@ -156,11 +192,12 @@ def main(argv):
     save_model(os.path.join(out, "transformer"), TRANSFORMER,
                transformer_params(np.random.default_rng([SEED, 1]), TRANSFORMER))
     save_model(os.path.join(out, "mamba"), MAMBA, mamba_params(np.random.default_rng([SEED, 2]), MAMBA))
+    save_model(os.path.join(out, "mamba2"), MAMBA2, mamba2_params(np.random.default_rng([SEED, 4]), MAMBA2))
     if not sizes["--data"]:
-        print(f"wrote {out}/transformer and {out}/mamba (vocab {VOCAB}, max_len {L})")
+        print(f"wrote {out}/transformer, {out}/mamba and {out}/mamba2 (vocab {VOCAB}, max_len {L})")
         return 0
     write_data(os.path.join(out, "data.h5"), np.random.default_rng([SEED, 3]))
-    print(f"wrote {out}/transformer, {out}/mamba and {out}/data.h5 (N={N}, L={L}, vocab {VOCAB})")
+    print(f"wrote {out}/transformer, {out}/mamba, {out}/mamba2 and {out}/data.h5 (N={N}, L={L}, vocab {VOCAB})")
     return 0
 
 

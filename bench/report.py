@@ -1,9 +1,10 @@
 """Print the issue-2 benchmark table from the JSON that bench/run.sh leaves in a directory.
 
-python3 bench/report.py DIR [--threads T] reads DIR/{transformer,mamba}/config.json, DIR/data.h5 and
-whichever of these exist: seqlens_transformer.json, seqlens_mamba.json (build/bench/bench_sweep),
+python3 bench/report.py DIR [--threads T] reads DIR/{transformer,mamba,mamba2}/config.json, DIR/data.h5
+and whichever of these exist: seqlens_{transformer,mamba,mamba2}.json (build/bench/bench_sweep),
 torch.json and torch_logits.json (torch_sweep.py), sgemm.json (sgemm_peak).  It prints Markdown that
-can be pasted into bench/README.md.  A missing input shows as "n/a".
+can be pasted into bench/README.md.  A missing input shows as "n/a"; a model neither side ran
+(bench/run.sh --models) has no row.
 
 FLOP are counted from the configs (formulas in bench/README.md and the shared performance notes):
 only the matrix products, the attention and the Mamba scan and mixer arithmetic; embeddings, norms,
@@ -42,12 +43,25 @@ def mamba_flop_per_token_layer(c):
             + 2 * K * di + 2 * R * di + 8 * di)
 
 
+def mamba2_flop_per_token_layer(c):
+    """in_proj (z, xBC, dt), the conv over xBC, the recurrence (5 per channel and state: decay·S,
+    delta·x·B, +, ·C, sum; the decay is per head), out_proj and 8 elementwise per channel (SiLU of
+    x and z, delta·x, D·x and its sum, the gate product, the gated norm's square and scale).  The
+    chunked SSD does more arithmetic than this; the count is the model's, whatever the path."""
+    d, S, G, K, P = c["d_model"], c["d_state"], c["ngroups"], c["d_conv"], c["headdim"]
+    di = c["expand"] * d
+    xbc = di + 2 * G * S
+    return 2 * d * (di + xbc + di // P) + 2 * K * xbc + 5 * di * S + 2 * di * d + 8 * di
+
+
 def sweep_gflop(config, lengths):
     """FLOP of the 6-pass sweep over examples of these lengths (attention is over valid keys)."""
     per_pass = 0
     for length in lengths:
         if config["arch"] == "transformer":
             per_token = transformer_flop_per_token_layer(config, length)
+        elif config["arch"] == "mamba2":
+            per_token = mamba2_flop_per_token_layer(config)
         else:
             per_token = mamba_flop_per_token_layer(config)
         per_pass += config["n_layers"] * length * per_token
@@ -187,25 +201,51 @@ def main():
           "| seqlens % of sgemm 2048³ | PyTorch GFLOP/s | max abs Δlogit |")
     print("|---|---|---|---|---|---|---|---|---|")
     notes = []
-    for name, label in (("transformer", "Transformer"), ("mamba", "Mamba")):
-        config = read_whole_json(os.path.join(d, name, "config.json"))
+    for name, label in (("transformer", "Transformer"), ("mamba", "Mamba"), ("mamba2", "Mamba-2")):
+        config_path = os.path.join(d, name, "config.json")
         seqlens = read_json(os.path.join(d, f"seqlens_{name}.json"))
+        if not os.path.exists(config_path) or (seqlens is None and not (torch_json and f"{name}_s" in torch_json)):
+            continue  # neither side ran it
+        config = read_whole_json(config_path)
         torch_s = [("", torch_json.get(f"{name}_s") if torch_json else None)]
         if name == "transformer" and torch_json and torch_json.get("transformer_nomask_s"):
             torch_s.append((" (PyTorch without padding mask)", torch_json["transformer_nomask_s"]))
         if name == "mamba" and torch_json and torch_json.get("mamba_loop_s"):
             torch_s.append((" (PyTorch in-step scan)", torch_json["mamba_loop_s"]))
+        if name == "mamba2" and torch_json and torch_json.get("mamba2_paths_s"):
+            # The first row is the fastest equal path; Hugging Face's CPU path (as its users run
+            # it) and the sequential recurrence follow when they are not the fastest.
+            paths = torch_json["mamba2_paths_s"]
+            torch_s[0] = (f" (PyTorch {torch_json['mamba2_path']}, the fastest)", torch_s[0][1])
+            for path, path_label in (("hf-256", " (PyTorch as Hugging Face runs it, chunk 256)"),
+                                     ("sequential", " (PyTorch sequential recurrence)")):
+                if path in paths and path != torch_json.get("mamba2_path"):
+                    torch_s.append((path_label, paths[path]))
         rows, model_notes = model_rows(name, label, sweep_gflop(config, lengths), seqlens, torch_s,
                                        torch_logits, len(lengths), peak)
         print("\n".join(rows))
         notes += model_notes
     print()
     if torch_json:
-        busy = [fmt(torch_json.get(f"{m}_busy_before"), ".0%") for m in ("transformer", "mamba")]
-        fused = "taken" if torch_json.get("transformer_fused_path") else "NOT taken"
-        print(f"PyTorch: fused encoder-layer path {fused}; torch.mm 2048³ "
-              f"{torch_json.get('torch_sgemm_2048_gflops')} GFLOP/s; CPUs busy with other work just "
-              f"before timing: {busy[0]} (Transformer), {busy[1]} (Mamba).")
+        labels = (("transformer", "Transformer"), ("mamba", "Mamba"), ("mamba2", "Mamba-2"))
+        busy = [f"{fmt(torch_json.get(f'{m}_busy_before'), '.0%')} ({label})" for m, label in labels
+                if f"{m}_s" in torch_json]
+        fused = ("fused encoder-layer path " + ("taken" if torch_json.get("transformer_fused_path") else "NOT taken")
+                 + "; ") if "transformer_s" in torch_json else ""
+        print(f"PyTorch: {fused}torch.mm 2048³ {torch_json.get('torch_sgemm_2048_gflops')} GFLOP/s; "
+              f"CPUs busy with other work just before timing: {', '.join(busy)}.")
+        if torch_json.get("mamba2_paths_s"):
+            paths = torch_json["mamba2_paths_s"]
+            fastest = torch_json["mamba2_path"]
+            ranked = sorted(paths, key=paths.get)
+            runner_up = (f", {paths[ranked[1]] / paths[fastest]:.2f}× faster than the next ({ranked[1]})"
+                         if len(ranked) > 1 else "")
+            print()
+            print(f"PyTorch Mamba-2 scan paths (same logits; best of 3 sweeps each): "
+                  + ", ".join(f"{p} {paths[p]:.3f} s" for p in ranked)
+                  + f". The Mamba-2 row uses the fastest, {fastest} ({torch_json['mamba2_path_label']})"
+                  + runner_up + "; float32 against the float64 reference: "
+                  + ", ".join(f"{p} {e:.1e}" for p, e in torch_json["mamba2_ref_rel_errs"].items()) + ".")
     for note in notes:
         print(f"WARNING: {note}")
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# bench/run.sh [--threads T]   (default 2)
+# bench/run.sh [--threads T] [--models LIST] [--n N --len L]   (default 2 threads, all three models)
 #
-# The benchmarks of issues 2 and 18 in one command: builds seqlens, build/bench/bench_sweep and
+# The benchmarks of issues 2, 18 and 20 in one command: builds seqlens, build/bench/bench_sweep and
 # build/bench/sgemm_peak, writes the models and data into bench/data/, times the 6-pass
 # family-ablation sweep in seqlens and in PyTorch on the same model, data and thread count, measures
 # the sgemm peak, then times integrated gradients (16 steps) in seqlens and in Captum on the models
-# and data in bench/data/ig/, and prints a Markdown table for each.  See bench/README.md.
+# and data in bench/data/ig/, and prints a Markdown table for each.  --models (a comma-separated
+# subset of transformer,mamba,mamba2) benchmarks only those.  --n and --len change the data (default
+# 8 x 2,048 for the sweep, 8 x 1,024 for integrated gradients; --len sets both): a quick check that
+# everything runs, e.g. --n 2 --len 256; the benchmark's numbers are at the defaults.  See bench/README.md.
 #
 # Every part that can run does: a missing bench_sweep, Captum or a PyTorch failure is reported and
 # the rest still runs.  Exit status: 0 when every part ran, 1 when one failed, 2 on bad usage.
@@ -15,17 +18,33 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 
 THREADS=2
+MODELS=transformer,mamba,mamba2
+SIZES=() IG_LEN=1024   # make_bench_models.py's --n/--len for the sweep; IG's length
 while [ $# -gt 0 ]; do
     case "$1" in
         --threads) THREADS="${2:-}"; shift 2 || { echo "run.sh: --threads needs a value" >&2; exit 2; } ;;
         --threads=*) THREADS="${1#--threads=}"; shift ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-        *) echo "run.sh: unknown argument '$1' (usage: bench/run.sh [--threads T])" >&2; exit 2 ;;
+        --models) MODELS="${2:-}"; shift 2 || { echo "run.sh: --models needs a value" >&2; exit 2; } ;;
+        --models=*) MODELS="${1#--models=}"; shift ;;
+        --n|--len)
+            case "${2:-}" in ''|*[!0-9]*|0) echo "run.sh: $1: expected a positive integer, got '${2:-}'" >&2; exit 2 ;; esac
+            SIZES+=("$1" "$2")
+            if [ "$1" = --len ]; then IG_LEN="$2"; fi
+            shift 2 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        *) echo "run.sh: unknown argument '$1' (usage: bench/run.sh [--threads T] [--models LIST] [--n N] [--len L])" >&2; exit 2 ;;
     esac
 done
 case "$THREADS" in
     ''|*[!0-9]*|0) echo "run.sh: --threads: expected a positive integer, got '$THREADS'" >&2; exit 2 ;;
 esac
+for model in ${MODELS//,/ }; do
+    case "$model" in
+        transformer|mamba|mamba2) ;;
+        *) echo "run.sh: --models: a comma-separated subset of transformer,mamba,mamba2, not '$MODELS'" >&2; exit 2 ;;
+    esac
+done
+[ -n "${MODELS//,/}" ] || { echo "run.sh: --models: empty" >&2; exit 2; }
 
 PY="${PYTHON:-python3}"
 DATA=bench/data
@@ -73,7 +92,7 @@ fi
 # --- Models and data (seeded: the same files every time).  Old results must not reach the table.
 say "writing models and data to $DATA/"
 rm -f "$DATA"/seqlens_*.json "$DATA"/torch.json "$DATA"/torch_logits.json "$DATA"/sgemm.json
-if ! "$PY" bench/make_bench_models.py "$DATA" >&2; then
+if ! "$PY" bench/make_bench_models.py "$DATA" ${SIZES[@]+"${SIZES[@]}"} >&2; then
     echo "run.sh: bench/make_bench_models.py failed; nothing to benchmark" >&2
     exit 1
 fi
@@ -94,7 +113,7 @@ fi
 
 # --- seqlens: one JSON line {"seconds", "passes", "logits"} per model.
 if [ "$SEQLENS_OK" = 1 ]; then
-    for model in transformer mamba; do
+    for model in ${MODELS//,/ }; do
         say "seqlens: $model sweep"
         out="$DATA/seqlens_$model.json"
         if "$BIN/bench_sweep" "$DATA/$model" "$DATA/data.h5" --threads "$THREADS" --passes 6 > "$out.tmp"; then
@@ -109,7 +128,7 @@ fi
 
 # --- PyTorch: checks its models against the float64 reference, then times them.
 say "PyTorch: checking against tests/reference/seqlens_ref.py, then timing"
-"$PY" bench/torch_sweep.py "$DATA" --threads "$THREADS" > "$DATA/torch.json"
+"$PY" bench/torch_sweep.py "$DATA" --threads "$THREADS" --models "$MODELS" > "$DATA/torch.json"
 status=$?
 if [ "$status" != 0 ]; then
     fail "bench/torch_sweep.py exited with status $status (see its message above): no PyTorch timings"
@@ -125,21 +144,22 @@ fi
 say "results (Markdown, for bench/README.md)"
 "$PY" bench/report.py "$DATA" --threads "$THREADS" || fail "bench/report.py failed"
 
-# --- Integrated gradients (issue 18): the rotary Transformer and the Mamba, N 8 x L 1,024, 16 steps.
+# --- Integrated gradients (issues 18, 20): the rotary Transformer, the Mamba and the Mamba-2, N 8 x
+# L 1,024, 16 steps.
 IG="$DATA/ig"
 say "integrated gradients: writing models and data to $IG/"
 rm -f "$IG"/seqlens_ig.json "$IG"/seqlens_ig_*.json "$IG"/seqlens_ig_*.h5 "$IG"/torch_ig.json "$IG"/torch_ig_attr.h5
-if "$PY" bench/make_bench_models.py "$IG" --len 1024 --rope 1 >&2; then
+if "$PY" bench/make_bench_models.py "$IG" ${SIZES[@]+"${SIZES[@]}"} --len "$IG_LEN" --rope 1 >&2; then
     if [ "$CLI_OK" = 1 ]; then
-        say "seqlens: attribute --method ig --steps 16, transformer and mamba"
-        "$PY" bench/seqlens_ig.py "$IG" --threads "$THREADS" > "$IG/seqlens_ig.json" ||
+        say "seqlens: attribute --method ig --steps 16: $MODELS"
+        "$PY" bench/seqlens_ig.py "$IG" --threads "$THREADS" --models "$MODELS" > "$IG/seqlens_ig.json" ||
             { fail "bench/seqlens_ig.py failed (see its message above): no seqlens IG timings"; rm -f "$IG/seqlens_ig.json"; }
     else
         fail "seqlens was not built: the seqlens side of integrated gradients is skipped"
     fi
     if "$PY" -c 'import captum' 2>/dev/null; then
         say "PyTorch: Captum IntegratedGradients (checking against tests/reference/seqlens_ref.py, then timing)"
-        "$PY" bench/torch_ig.py "$IG" --threads "$THREADS" > "$IG/torch_ig.json" ||
+        "$PY" bench/torch_ig.py "$IG" --threads "$THREADS" --models "$MODELS" > "$IG/torch_ig.json" ||
             { fail "bench/torch_ig.py failed (see its message above): no Captum timings"; rm -f "$IG/torch_ig.json"; }
     else
         fail "$PY cannot import captum (pip install captum): the PyTorch side of integrated gradients is skipped"

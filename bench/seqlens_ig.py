@@ -10,7 +10,8 @@ in the same breath, `bin/seqlens eval OUTDIR/MODEL OUTDIR/data.h5 --threads T` (
 so that the cost can be read as a multiple of one forward pass, which holds up better than seconds
 on a shared machine.  The signed per-token attributions stay in OUTDIR/seqlens_ig_MODEL.h5
 (/attribution [N, L]) for bench/ig_report.py to compare with Captum's.  Prints one JSON line
-{"transformer_s", "transformer_eval_s", "mamba_s", "mamba_eval_s", ...}; progress on stderr.
+{"transformer_s", "transformer_eval_s", "mamba_s", "mamba_eval_s", "mamba2_s", ...}; progress on
+stderr.
 """
 import argparse
 import json
@@ -51,11 +52,11 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reps", type=int, default=3, help="timed runs after the warm-up (best is kept)")
     parser.add_argument("--bin", default="bin/seqlens", help="the seqlens binary (default bin/seqlens)")
-    parser.add_argument("--models", default="transformer,mamba", help="comma-separated subset")
+    parser.add_argument("--models", default="transformer,mamba,mamba2", help="comma-separated subset")
     args = parser.parse_args()
     models = args.models.split(",")
-    if args.threads < 1 or args.reps < 1 or any(m not in ("transformer", "mamba") for m in models):
-        parser.error("--threads and --reps must be >= 1, --models a subset of transformer,mamba")
+    if args.threads < 1 or args.reps < 1 or any(m not in ("transformer", "mamba", "mamba2") for m in models):
+        parser.error("--threads and --reps must be >= 1, --models a subset of transformer,mamba,mamba2")
     data = os.path.join(args.outdir, "data.h5")
     for needed in [args.bin, data] + [os.path.join(args.outdir, m, "config.json") for m in models]:
         if not os.path.exists(needed):

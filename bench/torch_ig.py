@@ -1,7 +1,7 @@
 """The PyTorch side of the integrated-gradients benchmark (python3 bench/torch_ig.py OUTDIR --threads T).
 
 OUTDIR is written by `python3 bench/make_bench_models.py OUTDIR --len 1024 --rope 1`: a rotary
-Transformer and a Mamba (d 64, 2 layers) and N = 8 sequences.  What a PyTorch user runs for
+Transformer, a Mamba and a Mamba-2 (d 64, 2 layers) and N = 8 sequences.  What a PyTorch user runs for
 `seqlens attribute MODEL DATA --method ig --steps 16 --baseline pad`:
 
     IntegratedGradients(forward_fn, multiply_by_inputs=True).attribute(
@@ -19,6 +19,11 @@ Captum differentiates with respect to the input only):
     exp(delta A) inside each step instead of materialising it as [b, d, l, n] first: the same
     numbers and the faster of the two under autograd (the [b, d, l, n] tensors and their gradients
     are what the precomputing scan spends its time on).
+  - Mamba-2: bench/torch_mamba2.py's model on the fastest of its scan paths under autograd: each
+    path of --mamba2-scans (default all but the sequential one, which is tens of times slower under
+    autograd; bench/README.md) is checked against the reference and timed on one example's IG
+    (best of 2 after a warm-up), and the fastest runs the benchmark (`mamba2_path`; each path's
+    time in `mamba2_paths_one_example_s`).
 --batch one (default) runs Captum once per example: the 16 steps of that example are one batch of
 16 sequences (internal_batch_size 16), and each example is cut to its length, so padding needs no
 mask.  --batch all gives Captum all N examples at once: the same batches of 16 sequences (2 steps
@@ -52,6 +57,7 @@ from safetensors.torch import load_file
 sys.dont_write_bytecode = True  # leave no __pycache__ in bench/ or tests/reference
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_sweep as ts  # noqa: E402  (its Mamba modules, data, loading and timing helpers)
+import torch_mamba2 as m2  # noqa: E402
 
 ref = ts.ref
 STEPS = 16
@@ -163,6 +169,11 @@ def load(model_dir):
         state = load_file(os.path.join(model_dir, "model.safetensors"))
         model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
         forward = model.from_embeds
+    elif config["arch"] == "mamba2":
+        config, model = ts.load_torch_model(model_dir)
+
+        def forward(h, valid=None):
+            return model.head(pool(model.from_embeds(h), valid))[:, 0]
     else:
         config, model = ts.load_torch_model(model_dir)
 
@@ -196,8 +207,8 @@ def integrated_gradients(forward, embedding, data, batch, examples):
     return attribution.sum(dim=-1) * valid
 
 
-def check_against_reference(name, forward, embedding, model_dir, data):
-    """The float32 model's logits against seqlens_ref.py's float64 forward pass."""
+def reference_logits(name, model_dir, data):
+    """seqlens_ref.py's float64 logits of the model on the data."""
     config, params = ref.load_model(model_dir)
     chunk = 2 if name == "transformer" else len(data.tokens)  # the reference keeps [L, L] patterns
     threads = torch.get_num_threads()
@@ -205,6 +216,13 @@ def check_against_reference(name, forward, embedding, model_dir, data):
     expected = torch.cat([ref.run(config, params, data.tokens[i:i + chunk], data.lengths[i:i + chunk])["logits"]
                           for i in range(0, len(data.tokens), chunk)])
     torch.set_num_threads(threads)
+    return expected
+
+
+def check_against_reference(name, forward, embedding, model_dir, data, expected=None):
+    """The float32 model's logits against seqlens_ref.py's float64 forward pass."""
+    if expected is None:
+        expected = reference_logits(name, model_dir, data)
     with torch.no_grad():
         ours = forward(embedding(data.tokens), None if data.valid.all() else data.valid)
     err = ts.rel_err(ours, expected)
@@ -214,6 +232,31 @@ def check_against_reference(name, forward, embedding, model_dir, data):
             f"(rel err {err:.2e} >= {TOLERANCE:.0e}); not timing it")
         sys.exit(1)
     return err
+
+
+def pick_mamba2_scan(model, forward, data, model_dir, scan_names):
+    """Each Mamba-2 scan path checked against the reference, then timed on the first example's IG
+    (best of 2 after one untimed run, on that path); the model is left on the fastest."""
+    scans = m2.available_scans(scan_names, ts.log)
+    if not scans:
+        raise SystemExit("torch_ig.py: mamba2: none of the scan paths loads here")
+    expected = reference_logits("mamba2", model_dir, data)
+    errors, seconds = {}, {}
+    for name, scan in scans.items():
+        model.set_scan(scan)
+        errors[name] = check_against_reference(f"mamba2 [{name}]", forward, model.embedding, model_dir, data, expected)
+        integrated_gradients(forward, model.embedding, data, "one", slice(0, 1))  # warm-up
+        seconds[name] = math.inf
+        for _ in range(2):
+            start = time.perf_counter()
+            integrated_gradients(forward, model.embedding, data, "one", slice(0, 1))
+            seconds[name] = min(seconds[name], time.perf_counter() - start)
+        ts.log(f"mamba2 [{name}]: Captum IG of example 0: {seconds[name]:.3f} s")
+    fastest = min(seconds, key=seconds.get)
+    model.set_scan(scans[fastest])
+    ts.log(f"mamba2: fastest path under autograd: {fastest} ({m2.SCANS[fastest][0]})")
+    return {"mamba2_path": fastest, "mamba2_path_label": m2.SCANS[fastest][0],
+            "mamba2_paths_one_example_s": seconds, "mamba2_ref_rel_err": errors[fastest]}
 
 
 def completeness(forward, embedding, data, attribution):
@@ -232,11 +275,15 @@ def main():
     parser.add_argument("--reps", type=int, default=3, help="timed runs after the warm-up (best is kept)")
     parser.add_argument("--batch", choices=("one", "all"), default="one",
                         help="Captum once per example (default) or once for all N")
-    parser.add_argument("--models", default="transformer,mamba", help="comma-separated subset")
+    parser.add_argument("--models", default="transformer,mamba,mamba2", help="comma-separated subset")
+    parser.add_argument("--mamba2-scans", default=",".join(n for n in m2.SCANS if n != "sequential"),
+                        help="the Mamba-2 scan paths to try (default all but sequential; known: "
+                             f"{','.join(m2.SCANS)})")
     args = parser.parse_args()
     models = args.models.split(",")
-    if args.threads < 1 or args.reps < 1 or not models or any(m not in ("transformer", "mamba") for m in models):
-        parser.error("--threads and --reps must be >= 1, --models a subset of transformer,mamba")
+    if (args.threads < 1 or args.reps < 1 or not models
+            or any(m not in ("transformer", "mamba", "mamba2") for m in models)):
+        parser.error("--threads and --reps must be >= 1, --models a subset of transformer,mamba,mamba2")
     for needed in ["data.h5"] + [f"{m}/model.safetensors" for m in models]:
         if not os.path.exists(os.path.join(args.outdir, needed)):
             parser.exit(2, f"torch_ig.py: {os.path.join(args.outdir, needed)} not found "
@@ -251,7 +298,10 @@ def main():
     for name in models:
         model_dir = os.path.join(args.outdir, name)
         config, model, forward = load(model_dir)
-        result[f"{name}_ref_rel_err"] = check_against_reference(name, forward, model.embedding, model_dir, data)
+        if name == "mamba2":
+            result.update(pick_mamba2_scan(model, forward, data, model_dir, args.mamba2_scans.split(",")))
+        else:
+            result[f"{name}_ref_rel_err"] = check_against_reference(name, forward, model.embedding, model_dir, data)
         result[f"{name}_busy_before"] = ts.cpu_busy_fraction()
         integrated_gradients(forward, model.embedding, data, "one", slice(0, 1))  # warm-up
         best = math.inf

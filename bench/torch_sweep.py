@@ -1,6 +1,7 @@
 """The PyTorch side of the issue-2 benchmark (python3 bench/torch_sweep.py OUTDIR --threads T).
 
-Loads OUTDIR/transformer, OUTDIR/mamba and OUTDIR/data.h5 (written by make_bench_models.py) into
+Loads OUTDIR/transformer, OUTDIR/mamba, OUTDIR/mamba2 and OUTDIR/data.h5 (written by
+make_bench_models.py; --models picks a subset) into
 ordinary float32 PyTorch modules whose state_dict names are the safetensors names, so that
 `load_state_dict(strict=True)` proves the layouts agree:
   - Transformer: nn.Embedding + learned positions + 2 × the real nn.TransformerEncoderLayer
@@ -9,6 +10,10 @@ ordinary float32 PyTorch modules whose state_dict names are the safetensors name
     (torch then takes its fused inference path for the encoder layers).
   - Mamba: mamba_ssm's Mamba-1 slow path in plain PyTorch (nn.RMSNorm, nn.Conv1d, a scan written
     the way mamba_ssm's selective_scan_ref does it: one Python step per position).
+  - Mamba-2: bench/torch_mamba2.py (mamba_ssm's Mamba2 block, non-fused path) on each of its scan
+    paths (a sequential recurrence, chunked SSDs, mamba_ssm's ssd_minimal_discrete, Hugging Face's
+    mamba2_chunk_scan): each is checked against the reference, timed, and the fastest is the
+    benchmark's (`mamba2_s`, `mamba2_path`; every path's time in `mamba2_paths_s`).
 
 Then:
   1. checks the logits of the first --check-passes passes (default 2: the baseline and one ablated
@@ -20,8 +25,8 @@ Then:
      second time without src_key_padding_mask (`transformer_nomask_s`), because torch's fused path
      is about 3x faster without one (its masked softmax is the slow part), and users who have no
      padding often pass none;
-  3. prints one JSON line {"transformer_s", "mamba_s", "torch_version", "threads", ...} on stdout
-     and writes the 48 logits of each sweep to OUTDIR/torch_logits.json, pass-major
+  3. prints one JSON line {"transformer_s", "mamba_s", "mamba2_s", "torch_version", "threads", ...}
+     on stdout and writes the 48 logits of each sweep to OUTDIR/torch_logits.json, pass-major
      (index 8·pass + example).
 Progress goes to stderr.
 
@@ -46,6 +51,9 @@ from safetensors.torch import load_file
 sys.dont_write_bytecode = True  # leave no __pycache__ in tests/reference
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
 import seqlens_ref as ref  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_mamba2 as m2  # noqa: E402
 
 PASSES = 6
 TOLERANCE = 1e-4
@@ -222,8 +230,11 @@ def load_torch_model(model_dir):
         config = json.load(f)
     if config.get("prefix") or config["pooling"] != "mean":
         raise SystemExit(f"{model_dir}: torch_sweep.py expects no prefix and mean pooling")
-    model = {"transformer": TorchTransformer, "mamba": TorchMamba}[config["arch"]](config)
     state = load_file(os.path.join(model_dir, "model.safetensors"))
+    if config["arch"] == "mamba2":
+        model = m2.TorchMamba2(config, state.keys())
+    else:
+        model = {"transformer": TorchTransformer, "mamba": TorchMamba}[config["arch"]](config)
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
     return config, model.eval()
 
@@ -321,6 +332,52 @@ def time_loop_scan(model, data, logits_precomputed):
         selective_scan = precomputed
 
 
+def mamba2_sweep(model, model_dir, data, passes, scan_names, logits_out):
+    """Every Mamba-2 scan path of torch_mamba2.py that loads here: its logits over the first `passes`
+    passes against the float64 reference (a path that disagrees is reported and not timed), then
+    its sweep timed; all timed paths must give the same 48 logits.  The fastest is the benchmark's:
+    its time is `mamba2_s`, its logits go to torch_logits.json."""
+    scans = m2.available_scans(scan_names, log)
+    start = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as check_against_reference: the reference is not timed
+    expected = reference_sweep(model_dir, data, len(data.tokens), passes)
+    torch.set_num_threads(threads)
+    errors = {}
+    for name, scan in scans.items():
+        model.set_scan(scan)
+        errors[name] = rel_err(sweep(model, data)[:passes], expected)
+        log(f"mamba2 [{name}]: float32 torch vs float64 seqlens_ref over {expected.numel()} logits "
+            f"({passes} passes): rel err {errors[name]:.2e} (limit {TOLERANCE:.0e})")
+    log(f"mamba2: reference checks took {time.perf_counter() - start:.0f} s")
+    agree = [name for name in scans if errors[name] < TOLERANCE]
+    for name in scans:
+        if name not in agree:
+            log(f"torch_sweep.py: mamba2 [{name}]: disagrees with tests/reference/seqlens_ref.py "
+                f"(rel err {errors[name]:.2e}); not timing it")
+    if not agree:
+        log("torch_sweep.py: mamba2: no PyTorch path agrees with the reference; not timing it")
+        sys.exit(1)
+    busy = cpu_busy_fraction()
+    seconds, logits = {}, {}
+    for name in agree:
+        model.set_scan(scans[name])
+        seconds[name], logits[name] = time_sweep(model, data)
+        log(f"mamba2 [{name}]: best of {TIMED_SWEEPS} sweeps of {PASSES} passes: {seconds[name]:.3f} s")
+    first = logits[agree[0]].to(torch.float64)
+    for name in agree[1:]:
+        err = rel_err(logits[name], first)
+        if not err < TOLERANCE:
+            log(f"torch_sweep.py: mamba2: paths {agree[0]} and {name} give different logits (rel err {err:.2e})")
+            sys.exit(1)
+    fastest = min(seconds, key=seconds.get)
+    log(f"mamba2: fastest equal path {fastest} ({m2.SCANS[fastest][0]}): {seconds[fastest]:.3f} s")
+    logits_out["mamba2"] = [float(x) for x in logits[fastest].flatten()]
+    return {"mamba2_s": seconds[fastest], "mamba2_path": fastest, "mamba2_path_label": m2.SCANS[fastest][0],
+            "mamba2_paths_s": seconds, "mamba2_ref_rel_err": errors[fastest], "mamba2_ref_rel_errs": errors,
+            "mamba2_busy_before": busy}
+
+
 def uses_fused_encoder_path(model, data):
     """Whether the encoder layers ran torch's fused inference kernel (_transformer_encoder_layer_fwd),
     seen by wrapping it for one pass (outside the timings)."""
@@ -377,12 +434,18 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--check-passes", type=int, default=2,
                         help="passes checked against the float64 reference (1..6, default 2)")
+    parser.add_argument("--models", default="transformer,mamba,mamba2", help="comma-separated subset")
+    parser.add_argument("--mamba2-scans", default=",".join(m2.SCANS),
+                        help=f"the Mamba-2 scan paths to check and time (default all: {','.join(m2.SCANS)})")
     args = parser.parse_args()
+    models = args.models.split(",")
+    if not models or any(m not in ("transformer", "mamba", "mamba2") for m in models):
+        parser.error("--models: a comma-separated subset of transformer,mamba,mamba2")
     if args.threads < 1:
         parser.error("--threads must be >= 1")
     if not 1 <= args.check_passes <= PASSES:
         parser.error(f"--check-passes must be in 1..{PASSES}")
-    for needed in ("data.h5", "transformer/model.safetensors", "mamba/model.safetensors"):
+    for needed in ["data.h5"] + [f"{m}/model.safetensors" for m in models]:
         if not os.path.exists(os.path.join(args.outdir, needed)):
             parser.exit(2, f"torch_sweep.py: {os.path.join(args.outdir, needed)} not found "
                            "(write it with: python3 bench/make_bench_models.py OUTDIR)\n")
@@ -392,9 +455,13 @@ def main():
     result = {}
     logits_out = {"order": f"pass-major: index {len(data.tokens)}*pass + example; pass 0 baseline, "
                            "pass k zeroes the token embedding of family k-1"}
-    for name in ("transformer", "mamba"):
+    for name in models:
         model_dir = os.path.join(args.outdir, name)
         config, model = load_torch_model(model_dir)
+        if name == "mamba2":
+            result.update(mamba2_sweep(model, model_dir, data, args.check_passes,
+                                       args.mamba2_scans.split(","), logits_out))
+            continue
         result[f"{name}_ref_rel_err"] = check_against_reference(name, model, model_dir, data,
                                                                  args.check_passes)
         result[f"{name}_busy_before"] = cpu_busy_fraction()

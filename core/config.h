@@ -1,5 +1,6 @@
 /* config.json of a model directory (design.md section 2): seqlens's own
- * keys, mamba_ssm's MambaConfig or Hugging Face's MambaConfig, completed by
+ * keys, mamba_ssm's MambaConfig (Mamba1 or Mamba2 layers) or Hugging Face's
+ * MambaConfig / Mamba2Config, completed by
  * what the weights determine (models/layout.c) and the defaults. */
 #ifndef SL_CONFIG_H
 #define SL_CONFIG_H

@@ -1,7 +1,7 @@
 /* Which tensor of a weights file is which (design.md section 2.2): each
  * file name is given a seqlens name by layout (seqlens's own after `prefix`,
- * torch.nn.TransformerEncoder under any module path, mamba_ssm's MixerModel,
- * Hugging Face's MambaModel), by role outside the layers (the embedding, the
+ * torch.nn.TransformerEncoder under any module path, mamba_ssm's MixerModel
+ * with Mamba or Mamba2 layers, Hugging Face's MambaModel and Mamba2Model), by role outside the layers (the embedding, the
  * head, a positional table or sinusoidal buffer) or by config.json's
  * `names`; and every config key the shapes determine is read off them. */
 #ifndef SL_LAYOUT_H

@@ -50,6 +50,14 @@ wrong mamba2_norm_before_gate $C/mamba_ssm_mixer_mamba2 's/"norm_before_gate": t
 wrong mamba2_dt_limit $C/mamba_ssm_mixer_mamba2 's/^    0.2$/    0.02/'
 wrong mamba2_pretrained_pooling $C/mamba_ssm_mamba2_pretrained 's/"pooling": "last"/"pooling": "mean"/'
 
+# info names where each Mamba-2 key came from: the tensors, the config, or the product's other factor.
+"$S" info $C/mamba_ssm_mixer_mamba2 >"$T/info.txt" 2>&1
+check "info mamba_ssm_mixer_mamba2: arch from dt_bias" grep -q "^arch  *mamba2  *inferred from tensor 'backbone.layers.0.mixer.dt_bias'" "$T/info.txt"
+check "info: headdim from A_log" grep -q "^headdim  *4 (nheads 4)  *inferred from tensor 'backbone.layers.0.mixer.A_log' \[4\]" "$T/info.txt"
+check "info: ngroups from conv1d and d_state" grep -q "^ngroups  *1  *inferred from tensor 'backbone.layers.0.mixer.conv1d.weight' \[24, 1, 4\] (ngroups\*d_state = 4) and d_state" "$T/info.txt"
+check "info: D_has_hdim, dt_limit, norm_before_gate" sh -c "grep -q '^D_has_hdim  *true  *inferred' '$T/info.txt' && grep -q '^dt_limit  *\[0, 0.2\]  *config' '$T/info.txt' && grep -q '^norm_before_gate true  *config' '$T/info.txt'"
+check "info: the seven mixer hook points of a layer" sh -c "[ \$(grep -c '^  blocks.0.mixer\.' '$T/info.txt') -eq 7 ] && grep -q '^  blocks.1.mixer.y  *\[N, L, 16\]' '$T/info.txt' && grep -q '^  blocks.1.mixer.delta  *\[N, L, 4\]' '$T/info.txt'"
+
 # Hugging Face n_groups > 1: read with mamba_ssm's grouped gated norm (transformers 5's too); a config
 # written by transformers 4 (whose Mamba2 may normalise over all channels) loads with a warning naming it.
 rm -rf "$T/hf_v4" && cp -r $C/hf_mamba2_g2_bin_f16 "$T/hf_v4"
