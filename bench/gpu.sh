@@ -5,7 +5,7 @@
 # and every command on the examples with --device cuda against --device cpu
 # (tests/test_device_cli.c), then the seed-scale benchmark: N = 2,000, L = 4,096, d_model 64, 2 layers,
 # baseline + 14 family ablations, seqlens --device cuda against PyTorch on
-# the same card. The benchmark needs python3 with torch, safetensors, h5py
+# the same card (Mamba-2 against the fastest of bench/torch_mamba2.py's chunked scans). The benchmark needs python3 with torch, safetensors, h5py
 # and numpy; without them it is reported as not run. Prints Markdown for
 # bench/README.md; exit 1 when any part failed or did not run.
 set -u
@@ -41,7 +41,7 @@ if ! "$PY" -c "import torch, safetensors, h5py, numpy" 2>/dev/null; then
     exit 1
 fi
 "$PY" bench/make_bench_models.py "$out" --n 2000 --len 4096 --families 14 >&2 || exit 1
-for arch in transformer mamba; do
+for arch in transformer mamba mamba2; do
     build-cuda/bench/bench_sweep "$out/$arch" "$out/data.h5" --device cuda --passes 15 --reps 2 >"$out/seqlens_$arch.json" || status=1
 done
 "$PY" bench/torch_gpu_sweep.py "$out" --passes 15 >"$out/torch_gpu.json" || status=1

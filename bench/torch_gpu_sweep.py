@@ -2,7 +2,9 @@
 
 The models are torch_sweep.py's (nn.TransformerEncoderLayer, whose attention runs through
 scaled_dot_product_attention; Mamba with the pure-PyTorch selective scan, one Python step per
-position), moved to the GPU with the data, float32 with TF32 off. Pass 0 is the baseline, pass k
+position; Mamba-2 with each of torch_mamba2.py's chunked scan paths that loads, those whose logits
+agree with the first within 1e-4 timed and the fastest reported, as torch_sweep.py does on the
+CPU), moved to the GPU with the data, float32 with TF32 off. Pass 0 is the baseline, pass k
 zeroes the token embedding of family k-1, as bench_sweep. Examples go in chunks (--chunk), since
 eager attention with a padding mask may store [chunk, heads, L, L]. It also measures the card's
 yardsticks: fp32 GEMM FLOP/s (torch.matmul, 8192^3) and device-to-device copy bytes/s (1 GiB).
@@ -54,6 +56,29 @@ def timed_sweep(model, chunks, passes, reps, device):
     return best, logits
 
 
+def mamba2_paths(model, chunks, args, result):
+    """Each scan path timed (those that load here and agree with the first within 1e-4); the
+    fastest's time and logits, every path's time in result["mamba2_paths_s"]."""
+    scans = ts.m2.available_scans(args.mamba2_scans.split(","), ts.log)
+    if not scans:
+        raise SystemExit("torch_gpu_sweep.py: no Mamba-2 scan path loads here")
+    seconds, logits, first = {}, {}, None
+    for name, scan in scans.items():
+        model.set_scan(scan)
+        s, out = timed_sweep(model, chunks, args.passes, args.reps, args.device)
+        if first is None:
+            first = out
+        err = ((out - first).abs().max() / first.abs().max().clamp_min(1e-30)).item()
+        if not err < 1e-4:
+            ts.log(f"mamba2 [{name}]: logits differ from {next(iter(scans))}'s by {err:.2e}; not counted")
+            continue
+        seconds[name], logits[name] = s, out
+        ts.log(f"mamba2 [{name}]: {s:.3f} s")
+    fastest = min(seconds, key=seconds.get)
+    result["mamba2_path"], result["mamba2_paths_s"] = fastest, seconds
+    return seconds[fastest], logits[fastest]
+
+
 def gemm_flops(device, n=8192, reps=5):
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
@@ -89,6 +114,11 @@ def main():
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--chunk", type=int, default=32)
     parser.add_argument("--mamba-chunk", type=int, default=2000)
+    # the chunked SSDs hold [examples, chunks, heads, Q, Q] (hf-256: Q = 256) per layer
+    parser.add_argument("--mamba2-chunk", type=int, default=250)
+    parser.add_argument("--mamba2-scans", default="chunked-32,chunked-64,ssd_minimal-64,hf-256",
+                        help="torch_mamba2.py's scan paths to time (the sequential one is left out: "
+                             "one Python step per position)")
     parser.add_argument("--device", default="cuda", help="cpu only to try the script without a GPU")
     parser.add_argument("--yardstick-size", type=int, default=8192, help="n of the n^3 GEMM yardstick")
     args = parser.parse_args()
@@ -101,12 +131,15 @@ def main():
     result = {"device": torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu", "torch_version": torch.__version__, "n": n,
               "L": int(data.tokens.shape[1]), "passes": args.passes}
     logits_out = {}
-    for name in ("transformer", "mamba"):
+    for name in ("transformer", "mamba", "mamba2"):
         _, model = ts.load_torch_model(os.path.join(args.outdir, name))
         model = model.to(args.device)
-        chunk = args.chunk if name == "transformer" else args.mamba_chunk
+        chunk = {"transformer": args.chunk, "mamba": args.mamba_chunk, "mamba2": args.mamba2_chunk}[name]
         chunks = [GpuData(data, a, min(a + chunk, n), args.device) for a in range(0, n, chunk)]
-        seconds, logits = timed_sweep(model, chunks, args.passes, args.reps, args.device)
+        if name == "mamba2":
+            seconds, logits = mamba2_paths(model, chunks, args, result)
+        else:
+            seconds, logits = timed_sweep(model, chunks, args.passes, args.reps, args.device)
         ts.log(f"{name}: sweep of {args.passes} passes over {n} examples: {seconds:.3f} s")
         result[f"{name}_s"] = seconds
         logits_out[name] = [float(x) for x in logits.flatten().cpu()]

@@ -73,6 +73,8 @@ enum sl_kernel {
     SK_SSD_BW,      /* one chunk of the SSD in reverse */
     SK_SSD_BW_REDUCE, /* that chunk's ddelta, dB and dC summed over channels */
     SK_GATED_NORM_BW, /* y = dy d norm / d y, dx = d / d z (before SiLU) */
+    SK_SSD_S32, SK_SSD_S64, /* SK_SSD for a d_state up to 32, 64: fewer registers */
+    SK_SSD_CKPT_S32, SK_SSD_CKPT_S64,
     SK_COUNT
 };
 
@@ -137,7 +139,8 @@ static inline long sl_kernel_threads(int k, const sl_kargs *a)
     case SK_POOL: return (long)a->bt.B * a->d;
     case SK_HEAD: return a->bt.B;
     case SK_DELTA2: case SK_DELTA2_BW: return rows * a->heads;
-    case SK_SSD: case SK_SSD_CKPT: case SK_SSD_BW: return (long)a->bt.B * a->ssd.H * a->ssd.P;
+    case SK_SSD: case SK_SSD_CKPT: case SK_SSD_BW: case SK_SSD_S32: case SK_SSD_S64: case SK_SSD_CKPT_S32:
+    case SK_SSD_CKPT_S64: return (long)a->bt.B * a->ssd.H * a->ssd.P;
     case SK_SSD_BW_REDUCE: return (long)a->bt.B * a->sbw.K * (a->ssd.H + 2 * a->ssd.G * a->ssd.S);
     case SK_GATED_NORM: case SK_GATED_NORM_BW: return rows * (a->d / a->cols);
     default: return a->n; /* the elementwise kernels */
@@ -221,6 +224,15 @@ SL_KERNEL_FN sl_kquery sl_k_query(const sl_kargs *a, long i)
     return q;
 }
 
+/* The SSD's launch (ckpt 0) or its checkpoints' (ckpt 1) for d_state S: the
+ * instance whose register array fits S most closely. */
+static inline int sl_ssd_kernel(int S, int ckpt)
+{
+    if (S <= 32) return ckpt ? SK_SSD_CKPT_S32 : SK_SSD_S32;
+    if (S <= 64) return ckpt ? SK_SSD_CKPT_S64 : SK_SSD_S64;
+    return ckpt ? SK_SSD_CKPT : SK_SSD;
+}
+
 /* The SSD's inputs for example b: its views from the example's first row. */
 SL_KERNEL_FN sl_k_ssd_in sl_k_ssd_example(const sl_kargs *a, int b)
 {
@@ -243,13 +255,17 @@ SL_KERNEL_FN void sl_kernel_thread_m2(int k, const sl_kargs *a, long i)
         sl_k_delta2_bw(a->x, a->ldx, a->b, a->lo, a->hi, a->dy, a->lddy, a->y, a->ldy, i / a->heads,
                        (int)(i % a->heads));
         break;
-    case SK_SSD: case SK_SSD_CKPT: case SK_SSD_BW: {
+    case SK_SSD: case SK_SSD_CKPT: case SK_SSD_BW: case SK_SSD_S32: case SK_SSD_S64: case SK_SSD_CKPT_S32:
+    case SK_SSD_CKPT_S64: {
+        /* the register bound, a compile-time constant in each kernel instance */
+        const int cap = k == SK_SSD_S32 || k == SK_SSD_CKPT_S32 ? 32
+                        : k == SK_SSD_S64 || k == SK_SSD_CKPT_S64 ? 64 : SL_MAX_SSD_STATE;
         int di = a->ssd.H * a->ssd.P, b = (int)(i / di), ch = (int)(i % di), h = ch / a->ssd.P, p = ch % a->ssd.P;
         long base = (long)b * bt->Lb;
         sl_k_ssd_in s = sl_k_ssd_example(a, b);
-        if (k == SK_SSD) {
+        if (k == SK_SSD || k == SK_SSD_S32 || k == SK_SSD_S64) {
             float *y = a->y + base * a->ldy;
-            sl_k_ssd_row(&s, a->flag, y, a->ldy, h, p);
+            sl_k_ssd_row(&s, a->flag, y, a->ldy, h, p, cap);
             for (int t = s.T; t < bt->Lb; t++) y[(long)t * a->ldy + ch] = 0.0f;
             break;
         }
@@ -259,8 +275,8 @@ SL_KERNEL_FN void sl_kernel_thread_m2(int k, const sl_kargs *a, long i)
         sl_k_ssd_bw_mem m = a->sbw;
         m.ck += (long)b * nck * per, m.st += (long)b * m.K * per, m.ds += b * per, m.dp += (long)b * m.K * di;
         m.dBp += (long)b * m.K * per, m.dCp += (long)b * m.K * per;
-        if (k == SK_SSD_CKPT) sl_k_ssd_ckpt(&s, m.ck, m.K, h, p);
-        else sl_k_ssd_bw(&s, &m, a->dy + base * a->lddy, a->lddy, a->dx + base * a->lddx, a->lddx, bt->Lb, h, p);
+        if (k == SK_SSD_BW) sl_k_ssd_bw(&s, &m, a->dy + base * a->lddy, a->lddy, a->dx + base * a->lddx, a->lddx, bt->Lb, h, p);
+        else sl_k_ssd_ckpt(&s, m.ck, m.K, h, p, cap);
         break;
     }
     case SK_SSD_BW_REDUCE: {

@@ -182,7 +182,7 @@ static int ssd_backward(sl_ops *o, sl_view x, sl_view delta, sl_view B, sl_view 
                   .dy = at(o, dy), .lddy = dy.ld, .dx = at(o, dx), .lddx = dx.ld, .dd = at(o, ddelta),
                   .lddd = ddelta.ld, .dB = at(o, dB), .dC = at(o, dC), .lddbc = dB.ld};
     long ds_values = (long)r->bt.B * a.ssd.S * a.ssd.H * a.ssd.P;
-    int rc = sl_dm_launch(r, SK_SSD_CKPT, a, err);
+    int rc = sl_dm_launch(r, sl_ssd_kernel(a.ssd.S, 1), a, err);
     if (!rc) rc = sl_dm_launch(r, SK_ZERO, (sl_kargs){.y = b->ds, .n = ds_values}, err);
     for (int c = (r->bt.Lb + b->chunk - 1) / b->chunk - 1; !rc && c >= 0; c--) {
         a.sbw.c = c;

@@ -181,7 +181,7 @@ static int ssd(sl_ops *o, sl_view x, sl_view delta, sl_view B, sl_view C, const 
                sl_view y, sl_error *err)
 {
     if (C.ld != B.ld) return sl_fail(err, SL_ERUNTIME, "device ssd: B and C in rows of %d and %d values", B.ld, C.ld);
-    return sl_dm_launch(run(o), SK_SSD, (sl_kargs){.ssd = sl_dm_ssd_in(o, x, delta, B, C, A, D), .flag = ablated,
+    return sl_dm_launch(run(o), sl_ssd_kernel(o->m->c.d_state, 0), (sl_kargs){.ssd = sl_dm_ssd_in(o, x, delta, B, C, A, D), .flag = ablated,
                                                    .y = at(o, y), .ldy = y.ld}, err);
 }
 

@@ -34,8 +34,9 @@ static const sl_g_fn sl_g_table[SK_COUNT] = {
     SL_G(SK_TAIL_BW),     SL_G(SK_LERP),       SL_G(SK_IG_SCALE),    SL_G(SK_MUL),
     SL_G(SK_ROWSUM),      SL_G(SK_ZERO),       SL_G(SK_DELTA2),      SL_G(SK_SSD),         SL_G(SK_GATED_NORM),
     SL_G(SK_DELTA2_BW),   SL_G(SK_SSD_CKPT),   SL_G(SK_SSD_BW),      SL_G(SK_SSD_BW_REDUCE), SL_G(SK_GATED_NORM_BW),
+    SL_G(SK_SSD_S32),     SL_G(SK_SSD_S64),    SL_G(SK_SSD_CKPT_S32), SL_G(SK_SSD_CKPT_S64),
 };
-static_assert(SK_GATED_NORM_BW + 1 == SK_COUNT, "sl_g_table lists every kernel in enum order");
+static_assert(SK_SSD_CKPT_S64 + 1 == SK_COUNT, "sl_g_table lists every kernel in enum order");
 
 extern "C" int sl_cuda_launch(int kernel, const sl_kargs *a, cudaStream_t stream, sl_error *err)
 {

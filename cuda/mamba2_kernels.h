@@ -13,7 +13,11 @@
 
 /* The SSD keeps a state row in registers: up to Mamba-2's default d_state
  * (128). At 128 the forward thread holds 128 state values and ~30 others,
- * under the 255 registers a 128-thread block allows (nvcc -Xptxas -v). */
+ * under the 255 registers a 128-thread block allows (nvcc -Xptxas -v).
+ * The scans take the bound (cap) as an argument that each kernel instance
+ * fixes at compile time (batch_kernels.h: 32, 64 or 128), so a smaller
+ * state uses fewer registers: 63, 116 and 166 for the forward at sm_90,
+ * 8, 4 and 3 blocks of 128 threads an SM. */
 #define SL_MAX_SSD_STATE 128
 
 /* Thread per (row r, head h): delta = clamp(softplus(dt + bias), lo, hi),
@@ -50,23 +54,23 @@ typedef struct {
 SL_KERNEL_FN float sl_k_ssd_D(const sl_k_ssd_in *s, int h, int ch) { return s->D_ch ? s->D[ch] : s->D[h]; }
 
 /* Thread per state row (head h, row p), sequential over the T positions,
- * the row's S values in registers: S_t = exp(delta_t A) S_{t-1} + delta_t
+ * the row's S (<= cap) values in registers: S_t = exp(delta_t A) S_{t-1} + delta_t
  * x_t B_t (group g = h / (H / G)); y_t = S_t . C_t + D x_t. ablated (ablate
  * --component ssm) keeps y = D x. */
-SL_KERNEL_FN void sl_k_ssd_row(const sl_k_ssd_in *s, int ablated, float *y, int ldy, int h, int p)
+SL_KERNEL_FN void sl_k_ssd_row(const sl_k_ssd_in *s, int ablated, float *y, int ldy, int h, int p, const int cap)
 {
     int ch = h * s->P + p, g = h / (s->H / s->G);
     const float *Bg = s->B + g * s->S, *Cg = s->C + g * s->S;
     float A = s->A[h], Dv = sl_k_ssd_D(s, h, ch), st[SL_MAX_SSD_STATE];
     SL_UNROLL
-    for (int n = 0; n < SL_MAX_SSD_STATE; n++) st[n] = 0.0f;
+    for (int n = 0; n < cap; n++) st[n] = 0.0f;
     for (int t = 0; t < s->T; t++) {
         float xt = s->x[(long)t * s->ldx + ch], acc = 0.0f;
         if (!ablated) {
             float dl = s->delta[(long)t * s->ldd + h], a = expf(dl * A), u = dl * xt;
             const float *Bt = Bg + (long)t * s->ldbc, *Ct = Cg + (long)t * s->ldbc;
             SL_UNROLL
-            for (int n = 0; n < SL_MAX_SSD_STATE; n++)
+            for (int n = 0; n < cap; n++)
                 if (n < s->S) {
                     st[n] = a * st[n] + u * Bt[n];
                     acc += st[n] * Ct[n];
@@ -101,24 +105,24 @@ typedef struct {
 
 /* Thread per (h, p): the recurrence again, keeping the state at the start
  * of every chunk (ck). */
-SL_KERNEL_FN void sl_k_ssd_ckpt(const sl_k_ssd_in *s, float *ck, int K, int h, int p)
+SL_KERNEL_FN void sl_k_ssd_ckpt(const sl_k_ssd_in *s, float *ck, int K, int h, int p, const int cap)
 {
     int ch = h * s->P + p, g = h / (s->H / s->G), di = s->H * s->P;
     const float *Bg = s->B + g * s->S;
     float A = s->A[h], st[SL_MAX_SSD_STATE];
     SL_UNROLL
-    for (int n = 0; n < SL_MAX_SSD_STATE; n++) st[n] = 0.0f;
+    for (int n = 0; n < cap; n++) st[n] = 0.0f;
     for (int t = 0; t < s->T; t++) {
         if (t % K == 0) {
             float *dst = ck + (long)(t / K) * s->S * di + ch;
             SL_UNROLL
-            for (int n = 0; n < SL_MAX_SSD_STATE; n++)
+            for (int n = 0; n < cap; n++)
                 if (n < s->S) dst[(long)n * di] = st[n];
         }
         float dl = s->delta[(long)t * s->ldd + h], a = expf(dl * A), u = dl * s->x[(long)t * s->ldx + ch];
         const float *Bt = Bg + (long)t * s->ldbc;
         SL_UNROLL
-        for (int n = 0; n < SL_MAX_SSD_STATE; n++)
+        for (int n = 0; n < cap; n++)
             if (n < s->S) st[n] = a * st[n] + u * Bt[n];
     }
 }

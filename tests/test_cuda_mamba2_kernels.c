@@ -152,7 +152,7 @@ static void ssd_forward_check(const ssd_case *q, const char *name)
     float *got = malloc((size_t)rows * di * sizeof *got);
     for (int ablated = 0; ablated < 2; ablated++) {
         for (long i = 0; i < rows * (di + 3); i++) f.y[i] = i % (di + 3) >= 1 && i % (di + 3) < 1 + di ? NAN : SENTINEL;
-        launch(SK_SSD, &(sl_kargs){.bt = bt, .ssd = ssd_in(q, &f), .flag = ablated, .y = f.y + 1, .ldy = di + 3});
+        launch(sl_ssd_kernel(q->S, 0), &(sl_kargs){.bt = bt, .ssd = ssd_in(q, &f), .flag = ablated, .y = f.y + 1, .ldy = di + 3});
         ssd_ref(q, ablated, want);
         for (long r = 0; r < rows; r++) memcpy(got + r * di, f.y + r * (di + 3) + 1, (size_t)di * sizeof *got);
         double e = rel_d(got, want, rows * di);
@@ -184,7 +184,7 @@ static void ssd_backward_check(const ssd_case *q, int K, const char *name)
                   .dy = f.dy + 2, .lddy = di + 3, .dx = f.dxbc, .lddx = f.ldx, .dd = f.dd + 1, .lddd = f.ldd,
                   .dB = f.dxbc + di, .dC = f.dxbc + di + GS, .lddbc = f.ldx};
     /* as cuda/device_grad_ops.c runs it */
-    launch(SK_SSD_CKPT, &a);
+    launch(sl_ssd_kernel(q->S, 1), &a);
     launch(SK_ZERO, &(sl_kargs){.bt = bt, .y = ds, .n = B * state});
     for (int c = nck - 1; c >= 0; c--) {
         a.sbw.c = c;
@@ -223,7 +223,7 @@ static void ssd_backward_check(const ssd_case *q, int K, const char *name)
     ssd_free(&f);
 }
 
-static void ssd_case_run(int B, int Lb, const int *len, int H, int P, int G, int S, int D_ch, const char *name)
+static void ssd_case_run(int B, int Lb, const int32_t *len, int H, int P, int G, int S, int D_ch, const char *name)
 {
     ssd_case q = {B, Lb, H, P, G, S, D_ch, {0}, 0, 0, 0, 0, 0, 0, 0};
     memcpy(q.len, len, (size_t)B * sizeof *len);
@@ -404,10 +404,12 @@ static void gate_first_columns(void)
 
 int main(void)
 {
-    int lens3[] = {11, 7, 3}, lens1[] = {6};
+    int32_t lens3[] = {11, 7, 3}, lens2[] = {7, 4}, lens1[] = {6};
     ssd_case_run(3, 11, lens3, 4, 3, 1, 5, 0, "one group, D per head");
     ssd_case_run(3, 11, lens3, 4, 3, 2, 5, 1, "two groups, D per channel");
     ssd_case_run(3, 11, lens3, 6, 2, 3, 4, 0, "three groups");
+    ssd_case_run(2, 7, lens2, 2, 3, 2, 33, 0, "d_state 33 (the 64-state instance)");
+    ssd_case_run(1, 6, lens1, 2, 2, 1, 64, 0, "d_state 64");
     ssd_case_run(1, 6, lens1, 2, 2, 1, SL_MAX_SSD_STATE, 1, "d_state at the kernel's limit");
     delta2_check(0.0f, INFINITY, "no dt_limit");
     delta2_check(0.3f, 1.2f, "dt_limit (0.3, 1.2)");
