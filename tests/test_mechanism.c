@@ -1,4 +1,4 @@
-/* What interventions find in two tiny models trained on the gym's recall
+/* What interventions find in three tiny models trained on the gym's recall
  * task (tests/reference/train_recall_models.py: 4 key-value pairs, the
  * queried key last, the label = whether its value is a high one), checked
  * against the qualitative result of Arora et al. 2025 ("Mechanistic
@@ -18,7 +18,16 @@
  *   costs little although removing them (pad) costs as much as the keys:
  *   recorded; consistent with the value token, left in place by skip,
  *   reaching the state through the short convolution of the positions
- *   after it (not tested further here). */
+ *   after it (not tested further here);
+ * - the Mamba-2 works otherwise: its block 0's SSM path is not used at all
+ *   (ssm off costs nothing), its convolution is needed in both blocks,
+ *   and after block 0 the last position holds no more of the answer than
+ *   its own token does while the queried value's position holds all of
+ *   it: the short convolution has bound each key to the value after it,
+ *   at the value's position (the Transformer binds them by attention, at
+ *   the key's), and block 1's SSM retrieves it; skipping either the keys or the values drops the AUC to
+ *   near chance (both must reach block 1's state), skipping filler costs
+ *   nothing. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,10 +223,49 @@ static void mamba(void)
     close_trained(&t);
 }
 
+/* The same measurements on the Mamba-2 (headdim 16, 4 heads, d_state 16,
+ * one group). */
+static void mamba2(void)
+{
+    trained t;
+    if (open_trained(&t, "mamba2_recall")) return;
+    double conv0 = component_drop(&t, SL_COMP_CONV, 0), ssm0 = component_drop(&t, SL_COMP_SSM, 0);
+    double conv1 = component_drop(&t, SL_COMP_CONV, 1), ssm1 = component_drop(&t, SL_COMP_SSM, 1);
+    double gate0 = component_drop(&t, SL_COMP_GATE, 0), gate1 = component_drop(&t, SL_COMP_GATE, 1);
+    printf("mamba2_recall: conv %.4f / %.4f, ssm %.4f / %.4f, gate %.4f / %.4f (layer 0 / 1)\n", conv0, conv1, ssm0,
+           ssm1, gate0, gate1);
+    CHECK(conv0 < -0.3 && conv1 < -0.3, "mamba2_recall: both convs should be needed: %.4f, %.4f", conv0, conv1);
+    CHECK(fabs(ssm0) < 0.01 && ssm1 < -0.3, "mamba2_recall: only block 1's SSM should matter: %.4f, %.4f", ssm0, ssm1);
+    long pairs[2 * 300], n = 0, used;
+    sl_error err = {0};
+    CHECK(!sl_patch_pairs(&t.ds, 0, t.ds.n, 300, 1, 5, pairs, &n, &err), "pairs: %s", err.msg);
+    int last = -1;
+    double e0 = patch_effect(&t, "blocks.0.resid_post", &last, 1, pairs, n, 0, &used);
+    double ee = patch_effect(&t, "embed", &last, 1, pairs, n, 0, &used);
+    printf("mamba2_recall: at -1: embed %.3f, blocks.0.resid_post %.3f over %ld label-flip pairs\n", ee, e0, used);
+    CHECK(fabs(e0 - ee) < 0.05 && e0 < 0.6,
+          "mamba2_recall: after block 0 the last position should hold no more than its own token: %.3f vs %.3f", e0, ee);
+    int *vpos = queried_values(&t);
+    double key = aligned_effect(&t, vpos, "blocks.0.resid_post", -1);
+    double value = aligned_effect(&t, vpos, "blocks.0.resid_post", 0);
+    printf("mamba2_recall aligned pairs: blocks.0.resid_post at key %.3f, at value %.3f\n", key, value);
+    CHECK(value > 0.9, "mamba2_recall: after block 0 the queried value's position should carry the answer: %.3f", value);
+    free(vpos);
+    double skip_key = family_drop(&t, "key", FAM_SKIP), skip_value = family_drop(&t, "value", FAM_SKIP);
+    double pad_value = family_drop(&t, "value", FAM_PAD), skip_filler = family_drop(&t, "filler", FAM_SKIP);
+    printf("mamba2_recall: skip key %.4f, skip value %.4f, pad value %.4f, skip filler %.4f\n", skip_key, skip_value,
+           pad_value, skip_filler);
+    CHECK(skip_key < -0.3 && skip_value < -0.3 && fabs(skip_filler) < 0.01,
+          "mamba2_recall: the state should need keys and values, not filler: skip %.4f, %.4f, %.4f", skip_key,
+          skip_value, skip_filler);
+    close_trained(&t);
+}
+
 int main(void)
 {
     sl_h5_quiet();
     transformer();
     mamba();
+    mamba2();
     return TEST_SUMMARY();
 }

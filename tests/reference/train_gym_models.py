@@ -1,4 +1,4 @@
-"""Train four tiny models on `seqlens gym` data and write them under tests/trained/ (design.md §2, §3).
+"""Train five tiny models on `seqlens gym` data and write them under tests/trained/ (design.md §2, §3).
 
 Run from anywhere (needs bin/seqlens; `make` first):  python3 tests/reference/train_gym_models.py
 
@@ -8,6 +8,8 @@ tested on something less arbitrary than random weights:
   tf_order     Transformer, rope, mean pooling: must read token order
   mamba_count  Mamba, mean pooling
   mamba_order  Mamba, last pooling: a causal model reading order
+  mamba2_count Mamba-2 (headdim 8, 4 heads, d_state 8, one group), mean pooling
+`--only NAME,...` trains only those (the others' files are left as they are).
 The training modules below are float32 torch re-statements of seqlens_ref.py, with parameter names
 equal to the safetensors names, so `state_dict()` is saved as is.  After training, every model is
 re-read from disk and run through seqlens_ref.run (float64); its logits must match the training
@@ -45,6 +47,8 @@ TRANSFORMER = dict(COMMON, arch="transformer", n_heads=2, d_ff=32, norm_first=Tr
                    positional="none", max_len=LEN, rope_base=10000, final_norm=True, layer_norm_eps=1e-5,
                    causal=False, pooling="mean")
 MAMBA = dict(COMMON, arch="mamba", d_state=8, d_conv=4, expand=2, dt_rank=1, norm_eps=1e-5, pooling="mean")
+MAMBA2 = dict(COMMON, arch="mamba2", d_state=8, d_conv=4, expand=2, headdim=8, ngroups=1, norm_eps=1e-5,
+              pooling="mean")
 
 # name, task, config, training settings.  Short fixed schedules (about 3 minutes in all on 2 cores) that
 # reach the Bayes-optimal AUC within a few epochs.  tf_order uses rope rather than learned positions:
@@ -54,6 +58,7 @@ MODELS = [
     ("tf_order", "order", dict(TRANSFORMER, positional="rope"), {"seed": 2, "epochs": 4, "lr": 3e-3, "batch": 64}),
     ("mamba_count", "count", dict(MAMBA), {"seed": 3, "epochs": 4, "lr": 1e-2, "batch": 128}),
     ("mamba_order", "order", dict(MAMBA, pooling="last"), {"seed": 4, "epochs": 4, "lr": 1e-2, "batch": 128}),
+    ("mamba2_count", "count", dict(MAMBA2), {"seed": 5, "epochs": 4, "lr": 1e-2, "batch": 128}),
 ]
 TRAIN = {"n": 6000, "seed": 11}
 TEST = {"n": 400, "seed": 12}
@@ -224,11 +229,55 @@ class MambaMixer(nn.Module):
         return self.out_proj(y * F.silu(z))
 
 
+class Mamba2Mixer(nn.Module):
+    """Mamba-2 (mamba_ssm's Mamba2, its non-fused path; design.md 2.4) with mamba_ssm's names and its
+    initialisation of A_log, dt_bias and D; ngroups groups of B and C, the grouped gated RMSNorm
+    (norm_before_gate false), no dt_limit, the SSD as a plain recurrence (these models are tiny)."""
+
+    def __init__(self, config):
+        super().__init__()
+        d, S, K, P, G = config["d_model"], config["d_state"], config["d_conv"], config["headdim"], config["ngroups"]
+        Di = config["expand"] * d
+        H = Di // P
+        self.Di, self.S, self.P, self.G, self.H, self.eps = Di, S, P, G, H, 1e-5
+        conv_dim = Di + 2 * G * S
+        self.in_proj = nn.Linear(d, 2 * Di + 2 * G * S + H, bias=False)
+        self.conv1d = nn.Conv1d(conv_dim, conv_dim, K, groups=conv_dim, padding=K - 1)
+        dt = torch.exp(torch.rand(H) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)).clamp(min=1e-4)
+        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
+        self.A_log = nn.Parameter(torch.log(torch.empty(H).uniform_(1, 16)))
+        self.D = nn.Parameter(torch.ones(H))
+        self.norm = nn.Module()
+        self.norm.weight = nn.Parameter(torch.ones(Di))
+        self.out_proj = nn.Linear(Di, d, bias=False)
+
+    def forward(self, u):
+        N, L, _ = u.shape
+        Di, S, P, G, H = self.Di, self.S, self.P, self.G, self.H
+        z, xBC, dt = self.in_proj(u).split([Di, Di + 2 * G * S, H], dim=-1)
+        xBC = F.silu(self.conv1d(xBC.transpose(1, 2))[..., :L].transpose(1, 2))
+        x, B, C = xBC.split([Di, G * S, G * S], dim=-1)
+        delta = F.softplus(dt + self.dt_bias)                              # [N,L,H]
+        decay = torch.exp(delta * -torch.exp(self.A_log))                  # [N,L,H]
+        x = x.reshape(N, L, H, P)
+        B = B.reshape(N, L, G, S).repeat_interleave(H // G, dim=2)         # head h reads group h // (H/G)
+        C = C.reshape(N, L, G, S).repeat_interleave(H // G, dim=2)
+        write = (delta[..., None] * x)[..., None] * B[:, :, :, None, :]    # [N,L,H,P,S]
+        state, ys = torch.zeros_like(write[:, 0]), []
+        for t in range(L):
+            state = decay[:, t, :, None, None] * state + write[:, t]
+            ys.append((state * C[:, t, :, None, :]).sum(-1))
+        y = (torch.stack(ys, dim=1) + self.D[:, None] * x).reshape(N, L, Di)
+        v = (y * F.silu(z)).reshape(N, L, G, Di // G)
+        v = (v * torch.rsqrt(v.pow(2).mean(-1, keepdim=True) + self.eps)).reshape(N, L, Di) * self.norm.weight
+        return self.out_proj(v)
+
+
 class MambaLayer(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.norm = RMSNorm(config["d_model"], config["norm_eps"])
-        self.mixer = MambaMixer(config)
+        self.mixer = (Mamba2Mixer if config["arch"] == "mamba2" else MambaMixer)(config)
 
     def forward(self, h):
         return h + self.mixer(self.norm(h))
@@ -262,7 +311,7 @@ def predict(model, data, batch=200):
 def train(config, train_set, valid_set, settings):
     """Adam on BCE-with-logits for a fixed number of epochs; prints the held-out AUC per epoch."""
     torch.manual_seed(settings["seed"])
-    model = (Mamba if config["arch"] == "mamba" else Transformer)(config)
+    model = (Transformer if config["arch"] == "transformer" else Mamba)(config)
     opt = torch.optim.Adam(model.parameters(), lr=settings["lr"])
     n = len(train_set["labels"])
     batch = settings["batch"]
@@ -369,6 +418,7 @@ def make_data(tmp):
 
 def main():
     torch.set_num_threads(2)
+    only = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
     if not os.access(SEQLENS, os.X_OK):
         sys.exit(f"{SEQLENS} not found: run make at the repository root first")
     os.makedirs(OUT, exist_ok=True)
@@ -378,6 +428,8 @@ def main():
         data = {task: load(train) for task, (train, _) in paths.items()}
     summary = {}
     for name, task, config, settings in MODELS:
+        if only and name not in only:
+            continue
         full = data[task]
         n = len(full["labels"])
         train_set, valid_set = take(full, slice(0, n - VALID)), take(full, slice(n - VALID, n))

@@ -1,9 +1,10 @@
-"""Train a tiny Transformer and a tiny Mamba on `seqlens gym --task recall` and look at how they recall.
+"""Train a tiny Transformer, Mamba and Mamba-2 on `seqlens gym --task recall` and look at how they recall.
 
 Run from anywhere (needs bin/seqlens; `make` first):  python3 tests/reference/train_recall_models.py
-    --analyse-only   skip training; analyse the models already in tests/trained/{tf,mamba}_recall
+    --analyse-only   skip training; analyse the models already in tests/trained/{tf,mamba,mamba2}_recall
+    --only NAME,...  train only those (the others' files are left as they are)
 
-Writes tests/trained/tf_recall/, tests/trained/mamba_recall/ (config.json + model.safetensors, the
+Writes tests/trained/tf_recall/, tests/trained/mamba_recall/, tests/trained/mamba2_recall/ (config.json + model.safetensors, the
 layout of train_gym_models.py, whose training modules, training loop and checks are imported, not
 copied) and tests/trained/recall_test.h5.
 
@@ -58,11 +59,13 @@ TRANSFORMER = dict(COMMON, arch="transformer", n_heads=2, d_ff=64, norm_first=Tr
                    positional="rope", max_len=LEN, rope_base=10000, final_norm=True, layer_norm_eps=1e-5,
                    causal=False)
 MAMBA = dict(COMMON, arch="mamba", d_state=16, d_conv=4, expand=2, dt_rank=2, norm_eps=1e-5)
+MAMBA2 = dict(COMMON, arch="mamba2", d_state=16, d_conv=4, expand=2, headdim=16, ngroups=1, norm_eps=1e-5)
 
 # name, config, training settings (train_gym_models.train: Adam, one-cycle cosine schedule, BCE).
 MODELS = [
     ("tf_recall", TRANSFORMER, {"seed": 1, "epochs": 20, "lr": 3e-3, "batch": 64, "n_train": 19400}),
     ("mamba_recall", MAMBA, {"seed": 3, "epochs": 2, "lr": 1e-2, "batch": 64, "n_train": 8000}),
+    ("mamba2_recall", MAMBA2, {"seed": 4, "epochs": 4, "lr": 1e-2, "batch": 64, "n_train": 8000}),
 ]
 
 
@@ -75,7 +78,7 @@ def gym(n, seed, path):
 
 # ----------------------------------------------------------------------------- part 1: training
 
-def train_all(test_path):
+def train_all(test_path, only):
     with tempfile.TemporaryDirectory() as tmp:
         train_path = os.path.join(tmp, "recall_train.h5")
         gym(TRAIN["n"], TRAIN["seed"], train_path)
@@ -84,6 +87,8 @@ def train_all(test_path):
     valid_set = gym_models.take(full, slice(n - VALID, n))
     summary = {}
     for name, config, settings in MODELS:
+        if only and name not in only:
+            continue
         train_set = gym_models.take(full, slice(0, min(settings["n_train"], n - VALID)))
         print(f"{name}: training on {len(train_set['labels'])} examples", flush=True)
         t0 = time.time()
@@ -132,7 +137,7 @@ def patched_logits(config, params, tokens, lengths, hook, rows, pos_b, act):
         token_embed = params["embedding.weight"][tokens].clone()
         if config["arch"] == "transformer" and config["positional"] == "learned":
             act = act - params["pos_embedding.weight"][pos_b]   # run() adds the positional term back
-        assert config["arch"] == "mamba" or config["positional"] in ("learned", "rope", "none")
+        assert config["arch"] != "transformer" or config["positional"] in ("learned", "rope", "none")
         token_embed[rows, pos_b] = act
         return ref.run(config, params, tokens, lengths, token_embed=token_embed)["logits"].numpy()
     layer = int(hook.split(".")[1])
@@ -199,6 +204,14 @@ def mamba_ablated(config, params, tokens, lengths, component, layer):
     return ref.head_logit(ref.pool(final, lengths, config["pooling"]), params).numpy()
 
 
+def mamba2_ablated(config, params, tokens, lengths, component, layer):
+    """The same three switches on Mamba-2 (xBC's conv, the scan term, the gate inside the gated norm):
+    make_intervention_fixtures.forward's, whose Mamba-2 switches are checked there against mamba_ssm."""
+    import make_intervention_fixtures as interventions
+    off = {layer: component} if component else None
+    return interventions.forward(config, params, tokens, lengths, mamba_off=off)["logits"].numpy()
+
+
 def transformer_ablated(config, params, tokens, lengths, component, layer):
     """attn / mlp: blocks.i.attn.out / blocks.i.mlp.out set to 0 (norm_first models only)."""
     assert config["norm_first"]
@@ -219,6 +232,8 @@ def component_table(config, params, test):
     tokens, lengths, labels = test["tokens"], test["lengths"], test["labels"].numpy()
     if config["arch"] == "mamba":
         fn, components = mamba_ablated, ("conv", "ssm", "gate")
+    elif config["arch"] == "mamba2":
+        fn, components = mamba2_ablated, ("conv", "ssm", "gate")
     else:
         fn, components = transformer_ablated, ("attn", "mlp")
     plain = ref.run(config, params, tokens, lengths)["logits"].numpy()
@@ -296,7 +311,7 @@ def main():
     test_path = os.path.join(OUT, "recall_test.h5")
     if "--analyse-only" not in sys.argv:
         gym(TEST["n"], TEST["seed"], test_path)
-        train_all(test_path)
+        train_all(test_path, sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None)
     analyse(test_path)
     print(f"total {time.time() - started:.0f} s")
 
