@@ -1,7 +1,7 @@
 #!/bin/sh
 # Every output of bin/seqlens byte for byte against the binary built from
-# BASE, a commit before the refactor of issue 19 (`make same-as-before`,
-# not part of make test): each JSON-writing command on both example
+# BASE, a commit whose outputs are the expected ones (`make same-as-before`,
+# not part of make test): each JSON-writing command on the three example
 # models, on the CPU and with --device cuda on the host grid stand-in,
 # the HDF5 files (through h5dump), analyze's directory and report page,
 # summarize's, every usage text, and bad usage (its stderr and exit
@@ -14,9 +14,10 @@
 # the flavour (cpu or cuda) that bin/seqlens was built in.
 . tests/shell.sh
 S=${SEQLENS:-bin/seqlens}
-# 366682b: README's Architecture note, the last commit before any code of
-# issue 19 moved
-BASE=${BASE:-366682b28dd0b1a85e99d21b77d16c1d07da8612}
+# 0bb8d4a: issue 20's outputs (Mamba-2, ablate --mode skip, analyze's
+# ablate-skip stage), checked against 366682b (before issue 19) to differ
+# only there
+BASE=${BASE:-0bb8d4ab1109d82194d57c9e4480df293aa534fb}
 B=${BUILD:-build}
 T=$B/tests/same-as-before
 R=$T/out # where both binaries write, then moved to $T/old/NAME or $T/new/NAME
@@ -113,7 +114,7 @@ same_ok() {
 mkdir -p "$T/in"
 "$S" eval examples/mamba $D -o "$T/in/mamba-logits.h5" >/dev/null
 
-for m in transformer mamba; do
+for m in transformer mamba mamba2; do
     M=examples/$m
     same_ok $m-info info $M
     same_ok $m-eval eval $M $D
@@ -144,15 +145,19 @@ for m in transformer mamba; do
         --examples 0:40 -o "$R/acts.h5"
     same_ok $m-capture-mean capture $M $D --hook 'blocks.0.*' --reduce mean --dtype f16 -o "$R/acts.h5"
 done
+for m in mamba mamba2; do
+    same_ok $m-family-skip ablate examples/$m $D --family all --mode skip --bootstrap 50 --seed 3 -o "$R/out.json"
+done
 same_ok verify verify examples/mamba $D --logits "$T/in/mamba-logits.h5" -o "$R/out.json"
 same_ok compare compare examples/transformer examples/mamba $D -o "$R/out.json"
+same_ok compare-mamba2 compare examples/mamba examples/mamba2 $D -o "$R/out.json"
 same_ok baseline baseline $D --seed 3 -o "$R/out.json"
 same_ok gym gym --task order --n 200 --len 32 --seed 7 --noise 0.05 -o "$R/gym.h5"
 
 # --device cuda on the host grid stand-in (tests/test_device_cli.c): slower
 # than the CPU path, so on 160 examples
 export SEQLENS_TEST_HOST_DEVICE=1
-for m in transformer mamba; do
+for m in transformer mamba mamba2; do
     M=examples/$m
     X="--examples 0:160 --device cuda"
     same_ok $m-dev-eval eval $M $D $X
@@ -168,7 +173,7 @@ unset SEQLENS_TEST_HOST_DEVICE
 
 # analyze end to end: every stage's JSON, analyze.json, report.html and its
 # figures
-for m in mamba transformer; do
+for m in mamba transformer mamba2; do
     same_ok $m-analyze analyze examples/$m $D --examples 0:160 --steps 4 --bootstrap 50 -o "$R/an"
 done
 # summarize's input: two directories as the new binary writes them (the

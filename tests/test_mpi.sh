@@ -63,10 +63,10 @@ A="analyze examples/mamba $D --steps 2 --bootstrap 20 --threads 1"
 "$P" $A -o "$T/an1" >/dev/null 2>&1
 $MPIRUN "$P" $A -o "$T/an2" >/dev/null 2>&1
 check "analyze ran with 2 ranks" [ -f "$T/an2/report.html" ]
-for f in eval ablate-family ablate-layer ablate-component reverse inspect attribute probe patch baseline; do
+for f in eval ablate-family ablate-skip ablate-layer ablate-component reverse inspect attribute probe patch baseline; do
     check "analyze $f.json: identical with 1 and 2 ranks" cmp -s "$T/an1/$f.json" "$T/an2/$f.json"
 done
-check "analyze under MPI resumes: every stage kept" [ "$($MPIRUN "$P" $A -o "$T/an2" 2>&1 | grep -c 'done earlier, kept')" = 10 ]
+check "analyze under MPI resumes: every stage kept" [ "$($MPIRUN "$P" $A -o "$T/an2" 2>&1 | grep -c 'done earlier, kept')" = 11 ]
 $MPIRUN "$P" $A --seed 9 -o "$T/an2" >/dev/null 2>"$T/an-other.err"
 rc=$?
 check "analyze under MPI refuses a directory of other inputs (exit $rc)" [ $rc -eq 2 ]
