@@ -306,18 +306,16 @@ static void component_verdict(const sl_results *r, const cJSON *own, char *out, 
     sl_verdict_component(own, out, size);
 }
 
-static int family_section(sl_report_ctx *rp, const cJSON *fam, const char *sentence, sl_error *err)
+/* A family-by-family result (ablate --family, or its skip run): its
+ * figure, named id, and table; intro says what was done to a family. */
+static int family_rows_section(sl_report_ctx *rp, const cJSON *fam, const char *sentence, const char *anchor,
+                               const char *heading, const char *intro, const char *figure_title, const char *id,
+                               const char *caption, sl_error *err)
 {
-    char t[200];
-    sl_page_section(&rp->page, "family", "Family ablation",
-                    "Each token family's embeddings replaced (see the mode) at every position of that family, and the "
-                    "change in AUC. Bars below zero are AUC the model loses without the family.");
+    sl_page_section(&rp->page, anchor, heading, intro);
     sl_page_verdict(&rp->page, sentence);
-    snprintf(t, sizeof t, "Family ablation, mode '%s': AUC change from %.4f", sl_jstr(fam, "mode"),
-             sl_jnum(fam, "baseline_auc"));
-    int rc = sl_page_figure_done(&rp->page, sl_fig_ablation(sl_page_figure(&rp->page), fam, "family", t), "ablate-family",
-                                 "AUC change per ablated family, largest drop first, with paired-bootstrap 95% intervals.",
-                                 800, 450, err);
+    int rc = sl_page_figure_done(&rp->page, sl_fig_ablation(sl_page_figure(&rp->page), fam, "family", figure_title), id,
+                                 caption, 800, 450, err);
     static const sl_column COLS[] = {{"family", "family", 's'},       {"AUC", "auc", 'n'},
                                      {"AUC change", "delta_auc", 'n'}, {"95% CI", "ci95", 'c'},
                                      {"p (DeLong)", "p_value", 'n'},   {"fraction of tokens", "masked_fraction", 'n'}};
@@ -326,25 +324,31 @@ static int family_section(sl_report_ctx *rp, const cJSON *fam, const char *sente
     return rc;
 }
 
+static int family_section(sl_report_ctx *rp, const cJSON *fam, const char *sentence, sl_error *err)
+{
+    char t[200];
+    snprintf(t, sizeof t, "Family ablation, mode '%s': AUC change from %.4f", sl_jstr(fam, "mode"),
+             sl_jnum(fam, "baseline_auc"));
+    return family_rows_section(
+        rp, fam, sentence, "family", "Family ablation",
+        "Each token family's embeddings replaced (see the mode) at every position of that family, and the "
+        "change in AUC. Bars below zero are AUC the model loses without the family.",
+        t, "ablate-family", "AUC change per ablated family, largest drop first, with paired-bootstrap 95% intervals.",
+        err);
+}
+
 static int skip_section(sl_report_ctx *rp, const cJSON *fam, const char *sentence, sl_error *err)
 {
     char t[200];
-    sl_page_section(&rp->page, "skip", "Family skip: tokens the state never sees",
-                    "Mamba's step size delta set to 0 at every position of one family in every layer (mamba-knockout's "
-                    "zero-delta knockout): the state passes those tokens by unchanged and takes nothing from them, "
-                    "and their positions are left out of pooling; the tokens still reach their neighbours through the "
-                    "short convolution. Bars below zero are AUC the model loses when the state cannot read the family.");
-    sl_page_verdict(&rp->page, sentence);
     snprintf(t, sizeof t, "Family skip (delta = 0): AUC change from %.4f", sl_jnum(fam, "baseline_auc"));
-    int rc = sl_page_figure_done(&rp->page, sl_fig_ablation(sl_page_figure(&rp->page), fam, "family", t), "ablate-skip",
-                                 "AUC change per skipped family, largest drop first, with paired-bootstrap 95% intervals.",
-                                 800, 450, err);
-    static const sl_column COLS[] = {{"family", "family", 's'},       {"AUC", "auc", 'n'},
-                                     {"AUC change", "delta_auc", 'n'}, {"95% CI", "ci95", 'c'},
-                                     {"p (DeLong)", "p_value", 'n'},   {"fraction of tokens", "masked_fraction", 'n'}};
-    sl_report_table(rp->f, cJSON_GetObjectItemCaseSensitive(fam, "results"), "delta_auc", COLS, 6);
-    fputs("</section>\n", rp->f);
-    return rc;
+    return family_rows_section(
+        rp, fam, sentence, "skip", "Family skip: tokens the state never sees",
+        "Mamba's step size delta set to 0 at every position of one family in every layer (mamba-knockout's "
+        "zero-delta knockout): the state passes those tokens by unchanged and takes nothing from them, "
+        "and their positions are left out of pooling; the tokens still reach their neighbours through the "
+        "short convolution. Bars below zero are AUC the model loses when the state cannot read the family.",
+        t, "ablate-skip", "AUC change per skipped family, largest drop first, with paired-bootstrap 95% intervals.",
+        err);
 }
 
 static int layer_section(sl_report_ctx *rp, const cJSON *lay, const char *sentence, sl_error *err)

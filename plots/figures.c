@@ -105,6 +105,35 @@ static int family_index(const char **names, int *n, const char *name)
     return (*n)++;
 }
 
+/* The heatmap both inspect figures draw: families across (names as
+ * gnuplot labels), rows up (layers or heads, every ystep-th numbered),
+ * the cells' "x y value" lines in data, which is freed; with values,
+ * each cell's value written in it. 0 when no cell. */
+static int family_heatmap(FILE *gp, char *data, int cells, const char *t, const char **names, int nf, int rows,
+                          const char *ylabel, int ystep, const char *field, int values)
+{
+    if (!cells) {
+        free(data);
+        return 0;
+    }
+    sl_gp_title(gp, t);
+    fprintf(gp, "set xrange [-0.5:%d.5]\nset yrange [-0.5:%d.5]\nset ylabel '%s'\nset ytics %d\n", nf - 1, rows - 1,
+            ylabel, ystep);
+    fputs("set xtics (", gp);
+    for (int i = 0; i < nf; i++) {
+        fputs(i ? ", " : "", gp);
+        sl_gp_label(gp, names[i]);
+        fprintf(gp, " %d", i);
+    }
+    fprintf(gp, ")%s\nset palette defined (0 '#ffffff', 1 '#9ecae1', 2 '#3182bd')\nset cblabel ", nf > 6 ? " rotate by -35" : "");
+    sl_gp_label(gp, field);
+    fprintf(gp, "\n$h << EOD\n%sEOD\n"
+                "plot $h using 1:2:(0.5):(0.5):3 with boxxyerror fc palette fs solid 1 notitle%s\n",
+            data, values ? ", \\\n     $h using 1:2:(sprintf('%.3g', $3)) with labels notitle" : "");
+    free(data);
+    return 1;
+}
+
 int sl_fig_inspect(FILE *gp, const cJSON *inspect, const char *field, const char *t)
 {
     if (!inspect) return 0;
@@ -127,27 +156,8 @@ int sl_fig_inspect(FILE *gp, const cJSON *inspect, const char *field, const char
         }
         nl++;
     }
-    fclose(d);
-    if (!cells) {
-        free(data);
-        return 0;
-    }
-    sl_gp_title(gp, t);
-    fprintf(gp, "set xrange [-0.5:%d.5]\nset yrange [-0.5:%d.5]\nset ylabel 'layer'\nset ytics 1\n", nf - 1, nl - 1);
-    fputs("set xtics (", gp);
-    for (int i = 0; i < nf; i++) {
-        fputs(i ? ", " : "", gp);
-        sl_gp_label(gp, names[i]);
-        fprintf(gp, " %d", i);
-    }
-    fprintf(gp, ")%s\nset palette defined (0 '#ffffff', 1 '#9ecae1', 2 '#3182bd')\nset cblabel ", nf > 6 ? " rotate by -35" : "");
-    sl_gp_label(gp, field);
-    fprintf(gp, "\n$h << EOD\n%sEOD\n"
-                "plot $h using 1:2:(0.5):(0.5):3 with boxxyerror fc palette fs solid 1 notitle, \\\n"
-                "     $h using 1:2:(sprintf('%%.3g', $3)) with labels notitle\n",
-            data);
-    free(data);
-    return 1;
+    fclose(d); /* data is only valid after the close */
+    return family_heatmap(gp, data, cells, t, names, nf, nl, "layer", 1, field, 1);
 }
 
 int sl_fig_inspect_heads(FILE *gp, const cJSON *layer, const char *field, const char *t)
@@ -174,28 +184,9 @@ int sl_fig_inspect_heads(FILE *gp, const cJSON *layer, const char *field, const 
             if (++h > nh) nh = h;
         }
     }
-    fclose(d);
-    if (!cells) {
-        free(data);
-        return 0;
-    }
-    sl_gp_title(gp, t);
-    fprintf(gp, "set xrange [-0.5:%d.5]\nset yrange [-0.5:%d.5]\nset ylabel 'head'\nset ytics %d\n", nf - 1, nh - 1,
-            nh > 16 ? nh / 8 : 1);
-    fputs("set xtics (", gp);
-    for (int i = 0; i < nf; i++) {
-        fputs(i ? ", " : "", gp);
-        sl_gp_label(gp, names[i]);
-        fprintf(gp, " %d", i);
-    }
-    fprintf(gp, ")%s\nset palette defined (0 '#ffffff', 1 '#9ecae1', 2 '#3182bd')\nset cblabel ", nf > 6 ? " rotate by -35" : "");
-    sl_gp_label(gp, field);
     /* the values written in the cells only while they stay readable */
-    fprintf(gp, "\n$h << EOD\n%sEOD\n"
-                "plot $h using 1:2:(0.5):(0.5):3 with boxxyerror fc palette fs solid 1 notitle%s\n",
-            data, cells <= 96 ? ", \\\n     $h using 1:2:(sprintf('%.3g', $3)) with labels notitle" : "");
-    free(data);
-    return 1;
+    fclose(d);
+    return family_heatmap(gp, data, cells, t, names, nf, nh, "head", nh > 16 ? nh / 8 : 1, field, cells <= 96);
 }
 
 int sl_fig_attribution(FILE *gp, const cJSON *attr)

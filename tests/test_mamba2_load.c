@@ -208,7 +208,7 @@ static int base_specs(spec *s)
         };
         for (size_t k = 0; k < sizeof layer / sizeof *layer; k++) {
             s[n] = layer[k];
-            snprintf(s[n].name, sizeof s[n].name, "layers.%d.%.80s", i, layer[k].name);
+            snprintf(s[n].name, sizeof s[n].name, "layers.%d.%.40s", i, layer[k].name); /* i < 2: fits */
             n++;
         }
     }
