@@ -1,11 +1,11 @@
 /* The streaming attention's kernels for one vector width, included by
- * models/attention_tile.h once per width (so no include guard): SL_V is
- * the vector type of SL_VW float lanes, SL_VLOAD, SL_VSTORE and SL_VSET1
- * its helpers, SL_VN(name) names a kernel for this width (all six are
- * undefined again at the end, ready for the next width). A head of
+ * models/attention_tile.h once per width (so no include guard) with SL_VW
+ * defined; core/simd_width.h gives the vector type and names. A head of
  * d_head = SL_VW * dhv (dhv <= 4) runs in blocks of qbn <= SL_QB queries:
  * the compiler specialises each (d_head, qbn), keeping the accumulators in
  * registers. */
+
+#include "core/simd_width.h"
 
 /* S[r][j] = sum_k qb[k][r] kt[k][j0 + j] for j < jn rounded up to 16, the
  * qbn queries of a block against a tile of keys: 16 keys at a time (with 8
@@ -146,9 +146,4 @@ static inline __attribute__((always_inline)) void SL_VN(sl_head_backward)(const 
     }
 }
 
-#undef SL_V
-#undef SL_VW
-#undef SL_VLOAD
-#undef SL_VSTORE
-#undef SL_VSET1
-#undef SL_VN
+#include "core/simd_width_end.h"

@@ -151,19 +151,9 @@ static inline __attribute__((always_inline)) void sl_probs_tile(float *P, float 
 }
 
 /* The kernels, for 8 lanes (AVX2) and 16 (AVX-512). */
-#define SL_V v8f
 #define SL_VW 8
-#define SL_VLOAD v8_load
-#define SL_VSTORE v8_store
-#define SL_VSET1 v8_set1
-#define SL_VN(name) name##_v8
 #include "models/attention_lanes.h"
-#define SL_V v16f
 #define SL_VW 16
-#define SL_VLOAD v16_load
-#define SL_VSTORE v16_store
-#define SL_VSET1 v16_set1
-#define SL_VN(name) name##_v16
 #include "models/attention_lanes.h"
 
 #endif

@@ -102,20 +102,10 @@ typedef struct {
     float A;
 } head_grad;
 
-#define SL_V v8f
 #define SL_VW 8
-#define SL_VLOAD v8_load
-#define SL_VSTORE v8_store
-#define SL_VSET1 v8_set1
-#define SL_VN(name) name##_v8
 #include "models/mamba2_ssd_lanes.h"
 #ifdef __AVX512F__
-#define SL_V v16f
 #define SL_VW 16
-#define SL_VLOAD v16_load
-#define SL_VSTORE v16_store
-#define SL_VSET1 v16_set1
-#define SL_VN(name) name##_v16
 #include "models/mamba2_ssd_lanes.h"
 #endif
 

@@ -1,11 +1,12 @@
 /* The SSD's vector kernels for one width, included by models/mamba2_cpu.c
- * once per width (so no include guard): SL_V is the vector type of SL_VW
- * float lanes, SL_VLOAD, SL_VSTORE and SL_VSET1 its helpers, SL_VN(name)
- * names a kernel for this width (all six undefined again at the end). A
+ * once per width (so no include guard) with SL_VW defined;
+ * core/simd_width.h gives the vector type and names. A
  * head's P channels (a multiple of SL_VW) run in blocks of 4, 2 and 1
  * vectors; the states go two at a time, each with its own accumulators, so
  * that the FMA chains across the states (y, and the backward's sums) are
  * twice as many as the block's vectors and hide their latency. */
+
+#include "core/simd_width.h"
 
 /* Channels p0 .. p0 + SL_VW nv - 1 of one head at one position: its state
  * s ([N][P], at column p0) advanced and y written. */
@@ -123,9 +124,4 @@ static float SL_VN(bwd_head)(const head_in *hi, const head_grad *hg, int P, int 
     return sum;
 }
 
-#undef SL_V
-#undef SL_VW
-#undef SL_VLOAD
-#undef SL_VSTORE
-#undef SL_VSET1
-#undef SL_VN
+#include "core/simd_width_end.h"
