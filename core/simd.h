@@ -7,6 +7,9 @@
 #define SL_SIMD_H
 
 #include <string.h>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 typedef float v8f __attribute__((vector_size(32)));
 
@@ -21,6 +24,19 @@ static inline void v8_store(float *p, v8f v) { memcpy(p, &v, sizeof v); }
 
 static inline v8f v8_set1(float x) { return (v8f){x, x, x, x, x, x, x, x}; }
 
+/* Lane by lane a > b ? a : b: b where either is NaN (as the max
+ * instructions do). */
+static inline v8f v8_max(v8f a, v8f b)
+{
+#if defined(__AVX__)
+    return (v8f)_mm256_max_ps((__m256)a, (__m256)b);
+#else
+    v8f r;
+    for (int i = 0; i < 8; i++) r[i] = a[i] > b[i] ? a[i] : b[i];
+    return r;
+#endif
+}
+
 typedef float v16f __attribute__((vector_size(64)));
 
 static inline v16f v16_load(const float *p)
@@ -33,5 +49,16 @@ static inline v16f v16_load(const float *p)
 static inline void v16_store(float *p, v16f v) { memcpy(p, &v, sizeof v); }
 
 static inline v16f v16_set1(float x) { return (v16f){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
+
+static inline v16f v16_max(v16f a, v16f b)
+{
+#if defined(__AVX512F__)
+    return (v16f)_mm512_max_ps((__m512)a, (__m512)b);
+#else
+    v16f r;
+    for (int i = 0; i < 16; i++) r[i] = a[i] > b[i] ? a[i] : b[i];
+    return r;
+#endif
+}
 
 #endif

@@ -5,4 +5,5 @@
 #undef SL_VLOAD
 #undef SL_VSTORE
 #undef SL_VSET1
+#undef SL_VMAX
 #undef SL_VN

@@ -60,25 +60,57 @@ static void flash_head_any(const sl_config *c, sl_workspace *ws, int T, int nk, 
     }
 }
 
-/* Packs one head (q scaled by 1/sqrt(d_head), k transposed, v) and runs the
- * streaming kernel that fits its width. */
-static void flash_head(const sl_config *c, sl_workspace *ws, int T, int nk, int head)
+/* The streaming kernel that fits the head's width. The score tile keeps its
+ * row maxima in registers where there are 32 of them (AVX-512). */
+#ifdef __AVX512F__
+#define FUSE_MAX 1
+#else
+#define FUSE_MAX 0
+#endif
+static inline __attribute__((always_inline)) void flash_head_fit(const sl_config *c, sl_workspace *ws, int T, int nk,
+                                                                 int head, const int nan_check)
 {
-    int d = c->d_model, dh = c->d_head, ld = ws->kt_ld;
+    switch (c->d_head) {
+    case 8: sl_flash_head_v8(c, ws, T, nk, head, 8, 6, nan_check, FUSE_MAX); break;
+#ifdef __AVX512F__
+    case 16: sl_flash_head_v16(c, ws, T, nk, head, 16, 12, nan_check, FUSE_MAX); break;
+    case 32: sl_flash_head_v16(c, ws, T, nk, head, 32, 12, nan_check, FUSE_MAX); break;
+    case 64: sl_flash_head_v16(c, ws, T, nk, head, 64, 6, nan_check, FUSE_MAX); break;
+#else
+    case 16: sl_flash_head_v8(c, ws, T, nk, head, 16, 6, nan_check, FUSE_MAX); break;
+    case 32: sl_flash_head_v8(c, ws, T, nk, head, 32, 3, nan_check, FUSE_MAX); break;
+#endif
+    default: flash_head_any(c, ws, T, nk, head);
+    }
+}
+
+/* Packs one head (q scaled by 1/sqrt(d_head), k transposed, v) and runs the
+ * streaming kernel that fits its width; dh a constant where a kernel takes
+ * that width. */
+static inline __attribute__((always_inline)) void flash_head_w(const sl_config *c, sl_workspace *ws, int T, int nk,
+                                                               int head, const int dh)
+{
+    int d = c->d_model, ld = ws->kt_ld;
     sl_pack_rows(ws->qkv + head * dh, 3L * d, T, dh, 1.0f / sqrtf((float)dh), ws->q);
     sl_pack_key_cols(ws->qkv, d, ws->kpos, nk, d + head * dh, dh, ld, ws->kt);
     sl_pack_key_rows(ws->qkv, d, ws->kpos, nk, 2 * d + head * dh, dh, ws->v);
-    switch (dh) {
-    case 8: sl_flash_head_v8(c, ws, T, nk, head, 8, 6); break;
-#ifdef __AVX512F__
-    case 16: sl_flash_head_v16(c, ws, T, nk, head, 16, 12); break;
-    case 32: sl_flash_head_v16(c, ws, T, nk, head, 32, 12); break;
-    case 64: sl_flash_head_v16(c, ws, T, nk, head, 64, 6); break;
-#else
-    case 16: sl_flash_head_v8(c, ws, T, nk, head, 16, 6); break;
-    case 32: sl_flash_head_v8(c, ws, T, nk, head, 32, 3); break;
-#endif
-    default: flash_head_any(c, ws, T, nk, head);
+    /* the per-score NaN test only where a score can be NaN */
+    int tame = sl_scores_tame(ws->q, (long)T * dh);
+    for (int k = 0; k < dh && tame; k++) tame = sl_scores_tame(ws->kt + (long)k * ld, nk);
+    if (tame)
+        flash_head_fit(c, ws, T, nk, head, 0);
+    else
+        flash_head_fit(c, ws, T, nk, head, 1);
+}
+
+static void flash_head(const sl_config *c, sl_workspace *ws, int T, int nk, int head)
+{
+    switch (c->d_head) {
+    case 8: flash_head_w(c, ws, T, nk, head, 8); break;
+    case 16: flash_head_w(c, ws, T, nk, head, 16); break;
+    case 32: flash_head_w(c, ws, T, nk, head, 32); break;
+    case 64: flash_head_w(c, ws, T, nk, head, 64); break;
+    default: flash_head_w(c, ws, T, nk, head, c->d_head);
     }
 }
 

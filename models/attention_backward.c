@@ -50,6 +50,24 @@ static void head_backward_any(const sl_config *c, const sl_workspace *ws, sl_bac
     }
 }
 
+static inline __attribute__((always_inline)) void head_backward_fit(const sl_config *c, const sl_workspace *ws,
+                                                                    sl_backward_ws *b, int T, int nk, const float *lse,
+                                                                    const int nan_check)
+{
+    switch (c->d_head) {
+    case 8: sl_head_backward_v8(c, ws, b, T, nk, lse, 8, 6, nan_check); break;
+#ifdef __AVX512F__
+    case 16: sl_head_backward_v16(c, ws, b, T, nk, lse, 16, 12, nan_check); break;
+    case 32: sl_head_backward_v16(c, ws, b, T, nk, lse, 32, 6, nan_check); break;
+    case 64: sl_head_backward_v16(c, ws, b, T, nk, lse, 64, 3, nan_check); break;
+#else
+    case 16: sl_head_backward_v8(c, ws, b, T, nk, lse, 16, 6, nan_check); break;
+    case 32: sl_head_backward_v8(c, ws, b, T, nk, lse, 32, 3, nan_check); break;
+#endif
+    default: head_backward_any(c, ws, b, T, nk, lse);
+    }
+}
+
 void sl_attention_backward(const sl_config *c, const sl_example *ex, sl_workspace *ws, const float *qkv,
                            const float *ctx, const float *lse, const float *dctx, float *dqkv)
 {
@@ -71,18 +89,14 @@ void sl_attention_backward(const sl_config *c, const sl_example *ex, sl_workspac
         }
         memset(b->dk, 0, (size_t)nk * dh * sizeof *b->dk);
         memset(b->dv, 0, (size_t)nk * dh * sizeof *b->dv);
-        switch (dh) {
-        case 8: sl_head_backward_v8(c, ws, b, T, nk, lh, 8, 6); break;
-#ifdef __AVX512F__
-        case 16: sl_head_backward_v16(c, ws, b, T, nk, lh, 16, 12); break;
-        case 32: sl_head_backward_v16(c, ws, b, T, nk, lh, 32, 6); break;
-        case 64: sl_head_backward_v16(c, ws, b, T, nk, lh, 64, 3); break;
-#else
-        case 16: sl_head_backward_v8(c, ws, b, T, nk, lh, 16, 6); break;
-        case 32: sl_head_backward_v8(c, ws, b, T, nk, lh, 32, 3); break;
-#endif
-        default: head_backward_any(c, ws, b, T, nk, lh);
-        }
+        /* sl_exp's NaN and upper bounds only where a score can be NaN */
+        int tame = sl_scores_tame(ws->q, (long)T * dh);
+        for (int k = 0; k < dh && tame; k++) tame = sl_scores_tame(ws->kt + (long)k * ld, nk);
+        for (int t = 0; t < T && tame; t++) tame = isfinite(lh[t]);
+        if (tame)
+            head_backward_fit(c, ws, b, T, nk, lh, 0);
+        else
+            head_backward_fit(c, ws, b, T, nk, lh, 1);
         /* dropped keys get no gradient through k and v */
         for (int t = 0; t < T; t++) {
             float *row = dqkv + (long)t * 3 * d + h * dh;

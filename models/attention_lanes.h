@@ -33,9 +33,64 @@ static inline __attribute__((always_inline)) void SL_VN(sl_score_tile)(const flo
     }
 }
 
+/* sl_score_tile that also leaves in tmax[r] the largest of row r's first
+ * lim[r] scores (the keys it sees), from the scores still in registers:
+ * max is exact, so this is the max the softmax would find reading them back,
+ * without that pass's chain of dependent maxima per row. Needs twice the
+ * accumulators: for 32 vector registers. */
+static inline __attribute__((always_inline)) void SL_VN(sl_score_tile_max)(const float (*qb)[SL_QB], const float *kt,
+                                                                           int ld, int j0, int jn, float *S,
+                                                                           const int *lim, float *tmax, const int dh,
+                                                                           const int qbn)
+{
+    enum { NV = 16 / SL_VW };
+    SL_V m[SL_QB][NV];
+    int low = jn;
+    for (int r = 0; r < qbn; r++) {
+        for (int u = 0; u < NV; u++) m[r][u] = SL_VSET1(-INFINITY);
+        if (lim[r] < low) low = lim[r];
+    }
+    for (int j = 0; j < jn; j += 16) {
+        SL_V s[SL_QB][NV];
+        for (int r = 0; r < qbn; r++)
+            for (int u = 0; u < NV; u++) s[r][u] = SL_VSET1(0.0f);
+        for (int k = 0; k < dh; k++) {
+            const float *kr = kt + (long)k * ld + j0 + j;
+            SL_V kv[NV];
+            for (int u = 0; u < NV; u++) kv[u] = SL_VLOAD(kr + SL_VW * u);
+            for (int r = 0; r < qbn; r++) {
+                SL_V qr = SL_VSET1(qb[k][r]);
+                for (int u = 0; u < NV; u++) s[r][u] += qr * kv[u];
+            }
+        }
+        for (int r = 0; r < qbn; r++)
+            for (int u = 0; u < NV; u++) SL_VSTORE(S + r * SL_KEY_TILE + j + SL_VW * u, s[r][u]);
+        /* whole vectors of seen keys; a ragged end below */
+        if (j + 16 <= low) {
+            for (int r = 0; r < qbn; r++)
+                for (int u = 0; u < NV; u++) m[r][u] = SL_VMAX(s[r][u], m[r][u]);
+        } else {
+            for (int r = 0; r < qbn; r++)
+                for (int u = 0; u < NV; u++)
+                    if (j + SL_VW * (u + 1) <= lim[r]) m[r][u] = SL_VMAX(s[r][u], m[r][u]);
+        }
+    }
+    for (int r = 0; r < qbn; r++) {
+        float t = -INFINITY;
+        for (int u = 0; u < NV; u++)
+            for (int i = 0; i < SL_VW; i++) t = m[r][u][i] > t ? m[r][u][i] : t;
+        const float *sr = S + r * SL_KEY_TILE;
+        for (int j = lim[r] & ~(SL_VW - 1); j < lim[r]; j++) t = sr[j] > t ? sr[j] : t;
+        tmax[r] = t;
+    }
+}
+
 /* One head's forward: an online softmax over tiles of keys. */
+/* nan_check 0 only where no score can be NaN (sl_scores_tame); fuse_max
+ * where 32 vector registers hold sl_score_tile_max's accumulators. */
 static inline __attribute__((always_inline)) void SL_VN(sl_flash_head)(const sl_config *c, sl_workspace *ws, int T,
-                                                                       int nk, int head, const int dh, const int qbn)
+                                                                       int nk, int head, const int dh, const int qbn,
+                                                                       const int nan_check, const int fuse_max)
 {
     const int dhv = dh / SL_VW;
     int d = c->d_model, ld = ws->kt_ld;
@@ -54,9 +109,23 @@ static inline __attribute__((always_inline)) void SL_VN(sl_flash_head)(const sl_
         for (int r = 0; r < qbn; r++) { mx[r] = -INFINITY; l[r] = 0.0f; }
         for (int j0 = 0; j0 < vmax; j0 += SL_KEY_TILE) {
             int jn = vmax - j0 < SL_KEY_TILE ? vmax - j0 : SL_KEY_TILE;
-            SL_VN(sl_score_tile)(qb, kt, ld, j0, jn, S, dh, qbn);
+            int lim[SL_QB];
+            float tmax[SL_QB];
+            for (int r = 0; r < qbn; r++) lim[r] = sl_tile_seen(vis[r], j0, jn);
+            if (fuse_max) {
+                SL_VN(sl_score_tile_max)(qb, kt, ld, j0, jn, S, lim, tmax, dh, qbn);
+            } else {
+                SL_VN(sl_score_tile)(qb, kt, ld, j0, jn, S, dh, qbn);
+                for (int r = 0; r < qbn; r++) {
+                    const float *sr = S + r * SL_KEY_TILE;
+                    float t = -INFINITY;
+#pragma omp simd reduction(max : t)
+                    for (int j = 0; j < lim[r]; j++) t = sr[j] > t ? sr[j] : t;
+                    tmax[r] = t;
+                }
+            }
             for (int r = 0; r < qbn; r++) {
-                float corr = sl_softmax_row(S + r * SL_KEY_TILE, vis[r] - j0, jn, &mx[r], &l[r]);
+                float corr = sl_softmax_exp(S + r * SL_KEY_TILE, lim[r], jn, tmax[r], &mx[r], &l[r], nan_check);
                 for (int u = 0; u < dhv; u++) acc[r][u] *= SL_VSET1(corr);
             }
             for (int j = 0; j < jn; j++) {
@@ -78,18 +147,49 @@ static inline __attribute__((always_inline)) void SL_VN(sl_flash_head)(const sl_
     }
 }
 
+/* dV[j] += sum_r P[r][j] dO[r] and dK[j] += sum_r dS[r][j] q[r] for the ju
+ * keys from j0 + j: each key's sums in the order of the rows. */
+static inline __attribute__((always_inline)) void SL_VN(sl_dkdv_keys)(const float *P, const float *dS,
+                                                                      SL_V (*ov)[4], SL_V (*qv)[4], float *dv,
+                                                                      float *dk, int j0, int j, const int dh,
+                                                                      const int qbn, const int ju)
+{
+    const int dhv = dh / SL_VW;
+    SL_V av[2][4], ak[2][4];
+    for (int i = 0; i < ju; i++)
+        for (int u = 0; u < dhv; u++) {
+            av[i][u] = SL_VLOAD(dv + (long)(j0 + j + i) * dh + SL_VW * u);
+            ak[i][u] = SL_VLOAD(dk + (long)(j0 + j + i) * dh + SL_VW * u);
+        }
+    for (int r = 0; r < qbn; r++)
+        for (int i = 0; i < ju; i++) {
+            SL_V p = SL_VSET1(P[r * SL_KEY_TILE + j + i]), s = SL_VSET1(dS[r * SL_KEY_TILE + j + i]);
+            for (int u = 0; u < dhv; u++) {
+                av[i][u] += p * ov[r][u];
+                ak[i][u] += s * qv[r][u];
+            }
+        }
+    for (int i = 0; i < ju; i++)
+        for (int u = 0; u < dhv; u++) {
+            SL_VSTORE(dv + (long)(j0 + j + i) * dh + SL_VW * u, av[i][u]);
+            SL_VSTORE(dk + (long)(j0 + j + i) * dh + SL_VW * u, ak[i][u]);
+        }
+}
+
 /* One head's backward (models/attention_backward.c): the block's q, dO and
  * dQ stay in registers while the keys stream past; dK and dV accumulate in
  * memory, key by key. */
 static inline __attribute__((always_inline)) void SL_VN(sl_head_backward)(const sl_config *c, const sl_workspace *ws,
                                                                           sl_backward_ws *b, int T, int nk,
-                                                                          const float *lse, const int dh, const int qbn)
+                                                                          const float *lse, const int dh, const int qbn,
+                                                                          const int nan_check)
 {
     const int dhv = dh / SL_VW;
     int ld = ws->kt_ld;
     const float *q = ws->q, *kt = ws->kt, *vt = b->vt, *kr = b->kr, *dout = b->dout;
     float *P = b->tile, *dS = b->tile + SL_QB * SL_KEY_TILE, *dk = b->dk, *dv = b->dv;
     SL_V scale = SL_VSET1(1.0f / sqrtf((float)dh));
+    const int ju = SL_VW == 16 && sl_regs_dkdv(dh / SL_VW, qbn, 2) ? 2 : 1;
     int seen = 0;
     for (int t0 = 0; t0 < T; t0 += qbn) {
         int rows = T - t0 < qbn ? T - t0 : qbn, vis[SL_QB];
@@ -112,26 +212,15 @@ static inline __attribute__((always_inline)) void SL_VN(sl_head_backward)(const 
             int jn = vmax - j0 < SL_KEY_TILE ? vmax - j0 : SL_KEY_TILE;
             SL_VN(sl_score_tile)(qb, kt, ld, j0, jn, P, dh, qbn);
             SL_VN(sl_score_tile)(ob, vt, ld, j0, jn, dS, dh, qbn);
-            sl_probs_tile(P, dS, vis, rows, j0, jn, m, D, qbn);
-            for (int j = 0; j < jn; j++) {
-                float *dvj = dv + (long)(j0 + j) * dh, *dkj = dk + (long)(j0 + j) * dh;
-                SL_V av[4], ak[4];
-                for (int u = 0; u < dhv; u++) {
-                    av[u] = SL_VLOAD(dvj + SL_VW * u);
-                    ak[u] = SL_VLOAD(dkj + SL_VW * u);
-                }
-                for (int r = 0; r < qbn; r++) {
-                    SL_V p = SL_VSET1(P[r * SL_KEY_TILE + j]), s = SL_VSET1(dS[r * SL_KEY_TILE + j]);
-                    for (int u = 0; u < dhv; u++) {
-                        av[u] += p * ov[r][u];
-                        ak[u] += s * qv[r][u];
-                    }
-                }
-                for (int u = 0; u < dhv; u++) {
-                    SL_VSTORE(dvj + SL_VW * u, av[u]);
-                    SL_VSTORE(dkj + SL_VW * u, ak[u]);
-                }
-            }
+            sl_probs_tile(P, dS, vis, rows, j0, jn, m, D, qbn, nan_check);
+            /* keys in pairs where there are registers for it (16 lanes),
+             * so that four chains of dependent FMAs, not two, share the
+             * pipes. (With 8 lanes, pairs moved dK/dV of examples/transformer,
+             * d_head 8, by ~1e-9 relative, not understood: left single.) */
+            int j = 0;
+            if (ju == 2)
+                for (; j + 2 <= jn; j += 2) SL_VN(sl_dkdv_keys)(P, dS, ov, qv, dv, dk, j0, j, dh, qbn, 2);
+            for (; j < jn; j++) SL_VN(sl_dkdv_keys)(P, dS, ov, qv, dv, dk, j0, j, dh, qbn, 1);
             for (int j = 0; j < jn; j++) {
                 SL_V kv[4];
                 for (int u = 0; u < dhv; u++) kv[u] = SL_VLOAD(kr + (long)(j0 + j) * dh + SL_VW * u);

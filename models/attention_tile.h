@@ -27,6 +27,16 @@
 /* The widest head the vector kernels take. */
 #define SL_DH_MAX 64
 
+/* Vector registers, and whether the backward's dK/dV loop fits in them
+ * with ju keys at a time: the block's q and dO rows (qbn x dhv vectors
+ * each), ju keys' two accumulators and two broadcasts. */
+#ifdef __AVX512F__
+#define SL_VREGS 32
+#else
+#define SL_VREGS 16
+#endif
+static inline int sl_regs_dkdv(int dhv, int qbn, int ju) { return 2 * qbn * dhv + 2 * ju * dhv + 2 <= SL_VREGS; }
+
 /* The keys a query may see: kept positions, in order. */
 static inline int sl_key_positions(const sl_example *ex, int *kpos)
 {
@@ -36,22 +46,30 @@ static inline int sl_key_positions(const sl_example *ex, int *kpos)
     return nk;
 }
 
+/* The packing below is always inlined, so that where the caller knows
+ * d_head (a constant dh) each row moves as whole vectors, not through a
+ * loop of unknown length or a call to memcpy per row. */
+
 /* Rows [n, dh] from a matrix with row stride lds, times scale. */
-static inline void sl_pack_rows(const float *src, long lds, int n, int dh, float scale, float *dst)
+static inline __attribute__((always_inline)) void sl_pack_rows(const float *src, long lds, int n, const int dh,
+                                                               float scale, float *dst)
 {
     for (int t = 0; t < n; t++)
         for (int k = 0; k < dh; k++) dst[(long)t * dh + k] = src[(long)t * lds + k] * scale;
 }
 
 /* Columns off..off+dh of the kept rows of qkv [T, 3d], as rows [nk, dh]. */
-static inline void sl_pack_key_rows(const float *qkv, int d, const int *kpos, int nk, int off, int dh, float *dst)
+static inline __attribute__((always_inline)) void sl_pack_key_rows(const float *qkv, int d, const int *kpos, int nk,
+                                                                   int off, const int dh, float *dst)
 {
-    for (int j = 0; j < nk; j++) memcpy(dst + (long)j * dh, qkv + (long)kpos[j] * 3 * d + off, (size_t)dh * sizeof *dst);
+    for (int j = 0; j < nk; j++)
+        for (int k = 0; k < dh; k++) dst[(long)j * dh + k] = qkv[(long)kpos[j] * 3 * d + off + k];
 }
 
 /* The same, transposed into [dh][ld], with zeros up to the next multiple of
  * 16 keys: the score tile reads that far, and must stay finite. */
-static inline void sl_pack_key_cols(const float *qkv, int d, const int *kpos, int nk, int off, int dh, int ld, float *dst)
+static inline __attribute__((always_inline)) void sl_pack_key_cols(const float *qkv, int d, const int *kpos, int nk,
+                                                                   int off, const int dh, int ld, float *dst)
 {
     for (int j = 0; j < nk; j++) {
         const float *row = qkv + (long)kpos[j] * 3 * d + off;
@@ -98,53 +116,98 @@ static inline void sl_score_row(const float *qt, const float *kt, int ld, int j0
     }
 }
 
-/* One query's scores s[0, jn) against a tile of keys at j0 become its
- * unnormalised probabilities, exp(s - running max), 0 past the vis - j0
- * keys it sees; *mx and *l (the running max and sum) move on. Returns the
- * factor by which the output accumulated so far must be scaled. */
-static inline float sl_softmax_row(float *s, int vis, int jn, float *mx, float *l)
+/* Whether every score of a head is finite whatever its keys and queries
+ * meet: each of the n values of x finite and at most 1e15 in magnitude (a
+ * d_head <= 64 sum of products then stays far below FLT_MAX). Then the
+ * kernels can skip their per-score NaN test. */
+static inline int sl_scores_tame(const float *x, long n)
 {
-    int n = vis < 0 ? 0 : vis < jn ? vis : jn;
-    float tile_max = -INFINITY, sum = 0.0f;
-#pragma omp simd reduction(max : tile_max)
-    for (int j = 0; j < n; j++) tile_max = s[j] > tile_max ? s[j] : tile_max;
-    float mnew = tile_max > *mx ? tile_max : *mx;
+    int wild = 0;
+#pragma omp simd reduction(| : wild)
+    for (long i = 0; i < n; i++) wild |= !(fabsf(x[i]) <= 1e15f);
+    return !wild;
+}
+
+/* One query's scores s[0, jn) against a tile of keys, of which it sees the
+ * first n and whose largest is tile_max, become its unnormalised
+ * probabilities, exp(s - running max), 0 past n; *mx and *l (the running max
+ * and sum) move on. Returns the factor by which the output accumulated so
+ * far must be scaled. nan_check 0 only where no score can be NaN
+ * (sl_scores_tame). */
+static inline __attribute__((always_inline)) float sl_softmax_exp(float *s, int n, int jn, float tile_max, float *mx,
+                                                                  float *l, const int nan_check)
+{
+    float mnew = tile_max > *mx ? tile_max : *mx, sum = 0.0f;
     if (mnew == -INFINITY) { /* no visible key yet: the output is still 0 */
         for (int j = 0; j < jn; j++) s[j] = 0.0f;
         return 1.0f;
     }
     float corr = *mx == -INFINITY ? 0.0f : sl_exp_nonpos(*mx - mnew);
-    /* scores less their max are <= 0; a NaN score (which the max skips)
-     * must still reach the output, through the sum */
-    int nan = 0;
+    if (nan_check) {
+        /* scores less their max are <= 0; a NaN score (which the max skips)
+         * must still reach the output, through the sum */
+        int nan = 0;
 #pragma omp simd reduction(+ : sum) reduction(| : nan)
-    for (int j = 0; j < n; j++) {
-        float p = sl_exp_nonpos(s[j] - mnew);
-        nan |= s[j] != s[j];
-        s[j] = p;
-        sum += p;
+        for (int j = 0; j < n; j++) {
+            float p = sl_exp_nonpos(s[j] - mnew);
+            nan |= s[j] != s[j];
+            s[j] = p;
+            sum += p;
+        }
+        if (nan) sum = NAN;
+    } else {
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < n; j++) {
+            float p = sl_exp_nonpos(s[j] - mnew);
+            s[j] = p;
+            sum += p;
+        }
     }
-    if (nan) sum = NAN;
     for (int j = n; j < jn; j++) s[j] = 0.0f;
     *l = *l * corr + sum;
     *mx = mnew;
     return corr;
 }
 
+/* The keys of a tile of jn at j0 that a query seeing vis keys sees. */
+static inline int sl_tile_seen(int vis, int j0, int jn) { return vis - j0 < 0 ? 0 : vis - j0 < jn ? vis - j0 : jn; }
+
+/* sl_softmax_exp, finding the tile's max first (vis - j0 keys seen). */
+static inline float sl_softmax_row(float *s, int vis, int jn, float *mx, float *l)
+{
+    int n = vis < 0 ? 0 : vis < jn ? vis : jn;
+    float tile_max = -INFINITY;
+#pragma omp simd reduction(max : tile_max)
+    for (int j = 0; j < n; j++) tile_max = s[j] > tile_max ? s[j] : tile_max;
+    return sl_softmax_exp(s, n, jn, tile_max, mx, l, 1);
+}
+
 /* The backward's S and dP of a block against a tile become P = exp(S -
  * lse) and dS = P (dP - D) in place: 0 past a row's visible keys, and for
  * the repeats of a ragged end, whose gradients must not count twice. */
 static inline __attribute__((always_inline)) void sl_probs_tile(float *P, float *dS, const int *vis, int rows, int j0,
-                                                                int jn, const float *lse, const float *rowd, int qbn)
+                                                                int jn, const float *lse, const float *rowd, int qbn,
+                                                                const int nan_check)
 {
     for (int r = 0; r < qbn; r++) {
         float *pr = P + r * SL_KEY_TILE, *dr = dS + r * SL_KEY_TILE, m = lse[r], D = rowd[r];
         int n = r >= rows || vis[r] <= j0 ? 0 : vis[r] - j0 < jn ? vis[r] - j0 : jn;
+        if (nan_check) {
 #pragma omp simd
-        for (int j = 0; j < n; j++) {
-            float p = sl_exp(pr[j] - m);
-            pr[j] = p;
-            dr[j] = p * (dr[j] - D);
+            for (int j = 0; j < n; j++) {
+                float p = sl_exp(pr[j] - m);
+                pr[j] = p;
+                dr[j] = p * (dr[j] - D);
+            }
+        } else {
+            /* finite scores less their row's log-sum-exp (>= their max) are
+             * <= 0 but for rounding: sl_exp's other bounds never bind */
+#pragma omp simd
+            for (int j = 0; j < n; j++) {
+                float p = sl_exp_nonpos(pr[j] - m);
+                pr[j] = p;
+                dr[j] = p * (dr[j] - D);
+            }
         }
         for (int j = n; j < jn; j++) pr[j] = dr[j] = 0.0f;
     }

@@ -7,7 +7,10 @@
 #include <string.h>
 
 #include "core/dataset.h"
+#include "models/backward.h"
+#include "models/forward_common.h"
 #include "models/model.h"
+#include "models/workspace.h"
 #include "tests/fixture_files.h"
 #include "tests/testing.h"
 
@@ -183,6 +186,90 @@ static void masked_gradient(const char *dir, int n_heads, int causal)
     sl_model_free(&m);
 }
 
+/* The streaming attention's two kernels per head width: without a NaN test
+ * per score where every q and k is tame (finite, |x| <= 1e15), with one
+ * otherwise (models/attention_tile.h, sl_scores_tame). On one layer's qkv:
+ * a query row of 1e20 at a dropped position (no key) sends its heads
+ * through the checking kernels, whose outputs at every other row, forward
+ * and backward, must be the plain kernels' bit for bit (that row's d
+ * context is 0, so it adds nothing to dK and dV); a NaN in one kept key's k
+ * (not its v) must reach every query's output and d q. */
+static void checked_kernels(const char *dir, int n_heads)
+{
+    sl_model m;
+    sl_error err = {0};
+    if (sl_model_load(&m, dir, &err)) {
+        CHECK(0, "%s: %s", dir, err.msg);
+        return;
+    }
+    m.c.positional = POS_NONE;
+    m.c.n_heads = n_heads;
+    m.c.d_head = m.c.d_model / n_heads;
+    m.c.causal = 0;
+    enum { T = 300, DROP = 7, NANKEY = 20 };
+    int d = m.c.d_model, H = n_heads;
+    int32_t tok[T];
+    uint8_t keep[T];
+    for (int t = 0; t < T; t++) tok[t] = 1 + t % (m.c.vocab_size - 1), keep[t] = t != DROP;
+    sl_example ex = {tok, T, 0, 0, keep};
+    sl_workspace *ws = sl_workspace_new(&m, T, &err);
+    float a = 0;
+    /* a gradient first, for the backward's scratch */
+    int rc = ws ? sl_gradient(&m, &ex, ws, NULL, &a, NULL, &err) : SL_ERUNTIME;
+    CHECK(!rc, "%s, %d heads: %s", dir, n_heads, err.msg);
+    size_t nq = (size_t)T * 3 * d, nc = (size_t)T * d;
+    float *qkv[3], *ctx[3], *lse[3], *dqkv[3], *dctx = malloc(nc * sizeof *dctx);
+    for (int v = 0; v < 3; v++) {
+        qkv[v] = malloc(nq * sizeof **qkv);
+        ctx[v] = malloc(nc * sizeof **ctx);
+        lse[v] = malloc((size_t)H * T * sizeof **lse);
+        dqkv[v] = malloc(nq * sizeof **dqkv);
+    }
+    unsigned seed = 12345;
+    for (size_t i = 0; i < nq; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        qkv[0][i] = (float)((seed >> 8) / 16777216.0 - 0.5) * 4.0f;
+    }
+    for (size_t i = 0; i < nc; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        dctx[i] = (float)((seed >> 8) / 16777216.0 - 0.5);
+    }
+    memset(dctx + (size_t)DROP * d, 0, (size_t)d * sizeof *dctx);
+    memcpy(qkv[1], qkv[0], nq * sizeof **qkv);
+    memcpy(qkv[2], qkv[0], nq * sizeof **qkv);
+    for (int i = 0; i < d; i++) qkv[1][(size_t)DROP * 3 * d + i] *= 1e20f;
+    for (int h = 0; h < H; h++) qkv[2][(size_t)NANKEY * 3 * d + d + h * m.c.d_head] = NAN;
+    for (int v = 0; !rc && v < 3; v++) {
+        memcpy(ws->qkv, qkv[v], nq * sizeof **qkv);
+        ws->lse = lse[v];
+        rc = sl_attention(&m, &ex, ws, NULL, 0, &err);
+        ws->lse = NULL;
+        memcpy(ctx[v], ws->ctx, nc * sizeof **ctx);
+        if (!rc) sl_attention_backward(&m.c, &ex, ws, qkv[v], ctx[v], lse[v], dctx, dqkv[v]);
+    }
+    CHECK(!rc, "%s, %d heads: %s", dir, n_heads, err.msg);
+    long differ = 0, finite = 0;
+    for (int t = 0; !rc && t < T; t++) {
+        if (t == DROP) continue;
+        differ += memcmp(ctx[0] + (size_t)t * d, ctx[1] + (size_t)t * d, (size_t)d * sizeof **ctx) != 0;
+        for (int h = 0; h < H; h++) differ += memcmp(&lse[0][(size_t)h * T + t], &lse[1][(size_t)h * T + t], 4) != 0;
+        /* d q of the other rows, d k and d v of every kept key */
+        differ += memcmp(dqkv[0] + (size_t)t * 3 * d, dqkv[1] + (size_t)t * 3 * d, 3 * (size_t)d * sizeof **dqkv) != 0;
+        for (int i = 0; i < d; i++) {
+            finite += isfinite(ctx[2][(size_t)t * d + i]) != 0;
+            finite += isfinite(dqkv[2][(size_t)t * 3 * d + i]) != 0;
+        }
+    }
+    CHECK(!rc && differ == 0, "%s, d_head %d: a 1e20 query at a dropped position changed %ld other rows", dir,
+          m.c.d_head, differ);
+    CHECK(!rc && finite == 0, "%s, d_head %d: a NaN in one key's k left %ld outputs or d q finite", dir, m.c.d_head,
+          finite);
+    for (int v = 0; v < 3; v++) free(qkv[v]), free(ctx[v]), free(lse[v]), free(dqkv[v]);
+    free(dctx);
+    sl_workspace_free(ws);
+    sl_model_free(&m);
+}
+
 static void gradient_fixture(const char *name, const char *path, void *user)
 {
     (void)path;
@@ -204,5 +291,7 @@ int main(void)
         for (int heads = 1; heads <= 4; heads *= 2) masked_gradient(FIXTURES "/tf_long_dh8_learned", heads, causal);
         masked_gradient(FIXTURES "/tf_dh32_sin", 1, causal);
     }
+    for (int heads = 1; heads <= 4; heads *= 2) checked_kernels(FIXTURES "/tf_long_dh8_learned", heads);
+    checked_kernels(FIXTURES "/tf_dh32_sin", 1);
     return TEST_SUMMARY();
 }
