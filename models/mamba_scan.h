@@ -108,8 +108,4 @@ typedef struct {
 
 sl_mamba_tape sl_mamba_tape_at(const sl_model *m, sl_workspace *ws, int layer);
 
-/* Block layer without hooks (models/mamba.c), keeping the block's activations in
- * its tape (ws->bw must exist). */
-int sl_mamba_layer_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, int layer, sl_error *err);
-
 #endif
