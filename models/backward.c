@@ -46,16 +46,36 @@ void sl_layernorm_backward(const float *x, const float *w, float eps, int rows, 
     }
 }
 
+/* RMSNorm's backward takes this many rows at a time (fewer at the end):
+ * each row's two double sums still run over i in order, as one row alone
+ * would (the same bits), but eight independent chains keep the adder busy
+ * where one row's chain waited on each add's latency (2.8x at d 64 alone,
+ * 1.7x inside IG). The forward's float sum could not do the same: GCC
+ * vectorises its products and adds them in order unfused, but fuses the
+ * tail, so its bits depend on how GCC splits the loop. */
+#define SL_NORM_ROWS 8
+
+static void rmsnorm_backward_rows(const float *x, const float *w, float eps, int n, int d, const float *dy, float *dx)
+{
+    double ss[SL_NORM_ROWS] = {0}, dot[SL_NORM_ROWS] = {0};
+    for (int i = 0; i < d; i++)
+        for (int j = 0; j < n; j++) {
+            const float *xr = x + (long)j * d, *gr = dy + (long)j * d;
+            ss[j] += (double)xr[i] * xr[i];
+            dot[j] += (double)gr[i] * w[i] * xr[i];
+        }
+    for (int j = 0; j < n; j++) {
+        const float *xr = x + (long)j * d, *gr = dy + (long)j * d;
+        double rs = 1.0 / sqrt(ss[j] / d + eps), dt = dot[j];
+        for (int i = 0; i < d; i++) dx[(long)j * d + i] = (float)(rs * gr[i] * w[i] - xr[i] * rs * rs * rs * dt / d);
+    }
+}
+
 void sl_rmsnorm_backward(const float *x, const float *w, float eps, int rows, int d, const float *dy, float *dx)
 {
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (long)r * d, *gr = dy + (long)r * d;
-        double ss = 0, dot = 0;
-        for (int i = 0; i < d; i++) ss += (double)xr[i] * xr[i];
-        double rs = 1.0 / sqrt(ss / d + eps);
-        for (int i = 0; i < d; i++) dot += (double)gr[i] * w[i] * xr[i];
-        for (int i = 0; i < d; i++)
-            dx[(long)r * d + i] = (float)(rs * gr[i] * w[i] - xr[i] * rs * rs * rs * dot / d);
+    for (int r = 0; r < rows; r += SL_NORM_ROWS) {
+        int n = rows - r < SL_NORM_ROWS ? rows - r : SL_NORM_ROWS;
+        rmsnorm_backward_rows(x + (long)r * d, w, eps, n, d, dy + (long)r * d, dx + (long)r * d);
     }
 }
 
