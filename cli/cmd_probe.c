@@ -1,3 +1,4 @@
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +9,9 @@
 #include "core/jsonout.h"
 #include "plots/figures.h"
 #include "plots/results.h"
+#include "plots/html.h"
 #include "plots/section.h"
+#include "plots/summary.h"
 #include "plots/verdict.h"
 #include "probes/probe.h"
 
@@ -115,6 +118,18 @@ static const sl_stage STAGES[] = {
     {.name = "probe", .order = 90, .outputs = {"probe.json"}, .args = stage_args, .weight = stage_weight},
 };
 
+/* The layer whose probe is most accurate (the first of equals), or NULL. */
+static const cJSON *best_layer(const cJSON *probe)
+{
+    const cJSON *row, *best = NULL;
+    cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(probe, "layers"))
+    {
+        double a = sl_jnum(row, "test_accuracy");
+        if (isfinite(a) && (!best || a > sl_jnum(best, "test_accuracy"))) best = row;
+    }
+    return best;
+}
+
 static void verdict(const sl_results *r, const cJSON *own, char *out, size_t size)
 {
     (void)r;
@@ -142,10 +157,40 @@ static int section(sl_report_ctx *rp, const cJSON *p, const char *sentence, sl_e
     return rc;
 }
 
+/* summarize: the best layer, its accuracy and the majority baseline */
+static void summary_row(const sl_results *r, const cJSON *probe, cJSON *row)
+{
+    (void)r;
+    const cJSON *best = best_layer(probe);
+    sl_summary_num(row, "best_probe_layer", sl_jnum(best, "layer"));
+    sl_summary_num(row, "best_probe_accuracy", sl_jnum(best, "test_accuracy"));
+    sl_summary_num(row, "probe_majority_baseline", sl_jnum(best, "majority_baseline"));
+}
+
+static void summary_cell(FILE *f, const cJSON *row)
+{
+    fputs("<td>", f);
+    sl_html_num(f, sl_jnum(row, "best_probe_layer"));
+    fputs(" (", f);
+    sl_html_num(f, sl_jnum(row, "best_probe_accuracy"));
+    fputs(" / ", f);
+    sl_html_num(f, sl_jnum(row, "probe_majority_baseline"));
+    fputs(")</td>", f);
+}
+
+static const sl_summary_figure SUMMARY_FIGURE = {
+    .name = "summary-probe", .caption = "The best layer's probe accuracy per run against the majority baseline.",
+    .title = "Best linear probe per run", .ylabel = "test accuracy", .key = "best_probe_accuracy",
+    .label = "best probe", .key2 = "probe_majority_baseline", .label2 = "majority baseline"};
+
+static const sl_summary_part SUMMARY = {
+    .order = 70, .row = summary_row, .keys = {"best_probe_layer", "best_probe_accuracy", "probe_majority_baseline"},
+    .heading = "best probe layer (accuracy / majority)", .cell = summary_cell, .figure = &SUMMARY_FIGURE};
+
 static const sl_section SECTIONS[] = {
     {.file = "probe.json", .file_order = 90, .top = "target:s site:s layers:a", .array = "layers",
      .row = "layer:n test_accuracy:N test_auc:N majority_baseline:N control_accuracy:N selectivity:N C:N", .order = 90,
-     .id = "probes", .label = "Probes", .verdict = verdict, .render = section},
+     .id = "probes", .label = "Probes", .verdict = verdict, .render = section, .summary = &SUMMARY},
 };
 
 static sl_command probe_command = {
