@@ -70,34 +70,3 @@ int sl_gp_name_index(const char **names, int *n, const char *name)
     names[*n] = name;
     return (*n)++;
 }
-
-int sl_fig_probe(FILE *gp, const cJSON *probe)
-{
-    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(probe, "layers"), *row;
-    if (!probe || cJSON_GetArraySize(layers) == 0) return 0;
-    char t[160];
-    snprintf(t, sizeof t, "Linear probes for '%s' at site '%s'", sl_jstr(probe, "target"), sl_jstr(probe, "site"));
-    sl_gp_title(gp, t);
-    double lo = INFINITY, hi = -INFINITY;
-    cJSON_ArrayForEach(row, layers)
-    {
-        lo = fmin(lo, sl_jnum(row, "layer"));
-        hi = fmax(hi, sl_jnum(row, "layer"));
-    }
-    fprintf(gp, "set xlabel 'layer (resid_post)'\nset ylabel 'test accuracy'\nset xtics 1\nset grid\nset key outside right top\n"
-                "set xrange [%g:%g]\nset offsets 0, 0, 0.02, 0.02\n$p << EOD\n",
-            lo - 0.3, hi + 0.3);
-    cJSON_ArrayForEach(row, layers)
-    {
-        fprintf(gp, "%.0f", sl_jnum(row, "layer"));
-        sl_gp_num(gp, sl_jnum(row, "test_accuracy"));
-        sl_gp_num(gp, sl_jnum(row, "majority_baseline"));
-        sl_gp_num(gp, sl_jnum(row, "control_accuracy"));
-        fputc('\n', gp);
-    }
-    fputs("EOD\nplot $p using 1:2 with linespoints pt 7 lw 2 lc rgb '" SL_GP_BAR_COLOUR "' title 'probe', \\\n"
-          "     $p using 1:3 with lines dt 2 lw 2 lc rgb 'gray30' title 'majority baseline', \\\n"
-          "     $p using 1:4 with linespoints pt 6 dt 3 lc rgb '" SL_GP_ALT_COLOUR "' title 'control task'\n",
-          gp);
-    return 1;
-}

@@ -40,7 +40,4 @@ sl_ranked *sl_rank_rows(const cJSON *rows, const char *field, double sign, int *
  * caller keeps *n below the capacity of names. */
 int sl_gp_name_index(const char **names, int *n, const char *name);
 
-/* Probe accuracy per layer with the majority baseline and control task. */
-int sl_fig_probe(FILE *gp, const cJSON *probe);
-
 #endif
