@@ -69,8 +69,10 @@ static cJSON *summarise(const char *dir, const char *out, const sl_results *r)
     sl_summary_str(row, "dir", dir);
     const cJSON *m = r->manifest;
     sl_summary_str(row, "model", sl_jstr(m, "model"));
+    /* analyze.json's config, else a result that records it (inspect's) */
     const char *arch = sl_jstr(cJSON_GetObjectItemCaseSensitive(m, "config"), "arch");
-    sl_summary_str(row, "arch", arch ? arch : sl_jstr(sl_result(r, "inspect.json"), "arch"));
+    for (int k = 0; k < r->n && !arch; k++) arch = sl_jstr(r->json[k], "arch");
+    sl_summary_str(row, "arch", arch);
     const sl_section *const *parts;
     int n = sl_sections_summarized(&parts);
     for (int k = 0; k < n; k++) parts[k]->summary->row(r, sl_result(r, parts[k]->file), row);
