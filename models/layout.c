@@ -486,11 +486,17 @@ static int roles(ctx *c)
     if (!c->dm) return SL_OK;
     for (int i = 0; i < n; i++) {
         const st_tensor *t = &c->f->tensors[i];
-        if (c->L->e[i].name || c->mapped[i] || indexed(t->name)) continue;
-        int w = last_is(t->name, "weight");
-        if (w && t->ndim == 2 && t->shape[1] == c->dm && (t->shape[0] == 1 || t->shape[0] == 2)) {
+        if (c->L->e[i].name || c->mapped[i]) continue;
+        int w = last_is(t->name, "weight"), layer = 0;
+        const char *inside = NULL;
+        /* the head may sit in a Sequential (classifier = nn.Sequential(nn.Dropout(p), nn.Linear(d, 2)):
+         * 'classifier.1.weight'), never in the layer stack; the tables and buffers never in either */
+        if (w && t->ndim == 2 && t->shape[1] == c->dm && (t->shape[0] == 1 || t->shape[0] == 2) &&
+            find_layer(c->base[i], &layer, &inside) < 0) {
             if (nh < 8) head[nh] = i;
             nh++;
+        } else if (indexed(t->name)) {
+            continue;
         } else if (w && t->ndim == 2 && t->shape[1] == c->dm) {
             if (nt < 8) table[nt] = i;
             nt++;

@@ -24,6 +24,14 @@ static inline v8f sl_scan_decay(v8f delta, const float *A)
     return a;
 }
 
+/* The same for sixteen channels (the AVX-512 scan, models/mamba_cpu.c). */
+static inline v16f sl_scan_decay16(v16f delta, const float *A)
+{
+    v16f arg = delta * v16_load(A), a;
+    for (int k = 0; k < 16; k++) a[k] = sl_exp_nonpos(arg[k]);
+    return a;
+}
+
 /* Channels c..c+7 of a row of di, lanes past di 0 (the last vector of a
  * d_inner that is not a multiple of 8). */
 static inline v8f sl_load_lanes(const float *row, int c, int di)
