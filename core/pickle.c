@@ -13,7 +13,11 @@ static const char *const KIND[] = {"None", "bool", "int", "float", "global", "st
 
 /* The globals a state_dict's pickle names; a dtype stands for its storage
  * type in a storage's persistent id. */
-enum { G_ODICT, G_TENSOR, G_PARAM, G_PARAM_STATE, G_F32, G_F16, G_BF16 };
+enum { G_ODICT, G_TENSOR, G_PARAM, G_PARAM_STATE, G_F32, G_F16, G_BF16, G_I64, G_I32, G_I16, G_I8, G_U8, G_BOOL, G_F64 };
+/* a storage of one of the types from G_I64 on is a tag: a tensor on it is
+ * refused by name if it is in the state_dict read (a buffer such as
+ * position_ids), and harmless elsewhere (an optimizer's state) */
+#define PK_UNREAD_STORAGE (-1)
 static const struct {
     const char *module, *name;
     int id;
@@ -28,11 +32,27 @@ static const struct {
     {"torch", "float32", G_F32},
     {"torch", "float16", G_F16},
     {"torch", "bfloat16", G_BF16},
+    {"torch", "LongStorage", G_I64},
+    {"torch", "IntStorage", G_I32},
+    {"torch", "ShortStorage", G_I16},
+    {"torch", "CharStorage", G_I8},
+    {"torch", "ByteStorage", G_U8},
+    {"torch", "BoolStorage", G_BOOL},
+    {"torch", "DoubleStorage", G_F64},
+    {"torch", "int64", G_I64},
+    {"torch", "int32", G_I32},
+    {"torch", "int16", G_I16},
+    {"torch", "int8", G_I8},
+    {"torch", "uint8", G_U8},
+    {"torch", "bool", G_BOOL},
+    {"torch", "float64", G_F64},
 };
 static const char *const GLOBAL_NAME[] = {"collections.OrderedDict", "torch._utils._rebuild_tensor_v2",
                                           "torch._utils._rebuild_parameter",
                                           "torch._utils._rebuild_parameter_with_state", "a float32 storage type",
-                                          "a float16 storage type", "a bfloat16 storage type"};
+                                          "a float16 storage type", "a bfloat16 storage type", "torch.LongStorage (int64)",
+                                          "torch.IntStorage (int32)", "torch.ShortStorage (int16)", "torch.CharStorage (int8)",
+                                          "torch.ByteStorage (uint8)", "torch.BoolStorage (bool)", "torch.DoubleStorage (float64)"};
 
 typedef struct obj obj;
 typedef struct {
@@ -55,7 +75,7 @@ struct obj {
             size_t n, cap; /* a dict holds n/2 key, value pairs */
         } seq; /* a tuple, a list, or a dict's keys and values in turn */
         struct {
-            int dtype;
+            int dtype, type; /* ST_ dtype or PK_UNREAD_STORAGE; the G_ id */
             int64_t numel;
             const obj *key;
         } sto;
@@ -331,12 +351,13 @@ static int op_persid(vm *m)
     if (!a || pid.u.o->u.seq.n != 5 || !is_str(a[0], "storage"))
         return fail(m, "a persistent id that is not ('storage', type, key, location, numel)");
     if (a[1].kind != V_GLOBAL || a[1].u.i < G_F32)
-        return fail(m, "a storage's type is a %s, not a float storage type", a[1].kind == V_GLOBAL ? GLOBAL_NAME[a[1].u.i] : KIND[a[1].kind]);
+        return fail(m, "a storage's type is a %s, not a storage type", a[1].kind == V_GLOBAL ? GLOBAL_NAME[a[1].u.i] : KIND[a[1].kind]);
     if (a[2].kind != V_STR || a[3].kind != V_STR || a[4].kind != V_INT || a[4].u.i < 0)
         return fail(m, "a storage's key, location and size must be str, str and a non-negative int");
     obj *o = new_obj(m, 1);
     if (!o) return oom(m);
-    o->u.sto.dtype = a[1].u.i == G_F32 ? ST_F32 : a[1].u.i == G_F16 ? ST_F16 : ST_BF16;
+    o->u.sto.dtype = a[1].u.i == G_F32 ? ST_F32 : a[1].u.i == G_F16 ? ST_F16 : a[1].u.i == G_BF16 ? ST_BF16 : PK_UNREAD_STORAGE;
+    o->u.sto.type = (int)a[1].u.i;
     o->u.sto.key = a[2].u.o;
     o->u.sto.numel = a[4].u.i;
     return push_obj(m, V_STORAGE, o);
@@ -637,6 +658,12 @@ static int collect(vm *m, pk_state_dict *out)
             return sl_fail(m->err, SL_EINPUT, "%s: '%.200s' is a %s, not a tensor (save model.state_dict() alone)", m->what,
                            k.u.o->u.str.s, KIND[v.kind]);
         const obj *t = v.u.o, *s = t->u.ten.sto;
+        if (s->u.sto.dtype == PK_UNREAD_STORAGE)
+            return sl_fail(m->err, SL_EINPUT,
+                           "%s: tensor '%.200s': storage type %s is not read (float32, float16 and bfloat16 tensors are); "
+                           "a buffer the model does not learn (e.g. position_ids) can be left out of the file: "
+                           "register_buffer(..., persistent=False), or del the entry before torch.save", m->what, k.u.o->u.str.s,
+                           GLOBAL_NAME[s->u.sto.type]);
         pk_tensor *p = &out->t[out->n++];
         p->name = dup_str(k.u.o);
         p->key = dup_str(s->u.sto.key);

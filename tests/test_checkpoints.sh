@@ -96,17 +96,21 @@ wrong tf_causal $U/tf_causal_eps 's/"causal": true/"causal": false/'
 wrong mamba_ssm_rms_fp32res_pooling $U/mamba_ssm_rms_fp32res 's/"pooling": "last"/"pooling": "mean"/'
 
 # Refused with one line, exit 2, nothing run: torch.save(model) (a pickled class), the legacy
-# format, a sharded save_pretrained.
+# format, a sharded save_pretrained, an int64 buffer, a 3-class head, mamba_ssm blocks with an MLP.
 R=tests/fixtures/user_checkpoints_refused
 refused() { # NAME NEEDLE
     rc=0
     "$S" info "$R/$1" >"$T/out.txt" 2>"$T/err.txt" || rc=$?
     check "refused $1: exit 2" [ "$rc" = 2 ]
-    check "refused $1: one line: $2" sh -c "[ \$(wc -l <'$T/err.txt') -eq 1 ] && grep -qF -- '$2' '$T/err.txt'"
+    check "refused $1: one line: $2" one_line_has "$2"
 }
+one_line_has() { [ "$(wc -l <"$T/err.txt")" -eq 1 ] && grep -qF -- "$1" "$T/err.txt"; }
 refused whole_module "global __main__.TF is not allowed"
 refused legacy "legacy format (before torch 1.6, or _use_new_zipfile_serialization=False)"
 refused hf_mamba_sharded "a sharded checkpoint (model.safetensors.index.json and its shards)"
+refused int64_position_ids "tensor 'position_ids': storage type torch.LongStorage (int64) is not read"
+refused three_class_head "missing tensor 'head.weight' [1, 8] = [1 or 2, d_model]; unexpected tensor 'classifier.weight' [3, 8]"
+refused mixer_mlp "Mamba blocks with an MLP after the mixer (mamba_ssm's d_intermediate > 0"
 
 # A positional that contradicts the saved pe buffer is refused (exit 2, naming both), not run.
 rm -rf "$T/tf_pos" && cp -r $C/tf_encoder_pt "$T/tf_pos"

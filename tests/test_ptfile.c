@@ -139,7 +139,9 @@ static void pickle_cases(void)
     op(p, 0x93);
     REFUSED(p, "global builtins.eval is not allowed");
     one_tensor(p, &(view){"LongStorage", "0", 6, 0, 1, {6}, {1}});
-    REFUSED(p, "storage type torch.LongStorage is not read");
+    REFUSED(p, "tensor 'a': storage type torch.LongStorage (int64) is not read");
+    one_tensor(p, &(view){"ComplexFloatStorage", "0", 6, 0, 1, {6}, {1}});
+    REFUSED(p, "storage type torch.ComplexFloatStorage is not read");
     p->n = 0;
     put(p, "\x80\x02", 2);
     glob(p, "torch", "FloatStorage");
@@ -234,9 +236,12 @@ static void checkpoint_dict_cases(void)
     ustr(p, "optimizer_state_dict");
     put(p, "}(", 2);
     ustr(p, "state");
-    put(p, "}K\x00}", 4); /* {0: {"exp_avg": tensor}} */
+    put(p, "}K\x00}", 4); /* {0: {"exp_avg": tensor, "step": int64 tensor}} */
     ustr(p, "exp_avg");
     tensor(p, &(view){"FloatStorage", "9", 6, 0, 2, {2, 3}, {3, 1}});
+    put(p, "s", 1);
+    ustr(p, "step"); /* an int64 tensor outside the state_dict read: never looked at */
+    tensor(p, &(view){"LongStorage", "8", 1, 0, 0, {0}, {0}});
     put(p, "ss", 2);
     ustr(p, "param_groups");
     put(p, "](}", 3); /* [{"betas": (0.9, 0.999), "params": [0, 1]}] */

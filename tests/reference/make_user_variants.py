@@ -34,10 +34,13 @@ Hugging Face (transformers' own PreTrainedModel.save_pretrained of a classifier 
                             "optimizer_state_dict" (Adam), "loss"}, "checkpoint.pth")
 Refused, exit 2 with one line (OUT_REFUSED/<name>/): whole_module (torch.save(model): pickles the class),
 legacy (_use_new_zipfile_serialization=False), hf_mamba_sharded (save_pretrained with a small
-max_shard_size: model.safetensors.index.json + two shards; seqlens reads one weights file).
+max_shard_size: model.safetensors.index.json + two shards; seqlens reads one weights file);
+group `refused`: int64_position_ids (a persistent int64 buffer beside learned positions), three_class_head
+(Linear(d, 3): seqlens reads binary classifiers), mixer_mlp (MixerModel with d_intermediate > 0).
 
 Run from the repository root (about 4 min on a shared CPU):
-  python3 tests/reference/make_user_variants.py tests/fixtures/user_checkpoints tests/fixtures/user_checkpoints_refused
+  python3 tests/reference/make_user_variants.py tests/fixtures/user_checkpoints tests/fixtures/user_checkpoints_refused [GROUP...]
+(groups: transformer, mamba, hf, refused; none: all)
 """
 import json
 import math
@@ -333,11 +336,42 @@ def hf_variants(root, refused, data):
     finish(root, "hf_mamba2_pretrained", m, data, {"pooling": "last"})
 
 
+class PosIdsTF(TF):
+    """HF-style: learned positions with a persistent int64 `position_ids` buffer beside them."""
+
+    def __init__(self):
+        super().__init__(pos="learned")
+        self.register_buffer("position_ids", torch.arange(16).expand((1, -1)))
+
+
+class MixerMLP(nn.Module):
+    """mamba_ssm's MixerModel with d_intermediate > 0: an MLP (norm2, mlp.fc1/fc2) after each mixer."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = mrc.MixerModel(d_model=8, n_layer=2, d_intermediate=16, vocab_size=V)
+        self.head = nn.Linear(8, 1)
+
+
+def refused_variants(root, refused, data):
+    """Saved as users save them, but outside design.md: refused with one line naming the tensor."""
+    torch.manual_seed(51)
+    for name, m, cfg in (
+            ("int64_position_ids", PosIdsTF(), {"n_heads": 2, "norm_first": False, "activation": "relu", "pooling": "mean"}),
+            ("three_class_head", TF(head_rows=3),
+             {"n_heads": 2, "norm_first": False, "activation": "relu", "pooling": "mean", "positional": "none"}),
+            ("mixer_mlp", MixerMLP(), {"pooling": "mean"})):
+        d = outdir(refused, name)
+        torch.save(m.state_dict(), os.path.join(d, "model.pt"))
+        json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+
+
 def main():
     root, refused = sys.argv[1], sys.argv[2]
     torch.use_deterministic_algorithms(True)
     data = mrc.make_data(N, 1)
-    groups = {"transformer": transformer_variants, "mamba": mamba_variants, "hf": hf_variants}
+    groups = {"transformer": transformer_variants, "mamba": mamba_variants, "hf": hf_variants,
+              "refused": refused_variants}
     only = sys.argv[3:]
     for name, make in groups.items():
         if not only or name in only:
