@@ -59,6 +59,13 @@ typedef struct {
     int vocab_padded;   /* mamba_ssm: vocab_size rounded up to pad_vocab_size_multiple (also accepted) */
 } sl_config_doc;
 
+/* config.json's text as JSON, read as Python's json module reads it (what
+ * wrote it): a bare Infinity is a number, and a file that json.load would
+ * refuse or read differently is an input error naming path: anything but
+ * whitespace after the value, or a key twice in one object (json keeps the
+ * last, cJSON the first). NULL on error; the caller frees the result. */
+cJSON *sl_config_json(const char *path, const char *text, sl_error *err);
+
 int sl_config_doc_load(sl_config_doc *d, const char *path, sl_error *err);
 int sl_config_doc_parse(sl_config_doc *d, const char *path, const char *text, sl_error *err);
 void sl_config_doc_free(sl_config_doc *d);

@@ -6,6 +6,10 @@
 
 /* longer labels are cut: they would only crowd the axis */
 #define LABEL_MAX 60
+/* A figure draws at most this many bars, points, rows or columns: gnuplot's
+ * time grows with each (200,000 bars in a hostile result took it minutes),
+ * and no reader tells more apart. Every row stays in the page's tables. */
+#define FIG_MAX_ITEMS 256
 
 /* Reduction, not escaping: gnuplot expands `command` and @macro even inside
  * double-quoted strings, and the .gp files are run again by whoever redraws
@@ -52,6 +56,29 @@ static int by_delta(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The largest |delta| first. */
+static int by_size(const void *a, const void *b)
+{
+    double x = fabs(((const ranked *)a)->delta), y = fabs(((const ranked *)b)->delta);
+    return (x < y) - (x > y);
+}
+
+/* Ranked rows, at most FIG_MAX_ITEMS of them (those with the largest
+ * |delta|), sorted by delta; how many are shown, and the title saying so. */
+static int keep_largest(ranked *rows, int n, const char *t, char *title, size_t size)
+{
+    int shown = n;
+    if (n > FIG_MAX_ITEMS) {
+        qsort(rows, (size_t)n, sizeof *rows, by_size);
+        shown = FIG_MAX_ITEMS;
+    }
+    qsort(rows, (size_t)shown, sizeof *rows, by_delta);
+    /* first: a title is cut at LABEL_MAX */
+    if (shown < n) snprintf(title, size, "The %d largest of %d: %s", shown, n, t);
+    else snprintf(title, size, "%s", t);
+    return shown;
+}
+
 int sl_fig_ablation(FILE *gp, const cJSON *abl, const char *key, const char *t)
 {
     const cJSON *results = cJSON_GetObjectItemCaseSensitive(abl, "results"), *row;
@@ -64,8 +91,9 @@ int sl_fig_ablation(FILE *gp, const cJSON *abl, const char *key, const char *t)
         double d = sl_jnum(row, "delta_auc");
         rows[k++] = (ranked){row, isfinite(d) ? d : 0};
     }
-    qsort(rows, (size_t)n, sizeof *rows, by_delta);
-    sl_gp_title(gp, t);
+    char title[256];
+    n = keep_largest(rows, n, t, title, sizeof title);
+    sl_gp_title(gp, title);
     fprintf(gp, "set ylabel 'AUC change (ablated - baseline)'\n"
                 "set style fill solid 0.7 border -1\nset boxwidth 0.6\nset grid ytics\nset xzeroaxis lt -1\n"
                 "set xrange [-0.6:%d.6]\n%s",
@@ -146,6 +174,7 @@ int sl_fig_inspect(FILE *gp, const cJSON *inspect, const char *field, const char
     if (!d) return 0;
     cJSON_ArrayForEach(layer, layers)
     {
+        if (nl == FIG_MAX_ITEMS) break;
         cJSON_ArrayForEach(fam, cJSON_GetObjectItemCaseSensitive(layer, "families"))
         {
             double v = sl_jnum(fam, field);
@@ -157,7 +186,8 @@ int sl_fig_inspect(FILE *gp, const cJSON *inspect, const char *field, const char
         nl++;
     }
     fclose(d); /* data is only valid after the close */
-    return family_heatmap(gp, data, cells, t, names, nf, nl, "layer", 1, field, 1);
+    /* every layer numbered and each cell's value written, while they fit */
+    return family_heatmap(gp, data, cells, t, names, nf, nl, "layer", nl > 32 ? nl / 16 : 1, field, cells <= 2048);
 }
 
 int sl_fig_inspect_heads(FILE *gp, const cJSON *layer, const char *field, const char *t)
@@ -202,8 +232,11 @@ int sl_fig_attribution(FILE *gp, const cJSON *attr)
         rows[k++] = (ranked){fam, isfinite(r) ? -r : 0};
     }
     qsort(rows, (size_t)n, sizeof *rows, by_delta);
-    char t[160];
-    snprintf(t, sizeof t, "Attribution (%s) per family, relative to its share of tokens", sl_jstr(attr, "method"));
+    char t[200];
+    int shown = n > FIG_MAX_ITEMS ? FIG_MAX_ITEMS : n; /* the largest ratios */
+    if (shown < n) snprintf(t, sizeof t, "The %d largest of %d: attribution (%s) per family", shown, n, sl_jstr(attr, "method"));
+    else snprintf(t, sizeof t, "Attribution (%s) per family, relative to its share of tokens", sl_jstr(attr, "method"));
+    n = shown;
     sl_gp_title(gp, t);
     fprintf(gp, "set ylabel 'attribution share / token share'\nset style fill solid 0.7 border -1\nset boxwidth 0.6\n"
                 "set grid ytics\nset yrange [0:*]\nset xrange [-0.6:%d.6]\n%s$a << EOD\n",
@@ -228,8 +261,10 @@ int sl_fig_profile(FILE *gp, const cJSON *attr)
     fputs("set ylabel 'share'\nset xlabel 'distance from the last valid token (positions)'\nset grid\n"
           "set key outside right top\nset yrange [0:*]\n$p << EOD\n",
           gp);
+    int shown = 0;
     cJSON_ArrayForEach(bin, prof)
     {
+        if (shown++ == FIG_MAX_ITEMS) break; /* the nearest to the end */
         double lo = sl_jnum(bin, "distance_min"), hi = sl_jnum(bin, "distance_max");
         char label[64];
         if (lo == hi) snprintf(label, sizeof label, "%.0f", lo);
@@ -253,16 +288,22 @@ int sl_fig_probe(FILE *gp, const cJSON *probe)
     snprintf(t, sizeof t, "Linear probes for '%s' at site '%s'", sl_jstr(probe, "target"), sl_jstr(probe, "site"));
     sl_gp_title(gp, t);
     double lo = INFINITY, hi = -INFINITY;
+    int i = 0;
     cJSON_ArrayForEach(row, layers)
     {
+        if (i++ == FIG_MAX_ITEMS) break;
         lo = fmin(lo, sl_jnum(row, "layer"));
         hi = fmax(hi, sl_jnum(row, "layer"));
     }
-    fprintf(gp, "set xlabel 'layer (resid_post)'\nset ylabel 'test accuracy'\nset xtics 1\nset grid\nset key outside right top\n"
+    /* a tick per layer while they fit (a hostile file's layer 1e9 would ask
+     * gnuplot for a billion) */
+    fprintf(gp, "set xlabel 'layer (resid_post)'\nset ylabel 'test accuracy'\nset xtics %s\nset grid\nset key outside right top\n"
                 "set xrange [%g:%g]\nset offsets 0, 0, 0.02, 0.02\n$p << EOD\n",
-            lo - 0.3, hi + 0.3);
+            hi - lo <= 64 ? "1" : "autofreq", lo - 0.3, hi + 0.3);
+    i = 0;
     cJSON_ArrayForEach(row, layers)
     {
+        if (i++ == FIG_MAX_ITEMS) break;
         fprintf(gp, "%.0f", sl_jnum(row, "layer"));
         sl_gp_num(gp, sl_jnum(row, "test_accuracy"));
         sl_gp_num(gp, sl_jnum(row, "majority_baseline"));
@@ -313,21 +354,25 @@ int sl_fig_cka(FILE *gp, const cJSON *compare)
     const cJSON *layers = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(compare, "cka"), "layers");
     int na = cJSON_GetArraySize(layers), nb = na ? cJSON_GetArraySize(cJSON_GetArrayItem(layers, 0)) : 0;
     if (!compare || na == 0 || nb == 0) return 0;
+    na = na > FIG_MAX_ITEMS ? FIG_MAX_ITEMS : na;
+    nb = nb > FIG_MAX_ITEMS ? FIG_MAX_ITEMS : nb;
     sl_gp_title(gp, "Linear CKA of resid_post, model A layer x model B layer");
     fprintf(gp, "set xlabel 'model B layer'\nset ylabel 'model A layer'\nset xtics 1\nset ytics 1\n"
                 "set xrange [-0.5:%d.5]\nset yrange [-0.5:%d.5]\nset cbrange [0:1]\n"
                 "set palette defined (0 '#ffffff', 1 '#9ecae1', 2 '#3182bd')\n$c << EOD\n",
             nb - 1, na - 1);
-    for (int i = 0; i < na; i++)
-        for (int j = 0; j < nb; j++) {
-            const cJSON *v = cJSON_GetArrayItem(cJSON_GetArrayItem(layers, i), j);
+    /* row by row, each walked once (cJSON_GetArrayItem walks from the start) */
+    const cJSON *row = layers->child;
+    for (int i = 0; i < na; i++, row = row ? row->next : NULL) {
+        const cJSON *v = row ? row->child : NULL;
+        for (int j = 0; j < nb; j++, v = v ? v->next : NULL) {
             fprintf(gp, "%d %d", j, i);
             sl_gp_num(gp, cJSON_IsNumber(v) ? v->valuedouble : NAN);
             fputc('\n', gp);
         }
-    fputs("EOD\nplot $c using 1:2:(0.5):(0.5):3 with boxxyerror fc palette fs solid 1 notitle, \\\n"
-          "     $c using 1:2:(sprintf('%.2f', $3)) with labels notitle\n",
-          gp);
+    }
+    fprintf(gp, "EOD\nplot $c using 1:2:(0.5):(0.5):3 with boxxyerror fc palette fs solid 1 notitle%s\n",
+            na * nb <= 1024 ? ", \\\n     $c using 1:2:(sprintf('%.2f', $3)) with labels notitle" : "");
     return 1;
 }
 
