@@ -192,10 +192,10 @@ check "analyze: eval.json and its log are files of their own" [ -s "$T/an/eval.j
 mkdir -p "$T/page/report.html"
 cp "$T/an"/*.json "$T/page/"
 hostile "report where DIR/report.html is a directory" 2 "report.html: is a directory" - - -- "$S" report "$T/page"
-rmdir "$T/page/report.html" && mkfifo "$T/page/report.html"
+rm -rf "$T/page/report.html" "$T/page/figures" && mkfifo "$T/page/report.html"
 hostile "report where DIR/report.html is a FIFO" 2 "report.html: exists and is not a regular file" - - -- "$S" report "$T/page"
 check "the FIFO is still there" [ -p "$T/page/report.html" ]
-rm -f "$T/page/report.html" && : >"$T/page/figures"
+rm -rf "$T/page/report.html" "$T/page/figures" && touch "$T/page/figures"
 hostile "report where DIR/figures is a file" 2 "figures: exists and is not a directory" "$T/page/report.html" - -- \
     "$S" report "$T/page"
 mkdir -p "$T/page2/report.html"
