@@ -47,12 +47,19 @@ static void checkpoint(const float *state, int t, int T, long plane, float *ckpt
         memcpy(ckpt + (long)(t + 1) / SL_SCAN_CHUNK * plane, state, (size_t)plane * sizeof *state);
 }
 
+/* Zeros, or the state a restart resumes from (sl_mamba_scan_from). */
+static void start_state(const float *init, size_t n, float *state)
+{
+    if (init) memcpy(state, init, n * sizeof *state);
+    else memset(state, 0, n * sizeof *state);
+}
+
 /* Eight channels at a time (the lanes), all d_state states of them in turn,
  * so y stays in a register and delta_t x_t is formed once. */
 static void scan_v8(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T, int di,
-                    int S, const float *A_t, const float *D, float *state, float *y, float *ckpt)
+                    int S, const float *A_t, const float *D, const float *init, float *state, float *y, float *ckpt)
 {
-    memset(state, 0, (size_t)S * di * sizeof *state);
+    start_state(init, (size_t)S * di, state);
     for (int t = 0; t < T; t++) {
         const float *xt = x + (long)t * di, *dt = delta + (long)t * di;
         const float *Bt = xdbl + (long)t * ldb + boff, *Ct = xdbl + (long)t * ldb + coff;
@@ -72,9 +79,9 @@ static void scan_v8(const float *x, const float *delta, const float *xdbl, int l
 
 /* Any d_inner: the same recurrence with plain loops across channels. */
 static void scan_any(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T, int di,
-                     int S, const float *A_t, const float *D, float *state, float *y, float *ckpt)
+                     int S, const float *A_t, const float *D, const float *init, float *state, float *y, float *ckpt)
 {
-    memset(state, 0, (size_t)S * di * sizeof *state);
+    start_state(init, (size_t)S * di, state);
     for (int t = 0; t < T; t++) {
         const float *xt = x + (long)t * di, *dt = delta + (long)t * di;
         const float *Bt = xdbl + (long)t * ldb + boff, *Ct = xdbl + (long)t * ldb + coff;
@@ -96,6 +103,12 @@ static void scan_any(const float *x, const float *delta, const float *xdbl, int 
 void sl_mamba_scan(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T, int di,
                    int S, const float *A_t, const float *D, float *state, float *y, float *ckpt)
 {
-    if (di % 8 == 0) scan_v8(x, delta, xdbl, ldb, boff, coff, T, di, S, A_t, D, state, y, ckpt);
-    else scan_any(x, delta, xdbl, ldb, boff, coff, T, di, S, A_t, D, state, y, ckpt);
+    sl_mamba_scan_from(x, delta, xdbl, ldb, boff, coff, T, di, S, A_t, D, NULL, state, y, ckpt);
+}
+
+void sl_mamba_scan_from(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T, int di,
+                        int S, const float *A_t, const float *D, const float *init, float *state, float *y, float *ckpt)
+{
+    if (di % 8 == 0) scan_v8(x, delta, xdbl, ldb, boff, coff, T, di, S, A_t, D, init, state, y, ckpt);
+    else scan_any(x, delta, xdbl, ldb, boff, coff, T, di, S, A_t, D, init, state, y, ckpt);
 }
