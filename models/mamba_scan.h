@@ -24,6 +24,35 @@ static inline v8f sl_scan_decay(v8f delta, const float *A)
     return a;
 }
 
+#ifdef __AVX512F__
+#include <immintrin.h>
+
+typedef int v16i __attribute__((vector_size(64)));
+
+/* sl_exp_nonpos on sixteen lanes, written out on vectors (GCC's
+ * vectoriser left the per-lane loop scalar inside the unrolled loops of
+ * the backward's chunk): the same operations, so the same bits. maxps
+ * returns its second operand when x is NaN, as x > -87.3 ? x : -87.3 does. */
+static inline v16f sl_exp_nonpos16(v16f x)
+{
+    x = (v16f)_mm512_max_ps((__m512)x, _mm512_set1_ps(-87.3f));
+    v16f n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    v16f r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    v16f p = v16_set1(1.9875691500e-4f);
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    v16i bits = (__builtin_convertvector(n, v16i) + 127) << 23;
+    return p * (v16f)bits;
+}
+
+/* exp(delta A) of sixteen channels of one state (the AVX-512 scans). */
+static inline v16f sl_scan_decay16(v16f delta, const float *A) { return sl_exp_nonpos16(delta * v16_load(A)); }
+#endif
+
 /* Channels c..c+7 of a row of di, lanes past di 0 (the last vector of a
  * d_inner that is not a multiple of 8). */
 static inline v8f sl_load_lanes(const float *row, int c, int di)
@@ -83,9 +112,5 @@ typedef struct {
 } sl_mamba_tape;
 
 sl_mamba_tape sl_mamba_tape_at(const sl_model *m, sl_workspace *ws, int layer);
-
-/* Block layer without hooks (models/mamba.c), keeping the block's activations in
- * its tape (ws->bw must exist). */
-int sl_mamba_layer_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, int layer, sl_error *err);
 
 #endif
