@@ -87,6 +87,11 @@ int sl_config_parse(sl_config *c, const char *path, const char *text, sl_error *
 
 const char *sl_config_source_of(const sl_config *c, const char *key);
 
+/* Each key of the architecture's config with its value as text, in the order
+ * `seqlens info` prints them (core/config_keys.c). */
+typedef void (*sl_config_key_fn)(void *ctx, const char *name, const char *value);
+void sl_config_each_key(const sl_config *c, sl_config_key_fn fn, void *ctx);
+
 const char *sl_arch_name(int arch);
 const char *sl_pooling_name(int pooling);
 const char *sl_positional_name(int positional);
