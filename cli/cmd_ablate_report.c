@@ -126,7 +126,9 @@ static int figure(FILE *gp, const cJSON *abl, const char *key, const char *t)
     int n;
     sl_ranked *rows = sl_rank_rows(cJSON_GetObjectItemCaseSensitive(abl, "results"), "delta_auc", 1, &n);
     if (!rows) return 0;
-    sl_gp_title(gp, t);
+    char title[256];
+    n = sl_keep_largest(rows, n, t, title, sizeof title);
+    sl_gp_title(gp, title);
     fprintf(gp, "set ylabel 'AUC change (ablated - baseline)'\n"
                 "set style fill solid 0.7 border -1\nset boxwidth 0.6\nset grid ytics\nset xzeroaxis lt -1\n"
                 "set xrange [-0.6:%d.6]\n%s",

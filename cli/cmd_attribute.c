@@ -216,8 +216,11 @@ static int figure(FILE *gp, const cJSON *attr)
     int n;
     sl_ranked *rows = sl_rank_rows(cJSON_GetObjectItemCaseSensitive(attr, "families"), "ratio", -1, &n);
     if (!rows) return 0;
-    char t[160];
-    snprintf(t, sizeof t, "Attribution (%s) per family, relative to its share of tokens", sl_jstr(attr, "method"));
+    char t[200];
+    int shown = n > SL_FIG_MAX_ITEMS ? SL_FIG_MAX_ITEMS : n; /* the largest ratios */
+    if (shown < n) snprintf(t, sizeof t, "The %d largest of %d: attribution (%s) per family", shown, n, sl_jstr(attr, "method"));
+    else snprintf(t, sizeof t, "Attribution (%s) per family, relative to its share of tokens", sl_jstr(attr, "method"));
+    n = shown;
     sl_gp_title(gp, t);
     fprintf(gp, "set ylabel 'attribution share / token share'\nset style fill solid 0.7 border -1\nset boxwidth 0.6\n"
                 "set grid ytics\nset yrange [0:*]\nset xrange [-0.6:%d.6]\n%s$a << EOD\n",
@@ -243,8 +246,10 @@ static int profile_figure(FILE *gp, const cJSON *attr)
     fputs("set ylabel 'share'\nset xlabel 'distance from the last valid token (positions)'\nset grid\n"
           "set key outside right top\nset yrange [0:*]\n$p << EOD\n",
           gp);
+    int shown = 0;
     cJSON_ArrayForEach(bin, prof)
     {
+        if (shown++ == SL_FIG_MAX_ITEMS) break; /* the nearest to the end */
         double lo = sl_jnum(bin, "distance_min"), hi = sl_jnum(bin, "distance_max");
         char label[64];
         if (lo == hi) snprintf(label, sizeof label, "%.0f", lo);

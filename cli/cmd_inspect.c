@@ -204,6 +204,7 @@ static int layers_figure(FILE *gp, const cJSON *inspect, const char *field, cons
     if (!d) return 0;
     cJSON_ArrayForEach(layer, layers)
     {
+        if (nl == SL_FIG_MAX_ITEMS) break;
         cJSON_ArrayForEach(fam, cJSON_GetObjectItemCaseSensitive(layer, "families"))
         {
             double v = sl_jnum(fam, field);
@@ -215,7 +216,8 @@ static int layers_figure(FILE *gp, const cJSON *inspect, const char *field, cons
         nl++;
     }
     fclose(d); /* data is only valid after the close */
-    return family_heatmap(gp, data, cells, t, names, nf, nl, "layer", 1, field, 1);
+    /* every layer numbered and each cell's value written, while they fit */
+    return family_heatmap(gp, data, cells, t, names, nf, nl, "layer", nl > 32 ? nl / 16 : 1, field, cells <= 2048);
 }
 
 /* family x head heatmap of one per-head array field of one layer
@@ -237,6 +239,7 @@ static int heads_figure(FILE *gp, const cJSON *layer, const char *field, const c
         int f = sl_gp_name_index(names, &nf, name), h = 0;
         cJSON_ArrayForEach(v, heads)
         {
+            if (h == SL_FIG_MAX_ITEMS) break;
             if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) {
                 fprintf(d, "%d %d %.9g\n", f, h, v->valuedouble);
                 cells++;

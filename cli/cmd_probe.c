@@ -167,16 +167,22 @@ static int figure(FILE *gp, const cJSON *probe)
     snprintf(t, sizeof t, "Linear probes for '%s' at site '%s'", sl_jstr(probe, "target"), sl_jstr(probe, "site"));
     sl_gp_title(gp, t);
     double lo = INFINITY, hi = -INFINITY;
+    int i = 0;
     cJSON_ArrayForEach(row, layers)
     {
+        if (i++ == SL_FIG_MAX_ITEMS) break;
         lo = fmin(lo, sl_jnum(row, "layer"));
         hi = fmax(hi, sl_jnum(row, "layer"));
     }
-    fprintf(gp, "set xlabel 'layer (resid_post)'\nset ylabel 'test accuracy'\nset xtics 1\nset grid\nset key outside right top\n"
+    /* a tick per layer while they fit (a hostile file's layer 1e9 would ask
+     * gnuplot for a billion) */
+    fprintf(gp, "set xlabel 'layer (resid_post)'\nset ylabel 'test accuracy'\nset xtics %s\nset grid\nset key outside right top\n"
                 "set xrange [%g:%g]\nset offsets 0, 0, 0.02, 0.02\n$p << EOD\n",
-            lo - 0.3, hi + 0.3);
+            hi - lo <= 64 ? "1" : "autofreq", lo - 0.3, hi + 0.3);
+    i = 0;
     cJSON_ArrayForEach(row, layers)
     {
+        if (i++ == SL_FIG_MAX_ITEMS) break;
         fprintf(gp, "%.0f", sl_jnum(row, "layer"));
         sl_gp_num(gp, sl_jnum(row, "test_accuracy"));
         sl_gp_num(gp, sl_jnum(row, "majority_baseline"));

@@ -8,7 +8,7 @@
 
 /* *text receives the file's bytes and a terminating NUL (free it). A file
  * that is not a regular file (core/inputfile.h), cannot be opened or is
- * larger than max_bytes is an input error
+ * larger than max_bytes, or holds a NUL byte, is an input error
  * naming the path; what is it describes the file in that message
  * ("a model config"). */
 int sl_read_text(const char *path, size_t max_bytes, const char *what, char **text, sl_error *err);

@@ -47,12 +47,19 @@ static void checkpoint(const float *state, int t, int T, long plane, float *ckpt
         memcpy(ckpt + (long)(t + 1) / SL_SCAN_CHUNK * plane, state, (size_t)plane * sizeof *state);
 }
 
+/* Zeros, or the state a restart resumes from (sl_mamba_scan_from). */
+static void start_state(const float *init, size_t n, float *state)
+{
+    if (init) memcpy(state, init, n * sizeof *state);
+    else memset(state, 0, n * sizeof *state);
+}
+
 /* Eight channels at a time (the lanes), all d_state states of them in turn,
  * so y stays in a register and delta_t x_t is formed once. */
 static void scan_v8(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T, int di,
-                    int S, const float *A_t, const float *D, float *state, float *y, float *ckpt)
+                    int S, const float *A_t, const float *D, const float *init, float *state, float *y, float *ckpt)
 {
-    memset(state, 0, (size_t)S * di * sizeof *state);
+    start_state(init, (size_t)S * di, state);
     for (int t = 0; t < T; t++) {
         const float *xt = x + (long)t * di, *dt = delta + (long)t * di;
         const float *Bt = xdbl + (long)t * ldb + boff, *Ct = xdbl + (long)t * ldb + coff;
@@ -80,7 +87,7 @@ static void scan_v8(const float *x, const float *delta, const float *xdbl, int l
  * give identical bits. On this machine's Xeon (2 x 512-bit FMA ports) the
  * scan alone ran 1.5x faster than scan_v8 (bench of 2,048 x 128 x 16). */
 static void scan_v16(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T, int di,
-                     int S, const float *A_t, const float *D, float *y, float *ckpt)
+                     int S, const float *A_t, const float *D, const float *init, float *y, float *ckpt)
 {
     long plane = (long)S * di;
     for (int c = 0; c < di; c += 16) {
@@ -89,7 +96,8 @@ static void scan_v16(const float *x, const float *delta, const float *xdbl, int 
             int nn = S - n0 < 16 ? S - n0 : 16;
             const float *An = A_t + (long)n0 * di + c;
             v16f s[16];
-            for (int n = 0; n < 16; n++) s[n] = v16_set1(0.0f);
+            for (int n = 0; n < 16; n++)
+                s[n] = init && n < nn ? v16_load(init + (long)(n0 + n) * di + c) : v16_set1(0.0f);
             for (int t = 0; t < T; t++) {
                 const float *Bt = xdbl + (long)t * ldb + boff + n0, *Ct = xdbl + (long)t * ldb + coff + n0;
                 v16f d16 = v16_load(delta + (long)t * di + c), x16 = v16_load(x + (long)t * di + c), dx = d16 * x16;
@@ -113,9 +121,9 @@ static void scan_v16(const float *x, const float *delta, const float *xdbl, int 
 
 /* Any d_inner: the same recurrence with plain loops across channels. */
 static void scan_any(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T, int di,
-                     int S, const float *A_t, const float *D, float *state, float *y, float *ckpt)
+                     int S, const float *A_t, const float *D, const float *init, float *state, float *y, float *ckpt)
 {
-    memset(state, 0, (size_t)S * di * sizeof *state);
+    start_state(init, (size_t)S * di, state);
     for (int t = 0; t < T; t++) {
         const float *xt = x + (long)t * di, *dt = delta + (long)t * di;
         const float *Bt = xdbl + (long)t * ldb + boff, *Ct = xdbl + (long)t * ldb + coff;
@@ -137,12 +145,18 @@ static void scan_any(const float *x, const float *delta, const float *xdbl, int 
 void sl_mamba_scan(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T, int di,
                    int S, const float *A_t, const float *D, float *state, float *y, float *ckpt)
 {
+    sl_mamba_scan_from(x, delta, xdbl, ldb, boff, coff, T, di, S, A_t, D, NULL, state, y, ckpt);
+}
+
+void sl_mamba_scan_from(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T, int di,
+                        int S, const float *A_t, const float *D, const float *init, float *state, float *y, float *ckpt)
+{
 #ifdef __AVX512F__
     if (di % 16 == 0) {
-        scan_v16(x, delta, xdbl, ldb, boff, coff, T, di, S, A_t, D, y, ckpt);
+        scan_v16(x, delta, xdbl, ldb, boff, coff, T, di, S, A_t, D, init, y, ckpt);
         return;
     }
 #endif
-    if (di % 8 == 0) scan_v8(x, delta, xdbl, ldb, boff, coff, T, di, S, A_t, D, state, y, ckpt);
-    else scan_any(x, delta, xdbl, ldb, boff, coff, T, di, S, A_t, D, state, y, ckpt);
+    if (di % 8 == 0) scan_v8(x, delta, xdbl, ldb, boff, coff, T, di, S, A_t, D, init, state, y, ckpt);
+    else scan_any(x, delta, xdbl, ldb, boff, coff, T, di, S, A_t, D, init, state, y, ckpt);
 }

@@ -122,6 +122,11 @@ void sl_mamba_silu(const float *x, int ldx, int T, int di, float *out);
  * ldb; ckpt (or NULL) receives the state before each chunk (the tape). */
 void sl_mamba_scan(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T, int di,
                    int S, const float *A_t, const float *D, float *state, float *y, float *ckpt);
+/* The same from the state init [d_state, d_inner] (NULL: zeros) instead of
+ * zeros: a restart in the middle of a sequence (prefix reuse,
+ * models/cpu_prefix.c) gives the bits the whole scan gives from there on. */
+void sl_mamba_scan_from(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T, int di,
+                        int S, const float *A_t, const float *D, const float *init, float *state, float *y, float *ckpt);
 
 /* One block's activations as the gradient's forward pass kept them
  * (views into the backward workspace, [max_len] rows each). */

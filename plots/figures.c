@@ -63,6 +63,26 @@ sl_ranked *sl_rank_rows(const cJSON *rows, const char *field, double sign, int *
     return r;
 }
 
+/* The largest |key| first. */
+static int by_size(const void *a, const void *b)
+{
+    double x = fabs(((const sl_ranked *)a)->key), y = fabs(((const sl_ranked *)b)->key);
+    return (x < y) - (x > y);
+}
+
+int sl_keep_largest(sl_ranked *rows, int n, const char *t, char *title, size_t size)
+{
+    int shown = n;
+    if (n > SL_FIG_MAX_ITEMS) {
+        qsort(rows, (size_t)n, sizeof *rows, by_size);
+        shown = SL_FIG_MAX_ITEMS;
+        qsort(rows, (size_t)shown, sizeof *rows, by_key);
+        snprintf(title, size, "The %d largest of %d: %s", shown, n, t);
+    } else
+        snprintf(title, size, "%s", t);
+    return shown;
+}
+
 int sl_gp_name_index(const char **names, int *n, const char *name)
 {
     for (int i = 0; i < *n; i++)

@@ -22,6 +22,11 @@ void sl_gp_num(FILE *gp, double v);
 /* set title "T" (T made safe as sl_gp_label makes it) */
 void sl_gp_title(FILE *gp, const char *t);
 
+/* A figure draws at most this many bars, points, rows or columns: gnuplot's
+ * time grows with each (200,000 bars in a hostile result took it minutes),
+ * and no reader tells more apart. Every row stays in the page's tables. */
+#define SL_FIG_MAX_ITEMS 256
+
 /* The figures' colours: bars and a second series. */
 #define SL_GP_BAR_COLOUR "#4477aa"
 #define SL_GP_ALT_COLOUR "#ee6677"
@@ -34,6 +39,12 @@ typedef struct {
     double key;
 } sl_ranked;
 sl_ranked *sl_rank_rows(const cJSON *rows, const char *field, double sign, int *n);
+
+/* Of n ranked rows, the SL_FIG_MAX_ITEMS with the largest |key| first in
+ * rows, still ascending by key; returns how many those are (n when no more),
+ * and writes title: t, or, when rows were left out, t led by "The 256
+ * largest of N: " (first, since a title is cut at LABEL_MAX). */
+int sl_keep_largest(sl_ranked *rows, int n, const char *t, char *title, size_t size);
 
 /* name's index in names[0..*n), appended (and *n raised) when new: a
  * figure's categories (families, hooks) in order of first appearance. The
