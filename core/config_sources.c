@@ -384,6 +384,11 @@ static const char *repeated_key(const cJSON *v, int *oom)
 
 cJSON *sl_config_json(const char *path, const char *text, sl_error *err)
 {
+    size_t nul = sl_json_escaped_nul_at(text, strlen(text));
+    if (text[nul]) {
+        sl_fail(err, SL_EINPUT, "%s: byte %zu escapes a NUL character (\\u0000)", path, nul);
+        return NULL;
+    }
     char *clean = json_text(text);
     if (!clean) {
         sl_fail(err, SL_ERUNTIME, "out of memory");

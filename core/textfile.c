@@ -21,3 +21,16 @@ int sl_read_text(const char *path, size_t max_bytes, const char *what, char **te
     }
     return rc;
 }
+
+size_t sl_json_escaped_nul_at(const char *json, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (json[i] != '\\') continue;
+        size_t run = 0; /* an odd run of backslashes escapes what follows */
+        while (i + run < len && json[i + run] == '\\') run++;
+        if (run % 2 && len - (i + run) >= 5 && json[i + run] == 'u' && !memcmp(json + i + run + 1, "0000", 4))
+            return i + run - 1;
+        i += run - 1;
+    }
+    return len;
+}

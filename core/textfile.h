@@ -13,4 +13,9 @@
  * ("a model config"). */
 int sl_read_text(const char *path, size_t max_bytes, const char *what, char **text, sl_error *err);
 
+/* Where JSON text escapes a NUL character (\u0000), or len if it does not.
+ * cJSON's strings end at a NUL, so "a\u0000b" would read as "a": a name or
+ * key the writer never wrote. */
+size_t sl_json_escaped_nul_at(const char *json, size_t len);
+
 #endif

@@ -68,6 +68,10 @@ static void safetensors_cases(void)
     st_case("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
             "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "appears twice");
     st_case("{\"a\":3}", 0, "not an object");
+    /* cJSON ends a string at an escaped NUL: "a\u0000x" would read as "a" */
+    st_case("{\"a\\u0000x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "header byte 11 escapes a NUL");
+    CHECK(parse_image("{\"a\\\\u0000\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, &err) == SL_OK,
+          "an escaped backslash before u0000 is no NUL: %s", err.msg);
 
     /* the reference implementation's rules (huggingface/safetensors) */
     const char *A8 = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
@@ -202,6 +206,8 @@ static void config_cases(void)
     cfg_case(buf, "key 'd_model' appears twice in one object");
     snprintf(buf, sizeof buf, "{%s,\"expand\":2,\"ssm_cfg\":{\"d_state\":4,\"x\":1,\"d_state\":8}}", m);
     cfg_case(buf, "key 'd_state' appears twice");
+    snprintf(buf, sizeof buf, "{%s,\"expand\":2,\"d_model\\u0000x\":16}", m);
+    cfg_case(buf, "escapes a NUL character");
     cfg_case("{\"vocab_size\":3}", "missing keys 'arch' (");
     cfg_case("{\"arch\":\"rnn\"}", "'arch' must be one of");
     snprintf(buf, sizeof buf, "{%s}", m);
