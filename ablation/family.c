@@ -199,7 +199,11 @@ int sl_ablate_families(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, 
          * decays by exp(0) = 1 and takes no write there */
         for (int l = 0; !rc && fo->mode == FAM_SKIP && l < m->c.n_layers; l++)
             rc = sl_hooks_add_replace(&hooks, sl_model_point(m, HK_MIXER_DELTA, l), &rep, err);
-        if (!rc) rc = sl_run(m, ds, o, &hooks, mark_batch, NULL, &j, abl, err);
+        /* a family with no position in the selected examples changes
+         * nothing: its logits are the baseline's, bit for bit, without a
+         * pass (every rank knows, per_family being summed over ranks) */
+        if (!rc && st.per_family[f] == 0) memcpy(abl, base, (size_t)o->count * sizeof *abl);
+        else if (!rc) rc = sl_run(m, ds, o, &hooks, mark_batch, NULL, &j, abl, err);
         int64_t hits = j.hits; /* this rank's share under MPI */
         rc = sl_dist_sum_i64(rc, &hits, 1, err);
         j.hits = (long)hits;

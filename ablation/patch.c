@@ -84,6 +84,15 @@ static const float *source_row(const patch_job *j, int k, int slot, int blen, in
     return j->th[slot].src + (size_t)p * j->src_stride + (size_t)ps * j->m->points[o->points[p]].width;
 }
 
+/* The first position variant k changes in a slot: the base's position
+ * (len when the cell is skipped, so that nothing runs for it). */
+static int first_row(const void *user, int slot, int len)
+{
+    const variant_ctx *v = user;
+    int pb;
+    return source_row(v->job, v->k, slot, len, v->src_len[slot], &pb) ? pb : len;
+}
+
 /* A residual point: the kept residual edited before the restart. */
 static void edit_residual(void *user, int k, int slot, float *h, int len)
 {
@@ -166,7 +175,7 @@ static int plan_pairs(patch_job *j, int B, pair_plan *dp, sl_error *err)
         dp->vc[k] = (variant_ctx){j, (int)k, NULL};
         rc = sl_hooks_init(&dp->hooks[k], m->n_points, err);
         if (!rc && r < 0) rc = sl_hooks_add(&dp->hooks[k], point, write_variant, &dp->vc[k], err);
-        dp->v[k] = (sl_variant){from, from, r >= 0 ? NULL : &dp->hooks[k]};
+        dp->v[k] = (sl_variant){from, from, r >= 0 ? NULL : &dp->hooks[k], first_row, &dp->vc[k]};
     }
     return rc;
 }

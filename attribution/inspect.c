@@ -286,7 +286,7 @@ int sl_inspect(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, sl_inspe
     /* the statistics belong to hook points: those the model has are gathered */
     int selectivity = sl_model_point(m, HK_MIXER_DELTA, 0) >= 0;
     int nl = m->c.n_layers, F = ds->n_families, H = sl_model_point(m, HK_ATTN_PATTERN, 0) >= 0 ? m->c.n_heads : 0;
-    int B = o->batch > 0 ? o->batch : 1, SH = selectivity && m->c.arch == ARCH_MAMBA2 ? m->c.nheads : 0;
+    int B = o->batch > 0 ? o->batch : 1, SH = selectivity ? sl_model_ssm_heads(m) : 0;
     inspect_job j = {.m = m, .ds = ds, .selectivity = selectivity, .nl = nl, .F = F, .H = H, .B = B, .SH = SH};
     j.per_slot = slot_size(&j);
     j.fam = malloc((size_t)B * ds->L * sizeof *j.fam);

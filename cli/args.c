@@ -168,12 +168,14 @@ static int set_dtype(sl_args *a, const opt *o, const char *v, sl_error *err)
 }
 
 /* A number in [lo, hi] written with digits first: no leading space or
- * sign; NaN and inf fail the range. */
+ * sign; NaN and inf fail the range, and so does a value strtod had to
+ * round to 0 or infinity (ERANGE: 1e-400 is not 0). */
 static int number(const char *v, double lo, double hi, double *out)
 {
     char *end = (char *)v;
+    errno = 0;
     if ((v[0] >= '0' && v[0] <= '9') || v[0] == '.') *out = strtod(v, &end);
-    return end != v && !*end && *out >= lo && *out <= hi;
+    return end != v && !*end && !errno && *out >= lo && *out <= hi;
 }
 
 static int set_noise(sl_args *a, const opt *o, const char *v, sl_error *err)

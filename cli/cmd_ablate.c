@@ -5,14 +5,11 @@
 #include "ablation/component.h"
 #include "ablation/family.h"
 #include "ablation/layer.h"
+#include "cli/cmd_ablate_report.h"
 #include "cli/commands.h"
 #include "cli/registry.h"
 #include "cli/stage.h"
 #include "core/jsonout.h"
-#include "plots/figures.h"
-#include "plots/results.h"
-#include "plots/section.h"
-#include "plots/verdict.h"
 
 static const char USAGE[] =
     "usage: seqlens ablate MODEL DATA --family NAME|all [--mode mean|zero|pad|resample|skip] [-o out.json]\n"
@@ -288,122 +285,6 @@ static const sl_stage STAGES[] = {
      .weight = component_weight},
 };
 
-static void family_verdict(const sl_results *r, const cJSON *own, char *out, size_t size)
-{
-    (void)r;
-    sl_verdict_family(own, out, size);
-}
-
-static void layer_verdict(const sl_results *r, const cJSON *own, char *out, size_t size)
-{
-    (void)r;
-    sl_verdict_layer(own, out, size);
-}
-
-static void component_verdict(const sl_results *r, const cJSON *own, char *out, size_t size)
-{
-    (void)r;
-    sl_verdict_component(own, out, size);
-}
-
-/* A family-by-family result (ablate --family, or its skip run): its
- * figure, named id, and table; intro says what was done to a family. */
-static int family_rows_section(sl_report_ctx *rp, const cJSON *fam, const char *sentence, const char *anchor,
-                               const char *heading, const char *intro, const char *figure_title, const char *id,
-                               const char *caption, sl_error *err)
-{
-    sl_page_section(&rp->page, anchor, heading, intro);
-    sl_page_verdict(&rp->page, sentence);
-    int rc = sl_page_figure_done(&rp->page, sl_fig_ablation(sl_page_figure(&rp->page), fam, "family", figure_title), id,
-                                 caption, 800, 450, err);
-    static const sl_column COLS[] = {{"family", "family", 's'},       {"AUC", "auc", 'n'},
-                                     {"AUC change", "delta_auc", 'n'}, {"95% CI", "ci95", 'c'},
-                                     {"p (DeLong)", "p_value", 'n'},   {"fraction of tokens", "masked_fraction", 'n'}};
-    sl_report_table(rp->f, cJSON_GetObjectItemCaseSensitive(fam, "results"), "delta_auc", COLS, 6);
-    fputs("</section>\n", rp->f);
-    return rc;
-}
-
-static int family_section(sl_report_ctx *rp, const cJSON *fam, const char *sentence, sl_error *err)
-{
-    char t[200];
-    snprintf(t, sizeof t, "Family ablation, mode '%s': AUC change from %.4f", sl_jstr(fam, "mode"),
-             sl_jnum(fam, "baseline_auc"));
-    return family_rows_section(
-        rp, fam, sentence, "family", "Family ablation",
-        "Each token family's embeddings replaced (see the mode) at every position of that family, and the "
-        "change in AUC. Bars below zero are AUC the model loses without the family.",
-        t, "ablate-family", "AUC change per ablated family, largest drop first, with paired-bootstrap 95% intervals.",
-        err);
-}
-
-static int skip_section(sl_report_ctx *rp, const cJSON *fam, const char *sentence, sl_error *err)
-{
-    char t[200];
-    snprintf(t, sizeof t, "Family skip (delta = 0): AUC change from %.4f", sl_jnum(fam, "baseline_auc"));
-    return family_rows_section(
-        rp, fam, sentence, "skip", "Family skip: tokens the state never sees",
-        "Mamba's step size delta set to 0 at every position of one family in every layer (mamba-knockout's "
-        "zero-delta knockout): the state passes those tokens by unchanged and takes nothing from them, "
-        "and their positions are left out of pooling; the tokens still reach their neighbours through the "
-        "short convolution. Bars below zero are AUC the model loses when the state cannot read the family.",
-        t, "ablate-skip", "AUC change per skipped family, largest drop first, with paired-bootstrap 95% intervals.",
-        err);
-}
-
-static int layer_section(sl_report_ctx *rp, const cJSON *lay, const char *sentence, sl_error *err)
-{
-    char t[200];
-    sl_page_section(&rp->page, "layer", "Layer ablation",
-                    "Each block's write to the residual stream removed (skip) or replaced by its mean (mean), and the "
-                    "change in AUC.");
-    sl_page_verdict(&rp->page, sentence);
-    snprintf(t, sizeof t, "Layer ablation, mode '%s': AUC change from %.4f", sl_jstr(lay, "mode"),
-             sl_jnum(lay, "baseline_auc"));
-    int rc = sl_page_figure_done(&rp->page, sl_fig_ablation(sl_page_figure(&rp->page), lay, "layer", t), "ablate-layer",
-                                 "AUC change per ablated layer, largest drop first, with paired-bootstrap 95% intervals.",
-                                 720, 400, err);
-    static const sl_column COLS[] = {{"layer", "layer", 'i'},
-                                     {"AUC", "auc", 'n'},
-                                     {"AUC change", "delta_auc", 'n'},
-                                     {"95% CI", "ci95", 'c'},
-                                     {"p (DeLong)", "p_value", 'n'}};
-    sl_report_table(rp->f, cJSON_GetObjectItemCaseSensitive(lay, "results"), NULL, COLS, 5);
-    fputs("</section>\n", rp->f);
-    return rc;
-}
-
-static int component_section(sl_report_ctx *rp, const cJSON *comp, const char *sentence, sl_error *err)
-{
-    sl_page_section(&rp->page, "component", "Component ablation",
-                    "One component of one layer removed: Mamba's convolution, SSM path or gate; a Transformer's "
-                    "attention or MLP output.");
-    sl_page_verdict(&rp->page, sentence);
-    int rc = sl_page_figure_done(&rp->page,
-                                 sl_fig_ablation(sl_page_figure(&rp->page), comp, "component", "Component ablation: AUC change"),
-                                 "ablate-component", "AUC change per ablated component.", 800, 450, err);
-    static const sl_column COLS[] = {{"component", "component", 's'}, {"layer", "layer", 'i'}, {"AUC", "auc", 'n'},
-                                     {"AUC change", "delta_auc", 'n'}, {"95% CI", "ci95", 'c'}};
-    sl_report_table(rp->f, cJSON_GetObjectItemCaseSensitive(comp, "results"), NULL, COLS, 5);
-    fputs("</section>\n", rp->f);
-    return rc;
-}
-
-static const sl_section SECTIONS[] = {
-    {.file = "ablate-family.json", .file_order = 30, .top = "baseline_auc:N n:n mode:s results:a", .array = "results",
-     .row = "family:s auc:N delta_auc:N ci95?:A p_value?:N masked_fraction?:N", .order = 30, .id = "family",
-     .label = "Families", .verdict = family_verdict, .render = family_section},
-    {.file = "ablate-skip.json", .file_order = 35, .top = "baseline_auc:N n:n mode:s results:a", .array = "results",
-     .row = "family:s auc:N delta_auc:N ci95?:A p_value?:N masked_fraction?:N", .order = 35, .id = "skip",
-     .label = "Skip", .only_some_models = 1, .verdict = family_verdict, .render = skip_section},
-    {.file = "ablate-layer.json", .file_order = 40, .top = "baseline_auc:N n:n mode:s results:a", .array = "results",
-     .row = "layer:n auc:N delta_auc:N ci95?:A p_value?:N", .order = 40, .id = "layer", .label = "Layers",
-     .verdict = layer_verdict, .render = layer_section},
-    {.file = "ablate-component.json", .file_order = 50, .top = "baseline_auc:N n:n results:a", .array = "results",
-     .row = "component:s layer:n auc:N delta_auc:N ci95?:A", .order = 50, .id = "component", .label = "Components",
-     .verdict = component_verdict, .render = component_section},
-};
-
 static sl_command ablate_command = {
     .name = "ablate",
     .summary = "  ablate MODEL DATA --family NAME|all   AUC lost when a token family is removed\n"
@@ -414,7 +295,7 @@ static sl_command ablate_command = {
     .run = cmd_ablate,
     .stages = STAGES,
     .n_stages = 4,
-    .sections = SECTIONS,
-    .n_sections = 4,
+    .sections = sl_ablate_sections,
+    .n_sections = SL_ABLATE_SECTIONS,
 };
 SL_REGISTER_COMMAND(ablate_command)

@@ -1,5 +1,6 @@
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "attribution/attribute.h"
@@ -12,7 +13,7 @@
 #include "plots/html.h"
 #include "plots/results.h"
 #include "plots/section.h"
-#include "plots/verdict.h"
+#include "plots/summary.h"
 
 static const char USAGE[] =
     "usage: seqlens attribute MODEL DATA [--method grad-input|ig] [--steps K] [--baseline pad|zero] [-o out.json]\n"
@@ -168,10 +169,100 @@ static const sl_stage STAGES[] = {
      .weight = stage_weight},
 };
 
-static void verdict(const sl_results *r, const cJSON *own, char *out, size_t size)
+/* Attribution "concentrates" on a family whose ratio is at or above this
+ * (README: the verdicts' thresholds). */
+#define CONCENTRATED_RATIO 1.5
+
+/* The family with the highest attribution ratio (the first of equals), or
+ * NULL. */
+static const cJSON *top_family(const cJSON *attr)
 {
-    (void)r;
-    sl_verdict_attribute(own, out, size);
+    const cJSON *fam, *top = NULL;
+    cJSON_ArrayForEach(fam, cJSON_GetObjectItemCaseSensitive(attr, "families"))
+    {
+        double r = sl_jnum(fam, "ratio");
+        if (isfinite(r) && (!top || r > sl_jnum(top, "ratio"))) top = fam;
+    }
+    return top;
+}
+
+/* Concentrated on the top family when its ratio reaches CONCENTRATED_RATIO,
+ * else spread; integrated gradients' completeness error over 10% is
+ * flagged. */
+static void verdict(const sl_results *results, const cJSON *attr, char *out, size_t size)
+{
+    (void)results;
+    out[0] = 0;
+    const cJSON *top = top_family(attr);
+    if (!top) return;
+    double r = sl_jnum(top, "ratio");
+    int k;
+    if (r >= CONCENTRATED_RATIO)
+        k = snprintf(out, size, "Attribution concentrates on '%s': %.2fx its share of tokens (%.1f%% of attribution).",
+                     sl_jstr(top, "family"), r, 100 * sl_jnum(top, "attribution_share"));
+    else
+        k = snprintf(out, size, "Attribution is spread: no family gets more than %.2fx its share of tokens (highest '%s').",
+                     r, sl_jstr(top, "family"));
+    double rel = sl_jnum(cJSON_GetObjectItemCaseSensitive(attr, "completeness"), "mean_relative_error");
+    if (isfinite(rel) && k > 0 && (size_t)k < size)
+        snprintf(out + k, size - (size_t)k, " Integrated gradients' completeness error is %.1f%%%s.", 100 * rel,
+                 rel > 0.1 ? ": raise --steps before trusting small differences" : "");
+}
+
+/* Attribution share / token share per family, highest first, against the
+ * 1.0 line. */
+static int figure(FILE *gp, const cJSON *attr)
+{
+    int n;
+    sl_ranked *rows = sl_rank_rows(cJSON_GetObjectItemCaseSensitive(attr, "families"), "ratio", -1, &n);
+    if (!rows) return 0;
+    char t[200];
+    int shown = n > SL_FIG_MAX_ITEMS ? SL_FIG_MAX_ITEMS : n; /* the largest ratios */
+    if (shown < n) snprintf(t, sizeof t, "The %d largest of %d: attribution (%s) per family", shown, n, sl_jstr(attr, "method"));
+    else snprintf(t, sizeof t, "Attribution (%s) per family, relative to its share of tokens", sl_jstr(attr, "method"));
+    n = shown;
+    sl_gp_title(gp, t);
+    fprintf(gp, "set ylabel 'attribution share / token share'\nset style fill solid 0.7 border -1\nset boxwidth 0.6\n"
+                "set grid ytics\nset yrange [0:*]\nset xrange [-0.6:%d.6]\n%s$a << EOD\n",
+            n - 1, n > 6 ? "set xtics rotate by -35\n" : "");
+    for (int i = 0; i < n; i++) {
+        sl_gp_label(gp, sl_jstr(rows[i].row, "family"));
+        sl_gp_num(gp, sl_jnum(rows[i].row, "ratio"));
+        fputc('\n', gp);
+    }
+    fputs("EOD\nplot $a using 0:2:xtic(1) with boxes lc rgb '" SL_GP_BAR_COLOUR "' notitle, \\\n"
+          "     1 with lines dt 2 lw 2 lc rgb 'black' title 'attribution in proportion to tokens'\n",
+          gp);
+    free(rows);
+    return 1;
+}
+
+/* Attribution and token shares by distance from the sequence end. */
+static int profile_figure(FILE *gp, const cJSON *attr)
+{
+    const cJSON *prof = cJSON_GetObjectItemCaseSensitive(attr, "profile"), *bin;
+    if (cJSON_GetArraySize(prof) == 0) return 0;
+    sl_gp_title(gp, "Attribution by distance from the sequence end");
+    fputs("set ylabel 'share'\nset xlabel 'distance from the last valid token (positions)'\nset grid\n"
+          "set key outside right top\nset yrange [0:*]\n$p << EOD\n",
+          gp);
+    int shown = 0;
+    cJSON_ArrayForEach(bin, prof)
+    {
+        if (shown++ == SL_FIG_MAX_ITEMS) break; /* the nearest to the end */
+        double lo = sl_jnum(bin, "distance_min"), hi = sl_jnum(bin, "distance_max");
+        char label[64];
+        if (lo == hi) snprintf(label, sizeof label, "%.0f", lo);
+        else snprintf(label, sizeof label, "%.0f-%.0f", lo, hi);
+        sl_gp_label(gp, label);
+        sl_gp_num(gp, sl_jnum(bin, "attribution_share"));
+        sl_gp_num(gp, sl_jnum(bin, "token_share"));
+        fputc('\n', gp);
+    }
+    fputs("EOD\nplot $p using 0:2:xtic(1) with linespoints pt 7 lw 2 lc rgb '" SL_GP_BAR_COLOUR "' title 'attribution share', \\\n"
+          "     $p using 0:3 with linespoints pt 6 dt 2 lc rgb 'gray30' title 'token share'\n",
+          gp);
+    return 1;
 }
 
 static int section(sl_report_ctx *rp, const cJSON *a, const char *sentence, sl_error *err)
@@ -180,11 +271,11 @@ static int section(sl_report_ctx *rp, const cJSON *a, const char *sentence, sl_e
             "How much of the logit each token accounts for (gradient x input, or integrated gradients from a baseline "
             "input), summed per family and compared with the family's share of tokens.");
     sl_page_verdict(&rp->page, sentence);
-    int rc = sl_page_figure_done(&rp->page, sl_fig_attribution(sl_page_figure(&rp->page), a), "attribution",
+    int rc = sl_page_figure_done(&rp->page, figure(sl_page_figure(&rp->page), a), "attribution",
                        "Attribution share over token share per family; above the dashed line the model leans on it.",
                        760, 400, err);
     if (!rc)
-        rc = sl_page_figure_done(&rp->page, sl_fig_profile(sl_page_figure(&rp->page), a), "attribution-profile",
+        rc = sl_page_figure_done(&rp->page, profile_figure(sl_page_figure(&rp->page), a), "attribution-profile",
                        "Where in the sequence the attribution lies, by distance from the last valid token.", 760, 400,
                        err);
     static const sl_column COLS[] = {{"family", "family", 's'},
@@ -203,11 +294,33 @@ static int section(sl_report_ctx *rp, const cJSON *a, const char *sentence, sl_e
     return rc;
 }
 
+/* summarize: the family attribution favours most, and its ratio */
+static void summary_row(const sl_results *r, const cJSON *attr, cJSON *row)
+{
+    (void)r;
+    const cJSON *top = top_family(attr);
+    sl_summary_str(row, "top_attribution_family", sl_jstr(top, "family"));
+    sl_summary_num(row, "top_attribution_ratio", sl_jnum(top, "ratio"));
+}
+
+static void summary_cell(FILE *f, const cJSON *row)
+{
+    fputs("<td>", f);
+    sl_html_text(f, sl_jstr(row, "top_attribution_family") ? sl_jstr(row, "top_attribution_family") : "");
+    fputs(" (", f);
+    sl_html_num(f, sl_jnum(row, "top_attribution_ratio"));
+    fputs("x)</td>", f);
+}
+
+static const sl_summary_part SUMMARY = {.order = 80, .row = summary_row,
+                                        .keys = {"top_attribution_family", "top_attribution_ratio"},
+                                        .heading = "attribution favours", .cell = summary_cell};
+
 static const sl_section SECTIONS[] = {
     {.file = "attribute.json", .file_order = 80,
      .top = "method:s n:n sampled_from?:n families:a profile?:a completeness?:o", .array = "families",
      .row = "family:s attribution_share:N token_share:N ratio:N attribution_share_ci95?:A ratio_ci95?:A", .order = 80,
-     .id = "attribution", .label = "Attribution", .verdict = verdict, .render = section},
+     .id = "attribution", .label = "Attribution", .verdict = verdict, .render = section, .summary = &SUMMARY},
 };
 
 static sl_command attribute_command = {

@@ -1,3 +1,4 @@
+#include <math.h>
 #include <stdio.h>
 
 #include "cli/commands.h"
@@ -8,6 +9,7 @@
 #include "plots/html.h"
 #include "plots/results.h"
 #include "plots/section.h"
+#include "plots/summary.h"
 #include "plots/verdict.h"
 #include "probes/baseline.h"
 
@@ -77,9 +79,58 @@ static const sl_stage STAGES[] = {
     {.name = "baseline", .order = 20, .outputs = {"baseline.json"}, .per_family = 1, .args = stage_args, .weight = one_pass},
 };
 
-static void verdict(const sl_results *r, const cJSON *own, char *out, size_t size)
+/* The model's AUC against a bag of tokens: within SL_NEGLIGIBLE_AUC, token
+ * counts explain it. */
+static void verdict(const sl_results *r, const cJSON *baseline, char *out, size_t size)
 {
-    sl_verdict_baseline(own, sl_result(r, "eval.json"), out, size);
+    const cJSON *eval = sl_result(r, "eval.json");
+    double bag = sl_jnum(cJSON_GetObjectItemCaseSensitive(baseline, "bag_of_tokens"), "test_auc");
+    double fam = sl_jnum(cJSON_GetObjectItemCaseSensitive(baseline, "bag_of_families"), "test_auc");
+    double model = eval ? sl_jnum(eval, "auc") : NAN;
+    if (!isfinite(model)) {
+        snprintf(out, size, "A bag of tokens reaches AUC %.3f; a bag of families %.3f.", bag, fam);
+    } else if (model - bag <= SL_NEGLIGIBLE_AUC) {
+        snprintf(out, size,
+                 "A bag of tokens already reaches AUC %.3f against the model's %.3f: token counts explain what the "
+                 "model does.",
+                 bag, model);
+    } else {
+        snprintf(out, size, "The model beats a bag of tokens by %.3f AUC (%.3f vs %.3f): it uses more than token counts.",
+                 model - bag, model, bag);
+    }
+}
+
+/* The model's AUC beside the bag-of-tokens and bag-of-families AUCs (and
+ * the data's Bayes-optimal AUC where its attributes give one). */
+static int figure(FILE *gp, const cJSON *baseline, const cJSON *eval, const cJSON *manifest)
+{
+    const char *labels[4];
+    double v[4];
+    int n = 0;
+    if (eval) labels[n] = "model", v[n++] = sl_jnum(eval, "auc");
+    labels[n] = "bag of tokens", v[n++] = sl_jnum(cJSON_GetObjectItemCaseSensitive(baseline, "bag_of_tokens"), "test_auc");
+    labels[n] = "bag of families",
+    v[n++] = sl_jnum(cJSON_GetObjectItemCaseSensitive(baseline, "bag_of_families"), "test_auc");
+    const cJSON *attrs =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(manifest, "data_summary"), "attributes");
+    if (isfinite(sl_jnum(attrs, "bayes_auc"))) labels[n] = "Bayes optimal", v[n++] = sl_jnum(attrs, "bayes_auc");
+    double lo = 0.45;
+    for (int i = 0; i < n; i++)
+        if (isfinite(v[i])) lo = fmin(lo, v[i] - 0.05);
+    sl_gp_title(gp, "AUC of the model against order-free baselines");
+    fprintf(gp, "set ylabel 'AUC'\nset yrange [%.3f:1.04]\nset style fill solid 0.7 border -1\nset boxwidth 0.6\n"
+                "set key below\nset grid ytics\nset xrange [-0.6:%d.6]\n$b << EOD\n",
+            lo, n - 1);
+    for (int i = 0; i < n; i++) {
+        sl_gp_label(gp, labels[i]);
+        sl_gp_num(gp, v[i]);
+        fprintf(gp, " %d\n", i == 0 && eval ? 1 : 2);
+    }
+    fputs("EOD\nplot $b using 0:2:($3 == 1 ? 0x4477aa : 0xbbbbbb):xtic(1) with boxes lc rgb variable notitle, \\\n"
+          "     $b using 0:2:(sprintf('%.3f', $2)) with labels offset 0,0.7 notitle, \\\n"
+          "     0.5 with lines dt 2 lc rgb 'gray30' title 'chance'\n",
+          gp);
+    return 1;
 }
 
 static int section(sl_report_ctx *rp, const cJSON *b, const char *sentence, sl_error *err)
@@ -88,7 +139,7 @@ static int section(sl_report_ctx *rp, const cJSON *b, const char *sentence, sl_e
             "Logistic regression on token counts (bag of tokens) and on family counts (bag of families): what a model "
             "that ignores order can reach on the same data.");
     sl_page_verdict(&rp->page, sentence);
-    int rc = sl_page_figure_done(&rp->page, sl_fig_baselines(sl_page_figure(&rp->page), b, sl_result(rp->r, "eval.json"), rp->r->manifest), "baselines",
+    int rc = sl_page_figure_done(&rp->page, figure(sl_page_figure(&rp->page), b, sl_result(rp->r, "eval.json"), rp->r->manifest), "baselines",
                        "Test AUC of the model and of the baselines; the dashed line is chance.", 720, 400, err);
     fputs("<table><tr><th>baseline</th><th>test AUC</th><th>test accuracy</th><th>C</th></tr>\n", rp->f);
     const char *names[2] = {"bag_of_tokens", "bag_of_families"};
@@ -106,9 +157,22 @@ static int section(sl_report_ctx *rp, const cJSON *b, const char *sentence, sl_e
     return rc;
 }
 
+/* summarize: the bag of tokens' AUC (drawn beside the model's, cmd_eval.c) */
+static void summary_row(const sl_results *r, const cJSON *baseline, cJSON *row)
+{
+    (void)r;
+    sl_summary_num(row, "bag_of_tokens_auc",
+                   sl_jnum(cJSON_GetObjectItemCaseSensitive(baseline, "bag_of_tokens"), "test_auc"));
+}
+
+static void summary_cell(FILE *f, const cJSON *row) { sl_summary_num_cell(f, row, "bag_of_tokens_auc"); }
+
+static const sl_summary_part SUMMARY = {.order = 20, .row = summary_row, .keys = {"bag_of_tokens_auc"},
+                                        .heading = "bag of tokens", .cell = summary_cell};
+
 static const sl_section SECTIONS[] = {
     {.file = "baseline.json", .file_order = 20, .top = "bag_of_tokens:o bag_of_families:o", .order = 20,
-     .id = "baselines", .label = "Baselines", .verdict = verdict, .render = section},
+     .id = "baselines", .label = "Baselines", .verdict = verdict, .render = section, .summary = &SUMMARY},
 };
 
 static sl_command baseline_command = {

@@ -11,6 +11,7 @@
 #include "plots/html.h"
 #include "plots/results.h"
 #include "plots/section.h"
+#include "plots/summary.h"
 #include "plots/verdict.h"
 
 static const char USAGE[] =
@@ -95,9 +96,19 @@ static const sl_stage STAGES[] = {
      .weight = one_pass},
 };
 
-static void verdict(const sl_results *r, const cJSON *own, char *out, size_t size)
+/* The AUC, and against the best achievable where the data's attributes
+ * give it (within SL_NEGLIGIBLE_AUC of it: at that ceiling). */
+static void verdict(const sl_results *r, const cJSON *eval, char *out, size_t size)
 {
-    sl_verdict_eval(own, r->manifest, out, size);
+    double auc = sl_jnum(eval, "auc");
+    int k = snprintf(out, size, "AUC %.3f on %.0f examples (accuracy %.3f).", auc, sl_jnum(eval, "n"),
+                     sl_jnum(eval, "accuracy"));
+    const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(r->manifest, "data_summary"), "attributes");
+    double bayes = sl_jnum(attrs, "bayes_auc");
+    if (isfinite(bayes) && k > 0 && (size_t)k < size)
+        snprintf(out + k, size - (size_t)k, " The data's attributes put the best achievable AUC at %.3f: the model is %s.",
+                 bayes, auc >= bayes - SL_NEGLIGIBLE_AUC ? "at that ceiling" : "below it");
 }
 
 static int section(sl_report_ctx *rp, const cJSON *e, const char *sentence, sl_error *err)
@@ -119,9 +130,25 @@ static int section(sl_report_ctx *rp, const cJSON *e, const char *sentence, sl_e
     return SL_OK;
 }
 
+/* summarize: the AUC, drawn across runs beside the bag-of-tokens baseline's */
+static void summary_row(const sl_results *r, const cJSON *eval, cJSON *row)
+{
+    (void)r;
+    sl_summary_num(row, "auc", sl_jnum(eval, "auc"));
+}
+
+static void summary_cell(FILE *f, const cJSON *row) { sl_summary_num_cell(f, row, "auc"); }
+
+static const sl_summary_figure SUMMARY_FIGURE = {
+    .name = "summary-auc", .caption = "Test AUC per run, with the bag-of-tokens baseline.", .title = "AUC per run",
+    .ylabel = "AUC", .key = "auc", .label = "model", .key2 = "bag_of_tokens_auc", .label2 = "bag of tokens"};
+
+static const sl_summary_part SUMMARY = {.order = 10, .row = summary_row, .keys = {"auc"}, .heading = "AUC",
+                                        .cell = summary_cell, .figure = &SUMMARY_FIGURE};
+
 static const sl_section SECTIONS[] = {
     {.file = "eval.json", .file_order = 10, .top = "n:n auc:N log_loss:N accuracy:N", .order = 10, .id = "performance",
-     .label = "Performance", .verdict = verdict, .render = section},
+     .label = "Performance", .verdict = verdict, .render = section, .summary = &SUMMARY},
 };
 
 static sl_command eval_command = {

@@ -22,6 +22,13 @@ static int cmd_gym(int argc, char **argv)
     if (a.help || a.n_pos != 0) return sl_usage(USAGE, a.help);
     if (!a.task || !a.n_examples || !a.len || !a.out)
         return sl_report(&(sl_error){SL_EINPUT, "seqlens gym: --task, --n, --len and -o are required"});
+    /* --n and --len are each in range, but their product is the file: 2^40
+     * examples would be written until the disk filled up (hours) */
+    if ((double)a.n_examples * a.len > 4294967296.0) {
+        sl_fail(&err, SL_EINPUT, "seqlens gym: --n %ld x --len %d is %.3g tokens; at most 2^32 (16 GiB) in one file",
+                a.n_examples, a.len, (double)a.n_examples * a.len);
+        return sl_report(&err);
+    }
     sl_gym_opts o = {sl_gym_task(a.task), a.n_examples, a.len, a.seed, a.noise};
     if (o.task < 0)
         return sl_report(&(sl_error){SL_EINPUT, "seqlens gym: --task: expected count, order, distant or recall"});

@@ -1,4 +1,3 @@
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,62 +13,10 @@ static const char USAGE[] =
     "  .pt/.pth).\n";
 
 /* One key: its value, then where it came from (design.md section 2.1). */
-static void key(const sl_config *c, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void key(const sl_config *c, const char *name, const char *fmt, ...)
+static void print_key(void *config, const char *name, const char *value)
 {
-    char value[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(value, sizeof value, fmt, ap);
-    va_end(ap);
-    const char *from = sl_config_source_of(c, name);
+    const char *from = sl_config_source_of(config, name);
     printf("%-14s %-22s %s\n", name, value, from ? from : "");
-}
-
-static const char *yes(int b) { return b ? "true" : "false"; }
-
-static void print_config(const sl_config *c)
-{
-    key(c, "arch", "%s", sl_arch_name(c->arch));
-    key(c, "vocab_size", "%d", c->vocab_size);
-    key(c, "d_model", "%d", c->d_model);
-    key(c, "n_layers", "%d", c->n_layers);
-    key(c, "pad_token_id", "%d", c->pad_token_id);
-    key(c, "pooling", "%s", sl_pooling_name(c->pooling));
-    if (c->prefix[0]) key(c, "prefix", "\"%s\"", c->prefix);
-    if (c->arch == ARCH_MAMBA) {
-        key(c, "d_state", "%d", c->d_state);
-        key(c, "d_conv", "%d", c->d_conv);
-        key(c, "expand", "%d (d_inner %d)", c->expand, c->d_inner);
-        key(c, "dt_rank", "%d", c->dt_rank);
-        key(c, "norm", "%s", sl_norm_name(c->norm));
-        key(c, "norm_eps", "%g", c->norm_eps);
-    } else if (c->arch == ARCH_MAMBA2) {
-        key(c, "d_state", "%d", c->d_state);
-        key(c, "ngroups", "%d", c->ngroups);
-        key(c, "headdim", "%d (nheads %d)", c->headdim, c->nheads);
-        key(c, "d_conv", "%d", c->d_conv);
-        key(c, "expand", "%d (d_inner %d)", c->expand, c->d_inner);
-        key(c, "norm", "%s", sl_norm_name(c->norm));
-        key(c, "norm_eps", "%g", c->norm_eps);
-        key(c, "dt_limit", "[%g, %g]", c->dt_min, c->dt_max);
-        key(c, "D_has_hdim", "%s", yes(c->D_has_hdim));
-        key(c, "rmsnorm", "%s", yes(c->rmsnorm));
-        key(c, "norm_before_gate", "%s", yes(c->norm_before_gate));
-        key(c, "gated_norm_eps", "%g", c->gated_norm_eps);
-    } else {
-        key(c, "n_heads", "%d (d_head %d)", c->n_heads, c->d_head);
-        key(c, "d_ff", "%d", c->d_ff);
-        key(c, "norm_first", "%s", yes(c->norm_first));
-        key(c, "activation", "%s", c->activation == ACT_GELU ? "gelu" : "relu");
-        key(c, "positional", "%s", sl_positional_name(c->positional));
-        key(c, "max_len", "%d", c->max_len);
-        key(c, "final_norm", "%s", yes(c->final_norm));
-        key(c, "causal", "%s", yes(c->causal));
-        key(c, "layer_norm_eps", "%g", c->layer_norm_eps);
-        key(c, "embed_scale", "%g", c->embed_scale);
-        if (c->positional == POS_ROPE) key(c, "rope_base", "%g", c->rope_base);
-    }
 }
 
 static int cmd_info(int argc, char **argv)
@@ -84,7 +31,7 @@ static int cmd_info(int argc, char **argv)
         return sl_report(&err);
     }
     printf("model          %s\n", a.pos[0]);
-    print_config(&m.c);
+    sl_config_each_key(&m.c, print_key, (void *)&m.c);
     printf("head           %d logit row%s\n", m.head_rows, m.head_rows == 2 ? "s (logit = z1 - z0)" : "");
     printf("parameters     %zu\n\ntensors (%d): name in the file, dtype, shape, role in seqlens\n", m.n_params, m.n_tensors);
     for (int i = 0; i < m.n_tensors; i++) {

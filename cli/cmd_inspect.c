@@ -1,5 +1,6 @@
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "attribution/inspect.h"
@@ -10,7 +11,6 @@
 #include "plots/figures.h"
 #include "plots/results.h"
 #include "plots/section.h"
-#include "plots/verdict.h"
 
 static const char USAGE[] =
     "usage: seqlens inspect MODEL DATA [-o out.json] [--examples A:B] [--sample S [--seed S]] [--threads N]\n"
@@ -119,10 +119,137 @@ static const sl_stage STAGES[] = {
      .weight = stage_weight},
 };
 
-static void verdict(const sl_results *r, const cJSON *own, char *out, size_t size)
+/* Mamba: the family whose mean delta stands furthest above the layer's
+ * family average, over all layers. Transformer: the highest attention
+ * ratio. */
+static void verdict(const sl_results *r, const cJSON *inspect, char *out, size_t size)
 {
     (void)r;
-    sl_verdict_inspect(own, out, size);
+    out[0] = 0;
+    int mamba = !strncmp(sl_jstr(inspect, "arch"), "mamba", 5); /* mamba and mamba2 */
+    const char *key = mamba ? "mean_delta" : "ratio";
+    const cJSON *layer, *best_fam = NULL;
+    double best = -INFINITY, best_layer = 0, best_rel = NAN;
+    cJSON_ArrayForEach(layer, cJSON_GetObjectItemCaseSensitive(inspect, "layers"))
+    {
+        const cJSON *fam, *fams = cJSON_GetObjectItemCaseSensitive(layer, "families");
+        double sum = 0;
+        int n = 0;
+        cJSON_ArrayForEach(fam, fams)
+        {
+            double v = sl_jnum(fam, key);
+            if (isfinite(v)) sum += v, n++;
+        }
+        cJSON_ArrayForEach(fam, fams)
+        {
+            double v = sl_jnum(fam, key);
+            double rel = mamba ? v / (sum / n) : v;
+            if (isfinite(rel) && rel > best && sl_jstr(fam, "family")) {
+                best = rel;
+                best_fam = fam;
+                best_layer = sl_jnum(layer, "layer");
+                best_rel = rel;
+            }
+        }
+    }
+    if (!best_fam) return;
+    if (mamba)
+        snprintf(out, size,
+                 "Mamba's step size delta is largest, relative to the other families, on '%s' at layer %.0f (%.2fx the "
+                 "family average, mean gate %.3f): that is where the model writes most into its state.",
+                 sl_jstr(best_fam, "family"), best_layer, best_rel, sl_jnum(best_fam, "mean_gate"));
+    else
+        snprintf(out, size, "Attention favours '%s' most at layer %.0f: %.2fx its share of the keys (%.3f of the mass).",
+                 sl_jstr(best_fam, "family"), best_layer, best_rel, sl_jnum(best_fam, "attention_mass"));
+}
+
+/* The heatmap both inspect figures draw: families across (names as
+ * gnuplot labels), rows up (layers or heads, every ystep-th numbered),
+ * the cells' "x y value" lines in data, which is freed; with values,
+ * each cell's value written in it. 0 when no cell. */
+static int family_heatmap(FILE *gp, char *data, int cells, const char *t, const char **names, int nf, int rows,
+                          const char *ylabel, int ystep, const char *field, int values)
+{
+    if (!cells) {
+        free(data);
+        return 0;
+    }
+    sl_gp_title(gp, t);
+    fprintf(gp, "set xrange [-0.5:%d.5]\nset yrange [-0.5:%d.5]\nset ylabel '%s'\nset ytics %d\n", nf - 1, rows - 1,
+            ylabel, ystep);
+    fputs("set xtics (", gp);
+    for (int i = 0; i < nf; i++) {
+        fputs(i ? ", " : "", gp);
+        sl_gp_label(gp, names[i]);
+        fprintf(gp, " %d", i);
+    }
+    fprintf(gp, ")%s\nset palette defined (0 '#ffffff', 1 '#9ecae1', 2 '#3182bd')\nset cblabel ", nf > 6 ? " rotate by -35" : "");
+    sl_gp_label(gp, field);
+    fprintf(gp, "\n$h << EOD\n%sEOD\n"
+                "plot $h using 1:2:(0.5):(0.5):3 with boxxyerror fc palette fs solid 1 notitle%s\n",
+            data, values ? ", \\\n     $h using 1:2:(sprintf('%.3g', $3)) with labels notitle" : "");
+    free(data);
+    return 1;
+}
+
+/* layer x family heatmap of one inspect field. */
+static int layers_figure(FILE *gp, const cJSON *inspect, const char *field, const char *t)
+{
+    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(inspect, "layers"), *layer, *fam;
+    const char *names[256];
+    int nf = 0, nl = 0, cells = 0;
+    char *data = NULL;
+    size_t size = 0;
+    FILE *d = open_memstream(&data, &size);
+    if (!d) return 0;
+    cJSON_ArrayForEach(layer, layers)
+    {
+        if (nl == SL_FIG_MAX_ITEMS) break;
+        cJSON_ArrayForEach(fam, cJSON_GetObjectItemCaseSensitive(layer, "families"))
+        {
+            double v = sl_jnum(fam, field);
+            const char *name = sl_jstr(fam, "family"); /* the schema checks layers, not their rows */
+            if (!isfinite(v) || !name || nf == 256) continue;
+            fprintf(d, "%d %.0f %.9g\n", sl_gp_name_index(names, &nf, name), sl_jnum(layer, "layer"), v);
+            cells++;
+        }
+        nl++;
+    }
+    fclose(d); /* data is only valid after the close */
+    /* every layer numbered and each cell's value written, while they fit */
+    return family_heatmap(gp, data, cells, t, names, nf, nl, "layer", nl > 32 ? nl / 16 : 1, field, cells <= 2048);
+}
+
+/* family x head heatmap of one per-head array field of one layer
+ * (Mamba-2's mean_delta_per_head, ...). */
+static int heads_figure(FILE *gp, const cJSON *layer, const char *field, const char *t)
+{
+    const cJSON *fam;
+    const char *names[256];
+    int nf = 0, nh = 0, cells = 0;
+    char *data = NULL;
+    size_t size = 0;
+    FILE *d = open_memstream(&data, &size);
+    if (!d) return 0;
+    cJSON_ArrayForEach(fam, cJSON_GetObjectItemCaseSensitive(layer, "families"))
+    {
+        const cJSON *heads = cJSON_GetObjectItemCaseSensitive(fam, field), *v;
+        const char *name = sl_jstr(fam, "family"); /* the schema checks layers, not their rows */
+        if (!cJSON_IsArray(heads) || !name || nf == 256) continue;
+        int f = sl_gp_name_index(names, &nf, name), h = 0;
+        cJSON_ArrayForEach(v, heads)
+        {
+            if (h == SL_FIG_MAX_ITEMS) break;
+            if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) {
+                fprintf(d, "%d %d %.9g\n", f, h, v->valuedouble);
+                cells++;
+            }
+            if (++h > nh) nh = h;
+        }
+    }
+    /* the values written in the cells only while they stay readable */
+    fclose(d);
+    return family_heatmap(gp, data, cells, t, names, nf, nh, "head", nh > 16 ? nh / 8 : 1, field, cells <= 96);
 }
 
 /* Mamba-2: per layer, family x head heatmaps of delta and memory length
@@ -144,7 +271,7 @@ static int head_figures(sl_report_ctx *rp, const cJSON *in, sl_error *err)
             snprintf(t, sizeof t, "%s per head and family, layer %.0f", FIGS[k].what, i);
             snprintf(name, sizeof name, "inspect-heads-%s-%.0f", FIGS[k].name, i);
             snprintf(cap, sizeof cap, "%s of each head (rows) per family (columns) in layer %.0f.", FIGS[k].what, i);
-            rc = sl_page_figure_done(&rp->page, sl_fig_inspect_heads(sl_page_figure(&rp->page), layer, FIGS[k].field, t),
+            rc = sl_page_figure_done(&rp->page, heads_figure(sl_page_figure(&rp->page), layer, FIGS[k].field, t),
                                      name, cap, 760, 420, err);
         }
     }
@@ -165,20 +292,20 @@ static int section(sl_report_ctx *rp, const cJSON *in, const char *sentence, sl_
     sl_page_verdict(&rp->page, sentence);
     sl_report_sample_note(rp, in, "");
     if (mamba) {
-        rc = sl_page_figure_done(&rp->page, sl_fig_inspect(sl_page_figure(&rp->page), in, "mean_delta", "Mean step size delta per layer and family"),
+        rc = sl_page_figure_done(&rp->page, layers_figure(sl_page_figure(&rp->page), in, "mean_delta", "Mean step size delta per layer and family"),
                        "inspect-delta", "Mean delta (over channels) per layer and family.", 760, 360, err);
         if (!rc)
-            rc = sl_page_figure_done(&rp->page, sl_fig_inspect(sl_page_figure(&rp->page), in, "mean_gate", "Mean gate SiLU(z) per layer and family"),
+            rc = sl_page_figure_done(&rp->page, layers_figure(sl_page_figure(&rp->page), in, "mean_gate", "Mean gate SiLU(z) per layer and family"),
                            "inspect-gate", "Mean gate (over channels) per layer and family.", 760, 360, err);
         if (!rc) rc = head_figures(rp, in, err);
     } else {
         rc = sl_page_figure_done(&rp->page,
-                       sl_fig_inspect(sl_page_figure(&rp->page), in, "attention_mass", "Attention mass per layer and family"),
+                       layers_figure(sl_page_figure(&rp->page), in, "attention_mass", "Attention mass per layer and family"),
                        "inspect-attention-mass",
                        "The fraction of all attention that lands on each family's keys, per layer.", 760, 360, err);
         if (!rc)
             rc = sl_page_figure_done(&rp->page,
-                           sl_fig_inspect(sl_page_figure(&rp->page), in, "ratio", "Attention mass / token share per layer and family"),
+                           layers_figure(sl_page_figure(&rp->page), in, "ratio", "Attention mass / token share per layer and family"),
                            "inspect-attention", "Attention ratio per layer and family; 1 means attention in proportion.",
                            760, 360, err);
     }

@@ -14,7 +14,6 @@
 #include "plots/figures.h"
 #include "plots/results.h"
 #include "plots/section.h"
-#include "plots/verdict.h"
 
 static const char USAGE[] =
     "usage: seqlens patch MODEL DATA --hook PATTERN... [--positions all|last|LIST]\n"
@@ -293,10 +292,74 @@ static const sl_stage STAGES[] = {
     {.name = "patch", .order = 100, .outputs = {"patch.json"}, .args = stage_args, .weight = stage_weight},
 };
 
-static void verdict(const sl_results *r, const cJSON *own, char *out, size_t size)
+/* The (hook, position) whose patch moves the logit furthest toward the
+ * source, and how many cells restore half or more; below an effect of 0.1
+ * no single activation carries the answer. */
+static void verdict(const sl_results *r, const cJSON *patch, char *out, size_t size)
 {
     (void)r;
-    sl_verdict_patch(own, out, size);
+    out[0] = 0;
+    const cJSON *row, *best = NULL;
+    int cells = 0, half = 0;
+    cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(patch, "results"))
+    {
+        double e = sl_jnum(row, "effect");
+        if (!isfinite(e)) continue;
+        cells++;
+        half += e >= 0.5;
+        if (!best || e > sl_jnum(best, "effect")) best = row;
+    }
+    if (!best) return;
+    double e = sl_jnum(best, "effect");
+    if (e < 0.1) {
+        snprintf(out, size, "No single activation carries the answer: the largest patching effect is %.3f (%s, position %.0f).",
+                 e, sl_jstr(best, "hook"), sl_jnum(best, "position"));
+        return;
+    }
+    snprintf(out, size, "Patching %s at position %.0f restores %.0f%% of the logit difference over %.0f pairs; %d of %d "
+                        "(hook, position) cells restore half or more.",
+             sl_jstr(best, "hook"), sl_jnum(best, "position"), 100 * e, sl_jnum(best, "n_used"), half, cells);
+}
+
+/* Patching effect per hook (rows) and position (columns). */
+static int figure(FILE *gp, const cJSON *patch)
+{
+    const cJSON *results = cJSON_GetObjectItemCaseSensitive(patch, "results"), *row;
+    if (cJSON_GetArraySize(results) == 0) return 0;
+    const char *hooks[256];
+    int nh = 0, pos[512], np = 0;
+    cJSON_ArrayForEach(row, results)
+    {
+        if (nh < 256) sl_gp_name_index(hooks, &nh, sl_jstr(row, "hook"));
+        int p = (int)sl_jnum(row, "position"), seen = 0;
+        for (int i = 0; i < np; i++) seen |= pos[i] == p;
+        if (!seen && np < 512) pos[np++] = p;
+    }
+    sl_gp_title(gp, "Activation patching: fraction of the logit difference restored");
+    fprintf(gp, "set xlabel 'position (negative: from the end)'\nset xrange [-0.5:%d.5]\nset yrange [-0.5:%d.5]\n"
+                "set cbrange [-1:1]\nset palette defined (-1 '#b2182b', 0 '#ffffff', 1 '#2166ac')\nset ytics (",
+            np - 1, nh - 1);
+    for (int i = 0; i < nh; i++) {
+        fputs(i ? ", " : "", gp);
+        sl_gp_label(gp, hooks[i]);
+        fprintf(gp, " %d", i);
+    }
+    fputs(")\nset xtics (", gp);
+    for (int i = 0; i < np; i++) fprintf(gp, "%s\"%d\" %d", i ? ", " : "", pos[i], i);
+    fprintf(gp, ")%s\n$e << EOD\n", np > 12 ? " rotate by -90" : "");
+    cJSON_ArrayForEach(row, results)
+    {
+        int h = 0, p = 0;
+        while (h < nh && strcmp(hooks[h], sl_jstr(row, "hook"))) h++;
+        while (p < np && pos[p] != (int)sl_jnum(row, "position")) p++;
+        if (h == nh || p == np) continue;
+        fprintf(gp, "%d %d", p, h);
+        sl_gp_num(gp, sl_jnum(row, "effect"));
+        fputc('\n', gp);
+    }
+    fprintf(gp, "EOD\nplot $e using 1:2:(0.5):(0.5):3 with boxxyerror fc palette fs solid 1 notitle%s\n",
+            np * nh <= 120 ? ", \\\n     $e using 1:2:(sprintf('%.2f', $3)) with labels notitle" : "");
+    return 1;
 }
 
 static int section(sl_report_ctx *rp, const cJSON *p, const char *sentence, sl_error *err)
@@ -307,7 +370,7 @@ static int section(sl_report_ctx *rp, const cJSON *p, const char *sentence, sl_e
             "base): 1 means that activation carries the whole difference.");
     sl_page_verdict(&rp->page, sentence);
     sl_report_sample_note(rp, p, " (the pairs are drawn from it)");
-    int rc = sl_page_figure_done(&rp->page, sl_fig_patch(sl_page_figure(&rp->page), p), "patch", "Patching effect per hook and position.", 860, 480,
+    int rc = sl_page_figure_done(&rp->page, figure(sl_page_figure(&rp->page), p), "patch", "Patching effect per hook and position.", 860, 480,
                        err);
     static const sl_column COLS[] = {{"hook", "hook", 's'},     {"position", "position", 'i'}, {"effect", "effect", 'n'},
                                   {"95% CI", "ci95", 'c'},   {"pairs used", "n_used", 'i'}, {"skipped", "n_skipped", 'i'}};

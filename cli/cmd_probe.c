@@ -1,3 +1,4 @@
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,8 +9,9 @@
 #include "core/jsonout.h"
 #include "plots/figures.h"
 #include "plots/results.h"
+#include "plots/html.h"
 #include "plots/section.h"
-#include "plots/verdict.h"
+#include "plots/summary.h"
 #include "probes/probe.h"
 
 static const char USAGE[] =
@@ -115,10 +117,83 @@ static const sl_stage STAGES[] = {
     {.name = "probe", .order = 90, .outputs = {"probe.json"}, .args = stage_args, .weight = stage_weight},
 };
 
-static void verdict(const sl_results *r, const cJSON *own, char *out, size_t size)
+/* A probe "decodes" when it beats the majority baseline by PROBE_MARGIN;
+ * its selectivity below LOW_SELECTIVITY is flagged (README: the verdicts'
+ * thresholds). */
+#define PROBE_MARGIN 0.02
+#define LOW_SELECTIVITY 0.05
+
+/* The layer whose probe is most accurate (the first of equals), or NULL. */
+static const cJSON *best_layer(const cJSON *probe)
+{
+    const cJSON *row, *best = NULL;
+    cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(probe, "layers"))
+    {
+        double a = sl_jnum(row, "test_accuracy");
+        if (isfinite(a) && (!best || a > sl_jnum(best, "test_accuracy"))) best = row;
+    }
+    return best;
+}
+
+static void verdict(const sl_results *r, const cJSON *probe, char *out, size_t size)
 {
     (void)r;
-    sl_verdict_probe(own, out, size);
+    out[0] = 0;
+    const cJSON *best = best_layer(probe);
+    if (!best) return;
+    double acc = sl_jnum(best, "test_accuracy"), maj = sl_jnum(best, "majority_baseline");
+    double sel = sl_jnum(best, "selectivity");
+    const char *target = sl_jstr(probe, "target");
+    if (acc < maj + PROBE_MARGIN) {
+        snprintf(out, size,
+                 "No layer encodes '%s' linearly beyond the majority baseline (best: layer %.0f, accuracy %.3f vs %.3f).",
+                 target, sl_jnum(best, "layer"), acc, maj);
+        return;
+    }
+    snprintf(out, size, "'%s' is linearly decodable; best at layer %.0f: accuracy %.3f vs majority %.3f (control %.3f, "
+                        "selectivity %.3f)%s.",
+             target, sl_jnum(best, "layer"), acc, maj, sl_jnum(best, "control_accuracy"), sel,
+             sel < LOW_SELECTIVITY ? ": low selectivity, so the probe may be reading token identity rather than the "
+                                     "target"
+                                   : "");
+}
+
+/* Probe accuracy per layer with the majority baseline and control task. */
+static int figure(FILE *gp, const cJSON *probe)
+{
+    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(probe, "layers"), *row;
+    if (cJSON_GetArraySize(layers) == 0) return 0;
+    char t[160];
+    snprintf(t, sizeof t, "Linear probes for '%s' at site '%s'", sl_jstr(probe, "target"), sl_jstr(probe, "site"));
+    sl_gp_title(gp, t);
+    double lo = INFINITY, hi = -INFINITY;
+    int i = 0;
+    cJSON_ArrayForEach(row, layers)
+    {
+        if (i++ == SL_FIG_MAX_ITEMS) break;
+        lo = fmin(lo, sl_jnum(row, "layer"));
+        hi = fmax(hi, sl_jnum(row, "layer"));
+    }
+    /* a tick per layer while they fit (a hostile file's layer 1e9 would ask
+     * gnuplot for a billion) */
+    fprintf(gp, "set xlabel 'layer (resid_post)'\nset ylabel 'test accuracy'\nset xtics %s\nset grid\nset key outside right top\n"
+                "set xrange [%g:%g]\nset offsets 0, 0, 0.02, 0.02\n$p << EOD\n",
+            hi - lo <= 64 ? "1" : "autofreq", lo - 0.3, hi + 0.3);
+    i = 0;
+    cJSON_ArrayForEach(row, layers)
+    {
+        if (i++ == SL_FIG_MAX_ITEMS) break;
+        fprintf(gp, "%.0f", sl_jnum(row, "layer"));
+        sl_gp_num(gp, sl_jnum(row, "test_accuracy"));
+        sl_gp_num(gp, sl_jnum(row, "majority_baseline"));
+        sl_gp_num(gp, sl_jnum(row, "control_accuracy"));
+        fputc('\n', gp);
+    }
+    fputs("EOD\nplot $p using 1:2 with linespoints pt 7 lw 2 lc rgb '" SL_GP_BAR_COLOUR "' title 'probe', \\\n"
+          "     $p using 1:3 with lines dt 2 lw 2 lc rgb 'gray30' title 'majority baseline', \\\n"
+          "     $p using 1:4 with linespoints pt 6 dt 3 lc rgb '" SL_GP_ALT_COLOUR "' title 'control task'\n",
+          gp);
+    return 1;
 }
 
 static int section(sl_report_ctx *rp, const cJSON *p, const char *sentence, sl_error *err)
@@ -128,7 +203,7 @@ static int section(sl_report_ctx *rp, const cJSON *p, const char *sentence, sl_e
             "train split. The control task gives each token type a random label: a probe that is good at it too reads "
             "token identity, not the target (selectivity = accuracy - control accuracy).");
     sl_page_verdict(&rp->page, sentence);
-    int rc = sl_page_figure_done(&rp->page, sl_fig_probe(sl_page_figure(&rp->page), p), "probe", "Probe test accuracy per layer.", 720, 400, err);
+    int rc = sl_page_figure_done(&rp->page, figure(sl_page_figure(&rp->page), p), "probe", "Probe test accuracy per layer.", 720, 400, err);
     static const sl_column COLS[] = {{"layer", "layer", 'i'},
                                   {"test accuracy", "test_accuracy", 'n'},
                                   {"balanced accuracy", "balanced_accuracy", 'n'},
@@ -142,10 +217,40 @@ static int section(sl_report_ctx *rp, const cJSON *p, const char *sentence, sl_e
     return rc;
 }
 
+/* summarize: the best layer, its accuracy and the majority baseline */
+static void summary_row(const sl_results *r, const cJSON *probe, cJSON *row)
+{
+    (void)r;
+    const cJSON *best = best_layer(probe);
+    sl_summary_num(row, "best_probe_layer", sl_jnum(best, "layer"));
+    sl_summary_num(row, "best_probe_accuracy", sl_jnum(best, "test_accuracy"));
+    sl_summary_num(row, "probe_majority_baseline", sl_jnum(best, "majority_baseline"));
+}
+
+static void summary_cell(FILE *f, const cJSON *row)
+{
+    fputs("<td>", f);
+    sl_html_num(f, sl_jnum(row, "best_probe_layer"));
+    fputs(" (", f);
+    sl_html_num(f, sl_jnum(row, "best_probe_accuracy"));
+    fputs(" / ", f);
+    sl_html_num(f, sl_jnum(row, "probe_majority_baseline"));
+    fputs(")</td>", f);
+}
+
+static const sl_summary_figure SUMMARY_FIGURE = {
+    .name = "summary-probe", .caption = "The best layer's probe accuracy per run against the majority baseline.",
+    .title = "Best linear probe per run", .ylabel = "test accuracy", .key = "best_probe_accuracy",
+    .label = "best probe", .key2 = "probe_majority_baseline", .label2 = "majority baseline"};
+
+static const sl_summary_part SUMMARY = {
+    .order = 70, .row = summary_row, .keys = {"best_probe_layer", "best_probe_accuracy", "probe_majority_baseline"},
+    .heading = "best probe layer (accuracy / majority)", .cell = summary_cell, .figure = &SUMMARY_FIGURE};
+
 static const sl_section SECTIONS[] = {
     {.file = "probe.json", .file_order = 90, .top = "target:s site:s layers:a", .array = "layers",
      .row = "layer:n test_accuracy:N test_auc:N majority_baseline:N control_accuracy:N selectivity:N C:N", .order = 90,
-     .id = "probes", .label = "Probes", .verdict = verdict, .render = section},
+     .id = "probes", .label = "Probes", .verdict = verdict, .render = section, .summary = &SUMMARY},
 };
 
 static sl_command probe_command = {

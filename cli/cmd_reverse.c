@@ -16,6 +16,7 @@
 #include "plots/html.h"
 #include "plots/results.h"
 #include "plots/section.h"
+#include "plots/summary.h"
 
 static const char USAGE[] =
     "usage: seqlens reverse-test MODEL DATA [-o out.json] [--scores logits.h5] [--seed S] [--examples A:B] [--threads N] [--batch B]\n"
@@ -203,11 +204,27 @@ static int section(sl_report_ctx *rp, const cJSON *rev, const char *sentence, sl
     return rc;
 }
 
+/* summarize: reverse r per run */
+static void summary_row(const sl_results *r, const cJSON *rev, cJSON *row)
+{
+    (void)r;
+    sl_summary_num(row, "reverse_r", sl_jnum(rev, "pearson_r"));
+}
+
+static void summary_cell(FILE *f, const cJSON *row) { sl_summary_num_cell(f, row, "reverse_r"); }
+
+static const sl_summary_figure SUMMARY_FIGURE = {
+    .name = "summary-reverse", .caption = "Reverse r per run: 1 means order is ignored.",
+    .title = "Reversal: correlation of logits per run", .ylabel = "reverse r", .key = "reverse_r", .label = "pearson r"};
+
+static const sl_summary_part SUMMARY = {.order = 60, .row = summary_row, .keys = {"reverse_r"}, .heading = "reverse r",
+                                        .cell = summary_cell, .figure = &SUMMARY_FIGURE};
+
 static const sl_section SECTIONS[] = {
     {.file = "reverse.json", .file_order = 60,
      .top = "n:n pearson_r:N spearman_rho:N auc_original:N auc_reversed:N shuffle_pearson_r:N", .order = 60,
      .id = "reversal", .label = "Order", .verdict = verdict, .render = section, .load = load_scores,
-     .free_extra = free_scores},
+     .free_extra = free_scores, .summary = &SUMMARY},
 };
 
 /* analyze's stage: the logits kept in DIR/reverse-scores.h5 for the scatter */

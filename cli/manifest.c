@@ -10,6 +10,7 @@
 
 #include "cli/version.h"
 #include "core/blas.h"
+#include "core/config.h"
 #include "core/textfile.h"
 #include "core/weights.h"
 #include "plots/gnuplot.h"
@@ -49,10 +50,11 @@ int sl_manifest_model(cJSON *m, const sl_session *s, const char *model_dir, sl_e
     char *text;
     int rc = sl_read_text(path, 16u << 20, "a model config", &text, err);
     if (rc) return rc;
-    /* the model loaded, so this parses; kept as written, unknown keys too */
-    cJSON *config = cJSON_Parse(text);
+    /* the model loaded, so this parses (a bare Infinity as 1e999, which
+     * cJSON writes as null); kept as written, unknown keys too */
+    cJSON *config = sl_config_json(path, text, err);
     free(text);
-    if (!config) return sl_fail(err, SL_EINPUT, "%s: not valid JSON", path);
+    if (!config) return err->code;
     cJSON_AddItemToObject(m, "config", config);
     cJSON_AddNumberToObject(m, "parameters", (double)s->model.n_params);
     return SL_OK;

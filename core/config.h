@@ -59,6 +59,13 @@ typedef struct {
     int vocab_padded;   /* mamba_ssm: vocab_size rounded up to pad_vocab_size_multiple (also accepted) */
 } sl_config_doc;
 
+/* config.json's text as JSON, read as Python's json module reads it (what
+ * wrote it): a bare Infinity is a number, and a file that json.load would
+ * refuse or read differently is an input error naming path: anything but
+ * whitespace after the value, or a key twice in one object (json keeps the
+ * last, cJSON the first). NULL on error; the caller frees the result. */
+cJSON *sl_config_json(const char *path, const char *text, sl_error *err);
+
 int sl_config_doc_load(sl_config_doc *d, const char *path, sl_error *err);
 int sl_config_doc_parse(sl_config_doc *d, const char *path, const char *text, sl_error *err);
 void sl_config_doc_free(sl_config_doc *d);
@@ -79,6 +86,11 @@ int sl_config_parse(sl_config *c, const char *path, const char *text, sl_error *
 #define SL_FACT_GROUP_STATE "ngroups*d_state"
 
 const char *sl_config_source_of(const sl_config *c, const char *key);
+
+/* Each key of the architecture's config with its value as text, in the order
+ * `seqlens info` prints them (core/config_keys.c). */
+typedef void (*sl_config_key_fn)(void *ctx, const char *name, const char *value);
+void sl_config_each_key(const sl_config *c, sl_config_key_fn fn, void *ctx);
 
 const char *sl_arch_name(int arch);
 const char *sl_pooling_name(int pooling);

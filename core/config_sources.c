@@ -351,18 +351,77 @@ static char *json_text(const char *text)
     return out;
 }
 
+static int by_key(const void *a, const void *b)
+{
+    return strcmp((*(const cJSON *const *)a)->string, (*(const cJSON *const *)b)->string);
+}
+
+/* A key that appears twice in one object of v, found by sorting each
+ * object's keys (n log n: a config may hold many); NULL if none. cJSON
+ * bounds the nesting (CJSON_NESTING_LIMIT), and so this recursion. */
+static const char *repeated_key(const cJSON *v, int *oom)
+{
+    int n = 0;
+    const cJSON *c;
+    for (c = v->child; c; c = c->next) n++;
+    const cJSON **keys = cJSON_IsObject(v) && n > 1 ? malloc((size_t)n * sizeof *keys) : NULL;
+    if (cJSON_IsObject(v) && n > 1 && !keys) {
+        *oom = 1;
+        return NULL;
+    }
+    const char *twice = NULL;
+    if (keys) {
+        int k = 0;
+        for (c = v->child; c; c = c->next) keys[k++] = c;
+        qsort(keys, (size_t)n, sizeof *keys, by_key);
+        for (k = 1; k < n && !twice; k++)
+            if (!strcmp(keys[k - 1]->string, keys[k]->string)) twice = keys[k]->string;
+        free(keys);
+    }
+    for (c = v->child; c && !twice && !*oom; c = c->next) twice = repeated_key(c, oom);
+    return twice;
+}
+
+cJSON *sl_config_json(const char *path, const char *text, sl_error *err)
+{
+    size_t nul = sl_json_escaped_nul_at(text, strlen(text));
+    if (text[nul]) {
+        sl_fail(err, SL_EINPUT, "%s: byte %zu escapes a NUL character (\\u0000)", path, nul);
+        return NULL;
+    }
+    char *clean = json_text(text);
+    if (!clean) {
+        sl_fail(err, SL_ERUNTIME, "out of memory");
+        return NULL;
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(clean, &end, 0);
+    while (root && end && isspace((unsigned char)*end)) end++;
+    int after = root && end && *end;
+    free(clean);
+    if (!root || !cJSON_IsObject(root) || after) {
+        cJSON_Delete(root);
+        if (after) sl_fail(err, SL_EINPUT, "%s: text after the JSON object", path);
+        else sl_fail(err, SL_EINPUT, "%s: not a JSON object", path);
+        return NULL;
+    }
+    int oom = 0;
+    const char *twice = repeated_key(root, &oom);
+    if (oom || twice) {
+        if (oom) sl_fail(err, SL_ERUNTIME, "out of memory");
+        else sl_fail(err, SL_EINPUT, "%s: key '%.60s' appears twice in one object", path, twice);
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
 int sl_config_doc_parse(sl_config_doc *d, const char *path, const char *text, sl_error *err)
 {
     memset(d, 0, sizeof *d);
     snprintf(d->path, sizeof d->path, "%s", path);
-    char *clean = json_text(text);
-    if (!clean) return sl_fail(err, SL_ERUNTIME, "out of memory");
-    cJSON *root = cJSON_Parse(clean);
-    free(clean);
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return sl_fail(err, SL_EINPUT, "%s: not a JSON object", path);
-    }
+    cJSON *root = sl_config_json(path, text, err);
+    if (!root) return err->code;
     d->keys = cJSON_CreateObject();
     d->origin = cJSON_CreateObject();
     src s = {d, root, err};

@@ -8,12 +8,16 @@
 /* What a value on the VM's stack is. The first four are immediate; the rest
  * live in the arena, shared by reference as Python shares objects (a memo
  * entry and the stack may hold the same dict). */
-enum { V_NONE, V_BOOL, V_INT, V_GLOBAL, V_STR, V_TUPLE, V_DICT, V_STORAGE, V_TENSOR };
-static const char *const KIND[] = {"None", "bool", "int", "global", "str", "tuple", "dict", "storage", "tensor"};
+enum { V_NONE, V_BOOL, V_INT, V_FLOAT, V_GLOBAL, V_STR, V_TUPLE, V_LIST, V_DICT, V_STORAGE, V_TENSOR };
+static const char *const KIND[] = {"None", "bool", "int", "float", "global", "str", "tuple", "list", "dict", "storage", "tensor"};
 
 /* The globals a state_dict's pickle names; a dtype stands for its storage
  * type in a storage's persistent id. */
-enum { G_ODICT, G_TENSOR, G_PARAM, G_PARAM_STATE, G_F32, G_F16, G_BF16 };
+enum { G_ODICT, G_TENSOR, G_PARAM, G_PARAM_STATE, G_F32, G_F16, G_BF16, G_I64, G_I32, G_I16, G_I8, G_U8, G_BOOL, G_F64 };
+/* a storage of one of the types from G_I64 on is a tag: a tensor on it is
+ * refused by name if it is in the state_dict read (a buffer such as
+ * position_ids), and harmless elsewhere (an optimizer's state) */
+#define PK_UNREAD_STORAGE (-1)
 static const struct {
     const char *module, *name;
     int id;
@@ -28,17 +32,33 @@ static const struct {
     {"torch", "float32", G_F32},
     {"torch", "float16", G_F16},
     {"torch", "bfloat16", G_BF16},
+    {"torch", "LongStorage", G_I64},
+    {"torch", "IntStorage", G_I32},
+    {"torch", "ShortStorage", G_I16},
+    {"torch", "CharStorage", G_I8},
+    {"torch", "ByteStorage", G_U8},
+    {"torch", "BoolStorage", G_BOOL},
+    {"torch", "DoubleStorage", G_F64},
+    {"torch", "int64", G_I64},
+    {"torch", "int32", G_I32},
+    {"torch", "int16", G_I16},
+    {"torch", "int8", G_I8},
+    {"torch", "uint8", G_U8},
+    {"torch", "bool", G_BOOL},
+    {"torch", "float64", G_F64},
 };
 static const char *const GLOBAL_NAME[] = {"collections.OrderedDict", "torch._utils._rebuild_tensor_v2",
                                           "torch._utils._rebuild_parameter",
                                           "torch._utils._rebuild_parameter_with_state", "a float32 storage type",
-                                          "a float16 storage type", "a bfloat16 storage type"};
+                                          "a float16 storage type", "a bfloat16 storage type", "torch.LongStorage (int64)",
+                                          "torch.IntStorage (int32)", "torch.ShortStorage (int16)", "torch.CharStorage (int8)",
+                                          "torch.ByteStorage (uint8)", "torch.BoolStorage (bool)", "torch.DoubleStorage (float64)"};
 
 typedef struct obj obj;
 typedef struct {
     int kind;
     union {
-        int64_t i; /* V_BOOL, V_INT, V_GLOBAL (a G_ id) */
+        int64_t i; /* V_BOOL, V_INT, V_GLOBAL (a G_ id); a V_FLOAT's value is never read */
         obj *o;
     } u;
 } val;
@@ -53,9 +73,9 @@ struct obj {
         struct {
             val *v;
             size_t n, cap; /* a dict holds n/2 key, value pairs */
-        } seq;
+        } seq; /* a tuple, a list, or a dict's keys and values in turn */
         struct {
-            int dtype;
+            int dtype, type; /* ST_ dtype or PK_UNREAD_STORAGE; the G_ id */
             int64_t numel;
             const obj *key;
         } sto;
@@ -331,12 +351,13 @@ static int op_persid(vm *m)
     if (!a || pid.u.o->u.seq.n != 5 || !is_str(a[0], "storage"))
         return fail(m, "a persistent id that is not ('storage', type, key, location, numel)");
     if (a[1].kind != V_GLOBAL || a[1].u.i < G_F32)
-        return fail(m, "a storage's type is a %s, not a float storage type", a[1].kind == V_GLOBAL ? GLOBAL_NAME[a[1].u.i] : KIND[a[1].kind]);
+        return fail(m, "a storage's type is a %s, not a storage type", a[1].kind == V_GLOBAL ? GLOBAL_NAME[a[1].u.i] : KIND[a[1].kind]);
     if (a[2].kind != V_STR || a[3].kind != V_STR || a[4].kind != V_INT || a[4].u.i < 0)
         return fail(m, "a storage's key, location and size must be str, str and a non-negative int");
     obj *o = new_obj(m, 1);
     if (!o) return oom(m);
-    o->u.sto.dtype = a[1].u.i == G_F32 ? ST_F32 : a[1].u.i == G_F16 ? ST_F16 : ST_BF16;
+    o->u.sto.dtype = a[1].u.i == G_F32 ? ST_F32 : a[1].u.i == G_F16 ? ST_F16 : a[1].u.i == G_BF16 ? ST_BF16 : PK_UNREAD_STORAGE;
+    o->u.sto.type = (int)a[1].u.i;
     o->u.sto.key = a[2].u.o;
     o->u.sto.numel = a[4].u.i;
     return push_obj(m, V_STORAGE, o);
@@ -424,12 +445,24 @@ static int op_setitems(vm *m, size_t base)
     return rc;
 }
 
-/* The opcodes torch.save's pickler writes for a state_dict. */
+/* APPEND(S) onto the list below the values: an optimizer's param_groups
+ * and their params (a training checkpoint's other entries). */
+static int op_appends(vm *m, size_t base)
+{
+    if (above_mark(m) < m->sp - base + 1 || m->stack[base - 1].kind != V_LIST)
+        return fail(m, "APPEND(S) onto something that is not a list");
+    int rc = dict_add(m, m->stack[base - 1].u.o, m->stack + base, m->sp - base);
+    m->sp = base;
+    return rc;
+}
+
+/* The opcodes torch.save's pickler writes for a state_dict, and for the
+ * dict of a training checkpoint around one (floats, lists). */
 enum {
     MARK = '(', STOP = '.', BININT = 'J', BININT1 = 'K', BININT2 = 'M', NONE = 'N', BINPERSID = 'Q', REDUCE = 'R',
     BINUNICODE = 'X', EMPTY_TUPLE = ')', BUILD = 'b', GLOBAL = 'c', BINGET = 'h', LONG_BINGET = 'j', BINPUT = 'q',
     LONG_BINPUT = 'r', SETITEM = 's', TUPLE = 't', SETITEMS = 'u', EMPTY_DICT = '}', PROTO = 0x80, NEWTRUE = 0x88,
-    NEWFALSE = 0x89, LONG1 = 0x8a, TUPLE1 = 0x85, TUPLE2 = 0x86, TUPLE3 = 0x87, SHORT_BINUNICODE = 0x8c,
+    NEWFALSE = 0x89, LONG1 = 0x8a, BINFLOAT = 'G', EMPTY_LIST = ']', APPEND = 'a', APPENDS = 'e', TUPLE1 = 0x85, TUPLE2 = 0x86, TUPLE3 = 0x87, SHORT_BINUNICODE = 0x8c,
     BINUNICODE8 = 0x8d, STACK_GLOBAL = 0x93, MEMOIZE = 0x94, FRAME = 0x95
 };
 
@@ -453,6 +486,17 @@ static int step(vm *m, unsigned op)
         return new_seq(m, V_DICT, NULL, 0, 0);
     case EMPTY_TUPLE:
         return new_seq(m, V_TUPLE, NULL, 0, 0);
+    case EMPTY_LIST:
+        return new_seq(m, V_LIST, NULL, 0, 0);
+    case APPEND:
+        if ((rc = need(m, 2, "APPEND"))) return rc;
+        return op_appends(m, m->sp - 1);
+    case APPENDS:
+        if ((rc = pop_mark(m, "APPENDS", &base))) return rc;
+        return op_appends(m, base);
+    case BINFLOAT: /* a learning rate, a loss: kept as a tag */
+        if (!take(m, 8)) return truncated(m);
+        return push(m, (val){.kind = V_FLOAT});
     case TUPLE:
         if ((rc = pop_mark(m, "TUPLE", &base))) return rc;
         return make_tuple(m, m->sp - base, "TUPLE");
@@ -553,13 +597,57 @@ static int run(vm *m)
 
 static char *dup_str(const obj *s) { return strdup(s->u.str.s); }
 
+/* A dict of str keys to tensors, with at least one entry. */
+static int is_state_dict(val v)
+{
+    if (v.kind != V_DICT || !v.u.o->u.seq.n) return 0;
+    for (size_t i = 0; i < v.u.o->u.seq.n; i += 2)
+        if (v.u.o->u.seq.v[i].kind != V_STR || v.u.o->u.seq.v[i + 1].kind != V_TENSOR) return 0;
+    return 1;
+}
+
+/* The state_dict the file holds: the top dict itself, or the one entry of
+ * it that is a state_dict (a training checkpoint as PyTorch's tutorial
+ * saves it: {"epoch": ..., "model_state_dict": ..., "optimizer_state_dict":
+ * ..., "loss": ...}; the optimizer's state is keyed by ints, so it is not
+ * one). Two such entries are ambiguous. */
+static int pick_state_dict(vm *m, const obj **out)
+{
+    const obj *d = m->result.u.o;
+    size_t n = d->u.seq.n / 2, found = 0, first_bad = n;
+    char names[400] = "";
+    for (size_t i = 0; i < n; i++) {
+        val k = d->u.seq.v[2 * i], v = d->u.seq.v[2 * i + 1];
+        if (v.kind != V_TENSOR && first_bad == n) first_bad = i;
+        if (k.kind != V_STR || !is_state_dict(v)) continue;
+        size_t len = strlen(names);
+        if (found < 4) snprintf(names + len, sizeof names - len, "%s'%.80s'", found ? ", " : "", k.u.o->u.str.s);
+        if (!found++) *out = v.u.o;
+    }
+    if (first_bad == n) {
+        *out = d; /* a state_dict itself (or an empty dict) */
+        return SL_OK;
+    }
+    if (found == 1) return SL_OK;
+    if (found > 1)
+        return sl_fail(m->err, SL_EINPUT, "%s: holds %zu state_dicts (%s%s): save the model's alone (torch.save(model.state_dict(), F))",
+                       m->what, found, names, found > 4 ? ", ..." : "");
+    val k = d->u.seq.v[2 * first_bad], v = d->u.seq.v[2 * first_bad + 1];
+    if (k.kind != V_STR) return sl_fail(m->err, SL_EINPUT, "%s: entry %zu's key is a %s, not a str", m->what, first_bad, KIND[k.kind]);
+    return sl_fail(m->err, SL_EINPUT,
+                   "%s: '%.200s' is a %s, not a tensor, and no entry is a state_dict (save model.state_dict() alone)", m->what,
+                   k.u.o->u.str.s, KIND[v.kind]);
+}
+
 /* The result: string keys to tensors. */
 static int collect(vm *m, pk_state_dict *out)
 {
     if (m->result.kind != V_DICT)
         return sl_fail(m->err, SL_EINPUT, "%s: holds a %s, not a state_dict (save model.state_dict())", m->what,
                        KIND[m->result.kind]);
-    const obj *d = m->result.u.o;
+    const obj *d = NULL;
+    int rc = pick_state_dict(m, &d);
+    if (rc) return rc;
     size_t n = d->u.seq.n / 2;
     out->t = calloc(n ? n : 1, sizeof *out->t);
     if (!out->t) return oom(m);
@@ -570,6 +658,12 @@ static int collect(vm *m, pk_state_dict *out)
             return sl_fail(m->err, SL_EINPUT, "%s: '%.200s' is a %s, not a tensor (save model.state_dict() alone)", m->what,
                            k.u.o->u.str.s, KIND[v.kind]);
         const obj *t = v.u.o, *s = t->u.ten.sto;
+        if (s->u.sto.dtype == PK_UNREAD_STORAGE)
+            return sl_fail(m->err, SL_EINPUT,
+                           "%s: tensor '%.200s': storage type %s is not read (float32, float16 and bfloat16 tensors are); "
+                           "a buffer the model does not learn (e.g. position_ids) can be left out of the file: "
+                           "register_buffer(..., persistent=False), or del the entry before torch.save", m->what, k.u.o->u.str.s,
+                           GLOBAL_NAME[s->u.sto.type]);
         pk_tensor *p = &out->t[out->n++];
         p->name = dup_str(k.u.o);
         p->key = dup_str(s->u.sto.key);

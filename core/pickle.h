@@ -37,7 +37,9 @@ typedef struct {
 } pk_state_dict;
 
 /* Runs the pickle bytes[0, len); the result must be a dict (or
- * OrderedDict) of string keys to tensors. what names the pickle in messages
+ * OrderedDict) of string keys to tensors, or a dict with exactly one such
+ * entry (a training checkpoint: {"epoch": 3, "model_state_dict": {...},
+ * "optimizer_state_dict": {...}}), which is then the state_dict. what names the pickle in messages
  * ("model.pt: data.pkl"). On failure *out is empty; pk_free it either way. */
 int pk_load_state_dict(const unsigned char *bytes, size_t len, const char *what, pk_state_dict *out, sl_error *err);
 void pk_free(pk_state_dict *sd);

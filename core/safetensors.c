@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/inputfile.h"
+#include "core/textfile.h"
 
 /* The reference implementation's limit (huggingface/safetensors refuses a
  * longer header): a corrupt length never turns into a huge allocation. */
@@ -187,6 +188,8 @@ int st_index(st_file *f, sl_error *err)
 
 static int parse_header(st_file *f, const char *json, size_t len, sl_error *err)
 {
+    size_t nul = sl_json_escaped_nul_at(json, len);
+    if (nul < len) return sl_fail(err, SL_EINPUT, "%s: header byte %zu escapes a NUL character (\\u0000)", f->path, 8 + nul);
     size_t bad = st_bad_text_at((const unsigned char *)json, len, 0);
     if (bad < len)
         return sl_fail(err, SL_EINPUT, "%s: header byte %zu (0x%02x) is not UTF-8 JSON text", f->path, 8 + bad,

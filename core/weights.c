@@ -38,10 +38,13 @@ int sl_weights_find(const char *model_dir, char *path, size_t size, sl_error *er
 {
     DIR *d = opendir(model_dir);
     if (!d) return sl_fail(err, SL_EINPUT, "%s: cannot open: %s", model_dir, strerror(errno));
-    char **names = NULL;
+    char **names = NULL, index[256] = "";
     int n = 0, cap = 0, rc = SL_OK;
     errno = 0;
     for (struct dirent *e; !rc && (e = readdir(d)); errno = 0) {
+        /* save_pretrained's shards: their index names them */
+        if (has_suffix(e->d_name, ".safetensors.index.json") || has_suffix(e->d_name, ".bin.index.json"))
+            snprintf(index, sizeof index, "%.200s", e->d_name);
         if (e->d_name[0] == '.' || !is_candidate(e->d_name)) continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 4;
@@ -55,7 +58,11 @@ int sl_weights_find(const char *model_dir, char *path, size_t size, sl_error *er
     if (closedir(d) != 0 && !rc) rc = sl_fail(err, SL_ERUNTIME, "%s: cannot close: %s", model_dir, strerror(errno));
     char found[800];
     if (!rc && n != 1) list_names(names, n, found, sizeof found);
-    if (!rc && n == 0)
+    if (!rc && n == 0 && index[0])
+        rc = sl_fail(err, SL_EINPUT,
+                     "%s: a sharded checkpoint (%s and its shards): seqlens reads one weights file; save it whole, e.g. "
+                     "model.save_pretrained(dir, max_shard_size=\"50GB\")", model_dir, index);
+    else if (!rc && n == 0)
         rc = sl_fail(err, SL_EINPUT, "%s: no weights file (model.safetensors, pytorch_model.bin, or one *.pt or *.pth)", model_dir);
     else if (!rc && n > 1)
         rc = sl_fail(err, SL_EINPUT, "%s: %d weights files (%s): keep exactly one of model.safetensors, pytorch_model.bin, *.pt, *.pth",

@@ -1,12 +1,12 @@
-/* The backward pass on the device, for attribution: step for step the CPU
- * core's (models/backward.c, mamba.c, transformer.c) over all rows of a
- * batch: one forward pass that keeps each block's input (the tape, in the
- * prefix-reuse cache), then per block, from the last down, the block again
- * keeping its internals and its reverse (written once, in
- * models/mamba_grad.c and transformer_grad.c, on the operations of
- * device_grad_ops.c). Only d logit / d embedding is
- * kept: it is all attribution uses. Plain C: it runs in the CPU tests on
- * the host grid. */
+/* The backward pass on the device, for attribution, over all rows of a
+ * batch: its buffers, its tape (each block's input, in the prefix-reuse
+ * cache) and the integrated-gradients path. The driving loop (the taped
+ * forward, the tail, the blocks from the last down) is models/gradient.c's,
+ * each block's backward models/mamba_grad.c's, mamba2_grad.c's and
+ * transformer_grad.c's, on the operations of device_grad_ops.c: each block
+ * runs again from its kept input, keeping its internals, then in reverse.
+ * Only d logit / d embedding is kept: it is all attribution uses. Plain C:
+ * it runs in the CPU tests on the host grid. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,21 +85,6 @@ static int copy(batch_run *r, const float *x, float *y, long n, sl_error *err)
     return sl_dm_launch(r, SK_COPY, (sl_kargs){.x = x, .y = y, .n = n}, err);
 }
 
-/* From embed_in (a device buffer [rows][d]), the forward pass keeping each
- * block's input and the last block's output; the logits stay on the device. */
-static int taped_forward(batch_run *r, const float *embed_in, sl_error *err)
-{
-    sl_dev_model *dm = r->dm;
-    int nl = dm->m->c.n_layers;
-    long values = r->rows * dm->m->c.d_model;
-    int rc = copy(r, embed_in, dm->h, values, err);
-    for (int i = 0; !rc && i <= nl; i++) {
-        rc = copy(r, dm->h, sl_dm_kept(dm, i), values, err);
-        if (!rc && i < nl) rc = sl_dm_layer(r, i, err);
-    }
-    return rc ? rc : sl_dm_tail(r, err);
-}
-
 /* Where SL_H_IN, the gradients and what the backward keeps (models/ops.h)
  * lie in the batch's device memory, for device_ops.c; NULL for any other
  * buffer. */
@@ -135,15 +120,32 @@ static int forward_from(batch_run *r, const float *embed_in, sl_error *err)
     return rc ? rc : sl_dm_tail(r, err);
 }
 
+/* The device's tape (models/ops.h: sl_tape): each block's input in the
+ * prefix-reuse cache, SL_H_IN block r->layer's there; nothing else is
+ * kept, each block's backward runs its operations again. */
+static int point_at(sl_tape *tp, sl_ops *o, int i, sl_error *err)
+{
+    (void)tp, (void)err;
+    ((batch_run *)o)->layer = i;
+    return SL_OK;
+}
+
+static void forward_end(sl_tape *tp, sl_ops *o, int i) { (void)tp, (void)o, (void)i; }
+
+static int backward_end(sl_tape *tp, sl_ops *o, int i, sl_error *err)
+{
+    (void)tp, (void)o, (void)i, (void)err;
+    return SL_OK;
+}
+
+static const sl_tape_ops dev_tape = {point_at, forward_end, point_at, backward_end};
+
 /* bw->g = d logit / d embed_in, the logits left in dm->logits. */
 static int gradient(batch_run *r, const float *embed_in, sl_error *err)
 {
-    const sl_config *c = &r->dm->m->c;
-    int rc = taped_forward(r, embed_in, err);
-    if (!rc) r->layer = c->n_layers, rc = sl_arch_tail_backward(&r->ops, err);
-    for (int i = c->n_layers - 1; !rc && i >= 0; i--)
-        r->layer = i, rc = sl_arch_layer_backward(&r->ops, i, err);
-    return rc;
+    sl_tape tape = {&dev_tape};
+    int rc = copy(r, embed_in, r->dm->h, r->rows * r->dm->m->c.d_model, err);
+    return rc ? rc : sl_arch_gradient(&r->ops, &tape, err);
 }
 
 static int logits_out(batch_run *r, float *host, sl_error *err)

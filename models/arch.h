@@ -27,6 +27,12 @@ int sl_tf_block_backward(sl_ops *o, int i, sl_error *err);
 /* SL_G = d logit / d (the last block's output), SL_H_IN: through the head,
  * the pooling and the final norm (models/forward.c). */
 int sl_arch_tail_backward(sl_ops *o, sl_error *err);
+/* The gradient of SL_LOGITS with respect to SL_H (the embedding, or a
+ * point on a path to it), o without hooks: the forward pass keeping each
+ * block's input on tp, the tail, then the tail's backward and each
+ * block's from the last down (models/gradient.c). SL_G ends as d logit /
+ * d SL_H, SL_LOGITS as the logit. */
+int sl_arch_gradient(sl_ops *o, sl_tape *tp, sl_error *err);
 /* Mamba's (and Mamba-2's) block and final norm as config `norm` says: RMSNorm or LayerNorm
  * with its bias, both with norm_eps. */
 int sl_mamba_norm_op(sl_ops *o, sl_view x, const float *w, const float *b, sl_view y, sl_error *err);

@@ -16,10 +16,19 @@ typedef struct {
     int restore;           /* 0..n_layers */
     int start;             /* first block run again, restore..n_layers */
     const sl_hooks *hooks; /* active from start on, or NULL */
+    /* NULL, or the first position the variant changes in batch slot `slot`
+     * of length len (len: none). On a causal model the positions before it
+     * are the unmodified run's in every block, and a backend may run only
+     * the rest (models/cpu_prefix.h): the edit and the hooks must then
+     * write only rows from there on, and hooks see the rows before it as
+     * the backend left them. */
+    int (*first_row)(const void *user, int slot, int len);
+    const void *row_user;
 } sl_variant;
 
 /* Called on the restored residual h [len][d_model] of batch slot `slot`
- * before the restart. */
+ * before the restart (with first_row, only its rows from there on hold the
+ * restored residual). */
 typedef void (*sl_variant_edit)(void *user, int variant, int slot, float *h, int len);
 
 /* The gradient of each logit with respect to its input embedding, along

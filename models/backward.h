@@ -40,9 +40,6 @@ void sl_rmsnorm_backward(const float *x, const float *w, float eps, int rows, in
 void sl_linear_backward(const float *dy, int ldy, int rows, int out, const float *W, int in, float *dx, int ldx,
                         float beta);
 
-/* Block i without hooks (models/transformer.c), keeping block i's attention in the
- * tapes of ws->bw for its backward (models/transformer_grad.c). */
-int sl_tf_layer_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i, sl_error *err);
 /* d context [T, d] to d qkv [T, 3 d] (q, k before the rotation's backward)
  * from the block's qkv, context and log-sum-exps: FlashAttention-2's
  * backward, tile by tile, no [T, T] matrix. */

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "models/backend.h"
+#include "models/cpu_prefix.h"
+#include "models/mamba_scan.h"
 
 typedef struct {
     float *grad, *x, *base, *path, *acc; /* embed_gradient's, allocated on its first call */
@@ -19,6 +21,7 @@ typedef struct {
     sl_error *slot_err;  /* [max_batch]: each example's own failure */
     float *cache;        /* variants: [slot][n_layers + 1][max_len][d_model], on first use */
     sl_hooks keep;       /* variants: the hooks that fill the cache */
+    sl_mamba_kept **kept; /* variants of a Mamba: [threads] what restarts need, or NULL (too large) */
 } cpu_backend;
 
 /* One example's work: thread picks the scratch, ex->slot the results. */
@@ -124,19 +127,87 @@ typedef struct {
     long ld_out;
 } variants_ctx;
 
+/* A variant that only throws switches of its first block (ablate
+ * --component on a Mamba): that block from the kept activations. */
+static unsigned switched(const sl_variant *v, int nl, int edited)
+{
+    const sl_hooks *h = v->hooks;
+    if (edited || !h || !h->knockout || h->n || v->restore != v->start || v->start >= nl) return 0;
+    for (int i = 0; i < nl; i++)
+        if (i != v->start && h->knockout[i]) return 0;
+    return h->knockout[v->start];
+}
+
+/* A Mamba's variants that say where they begin (first_row) run from the
+ * start of that position's chunk (models/cpu_prefix.h), those that switch
+ * a part of their first block off start inside it; the rest, and the other
+ * architectures, run whole blocks from position 0. */
 static int variants_one(cpu_backend *cb, int thread, const sl_example *ex, void *ctx, sl_error *err)
 {
     const variants_ctx *x = ctx;
     const sl_model *m = cb->be.m;
     sl_workspace *ws = cb->ws[thread];
-    int rc = sl_forward(m, ex, ws, &cb->keep, &x->base[ex->slot], err);
+    const sl_mamba_kept *kept = cb->kept ? cb->kept[thread] : NULL;
+    size_t d = (size_t)m->c.d_model;
+    int nl = m->c.n_layers;
+    int rc = kept ? sl_forward_keeping(m, ex, ws, &cb->keep, kept, &x->base[ex->slot], err)
+                  : sl_forward(m, ex, ws, &cb->keep, &x->base[ex->slot], err);
     float *h = sl_workspace_residual(ws);
+    int fin_rows = ex->len; /* the final norm's rows still the kept pass's */
     for (int k = 0; !rc && k < x->n; k++) {
-        memcpy(h, slot_cache(cb, ex->slot, x->v[k].restore), (size_t)ex->len * m->c.d_model * sizeof *h);
+        const sl_variant *v = &x->v[k];
+        float *logit = &x->out[k * x->ld_out + ex->slot];
+        int row = v->first_row ? v->first_row(v->row_user, ex->slot, ex->len) : 0;
+        if (row >= ex->len) { /* nothing changes: the unmodified logit */
+            *logit = x->base[ex->slot];
+            continue;
+        }
+        int row0 = kept ? sl_mamba_restart_row(row, ex->len) : 0;
+        unsigned off = kept && kept->xz ? switched(v, nl, x->edit != NULL) : 0;
+        size_t from = (size_t)row0 * d;
+        memcpy(h + from, slot_cache(cb, ex->slot, v->restore) + from, ((size_t)ex->len * d - from) * sizeof *h);
         if (x->edit) x->edit(x->user, k, ex->slot, h, ex->len);
-        rc = sl_forward_from(m, ex, ws, x->v[k].hooks, x->v[k].start, &x->out[k * x->ld_out + ex->slot], err);
+        if (row0) {
+            rc = sl_forward_suffix(m, ex, ws, v->hooks, v->start, row0, kept, &fin_rows, logit, err);
+            continue;
+        }
+        fin_rows = 0; /* a pass over every row rewrites the final norm's */
+        if (off) {
+            rc = sl_mamba_block_switched(m, ex, ws, v->start, off, kept, err);
+            if (!rc) rc = sl_forward_from(m, ex, ws, v->hooks, v->start + 1, logit, err);
+        } else rc = sl_forward_from(m, ex, ws, v->hooks, v->start, logit, err);
     }
     return rc;
+}
+
+/* What restarts and switched blocks need, per thread: taken when some
+ * variant can use it and it fits in 64 MiB a thread (the activations
+ * first to go), else every variant runs whole blocks. */
+static int prepare_kept(cpu_backend *cb, const sl_variant *v, int n, int edited, sl_error *err)
+{
+    const sl_model *m = cb->be.m;
+    int rows = 0, acts = 0;
+    for (int k = 0; k < n; k++) {
+        rows |= v[k].first_row != NULL;
+        acts |= switched(&v[k], m->c.n_layers, edited) != 0;
+    }
+    size_t budget = (size_t)64 << 20;
+    if (acts && sl_mamba_kept_bytes(m, cb->be.max_len, 1) > budget) acts = 0;
+    if (rows && sl_mamba_kept_bytes(m, cb->be.max_len, 0) > budget) rows = 0;
+    if (m->c.arch != ARCH_MAMBA || !(rows || acts)) { /* none, or those of an earlier call */
+        for (int t = 0; cb->kept && t < cb->threads; t++) sl_mamba_kept_free(cb->kept[t]);
+        free(cb->kept);
+        cb->kept = NULL;
+        return SL_OK;
+    }
+    if (cb->kept && (!acts || cb->kept[0]->xz)) return SL_OK;
+    for (int t = 0; cb->kept && t < cb->threads; t++) sl_mamba_kept_free(cb->kept[t]);
+    free(cb->kept);
+    if (!(cb->kept = calloc((size_t)cb->threads, sizeof *cb->kept))) return sl_fail(err, SL_ERUNTIME, "out of memory");
+    for (int t = 0; t < cb->threads; t++)
+        if (!(cb->kept[t] = sl_mamba_kept_new(m, cb->be.max_len, acts)))
+            return sl_fail(err, SL_ERUNTIME, "out of memory for the restart states of %d positions", cb->be.max_len);
+    return SL_OK;
 }
 
 static int cpu_variants(sl_backend *be, const sl_batch *b, const sl_variant *v, int n, sl_variant_edit edit, void *user,
@@ -149,6 +220,7 @@ static int cpu_variants(sl_backend *be, const sl_batch *b, const sl_variant *v, 
             return sl_fail(err, SL_ERUNTIME, "variant %d: restore %d, start %d outside 0..%d", k, v[k].restore,
                            v[k].start, nl);
     int rc = prepare_cache(cb, err);
+    if (!rc) rc = prepare_kept(cb, v, n, edit != NULL, err);
     variants_ctx x = {v, n, edit, user, base, out, ld_out};
     return rc ? rc : each_example(cb, b, variants_one, &x, err);
 }
@@ -251,6 +323,8 @@ static void cpu_free(sl_backend *be)
     free(cb->slot_err);
     free(cb->cache);
     sl_hooks_free(&cb->keep);
+    for (int t = 0; cb->kept && t < cb->threads; t++) sl_mamba_kept_free(cb->kept[t]);
+    free(cb->kept);
     free(cb);
 }
 

@@ -3,43 +3,8 @@
 #include <string.h>
 
 #include "models/arch.h"
-#include "models/backward.h"
 #include "models/cpu_ops.h"
-
-/* Without hooks, the block's activations going to its tape: z is kept and
- * the gated y goes to ws->y, so that the backward pass need not run it
- * again. */
-int sl_mamba_layer_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i, sl_error *err)
-{
-    sl_mamba_tape tp = sl_mamba_tape_at(m, ws, i);
-    sl_cpu_ops c = sl_cpu_ops_on(m, ex, ws, NULL, NULL);
-    c.tape = &tp;
-    return sl_mamba_block(&c.ops, i, err);
-}
-
-/* Without hooks, keeping block i's attention and what the backward needs
- * of its residual and MLP (ws->lse, ws->keep) in the tapes of ws->bw. */
-int sl_tf_layer_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i, sl_error *err)
-{
-    sl_tf_tape tp = sl_tf_tape_at(m, ws, i);
-    size_t d = (size_t)m->c.d_model, T = (size_t)ex->len;
-    ws->lse = tp.lse;
-    ws->keep = tp.attn_resid;
-    sl_cpu_ops c = sl_cpu_ops_on(m, ex, ws, NULL, NULL);
-    int rc = sl_tf_block(&c.ops, i, err);
-    ws->lse = ws->keep = NULL;
-    memcpy(tp.qkv, ws->qkv, T * 3 * d * sizeof *ws->qkv);
-    memcpy(tp.ctx, ws->ctx, T * d * sizeof *ws->ctx);
-    return rc;
-}
-
-/* Mamba-2: the block as it is, without hooks; its backward
- * (models/mamba2_grad.c) runs it again from the input the tape keeps. */
-static int plain_layer(const sl_model *m, const sl_example *ex, sl_workspace *ws, int i, sl_error *err)
-{
-    sl_cpu_ops c = sl_cpu_ops_on(m, ex, ws, NULL, NULL);
-    return sl_arch_layer(&c.ops, i, err);
-}
+#include "models/forward_common.h"
 
 static int check_length(const sl_model *m, const sl_example *ex, const sl_workspace *ws, sl_error *err)
 {
@@ -92,19 +57,10 @@ int sl_embed(const sl_model *m, const sl_example *ex, sl_workspace *ws, float *o
     return rc;
 }
 
-int sl_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, const float *embed_in, float *tape,
-                     float *logit, sl_error *err)
+int sl_forward_start(const sl_model *m, const sl_example *ex, sl_workspace *ws, const float *embed_in, sl_error *err)
 {
-    int rc = check_length(m, ex, ws, err), d = m->c.d_model;
-    size_t stride = (size_t)ws->max_len * d, n = (size_t)ex->len * d;
-    if (!rc && embed_in) memcpy(ws->h, embed_in, n * sizeof *ws->h);
+    int rc = check_length(m, ex, ws, err);
+    if (!rc && embed_in) memcpy(ws->h, embed_in, (size_t)ex->len * m->c.d_model * sizeof *ws->h);
     else if (!rc) rc = embed(m, ex, ws, NULL, err);
-    for (int i = 0; !rc && i < m->c.n_layers; i++) {
-        memcpy(tape + i * stride, ws->h, n * sizeof *tape);
-        if (m->c.arch == ARCH_MAMBA) rc = sl_mamba_layer_forward_taped(m, ex, ws, i, err);
-        else if (m->c.arch == ARCH_TRANSFORMER) rc = sl_tf_layer_forward_taped(m, ex, ws, i, err);
-        else rc = plain_layer(m, ex, ws, i, err);
-    }
-    if (!rc) memcpy(tape + m->c.n_layers * stride, ws->h, n * sizeof *tape);
-    return rc ? rc : sl_forward_tail(m, ex, ws, NULL, logit, err);
+    return rc;
 }

@@ -161,7 +161,7 @@ static int delta2_backward(sl_ops *o, sl_view dt, const float *bias, float lo, f
 }
 
 /* From the states the block's ssd kept in ssd_ckpt as the backward ran it
- * again (sl_gradient sets it for a Mamba-2 model). */
+ * again (the CPU tape, models/backward.c, sets it for a Mamba-2 block). */
 static int ssd_backward(sl_ops *o, sl_view x, sl_view delta, sl_view B, sl_view C, const float *A, const float *D,
                         sl_view dy, sl_view dx, sl_view ddelta, sl_view dB, sl_view dC, sl_error *err)
 {

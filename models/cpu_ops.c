@@ -104,9 +104,15 @@ float *sl_cpu_at(sl_ops *o, sl_view v) { return at(o, v); }
 
 int sl_cpu_rows(sl_ops *o, sl_view v) { return rows(o, v); }
 
+/* A pass over positions row0.. shows hooks the whole example's rows, those
+ * before row0 as the pass found them. */
 static int fire(sl_ops *o, int kind, int layer, sl_view v, sl_error *err)
 {
-    return sl_fire(o->m, o->hooks, cpu(o)->ex, kind, layer, at(o, v), rows(o, v), v.cols, v.ld, err);
+    const sl_cpu_ops *c = cpu(o);
+    if (c->row0 && v.buf < SL_POOLED)
+        return sl_fire(o->m, o->hooks, c->full, kind, layer, at(o, v) - (long)c->row0 * v.ld, rows(o, v) + c->row0,
+                       v.cols, v.ld, err);
+    return sl_fire(o->m, o->hooks, c->ex, kind, layer, at(o, v), rows(o, v), v.cols, v.ld, err);
 }
 
 static int norm(sl_ops *o, int kind, sl_view x, const float *w, const float *b, float eps, sl_view y, sl_error *err)
@@ -128,8 +134,16 @@ static int conv_silu(sl_ops *o, sl_view x, const float *w, const float *b, int K
                      sl_error *err)
 {
     (void)err;
+    const sl_cpu_ops *c = cpu(o);
     if (identity) sl_mamba_silu(at(o, x), x.ld, rows(o, x), x.cols, at(o, y));
     else sl_mamba_conv_silu(at(o, x), x.ld, rows(o, x), x.cols, K, w, b, at(o, y));
+    if (c->kept) {
+        sl_mamba_keep_conv_input(c->kept, at(o, x), x.ld, rows(o, x), x.cols, K);
+        sl_mamba_keep_rows(c->kept->xz, at(o, x) - x.off, rows(o, x), x.ld); /* x and z */
+        sl_mamba_keep_rows(c->kept->xc, at(o, y), rows(o, y), y.cols);
+    }
+    if (c->resume && !identity)
+        sl_mamba_resume_conv(c->resume, c->row0, at(o, x), x.ld, rows(o, x), x.cols, K, w, b, at(o, y));
     return SL_OK;
 }
 
@@ -154,8 +168,10 @@ static int scan(sl_ops *o, sl_view x, sl_view delta, sl_view B, const float *A_t
     if (ablated)
         for (long k = 0; k < (long)T * di; k++) yp[k] = D[k % di] * xp[k];
     else
-        sl_mamba_scan(xp, at(o, delta), at(o, B) - B.off, B.ld, B.off, B.off + B.cols, T, di, B.cols, A_t, D,
-                      c->ws->state, yp, c->tape ? c->tape->ckpt : NULL);
+        sl_mamba_scan_from(xp, at(o, delta), at(o, B) - B.off, B.ld, B.off, B.off + B.cols, T, di, B.cols, A_t, D,
+                           c->resume ? sl_mamba_kept_state(c->resume, c->row0) : NULL, c->ws->state, yp,
+                           c->tape ? c->tape->ckpt : c->kept ? c->kept->state : NULL);
+    if (c->kept) sl_mamba_keep_rows(c->kept->y, yp, T, di);
     return SL_OK;
 }
 
@@ -279,9 +295,10 @@ static int add_positions(sl_ops *o, const float *learned, sl_view y, sl_error *e
 static int pool(sl_ops *o, int pooling, sl_view x, sl_view y, sl_error *err)
 {
     (void)err;
-    const sl_example *ex = cpu(o)->ex;
+    const sl_cpu_ops *c = cpu(o);
+    const sl_example *ex = c->row0 ? c->full : c->ex; /* a pass from row0 pools every row */
     int d = x.cols, T = ex->len;
-    const float *fin = at(o, x);
+    const float *fin = at(o, x) - (long)c->row0 * x.ld;
     float *p = at(o, y);
     if (pooling == POOL_CLS) {
         memcpy(p, fin, (size_t)d * sizeof *p);

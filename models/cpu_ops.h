@@ -4,6 +4,7 @@
 #define SL_CPU_OPS_H
 
 #include "models/mamba2_cpu.h"
+#include "models/cpu_prefix.h"
 #include "models/mamba_scan.h"
 #include "models/ops.h"
 #include "models/workspace.h"
@@ -18,6 +19,13 @@ typedef struct {
     const struct sl_tf_tape *tf_tape; /* the backward of a Transformer block: what its taped forward kept */
     float *ssd_ckpt;           /* the backward of a Mamba-2 block: where its ssd keeps the states ssd_backward
                                 * restarts from (NULL elsewhere) */
+    /* prefix reuse of a Mamba block (models/cpu_prefix.h): what its forward
+     * keeps for a restart (NULL elsewhere), or, in a pass over positions
+     * row0..len-1 only, where it resumes from */
+    const sl_mamba_kept *kept;
+    const sl_mamba_kept *resume;
+    int row0;                  /* the pass's first position (its ex is shifted by row0) */
+    const sl_example *full;    /* the whole example, which hooks see */
 } sl_cpu_ops;
 
 /* The operations on ex's rows of ws, with hooks (or NULL); SL_LOGITS is

@@ -18,11 +18,9 @@ void sl_layernorm(const float *x, const float *w, const float *b, float eps, int
 int sl_forward_tail(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, float *logit,
                     sl_error *err);
 
-/* sl_forward, keeping each block's input and the last block's output in
- * tape [(n_layers + 1)][max_len][d]; embed_in, when not NULL, replaces the
- * embedding (what integrated gradients interpolate). */
-int sl_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, const float *embed_in, float *tape,
-                     float *logit, sl_error *err);
+/* ws->h = embed_in or, NULL, ex's embedding without hooks, ex's length
+ * checked: where the gradient's forward pass begins (models/backward.c). */
+int sl_forward_start(const sl_model *m, const sl_example *ex, sl_workspace *ws, const float *embed_in, sl_error *err);
 
 void sl_head_probs(const sl_config *c, const sl_example *ex, const float *qkv, int head, float *q, float *k, float *v,
                    float *P);

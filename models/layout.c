@@ -199,6 +199,15 @@ static int find_stack(ctx *c)
                        "e.g. \"names\": {\"layers\": \"%.*slayers\"}",
                        c->f->path, st[0].len, st[0].p, st[1].len, st[1].p, st[0].len, st[0].p);
     if (!ns) { c->stack_p = ""; return SL_OK; }
+    for (int i = 0; st[0].kinds == ((1 << TF) | (1 << MAMBA)) && i < c->f->n; i++) {
+        /* mamba_ssm's blocks with d_intermediate > 0 add norm2 and mlp.* (a gated MLP after the mixer) */
+        int layer = 0;
+        const char *inside = "";
+        if (find_layer(c->base[i], &layer, &inside) == st[0].len && !strncmp(inside, "mlp.", 4))
+            return sl_fail(c->err, SL_EINPUT,
+                           "%s: tensor '%s': Mamba blocks with an MLP after the mixer (mamba_ssm's d_intermediate > 0: "
+                           "norm2 and mlp.*) are not supported", c->f->path, c->f->tensors[i].name);
+    }
     if (st[0].kinds == ((1 << TF) | (1 << MAMBA)))
         return sl_fail(c->err, SL_EINPUT, "%s: '%.*slayers.<i>.*' holds both Mamba (mixer.*) and Transformer (self_attn.*) tensors",
                        c->f->path, st[0].len, st[0].p);
@@ -486,12 +495,24 @@ static int roles(ctx *c)
     if (!c->dm) return SL_OK;
     for (int i = 0; i < n; i++) {
         const st_tensor *t = &c->f->tensors[i];
-        if (c->L->e[i].name || c->mapped[i] || indexed(t->name)) continue;
-        int w = last_is(t->name, "weight");
-        if (w && t->ndim == 2 && t->shape[1] == c->dm && (t->shape[0] == 1 || t->shape[0] == 2)) {
+        if (c->L->e[i].name || c->mapped[i]) continue;
+        int w = last_is(t->name, "weight"), layer = 0;
+        const char *inside = NULL;
+        /* the head may sit in a Sequential (classifier = nn.Sequential(nn.Dropout(p), nn.Linear(d, 2)):
+         * 'classifier.1.weight'), never in the layer stack; the tables and buffers never in either */
+        if (w && t->ndim == 2 && t->shape[1] == c->dm && (t->shape[0] == 1 || t->shape[0] == 2) &&
+            find_layer(c->base[i], &layer, &inside) < 0) {
             if (nh < 8) head[nh] = i;
             nh++;
+        } else if (indexed(t->name)) {
+            continue;
         } else if (w && t->ndim == 2 && t->shape[1] == c->dm) {
+            /* a Linear (its bias beside it) is no embedding or positional table: a head with 3 or
+             * more outputs is left unclaimed, and reported so */
+            char bias[512];
+            snprintf(bias, sizeof bias, "%.*sbias", (int)(strlen(t->name) - 6), t->name);
+            const st_tensor *b = st_find(c->f, bias);
+            if (b && b->ndim == 1 && b->shape[0] == t->shape[0]) continue;
             if (nt < 8) table[nt] = i;
             nt++;
         } else if (!w && !last_is(t->name, "bias") &&

@@ -3,7 +3,8 @@
  * (models/mamba_scan.h). Nothing of the block runs again but the scan's
  * states, SL_SCAN_CHUNK positions at a time from the state kept before the
  * chunk, the dt projection and the conv (both cheap). The
- * reverse scan runs eight channels to a vector like the forward's scan_v8;
+ * reverse scan runs eight channels to a vector like the forward's scan_v8
+ * (sixteen on AVX-512 where d_inner is a multiple of 16: chunk_states_v16, chunk_reverse_v16);
  * a d_inner that is not a multiple of 8 gets a last vector padded with zero
  * lanes, which add nothing.
  *
@@ -143,6 +144,77 @@ static void chunk_reverse(const chunk_bufs *k, const scan_in *in, int t0, int t1
     }
 }
 
+#ifdef __AVX512F__
+/* chunk_states for a d_inner that is a multiple of 16 (di8 == di):
+ * sixteen channels a register and up to sixteen states held in registers
+ * across the chunk's positions, like the forward's scan_v16; the same
+ * arithmetic lane by lane, so the same bits. */
+static void chunk_states_v16(const chunk_bufs *k, const scan_in *in, int t0, int t1)
+{
+    int di = in->di, S = in->S;
+    for (int c = 0; c < di; c += 16)
+        for (int n0 = 0; n0 < S; n0 += 16) {
+            int nn = S - n0 < 16 ? S - n0 : 16;
+            long base = (long)n0 * di + c;
+            v16f s[16];
+            for (int n = 0; n < 16; n++) s[n] = n < nn ? v16_load(k->st + base + (long)n * di) : v16_set1(0.0f);
+            for (int t = t0; t < t1; t++) {
+                const float *Bt = in->xdbl + (long)t * in->nx + in->R + n0;
+                float *sn = k->st + (t - t0 + 1) * k->plane + base, *an = k->at + (t - t0) * k->plane + base;
+                v16f d16 = v16_load(in->delta + (long)t * di + c), dx = d16 * v16_load(in->xc + (long)t * di + c);
+#pragma GCC unroll 16
+                for (int n = 0; n < 16; n++)
+                    if (n < nn) {
+                        v16f a = sl_scan_decay16(d16, k->A + base + (long)n * di);
+                        s[n] = a * s[n] + dx * v16_set1(Bt[n]);
+                        v16_store(sn + (long)n * di, s[n]);
+                        v16_store(an + (long)n * di, a);
+                    }
+            }
+        }
+}
+
+static inline v8f lo8(v16f v) { return (v8f)_mm512_castps512_ps256((__m512)v); }
+static inline v8f hi8(v16f v) { return (v8f)_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd((__m512)v), 1)); }
+
+/* chunk_reverse for a d_inner that is a multiple of 16: sixteen channels a
+ * register; the per-lane partial sums of dB and dC stay eight lanes wide,
+ * each block of sixteen channels added as its two halves in turn, so
+ * that every sum runs in chunk_reverse's order: the same bits. */
+static void chunk_reverse_v16(const chunk_bufs *k, const scan_in *in, int t0, int t1, float *dx, float *dd, float *dxdbl)
+{
+    int di = in->di, S = in->S;
+    float *dB = k->part, *dC = k->part + 8L * S;
+    for (int t = t1 - 1; t >= t0; t--) {
+        const float *s = k->st + (t - t0 + 1) * k->plane, *p = s - k->plane, *a = k->at + (t - t0) * k->plane;
+        const float *Bt = in->xdbl + (long)t * in->nx + in->R, *Ct = Bt + S;
+        for (int q = 0; q < 2 * S; q++) v8_store(k->part + 8 * q, v8_set1(0.0f));
+        for (int c = 0; c < di; c += 16) {
+            v16f d16 = v16_load(in->delta + (long)t * di + c), x16 = v16_load(in->xc + (long)t * di + c);
+            v16f dy16 = v16_load(in->dy + (long)t * di + c), dxv = d16 * x16, u = v16_set1(0.0f), acc = u;
+            v8f dyl = lo8(dy16), dyh = hi8(dy16), dxl = lo8(dxv), dxh = hi8(dxv);
+            for (int n = 0; n < S; n++) {
+                long o = (long)n * di + c;
+                v16f a16 = v16_load(a + o), g = v16_load(k->ds + o) + dy16 * v16_set1(Ct[n]), s16 = v16_load(s + o);
+                v8f pc = v8_load(dC + 8 * n) + dyl * lo8(s16), pb = v8_load(dB + 8 * n) + lo8(g) * dxl;
+                v8_store(dC + 8 * n, pc + dyh * hi8(s16));
+                v8_store(dB + 8 * n, pb + hi8(g) * dxh);
+                acc += g * (v16_load(p + o) * a16) * v16_load(k->A + o);
+                u += g * v16_set1(Bt[n]);
+                v16_store(k->ds + o, g * a16);
+            }
+            v16_store(dx + (long)t * di + c, v16_load(k->D + c) * dy16 + d16 * u);
+            v16_store(dd + (long)t * di + c, acc + x16 * u);
+        }
+        float *row = dxdbl + (long)t * in->nx + in->R;
+        for (int n = 0; n < S; n++) {
+            row[n] = hsum(dB + 8 * n);
+            row[S + n] = hsum(dC + 8 * n);
+        }
+    }
+}
+#endif
+
 /* The whole reverse scan, last chunk first; dx, d delta and the B, C
  * columns of dxdbl are written, not added to. */
 void sl_mamba_scan_backward(const float *A_t, const float *D, const float *ckpt, const float *xc, const float *delta,
@@ -161,6 +233,13 @@ void sl_mamba_scan_backward(const float *A_t, const float *D, const float *ckpt,
         for (int n = 0; n < S; n++)
             if (t0) memcpy(k.st + (long)n * k.di8, start + (long)n * di, (size_t)di * sizeof *k.st);
             else memset(k.st + (long)n * k.di8, 0, (size_t)di * sizeof *k.st);
+#ifdef __AVX512F__
+        if (di % 16 == 0) {
+            chunk_states_v16(&k, in, t0, t1);
+            chunk_reverse_v16(&k, in, t0, t1, dx, dd, dxdbl);
+            continue;
+        }
+#endif
         chunk_states(&k, in, t0, t1);
         chunk_reverse(&k, in, t0, t1, dx, dd, dxdbl);
     }

@@ -24,6 +24,62 @@ static inline v8f sl_scan_decay(v8f delta, const float *A)
     return a;
 }
 
+#ifdef __AVX512F__
+#include <immintrin.h>
+
+typedef int v16i __attribute__((vector_size(64)));
+
+/* sl_exp_nonpos on sixteen lanes, written out on vectors (GCC's
+ * vectoriser left the per-lane loop scalar inside the unrolled loops of
+ * the backward's chunk): the same operations, so the same bits. maxps
+ * returns its second operand when x is NaN, as x > -87.3 ? x : -87.3 does. */
+static inline v16f sl_exp_nonpos16(v16f x)
+{
+    x = (v16f)_mm512_max_ps((__m512)x, _mm512_set1_ps(-87.3f));
+    v16f n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    v16f r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    v16f p = v16_set1(1.9875691500e-4f);
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    v16i bits = (__builtin_convertvector(n, v16i) + 127) << 23;
+    return p * (v16f)bits;
+}
+
+/* 2^t for t <= 0 on sixteen lanes in ten instructions where
+ * sl_exp_nonpos16 takes seventeen: the scan's exp was most of the scan's
+ * work. AVX-512's reduce gives f = t - round(t) in [-1/2, 1/2] in one
+ * step, a degree-6 polynomial fitted to 2^f there (relative error 2e-9;
+ * 1.0e-7 evaluated in float32, as close as sl_exp's), and scalef
+ * multiplies by 2^(t - f) without building the exponent bits. t is
+ * clamped at -126: 2^-126 stands in for 0, as sl_exp_nonpos's exp(-87.3)
+ * does, and a NaN becomes it too. */
+static inline v16f sl_exp2_nonpos16(v16f t)
+{
+    __m512 x = _mm512_max_ps((__m512)t, _mm512_set1_ps(-126.0f));
+    __m512 f = _mm512_reduce_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v16f r = (v16f)f, p = v16_set1(1.5353362e-4f);
+    p = p * r + 1.3398875e-3f;
+    p = p * r + 9.61843692e-3f;
+    p = p * r + 5.55033237e-2f;
+    p = p * r + 2.40226477e-1f;
+    p = p * r + 6.93147182e-1f;
+    p = p * r + 1.0f;
+    return (v16f)_mm512_scalef_ps((__m512)p, _mm512_sub_ps(x, f));
+}
+
+/* exp(delta A) of sixteen channels of one state (the AVX-512 scans),
+ * as 2^((delta log2 e) A): delta log2 e is formed once per position and
+ * channel, outside the loop over states. */
+static inline v16f sl_scan_decay16(v16f delta, const float *A)
+{
+    return sl_exp2_nonpos16(delta * 1.44269504088896341f * v16_load(A));
+}
+#endif
+
 /* Channels c..c+7 of a row of di, lanes past di 0 (the last vector of a
  * d_inner that is not a multiple of 8). */
 static inline v8f sl_load_lanes(const float *row, int c, int di)
@@ -66,6 +122,11 @@ void sl_mamba_silu(const float *x, int ldx, int T, int di, float *out);
  * ldb; ckpt (or NULL) receives the state before each chunk (the tape). */
 void sl_mamba_scan(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T, int di,
                    int S, const float *A_t, const float *D, float *state, float *y, float *ckpt);
+/* The same from the state init [d_state, d_inner] (NULL: zeros) instead of
+ * zeros: a restart in the middle of a sequence (prefix reuse,
+ * models/cpu_prefix.c) gives the bits the whole scan gives from there on. */
+void sl_mamba_scan_from(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T, int di,
+                        int S, const float *A_t, const float *D, const float *init, float *state, float *y, float *ckpt);
 
 /* One block's activations as the gradient's forward pass kept them
  * (views into the backward workspace, [max_len] rows each). */
@@ -78,9 +139,5 @@ typedef struct {
 } sl_mamba_tape;
 
 sl_mamba_tape sl_mamba_tape_at(const sl_model *m, sl_workspace *ws, int layer);
-
-/* Block layer without hooks (models/mamba.c), keeping the block's activations in
- * its tape (ws->bw must exist). */
-int sl_mamba_layer_forward_taped(const sl_model *m, const sl_example *ex, sl_workspace *ws, int layer, sl_error *err);
 
 #endif

@@ -455,6 +455,8 @@ int sl_model_find_point(const sl_model *m, const char *name)
     return -1;
 }
 
+int sl_model_ssm_heads(const sl_model *m) { return m->c.arch == ARCH_MAMBA2 ? m->c.nheads : 0; }
+
 static int alloc_layers(sl_model *m, sl_error *err)
 {
     int nl = m->c.n_layers;

@@ -80,6 +80,10 @@ void sl_model_free(sl_model *m);
  * ignored for model-level points. */
 int sl_model_point(const sl_model *m, int kind, int layer);
 int sl_model_find_point(const sl_model *m, const char *name);
+/* The heads of a mixer whose delta is one value per head (Mamba-2's SSD),
+ * 0 where it is one per channel or there is none: what an analysis reads
+ * of the blocks.i.mixer.* points without asking for the architecture. */
+int sl_model_ssm_heads(const sl_model *m);
 
 /* The Transformer's fixed position table for positions 0..max_len-1:
  * sinusoidal [max_len][d_model], or rope's cos then sin [max_len][2][d_head

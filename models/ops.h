@@ -206,4 +206,31 @@ struct sl_ops {
     int taped;             /* the backward: 1 where the forward's activations are on a tape (the CPU) */
 };
 
+/* The gradient's tape (models/gradient.c drives it): where a backend keeps
+ * each block's input in the gradient's forward pass, and what it points
+ * the operations at for the block in hand, from block 0 to the tail
+ * (block n_layers: its input is the last block's output) and back. The
+ * driving loop is the architecture's; which memory holds what, and how
+ * much of a block's forward is kept or run again, is the backend's. A
+ * backend's tape begins with this. */
+typedef struct sl_tape sl_tape;
+typedef struct {
+    /* Before block i's forward: SL_H_IN is where block i's input is kept,
+     * and the forward's operations keep what block i's backward reads */
+    int (*forward_begin)(sl_tape *tp, sl_ops *o, int i, sl_error *err);
+    /* After it, failed or not: the operations back on the backend's own
+     * activations */
+    void (*forward_end)(sl_tape *tp, sl_ops *o, int i);
+    /* Before block i's backward: SL_H_IN its kept input, the operations on
+     * what its forward kept */
+    int (*backward_begin)(sl_tape *tp, sl_ops *o, int i, sl_error *err);
+    /* After it: SL_G is d logit / d block i's input (i = n_layers: d logit
+     * / d the last block's output), for a backend that hands it out */
+    int (*backward_end)(sl_tape *tp, sl_ops *o, int i, sl_error *err);
+} sl_tape_ops;
+
+struct sl_tape {
+    const sl_tape_ops *t;
+};
+
 #endif

@@ -1,6 +1,8 @@
-/* The report's figures as gnuplot script bodies (data inline). Each
- * function writes to gp and returns 1, or writes nothing and returns 0 when
- * its result has nothing to draw. */
+/* What every figure's gnuplot script body (data inline) is written with:
+ * safe labels and titles, numbers, the colours, rows ranked for bars,
+ * categories indexed. Each analysis draws its own figures in its own file
+ * (cli/cmd_*.c): a function that writes to gp and returns 1, or writes
+ * nothing and returns 0 when its result has nothing to draw. */
 #ifndef SL_FIGURES_H
 #define SL_FIGURES_H
 
@@ -20,30 +22,33 @@ void sl_gp_num(FILE *gp, double v);
 /* set title "T" (T made safe as sl_gp_label makes it) */
 void sl_gp_title(FILE *gp, const char *t);
 
+/* A figure draws at most this many bars, points, rows or columns: gnuplot's
+ * time grows with each (200,000 bars in a hostile result took it minutes),
+ * and no reader tells more apart. Every row stays in the page's tables. */
+#define SL_FIG_MAX_ITEMS 256
+
 /* The figures' colours: bars and a second series. */
 #define SL_GP_BAR_COLOUR "#4477aa"
 #define SL_GP_ALT_COLOUR "#ee6677"
 
-/* Ablation AUC changes as bars with 95% CIs, largest drop first; key names
- * the row label ("family", "layer"). */
-int sl_fig_ablation(FILE *gp, const cJSON *abl, const char *key, const char *title);
-/* layer x family heatmap of one inspect field. */
-int sl_fig_inspect(FILE *gp, const cJSON *inspect, const char *field, const char *title);
-/* family x head heatmap of one per-head array field of one inspect layer
- * (Mamba-2's mean_delta_per_head, ...). */
-int sl_fig_inspect_heads(FILE *gp, const cJSON *layer, const char *field, const char *title);
-/* Attribution share / token share per family against the 1.0 line. */
-int sl_fig_attribution(FILE *gp, const cJSON *attr);
-/* Attribution and token shares by distance from the sequence end. */
-int sl_fig_profile(FILE *gp, const cJSON *attr);
-/* Probe accuracy per layer with the majority baseline and control task. */
-int sl_fig_probe(FILE *gp, const cJSON *probe);
-/* The model's AUC beside the bag-of-tokens and bag-of-families AUCs (and
- * the data's Bayes-optimal AUC where its attributes give one). */
-int sl_fig_baselines(FILE *gp, const cJSON *baseline, const cJSON *eval, const cJSON *manifest);
-/* Layer x layer linear CKA of two models. */
-int sl_fig_cka(FILE *gp, const cJSON *compare);
-/* Patching effect per hook and position. */
-int sl_fig_patch(FILE *gp, const cJSON *patch);
+/* The rows of an array of objects sorted ascending by sign x their number
+ * field (a field that is not finite counts as 0): n of them, malloc'd;
+ * NULL when there are none or no memory. */
+typedef struct {
+    const cJSON *row;
+    double key;
+} sl_ranked;
+sl_ranked *sl_rank_rows(const cJSON *rows, const char *field, double sign, int *n);
+
+/* Of n ranked rows, the SL_FIG_MAX_ITEMS with the largest |key| first in
+ * rows, still ascending by key; returns how many those are (n when no more),
+ * and writes title: t, or, when rows were left out, t led by "The 256
+ * largest of N: " (first, since a title is cut at LABEL_MAX). */
+int sl_keep_largest(sl_ranked *rows, int n, const char *t, char *title, size_t size);
+
+/* name's index in names[0..*n), appended (and *n raised) when new: a
+ * figure's categories (families, hooks) in order of first appearance. The
+ * caller keeps *n below the capacity of names. */
+int sl_gp_name_index(const char **names, int *n, const char *name);
 
 #endif

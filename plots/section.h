@@ -18,6 +18,28 @@
 typedef struct sl_results sl_results;
 typedef struct sl_report_ctx sl_report_ctx;
 
+/* One analysis's part in seqlens summarize's row of a run (plots/summary.h):
+ * its keys in summary.json and summary.csv, its cell of summary.html's
+ * table, and optionally a figure across runs. */
+typedef struct {
+    const char *name, *caption; /* figures/NAME.png and its caption */
+    const char *title, *ylabel;
+    const char *key, *label;    /* the row's number drawn per run, and its series' name */
+    const char *key2, *label2;  /* optional: a second series, dashed (a baseline) */
+    const char *point_names;    /* optional: the row's string written beside each point */
+} sl_summary_figure;
+
+typedef struct {
+    int order; /* its place among the columns */
+    /* adds its keys, in the order of keys, to row: from own, its result in
+     * the run, or as null where own is NULL (r: the run's other results) */
+    void (*row)(const sl_results *r, const cJSON *own, cJSON *row);
+    const char *keys[4]; /* its CSV columns, NULL-terminated */
+    const char *heading; /* its column's heading in the HTML table (HTML) */
+    void (*cell)(FILE *f, const cJSON *row); /* that column's <td> in the row */
+    const sl_summary_figure *figure;
+} sl_summary_part;
+
 typedef struct sl_section {
     const char *file; /* its result, in the report directory ("reverse.json") */
     int file_order;   /* the file's place in the report's list of result files */
@@ -27,7 +49,7 @@ typedef struct sl_section {
     int order;               /* the section's place on the page and in the glance list */
     int only_some_models;    /* a result only some models have (skip: Mamba's): not listed as missing */
     const char *id, *label;  /* its anchor and its name in the glance list */
-    /* its one sentence (plots/verdict.h), "" when own holds nothing to judge */
+    /* its one sentence (README: the verdicts), "" when own holds nothing to judge */
     void (*verdict)(const sl_results *r, const cJSON *own, char *out, size_t size);
     /* the section itself; own is its result, never NULL, sentence its verdict */
     int (*render)(sl_report_ctx *rp, const cJSON *own, const char *sentence, sl_error *err);
@@ -35,12 +57,15 @@ typedef struct sl_section {
      * after every JSON file; *extra is freed with free_extra */
     int (*load)(void **extra, const char *dir, sl_error *err);
     void (*free_extra)(void *extra);
+    const sl_summary_part *summary; /* optional: its part in summarize's row */
 } sl_section;
 
 void sl_section_register(const sl_section *s);
 /* The sections in page order, and in the order of their files. */
 int sl_sections(const sl_section *const **list);
 int sl_sections_by_file(const sl_section *const **list);
+/* The sections with a part in summarize's row, in the order of the parts. */
+int sl_sections_summarized(const sl_section *const **list);
 
 /* The report being written, as its sections see it. */
 struct sl_report_ctx {

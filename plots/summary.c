@@ -14,7 +14,7 @@
 #include "plots/html.h"
 #include "plots/page.h"
 #include "plots/results.h"
-#include "plots/verdict.h"
+#include "plots/section.h"
 
 /* The row's name: the directory's last component. */
 static void run_name(const char *dir, char *out, size_t size)
@@ -45,88 +45,72 @@ static void relative(const char *base, const char *target, char *out, size_t siz
     strncat(out, rest, size - strlen(out) - 1);
 }
 
-static void put_num(cJSON *row, const char *key, double v) { cJSON_AddItemToObject(row, key, sl_json_number(v)); }
+void sl_summary_num(cJSON *row, const char *key, double v) { cJSON_AddItemToObject(row, key, sl_json_number(v)); }
 
-static void put_str(cJSON *row, const char *key, const char *v)
+void sl_summary_str(cJSON *row, const char *key, const char *v)
 {
     cJSON_AddItemToObject(row, key, v ? cJSON_CreateString(v) : cJSON_CreateNull());
 }
 
-/* One run's row from its results. */
+void sl_summary_num_cell(FILE *f, const cJSON *row, const char *key)
+{
+    fputs("<td class=\"num\">", f);
+    sl_html_num(f, sl_jnum(row, key));
+    fputs("</td>", f);
+}
+
+/* One run's row from its results: the run, then each analysis's part. */
 static cJSON *summarise(const char *dir, const char *out, const sl_results *r)
 {
     cJSON *row = cJSON_CreateObject();
     char name[256], link[PATH_MAX + 32], path[PATH_MAX];
     run_name(dir, name, sizeof name);
-    put_str(row, "run", name);
-    put_str(row, "dir", dir);
+    sl_summary_str(row, "run", name);
+    sl_summary_str(row, "dir", dir);
     const cJSON *m = r->manifest;
-    put_str(row, "model", sl_jstr(m, "model"));
+    sl_summary_str(row, "model", sl_jstr(m, "model"));
+    /* analyze.json's config, else a result that records it (inspect's) */
     const char *arch = sl_jstr(cJSON_GetObjectItemCaseSensitive(m, "config"), "arch");
-    put_str(row, "arch", arch ? arch : sl_jstr(sl_result(r, "inspect.json"), "arch"));
-    put_num(row, "auc", sl_jnum(sl_result(r, "eval.json"), "auc"));
-    put_num(row, "bag_of_tokens_auc",
-            sl_jnum(cJSON_GetObjectItemCaseSensitive(sl_result(r, "baseline.json"), "bag_of_tokens"), "test_auc"));
-    double second;
-    const cJSON *top = sl_largest_drop(cJSON_GetObjectItemCaseSensitive(sl_result(r, "ablate-family.json"), "results"), &second);
-    put_str(row, "top_family", sl_jstr(top, "family"));
-    put_num(row, "top_family_delta_auc", sl_jnum(top, "delta_auc"));
-    top = sl_largest_drop(cJSON_GetObjectItemCaseSensitive(sl_result(r, "ablate-layer.json"), "results"), &second);
-    put_num(row, "top_layer", sl_jnum(top, "layer"));
-    put_num(row, "top_layer_delta_auc", sl_jnum(top, "delta_auc"));
-    put_num(row, "reverse_r", sl_jnum(sl_result(r, "reverse.json"), "pearson_r"));
-    const cJSON *it, *best = NULL;
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(sl_result(r, "probe.json"), "layers"))
-    {
-        double a = sl_jnum(it, "test_accuracy");
-        if (isfinite(a) && (!best || a > sl_jnum(best, "test_accuracy"))) best = it;
-    }
-    put_num(row, "best_probe_layer", sl_jnum(best, "layer"));
-    put_num(row, "best_probe_accuracy", sl_jnum(best, "test_accuracy"));
-    put_num(row, "probe_majority_baseline", sl_jnum(best, "majority_baseline"));
-    best = NULL;
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(sl_result(r, "attribute.json"), "families"))
-    {
-        double a = sl_jnum(it, "ratio");
-        if (isfinite(a) && (!best || a > sl_jnum(best, "ratio"))) best = it;
-    }
-    put_str(row, "top_attribution_family", sl_jstr(best, "family"));
-    put_num(row, "top_attribution_ratio", sl_jnum(best, "ratio"));
+    for (int k = 0; k < r->n && !arch; k++) arch = sl_jstr(r->json[k], "arch");
+    sl_summary_str(row, "arch", arch);
+    const sl_section *const *parts;
+    int n = sl_sections_summarized(&parts);
+    for (int k = 0; k < n; k++) parts[k]->summary->row(r, sl_result(r, parts[k]->file), row);
     snprintf(path, sizeof path, "%s/report.html", dir);
     relative(out, path, link, sizeof link);
-    put_str(row, "report", access(path, F_OK) ? NULL : link);
+    sl_summary_str(row, "report", access(path, F_OK) ? NULL : link);
     return row;
 }
 
-static const char *const COLUMNS[] = {"run",
-                                      "arch",
-                                      "auc",
-                                      "bag_of_tokens_auc",
-                                      "top_family",
-                                      "top_family_delta_auc",
-                                      "top_layer",
-                                      "top_layer_delta_auc",
-                                      "reverse_r",
-                                      "best_probe_layer",
-                                      "best_probe_accuracy",
-                                      "probe_majority_baseline",
-                                      "top_attribution_family",
-                                      "top_attribution_ratio",
-                                      "report"};
-#define N_COLUMNS (int)(sizeof COLUMNS / sizeof *COLUMNS)
+/* The CSV's columns: the run's name and architecture, each part's keys,
+ * the report's link; at most MAX_COLUMNS. */
+#define MAX_COLUMNS 64
+static int csv_columns(const char **cols)
+{
+    const sl_section *const *parts;
+    int n = sl_sections_summarized(&parts), nc = 0;
+    cols[nc++] = "run";
+    cols[nc++] = "arch";
+    for (int k = 0; k < n; k++)
+        for (const char *const *key = parts[k]->summary->keys; *key && nc < MAX_COLUMNS - 1; key++) cols[nc++] = *key;
+    cols[nc++] = "report";
+    return nc;
+}
 
 static int write_csv(const char *path, const cJSON *runs, sl_error *err)
 {
     sl_atomic out;
     int rc = sl_atomic_open(&out, path, err);
     if (rc) return rc;
-    for (int c = 0; c < N_COLUMNS; c++) fprintf(out.f, "%s%s", c ? "," : "", COLUMNS[c]);
+    const char *cols[MAX_COLUMNS];
+    int nc = csv_columns(cols);
+    for (int c = 0; c < nc; c++) fprintf(out.f, "%s%s", c ? "," : "", cols[c]);
     fputc('\n', out.f);
     const cJSON *row;
     cJSON_ArrayForEach(row, runs)
     {
-        for (int c = 0; c < N_COLUMNS; c++) {
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, COLUMNS[c]);
+        for (int c = 0; c < nc; c++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, cols[c]);
             if (c) fputc(',', out.f);
             if (cJSON_IsNumber(v)) fprintf(out.f, "%.10g", v->valuedouble);
             else if (cJSON_IsString(v)) {
@@ -145,33 +129,35 @@ static int write_csv(const char *path, const cJSON *runs, sl_error *err)
 }
 
 /* One number per run against the run's name, and optionally a second
- * series (a baseline) dashed. */
-static int series_figure(FILE *gp, const cJSON *runs, const char *title, const char *ylabel, const char *key,
-                         const char *key2, const char *label, const char *label2, const char *point_names)
+ * series (a baseline) dashed. The title and labels are the part's own
+ * text, never input; the runs' names and point names reach gnuplot only as
+ * sl_gp_label makes them. */
+static int series_figure(FILE *gp, const cJSON *runs, const sl_summary_figure *fig)
 {
     int n = cJSON_GetArraySize(runs), i = 0, any = 0;
     const cJSON *row;
-    cJSON_ArrayForEach(row, runs) any |= isfinite(sl_jnum(row, key));
+    cJSON_ArrayForEach(row, runs) any |= isfinite(sl_jnum(row, fig->key));
     if (!any) return 0;
-    fprintf(gp, "set title '%s'\nset ylabel '%s'\nset grid\nset key below\nset xrange [-0.5:%d.5]\n%s$s << EOD\n", title,
-            ylabel, n - 1, n > 6 ? "set xtics rotate by -35\n" : "");
+    fprintf(gp, "set title '%s'\nset ylabel '%s'\nset grid\nset key below\nset xrange [-0.5:%d.5]\n%s$s << EOD\n",
+            fig->title, fig->ylabel, n - 1, n > 6 ? "set xtics rotate by -35\n" : "");
     cJSON_ArrayForEach(row, runs)
     {
         sl_gp_label(gp, sl_jstr(row, "run"));
-        double a = sl_jnum(row, key), b = key2 ? sl_jnum(row, key2) : NAN;
+        double a = sl_jnum(row, fig->key), b = fig->key2 ? sl_jnum(row, fig->key2) : NAN;
         fprintf(gp, " %d", i++);
         if (isfinite(a)) fprintf(gp, " %.9g", a);
         else fputs(" NaN", gp);
         if (isfinite(b)) fprintf(gp, " %.9g", b);
         else fputs(" NaN", gp);
-        const char *name = point_names ? sl_jstr(row, point_names) : NULL;
+        const char *name = fig->point_names ? sl_jstr(row, fig->point_names) : NULL;
         fputc(' ', gp);
         sl_gp_label(gp, name ? name : "");
         fputc('\n', gp);
     }
-    fprintf(gp, "EOD\nplot $s using 2:3:xtic(1) with linespoints pt 7 lw 2 lc rgb '#4477aa' title '%s'", label);
-    if (key2) fprintf(gp, ", \\\n     $s using 2:4 with linespoints pt 6 dt 2 lc rgb 'gray30' title '%s'", label2);
-    if (point_names) fputs(", \\\n     $s using 2:3:5 with labels offset 0,1 notitle", gp);
+    fprintf(gp, "EOD\nplot $s using 2:3:xtic(1) with linespoints pt 7 lw 2 lc rgb '#4477aa' title '%s'", fig->label);
+    if (fig->key2)
+        fprintf(gp, ", \\\n     $s using 2:4 with linespoints pt 6 dt 2 lc rgb 'gray30' title '%s'", fig->label2);
+    if (fig->point_names) fputs(", \\\n     $s using 2:3:5 with labels offset 0,1 notitle", gp);
     fputc('\n', gp);
     return 1;
 }
@@ -180,14 +166,15 @@ static int page(sl_page *p, const cJSON *runs, sl_error *err)
 {
     FILE *f = p->f;
     const cJSON *row;
+    const sl_section *const *parts;
+    int n = sl_sections_summarized(&parts);
     sl_page_section(p, "runs", "Runs",
                     "One row per analysed run. The top family and layer are the ablations that cost most AUC; reverse "
                     "r near 1 means the run reads a bag of tokens; the best probe layer is the one whose probe has "
                     "the highest test accuracy.");
-    fputs("<table><tr><th>run</th><th>arch</th><th>AUC</th><th>bag of tokens</th><th>top family (AUC change)</th>"
-          "<th>top layer (AUC change)</th><th>reverse r</th><th>best probe layer (accuracy / majority)</th>"
-          "<th>attribution favours</th></tr>\n",
-          f);
+    fputs("<table><tr><th>run</th><th>arch</th>", f);
+    for (int k = 0; k < n; k++) fprintf(f, "<th>%s</th>", parts[k]->summary->heading);
+    fputs("</tr>\n", f);
     cJSON_ArrayForEach(row, runs)
     {
         fputs("<tr><td>", f);
@@ -200,58 +187,19 @@ static int page(sl_page *p, const cJSON *runs, sl_error *err)
         sl_html_text(f, sl_jstr(row, "run"));
         fputs(link ? "</a></td><td>" : "</td><td>", f);
         sl_html_text(f, sl_jstr(row, "arch") ? sl_jstr(row, "arch") : "");
-        fputs("</td><td class=\"num\">", f);
-        sl_html_num(f, sl_jnum(row, "auc"));
-        fputs("</td><td class=\"num\">", f);
-        sl_html_num(f, sl_jnum(row, "bag_of_tokens_auc"));
-        fputs("</td><td>", f);
-        sl_html_text(f, sl_jstr(row, "top_family") ? sl_jstr(row, "top_family") : "");
-        fputs(" (", f);
-        sl_html_num(f, sl_jnum(row, "top_family_delta_auc"));
-        fputs(")</td><td>", f);
-        sl_html_num(f, sl_jnum(row, "top_layer"));
-        fputs(" (", f);
-        sl_html_num(f, sl_jnum(row, "top_layer_delta_auc"));
-        fputs(")</td><td class=\"num\">", f);
-        sl_html_num(f, sl_jnum(row, "reverse_r"));
-        fputs("</td><td>", f);
-        sl_html_num(f, sl_jnum(row, "best_probe_layer"));
-        fputs(" (", f);
-        sl_html_num(f, sl_jnum(row, "best_probe_accuracy"));
-        fputs(" / ", f);
-        sl_html_num(f, sl_jnum(row, "probe_majority_baseline"));
-        fputs(")</td><td>", f);
-        sl_html_text(f, sl_jstr(row, "top_attribution_family") ? sl_jstr(row, "top_attribution_family") : "");
-        fputs(" (", f);
-        sl_html_num(f, sl_jnum(row, "top_attribution_ratio"));
-        fputs("x)</td></tr>\n", f);
+        fputs("</td>", f);
+        for (int k = 0; k < n; k++) parts[k]->summary->cell(f, row);
+        fputs("</tr>\n", f);
     }
     fputs("</table>\n<p>The same table: <a href=\"summary.csv\">summary.csv</a>, <a href=\"summary.json\">summary.json</a>."
           "</p>\n</section>\n",
           f);
     sl_page_section(p, "figures", "Across runs", "Each figure puts the runs side by side in the order given.");
-    int rc = sl_page_figure_done(p,
-                                 series_figure(sl_page_figure(p), runs, "AUC per run", "AUC", "auc",
-                                               "bag_of_tokens_auc", "model", "bag of tokens", NULL),
-                                 "summary-auc", "Test AUC per run, with the bag-of-tokens baseline.", 800, 400, err);
-    if (!rc)
-        rc = sl_page_figure_done(p,
-                                 series_figure(sl_page_figure(p), runs, "Largest family-ablation AUC change per run",
-                                               "AUC change", "top_family_delta_auc", NULL, "top family", NULL, "top_family"),
-                                 "summary-family", "The AUC change of each run's most important family (see the table).",
-                                 800, 400, err);
-    if (!rc)
-        rc = sl_page_figure_done(p,
-                                 series_figure(sl_page_figure(p), runs, "Reversal: correlation of logits per run",
-                                               "reverse r", "reverse_r", NULL, "pearson r", NULL, NULL),
-                                 "summary-reverse", "Reverse r per run: 1 means order is ignored.", 800, 400, err);
-    if (!rc)
-        rc = sl_page_figure_done(p,
-                                 series_figure(sl_page_figure(p), runs, "Best linear probe per run", "test accuracy",
-                                               "best_probe_accuracy", "probe_majority_baseline", "best probe",
-                                               "majority baseline", NULL),
-                                 "summary-probe", "The best layer's probe accuracy per run against the majority baseline.",
-                                 800, 400, err);
+    int rc = SL_OK;
+    for (int k = 0; k < n && !rc; k++) {
+        const sl_summary_figure *fig = parts[k]->summary->figure;
+        if (fig) rc = sl_page_figure_done(p, series_figure(sl_page_figure(p), runs, fig), fig->name, fig->caption, 800, 400, err);
+    }
     fputs("</section>\n", f);
     return rc;
 }

@@ -104,7 +104,8 @@ static int fit_one(const char *source, struct feature_node *nodes, long rows, in
         s->row[s->n] = nodes + r * (d + 2);
         s->y[s->n++] = y[r];
     }
-    if (!rc && !te.n) rc = sl_fail(err, SL_EINPUT, "the test split holds no probe rows");
+    if (!rc && !te.n)
+        rc = sl_fail(err, SL_EINPUT, "%s%sthe test split holds no probe rows", source ? source : "", source ? ": " : "");
     if (!rc) rc = sl_logreg(&tr, &te, seed, res, scores, err);
     if (!rc && balanced) {
         long tp = 0, p = 0, tn = 0, q = 0;

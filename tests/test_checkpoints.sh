@@ -9,6 +9,14 @@
 # keys design.md 2.1 requires, and its logits match PyTorch's to 1e-5
 # relative. A copy with a wrong pooling, n_heads, embed_scale or norm_first
 # is exit 1; a positional that contradicts the pe buffer is exit 2.
+# tests/fixtures/user_checkpoints (make_user_variants.py): seventeen more
+# variants (pre-norm gelu, sequence-first, bias=False, a Sequential head,
+# model.half() as .pth, DataParallel and torch.compile prefixes, causal,
+# storages saved on cuda:0, bf16 safetensors, a training checkpoint dict,
+# mamba_ssm RMSNorm/residual_in_fp32/non-default sizes, a fused_add_norm
+# config, Mamba2 LayerNorm d_conv 2, Hugging Face save_pretrained as
+# safetensors and .bin, Mamba2 n_groups 2); user_checkpoints_refused: a
+# whole pickled module, the legacy format and a sharded checkpoint, exit 2.
 . tests/shell.sh
 S=${SEQLENS:-bin/seqlens}
 T=${BUILD:-build}/tests/real
@@ -66,6 +74,43 @@ check "hf_v4: the config now says transformers 4.44.0" grep -q '"transformers_ve
 check "hf_v4: verify still exits 0 (same weights)" [ "$(verify_rc "$T/hf_v4" $C/hf_mamba2_g2_bin_f16/data.h5 $C/hf_mamba2_g2_bin_f16/logits.npy)" = 0 ]
 check "hf_v4: a warning names the version and the grouped norm" sh -c "grep -q 'transformers 4.44.0' '$T/err.txt' && grep -q 'n_groups 2 groups' '$T/err.txt'"
 check "transformers 5's own config: no such warning" sh -c "! '$S' verify $C/hf_mamba2_g2_bin_f16 $C/hf_mamba2_g2_bin_f16/data.h5 --logits $C/hf_mamba2_g2_bin_f16/logits.npy 2>&1 >/dev/null | grep -q transformers"
+
+# More ways users save (tests/reference/make_user_variants.py, issue 17's second pass): every
+# directory under tests/fixtures/user_checkpoints loads as saved and matches PyTorch at 1e-5.
+U=tests/fixtures/user_checkpoints
+n=0
+for d in "$U"/*/; do
+    d=${d%/}
+    n=$((n + 1))
+    check "$d: verify against PyTorch's logits at 1e-5: exit 0" [ "$(verify_rc "$d" "$d/data.h5" "$d/logits.npy")" = 0 ]
+    check "$d: JSON says ok true over 16 examples" sh -c "grep -q '\"ok\":	true' '$T/out.json' && grep -q '\"n\":	16' '$T/out.json'"
+done
+check "seventeen user checkpoint directories were found" [ "$n" -eq 17 ]
+"$S" info $U/tf_seq_head >"$T/info.txt" 2>&1
+check "info tf_seq_head: the head inside nn.Sequential(Dropout, Linear)" grep -q "classifier.1.weight .*head.weight (by role: head)" "$T/info.txt"
+"$S" info $U/tf_training_checkpoint >"$T/info.txt" 2>&1
+check "info tf_training_checkpoint: the model_state_dict's tensors, not the optimizer's" sh -c "grep -q 'encoder.layers.1.linear2.weight' '$T/info.txt' && ! grep -q exp_avg '$T/info.txt'"
+wrong tf_seqfirst_embed_scale $U/tf_seqfirst_nofinal_cls 's/"embed_scale": 2.8[0-9]*/"embed_scale": 1.0/'
+wrong tf_prenorm_norm_first $U/tf_prenorm_gelu_learned 's/"norm_first": true/"norm_first": false/'
+wrong tf_causal $U/tf_causal_eps 's/"causal": true/"causal": false/'
+wrong mamba_ssm_rms_fp32res_pooling $U/mamba_ssm_rms_fp32res 's/"pooling": "last"/"pooling": "mean"/'
+
+# Refused with one line, exit 2, nothing run: torch.save(model) (a pickled class), the legacy
+# format, a sharded save_pretrained, an int64 buffer, a 3-class head, mamba_ssm blocks with an MLP.
+R=tests/fixtures/user_checkpoints_refused
+refused() { # NAME NEEDLE
+    rc=0
+    "$S" info "$R/$1" >"$T/out.txt" 2>"$T/err.txt" || rc=$?
+    check "refused $1: exit 2" [ "$rc" = 2 ]
+    check "refused $1: one line: $2" one_line_has "$2"
+}
+one_line_has() { [ "$(wc -l <"$T/err.txt")" -eq 1 ] && grep -qF -- "$1" "$T/err.txt"; }
+refused whole_module "global __main__.TF is not allowed"
+refused legacy "legacy format (before torch 1.6, or _use_new_zipfile_serialization=False)"
+refused hf_mamba_sharded "a sharded checkpoint (model.safetensors.index.json and its shards)"
+refused int64_position_ids "tensor 'position_ids': storage type torch.LongStorage (int64) is not read"
+refused three_class_head "missing tensor 'head.weight' [1, 8] = [1 or 2, d_model]; unexpected tensor 'classifier.weight' [3, 8]"
+refused mixer_mlp "Mamba blocks with an MLP after the mixer (mamba_ssm's d_intermediate > 0"
 
 # A positional that contradicts the saved pe buffer is refused (exit 2, naming both), not run.
 rm -rf "$T/tf_pos" && cp -r $C/tf_encoder_pt "$T/tf_pos"

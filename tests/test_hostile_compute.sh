@@ -141,10 +141,17 @@ hostile "--batch +4" 2 "--batch '+4'" - "$IN" -- "$S" eval $M $D --batch +4
 hostile "--examples ' 1:5'" 2 "--examples ' 1:5'" - "$IN" -- "$S" eval $M $D --examples ' 1:5'
 hostile "a newline in a value" 2 "--threads '1?2'" - "$IN" -- "$S" eval $M $D --threads "1
 2"
-for noise in nan inf -0.1 ' 0.1' 0.1x; do
+# each in range, but 2^40 x 64 tokens: written until the disk filled up
+hostile "gym --n 2^40 --len 64" 2 "--n 1099511627776 x --len 64" "$W/gym.h5" - -- \
+    "$S" gym --task count --n 1099511627776 --len 64 -o "$W/gym.h5"
+# 1e-400 is not 0: strtod's underflow (ERANGE) was taken as 0
+for noise in nan inf -0.1 ' 0.1' 0.1x 1e-400; do
     hostile "gym --noise '$noise'" 2 "--noise '$noise'" "$W/gym.h5" - -- \
         "$S" gym --task count --n 10 --len 64 --noise "$noise" -o "$W/gym.h5"
 done
+
+hostile "verify --tolerance 1e-400" 2 "--tolerance '1e-400'" $OUT "$IN" -- \
+    "$S" verify $M $D --logits $D --tolerance 1e-400 -o $OUT
 
 # --- class 8: messages ------------------------------------------------------
 hostile "probe, a training split of one class" 2 "$D: the training split holds one class only" $OUT "$IN" -- \

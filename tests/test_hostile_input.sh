@@ -77,6 +77,51 @@ hostile "200,000 header entries, one bad" 2 "header is not a JSON object" - - --
 rm -rf "$T/many"
 HOSTILE_SECONDS=10
 
+# --- config.json as Python's json reads it (class 7: no silent guess) ---
+# json.load refuses text after the object and keeps the last of two equal
+# keys; cJSON stopped at the object and kept the first
+model_with cfg && cp $M/model.safetensors "$T/cfg/"
+printf ' x' >>"$T/cfg/config.json"
+hostile "text after config.json's object" 2 "config.json: text after the JSON object" - "$T/cfg/config.json" -- \
+    "$S" eval "$T/cfg" $DATA
+model_with cfg && cp $M/model.safetensors "$T/cfg/" && sed -i 's/^{/{"d_model": 32,/' "$T/cfg/config.json"
+hostile "a key twice in config.json" 2 "config.json: key 'd_model' appears twice in one object" - "$T/cfg/config.json" -- \
+    "$S" eval "$T/cfg" $DATA
+model_with cfg && cp $M/model.safetensors "$T/cfg/" && sed -i 's/^{/{"names": {"a": "b", "a": "c"},/' "$T/cfg/config.json"
+hostile "a key twice in a nested object" 2 "key 'a' appears twice" - "$T/cfg/config.json" -- "$S" info "$T/cfg"
+model_with cfg && cp $M/model.safetensors "$T/cfg/" && printf '\000{"arch": "rnn"}' >>"$T/cfg/config.json"
+hostile "a NUL byte in config.json" 2 "config.json: a NUL byte at offset" - "$T/cfg/config.json" -- "$S" info "$T/cfg"
+# a bare Infinity (Python's json.dump of float('inf')) loads, and so analyze,
+# which records the config, reads it too (its manifest used cJSON alone)
+rm -rf "$T/inf" && cp -r tests/fixtures/checkpoints/hf_mamba2 "$T/inf"
+tr -d '\n' <tests/fixtures/checkpoints/hf_mamba2/config.json | sed 's/{ *"__float__": *"Infinity" *}/Infinity/' >"$T/inf/config.json"
+check "a config with a bare Infinity" grep -q ', *Infinity' "$T/inf/config.json"
+"$S" analyze "$T/inf" "$T/inf/data.h5" -o "$T/inf_run" --steps 2 --bootstrap 10 --threads 1 >/dev/null 2>"$T/err"
+check "analyze of a model whose config holds a bare Infinity: exit 0 ($(tail -n 1 "$T/err"))" [ $? -eq 0 ]
+rm -rf "$T/inf" "$T/inf_run"
+
+# --- result files with more rows than a figure can show (class 5) ---
+# gnuplot took minutes over 200,000 bars and report's CKA loop was cubic:
+# figures draw at most 256 of anything, every row stays in the tables
+mkdir -p "$T/rep"
+awk 'BEGIN { printf "{\"baseline_auc\": 0.9, \"n\": 10, \"mode\": \"mean\", \"results\": ["
+    for (i = 0; i < 20000; i++) printf "%s{\"family\": \"f%d\", \"auc\": 0.9, \"delta_auc\": %g, \"ci95\": null}", i ? "," : "", i, (i % 977) * 1e-5 - 0.005
+    printf "]}\n" }' >"$T/rep/ablate-family.json"
+awk 'BEGIN { printf "{\"n\": 5, \"auc_a\": 0.9, \"auc_b\": 0.8, \"pearson_r\": 0.5, \"agreement\": 0.5, \"error_overlap\": 0.1, \"auc_ensemble\": 0.9, \"cka\": {\"pooled\": 0.5, \"layers\": ["
+    for (i = 0; i < 300; i++) { printf "%s[", i ? "," : ""; for (j = 0; j < 300; j++) printf "%s0.5", j ? "," : ""; printf "]" }
+    printf "]}}\n" }' >"$T/rep/compare.json"
+start=$(date +%s)
+timeout -s KILL 60 "$S" report "$T/rep" >/dev/null 2>"$T/err"
+check "report of 20,000 family ablations and a 300 x 300 CKA grid: exit 0 ($(head -c 300 "$T/err"))" [ $? -eq 0 ]
+took=$(($(date +%s) - start))
+check "and within 20 s (took $took s)" [ $took -le 20 ]
+if command -v gnuplot >/dev/null; then
+    check "the ablation figure draws the 256 largest" grep -q "The 256 largest of 20000: Family ablation" "$T/rep/figures/ablate-family.gp"
+    check "the CKA figure draws 256 x 256 cells" [ "$(grep -c '^[0-9]* [0-9]* 0.5$' "$T/rep/figures/cka.gp")" -eq 65536 ]
+fi
+check "the page's table keeps every row" [ "$(grep -o '>f[0-9]*<' "$T/rep/report.html" | sort -u | wc -l)" -eq 20000 ]
+rm -rf "$T/rep"
+
 # --- --pairs FILE: two indices a line, lines never split ---
 printf '0 1\n2 x\n' >"$T/pairs.txt"
 hostile "a pairs line that is not two integers" 2 "pairs.txt:2: expected two example indices" "$T/p.json" "$T/pairs.txt" -- \

@@ -105,6 +105,9 @@ mkfifo "$T/fifo"
 hostile "gym -o a FIFO" 2 "$T/fifo" - - -- "$S" gym --task count --n 10 --len 40 -o "$T/fifo"
 check "the FIFO is still there" [ -p "$T/fifo" ]
 hostile "eval -o a directory" 2 "$T/holds" - "$INPUTS" -- "$S" eval $M "$D" -o "$T/holds"
+hostile "eval -o ''" 2 "-o '': an empty output file name" - "$INPUTS" -- "$S" eval $M "$D" -o ''
+hostile "attribute --tokens ''" 2 "--tokens ''" - "$INPUTS" -- "$S" attribute $M "$D" --tokens ''
+hostile "analyze -o ''" 2 "-o '': an empty output directory name" - "$INPUTS" -- "$S" analyze $M "$D" -o ''
 hostile "one file named as two outputs" 2 "$T/two" "$T/two" "$INPUTS" -- \
     "$S" reverse-test $M "$D" -o "$T/two" --scores "$T/two"
 
@@ -181,6 +184,26 @@ ln -s "$VICTIM" "$T/an/analyze.json.tmp"
 check "analyze with symlinks at its temporary files and logs: exit 0 ($(head -c 200 "$T/an.err"))" [ $? -eq 0 ]
 check "analyze: the symlinks' target is unchanged" [ "$(cat "$T/victim")" = precious ]
 check "analyze: eval.json and its log are files of their own" [ -s "$T/an/eval.json" -a ! -L "$T/an/logs/eval.log" ]
+
+# --- the page a directory command writes: what stands at its name ---------
+# a directory at report.html failed report with exit 1 after all its work; a
+# FIFO there was replaced without a word; a file at figures/ lost every figure
+# to warnings while report exited 0
+mkdir -p "$T/page/report.html"
+cp "$T/an"/*.json "$T/page/"
+hostile "report where DIR/report.html is a directory" 2 "report.html: is a directory" - - -- "$S" report "$T/page"
+rm -rf "$T/page/report.html" "$T/page/figures" && mkfifo "$T/page/report.html"
+hostile "report where DIR/report.html is a FIFO" 2 "report.html: exists and is not a regular file" - - -- "$S" report "$T/page"
+check "the FIFO is still there" [ -p "$T/page/report.html" ]
+rm -rf "$T/page/report.html" "$T/page/figures" && touch "$T/page/figures"
+hostile "report where DIR/figures is a file" 2 "figures: exists and is not a directory" "$T/page/report.html" - -- \
+    "$S" report "$T/page"
+mkdir -p "$T/page2/report.html"
+hostile "analyze where DIR/report.html is a directory, before any stage" 2 "report.html: is a directory" "$T/page2/eval.json" \
+    "$INPUTS" -- "$S" analyze $M "$D" -o "$T/page2" --steps 2
+mkdir -p "$T/sum/summary.json"
+hostile "summarize where OUT/summary.json is a directory" 2 "summary.json: is a directory" "$T/sum/summary.html" - -- \
+    "$S" summarize "$T/an" -o "$T/sum"
 
 # --- class 9: one analyze at a time into a DIR ------------------------------
 "$S" gym --task count --n 400 --len 96 --seed 9 -o "$T/big.h5" >/dev/null

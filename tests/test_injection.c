@@ -203,13 +203,21 @@ int main(void)
     CHECK(pwned_under(T) == 0, "redrawing a kept .gp script ran a command");
 
     /* 2. report on result JSON whose hook, mode and family names are payloads */
-    char tick[PATH_MAX + 64];
+    char tick[2 * PATH_MAX + 128];
     snprintf(tick, sizeof tick, "h`touch %s/pwned-hook`", T);
     CHECK(rewrite_json(run_dir, "patch.json", "results", "hook", tick) == 0, "cannot rewrite patch.json");
     snprintf(tick, sizeof tick, "mean`touch %s/pwned-mode`", T);
     CHECK(rewrite_json(run_dir, "ablate-family.json", NULL, "mode", tick) == 0, "cannot rewrite ablate-family.json");
     snprintf(tick, sizeof tick, "a`touch %s/pwned-attr`", T);
     CHECK(rewrite_json(run_dir, "attribute.json", "families", "family", tick) == 0, "cannot rewrite attribute.json");
+    /* every other string a figure title or label takes from a result */
+    static const char *const MORE[][3] = {{"probe.json", NULL, "target"},     {"probe.json", NULL, "site"},
+                                          {"attribute.json", NULL, "method"}, {"ablate-component.json", "results", "component"},
+                                          {"analyze.json", NULL, "model"},    {"analyze.json", NULL, "data"}};
+    for (size_t i = 0; i < sizeof MORE / sizeof *MORE; i++) {
+        snprintf(tick, sizeof tick, "x`touch %s/pwned-%s` $(touch %s/pwned-dollar-%s) @m", T, MORE[i][2], T, MORE[i][2]);
+        CHECK(rewrite_json(run_dir, MORE[i][0], MORE[i][1], MORE[i][2], tick) == 0, "cannot rewrite %s", MORE[i][0]);
+    }
     char *report[] = {(char *)seqlens, "report", run_dir, NULL};
     CHECK(run(NULL, report) == 0, "report on hostile hook and mode names failed");
     CHECK(pwned_under(T) == 0, "a hook, mode or family name from a result JSON ran a command");

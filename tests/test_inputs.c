@@ -68,6 +68,10 @@ static void safetensors_cases(void)
     st_case("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
             "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "appears twice");
     st_case("{\"a\":3}", 0, "not an object");
+    /* cJSON ends a string at an escaped NUL: "a\u0000x" would read as "a" */
+    st_case("{\"a\\u0000x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "header byte 11 escapes a NUL");
+    CHECK(parse_image("{\"a\\\\u0000\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, &err) == SL_OK,
+          "an escaped backslash before u0000 is no NUL: %s", err.msg);
 
     /* the reference implementation's rules (huggingface/safetensors) */
     const char *A8 = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
@@ -194,6 +198,16 @@ static void config_cases(void)
     CHECK(sl_config_parse(&c, "config.json", buf, &err) == SL_OK && c.dt_rank == 1 && c.d_inner == 16,
           "valid mamba config: %s", err.msg);
     cfg_case("[]", "not a JSON object");
+    /* what Python's json.load would refuse or read otherwise (it keeps the
+     * last of two equal keys): never a silent choice */
+    snprintf(buf, sizeof buf, "{%s,\"expand\":2} {}", m);
+    cfg_case(buf, "text after the JSON object");
+    snprintf(buf, sizeof buf, "{%s,\"expand\":2,\"d_model\":16}", m);
+    cfg_case(buf, "key 'd_model' appears twice in one object");
+    snprintf(buf, sizeof buf, "{%s,\"expand\":2,\"ssm_cfg\":{\"d_state\":4,\"x\":1,\"d_state\":8}}", m);
+    cfg_case(buf, "key 'd_state' appears twice");
+    snprintf(buf, sizeof buf, "{%s,\"expand\":2,\"d_model\\u0000x\":16}", m);
+    cfg_case(buf, "escapes a NUL character");
     cfg_case("{\"vocab_size\":3}", "missing keys 'arch' (");
     cfg_case("{\"arch\":\"rnn\"}", "'arch' must be one of");
     snprintf(buf, sizeof buf, "{%s}", m);
@@ -719,6 +733,16 @@ static void hostile_data_cases(void)
     H5Pclose(dcpl);
     H5Fclose(f);
     limited_case("eval " FIXM " " BAD "/extern.h5", 2, "/labels keeps its data outside the file", 10);
+
+    /* a /split that puts every example in training: probe's message names
+     * the dataset (it named nothing) */
+    write_toy("alltrain.h5", &t);
+    f = reopen("alltrain.h5");
+    long long zeros[4] = {0, 0, 0, 0};
+    h5_write(f, "split", H5T_NATIVE_LLONG, 1, &n, zeros);
+    H5Fclose(f);
+    limited_case("probe " FIXM " " BAD "/alltrain.h5 --layer 0 -o " BAD "/probe.json", 2,
+                 BAD "/alltrain.h5: the test split holds no probe rows", 30);
 
     /* the CLI's file checks: MODEL must be a directory */
     limited_case("info " FIXM "/config.json", 2, "config.json: is not a directory", 10);

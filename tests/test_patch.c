@@ -11,6 +11,8 @@
 
 #include "ablation/component.h"
 #include "ablation/patch.h"
+#include "gym/gym.h"
+#include "models/cpu_prefix.h"
 #include "tests/fixture_files.h"
 #include "tests/testing.h"
 
@@ -128,6 +130,74 @@ static void patch_properties(const char *name)
     close_fixture(&f);
 }
 
+/* Patching a Mamba where the patched run resumes mid-sequence
+ * (models/cpu_prefix.h: from a multiple of SL_RESTART_ALIGN at least
+ * SL_RESTART_ROWS before the end): the trained count Mamba on gym
+ * sequences of up to 400 tokens, every patchable point, at positions on
+ * and around the restart boundaries, against a whole forward pass with a
+ * write hook. A wrong resumed state, conv context or pooled prefix moves
+ * these logits by far more than the tolerance. */
+static void patch_restarts(void)
+{
+    const char *data = "build/tests/patch_restarts.h5";
+    sl_gym_opts g = {GYM_COUNT, 4, 400, 3, 0};
+    fixture f;
+    sl_error err = {0};
+    int rc = sl_gym_write(&g, data, &err);
+    if (!rc) rc = sl_model_load(&f.m, "tests/trained/mamba_count", &err);
+    if (!rc) rc = sl_dataset_open(&f.ds, data, f.m.c.vocab_size, f.m.c.pad_token_id, &err);
+    CHECK(!rc, "restarts: %s", err.msg);
+    if (rc) return;
+    f.o = (sl_run_opts){.count = f.ds.n, .batch = 3, .threads = 2};
+    int points[64], np = 0;
+    for (int i = 0; i < f.m.n_points && np < 64; i++)
+        if (sl_patchable(&f.m, i)) points[np++] = i;
+    int positions[] = {0, 95, 96, 97, 100, 191, 192, 250, -1, -2, -16, -64, -65, -97, -200};
+    enum { NQ = sizeof positions / sizeof *positions };
+    long pairs[2 * 16], n_pairs = 0;
+    for (long b = 0; b < f.ds.n; b++)
+        for (long s = 0; s < f.ds.n; s++) pairs[2 * n_pairs] = b, pairs[2 * n_pairs++ + 1] = s;
+    sl_patch_opts o = {points, np, positions, NQ, pairs, n_pairs, 2, 0, 7, NULL, 0};
+    sl_patch_result r;
+    rc = sl_patch(&f.m, &f.ds, &o, &r, &err);
+    CHECK(!rc, "restarts: patch: %s", err.msg);
+    if (rc) {
+        sl_dataset_close(&f.ds);
+        sl_model_free(&f.m);
+        return;
+    }
+    double worst = 0, scale = 1e-3;
+    for (long k = 0; k < n_pairs; k++) scale = fmax(scale, fmax(fabs(r.base[k]), fabs(r.source[k])));
+    int compared = 0, restarted = 0, same_bits = 0;
+    for (long k = 0; k < n_pairs; k++)
+        for (int p = 0; p < np; p++)
+            for (int q = 0; q < NQ; q++) {
+                float got = r.patched[((size_t)k * np + p) * NQ + q];
+                long b = pairs[2 * k], s = pairs[2 * k + 1];
+                int lb = f.ds.lengths[b], ls = f.ds.lengths[s];
+                int pb = positions[q] >= 0 ? positions[q] : lb + positions[q];
+                int ps = positions[q] >= 0 ? positions[q] : ls + positions[q];
+                if (!(pb >= 0 && pb < lb && ps >= 0 && ps < ls)) {
+                    CHECK(isnan(got), "restarts: invalid position %d of pair %ld not NaN", positions[q], k);
+                    continue;
+                }
+                float want = slow_patch(&f, points[p], b, s, pb, ps);
+                double e = fabs(got - want) / scale;
+                CHECK(e <= TOL, "restarts: %s at %d (base %ld, source %ld): restarted %.9g, whole forward %.9g",
+                      f.m.points[points[p]].name, pb, b, s, got, want);
+                worst = fmax(worst, e);
+                compared++;
+                restarted += sl_mamba_restart_row(pb, lb) > 0;
+                same_bits += got == want;
+            }
+    CHECK(restarted > 500, "restarts: only %d cells restarted mid-sequence", restarted);
+    printf("restarts: %d cells (%d restarted mid-sequence) within %.2e of whole forward passes, %d bit-identical\n",
+           compared, restarted, worst, same_bits);
+    sl_patch_result_free(&r);
+    sl_dataset_close(&f.ds);
+    sl_model_free(&f.m);
+}
+
 /* ---- component ablation ---- */
 
 static int gate_one(void *user, sl_hook_event *ev, sl_error *err)
@@ -166,6 +236,48 @@ static void gate_switch_equals_hook(const char *name)
         free(got);
         free(want);
     }
+    close_fixture(&f);
+}
+
+/* ablate --component on a Mamba starts the switched block from the
+ * activations the unmodified pass kept (models/cpu_prefix.h): each switch
+ * at each layer against a whole forward pass with the same switch, bit for
+ * bit (the same operations on the same rows). */
+static void switched_block_equals_whole_pass(const char *name)
+{
+    fixture f;
+    if (open_fixture(&f, name, 2, 3)) return;
+    if (f.m.c.arch != ARCH_MAMBA) {
+        close_fixture(&f);
+        return;
+    }
+    long n = f.ds.n;
+    int nl = f.m.c.n_layers;
+    const int comps[] = {SL_COMP_CONV, SL_COMP_SSM, SL_COMP_GATE};
+    const unsigned bits[] = {SL_OFF_CONV, SL_OFF_SSM, SL_OFF_GATE};
+    unsigned *off = calloc((size_t)nl, sizeof *off);
+    float *got = malloc((size_t)n * 4), *want = malloc((size_t)n * 4);
+    for (int i = 0; i < nl; i++)
+        for (int c = 0; c < 3; c++) {
+            sl_ablation_result r;
+            sl_error err = {0};
+            int rc = sl_ablate_components(&f.m, &f.ds, &f.o, &comps[c], &i, 1, COMP_ZERO, 0, 1, &r, got, &err);
+            sl_ablation_result_free(&r);
+            sl_hooks h;
+            rc |= sl_hooks_init(&h, f.m.n_points, &err);
+            memset(off, 0, (size_t)nl * sizeof *off);
+            off[i] = bits[c];
+            h.knockout = off;
+            rc |= sl_run(&f.m, &f.ds, &f.o, &h, NULL, NULL, NULL, want, &err);
+            sl_hooks_free(&h);
+            double worst = 0;
+            for (long k = 0; k < n; k++) worst = fmax(worst, fabs(got[k] - want[k]));
+            CHECK(!rc && !memcmp(got, want, (size_t)n * 4), "%s: %s at layer %d vs a whole pass with the switch: %.2e (%s)",
+                  name, SL_COMPONENT_NAMES[comps[c]], i, worst, err.msg);
+        }
+    free(off);
+    free(got);
+    free(want);
     close_fixture(&f);
 }
 
@@ -388,12 +500,14 @@ static void each_fixture(const char *name, const char *path, void *user)
     (void)path, (void)user;
     patch_properties(name);
     gate_switch_equals_hook(name);
+    switched_block_equals_whole_pass(name);
     mamba2_switches(name);
 }
 
 int main(void)
 {
     sl_h5_quiet();
+    patch_restarts();
     int n = for_each_fixture("config.json", each_fixture, NULL);
     CHECK(n >= 10, "only %d fixtures", n);
     n = for_each_fixture("intervene_expected.json", reference_fixture, NULL);

@@ -139,7 +139,9 @@ static void pickle_cases(void)
     op(p, 0x93);
     REFUSED(p, "global builtins.eval is not allowed");
     one_tensor(p, &(view){"LongStorage", "0", 6, 0, 1, {6}, {1}});
-    REFUSED(p, "storage type torch.LongStorage is not read");
+    REFUSED(p, "tensor 'a': storage type torch.LongStorage (int64) is not read");
+    one_tensor(p, &(view){"ComplexFloatStorage", "0", 6, 0, 1, {6}, {1}});
+    REFUSED(p, "storage type torch.ComplexFloatStorage is not read");
     p->n = 0;
     put(p, "\x80\x02", 2);
     glob(p, "torch", "FloatStorage");
@@ -217,6 +219,73 @@ static void pickle_cases(void)
     v.offset = -1;
     one_tensor(p, &v);
     REFUSED(p, "storage offset is not a non-negative int");
+    free(p);
+}
+
+/* A training checkpoint as PyTorch's tutorial saves one: the state_dict is
+ * the one entry that is a dict of tensors; the optimizer's state (int keys,
+ * lists, floats) is parsed and left. Two state_dicts are ambiguous. */
+static void checkpoint_dict_cases(void)
+{
+    pkb *p = calloc(1, sizeof *p);
+    put(p, "\x80\x02}(", 4);
+    ustr(p, "epoch");
+    put(p, "K\x1d", 2);
+    ustr(p, "loss");
+    put(p, "G?\xd0\x00\x00\x00\x00\x00\x00", 9); /* 0.25 */
+    ustr(p, "optimizer_state_dict");
+    put(p, "}(", 2);
+    ustr(p, "state");
+    put(p, "}K\x00}", 4); /* {0: {"exp_avg": tensor, "step": int64 tensor}} */
+    ustr(p, "exp_avg");
+    tensor(p, &(view){"FloatStorage", "9", 6, 0, 2, {2, 3}, {3, 1}});
+    put(p, "s", 1);
+    ustr(p, "step"); /* an int64 tensor outside the state_dict read: never looked at */
+    tensor(p, &(view){"LongStorage", "8", 1, 0, 0, {0}, {0}});
+    put(p, "ss", 2);
+    ustr(p, "param_groups");
+    put(p, "](}", 3); /* [{"betas": (0.9, 0.999), "params": [0, 1]}] */
+    ustr(p, "betas");
+    put(p, "G?\xec\xcc\xcc\xcc\xcc\xcc\xcdG?\xef\xf7\xce\xd9\x16\x87+\x86s", 20);
+    ustr(p, "params");
+    put(p, "]K\x00" "aK\x01" "ase", 9);
+    put(p, "u", 1);
+    ustr(p, "model_state_dict");
+    size_t model_at = p->n;
+    put(p, "}", 1);
+    ustr(p, "w");
+    tensor(p, &A23);
+    put(p, "su.", 3);
+    pk_state_dict sd;
+    sl_error err = {0};
+    int rc = pk_load_state_dict(p->b, p->n, "x.pt: data.pkl", &sd, &err);
+    CHECK(rc == SL_OK && sd.n == 1 && !strcmp(sd.t[0].name, "w") && !strcmp(sd.t[0].key, "0"),
+          "the model_state_dict of a training checkpoint: rc %d, %d tensors, %s", rc, sd.n, err.msg);
+    pk_free(&sd);
+
+    /* the same with a second state_dict beside it ("ema"): which one is meant? */
+    size_t end = p->n - 2; /* before the final "u." */
+    p->n = end;
+    ustr(p, "ema");
+    put(p, "}", 1);
+    ustr(p, "w");
+    tensor(p, &A23);
+    put(p, "su.", 3);
+    REFUSED(p, "holds 2 state_dicts ('model_state_dict', 'ema')");
+
+    /* no state_dict in it: the first entry that is no tensor is named */
+    p->n = model_at - 5 - strlen("model_state_dict");
+    put(p, "u.", 2);
+    REFUSED(p, "'epoch' is a int, not a tensor, and no entry is a state_dict");
+
+    /* APPEND(S) only onto a list; a list put into itself nests too deep */
+    p->n = 0;
+    put(p, "\x80\x02}K\x01" "a.", 7);
+    REFUSED(p, "APPEND(S) onto something that is not a list");
+    p->n = 0;
+    put(p, "\x80\x02]q\x00", 5);
+    for (int i = 0; i < 40; i++) put(p, "h\x00h\x00" "a", 5); /* l.append(l) */
+    REFUSED(p, "nested deeper than 32");
     free(p);
 }
 
@@ -435,6 +504,8 @@ static void directory_cases(void)
        "/twopt/b.pth");
     exit2("info " W "/twopt", "2 weights files (b.pth and model.pt)");
     sh("cp " FIX "/pt/tf_pt/config.json " W "/none/ && touch " W "/none/model.safetensors.index.json");
+    exit2("info " W "/none", "a sharded checkpoint (model.safetensors.index.json and its shards): seqlens reads one weights file");
+    sh("rm " W "/none/model.safetensors.index.json");
     exit2("info " W "/none", "no weights file");
     char path[256];
     sl_error err = {0};
@@ -471,6 +542,7 @@ int main(void)
     sh("mkdir -p " W);
     fixture_cases();
     pickle_cases();
+    checkpoint_dict_cases();
     pickle_scale_case();
     archive_cases();
     directory_cases();

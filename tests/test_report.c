@@ -1,18 +1,18 @@
 /* The report's pieces that do not need gnuplot or a browser: verdicts at
- * and around their thresholds, the results loader's errors, the base64
- * figure embedding, Mamba-2's heatmap by head, and a page written without
- * gnuplot. */
+ * and around their thresholds (each section's, found in the registry as
+ * the report finds it), the results loader's errors, the base64 figure
+ * embedding, Mamba-2's heatmap by head (the script the inspect section
+ * hands gnuplot), and a page written without gnuplot. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/dataset.h"
-#include "plots/figures.h"
+#include "cli/registry.h"
 #include "plots/html.h"
 #include "plots/report.h"
 #include "plots/results.h"
-#include "plots/verdict.h"
 #include "tests/testing.h"
 
 #define DIR "build/tests/report-unit"
@@ -26,6 +26,34 @@ static cJSON *parse(const char *text)
 
 static int contains(const char *hay, const char *needle) { return strstr(hay, needle) != NULL; }
 
+/* The results as the report holds them: manifest as analyze.json, json as
+ * the result in file (or none). */
+static sl_results results_with(cJSON *manifest, const char *file, cJSON *json)
+{
+    sl_results r = {.manifest = manifest};
+    r.n = sl_sections_by_file(&r.sections);
+    for (int k = 0; k < r.n; k++)
+        if (file && !strcmp(r.sections[k]->file, file)) r.json[k] = json;
+    return r;
+}
+
+/* The verdict of the section drawn from file, on own, beside the results
+ * in r (eval.json for the baseline's, analyze.json for eval's). */
+static void verdict_on(const char *file, const cJSON *own, const sl_results *r, char *v, size_t size)
+{
+    const sl_section *const *list;
+    int n = sl_sections_by_file(&list);
+    snprintf(v, size, "(no section for %s)", file);
+    for (int k = 0; k < n; k++)
+        if (!strcmp(list[k]->file, file)) list[k]->verdict(r, own, v, size);
+}
+
+static void verdict(const char *file, const cJSON *own, char *v, size_t size)
+{
+    sl_results r = results_with(NULL, NULL, NULL);
+    verdict_on(file, own, &r, v, size);
+}
+
 static void family_verdicts(void)
 {
     char v[1024];
@@ -33,19 +61,18 @@ static void family_verdicts(void)
     cJSON *j = parse("{\"baseline_auc\":0.9,\"n\":100,\"mode\":\"mean\",\"results\":["
                      "{\"family\":\"key\",\"auc\":0.5,\"delta_auc\":-0.4,\"ci95\":[-0.45,-0.35],\"masked_fraction\":0.2},"
                      "{\"family\":\"filler\",\"auc\":0.89,\"delta_auc\":-0.01,\"ci95\":[-0.02,0.0],\"masked_fraction\":0.7},"
-                     "{\"family\":\"absent\",\"auc\":0.9,\"delta_auc\":0,\"ci95\":[0,0],\"masked_fraction\":0}]}");
-    sl_verdict_family(j, v, sizeof v);
-    CHECK(contains(v, "Relies on one family: 'key'"), "dominant family: %s", v);
-    double second;
-    const cJSON *top = sl_largest_drop(cJSON_GetObjectItem(j, "results"), &second);
-    CHECK(top && !strcmp(sl_jstr(top, "family"), "key") && second == 0.01, "largest drop key, second 0.01");
+                     "{\"family\":\"absent\",\"auc\":0.6,\"delta_auc\":-0.3,\"ci95\":[-0.35,-0.25],\"masked_fraction\":0}]}");
+    verdict("ablate-family.json", j, v, sizeof v);
+    /* the largest drop is key's, the next filler's: absent, with no tokens, is left out */
+    CHECK(contains(v, "Relies on one family: 'key' (AUC change -0.4000); no other family moves AUC by more than 0.0100."),
+          "dominant family: %s", v);
     cJSON_Delete(j);
 
     /* the top drop is only 2x the next: not "relies on one" */
     j = parse("{\"baseline_auc\":0.9,\"n\":100,\"mode\":\"mean\",\"results\":["
               "{\"family\":\"a\",\"auc\":0.7,\"delta_auc\":-0.2,\"ci95\":[-0.25,-0.15]},"
               "{\"family\":\"b\",\"auc\":0.8,\"delta_auc\":-0.1,\"ci95\":[-0.15,-0.05]}]}");
-    sl_verdict_family(j, v, sizeof v);
+    verdict("ablate-family.json", j, v, sizeof v);
     CHECK(contains(v, "Largest effect: 'a'") && !contains(v, "Relies"), "two families: %s", v);
     cJSON_Delete(j);
 
@@ -53,14 +80,14 @@ static void family_verdicts(void)
     j = parse("{\"baseline_auc\":0.57,\"n\":100,\"mode\":\"mean\",\"results\":["
               "{\"family\":\"a\",\"auc\":0.55,\"delta_auc\":-0.0200},{\"family\":\"b\",\"auc\":0.55,\"delta_auc\":-0.0204},"
               "{\"family\":\"c\",\"auc\":0.55,\"delta_auc\":-0.0206}]}");
-    sl_verdict_family(j, v, sizeof v);
+    verdict("ablate-family.json", j, v, sizeof v);
     CHECK(contains(v, "about equally"), "equal families: %s", v);
     cJSON_Delete(j);
 
     /* nothing matters */
     j = parse("{\"baseline_auc\":0.57,\"n\":100,\"mode\":\"mean\",\"results\":["
               "{\"family\":\"a\",\"auc\":0.57,\"delta_auc\":-0.002},{\"family\":\"b\",\"auc\":0.57,\"delta_auc\":0.001}]}");
-    sl_verdict_family(j, v, sizeof v);
+    verdict("ablate-family.json", j, v, sizeof v);
     CHECK(contains(v, "No family matters"), "negligible families: %s", v);
     cJSON_Delete(j);
 
@@ -68,13 +95,13 @@ static void family_verdicts(void)
     j = parse("{\"baseline_auc\":0.6,\"n\":100,\"mode\":\"mean\",\"results\":["
               "{\"family\":\"a\",\"auc\":0.55,\"delta_auc\":-0.05,\"ci95\":[-0.12,0.02]},"
               "{\"family\":\"b\",\"auc\":0.6,\"delta_auc\":-0.001,\"ci95\":[-0.01,0.01]}]}");
-    sl_verdict_family(j, v, sizeof v);
+    verdict("ablate-family.json", j, v, sizeof v);
     CHECK(contains(v, "not significant"), "CI across 0: %s", v);
     cJSON_Delete(j);
 
     j = parse("{\"baseline_auc\":0.6,\"n\":100,\"mode\":\"skip\",\"results\":["
               "{\"layer\":0,\"auc\":0.595,\"delta_auc\":-0.005},{\"layer\":1,\"auc\":0.592,\"delta_auc\":-0.008}]}");
-    sl_verdict_layer(j, v, sizeof v);
+    verdict("ablate-layer.json", j, v, sizeof v);
     CHECK(contains(v, "No layer matters") && contains(v, "layer 1"), "layers: %s", v);
     cJSON_Delete(j);
 }
@@ -83,16 +110,18 @@ static void other_verdicts(void)
 {
     char v[1024];
     cJSON *eval = parse("{\"n\":10,\"auc\":0.572,\"log_loss\":0.6,\"accuracy\":0.55}");
+    sl_results r = results_with(NULL, "eval.json", eval);
     cJSON *base = parse("{\"bag_of_tokens\":{\"test_auc\":0.570},\"bag_of_families\":{\"test_auc\":0.52}}");
-    sl_verdict_baseline(base, eval, v, sizeof v);
+    verdict_on("baseline.json", base, &r, v, sizeof v);
     CHECK(contains(v, "already reaches AUC 0.570"), "bag of tokens matches: %s", v);
     cJSON_Delete(base);
     base = parse("{\"bag_of_tokens\":{\"test_auc\":0.52},\"bag_of_families\":{\"test_auc\":0.51}}");
-    sl_verdict_baseline(base, eval, v, sizeof v);
+    verdict_on("baseline.json", base, &r, v, sizeof v);
     CHECK(contains(v, "beats a bag of tokens by 0.052"), "model beats baseline: %s", v);
     cJSON_Delete(base);
     cJSON *manifest = parse("{\"data_summary\":{\"attributes\":{\"bayes_auc\":0.6}}}");
-    sl_verdict_eval(eval, manifest, v, sizeof v);
+    r = results_with(manifest, NULL, NULL);
+    verdict_on("eval.json", eval, &r, v, sizeof v);
     CHECK(contains(v, "0.600") && contains(v, "below it"), "Bayes ceiling: %s", v);
     cJSON_Delete(manifest);
     cJSON_Delete(eval);
@@ -102,37 +131,37 @@ static void other_verdicts(void)
                          "\"selectivity\":0.02},"
                          "{\"layer\":1,\"test_accuracy\":0.80,\"majority_baseline\":0.55,\"control_accuracy\":0.6,"
                          "\"selectivity\":0.2}]}");
-    sl_verdict_probe(probe, v, sizeof v);
+    verdict("probe.json", probe, v, sizeof v);
     CHECK(contains(v, "best at layer 1") && !contains(v, "low selectivity"), "probe: %s", v);
     cJSON_Delete(probe);
     probe = parse("{\"target\":\"label\",\"site\":\"pooled\",\"layers\":[{\"layer\":0,\"test_accuracy\":0.56,"
                   "\"majority_baseline\":0.55,\"control_accuracy\":0.5,\"selectivity\":0.06}]}");
-    sl_verdict_probe(probe, v, sizeof v);
+    verdict("probe.json", probe, v, sizeof v);
     CHECK(contains(v, "No layer encodes"), "probe at the majority baseline: %s", v);
     cJSON_Delete(probe);
 
     cJSON *attr = parse("{\"method\":\"ig\",\"n\":5,\"families\":[{\"family\":\"sep\",\"attribution_share\":0.02,"
                         "\"token_share\":0.1,\"ratio\":0.2},{\"family\":\"key\",\"attribution_share\":0.5,"
                         "\"token_share\":0.1,\"ratio\":5}],\"completeness\":{\"mean_relative_error\":0.2}}");
-    sl_verdict_attribute(attr, v, sizeof v);
+    verdict("attribute.json", attr, v, sizeof v);
     CHECK(contains(v, "concentrates on 'key'") && contains(v, "raise --steps"), "attribution: %s", v);
     cJSON_Delete(attr);
 
     cJSON *pt = parse("{\"n_pairs\":50,\"results\":[{\"hook\":\"blocks.1.resid_post\",\"position\":-1,\"effect\":0.9,"
                       "\"n_used\":48},{\"hook\":\"embed\",\"position\":3,\"effect\":0.2,\"n_used\":48},"
                       "{\"hook\":\"embed\",\"position\":4,\"effect\":null,\"n_used\":0}]}");
-    sl_verdict_patch(pt, v, sizeof v);
+    verdict("patch.json", pt, v, sizeof v);
     CHECK(contains(v, "blocks.1.resid_post at position -1 restores 90%") && contains(v, "1 of 2"), "patch: %s", v);
     cJSON_Delete(pt);
     pt = parse("{\"n_pairs\":50,\"results\":[{\"hook\":\"embed\",\"position\":3,\"effect\":0.05,\"n_used\":48}]}");
-    sl_verdict_patch(pt, v, sizeof v);
+    verdict("patch.json", pt, v, sizeof v);
     CHECK(contains(v, "No single activation carries the answer"), "weak patch: %s", v);
     cJSON_Delete(pt);
 
     cJSON *in = parse("{\"arch\":\"mamba\",\"n\":5,\"layers\":[{\"layer\":0,\"families\":["
                       "{\"family\":\"sep\",\"mean_delta\":0.3,\"mean_gate\":0.5},"
                       "{\"family\":\"key\",\"mean_delta\":0.1,\"mean_gate\":0.2}]}]}");
-    sl_verdict_inspect(in, v, sizeof v);
+    verdict("inspect.json", in, v, sizeof v);
     CHECK(contains(v, "'sep' at layer 0 (1.50x"), "mamba inspect: %s", v);
     cJSON_Delete(in);
 }
@@ -238,36 +267,41 @@ static void page_without_gnuplot(void)
           "missing directory: %s", err.msg);
 }
 
-/* Mamba-2's family x head heatmap: one data line per (family, head) with a
- * finite value, family names reaching gnuplot only as reduced labels, and
- * nothing drawn for rows without the per-head field (Mamba-1's). */
+/* Mamba-2's family x head heatmap, as the inspect section writes its
+ * script: one data line per (family, head) with a finite value, family
+ * names reaching gnuplot only as reduced labels, and nothing drawn for a
+ * field no row has (Mamba-1's rows have neither). A gnuplot that fails
+ * leaves each script, written before it ran. */
 static void heads_heatmap(void)
 {
-    cJSON *layer = parse("{\"layer\": 1, \"families\": ["
-                         "{\"family\": \"a`rm x`$HOME@b\\\"c'd\\\\e\", \"mean_delta_per_head\": [0.5, 0.25, 0.125]},"
-                         "{\"family\": \"plain\", \"mean_delta_per_head\": [1, null, 3]},"
-                         "{\"family\": \"none\", \"mean_delta\": 2}]}");
-    char *buf = NULL;
-    size_t size = 0;
-    FILE *f = open_memstream(&buf, &size);
-    int drawn = sl_fig_inspect_heads(f, layer, "mean_delta_per_head", "t");
-    fclose(f);
-    CHECK(drawn == 1, "the heatmap by head was not drawn");
-    CHECK(buf && contains(buf, "\"a_rm x__HOME_b_c_d_e\" 0"), "the family label is not reduced:\n%s", buf ? buf : "");
-    CHECK(buf && !contains(buf, "`") && !contains(buf, "@") && !contains(buf, "HOME@"), "an unsafe byte reached gnuplot");
-    CHECK(buf && contains(buf, "\n0 2 0.125\n") && contains(buf, "\n1 0 1\n") && contains(buf, "\n1 2 3\n") &&
+    CHECK(system("rm -rf " DIR "/heads && mkdir -p " DIR "/heads") == 0, "cannot make " DIR "/heads");
+    write_text_in(DIR "/heads", "inspect.json",
+                  "{\"arch\": \"mamba2\", \"n\": 5, \"layers\": [{\"layer\": 1, \"families\": ["
+                  "{\"family\": \"a`rm x`$HOME@b\\\"c'd\\\\e\", \"mean_delta\": 1, \"mean_delta_per_head\": [0.5, 0.25, 0.125]},"
+                  "{\"family\": \"plain\", \"mean_delta\": 2, \"mean_delta_per_head\": [1, null, 3]},"
+                  "{\"family\": \"none\", \"mean_delta\": 2}]}]}");
+    write_text_in(DIR "/heads", "fake-gnuplot", "#!/bin/sh\nexit 1\n");
+    chmod(DIR "/heads/fake-gnuplot", 0755);
+    setenv("SEQLENS_GNUPLOT", DIR "/heads/fake-gnuplot", 1);
+    sl_report_info info;
+    sl_error err = {0};
+    CHECK(sl_report_build(DIR "/heads", &info, &err) == SL_OK, "report of a Mamba-2 inspect.json: %s", err.msg);
+    unsetenv("SEQLENS_GNUPLOT");
+    char buf[1 << 14] = "";
+    FILE *f = fopen(DIR "/heads/figures/inspect-heads-delta-1.gp", "r");
+    CHECK(f != NULL, "the heatmap by head was not drawn");
+    if (f) {
+        buf[fread(buf, 1, sizeof buf - 1, f)] = 0;
+        fclose(f);
+    }
+    CHECK(contains(buf, "\"a_rm x__HOME_b_c_d_e\" 0"), "the family label is not reduced:\n%s", buf);
+    CHECK(!contains(buf, "`") && !contains(buf, "@") && !contains(buf, "HOME@"), "an unsafe byte reached gnuplot");
+    CHECK(contains(buf, "\n0 2 0.125\n") && contains(buf, "\n1 0 1\n") && contains(buf, "\n1 2 3\n") &&
               !contains(buf, "\n1 1 "),
-          "the cells (family, head, value) are wrong:\n%s", buf ? buf : "");
-    CHECK(buf && contains(buf, "set yrange [-0.5:2.5]"), "three heads expected on the y axis");
-    CHECK(buf && !contains(buf, "\"none\""), "a row without the field made a column");
-    free(buf);
-    buf = NULL;
-    f = open_memstream(&buf, &size);
-    CHECK(sl_fig_inspect_heads(f, layer, "memory_length_per_head", "t") == 0 && ftell(f) == 0,
-          "drawn from a field no row has");
-    fclose(f);
-    free(buf);
-    cJSON_Delete(layer);
+          "the cells (family, head, value) are wrong:\n%s", buf);
+    CHECK(contains(buf, "set yrange [-0.5:2.5]"), "three heads expected on the y axis");
+    CHECK(!contains(buf, "\"none\""), "a row without the field made a column");
+    CHECK(access(DIR "/heads/figures/inspect-heads-memory-1.gp", F_OK) != 0, "drawn from a field no row has");
 }
 
 int main(void)

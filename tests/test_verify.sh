@@ -91,20 +91,14 @@ wrong() { # NAME FIXTURE SED: a copy of FIXTURE with config.json edited by SED
 wrong heads $F 's/"n_heads": 2/"n_heads": 1/'
 wrong pool $F 's/"pooling": "last"/"pooling": "mean"/'
 wrong norm $F 's/"norm_first": true/"norm_first": false/'
+wrong scale $F 's/"causal": false/"causal": false, "embed_scale": 2.8284271/'
 wrong pos tests/fixtures/tf_dh32_sin 's/"positional": "sinusoidal"/"positional": "none"/'
-for w in heads pool norm; do
+for w in heads pool norm scale; do
     check "wrong $w: the config differs from the fixture's" sh -c "! cmp -s '$T/$w/config.json' $F/config.json"
     check "wrong $w: verify exits 1" [ "$(verify_rc "$T/$w" $F/data.h5 --logits $F/logits.npy)" = 1 ]
 done
 check "wrong positional: the config differs" sh -c "! cmp -s '$T/pos/config.json' tests/fixtures/tf_dh32_sin/config.json"
 check "wrong positional: verify exits 1" [ "$(verify_rc "$T/pos" tests/fixtures/tf_dh32_sin/data.h5 --logits tests/fixtures/tf_dh32_sin/expected.h5)" = 1 ]
-wrong scale $F 's/"causal": false/"causal": false, "embed_scale": 2.8284271/'
-rc=$(verify_rc "$T/scale" $F/data.h5 --logits $F/logits.npy)
-if grep -q "not supported yet" "$T/err.txt"; then
-    echo "note: embed_scale is not read by this build yet: the wrong-embed_scale case waits for it"
-else
-    check "wrong embed_scale: verify exits 1" [ "$rc" = 1 ]
-fi
 
 # --- analyze --verify: stops before writing anything on a mismatch ---
 "$S" analyze $M $D -o "$T/an_bad" --verify "$T/off.txt" >/dev/null 2>"$T/an_err.txt"
