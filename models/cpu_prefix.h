@@ -1,8 +1,9 @@
 /* Prefix reuse inside a Mamba block on the CPU (ablation/variants.h): an
  * intervention that changes positions p.. of a causal model leaves
  * positions 0..p-1 of every block as they were, so a variant need only run
- * positions row0..len-1, row0 the start of p's chunk of SL_SCAN_CHUNK
- * positions. The unmodified forward pass keeps, per block and per chunk,
+ * positions row0..len-1, row0 at or before p (sl_mamba_restart_row: a
+ * multiple of SL_RESTART_ALIGN, itself a multiple of SL_SCAN_CHUNK). The
+ * unmodified forward pass keeps, per block and per chunk,
  * what a restart there needs: the scan's state before the chunk and the
  * d_conv - 1 conv inputs before it. The scan and the conv then give the
  * bits the whole pass gives; the projections (BLAS) on fewer rows may
