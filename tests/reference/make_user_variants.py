@@ -28,7 +28,9 @@ Mamba (mamba_ssm, real modules; CPU slow path as in make_real_checkpoints.py):
 Hugging Face (transformers' own PreTrainedModel.save_pretrained of a classifier subclass):
   hf_mamba_pretrained       MambaPreTrainedModel subclass, save_pretrained (safetensors),
                             use_conv_bias False, use_bias True, time_step_rank 3, layer_norm_epsilon 1e-6
-  hf_mamba_pretrained_bin   the same with safe_serialization=False (pytorch_model.bin)
+  hf_mamba_pretrained_bin   the same with safe_serialization=False, which transformers 5.24 ignores: it
+                            writes model.safetensors all the same (a pytorch_model.bin as HF's older
+                            versions wrote it: checkpoints/hf_mamba_bin_f16, make_real_checkpoints.py)
   hf_mamba2_pretrained      Mamba2PreTrainedModel subclass, save_pretrained, n_groups 2
   tf_training_checkpoint    PyTorch's tutorial's general checkpoint: torch.save({"epoch", "model_state_dict",
                             "optimizer_state_dict" (Adam), "loss"}, "checkpoint.pth")
