@@ -138,8 +138,8 @@ static unsigned switched(const sl_variant *v, int nl, int edited)
     return h->knockout[v->start];
 }
 
-/* A Mamba's variants that say where they begin (first_row) run from the
- * start of that position's chunk (models/cpu_prefix.h), those that switch
+/* A Mamba's variants that say where they begin (first_row) run from a
+ * restart row at or before it (sl_mamba_restart_row), those that switch
  * a part of their first block off start inside it; the rest, and the other
  * architectures, run whole blocks from position 0. */
 static int variants_one(cpu_backend *cb, int thread, const sl_example *ex, void *ctx, sl_error *err)
@@ -180,10 +180,17 @@ static int variants_one(cpu_backend *cb, int thread, const sl_example *ex, void 
     return rc;
 }
 
+static void drop_kept(cpu_backend *cb)
+{
+    for (int t = 0; cb->kept && t < cb->threads; t++) sl_mamba_kept_free(cb->kept[t]);
+    free(cb->kept);
+    cb->kept = NULL;
+}
+
 /* What restarts and switched blocks need, per thread: taken when some
  * variant can use it and it fits in 64 MiB a thread (the activations
  * first to go), else every variant runs whole blocks. */
-static int prepare_kept(cpu_backend *cb, const sl_variant *v, int n, int edited, sl_error *err)
+static void prepare_kept(cpu_backend *cb, const sl_variant *v, int n, int edited)
 {
     const sl_model *m = cb->be.m;
     int rows = 0, acts = 0;
@@ -195,19 +202,18 @@ static int prepare_kept(cpu_backend *cb, const sl_variant *v, int n, int edited,
     if (acts && sl_mamba_kept_bytes(m, cb->be.max_len, 1) > budget) acts = 0;
     if (rows && sl_mamba_kept_bytes(m, cb->be.max_len, 0) > budget) rows = 0;
     if (m->c.arch != ARCH_MAMBA || !(rows || acts)) { /* none, or those of an earlier call */
-        for (int t = 0; cb->kept && t < cb->threads; t++) sl_mamba_kept_free(cb->kept[t]);
-        free(cb->kept);
-        cb->kept = NULL;
-        return SL_OK;
+        drop_kept(cb);
+        return;
     }
-    if (cb->kept && (!acts || cb->kept[0]->xz)) return SL_OK;
-    for (int t = 0; cb->kept && t < cb->threads; t++) sl_mamba_kept_free(cb->kept[t]);
-    free(cb->kept);
-    if (!(cb->kept = calloc((size_t)cb->threads, sizeof *cb->kept))) return sl_fail(err, SL_ERUNTIME, "out of memory");
+    if (cb->kept && (!acts || cb->kept[0]->xz)) return;
+    drop_kept(cb);
+    /* without memory for them, every variant runs whole blocks: the same bits, only slower */
+    if (!(cb->kept = calloc((size_t)cb->threads, sizeof *cb->kept))) return;
     for (int t = 0; t < cb->threads; t++)
-        if (!(cb->kept[t] = sl_mamba_kept_new(m, cb->be.max_len, acts)))
-            return sl_fail(err, SL_ERUNTIME, "out of memory for the restart states of %d positions", cb->be.max_len);
-    return SL_OK;
+        if (!(cb->kept[t] = sl_mamba_kept_new(m, cb->be.max_len, acts))) {
+            drop_kept(cb);
+            return;
+        }
 }
 
 static int cpu_variants(sl_backend *be, const sl_batch *b, const sl_variant *v, int n, sl_variant_edit edit, void *user,
@@ -220,7 +226,7 @@ static int cpu_variants(sl_backend *be, const sl_batch *b, const sl_variant *v, 
             return sl_fail(err, SL_ERUNTIME, "variant %d: restore %d, start %d outside 0..%d", k, v[k].restore,
                            v[k].start, nl);
     int rc = prepare_cache(cb, err);
-    if (!rc) rc = prepare_kept(cb, v, n, edit != NULL, err);
+    if (!rc) prepare_kept(cb, v, n, edit != NULL);
     variants_ctx x = {v, n, edit, user, base, out, ld_out};
     return rc ? rc : each_example(cb, b, variants_one, &x, err);
 }
@@ -323,8 +329,7 @@ static void cpu_free(sl_backend *be)
     free(cb->slot_err);
     free(cb->cache);
     sl_hooks_free(&cb->keep);
-    for (int t = 0; cb->kept && t < cb->threads; t++) sl_mamba_kept_free(cb->kept[t]);
-    free(cb->kept);
+    drop_kept(cb);
     free(cb);
 }
 
