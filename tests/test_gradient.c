@@ -126,6 +126,23 @@ static void narrow_workspace(const char *dir)
     sl_model_free(&m);
 }
 
+/* dir's Transformer without positional terms, its width split into
+ * n_heads heads: the model the attention-kernel cases below run. 0 (after
+ * a failed check) when it does not load. */
+static int load_heads(sl_model *m, const char *dir, int n_heads, int causal)
+{
+    sl_error err = {0};
+    if (sl_model_load(m, dir, &err)) {
+        CHECK(0, "%s: %s", dir, err.msg);
+        return 0;
+    }
+    m->c.positional = POS_NONE;
+    m->c.n_heads = n_heads;
+    m->c.d_head = m->c.d_model / n_heads;
+    m->c.causal = causal;
+    return 1;
+}
+
 /* The attention's backward under a pad mask (keep) and a causal one. With
  * no positional term, dropping positions from the keys and the pooling is
  * the same as deleting them from the sequence: the gradient at the kept
@@ -137,14 +154,7 @@ static void masked_gradient(const char *dir, int n_heads, int causal)
 {
     sl_model m;
     sl_error err = {0};
-    if (sl_model_load(&m, dir, &err)) {
-        CHECK(0, "%s: %s", dir, err.msg);
-        return;
-    }
-    m.c.positional = POS_NONE;
-    m.c.n_heads = n_heads;
-    m.c.d_head = m.c.d_model / n_heads;
-    m.c.causal = causal;
+    if (!load_heads(&m, dir, n_heads, causal)) return;
     enum { T = 300 };
     int nl = m.c.n_layers, d = m.c.d_model, kept = 0;
     int32_t tok[T], short_tok[T];
@@ -198,14 +208,7 @@ static void checked_kernels(const char *dir, int n_heads)
 {
     sl_model m;
     sl_error err = {0};
-    if (sl_model_load(&m, dir, &err)) {
-        CHECK(0, "%s: %s", dir, err.msg);
-        return;
-    }
-    m.c.positional = POS_NONE;
-    m.c.n_heads = n_heads;
-    m.c.d_head = m.c.d_model / n_heads;
-    m.c.causal = 0;
+    if (!load_heads(&m, dir, n_heads, 0)) return;
     enum { T = 300, DROP = 7, NANKEY = 20 };
     int d = m.c.d_model, H = n_heads;
     int32_t tok[T];
