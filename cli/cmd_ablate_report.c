@@ -263,11 +263,7 @@ static void layer_summary_row(const sl_results *r, const cJSON *lay, cJSON *row)
 
 static void family_summary_cell(FILE *f, const cJSON *row)
 {
-    fputs("<td>", f);
-    sl_html_text(f, sl_jstr(row, "top_family") ? sl_jstr(row, "top_family") : "");
-    fputs(" (", f);
-    sl_html_num(f, sl_jnum(row, "top_family_delta_auc"));
-    fputs(")</td>", f);
+    sl_summary_named_cell(f, row, "top_family", "top_family_delta_auc", "");
 }
 
 static void layer_summary_cell(FILE *f, const cJSON *row)

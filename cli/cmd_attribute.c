@@ -305,11 +305,7 @@ static void summary_row(const sl_results *r, const cJSON *attr, cJSON *row)
 
 static void summary_cell(FILE *f, const cJSON *row)
 {
-    fputs("<td>", f);
-    sl_html_text(f, sl_jstr(row, "top_attribution_family") ? sl_jstr(row, "top_attribution_family") : "");
-    fputs(" (", f);
-    sl_html_num(f, sl_jnum(row, "top_attribution_ratio"));
-    fputs("x)</td>", f);
+    sl_summary_named_cell(f, row, "top_attribution_family", "top_attribution_ratio", "x");
 }
 
 static const sl_summary_part SUMMARY = {.order = 80, .row = summary_row,

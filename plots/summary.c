@@ -59,6 +59,16 @@ void sl_summary_num_cell(FILE *f, const cJSON *row, const char *key)
     fputs("</td>", f);
 }
 
+void sl_summary_named_cell(FILE *f, const cJSON *row, const char *name_key, const char *value_key, const char *unit)
+{
+    const char *name = sl_jstr(row, name_key);
+    fputs("<td>", f);
+    sl_html_text(f, name ? name : "");
+    fputs(" (", f);
+    sl_html_num(f, sl_jnum(row, value_key));
+    fprintf(f, "%s)</td>", unit);
+}
+
 /* One run's row from its results: the run, then each analysis's part. */
 static cJSON *summarise(const char *dir, const char *out, const sl_results *r)
 {

@@ -20,6 +20,9 @@ void sl_summary_num(cJSON *row, const char *key, double v);
 void sl_summary_str(cJSON *row, const char *key, const char *v);
 /* A cell of one number: <td class="num">V</td>. */
 void sl_summary_num_cell(FILE *f, const cJSON *row, const char *key);
+/* A cell naming the run's top item and its number: <td>NAME (V`unit`)</td>,
+ * NAME empty where the row has none. */
+void sl_summary_named_cell(FILE *f, const cJSON *row, const char *name_key, const char *value_key, const char *unit);
 
 /* Reads each of dirs (seqlens analyze output) and writes OUT/summary.json,
  * OUT/summary.csv, OUT/summary.html and OUT/figures/summary-*. */
