@@ -17,6 +17,7 @@
 
 #include "core/blas.h"
 #include "core/mathx.h"
+#include "core/mathx16.h"
 #include "core/simd.h"
 #include "models/backward.h"
 #include "models/mamba_scan.h"
@@ -250,31 +251,72 @@ static inline float silu_grad_of(float x, float s) { return s * (1.0f + x * (1.0
 
 static inline float logistic(float x) { return 1.0f / (1.0f + sl_exp(-x)); }
 
+#ifdef __AVX512F__
+/* The loops below on sixteen lanes (core/mathx16.h), the same operations
+ * in the same order as their scalar forms, so the same bits; GCC's own
+ * vectorisation of those took a blend for each ?: of sl_exp. */
+static inline v16f silu_grad_of16(v16f x, v16f s) { return s * (1.0f + x * (1.0f - s)); }
+
+static inline __mmask16 tail16(long n, long k)
+{
+    return n - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - k)) - 1);
+}
+#endif
+
 void sl_mamba_gate_backward(const float *z, int ldz, const float *y, int T, int di, float *dy, float *dz, int lddz)
 {
     for (int t = 0; t < T; t++) {
         const float *zt = z + (long)t * ldz, *yt = y + (long)t * di;
         float *gy = dy + (long)t * di, *dzt = dz + (long)t * lddz;
+#ifdef __AVX512F__
+        for (int ch = 0; ch < di; ch += 16) {
+            __mmask16 m = sl_lanes16(ch, di);
+            v16f zv = sl_load16(zt + ch, m), g = sl_load16(gy + ch, m), s = sl_logistic16(zv);
+            sl_store16(dzt + ch, m, g * sl_load16(yt + ch, m) * silu_grad_of16(zv, s));
+            sl_store16(gy + ch, m, g * (zv * s));
+        }
+#else
         for (int ch = 0; ch < di; ch++) {
             float s = logistic(zt[ch]);
             dzt[ch] = gy[ch] * yt[ch] * silu_grad_of(zt[ch], s);
             gy[ch] *= zt[ch] * s; /* now d logit / d y */
         }
+#endif
     }
 }
 
 /* softplus' is the logistic function */
 void sl_softplus_backward(const float *pre, float *dy, long n)
 {
+#ifdef __AVX512F__
+    for (long k = 0; k < n; k += 16) {
+        __mmask16 m = tail16(n, k);
+        v16f x = sl_load16(pre + k, m);
+        __m512 d = _mm512_mask_mov_ps((__m512)sl_logistic16(x), _mm512_cmp_ps_mask((__m512)x, _mm512_set1_ps(20.0f), _CMP_GT_OQ),
+                                      _mm512_set1_ps(1.0f));
+        sl_store16(dy + k, m, sl_load16(dy + k, m) * (v16f)d);
+    }
+#else
     for (long k = 0; k < n; k++) dy[k] *= pre[k] > 20.0f ? 1.0f : logistic(pre[k]);
+#endif
 }
 
 void sl_silu_backward(const float *pre, float *dy, long n)
 {
+#ifdef __AVX512F__
+    for (long k = 0; k < n; k += 16) {
+        __mmask16 m = tail16(n, k);
+        v16f x = sl_load16(pre + k, m);
+        sl_store16(dy + k, m, sl_load16(dy + k, m) * silu_grad_of16(x, sl_logistic16(x)));
+    }
+#else
     for (long k = 0; k < n; k++) dy[k] *= silu_grad_of(pre[k], logistic(pre[k]));
+#endif
 }
 
-void sl_mamba_conv_backward(const float *dy, int T, int di, int K, const float *w, float *dx, int ldx)
+/* dx_t = sum over k of w_k dy_{t+K-1-k}, k from 0 (the newest row) up,
+ * over the rows there are (the last K - 1 positions have fewer). */
+static void conv_backward_v8(const float *dy, int T, int di, int K, const float *w, float *dx, int ldx)
 {
     for (int c0 = 0; c0 < di; c0 += 8 * SL_CONV_VECS) {
         int nv = (di - c0 + 7) / 8 < SL_CONV_VECS ? (di - c0 + 7) / 8 : SL_CONV_VECS;
@@ -288,4 +330,40 @@ void sl_mamba_conv_backward(const float *dy, int T, int di, int K, const float *
                 sl_store_lanes(dx + (long)t * ldx, ch, di, o);
             }
     }
+}
+
+#ifdef __AVX512F__
+/* conv_backward_v8's sums sixteen channels at a time, the same terms in
+ * the same order, position by position across a block of channels, as
+ * the forward's conv_k16 (models/mamba_cpu.c) and for the same reason. */
+static inline __attribute__((always_inline)) void conv_backward_k16(const float *dy, int T, int di, const int K,
+                                                                    const float *w, float *dx, int ldx)
+{
+    float wt[SL_CONV16_MAX_K][SL_CONV16_BLOCK];
+    for (int c0 = 0; c0 < di; c0 += SL_CONV16_BLOCK) {
+        int nc = di - c0 < SL_CONV16_BLOCK ? di - c0 : SL_CONV16_BLOCK;
+        for (int c = 0; c < nc; c++)
+            for (int k = 0; k < K; k++) wt[k][c] = w[(long)(c0 + c) * K + k];
+        for (int t = 0; t < T; t++) {
+            int k0 = t + K > T ? t + K - T : 0; /* the last positions have fewer terms */
+            const float *g = dy + (long)(t + K - 1) * di + c0;
+            for (int c = 0; c < nc; c += 16) {
+                __mmask16 m = sl_lanes16(c, nc);
+                v16f o = v16_set1(0.0f);
+                for (int k = k0; k < K; k++) o += sl_load16(wt[k] + c, m) * sl_load16(g - (long)k * di + c, m);
+                sl_store16(dx + (long)t * ldx + c0 + c, m, o);
+            }
+        }
+    }
+}
+#endif
+
+void sl_mamba_conv_backward(const float *dy, int T, int di, int K, const float *w, float *dx, int ldx)
+{
+#ifdef __AVX512F__
+    if (K == 4) conv_backward_k16(dy, T, di, 4, w, dx, ldx);
+    else if (K <= SL_CONV16_MAX_K) conv_backward_k16(dy, T, di, K, w, dx, ldx);
+    if (K <= SL_CONV16_MAX_K) return;
+#endif
+    conv_backward_v8(dy, T, di, K, w, dx, ldx);
 }
