@@ -19,6 +19,7 @@ typedef struct {
     sl_workspace **ws;   /* [threads] */
     grad_scratch *gs;    /* [threads] */
     sl_error *slot_err;  /* [max_batch]: each example's own failure */
+    int *order;          /* [max_batch]: the batch's examples, longest first */
     float *cache;        /* variants: [slot][n_layers + 1][max_len][d_model], on first use */
     sl_hooks keep;       /* variants: the hooks that fill the cache */
     sl_mamba_kept **kept; /* variants of a Mamba: [threads] what restarts need, or NULL (too large) */
@@ -34,19 +35,35 @@ static int uses_keep(const uint8_t *keep, int len)
     return 0;
 }
 
+/* The batch's slots by length, longest first (ties in slot order): handed
+ * out in that order, the threads finish a batch of mixed lengths closer
+ * together (measured: 1.90 of 2 threads busy on IG over sequences of
+ * 1,031 to 2,040 tokens in batch order). An insertion sort: a batch is
+ * small. */
+static void longest_first(const sl_batch *b, int *order)
+{
+    for (int e = 0; e < b->count; e++) {
+        int k = e;
+        for (; k > 0 && b->lengths[order[k - 1]] < b->lengths[e]; k--) order[k] = order[k - 1];
+        order[k] = e;
+    }
+}
+
 /* fn on every example of b in parallel (sl_run_backend has made BLAS
- * single-threaded); the failure reported is that of the first failing
- * example in batch order, whatever the threads did. */
+ * single-threaded); each example's results go to its own slot, so the
+ * order they run in changes no bit; the failure reported is that of the
+ * first failing example in batch order, whatever the threads did. */
 static int each_example(cpu_backend *cb, const sl_batch *b, example_fn fn, void *ctx, sl_error *err)
 {
     if (b->count > cb->be.max_batch || b->L > cb->be.max_len)
         return sl_fail(err, SL_ERUNTIME, "CPU batch of %d x %d outside the backend's %d x %d", b->count, b->L,
                        cb->be.max_batch, cb->be.max_len);
     for (int e = 0; e < b->count; e++) cb->slot_err[e].code = SL_OK;
+    longest_first(b, cb->order);
     int failed = 0;
 #pragma omp parallel for num_threads(cb->threads) schedule(dynamic, 1)
-    for (int e = 0; e < b->count; e++) {
-        int stop;
+    for (int k = 0; k < b->count; k++) {
+        int e = cb->order[k], stop;
 #pragma omp atomic read
         stop = failed;
         if (stop) continue;
@@ -327,6 +344,7 @@ static void cpu_free(sl_backend *be)
     free(cb->ws);
     free(cb->gs);
     free(cb->slot_err);
+    free(cb->order);
     free(cb->cache);
     sl_hooks_free(&cb->keep);
     drop_kept(cb);
@@ -346,7 +364,8 @@ sl_backend *sl_backend_cpu(const sl_model *m, int threads, int max_batch, int ma
     cb->threads = threads > 0 ? threads : 1;
     cb->ws = calloc((size_t)cb->threads, sizeof *cb->ws);
     cb->slot_err = calloc((size_t)cb->be.max_batch, sizeof *cb->slot_err);
-    int rc = cb->ws && cb->slot_err ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
+    cb->order = malloc((size_t)cb->be.max_batch * sizeof *cb->order);
+    int rc = cb->ws && cb->slot_err && cb->order ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
     for (int t = 0; !rc && t < cb->threads; t++)
         if (!(cb->ws[t] = sl_workspace_new(m, max_len, err))) rc = err->code;
     if (rc) {
