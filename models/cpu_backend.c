@@ -23,6 +23,8 @@ typedef struct {
     float *cache;        /* variants: [slot][n_layers + 1][max_len][d_model], on first use */
     sl_hooks keep;       /* variants: the hooks that fill the cache */
     sl_mamba_kept **kept; /* variants of a Mamba: [threads] what restarts need, or NULL (too large) */
+    float *pad_resid;     /* integrated gradients on a Mamba: [max_len][d_model] the all-pad baseline's residual
+                           * stream after the last block, on first use (prepare_pad_baseline) */
 } cpu_backend;
 
 /* One example's work: thread picks the scratch, ex->slot the results. */
@@ -275,6 +277,47 @@ typedef struct {
     int ld_attr;
 } gradient_ctx;
 
+/* The all-pad baseline of a Mamba-1 is causal and the same sequence for
+ * every example: the first len rows of one pass over max_len positions are
+ * a pass over len positions (the scan and the conv run in position order;
+ * the projections' BLAS calls give a row the same bits when neither call is
+ * a small one: SL_RESTART_ROWS, models/cpu_prefix.h). So that pass runs
+ * once, and each example's baseline logit is the final norm, pooling and
+ * head over its first len rows, instead of a whole forward pass each (one
+ * of the about 44 passes attribute costs an example at 16 steps). */
+static int pad_shortcut(const cpu_backend *cb, const sl_path *p)
+{
+    return p->steps > 0 && p->baseline && cb->be.m->c.arch == ARCH_MAMBA;
+}
+
+static int prepare_pad_baseline(cpu_backend *cb, const sl_path *p, sl_error *err)
+{
+    if (!pad_shortcut(cb, p) || cb->pad_resid) return SL_OK;
+    const sl_model *m = cb->be.m;
+    size_t n = (size_t)cb->be.max_len * m->c.d_model;
+    float unused;
+    sl_example pe = {p->baseline, cb->be.max_len, -1, 0, NULL};
+    if (!(cb->pad_resid = malloc(n * sizeof *cb->pad_resid))) return sl_fail(err, SL_ERUNTIME, "out of memory");
+    int rc = sl_forward(m, &pe, cb->ws[0], NULL, &unused, err);
+    if (!rc) memcpy(cb->pad_resid, sl_workspace_residual(cb->ws[0]), n * sizeof *cb->pad_resid);
+    return rc;
+}
+
+/* The logit of a forward pass from the baseline's embedding base (only
+ * the logit is needed) over example ex's positions. */
+static int baseline_logit(cpu_backend *cb, const sl_path *p, const sl_example *ex, sl_workspace *ws, const float *base,
+                          float *logit, sl_error *err)
+{
+    const sl_model *m = cb->be.m;
+    size_t n = (size_t)ex->len * m->c.d_model;
+    if (pad_shortcut(cb, p) && !ex->keep && ex->len >= SL_RESTART_ROWS) {
+        memcpy(sl_workspace_residual(ws), cb->pad_resid, n * sizeof *base);
+        return sl_forward_from(m, ex, ws, NULL, m->c.n_layers, logit, err);
+    }
+    memcpy(sl_workspace_residual(ws), base, n * sizeof *base);
+    return sl_forward_from(m, ex, ws, NULL, 0, logit, err);
+}
+
 static int gradient_one(cpu_backend *cb, int thread, const sl_example *ex, void *ctx, sl_error *err)
 {
     const gradient_ctx *g = ctx;
@@ -297,9 +340,7 @@ static int gradient_one(cpu_backend *cb, int thread, const sl_example *ex, void 
             pe.tokens = g->p->baseline;
             rc = sl_embed(m, &pe, ws, s->base, err);
         }
-        /* a forward pass from the baseline: only its logit is needed */
-        if (!rc) memcpy(sl_workspace_residual(ws), s->base, (size_t)n * sizeof *s->base);
-        if (!rc) rc = sl_forward_from(m, ex, ws, NULL, 0, &g->out->base_logits[ex->slot], err);
+        if (!rc) rc = baseline_logit(cb, g->p, ex, ws, s->base, &g->out->base_logits[ex->slot], err);
         if (!rc) rc = sl_forward(m, ex, ws, NULL, logit, err);
         memset(s->acc, 0, (size_t)n * sizeof *s->acc);
         int K = g->p->steps;
@@ -327,6 +368,7 @@ static int cpu_embed_gradient(sl_backend *be, const sl_batch *b, const sl_path *
 {
     cpu_backend *cb = (cpu_backend *)be;
     int rc = prepare_gradient(cb, err);
+    if (!rc) rc = prepare_pad_baseline(cb, p, err);
     gradient_ctx g = {p, out, b->L};
     return rc ? rc : each_example(cb, b, gradient_one, &g, err);
 }
@@ -345,6 +387,7 @@ static void cpu_free(sl_backend *be)
     free(cb->gs);
     free(cb->slot_err);
     free(cb->order);
+    free(cb->pad_resid);
     free(cb->cache);
     sl_hooks_free(&cb->keep);
     drop_kept(cb);
