@@ -300,6 +300,7 @@ static int prepare_pad_baseline(cpu_backend *cb, const sl_path *p, sl_error *err
     if (!(cb->pad_resid = malloc(n * sizeof *cb->pad_resid))) return sl_fail(err, SL_ERUNTIME, "out of memory");
     int rc = sl_forward(m, &pe, cb->ws[0], NULL, &unused, err);
     if (!rc) memcpy(cb->pad_resid, sl_workspace_residual(cb->ws[0]), n * sizeof *cb->pad_resid);
+    else free(cb->pad_resid), cb->pad_resid = NULL; /* never read half made */
     return rc;
 }
 
