@@ -10,7 +10,7 @@
 #include "models/mamba_scan.h"
 
 typedef struct {
-    float *grad, *x, *base, *path, *acc; /* embed_gradient's, allocated on its first call */
+    float *x, *base, *path, *acc; /* embed_gradient's, allocated on its first call */
 } grad_scratch;
 
 typedef struct {
@@ -260,12 +260,11 @@ static int prepare_gradient(cpu_backend *cb, sl_error *err)
     if (!(cb->gs = calloc((size_t)cb->threads, sizeof *cb->gs))) return sl_fail(err, SL_ERUNTIME, "out of memory");
     for (int t = 0; t < cb->threads; t++) {
         grad_scratch *s = &cb->gs[t];
-        s->grad = malloc((size_t)(c->n_layers + 1) * ld * sizeof(float));
         s->x = malloc(ld * sizeof(float));
         s->base = malloc(ld * sizeof(float));
         s->path = malloc(ld * sizeof(float));
         s->acc = malloc(ld * sizeof(float));
-        if (!s->grad || !s->x || !s->base || !s->path || !s->acc)
+        if (!s->x || !s->base || !s->path || !s->acc)
             return sl_fail(err, SL_ERUNTIME, "out of memory for the gradients of %d positions", cb->be.max_len);
     }
     return SL_OK;
@@ -331,8 +330,9 @@ static int gradient_one(cpu_backend *cb, int thread, const sl_example *ex, void 
     int rc = sl_embed(m, ex, ws, s->x, err);
     if (rc) return rc;
     if (g->p->steps == 0) {
-        rc = sl_gradient(m, ex, ws, NULL, logit, s->grad, err);
-        for (long k = 0; !rc && k < n; k++) s->acc[k] = s->x[k] * s->grad[k];
+        rc = sl_gradient(m, ex, ws, NULL, logit, NULL, err);
+        const float *grad = sl_gradient_embed(ws);
+        for (long k = 0; !rc && k < n; k++) s->acc[k] = s->x[k] * grad[k];
     } else {
         if (!g->p->baseline) {
             memset(s->base, 0, (size_t)n * sizeof *s->base);
@@ -348,8 +348,9 @@ static int gradient_one(cpu_backend *cb, int thread, const sl_example *ex, void 
         for (int step = 0; !rc && step < K; step++) {
             float alpha = (step + 0.5f) / K, unused; /* the midpoint rule */
             for (long k = 0; k < n; k++) s->path[k] = s->base[k] + alpha * (s->x[k] - s->base[k]);
-            rc = sl_gradient(m, ex, ws, s->path, &unused, s->grad, err);
-            for (long k = 0; !rc && k < n; k++) s->acc[k] += s->grad[k];
+            rc = sl_gradient(m, ex, ws, s->path, &unused, NULL, err);
+            const float *grad = sl_gradient_embed(ws);
+            for (long k = 0; !rc && k < n; k++) s->acc[k] += grad[k];
         }
         for (long k = 0; k < n; k++) s->acc[k] *= (s->x[k] - s->base[k]) / K;
     }
@@ -382,7 +383,7 @@ static void cpu_free(sl_backend *be)
     for (int t = 0; cb->ws && t < cb->threads; t++) sl_workspace_free(cb->ws[t]);
     for (int t = 0; cb->gs && t < cb->threads; t++) {
         grad_scratch *s = &cb->gs[t];
-        free(s->grad), free(s->x), free(s->base), free(s->path), free(s->acc);
+        free(s->x), free(s->base), free(s->path), free(s->acc);
     }
     free(cb->ws);
     free(cb->gs);
