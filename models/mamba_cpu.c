@@ -32,12 +32,23 @@ static void conv_v8(const float *x, int ldx, int T, int di, int K, const float *
 }
 
 #ifdef __AVX512F__
-/* One position's conv of sixteen channels: into pre (if not NULL) and,
- * through SiLU, into out (if not NULL). */
-static inline void conv_emit16(v16f o, long at, __mmask16 m, float *pre, float *out)
+/* One position's conv of N vectors of sixteen channels from c (lanes
+ * below nc): into pre (if not NULL) and, through SiLU, into out (if not
+ * NULL). */
+static inline __attribute__((always_inline)) void conv_at16(const float *xr, int ldx, int k0, const int K,
+                                                            const float (*wt)[SL_CONV16_BLOCK], const float *bt,
+                                                            int c, int nc, long at, float *pre, float *out,
+                                                            const int N)
 {
-    if (pre) sl_store16(pre + at, m, o);
-    if (out) sl_store16(out + at, m, sl_silu16(o));
+    v16f o[SL_N16_MAX];
+    __mmask16 m[SL_N16_MAX];
+    SL_EACH(j, N) m[j] = sl_lanes16(c + 16 * j, nc), o[j] = sl_load16(bt + c + 16 * j, m[j]);
+    for (int k = k0; k < K; k++)
+        SL_EACH(j, N) o[j] += sl_load16(wt[k] + c + 16 * j, m[j]) * sl_load16(xr + (long)k * ldx + c + 16 * j, m[j]);
+    if (pre) SL_EACH(j, N) sl_store16(pre + at + 16 * j, m[j], o[j]);
+    if (!out) return;
+    sl_silu16n(o, N);
+    SL_EACH(j, N) sl_store16(out + at + 16 * j, m[j], o[j]);
 }
 
 /* conv_v8's sums sixteen channels at a time, the same terms in the same
@@ -60,12 +71,8 @@ static inline __attribute__((always_inline)) void conv_k16(const float *x, int l
         for (int t = 0; t < T; t++) {
             int k0 = t < K - 1 ? K - 1 - t : 0; /* the first positions have fewer terms */
             const float *xr = x + (long)(t - (K - 1)) * ldx + c0;
-            for (int c = 0; c < nc; c += 16) {
-                __mmask16 m = sl_lanes16(c, nc);
-                v16f o = sl_load16(bt + c, m);
-                for (int k = k0; k < K; k++) o += sl_load16(wt[k] + c, m) * sl_load16(xr + (long)k * ldx + c, m);
-                conv_emit16(o, (long)t * di + c0 + c, m, pre, out);
-            }
+            long at = (long)t * di + c0;
+            for (int c = 0; c < nc; c += 16) conv_at16(xr, ldx, k0, K, wt, bt, c, nc, at + c, pre, out, 1);
         }
     }
 }
@@ -79,14 +86,44 @@ static int conv16(const float *x, int ldx, int T, int di, int K, const float *w,
     return 1;
 }
 
+/* SiLU of N vectors of a row from c (lanes below di) */
+static inline __attribute__((always_inline)) void silu_at16(const float *x, float *out, int c, int di, const int N)
+{
+    v16f v[SL_N16_MAX];
+    __mmask16 m[SL_N16_MAX];
+    SL_EACH(j, N) m[j] = sl_lanes16(c + 16 * j, di), v[j] = sl_load16(x + c + 16 * j, m[j]);
+    sl_silu16n(v, N);
+    SL_EACH(j, N) sl_store16(out + c + 16 * j, m[j], v[j]);
+}
+
 /* SiLU of T rows of di, in rows of ldx and ldo */
 static void silu_rows16(const float *x, int ldx, int T, int di, float *out, int ldo)
 {
-    for (int t = 0; t < T; t++)
-        for (int c = 0; c < di; c += 16) {
-            __mmask16 m = sl_lanes16(c, di);
-            sl_store16(out + (long)t * ldo + c, m, sl_silu16(sl_load16(x + (long)t * ldx + c, m)));
-        }
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (long)t * ldx;
+        float *orow = out + (long)t * ldo;
+        for (int c = 0; c < di; c += 16) silu_at16(xr, orow, c, di, 1);
+    }
+}
+
+static inline __attribute__((always_inline)) void softplus_at16(float *p, long n, long k, const int N)
+{
+    v16f v[SL_N16_MAX];
+    __mmask16 m[SL_N16_MAX];
+    SL_EACH(j, N) m[j] = sl_tail16(n, k + 16 * j), v[j] = sl_load16(p + k + 16 * j, m[j]);
+    sl_softplus16n(v, N);
+    SL_EACH(j, N) sl_store16(p + k + 16 * j, m[j], v[j]);
+}
+
+/* out = y * SiLU(z) for N vectors of a row from c */
+static inline __attribute__((always_inline)) void gate_at16(const float *z, const float *y, float *out, int c, int di,
+                                                            const int N)
+{
+    v16f g[SL_N16_MAX];
+    __mmask16 m[SL_N16_MAX];
+    SL_EACH(j, N) m[j] = sl_lanes16(c + 16 * j, di), g[j] = sl_load16(z + c + 16 * j, m[j]);
+    sl_silu16n(g, N);
+    SL_EACH(j, N) sl_store16(out + c + 16 * j, m[j], sl_load16(y + c + 16 * j, m[j]) * g[j]);
 }
 #endif
 
@@ -131,10 +168,9 @@ void sl_mamba_silu(const float *x, int ldx, int T, int di, float *out)
 void sl_mamba_softplus(float *p, long n)
 {
 #ifdef __AVX512F__
-    for (long k = 0; k < n; k += 16) {
-        __mmask16 m = n - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - k)) - 1);
-        sl_store16(p + k, m, sl_softplus16(sl_load16(p + k, m)));
-    }
+    long k = 0;
+    for (; k + 64 <= n; k += 64) softplus_at16(p, n, k, 4);
+    for (; k < n; k += 16) softplus_at16(p, n, k, 1);
 #else
     for (long k = 0; k < n; k++) p[k] = sl_softplus(p[k]);
 #endif
@@ -143,12 +179,11 @@ void sl_mamba_softplus(float *p, long n)
 void sl_mamba_gate(const float *z, int ldz, const float *y, int ldy, int T, int di, float *out, int ldo)
 {
 #ifdef __AVX512F__
-    for (int t = 0; t < T; t++)
-        for (int c = 0; c < di; c += 16) {
-            __mmask16 m = sl_lanes16(c, di);
-            v16f g = sl_silu16(sl_load16(z + (long)t * ldz + c, m));
-            sl_store16(out + (long)t * ldo + c, m, sl_load16(y + (long)t * ldy + c, m) * g);
-        }
+    for (int t = 0; t < T; t++) {
+        const float *zr = z + (long)t * ldz, *yr = y + (long)t * ldy;
+        float *orow = out + (long)t * ldo;
+        for (int c = 0; c < di; c += 16) gate_at16(zr, yr, orow, c, di, 1);
+    }
 #else
     for (int t = 0; t < T; t++)
         for (int k = 0; k < di; k++) out[(long)t * ldo + k] = y[(long)t * ldy + k] * sl_silu(z[(long)t * ldz + k]);

@@ -119,6 +119,12 @@ static inline __mmask16 sl_lanes16(int c, int di)
     return di - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (di - c)) - 1);
 }
 
+/* the same for element k of n */
+static inline __mmask16 sl_tail16(long n, long k)
+{
+    return n - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - k)) - 1);
+}
+
 static inline v16f sl_load16(const float *p, __mmask16 m) { return (v16f)_mm512_maskz_loadu_ps(m, p); }
 
 static inline void sl_store16(float *p, __mmask16 m, v16f v) { _mm512_mask_storeu_ps(p, m, (__m512)v); }

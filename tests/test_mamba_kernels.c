@@ -233,10 +233,11 @@ static float logistic_ref(float x) { return 1.0f / (1.0f + sl_exp(-x)); }
 /* The elementwise kernels (softplus, SiLU, the gate and their backward
  * passes) give the scalar functions of core/mathx.h bit for bit, a NaN for
  * a NaN: their 16-lane forms (core/mathx16.h) only rewrite the same
- * operations. Rows of odd width with strides take the masked last vector. */
+ * operations. Rows of odd width with strides take the kernels' four vectors
+ * at once, then single ones, the last masked. */
 static void elementwise_case(void)
 {
-    enum { T = 37, DI = 29, LD = 41, N = T * LD };
+    enum { T = 37, DI = 93, LD = 101, N = T * LD }; /* rows: four vectors at once, then two, the last partial */
     float *z = malloc(N * 4), *y = malloc(N * 4), *g = malloc(N * 4), *out = malloc(N * 4), *want = malloc(N * 4);
     float *w2 = malloc(N * 4), *o2 = malloc(N * 4);
     special_inputs(z, N);
