@@ -227,3 +227,5 @@ int sl_gradient(const sl_model *m, const sl_example *ex, sl_workspace *ws, const
     sl_cpu_ops c = sl_cpu_ops_on(m, ex, ws, NULL, logit);
     return sl_arch_gradient(&c.ops, &t.tape, err);
 }
+
+const float *sl_gradient_embed(const sl_workspace *ws) { return ws->bw->g; }

@@ -65,7 +65,7 @@ static float *at(sl_ops *o, sl_view v)
     case SL_XZ: base = tp ? tp->xz : ws->xz; break;
     case SL_XC: base = tp ? tp->xc : ws->xc; break;
     case SL_XDBL: base = tp ? tp->xdbl : ws->xdbl; break;
-    case SL_DELTA: base = ws->delta; break;
+    case SL_DELTA: base = tp ? tp->delta : ws->delta; break;
     case SL_Y: base = tp ? tp->y : ws->y; break;
     case SL_YG: base = ws->y; break;
     case SL_QKV: base = c->tf_tape ? c->tf_tape->qkv : ws->qkv; break;
@@ -73,8 +73,8 @@ static float *at(sl_ops *o, sl_view v)
     case SL_FF: base = ws->ff; break;
     case SL_H_IN: base = c->h_in; break;
     case SL_G: base = ws->bw->g; break;
-    case SL_XPRE: base = ws->bw->buf[2]; break;
-    case SL_DPRE: base = ws->bw->buf[0]; break;
+    case SL_XPRE: base = tp ? tp->xpre : ws->bw->buf[2]; break;
+    case SL_DPRE: base = tp ? tp->dpre : ws->bw->buf[0]; break;
     case SL_DA: base = ws->bw->buf[8]; break;
     case SL_DY: base = ws->bw->buf[3]; break;
     case SL_DXZ: base = ws->bw->buf[4]; break;
@@ -135,8 +135,18 @@ static int conv_silu(sl_ops *o, sl_view x, const float *w, const float *b, int K
 {
     (void)err;
     const sl_cpu_ops *c = cpu(o);
-    if (identity) sl_mamba_silu(at(o, x), x.ld, rows(o, x), x.cols, at(o, y));
-    else sl_mamba_conv_silu(at(o, x), x.ld, rows(o, x), x.cols, K, w, b, at(o, y));
+    if (c->tape) { /* the taped forward keeps the conv before its SiLU, for the backward's SiLU' */
+        float *pre = c->tape->xpre;
+        int T = rows(o, x), di = x.cols;
+        if (identity)
+            for (int t = 0; t < T; t++) memcpy(pre + (long)t * di, at(o, x) + (long)t * x.ld, (size_t)di * sizeof *pre);
+        else sl_mamba_conv(at(o, x), x.ld, T, di, K, w, b, pre);
+        sl_mamba_silu(pre, di, T, di, at(o, y));
+    } else if (identity) {
+        sl_mamba_silu(at(o, x), x.ld, rows(o, x), x.cols, at(o, y));
+    } else {
+        sl_mamba_conv_silu(at(o, x), x.ld, rows(o, x), x.cols, K, w, b, at(o, y));
+    }
     if (c->kept) {
         sl_mamba_keep_conv_input(c->kept, at(o, x), x.ld, rows(o, x), x.cols, K);
         sl_mamba_keep_rows(c->kept->xz, at(o, x) - x.off, rows(o, x), x.ld); /* x and z */
@@ -151,8 +161,10 @@ static int conv_silu(sl_ops *o, sl_view x, const float *w, const float *b, int K
 static int softplus(sl_ops *o, sl_view y, sl_error *err)
 {
     (void)err;
+    const sl_cpu_ops *c = cpu(o);
     float *p = at(o, y);
     long n = (long)rows(o, y) * y.cols;
+    if (c->tape) memcpy(c->tape->dpre, p, (size_t)n * sizeof *p); /* for the backward's softplus' */
     for (long k = 0; k < n; k++) p[k] = sl_softplus(p[k]);
     return SL_OK;
 }

@@ -2,14 +2,14 @@
  * models/mamba_grad.c), from the activations its taped forward kept
  * (models/mamba_scan.h). Nothing of the block runs again but the scan's
  * states, SL_SCAN_CHUNK positions at a time from the state kept before the
- * chunk, the dt projection and the conv (both cheap). The
+ * chunk. The
  * reverse scan runs eight channels to a vector like the forward's scan_v8
  * (sixteen on AVX-512 where d_inner is a multiple of 16: scan_backward_v16);
  * a d_inner that is not a multiple of 8 gets a last vector padded with zero
  * lanes, which add nothing.
  *
  * Memory per thread, d_model 64 (d_inner 128, d_state 16, dt_rank 4),
- * 4 layers, L 4,096: the tape 4 x 4,096 x 548 floats = 35.9 MB, the kept
+ * 4 layers, L 4,096: the tape 4 x 4,096 x 932 floats = 61.1 MB, the kept
  * states 4 x 128 x 8 KiB = 4.2 MB, the chunk scratch 0.55 MB; every state
  * of the scan, which the backward kept before, would be 32 MiB a layer. */
 #include <stdlib.h>
@@ -23,8 +23,9 @@
 
 static int round8(int n) { return (n + 7) & ~7; }
 
-/* Floats a position of one block's tape takes: xz, xc, xdbl, y. */
-static size_t tape_row(const sl_config *c) { return 4 * (size_t)c->d_inner + c->dt_rank + 2 * (size_t)c->d_state; }
+/* Floats a position of one block's tape takes: xz, xc, xdbl, y, xpre,
+ * dpre, delta. */
+static size_t tape_row(const sl_config *c) { return 7 * (size_t)c->d_inner + c->dt_rank + 2 * (size_t)c->d_state; }
 
 static size_t chunks(size_t L) { return (L + SL_SCAN_CHUNK - 1) / SL_SCAN_CHUNK; }
 
@@ -33,7 +34,8 @@ sl_mamba_tape sl_mamba_tape_at(const sl_model *m, sl_workspace *ws, int i)
     const sl_config *c = &m->c;
     size_t L = (size_t)ws->max_len, di = (size_t)c->d_inner, nx = (size_t)c->dt_rank + 2 * (size_t)c->d_state;
     float *base = ws->bw->mtape + (size_t)i * L * tape_row(c);
-    sl_mamba_tape tp = {base, base + L * 2 * di, base + L * 3 * di, base + L * (3 * di + nx),
+    float *xc = base + L * 2 * di, *xdbl = xc + L * di, *y = xdbl + L * nx, *xpre = y + L * di;
+    sl_mamba_tape tp = {base, xc, xdbl, y, xpre, xpre + L * di, xpre + 2 * L * di,
                         ws->bw->ckpt + (size_t)i * chunks(L) * c->d_state * di};
     return tp;
 }

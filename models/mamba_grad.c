@@ -1,15 +1,17 @@
 /* The backward pass of one Mamba-1 block (models/mamba.c) for every
  * backend: from SL_G = d logit / d (block i's output) to d logit / d (its
  * input), in SL_G. Without hooks or knockouts, as attribution runs it. What
- * it reads of the forward is on the backend's tape (the CPU keeps xz, xc,
- * xdbl and y, and the scan's states every SL_SCAN_CHUNK positions) or
- * computed again from the block's input (the device, keeping every state);
- * the cheap rest (the conv before its SiLU, delta) both compute again. */
+ * it reads of the forward is on the backend's tape (the CPU keeps every
+ * activation it reads, and the scan's states every SL_SCAN_CHUNK
+ * positions) or computed again from the block's input (the device, keeping
+ * every state). */
 #include "models/arch.h"
 
-/* What the block's forward computed that the backward reads. */
+/* What the block's forward computed that the backward reads, where no
+ * tape kept it. */
 static int restore(sl_ops *o, int i, sl_error *err)
 {
+    if (o->taped) return SL_OK;
     const sl_ops_table *t = o->t;
     const sl_config *c = &o->m->c;
     const sl_mamba_layer *w = &o->m->mamba[i];
@@ -17,19 +19,15 @@ static int restore(sl_ops *o, int i, sl_error *err)
     sl_view xz = sl_rows(SL_XZ, 2 * di), x = sl_cols(SL_XZ, 0, di, 2 * di), xpre = sl_rows(SL_XPRE, di);
     sl_view xc = sl_rows(SL_XC, di), xdbl = sl_rows(SL_XDBL, nx), delta = sl_rows(SL_DELTA, di);
     sl_view dpre = sl_rows(SL_DPRE, di);
-    int rc = SL_OK;
-    if (!o->taped) {
-        rc = sl_mamba_norm_op(o, sl_rows(SL_H_IN, d), w->norm_w, w->norm_b, sl_rows(SL_A, d), err);
-        if (!rc) rc = t->linear(o, sl_rows(SL_A, d), w->in_w, w->in_b, xz, err);
-    }
+    int rc = sl_mamba_norm_op(o, sl_rows(SL_H_IN, d), w->norm_w, w->norm_b, sl_rows(SL_A, d), err);
+    if (!rc) rc = t->linear(o, sl_rows(SL_A, d), w->in_w, w->in_b, xz, err);
     if (!rc) rc = o->g->conv(o, x, w->conv_w, w->conv_b, c->d_conv, xpre, err);
-    if (!rc && !o->taped) rc = o->g->silu(o, xpre, xc, err);
-    if (!rc && !o->taped) rc = t->linear(o, xc, w->xproj_w, NULL, xdbl, err);
+    if (!rc) rc = o->g->silu(o, xpre, xc, err);
+    if (!rc) rc = t->linear(o, xc, w->xproj_w, NULL, xdbl, err);
     if (!rc) rc = t->linear(o, sl_cols(SL_XDBL, 0, R, nx), w->dt_w, w->dt_b, dpre, err);
     if (!rc) rc = o->g->copy(o, dpre, delta, err);
     if (!rc) rc = t->softplus(o, delta, err);
-    if (!rc && !o->taped)
-        rc = o->g->scan_keep(o, xc, delta, sl_cols(SL_XDBL, R, S, nx), w->A_t, w->D, sl_rows(SL_Y, di), err);
+    if (!rc) rc = o->g->scan_keep(o, xc, delta, sl_cols(SL_XDBL, R, S, nx), w->A_t, w->D, sl_rows(SL_Y, di), err);
     return rc;
 }
 

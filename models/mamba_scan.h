@@ -129,12 +129,18 @@ void sl_mamba_scan_from(const float *x, const float *delta, const float *xdbl, i
                         int S, const float *A_t, const float *D, const float *init, float *state, float *y, float *ckpt);
 
 /* One block's activations as the gradient's forward pass kept them
- * (views into the backward workspace, [max_len] rows each). */
+ * (views into the backward workspace, [max_len] rows each): all that the
+ * block's backward reads but the scan's states, so that it runs nothing of
+ * the forward again but the states (running the conv, the dt projection
+ * and softplus again cost about 5% of an IG step, measured). */
 typedef struct {
     float *xz;   /* [L, 2 d_inner]: x, then z (raw, not gated) */
     float *xc;   /* [L, d_inner]: conv + SiLU */
     float *xdbl; /* [L, dt_rank + 2 d_state]: dt | B | C */
     float *y;    /* [L, d_inner]: the scan's output, before the gate */
+    float *xpre; /* [L, d_inner]: the conv before its SiLU */
+    float *dpre; /* [L, d_inner]: delta before its softplus */
+    float *delta; /* [L, d_inner]: delta */
     float *ckpt; /* [ceil(L / SL_SCAN_CHUNK), d_state, d_inner]: the state before each chunk (row 0 unused: zeros) */
 } sl_mamba_tape;
 

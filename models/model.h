@@ -122,6 +122,9 @@ float *sl_workspace_residual(sl_workspace *ws);
  * embedding (integrated gradients' path). Keep masks are honoured. */
 int sl_gradient(const sl_model *m, const sl_example *ex, sl_workspace *ws, const float *embed_in, float *logit, float *grad,
                 sl_error *err);
+/* After sl_gradient (grad may be NULL): d logit / d embed [len][d_model],
+ * in ws until its next use; no copy of the other blocks' gradients. */
+const float *sl_gradient_embed(const sl_workspace *ws);
 /* The factor of the token embedding: embed_scale for a Transformer (the
  * PyTorch tutorial's sqrt(d_model)), 1 for Mamba. */
 static inline float sl_embed_scale(const sl_config *c) { return c->arch == ARCH_TRANSFORMER ? c->embed_scale : 1.0f; }

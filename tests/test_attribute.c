@@ -112,6 +112,49 @@ static void integrated_gradients(void)
     CHECK(e256 < e16 / 4, "zero baseline: the completeness error must fall with steps: %.3g then %.3g", e16, e256);
 }
 
+/* A Mamba's integrated gradients take the all-pad baseline's logit from
+ * one pass over the longest width (models/cpu_backend.c): each example's
+ * must be, bit for bit, that of a whole forward pass over its own length
+ * (lengths around the BLAS tiles, and short ones that take the whole pass). */
+static void pad_baseline_logits(const char *dir)
+{
+    static const int32_t lengths[] = {1, 17, 63, 64, 65, 96, 97, 131, 192, 200, 255, 256, 100, 70};
+    enum { N = sizeof lengths / sizeof *lengths, L = 256 };
+    sl_model m;
+    sl_error err = {0};
+    if (sl_model_load(&m, dir, &err)) {
+        CHECK(0, "%s: %s", dir, err.msg);
+        return;
+    }
+    int32_t *tokens = malloc(sizeof(int32_t) * N * L), pad[L];
+    float logits[N], base[N], attr[N * L];
+    double sum[N];
+    uint64_t x = 88172645463325252u;
+    for (int k = 0; k < N * L; k++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        tokens[k] = (int32_t)(x % (uint64_t)m.c.vocab_size);
+    }
+    for (int k = 0; k < L; k++) pad[k] = m.c.pad_token_id;
+    sl_batch b = {.first = 0, .count = N, .L = L, .tokens = tokens, .lengths = lengths, .logits = logits};
+    sl_path p = {1, pad};
+    sl_path_out out = {attr, sum, logits, base};
+    sl_backend *be = sl_backend_cpu(&m, 2, N, L, &err);
+    sl_workspace *ws = sl_workspace_new(&m, L, &err);
+    int rc = be && ws ? be->ops->embed_gradient(be, &b, &p, &out, &err) : SL_ERUNTIME;
+    CHECK(!rc, "%s: %s", dir, err.msg);
+    for (int e = 0; !rc && e < N; e++) {
+        float want;
+        sl_example pe = {pad, lengths[e], e, e, NULL};
+        rc = sl_forward(&m, &pe, ws, NULL, &want, &err);
+        CHECK(!rc && !memcmp(&want, &base[e], sizeof want), "%s, length %d: baseline logit %.9g, a whole pass %.9g",
+              dir, lengths[e], base[e], want);
+    }
+    sl_workspace_free(ws);
+    sl_backend_free(be);
+    free(tokens);
+    sl_model_free(&m);
+}
+
 static void planted_truth(const char *model, const char *data)
 {
     char dir[256], path[256];
@@ -191,6 +234,9 @@ int main(void)
     int checked = for_each_fixture("grad_expected.h5", grad_input_vs_pytorch, NULL);
     CHECK(checked >= 10, "only %d fixtures", checked);
     integrated_gradients();
+    pad_baseline_logits("tests/trained/mamba_count");
+    pad_baseline_logits(FIXTURES "/mamba_long_odd_f32");
+    pad_baseline_logits(FIXTURES "/mamba_layer_mean_f32");
     cJSON *cap = read_json("tests/trained/captum_expected.json");
     CHECK(cap != NULL, "cannot read tests/trained/captum_expected.json");
     if (cap) {
