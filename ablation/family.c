@@ -166,7 +166,10 @@ int sl_ablate_families(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, 
     out->rows = calloc((size_t)(n_fam ? n_fam : 1), sizeof *out->rows);
     int rc = base && abl && mean && hit && fam && out->rows ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
     if (!rc) rc = gather_stats(ds, o, &st, err);
-    if (!rc) rc = sl_run(m, ds, o, NULL, NULL, NULL, NULL, base, err);
+    /* the baseline: given (every rank holds all of it, as sl_run's
+     * gathered logits), or one pass */
+    if (!rc && fo->base) memcpy(base, fo->base, (size_t)o->count * sizeof *base);
+    else if (!rc) rc = sl_run(m, ds, o, NULL, NULL, NULL, NULL, base, err);
     const int32_t *labels = ds->labels + o->first;
     if (!rc) {
         out->n = o->count;

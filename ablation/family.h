@@ -1,5 +1,6 @@
 /* Family ablation: what does the model lose when one token family is taken
- * away? One baseline pass and one pass per family (design.md section 5). */
+ * away? One baseline pass (none when given the baseline's logits) and one
+ * pass per family present (design.md section 5). */
 #ifndef SL_FAMILY_H
 #define SL_FAMILY_H
 
@@ -17,6 +18,9 @@ typedef struct {
     int mode;
     uint64_t seed;
     int bootstrap; /* paired resamples for ci95; 0 skips them */
+    /* the unablated logits of examples o->first.. [o->count], as sl_run
+     * gives them (eval's, read back), or NULL: one pass computes them */
+    const float *base;
 } sl_family_opts;
 
 typedef struct {

@@ -1,6 +1,7 @@
 #include "ablation/reverse.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/correlation.h"
 #include "core/metrics.h"
@@ -40,8 +41,8 @@ static int reorder_batch(void *user, sl_batch *b, sl_error *err)
     return SL_OK;
 }
 
-int sl_reverse_test(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, uint64_t seed, sl_reverse_result *out,
-                    float *logits, sl_error *err)
+int sl_reverse_test(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, uint64_t seed, const float *original,
+                    sl_reverse_result *out, float *logits, sl_error *err)
 {
     long n = o->count;
     float *all = logits ? logits : malloc(3 * (size_t)n * sizeof *all);
@@ -49,7 +50,8 @@ int sl_reverse_test(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, uin
     float *orig = all, *rev = all + n, *shuf = all + 2 * n;
     int rc = SL_OK;
     reorder backward = {0, seed}, shuffled = {1, seed};
-    if (!rc) rc = sl_run(m, ds, o, NULL, NULL, NULL, NULL, orig, err);
+    if (original && original != orig) memcpy(orig, original, (size_t)n * sizeof *orig);
+    else if (!original) rc = sl_run(m, ds, o, NULL, NULL, NULL, NULL, orig, err);
     if (!rc) rc = sl_run(m, ds, o, NULL, reorder_batch, NULL, &backward, rev, err);
     if (!rc) rc = sl_run(m, ds, o, NULL, reorder_batch, NULL, &shuffled, shuf, err);
     if (!rc) {

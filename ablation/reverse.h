@@ -18,9 +18,11 @@ typedef struct {
     double auc_shuffled;
 } sl_reverse_result;
 
-/* logits: NULL, or [3][count] to receive the original, reversed and
+/* original: NULL, or the logits of the examples as given [count], as
+ * sl_run gives them (eval's, read back): then two passes instead of three.
+ * logits: NULL, or [3][count] to receive the original, reversed and
  * shuffled logits (the report's scatter plot reads them). */
-int sl_reverse_test(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, uint64_t seed, sl_reverse_result *out,
-                    float *logits, sl_error *err);
+int sl_reverse_test(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, uint64_t seed, const float *original,
+                    sl_reverse_result *out, float *logits, sl_error *err);
 
 #endif

@@ -225,6 +225,7 @@ static const opt OPTIONS[] = {
     {"--pairing", set_text, AT(pairing), 0, 0},
     {"--n-pairs", set_long, AT(n_pairs), 1, 1L << 30},
     {"--scores", set_text, AT(scores_out), 0, 0},
+    {"--base-logits", set_text, AT(base_logits), 0, 0},
     {"--tokens", set_text, AT(tokens_out), 0, 0},
     {"--method", set_text, AT(method), 0, 0},
     {"--baseline", set_text, AT(baseline), 0, 0},

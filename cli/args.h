@@ -28,6 +28,7 @@ typedef struct {
     const char *target, *site; /* probe */
     const char *method, *baseline, *tokens_out; /* attribute */
     const char *scores_out;                     /* reverse-test */
+    const char *base_logits;                    /* ablate --family, reverse-test: eval's scores file */
     const char *positions, *pairs_file, *pairing; /* patch */
     long n_pairs;
     int force;                                  /* analyze: a flag, takes no value */

@@ -30,7 +30,11 @@ static const char USAGE[] =
     "  or mlp (blocks.I.attn.out / mlp.out set to 0, or with --mode mean to its mean over the valid\n"
     "  positions of the data). NAME may be a comma-separated list; rows carry `component` and `layer`.\n"
     "  A list (of families, layers or components) names each item once: a repeat is refused.\n"
-    "  With -o the JSON goes to the file and a table sorted by effect to stdout.\n";
+    "  With -o the JSON goes to the file and a table sorted by effect to stdout.\n"
+    "  --base-logits FILE (with --family): the unablated logits from FILE, written by seqlens eval -o FILE\n"
+    "    with the same MODEL, DATA and --examples, instead of a pass of its own; the results are the same.\n"
+    "    FILE must hold exactly the selected examples (their labels and lengths are checked) and finite\n"
+    "    logits, and the model's logit of the first one must match it, else exit 2.\n";
 
 static int parse_mode(const char *s, const char *const *names, int *mode)
 {
@@ -195,12 +199,18 @@ static int cmd_ablate(int argc, char **argv)
     sl_args a;
     sl_error err = {0};
     if (sl_parse_args(&a, "ablate", argc, argv,
-                      "-o --family --layer --component --mode --bootstrap --seed --examples --threads --batch --device", &err))
+                      "-o --family --layer --component --mode --bootstrap --seed --examples --threads --batch --device "
+                      "--base-logits", &err))
         return sl_report(&err);
     if (a.help || a.n_pos != 2) return sl_usage(USAGE, a.help);
     if (a.component ? a.family != NULL : !a.family == !a.layer)
         return sl_report(&(sl_error){SL_EINPUT, "seqlens ablate: give one of --family NAME|all, --layer I|all and "
                                                 "--component NAME|all (with --layer)"});
+    /* layer and component ablation restart their variants from the
+     * baseline pass's activations: given logits would not spare it */
+    if (a.base_logits && !a.family)
+        return sl_report(&(sl_error){SL_EINPUT, "seqlens ablate: --base-logits goes with --family (layer and component "
+                                                "ablation need the baseline pass's activations, not only its logits)"});
     const char *const *modes = a.component ? COMPONENT_MODES : a.family ? FAMILY_MODES : LAYER_MODES;
     int mode = 0;
     if (a.mode && parse_mode(a.mode, modes, &mode))
@@ -214,7 +224,11 @@ static int cmd_ablate(int argc, char **argv)
     int *comps = rc ? NULL : malloc((size_t)SL_COMP_COUNT * (size_t)s.model.c.n_layers * sizeof *comps);
     int *lays = rc ? NULL : malloc((size_t)SL_COMP_COUNT * (size_t)s.model.c.n_layers * sizeof *lays);
     sl_ablation_result r = {0};
+    float *base = NULL;
     if (!rc) rc = sl_session_need_both_classes(&s, &err);
+    if (!rc && a.base_logits && !(base = malloc((size_t)s.run.count * sizeof *base)))
+        rc = sl_fail(&err, SL_ERUNTIME, "out of memory for %ld logits", s.run.count);
+    if (!rc && base) rc = sl_session_base_logits(&s, a.base_logits, base, &err);
     if (!rc && a.family) rc = sl_dataset_need_families(&s.data, "ablate --family", &err);
     if (!rc && !(picks && comps && lays)) rc = sl_fail(&err, SL_ERUNTIME, "out of memory");
     if (!rc) rc = a.family ? pick_families(&s.data, a.family, picks, &n, &err)
@@ -224,7 +238,7 @@ static int cmd_ablate(int argc, char **argv)
         rc = pick_components(&s.model, a.component, picks, nl, comps, lays, &n, &err);
         if (!rc) rc = sl_ablate_components(&s.model, &s.data, &s.run, comps, lays, n, mode, a.bootstrap, a.seed, &r, NULL, &err);
     } else if (!rc && a.family) {
-        sl_family_opts fo = {mode, a.seed, a.bootstrap};
+        sl_family_opts fo = {mode, a.seed, a.bootstrap, base};
         rc = sl_ablate_families(&s.model, &s.data, &s.run, picks, n, &fo, &r, NULL, &err);
     } else if (!rc) {
         rc = sl_ablate_layers(&s.model, &s.data, &s.run, picks, n, mode, a.bootstrap, a.seed, &r, NULL, &err);
@@ -236,6 +250,7 @@ static int cmd_ablate(int argc, char **argv)
         if (!rc && a.out) print_table(&s.data, &r);
     }
     sl_ablation_result_free(&r);
+    free(base);
     free(picks);
     free(comps);
     free(lays);
@@ -248,6 +263,8 @@ static void stage_args(sl_plan *p, const char *what)
 {
     sl_plan_inputs(p);
     sl_plan_arg(p, "--%s", what), sl_plan_arg(p, "all");
+    /* the family stages start from the eval stage's logits: one pass fewer */
+    if (!strcmp(what, "family")) sl_plan_base_logits(p);
     sl_plan_out(p);
     sl_plan_bootstrap(p);
     sl_plan_seed(p);
@@ -266,8 +283,9 @@ static int has_delta(const sl_plan *p) { return sl_model_point(&p->s->model, HK_
 static void layer_args(sl_plan *p) { stage_args(p, "layer"); }
 static void component_args(sl_plan *p) { stage_args(p, "component"); }
 
-/* ablating a family costs one forward pass, as does each layer and component */
-static double family_weight(const sl_plan *p) { return p->s->data.n_families + 1; }
+/* ablating a family costs one forward pass, as does each layer and
+ * component (the family stages take the baseline from eval) */
+static double family_weight(const sl_plan *p) { return p->s->data.n_families; }
 static double layer_weight(const sl_plan *p) { return p->s->model.c.n_layers; }
 static double component_weight(const sl_plan *p)
 {

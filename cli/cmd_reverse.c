@@ -24,7 +24,11 @@ static const char USAGE[] =
     "  shuffled (seeded) as a control. JSON: n, pearson_r and spearman_rho (original vs reversed\n"
     "  logits), auc_original, auc_reversed, shuffle_pearson_r, shuffle_spearman_rho, auc_shuffled.\n"
     "  r near 1 means the model reads a bag of tokens; the shuffle says how much order it can lose.\n"
-    "  --scores writes /original, /reversed, /shuffled (logits) and /labels per example to HDF5.\n";
+    "  --scores writes /original, /reversed, /shuffled (logits) and /labels per example to HDF5.\n"
+    "  --base-logits FILE: the logits as given from FILE, written by seqlens eval -o FILE with the same\n"
+    "    MODEL, DATA and --examples, instead of a pass of its own; the results are the same. FILE must\n"
+    "    hold exactly the selected examples (their labels and lengths are checked) and finite logits,\n"
+    "    and the model's logit of the first one must match it, else exit 2.\n";
 
 static int write_scores(const char *path, const sl_session *s, const float *logits, sl_error *err)
 {
@@ -51,16 +55,20 @@ static int cmd_reverse(int argc, char **argv)
     sl_args a;
     sl_error err = {0};
     sl_session s;
-    if (sl_parse_args(&a, "reverse-test", argc, argv, "-o --scores --seed --examples --threads --batch --device", &err))
+    if (sl_parse_args(&a, "reverse-test", argc, argv, "-o --scores --seed --examples --threads --batch --device --base-logits",
+                      &err))
         return sl_report(&err);
     if (a.help || a.n_pos != 2) return sl_usage(USAGE, a.help);
     int rc = sl_session_open(&s, &a, a.pos[0], a.pos[1], &err);
     sl_reverse_result r;
-    float *logits = NULL;
+    float *logits = NULL, *original = NULL;
     if (!rc) rc = sl_session_need_both_classes(&s, &err);
+    if (!rc && a.base_logits && !(original = malloc((size_t)s.run.count * sizeof *original)))
+        rc = sl_fail(&err, SL_ERUNTIME, "out of memory for %ld logits", s.run.count);
+    if (!rc && original) rc = sl_session_base_logits(&s, a.base_logits, original, &err);
     if (!rc && a.scores_out && !(logits = malloc(3 * (size_t)s.run.count * sizeof *logits)))
         rc = sl_fail(&err, SL_ERUNTIME, "out of memory for %ld logits", s.run.count);
-    if (!rc) rc = sl_reverse_test(&s.model, &s.data, &s.run, a.seed, &r, logits, &err);
+    if (!rc) rc = sl_reverse_test(&s.model, &s.data, &s.run, a.seed, original, &r, logits, &err);
     if (!rc && a.scores_out && sl_dist_root()) rc = write_scores(a.scores_out, &s, logits, &err);
     if (!rc) {
         cJSON *j = cJSON_CreateObject();
@@ -80,6 +88,7 @@ static int cmd_reverse(int argc, char **argv)
                    r.pearson_r, r.spearman_rho, r.shuffle_pearson_r, r.auc_original, r.auc_reversed, a.out);
     }
     free(logits);
+    free(original);
     sl_session_close(&s);
     return rc ? sl_report(&err) : 0;
 }
@@ -232,17 +241,18 @@ static void stage_args(sl_plan *p)
 {
     sl_plan_inputs(p);
     sl_plan_arg(p, "--scores"), sl_plan_arg(p, "%s/reverse-scores.h5", p->dir);
+    sl_plan_base_logits(p); /* the logits as given: the eval stage's */
     sl_plan_out(p);
     sl_plan_seed(p);
     sl_plan_examples(p);
     sl_plan_run(p);
 }
 
-/* the data as given, reversed and shuffled */
+/* the data reversed and shuffled (as given: the eval stage's logits) */
 static double stage_weight(const sl_plan *p)
 {
     (void)p;
-    return 3;
+    return 2;
 }
 
 static const sl_stage STAGES[] = {

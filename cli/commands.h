@@ -26,6 +26,11 @@ int sl_session_need_both_classes(const sl_session *s, sl_error *err);
  * sample was drawn from, beside "n", the sample's size (nothing without a
  * sample). */
 void sl_session_json_sample(cJSON *j, const sl_session *s);
+/* --base-logits FILE: the logits `seqlens eval -o FILE` wrote for the
+ * session's examples (core/scores_file.h says what is checked), into
+ * logits[run.count]; the first example is run again and must agree with
+ * the file (the file belongs to this model). Bad files are SL_EINPUT. */
+int sl_session_base_logits(sl_session *s, const char *path, float *logits, sl_error *err);
 
 /* verify (cli/cmd_verify.c), also run by analyze --verify: a->logits_file
  * against the model's logits on the examples it covers. *out receives the

@@ -32,11 +32,12 @@ static int page_outputs(const char *cmd, const char *dir, sl_error *err)
 
 int sl_args_check_outputs(const sl_args *a, sl_error *err)
 {
-    const char *in[SL_MAX_POSITIONAL + 2];
+    const char *in[SL_MAX_POSITIONAL + 3];
     int n = 0;
     for (int i = 0; i < a->n_pos; i++) in[n++] = a->pos[i];
     if (a->pairs_file) in[n++] = a->pairs_file;
     if (a->logits_file) in[n++] = a->logits_file;
+    if (a->base_logits) in[n++] = a->base_logits;
     unsigned flags = sl_command_flags(a->cmd);
     if (flags & SL_CMD_DIR_IN_OUT) {
         /* DIR holds the results read and the page written; a DIR that is

@@ -6,7 +6,8 @@
 
 #include "cli/args.h"
 
-/* The inputs: the positional arguments (MODEL, DATA, ...) and --pairs; the
+/* The inputs: the positional arguments (MODEL, DATA, ...), --pairs,
+ * --logits/--verify and --base-logits; the
  * outputs: -o (a file, or the directory of analyze and summarize),
  * --scores, --tokens, and report's DIR. */
 int sl_args_check_outputs(const sl_args *a, sl_error *err);

@@ -47,6 +47,8 @@ double sl_plan_part(const sl_plan *p)
     return sl_plan_sampled(p) ? (double)p->sample / (double)p->s->run.count : 1;
 }
 
+void sl_plan_base_logits(sl_plan *p) { sl_plan_arg(p, "--base-logits"), sl_plan_arg(p, "%s/scores.h5", p->dir); }
+
 void sl_plan_run(sl_plan *p)
 {
     sl_plan_arg(p, "--threads"), sl_plan_arg(p, "%d", p->a->threads);

@@ -36,6 +36,10 @@ int sl_plan_sampled(const sl_plan *p);
 void sl_plan_sample(sl_plan *p);
 /* the fraction of the examples a sampled stage runs on */
 double sl_plan_part(const sl_plan *p);
+/* --base-logits DIR/scores.h5: the logits the eval stage wrote (it runs
+ * first, over the same examples with the same --threads, --batch and
+ * --device) */
+void sl_plan_base_logits(sl_plan *p);
 /* --threads N, and --batch B and --device D when given */
 void sl_plan_run(sl_plan *p);
 

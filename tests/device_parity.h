@@ -173,7 +173,7 @@ static void family_sweeps(fixture *f, sl_backend *dm, const parity_opts *po, con
     /* skip (Mamba and Mamba-2): delta's rows zeroed by row replacements */
     int last = sl_arch_is_mamba(f->m.c.arch) ? FAM_SKIP : FAM_RESAMPLE;
     for (int mode = FAM_MEAN; mode <= last; mode++) {
-        sl_family_opts fo = {mode, 7, 0};
+        sl_family_opts fo = {mode, 7, 0, NULL};
         sl_ablation_result res[2];
         int ok = 1;
         for (int k = 0; k < 2; k++) {

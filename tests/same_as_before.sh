@@ -61,21 +61,34 @@ fi
 # - report.html's "written YYYY-MM-DD HH:MM UTC"
 # - HDF5 files carry their objects' creation times: compared as h5dump's
 #   text, less its first line (the file's name)
+# and one interface added since BASE, whose results are the same bits:
+# - --base-logits FILE (ablate --family, reverse-test: eval's logits instead
+#   of a pass of their own): analyze's stage commands name it (analyze.json,
+#   report.html) and the two commands' --help describe it (the paragraph
+#   from "  --base-logits" through its lines indented by four); both are
+#   taken out, so that every result is still compared with BASE's
 edit() { # a file, then sed's arguments: the file rewritten in place
     e_file=$1
     shift
     sed "$@" "$e_file" >"$e_file.tmp" && mv "$e_file.tmp" "$e_file"
 }
-normalise() { # a directory of one run's outputs
+normalise() { # a directory of one run's outputs ($name: its case)
     find "$1" -type f | while read -r f; do
         case $f in
         *.h5)
             [ $h5 = 1 ] && h5dump "$f" | tail -n +2 >"$f.h5dump"
             rm -f "$f"
             ;;
-        */analyze.json) edit "$f" -E 's/^(\t*"seconds":\t).*$/\1S/' ;;
+        */analyze.json) edit "$f" -E -e 's/^(\t*"seconds":\t).*$/\1S/' -e 's/ --base-logits [^ "]*//' ;;
+        */stdout)
+            case $name in ablate-help | reverse-test-help)
+                awk '/^  --base-logits /{skip = 1; next} skip && /^    /{next} {skip = 0; print}' "$f" >"$f.tmp" &&
+                    mv "$f.tmp" "$f" ;;
+            esac
+            ;;
         */report.html)
-            edit "$f" -E -e 's/written [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} UTC/written T/' \
+            edit "$f" -E -e 's/ --base-logits [^ "<]*//g' \
+                -e 's/written [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} UTC/written T/' \
                 -e '/<td><code>seqlens /s|</code></td><td class="num">[^<]*</td>|</code></td><td class="num">S</td>|'
             ;;
         */stderr) edit "$f" -E '/^\[[0-9]+\/[0-9]+\] /s/[0-9]+\.[0-9] s|[0-9]+m[0-9]{2}s/T/g' ;;

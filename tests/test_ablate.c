@@ -44,7 +44,7 @@ static void check_fixture(const char *name, const cJSON *want)
     int has_skip = cJSON_GetObjectItem(cJSON_GetObjectItem(want, "family"), "skip") != NULL;
     CHECK(has_skip == sl_arch_is_mamba(f.m.c.arch), "%s: skip expected exactly for Mamba models", name);
     if (!has_skip) {
-        sl_family_opts fo = {FAM_SKIP, 1, 0};
+        sl_family_opts fo = {FAM_SKIP, 1, 0, NULL};
         int rc = sl_ablate_families(&f.m, &f.ds, &f.o, all, F, &fo, &r, logits, &err);
         CHECK(rc == SL_EINPUT && strstr(err.msg, "skip"), "%s: skip on a %s: rc %d (%s)", name,
               sl_arch_name(f.m.c.arch), rc, err.msg);
@@ -52,7 +52,7 @@ static void check_fixture(const char *name, const cJSON *want)
     }
     for (int mode = FAM_MEAN; mode <= FAM_SKIP; mode++) {
         if (mode == FAM_RESAMPLE || (mode == FAM_SKIP && !has_skip)) continue;
-        sl_family_opts fo = {mode, 1, 0};
+        sl_family_opts fo = {mode, 1, 0, NULL};
         int rc = sl_ablate_families(&f.m, &f.ds, &f.o, all, F, &fo, &r, logits, &err);
         CHECK(!rc, "%s: %s", name, err.msg);
         const cJSON *by_family = cJSON_GetObjectItem(cJSON_GetObjectItem(want, "family"), modes[mode]);
@@ -96,7 +96,7 @@ static void resample_properties(void)
     float *lc = malloc((size_t)F * n * sizeof *lc);
     sl_error err = {0};
     sl_ablation_result r;
-    sl_family_opts fo = {FAM_RESAMPLE, 42, 0};
+    sl_family_opts fo = {FAM_RESAMPLE, 42, 0, NULL};
     CHECK(!sl_ablate_families(&a.m, &a.ds, &a.o, all, F, &fo, &r, la, &err), "%s", err.msg);
     sl_ablation_result_free(&r);
     CHECK(!sl_ablate_families(&b.m, &b.ds, &b.o, all, F, &fo, &r, lb, &err), "%s", err.msg);

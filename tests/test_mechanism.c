@@ -178,7 +178,7 @@ static double family_drop(trained *t, const char *name, int mode)
     while (f < t->ds.n_families && strcmp(t->ds.family_names[f], name)) f++;
     CHECK(f < t->ds.n_families, "no family %s", name);
     if (f == t->ds.n_families) return NAN;
-    sl_family_opts fo = {mode, 1, 0};
+    sl_family_opts fo = {mode, 1, 0, NULL};
     sl_ablation_result r;
     sl_error err = {0};
     int rc = sl_ablate_families(&t->m, &t->ds, &t->o, &f, 1, &fo, &r, NULL, &err);

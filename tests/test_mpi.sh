@@ -43,6 +43,13 @@ for m in transformer mamba; do
     same $m-patch patch $M $D --hook 'blocks.*.resid_pre' final --positions 0,3,-1,-2 --n-pairs 40 --bootstrap 50 --seed 3
     # an uneven split (101 examples) and a range that does not start at 0
     same $m-range ablate $M $D --family all --bootstrap 20 --seed 5 --examples 17:118
+    # the baseline from eval's scores (every rank reads the file): the JSON without it
+    "$P" eval $M $D --threads 1 --examples 17:118 -o "$T/$m-scores.h5" >/dev/null
+    same $m-range-given ablate $M $D --family all --bootstrap 20 --seed 5 --examples 17:118 --base-logits "$T/$m-scores.h5"
+    check "$m ablate --base-logits: the JSON without it" cmp -s "$T/$m-range.1.json" "$T/$m-range-given.2.json"
+    same $m-reverse-given reverse-test $M $D --seed 3 --examples 17:118 --base-logits "$T/$m-scores.h5"
+    same $m-reverse-range reverse-test $M $D --seed 3 --examples 17:118
+    check "$m reverse-test --base-logits: the JSON without it" cmp -s "$T/$m-reverse-range.1.json" "$T/$m-reverse-given.2.json"
 done
 # and against the plain build (bin/seqlens, no MPI linked) where that is what make test runs
 S=${SEQLENS:-bin/seqlens}

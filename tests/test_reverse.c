@@ -30,7 +30,7 @@ static int run(const char *name, int threads, int batch, uint64_t seed, sl_rever
     int rc = sl_model_load(&m, dir, &err);
     if (!rc) rc = sl_dataset_open(&ds, data, m.c.vocab_size, m.c.pad_token_id, &err);
     sl_run_opts o = {.count = rc ? 0 : ds.n, .batch = batch, .threads = threads};
-    if (!rc) rc = sl_reverse_test(&m, &ds, &o, seed, r, NULL, &err);
+    if (!rc) rc = sl_reverse_test(&m, &ds, &o, seed, NULL, r, NULL, &err);
     CHECK(!rc, "%s: %s", name, err.msg);
     sl_dataset_close(&ds);
     sl_model_free(&m);

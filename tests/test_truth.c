@@ -33,7 +33,7 @@ static void check(const trained *t)
     int all[8];
     for (int f = 0; f < ds.n_families; f++) all[f] = f;
     for (int mode = FAM_MEAN; mode <= FAM_RESAMPLE; mode++) {
-        sl_family_opts fo = {mode, 1, 0};
+        sl_family_opts fo = {mode, 1, 0, NULL};
         sl_ablation_result r;
         if (sl_ablate_families(&m, &ds, &o, all, ds.n_families, &fo, &r, NULL, &err)) {
             CHECK(0, "%s: %s", t->model, err.msg);
@@ -70,7 +70,7 @@ static void check(const trained *t)
         sl_ablation_result_free(&r);
     }
     sl_reverse_result rv;
-    if (!sl_reverse_test(&m, &ds, &o, 1, &rv, NULL, &err)) {
+    if (!sl_reverse_test(&m, &ds, &o, 1, NULL, &rv, NULL, &err)) {
         printf("%-12s reverse r %.4f, AUC %.4f -> %.4f reversed\n", t->model, rv.pearson_r, rv.auc_original,
                rv.auc_reversed);
         if (t->order_task)

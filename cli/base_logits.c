@@ -1,0 +1,30 @@
+/* --base-logits FILE (ablate --family, reverse-test): the unablated logits
+ * that `seqlens eval -o FILE` computed, instead of a pass of the command's
+ * own. The CPU runs each example alone, so eval's logits are the bits the
+ * command's own pass would give, and its results are the same. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "cli/commands.h"
+#include "core/scores_file.h"
+
+/* how far the file's logit of the example run again may be from the
+ * model's (verify's default tolerance, relative): a device may round a
+ * batch of one differently in the last bits, another model is far off */
+#define SPOT_TOLERANCE 1e-4
+
+int sl_session_base_logits(sl_session *s, const char *path, float *logits, sl_error *err)
+{
+    int rc = sl_scores_file_read(path, &s->data, s->run.first, s->run.count, logits, err);
+    /* the file says it holds these examples; one of them run again says
+     * that it holds this model's logits of them (1/count of a pass) */
+    sl_run_opts one = s->run;
+    one.count = 1;
+    one.batch = 1;
+    float z = 0;
+    if (!rc) rc = sl_run(&s->model, &s->data, &one, NULL, NULL, NULL, NULL, &z, err);
+    if (!rc && !(fabs((double)logits[0] - z) <= SPOT_TOLERANCE * fmax(1, fabs(z))))
+        rc = sl_fail(err, SL_EINPUT, "%s: its logit of example %ld is %.9g, the model gives %.9g: not eval's scores of "
+                                     "this model", path, s->run.first, logits[0], z);
+    return rc;
+}
