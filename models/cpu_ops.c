@@ -138,10 +138,12 @@ static int conv_silu(sl_ops *o, sl_view x, const float *w, const float *b, int K
     if (c->tape) { /* the taped forward keeps the conv before its SiLU, for the backward's SiLU' */
         float *pre = c->tape->xpre;
         int T = rows(o, x), di = x.cols;
-        if (identity)
+        if (identity) {
             for (int t = 0; t < T; t++) memcpy(pre + (long)t * di, at(o, x) + (long)t * x.ld, (size_t)di * sizeof *pre);
-        else sl_mamba_conv(at(o, x), x.ld, T, di, K, w, b, pre);
-        sl_mamba_silu(pre, di, T, di, at(o, y));
+            sl_mamba_silu(pre, di, T, di, at(o, y));
+        } else {
+            sl_mamba_conv_silu_pre(at(o, x), x.ld, T, di, K, w, b, pre, at(o, y)); /* one pass */
+        }
     } else if (identity) {
         sl_mamba_silu(at(o, x), x.ld, rows(o, x), x.cols, at(o, y));
     } else {
@@ -165,7 +167,7 @@ static int softplus(sl_ops *o, sl_view y, sl_error *err)
     float *p = at(o, y);
     long n = (long)rows(o, y) * y.cols;
     if (c->tape) memcpy(c->tape->dpre, p, (size_t)n * sizeof *p); /* for the backward's softplus' */
-    for (long k = 0; k < n; k++) p[k] = sl_softplus(p[k]);
+    sl_mamba_softplus(p, n);
     return SL_OK;
 }
 
@@ -187,17 +189,23 @@ static int scan(sl_ops *o, sl_view x, sl_view delta, sl_view B, const float *A_t
     return SL_OK;
 }
 
-/* In place (out is y), z becomes the gate as the hook sees it; out of
- * place (the taped forward), z stays as it was, for the backward. */
+/* In place (out is y), z becomes the gate as the hook sees it where the
+ * gate runs in two steps around its hook; out of place (the taped
+ * forward), z stays as it was, for the backward. */
 static int gate(sl_ops *o, int step, int ablated, sl_view z, sl_view y, sl_view out, sl_error *err)
 {
     (void)err;
     float *zp = at(o, z), *yp = at(o, y), *op = at(o, out);
     int T = rows(o, y), di = y.cols;
+    /* out = y * SiLU(z) in one pass; z itself is left alone where no hook
+     * sees the gate (step BOTH), as ops.h allows */
+    if (!ablated && (op != yp || step == SL_OP_GATE_BOTH)) {
+        sl_mamba_gate(zp, z.ld, yp, y.ld, T, di, op, out.ld);
+        return SL_OK;
+    }
     if (op != yp) {
         for (int t = 0; t < T; t++)
-            for (int k = 0; k < di; k++)
-                op[(long)t * out.ld + k] = yp[(long)t * y.ld + k] * (ablated ? 1.0f : sl_silu(zp[(long)t * z.ld + k]));
+            for (int k = 0; k < di; k++) op[(long)t * out.ld + k] = yp[(long)t * y.ld + k] * 1.0f;
         return SL_OK;
     }
     if (step != SL_OP_GATE_MULTIPLY)

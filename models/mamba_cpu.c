@@ -5,10 +5,14 @@
 #include <string.h>
 
 #include "core/mathx.h"
+#include "core/mathx16.h"
 #include "core/simd.h"
 #include "models/mamba_scan.h"
 
-void sl_mamba_conv(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out)
+/* The conv of channels c0.. (at most SL_CONV_VECS vectors of 8), 8 lanes:
+ * the taps gathered once, then the positions in order; the sum is the
+ * bias, then tap 0 (the oldest position) to tap K - 1. */
+static void conv_v8(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out)
 {
     for (int c0 = 0; c0 < di; c0 += 8 * SL_CONV_VECS) {
         int nv = (di - c0 + 7) / 8 < SL_CONV_VECS ? (di - c0 + 7) / 8 : SL_CONV_VECS;
@@ -27,16 +31,128 @@ void sl_mamba_conv(const float *x, int ldx, int T, int di, int K, const float *w
     }
 }
 
+#ifdef __AVX512F__
+/* One position's conv of sixteen channels: into pre (if not NULL) and,
+ * through SiLU, into out (if not NULL). */
+static inline void conv_emit16(v16f o, long at, __mmask16 m, float *pre, float *out)
+{
+    if (pre) sl_store16(pre + at, m, o);
+    if (out) sl_store16(out + at, m, sl_silu16(o));
+}
+
+/* conv_v8's sums sixteen channels at a time, the same terms in the same
+ * order (so the same bits), position by position across all channels of a
+ * block of SL_CONV16_BLOCK: at L 2,048 x and out (1 MiB each at d_inner
+ * 128) stream from L3, and whole rows in order are what the prefetcher
+ * follows (conv_v8 walked each 64 channels down all positions); SiLU is
+ * taken on the register, not in a second pass. The taps, transposed to
+ * [K][block] once, are loads from L1. K is a constant once inlined. */
+static inline __attribute__((always_inline)) void conv_k16(const float *x, int ldx, int T, int di, const int K,
+                                                           const float *w, const float *b, float *pre, float *out)
+{
+    float wt[SL_CONV16_MAX_K][SL_CONV16_BLOCK], bt[SL_CONV16_BLOCK];
+    for (int c0 = 0; c0 < di; c0 += SL_CONV16_BLOCK) {
+        int nc = di - c0 < SL_CONV16_BLOCK ? di - c0 : SL_CONV16_BLOCK;
+        for (int c = 0; c < nc; c++) {
+            for (int k = 0; k < K; k++) wt[k][c] = w[(long)(c0 + c) * K + k];
+            bt[c] = b ? b[c0 + c] : 0.0f;
+        }
+        for (int t = 0; t < T; t++) {
+            int k0 = t < K - 1 ? K - 1 - t : 0; /* the first positions have fewer terms */
+            const float *xr = x + (long)(t - (K - 1)) * ldx + c0;
+            for (int c = 0; c < nc; c += 16) {
+                __mmask16 m = sl_lanes16(c, nc);
+                v16f o = sl_load16(bt + c, m);
+                for (int k = k0; k < K; k++) o += sl_load16(wt[k] + c, m) * sl_load16(xr + (long)k * ldx + c, m);
+                conv_emit16(o, (long)t * di + c0 + c, m, pre, out);
+            }
+        }
+    }
+}
+
+/* 1 when the 16-lane conv took it */
+static int conv16(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *pre, float *out)
+{
+    if (K == 4) conv_k16(x, ldx, T, di, 4, w, b, pre, out); /* mamba_ssm's default d_conv */
+    else if (K <= SL_CONV16_MAX_K) conv_k16(x, ldx, T, di, K, w, b, pre, out);
+    else return 0;
+    return 1;
+}
+
+/* SiLU of T rows of di, in rows of ldx and ldo */
+static void silu_rows16(const float *x, int ldx, int T, int di, float *out, int ldo)
+{
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < di; c += 16) {
+            __mmask16 m = sl_lanes16(c, di);
+            sl_store16(out + (long)t * ldo + c, m, sl_silu16(sl_load16(x + (long)t * ldx + c, m)));
+        }
+}
+#endif
+
+void sl_mamba_conv(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out)
+{
+#ifdef __AVX512F__
+    if (conv16(x, ldx, T, di, K, w, b, out, NULL)) return;
+#endif
+    conv_v8(x, ldx, T, di, K, w, b, out);
+}
+
+void sl_mamba_conv_silu_pre(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *pre,
+                            float *out)
+{
+#ifdef __AVX512F__
+    if (conv16(x, ldx, T, di, K, w, b, pre, out)) return;
+    conv_v8(x, ldx, T, di, K, w, b, out);
+    if (pre) memcpy(pre, out, (size_t)T * di * sizeof *pre);
+    silu_rows16(out, di, T, di, out, di);
+#else
+    conv_v8(x, ldx, T, di, K, w, b, out);
+    if (pre) memcpy(pre, out, (size_t)T * di * sizeof *pre);
+    for (long k = 0; k < (long)T * di; k++) out[k] = sl_silu(out[k]);
+#endif
+}
+
 void sl_mamba_conv_silu(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out)
 {
-    sl_mamba_conv(x, ldx, T, di, K, w, b, out);
-    for (long k = 0; k < (long)T * di; k++) out[k] = sl_silu(out[k]);
+    sl_mamba_conv_silu_pre(x, ldx, T, di, K, w, b, NULL, out);
 }
 
 void sl_mamba_silu(const float *x, int ldx, int T, int di, float *out)
 {
+#ifdef __AVX512F__
+    silu_rows16(x, ldx, T, di, out, di);
+#else
     for (int t = 0; t < T; t++)
         for (int c = 0; c < di; c++) out[(long)t * di + c] = sl_silu(x[(long)t * ldx + c]);
+#endif
+}
+
+void sl_mamba_softplus(float *p, long n)
+{
+#ifdef __AVX512F__
+    for (long k = 0; k < n; k += 16) {
+        __mmask16 m = n - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - k)) - 1);
+        sl_store16(p + k, m, sl_softplus16(sl_load16(p + k, m)));
+    }
+#else
+    for (long k = 0; k < n; k++) p[k] = sl_softplus(p[k]);
+#endif
+}
+
+void sl_mamba_gate(const float *z, int ldz, const float *y, int ldy, int T, int di, float *out, int ldo)
+{
+#ifdef __AVX512F__
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < di; c += 16) {
+            __mmask16 m = sl_lanes16(c, di);
+            v16f g = sl_silu16(sl_load16(z + (long)t * ldz + c, m));
+            sl_store16(out + (long)t * ldo + c, m, sl_load16(y + (long)t * ldy + c, m) * g);
+        }
+#else
+    for (int t = 0; t < T; t++)
+        for (int k = 0; k < di; k++) out[(long)t * ldo + k] = y[(long)t * ldy + k] * sl_silu(z[(long)t * ldz + k]);
+#endif
 }
 
 /* After position t, the state a backward pass restarts chunk (t + 1) / C

@@ -111,12 +111,40 @@ static inline void sl_conv_taps(const float *w, int K, int c, int di, v8f *wk)
     }
 }
 
+#ifdef __AVX512F__
+/* Sixteen channels c..c+15 of rows of di: the lanes below di, loaded with
+ * zeros past it and stored without touching it. */
+static inline __mmask16 sl_lanes16(int c, int di)
+{
+    return di - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (di - c)) - 1);
+}
+
+static inline v16f sl_load16(const float *p, __mmask16 m) { return (v16f)_mm512_maskz_loadu_ps(m, p); }
+
+static inline void sl_store16(float *p, __mmask16 m, v16f v) { _mm512_mask_storeu_ps(p, m, (__m512)v); }
+
+/* The AVX-512 convs take d_conv up to SL_CONV16_MAX_K (mamba_ssm's
+ * causal_conv1d takes 2 to 4), channels in blocks of SL_CONV16_BLOCK with
+ * their taps transposed on the stack (9 KiB); a larger d_conv takes the
+ * 8-lane loops. */
+#define SL_CONV16_MAX_K 8
+#define SL_CONV16_BLOCK 256
+#endif
+
 /* The causal depthwise conv (d_conv - 1 zeros on the left), before SiLU. */
 void sl_mamba_conv(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out);
 /* The conv, then SiLU; sl_mamba_silu: the conv ablated (an identity kernel
  * without bias), SiLU kept. */
 void sl_mamba_conv_silu(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out);
+/* The same, keeping the conv before SiLU in pre (NULL: not kept), in one
+ * pass where the 16-lane conv runs. */
+void sl_mamba_conv_silu_pre(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *pre,
+                            float *out);
 void sl_mamba_silu(const float *x, int ldx, int T, int di, float *out);
+/* p = softplus(p) (sl_softplus) on n floats */
+void sl_mamba_softplus(float *p, long n);
+/* out = y * SiLU(z), T rows of di (the gate, z left as it was) */
+void sl_mamba_gate(const float *z, int ldz, const float *y, int ldy, int T, int di, float *out, int ldo);
 /* s_t = exp(delta_t A) s_{t-1} + delta_t x_t B_t ; y_t = s_t . C_t + D x_t
  * from a zero state, B and C at columns boff and coff of xdbl's rows of
  * ldb; ckpt (or NULL) receives the state before each chunk (the tape). */

@@ -5,7 +5,9 @@
  * shapes take every path of the forward: d_inner a multiple of 16 (the
  * AVX-512 scan, states held in registers in groups of 16: d_state 4, 16,
  * 20 and 33 take one group, one full group, a full and a partial one,
- * three), of 8 only (24, 40), neither (20, 5); lengths of one position, of
+ * three; the AVX-512 reverse's groups of 8: one partial, two full, two
+ * and a partial, four and a partial, dx and d delta carried from group to
+ * group), of 8 only (24, 40), neither (20, 5); lengths of one position, of
  * a partial chunk, of exact multiples of the checkpoint chunk and between;
  * B and C inside wider rows (xdbl's stride). */
 #include <math.h>
@@ -53,7 +55,7 @@ static void scan_case(shape s)
     float *x = malloc(td * 4), *delta = malloc(td * 4), *xdbl = malloc((size_t)T * ldb * 4), *A = malloc((size_t)S * di * 4);
     float *D = malloc((size_t)di * 4), *dy = malloc(td * 4), *y = malloc(td * 4), *state = malloc((size_t)S * di * 4);
     float *ckpt = malloc(nck * S * di * 4), *dx = malloc(td * 4), *dd = malloc(td * 4), *dxdbl = calloc((size_t)T * ldb, 4);
-    float *scratch = malloc(((2 * SL_SCAN_CHUNK + 3) * (size_t)S * (di + 8) + di + 8 + 16 * (size_t)S) * 4);
+    float *scratch = malloc(sl_mamba_scan_scratch_floats(di, S) * 4);
     double *st = malloc(((size_t)T + 1) * S * di * 8), *yw = malloc(td * 8), *g = calloc((size_t)S * di, 8);
     double *dxw = calloc(td, 8), *ddw = calloc(td, 8), *dbw = calloc((size_t)T * S, 8), *dcw = calloc((size_t)T * S, 8);
     fill(x, td, -1, 1);
@@ -112,6 +114,180 @@ static void scan_case(shape s)
     free(dxdbl), free(scratch), free(st), free(yw), free(g), free(dxw), free(ddw), free(dbw), free(dcw);
 }
 
+/* The causal conv, forward (sl_mamba_conv, with SiLU, keeping the conv
+ * before it) and its transpose (sl_mamba_conv_backward), against double
+ * loops and, bit for bit, against the float sum they are defined to take:
+ * the bias, then o += w x from tap 0 (the oldest position) to tap K - 1,
+ * and in the transpose the newest position first (the same statement, so
+ * fused into an FMA or not alike: fused from -O2 under -ffp-contract=fast,
+ * not at the sanitizer build's -O1). The shapes take the 16-lane
+ * path (d_conv 2 to 8: 4 compiled apart, others not) with whole and
+ * partial vectors, more channels than one block of SL_CONV16_BLOCK,
+ * sequences shorter than the kernel, strided rows; d_conv 9 the 8-lane
+ * loops. */
+static void conv_case(int T, int di, int K, int bias)
+{
+    int ldx = 2 * di + 3;
+    size_t td = (size_t)T * di;
+    float *x = malloc((size_t)T * ldx * 4), *w = malloc((size_t)di * K * 4), *b = malloc((size_t)di * 4);
+    float *out = malloc((td + 16) * 4), *pre = malloc((td + 16) * 4), *act = malloc((td + 16) * 4);
+    float *ref = malloc(td * 4), *dxs = malloc((size_t)T * ldx * 4), *dref = malloc(td * 4);
+    double *want = malloc(td * 8), *dwant = malloc(td * 8);
+    fill(x, (size_t)T * ldx, -2, 2);
+    fill(w, (size_t)di * K, -1, 1);
+    fill(b, di, -1, 1);
+    const float *bp = bias ? b : NULL;
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < di; c++) {
+            double d = bp ? bp[c] : 0;
+            float o = bp ? bp[c] : 0.0f;
+            for (int k = t < K - 1 ? K - 1 - t : 0; k < K; k++) {
+                float xv = x[(long)(t - (K - 1) + k) * ldx + c], wv = w[(long)c * K + k];
+                d += (double)wv * xv;
+                o += wv * xv;
+            }
+            want[(long)t * di + c] = d, ref[(long)t * di + c] = o;
+        }
+    /* the transpose, of dy = the first di columns of x's rows taken as [T][di] */
+    float *dy = malloc(td * 4);
+    for (int t = 0; t < T; t++) memcpy(dy + (long)t * di, x + (long)t * ldx, (size_t)di * 4);
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < di; c++) {
+            double d = 0;
+            float o = 0.0f;
+            for (int k = t + K > T ? t + K - T : 0; k < K; k++) {
+                float g = dy[(long)(t + K - 1 - k) * di + c], wv = w[(long)c * K + k];
+                d += (double)wv * g;
+                o += wv * g;
+            }
+            dwant[(long)t * di + c] = d, dref[(long)t * di + c] = o;
+        }
+
+    for (size_t k = 0; k < td + 16; k++) out[k] = pre[k] = act[k] = 7.0f; /* past T * di: must stay */
+    sl_mamba_conv(x, ldx, T, di, K, w, bp, out);
+    sl_mamba_conv_silu_pre(x, ldx, T, di, K, w, bp, pre, act);
+    int silu_bits = 1, tail = 1;
+    for (size_t k = 0; k < td; k++) {
+        float s = sl_silu(ref[k]);
+        silu_bits &= !memcmp(&s, act + k, 4);
+    }
+    for (size_t k = td; k < td + 16; k++) tail &= out[k] == 7.0f && pre[k] == 7.0f && act[k] == 7.0f;
+    double e = rel_d(out, di, want, di, T, di);
+    CHECK(e <= 1e-6, "conv T %d di %d K %d: %.3g from the double sum", T, di, K, e);
+    CHECK(!memcmp(out, ref, td * 4) && !memcmp(pre, ref, td * 4) && silu_bits && tail,
+          "conv T %d di %d K %d bias %d: not the float sum's bits (conv %d, kept %d, SiLU %d) or wrote past the rows (%d)",
+          T, di, K, bias, !memcmp(out, ref, td * 4), !memcmp(pre, ref, td * 4), silu_bits, tail);
+    sl_mamba_conv_silu(x, ldx, T, di, K, w, bp, out);
+    CHECK(!memcmp(out, act, td * 4), "conv T %d di %d K %d: conv + SiLU differs from the kept pass", T, di, K);
+
+    for (size_t k = 0; k < (size_t)T * ldx; k++) dxs[k] = 7.0f; /* the columns past di must stay */
+    sl_mamba_conv_backward(dy, T, di, K, w, dxs, ldx);
+    int dbits = 1, dkept = 1;
+    double de = 0;
+    for (int t = 0; t < T; t++) {
+        dbits &= !memcmp(dxs + (long)t * ldx, dref + (long)t * di, (size_t)di * 4);
+        for (int c = di; c < ldx; c++) dkept &= dxs[(long)t * ldx + c] == 7.0f;
+    }
+    de = rel_d(dxs, ldx, dwant, di, T, di);
+    CHECK(de <= 1e-6 && dbits && dkept, "conv backward T %d di %d K %d: %.3g from the double sum, float bits %d, rows' rest kept %d",
+          T, di, K, de, dbits, dkept);
+    free(x), free(w), free(b), free(out), free(pre), free(act), free(ref), free(dxs), free(dref), free(want), free(dwant);
+    free(dy);
+}
+
+/* Inputs for the elementwise kernels: every special value, both sides of
+ * each threshold of sl_exp and sl_softplus (-87.3, 88.03 where its scale
+ * overflows, 88.7, 20), subnormals, and random values over a wide range. */
+static size_t special_inputs(float *v, size_t n)
+{
+    static const unsigned bits[] = {0x00000000u, 0x80000000u, 0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc00001u,
+                                    0x7fa00000u, 0x00000001u, 0x807fffffu, 0x00800000u, 0x7f7fffffu, 0xff7fffffu};
+    static const float vals[] = {-87.3f, -87.31f, 87.3f, 87.31f, 88.02f, 88.05f, 88.5f, 88.7f, 88.71f, -88.5f, -88.71f,
+                                 20.0f,  20.01f,  -20.0f, 1.0f,  -1.0f,  1e-8f,  -1e-8f, 17.0f, -17.0f, 1e30f, -1e30f};
+    size_t k = 0;
+    for (size_t i = 0; i < sizeof bits / sizeof *bits; i++) memcpy(v + k++, bits + i, 4);
+    for (size_t i = 0; i < sizeof vals / sizeof *vals; i++) v[k++] = vals[i];
+    for (; k < n; k++) {
+        double u = uniform(0, 1);
+        v[k] = k % 3 == 0 ? (float)uniform(-10, 10) : k % 3 == 1 ? (float)uniform(-100, 100)
+                                                                  : (float)(exp(uniform(-30, 5)) * (u < 0.5 ? -1 : 1));
+    }
+    return k;
+}
+
+/* 1 when a and b hold the same bits, or both a NaN (which NaN an
+ * operation on two of them returns depends on the instruction's operand
+ * order, the compiler's choice); else the first difference to stderr */
+static int same_bits(const float *a, const float *b, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (memcmp(a + k, b + k, sizeof *a) && !(isnan(a[k]) && isnan(b[k]))) {
+            unsigned ua, ub;
+            memcpy(&ua, a + k, 4), memcpy(&ub, b + k, 4);
+            fprintf(stderr, "element %zu: %08x (%.9g), not %08x (%.9g)\n", k, ua, a[k], ub, b[k]);
+            return 0;
+        }
+    return 1;
+}
+
+static float logistic_ref(float x) { return 1.0f / (1.0f + sl_exp(-x)); }
+
+/* The elementwise kernels (softplus, SiLU, the gate and their backward
+ * passes) give the scalar functions of core/mathx.h bit for bit, a NaN for
+ * a NaN: their 16-lane forms (core/mathx16.h) only rewrite the same
+ * operations. Rows of odd width with strides take the masked last vector. */
+static void elementwise_case(void)
+{
+    enum { T = 37, DI = 29, LD = 41, N = T * LD };
+    float *z = malloc(N * 4), *y = malloc(N * 4), *g = malloc(N * 4), *out = malloc(N * 4), *want = malloc(N * 4);
+    float *w2 = malloc(N * 4), *o2 = malloc(N * 4);
+    special_inputs(z, N);
+    fill(y, N, -2, 2);
+    fill(g, N, -2, 2);
+    for (size_t k = 0; k < N; k++) want[k] = sl_softplus(z[k]);
+    memcpy(out, z, N * 4);
+    sl_mamba_softplus(out, N);
+    CHECK(same_bits(out, want, N), "softplus: not sl_softplus's bits");
+
+    for (size_t k = 0; k < N; k++) out[k] = want[k] = 7.0f;
+    sl_mamba_silu(z, LD, T, DI, out);
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < DI; c++) want[t * DI + c] = sl_silu(z[t * LD + c]);
+    CHECK(same_bits(out, want, N), "SiLU rows: not sl_silu's bits");
+
+    for (size_t k = 0; k < N; k++) out[k] = want[k] = 7.0f;
+    sl_mamba_gate(z, LD, y, LD, T, DI, out, LD);
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < DI; c++) want[t * LD + c] = y[t * LD + c] * sl_silu(z[t * LD + c]);
+    CHECK(same_bits(out, want, N), "gate: not y * sl_silu(z)'s bits (or wrote past its rows)");
+
+    memcpy(out, g, N * 4);
+    sl_softplus_backward(z, out, N);
+    for (size_t k = 0; k < N; k++) want[k] = g[k] * (z[k] > 20.0f ? 1.0f : logistic_ref(z[k]));
+    CHECK(same_bits(out, want, N), "softplus backward: not the scalar logistic's bits");
+
+    memcpy(out, g, N * 4);
+    sl_silu_backward(z, out, N);
+    for (size_t k = 0; k < N; k++) {
+        float s = logistic_ref(z[k]);
+        want[k] = g[k] * (s * (1.0f + z[k] * (1.0f - s)));
+    }
+    CHECK(same_bits(out, want, N), "SiLU backward: not the scalar formula's bits");
+
+    /* dz = dy y SiLU'(z), and dy becomes dy z s: rows of di for y and dy, of LD for z and dz */
+    memcpy(out, g, N * 4), memcpy(want, g, N * 4);
+    for (size_t k = 0; k < N; k++) o2[k] = w2[k] = 7.0f;
+    sl_mamba_gate_backward(z, LD, y, T, DI, out, o2, LD);
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < DI; c++) {
+            float zv = z[t * LD + c], s = logistic_ref(zv), gy = want[t * DI + c];
+            w2[t * LD + c] = gy * y[t * DI + c] * (s * (1.0f + zv * (1.0f - s)));
+            want[t * DI + c] = gy * (zv * s);
+        }
+    CHECK(same_bits(out, want, N) && same_bits(o2, w2, N), "gate backward: not the scalar formulas' bits");
+    free(z), free(y), free(g), free(out), free(want), free(w2), free(o2);
+}
+
 int main(void)
 {
     shape shapes[] = {
@@ -119,5 +295,10 @@ int main(void)
         {40, 24, 5},  {97, 40, 16},  {50, 20, 4},  {SL_SCAN_CHUNK + 1, 5, 3},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) scan_case(shapes[i]);
+    static const int convs[][4] = {{64, 128, 4, 1}, {64, 128, 4, 0}, {5, 20, 4, 1}, {3, 16, 4, 1},   {1, 40, 4, 1},
+                                   {2, 16, 4, 0},   {9, 300, 3, 1},  {33, 24, 2, 1}, {17, 24, 5, 0}, {20, 24, 9, 1},
+                                   {4, 8, 8, 1},    {70, 256, 4, 1}};
+    for (size_t i = 0; i < sizeof convs / sizeof *convs; i++) conv_case(convs[i][0], convs[i][1], convs[i][2], convs[i][3]);
+    elementwise_case();
     return TEST_SUMMARY();
 }
