@@ -44,6 +44,8 @@ static int attribute_batch(void *user, sl_batch *b, sl_error *err)
 {
     attr_job *j = user;
     sl_path_out out = {j->attr, j->sum, b->logits, j->base_logit};
+    if (j->path.logits_given)
+        memcpy(b->logits, j->ao->logits + (b->first - j->first), (size_t)b->count * sizeof *b->logits);
     return j->be->ops->embed_gradient(j->be, b, &j->path, &out, err);
 }
 
@@ -189,7 +191,7 @@ int sl_attribute(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const 
     sl_backend *made;
     int rc = sl_run_backend(m, L, o, &ro, &made, err);
     int B = ro.batch;
-    attr_job j = {m, ds, ao, ro.backend, {ao->method == ATTR_IG ? ao->steps : 0, NULL},
+    attr_job j = {m, ds, ao, ro.backend, {ao->method == ATTR_IG ? ao->steps : 0, NULL, ao->method == ATTR_IG && ao->logits},
                   malloc((size_t)B * L * sizeof *j.attr), malloc((size_t)B * sizeof *j.sum),
                   malloc((size_t)B * sizeof *j.base_logit), malloc((size_t)B * L * sizeof *j.fam), o->first, tokens_fn,
                   tokens_user, tokens_fn ? malloc((size_t)B * L * sizeof(float)) : NULL, out, {0}, NULL};

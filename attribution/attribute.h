@@ -19,6 +19,10 @@ typedef struct {
     int method, steps, baseline;
     int bootstrap;  /* resamples of the examples for the families' ci95; 0: none */
     uint64_t seed;
+    /* [o->count] each run example's logit as eval computed it, or NULL:
+     * ig then needs no forward pass of its own for it (the CPU computes
+     * each example alone, so the bits are the same) */
+    const float *logits;
 } sl_attr_opts;
 
 typedef struct {

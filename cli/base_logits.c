@@ -1,4 +1,4 @@
-/* --base-logits FILE (ablate --family, reverse-test): the unablated logits
+/* --base-logits FILE (ablate --family, reverse-test, attribute): the unablated logits
  * that `seqlens eval -o FILE` computed, instead of a pass of the command's
  * own. The CPU runs each example alone, so eval's logits are the bits the
  * command's own pass would give, and its results are the same. */
@@ -15,7 +15,9 @@
 
 int sl_session_base_logits(sl_session *s, const char *path, float *logits, sl_error *err)
 {
-    int rc = sl_scores_file_read(path, &s->data, s->run.first, s->run.count, logits, err);
+    /* a sample's examples are rows of eval's file of the whole selection */
+    int rc = s->data.rows ? sl_scores_file_read_sample(path, &s->data, s->selected_first, logits, err)
+                          : sl_scores_file_read(path, &s->data, s->run.first, s->run.count, logits, err);
     /* the file says it holds these examples; one of them run again says
      * that it holds this model's logits of them (1/count of a pass) */
     sl_run_opts one = s->run;

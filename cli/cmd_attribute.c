@@ -31,7 +31,10 @@ static const char USAGE[] =
     "  --tokens writes the signed per-token attributions to /attribution [N, L] (0 beyond each length).\n"
     "  --sample S: a seeded (--seed) sample of S of the selected examples, in file order, when there are\n"
     "  more: shares and means need far fewer examples than a large test set, and the intervals show the\n"
-    "  sample's error. JSON: n (examples used) and sampled_from (examples they were drawn from).\n";
+    "  sample's error. JSON: n (examples used) and sampled_from (examples they were drawn from).\n"
+    "  --base-logits FILE (ig): each example's logit from FILE, written by seqlens eval -o FILE with the\n"
+    "    same MODEL, DATA and --examples, instead of a forward pass of its own; the results are the same.\n"
+    "    FILE is checked as for ablate; with --sample, each sampled example is its own row of FILE.\n";
 
 /* --tokens FILE.h5: /attribution [N, L] written batch by batch */
 typedef struct {
@@ -84,24 +87,33 @@ static int cmd_attribute(int argc, char **argv)
 {
     sl_args a;
     sl_error err = {0};
-    if (sl_parse_args(&a, "attribute", argc, argv, "-o --tokens --method --steps --baseline --bootstrap --seed --examples --sample --threads --batch --device", &err))
+    if (sl_parse_args(&a, "attribute", argc, argv, "-o --tokens --method --steps --baseline --bootstrap --seed --examples --sample --threads --batch --device "
+                      "--base-logits", &err))
         return sl_report(&err);
     if (a.help || a.n_pos != 2) return sl_usage(USAGE, a.help);
-    sl_attr_opts ao = {ATTR_GRAD_INPUT, a.steps ? a.steps : 32, BASELINE_PAD, a.bootstrap, a.seed};
+    sl_attr_opts ao = {ATTR_GRAD_INPUT, a.steps ? a.steps : 32, BASELINE_PAD, a.bootstrap, a.seed, NULL};
     if (a.method && !strcmp(a.method, "ig")) ao.method = ATTR_IG;
     else if (a.method && strcmp(a.method, "grad-input"))
         return sl_report(&(sl_error){SL_EINPUT, "seqlens attribute: --method: expected grad-input or ig"});
     if (a.baseline && !strcmp(a.baseline, "zero")) ao.baseline = BASELINE_ZERO;
     else if (a.baseline && strcmp(a.baseline, "pad"))
         return sl_report(&(sl_error){SL_EINPUT, "seqlens attribute: --baseline: expected pad or zero"});
+    if (a.base_logits && ao.method != ATTR_IG)
+        return sl_report(&(sl_error){SL_EINPUT, "seqlens attribute: --base-logits goes with --method ig (grad-input's "
+                                                "gradient pass gives the logit anyway)"});
     if (a.tokens_out && sl_dist_size() > 1)
         return sl_report(&(sl_error){SL_EINPUT, "seqlens attribute: --tokens writes one file from one process: run it "
                                                 "without mpirun (the JSON alone runs sharded)"});
     sl_session s;
     sl_attr_result r = {0};
     token_file tf = {.out = {.file = -1}, .set = {.ds = -1}};
+    float *given = NULL;
     int rc = sl_session_open(&s, &a, a.pos[0], a.pos[1], &err);
     if (!rc) rc = sl_dataset_need_families(&s.data, "attribute (its shares are per family)", &err);
+    if (!rc && a.base_logits && !(given = malloc((size_t)s.run.count * sizeof *given)))
+        rc = sl_fail(&err, SL_ERUNTIME, "out of memory for %ld logits", s.run.count);
+    if (!rc && given) rc = sl_session_base_logits(&s, a.base_logits, given, &err);
+    ao.logits = given;
     if (!rc && a.tokens_out) {
         hsize_t dims[2] = {(hsize_t)s.run.count, (hsize_t)s.data.L};
         rc = sl_h5out_create(&tf.out, a.tokens_out, &err);
@@ -140,6 +152,7 @@ static int cmd_attribute(int argc, char **argv)
                        (r.family_abs[f] / r.total) / ((double)r.family_count[f] / r.valid));
     }
     sl_attr_result_free(&r);
+    free(given);
     sl_session_close(&s);
     return rc ? sl_report(&err) : 0;
 }
@@ -154,15 +167,16 @@ static void stage_args(sl_plan *p)
     sl_plan_out(p);
     sl_plan_examples(p);
     if (sl_plan_sampled(p)) sl_plan_sample(p);
+    sl_plan_base_logits(p); /* each example's logit: the eval stage's */
     sl_plan_bootstrap(p);
     sl_plan_seed(p);
     sl_plan_run(p);
 }
 
 /* measured: a gradient pass costs 2.2 (the 4-layer benchmark Mamba) to 3.1
- * (the rotary benchmark Transformer) forward passes; ig adds two forward
- * passes per example */
-static double stage_weight(const sl_plan *p) { return (3.0 * p->steps + 2) * sl_plan_part(p); }
+ * (the rotary benchmark Transformer) forward passes; ig adds a forward pass
+ * per example for the baseline's logit (the input's is eval's) */
+static double stage_weight(const sl_plan *p) { return (3.0 * p->steps + 1) * sl_plan_part(p); }
 
 static const sl_stage STAGES[] = {
     {.name = "attribute", .order = 80, .outputs = {"attribute.json"}, .per_family = 1, .args = stage_args,

@@ -16,6 +16,7 @@ typedef struct {
     sl_model model;
     sl_dataset data;
     sl_run_opts run;
+    long selected_first; /* --examples A:B's A, also when data has since been narrowed to a --sample */
 } sl_session;
 
 int sl_session_open(sl_session *s, const sl_args *a, const char *model_dir, const char *data_path, sl_error *err);

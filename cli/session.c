@@ -31,7 +31,7 @@ int sl_session_open(sl_session *s, const sl_args *a, const char *model_dir, cons
     if (a->ex_first >= s->data.n || end > s->data.n)
         return sl_fail(err, SL_EINPUT, "%s: --examples %ld:%ld is outside the %ld examples", data_path, a->ex_first,
                        end, s->data.n);
-    s->run.first = a->ex_first;
+    s->run.first = s->selected_first = a->ex_first;
     s->run.count = end - a->ex_first;
     if (a->sample && a->sample < s->run.count) { /* from here on, the sample is the data */
         rc = sl_dataset_sample(&s->data, s->run.first, s->run.count, a->sample, a->seed, err);

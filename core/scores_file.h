@@ -18,5 +18,11 @@
 
 /* logits receives count values. */
 int sl_scores_file_read(const char *path, const sl_dataset *ds, long first, long count, float *logits, sl_error *err);
+/* The same for a dataset narrowed to a sample (sl_dataset_sample) of the
+ * examples selected_first.. that the file holds (ds->sampled_from of
+ * them): logits receives ds->n values, the sample's, each checked against
+ * its own row of the file. Without a sample: every example of ds. */
+int sl_scores_file_read_sample(const char *path, const sl_dataset *ds, long selected_first, float *logits,
+                               sl_error *err);
 
 #endif

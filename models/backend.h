@@ -37,6 +37,9 @@ typedef struct {
     int steps; /* 0: at the input alone (gradient x input); K: K midpoint steps from the baseline */
     /* [L] the tokens whose embedding is the baseline (all pad), or NULL: zeros */
     const int32_t *baseline;
+    /* 1: the output's logits already hold each input's logit (eval's, read
+     * back), so the CPU skips the forward pass that computes them (ig) */
+    int logits_given;
 } sl_path;
 
 typedef struct {

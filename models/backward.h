@@ -67,6 +67,8 @@ void sl_activation_backward(int act, const float *x, float *dx, long n);
 void sl_mamba_scan_backward(const float *A_t, const float *D, const float *ckpt, const float *xc, const float *delta,
                             const float *xdbl, int ldb, int boff, const float *dy, int T, int di, int S, float *scratch,
                             float *dx, float *dd, float *dxdbl);
+/* The floats of sl_mamba_scan_backward's scratch. */
+size_t sl_mamba_scan_scratch_floats(int di, int S);
 void sl_mamba_gate_backward(const float *z, int ldz, const float *y, int T, int di, float *dy, float *dz, int lddz);
 void sl_softplus_backward(const float *pre, float *dy, long n);
 void sl_silu_backward(const float *pre, float *dy, long n);

@@ -342,7 +342,7 @@ static int gradient_one(cpu_backend *cb, int thread, const sl_example *ex, void 
             rc = sl_embed(m, &pe, ws, s->base, err);
         }
         if (!rc) rc = baseline_logit(cb, g->p, ex, ws, s->base, &g->out->base_logits[ex->slot], err);
-        if (!rc) rc = sl_forward(m, ex, ws, NULL, logit, err);
+        if (!rc && !g->p->logits_given) rc = sl_forward(m, ex, ws, NULL, logit, err);
         memset(s->acc, 0, (size_t)n * sizeof *s->acc);
         int K = g->p->steps;
         for (int step = 0; !rc && step < K; step++) {

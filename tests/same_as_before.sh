@@ -62,9 +62,9 @@ fi
 # - HDF5 files carry their objects' creation times: compared as h5dump's
 #   text, less its first line (the file's name)
 # and one interface added since BASE, whose results are the same bits:
-# - --base-logits FILE (ablate --family, reverse-test: eval's logits instead
-#   of a pass of their own): analyze's stage commands name it (analyze.json,
-#   report.html) and the two commands' --help describe it (the paragraph
+# - --base-logits FILE (ablate --family, reverse-test, attribute: eval's
+#   logits instead of a pass of their own): analyze's stage commands name it
+#   (analyze.json, report.html) and the three commands' --help describe it (the paragraph
 #   from "  --base-logits" through its lines indented by four); both are
 #   taken out, so that every result is still compared with BASE's
 edit() { # a file, then sed's arguments: the file rewritten in place
@@ -81,7 +81,7 @@ normalise() { # a directory of one run's outputs ($name: its case)
             ;;
         */analyze.json) edit "$f" -E -e 's/^(\t*"seconds":\t).*$/\1S/' -e 's/ --base-logits [^ "]*//' ;;
         */stdout)
-            case $name in ablate-help | reverse-test-help)
+            case $name in ablate-help | reverse-test-help | attribute-help)
                 awk '/^  --base-logits /{skip = 1; next} skip && /^    /{next} {skip = 0; print}' "$f" >"$f.tmp" &&
                     mv "$f.tmp" "$f" ;;
             esac

@@ -54,7 +54,7 @@ static void grad_input_vs_pytorch(const char *name, const char *grad_path, void 
     float *tok = malloc((size_t)N * L * sizeof *tok);
     float *e = read_floats(exp, "embed", (size_t)N * L * d), *g = read_floats(grad, "embed", (size_t)N * L * d);
     sl_run_opts ro = {.count = N, .batch = 3, .threads = 2};
-    sl_attr_opts ao = {ATTR_GRAD_INPUT, 0, BASELINE_PAD, 0, 0};
+    sl_attr_opts ao = {ATTR_GRAD_INPUT, 0, BASELINE_PAD, 0, 0, NULL};
     sl_attr_result r;
     sl_error err = {0};
     CHECK(e && g && !sl_attribute(&o.m, &o.ds, &ro, &ao, &r, keep_rows, tok, &err), "%s: %s", name, err.msg);
@@ -78,7 +78,7 @@ static double ig_completeness(const char *dir, const char *data, int baseline, i
     opened o;
     if (open_model(&o, dir, data)) return INFINITY;
     sl_run_opts ro = {.count = o.ds.n, .batch = 4, .threads = 2};
-    sl_attr_opts ao = {ATTR_IG, steps, baseline, 0, 0};
+    sl_attr_opts ao = {ATTR_IG, steps, baseline, 0, 0, NULL};
     sl_attr_result r;
     sl_error err = {0};
     double rel = INFINITY;
@@ -136,7 +136,7 @@ static void pad_baseline_logits(const char *dir)
     }
     for (int k = 0; k < L; k++) pad[k] = m.c.pad_token_id;
     sl_batch b = {.first = 0, .count = N, .L = L, .tokens = tokens, .lengths = lengths, .logits = logits};
-    sl_path p = {1, pad};
+    sl_path p = {1, pad, 0};
     sl_path_out out = {attr, sum, logits, base};
     sl_backend *be = sl_backend_cpu(&m, 2, N, L, &err);
     sl_workspace *ws = sl_workspace_new(&m, L, &err);
@@ -164,7 +164,7 @@ static void planted_truth(const char *model, const char *data)
     if (open_model(&o, dir, path)) return;
     for (int method = ATTR_GRAD_INPUT; method <= ATTR_IG; method++) {
         sl_run_opts ro = {.count = o.ds.n, .batch = 16, .threads = 2};
-        sl_attr_opts ao = {method, 16, BASELINE_PAD, 0, 0};
+        sl_attr_opts ao = {method, 16, BASELINE_PAD, 0, 0, NULL};
         sl_attr_result r;
         sl_error err = {0};
         if (sl_attribute(&o.m, &o.ds, &ro, &ao, &r, NULL, NULL, &err)) {
@@ -203,7 +203,7 @@ static void captum(const cJSON *all, const char *model)
     const char *keys[2] = {"grad_input", "ig"};
     for (int method = ATTR_GRAD_INPUT; method <= ATTR_IG; method++) {
         sl_run_opts ro = {.count = n, .batch = 5, .threads = 2};
-        sl_attr_opts ao = {method, cJSON_GetObjectItem(c, "ig_steps")->valueint, BASELINE_PAD, 0, 0};
+        sl_attr_opts ao = {method, cJSON_GetObjectItem(c, "ig_steps")->valueint, BASELINE_PAD, 0, 0, NULL};
         sl_attr_result r;
         sl_error err = {0};
         if (sl_attribute(&o.m, &o.ds, &ro, &ao, &r, keep_rows, rows, &err)) {

@@ -5,7 +5,9 @@
  * shapes take every path of the forward: d_inner a multiple of 16 (the
  * AVX-512 scan, states held in registers in groups of 16: d_state 4, 16,
  * 20 and 33 take one group, one full group, a full and a partial one,
- * three), of 8 only (24, 40), neither (20, 5); lengths of one position, of
+ * three; the AVX-512 reverse's groups of 8: one partial, two full, two
+ * and a partial, four and a partial, dx and d delta carried from group to
+ * group), of 8 only (24, 40), neither (20, 5); lengths of one position, of
  * a partial chunk, of exact multiples of the checkpoint chunk and between;
  * B and C inside wider rows (xdbl's stride). */
 #include <math.h>
@@ -53,7 +55,7 @@ static void scan_case(shape s)
     float *x = malloc(td * 4), *delta = malloc(td * 4), *xdbl = malloc((size_t)T * ldb * 4), *A = malloc((size_t)S * di * 4);
     float *D = malloc((size_t)di * 4), *dy = malloc(td * 4), *y = malloc(td * 4), *state = malloc((size_t)S * di * 4);
     float *ckpt = malloc(nck * S * di * 4), *dx = malloc(td * 4), *dd = malloc(td * 4), *dxdbl = calloc((size_t)T * ldb, 4);
-    float *scratch = malloc(((2 * SL_SCAN_CHUNK + 3) * (size_t)S * (di + 8) + di + 8 + 16 * (size_t)S) * 4);
+    float *scratch = malloc(sl_mamba_scan_scratch_floats(di, S) * 4);
     double *st = malloc(((size_t)T + 1) * S * di * 8), *yw = malloc(td * 8), *g = calloc((size_t)S * di, 8);
     double *dxw = calloc(td, 8), *ddw = calloc(td, 8), *dbw = calloc((size_t)T * S, 8), *dcw = calloc((size_t)T * S, 8);
     fill(x, td, -1, 1);

@@ -91,7 +91,7 @@ static void sample_attribute(const sl_model *m)
     if (rc) return;
     int L = all.L;
     token_rows ta = {calloc((size_t)120 * L, sizeof(float)), L}, tp = {calloc((size_t)25 * L, sizeof(float)), L};
-    sl_attr_opts ao = {ATTR_IG, 4, BASELINE_PAD, 200, 11};
+    sl_attr_opts ao = {ATTR_IG, 4, BASELINE_PAD, 200, 11, NULL};
     sl_attr_result ra, rp, rz;
     sl_run_opts oa = {0, 120, 4, 2, NULL}, op = {0, 25, 4, 2, NULL};
     CHECK(!sl_attribute(m, &all, &oa, &ao, &ra, keep_rows, &ta, &err), "whole: %s", err.msg);
