@@ -254,7 +254,8 @@ static void attributions(fixture *f, sl_backend *dm, const parity_opts *po, cons
 {
     long n = f->ds.n, L = f->ds.L;
     double tol = po->tol > 1e-4 ? po->tol : 1e-4;
-    sl_attr_opts cases[3] = {{ATTR_GRAD_INPUT, 0, BASELINE_PAD, 0, 0}, {ATTR_IG, 4, BASELINE_PAD, 0, 0}, {ATTR_IG, 4, BASELINE_ZERO, 0, 0}};
+    sl_attr_opts cases[3] = {{ATTR_GRAD_INPUT, 0, BASELINE_PAD, 0, 0, NULL}, {ATTR_IG, 4, BASELINE_PAD, 0, 0, NULL},
+                             {ATTR_IG, 4, BASELINE_ZERO, 0, 0, NULL}};
     const char *names[3] = {"gradient x input", "ig from pad", "ig from zeros"};
     for (int k = 0; k < 3; k++) {
         token_rows t[2] = {{calloc((size_t)n * L, 4), L}, {calloc((size_t)n * L, 4), L}};
@@ -438,7 +439,7 @@ static void golden(fixture *f, sl_backend *dm, const parity_opts *po, const char
     CHECK(g && x, "%s: golden: no d logit / d blocks.0.resid_pre or no embed", name);
     token_rows t = {calloc((size_t)n * L, 4), L};
     float *wanted = calloc((size_t)n * L, sizeof *wanted);
-    sl_attr_opts ao = {ATTR_GRAD_INPUT, 0, BASELINE_PAD, 0, 0};
+    sl_attr_opts ao = {ATTR_GRAD_INPUT, 0, BASELINE_PAD, 0, 0, NULL};
     sl_attr_result res;
     rc = g && x ? sl_attribute(&f->m, &f->ds, &o, &ao, &res, keep_rows, &t, &err) : SL_EINPUT;
     CHECK(!rc, "%s: golden: gradient x input on the device: %s", name, err.msg);
