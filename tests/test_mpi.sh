@@ -50,6 +50,9 @@ for m in transformer mamba; do
     same $m-reverse-given reverse-test $M $D --seed 3 --examples 17:118 --base-logits "$T/$m-scores.h5"
     same $m-reverse-range reverse-test $M $D --seed 3 --examples 17:118
     check "$m reverse-test --base-logits: the JSON without it" cmp -s "$T/$m-reverse-range.1.json" "$T/$m-reverse-given.2.json"
+    same $m-attribute-range attribute $M $D --method ig --steps 4 --examples 17:118
+    same $m-attribute-given attribute $M $D --method ig --steps 4 --examples 17:118 --base-logits "$T/$m-scores.h5"
+    check "$m attribute --base-logits: the JSON without it" cmp -s "$T/$m-attribute-range.1.json" "$T/$m-attribute-given.2.json"
 done
 # and against the plain build (bin/seqlens, no MPI linked) where that is what make test runs
 S=${SEQLENS:-bin/seqlens}
