@@ -173,9 +173,9 @@ static void stage_args(sl_plan *p)
     sl_plan_run(p);
 }
 
-/* measured: a gradient pass costs 2.2 (the 4-layer benchmark Mamba) to 3.1
- * (the rotary benchmark Transformer) forward passes; ig adds a forward pass
- * per example for the baseline's logit (the input's is eval's) */
+/* measured: an integrated-gradients step costs 2.5 to 3.0 eval passes on
+ * the 4-layer benchmark Mamba (bench/README.md); ig adds a forward pass per
+ * example for the baseline's logit (the input's is eval's) */
 static double stage_weight(const sl_plan *p) { return (3.0 * p->steps + 1) * sl_plan_part(p); }
 
 static const sl_stage STAGES[] = {
