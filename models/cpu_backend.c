@@ -23,8 +23,9 @@ typedef struct {
     float *cache;        /* variants: [slot][n_layers + 1][max_len][d_model], on first use */
     sl_hooks keep;       /* variants: the hooks that fill the cache */
     sl_mamba_kept **kept; /* variants of a Mamba: [threads] what restarts need, or NULL (too large) */
-    float *pad_resid;     /* integrated gradients on a Mamba: [max_len][d_model] the all-pad baseline's residual
+    float *pad_resid;     /* integrated gradients on a Mamba: [pad_len][d_model] the all-pad baseline's residual
                            * stream after the last block, on first use (prepare_pad_baseline) */
+    int pad_len;
 } cpu_backend;
 
 /* One example's work: thread picks the scratch, ex->slot the results. */
@@ -289,16 +290,20 @@ static int pad_shortcut(const cpu_backend *cb, const sl_path *p)
     return p->steps > 0 && p->baseline && cb->be.m->c.arch == ARCH_MAMBA;
 }
 
-static int prepare_pad_baseline(cpu_backend *cb, const sl_path *p, sl_error *err)
+/* Over the batch's width L (the baseline's tokens are [L]), once for a
+ * dataset's batches, which share it. */
+static int prepare_pad_baseline(cpu_backend *cb, const sl_path *p, int L, sl_error *err)
 {
-    if (!pad_shortcut(cb, p) || cb->pad_resid) return SL_OK;
+    if (!pad_shortcut(cb, p) || (cb->pad_resid && cb->pad_len >= L)) return SL_OK;
     const sl_model *m = cb->be.m;
-    size_t n = (size_t)cb->be.max_len * m->c.d_model;
+    size_t n = (size_t)L * m->c.d_model;
     float unused;
-    sl_example pe = {p->baseline, cb->be.max_len, -1, 0, NULL};
+    sl_example pe = {p->baseline, L, -1, 0, NULL};
+    free(cb->pad_resid);
+    cb->pad_len = 0;
     if (!(cb->pad_resid = malloc(n * sizeof *cb->pad_resid))) return sl_fail(err, SL_ERUNTIME, "out of memory");
     int rc = sl_forward(m, &pe, cb->ws[0], NULL, &unused, err);
-    if (!rc) memcpy(cb->pad_resid, sl_workspace_residual(cb->ws[0]), n * sizeof *cb->pad_resid);
+    if (!rc) memcpy(cb->pad_resid, sl_workspace_residual(cb->ws[0]), n * sizeof *cb->pad_resid), cb->pad_len = L;
     else free(cb->pad_resid), cb->pad_resid = NULL; /* never read half made */
     return rc;
 }
@@ -370,7 +375,7 @@ static int cpu_embed_gradient(sl_backend *be, const sl_batch *b, const sl_path *
 {
     cpu_backend *cb = (cpu_backend *)be;
     int rc = prepare_gradient(cb, err);
-    if (!rc) rc = prepare_pad_baseline(cb, p, err);
+    if (!rc) rc = prepare_pad_baseline(cb, p, b->L, err);
     gradient_ctx g = {p, out, b->L};
     return rc ? rc : each_example(cb, b, gradient_one, &g, err);
 }
