@@ -13,8 +13,12 @@
  * batch of one differently in the last bits, another model is far off */
 #define SPOT_TOLERANCE 1e-4
 
-int sl_session_base_logits(sl_session *s, const char *path, float *logits, sl_error *err)
+int sl_session_base_logits(sl_session *s, const char *path, float **out, sl_error *err)
 {
+    *out = NULL;
+    if (!path) return SL_OK;
+    float *logits = malloc((size_t)s->run.count * sizeof *logits);
+    if (!logits) return sl_fail(err, SL_ERUNTIME, "out of memory for %ld logits", s->run.count);
     /* a sample's examples are rows of eval's file of the whole selection */
     int rc = s->data.rows ? sl_scores_file_read_sample(path, &s->data, s->selected_first, logits, err)
                           : sl_scores_file_read(path, &s->data, s->run.first, s->run.count, logits, err);
@@ -28,5 +32,7 @@ int sl_session_base_logits(sl_session *s, const char *path, float *logits, sl_er
     if (!rc && !(fabs((double)logits[0] - z) <= SPOT_TOLERANCE * fmax(1, fabs(z))))
         rc = sl_fail(err, SL_EINPUT, "%s: its logit of example %ld is %.9g, the model gives %.9g: not eval's scores of "
                                      "this model", path, s->run.first, logits[0], z);
+    if (rc) free(logits);
+    else *out = logits;
     return rc;
 }

@@ -226,9 +226,7 @@ static int cmd_ablate(int argc, char **argv)
     sl_ablation_result r = {0};
     float *base = NULL;
     if (!rc) rc = sl_session_need_both_classes(&s, &err);
-    if (!rc && a.base_logits && !(base = malloc((size_t)s.run.count * sizeof *base)))
-        rc = sl_fail(&err, SL_ERUNTIME, "out of memory for %ld logits", s.run.count);
-    if (!rc && base) rc = sl_session_base_logits(&s, a.base_logits, base, &err);
+    if (!rc) rc = sl_session_base_logits(&s, a.base_logits, &base, &err);
     if (!rc && a.family) rc = sl_dataset_need_families(&s.data, "ablate --family", &err);
     if (!rc && !(picks && comps && lays)) rc = sl_fail(&err, SL_ERUNTIME, "out of memory");
     if (!rc) rc = a.family ? pick_families(&s.data, a.family, picks, &n, &err)

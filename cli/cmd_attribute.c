@@ -110,9 +110,7 @@ static int cmd_attribute(int argc, char **argv)
     float *given = NULL;
     int rc = sl_session_open(&s, &a, a.pos[0], a.pos[1], &err);
     if (!rc) rc = sl_dataset_need_families(&s.data, "attribute (its shares are per family)", &err);
-    if (!rc && a.base_logits && !(given = malloc((size_t)s.run.count * sizeof *given)))
-        rc = sl_fail(&err, SL_ERUNTIME, "out of memory for %ld logits", s.run.count);
-    if (!rc && given) rc = sl_session_base_logits(&s, a.base_logits, given, &err);
+    if (!rc) rc = sl_session_base_logits(&s, a.base_logits, &given, &err);
     ao.logits = given;
     if (!rc && a.tokens_out) {
         hsize_t dims[2] = {(hsize_t)s.run.count, (hsize_t)s.data.L};

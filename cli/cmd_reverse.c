@@ -63,9 +63,7 @@ static int cmd_reverse(int argc, char **argv)
     sl_reverse_result r;
     float *logits = NULL, *original = NULL;
     if (!rc) rc = sl_session_need_both_classes(&s, &err);
-    if (!rc && a.base_logits && !(original = malloc((size_t)s.run.count * sizeof *original)))
-        rc = sl_fail(&err, SL_ERUNTIME, "out of memory for %ld logits", s.run.count);
-    if (!rc && original) rc = sl_session_base_logits(&s, a.base_logits, original, &err);
+    if (!rc) rc = sl_session_base_logits(&s, a.base_logits, &original, &err);
     if (!rc && a.scores_out && !(logits = malloc(3 * (size_t)s.run.count * sizeof *logits)))
         rc = sl_fail(&err, SL_ERUNTIME, "out of memory for %ld logits", s.run.count);
     if (!rc) rc = sl_reverse_test(&s.model, &s.data, &s.run, a.seed, original, &r, logits, &err);

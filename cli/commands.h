@@ -29,9 +29,10 @@ int sl_session_need_both_classes(const sl_session *s, sl_error *err);
 void sl_session_json_sample(cJSON *j, const sl_session *s);
 /* --base-logits FILE: the logits `seqlens eval -o FILE` wrote for the
  * session's examples (core/scores_file.h says what is checked), into
- * logits[run.count]; the first example is run again and must agree with
- * the file (the file belongs to this model). Bad files are SL_EINPUT. */
-int sl_session_base_logits(sl_session *s, const char *path, float *logits, sl_error *err);
+ * *logits, run.count of them, allocated here (the caller frees them); NULL
+ * without a FILE. The first example is run again and must agree with the
+ * file (the file belongs to this model). Bad files are SL_EINPUT. */
+int sl_session_base_logits(sl_session *s, const char *path, float **logits, sl_error *err);
 
 /* verify (cli/cmd_verify.c), also run by analyze --verify: a->logits_file
  * against the model's logits on the examples it covers. *out receives the

@@ -63,9 +63,11 @@ static void read_back(sl_session *s, const char *path, float *base)
     rc = sl_scores_file_read(path, &s->data, FIRST, COUNT, base, &err);
     CHECK(!rc, "read %s: %s", path, err.msg);
     CHECK(!rc && !memcmp(run, base, COUNT * sizeof *run), "eval's logits read back are sl_run's bits");
-    float via[COUNT];
-    rc = sl_session_base_logits(s, path, via, &err);
-    CHECK(!rc && !memcmp(via, base, sizeof via), "sl_session_base_logits: %s", rc ? err.msg : "the same logits");
+    float *via = NULL;
+    rc = sl_session_base_logits(s, path, &via, &err);
+    CHECK(!rc && via && !memcmp(via, base, COUNT * sizeof *via), "sl_session_base_logits: %s",
+          rc ? err.msg : "the same logits");
+    free(via);
     free(run);
 }
 
@@ -209,9 +211,11 @@ static void hostile_files(sl_session *s, const float *base)
     CHECK(!eval_to("examples/transformer", "10:90", OTHER[1].path), "eval of the transformer");
     for (size_t k = 0; k < sizeof OTHER / sizeof *OTHER; k++) {
         memset(&err, 0, sizeof err);
-        int rc = sl_session_base_logits(s, OTHER[k].path, got, &err);
-        CHECK(rc == SL_EINPUT && strstr(err.msg, OTHER[k].path) && strstr(err.msg, OTHER[k].needle),
+        float *taken = NULL;
+        int rc = sl_session_base_logits(s, OTHER[k].path, &taken, &err);
+        CHECK(rc == SL_EINPUT && !taken && strstr(err.msg, OTHER[k].path) && strstr(err.msg, OTHER[k].needle),
               "%s: SL_EINPUT naming it and '%s', got %d: %s", OTHER[k].path, OTHER[k].needle, rc, err.msg);
+        free(taken);
     }
 }
 
