@@ -61,7 +61,7 @@ void sl_rope_backward(const sl_config *c, const float *table, float *dqkv, int T
 void sl_activation_backward(int act, const float *x, float *dx, long n);
 
 /* The CPU's kernels of Mamba's backward operations (models/ops.h), on T
- * rows (models/mamba_backward.c). The reverse scan from the states kept
+ * rows (models/mamba_backward.c, mamba_scan_backward.c). The reverse scan from the states kept
  * before each chunk (ckpt), B at column boff of rows of ldb in xdbl, and
  * the same columns of dxdbl; scratch: ws->bw->chunk. */
 void sl_mamba_scan_backward(const float *A_t, const float *D, const float *ckpt, const float *xc, const float *delta,

@@ -1,7 +1,8 @@
 /* The CPU backend's backward operations (models/ops.h: sl_grad_table),
  * each on all rows of one example, on the activations its taped forward
  * kept (models/backward.h); the kernels are in mamba_backward.c,
- * transformer_backward.c, attention_backward.c and backward.c. */
+ * mamba_scan_backward.c, transformer_backward.c, attention_backward.c and
+ * backward.c. */
 #include <string.h>
 
 #include "models/backward.h"

@@ -10,7 +10,8 @@
  * headdim that is not a multiple of 8 takes the plain loops (the same
  * arithmetic, one channel at a time). The backward
  * recomputes the states SL_SSD_CHUNK positions at a time from the states
- * the forward kept before each chunk (as Mamba-1's, models/mamba_backward.c). */
+ * the forward kept before each chunk (as Mamba-1's,
+ * models/mamba_scan_backward.c). */
 #include "models/mamba2_cpu.h"
 
 #include <math.h>

@@ -1,5 +1,5 @@
 /* What Mamba's CPU forward (models/mamba_cpu.c) and backward
- * (models/mamba_backward.c) share: the scan's decay, the causal conv, and
+ * (models/mamba_backward.c, mamba_scan_backward.c) share: the scan's decay, the causal conv, and
  * the tape the gradient's forward pass leaves for the backward. Internal to
  * models/. */
 #ifndef SL_MAMBA_SCAN_H
@@ -11,7 +11,7 @@
 
 /* The backward pass recomputes the scan's states a chunk of this many
  * positions at a time, from the state the forward kept before the chunk,
- * and walks them back at once (models/mamba_backward.c): a group of 8
+ * and walks them back at once (models/mamba_scan_backward.c): a group of 8
  * states of 16 channels over 16 positions fits in L1, and the reverse scan
  * ran 9% faster than with 32 (scanrev's harness, 2048 x 128 x 16). The kept
  * states cost L / 16 x 8 KiB a layer at d_inner 128, d_state 16. */

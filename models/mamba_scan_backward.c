@@ -1,0 +1,323 @@
+/* The reverse scan of a Mamba-1 block's backward (models/mamba_grad.c's
+ * scan_backward), from the activations its taped forward kept
+ * (models/mamba_scan.h). Nothing of the block runs again but the scan's
+ * states, SL_SCAN_CHUNK positions at a time from the state kept before the
+ * chunk. The reverse scan runs eight channels to a vector like the
+ * forward's scan_v8 (sixteen on AVX-512 where d_inner is a multiple of 16:
+ * scan_backward_v16); a d_inner that is not a multiple of 8 gets a last
+ * vector padded with zero lanes, which add nothing. */
+#include <string.h>
+
+#include "core/simd.h"
+#include "models/backward.h"
+#include "models/mamba_scan.h"
+
+static int round8(int n) { return (n + 7) & ~7; }
+
+/* The chunk's scratch, rows padded to di8 channels: states [C + 1][S]
+ * (row 0: the state before the chunk), decays exp(delta A) [C][S], A [S],
+ * the carried gradient d logit / d state [S], D, and the per-lane sums of
+ * dB and dC over the channels of one position [2][S][8]. */
+typedef struct {
+    float *st, *at, *A, *ds, *D, *part;
+    long plane;
+    int di8;
+} chunk_bufs;
+
+/* The AVX-512 path's states per group (group_states, group_reverse): 8
+ * measured 4% faster than 16 (a group's states, decays and partial sums,
+ * about 50 KiB, stay in L1) and 7% faster than 4. */
+#define NG 8
+
+/* Floats the AVX-512 path (scan_backward_v16) takes of the same scratch:
+ * one group's states [C + 1][NG][16] and decays [C][NG][16], B and C of
+ * each group of states [S / NG][C][2][NG], A and the carried gradient
+ * [di / 16][S][16], the per-lane sums of dB and dC of every position of
+ * the chunk [C][S][2][8]. */
+static size_t v16_floats(int di, int S)
+{
+    size_t C = SL_SCAN_CHUNK, groups = ((size_t)S + NG - 1) / NG;
+    return (2 * C + 1) * 16 * NG + 2 * NG * C * groups + 2 * (size_t)S * di + 16 * C * (size_t)S;
+}
+
+size_t sl_mamba_scan_scratch_floats(int di, int S)
+{
+    size_t di8 = (size_t)round8(di), plane = (size_t)S * di8, v8 = (2 * SL_SCAN_CHUNK + 3) * plane + di8 + 16 * (size_t)S;
+    return v8 > v16_floats(di, S) ? v8 : v16_floats(di, S);
+}
+
+static chunk_bufs chunk_view(int di, int S, float *base)
+{
+    chunk_bufs k = {.di8 = round8(di)};
+    k.plane = (long)S * k.di8;
+    k.st = base;
+    k.at = k.st + (SL_SCAN_CHUNK + 1) * k.plane;
+    k.A = k.at + SL_SCAN_CHUNK * k.plane;
+    k.ds = k.A + k.plane;
+    k.D = k.ds + k.plane;
+    k.part = k.D + k.di8;
+    return k;
+}
+
+
+static inline float hsum(const float *p)
+{
+    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+}
+
+/* The scan's inputs for one block. */
+typedef struct {
+    const float *xc, *delta, *xdbl, *dy, *D; /* dy: d logit / d y, the scan's output */
+    int T, di, S, R, nx;                     /* R: where B begins in a row of xdbl, nx: its stride */
+} scan_in;
+/* s_t for t0 <= t < t1 into st[1 + t - t0] from st[0] = s_{t0-1}, and
+ * exp(delta_t A) into at[t - t0]: the forward's recurrence (scan_v8). */
+static void chunk_states(const chunk_bufs *k, const scan_in *in, int t0, int t1)
+{
+    int di = in->di, S = in->S;
+    for (int t = t0; t < t1; t++) {
+        const float *sp = k->st + (t - t0) * k->plane, *Bt = in->xdbl + (long)t * in->nx + in->R;
+        float *sn = k->st + (t - t0 + 1) * k->plane, *an = k->at + (t - t0) * k->plane;
+        for (int c = 0; c < di; c += 8) {
+            v8f d8 = sl_load_lanes(in->delta + (long)t * di, c, di), dx = d8 * sl_load_lanes(in->xc + (long)t * di, c, di);
+            for (int n = 0; n < S; n++) {
+                long o = (long)n * k->di8 + c;
+                v8f a = sl_scan_decay(d8, k->A + o);
+                v8_store(sn + o, a * v8_load(sp + o) + dx * v8_set1(Bt[n]));
+                v8_store(an + o, a);
+            }
+        }
+    }
+}
+
+/* Positions t1-1 down to t0 of the reverse scan, with g = d logit / d s_t
+ * carried in k->ds: s_t = a s_{t-1} + delta x B and y = s . C + D x give
+ * g += dy C, d delta += g (s_{t-1} a A + x B), dx += g delta B + D dy,
+ * dB += g delta x, dC += dy s_t, then g *= a for s_{t-1}. dx and d delta
+ * of eight channels stay in registers across the states; dB and dC sum
+ * across channels in per-lane partials, reduced once per position. */
+static void chunk_reverse(const chunk_bufs *k, const scan_in *in, int t0, int t1, float *dx, float *dd, float *dxdbl)
+{
+    int di = in->di, S = in->S;
+    float *dB = k->part, *dC = k->part + 8L * S;
+    for (int t = t1 - 1; t >= t0; t--) {
+        const float *s = k->st + (t - t0 + 1) * k->plane, *p = s - k->plane, *a = k->at + (t - t0) * k->plane;
+        const float *Bt = in->xdbl + (long)t * in->nx + in->R, *Ct = Bt + S;
+        for (int q = 0; q < 2 * S; q++) v8_store(k->part + 8 * q, v8_set1(0.0f));
+        for (int c = 0; c < di; c += 8) {
+            v8f d8 = sl_load_lanes(in->delta + (long)t * di, c, di), x8 = sl_load_lanes(in->xc + (long)t * di, c, di);
+            v8f dy8 = sl_load_lanes(in->dy + (long)t * di, c, di), dxv = d8 * x8, u = v8_set1(0.0f), acc = u;
+            for (int n = 0; n < S; n++) {
+                long o = (long)n * k->di8 + c;
+                v8f a8 = v8_load(a + o), g = v8_load(k->ds + o) + dy8 * v8_set1(Ct[n]);
+                v8_store(dC + 8 * n, v8_load(dC + 8 * n) + dy8 * v8_load(s + o));
+                v8_store(dB + 8 * n, v8_load(dB + 8 * n) + g * dxv);
+                acc += g * (v8_load(p + o) * a8) * v8_load(k->A + o);
+                u += g * v8_set1(Bt[n]);
+                v8_store(k->ds + o, g * a8);
+            }
+            sl_store_lanes(dx + (long)t * di, c, di, v8_load(k->D + c) * dy8 + d8 * u);
+            sl_store_lanes(dd + (long)t * di, c, di, acc + x8 * u);
+        }
+        float *row = dxdbl + (long)t * in->nx + in->R;
+        for (int n = 0; n < S; n++) {
+            row[n] = hsum(dB + 8 * n);
+            row[S + n] = hsum(dC + 8 * n);
+        }
+    }
+}
+
+#ifdef __AVX512F__
+/* The reverse scan where d_inner is a multiple of 16, on AVX-512: for each
+ * chunk, each block of sixteen channels and each group of NG states in
+ * turn, the group's states over the chunk's positions with the states in
+ * registers (group_states), then at once their reverse with g (d logit /
+ * d state) in registers (group_reverse). One group's states and decays
+ * stay in L1 between the two, stored in the order the reverse reads them
+ * back: one position's states after another, 64 bytes apart. (The 8-lane
+ * path's rows [state][channel] put a position's loads and stores 512 bytes
+ * apart and every buffer a multiple of 4 KiB from the others, which the
+ * core takes for dependences between them: 4K aliasing.) 20% faster than
+ * running chunk_reverse's loops sixteen lanes wide.
+ *
+ * Every sum runs in chunk_reverse's order, so the bits are the same:
+ * - dx and d delta of a position and channel sum over the states in order,
+ *   carried from one group of states to the next in dx and dd;
+ * - dB and dC of a position and state sum over the channels in per-lane
+ *   partials of eight lanes, kept for every position of the chunk and
+ *   added to block after block of sixteen channels, each as its two halves
+ *   in turn, then reduced once at the chunk's end;
+ * - g, the states and the decays are the same products and sums. */
+typedef struct {
+    float *st;   /* [C + 1][NG][16]: a group's states, row 0 the one before the chunk */
+    float *at;   /* [C][NG][16]: exp(delta A) */
+    float *bc;   /* [S / NG][C][2][NG]: B, then C of each group of states */
+    float *A;    /* [di / 16][S][16] */
+    float *ds;   /* [di / 16][S][16]: g, carried from chunk to chunk */
+    float *part; /* [C][S][2][8]: dB's, then dC's per-lane sums */
+} v16_bufs;
+
+static inline v8f lo8(v16f v) { return (v8f)_mm512_castps512_ps256((__m512)v); }
+static inline v8f hi8(v16f v) { return (v8f)_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd((__m512)v), 1)); }
+
+#define SL_INLINE static inline __attribute__((always_inline))
+
+/* The states of channels c..c+15 and states n0..n0+nn-1 for t0 <= t < t1
+ * from start (the state before the chunk, [S][di]; NULL: zeros), the
+ * forward's recurrence (scan_v16). Not inlined, and nn not a constant for
+ * a full group: both measured 5-10% slower (GCC then hoists the states'
+ * addresses out of the loop and spills them). */
+__attribute__((noinline)) static void group_states(const v16_bufs *k, const scan_in *in, const float *start, int c,
+                                                   int n0, int nn, int t0, int t1)
+{
+    int di = in->di;
+    const float *A = k->A + (long)c * in->S + 16L * n0, *bc = k->bc + 2L * NG * SL_SCAN_CHUNK * (n0 / NG);
+    float *st = k->st, *at = k->at;
+    v16f s[NG];
+    for (int n = 0; n < NG; n++) {
+        s[n] = n < nn && start ? v16_load(start + (long)(n0 + n) * di + c) : v16_set1(0.0f);
+        v16_store(st + 16 * n, s[n]);
+    }
+    for (int t = t0; t < t1; t++) {
+        const float *Bt = bc + 2L * NG * (t - t0);
+        float *sn = st + 16L * NG * (t - t0 + 1), *an = at + 16L * NG * (t - t0);
+        v16f d16 = v16_load(in->delta + (long)t * di + c), dx = d16 * v16_load(in->xc + (long)t * di + c);
+#pragma GCC unroll 16
+        for (int n = 0; n < NG; n++)
+            if (n < nn) {
+                v16f a = sl_scan_decay16(d16, A + 16 * n);
+                s[n] = a * s[n] + dx * v16_set1(Bt[n]);
+                v16_store(sn + 16 * n, s[n]);
+                v16_store(an + 16 * n, a);
+            }
+    }
+}
+
+/* The reverse over t1-1..t0 of the group group_states left, for
+ * s_t = a s_{t-1} + delta x B, y = s . C + D x (chunk_reverse's sums).
+ * first: the first block of channels, whose dB and dC partials start from
+ * zeros; last: the group of the last states, which finishes dx and d delta
+ * (other groups leave their sums there for the next). Inlined with first
+ * constant. */
+SL_INLINE void group_reverse_n(const v16_bufs *k, const scan_in *in, int c, int n0, int nn, int t0, int t1, int first,
+                               int last, float *dx, float *dd)
+{
+    int di = in->di, S = in->S;
+    const float *A = k->A + (long)c * S + 16L * n0, *bc = k->bc + 2L * NG * SL_SCAN_CHUNK * (n0 / NG);
+    const float *st = k->st, *at = k->at;
+    float *ds = k->ds + (long)c * S + 16L * n0, *part = k->part + 16L * n0;
+    v16f g[NG];
+    for (int n = 0; n < NG; n++) g[n] = n < nn ? v16_load(ds + 16 * n) : v16_set1(0.0f);
+    for (int t = t1 - 1; t >= t0; t--) {
+        const float *s = st + 16L * NG * (t - t0 + 1), *p = s - 16 * NG, *a = at + 16L * NG * (t - t0);
+        const float *Bt = bc + 2L * NG * (t - t0), *Ct = Bt + NG;
+        float *pt = part + 16L * S * (t - t0);
+        long o = (long)t * di + c;
+        v16f d16 = v16_load(in->delta + o), x16 = v16_load(in->xc + o), dy16 = v16_load(in->dy + o), dxv = d16 * x16;
+        v16f u = n0 ? v16_load(dx + o) : v16_set1(0.0f), acc = n0 ? v16_load(dd + o) : v16_set1(0.0f);
+        v8f dyl = lo8(dy16), dyh = hi8(dy16), dxl = lo8(dxv), dxh = hi8(dxv);
+#pragma GCC unroll 16
+        for (int n = 0; n < NG; n++)
+            if (n < nn) {
+                float *dB = pt + 16 * n, *dC = dB + 8;
+                v16f a16 = v16_load(a + 16 * n);
+                g[n] = g[n] + dy16 * v16_set1(Ct[n]);
+                v8f pc = (first ? v8_set1(0.0f) : v8_load(dC)) + dyl * v8_load(s + 16 * n);
+                v8f pb = (first ? v8_set1(0.0f) : v8_load(dB)) + lo8(g[n]) * dxl;
+                v8_store(dC, pc + dyh * v8_load(s + 16 * n + 8));
+                v8_store(dB, pb + hi8(g[n]) * dxh);
+                acc += g[n] * (v16_load(p + 16 * n) * a16) * v16_load(A + 16 * n);
+                u += g[n] * v16_set1(Bt[n]);
+                g[n] = g[n] * a16;
+            }
+        if (last) {
+            v16_store(dx + o, v16_load(in->D + c) * dy16 + d16 * u);
+            v16_store(dd + o, acc + x16 * u);
+        } else {
+            v16_store(dx + o, u);
+            v16_store(dd + o, acc);
+        }
+    }
+    for (int n = 0; n < nn; n++) v16_store(ds + 16 * n, g[n]);
+}
+
+__attribute__((noinline)) static void group_reverse(const v16_bufs *k, const scan_in *in, int c, int n0, int nn,
+                                                    int t0, int t1, float *dx, float *dd)
+{
+    int last = n0 + NG >= in->S;
+    if (c == 0) group_reverse_n(k, in, c, n0, nn, t0, t1, 1, last, dx, dd);
+    else group_reverse_n(k, in, c, n0, nn, t0, t1, 0, last, dx, dd);
+}
+
+static void scan_backward_v16(const scan_in *in, const float *A_t, const float *ckpt, float *scratch, float *dx,
+                              float *dd, float *dxdbl)
+{
+    int di = in->di, S = in->S, C = SL_SCAN_CHUNK;
+    v16_bufs k = {.st = scratch};
+    k.at = k.st + 16L * NG * (C + 1);
+    k.bc = k.at + 16L * NG * C;
+    k.A = k.bc + 2L * NG * C * ((S + NG - 1) / NG);
+    k.ds = k.A + (long)S * di;
+    k.part = k.ds + (long)S * di;
+    for (int c = 0; c < di; c += 16)
+        for (int n = 0; n < S; n++) memcpy(k.A + (long)c * S + 16L * n, A_t + (long)n * di + c, 16 * sizeof *k.A);
+    memset(k.ds, 0, (size_t)S * di * sizeof *k.ds);
+    for (int t0 = (in->T - 1) / C * C; t0 >= 0; t0 -= C) {
+        int t1 = t0 + C < in->T ? t0 + C : in->T;
+        const float *start = t0 ? ckpt + (long)(t0 / C) * S * di : NULL;
+        for (int t = t0; t < t1; t++) {
+            const float *B = in->xdbl + (long)t * in->nx + in->R;
+            for (int n0 = 0; n0 < S; n0 += NG) {
+                float *bt = k.bc + 2L * NG * C * (n0 / NG) + 2L * NG * (t - t0);
+                for (int n = 0; n < NG; n++) {
+                    bt[n] = n0 + n < S ? B[n0 + n] : 0.0f;
+                    bt[NG + n] = n0 + n < S ? B[S + n0 + n] : 0.0f;
+                }
+            }
+        }
+        for (int c = 0; c < di; c += 16)
+            for (int n0 = 0; n0 < S; n0 += NG) {
+                int nn = S - n0 < NG ? S - n0 : NG;
+                group_states(&k, in, start, c, n0, nn, t0, t1);
+                group_reverse(&k, in, c, n0, nn, t0, t1, dx, dd);
+            }
+        for (int t = t0; t < t1; t++) {
+            const float *pt = k.part + 16L * S * (t - t0);
+            float *row = dxdbl + (long)t * in->nx + in->R;
+            for (int n = 0; n < S; n++) {
+                row[n] = hsum(pt + 16 * n);
+                row[S + n] = hsum(pt + 16 * n + 8);
+            }
+        }
+    }
+}
+#endif
+
+/* The whole reverse scan, last chunk first; dx, d delta and the B, C
+ * columns of dxdbl are written, not added to. */
+void sl_mamba_scan_backward(const float *A_t, const float *D, const float *ckpt, const float *xc, const float *delta,
+                            const float *xdbl, int ldb, int boff, const float *dy, int T, int di, int S, float *scratch,
+                            float *dx, float *dd, float *dxdbl)
+{
+    const scan_in ins = {xc, delta, xdbl, dy, D, T, di, S, boff, ldb}, *in = &ins;
+#ifdef __AVX512F__
+    if (di % 16 == 0) {
+        scan_backward_v16(in, A_t, ckpt, scratch, dx, dd, dxdbl);
+        return;
+    }
+#endif
+    chunk_bufs k = chunk_view(di, S, scratch);
+    memset(k.A, 0, (size_t)(2 * k.plane + k.di8) * sizeof *k.A); /* A, ds, D with their padding */
+    for (int n = 0; n < S; n++) memcpy(k.A + (long)n * k.di8, A_t + (long)n * di, (size_t)di * sizeof *k.A);
+    memcpy(k.D, D, (size_t)di * sizeof *k.D);
+    memset(k.st, 0, (size_t)k.plane * sizeof *k.st);
+    for (int t0 = (T - 1) / SL_SCAN_CHUNK * SL_SCAN_CHUNK; t0 >= 0; t0 -= SL_SCAN_CHUNK) {
+        int t1 = t0 + SL_SCAN_CHUNK < T ? t0 + SL_SCAN_CHUNK : T;
+        const float *start = ckpt + (long)(t0 / SL_SCAN_CHUNK) * S * di;
+        for (int n = 0; n < S; n++)
+            if (t0) memcpy(k.st + (long)n * k.di8, start + (long)n * di, (size_t)di * sizeof *k.st);
+            else memset(k.st + (long)n * k.di8, 0, (size_t)di * sizeof *k.st);
+        chunk_states(&k, in, t0, t1);
+        chunk_reverse(&k, in, t0, t1, dx, dd, dxdbl);
+    }
+}
