@@ -45,12 +45,12 @@ int sl_mamba_backward_alloc(const sl_config *c, size_t L, sl_backward_ws *b)
     return (b->mtape = malloc(tape)) && (b->ckpt = malloc(ckpt)) && (b->chunk = aligned_alloc(64, chunk));
 }
 
+#ifndef __AVX512F__
 /* SiLU'(x) from the logistic s = 1 / (1 + exp(-x)) (SiLU(x) = x s) */
 static inline float silu_grad_of(float x, float s) { return s * (1.0f + x * (1.0f - s)); }
 
 static inline float logistic(float x) { return 1.0f / (1.0f + sl_exp(-x)); }
-
-#ifdef __AVX512F__
+#else
 /* The loops below on sixteen lanes (core/mathx16.h), the same operations
  * in the same order as their scalar forms, so the same bits; GCC's own
  * vectorisation of those took a blend for each ?: of sl_exp. One vector
