@@ -191,7 +191,8 @@ int sl_attribute(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, const 
     sl_backend *made;
     int rc = sl_run_backend(m, L, o, &ro, &made, err);
     int B = ro.batch;
-    attr_job j = {m, ds, ao, ro.backend, {ao->method == ATTR_IG ? ao->steps : 0, NULL, ao->method == ATTR_IG && ao->logits},
+    int ig = ao->method == ATTR_IG;
+    attr_job j = {m, ds, ao, ro.backend, {ig ? ao->steps : 0, NULL, ig && ao->logits},
                   malloc((size_t)B * L * sizeof *j.attr), malloc((size_t)B * sizeof *j.sum),
                   malloc((size_t)B * sizeof *j.base_logit), malloc((size_t)B * L * sizeof *j.fam), o->first, tokens_fn,
                   tokens_user, tokens_fn ? malloc((size_t)B * L * sizeof(float)) : NULL, out, {0}, NULL};

@@ -1,8 +1,9 @@
 /* The scores file `seqlens eval -o FILE` writes (/logits float32 [n],
  * /labels and /lengths int32 [n] of the examples it ran), read back as the
  * unablated logits of examples first..first+count-1 of a dataset: what
- * ablate --family and reverse-test take with --base-logits instead of a
- * pass of their own (analyze hands them its eval stage's DIR/scores.h5).
+ * ablate --family, reverse-test and attribute take with --base-logits
+ * instead of a pass of their own (analyze hands them its eval stage's
+ * DIR/scores.h5).
  *
  * The file must say it holds exactly those examples: n == count, and each
  * example's label and length equal to the dataset's; the logits must be
