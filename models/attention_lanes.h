@@ -7,29 +7,42 @@
 
 #include "core/simd_width.h"
 
+/* The scores of the qbn queries of a block against 16 keys from column jk
+ * of kt: s[r][u] = sum_k qb[k][r] kt[k][jk + SL_VW u + lane], also stored
+ * at Sj (row r at Sj + r * SL_KEY_TILE). With 8 lanes two vectors, so that
+ * 2 x qbn independent FMA chains hide their latency; the queries share each
+ * key row. */
+static inline __attribute__((always_inline)) void SL_VN(sl_score_block)(const float (*qb)[SL_QB], const float *kt,
+                                                                        int ld, int jk, float *Sj,
+                                                                        SL_V s[SL_QB][16 / SL_VW], const int dh,
+                                                                        const int qbn)
+{
+    enum { NV = 16 / SL_VW };
+    for (int r = 0; r < qbn; r++)
+        for (int u = 0; u < NV; u++) s[r][u] = SL_VSET1(0.0f);
+    for (int k = 0; k < dh; k++) {
+        const float *kr = kt + (long)k * ld + jk;
+        SL_V kv[NV];
+        for (int u = 0; u < NV; u++) kv[u] = SL_VLOAD(kr + SL_VW * u);
+        for (int r = 0; r < qbn; r++) {
+            SL_V qr = SL_VSET1(qb[k][r]);
+            for (int u = 0; u < NV; u++) s[r][u] += qr * kv[u];
+        }
+    }
+    for (int r = 0; r < qbn; r++)
+        for (int u = 0; u < NV; u++) SL_VSTORE(Sj + r * SL_KEY_TILE + SL_VW * u, s[r][u]);
+}
+
 /* S[r][j] = sum_k qb[k][r] kt[k][j0 + j] for j < jn rounded up to 16, the
- * qbn queries of a block against a tile of keys: 16 keys at a time (with 8
- * lanes two vectors, so that 2 x qbn independent FMA chains hide their
- * latency), the queries sharing each key row. S is [SL_QB][SL_KEY_TILE]. */
+ * qbn queries of a block against a tile of keys, 16 keys at a time. S is
+ * [SL_QB][SL_KEY_TILE]. */
 static inline __attribute__((always_inline)) void SL_VN(sl_score_tile)(const float (*qb)[SL_QB], const float *kt,
                                                                        int ld, int j0, int jn, float *S, const int dh,
                                                                        const int qbn)
 {
-    enum { NV = 16 / SL_VW };
     for (int j = 0; j < jn; j += 16) {
-        SL_V s[SL_QB][NV];
-        memset(s, 0, sizeof s);
-        for (int k = 0; k < dh; k++) {
-            const float *kr = kt + (long)k * ld + j0 + j;
-            SL_V kv[NV];
-            for (int u = 0; u < NV; u++) kv[u] = SL_VLOAD(kr + SL_VW * u);
-            for (int r = 0; r < qbn; r++) {
-                SL_V qr = SL_VSET1(qb[k][r]);
-                for (int u = 0; u < NV; u++) s[r][u] += qr * kv[u];
-            }
-        }
-        for (int r = 0; r < qbn; r++)
-            for (int u = 0; u < NV; u++) SL_VSTORE(S + r * SL_KEY_TILE + j + SL_VW * u, s[r][u]);
+        SL_V s[SL_QB][16 / SL_VW];
+        SL_VN(sl_score_block)(qb, kt, ld, j0 + j, S + j, s, dh, qbn);
     }
 }
 
@@ -52,19 +65,7 @@ static inline __attribute__((always_inline)) void SL_VN(sl_score_tile_max)(const
     }
     for (int j = 0; j < jn; j += 16) {
         SL_V s[SL_QB][NV];
-        for (int r = 0; r < qbn; r++)
-            for (int u = 0; u < NV; u++) s[r][u] = SL_VSET1(0.0f);
-        for (int k = 0; k < dh; k++) {
-            const float *kr = kt + (long)k * ld + j0 + j;
-            SL_V kv[NV];
-            for (int u = 0; u < NV; u++) kv[u] = SL_VLOAD(kr + SL_VW * u);
-            for (int r = 0; r < qbn; r++) {
-                SL_V qr = SL_VSET1(qb[k][r]);
-                for (int u = 0; u < NV; u++) s[r][u] += qr * kv[u];
-            }
-        }
-        for (int r = 0; r < qbn; r++)
-            for (int u = 0; u < NV; u++) SL_VSTORE(S + r * SL_KEY_TILE + j + SL_VW * u, s[r][u]);
+        SL_VN(sl_score_block)(qb, kt, ld, j0 + j, S + j, s, dh, qbn);
         /* whole vectors of seen keys; a ragged end below */
         if (j + 16 <= low) {
             for (int r = 0; r < qbn; r++)
