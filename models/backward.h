@@ -34,8 +34,10 @@ typedef struct sl_backward_ws {
     float *chunk;           /* Mamba(-2): one chunk's states and decays, and the reverse scan's carried gradient */
 } sl_backward_ws;
 
-void sl_layernorm_backward(const float *x, const float *w, float eps, int rows, int d, const float *dy, float *dx);
-void sl_rmsnorm_backward(const float *x, const float *w, float eps, int rows, int d, const float *dy, float *dx);
+void sl_layernorm_backward(const float *x, const float *w, float eps, int rows, int d, const float *dy, float *dx,
+                           int accumulate);
+void sl_rmsnorm_backward(const float *x, const float *w, float eps, int rows, int d, const float *dy, float *dx,
+                         int accumulate);
 /* dx (+)= dy . W for y = x W^T: beta 0 overwrites, 1 accumulates. */
 void sl_linear_backward(const float *dy, int ldy, int rows, int out, const float *W, int in, float *dx, int ldx,
                         float beta);

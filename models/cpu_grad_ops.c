@@ -35,19 +35,21 @@ static int linear_backward(sl_ops *o, sl_view dy, const float *w, sl_view dx, in
     return SL_OK;
 }
 
-/* Accumulating, or in place: into scratch, then added or copied. */
+/* In place: into scratch, then copied (or added). */
 static int norm_backward(sl_ops *o, int kind, sl_view x, const float *w, float eps, sl_view dy, sl_view dx,
                          int accumulate, sl_error *err)
 {
     (void)err;
     int T = rows(o, x), d = x.cols;
     float *g = at(o, dx), *in = at(o, dy);
-    float *out = accumulate || g == in ? cpu(o)->ws->bw->buf[13] : g;
-    if (kind == SL_NORM_LAYER) sl_layernorm_backward(at(o, x), w, eps, T, d, in, out);
-    else sl_rmsnorm_backward(at(o, x), w, eps, T, d, in, out);
+    float *out = g == in ? cpu(o)->ws->bw->buf[13] : g;
+    int acc = accumulate && out == g; /* adding to g as it goes: the same float sums as adding afterwards */
+    if (kind == SL_NORM_LAYER) sl_layernorm_backward(at(o, x), w, eps, T, d, in, out, acc);
+    else sl_rmsnorm_backward(at(o, x), w, eps, T, d, in, out, acc);
+    if (out == g) return SL_OK;
     if (accumulate)
         for (long k = 0; k < (long)T * d; k++) g[k] += out[k];
-    else if (out != g)
+    else
         memcpy(g, out, (size_t)T * d * sizeof *g);
     return SL_OK;
 }

@@ -166,8 +166,7 @@ static int softplus(sl_ops *o, sl_view y, sl_error *err)
     const sl_cpu_ops *c = cpu(o);
     float *p = at(o, y);
     long n = (long)rows(o, y) * y.cols;
-    if (c->tape) memcpy(c->tape->dpre, p, (size_t)n * sizeof *p); /* for the backward's softplus' */
-    sl_mamba_softplus(p, n);
+    sl_mamba_softplus(p, n, c->tape ? c->tape->dpre : NULL); /* the tape keeps dt for the backward's softplus' */
     return SL_OK;
 }
 

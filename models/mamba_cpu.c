@@ -106,11 +106,13 @@ static void silu_rows16(const float *x, int ldx, int T, int di, float *out, int 
     }
 }
 
-static inline __attribute__((always_inline)) void softplus_at16(float *p, long n, long k, const int N)
+/* p = softplus(p) for N vectors from k, p as it was into pre (if not NULL) */
+static inline __attribute__((always_inline)) void softplus_at16(float *p, float *pre, long n, long k, const int N)
 {
     v16f v[SL_N16_MAX];
     __mmask16 m[SL_N16_MAX];
     SL_EACH(j, N) m[j] = sl_tail16(n, k + 16 * j), v[j] = sl_load16(p + k + 16 * j, m[j]);
+    if (pre) SL_EACH(j, N) sl_store16(pre + k + 16 * j, m[j], v[j]);
     sl_softplus16n(v, N);
     SL_EACH(j, N) sl_store16(p + k + 16 * j, m[j], v[j]);
 }
@@ -165,13 +167,19 @@ void sl_mamba_silu(const float *x, int ldx, int T, int di, float *out)
 #endif
 }
 
-void sl_mamba_softplus(float *p, long n)
+void sl_mamba_softplus(float *p, long n, float *pre)
 {
 #ifdef __AVX512F__
     long k = 0;
-    for (; k + 64 <= n; k += 64) softplus_at16(p, n, k, 4);
-    for (; k < n; k += 16) softplus_at16(p, n, k, 1);
+    if (pre) {
+        for (; k + 64 <= n; k += 64) softplus_at16(p, pre, n, k, 4);
+        for (; k < n; k += 16) softplus_at16(p, pre, n, k, 1);
+    } else {
+        for (; k + 64 <= n; k += 64) softplus_at16(p, NULL, n, k, 4);
+        for (; k < n; k += 16) softplus_at16(p, NULL, n, k, 1);
+    }
 #else
+    if (pre) memcpy(pre, p, (size_t)n * sizeof *p);
     for (long k = 0; k < n; k++) p[k] = sl_softplus(p[k]);
 #endif
 }

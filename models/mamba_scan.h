@@ -148,8 +148,9 @@ void sl_mamba_conv_silu(const float *x, int ldx, int T, int di, int K, const flo
 void sl_mamba_conv_silu_pre(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *pre,
                             float *out);
 void sl_mamba_silu(const float *x, int ldx, int T, int di, float *out);
-/* p = softplus(p) (sl_softplus) on n floats */
-void sl_mamba_softplus(float *p, long n);
+/* p = softplus(p) (sl_softplus) on n floats, p as it was into pre (NULL:
+ * not kept) in the same pass */
+void sl_mamba_softplus(float *p, long n, float *pre);
 /* out = y * SiLU(z), T rows of di (the gate, z left as it was) */
 void sl_mamba_gate(const float *z, int ldz, const float *y, int ldy, int T, int di, float *out, int ldo);
 /* s_t = exp(delta_t A) s_{t-1} + delta_t x_t B_t ; y_t = s_t . C_t + D x_t

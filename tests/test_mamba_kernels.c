@@ -247,8 +247,11 @@ static void elementwise_case(void)
     fill(g, N, -2, 2);
     for (size_t k = 0; k < N; k++) want[k] = sl_softplus(z[k]);
     memcpy(out, z, N * 4);
-    sl_mamba_softplus(out, N);
+    sl_mamba_softplus(out, N, NULL);
     CHECK(same_bits(out, want, N), "softplus: not sl_softplus's bits");
+    memcpy(out, z, N * 4);
+    sl_mamba_softplus(out, N, o2);
+    CHECK(same_bits(out, want, N) && !memcmp(o2, z, N * 4), "softplus keeping its input: not the same bits, or not the input kept");
 
     for (size_t k = 0; k < N; k++) out[k] = want[k] = 7.0f;
     sl_mamba_silu(z, LD, T, DI, out);
@@ -289,6 +292,31 @@ static void elementwise_case(void)
     free(z), free(y), free(g), free(out), free(want), free(w2), free(o2);
 }
 
+/* RMSNorm's backward over many rows (eight at a time, the AVX-512 sums of
+ * eight rows transposed) gives each row the bits of that row alone (the
+ * plain loop), and accumulating adds to dx the bits it would have written;
+ * d 64 and 32 also take the multiply by 1 / d that stands for dividing. */
+static void rmsnorm_case(int rows, int d)
+{
+    size_t n = (size_t)rows * d;
+    float *x = malloc(n * 4), *dy = malloc(n * 4), *w = malloc((size_t)d * 4), *all = malloc(n * 4), *one = malloc(n * 4);
+    float *acc = malloc(n * 4);
+    fill(x, n, -3, 3);
+    fill(dy, n, -1, 1);
+    fill(w, (size_t)d, 0.5, 1.5);
+    for (size_t k = 0; k < n; k += 97) x[k] *= 1e-3f; /* rows of mixed scales */
+    sl_rmsnorm_backward(x, w, 1e-5f, rows, d, dy, all, 0);
+    for (int r = 0; r < rows; r++) sl_rmsnorm_backward(x + (long)r * d, w, 1e-5f, 1, d, dy + (long)r * d, one + (long)r * d, 0);
+    fill(acc, n, -1, 1);
+    float *want = malloc(n * 4);
+    for (size_t k = 0; k < n; k++) want[k] = acc[k] + all[k];
+    sl_rmsnorm_backward(x, w, 1e-5f, rows, d, dy, acc, 1);
+    CHECK(same_bits(all, one, n) && same_bits(acc, want, n),
+          "RMSNorm backward, %d rows of %d: rows at once not the bits of one row at a time (%d), or accumulating not "
+          "dx + the same (%d)", rows, d, same_bits(all, one, n), same_bits(acc, want, n));
+    free(x), free(dy), free(w), free(all), free(one), free(acc), free(want);
+}
+
 int main(void)
 {
     shape shapes[] = {
@@ -301,5 +329,7 @@ int main(void)
                                    {4, 8, 8, 1},    {70, 256, 4, 1}};
     for (size_t i = 0; i < sizeof convs / sizeof *convs; i++) conv_case(convs[i][0], convs[i][1], convs[i][2], convs[i][3]);
     elementwise_case();
+    static const int norms[][2] = {{67, 64}, {16, 32}, {21, 40}, {9, 7}, {3, 64}};
+    for (size_t i = 0; i < sizeof norms / sizeof *norms; i++) rmsnorm_case(norms[i][0], norms[i][1]);
     return TEST_SUMMARY();
 }
