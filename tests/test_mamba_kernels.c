@@ -85,6 +85,19 @@ static void scan_case(shape s)
         ec = fmax(ec, rel_d(ckpt + k * S * di, 0, st + k * SL_SCAN_CHUNK * S * di, 0, 1, S * di));
     CHECK(ey <= 2e-6, "scan T %d di %d S %d: y %.3g", T, di, S, ey);
     CHECK(ec <= 2e-6, "scan T %d di %d S %d: checkpointed states %.3g", T, di, S, ec);
+    /* restarted from a checkpoint (prefix reuse), the rows from there on
+     * are the whole scan's bit for bit: the states carried from one block
+     * of positions to the next are the ones a restart starts from */
+    if (nck > 1) {
+        int r0 = (int)(nck - 1) / 2 * SL_SCAN_CHUNK;
+        r0 = r0 ? r0 : SL_SCAN_CHUNK;
+        float *y2 = malloc(td * 4);
+        sl_mamba_scan_from(x + (long)r0 * di, delta + (long)r0 * di, xdbl + (long)r0 * ldb, ldb, R, R + S, T - r0, di, S, A,
+                           D, ckpt + (size_t)r0 / SL_SCAN_CHUNK * S * di, state, y2, NULL);
+        CHECK(!memcmp(y2, y + (long)r0 * di, (size_t)(T - r0) * di * 4),
+              "scan T %d di %d S %d: restarted at %d, not the whole scan's bits", T, di, S, r0);
+        free(y2);
+    }
 
     /* the reverse of sum(dy * y) in double */
     for (int t = T - 1; t >= 0; t--) {
@@ -321,7 +334,7 @@ int main(void)
 {
     shape shapes[] = {
         {70, 16, 4},  {100, 32, 16}, {65, 48, 20}, {2 * SL_SCAN_CHUNK, 16, 33}, {1, 16, 16}, {31, 128, 16},
-        {40, 24, 5},  {97, 40, 16},  {50, 20, 4},  {SL_SCAN_CHUNK + 1, 5, 3},
+        {40, 24, 5},  {97, 40, 16},  {50, 20, 4},  {SL_SCAN_CHUNK + 1, 5, 3}, {600, 32, 20}, {530, 128, 16},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) scan_case(shapes[i]);
     static const int convs[][4] = {{64, 128, 4, 1}, {64, 128, 4, 0}, {5, 20, 4, 1}, {3, 16, 4, 1},   {1, 40, 4, 1},
