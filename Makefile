@@ -108,7 +108,7 @@ test: bin/seqlens $(TEST_BIN) $(MPI_BIN)
 	@BUILD=$(BUILD) SEQLENS=bin/seqlens sh tests/run.sh $(TEST_BIN) $(TEST_SH)
 
 # Every output of bin/seqlens byte for byte against the binary built from
-# BASE (default 366682b, before issue 19's refactor), which
+# BASE (its default and why: tests/same_as_before.sh), which
 # tests/same_as_before.sh builds once under $(BUILD)/same-as-before/.
 # Not part of make test; CI runs it after. Needs the git history.
 same-as-before: bin/seqlens
