@@ -2,9 +2,9 @@
 
 AN_DIR is analyze's output directory: its analyze.json lists each stage's seconds.  EVAL_S is the
 wall time of one `seqlens eval` of the same model and data (one forward pass per example), timed
-just before (analyze_scale.sh: the median of three), and WALL_S the wall time of the whole analyze command (which also writes the report).
-Every time is also printed as a multiple of that eval pass, the unit that holds up on a shared
-machine.  Used by bench/analyze_scale.sh.
+just before (analyze_scale.sh: the median of three), and WALL_S the wall time of the whole analyze
+command (which also writes the report). Every time is also printed as a multiple of that eval
+pass, the unit that holds up on a shared machine.  Used by bench/analyze_scale.sh.
 """
 import json
 import os

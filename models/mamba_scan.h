@@ -155,7 +155,8 @@ void sl_mamba_softplus(float *p, long n, float *pre);
 void sl_mamba_gate(const float *z, int ldz, const float *y, int ldy, int T, int di, float *out, int ldo);
 /* s_t = exp(delta_t A) s_{t-1} + delta_t x_t B_t ; y_t = s_t . C_t + D x_t
  * from a zero state, B and C at columns boff and coff of xdbl's rows of
- * ldb; ckpt (or NULL) receives the state before each chunk (the tape). */
+ * ldb; ckpt (or NULL) receives the state before each chunk (the tape);
+ * state [d_state, d_inner] is scratch, left holding the last state. */
 void sl_mamba_scan(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T, int di,
                    int S, const float *A_t, const float *D, float *state, float *y, float *ckpt);
 /* The same from the state init [d_state, d_inner] (NULL: zeros) instead of

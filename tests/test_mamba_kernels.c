@@ -317,7 +317,7 @@ static void rmsnorm_case(int rows, int d)
     fill(x, n, -3, 3);
     fill(dy, n, -1, 1);
     fill(w, (size_t)d, 0.5, 1.5);
-    for (size_t k = 0; k < n; k += 97) x[k] *= 1e-3f; /* rows of mixed scales */
+    for (size_t k = 0; k < n; k += 97) x[k] *= 1e-3f; /* some elements of another scale */
     sl_rmsnorm_backward(x, w, 1e-5f, rows, d, dy, all, 0);
     for (int r = 0; r < rows; r++) sl_rmsnorm_backward(x + (long)r * d, w, 1e-5f, 1, d, dy + (long)r * d, one + (long)r * d, 0);
     fill(acc, n, -1, 1);
