@@ -141,32 +141,5 @@ static inline __attribute__((always_inline)) void sl_softplus16n(v16f *x, const 
     SL_EACH(j, N) x[j] = (v16f)_mm512_maskz_mov_ps(pos[j], (__m512)x[j]) + l[j];
 }
 
-/* the same on one vector */
-static inline v16f sl_exp16(v16f x)
-{
-    v16f e;
-    sl_exp16n(&x, &e, 1);
-    return e;
-}
-
-static inline v16f sl_silu16(v16f x)
-{
-    sl_silu16n(&x, 1);
-    return x;
-}
-
-static inline v16f sl_logistic16(v16f x)
-{
-    v16f s;
-    sl_logistic16n(&x, &s, 1);
-    return s;
-}
-
-static inline v16f sl_softplus16(v16f x)
-{
-    sl_softplus16n(&x, 1);
-    return x;
-}
-
 #endif
 #endif

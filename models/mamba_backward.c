@@ -156,8 +156,7 @@ static inline __attribute__((always_inline)) void conv_backward_k16(const float 
     float wt[SL_CONV16_MAX_K][SL_CONV16_BLOCK];
     for (int c0 = 0; c0 < di; c0 += SL_CONV16_BLOCK) {
         int nc = di - c0 < SL_CONV16_BLOCK ? di - c0 : SL_CONV16_BLOCK;
-        for (int c = 0; c < nc; c++)
-            for (int k = 0; k < K; k++) wt[k][c] = w[(long)(c0 + c) * K + k];
+        sl_conv_taps16(w, K, c0, nc, wt);
         for (int t = 0; t < T; t++) {
             int k0 = t + K > T ? t + K - T : 0; /* the last positions have fewer terms */
             const float *g = dy + (long)(t + K - 1) * di + c0;
@@ -175,9 +174,14 @@ static inline __attribute__((always_inline)) void conv_backward_k16(const float 
 void sl_mamba_conv_backward(const float *dy, int T, int di, int K, const float *w, float *dx, int ldx)
 {
 #ifdef __AVX512F__
-    if (K == 4) conv_backward_k16(dy, T, di, 4, w, dx, ldx);
-    else if (K <= SL_CONV16_MAX_K) conv_backward_k16(dy, T, di, K, w, dx, ldx);
-    if (K <= SL_CONV16_MAX_K) return;
+    if (K == 4) { /* mamba_ssm's default d_conv: K a constant */
+        conv_backward_k16(dy, T, di, 4, w, dx, ldx);
+        return;
+    }
+    if (K <= SL_CONV16_MAX_K) {
+        conv_backward_k16(dy, T, di, K, w, dx, ldx);
+        return;
+    }
 #endif
     conv_backward_v8(dy, T, di, K, w, dx, ldx);
 }

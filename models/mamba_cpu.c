@@ -64,10 +64,8 @@ static inline __attribute__((always_inline)) void conv_k16(const float *x, int l
     float wt[SL_CONV16_MAX_K][SL_CONV16_BLOCK], bt[SL_CONV16_BLOCK];
     for (int c0 = 0; c0 < di; c0 += SL_CONV16_BLOCK) {
         int nc = di - c0 < SL_CONV16_BLOCK ? di - c0 : SL_CONV16_BLOCK;
-        for (int c = 0; c < nc; c++) {
-            for (int k = 0; k < K; k++) wt[k][c] = w[(long)(c0 + c) * K + k];
-            bt[c] = b ? b[c0 + c] : 0.0f;
-        }
+        sl_conv_taps16(w, K, c0, nc, wt);
+        for (int c = 0; c < nc; c++) bt[c] = b ? b[c0 + c] : 0.0f;
         for (int t = 0; t < T; t++) {
             int k0 = t < K - 1 ? K - 1 - t : 0; /* the first positions have fewer terms */
             const float *xr = x + (long)(t - (K - 1)) * ldx + c0;
@@ -142,14 +140,10 @@ void sl_mamba_conv_silu_pre(const float *x, int ldx, int T, int di, int K, const
 {
 #ifdef __AVX512F__
     if (conv16(x, ldx, T, di, K, w, b, pre, out)) return;
-    conv_v8(x, ldx, T, di, K, w, b, out);
-    if (pre) memcpy(pre, out, (size_t)T * di * sizeof *pre);
-    silu_rows16(out, di, T, di, out, di);
-#else
-    conv_v8(x, ldx, T, di, K, w, b, out);
-    if (pre) memcpy(pre, out, (size_t)T * di * sizeof *pre);
-    for (long k = 0; k < (long)T * di; k++) out[k] = sl_silu(out[k]);
 #endif
+    conv_v8(x, ldx, T, di, K, w, b, out);
+    if (pre) memcpy(pre, out, (size_t)T * di * sizeof *pre);
+    sl_mamba_silu(out, di, T, di, out);
 }
 
 void sl_mamba_conv_silu(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out)

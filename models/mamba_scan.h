@@ -136,6 +136,14 @@ static inline void sl_store16(float *p, __mmask16 m, v16f v) { _mm512_mask_store
  * 8-lane loops. */
 #define SL_CONV16_MAX_K 8
 #define SL_CONV16_BLOCK 256
+
+/* The taps [di][K] of channels c0..c0+nc-1 transposed to wt[K][block],
+ * for the 16-lane conv and its transpose */
+static inline void sl_conv_taps16(const float *w, int K, int c0, int nc, float (*wt)[SL_CONV16_BLOCK])
+{
+    for (int c = 0; c < nc; c++)
+        for (int k = 0; k < K; k++) wt[k][c] = w[(long)(c0 + c) * K + k];
+}
 #endif
 
 /* The causal depthwise conv (d_conv - 1 zeros on the left), before SiLU. */
