@@ -64,9 +64,10 @@ fi
 # and one interface added since BASE, whose results are the same bits:
 # - --base-logits FILE (ablate --family, reverse-test, attribute: eval's
 #   logits instead of a pass of their own): analyze's stage commands name it
-#   (analyze.json, report.html) and the three commands' --help describe it (the paragraph
-#   from "  --base-logits" through its lines indented by four); both are
-#   taken out, so that every result is still compared with BASE's
+#   (analyze.json, report.html) and the three commands' --help describe it
+#   (the paragraph from "  --base-logits" through its lines indented by
+#   four); both are taken out, so that every result is still compared with
+#   BASE's
 edit() { # a file, then sed's arguments: the file rewritten in place
     e_file=$1
     shift
