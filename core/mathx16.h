@@ -96,6 +96,26 @@ static inline __attribute__((always_inline)) void sl_logistic16n(const v16f *x, 
     SL_EACH(j, N) s[j] = 1.0f / (1.0f + e[j]);
 }
 
+/* softplus'(x): the logistic of x, and 1 above 20 where sl_softplus
+ * returns x itself */
+static inline v16f sl_softplus_grad16(v16f x)
+{
+    v16f s;
+    sl_logistic16n(&x, &s, 1);
+    return (v16f)_mm512_mask_mov_ps((__m512)s, _mm512_cmp_ps_mask((__m512)x, _mm512_set1_ps(20.0f), _CMP_GT_OQ),
+                                    _mm512_set1_ps(1.0f));
+}
+
+/* SiLU'(x) = s (1 + x (1 - s)), s the logistic of x */
+static inline v16f sl_silu_grad_of16(v16f x, v16f s) { return s * (1.0f + x * (1.0f - s)); }
+
+static inline v16f sl_silu_grad16(v16f x)
+{
+    v16f s;
+    sl_logistic16n(&x, &s, 1);
+    return sl_silu_grad_of16(x, s);
+}
+
 /* l = sl_log(w) for w in [1, 2] (softplus's 1 + exp(-|x|)) and NaN: the
  * exponent and mantissa from getexp / getmant, then sl_log's steps. */
 static inline __attribute__((always_inline)) void sl_log_1to2_16n(const v16f *w, v16f *l, const int N)

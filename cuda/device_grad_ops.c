@@ -84,37 +84,31 @@ static int gate_backward(sl_ops *o, sl_view z, sl_view y, sl_view dy, sl_view dz
 
 /* The reverse scan keeps each channel's share of dB and dC, summed over
  * the channels after it (SK_SCAN_BW_REDUCE, which writes every column of
- * dxdbl: 0 in dt's). */
-static int scan_backward(sl_ops *o, sl_view x, sl_view delta, sl_view B, const float *A_t, const float *D,
-                         sl_view dy, sl_view dx, sl_view ddelta, sl_view dB, sl_error *err)
+ * dxdbl: 0 in dt's); then d delta becomes d dpre (SK_SOFTPLUS_BW). */
+static int scan_backward(sl_ops *o, sl_view x, sl_view delta, sl_view dpre, sl_view B, const float *A_t,
+                         const float *D, sl_view dy, sl_view dx, sl_view ddelta, sl_view dB, sl_error *err)
 {
     batch_run *r = run(o);
     struct sl_dev_bw *b = r->dm->bw;
     sl_kargs a = scan_args(o, x, delta, B, A_t, D);
     a.states = b->states, a.dy = at(o, dy), a.dx = at(o, dx), a.dd = at(o, ddelta), a.dBp = b->dBp, a.dCp = b->dCp;
     int rc = sl_dm_launch(r, SK_SCAN_BW, a, err);
-    return rc ? rc : sl_dm_launch(r, SK_SCAN_BW_REDUCE, (sl_kargs){.dBp = b->dBp, .dCp = b->dCp, .di = x.cols,
-                                                                   .S = B.cols, .boff = dB.off, .cols = dB.ld,
-                                                                   .y = at(o, dB) - dB.off, .ldb = dB.ld}, err);
+    if (!rc)
+        rc = sl_dm_launch(r, SK_SCAN_BW_REDUCE, (sl_kargs){.dBp = b->dBp, .dCp = b->dCp, .di = x.cols, .S = B.cols,
+                                                          .boff = dB.off, .cols = dB.ld, .y = at(o, dB) - dB.off,
+                                                          .ldb = dB.ld}, err);
+    return rc ? rc : sl_dm_launch(r, SK_SOFTPLUS_BW, (sl_kargs){.x = at(o, dpre), .y = at(o, ddelta),
+                                                                .n = r->rows * ddelta.cols}, err);
 }
 
-static int softplus_backward(sl_ops *o, sl_view pre, sl_view dy, sl_error *err)
+/* SK_SILU_BW on dy in place, then SK_CONV_BW, which writes dx's dy.cols
+ * columns in rows of dx.ld. */
+static int silu_conv_backward(sl_ops *o, sl_view pre, sl_view dy, const float *w, int K, sl_view dx, sl_error *err)
 {
-    return sl_dm_launch(run(o), SK_SOFTPLUS_BW, (sl_kargs){.x = at(o, pre), .y = at(o, dy),
-                                                           .n = run(o)->rows * dy.cols}, err);
-}
-
-static int silu_backward(sl_ops *o, sl_view pre, sl_view dy, sl_error *err)
-{
-    return sl_dm_launch(run(o), SK_SILU_BW, (sl_kargs){.x = at(o, pre), .y = at(o, dy), .n = run(o)->rows * dy.cols},
-                        err);
-}
-
-/* SK_CONV_BW writes dx's dy.cols columns in rows of dx.ld. */
-static int conv_backward(sl_ops *o, sl_view dy, const float *w, int K, sl_view dx, sl_error *err)
-{
-    return sl_dm_launch(run(o), SK_CONV_BW, (sl_kargs){.dy = at(o, dy), .di = dy.cols, .K = K, .w = weight(o, w),
-                                                       .y = at(o, dx), .ld = dx.ld}, err);
+    int rc = sl_dm_launch(run(o), SK_SILU_BW, (sl_kargs){.x = at(o, pre), .y = at(o, dy), .n = run(o)->rows * dy.cols},
+                          err);
+    return rc ? rc : sl_dm_launch(run(o), SK_CONV_BW, (sl_kargs){.dy = at(o, dy), .di = dy.cols, .K = K,
+                                                                 .w = weight(o, w), .y = at(o, dx), .ld = dx.ld}, err);
 }
 
 static int activation_backward(sl_ops *o, int act, sl_view pre, sl_view dy, sl_error *err)
@@ -205,7 +199,7 @@ static int gated_norm_backward(sl_ops *o, sl_view y, sl_view z, const float *w, 
 const sl_grad_table sl_dm_grad_table = {
     .copy = copy, .silu = silu, .scan_keep = scan_keep, .conv = conv, .linear_backward = linear_backward,
     .norm_backward = norm_backward, .gate_backward = gate_backward, .scan_backward = scan_backward,
-    .softplus_backward = softplus_backward, .silu_backward = silu_backward, .conv_backward = conv_backward,
+    .silu_conv_backward = silu_conv_backward,
     .attention_keep = attention_keep, .activation_backward = activation_backward,
     .attention_backward = attention_backward, .rope_backward = rope_backward, .head_backward = head_backward,
     .delta2_backward = delta2_backward, .ssd_backward = ssd_backward, .gated_norm_backward = gated_norm_backward,

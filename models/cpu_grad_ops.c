@@ -61,34 +61,21 @@ static int gate_backward(sl_ops *o, sl_view z, sl_view y, sl_view dy, sl_view dz
     return SL_OK;
 }
 
-static int scan_backward(sl_ops *o, sl_view x, sl_view delta, sl_view B, const float *A_t, const float *D,
-                         sl_view dy, sl_view dx, sl_view ddelta, sl_view dB, sl_error *err)
+static int scan_backward(sl_ops *o, sl_view x, sl_view delta, sl_view dpre, sl_view B, const float *A_t,
+                         const float *D, sl_view dy, sl_view dx, sl_view ddelta, sl_view dB, sl_error *err)
 {
     (void)err;
     sl_cpu_ops *c = cpu(o);
-    sl_mamba_scan_backward(A_t, D, c->tape->ckpt, at(o, x), at(o, delta), at(o, B) - B.off, B.ld, B.off, at(o, dy),
-                           rows(o, x), x.cols, B.cols, c->ws->bw->chunk, at(o, dx), at(o, ddelta), at(o, dB) - dB.off);
+    sl_mamba_scan_backward(A_t, D, c->tape->ckpt, at(o, x), at(o, delta), at(o, dpre), at(o, B) - B.off, B.ld, B.off,
+                           at(o, dy), rows(o, x), x.cols, B.cols, c->ws->bw->chunk, at(o, dx), at(o, ddelta),
+                           at(o, dB) - dB.off);
     return SL_OK;
 }
 
-static int softplus_backward(sl_ops *o, sl_view pre, sl_view dy, sl_error *err)
+static int silu_conv_backward(sl_ops *o, sl_view pre, sl_view dy, const float *w, int K, sl_view dx, sl_error *err)
 {
     (void)err;
-    sl_softplus_backward(at(o, pre), at(o, dy), (long)rows(o, dy) * dy.cols);
-    return SL_OK;
-}
-
-static int silu_backward(sl_ops *o, sl_view pre, sl_view dy, sl_error *err)
-{
-    (void)err;
-    sl_silu_backward(at(o, pre), at(o, dy), (long)rows(o, dy) * dy.cols);
-    return SL_OK;
-}
-
-static int conv_backward(sl_ops *o, sl_view dy, const float *w, int K, sl_view dx, sl_error *err)
-{
-    (void)err;
-    sl_mamba_conv_backward(at(o, dy), rows(o, dy), dy.cols, K, w, at(o, dx), dx.ld);
+    sl_mamba_silu_conv_backward(at(o, pre), at(o, dy), rows(o, dy), dy.cols, K, w, at(o, dx), dx.ld);
     return SL_OK;
 }
 
@@ -188,8 +175,8 @@ static int gated_norm_backward(sl_ops *o, sl_view y, sl_view z, const float *w, 
 /* scan_keep and attention_keep are for a backend without a tape. */
 const sl_grad_table sl_cpu_grad_table = {
     .copy = copy, .conv = conv, .linear_backward = linear_backward, .norm_backward = norm_backward,
-    .gate_backward = gate_backward, .scan_backward = scan_backward, .softplus_backward = softplus_backward,
-    .silu_backward = silu_backward, .conv_backward = conv_backward, .activation_backward = activation_backward,
+    .gate_backward = gate_backward, .scan_backward = scan_backward, .silu_conv_backward = silu_conv_backward,
+    .activation_backward = activation_backward,
     .attention_backward = attention_backward, .rope_backward = rope_backward, .head_backward = head_backward,
     .silu = silu, .delta2_backward = delta2_backward, .ssd_backward = ssd_backward,
     .gated_norm_backward = gated_norm_backward,

@@ -47,8 +47,9 @@ int sl_mamba2_block_backward(sl_ops *o, int i, sl_error *err)
         rc = g->ssd_backward(o, x, sl_rows(SL_DELTA, H), B, C, w->A, w->D, dy, sl_cols(SL_DXBC, 0, di, nxbc), dd,
                              sl_cols(SL_DXBC, di, GS, nxbc), sl_cols(SL_DXBC, di + GS, GS, nxbc), err);
     /* xBC = SiLU(conv(in_proj's xBC rows)); delta from in_proj's dt columns */
-    if (!rc) rc = g->silu_backward(o, sl_rows(SL_XPRE, nxbc), dxbc, err);
-    if (!rc) rc = g->conv_backward(o, dxbc, w->conv_w, c->d_conv, sl_cols(SL_DZXBCDT, di, nxbc, nin), err);
+    if (!rc)
+        rc = g->silu_conv_backward(o, sl_rows(SL_XPRE, nxbc), dxbc, w->conv_w, c->d_conv,
+                                   sl_cols(SL_DZXBCDT, di, nxbc, nin), err);
     if (!rc)
         rc = g->delta2_backward(o, sl_cols(SL_ZXBCDT, di + nxbc, H, nin), w->dt_bias, c->dt_min, c->dt_max, dd,
                                 sl_cols(SL_DZXBCDT, di + nxbc, H, nin), err);

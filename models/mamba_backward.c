@@ -55,8 +55,6 @@ static inline float logistic(float x) { return 1.0f / (1.0f + sl_exp(-x)); }
  * in the same order as their scalar forms, so the same bits; GCC's own
  * vectorisation of those took a blend for each ?: of sl_exp. One vector
  * at a time: four at once (as softplus takes them) measured slower here. */
-static inline v16f silu_grad_of16(v16f x, v16f s) { return s * (1.0f + x * (1.0f - s)); }
-
 static inline __attribute__((always_inline)) void gate_backward_at16(const float *zt, const float *yt, float *gy,
                                                                      float *dzt, int c, int di, const int N)
 {
@@ -65,30 +63,18 @@ static inline __attribute__((always_inline)) void gate_backward_at16(const float
     SL_EACH(j, N) m[j] = sl_lanes16(c + 16 * j, di), zv[j] = sl_load16(zt + c + 16 * j, m[j]);
     sl_logistic16n(zv, s, N);
     SL_EACH(j, N) g[j] = sl_load16(gy + c + 16 * j, m[j]);
-    SL_EACH(j, N) sl_store16(dzt + c + 16 * j, m[j], g[j] * sl_load16(yt + c + 16 * j, m[j]) * silu_grad_of16(zv[j], s[j]));
+    SL_EACH(j, N) sl_store16(dzt + c + 16 * j, m[j], g[j] * sl_load16(yt + c + 16 * j, m[j]) * sl_silu_grad_of16(zv[j], s[j]));
     SL_EACH(j, N) sl_store16(gy + c + 16 * j, m[j], g[j] * (zv[j] * s[j]));
 }
 
-/* dy *= softplus'(pre) (silu 0) or SiLU'(pre) (silu 1), N vectors from k */
-static inline __attribute__((always_inline)) void act_backward_at16(const float *pre, float *dy, long n, long k,
-                                                                    int silu, const int N)
-{
-    v16f x[SL_N16_MAX], s[SL_N16_MAX];
-    __mmask16 m[SL_N16_MAX];
-    SL_EACH(j, N) m[j] = sl_tail16(n, k + 16 * j), x[j] = sl_load16(pre + k + 16 * j, m[j]);
-    sl_logistic16n(x, s, N);
-    SL_EACH(j, N)
-    {
-        if (silu) s[j] = silu_grad_of16(x[j], s[j]);
-        else s[j] = (v16f)_mm512_mask_mov_ps((__m512)s[j], _mm512_cmp_ps_mask((__m512)x[j], _mm512_set1_ps(20.0f), _CMP_GT_OQ),
-                                             _mm512_set1_ps(1.0f));
-    }
-    SL_EACH(j, N) sl_store16(dy + k + 16 * j, m[j], sl_load16(dy + k + 16 * j, m[j]) * s[j]);
-}
-
+/* dy *= softplus'(pre) (silu 0) or SiLU'(pre) (silu 1) */
 static void act_backward16(const float *pre, float *dy, long n, int silu)
 {
-    for (long k = 0; k < n; k += 16) act_backward_at16(pre, dy, n, k, silu, 1);
+    for (long k = 0; k < n; k += 16) {
+        __mmask16 m = sl_tail16(n, k);
+        v16f x = sl_load16(pre + k, m);
+        sl_store16(dy + k, m, sl_load16(dy + k, m) * (silu ? sl_silu_grad16(x) : sl_softplus_grad16(x)));
+    }
 }
 #endif
 
@@ -147,17 +133,34 @@ static void conv_backward_v8(const float *dy, int T, int di, int K, const float 
 }
 
 #ifdef __AVX512F__
+/* dy *= SiLU'(pre) on row t's channels c0..c0+nc-1 (rows of di) */
+static inline void silu_backward_row16(const float *pre, float *dy, long t, int di, int c0, int nc)
+{
+    for (int c = 0; c < nc; c += 16) {
+        long k = t * di + c0 + c;
+        __mmask16 m = sl_lanes16(c, nc);
+        sl_store16(dy + k, m, sl_load16(dy + k, m) * sl_silu_grad16(sl_load16(pre + k, m)));
+    }
+}
+
 /* conv_backward_v8's sums sixteen channels at a time, the same terms in
  * the same order, position by position across a block of channels, as
- * the forward's conv_k16 (models/mamba_cpu.c) and for the same reason. */
-static inline __attribute__((always_inline)) void conv_backward_k16(const float *dy, int T, int di, const int K,
-                                                                    const float *w, float *dx, int ldx)
+ * the forward's conv_k16 (models/mamba_cpu.c) and for the same reason.
+ * With pre, each row of dy is multiplied by SiLU'(pre) just before the
+ * first output that reads it, while it is in L1: the same products as a
+ * pass of its own (sl_silu_backward), without reading and writing dy once
+ * more. */
+static inline __attribute__((always_inline)) void conv_backward_k16(const float *pre, float *dy, int T, int di,
+                                                                    const int K, const float *w, float *dx, int ldx)
 {
     float wt[SL_CONV16_MAX_K][SL_CONV16_BLOCK];
     for (int c0 = 0; c0 < di; c0 += SL_CONV16_BLOCK) {
         int nc = di - c0 < SL_CONV16_BLOCK ? di - c0 : SL_CONV16_BLOCK;
         sl_conv_taps16(w, K, c0, nc, wt);
+        int ready = pre ? 0 : T; /* rows of dy below it are d logit / d the conv */
         for (int t = 0; t < T; t++) {
+            for (int last = t + K - 1 < T ? t + K - 1 : T - 1; ready <= last; ready++)
+                silu_backward_row16(pre, dy, ready, di, c0, nc);
             int k0 = t + K > T ? t + K - T : 0; /* the last positions have fewer terms */
             const float *g = dy + (long)(t + K - 1) * di + c0;
             for (int c = 0; c < nc; c += 16) {
@@ -171,17 +174,18 @@ static inline __attribute__((always_inline)) void conv_backward_k16(const float 
 }
 #endif
 
-void sl_mamba_conv_backward(const float *dy, int T, int di, int K, const float *w, float *dx, int ldx)
+void sl_mamba_silu_conv_backward(const float *pre, float *dy, int T, int di, int K, const float *w, float *dx, int ldx)
 {
 #ifdef __AVX512F__
     if (K == 4) { /* mamba_ssm's default d_conv: K a constant */
-        conv_backward_k16(dy, T, di, 4, w, dx, ldx);
+        conv_backward_k16(pre, dy, T, di, 4, w, dx, ldx);
         return;
     }
     if (K <= SL_CONV16_MAX_K) {
-        conv_backward_k16(dy, T, di, K, w, dx, ldx);
+        conv_backward_k16(pre, dy, T, di, K, w, dx, ldx);
         return;
     }
 #endif
+    if (pre) sl_silu_backward(pre, dy, (long)T * di);
     conv_backward_v8(dy, T, di, K, w, dx, ldx);
 }

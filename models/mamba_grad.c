@@ -43,14 +43,15 @@ int sl_mamba_block_backward(sl_ops *o, int i, sl_error *err)
     if (!rc) rc = o->g->linear_backward(o, g, w->out_w, dy, 0, err);
     if (!rc) rc = o->g->gate_backward(o, sl_cols(SL_XZ, di, di, 2 * di), sl_rows(SL_Y, di), dy,
                                    sl_cols(SL_DXZ, di, di, 2 * di), err);
-    if (!rc) rc = o->g->scan_backward(o, sl_rows(SL_XC, di), sl_rows(SL_DELTA, di), sl_cols(SL_XDBL, R, S, nx), w->A_t,
-                                   w->D, dy, dx, dd, sl_cols(SL_DXDBL, R, S, nx), err);
-    /* delta = softplus(dt W_dt^T + b); xdbl = xc W_x^T, added to the scan's own use of xc */
-    if (!rc) rc = o->g->softplus_backward(o, sl_rows(SL_DPRE, di), dd, err);
+    /* delta = softplus(dt W_dt^T + b): dd is d logit / d (dt W_dt^T + b) */
+    if (!rc) rc = o->g->scan_backward(o, sl_rows(SL_XC, di), sl_rows(SL_DELTA, di), sl_rows(SL_DPRE, di),
+                                   sl_cols(SL_XDBL, R, S, nx), w->A_t, w->D, dy, dx, dd, sl_cols(SL_DXDBL, R, S, nx), err);
+    /* xdbl = xc W_x^T, added to the scan's own use of xc; xc = SiLU(conv(x)) */
     if (!rc) rc = o->g->linear_backward(o, dd, w->dt_w, sl_cols(SL_DXDBL, 0, R, nx), 0, err);
     if (!rc) rc = o->g->linear_backward(o, dxdbl, w->xproj_w, dx, 1, err);
-    if (!rc) rc = o->g->silu_backward(o, sl_rows(SL_XPRE, di), dx, err);
-    if (!rc) rc = o->g->conv_backward(o, dx, w->conv_w, c->d_conv, sl_cols(SL_DXZ, 0, di, 2 * di), err);
+    if (!rc)
+        rc = o->g->silu_conv_backward(o, sl_rows(SL_XPRE, di), dx, w->conv_w, c->d_conv, sl_cols(SL_DXZ, 0, di, 2 * di),
+                                      err);
     if (!rc) rc = o->g->linear_backward(o, dxz, w->in_w, da, 0, err);
     if (rc) return rc;
     int kind = c->norm == NORM_LAYER ? SL_NORM_LAYER : SL_NORM_RMS;

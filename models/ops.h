@@ -160,16 +160,15 @@ typedef struct {
                          int accumulate, sl_error *err);
     /* out = y * SiLU(z): dz = dy y SiLU'(z), then dy *= SiLU(z) (in place) */
     int (*gate_backward)(sl_ops *o, sl_view z, sl_view y, sl_view dy, sl_view dz, sl_error *err);
-    /* The scan (its arguments as scan's) in reverse from dy: dx, ddelta and
-     * the dB and dC columns of dxdbl (dB the view, dC the dB.cols after it)
-     * are written, not added to. */
-    int (*scan_backward)(sl_ops *o, sl_view x, sl_view delta, sl_view B, const float *A_t, const float *D,
-                         sl_view dy, sl_view dx, sl_view ddelta, sl_view dB, sl_error *err);
-    /* dy *= softplus'(pre), SiLU'(pre) (whole rows) */
-    int (*softplus_backward)(sl_ops *o, sl_view pre, sl_view dy, sl_error *err);
-    int (*silu_backward)(sl_ops *o, sl_view pre, sl_view dy, sl_error *err);
-    /* dx = the conv's transpose of dy, K taps, w [dy.cols][K] */
-    int (*conv_backward)(sl_ops *o, sl_view dy, const float *w, int K, sl_view dx, sl_error *err);
+    /* The scan (its arguments as scan's; delta = softplus(dpre)) in reverse
+     * from dy: dx, d logit / d dpre in ddelta and the dB and dC columns of
+     * dxdbl (dB the view, dC the dB.cols after it) are written, not added
+     * to. */
+    int (*scan_backward)(sl_ops *o, sl_view x, sl_view delta, sl_view dpre, sl_view B, const float *A_t,
+                         const float *D, sl_view dy, sl_view dx, sl_view ddelta, sl_view dB, sl_error *err);
+    /* For SiLU(the causal conv): dy *= SiLU'(pre) (in place, whole rows),
+     * then dx = the conv's transpose of dy, K taps, w [dy.cols][K] */
+    int (*silu_conv_backward)(sl_ops *o, sl_view pre, sl_view dy, const float *w, int K, sl_view dx, sl_error *err);
     /* dy *= act'(pre) (act: ACT_*, whole rows) */
     int (*activation_backward)(sl_ops *o, int act, sl_view pre, sl_view dy, sl_error *err);
     /* SL_DQKV = d logit / d qkv (q and k rotated) of layer's attention from

@@ -117,18 +117,28 @@ static void scan_case(shape s)
             }
         }
     }
-    sl_mamba_scan_backward(A, D, ckpt, x, delta, xdbl, ldb, R, dy, T, di, S, scratch, dx, dd, dxdbl);
+    sl_mamba_scan_backward(A, D, ckpt, x, delta, NULL, xdbl, ldb, R, dy, T, di, S, scratch, dx, dd, dxdbl);
     double ex = rel_d(dx, di, dxw, di, T, di), ed = rel_d(dd, di, ddw, di, T, di);
     double eb = rel_d(dxdbl + R, ldb, dbw, S, T, S), eC = rel_d(dxdbl + R + S, ldb, dcw, S, T, S);
     CHECK(ex <= 1e-5 && ed <= 1e-5 && eb <= 1e-5 && eC <= 1e-5, "scan backward T %d di %d S %d: dx %.3g, d delta %.3g, dB %.3g, dC %.3g",
           T, di, S, ex, ed, eb, eC);
+    /* with softplus's backward folded in: the bits of the scan's d delta
+     * times sl_softplus_backward's, the rest as without */
+    float *dpre = malloc(td * 4), *dx2 = malloc(td * 4), *dd2 = malloc(td * 4), *dxdbl2 = malloc((size_t)T * ldb * 4);
+    fill(dpre, td, -25, 25); /* both sides of softplus's threshold 20 */
+    memcpy(dxdbl2, dxdbl, (size_t)T * ldb * 4);
+    sl_mamba_scan_backward(A, D, ckpt, x, delta, dpre, xdbl, ldb, R, dy, T, di, S, scratch, dx2, dd2, dxdbl2);
+    sl_softplus_backward(dpre, dd, (long)td);
+    CHECK(!memcmp(dd2, dd, td * 4) && !memcmp(dx2, dx, td * 4) && !memcmp(dxdbl2, dxdbl, (size_t)T * ldb * 4),
+          "scan backward T %d di %d S %d with dpre: not the bits of the scan, then softplus's backward", T, di, S);
+    free(dpre), free(dx2), free(dd2), free(dxdbl2);
 
     free(x), free(delta), free(xdbl), free(A), free(D), free(dy), free(y), free(state), free(ckpt), free(dx), free(dd);
     free(dxdbl), free(scratch), free(st), free(yw), free(g), free(dxw), free(ddw), free(dbw), free(dcw);
 }
 
 /* The causal conv, forward (sl_mamba_conv, with SiLU, keeping the conv
- * before it) and its transpose (sl_mamba_conv_backward), against double
+ * before it) and its transpose (sl_mamba_silu_conv_backward), against double
  * loops and, bit for bit, against the float sum they are defined to take:
  * the bias, then o += w x from tap 0 (the oldest position) to tap K - 1,
  * and in the transpose the newest position first (the same statement, so
@@ -194,7 +204,7 @@ static void conv_case(int T, int di, int K, int bias)
     CHECK(!memcmp(out, act, td * 4), "conv T %d di %d K %d: conv + SiLU differs from the kept pass", T, di, K);
 
     for (size_t k = 0; k < (size_t)T * ldx; k++) dxs[k] = 7.0f; /* the columns past di must stay */
-    sl_mamba_conv_backward(dy, T, di, K, w, dxs, ldx);
+    sl_mamba_silu_conv_backward(NULL, dy, T, di, K, w, dxs, ldx);
     int dbits = 1, dkept = 1;
     double de = 0;
     for (int t = 0; t < T; t++) {
@@ -204,6 +214,18 @@ static void conv_case(int T, int di, int K, int bias)
     de = rel_d(dxs, ldx, dwant, di, T, di);
     CHECK(de <= 1e-6 && dbits && dkept, "conv backward T %d di %d K %d: %.3g from the double sum, float bits %d, rows' rest kept %d",
           T, di, K, de, dbits, dkept);
+    /* SiLU's backward folded in: the bits of sl_silu_backward's pass, then
+     * the transpose, in dx and in dy (multiplied in place) */
+    float *spre = malloc(td * 4), *dy1 = malloc(td * 4), *dy2 = malloc(td * 4), *dx1 = malloc((size_t)T * ldx * 4);
+    fill(spre, td, -6, 6);
+    memcpy(dy1, dy, td * 4), memcpy(dy2, dy, td * 4);
+    for (size_t k = 0; k < (size_t)T * ldx; k++) dx1[k] = dxs[k] = 7.0f;
+    sl_silu_backward(spre, dy1, (long)td);
+    sl_mamba_silu_conv_backward(NULL, dy1, T, di, K, w, dx1, ldx);
+    sl_mamba_silu_conv_backward(spre, dy2, T, di, K, w, dxs, ldx);
+    CHECK(!memcmp(dx1, dxs, (size_t)T * ldx * 4) && !memcmp(dy1, dy2, td * 4),
+          "SiLU + conv backward T %d di %d K %d: not the bits of SiLU's backward, then the transpose", T, di, K);
+    free(spre), free(dy1), free(dy2), free(dx1);
     free(x), free(w), free(b), free(out), free(pre), free(act), free(ref), free(dxs), free(dref), free(want), free(dwant);
     free(dy);
 }
