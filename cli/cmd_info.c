@@ -12,11 +12,14 @@ static const char USAGE[] =
     "  of MODEL (a directory with config.json and its weights: model.safetensors, pytorch_model.bin or one\n"
     "  .pt/.pth).\n";
 
+/* The key column: as wide as the longest key, norm_before_gate */
+#define KEY_W 16
+
 /* One key: its value, then where it came from (design.md section 2.1). */
 static void print_key(void *config, const char *name, const char *value)
 {
     const char *from = sl_config_source_of(config, name);
-    printf("%-14s %-22s %s\n", name, value, from ? from : "");
+    printf("%-*s %-22s %s\n", KEY_W, name, value, from ? from : "");
 }
 
 static int cmd_info(int argc, char **argv)
@@ -30,10 +33,11 @@ static int cmd_info(int argc, char **argv)
         sl_model_free(&m);
         return sl_report(&err);
     }
-    printf("model          %s\n", a.pos[0]);
+    printf("%-*s %s\n", KEY_W, "model", a.pos[0]);
     sl_config_each_key(&m.c, print_key, (void *)&m.c);
-    printf("head           %d logit row%s\n", m.head_rows, m.head_rows == 2 ? "s (logit = z1 - z0)" : "");
-    printf("parameters     %zu\n\ntensors (%d): name in the file, dtype, shape, role in seqlens\n", m.n_params, m.n_tensors);
+    printf("%-*s %d logit row%s\n", KEY_W, "head", m.head_rows, m.head_rows == 2 ? "s (logit = z1 - z0)" : "");
+    printf("%-*s %zu\n\ntensors (%d): name in the file, dtype, shape, role in seqlens\n", KEY_W, "parameters", m.n_params,
+           m.n_tensors);
     for (int i = 0; i < m.n_tensors; i++) {
         const sl_tensor_info *t = &m.tensors[i];
         char shape[96];

@@ -61,6 +61,8 @@ fi
 # - report.html's "written YYYY-MM-DD HH:MM UTC"
 # - HDF5 files carry their objects' creation times: compared as h5dump's
 #   text, less its first line (the file's name)
+# - info's columns, widened for norm_before_gate since BASE: its stdout is
+#   compared with each run of spaces as one
 # and one interface added since BASE, whose results are the same bits:
 # - --base-logits FILE (ablate --family, reverse-test, attribute: eval's
 #   logits instead of a pass of their own): analyze's stage commands name it
@@ -82,6 +84,7 @@ normalise() { # a directory of one run's outputs ($name: its case)
             ;;
         */analyze.json) edit "$f" -E -e 's/^(\t*"seconds":\t).*$/\1S/' -e 's/ --base-logits [^ "]*//' ;;
         */stdout)
+            case $name in *-info) edit "$f" -e 's/  */ /g' ;; esac
             case $name in ablate-help | reverse-test-help | attribute-help)
                 awk '/^  --base-logits /{skip = 1; next} skip && /^    /{next} {skip = 0; print}' "$f" >"$f.tmp" &&
                     mv "$f.tmp" "$f" ;;

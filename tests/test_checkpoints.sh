@@ -64,6 +64,7 @@ check "info mamba_ssm_mixer_mamba2: arch from dt_bias" grep -q "^arch  *mamba2  
 check "info: headdim from A_log" grep -q "^headdim  *4 (nheads 4)  *inferred from tensor 'backbone.layers.0.mixer.A_log' \[4\]" "$T/info.txt"
 check "info: ngroups from conv1d and d_state" grep -q "^ngroups  *1  *inferred from tensor 'backbone.layers.0.mixer.conv1d.weight' \[24, 1, 4\] (ngroups\*d_state = 4) and d_state" "$T/info.txt"
 check "info: D_has_hdim, dt_limit, norm_before_gate" sh -c "grep -q '^D_has_hdim  *true  *inferred' '$T/info.txt' && grep -q '^dt_limit  *\[0, 0.2\]  *config' '$T/info.txt' && grep -q '^norm_before_gate true  *config' '$T/info.txt'"
+check "info: every source column lines up, norm_before_gate's too" [ "$(awk '/ config$/ {print index($0, " config")}' "$T/info.txt" | sort -u | wc -l)" -eq 1 ]
 check "info: the seven mixer hook points of a layer" sh -c "[ \$(grep -c '^  blocks.0.mixer\.' '$T/info.txt') -eq 7 ] && grep -q '^  blocks.1.mixer.y  *\[N, L, 16\]' '$T/info.txt' && grep -q '^  blocks.1.mixer.delta  *\[N, L, 4\]' '$T/info.txt'"
 
 # Hugging Face n_groups > 1: read with mamba_ssm's grouped gated norm (transformers 5's too); a config
