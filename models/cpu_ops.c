@@ -202,9 +202,8 @@ static int gate(sl_ops *o, int step, int ablated, sl_view z, sl_view y, sl_view 
         sl_mamba_gate(zp, z.ld, yp, y.ld, T, di, op, out.ld);
         return SL_OK;
     }
-    if (op != yp) {
-        for (int t = 0; t < T; t++)
-            for (int k = 0; k < di; k++) op[(long)t * out.ld + k] = yp[(long)t * y.ld + k] * 1.0f;
+    if (op != yp) { /* the gate ablated: SiLU(z) is 1, so out = y */
+        for (int t = 0; t < T; t++) memcpy(op + (long)t * out.ld, yp + (long)t * y.ld, (size_t)di * sizeof *op);
         return SL_OK;
     }
     if (step != SL_OP_GATE_MULTIPLY)
