@@ -171,7 +171,7 @@ static void stage_args(sl_plan *p)
     sl_plan_run(p);
 }
 
-/* measured: an integrated-gradients step costs 2.3 to 2.9 eval passes on
+/* measured: an integrated-gradients step costs 2.0 to 3.2 eval passes on
  * the 4-layer benchmark Mamba (bench/README.md); ig adds a forward pass per
  * example for the baseline's logit (the input's is eval's) */
 static double stage_weight(const sl_plan *p) { return (3.0 * p->steps + 1) * sl_plan_part(p); }
