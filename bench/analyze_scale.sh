@@ -4,10 +4,11 @@
 # `seqlens analyze` at the user's scale (issue 18): N gym sequences of L tokens (default 500 x 4,096,
 # 2 threads).  Writes `seqlens gym --task count --n N --len L --seed 1 -o DIR/data.h5` and d 64 models
 # of K layers (default 4; bench/make_bench_models.py's initialisers, the gym's vocabulary, pad token 0),
-# then per model times `seqlens eval` three times (one eval pass: the median, as a single run varied by
-# 3% here) and runs `seqlens analyze MODEL DIR/data.h5 -o DIR/an-MODEL
-# --threads T --force`, and prints each stage's seconds (from DIR/an-MODEL/analyze.json) and the total,
-# also as multiples of that eval pass, as a Markdown table.  --model defaults to mamba (the issue's
+# then per model times `seqlens eval` three times, runs `seqlens analyze MODEL DIR/data.h5 -o DIR/an-MODEL
+# --threads T --force`, times eval three times more, and prints each stage's seconds (from
+# DIR/an-MODEL/analyze.json) and the total, also as multiples of one eval pass (the median of the six:
+# a single eval varied by 3% within minutes here, and by 16% over the hour of a run, so the evals
+# bracket the analyze they divide), as a Markdown table.  --model defaults to mamba (the issue's
 # model); mamba2 is bench/make_bench_models.py's Mamba-2 (headdim 16, d_state 64); both is mamba and
 # transformer, all adds mamba2; the Transformer's attention makes it many times slower at L 4,096.  DIR defaults to
 # bench/data/analyze-NxL.  Exit status: 0 when every run finished, 1 when one failed, 2 on bad usage.
@@ -65,20 +66,21 @@ with h5py.File(sys.argv[1], "r") as f:
 say "models: d 64, $LAYERS layers, vocabulary $VOCAB"
 "$PY" bench/make_bench_models.py "$DIR" --len "$LEN" --layers "$LAYERS" --vocab "$VOCAB" --data 0 >&2 || exit 1
 
+# three timed evals of $1, their seconds on stdout; fails when one does
+time_evals() {
+    for _ in 1 2 3; do
+        t0=$(now)
+        "$SEQLENS" eval "$DIR/$1" "$DIR/data.h5" --threads "$THREADS" >&2 || return 1
+        printf ' %s' "$(seconds_since "$t0")"
+    done
+}
+
 FAILED=0
 for model in $MODELS; do
-    say "$model: one eval pass, the median of three ($SEQLENS eval $DIR/$model $DIR/data.h5 --threads $THREADS)"
-    evals= ok=1
-    for _ in 1 2 3; do
-        start=$(now)
-        if ! "$SEQLENS" eval "$DIR/$model" "$DIR/data.h5" --threads "$THREADS" >&2; then ok=0; break; fi
-        evals="$evals $(seconds_since "$start")"
-    done
-    if [ "$ok" = 0 ]; then
+    say "$model: one eval pass, the median of six, three timed before analyze and three after ($SEQLENS eval $DIR/$model $DIR/data.h5 --threads $THREADS)"
+    if ! before=$(time_evals "$model"); then
         echo "analyze_scale.sh: $model: seqlens eval failed" >&2; FAILED=1; continue
     fi
-    eval_s=$(printf '%s\n' $evals | sort -g | sed -n 2p)
-    say "$model: eval passes took$evals s"
 
     say "$model: $SEQLENS analyze $DIR/$model $DIR/data.h5 -o $DIR/an-$model --threads $THREADS --force"
     start=$(now)
@@ -86,6 +88,12 @@ for model in $MODELS; do
         echo "analyze_scale.sh: $model: seqlens analyze failed (its logs: $DIR/an-$model/logs/)" >&2; FAILED=1; continue
     fi
     wall_s=$(seconds_since "$start")
+
+    if ! after=$(time_evals "$model"); then
+        echo "analyze_scale.sh: $model: seqlens eval failed" >&2; FAILED=1; continue
+    fi
+    say "$model: evals before analyze took$before s, after it$after s"
+    eval_s=$(printf '%s\n' $before $after | sort -g | awk '{v[NR] = $1} END { printf "%.3f\n", (v[3] + v[4]) / 2 }')
 
     say "$model: results (Markdown)"
     "$PY" bench/analyze_table.py "$DIR/an-$model" "$eval_s" "$wall_s" || FAILED=1

@@ -2,7 +2,7 @@
 
 AN_DIR is analyze's output directory: its analyze.json lists each stage's seconds.  EVAL_S is the
 wall time of one `seqlens eval` of the same model and data (one forward pass per example), timed
-just before (analyze_scale.sh: the median of three), and WALL_S the wall time of the whole analyze
+around it (analyze_scale.sh: the median of six, three before and three after), and WALL_S the wall time of the whole analyze
 command (which also writes the report). Every time is also printed as a multiple of that eval
 pass, the unit that holds up on a shared machine.  Used by bench/analyze_scale.sh.
 """
@@ -23,7 +23,7 @@ def main(argv):
     print(f"`seqlens analyze` of a {config['arch']} (d {config['d_model']}, {config['n_layers']} layers, "
           f"{run['parameters']:,} parameters) over {summary['examples_analysed']:,} examples of up to "
           f"{summary['padded_length']:,} tokens; options `{run['inputs']['options']}`; "
-          f"one `seqlens eval` (the median of three): {eval_s:.2f} s.")
+          f"one `seqlens eval` (the median of six, three before analyze and three after): {eval_s:.2f} s.")
     print()
     print("| stage | seconds | eval passes |")
     print("|---|---|---|")
