@@ -32,10 +32,11 @@ typedef struct {
  * row0..len-1 gives those rows the bits of the whole pass's call only when
  * row0 falls on the kernels' tiles and the call is not a small one. With
  * OpenBLAS 0.3.21, measured on the shapes of Mamba's projections: its
- * SkylakeX kernels need row0 a multiple of 32 and more than 33 rows, its
- * Haswell kernels a multiple of 24, its generic ones nothing; 96 serves
- * all three, and the restart's logits are then the whole pass's bit for
- * bit. Another BLAS may round the restarted rows differently (within
+ * Haswell kernels need a multiple of 24, its generic ones nothing, and its
+ * SkylakeX kernels (tests/test_patch.c's restarts, 4,320 cells) gave the
+ * whole pass's bits from multiples of 48 and 96 with at least 64 rows, not
+ * from multiples of 32 or 64, nor with 34 rows; 96 serves all three, and
+ * the restart's logits are then the whole pass's bit for bit. Another BLAS may round the restarted rows differently (within
  * float32 rounding: tests/test_patch.c checks 1e-5). */
 #define SL_RESTART_ALIGN 96
 #define SL_RESTART_ROWS 64
