@@ -36,8 +36,9 @@ typedef struct {
  * SkylakeX kernels (tests/test_patch.c's restarts, 4,320 cells) gave the
  * whole pass's bits from multiples of 48 and 96 with at least 64 rows, not
  * from multiples of 32 or 64, nor with 34 rows; 96 serves all three, and
- * the restart's logits are then the whole pass's bit for bit. Another BLAS may round the restarted rows differently (within
- * float32 rounding: tests/test_patch.c checks 1e-5). */
+ * the restart's logits are then the whole pass's bit for bit. Another
+ * BLAS may round the restarted rows differently (within float32 rounding:
+ * tests/test_patch.c checks 1e-5). */
 #define SL_RESTART_ALIGN 96
 #define SL_RESTART_ROWS 64
 int sl_mamba_restart_row(int first_row, int len);
