@@ -161,17 +161,23 @@ void sl_mamba_silu(const float *x, int ldx, int T, int di, float *out)
 #endif
 }
 
+#ifdef __AVX512F__
+/* Every vector of p, four at a time, then one at a time; inlined once with
+ * pre and once with NULL, so that keeping the input is decided outside
+ * the loops */
+static inline __attribute__((always_inline)) void softplus_all16(float *p, float *pre, long n)
+{
+    long k = 0;
+    for (; k + 64 <= n; k += 64) softplus_at16(p, pre, n, k, 4);
+    for (; k < n; k += 16) softplus_at16(p, pre, n, k, 1);
+}
+#endif
+
 void sl_mamba_softplus(float *p, long n, float *pre)
 {
 #ifdef __AVX512F__
-    long k = 0;
-    if (pre) {
-        for (; k + 64 <= n; k += 64) softplus_at16(p, pre, n, k, 4);
-        for (; k < n; k += 16) softplus_at16(p, pre, n, k, 1);
-    } else {
-        for (; k + 64 <= n; k += 64) softplus_at16(p, NULL, n, k, 4);
-        for (; k < n; k += 16) softplus_at16(p, NULL, n, k, 1);
-    }
+    if (pre) softplus_all16(p, pre, n);
+    else softplus_all16(p, NULL, n);
 #else
     if (pre) memcpy(pre, p, (size_t)n * sizeof *p);
     for (long k = 0; k < n; k++) p[k] = sl_softplus(p[k]);

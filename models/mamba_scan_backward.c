@@ -69,7 +69,6 @@ static inline float hsum(const float *p)
 typedef struct {
     const float *xc, *delta, *xdbl, *dy, *D; /* dy: d logit / d y, the scan's output */
     int T, di, S, R, nx;                     /* R: where B begins in a row of xdbl, nx: its stride */
-    const float *dpre;                       /* delta = softplus(dpre), or NULL */
 } scan_in;
 /* s_t for t0 <= t < t1 into st[1 + t - t0] from st[0] = s_{t0-1}, and
  * exp(delta_t A) into at[t - t0]: the forward's recurrence (scan_v8). */
@@ -250,8 +249,10 @@ __attribute__((noinline)) static void group_reverse(const v16_bufs *k, const sca
     else group_reverse_n(k, in, c, n0, nn, t0, t1, 0, last, dx, dd);
 }
 
-static void scan_backward_v16(const scan_in *in, const float *A_t, const float *ckpt, float *scratch, float *dx,
-                              float *dd, float *dxdbl)
+/* sl_mamba_scan_backward on 16 lanes; with dpre, softplus's backward runs
+ * on each chunk's rows of d delta as the chunk finishes */
+static void scan_backward_v16(const scan_in *in, const float *A_t, const float *ckpt, const float *dpre,
+                              float *scratch, float *dx, float *dd, float *dxdbl)
 {
     int di = in->di, S = in->S, C = SL_SCAN_CHUNK;
     v16_bufs k = {.st = scratch};
@@ -291,7 +292,7 @@ static void scan_backward_v16(const scan_in *in, const float *A_t, const float *
             }
         }
         /* softplus's backward on the chunk's rows of d delta while they are in L1 */
-        if (in->dpre) sl_softplus_backward(in->dpre + (long)t0 * di, dd + (long)t0 * di, (long)(t1 - t0) * di);
+        if (dpre) sl_softplus_backward(dpre + (long)t0 * di, dd + (long)t0 * di, (long)(t1 - t0) * di);
     }
 }
 #endif
@@ -302,14 +303,13 @@ void sl_mamba_scan_backward(const float *A_t, const float *D, const float *ckpt,
                             const float *dpre, const float *xdbl, int ldb, int boff, const float *dy, int T, int di,
                             int S, float *scratch, float *dx, float *dd, float *dxdbl)
 {
+    const scan_in ins = {xc, delta, xdbl, dy, D, T, di, S, boff, ldb}, *in = &ins;
 #ifdef __AVX512F__
     if (di % 16 == 0) {
-        const scan_in ins = {xc, delta, xdbl, dy, D, T, di, S, boff, ldb, dpre};
-        scan_backward_v16(&ins, A_t, ckpt, scratch, dx, dd, dxdbl);
+        scan_backward_v16(in, A_t, ckpt, dpre, scratch, dx, dd, dxdbl);
         return;
     }
 #endif
-    const scan_in ins = {xc, delta, xdbl, dy, D, T, di, S, boff, ldb, NULL}, *in = &ins;
     chunk_bufs k = chunk_view(di, S, scratch);
     memset(k.A, 0, (size_t)(2 * k.plane + k.di8) * sizeof *k.A); /* A, ds, D with their padding */
     for (int n = 0; n < S; n++) memcpy(k.A + (long)n * k.di8, A_t + (long)n * di, (size_t)di * sizeof *k.A);
