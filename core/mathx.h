@@ -47,6 +47,11 @@ static inline float sl_exp_nonpos(float x) { return sl_exp_clamped(x > -87.3f ? 
 
 static inline float sl_silu(float x) { return x / (1.0f + sl_exp(-x)); }
 
+/* The logistic 1 / (1 + exp(-x)), and SiLU'(x) = s (1 + x (1 - s)) from it
+ * (SiLU(x) = x s) */
+static inline float sl_logistic(float x) { return 1.0f / (1.0f + sl_exp(-x)); }
+static inline float sl_silu_grad_of(float x, float s) { return s * (1.0f + x * (1.0f - s)); }
+
 /* Natural log of a positive normal float, Cephes' logf polynomial on the
  * mantissa in [sqrt(1/2), sqrt(2)). */
 static inline float sl_log(float x)

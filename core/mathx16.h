@@ -116,6 +116,17 @@ static inline v16f sl_silu_grad16(v16f x)
     return sl_silu_grad_of16(x, s);
 }
 
+/* x = SiLU(x) (sl_silu16n's bits), and g = SiLU'(x) (sl_silu_grad16's: the
+ * same exp(-x) gives both) */
+static inline __attribute__((always_inline)) void sl_silu_and_grad16n(v16f *x, v16f *g, const int N)
+{
+    v16f m[SL_N16_MAX], e[SL_N16_MAX];
+    SL_EACH(j, N) m[j] = -x[j];
+    sl_exp16n(m, e, N);
+    SL_EACH(j, N) g[j] = sl_silu_grad_of16(x[j], 1.0f / (1.0f + e[j]));
+    SL_EACH(j, N) x[j] = x[j] / (1.0f + e[j]);
+}
+
 /* l = sl_log(w) for w in [1, 2] (softplus's 1 + exp(-|x|)) and NaN: the
  * exponent and mantissa from getexp / getmant, then sl_log's steps. */
 static inline __attribute__((always_inline)) void sl_log_1to2_16n(const v16f *w, v16f *l, const int N)

@@ -73,13 +73,19 @@ void sl_mamba_scan_backward(const float *A_t, const float *D, const float *ckpt,
                             int S, float *scratch, float *dx, float *dd, float *dxdbl);
 /* The floats of sl_mamba_scan_backward's scratch. */
 size_t sl_mamba_scan_scratch_floats(int di, int S);
-void sl_mamba_gate_backward(const float *z, int ldz, const float *y, int T, int di, float *dy, float *dz, int lddz);
+/* The gate's backward from what sl_mamba_gate_keep kept, SiLU(z) in sz and
+ * SiLU'(z) in dk (rows of ldz): dz = dy y SiLU'(z) (rows of lddz), then
+ * dy *= SiLU(z) (rows of di) */
+void sl_mamba_gate_backward_kept(const float *sz, const float *dk, int ldz, const float *y, int T, int di, float *dy,
+                                 float *dz, int lddz);
 void sl_softplus_backward(const float *pre, float *dy, long n);
 void sl_silu_backward(const float *pre, float *dy, long n);
 /* dx (rows of ldx) = the causal conv's transpose of dy [T][di]; with pre
  * (the conv's output [T][di]), dy is d logit / d SiLU(pre), first
- * multiplied by SiLU'(pre) in place (sl_silu_backward's bits) */
-void sl_mamba_silu_conv_backward(const float *pre, float *dy, int T, int di, int K, const float *w, float *dx, int ldx);
+ * multiplied by SiLU'(pre) in place (sl_silu_backward's bits); with dsilu
+ * instead (SiLU' as sl_mamba_conv_silu_keep kept it), by dsilu */
+void sl_mamba_silu_conv_backward(const float *pre, const float *dsilu, float *dy, int T, int di, int K, const float *w,
+                                 float *dx, int ldx);
 void sl_backward_ws_free(sl_backward_ws *b);
 /* The Mamba fields of b for max_len L; 0 when out of memory. */
 int sl_mamba_backward_alloc(const sl_config *c, size_t L, sl_backward_ws *b);

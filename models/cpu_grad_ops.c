@@ -54,10 +54,12 @@ static int norm_backward(sl_ops *o, int kind, sl_view x, const float *w, float e
     return SL_OK;
 }
 
+/* z: SiLU(z), with SiLU'(z) before it on the tape's xz (the taped forward's gate) */
 static int gate_backward(sl_ops *o, sl_view z, sl_view y, sl_view dy, sl_view dz, sl_error *err)
 {
     (void)err;
-    sl_mamba_gate_backward(at(o, z), z.ld, at(o, y), rows(o, y), y.cols, at(o, dy), at(o, dz), dz.ld);
+    sl_mamba_gate_backward_kept(at(o, z), cpu(o)->tape->xz, z.ld, at(o, y), rows(o, y), y.cols, at(o, dy), at(o, dz),
+                                dz.ld);
     return SL_OK;
 }
 
@@ -75,7 +77,10 @@ static int scan_backward(sl_ops *o, sl_view x, sl_view delta, sl_view dpre, sl_v
 static int silu_conv_backward(sl_ops *o, sl_view pre, sl_view dy, const float *w, int K, sl_view dx, sl_error *err)
 {
     (void)err;
-    sl_mamba_silu_conv_backward(at(o, pre), at(o, dy), rows(o, dy), dy.cols, K, w, at(o, dx), dx.ld);
+    /* a Mamba-1 block's tape keeps SiLU' (SL_XPRE on the tape); Mamba-2's pre is the conv, run again */
+    const float *p = at(o, pre);
+    sl_mamba_silu_conv_backward(cpu(o)->tape ? NULL : p, cpu(o)->tape ? p : NULL, at(o, dy), rows(o, dy), dy.cols, K, w,
+                                at(o, dx), dx.ld);
     return SL_OK;
 }
 

@@ -73,7 +73,7 @@ static float *at(sl_ops *o, sl_view v)
     case SL_FF: base = ws->ff; break;
     case SL_H_IN: base = c->h_in; break;
     case SL_G: base = ws->bw->g; break;
-    case SL_XPRE: base = tp ? tp->xpre : ws->bw->buf[2]; break;
+    case SL_XPRE: base = tp ? tp->dsilu : ws->bw->buf[2]; break; /* the tape keeps SiLU' instead */
     case SL_DPRE: base = tp ? tp->dpre : ws->bw->buf[0]; break;
     case SL_DA: base = ws->bw->buf[8]; break;
     case SL_DY: base = ws->bw->buf[3]; break;
@@ -135,15 +135,10 @@ static int conv_silu(sl_ops *o, sl_view x, const float *w, const float *b, int K
 {
     (void)err;
     const sl_cpu_ops *c = cpu(o);
-    if (c->tape) { /* the taped forward keeps the conv before its SiLU, for the backward's SiLU' */
-        float *pre = c->tape->xpre;
-        int T = rows(o, x), di = x.cols;
-        if (identity) {
-            for (int t = 0; t < T; t++) memcpy(pre + (long)t * di, at(o, x) + (long)t * x.ld, (size_t)di * sizeof *pre);
-            sl_mamba_silu(pre, di, T, di, at(o, y));
-        } else {
-            sl_mamba_conv_silu_pre(at(o, x), x.ld, T, di, K, w, b, pre, at(o, y)); /* one pass */
-        }
+    if (c->tape) { /* the taped forward keeps SiLU' of the conv for the backward, from SiLU's own exp */
+        float *dsilu = c->tape->dsilu;
+        if (identity) sl_mamba_silu_keep(at(o, x), x.ld, rows(o, x), x.cols, at(o, y), dsilu);
+        else sl_mamba_conv_silu_keep(at(o, x), x.ld, rows(o, x), x.cols, K, w, b, dsilu, at(o, y)); /* one pass */
     } else if (identity) {
         sl_mamba_silu(at(o, x), x.ld, rows(o, x), x.cols, at(o, y));
     } else {
@@ -190,12 +185,18 @@ static int scan(sl_ops *o, sl_view x, sl_view delta, sl_view B, const float *A_t
 
 /* In place (out is y), z becomes the gate as the hook sees it where the
  * gate runs in two steps around its hook; out of place (the taped
- * forward), z stays as it was, for the backward. */
+ * forward), z becomes what the backward multiplies by: the tape's xz
+ * (sl_mamba_tape). */
 static int gate(sl_ops *o, int step, int ablated, sl_view z, sl_view y, sl_view out, sl_error *err)
 {
     (void)err;
+    const sl_cpu_ops *c = cpu(o);
     float *zp = at(o, z), *yp = at(o, y), *op = at(o, out);
     int T = rows(o, y), di = y.cols;
+    if (c->tape && !ablated && op != yp) { /* x, read by the conv only, gives way to SiLU'(z) */
+        sl_mamba_gate_keep(zp, z.ld, yp, y.ld, T, di, op, out.ld, c->tape->xz, z.ld);
+        return SL_OK;
+    }
     /* out = y * SiLU(z) in one pass; z itself is left alone where no hook
      * sees the gate (step BOTH), as ops.h allows */
     if (!ablated && (op != yp || step == SL_OP_GATE_BOTH)) {

@@ -18,7 +18,7 @@
 #include "models/backward.h"
 #include "models/mamba_scan.h"
 
-/* Floats a position of one block's tape takes: xz, xc, xdbl, y, xpre,
+/* Floats a position of one block's tape takes: xz, xc, xdbl, y, dsilu,
  * dpre, delta. */
 static size_t tape_row(const sl_config *c) { return 7 * (size_t)c->d_inner + c->dt_rank + 2 * (size_t)c->d_state; }
 
@@ -29,8 +29,8 @@ sl_mamba_tape sl_mamba_tape_at(const sl_model *m, sl_workspace *ws, int i)
     const sl_config *c = &m->c;
     size_t L = (size_t)ws->max_len, di = (size_t)c->d_inner, nx = (size_t)c->dt_rank + 2 * (size_t)c->d_state;
     float *base = ws->bw->mtape + (size_t)i * L * tape_row(c);
-    float *xc = base + L * 2 * di, *xdbl = xc + L * di, *y = xdbl + L * nx, *xpre = y + L * di;
-    sl_mamba_tape tp = {base, xc, xdbl, y, xpre, xpre + L * di, xpre + 2 * L * di,
+    float *xc = base + L * 2 * di, *xdbl = xc + L * di, *y = xdbl + L * nx, *dsilu = y + L * di;
+    sl_mamba_tape tp = {base, xc, xdbl, y, dsilu, dsilu + L * di, dsilu + 2 * L * di,
                         ws->bw->ckpt + (size_t)i * chunks(L) * c->d_state * di};
     return tp;
 }
@@ -45,27 +45,10 @@ int sl_mamba_backward_alloc(const sl_config *c, size_t L, sl_backward_ws *b)
     return (b->mtape = malloc(tape)) && (b->ckpt = malloc(ckpt)) && (b->chunk = aligned_alloc(64, chunk));
 }
 
-#ifndef __AVX512F__
-/* SiLU'(x) from the logistic s = 1 / (1 + exp(-x)) (SiLU(x) = x s) */
-static inline float silu_grad_of(float x, float s) { return s * (1.0f + x * (1.0f - s)); }
-
-static inline float logistic(float x) { return 1.0f / (1.0f + sl_exp(-x)); }
-#else
+#ifdef __AVX512F__
 /* The loops below on sixteen lanes (core/mathx16.h), the same operations
  * in the same order as their scalar forms, so the same bits; GCC's own
- * vectorisation of those took a blend for each ?: of sl_exp. One vector
- * at a time: four at once (as softplus takes them) measured slower here. */
-static inline __attribute__((always_inline)) void gate_backward_at16(const float *zt, const float *yt, float *gy,
-                                                                     float *dzt, int c, int di, const int N)
-{
-    v16f zv[SL_N16_MAX], s[SL_N16_MAX], g[SL_N16_MAX];
-    __mmask16 m[SL_N16_MAX];
-    SL_EACH(j, N) m[j] = sl_lanes16(c + 16 * j, di), zv[j] = sl_load16(zt + c + 16 * j, m[j]);
-    sl_logistic16n(zv, s, N);
-    SL_EACH(j, N) g[j] = sl_load16(gy + c + 16 * j, m[j]);
-    SL_EACH(j, N) sl_store16(dzt + c + 16 * j, m[j], g[j] * sl_load16(yt + c + 16 * j, m[j]) * sl_silu_grad_of16(zv[j], s[j]));
-    SL_EACH(j, N) sl_store16(gy + c + 16 * j, m[j], g[j] * (zv[j] * s[j]));
-}
+ * vectorisation of those took a blend for each ?: of sl_exp. */
 
 /* dy *= softplus'(pre) (silu 0) or SiLU'(pre) (silu 1) */
 static void act_backward16(const float *pre, float *dy, long n, int silu)
@@ -78,20 +61,18 @@ static void act_backward16(const float *pre, float *dy, long n, int silu)
 }
 #endif
 
-void sl_mamba_gate_backward(const float *z, int ldz, const float *y, int T, int di, float *dy, float *dz, int lddz)
+/* Products only: what the gate's exp gave is on the tape (sl_mamba_gate_keep) */
+void sl_mamba_gate_backward_kept(const float *sz, const float *dk, int ldz, const float *y, int T, int di, float *dy,
+                                 float *dz, int lddz)
 {
     for (int t = 0; t < T; t++) {
-        const float *zt = z + (long)t * ldz, *yt = y + (long)t * di;
+        const float *st = sz + (long)t * ldz, *kt = dk + (long)t * ldz, *yt = y + (long)t * di;
         float *gy = dy + (long)t * di, *dzt = dz + (long)t * lddz;
-#ifdef __AVX512F__
-        for (int ch = 0; ch < di; ch += 16) gate_backward_at16(zt, yt, gy, dzt, ch, di, 1);
-#else
+#pragma omp simd
         for (int ch = 0; ch < di; ch++) {
-            float s = logistic(zt[ch]);
-            dzt[ch] = gy[ch] * yt[ch] * silu_grad_of(zt[ch], s);
-            gy[ch] *= zt[ch] * s; /* now d logit / d y */
+            dzt[ch] = gy[ch] * yt[ch] * kt[ch];
+            gy[ch] *= st[ch]; /* now d logit / d y */
         }
-#endif
     }
 }
 
@@ -101,7 +82,7 @@ void sl_softplus_backward(const float *pre, float *dy, long n)
 #ifdef __AVX512F__
     act_backward16(pre, dy, n, 0);
 #else
-    for (long k = 0; k < n; k++) dy[k] *= pre[k] > 20.0f ? 1.0f : logistic(pre[k]);
+    for (long k = 0; k < n; k++) dy[k] *= pre[k] > 20.0f ? 1.0f : sl_logistic(pre[k]);
 #endif
 }
 
@@ -110,7 +91,7 @@ void sl_silu_backward(const float *pre, float *dy, long n)
 #ifdef __AVX512F__
     act_backward16(pre, dy, n, 1);
 #else
-    for (long k = 0; k < n; k++) dy[k] *= silu_grad_of(pre[k], logistic(pre[k]));
+    for (long k = 0; k < n; k++) dy[k] *= sl_silu_grad_of(pre[k], sl_logistic(pre[k]));
 #endif
 }
 
@@ -133,34 +114,37 @@ static void conv_backward_v8(const float *dy, int T, int di, int K, const float 
 }
 
 #ifdef __AVX512F__
-/* dy *= SiLU'(pre) on row t's channels c0..c0+nc-1 (rows of di) */
-static inline void silu_backward_row16(const float *pre, float *dy, long t, int di, int c0, int nc)
+/* dy *= SiLU'(pre), or dy *= dsilu where pre is NULL, on row t's channels
+ * c0..c0+nc-1 (rows of di) */
+static inline void silu_backward_row16(const float *pre, const float *dsilu, float *dy, long t, int di, int c0, int nc)
 {
     for (int c = 0; c < nc; c += 16) {
         long k = t * di + c0 + c;
         __mmask16 m = sl_lanes16(c, nc);
-        sl_store16(dy + k, m, sl_load16(dy + k, m) * sl_silu_grad16(sl_load16(pre + k, m)));
+        v16f f = pre ? sl_silu_grad16(sl_load16(pre + k, m)) : sl_load16(dsilu + k, m);
+        sl_store16(dy + k, m, sl_load16(dy + k, m) * f);
     }
 }
 
 /* conv_backward_v8's sums sixteen channels at a time, the same terms in
  * the same order, position by position across a block of channels, as
  * the forward's conv_k16 (models/mamba_cpu.c) and for the same reason.
- * With pre, each row of dy is multiplied by SiLU'(pre) just before the
- * first output that reads it, while it is in L1: the same products as a
- * pass of its own (sl_silu_backward), without reading and writing dy once
- * more. */
-static inline __attribute__((always_inline)) void conv_backward_k16(const float *pre, float *dy, int T, int di,
-                                                                    const int K, const float *w, float *dx, int ldx)
+ * With pre (or dsilu), each row of dy is multiplied by SiLU'(pre) (or
+ * dsilu) just before the first output that reads it, while it is in L1:
+ * the same products as a pass of its own (sl_silu_backward), without
+ * reading and writing dy once more. */
+static inline __attribute__((always_inline)) void conv_backward_k16(const float *pre, const float *dsilu, float *dy,
+                                                                    int T, int di, const int K, const float *w,
+                                                                    float *dx, int ldx)
 {
     float wt[SL_CONV16_MAX_K][SL_CONV16_BLOCK];
     for (int c0 = 0; c0 < di; c0 += SL_CONV16_BLOCK) {
         int nc = di - c0 < SL_CONV16_BLOCK ? di - c0 : SL_CONV16_BLOCK;
         sl_conv_taps16(w, K, c0, nc, wt);
-        int ready = pre ? 0 : T; /* rows of dy below it are d logit / d the conv */
+        int ready = pre || dsilu ? 0 : T; /* rows of dy below it are d logit / d the conv */
         for (int t = 0; t < T; t++) {
             for (int last = t + K - 1 < T ? t + K - 1 : T - 1; ready <= last; ready++)
-                silu_backward_row16(pre, dy, ready, di, c0, nc);
+                silu_backward_row16(pre, dsilu, dy, ready, di, c0, nc);
             int k0 = t + K > T ? t + K - T : 0; /* the last positions have fewer terms */
             const float *g = dy + (long)(t + K - 1) * di + c0;
             for (int c = 0; c < nc; c += 16) {
@@ -174,18 +158,21 @@ static inline __attribute__((always_inline)) void conv_backward_k16(const float 
 }
 #endif
 
-void sl_mamba_silu_conv_backward(const float *pre, float *dy, int T, int di, int K, const float *w, float *dx, int ldx)
+void sl_mamba_silu_conv_backward(const float *pre, const float *dsilu, float *dy, int T, int di, int K, const float *w,
+                                 float *dx, int ldx)
 {
 #ifdef __AVX512F__
     if (K == 4) { /* mamba_ssm's default d_conv: K a constant */
-        conv_backward_k16(pre, dy, T, di, 4, w, dx, ldx);
+        conv_backward_k16(pre, dsilu, dy, T, di, 4, w, dx, ldx);
         return;
     }
     if (K <= SL_CONV16_MAX_K) {
-        conv_backward_k16(pre, dy, T, di, K, w, dx, ldx);
+        conv_backward_k16(pre, dsilu, dy, T, di, K, w, dx, ldx);
         return;
     }
 #endif
     if (pre) sl_silu_backward(pre, dy, (long)T * di);
+    else if (dsilu)
+        for (long k = 0; k < (long)T * di; k++) dy[k] *= dsilu[k];
     conv_backward_v8(dy, T, di, K, w, dx, ldx);
 }

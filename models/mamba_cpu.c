@@ -33,21 +33,24 @@ static void conv_v8(const float *x, int ldx, int T, int di, int K, const float *
 
 #ifdef __AVX512F__
 /* One position's conv of N vectors of sixteen channels from c (lanes
- * below nc): into pre (if not NULL) and, through SiLU, into out (if not
- * NULL). */
+ * below nc) into out, through SiLU where silu; then SiLU' of the conv into
+ * dsilu (if not NULL). */
 static inline __attribute__((always_inline)) void conv_at16(const float *xr, int ldx, int k0, const int K,
                                                             const float (*wt)[SL_CONV16_BLOCK], const float *bt,
-                                                            int c, int nc, long at, float *pre, float *out,
-                                                            const int N)
+                                                            int c, int nc, long at, float *out, float *dsilu,
+                                                            int silu, const int N)
 {
-    v16f o[SL_N16_MAX];
+    v16f o[SL_N16_MAX], g[SL_N16_MAX];
     __mmask16 m[SL_N16_MAX];
     SL_EACH(j, N) m[j] = sl_lanes16(c + 16 * j, nc), o[j] = sl_load16(bt + c + 16 * j, m[j]);
     for (int k = k0; k < K; k++)
         SL_EACH(j, N) o[j] += sl_load16(wt[k] + c + 16 * j, m[j]) * sl_load16(xr + (long)k * ldx + c + 16 * j, m[j]);
-    if (pre) SL_EACH(j, N) sl_store16(pre + at + 16 * j, m[j], o[j]);
-    if (!out) return;
-    sl_silu16n(o, N);
+    if (dsilu) {
+        sl_silu_and_grad16n(o, g, N);
+        SL_EACH(j, N) sl_store16(dsilu + at + 16 * j, m[j], g[j]);
+    } else if (silu) {
+        sl_silu16n(o, N);
+    }
     SL_EACH(j, N) sl_store16(out + at + 16 * j, m[j], o[j]);
 }
 
@@ -59,7 +62,8 @@ static inline __attribute__((always_inline)) void conv_at16(const float *xr, int
  * taken on the register, not in a second pass. The taps, transposed to
  * [K][block] once, are loads from L1. K is a constant once inlined. */
 static inline __attribute__((always_inline)) void conv_k16(const float *x, int ldx, int T, int di, const int K,
-                                                           const float *w, const float *b, float *pre, float *out)
+                                                           const float *w, const float *b, float *out, float *dsilu,
+                                                           int silu)
 {
     float wt[SL_CONV16_MAX_K][SL_CONV16_BLOCK], bt[SL_CONV16_BLOCK];
     for (int c0 = 0; c0 < di; c0 += SL_CONV16_BLOCK) {
@@ -70,37 +74,45 @@ static inline __attribute__((always_inline)) void conv_k16(const float *x, int l
             int k0 = t < K - 1 ? K - 1 - t : 0; /* the first positions have fewer terms */
             const float *xr = x + (long)(t - (K - 1)) * ldx + c0;
             long at = (long)t * di + c0;
-            for (int c = 0; c < nc; c += 16) conv_at16(xr, ldx, k0, K, wt, bt, c, nc, at + c, pre, out, 1);
+            for (int c = 0; c < nc; c += 16) conv_at16(xr, ldx, k0, K, wt, bt, c, nc, at + c, out, dsilu, silu, 1);
         }
     }
 }
 
 /* 1 when the 16-lane conv took it */
-static int conv16(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *pre, float *out)
+static int conv16(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out,
+                  float *dsilu, int silu)
 {
-    if (K == 4) conv_k16(x, ldx, T, di, 4, w, b, pre, out); /* mamba_ssm's default d_conv */
-    else if (K <= SL_CONV16_MAX_K) conv_k16(x, ldx, T, di, K, w, b, pre, out);
+    if (K == 4) conv_k16(x, ldx, T, di, 4, w, b, out, dsilu, silu); /* mamba_ssm's default d_conv */
+    else if (K <= SL_CONV16_MAX_K) conv_k16(x, ldx, T, di, K, w, b, out, dsilu, silu);
     else return 0;
     return 1;
 }
 
-/* SiLU of N vectors of a row from c (lanes below di) */
-static inline __attribute__((always_inline)) void silu_at16(const float *x, float *out, int c, int di, const int N)
+/* SiLU of N vectors of a row from c (lanes below di), SiLU' into dsilu
+ * (if not NULL) */
+static inline __attribute__((always_inline)) void silu_at16(const float *x, float *out, float *dsilu, int c, int di,
+                                                            const int N)
 {
-    v16f v[SL_N16_MAX];
+    v16f v[SL_N16_MAX], g[SL_N16_MAX];
     __mmask16 m[SL_N16_MAX];
     SL_EACH(j, N) m[j] = sl_lanes16(c + 16 * j, di), v[j] = sl_load16(x + c + 16 * j, m[j]);
-    sl_silu16n(v, N);
+    if (dsilu) {
+        sl_silu_and_grad16n(v, g, N);
+        SL_EACH(j, N) sl_store16(dsilu + c + 16 * j, m[j], g[j]);
+    } else {
+        sl_silu16n(v, N);
+    }
     SL_EACH(j, N) sl_store16(out + c + 16 * j, m[j], v[j]);
 }
 
-/* SiLU of T rows of di, in rows of ldx and ldo */
-static void silu_rows16(const float *x, int ldx, int T, int di, float *out, int ldo)
+/* SiLU of T rows of di, in rows of ldx and ldo (dsilu: of di) */
+static void silu_rows16(const float *x, int ldx, int T, int di, float *out, int ldo, float *dsilu)
 {
     for (int t = 0; t < T; t++) {
         const float *xr = x + (long)t * ldx;
-        float *orow = out + (long)t * ldo;
-        for (int c = 0; c < di; c += 16) silu_at16(xr, orow, c, di, 1);
+        float *orow = out + (long)t * ldo, *grow = dsilu ? dsilu + (long)t * di : NULL;
+        for (int c = 0; c < di; c += 16) silu_at16(xr, orow, grow, c, di, 1);
     }
 }
 
@@ -130,36 +142,41 @@ static inline __attribute__((always_inline)) void gate_at16(const float *z, cons
 void sl_mamba_conv(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out)
 {
 #ifdef __AVX512F__
-    if (conv16(x, ldx, T, di, K, w, b, out, NULL)) return;
+    if (conv16(x, ldx, T, di, K, w, b, out, NULL, 0)) return;
 #endif
     conv_v8(x, ldx, T, di, K, w, b, out);
 }
 
-void sl_mamba_conv_silu_pre(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *pre,
-                            float *out)
+void sl_mamba_conv_silu_keep(const float *x, int ldx, int T, int di, int K, const float *w, const float *b,
+                             float *dsilu, float *out)
 {
 #ifdef __AVX512F__
-    if (conv16(x, ldx, T, di, K, w, b, pre, out)) return;
+    if (conv16(x, ldx, T, di, K, w, b, out, dsilu, 1)) return;
 #endif
     conv_v8(x, ldx, T, di, K, w, b, out);
-    if (pre) memcpy(pre, out, (size_t)T * di * sizeof *pre);
-    sl_mamba_silu(out, di, T, di, out);
+    sl_mamba_silu_keep(out, di, T, di, out, dsilu);
 }
 
 void sl_mamba_conv_silu(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out)
 {
-    sl_mamba_conv_silu_pre(x, ldx, T, di, K, w, b, NULL, out);
+    sl_mamba_conv_silu_keep(x, ldx, T, di, K, w, b, NULL, out);
 }
 
-void sl_mamba_silu(const float *x, int ldx, int T, int di, float *out)
+void sl_mamba_silu_keep(const float *x, int ldx, int T, int di, float *out, float *dsilu)
 {
 #ifdef __AVX512F__
-    silu_rows16(x, ldx, T, di, out, di);
+    silu_rows16(x, ldx, T, di, out, di, dsilu);
 #else
     for (int t = 0; t < T; t++)
-        for (int c = 0; c < di; c++) out[(long)t * di + c] = sl_silu(x[(long)t * ldx + c]);
+        for (int c = 0; c < di; c++) {
+            float v = x[(long)t * ldx + c]; /* out may be x */
+            if (dsilu) dsilu[(long)t * di + c] = sl_silu_grad_of(v, sl_logistic(v));
+            out[(long)t * di + c] = sl_silu(v);
+        }
 #endif
 }
+
+void sl_mamba_silu(const float *x, int ldx, int T, int di, float *out) { sl_mamba_silu_keep(x, ldx, T, di, out, NULL); }
 
 #ifdef __AVX512F__
 /* Every vector of p, four at a time, then one at a time; inlined once with
@@ -182,6 +199,40 @@ void sl_mamba_softplus(float *p, long n, float *pre)
     if (pre) memcpy(pre, p, (size_t)n * sizeof *p);
     for (long k = 0; k < n; k++) p[k] = sl_softplus(p[k]);
 #endif
+}
+
+#ifdef __AVX512F__
+/* gate_at16 on one vector, keeping SiLU(z) (as z s) in z and SiLU'(z) in
+ * dk: the gate backward's products, from the exp the gate takes anyway */
+static inline void gate_keep_at16(float *z, const float *y, float *out, float *dk, int c, int di)
+{
+    __mmask16 m = sl_lanes16(c, di);
+    v16f zv = sl_load16(z + c, m), e, mz = -zv;
+    sl_exp16n(&mz, &e, 1);
+    v16f s = 1.0f / (1.0f + e);
+    sl_store16(out + c, m, sl_load16(y + c, m) * (zv / (1.0f + e)));
+    sl_store16(z + c, m, zv * s);
+    sl_store16(dk + c, m, sl_silu_grad_of16(zv, s));
+}
+#endif
+
+void sl_mamba_gate_keep(float *z, int ldz, const float *y, int ldy, int T, int di, float *out, int ldo, float *dk,
+                        int ldk)
+{
+    for (int t = 0; t < T; t++) {
+        float *zr = z + (long)t * ldz, *kr = dk + (long)t * ldk, *orow = out + (long)t * ldo;
+        const float *yr = y + (long)t * ldy;
+#ifdef __AVX512F__
+        for (int c = 0; c < di; c += 16) gate_keep_at16(zr, yr, orow, kr, c, di);
+#else
+        for (int c = 0; c < di; c++) {
+            float zv = zr[c], s = sl_logistic(zv);
+            orow[c] = yr[c] * sl_silu(zv);
+            zr[c] = zv * s;
+            kr[c] = sl_silu_grad_of(zv, s);
+        }
+#endif
+    }
 }
 
 void sl_mamba_gate(const float *z, int ldz, const float *y, int ldy, int T, int di, float *out, int ldo)

@@ -151,16 +151,24 @@ void sl_mamba_conv(const float *x, int ldx, int T, int di, int K, const float *w
 /* The conv, then SiLU; sl_mamba_silu: the conv ablated (an identity kernel
  * without bias), SiLU kept. */
 void sl_mamba_conv_silu(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out);
-/* The same, keeping the conv before SiLU in pre (NULL: not kept), in one
- * pass where the 16-lane conv runs. */
-void sl_mamba_conv_silu_pre(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *pre,
-                            float *out);
+/* The same, keeping SiLU' of the conv in dsilu [T][di] (NULL: not kept)
+ * for the backward (the bits of sl_silu_backward's factor), from the exp
+ * SiLU takes. */
+void sl_mamba_conv_silu_keep(const float *x, int ldx, int T, int di, int K, const float *w, const float *b,
+                             float *dsilu, float *out);
+/* out [T][di] = SiLU(x), SiLU'(x) into dsilu [T][di] (NULL: not kept) */
+void sl_mamba_silu_keep(const float *x, int ldx, int T, int di, float *out, float *dsilu);
 void sl_mamba_silu(const float *x, int ldx, int T, int di, float *out);
 /* p = softplus(p) (sl_softplus) on n floats, p as it was into pre (NULL:
  * not kept) in the same pass */
 void sl_mamba_softplus(float *p, long n, float *pre);
 /* out = y * SiLU(z), T rows of di (the gate, z left as it was) */
 void sl_mamba_gate(const float *z, int ldz, const float *y, int ldy, int T, int di, float *out, int ldo);
+/* The gate (its bits) keeping what its backward multiplies by
+ * (sl_mamba_gate_backward_kept): z becomes SiLU(z) as z times the
+ * logistic, and dk (rows of ldk) SiLU'(z). */
+void sl_mamba_gate_keep(float *z, int ldz, const float *y, int ldy, int T, int di, float *out, int ldo, float *dk,
+                        int ldk);
 /* s_t = exp(delta_t A) s_{t-1} + delta_t x_t B_t ; y_t = s_t . C_t + D x_t
  * from a zero state, B and C at columns boff and coff of xdbl's rows of
  * ldb; ckpt (or NULL) receives the state before each chunk (the tape);
@@ -179,11 +187,11 @@ void sl_mamba_scan_from(const float *x, const float *delta, const float *xdbl, i
  * the forward again but the states (running the conv, the dt projection
  * and softplus again cost about 5% of an IG step, measured). */
 typedef struct {
-    float *xz;   /* [L, 2 d_inner]: x, then z (raw, not gated) */
+    float *xz;   /* [L, 2 d_inner]: x, then z; once the gate has run, SiLU'(z), then SiLU(z) (sl_mamba_gate_keep) */
     float *xc;   /* [L, d_inner]: conv + SiLU */
     float *xdbl; /* [L, dt_rank + 2 d_state]: dt | B | C */
     float *y;    /* [L, d_inner]: the scan's output, before the gate */
-    float *xpre; /* [L, d_inner]: the conv before its SiLU */
+    float *dsilu; /* [L, d_inner]: SiLU' of the conv (sl_mamba_conv_silu_keep) */
     float *dpre; /* [L, d_inner]: delta before its softplus */
     float *delta; /* [L, d_inner]: delta */
     float *ckpt; /* [ceil(L / SL_SCAN_CHUNK), d_state, d_inner]: the state before each chunk (row 0 unused: zeros) */

@@ -34,7 +34,7 @@ enum {
     /* the backward pass (models/mamba_grad.c, transformer_grad.c) */
     SL_H_IN,   /* [d] the block's input, as the taped forward kept it */
     SL_G,      /* [d] d logit / d the residual stream */
-    SL_XPRE,   /* [d_inner] the conv before its SiLU (Mamba-2: [di + 2 G S]) */
+    SL_XPRE,   /* [d_inner] the conv before its SiLU (Mamba-2: [di + 2 G S]); a tape may keep SiLU' of it instead */
     SL_DPRE,   /* [d_inner] delta before its softplus (Mamba-2: [H], dt before its bias) */
     SL_DA,     /* [d] d logit / d a norm's output */
     SL_DY,     /* [d_inner] d logit / d the gated y, then / d y */
@@ -158,7 +158,9 @@ typedef struct {
     /* dx (+)= d norm(x) / dx of dy, norm(x) * w as norm (its bias does not enter); dx may be dy */
     int (*norm_backward)(sl_ops *o, int kind, sl_view x, const float *w, float eps, sl_view dy, sl_view dx,
                          int accumulate, sl_error *err);
-    /* out = y * SiLU(z): dz = dy y SiLU'(z), then dy *= SiLU(z) (in place) */
+    /* out = y * SiLU(z): dz = dy y SiLU'(z), then dy *= SiLU(z) (in place).
+     * A tape may keep, in z's place, what its backward reads instead (the
+     * CPU's: SiLU(z), SiLU'(z) in x's place before it) */
     int (*gate_backward)(sl_ops *o, sl_view z, sl_view y, sl_view dy, sl_view dz, sl_error *err);
     /* The scan (its arguments as scan's; delta = softplus(dpre)) in reverse
      * from dy: dx, d logit / d dpre in ddelta and the dB and dC columns of
@@ -167,7 +169,8 @@ typedef struct {
     int (*scan_backward)(sl_ops *o, sl_view x, sl_view delta, sl_view dpre, sl_view B, const float *A_t,
                          const float *D, sl_view dy, sl_view dx, sl_view ddelta, sl_view dB, sl_error *err);
     /* For SiLU(the causal conv): dy *= SiLU'(pre) (in place, whole rows),
-     * then dx = the conv's transpose of dy, K taps, w [dy.cols][K] */
+     * then dx = the conv's transpose of dy, K taps, w [dy.cols][K]; pre is
+     * SiLU'(pre) where a tape kept that (SL_XPRE) */
     int (*silu_conv_backward)(sl_ops *o, sl_view pre, sl_view dy, const float *w, int K, sl_view dx, sl_error *err);
     /* dy *= act'(pre) (act: ACT_*, whole rows) */
     int (*activation_backward)(sl_ops *o, int act, sl_view pre, sl_view dy, sl_error *err);

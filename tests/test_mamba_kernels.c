@@ -188,23 +188,24 @@ static void conv_case(int T, int di, int K, int bias)
 
     for (size_t k = 0; k < td + 16; k++) out[k] = pre[k] = act[k] = 7.0f; /* past T * di: must stay */
     sl_mamba_conv(x, ldx, T, di, K, w, bp, out);
-    sl_mamba_conv_silu_pre(x, ldx, T, di, K, w, bp, pre, act);
-    int silu_bits = 1, tail = 1;
+    sl_mamba_conv_silu_keep(x, ldx, T, di, K, w, bp, pre, act); /* pre: SiLU' of the conv */
+    int silu_bits = 1, grad_bits = 1, tail = 1;
     for (size_t k = 0; k < td; k++) {
-        float s = sl_silu(ref[k]);
+        float s = sl_silu(ref[k]), g = sl_silu_grad_of(ref[k], sl_logistic(ref[k]));
         silu_bits &= !memcmp(&s, act + k, 4);
+        grad_bits &= !memcmp(&g, pre + k, 4);
     }
     for (size_t k = td; k < td + 16; k++) tail &= out[k] == 7.0f && pre[k] == 7.0f && act[k] == 7.0f;
     double e = rel_d(out, di, want, di, T, di);
     CHECK(e <= 1e-6, "conv T %d di %d K %d: %.3g from the double sum", T, di, K, e);
-    CHECK(!memcmp(out, ref, td * 4) && !memcmp(pre, ref, td * 4) && silu_bits && tail,
-          "conv T %d di %d K %d bias %d: not the float sum's bits (conv %d, kept %d, SiLU %d) or wrote past the rows (%d)",
-          T, di, K, bias, !memcmp(out, ref, td * 4), !memcmp(pre, ref, td * 4), silu_bits, tail);
+    CHECK(!memcmp(out, ref, td * 4) && silu_bits && grad_bits && tail,
+          "conv T %d di %d K %d bias %d: not the float sum's bits (conv %d, SiLU %d, SiLU' kept %d) or wrote past the rows (%d)",
+          T, di, K, bias, !memcmp(out, ref, td * 4), silu_bits, grad_bits, tail);
     sl_mamba_conv_silu(x, ldx, T, di, K, w, bp, out);
     CHECK(!memcmp(out, act, td * 4), "conv T %d di %d K %d: conv + SiLU differs from the kept pass", T, di, K);
 
     for (size_t k = 0; k < (size_t)T * ldx; k++) dxs[k] = 7.0f; /* the columns past di must stay */
-    sl_mamba_silu_conv_backward(NULL, dy, T, di, K, w, dxs, ldx);
+    sl_mamba_silu_conv_backward(NULL, NULL, dy, T, di, K, w, dxs, ldx);
     int dbits = 1, dkept = 1;
     double de = 0;
     for (int t = 0; t < T; t++) {
@@ -215,17 +216,24 @@ static void conv_case(int T, int di, int K, int bias)
     CHECK(de <= 1e-6 && dbits && dkept, "conv backward T %d di %d K %d: %.3g from the double sum, float bits %d, rows' rest kept %d",
           T, di, K, de, dbits, dkept);
     /* SiLU's backward folded in: the bits of sl_silu_backward's pass, then
-     * the transpose, in dx and in dy (multiplied in place) */
+     * the transpose, in dx and in dy (multiplied in place); from the conv
+     * before SiLU, or from SiLU' as the forward kept it */
     float *spre = malloc(td * 4), *dy1 = malloc(td * 4), *dy2 = malloc(td * 4), *dx1 = malloc((size_t)T * ldx * 4);
+    float *dsilu = malloc(td * 4), *dy3 = malloc(td * 4), *dx3 = malloc((size_t)T * ldx * 4);
     fill(spre, td, -6, 6);
-    memcpy(dy1, dy, td * 4), memcpy(dy2, dy, td * 4);
-    for (size_t k = 0; k < (size_t)T * ldx; k++) dx1[k] = dxs[k] = 7.0f;
+    sl_mamba_silu_keep(spre, di, T, di, act, dsilu);
+    memcpy(dy1, dy, td * 4), memcpy(dy2, dy, td * 4), memcpy(dy3, dy, td * 4);
+    for (size_t k = 0; k < (size_t)T * ldx; k++) dx1[k] = dxs[k] = dx3[k] = 7.0f;
     sl_silu_backward(spre, dy1, (long)td);
-    sl_mamba_silu_conv_backward(NULL, dy1, T, di, K, w, dx1, ldx);
-    sl_mamba_silu_conv_backward(spre, dy2, T, di, K, w, dxs, ldx);
+    sl_mamba_silu_conv_backward(NULL, NULL, dy1, T, di, K, w, dx1, ldx);
+    sl_mamba_silu_conv_backward(spre, NULL, dy2, T, di, K, w, dxs, ldx);
+    sl_mamba_silu_conv_backward(NULL, dsilu, dy3, T, di, K, w, dx3, ldx);
     CHECK(!memcmp(dx1, dxs, (size_t)T * ldx * 4) && !memcmp(dy1, dy2, td * 4),
           "SiLU + conv backward T %d di %d K %d: not the bits of SiLU's backward, then the transpose", T, di, K);
-    free(spre), free(dy1), free(dy2), free(dx1);
+    CHECK(!memcmp(dx1, dx3, (size_t)T * ldx * 4) && !memcmp(dy1, dy3, td * 4),
+          "SiLU + conv backward T %d di %d K %d from the kept SiLU': not the bits of SiLU's backward, then the transpose",
+          T, di, K);
+    free(spre), free(dy1), free(dy2), free(dx1), free(dsilu), free(dy3), free(dx3);
     free(x), free(w), free(b), free(out), free(pre), free(act), free(ref), free(dxs), free(dref), free(want), free(dwant);
     free(dy);
 }
@@ -265,8 +273,6 @@ static int same_bits(const float *a, const float *b, size_t n)
     return 1;
 }
 
-static float logistic_ref(float x) { return 1.0f / (1.0f + sl_exp(-x)); }
-
 /* The elementwise kernels (softplus, SiLU, the gate and their backward
  * passes) give the scalar functions of core/mathx.h bit for bit, a NaN for
  * a NaN: their 16-lane forms (core/mathx16.h) only rewrite the same
@@ -293,37 +299,57 @@ static void elementwise_case(void)
     for (int t = 0; t < T; t++)
         for (int c = 0; c < DI; c++) want[t * DI + c] = sl_silu(z[t * LD + c]);
     CHECK(same_bits(out, want, N), "SiLU rows: not sl_silu's bits");
+    for (size_t k = 0; k < N; k++) o2[k] = w2[k] = 7.0f;
+    sl_mamba_silu_keep(z, LD, T, DI, out, o2);
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < DI; c++) w2[t * DI + c] = sl_silu_grad_of(z[t * LD + c], sl_logistic(z[t * LD + c]));
+    CHECK(same_bits(out, want, N) && same_bits(o2, w2, N), "SiLU rows keeping SiLU': not sl_silu's bits, or not SiLU's backward's");
 
     for (size_t k = 0; k < N; k++) out[k] = want[k] = 7.0f;
     sl_mamba_gate(z, LD, y, LD, T, DI, out, LD);
     for (int t = 0; t < T; t++)
         for (int c = 0; c < DI; c++) want[t * LD + c] = y[t * LD + c] * sl_silu(z[t * LD + c]);
     CHECK(same_bits(out, want, N), "gate: not y * sl_silu(z)'s bits (or wrote past its rows)");
+    /* keeping SiLU(z) as z s in z, and SiLU'(z) */
+    float *zk = malloc(N * 4), *dk = malloc(N * 4), *wz = malloc(N * 4), *wk = malloc(N * 4);
+    memcpy(zk, z, N * 4), memcpy(wz, z, N * 4);
+    for (size_t k = 0; k < N; k++) out[k] = dk[k] = wk[k] = 7.0f;
+    sl_mamba_gate_keep(zk, LD, y, LD, T, DI, out, LD, dk, LD);
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < DI; c++) {
+            float zv = z[t * LD + c], s = sl_logistic(zv);
+            wz[t * LD + c] = zv * s;
+            wk[t * LD + c] = sl_silu_grad_of(zv, s);
+        }
+    CHECK(same_bits(out, want, N) && same_bits(zk, wz, N) && same_bits(dk, wk, N),
+          "gate keeping: not the gate's bits, or not SiLU(z) as z s, or not SiLU'(z)");
 
     memcpy(out, g, N * 4);
     sl_softplus_backward(z, out, N);
-    for (size_t k = 0; k < N; k++) want[k] = g[k] * (z[k] > 20.0f ? 1.0f : logistic_ref(z[k]));
+    for (size_t k = 0; k < N; k++) want[k] = g[k] * (z[k] > 20.0f ? 1.0f : sl_logistic(z[k]));
     CHECK(same_bits(out, want, N), "softplus backward: not the scalar logistic's bits");
 
     memcpy(out, g, N * 4);
     sl_silu_backward(z, out, N);
     for (size_t k = 0; k < N; k++) {
-        float s = logistic_ref(z[k]);
+        float s = sl_logistic(z[k]);
         want[k] = g[k] * (s * (1.0f + z[k] * (1.0f - s)));
     }
     CHECK(same_bits(out, want, N), "SiLU backward: not the scalar formula's bits");
 
-    /* dz = dy y SiLU'(z), and dy becomes dy z s: rows of di for y and dy, of LD for z and dz */
+    /* dz = dy y SiLU'(z), and dy becomes dy z s, from what the gate kept:
+     * rows of di for y and dy, of LD for z and dz */
     memcpy(out, g, N * 4), memcpy(want, g, N * 4);
     for (size_t k = 0; k < N; k++) o2[k] = w2[k] = 7.0f;
-    sl_mamba_gate_backward(z, LD, y, T, DI, out, o2, LD);
+    sl_mamba_gate_backward_kept(zk, dk, LD, y, T, DI, out, o2, LD);
     for (int t = 0; t < T; t++)
         for (int c = 0; c < DI; c++) {
-            float zv = z[t * LD + c], s = logistic_ref(zv), gy = want[t * DI + c];
+            float zv = z[t * LD + c], s = sl_logistic(zv), gy = want[t * DI + c];
             w2[t * LD + c] = gy * y[t * DI + c] * (s * (1.0f + zv * (1.0f - s)));
             want[t * DI + c] = gy * (zv * s);
         }
     CHECK(same_bits(out, want, N) && same_bits(o2, w2, N), "gate backward: not the scalar formulas' bits");
+    free(zk), free(dk), free(wz), free(wk);
     free(z), free(y), free(g), free(out), free(want), free(w2), free(o2);
 }
 
