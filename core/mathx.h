@@ -93,6 +93,15 @@ static inline float sl_softplus(float x)
     return x > 20.0f ? x : r;
 }
 
+/* softplus'(x), the logistic of x, from sl_softplus's u = exp(-|x|): 1 / (1
+ * + u) above 0, u / (1 + u) at or below (where 1 / (1 + exp(-x)) would
+ * take another exp); above 20, where sl_softplus returns x, 1 */
+static inline float sl_softplus_grad(float x)
+{
+    float u = sl_exp(x > 0.0f ? -x : x);
+    return (x > 0.0f ? 1.0f : u) / (1.0f + u);
+}
+
 /* Numerical Recipes' erfcc for z >= 0 (fractional error < 1.2e-7), given
  * z and z*z = hi + lo split exactly: rounding -hi + p alone would cost ~4e-6
  * of relative accuracy at z = 9, so exp(-hi) and exp(p - lo) are taken apart. */

@@ -96,16 +96,6 @@ static inline __attribute__((always_inline)) void sl_logistic16n(const v16f *x, 
     SL_EACH(j, N) s[j] = 1.0f / (1.0f + e[j]);
 }
 
-/* softplus'(x): the logistic of x, and 1 above 20 where sl_softplus
- * returns x itself */
-static inline v16f sl_softplus_grad16(v16f x)
-{
-    v16f s;
-    sl_logistic16n(&x, &s, 1);
-    return (v16f)_mm512_mask_mov_ps((__m512)s, _mm512_cmp_ps_mask((__m512)x, _mm512_set1_ps(20.0f), _CMP_GT_OQ),
-                                    _mm512_set1_ps(1.0f));
-}
-
 /* SiLU'(x) = s (1 + x (1 - s)), s the logistic of x */
 static inline v16f sl_silu_grad_of16(v16f x, v16f s) { return s * (1.0f + x * (1.0f - s)); }
 
@@ -154,10 +144,11 @@ static inline __attribute__((always_inline)) void sl_log_1to2_16n(const v16f *w,
     SL_EACH(j, N) l[j] = f[j] + y[j] + 0.693359375f * fe[j];
 }
 
-/* x = sl_softplus(x), its ?: as masks. Its last one, x > 20 ? x : r, is
- * left out: there r = x + log1p(exp(-x)) adds less than 2.1e-9 to a float
- * whose half ulp is at least 9.5e-7, so r is x (and inf for inf). */
-static inline __attribute__((always_inline)) void sl_softplus16n(v16f *x, const int N)
+/* x = sl_softplus(x), its ?: as masks, and with g (a constant NULL or
+ * not, once inlined) g = sl_softplus_grad(x). Its last ?:, x > 20 ? x : r,
+ * is left out: there r = x + log1p(exp(-x)) adds less than 2.1e-9 to a
+ * float whose half ulp is at least 9.5e-7, so r is x (and inf for inf). */
+static inline __attribute__((always_inline)) void sl_softplus_grad16n(v16f *x, v16f *g, const int N)
 {
     v16f u[SL_N16_MAX], w[SL_N16_MAX], l[SL_N16_MAX];
     __mmask16 pos[SL_N16_MAX], one[SL_N16_MAX];
@@ -165,12 +156,15 @@ static inline __attribute__((always_inline)) void sl_softplus16n(v16f *x, const 
     SL_EACH(j, N) u[j] = (v16f)_mm512_mask_xor_ps((__m512)x[j], pos[j], (__m512)x[j], _mm512_set1_ps(-0.0f));
     sl_exp_nonpos_nan16n(u, u, N);
     SL_EACH(j, N) w[j] = 1.0f + u[j];
+    if (g) SL_EACH(j, N) g[j] = (v16f)_mm512_mask_mov_ps((__m512)u[j], pos[j], _mm512_set1_ps(1.0f)) / w[j];
     SL_EACH(j, N) one[j] = _mm512_cmp_ps_mask((__m512)w[j], _mm512_set1_ps(1.0f), _CMP_EQ_OQ);
     sl_log_1to2_16n(w, l, N);
     SL_EACH(j, N)
     l[j] = (v16f)_mm512_mask_div_ps((__m512)u[j], (__mmask16)~one[j], (__m512)(l[j] * u[j]), (__m512)(w[j] - 1.0f));
     SL_EACH(j, N) x[j] = (v16f)_mm512_maskz_mov_ps(pos[j], (__m512)x[j]) + l[j];
 }
+
+static inline __attribute__((always_inline)) void sl_softplus16n(v16f *x, const int N) { sl_softplus_grad16n(x, NULL, N); }
 
 #endif
 #endif

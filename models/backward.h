@@ -65,12 +65,13 @@ void sl_activation_backward(int act, const float *x, float *dx, long n);
 /* The CPU's kernels of Mamba's backward operations (models/ops.h), on T
  * rows (models/mamba_backward.c, mamba_scan_backward.c). The reverse scan from the states kept
  * before each chunk (ckpt), B at column boff of rows of ldb in xdbl, and
- * the same columns of dxdbl; scratch: ws->bw->chunk. With dpre (delta =
- * softplus(dpre), [T][di]), dd is d logit / d dpre (sl_softplus_backward's
- * bits), else d logit / d delta. */
+ * the same columns of dxdbl; scratch: ws->bw->chunk. With dsoftplus
+ * (softplus' at delta's pre-activation, [T][di], as sl_mamba_softplus kept
+ * it), dd is d logit / d that pre-activation (d logit / d delta times
+ * dsoftplus), else d logit / d delta. */
 void sl_mamba_scan_backward(const float *A_t, const float *D, const float *ckpt, const float *xc, const float *delta,
-                            const float *dpre, const float *xdbl, int ldb, int boff, const float *dy, int T, int di,
-                            int S, float *scratch, float *dx, float *dd, float *dxdbl);
+                            const float *dsoftplus, const float *xdbl, int ldb, int boff, const float *dy, int T,
+                            int di, int S, float *scratch, float *dx, float *dd, float *dxdbl);
 /* The floats of sl_mamba_scan_backward's scratch. */
 size_t sl_mamba_scan_scratch_floats(int di, int S);
 /* The gate's backward from what sl_mamba_gate_keep kept, SiLU(z) in sz and
@@ -78,7 +79,6 @@ size_t sl_mamba_scan_scratch_floats(int di, int S);
  * dy *= SiLU(z) (rows of di) */
 void sl_mamba_gate_backward_kept(const float *sz, const float *dk, int ldz, const float *y, int T, int di, float *dy,
                                  float *dz, int lddz);
-void sl_softplus_backward(const float *pre, float *dy, long n);
 void sl_silu_backward(const float *pre, float *dy, long n);
 /* dx (rows of ldx) = the causal conv's transpose of dy [T][di]; with pre
  * (the conv's output [T][di]), dy is d logit / d SiLU(pre), first

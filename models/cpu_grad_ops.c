@@ -63,6 +63,7 @@ static int gate_backward(sl_ops *o, sl_view z, sl_view y, sl_view dy, sl_view dz
     return SL_OK;
 }
 
+/* dpre: softplus' at it, as the tape kept it (SL_DPRE on the tape) */
 static int scan_backward(sl_ops *o, sl_view x, sl_view delta, sl_view dpre, sl_view B, const float *A_t,
                          const float *D, sl_view dy, sl_view dx, sl_view ddelta, sl_view dB, sl_error *err)
 {

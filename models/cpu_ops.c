@@ -74,7 +74,7 @@ static float *at(sl_ops *o, sl_view v)
     case SL_H_IN: base = c->h_in; break;
     case SL_G: base = ws->bw->g; break;
     case SL_XPRE: base = tp ? tp->dsilu : ws->bw->buf[2]; break; /* the tape keeps SiLU' instead */
-    case SL_DPRE: base = tp ? tp->dpre : ws->bw->buf[0]; break;
+    case SL_DPRE: base = tp ? tp->dsoftplus : ws->bw->buf[0]; break; /* the tape keeps softplus' instead */
     case SL_DA: base = ws->bw->buf[8]; break;
     case SL_DY: base = ws->bw->buf[3]; break;
     case SL_DXZ: base = ws->bw->buf[4]; break;
@@ -161,7 +161,7 @@ static int softplus(sl_ops *o, sl_view y, sl_error *err)
     const sl_cpu_ops *c = cpu(o);
     float *p = at(o, y);
     long n = (long)rows(o, y) * y.cols;
-    sl_mamba_softplus(p, n, c->tape ? c->tape->dpre : NULL); /* the tape keeps dt for the backward's softplus' */
+    sl_mamba_softplus(p, n, c->tape ? c->tape->dsoftplus : NULL); /* softplus' for the backward, from the same exp */
     return SL_OK;
 }
 

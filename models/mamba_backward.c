@@ -19,7 +19,7 @@
 #include "models/mamba_scan.h"
 
 /* Floats a position of one block's tape takes: xz, xc, xdbl, y, dsilu,
- * dpre, delta. */
+ * dsoftplus, delta. */
 static size_t tape_row(const sl_config *c) { return 7 * (size_t)c->d_inner + c->dt_rank + 2 * (size_t)c->d_state; }
 
 static size_t chunks(size_t L) { return (L + SL_SCAN_CHUNK - 1) / SL_SCAN_CHUNK; }
@@ -45,22 +45,6 @@ int sl_mamba_backward_alloc(const sl_config *c, size_t L, sl_backward_ws *b)
     return (b->mtape = malloc(tape)) && (b->ckpt = malloc(ckpt)) && (b->chunk = aligned_alloc(64, chunk));
 }
 
-#ifdef __AVX512F__
-/* The loops below on sixteen lanes (core/mathx16.h), the same operations
- * in the same order as their scalar forms, so the same bits; GCC's own
- * vectorisation of those took a blend for each ?: of sl_exp. */
-
-/* dy *= softplus'(pre) (silu 0) or SiLU'(pre) (silu 1) */
-static void act_backward16(const float *pre, float *dy, long n, int silu)
-{
-    for (long k = 0; k < n; k += 16) {
-        __mmask16 m = sl_tail16(n, k);
-        v16f x = sl_load16(pre + k, m);
-        sl_store16(dy + k, m, sl_load16(dy + k, m) * (silu ? sl_silu_grad16(x) : sl_softplus_grad16(x)));
-    }
-}
-#endif
-
 /* Products only: what the gate's exp gave is on the tape (sl_mamba_gate_keep) */
 void sl_mamba_gate_backward_kept(const float *sz, const float *dk, int ldz, const float *y, int T, int di, float *dy,
                                  float *dz, int lddz)
@@ -76,20 +60,15 @@ void sl_mamba_gate_backward_kept(const float *sz, const float *dk, int ldz, cons
     }
 }
 
-/* softplus' is the logistic function */
-void sl_softplus_backward(const float *pre, float *dy, long n)
-{
-#ifdef __AVX512F__
-    act_backward16(pre, dy, n, 0);
-#else
-    for (long k = 0; k < n; k++) dy[k] *= pre[k] > 20.0f ? 1.0f : sl_logistic(pre[k]);
-#endif
-}
-
 void sl_silu_backward(const float *pre, float *dy, long n)
 {
 #ifdef __AVX512F__
-    act_backward16(pre, dy, n, 1);
+    /* sixteen lanes, the scalar form's operations in its order (the same
+     * bits); GCC's own vectorisation took a blend for each ?: of sl_exp */
+    for (long k = 0; k < n; k += 16) {
+        __mmask16 m = sl_tail16(n, k);
+        sl_store16(dy + k, m, sl_load16(dy + k, m) * sl_silu_grad16(sl_load16(pre + k, m)));
+    }
 #else
     for (long k = 0; k < n; k++) dy[k] *= sl_silu_grad_of(pre[k], sl_logistic(pre[k]));
 #endif

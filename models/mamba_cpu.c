@@ -116,14 +116,14 @@ static void silu_rows16(const float *x, int ldx, int T, int di, float *out, int 
     }
 }
 
-/* p = softplus(p) for N vectors from k, p as it was into pre (if not NULL) */
-static inline __attribute__((always_inline)) void softplus_at16(float *p, float *pre, long n, long k, const int N)
+/* p = softplus(p) for N vectors from k, softplus' into dsp (if not NULL) */
+static inline __attribute__((always_inline)) void softplus_at16(float *p, float *dsp, long n, long k, const int N)
 {
-    v16f v[SL_N16_MAX];
+    v16f v[SL_N16_MAX], g[SL_N16_MAX];
     __mmask16 m[SL_N16_MAX];
     SL_EACH(j, N) m[j] = sl_tail16(n, k + 16 * j), v[j] = sl_load16(p + k + 16 * j, m[j]);
-    if (pre) SL_EACH(j, N) sl_store16(pre + k + 16 * j, m[j], v[j]);
-    sl_softplus16n(v, N);
+    sl_softplus_grad16n(v, dsp ? g : NULL, N);
+    if (dsp) SL_EACH(j, N) sl_store16(dsp + k + 16 * j, m[j], g[j]);
     SL_EACH(j, N) sl_store16(p + k + 16 * j, m[j], v[j]);
 }
 
@@ -180,31 +180,33 @@ void sl_mamba_silu(const float *x, int ldx, int T, int di, float *out) { sl_mamb
 
 #ifdef __AVX512F__
 /* Every vector of p, four at a time, then one at a time; inlined once with
- * pre and once with NULL, so that keeping the input is decided outside
+ * dsp and once with NULL, so that keeping softplus' is decided outside
  * the loops */
-static inline __attribute__((always_inline)) void softplus_all16(float *p, float *pre, long n)
+static inline __attribute__((always_inline)) void softplus_all16(float *p, float *dsp, long n)
 {
     long k = 0;
-    for (; k + 64 <= n; k += 64) softplus_at16(p, pre, n, k, 4);
-    for (; k < n; k += 16) softplus_at16(p, pre, n, k, 1);
+    for (; k + 64 <= n; k += 64) softplus_at16(p, dsp, n, k, 4);
+    for (; k < n; k += 16) softplus_at16(p, dsp, n, k, 1);
 }
 #endif
 
-void sl_mamba_softplus(float *p, long n, float *pre)
+void sl_mamba_softplus(float *p, long n, float *dsoftplus)
 {
 #ifdef __AVX512F__
-    if (pre) softplus_all16(p, pre, n);
+    if (dsoftplus) softplus_all16(p, dsoftplus, n);
     else softplus_all16(p, NULL, n);
 #else
-    if (pre) memcpy(pre, p, (size_t)n * sizeof *p);
-    for (long k = 0; k < n; k++) p[k] = sl_softplus(p[k]);
+    for (long k = 0; k < n; k++) {
+        if (dsoftplus) dsoftplus[k] = sl_softplus_grad(p[k]);
+        p[k] = sl_softplus(p[k]);
+    }
 #endif
 }
 
 #ifdef __AVX512F__
 /* gate_at16 on one vector, keeping SiLU(z) (as z s) in z and SiLU'(z) in
  * dk: the gate backward's products, from the exp the gate takes anyway */
-static inline void gate_keep_at16(float *z, const float *y, float *out, float *dk, int c, int di)
+static inline __attribute__((always_inline)) void gate_keep_at16(float *z, const float *y, float *out, float *dk, int c, int di)
 {
     __mmask16 m = sl_lanes16(c, di);
     v16f zv = sl_load16(z + c, m), e, mz = -zv;

@@ -159,9 +159,9 @@ void sl_mamba_conv_silu_keep(const float *x, int ldx, int T, int di, int K, cons
 /* out [T][di] = SiLU(x), SiLU'(x) into dsilu [T][di] (NULL: not kept) */
 void sl_mamba_silu_keep(const float *x, int ldx, int T, int di, float *out, float *dsilu);
 void sl_mamba_silu(const float *x, int ldx, int T, int di, float *out);
-/* p = softplus(p) (sl_softplus) on n floats, p as it was into pre (NULL:
- * not kept) in the same pass */
-void sl_mamba_softplus(float *p, long n, float *pre);
+/* p = softplus(p) (sl_softplus) on n floats, and softplus' of p as it was
+ * (sl_softplus_grad) into dsoftplus (NULL: not kept) from the same exp */
+void sl_mamba_softplus(float *p, long n, float *dsoftplus);
 /* out = y * SiLU(z), T rows of di (the gate, z left as it was) */
 void sl_mamba_gate(const float *z, int ldz, const float *y, int ldy, int T, int di, float *out, int ldo);
 /* The gate (its bits) keeping what its backward multiplies by
@@ -192,7 +192,7 @@ typedef struct {
     float *xdbl; /* [L, dt_rank + 2 d_state]: dt | B | C */
     float *y;    /* [L, d_inner]: the scan's output, before the gate */
     float *dsilu; /* [L, d_inner]: SiLU' of the conv (sl_mamba_conv_silu_keep) */
-    float *dpre; /* [L, d_inner]: delta before its softplus */
+    float *dsoftplus; /* [L, d_inner]: softplus' at delta's pre-activation (sl_mamba_softplus) */
     float *delta; /* [L, d_inner]: delta */
     float *ckpt; /* [ceil(L / SL_SCAN_CHUNK), d_state, d_inner]: the state before each chunk (row 0 unused: zeros) */
 } sl_mamba_tape;

@@ -249,9 +249,16 @@ __attribute__((noinline)) static void group_reverse(const v16_bufs *k, const sca
     else group_reverse_n(k, in, c, n0, nn, t0, t1, 0, last, dx, dd);
 }
 
-/* sl_mamba_scan_backward on 16 lanes; with dpre, softplus's backward runs
- * on each chunk's rows of d delta as the chunk finishes */
-static void scan_backward_v16(const scan_in *in, const float *A_t, const float *ckpt, const float *dpre,
+/* dd *= dsoftplus on n floats: softplus's backward from what its forward kept */
+static void times_kept(const float *dsoftplus, float *dd, long n)
+{
+#pragma omp simd
+    for (long k = 0; k < n; k++) dd[k] *= dsoftplus[k];
+}
+
+/* sl_mamba_scan_backward on 16 lanes; with dsoftplus, softplus's backward
+ * runs on each chunk's rows of d delta as the chunk finishes */
+static void scan_backward_v16(const scan_in *in, const float *A_t, const float *ckpt, const float *dsoftplus,
                               float *scratch, float *dx, float *dd, float *dxdbl)
 {
     int di = in->di, S = in->S, C = SL_SCAN_CHUNK;
@@ -292,21 +299,22 @@ static void scan_backward_v16(const scan_in *in, const float *A_t, const float *
             }
         }
         /* softplus's backward on the chunk's rows of d delta while they are in L1 */
-        if (dpre) sl_softplus_backward(dpre + (long)t0 * di, dd + (long)t0 * di, (long)(t1 - t0) * di);
+        if (dsoftplus) times_kept(dsoftplus + (long)t0 * di, dd + (long)t0 * di, (long)(t1 - t0) * di);
     }
 }
 #endif
 
-/* The whole reverse scan, last chunk first; dx, d delta (d dpre with
- * dpre) and the B, C columns of dxdbl are written, not added to. */
+/* The whole reverse scan, last chunk first; dx, d delta (d of its
+ * pre-activation with dsoftplus) and the B, C columns of dxdbl are
+ * written, not added to. */
 void sl_mamba_scan_backward(const float *A_t, const float *D, const float *ckpt, const float *xc, const float *delta,
-                            const float *dpre, const float *xdbl, int ldb, int boff, const float *dy, int T, int di,
+                            const float *dsoftplus, const float *xdbl, int ldb, int boff, const float *dy, int T, int di,
                             int S, float *scratch, float *dx, float *dd, float *dxdbl)
 {
     const scan_in ins = {xc, delta, xdbl, dy, D, T, di, S, boff, ldb}, *in = &ins;
 #ifdef __AVX512F__
     if (di % 16 == 0) {
-        scan_backward_v16(in, A_t, ckpt, dpre, scratch, dx, dd, dxdbl);
+        scan_backward_v16(in, A_t, ckpt, dsoftplus, scratch, dx, dd, dxdbl);
         return;
     }
 #endif
@@ -324,5 +332,5 @@ void sl_mamba_scan_backward(const float *A_t, const float *D, const float *ckpt,
         chunk_states(&k, in, t0, t1);
         chunk_reverse(&k, in, t0, t1, dx, dd, dxdbl);
     }
-    if (dpre) sl_softplus_backward(dpre, dd, (long)T * di);
+    if (dsoftplus) times_kept(dsoftplus, dd, (long)T * di);
 }

@@ -35,7 +35,7 @@ enum {
     SL_H_IN,   /* [d] the block's input, as the taped forward kept it */
     SL_G,      /* [d] d logit / d the residual stream */
     SL_XPRE,   /* [d_inner] the conv before its SiLU (Mamba-2: [di + 2 G S]); a tape may keep SiLU' of it instead */
-    SL_DPRE,   /* [d_inner] delta before its softplus (Mamba-2: [H], dt before its bias) */
+    SL_DPRE,   /* [d_inner] delta before its softplus (Mamba-2: [H], dt before its bias); a tape may keep softplus' of it */
     SL_DA,     /* [d] d logit / d a norm's output */
     SL_DY,     /* [d_inner] d logit / d the gated y, then / d y */
     SL_DXZ,    /* [2 d_inner] d logit / d xz */
@@ -165,7 +165,7 @@ typedef struct {
     /* The scan (its arguments as scan's; delta = softplus(dpre)) in reverse
      * from dy: dx, d logit / d dpre in ddelta and the dB and dC columns of
      * dxdbl (dB the view, dC the dB.cols after it) are written, not added
-     * to. */
+     * to. dpre is softplus'(dpre) where a tape kept that (SL_DPRE). */
     int (*scan_backward)(sl_ops *o, sl_view x, sl_view delta, sl_view dpre, sl_view B, const float *A_t,
                          const float *D, sl_view dy, sl_view dx, sl_view ddelta, sl_view dB, sl_error *err);
     /* For SiLU(the causal conv): dy *= SiLU'(pre) (in place, whole rows),
