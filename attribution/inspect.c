@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "core/mathx.h"
-#include "models/mamba_scan.h"
 #include "core/ordered_sums.h"
+#include "models/mamba_scan.h"
 
 /* Per batch slot, sums that are added into the totals in example order after
  * each batch, so that threads and batch sizes change no bit of the result. */

@@ -95,7 +95,8 @@ static inline float sl_softplus(float x)
 
 /* softplus'(x), the logistic of x, from sl_softplus's u = exp(-|x|): 1 / (1
  * + u) above 0, u / (1 + u) at or below (where 1 / (1 + exp(-x)) would
- * take another exp); above 20, where sl_softplus returns x, 1 */
+ * take another exp). Above about 16.6, so wherever sl_softplus returns x
+ * itself (above 20), it is 1 exactly. */
 static inline float sl_softplus_grad(float x)
 {
     float u = sl_exp(x > 0.0f ? -x : x);

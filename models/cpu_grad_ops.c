@@ -54,11 +54,12 @@ static int norm_backward(sl_ops *o, int kind, sl_view x, const float *w, float e
     return SL_OK;
 }
 
-/* z: SiLU(z), with SiLU'(z) before it on the tape's xz (the taped forward's gate) */
+/* z: SiLU(z), with SiLU'(z) at the start of the same rows of the tape's xz
+ * (the taped forward's gate) */
 static int gate_backward(sl_ops *o, sl_view z, sl_view y, sl_view dy, sl_view dz, sl_error *err)
 {
     (void)err;
-    sl_mamba_gate_backward_kept(at(o, z), cpu(o)->tape->xz, z.ld, at(o, y), rows(o, y), y.cols, at(o, dy), at(o, dz),
+    sl_mamba_gate_backward_kept(at(o, z), at(o, z) - z.off, z.ld, at(o, y), rows(o, y), y.cols, at(o, dy), at(o, dz),
                                 dz.ld);
     return SL_OK;
 }

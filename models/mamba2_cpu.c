@@ -24,8 +24,6 @@
 /* The backward's partial sums of dB and dC: lanes per state (the widest vector's). */
 #define SSD_PART_LANES 16
 
-static inline float logistic(float x) { return 1.0f / (1.0f + sl_exp(-x)); }
-
 void sl_delta2(const float *dt, int lddt, int T, int H, const float *bias, float lo, float hi, float *delta, int ldd)
 {
     for (int t = 0; t < T; t++)
@@ -43,7 +41,7 @@ void sl_delta2_backward(const float *dt, int lddt, int T, int H, const float *bi
         for (int h = 0; h < H; h++) {
             float pre = dt[(long)t * lddt + h] + bias[h], v = sl_softplus(pre);
             float g = v >= lo && v <= hi ? dd[(long)t * lddd + h] : 0.0f;
-            ddt[(long)t * ldddt + h] = g * (pre > 20.0f ? 1.0f : logistic(pre));
+            ddt[(long)t * ldddt + h] = g * (pre > 20.0f ? 1.0f : sl_logistic(pre));
         }
 }
 
@@ -334,7 +332,7 @@ static void gate_only_backward(const float *y, const float *z, const float *o, i
 {
 #pragma omp simd
     for (int i = 0; i < n; i++) {
-        float sg = logistic(z[i]), dout = o[i];
+        float sg = sl_logistic(z[i]), dout = o[i];
         dz[i] = dout * y[i] * (sg * (1.0f + z[i] * (1.0f - sg)));
         dy[i] = dout * z[i] * sg;
     }
@@ -348,14 +346,14 @@ static void norm_after_backward(const float *y, const float *z, const float *w, 
     float ss = 0.0f, dot = 0.0f;
 #pragma omp simd reduction(+ : ss, dot)
     for (int i = 0; i < n; i++) {
-        float v = y[i] * z[i] * logistic(z[i]);
+        float v = y[i] * z[i] * sl_logistic(z[i]);
         ss += v * v;
         dot += w[i] * o[i] * v;
     }
     float r = 1.0f / sqrtf(ss / n + eps), k = dot * r * r * r / n;
 #pragma omp simd
     for (int i = 0; i < n; i++) {
-        float sg = logistic(z[i]), s = z[i] * sg, dv = r * w[i] * o[i] - y[i] * s * k;
+        float sg = sl_logistic(z[i]), s = z[i] * sg, dv = r * w[i] * o[i] - y[i] * s * k;
         dz[i] = dv * y[i] * (sg * (1.0f + z[i] * (1.0f - sg)));
         dy[i] = dv * s;
     }
@@ -370,12 +368,12 @@ static void norm_before_backward(const float *y, const float *z, const float *w,
 #pragma omp simd reduction(+ : ss, dot)
     for (int i = 0; i < n; i++) {
         ss += y[i] * y[i];
-        dot += w[i] * o[i] * z[i] * logistic(z[i]) * y[i];
+        dot += w[i] * o[i] * z[i] * sl_logistic(z[i]) * y[i];
     }
     float r = 1.0f / sqrtf(ss / n + eps), k = dot * r * r * r / n;
 #pragma omp simd
     for (int i = 0; i < n; i++) {
-        float sg = logistic(z[i]), dout = o[i];
+        float sg = sl_logistic(z[i]), dout = o[i];
         dz[i] = dout * y[i] * r * w[i] * (sg * (1.0f + z[i] * (1.0f - sg)));
         dy[i] = r * w[i] * dout * z[i] * sg - y[i] * k;
     }

@@ -206,7 +206,8 @@ void sl_mamba_softplus(float *p, long n, float *dsoftplus)
 #ifdef __AVX512F__
 /* gate_at16 on one vector, keeping SiLU(z) (as z s) in z and SiLU'(z) in
  * dk: the gate backward's products, from the exp the gate takes anyway */
-static inline __attribute__((always_inline)) void gate_keep_at16(float *z, const float *y, float *out, float *dk, int c, int di)
+static inline __attribute__((always_inline)) void gate_keep_at16(float *z, const float *y, float *out, float *dk, int c,
+                                                                 int di)
 {
     __mmask16 m = sl_lanes16(c, di);
     v16f zv = sl_load16(z + c, m), e, mz = -zv;

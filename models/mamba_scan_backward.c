@@ -60,6 +60,13 @@ static chunk_bufs chunk_view(int di, int S, float *base)
 }
 
 
+/* dd *= dsoftplus on n floats: softplus's backward from what its forward kept */
+static void times_kept(const float *dsoftplus, float *dd, long n)
+{
+#pragma omp simd
+    for (long k = 0; k < n; k++) dd[k] *= dsoftplus[k];
+}
+
 static inline float hsum(const float *p)
 {
     return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
@@ -247,13 +254,6 @@ __attribute__((noinline)) static void group_reverse(const v16_bufs *k, const sca
     int last = n0 + NG >= in->S;
     if (c == 0) group_reverse_n(k, in, c, n0, nn, t0, t1, 1, last, dx, dd);
     else group_reverse_n(k, in, c, n0, nn, t0, t1, 0, last, dx, dd);
-}
-
-/* dd *= dsoftplus on n floats: softplus's backward from what its forward kept */
-static void times_kept(const float *dsoftplus, float *dd, long n)
-{
-#pragma omp simd
-    for (long k = 0; k < n; k++) dd[k] *= dsoftplus[k];
 }
 
 /* sl_mamba_scan_backward on 16 lanes; with dsoftplus, softplus's backward
