@@ -333,7 +333,7 @@ static void gate_only_backward(const float *y, const float *z, const float *o, i
 #pragma omp simd
     for (int i = 0; i < n; i++) {
         float sg = sl_logistic(z[i]), dout = o[i];
-        dz[i] = dout * y[i] * (sg * (1.0f + z[i] * (1.0f - sg)));
+        dz[i] = dout * y[i] * sl_silu_grad_of(z[i], sg);
         dy[i] = dout * z[i] * sg;
     }
 }
@@ -354,7 +354,7 @@ static void norm_after_backward(const float *y, const float *z, const float *w, 
 #pragma omp simd
     for (int i = 0; i < n; i++) {
         float sg = sl_logistic(z[i]), s = z[i] * sg, dv = r * w[i] * o[i] - y[i] * s * k;
-        dz[i] = dv * y[i] * (sg * (1.0f + z[i] * (1.0f - sg)));
+        dz[i] = dv * y[i] * sl_silu_grad_of(z[i], sg);
         dy[i] = dv * s;
     }
 }
@@ -374,7 +374,7 @@ static void norm_before_backward(const float *y, const float *z, const float *w,
 #pragma omp simd
     for (int i = 0; i < n; i++) {
         float sg = sl_logistic(z[i]), dout = o[i];
-        dz[i] = dout * y[i] * r * w[i] * (sg * (1.0f + z[i] * (1.0f - sg)));
+        dz[i] = dout * y[i] * r * w[i] * sl_silu_grad_of(z[i], sg);
         dy[i] = r * w[i] * dout * z[i] * sg - y[i] * k;
     }
 }
