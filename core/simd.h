@@ -37,6 +37,29 @@ static inline v8f v8_max(v8f a, v8f b)
 #endif
 }
 
+/* a * b + c rounded once where the target has FMA, twice where it has
+ * not: written out, not left to -ffp-contract, whose choice follows the
+ * tuning (GCC's Zen tuning keeps a sum's chain of FMAs as multiplies and
+ * adds), so that a sum's bits are the ones its definition names on every
+ * machine (sl_fma1 the same on one float). */
+static inline v8f v8_fma(v8f a, v8f b, v8f c)
+{
+#if defined(__FMA__)
+    return (v8f)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+    return a * b + c;
+#endif
+}
+
+static inline float sl_fma1(float a, float b, float c)
+{
+#if defined(__FMA__)
+    return __builtin_fmaf(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
 typedef float v16f __attribute__((vector_size(64)));
 
 static inline v16f v16_load(const float *p)
@@ -49,6 +72,15 @@ static inline v16f v16_load(const float *p)
 static inline void v16_store(float *p, v16f v) { memcpy(p, &v, sizeof v); }
 
 static inline v16f v16_set1(float x) { return (v16f){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
+
+static inline v16f v16_fma(v16f a, v16f b, v16f c)
+{
+#if defined(__AVX512F__)
+    return (v16f)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#else
+    return a * b + c;
+#endif
+}
 
 static inline v16f v16_max(v16f a, v16f b)
 {

@@ -86,7 +86,7 @@ static void conv_backward_v8(const float *dy, int T, int di, int K, const float 
             for (int v = 0, ch = c0; v < nv; v++, ch += 8) {
                 v8f o = v8_set1(0.0f);
                 for (int k = t + K > T ? t + K - T : 0; k < K; k++)
-                    o += wk[v * K + k] * sl_load_lanes(dy + (long)(t + (K - 1) - k) * di, ch, di);
+                    o = v8_fma(wk[v * K + k], sl_load_lanes(dy + (long)(t + (K - 1) - k) * di, ch, di), o);
                 sl_store_lanes(dx + (long)t * ldx, ch, di, o);
             }
     }
@@ -129,7 +129,7 @@ static inline __attribute__((always_inline)) void conv_backward_k16(const float 
             for (int c = 0; c < nc; c += 16) {
                 __mmask16 m = sl_lanes16(c, nc);
                 v16f o = v16_set1(0.0f);
-                for (int k = k0; k < K; k++) o += sl_load16(wt[k] + c, m) * sl_load16(g - (long)k * di + c, m);
+                for (int k = k0; k < K; k++) o = v16_fma(sl_load16(wt[k] + c, m), sl_load16(g - (long)k * di + c, m), o);
                 sl_store16(dx + (long)t * ldx + c0 + c, m, o);
             }
         }

@@ -25,7 +25,7 @@ static void conv_v8(const float *x, int ldx, int T, int di, int K, const float *
             for (int v = 0, c = c0; v < nv; v++, c += 8) {
                 v8f o = b8[v];
                 for (int k = t < K - 1 ? K - 1 - t : 0; k < K; k++)
-                    o += wk[v * K + k] * sl_load_lanes(x + (long)(t - (K - 1) + k) * ldx, c, di);
+                    o = v8_fma(wk[v * K + k], sl_load_lanes(x + (long)(t - (K - 1) + k) * ldx, c, di), o);
                 sl_store_lanes(out + (long)t * di, c, di, o);
             }
     }
@@ -44,7 +44,7 @@ static inline __attribute__((always_inline)) void conv_at16(const float *xr, int
     __mmask16 m[SL_N16_MAX];
     SL_EACH(j, N) m[j] = sl_lanes16(c + 16 * j, nc), o[j] = sl_load16(bt + c + 16 * j, m[j]);
     for (int k = k0; k < K; k++)
-        SL_EACH(j, N) o[j] += sl_load16(wt[k] + c + 16 * j, m[j]) * sl_load16(xr + (long)k * ldx + c + 16 * j, m[j]);
+        SL_EACH(j, N) o[j] = v16_fma(sl_load16(wt[k] + c + 16 * j, m[j]), sl_load16(xr + (long)k * ldx + c + 16 * j, m[j]), o[j]);
     if (dsilu) {
         sl_silu_and_grad16n(o, g, N);
         SL_EACH(j, N) sl_store16(dsilu + at + 16 * j, m[j], g[j]);

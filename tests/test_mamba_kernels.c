@@ -140,10 +140,11 @@ static void scan_case(shape s)
 /* The causal conv, forward (sl_mamba_conv, with SiLU, keeping the conv
  * before it) and its transpose (sl_mamba_silu_conv_backward), against double
  * loops and, bit for bit, against the float sum they are defined to take:
- * the bias, then o += w x from tap 0 (the oldest position) to tap K - 1,
- * and in the transpose the newest position first (the same statement, so
- * fused into an FMA or not alike: fused from -O2 under -ffp-contract=fast,
- * not at the sanitizer build's -O1). The shapes take the 16-lane
+ * the bias, then o = fma(w, x, o) from tap 0 (the oldest position) to tap
+ * K - 1, and in the transpose the newest position first (sl_fma1 and
+ * v8_fma, v16_fma: one rounding where the target has FMA, at any -O and
+ * whatever GCC's tuning prefers; left to -ffp-contract, the Zen tuning
+ * kept the 8-lane sums unfused and this scalar loop fused). The shapes take the 16-lane
  * path (d_conv 2 to 8: 4 compiled apart, others not) with whole and
  * partial vectors, more channels than one block of SL_CONV16_BLOCK,
  * sequences shorter than the kernel, strided rows; d_conv 9 the 8-lane
@@ -167,7 +168,7 @@ static void conv_case(int T, int di, int K, int bias)
             for (int k = t < K - 1 ? K - 1 - t : 0; k < K; k++) {
                 float xv = x[(long)(t - (K - 1) + k) * ldx + c], wv = w[(long)c * K + k];
                 d += (double)wv * xv;
-                o += wv * xv;
+                o = sl_fma1(wv, xv, o);
             }
             want[(long)t * di + c] = d, ref[(long)t * di + c] = o;
         }
@@ -181,7 +182,7 @@ static void conv_case(int T, int di, int K, int bias)
             for (int k = t + K > T ? t + K - T : 0; k < K; k++) {
                 float g = dy[(long)(t + K - 1 - k) * di + c], wv = w[(long)c * K + k];
                 d += (double)wv * g;
-                o += wv * g;
+                o = sl_fma1(wv, g, o);
             }
             dwant[(long)t * di + c] = d, dref[(long)t * di + c] = o;
         }
