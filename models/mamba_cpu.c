@@ -268,9 +268,12 @@ static void start_state(const float *init, size_t n, float *state)
 }
 
 /* Eight channels at a time (the lanes), all d_state states of them in turn,
- * so y stays in a register and delta_t x_t is formed once. */
-static void scan_v8(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T, int di,
-                    int S, const float *A_t, const float *D, const float *init, float *state, float *y, float *ckpt)
+ * so y stays in a register and delta_t x_t is formed once; the decays of
+ * N states at a time (sl_scan_decay8n). Inlined with N constant. */
+static inline __attribute__((always_inline)) void scan_v8n(const float *x, const float *delta, const float *xdbl,
+                                                           int ldb, int boff, int coff, int T, int di, int S,
+                                                           const float *A_t, const float *D, const float *init,
+                                                           float *state, float *y, float *ckpt, const int N)
 {
     start_state(init, (size_t)S * di, state);
     for (int t = 0; t < T; t++) {
@@ -278,16 +281,28 @@ static void scan_v8(const float *x, const float *delta, const float *xdbl, int l
         const float *Bt = xdbl + (long)t * ldb + boff, *Ct = xdbl + (long)t * ldb + coff;
         for (int c = 0; c < di; c += 8) {
             v8f d8 = v8_load(dt + c), x8 = v8_load(xt + c), dx = d8 * x8, y8 = v8_load(D + c) * x8;
-            for (int n = 0; n < S; n++) {
-                float *sp = state + (long)n * di + c;
-                v8f s8 = sl_scan_decay(d8, A_t + (long)n * di + c) * v8_load(sp) + dx * v8_set1(Bt[n]);
-                v8_store(sp, s8);
-                y8 += s8 * v8_set1(Ct[n]);
+            for (int n0 = 0; n0 < S; n0 += N) {
+                v8f a[N];
+                sl_scan_decay8n(d8, A_t + (long)n0 * di + c, di, a, N);
+                for (int j = 0; j < N; j++) {
+                    float *sp = state + (long)(n0 + j) * di + c;
+                    v8f s8 = a[j] * v8_load(sp) + dx * v8_set1(Bt[n0 + j]);
+                    v8_store(sp, s8);
+                    y8 += s8 * v8_set1(Ct[n0 + j]);
+                }
             }
             v8_store(y + (long)t * di + c, y8);
         }
         checkpoint(state, t, T, (long)S * di, ckpt);
     }
+}
+
+/* four states at a time where d_state allows (mamba_ssm's default 16) */
+static void scan_v8(const float *x, const float *delta, const float *xdbl, int ldb, int boff, int coff, int T, int di,
+                    int S, const float *A_t, const float *D, const float *init, float *state, float *y, float *ckpt)
+{
+    if (S % 4 == 0) scan_v8n(x, delta, xdbl, ldb, boff, coff, T, di, S, A_t, D, init, state, y, ckpt, 4);
+    else scan_v8n(x, delta, xdbl, ldb, boff, coff, T, di, S, A_t, D, init, state, y, ckpt, 1);
 }
 
 #ifdef __AVX512F__

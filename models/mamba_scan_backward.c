@@ -2,10 +2,12 @@
  * scan_backward), from the activations its taped forward kept
  * (models/mamba_scan.h). Nothing of the block runs again but the scan's
  * states, SL_SCAN_CHUNK positions at a time from the state kept before the
- * chunk. The reverse scan runs eight channels to a vector like the
- * forward's scan_v8 (sixteen on AVX-512 where d_inner is a multiple of 16:
- * scan_backward_v16); a d_inner that is not a multiple of 8 gets a last
- * vector padded with zero lanes, which add nothing. */
+ * chunk. Where d_inner is a multiple of 16 on AVX-512, sixteen channels to
+ * a vector on groups of states held in registers (scan_backward_v16);
+ * where it is a multiple of 8, the same at eight lanes (scan_backward_v8g);
+ * otherwise eight channels to a vector over all states of a position in
+ * turn (chunk_states, chunk_reverse), the last vector padded with zero
+ * lanes, which add nothing. All three give the same bits. */
 #include <string.h>
 
 #include "core/simd.h"
@@ -40,10 +42,23 @@ static size_t v16_floats(int di, int S)
     return (2 * C + 1) * 16 * NG + 2 * NG * C * groups + 2 * (size_t)S * di + 16 * C * (size_t)S;
 }
 
+/* The 8-lane path's (scan_backward_v8g) states per group: 4 leaves
+ * registers for the loop's other vectors on AVX2's sixteen. */
+#define NG8 4
+
+/* Floats scan_backward_v8g takes of the scratch, laid out as
+ * scan_backward_v16's at eight lanes and NG8 states a group. */
+static size_t v8g_floats(int di, int S)
+{
+    size_t C = SL_SCAN_CHUNK, groups = ((size_t)S + NG8 - 1) / NG8;
+    return (2 * C + 1) * 8 * NG8 + 2 * NG8 * C * groups + 2 * (size_t)S * di + 16 * C * (size_t)S;
+}
+
 size_t sl_mamba_scan_scratch_floats(int di, int S)
 {
     size_t di8 = (size_t)round8(di), plane = (size_t)S * di8, v8 = (2 * SL_SCAN_CHUNK + 3) * plane + di8 + 16 * (size_t)S;
-    return v8 > v16_floats(di, S) ? v8 : v16_floats(di, S);
+    size_t most = v8 > v16_floats(di, S) ? v8 : v16_floats(di, S);
+    return most > v8g_floats(di, S) ? most : v8g_floats(di, S);
 }
 
 static chunk_bufs chunk_view(int di, int S, float *base)
@@ -131,6 +146,161 @@ static void chunk_reverse(const chunk_bufs *k, const scan_in *in, int t0, int t1
             row[n] = hsum(dB + 8 * n);
             row[S + n] = hsum(dC + 8 * n);
         }
+    }
+}
+
+/* The 8-lane reverse scan where d_inner is a multiple of 8 (AVX2 and
+ * below): scan_backward_v16's method (read its comment) at eight lanes.
+ * For each chunk, each block of eight channels and each group of NG8
+ * states, the group's states over the chunk with the states in registers
+ * (group_states8), then at once their reverse with g in registers
+ * (group_reverse8), a position's states and decays 32 bytes apart in L1.
+ * Every sum runs in chunk_reverse's order, so the bits are the same: dx
+ * and d delta over the states in order, carried from group to group in dx
+ * and dd; dB and dC of a position and state over the blocks of channels
+ * in order, in per-lane partials kept for every position of the chunk and
+ * reduced at the chunk's end. */
+typedef struct {
+    float *st;   /* [C + 1][NG8][8]: a group's states, row 0 the one before the chunk */
+    float *at;   /* [C][NG8][8]: exp(delta A) */
+    float *bc;   /* [S / NG8][C][2][NG8]: B, then C of each group of states */
+    float *A;    /* [di / 8][S][8] */
+    float *ds;   /* [di / 8][S][8]: g, carried from chunk to chunk */
+    float *part; /* [C][S][2][8]: dB's, then dC's per-lane sums */
+} v8_bufs;
+
+/* The states of channels c..c+7 and states n0..n0+nn-1 for t0 <= t < t1
+ * from start (the state before the chunk, [S][di]; NULL: zeros), the
+ * forward's recurrence (chunk_states). */
+__attribute__((noinline)) static void group_states8(const v8_bufs *k, const scan_in *in, const float *start, int c,
+                                                    int n0, int nn, int t0, int t1)
+{
+    int di = in->di;
+    const float *A = k->A + (long)c * in->S + 8L * n0, *bc = k->bc + 2L * NG8 * SL_SCAN_CHUNK * (n0 / NG8);
+    float *st = k->st, *at = k->at;
+    v8f s[NG8];
+    for (int n = 0; n < NG8; n++) {
+        s[n] = n < nn && start ? v8_load(start + (long)(n0 + n) * di + c) : v8_set1(0.0f);
+        v8_store(st + 8 * n, s[n]);
+    }
+    for (int t = t0; t < t1; t++) {
+        const float *Bt = bc + 2L * NG8 * (t - t0);
+        float *sn = st + 8L * NG8 * (t - t0 + 1), *an = at + 8L * NG8 * (t - t0);
+        v8f d8 = v8_load(in->delta + (long)t * di + c), dx = d8 * v8_load(in->xc + (long)t * di + c), a[NG8];
+        /* the group's decays at once (GCC left sl_scan_decay's lanes scalar here) */
+        if (nn == NG8) sl_scan_decay8n(d8, A, 8, a, NG8);
+        else
+            for (int n = 0; n < nn; n++) sl_scan_decay8n(d8, A + 8 * n, 8, a + n, 1);
+#pragma GCC unroll 8
+        for (int n = 0; n < NG8; n++)
+            if (n < nn) {
+                s[n] = a[n] * s[n] + dx * v8_set1(Bt[n]);
+                v8_store(sn + 8 * n, s[n]);
+                v8_store(an + 8 * n, a[n]);
+            }
+    }
+}
+
+/* The reverse over t1-1..t0 of the group group_states8 left (chunk_reverse's
+ * sums). first: the first block of channels, whose dB and dC partials
+ * start from zeros; last: the group of the last states, which finishes dx
+ * and d delta. Inlined with first and last constant. */
+static inline __attribute__((always_inline)) void group_reverse8_n(const v8_bufs *k, const scan_in *in, int c, int n0,
+                                                                   int nn, int t0, int t1, const int first,
+                                                                   const int last, float *dx, float *dd)
+{
+    int di = in->di, S = in->S;
+    const float *A = k->A + (long)c * S + 8L * n0, *bc = k->bc + 2L * NG8 * SL_SCAN_CHUNK * (n0 / NG8);
+    const float *st = k->st, *at = k->at;
+    float *ds = k->ds + (long)c * S + 8L * n0, *part = k->part + 16L * n0;
+    v8f g[NG8];
+    for (int n = 0; n < NG8; n++) g[n] = n < nn ? v8_load(ds + 8 * n) : v8_set1(0.0f);
+    for (int t = t1 - 1; t >= t0; t--) {
+        const float *s = st + 8L * NG8 * (t - t0 + 1), *p = s - 8 * NG8, *a = at + 8L * NG8 * (t - t0);
+        const float *Bt = bc + 2L * NG8 * (t - t0), *Ct = Bt + NG8;
+        float *pt = part + 16L * S * (t - t0);
+        long o = (long)t * di + c;
+        v8f d8 = v8_load(in->delta + o), x8 = v8_load(in->xc + o), dy8 = v8_load(in->dy + o), dxv = d8 * x8;
+        v8f u = n0 ? v8_load(dx + o) : v8_set1(0.0f), acc = n0 ? v8_load(dd + o) : v8_set1(0.0f);
+#pragma GCC unroll 8
+        for (int n = 0; n < NG8; n++)
+            if (n < nn) {
+                float *dB = pt + 16 * n, *dC = dB + 8;
+                v8f a8 = v8_load(a + 8 * n);
+                g[n] = g[n] + dy8 * v8_set1(Ct[n]);
+                v8_store(dC, (first ? v8_set1(0.0f) : v8_load(dC)) + dy8 * v8_load(s + 8 * n));
+                v8_store(dB, (first ? v8_set1(0.0f) : v8_load(dB)) + g[n] * dxv);
+                acc += g[n] * (v8_load(p + 8 * n) * a8) * v8_load(A + 8 * n);
+                u += g[n] * v8_set1(Bt[n]);
+                g[n] = g[n] * a8;
+            }
+        if (last) {
+            v8_store(dx + o, v8_load(in->D + c) * dy8 + d8 * u);
+            v8_store(dd + o, acc + x8 * u);
+        } else {
+            v8_store(dx + o, u);
+            v8_store(dd + o, acc);
+        }
+    }
+    for (int n = 0; n < nn; n++) v8_store(ds + 8 * n, g[n]);
+}
+
+__attribute__((noinline)) static void group_reverse8(const v8_bufs *k, const scan_in *in, int c, int n0, int nn,
+                                                     int t0, int t1, float *dx, float *dd)
+{
+    int last = n0 + NG8 >= in->S;
+    if (c == 0) {
+        if (last) group_reverse8_n(k, in, c, n0, nn, t0, t1, 1, 1, dx, dd);
+        else group_reverse8_n(k, in, c, n0, nn, t0, t1, 1, 0, dx, dd);
+    } else {
+        if (last) group_reverse8_n(k, in, c, n0, nn, t0, t1, 0, 1, dx, dd);
+        else group_reverse8_n(k, in, c, n0, nn, t0, t1, 0, 0, dx, dd);
+    }
+}
+
+/* sl_mamba_scan_backward on groups of states, 8 lanes; with dsoftplus,
+ * softplus's backward runs on each chunk's rows of d delta as it finishes */
+static void scan_backward_v8g(const scan_in *in, const float *A_t, const float *ckpt, const float *dsoftplus,
+                              float *scratch, float *dx, float *dd, float *dxdbl)
+{
+    int di = in->di, S = in->S, C = SL_SCAN_CHUNK;
+    v8_bufs k = {.st = scratch};
+    k.at = k.st + 8L * NG8 * (C + 1);
+    k.bc = k.at + 8L * NG8 * C;
+    k.A = k.bc + 2L * NG8 * C * ((S + NG8 - 1) / NG8);
+    k.ds = k.A + (long)S * di;
+    k.part = k.ds + (long)S * di;
+    for (int c = 0; c < di; c += 8)
+        for (int n = 0; n < S; n++) memcpy(k.A + (long)c * S + 8L * n, A_t + (long)n * di + c, 8 * sizeof *k.A);
+    memset(k.ds, 0, (size_t)S * di * sizeof *k.ds);
+    for (int t0 = (in->T - 1) / C * C; t0 >= 0; t0 -= C) {
+        int t1 = t0 + C < in->T ? t0 + C : in->T;
+        const float *start = t0 ? ckpt + (long)(t0 / C) * S * di : NULL;
+        for (int t = t0; t < t1; t++) {
+            const float *B = in->xdbl + (long)t * in->nx + in->R;
+            for (int n0 = 0; n0 < S; n0 += NG8) {
+                float *bt = k.bc + 2L * NG8 * C * (n0 / NG8) + 2L * NG8 * (t - t0);
+                for (int n = 0; n < NG8; n++) {
+                    bt[n] = n0 + n < S ? B[n0 + n] : 0.0f;
+                    bt[NG8 + n] = n0 + n < S ? B[S + n0 + n] : 0.0f;
+                }
+            }
+        }
+        for (int c = 0; c < di; c += 8)
+            for (int n0 = 0; n0 < S; n0 += NG8) {
+                int nn = S - n0 < NG8 ? S - n0 : NG8;
+                group_states8(&k, in, start, c, n0, nn, t0, t1);
+                group_reverse8(&k, in, c, n0, nn, t0, t1, dx, dd);
+            }
+        for (int t = t0; t < t1; t++) {
+            const float *pt = k.part + 16L * S * (t - t0);
+            float *row = dxdbl + (long)t * in->nx + in->R;
+            for (int n = 0; n < S; n++) {
+                row[n] = hsum(pt + 16 * n);
+                row[S + n] = hsum(pt + 16 * n + 8);
+            }
+        }
+        if (dsoftplus) times_kept(dsoftplus + (long)t0 * di, dd + (long)t0 * di, (long)(t1 - t0) * di);
     }
 }
 
@@ -318,6 +488,10 @@ void sl_mamba_scan_backward(const float *A_t, const float *D, const float *ckpt,
         return;
     }
 #endif
+    if (di % 8 == 0) {
+        scan_backward_v8g(in, A_t, ckpt, dsoftplus, scratch, dx, dd, dxdbl);
+        return;
+    }
     chunk_bufs k = chunk_view(di, S, scratch);
     memset(k.A, 0, (size_t)(2 * k.plane + k.di8) * sizeof *k.A); /* A, ds, D with their padding */
     for (int n = 0; n < S; n++) memcpy(k.A + (long)n * k.di8, A_t + (long)n * di, (size_t)di * sizeof *k.A);
