@@ -6,6 +6,7 @@
 
 #include "core/mathx.h"
 #include "core/mathx16.h"
+#include "core/mathx8.h"
 #include "core/simd.h"
 #include "models/mamba_scan.h"
 
@@ -139,6 +140,52 @@ static inline __attribute__((always_inline)) void gate_at16(const float *z, cons
 }
 #endif
 
+#ifdef SL_HAVE_MATHX8
+/* The elementwise kernels on AVX2 (core/mathx8.h): N vectors at a time
+ * while they fill, then one, then the scalar functions on
+ * the last floats (the same bits). Inlined with N constant, the kept
+ * outputs' NULL decided outside the loops. */
+/* SiLU of N vectors of x from c into out, SiLU' into dsilu if not NULL */
+static inline __attribute__((always_inline)) void silu_at8(const float *x, float *out, float *dsilu, long c, const int N)
+{
+    v8f v[SL_N8_MAX], g[SL_N8_MAX];
+    SL_EACH8(j, N) v[j] = v8_load(x + c + 8 * j);
+    if (dsilu) {
+        sl_silu_and_grad8n(v, g, N);
+        SL_EACH8(j, N) v8_store(dsilu + c + 8 * j, g[j]);
+    } else {
+        sl_silu8n(v, N);
+    }
+    SL_EACH8(j, N) v8_store(out + c + 8 * j, v[j]);
+}
+
+/* p = softplus(p) for N vectors from k, softplus' into dsp if not NULL */
+static inline __attribute__((always_inline)) void softplus_at8(float *p, float *dsp, long k, const int N)
+{
+    v8f v[SL_N8_MAX], g[SL_N8_MAX];
+    SL_EACH8(j, N) v[j] = v8_load(p + k + 8 * j);
+    sl_softplus_grad8n(v, dsp ? g : NULL, N);
+    if (dsp) SL_EACH8(j, N) v8_store(dsp + k + 8 * j, g[j]);
+    SL_EACH8(j, N) v8_store(p + k + 8 * j, v[j]);
+}
+
+/* out = y * SiLU(z) for N vectors from c; with dk (not NULL), z becomes
+ * SiLU(z) as z s and dk SiLU'(z) (sl_mamba_gate_keep) */
+static inline __attribute__((always_inline)) void gate_at8(float *z, const float *y, float *out, float *dk, long c, const int N)
+{
+    v8f zv[SL_N8_MAX], e[SL_N8_MAX];
+    SL_EACH8(j, N) zv[j] = v8_load(z + c + 8 * j), e[j] = -zv[j];
+    sl_exp8n(e, e, N);
+    SL_EACH8(j, N) v8_store(out + c + 8 * j, v8_load(y + c + 8 * j) * (zv[j] / (1.0f + e[j])));
+    if (dk) SL_EACH8(j, N)
+        {
+            v8f s = 1.0f / (1.0f + e[j]);
+            v8_store(z + c + 8 * j, zv[j] * s);
+            v8_store(dk + c + 8 * j, sl_silu_grad_of8(zv[j], s));
+        }
+}
+#endif
+
 void sl_mamba_conv(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out)
 {
 #ifdef __AVX512F__
@@ -167,12 +214,25 @@ void sl_mamba_silu_keep(const float *x, int ldx, int T, int di, float *out, floa
 #ifdef __AVX512F__
     silu_rows16(x, ldx, T, di, out, di, dsilu);
 #else
-    for (int t = 0; t < T; t++)
-        for (int c = 0; c < di; c++) {
+    for (int t = 0; t < T; t++) {
+        int c = 0;
+#ifdef SL_HAVE_MATHX8
+        const float *xr = x + (long)t * ldx;
+        float *orow = out + (long)t * di, *grow = dsilu ? dsilu + (long)t * di : NULL;
+        if (grow) {
+            for (; c + 16 <= di; c += 16) silu_at8(xr, orow, grow, c, 2);
+            for (; c + 8 <= di; c += 8) silu_at8(xr, orow, grow, c, 1);
+        } else {
+            for (; c + 16 <= di; c += 16) silu_at8(xr, orow, NULL, c, 2);
+            for (; c + 8 <= di; c += 8) silu_at8(xr, orow, NULL, c, 1);
+        }
+#endif
+        for (; c < di; c++) {
             float v = x[(long)t * ldx + c]; /* out may be x */
             if (dsilu) dsilu[(long)t * di + c] = sl_silu_grad_of(v, sl_logistic(v));
             out[(long)t * di + c] = sl_silu(v);
         }
+    }
 #endif
 }
 
@@ -196,7 +256,17 @@ void sl_mamba_softplus(float *p, long n, float *dsoftplus)
     if (dsoftplus) softplus_all16(p, dsoftplus, n);
     else softplus_all16(p, NULL, n);
 #else
-    for (long k = 0; k < n; k++) {
+    long k = 0;
+#ifdef SL_HAVE_MATHX8
+    if (dsoftplus) {
+        for (; k + 32 <= n; k += 32) softplus_at8(p, dsoftplus, k, 4);
+        for (; k + 8 <= n; k += 8) softplus_at8(p, dsoftplus, k, 1);
+    } else {
+        for (; k + 32 <= n; k += 32) softplus_at8(p, NULL, k, 4);
+        for (; k + 8 <= n; k += 8) softplus_at8(p, NULL, k, 1);
+    }
+#endif
+    for (; k < n; k++) {
         if (dsoftplus) dsoftplus[k] = sl_softplus_grad(p[k]);
         p[k] = sl_softplus(p[k]);
     }
@@ -228,7 +298,12 @@ void sl_mamba_gate_keep(float *z, int ldz, const float *y, int ldy, int T, int d
 #ifdef __AVX512F__
         for (int c = 0; c < di; c += 16) gate_keep_at16(zr, yr, orow, kr, c, di);
 #else
-        for (int c = 0; c < di; c++) {
+        int c = 0;
+#ifdef SL_HAVE_MATHX8
+        for (; c + 16 <= di; c += 16) gate_at8(zr, yr, orow, kr, c, 2);
+        for (; c + 8 <= di; c += 8) gate_at8(zr, yr, orow, kr, c, 1);
+#endif
+        for (; c < di; c++) {
             float zv = zr[c], s = sl_logistic(zv);
             orow[c] = yr[c] * sl_silu(zv);
             zr[c] = zv * s;
@@ -247,8 +322,16 @@ void sl_mamba_gate(const float *z, int ldz, const float *y, int ldy, int T, int 
         for (int c = 0; c < di; c += 16) gate_at16(zr, yr, orow, c, di, 1);
     }
 #else
-    for (int t = 0; t < T; t++)
-        for (int k = 0; k < di; k++) out[(long)t * ldo + k] = y[(long)t * ldy + k] * sl_silu(z[(long)t * ldz + k]);
+    for (int t = 0; t < T; t++) {
+        int k = 0;
+#ifdef SL_HAVE_MATHX8
+        /* z is only read: gate_at8 writes it only with dk */
+        float *zr = (float *)(z + (long)t * ldz), *orow = out + (long)t * ldo;
+        for (; k + 16 <= di; k += 16) gate_at8(zr, y + (long)t * ldy, orow, NULL, k, 2);
+        for (; k + 8 <= di; k += 8) gate_at8(zr, y + (long)t * ldy, orow, NULL, k, 1);
+#endif
+        for (; k < di; k++) out[(long)t * ldo + k] = y[(long)t * ldy + k] * sl_silu(z[(long)t * ldz + k]);
+    }
 #endif
 }
 

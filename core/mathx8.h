@@ -1,0 +1,144 @@
+/* core/mathx.h's exp, SiLU, logistic and softplus on eight lanes (AVX2
+ * with FMA, no AVX-512: core/mathx16.h's counterparts there), for the
+ * Mamba kernels' elementwise loops. Each does the same float operations
+ * in the same order as the scalar function, so each lane has the scalar
+ * function's bits, NaNs included; each ?: is a blend, and the exponent
+ * is built from its bits as the scalar code builds it.
+ * tests/test_mamba_kernels.c compares the kernels with the scalar
+ * functions.
+ *
+ * Each works on N vectors at once (N a constant where it is inlined), step
+ * by step across the N. GCC's own vectorisation of the scalar loops took
+ * one vector at a time, and one vector's steps are a chain some 40 (exp)
+ * to 100 (softplus) deep: on an AMD Zen 3 only one or two such chains fit
+ * the scheduler, which then waited on their latency (softplus 2.3 ns a
+ * float, about 60 cycles a vector). */
+#ifndef SL_MATHX8_H
+#define SL_MATHX8_H
+
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+#include <immintrin.h>
+
+#include "core/mathx.h"
+#include "core/simd.h"
+
+#define SL_HAVE_MATHX8 1
+
+/* for each of the N vectors, a loop GCC unrolls so that a step of all N
+ * comes before the next step */
+#define SL_EACH8(j, N) _Pragma("GCC unroll 4") for (int j = 0; j < (N); j++)
+
+/* the most vectors a call takes (arrays of this size: [N] would be a VLA) */
+#define SL_N8_MAX 4
+
+typedef int v8i_m __attribute__((vector_size(32)));
+
+/* lanes of a where mask is set, of b elsewhere */
+static inline v8f sl_blend8(v8f b, v8f a, v8f mask)
+{
+    return (v8f)_mm256_blendv_ps((__m256)b, (__m256)a, (__m256)mask);
+}
+
+/* a compared with b lane by lane (pred: _CMP_...), all ones where true */
+#define SL_CMP8(a, b, pred) ((v8f)_mm256_cmp_ps((__m256)(a), (__m256)(b), (pred)))
+
+/* e = sl_exp_clamped(x) for x already clamped to [-87.3, 88.7]: the
+ * polynomial, then p times the scale built from n's bits (2^128 = inf
+ * above 88.03, as the scalar code builds it) */
+static inline __attribute__((always_inline)) void sl_exp_clamped8n(const v8f *x, v8f *e, const int N)
+{
+    v8f n[SL_N8_MAX], r[SL_N8_MAX], p[SL_N8_MAX];
+    SL_EACH8(j, N) n[j] = (x[j] * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    SL_EACH8(j, N) r[j] = x[j] - n[j] * 0.693359375f + n[j] * 2.12194440e-4f;
+    SL_EACH8(j, N) p[j] = v8_set1(1.9875691500e-4f) * r[j] + 1.3981999507e-3f;
+    SL_EACH8(j, N) p[j] = p[j] * r[j] + 8.3334519073e-3f;
+    SL_EACH8(j, N) p[j] = p[j] * r[j] + 4.1665795894e-2f;
+    SL_EACH8(j, N) p[j] = p[j] * r[j] + 1.6666665459e-1f;
+    SL_EACH8(j, N) p[j] = p[j] * r[j] + 5.0000001201e-1f;
+    SL_EACH8(j, N) p[j] = p[j] * r[j] * r[j] + r[j] + 1.0f;
+    SL_EACH8(j, N)
+    {
+        v8i_m k = (v8i_m)_mm256_cvttps_epi32((__m256)n[j]);
+        e[j] = p[j] * (v8f)((k + 127) << 23);
+    }
+}
+
+/* e = sl_exp(x) on any input: clamped, and a NaN handed back */
+static inline __attribute__((always_inline)) void sl_exp8n(const v8f *x, v8f *e, const int N)
+{
+    v8f x0[SL_N8_MAX], xc[SL_N8_MAX];
+    SL_EACH8(j, N) x0[j] = x[j]; /* e may be x */
+    SL_EACH8(j, N) xc[j] = (v8f)_mm256_min_ps((__m256)v8_max(x0[j], v8_set1(-87.3f)), _mm256_set1_ps(88.7f));
+    sl_exp_clamped8n(xc, e, N);
+    SL_EACH8(j, N) e[j] = sl_blend8(e[j], x0[j], SL_CMP8(x0[j], x0[j], _CMP_UNORD_Q));
+}
+
+/* x = x / (1 + exp(-x)) */
+static inline __attribute__((always_inline)) void sl_silu8n(v8f *x, const int N)
+{
+    v8f e[SL_N8_MAX];
+    SL_EACH8(j, N) e[j] = -x[j];
+    sl_exp8n(e, e, N);
+    SL_EACH8(j, N) x[j] = x[j] / (1.0f + e[j]);
+}
+
+/* SiLU'(x) = s (1 + x (1 - s)), s the logistic of x */
+static inline v8f sl_silu_grad_of8(v8f x, v8f s) { return s * (1.0f + x * (1.0f - s)); }
+
+/* x = SiLU(x) and g = SiLU'(x) from the same exp(-x) */
+static inline __attribute__((always_inline)) void sl_silu_and_grad8n(v8f *x, v8f *g, const int N)
+{
+    v8f e[SL_N8_MAX];
+    SL_EACH8(j, N) e[j] = -x[j];
+    sl_exp8n(e, e, N);
+    SL_EACH8(j, N) g[j] = sl_silu_grad_of8(x[j], 1.0f / (1.0f + e[j]));
+    SL_EACH8(j, N) x[j] = x[j] / (1.0f + e[j]);
+}
+
+/* l = sl_log(w) for w in [1, 2] (softplus's 1 + exp(-|x|)) and NaN:
+ * sl_log's bit fields and steps */
+static inline __attribute__((always_inline)) void sl_log_1to2_8n(const v8f *w, v8f *l, const int N)
+{
+    v8f m[SL_N8_MAX], fe[SL_N8_MAX], f[SL_N8_MAX], z[SL_N8_MAX], y[SL_N8_MAX];
+    SL_EACH8(j, N)
+    {
+        v8i_m b = (v8i_m)w[j], e = ((b >> 23) & 0xff) - 127;
+        m[j] = (v8f)((b & 0x007fffff) | 0x3f800000);
+        v8i_m big = (v8i_m)SL_CMP8(m[j], v8_set1(1.41421356f), _CMP_GT_OQ); /* -1 where set */
+        m[j] = sl_blend8(m[j], 0.5f * m[j], (v8f)big);
+        fe[j] = (v8f)_mm256_cvtepi32_ps((__m256i)(e - big));
+    }
+    SL_EACH8(j, N) f[j] = m[j] - 1.0f;
+    SL_EACH8(j, N) z[j] = f[j] * f[j];
+    SL_EACH8(j, N) y[j] = v8_set1(7.0376836292e-2f) * f[j] - 1.1514610310e-1f;
+    SL_EACH8(j, N) y[j] = y[j] * f[j] + 1.1676998740e-1f;
+    SL_EACH8(j, N) y[j] = y[j] * f[j] - 1.2420140846e-1f;
+    SL_EACH8(j, N) y[j] = y[j] * f[j] + 1.4249322787e-1f;
+    SL_EACH8(j, N) y[j] = y[j] * f[j] - 1.6668057665e-1f;
+    SL_EACH8(j, N) y[j] = y[j] * f[j] + 2.0000714765e-1f;
+    SL_EACH8(j, N) y[j] = y[j] * f[j] - 2.4999993993e-1f;
+    SL_EACH8(j, N) y[j] = y[j] * f[j] + 3.3333331174e-1f;
+    SL_EACH8(j, N) y[j] = y[j] * f[j] * z[j];
+    SL_EACH8(j, N) y[j] += -2.12194440e-4f * fe[j];
+    SL_EACH8(j, N) y[j] += -0.5f * z[j];
+    SL_EACH8(j, N) l[j] = f[j] + y[j] + 0.693359375f * fe[j];
+}
+
+/* x = sl_softplus(x), and with g (a constant NULL or not, once inlined)
+ * g = sl_softplus_grad(x). Its last ?:, x > 20 ? x : r, is left out as in
+ * sl_softplus_grad16n: there r is x. */
+static inline __attribute__((always_inline)) void sl_softplus_grad8n(v8f *x, v8f *g, const int N)
+{
+    v8f u[SL_N8_MAX], w[SL_N8_MAX], l[SL_N8_MAX], pos[SL_N8_MAX];
+    SL_EACH8(j, N) pos[j] = SL_CMP8(x[j], v8_set1(0.0f), _CMP_GT_OQ);
+    SL_EACH8(j, N) u[j] = (v8f)((v8i_m)x[j] ^ ((v8i_m)pos[j] & (v8i_m)v8_set1(-0.0f)));
+    sl_exp8n(u, u, N);
+    SL_EACH8(j, N) w[j] = 1.0f + u[j];
+    if (g) SL_EACH8(j, N) g[j] = sl_blend8(u[j], v8_set1(1.0f), pos[j]) / w[j];
+    sl_log_1to2_8n(w, l, N);
+    SL_EACH8(j, N) l[j] = sl_blend8(l[j] * u[j] / (w[j] - 1.0f), u[j], SL_CMP8(w[j], v8_set1(1.0f), _CMP_EQ_OQ));
+    SL_EACH8(j, N) x[j] = (v8f)((v8i_m)x[j] & (v8i_m)pos[j]) + l[j];
+}
+
+#endif
+#endif
