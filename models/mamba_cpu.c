@@ -142,9 +142,10 @@ static inline __attribute__((always_inline)) void gate_at16(const float *z, cons
 
 #ifdef SL_HAVE_MATHX8
 /* The elementwise kernels on AVX2 (core/mathx8.h): N vectors at a time
- * while they fill, then one, then the scalar functions on
- * the last floats (the same bits). Inlined with N constant, the kept
+ * while they fill, then one, then the scalar functions on the last floats
+ * (the same bits). Inlined with N constant, the kept
  * outputs' NULL decided outside the loops. */
+
 /* SiLU of N vectors of x from c into out, SiLU' into dsilu if not NULL */
 static inline __attribute__((always_inline)) void silu_at8(const float *x, float *out, float *dsilu, long c, const int N)
 {
@@ -365,7 +366,7 @@ static inline __attribute__((always_inline)) void scan_v8n(const float *x, const
         for (int c = 0; c < di; c += 8) {
             v8f d8 = v8_load(dt + c), x8 = v8_load(xt + c), dx = d8 * x8, y8 = v8_load(D + c) * x8;
             for (int n0 = 0; n0 < S; n0 += N) {
-                v8f a[N];
+                v8f a[4]; /* N <= 4 */
                 sl_scan_decay8n(d8, A_t + (long)n0 * di + c, di, a, N);
                 for (int j = 0; j < N; j++) {
                     float *sp = state + (long)(n0 + j) * di + c;

@@ -27,20 +27,21 @@ static inline v8f sl_scan_decay(v8f delta, const float *A)
 
 typedef int v8i __attribute__((vector_size(32)));
 
-/* exp(delta A) of eight channels of N states (delta >= 0, A < 0), A's rows
- * lda apart, into a[0..N-1]: sl_exp_nonpos's operations lane by lane (so
- * its bits), each step taken across the N vectors before the next. One state's exp is a chain of some twenty
- * dependent instructions; written state after state, the chains of only
- * two or three states fit the core's scheduler at a time on an AMD Zen 3
- * (AVX2), which then waited on their latency: the 8-lane forward scan ran
- * 15-25% faster with N = 4 (in-process A/B, 2,048 x 128 x 16). The
- * backward's recomputation of a chunk's states (mamba_scan_backward.c),
- * which stores every state and decay, ran no faster with it and keeps
+/* exp(delta A) of eight channels of N <= 4 states (delta >= 0, A < 0), A's
+ * rows lda apart, into a[0..N-1]: sl_exp_nonpos's operations lane by lane
+ * (so its bits), each step taken across the N vectors before the next.
+ * One state's exp is a chain of some twenty dependent instructions;
+ * written state after state, the chains of only two or three states fit
+ * the core's scheduler at a time on an AMD Zen 3 (AVX2), which then waited
+ * on their latency: the 8-lane forward scan ran 15-25% faster with N = 4
+ * (in-process A/B, 2,048 x 128 x 16). The chunked backward's
+ * recomputation of states (mamba_scan_backward.c's chunk_states), which
+ * stores every state and decay, ran no faster with it and keeps
  * sl_scan_decay. */
 static inline __attribute__((always_inline)) void sl_scan_decay8n(v8f delta, const float *A, long lda, v8f *a,
                                                                   const int N)
 {
-    v8f n[N], r[N], p[N];
+    v8f n[4], r[4], p[4]; /* [N] would be a VLA */
     for (int j = 0; j < N; j++) a[j] = v8_max(delta * v8_load(A + j * lda), v8_set1(-87.3f));
     for (int j = 0; j < N; j++) n[j] = (a[j] * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     for (int j = 0; j < N; j++) r[j] = a[j] - n[j] * 0.693359375f + n[j] * 2.12194440e-4f;

@@ -45,6 +45,7 @@ static size_t v16_floats(int di, int S)
 /* The 8-lane path's (scan_backward_v8g) states per group: 4 leaves
  * registers for the loop's other vectors on AVX2's sixteen. */
 #define NG8 4
+_Static_assert(NG8 <= 4, "group_states8 takes a group's decays in one sl_scan_decay8n, which takes at most 4");
 
 /* Floats scan_backward_v8g takes of the scratch, laid out as
  * scan_backward_v16's at eight lanes and NG8 states a group. */

@@ -144,8 +144,8 @@ static void scan_case(shape s)
  * K - 1, and in the transpose the newest position first (sl_fma1 and
  * v8_fma, v16_fma: one rounding where the target has FMA, at any -O and
  * whatever GCC's tuning prefers; left to -ffp-contract, the Zen tuning
- * kept the 8-lane sums unfused and this scalar loop fused). The shapes take the 16-lane
- * path (d_conv 2 to 8: 4 compiled apart, others not) with whole and
+ * kept the 8-lane sums unfused and this scalar loop fused). The shapes
+ * take the 16-lane path (d_conv 2 to 8: 4 compiled apart, others not) with whole and
  * partial vectors, more channels than one block of SL_CONV16_BLOCK,
  * sequences shorter than the kernel, strided rows; d_conv 9 the 8-lane
  * loops. */
