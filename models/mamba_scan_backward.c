@@ -31,35 +31,37 @@ typedef struct {
  * about 50 KiB, stay in L1) and 7% faster than 4. */
 #define NG 8
 
-/* Floats the AVX-512 path (scan_backward_v16) takes of the same scratch:
- * one group's states [C + 1][NG][16] and decays [C][NG][16], B and C of
- * each group of states [S / NG][C][2][NG], A and the carried gradient
- * [di / 16][S][16], the per-lane sums of dB and dC of every position of
- * the chunk [C][S][2][8]. */
-static size_t v16_floats(int di, int S)
-{
-    size_t C = SL_SCAN_CHUNK, groups = ((size_t)S + NG - 1) / NG;
-    return (2 * C + 1) * 16 * NG + 2 * NG * C * groups + 2 * (size_t)S * di + 16 * C * (size_t)S;
-}
 
 /* The 8-lane path's (scan_backward_v8g) states per group: 4 leaves
  * registers for the loop's other vectors on AVX2's sixteen. */
 #define NG8 4
 _Static_assert(NG8 <= 4, "group_states8 takes a group's decays in one sl_scan_decay8n, which takes at most 4");
 
-/* Floats scan_backward_v8g takes of the scratch, laid out as
- * scan_backward_v16's at eight lanes and NG8 states a group. */
-static size_t v8g_floats(int di, int S)
+/* The scratch of the paths on groups of states (scan_backward_groups), W
+ * lanes and G states a group: one group's states [C + 1][G][W] and decays
+ * [C][G][W], B and C of each group of states [S / G][C][2][G], A and the
+ * carried gradient [di / W][S][W], the per-lane sums of dB and dC of every
+ * position of the chunk [C][S][2][8]. */
+typedef struct {
+    float *st;   /* [C + 1][G][W]: a group's states, row 0 the one before the chunk */
+    float *at;   /* [C][G][W]: exp(delta A) */
+    float *bc;   /* [S / G][C][2][G]: B, then C of each group of states */
+    float *A;    /* [di / W][S][W] */
+    float *ds;   /* [di / W][S][W]: g, carried from chunk to chunk */
+    float *part; /* [C][S][2][8]: dB's, then dC's per-lane sums */
+} group_bufs;
+
+static size_t group_floats(int di, int S, int W, int G)
 {
-    size_t C = SL_SCAN_CHUNK, groups = ((size_t)S + NG8 - 1) / NG8;
-    return (2 * C + 1) * 8 * NG8 + 2 * NG8 * C * groups + 2 * (size_t)S * di + 16 * C * (size_t)S;
+    size_t C = SL_SCAN_CHUNK, groups = ((size_t)S + G - 1) / G;
+    return (2 * C + 1) * W * G + 2 * G * C * groups + 2 * (size_t)S * di + 16 * C * (size_t)S;
 }
 
 size_t sl_mamba_scan_scratch_floats(int di, int S)
 {
     size_t di8 = (size_t)round8(di), plane = (size_t)S * di8, v8 = (2 * SL_SCAN_CHUNK + 3) * plane + di8 + 16 * (size_t)S;
-    size_t most = v8 > v16_floats(di, S) ? v8 : v16_floats(di, S);
-    return most > v8g_floats(di, S) ? most : v8g_floats(di, S);
+    size_t most = v8 > group_floats(di, S, 16, NG) ? v8 : group_floats(di, S, 16, NG);
+    return most > group_floats(di, S, 8, NG8) ? most : group_floats(di, S, 8, NG8);
 }
 
 static chunk_bufs chunk_view(int di, int S, float *base)
@@ -150,6 +152,64 @@ static void chunk_reverse(const chunk_bufs *k, const scan_in *in, int t0, int t1
     }
 }
 
+/* The reverse scan on groups of states, W lanes and G states a group
+ * (scan_backward_v16, scan_backward_v8g): for each chunk, last first,
+ * each block of W channels and each group of states, states() runs the
+ * group's states over the chunk and reverse() at once their reverse;
+ * then the chunk's dB and dC partials are reduced, and with dsoftplus,
+ * softplus's backward runs on the chunk's rows of d delta while they are
+ * in L1. */
+typedef void group_states_fn(const group_bufs *k, const scan_in *in, const float *start, int c, int n0, int nn, int t0,
+                             int t1);
+typedef void group_reverse_fn(const group_bufs *k, const scan_in *in, int c, int n0, int nn, int t0, int t1, float *dx,
+                              float *dd);
+
+static void scan_backward_groups(const scan_in *in, const float *A_t, const float *ckpt, const float *dsoftplus,
+                                 float *scratch, float *dx, float *dd, float *dxdbl, int W, int G,
+                                 group_states_fn *states, group_reverse_fn *reverse)
+{
+    int di = in->di, S = in->S, C = SL_SCAN_CHUNK;
+    group_bufs k = {.st = scratch};
+    k.at = k.st + (long)W * G * (C + 1);
+    k.bc = k.at + (long)W * G * C;
+    k.A = k.bc + 2L * G * C * ((S + G - 1) / G);
+    k.ds = k.A + (long)S * di;
+    k.part = k.ds + (long)S * di;
+    for (int c = 0; c < di; c += W)
+        for (int n = 0; n < S; n++)
+            memcpy(k.A + (long)c * S + (long)W * n, A_t + (long)n * di + c, (size_t)W * sizeof *k.A);
+    memset(k.ds, 0, (size_t)S * di * sizeof *k.ds);
+    for (int t0 = (in->T - 1) / C * C; t0 >= 0; t0 -= C) {
+        int t1 = t0 + C < in->T ? t0 + C : in->T;
+        const float *start = t0 ? ckpt + (long)(t0 / C) * S * di : NULL;
+        for (int t = t0; t < t1; t++) {
+            const float *B = in->xdbl + (long)t * in->nx + in->R;
+            for (int n0 = 0; n0 < S; n0 += G) {
+                float *bt = k.bc + 2L * G * C * (n0 / G) + 2L * G * (t - t0);
+                for (int n = 0; n < G; n++) {
+                    bt[n] = n0 + n < S ? B[n0 + n] : 0.0f;
+                    bt[G + n] = n0 + n < S ? B[S + n0 + n] : 0.0f;
+                }
+            }
+        }
+        for (int c = 0; c < di; c += W)
+            for (int n0 = 0; n0 < S; n0 += G) {
+                int nn = S - n0 < G ? S - n0 : G;
+                states(&k, in, start, c, n0, nn, t0, t1);
+                reverse(&k, in, c, n0, nn, t0, t1, dx, dd);
+            }
+        for (int t = t0; t < t1; t++) {
+            const float *pt = k.part + 16L * S * (t - t0);
+            float *row = dxdbl + (long)t * in->nx + in->R;
+            for (int n = 0; n < S; n++) {
+                row[n] = hsum(pt + 16 * n);
+                row[S + n] = hsum(pt + 16 * n + 8);
+            }
+        }
+        if (dsoftplus) times_kept(dsoftplus + (long)t0 * di, dd + (long)t0 * di, (long)(t1 - t0) * di);
+    }
+}
+
 /* The 8-lane reverse scan where d_inner is a multiple of 8 (AVX2 and
  * below): scan_backward_v16's method (read its comment) at eight lanes.
  * For each chunk, each block of eight channels and each group of NG8
@@ -161,19 +221,10 @@ static void chunk_reverse(const chunk_bufs *k, const scan_in *in, int t0, int t1
  * and dd; dB and dC of a position and state over the blocks of channels
  * in order, in per-lane partials kept for every position of the chunk and
  * reduced at the chunk's end. */
-typedef struct {
-    float *st;   /* [C + 1][NG8][8]: a group's states, row 0 the one before the chunk */
-    float *at;   /* [C][NG8][8]: exp(delta A) */
-    float *bc;   /* [S / NG8][C][2][NG8]: B, then C of each group of states */
-    float *A;    /* [di / 8][S][8] */
-    float *ds;   /* [di / 8][S][8]: g, carried from chunk to chunk */
-    float *part; /* [C][S][2][8]: dB's, then dC's per-lane sums */
-} v8_bufs;
-
 /* The states of channels c..c+7 and states n0..n0+nn-1 for t0 <= t < t1
  * from start (the state before the chunk, [S][di]; NULL: zeros), the
  * forward's recurrence (chunk_states). */
-__attribute__((noinline)) static void group_states8(const v8_bufs *k, const scan_in *in, const float *start, int c,
+__attribute__((noinline)) static void group_states8(const group_bufs *k, const scan_in *in, const float *start, int c,
                                                     int n0, int nn, int t0, int t1)
 {
     int di = in->di;
@@ -206,7 +257,7 @@ __attribute__((noinline)) static void group_states8(const v8_bufs *k, const scan
  * sums). first: the first block of channels, whose dB and dC partials
  * start from zeros; last: the group of the last states, which finishes dx
  * and d delta. Inlined with first and last constant. */
-static inline __attribute__((always_inline)) void group_reverse8_n(const v8_bufs *k, const scan_in *in, int c, int n0,
+static inline __attribute__((always_inline)) void group_reverse8_n(const group_bufs *k, const scan_in *in, int c, int n0,
                                                                    int nn, int t0, int t1, const int first,
                                                                    const int last, float *dx, float *dd)
 {
@@ -246,7 +297,7 @@ static inline __attribute__((always_inline)) void group_reverse8_n(const v8_bufs
     for (int n = 0; n < nn; n++) v8_store(ds + 8 * n, g[n]);
 }
 
-__attribute__((noinline)) static void group_reverse8(const v8_bufs *k, const scan_in *in, int c, int n0, int nn,
+__attribute__((noinline)) static void group_reverse8(const group_bufs *k, const scan_in *in, int c, int n0, int nn,
                                                      int t0, int t1, float *dx, float *dd)
 {
     int last = n0 + NG8 >= in->S;
@@ -259,50 +310,11 @@ __attribute__((noinline)) static void group_reverse8(const v8_bufs *k, const sca
     }
 }
 
-/* sl_mamba_scan_backward on groups of states, 8 lanes; with dsoftplus,
- * softplus's backward runs on each chunk's rows of d delta as it finishes */
+/* sl_mamba_scan_backward on groups of NG8 states, 8 lanes */
 static void scan_backward_v8g(const scan_in *in, const float *A_t, const float *ckpt, const float *dsoftplus,
                               float *scratch, float *dx, float *dd, float *dxdbl)
 {
-    int di = in->di, S = in->S, C = SL_SCAN_CHUNK;
-    v8_bufs k = {.st = scratch};
-    k.at = k.st + 8L * NG8 * (C + 1);
-    k.bc = k.at + 8L * NG8 * C;
-    k.A = k.bc + 2L * NG8 * C * ((S + NG8 - 1) / NG8);
-    k.ds = k.A + (long)S * di;
-    k.part = k.ds + (long)S * di;
-    for (int c = 0; c < di; c += 8)
-        for (int n = 0; n < S; n++) memcpy(k.A + (long)c * S + 8L * n, A_t + (long)n * di + c, 8 * sizeof *k.A);
-    memset(k.ds, 0, (size_t)S * di * sizeof *k.ds);
-    for (int t0 = (in->T - 1) / C * C; t0 >= 0; t0 -= C) {
-        int t1 = t0 + C < in->T ? t0 + C : in->T;
-        const float *start = t0 ? ckpt + (long)(t0 / C) * S * di : NULL;
-        for (int t = t0; t < t1; t++) {
-            const float *B = in->xdbl + (long)t * in->nx + in->R;
-            for (int n0 = 0; n0 < S; n0 += NG8) {
-                float *bt = k.bc + 2L * NG8 * C * (n0 / NG8) + 2L * NG8 * (t - t0);
-                for (int n = 0; n < NG8; n++) {
-                    bt[n] = n0 + n < S ? B[n0 + n] : 0.0f;
-                    bt[NG8 + n] = n0 + n < S ? B[S + n0 + n] : 0.0f;
-                }
-            }
-        }
-        for (int c = 0; c < di; c += 8)
-            for (int n0 = 0; n0 < S; n0 += NG8) {
-                int nn = S - n0 < NG8 ? S - n0 : NG8;
-                group_states8(&k, in, start, c, n0, nn, t0, t1);
-                group_reverse8(&k, in, c, n0, nn, t0, t1, dx, dd);
-            }
-        for (int t = t0; t < t1; t++) {
-            const float *pt = k.part + 16L * S * (t - t0);
-            float *row = dxdbl + (long)t * in->nx + in->R;
-            for (int n = 0; n < S; n++) {
-                row[n] = hsum(pt + 16 * n);
-                row[S + n] = hsum(pt + 16 * n + 8);
-            }
-        }
-        if (dsoftplus) times_kept(dsoftplus + (long)t0 * di, dd + (long)t0 * di, (long)(t1 - t0) * di);
-    }
+    scan_backward_groups(in, A_t, ckpt, dsoftplus, scratch, dx, dd, dxdbl, 8, NG8, group_states8, group_reverse8);
 }
 
 #ifdef __AVX512F__
@@ -326,14 +338,6 @@ static void scan_backward_v8g(const scan_in *in, const float *A_t, const float *
  *   added to block after block of sixteen channels, each as its two halves
  *   in turn, then reduced once at the chunk's end;
  * - g, the states and the decays are the same products and sums. */
-typedef struct {
-    float *st;   /* [C + 1][NG][16]: a group's states, row 0 the one before the chunk */
-    float *at;   /* [C][NG][16]: exp(delta A) */
-    float *bc;   /* [S / NG][C][2][NG]: B, then C of each group of states */
-    float *A;    /* [di / 16][S][16] */
-    float *ds;   /* [di / 16][S][16]: g, carried from chunk to chunk */
-    float *part; /* [C][S][2][8]: dB's, then dC's per-lane sums */
-} v16_bufs;
 
 static inline v8f lo8(v16f v) { return (v8f)_mm512_castps512_ps256((__m512)v); }
 static inline v8f hi8(v16f v) { return (v8f)_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd((__m512)v), 1)); }
@@ -345,7 +349,7 @@ static inline v8f hi8(v16f v) { return (v8f)_mm256_castpd_ps(_mm512_extractf64x4
  * forward's recurrence (scan_v16). Not inlined, and nn not a constant for
  * a full group: both measured 5-10% slower (GCC then hoists the states'
  * addresses out of the loop and spills them). */
-__attribute__((noinline)) static void group_states(const v16_bufs *k, const scan_in *in, const float *start, int c,
+__attribute__((noinline)) static void group_states(const group_bufs *k, const scan_in *in, const float *start, int c,
                                                    int n0, int nn, int t0, int t1)
 {
     int di = in->di;
@@ -377,7 +381,7 @@ __attribute__((noinline)) static void group_states(const v16_bufs *k, const scan
  * zeros; last: the group of the last states, which finishes dx and d delta
  * (other groups leave their sums there for the next). Inlined with first
  * constant. */
-SL_INLINE void group_reverse_n(const v16_bufs *k, const scan_in *in, int c, int n0, int nn, int t0, int t1, int first,
+SL_INLINE void group_reverse_n(const group_bufs *k, const scan_in *in, int c, int n0, int nn, int t0, int t1, int first,
                                int last, float *dx, float *dd)
 {
     int di = in->di, S = in->S;
@@ -419,7 +423,7 @@ SL_INLINE void group_reverse_n(const v16_bufs *k, const scan_in *in, int c, int 
     for (int n = 0; n < nn; n++) v16_store(ds + 16 * n, g[n]);
 }
 
-__attribute__((noinline)) static void group_reverse(const v16_bufs *k, const scan_in *in, int c, int n0, int nn,
+__attribute__((noinline)) static void group_reverse(const group_bufs *k, const scan_in *in, int c, int n0, int nn,
                                                     int t0, int t1, float *dx, float *dd)
 {
     int last = n0 + NG >= in->S;
@@ -427,51 +431,11 @@ __attribute__((noinline)) static void group_reverse(const v16_bufs *k, const sca
     else group_reverse_n(k, in, c, n0, nn, t0, t1, 0, last, dx, dd);
 }
 
-/* sl_mamba_scan_backward on 16 lanes; with dsoftplus, softplus's backward
- * runs on each chunk's rows of d delta as the chunk finishes */
+/* sl_mamba_scan_backward on groups of NG states, 16 lanes */
 static void scan_backward_v16(const scan_in *in, const float *A_t, const float *ckpt, const float *dsoftplus,
                               float *scratch, float *dx, float *dd, float *dxdbl)
 {
-    int di = in->di, S = in->S, C = SL_SCAN_CHUNK;
-    v16_bufs k = {.st = scratch};
-    k.at = k.st + 16L * NG * (C + 1);
-    k.bc = k.at + 16L * NG * C;
-    k.A = k.bc + 2L * NG * C * ((S + NG - 1) / NG);
-    k.ds = k.A + (long)S * di;
-    k.part = k.ds + (long)S * di;
-    for (int c = 0; c < di; c += 16)
-        for (int n = 0; n < S; n++) memcpy(k.A + (long)c * S + 16L * n, A_t + (long)n * di + c, 16 * sizeof *k.A);
-    memset(k.ds, 0, (size_t)S * di * sizeof *k.ds);
-    for (int t0 = (in->T - 1) / C * C; t0 >= 0; t0 -= C) {
-        int t1 = t0 + C < in->T ? t0 + C : in->T;
-        const float *start = t0 ? ckpt + (long)(t0 / C) * S * di : NULL;
-        for (int t = t0; t < t1; t++) {
-            const float *B = in->xdbl + (long)t * in->nx + in->R;
-            for (int n0 = 0; n0 < S; n0 += NG) {
-                float *bt = k.bc + 2L * NG * C * (n0 / NG) + 2L * NG * (t - t0);
-                for (int n = 0; n < NG; n++) {
-                    bt[n] = n0 + n < S ? B[n0 + n] : 0.0f;
-                    bt[NG + n] = n0 + n < S ? B[S + n0 + n] : 0.0f;
-                }
-            }
-        }
-        for (int c = 0; c < di; c += 16)
-            for (int n0 = 0; n0 < S; n0 += NG) {
-                int nn = S - n0 < NG ? S - n0 : NG;
-                group_states(&k, in, start, c, n0, nn, t0, t1);
-                group_reverse(&k, in, c, n0, nn, t0, t1, dx, dd);
-            }
-        for (int t = t0; t < t1; t++) {
-            const float *pt = k.part + 16L * S * (t - t0);
-            float *row = dxdbl + (long)t * in->nx + in->R;
-            for (int n = 0; n < S; n++) {
-                row[n] = hsum(pt + 16 * n);
-                row[S + n] = hsum(pt + 16 * n + 8);
-            }
-        }
-        /* softplus's backward on the chunk's rows of d delta while they are in L1 */
-        if (dsoftplus) times_kept(dsoftplus + (long)t0 * di, dd + (long)t0 * di, (long)(t1 - t0) * di);
-    }
+    scan_backward_groups(in, A_t, ckpt, dsoftplus, scratch, dx, dd, dxdbl, 16, NG, group_states, group_reverse);
 }
 #endif
 
