@@ -66,6 +66,10 @@ int main(int argc, char **argv)
         }
         o.batch = o.backend->max_batch;
         fprintf(stderr, "bench_sweep: %s, batch %d\n", o.backend->name, o.batch);
+    } else if (!(o.backend = sl_backend_cpu(&m, threads, o.batch, ds.L, &err))) {
+        /* the CPU's backend too, once, as `seqlens` opens it for a command (cli/session.c) */
+        fprintf(stderr, "bench_sweep: %s\n", err.msg);
+        return err.code;
     }
     uint8_t *mask = malloc((size_t)o.batch * ds.L);
     double best = 1e30;

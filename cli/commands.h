@@ -11,7 +11,9 @@
 #include "models/model.h"
 #include "models/run.h"
 
-/* A model with its dataset and the example range the options select. */
+/* A model with its dataset, the example range the options select and the
+ * backend that runs it (the CPU's or a device's). Opened in place and never
+ * moved: the backend holds the address of the model. */
 typedef struct {
     sl_model model;
     sl_dataset data;

@@ -38,18 +38,18 @@ static int eval_to(const char *model, const char *range, const char *path)
     return rc;
 }
 
-static sl_session open_session(const char *threads, const char *batch, int *rc)
+/* in place: an open session must not move (its backend holds its model's address) */
+static int open_session(sl_session *s, const char *threads, const char *batch)
 {
     sl_args a;
-    sl_session s;
     sl_error err = {0};
     char range[32];
     snprintf(range, sizeof range, "%d:%d", FIRST, FIRST + COUNT);
     char *argv[] = {MODEL, DATA, "--examples", range, "--threads", (char *)threads, "--batch", (char *)batch};
-    *rc = sl_parse_args(&a, "ablate", 8, argv, "--examples --threads --batch", &err);
-    if (!*rc) *rc = sl_session_open(&s, &a, MODEL, DATA, &err);
-    CHECK(!*rc, "session: %s", err.msg);
-    return s;
+    int rc = sl_parse_args(&a, "ablate", 8, argv, "--examples --threads --batch", &err);
+    if (!rc) rc = sl_session_open(s, &a, MODEL, DATA, &err);
+    CHECK(!rc, "session: %s", err.msg);
+    return rc;
 }
 
 /* The scores file read back: sl_run's bits (another batch size and thread
@@ -227,9 +227,8 @@ int main(void)
     char range[32];
     snprintf(range, sizeof range, "%d:%d", FIRST, FIRST + COUNT);
     CHECK(!eval_to(MODEL, range, DIR "/scores.h5"), "seqlens eval -o " DIR "/scores.h5");
-    int rc;
-    sl_session s = open_session("1", "3", &rc);
-    if (rc) return TEST_SUMMARY();
+    sl_session s;
+    if (open_session(&s, "1", "3")) return TEST_SUMMARY();
     float base[COUNT];
     read_back(&s, DIR "/scores.h5", base);
     families(&s, base);
