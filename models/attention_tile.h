@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/mathx.h"
+#include "core/mathx8.h"
 #include "core/simd.h"
 #include "models/backward.h"
 #include "models/model.h"
@@ -128,6 +129,37 @@ static inline int sl_scores_tame(const float *x, long n)
     return !wild;
 }
 
+#ifdef SL_HAVE_MATHX8
+/* s[j] = sl_exp(s[j] - m) (nan_check) or sl_exp_nonpos(s[j] - m) for
+ * j < n, in place, four vectors at a time (core/mathx8.h: the scalar
+ * function's bits in every lane). GCC's loops took one vector at a time
+ * through the exp's chain of some 20 dependent steps, of which an AMD
+ * Zen 3 overlaps too few. Without AVX2 (or with AVX-512, whose own
+ * compiled loops are left as they were) the plain loops below. */
+static inline __attribute__((always_inline)) void sl_exp_shifted(float *s, int n, float m, const int nan_check)
+{
+    int j = 0;
+    for (; j + 32 <= n; j += 32) {
+        v8f x[4];
+        for (int u = 0; u < 4; u++) x[u] = v8_load(s + j + 8 * u) - m;
+        if (nan_check) {
+            sl_exp8n(x, x, 4);
+        } else {
+            for (int u = 0; u < 4; u++) x[u] = v8_max(x[u], v8_set1(-87.3f));
+            sl_exp_clamped8n(x, x, 4);
+        }
+        for (int u = 0; u < 4; u++) v8_store(s + j + 8 * u, x[u]);
+    }
+    if (nan_check) {
+#pragma omp simd
+        for (int i = j; i < n; i++) s[i] = sl_exp(s[i] - m);
+    } else {
+#pragma omp simd
+        for (int i = j; i < n; i++) s[i] = sl_exp_nonpos(s[i] - m);
+    }
+}
+#endif
+
 /* One query's scores s[0, jn) against a tile of keys, of which it sees the
  * first n and whose largest is tile_max, become its unnormalised
  * probabilities, exp(s - running max), 0 past n; *mx and *l (the running max
@@ -143,9 +175,21 @@ static inline __attribute__((always_inline)) float sl_softmax_exp(float *s, int 
         return 1.0f;
     }
     float corr = *mx == -INFINITY ? 0.0f : sl_exp_nonpos(*mx - mnew);
+    /* scores less their max are <= 0; a NaN score (which the max skips)
+     * must still reach the output, through the sum */
+#ifdef SL_HAVE_MATHX8
+    /* the exps first, then the sum as the loop below sums (the same bits) */
+    int nan = 0;
     if (nan_check) {
-        /* scores less their max are <= 0; a NaN score (which the max skips)
-         * must still reach the output, through the sum */
+#pragma omp simd reduction(| : nan)
+        for (int j = 0; j < n; j++) nan |= s[j] != s[j];
+    }
+    sl_exp_shifted(s, n, mnew, 0);
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < n; j++) sum += s[j];
+    if (nan) sum = NAN;
+#else
+    if (nan_check) {
         int nan = 0;
 #pragma omp simd reduction(+ : sum) reduction(| : nan)
         for (int j = 0; j < n; j++) {
@@ -163,6 +207,7 @@ static inline __attribute__((always_inline)) float sl_softmax_exp(float *s, int 
             sum += p;
         }
     }
+#endif
     for (int j = n; j < jn; j++) s[j] = 0.0f;
     *l = *l * corr + sum;
     *mx = mnew;
@@ -192,6 +237,13 @@ static inline __attribute__((always_inline)) void sl_probs_tile(float *P, float 
     for (int r = 0; r < qbn; r++) {
         float *pr = P + r * SL_KEY_TILE, *dr = dS + r * SL_KEY_TILE, m = lse[r], D = rowd[r];
         int n = r >= rows || vis[r] <= j0 ? 0 : vis[r] - j0 < jn ? vis[r] - j0 : jn;
+        /* finite scores less their row's log-sum-exp (>= their max) are
+         * <= 0 but for rounding: sl_exp's other bounds never bind */
+#ifdef SL_HAVE_MATHX8
+        sl_exp_shifted(pr, n, m, nan_check);
+#pragma omp simd
+        for (int j = 0; j < n; j++) dr[j] = pr[j] * (dr[j] - D);
+#else
         if (nan_check) {
 #pragma omp simd
             for (int j = 0; j < n; j++) {
@@ -200,8 +252,6 @@ static inline __attribute__((always_inline)) void sl_probs_tile(float *P, float 
                 dr[j] = p * (dr[j] - D);
             }
         } else {
-            /* finite scores less their row's log-sum-exp (>= their max) are
-             * <= 0 but for rounding: sl_exp's other bounds never bind */
 #pragma omp simd
             for (int j = 0; j < n; j++) {
                 float p = sl_exp_nonpos(pr[j] - m);
@@ -209,6 +259,7 @@ static inline __attribute__((always_inline)) void sl_probs_tile(float *P, float 
                 dr[j] = p * (dr[j] - D);
             }
         }
+#endif
         for (int j = n; j < jn; j++) pr[j] = dr[j] = 0.0f;
     }
 }
