@@ -10,6 +10,10 @@
  * lanes, which add nothing. All three give the same bits. */
 #include <string.h>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include "core/simd.h"
 #include "models/backward.h"
 #include "models/mamba_scan.h"
@@ -88,6 +92,49 @@ static void times_kept(const float *dsoftplus, float *dd, long n)
 static inline float hsum(const float *p)
 {
     return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+}
+
+/* dB and dC of one position from its lanes' partial sums: part holds 2S
+ * runs of 8 (dB of state n at 16 n, dC at 16 n + 8), each summed by hsum's
+ * tree into row[n] (dB) and row[S + n] (dC). With AVX2, eight runs at a
+ * time transposed, so that each lane adds its run's eight in hsum's tree:
+ * the same bits, in a few vector adds instead of some 450 scalar steps a
+ * position (1.6% of a Mamba gradient here). */
+static void partials_to_row(const float *part, int S, float *row)
+{
+    int n = 0;
+#if defined(__AVX2__)
+    for (; n + 4 <= S; n += 4) {
+        const float *p = part + 16L * n;
+        __m256 r[8], a[8], b[8];
+        for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(p + 8 * j);
+        for (int j = 0; j < 8; j += 2) { /* the 8 x 8 transpose: c_k[j] = r_j[k] */
+            a[j] = _mm256_unpacklo_ps(r[j], r[j + 1]);
+            a[j + 1] = _mm256_unpackhi_ps(r[j], r[j + 1]);
+        }
+        for (int j = 0; j < 8; j += 4) {
+            b[j] = _mm256_shuffle_ps(a[j], a[j + 2], 0x44);
+            b[j + 1] = _mm256_shuffle_ps(a[j], a[j + 2], 0xee);
+            b[j + 2] = _mm256_shuffle_ps(a[j + 1], a[j + 3], 0x44);
+            b[j + 3] = _mm256_shuffle_ps(a[j + 1], a[j + 3], 0xee);
+        }
+        __m256 c[8];
+        for (int j = 0; j < 4; j++) {
+            c[j] = _mm256_permute2f128_ps(b[j], b[j + 4], 0x20);
+            c[j + 4] = _mm256_permute2f128_ps(b[j], b[j + 4], 0x31);
+        }
+        __m256 h = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(c[0], c[1]), _mm256_add_ps(c[2], c[3])),
+                                 _mm256_add_ps(_mm256_add_ps(c[4], c[5]), _mm256_add_ps(c[6], c[7])));
+        /* lane j is run j: dB of n + j/2 where j is even, dC where odd */
+        h = _mm256_permutevar8x32_ps(h, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+        _mm_storeu_ps(row + n, _mm256_castps256_ps128(h));
+        _mm_storeu_ps(row + S + n, _mm256_extractf128_ps(h, 1));
+    }
+#endif
+    for (; n < S; n++) {
+        row[n] = hsum(part + 16L * n);
+        row[S + n] = hsum(part + 16L * n + 8);
+    }
 }
 
 /* The scan's inputs for one block. */
@@ -199,12 +246,7 @@ static void scan_backward_groups(const scan_in *in, const float *A_t, const floa
                 reverse(&k, in, c, n0, nn, t0, t1, dx, dd);
             }
         for (int t = t0; t < t1; t++) {
-            const float *pt = k.part + 16L * S * (t - t0);
-            float *row = dxdbl + (long)t * in->nx + in->R;
-            for (int n = 0; n < S; n++) {
-                row[n] = hsum(pt + 16 * n);
-                row[S + n] = hsum(pt + 16 * n + 8);
-            }
+            partials_to_row(k.part + 16L * S * (t - t0), S, dxdbl + (long)t * in->nx + in->R);
         }
         if (dsoftplus) times_kept(dsoftplus + (long)t0 * di, dd + (long)t0 * di, (long)(t1 - t0) * di);
     }
