@@ -184,6 +184,10 @@ $(BUILD)/bench/bench_sweep: bench/bench_sweep.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
 
+$(BUILD)/bench/grad_time: bench/grad_time.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
+
 bench: bin/seqlens $(BUILD)/bench/bench_sweep
 	sh bench/run.sh
 

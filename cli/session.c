@@ -47,11 +47,11 @@ int sl_session_open(sl_session *s, const sl_args *a, const char *model_dir, cons
     const sl_backend_kind *k = !a->device ? sl_backend_kind_auto()
                              : strcmp(a->device, "cpu") ? sl_backend_kind_find(a->device) : NULL;
     if (k) return open_backend(s, a, k, err);
-    /* The CPU too: one backend for the command, as a device is, so that the
-     * passes of a sweep and the stages of analyze reuse its workspaces.
-     * Opened per pass (sl_run without one), each pass paid the kernel's
-     * zeroing of about 3,500 fresh pages (the Mamba of bench/, 8 x 2,048):
-     * 13% of the family sweep's time (bench/README.md). */
+    /* The CPU too: one backend for the command, as a device is, so that
+     * every pass of a sweep (ablate, reverse-test, ...) reuses its
+     * workspaces. Opened per pass (sl_run without one), each pass paid the
+     * kernel's zeroing of about 3,500 fresh pages (the Mamba of bench/,
+     * 8 x 2,048): 13% of the family sweep's time (bench/README.md). */
     if (!(s->run.backend = sl_backend_cpu(&s->model, s->run.threads, s->run.batch, s->data.L, err))) return err->code;
     return SL_OK;
 }
