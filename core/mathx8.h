@@ -1,11 +1,11 @@
-/* core/mathx.h's exp, SiLU, logistic and softplus on eight lanes (AVX2
- * with FMA, no AVX-512: core/mathx16.h's counterparts there), for the
- * Mamba kernels' elementwise loops. Each does the same float operations
- * in the same order as the scalar function, so each lane has the scalar
- * function's bits, NaNs included; each ?: is a blend, and the exponent
- * is built from its bits as the scalar code builds it.
- * tests/test_mamba_kernels.c compares the kernels with the scalar
- * functions.
+/* core/mathx.h's exp, SiLU, logistic, softplus, erfc and GELU on eight
+ * lanes (AVX2 with FMA, no AVX-512: core/mathx16.h's counterparts there),
+ * for the Mamba kernels' elementwise loops, the attention's exps and the
+ * Transformer's GELU. Each does the same float operations in the same
+ * order as the scalar function, so each lane has the scalar function's
+ * bits, NaNs included; each ?: is a blend, and the exponent is built from
+ * its bits as the scalar code builds it. tests/test_mamba_kernels.c and
+ * tests/test_mathx.c compare the kernels with the scalar functions.
  *
  * Each works on N vectors at once (N a constant where it is inlined), step
  * by step across the N. GCC's own vectorisation of the scalar loops took
@@ -138,6 +138,57 @@ static inline __attribute__((always_inline)) void sl_softplus_grad8n(v8f *x, v8f
     sl_log_1to2_8n(w, l, N);
     SL_EACH8(j, N) l[j] = sl_blend8(l[j] * u[j] / (w[j] - 1.0f), u[j], SL_CMP8(w[j], v8_set1(1.0f), _CMP_EQ_OQ));
     SL_EACH8(j, N) x[j] = (v8f)((v8i_m)x[j] & (v8i_m)pos[j]) + l[j];
+}
+
+/* r = sl_erfc_pos(a, hi, lo): t = 1 / (1 + a/2), the degree-9
+ * polynomial in t, t exp(-hi) exp(p - lo) */
+static inline __attribute__((always_inline)) void sl_erfc_pos8n(const v8f *a, const v8f *hi, const v8f *lo, v8f *r,
+                                                                const int N)
+{
+    v8f t[SL_N8_MAX], p[SL_N8_MAX], e[SL_N8_MAX], f[SL_N8_MAX];
+    SL_EACH8(j, N) t[j] = 1.0f / (1.0f + 0.5f * a[j]);
+    SL_EACH8(j, N) p[j] = v8_set1(0.17087277f) * t[j] - 0.82215223f;
+    SL_EACH8(j, N) p[j] = p[j] * t[j] + 1.48851587f;
+    SL_EACH8(j, N) p[j] = p[j] * t[j] - 1.13520398f;
+    SL_EACH8(j, N) p[j] = p[j] * t[j] + 0.27886807f;
+    SL_EACH8(j, N) p[j] = p[j] * t[j] - 0.18628806f;
+    SL_EACH8(j, N) p[j] = p[j] * t[j] + 0.09678418f;
+    SL_EACH8(j, N) p[j] = p[j] * t[j] + 0.37409196f;
+    SL_EACH8(j, N) p[j] = p[j] * t[j] + 1.00002368f;
+    SL_EACH8(j, N) p[j] = p[j] * t[j] - 1.26551223f;
+    SL_EACH8(j, N) e[j] = -hi[j], f[j] = p[j] - lo[j];
+    sl_exp8n(e, e, N);
+    sl_exp8n(f, f, N);
+    SL_EACH8(j, N) r[j] = t[j] * e[j] * f[j];
+}
+
+/* fabsf on eight lanes: the sign bit cleared */
+static inline v8f sl_abs8(v8f x) { return (v8f)((v8i_m)x & 0x7fffffff); }
+
+/* x = sl_gelu(x) */
+static inline __attribute__((always_inline)) void sl_gelu8n(v8f *x, const int N)
+{
+    v8f a[SL_N8_MAX], hi[SL_N8_MAX], lo[SL_N8_MAX], r[SL_N8_MAX];
+    SL_EACH8(j, N) a[j] = sl_abs8(x[j]) * 0.70710678118654752f;
+    SL_EACH8(j, N) hi[j] = x[j] * x[j];
+    SL_EACH8(j, N) lo[j] = 0.5f * v8_fma(x[j], x[j], -hi[j]), hi[j] = 0.5f * hi[j];
+    sl_erfc_pos8n(a, hi, lo, r, N);
+    SL_EACH8(j, N) x[j] = 0.5f * x[j] * sl_blend8(2.0f - r[j], r[j], SL_CMP8(x[j], v8_set1(0.0f), _CMP_LE_OQ));
+}
+
+/* dx *= GELU'(x) = Phi(x) + x phi(x), as sl_activation_backward's loop:
+ * Phi(x) = erfc(-x / sqrt 2) / 2 by sl_erfc */
+static inline __attribute__((always_inline)) void sl_gelu_grad8n(const v8f *x, v8f *dx, const int N)
+{
+    v8f z[SL_N8_MAX], a[SL_N8_MAX], hi[SL_N8_MAX], lo[SL_N8_MAX], r[SL_N8_MAX], e[SL_N8_MAX];
+    SL_EACH8(j, N) z[j] = -0.70710678118654752f * x[j];
+    SL_EACH8(j, N) a[j] = sl_abs8(z[j]), hi[j] = a[j] * a[j];
+    SL_EACH8(j, N) lo[j] = v8_fma(a[j], a[j], -hi[j]);
+    sl_erfc_pos8n(a, hi, lo, r, N);
+    SL_EACH8(j, N) r[j] = sl_blend8(2.0f - r[j], r[j], SL_CMP8(z[j], v8_set1(0.0f), _CMP_GE_OQ));
+    SL_EACH8(j, N) e[j] = -0.5f * x[j] * x[j];
+    sl_exp8n(e, e, N);
+    SL_EACH8(j, N) dx[j] *= 0.5f * r[j] + x[j] * 0.39894228040143268f * e[j];
 }
 
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/mathx.h"
+#include "core/mathx8.h"
 #include "models/backward.h"
 
 void sl_rope_backward(const sl_config *c, const float *table, float *dqkv, int T)
@@ -31,8 +32,18 @@ void sl_activation_backward(int act, const float *x, float *dx, long n)
         return;
     }
     /* d/dx x Phi(x) = Phi(x) + x phi(x) */
+    long k0 = 0;
+#ifdef SL_HAVE_MATHX8
+    /* four vectors at a time, the loop's bits (core/mathx8.h) */
+    for (; k0 + 32 <= n; k0 += 32) {
+        v8f z[4], g[4];
+        for (int u = 0; u < 4; u++) z[u] = v8_load(x + k0 + 8 * u), g[u] = v8_load(dx + k0 + 8 * u);
+        sl_gelu_grad8n(z, g, 4);
+        for (int u = 0; u < 4; u++) v8_store(dx + k0 + 8 * u, g[u]);
+    }
+#endif
 #pragma omp simd
-    for (long k = 0; k < n; k++) {
+    for (long k = k0; k < n; k++) {
         float z = x[k], Phi = 0.5f * sl_erfc(-0.70710678118654752f * z);
         dx[k] *= Phi + z * 0.39894228040143268f * sl_exp(-0.5f * z * z);
     }

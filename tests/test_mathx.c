@@ -1,8 +1,12 @@
 /* The vectorisable elementwise functions against libm in double precision,
  * over the ranges the models feed them. */
 #include <math.h>
+#include <string.h>
 
 #include "core/mathx.h"
+#include "core/mathx8.h"
+#include "models/backward.h"
+#include "models/model.h"
 #include "tests/testing.h"
 
 typedef float (*fn32)(float);
@@ -26,6 +30,39 @@ static double worst(fn32 f, fn64 g, double lo, double hi, double floor)
     return w;
 }
 
+/* GELU and its derivative as the models run them (models/cpu_ops.c's rows,
+ * sl_activation_backward: eight lanes four vectors at a time with AVX2,
+ * core/mathx8.h) against sl_gelu and the derivative's scalar formula, bit
+ * for bit, over a grid with the awkward values among it. */
+static void gelu_lanes(void)
+{
+    enum { N = 4099 }; /* not a multiple of 32: the scalar tail runs too */
+    static float x[N], dx[N], want_dx[N];
+    const float odd[] = {0.0f, -0.0f, NAN, INFINITY, -INFINITY, 1e-30f, -1e-30f, 30.0f, -30.0f, 120.0f, -120.0f};
+    for (int i = 0; i < N; i++) x[i] = -12.0f + 24.0f * (float)i / N;
+    for (size_t i = 0; i < sizeof odd / sizeof *odd; i++) x[37 * i + 5] = odd[i];
+    int bad_f = 0, bad_b = 0;
+#ifdef SL_HAVE_MATHX8
+    for (int i = 0; i + 8 <= N; i += 8) {
+        v8f v = v8_load(x + i);
+        sl_gelu8n(&v, 1);
+        for (int l = 0; l < 8; l++) {
+            float w = sl_gelu(x[i + l]);
+            bad_f += memcmp(&v[l], &w, sizeof w) != 0;
+        }
+    }
+#endif
+    for (int i = 0; i < N; i++) {
+        float z = x[i], Phi = 0.5f * sl_erfc(-0.70710678118654752f * z);
+        dx[i] = 0.25f + (float)i / N;
+        want_dx[i] = dx[i] * (Phi + z * 0.39894228040143268f * sl_exp(-0.5f * z * z));
+    }
+    sl_activation_backward(ACT_GELU, x, dx, N);
+    for (int i = 0; i < N; i++) bad_b += memcmp(&dx[i], &want_dx[i], sizeof *dx) != 0;
+    CHECK(bad_f == 0, "sl_gelu8n: %d lanes are not sl_gelu's bits", bad_f);
+    CHECK(bad_b == 0, "sl_activation_backward (GELU): %d of %d values are not the scalar formula's bits", bad_b, N);
+}
+
 int main(void)
 {
     struct {
@@ -47,6 +84,7 @@ int main(void)
         printf("%-12s worst relative error %.3g\n", cases[i].name, w);
         CHECK(w <= cases[i].tol, "%s: worst relative error %.3g > %.1g", cases[i].name, w, cases[i].tol);
     }
+    gelu_lanes();
     CHECK(isnan(sl_exp(NAN)) && isnan(sl_softplus(NAN)), "NaN must stay NaN");
     CHECK(sl_exp(-1000.0f) < 1.3e-38f && sl_exp(-INFINITY) < 1.3e-38f, "exp of very negative numbers must be ~0");
     CHECK(sl_softplus(30.0f) == 30.0f, "softplus above the threshold is the identity");
