@@ -13,6 +13,17 @@
 
 typedef float v8f __attribute__((vector_size(32)));
 
+/* Holds v in a vector register from here on: where a value stays live
+ * across a loop beside many others, GCC may keep it in its stack slot and
+ * read it from memory in every FMA that uses it, and then the loads, not
+ * the FMAs, set the loop's pace. An empty asm: no instruction. Only where
+ * a v8f is one register (AVX). */
+#if defined(__AVX__)
+#define SL_IN_REGISTER(v) __asm__("" : "+x"(v))
+#else
+#define SL_IN_REGISTER(v) ((void)0)
+#endif
+
 static inline v8f v8_load(const float *p)
 {
     v8f v;

@@ -177,9 +177,41 @@ static inline __attribute__((always_inline)) void SL_VN(sl_dkdv_keys)(const floa
         }
 }
 
+#if SL_VW == 8
+/* acc[j0 + j] += sum_r W[r][j] x[r] for the jn keys of a tile (dV from P
+ * and the block's dO rows, or dK from dS and its q rows), each key's sum
+ * in the order of the rows, as sl_dkdv_keys sums it (the same bits). With
+ * 16 vector registers dV and dK go apart: one set of the block's rows
+ * (qbn x dhv vectors) fits beside a key's accumulators, both sets do not,
+ * and GCC then read every row from the stack in every FMA: the joint loop
+ * made 1.7 loads a FMA (the score tile 0.7) and ran at about 60% of the
+ * score tile's rate. The rows are pinned in registers for the same reason. */
+static inline __attribute__((always_inline)) void SL_VN(sl_keys_rows)(const float *W, SL_V (*xv)[4], float *acc,
+                                                                      int j0, int jn, const int dh, const int qbn)
+{
+    const int dhv = dh / SL_VW;
+    SL_V x[SL_QB][4];
+    for (int r = 0; r < qbn; r++)
+        for (int u = 0; u < dhv; u++) {
+            x[r][u] = xv[r][u];
+            SL_IN_REGISTER(x[r][u]);
+        }
+    for (int j = 0; j < jn; j++) {
+        float *aj = acc + (long)(j0 + j) * dh;
+        SL_V a[4];
+        for (int u = 0; u < dhv; u++) a[u] = SL_VLOAD(aj + SL_VW * u);
+        for (int r = 0; r < qbn; r++) {
+            SL_V w = SL_VSET1(W[r * SL_KEY_TILE + j]);
+            for (int u = 0; u < dhv; u++) a[u] += w * x[r][u];
+        }
+        for (int u = 0; u < dhv; u++) SL_VSTORE(aj + SL_VW * u, a[u]);
+    }
+}
+#endif
+
 /* One head's backward (models/attention_backward.c): the block's q, dO and
- * dQ stay in registers while the keys stream past; dK and dV accumulate in
- * memory, key by key. */
+ * dQ stay in registers (where there are enough) while the keys stream past;
+ * dK and dV accumulate in memory, key by key. */
 static inline __attribute__((always_inline)) void SL_VN(sl_head_backward)(const sl_config *c, const sl_workspace *ws,
                                                                           sl_backward_ws *b, int T, int nk,
                                                                           const float *lse, const int dh, const int qbn,
@@ -190,7 +222,6 @@ static inline __attribute__((always_inline)) void SL_VN(sl_head_backward)(const 
     const float *q = ws->q, *kt = ws->kt, *vt = b->vt, *kr = b->kr, *dout = b->dout;
     float *P = b->tile, *dS = b->tile + SL_QB * SL_KEY_TILE, *dk = b->dk, *dv = b->dv;
     SL_V scale = SL_VSET1(1.0f / sqrtf((float)dh));
-    const int ju = SL_VW == 16 && sl_regs_dkdv(dh / SL_VW, qbn, 2) ? 2 : 1;
     int seen = 0;
     for (int t0 = 0; t0 < T; t0 += qbn) {
         int rows = T - t0 < qbn ? T - t0 : qbn, vis[SL_QB];
@@ -214,14 +245,18 @@ static inline __attribute__((always_inline)) void SL_VN(sl_head_backward)(const 
             SL_VN(sl_score_tile)(qb, kt, ld, j0, jn, P, dh, qbn);
             SL_VN(sl_score_tile)(ob, vt, ld, j0, jn, dS, dh, qbn);
             sl_probs_tile(P, dS, vis, rows, j0, jn, m, D, qbn, nan_check);
-            /* keys in pairs where there are registers for it (16 lanes),
-             * so that four chains of dependent FMAs, not two, share the
-             * pipes. (With 8 lanes, pairs moved dK/dV of examples/transformer,
-             * d_head 8, by ~1e-9 relative, not understood: left single.) */
+#if SL_VW == 8
+            SL_VN(sl_keys_rows)(P, ov, dv, j0, jn, dh, qbn);
+            SL_VN(sl_keys_rows)(dS, qv, dk, j0, jn, dh, qbn);
+#else
+            /* keys in pairs where there are registers for it, so that four
+             * chains of dependent FMAs, not two, share the pipes */
+            const int ju = sl_regs_dkdv(dh / SL_VW, qbn, 2) ? 2 : 1;
             int j = 0;
             if (ju == 2)
                 for (; j + 2 <= jn; j += 2) SL_VN(sl_dkdv_keys)(P, dS, ov, qv, dv, dk, j0, j, dh, qbn, 2);
             for (; j < jn; j++) SL_VN(sl_dkdv_keys)(P, dS, ov, qv, dv, dk, j0, j, dh, qbn, 1);
+#endif
             for (int j = 0; j < jn; j++) {
                 SL_V kv[4];
                 for (int u = 0; u < dhv; u++) kv[u] = SL_VLOAD(kr + (long)(j0 + j) * dh + SL_VW * u);
