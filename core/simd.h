@@ -62,6 +62,29 @@ static inline v8f v8_fma(v8f a, v8f b, v8f c)
 #endif
 }
 
+#if defined(__AVX__)
+/* c[k][j] = r[j][k]: the 8 x 8 transpose of eight rows in registers
+ * (unpack, shuffle, then swap 128-bit halves: 24 shuffles, no memory) */
+static inline void v8_transpose8(const v8f r[8], v8f c[8])
+{
+    __m256 a[8], b[8];
+    for (int j = 0; j < 8; j += 2) {
+        a[j] = _mm256_unpacklo_ps((__m256)r[j], (__m256)r[j + 1]);
+        a[j + 1] = _mm256_unpackhi_ps((__m256)r[j], (__m256)r[j + 1]);
+    }
+    for (int j = 0; j < 8; j += 4) {
+        b[j] = _mm256_shuffle_ps(a[j], a[j + 2], 0x44);
+        b[j + 1] = _mm256_shuffle_ps(a[j], a[j + 2], 0xee);
+        b[j + 2] = _mm256_shuffle_ps(a[j + 1], a[j + 3], 0x44);
+        b[j + 3] = _mm256_shuffle_ps(a[j + 1], a[j + 3], 0xee);
+    }
+    for (int j = 0; j < 4; j++) {
+        c[j] = (v8f)_mm256_permute2f128_ps(b[j], b[j + 4], 0x20);
+        c[j + 4] = (v8f)_mm256_permute2f128_ps(b[j], b[j + 4], 0x31);
+    }
+}
+#endif
+
 static inline float sl_fma1(float a, float b, float c)
 {
 #if defined(__FMA__)

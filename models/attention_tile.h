@@ -72,7 +72,20 @@ static inline __attribute__((always_inline)) void sl_pack_key_rows(const float *
 static inline __attribute__((always_inline)) void sl_pack_key_cols(const float *qkv, int d, const int *kpos, int nk,
                                                                    int off, const int dh, int ld, float *dst)
 {
-    for (int j = 0; j < nk; j++) {
+    int j = 0;
+#if defined(__AVX__)
+    /* eight keys' rows at a time, transposed in registers: the scalar
+     * loop's stores, a column apart, were some 2% of a Transformer gradient */
+    if (dh % 8 == 0)
+        for (; j + 8 <= nk; j += 8)
+            for (int k = 0; k < dh; k += 8) {
+                v8f r[8], c[8];
+                for (int i = 0; i < 8; i++) r[i] = v8_load(qkv + (long)kpos[j + i] * 3 * d + off + k);
+                v8_transpose8(r, c);
+                for (int i = 0; i < 8; i++) v8_store(dst + (long)(k + i) * ld + j, c[i]);
+            }
+#endif
+    for (; j < nk; j++) {
         const float *row = qkv + (long)kpos[j] * 3 * d + off;
         for (int k = 0; k < dh; k++) dst[(long)k * ld + j] = row[k];
     }

@@ -106,25 +106,10 @@ static void partials_to_row(const float *part, int S, float *row)
 #if defined(__AVX2__)
     for (; n + 4 <= S; n += 4) {
         const float *p = part + 16L * n;
-        __m256 r[8], a[8], b[8];
-        for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(p + 8 * j);
-        for (int j = 0; j < 8; j += 2) { /* the 8 x 8 transpose: c_k[j] = r_j[k] */
-            a[j] = _mm256_unpacklo_ps(r[j], r[j + 1]);
-            a[j + 1] = _mm256_unpackhi_ps(r[j], r[j + 1]);
-        }
-        for (int j = 0; j < 8; j += 4) {
-            b[j] = _mm256_shuffle_ps(a[j], a[j + 2], 0x44);
-            b[j + 1] = _mm256_shuffle_ps(a[j], a[j + 2], 0xee);
-            b[j + 2] = _mm256_shuffle_ps(a[j + 1], a[j + 3], 0x44);
-            b[j + 3] = _mm256_shuffle_ps(a[j + 1], a[j + 3], 0xee);
-        }
-        __m256 c[8];
-        for (int j = 0; j < 4; j++) {
-            c[j] = _mm256_permute2f128_ps(b[j], b[j + 4], 0x20);
-            c[j + 4] = _mm256_permute2f128_ps(b[j], b[j + 4], 0x31);
-        }
-        __m256 h = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(c[0], c[1]), _mm256_add_ps(c[2], c[3])),
-                                 _mm256_add_ps(_mm256_add_ps(c[4], c[5]), _mm256_add_ps(c[6], c[7])));
+        v8f r[8], c[8];
+        for (int j = 0; j < 8; j++) r[j] = v8_load(p + 8 * j);
+        v8_transpose8(r, c); /* c_k[j] = r_j[k] */
+        __m256 h = (__m256)(((c[0] + c[1]) + (c[2] + c[3])) + ((c[4] + c[5]) + (c[6] + c[7])));
         /* lane j is run j: dB of n + j/2 where j is even, dC where odd */
         h = _mm256_permutevar8x32_ps(h, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
         _mm_storeu_ps(row + n, _mm256_castps256_ps128(h));
