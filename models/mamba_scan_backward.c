@@ -196,6 +196,35 @@ typedef void group_states_fn(const group_bufs *k, const scan_in *in, const float
 typedef void group_reverse_fn(const group_bufs *k, const scan_in *in, int c, int n0, int nn, int t0, int t1, float *dx,
                               float *dd);
 
+/* Rows t0..t1-1 of x (n of each row's floats, rows ld apart) on their way
+ * to the caches, for reading (write 0) or writing (1). */
+static void prefetch_rows(const float *x, long ld, int n, int t0, int t1, const int write)
+{
+    for (long t = t0; t < t1; t++)
+        for (int k = 0; k < n; k += 16) __builtin_prefetch(x + t * ld + k, write, 3);
+}
+
+/* What the chunk before t0 will read and write, asked for while the chunk
+ * at t0 runs: the chunks go backwards through the tape, against the
+ * direction the hardware's prefetchers follow. 1.5-3% off a Mamba
+ * gradient at L 1,248 on an AMD Zen 3 (bench/grad_time, best of 120, two
+ * alternations). */
+static void prefetch_chunk(const scan_in *in, const float *ckpt, const float *dsoftplus, float *dx, float *dd,
+                           float *dxdbl, int t0)
+{
+    int C = SL_SCAN_CHUNK, di = in->di, p0 = t0 - C;
+    if (p0 < 0) return;
+    prefetch_rows(in->xc, di, di, p0, t0, 0);
+    prefetch_rows(in->delta, di, di, p0, t0, 0);
+    prefetch_rows(in->dy, di, di, p0, t0, 0);
+    prefetch_rows(in->xdbl, in->nx, in->nx, p0, t0, 0);
+    if (dsoftplus) prefetch_rows(dsoftplus, di, di, p0, t0, 0);
+    if (p0) prefetch_rows(ckpt + (long)(p0 / C) * in->S * di, di, di, 0, in->S, 0);
+    prefetch_rows(dx, di, di, p0, t0, 1);
+    prefetch_rows(dd, di, di, p0, t0, 1);
+    prefetch_rows(dxdbl + in->R, in->nx, 2 * in->S, p0, t0, 1);
+}
+
 static void scan_backward_groups(const scan_in *in, const float *A_t, const float *ckpt, const float *dsoftplus,
                                  float *scratch, float *dx, float *dd, float *dxdbl, int W, int G,
                                  group_states_fn *states, group_reverse_fn *reverse)
@@ -214,6 +243,7 @@ static void scan_backward_groups(const scan_in *in, const float *A_t, const floa
     for (int t0 = (in->T - 1) / C * C; t0 >= 0; t0 -= C) {
         int t1 = t0 + C < in->T ? t0 + C : in->T;
         const float *start = t0 ? ckpt + (long)(t0 / C) * S * di : NULL;
+        prefetch_chunk(in, ckpt, dsoftplus, dx, dd, dxdbl, t0);
         for (int t = t0; t < t1; t++) {
             const float *B = in->xdbl + (long)t * in->nx + in->R;
             for (int n0 = 0; n0 < S; n0 += G) {
