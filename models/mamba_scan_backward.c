@@ -206,9 +206,9 @@ static void prefetch_rows(const float *x, long ld, int n, int t0, int t1, const 
 
 /* What the chunk before t0 will read and write, asked for while the chunk
  * at t0 runs: the chunks go backwards through the tape, against the
- * direction the hardware's prefetchers follow. 1.5-3% off a Mamba
- * gradient at L 1,248 on an AMD Zen 3 (bench/grad_time, best of 120, two
- * alternations). */
+ * direction the hardware's prefetchers follow. About 1% off a Mamba
+ * gradient at L 1,248 on an AMD Zen 3 (bench/grad_time, 20 alternations:
+ * faster in 14). */
 static void prefetch_chunk(const scan_in *in, const float *ckpt, const float *dsoftplus, float *dx, float *dd,
                            float *dxdbl, int t0)
 {
