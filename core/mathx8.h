@@ -26,10 +26,10 @@
 
 /* for each of the N vectors, a loop GCC unrolls so that a step of all N
  * comes before the next step */
-#define SL_EACH8(j, N) _Pragma("GCC unroll 4") for (int j = 0; j < (N); j++)
+#define SL_EACH8(j, N) _Pragma("GCC unroll 8") for (int j = 0; j < (N); j++)
 
 /* the most vectors a call takes (arrays of this size: [N] would be a VLA) */
-#define SL_N8_MAX 4
+#define SL_N8_MAX 8
 
 typedef int v8i_m __attribute__((vector_size(32)));
 

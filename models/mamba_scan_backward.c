@@ -14,6 +14,7 @@
 #include <immintrin.h>
 #endif
 
+#include "core/mathx8.h"
 #include "core/simd.h"
 #include "models/backward.h"
 #include "models/mamba_scan.h"
@@ -292,7 +293,33 @@ __attribute__((noinline)) static void group_states8(const group_bufs *k, const s
         s[n] = n < nn && start ? v8_load(start + (long)(n0 + n) * di + c) : v8_set1(0.0f);
         v8_store(st + 8 * n, s[n]);
     }
-    for (int t = t0; t < t1; t++) {
+    int t = t0;
+#ifdef SL_HAVE_MATHX8
+    /* two positions' decays at once: eight exps side by side, where four
+     * (one position's) left the pipes waiting on the exp's chain of
+     * dependent steps (core/mathx8.h's header); sl_scan_decay8n's
+     * operations, so the same bits */
+    if (nn == NG8)
+        for (; t + 2 <= t1; t += 2) {
+            v8f d8[2], dx[2], x[2 * NG8], a[2 * NG8];
+            for (int i = 0; i < 2; i++) {
+                d8[i] = v8_load(in->delta + (long)(t + i) * di + c);
+                dx[i] = d8[i] * v8_load(in->xc + (long)(t + i) * di + c);
+                for (int n = 0; n < NG8; n++) x[NG8 * i + n] = v8_max(d8[i] * v8_load(A + 8 * n), v8_set1(-87.3f));
+            }
+            sl_exp_clamped8n(x, a, 2 * NG8);
+            for (int i = 0; i < 2; i++) {
+                const float *Bt = bc + 2L * NG8 * (t + i - t0);
+                float *sn = st + 8L * NG8 * (t + i - t0 + 1), *an = at + 8L * NG8 * (t + i - t0);
+                for (int n = 0; n < NG8; n++) {
+                    s[n] = a[NG8 * i + n] * s[n] + dx[i] * v8_set1(Bt[n]);
+                    v8_store(sn + 8 * n, s[n]);
+                    v8_store(an + 8 * n, a[NG8 * i + n]);
+                }
+            }
+        }
+#endif
+    for (; t < t1; t++) {
         const float *Bt = bc + 2L * NG8 * (t - t0);
         float *sn = st + 8L * NG8 * (t - t0 + 1), *an = at + 8L * NG8 * (t - t0);
         v8f d8 = v8_load(in->delta + (long)t * di + c), dx = d8 * v8_load(in->xc + (long)t * di + c), a[NG8];
