@@ -202,7 +202,10 @@ typedef void group_reverse_fn(const group_bufs *k, const scan_in *in, int c, int
 static void prefetch_rows(const float *x, long ld, int n, int t0, int t1, const int write)
 {
     for (long t = t0; t < t1; t++)
-        for (int k = 0; k < n; k += 16) __builtin_prefetch(x + t * ld + k, write, 3);
+        for (int k = 0; k < n; k += 16) {
+            if (write) __builtin_prefetch(x + t * ld + k, 1, 3); /* clang wants constant arguments */
+            else __builtin_prefetch(x + t * ld + k, 0, 3);
+        }
 }
 
 /* What the chunk before t0 will read and write, asked for while the chunk
