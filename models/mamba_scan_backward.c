@@ -282,6 +282,23 @@ static void scan_backward_groups(const scan_in *in, const float *A_t, const floa
  * and dd; dB and dC of a position and state over the blocks of channels
  * in order, in per-lane partials kept for every position of the chunk and
  * reduced at the chunk's end. */
+/* Position t0 + i of group_states8's chunk, its decays a and delta x dx:
+ * the states below nn move on (s = a s + dx B) and are kept with their
+ * decays. */
+static inline __attribute__((always_inline)) void group_step8(const float *bc, float *st, float *at, int i,
+                                                              const v8f *a, v8f dx, v8f *s, int nn)
+{
+    const float *Bt = bc + 2L * NG8 * i;
+    float *sn = st + 8L * NG8 * (i + 1), *an = at + 8L * NG8 * i;
+#pragma GCC unroll 8
+    for (int n = 0; n < NG8; n++)
+        if (n < nn) {
+            s[n] = a[n] * s[n] + dx * v8_set1(Bt[n]);
+            v8_store(sn + 8 * n, s[n]);
+            v8_store(an + 8 * n, a[n]);
+        }
+}
+
 /* The states of channels c..c+7 and states n0..n0+nn-1 for t0 <= t < t1
  * from start (the state before the chunk, [S][di]; NULL: zeros), the
  * forward's recurrence (chunk_states). */
@@ -311,32 +328,16 @@ __attribute__((noinline)) static void group_states8(const group_bufs *k, const s
                 for (int n = 0; n < NG8; n++) x[NG8 * i + n] = v8_max(d8[i] * v8_load(A + 8 * n), v8_set1(-87.3f));
             }
             sl_exp_clamped8n(x, a, 2 * NG8);
-            for (int i = 0; i < 2; i++) {
-                const float *Bt = bc + 2L * NG8 * (t + i - t0);
-                float *sn = st + 8L * NG8 * (t + i - t0 + 1), *an = at + 8L * NG8 * (t + i - t0);
-                for (int n = 0; n < NG8; n++) {
-                    s[n] = a[NG8 * i + n] * s[n] + dx[i] * v8_set1(Bt[n]);
-                    v8_store(sn + 8 * n, s[n]);
-                    v8_store(an + 8 * n, a[NG8 * i + n]);
-                }
-            }
+            for (int i = 0; i < 2; i++) group_step8(bc, st, at, t + i - t0, a + NG8 * i, dx[i], s, NG8);
         }
 #endif
     for (; t < t1; t++) {
-        const float *Bt = bc + 2L * NG8 * (t - t0);
-        float *sn = st + 8L * NG8 * (t - t0 + 1), *an = at + 8L * NG8 * (t - t0);
         v8f d8 = v8_load(in->delta + (long)t * di + c), dx = d8 * v8_load(in->xc + (long)t * di + c), a[NG8];
         /* the group's decays at once (GCC left sl_scan_decay's lanes scalar here) */
         if (nn == NG8) sl_scan_decay8n(d8, A, 8, a, NG8);
         else
             for (int n = 0; n < nn; n++) sl_scan_decay8n(d8, A + 8 * n, 8, a + n, 1);
-#pragma GCC unroll 8
-        for (int n = 0; n < NG8; n++)
-            if (n < nn) {
-                s[n] = a[n] * s[n] + dx * v8_set1(Bt[n]);
-                v8_store(sn + 8 * n, s[n]);
-                v8_store(an + 8 * n, a[n]);
-            }
+        group_step8(bc, st, at, t - t0, a, dx, s, nn);
     }
 }
 
