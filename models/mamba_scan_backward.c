@@ -46,20 +46,21 @@ _Static_assert(NG8 <= 4, "group_states8 takes a group's decays in one sl_scan_de
  * lanes and G states a group: one group's states [C + 1][G][W] and decays
  * [C][G][W], B and C of each group of states [S / G][C][2][G], A and the
  * carried gradient [di / W][S][W], the per-lane sums of dB and dC of every
- * position of the chunk [C][S][2][8]. */
+ * position of the chunk [C][S][2][8], the state before the chunk [S][di]. */
 typedef struct {
-    float *st;   /* [C + 1][G][W]: a group's states, row 0 the one before the chunk */
-    float *at;   /* [C][G][W]: exp(delta A) */
-    float *bc;   /* [S / G][C][2][G]: B, then C of each group of states */
-    float *A;    /* [di / W][S][W] */
-    float *ds;   /* [di / W][S][W]: g, carried from chunk to chunk */
-    float *part; /* [C][S][2][8]: dB's, then dC's per-lane sums */
+    float *st;    /* [C + 1][G][W]: a group's states, row 0 the one before the chunk */
+    float *at;    /* [C][G][W]: exp(delta A) */
+    float *bc;    /* [S / G][C][2][G]: B, then C of each group of states */
+    float *A;     /* [di / W][S][W] */
+    float *ds;    /* [di / W][S][W]: g, carried from chunk to chunk */
+    float *part;  /* [C][S][2][8]: dB's, then dC's per-lane sums */
+    float *start; /* [S][di]: the chunk's checkpoint, copied */
 } group_bufs;
 
 static size_t group_floats(int di, int S, int W, int G)
 {
     size_t C = SL_SCAN_CHUNK, groups = ((size_t)S + G - 1) / G;
-    return (2 * C + 1) * W * G + 2 * G * C * groups + 2 * (size_t)S * di + 16 * C * (size_t)S;
+    return (2 * C + 1) * W * G + 2 * G * C * groups + 3 * (size_t)S * di + 16 * C * (size_t)S;
 }
 
 size_t sl_mamba_scan_scratch_floats(int di, int S)
@@ -197,36 +198,14 @@ typedef void group_states_fn(const group_bufs *k, const scan_in *in, const float
 typedef void group_reverse_fn(const group_bufs *k, const scan_in *in, int c, int n0, int nn, int t0, int t1, float *dx,
                               float *dd);
 
-/* Rows t0..t1-1 of x (n of each row's floats, rows ld apart) on their way
- * to the caches, for reading (write 0) or writing (1). */
-static void prefetch_rows(const float *x, long ld, int n, int t0, int t1, const int write)
+/* Reads n floats of x, a load a cache line, so that the hardware brings
+ * them in as one stream (see scan_backward_groups). */
+static void touch(const float *x, long n)
 {
-    for (long t = t0; t < t1; t++)
-        for (int k = 0; k < n; k += 16) {
-            if (write) __builtin_prefetch(x + t * ld + k, 1, 3); /* clang wants constant arguments */
-            else __builtin_prefetch(x + t * ld + k, 0, 3);
-        }
-}
-
-/* What the chunk before t0 will read and write, asked for while the chunk
- * at t0 runs: the chunks go backwards through the tape, against the
- * direction the hardware's prefetchers follow. About 1% off a Mamba
- * gradient at L 1,248 on an AMD Zen 3 (bench/grad_time, 20 alternations:
- * faster in 14). */
-static void prefetch_chunk(const scan_in *in, const float *ckpt, const float *dsoftplus, float *dx, float *dd,
-                           float *dxdbl, int t0)
-{
-    int C = SL_SCAN_CHUNK, di = in->di, p0 = t0 - C;
-    if (p0 < 0) return;
-    prefetch_rows(in->xc, di, di, p0, t0, 0);
-    prefetch_rows(in->delta, di, di, p0, t0, 0);
-    prefetch_rows(in->dy, di, di, p0, t0, 0);
-    prefetch_rows(in->xdbl, in->nx, in->nx, p0, t0, 0);
-    if (dsoftplus) prefetch_rows(dsoftplus, di, di, p0, t0, 0);
-    if (p0) prefetch_rows(ckpt + (long)(p0 / C) * in->S * di, di, di, 0, in->S, 0);
-    prefetch_rows(dx, di, di, p0, t0, 1);
-    prefetch_rows(dd, di, di, p0, t0, 1);
-    prefetch_rows(dxdbl + in->R, in->nx, 2 * in->S, p0, t0, 1);
+    for (long k = 0; k < n; k += 16) {
+        float v = x[k];
+        __asm__ volatile("" ::"x"(v)); /* a load the compiler keeps */
+    }
 }
 
 static void scan_backward_groups(const scan_in *in, const float *A_t, const float *ckpt, const float *dsoftplus,
@@ -240,14 +219,27 @@ static void scan_backward_groups(const scan_in *in, const float *A_t, const floa
     k.A = k.bc + 2L * G * C * ((S + G - 1) / G);
     k.ds = k.A + (long)S * di;
     k.part = k.ds + (long)S * di;
+    k.start = k.part + 16L * C * S;
     for (int c = 0; c < di; c += W)
         for (int n = 0; n < S; n++)
             memcpy(k.A + (long)c * S + (long)W * n, A_t + (long)n * di + c, (size_t)W * sizeof *k.A);
     memset(k.ds, 0, (size_t)S * di * sizeof *k.ds);
     for (int t0 = (in->T - 1) / C * C; t0 >= 0; t0 -= C) {
         int t1 = t0 + C < in->T ? t0 + C : in->T;
-        const float *start = t0 ? ckpt + (long)(t0 / C) * S * di : NULL;
-        prefetch_chunk(in, ckpt, dsoftplus, dx, dd, dxdbl, t0);
+        /* The chunk runs through the checkpoint and the rows of x, delta
+         * and dy in blocks of 8 channels: a few lines at a time, far apart
+         * (rows of di floats), long out of the caches (the tape is written
+         * first to last and read last to first), and each block's first
+         * loads stalled. Copied (the checkpoint) and touched (the rows) in
+         * one sweep each, a Mamba gradient at L 2,497 ran 3-4% faster (perf:
+         * group_states8 had spent 13% of its time on the checkpoint's
+         * loads); prefetching the next chunk's rows (1% at L 1,248 before)
+         * then no longer made a difference. */
+        const float *start = t0 ? k.start : NULL;
+        if (t0) memcpy(k.start, ckpt + (long)(t0 / C) * S * di, (size_t)S * di * sizeof *k.start);
+        touch(in->dy + (long)t0 * di, (long)(t1 - t0) * di);
+        touch(in->xc + (long)t0 * di, (long)(t1 - t0) * di);
+        touch(in->delta + (long)t0 * di, (long)(t1 - t0) * di);
         for (int t = t0; t < t1; t++) {
             const float *B = in->xdbl + (long)t * in->nx + in->R;
             for (int n0 = 0; n0 < S; n0 += G) {
