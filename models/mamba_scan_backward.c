@@ -202,10 +202,7 @@ typedef void group_reverse_fn(const group_bufs *k, const scan_in *in, int c, int
  * them in as one stream (see scan_backward_groups). */
 static void touch(const float *x, long n)
 {
-    for (long k = 0; k < n; k += 16) {
-        float v = x[k];
-        __asm__ volatile("" ::"x"(v)); /* a load the compiler keeps */
-    }
+    for (long k = 0; k < n; k += 16) (void)*(const volatile float *)(x + k); /* a load the compiler keeps */
 }
 
 static void scan_backward_groups(const scan_in *in, const float *A_t, const float *ckpt, const float *dsoftplus,
