@@ -271,6 +271,7 @@ static void scan_backward_groups(const scan_in *in, const float *A_t, const floa
  * and dd; dB and dC of a position and state over the blocks of channels
  * in order, in per-lane partials kept for every position of the chunk and
  * reduced at the chunk's end. */
+
 /* Position t0 + i of group_states8's chunk, its decays a and delta x dx:
  * the states below nn move on (s = a s + dx B) and are kept with their
  * decays. */
