@@ -116,10 +116,10 @@ static inline __attribute__((always_inline)) void conv_backward_k16(const float 
                                                                     int T, int di, const int K, const float *w,
                                                                     float *dx, int ldx)
 {
-    float wt[SL_CONV16_MAX_K][SL_CONV16_BLOCK];
-    for (int c0 = 0; c0 < di; c0 += SL_CONV16_BLOCK) {
-        int nc = di - c0 < SL_CONV16_BLOCK ? di - c0 : SL_CONV16_BLOCK;
-        sl_conv_taps16(w, K, c0, nc, wt);
+    float wt[SL_CONV_MAX_K][SL_CONV_BLOCK];
+    for (int c0 = 0; c0 < di; c0 += SL_CONV_BLOCK) {
+        int nc = di - c0 < SL_CONV_BLOCK ? di - c0 : SL_CONV_BLOCK;
+        sl_conv_taps_t(w, K, c0, nc, wt);
         int ready = pre || dsilu ? 0 : T; /* rows of dy below it are d logit / d the conv */
         for (int t = 0; t < T; t++) {
             for (int last = t + K - 1 < T ? t + K - 1 : T - 1; ready <= last; ready++)
@@ -137,6 +137,46 @@ static inline __attribute__((always_inline)) void conv_backward_k16(const float 
 }
 #endif
 
+#if defined(__AVX2__) && !defined(__AVX512F__)
+/* dy *= SiLU'(pre) (sl_silu_backward's scalar products), or dy *= dsilu
+ * where pre is NULL, on row t's channels c0..c0+nc-1 (rows of di) */
+static inline void silu_backward_row8(const float *pre, const float *dsilu, float *dy, long t, int di, int c0, int nc)
+{
+    long k0 = t * di + c0;
+    if (pre)
+        for (long k = k0; k < k0 + nc; k++) dy[k] *= sl_silu_grad_of(pre[k], sl_logistic(pre[k]));
+    else
+        for (long k = k0; k < k0 + nc; k += 8) v8_store(dy + k, v8_load(dy + k) * v8_load(dsilu + k));
+}
+
+/* conv_backward_k16's walk on eight lanes, for a d_inner of whole vectors
+ * (nc a multiple of 8): the same terms in the same order as
+ * conv_backward_v8, position by position across a block of channels, and
+ * SiLU' applied to each row of dy while it is in L1. */
+static inline __attribute__((always_inline)) void conv_backward_k8(const float *pre, const float *dsilu, float *dy,
+                                                                   int T, int di, const int K, const float *w,
+                                                                   float *dx, int ldx)
+{
+    float wt[SL_CONV_MAX_K][SL_CONV_BLOCK];
+    for (int c0 = 0; c0 < di; c0 += SL_CONV_BLOCK) {
+        int nc = di - c0 < SL_CONV_BLOCK ? di - c0 : SL_CONV_BLOCK;
+        sl_conv_taps_t(w, K, c0, nc, wt);
+        int ready = pre || dsilu ? 0 : T; /* rows of dy below it are d logit / d the conv */
+        for (int t = 0; t < T; t++) {
+            for (int last = t + K - 1 < T ? t + K - 1 : T - 1; ready <= last; ready++)
+                silu_backward_row8(pre, dsilu, dy, ready, di, c0, nc);
+            int k0 = t + K > T ? t + K - T : 0; /* the last positions have fewer terms */
+            const float *g = dy + (long)(t + K - 1) * di + c0;
+            for (int c = 0; c < nc; c += 8) {
+                v8f o = v8_set1(0.0f);
+                for (int k = k0; k < K; k++) o = v8_fma(v8_load(wt[k] + c), v8_load(g - (long)k * di + c), o);
+                v8_store(dx + (long)t * ldx + c0 + c, o);
+            }
+        }
+    }
+}
+#endif
+
 void sl_mamba_silu_conv_backward(const float *pre, const float *dsilu, float *dy, int T, int di, int K, const float *w,
                                  float *dx, int ldx)
 {
@@ -145,8 +185,17 @@ void sl_mamba_silu_conv_backward(const float *pre, const float *dsilu, float *dy
         conv_backward_k16(pre, dsilu, dy, T, di, 4, w, dx, ldx);
         return;
     }
-    if (K <= SL_CONV16_MAX_K) {
+    if (K <= SL_CONV_MAX_K) {
         conv_backward_k16(pre, dsilu, dy, T, di, K, w, dx, ldx);
+        return;
+    }
+#elif defined(__AVX2__)
+    if (di % 8 == 0 && K == 4) {
+        conv_backward_k8(pre, dsilu, dy, T, di, 4, w, dx, ldx);
+        return;
+    }
+    if (di % 8 == 0 && K <= SL_CONV_MAX_K) {
+        conv_backward_k8(pre, dsilu, dy, T, di, K, w, dx, ldx);
         return;
     }
 #endif

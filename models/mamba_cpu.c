@@ -37,7 +37,7 @@ static void conv_v8(const float *x, int ldx, int T, int di, int K, const float *
  * below nc) into out, through SiLU where silu; then SiLU' of the conv into
  * dsilu (if not NULL). */
 static inline __attribute__((always_inline)) void conv_at16(const float *xr, int ldx, int k0, const int K,
-                                                            const float (*wt)[SL_CONV16_BLOCK], const float *bt,
+                                                            const float (*wt)[SL_CONV_BLOCK], const float *bt,
                                                             int c, int nc, long at, float *out, float *dsilu,
                                                             int silu, const int N)
 {
@@ -57,7 +57,7 @@ static inline __attribute__((always_inline)) void conv_at16(const float *xr, int
 
 /* conv_v8's sums sixteen channels at a time, the same terms in the same
  * order (so the same bits), position by position across all channels of a
- * block of SL_CONV16_BLOCK: at L 2,048 x and out (1 MiB each at d_inner
+ * block of SL_CONV_BLOCK: at L 2,048 x and out (1 MiB each at d_inner
  * 128) stream from L3, and whole rows in order are what the prefetcher
  * follows (conv_v8 walked each 64 channels down all positions); SiLU is
  * taken on the register, not in a second pass. The taps, transposed to
@@ -66,10 +66,10 @@ static inline __attribute__((always_inline)) void conv_k16(const float *x, int l
                                                            const float *w, const float *b, float *out, float *dsilu,
                                                            int silu)
 {
-    float wt[SL_CONV16_MAX_K][SL_CONV16_BLOCK], bt[SL_CONV16_BLOCK];
-    for (int c0 = 0; c0 < di; c0 += SL_CONV16_BLOCK) {
-        int nc = di - c0 < SL_CONV16_BLOCK ? di - c0 : SL_CONV16_BLOCK;
-        sl_conv_taps16(w, K, c0, nc, wt);
+    float wt[SL_CONV_MAX_K][SL_CONV_BLOCK], bt[SL_CONV_BLOCK];
+    for (int c0 = 0; c0 < di; c0 += SL_CONV_BLOCK) {
+        int nc = di - c0 < SL_CONV_BLOCK ? di - c0 : SL_CONV_BLOCK;
+        sl_conv_taps_t(w, K, c0, nc, wt);
         for (int c = 0; c < nc; c++) bt[c] = b ? b[c0 + c] : 0.0f;
         for (int t = 0; t < T; t++) {
             int k0 = t < K - 1 ? K - 1 - t : 0; /* the first positions have fewer terms */
@@ -85,7 +85,7 @@ static int conv16(const float *x, int ldx, int T, int di, int K, const float *w,
                   float *dsilu, int silu)
 {
     if (K == 4) conv_k16(x, ldx, T, di, 4, w, b, out, dsilu, silu); /* mamba_ssm's default d_conv */
-    else if (K <= SL_CONV16_MAX_K) conv_k16(x, ldx, T, di, K, w, b, out, dsilu, silu);
+    else if (K <= SL_CONV_MAX_K) conv_k16(x, ldx, T, di, K, w, b, out, dsilu, silu);
     else return 0;
     return 1;
 }
@@ -185,12 +185,71 @@ static inline __attribute__((always_inline)) void gate_at8(float *z, const float
             v8_store(dk + c + 8 * j, sl_silu_grad_of8(zv[j], s));
         }
 }
+
+/* One position's conv of N vectors of eight channels from c into out,
+ * through SiLU where silu; then SiLU' of the conv into dsilu (if not
+ * NULL): conv_at16's steps on eight lanes, sl_mamba_silu_keep's SiLU. */
+static inline __attribute__((always_inline)) void conv_at8(const float *xr, int ldx, int k0, const int K,
+                                                           const float (*wt)[SL_CONV_BLOCK], const float *bt, int c,
+                                                           long at, float *out, float *dsilu, int silu, const int N)
+{
+    v8f o[SL_N8_MAX], g[SL_N8_MAX];
+    SL_EACH8(j, N) o[j] = v8_load(bt + c + 8 * j);
+    for (int k = k0; k < K; k++)
+        SL_EACH8(j, N) o[j] = v8_fma(v8_load(wt[k] + c + 8 * j), v8_load(xr + (long)k * ldx + c + 8 * j), o[j]);
+    if (dsilu) {
+        sl_silu_and_grad8n(o, g, N);
+        SL_EACH8(j, N) v8_store(dsilu + at + 8 * j, g[j]);
+    } else if (silu) {
+        sl_silu8n(o, N);
+    }
+    SL_EACH8(j, N) v8_store(out + at + 8 * j, o[j]);
+}
+
+/* conv_k16's walk on eight lanes, for a d_inner of whole vectors: position
+ * by position across a block of channels, the same sums as conv_v8 (so
+ * the same bits). conv_v8 walked each 64 channels down all positions, and
+ * at L 2,048 spent most of its time waiting on x's rows (9% of a Mamba
+ * sweep, where its FMAs are some 1%); SiLU is taken on the register, not
+ * in a second pass. K is a constant once inlined. */
+static inline __attribute__((always_inline)) void conv_k8(const float *x, int ldx, int T, int di, const int K,
+                                                          const float *w, const float *b, float *out, float *dsilu,
+                                                          int silu)
+{
+    float wt[SL_CONV_MAX_K][SL_CONV_BLOCK], bt[SL_CONV_BLOCK];
+    for (int c0 = 0; c0 < di; c0 += SL_CONV_BLOCK) {
+        int nc = di - c0 < SL_CONV_BLOCK ? di - c0 : SL_CONV_BLOCK;
+        sl_conv_taps_t(w, K, c0, nc, wt);
+        for (int c = 0; c < nc; c++) bt[c] = b ? b[c0 + c] : 0.0f;
+        for (int t = 0; t < T; t++) {
+            int k0 = t < K - 1 ? K - 1 - t : 0; /* the first positions have fewer terms */
+            const float *xr = x + (long)(t - (K - 1)) * ldx + c0;
+            long at = (long)t * di + c0;
+            int c = 0;
+            for (; c + 16 <= nc; c += 16) conv_at8(xr, ldx, k0, K, wt, bt, c, at + c, out, dsilu, silu, 2);
+            for (; c < nc; c += 8) conv_at8(xr, ldx, k0, K, wt, bt, c, at + c, out, dsilu, silu, 1);
+        }
+    }
+}
+
+/* 1 when the 8-lane walk took it */
+static int conv8(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out,
+                 float *dsilu, int silu)
+{
+    if (di % 8) return 0;
+    if (K == 4) conv_k8(x, ldx, T, di, 4, w, b, out, dsilu, silu); /* mamba_ssm's default d_conv */
+    else if (K <= SL_CONV_MAX_K) conv_k8(x, ldx, T, di, K, w, b, out, dsilu, silu);
+    else return 0;
+    return 1;
+}
 #endif
 
 void sl_mamba_conv(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out)
 {
 #ifdef __AVX512F__
     if (conv16(x, ldx, T, di, K, w, b, out, NULL, 0)) return;
+#elif defined(SL_HAVE_MATHX8)
+    if (conv8(x, ldx, T, di, K, w, b, out, NULL, 0)) return;
 #endif
     conv_v8(x, ldx, T, di, K, w, b, out);
 }
@@ -200,6 +259,8 @@ void sl_mamba_conv_silu_keep(const float *x, int ldx, int T, int di, int K, cons
 {
 #ifdef __AVX512F__
     if (conv16(x, ldx, T, di, K, w, b, out, dsilu, 1)) return;
+#elif defined(SL_HAVE_MATHX8)
+    if (conv8(x, ldx, T, di, K, w, b, out, dsilu, 1)) return;
 #endif
     conv_v8(x, ldx, T, di, K, w, b, out);
     sl_mamba_silu_keep(out, di, T, di, out, dsilu);

@@ -148,6 +148,22 @@ static inline void sl_conv_taps(const float *w, int K, int c, int di, v8f *wk)
     }
 }
 
+/* The convs that walk positions in order across a block of channels (the
+ * 16-lane ones, and the 8-lane ones where d_inner is whole vectors) take
+ * d_conv up to SL_CONV_MAX_K (mamba_ssm's causal_conv1d takes 2 to 4),
+ * channels in blocks of SL_CONV_BLOCK with their taps transposed on the
+ * stack (9 KiB); a larger d_conv takes conv_v8's loops. */
+#define SL_CONV_MAX_K 8
+#define SL_CONV_BLOCK 256
+
+/* The taps [di][K] of channels c0..c0+nc-1 transposed to wt[K][block],
+ * for those convs and their transposes */
+static inline void sl_conv_taps_t(const float *w, int K, int c0, int nc, float (*wt)[SL_CONV_BLOCK])
+{
+    for (int c = 0; c < nc; c++)
+        for (int k = 0; k < K; k++) wt[k][c] = w[(long)(c0 + c) * K + k];
+}
+
 #ifdef __AVX512F__
 /* Sixteen channels c..c+15 of rows of di: the lanes below di, loaded with
  * zeros past it and stored without touching it. */
@@ -165,21 +181,6 @@ static inline __mmask16 sl_tail16(long n, long k)
 static inline v16f sl_load16(const float *p, __mmask16 m) { return (v16f)_mm512_maskz_loadu_ps(m, p); }
 
 static inline void sl_store16(float *p, __mmask16 m, v16f v) { _mm512_mask_storeu_ps(p, m, (__m512)v); }
-
-/* The AVX-512 convs take d_conv up to SL_CONV16_MAX_K (mamba_ssm's
- * causal_conv1d takes 2 to 4), channels in blocks of SL_CONV16_BLOCK with
- * their taps transposed on the stack (9 KiB); a larger d_conv takes the
- * 8-lane loops. */
-#define SL_CONV16_MAX_K 8
-#define SL_CONV16_BLOCK 256
-
-/* The taps [di][K] of channels c0..c0+nc-1 transposed to wt[K][block],
- * for the 16-lane conv and its transpose */
-static inline void sl_conv_taps16(const float *w, int K, int c0, int nc, float (*wt)[SL_CONV16_BLOCK])
-{
-    for (int c = 0; c < nc; c++)
-        for (int k = 0; k < K; k++) wt[k][c] = w[(long)(c0 + c) * K + k];
-}
 #endif
 
 /* The causal depthwise conv (d_conv - 1 zeros on the left), before SiLU. */

@@ -145,10 +145,11 @@ static void scan_case(shape s)
  * v8_fma, v16_fma: one rounding where the target has FMA, at any -O and
  * whatever GCC's tuning prefers; left to -ffp-contract, the Zen tuning
  * kept the 8-lane sums unfused and this scalar loop fused). The shapes
- * take the 16-lane path (d_conv 2 to 8: 4 compiled apart, others not) with whole and
- * partial vectors, more channels than one block of SL_CONV16_BLOCK,
- * sequences shorter than the kernel, strided rows; d_conv 9 the 8-lane
- * loops. */
+ * take the walks by position (16 lanes; on AVX2, 8 lanes where d_inner is
+ * whole vectors; d_conv 2 to 8, 4 compiled apart) with whole and partial
+ * vectors, more channels than one block of SL_CONV_BLOCK, sequences
+ * shorter than the kernel, strided rows; d_conv 9 and a d_inner of partial
+ * vectors conv_v8's loops. */
 static void conv_case(int T, int di, int K, int bias)
 {
     int ldx = 2 * di + 3;
@@ -393,7 +394,7 @@ int main(void)
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) scan_case(shapes[i]);
     static const int convs[][4] = {{64, 128, 4, 1}, {64, 128, 4, 0}, {5, 20, 4, 1}, {3, 16, 4, 1},   {1, 40, 4, 1},
                                    {2, 16, 4, 0},   {9, 300, 3, 1},  {33, 24, 2, 1}, {17, 24, 5, 0}, {20, 24, 9, 1},
-                                   {4, 8, 8, 1},    {70, 256, 4, 1}};
+                                   {4, 8, 8, 1},    {70, 256, 4, 1}, {9, 272, 4, 1}, {6, 264, 6, 0}};
     for (size_t i = 0; i < sizeof convs / sizeof *convs; i++) conv_case(convs[i][0], convs[i][1], convs[i][2], convs[i][3]);
     elementwise_case();
     static const int norms[][2] = {{67, 64}, {16, 32}, {21, 40}, {9, 7}, {3, 64}};
