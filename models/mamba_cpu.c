@@ -412,6 +412,48 @@ static void start_state(const float *init, size_t n, float *state)
     else memset(state, 0, n * sizeof *state);
 }
 
+#ifdef SL_HAVE_MATHX8
+_Static_assert(SL_SCAN_CHUNK % 2 == 0, "scan_v8n checkpoints only after the second position of a pair");
+
+/* Positions t and t + 1 of scan_v8n with N = 4 (d_state a multiple of 4):
+ * each four states' decays at both positions at once, eight exps side by
+ * side (sl_exp_clamped8n), where one position's four left the pipes
+ * waiting on the exp's chain of dependent steps (core/mathx8.h's header;
+ * group_states8 in mamba_scan_backward.c gained the same way); the states
+ * stay in registers between the two positions. sl_scan_decay8n's
+ * operations, and each position's states and y in the same order, so the
+ * same bits. */
+static inline __attribute__((always_inline)) void scan_pair8(const float *x, const float *delta, const float *xdbl,
+                                                             int ldb, int boff, int coff, int t, int di, int S,
+                                                             const float *A_t, const float *D, float *state, float *y)
+{
+    const float *B0 = xdbl + (long)t * ldb + boff, *C0 = xdbl + (long)t * ldb + coff;
+    for (int c = 0; c < di; c += 8) {
+        v8f d8[2], dx[2], y8[2];
+        for (int i = 0; i < 2; i++) {
+            long r = (long)(t + i) * di + c;
+            v8f x8 = v8_load(x + r);
+            d8[i] = v8_load(delta + r), dx[i] = d8[i] * x8, y8[i] = v8_load(D + c) * x8;
+        }
+        for (int n0 = 0; n0 < S; n0 += 4) {
+            v8f arg[8], a[8], s[4];
+            for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 4; j++)
+                    arg[4 * i + j] = v8_max(d8[i] * v8_load(A_t + (long)(n0 + j) * di + c), v8_set1(-87.3f));
+            sl_exp_clamped8n(arg, a, 8);
+            for (int j = 0; j < 4; j++) s[j] = v8_load(state + (long)(n0 + j) * di + c);
+            for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 4; j++) {
+                    s[j] = a[4 * i + j] * s[j] + dx[i] * v8_set1(B0[(long)i * ldb + n0 + j]);
+                    y8[i] += s[j] * v8_set1(C0[(long)i * ldb + n0 + j]);
+                }
+            for (int j = 0; j < 4; j++) v8_store(state + (long)(n0 + j) * di + c, s[j]);
+        }
+        for (int i = 0; i < 2; i++) v8_store(y + (long)(t + i) * di + c, y8[i]);
+    }
+}
+#endif
+
 /* Eight channels at a time (the lanes), all d_state states of them in turn,
  * so y stays in a register and delta_t x_t is formed once; the decays of
  * N states at a time (sl_scan_decay8n). Inlined with N constant. */
@@ -421,7 +463,15 @@ static inline __attribute__((always_inline)) void scan_v8n(const float *x, const
                                                            float *state, float *y, float *ckpt, const int N)
 {
     start_state(init, (size_t)S * di, state);
-    for (int t = 0; t < T; t++) {
+    int t = 0;
+#ifdef SL_HAVE_MATHX8
+    if (N == 4)
+        for (; t + 2 <= T; t += 2) {
+            scan_pair8(x, delta, xdbl, ldb, boff, coff, t, di, S, A_t, D, state, y);
+            checkpoint(state, t + 1, T, (long)S * di, ckpt); /* after t alone never: t is even */
+        }
+#endif
+    for (; t < T; t++) {
         const float *xt = x + (long)t * di, *dt = delta + (long)t * di;
         const float *Bt = xdbl + (long)t * ldb + boff, *Ct = xdbl + (long)t * ldb + coff;
         for (int c = 0; c < di; c += 8) {
