@@ -472,7 +472,8 @@ static inline __attribute__((always_inline)) void scan_pair8(const float *x, con
 
 /* Eight channels at a time (the lanes), all d_state states of them in turn,
  * so y stays in a register and delta_t x_t is formed once; the decays of
- * N states at a time (sl_scan_decay8n). Inlined with N constant. */
+ * N states at a time (sl_scan_decay8n). On AVX2 with N = 4, positions in
+ * pairs (scan_pair8), an odd last one alone. Inlined with N constant. */
 static inline __attribute__((always_inline)) void scan_v8n(const float *x, const float *delta, const float *xdbl,
                                                            int ldb, int boff, int coff, int T, int di, int S,
                                                            const float *A_t, const float *D, const float *init,
