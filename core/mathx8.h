@@ -19,19 +19,11 @@
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
 #include <immintrin.h>
 
+#include "core/exp8.h"
 #include "core/mathx.h"
 #include "core/simd.h"
 
 #define SL_HAVE_MATHX8 1
-
-/* for each of the N vectors, a loop GCC unrolls so that a step of all N
- * comes before the next step */
-#define SL_EACH8(j, N) _Pragma("GCC unroll 8") for (int j = 0; j < (N); j++)
-
-/* the most vectors a call takes (arrays of this size: [N] would be a VLA) */
-#define SL_N8_MAX 8
-
-typedef int v8i_m __attribute__((vector_size(32)));
 
 /* lanes of a where mask is set, of b elsewhere */
 static inline v8f sl_blend8(v8f b, v8f a, v8f mask)
@@ -41,27 +33,6 @@ static inline v8f sl_blend8(v8f b, v8f a, v8f mask)
 
 /* a compared with b lane by lane (pred: _CMP_...), all ones where true */
 #define SL_CMP8(a, b, pred) ((v8f)_mm256_cmp_ps((__m256)(a), (__m256)(b), (pred)))
-
-/* e = sl_exp_clamped(x) for x already clamped to [-87.3, 88.7]: the
- * polynomial, then p times the scale built from n's bits (2^128 = inf
- * above 88.03, as the scalar code builds it) */
-static inline __attribute__((always_inline)) void sl_exp_clamped8n(const v8f *x, v8f *e, const int N)
-{
-    v8f n[SL_N8_MAX], r[SL_N8_MAX], p[SL_N8_MAX];
-    SL_EACH8(j, N) n[j] = (x[j] * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    SL_EACH8(j, N) r[j] = x[j] - n[j] * 0.693359375f + n[j] * 2.12194440e-4f;
-    SL_EACH8(j, N) p[j] = v8_set1(1.9875691500e-4f) * r[j] + 1.3981999507e-3f;
-    SL_EACH8(j, N) p[j] = p[j] * r[j] + 8.3334519073e-3f;
-    SL_EACH8(j, N) p[j] = p[j] * r[j] + 4.1665795894e-2f;
-    SL_EACH8(j, N) p[j] = p[j] * r[j] + 1.6666665459e-1f;
-    SL_EACH8(j, N) p[j] = p[j] * r[j] + 5.0000001201e-1f;
-    SL_EACH8(j, N) p[j] = p[j] * r[j] * r[j] + r[j] + 1.0f;
-    SL_EACH8(j, N)
-    {
-        v8i_m k = (v8i_m)_mm256_cvttps_epi32((__m256)n[j]);
-        e[j] = p[j] * (v8f)((k + 127) << 23);
-    }
-}
 
 /* e = sl_exp(x) on any input: clamped, and a NaN handed back */
 static inline __attribute__((always_inline)) void sl_exp8n(const v8f *x, v8f *e, const int N)

@@ -5,6 +5,7 @@
 #ifndef SL_MAMBA_SCAN_H
 #define SL_MAMBA_SCAN_H
 
+#include "core/exp8.h"
 #include "core/mathx.h"
 #include "core/simd.h"
 #include "models/workspace.h"
@@ -25,40 +26,23 @@ static inline v8f sl_scan_decay(v8f delta, const float *A)
     return a;
 }
 
-typedef int v8i __attribute__((vector_size(32)));
-
 /* exp(delta A) of eight channels of N <= 4 states (delta >= 0, A < 0), A's
  * rows lda apart, into a[0..N-1]: sl_exp_nonpos's operations lane by lane
- * (so its bits), each step taken across the N vectors before the next.
- * One state's exp is a chain of some twenty dependent instructions;
- * written state after state, the chains of only two or three states fit
- * the core's scheduler at a time on an AMD Zen 3 (AVX2), which then waited
- * on their latency: the 8-lane forward scan ran 15-25% faster with N = 4
- * (in-process A/B, 2,048 x 128 x 16). The chunked backward's
+ * (so its bits; core/exp8.h), each step taken across the N vectors before
+ * the next. One state's exp is a chain of some twenty dependent
+ * instructions; written state after state, the chains of only two or three
+ * states fit the core's scheduler at a time on an AMD Zen 3 (AVX2), which
+ * then waited on their latency: the 8-lane forward scan ran 15-25% faster
+ * with N = 4 (in-process A/B, 2,048 x 128 x 16). The chunked backward's
  * recomputation of states (mamba_scan_backward.c's chunk_states), which
  * stores every state and decay, ran no faster with it and keeps
  * sl_scan_decay. */
 static inline __attribute__((always_inline)) void sl_scan_decay8n(v8f delta, const float *A, long lda, v8f *a,
                                                                   const int N)
 {
-    v8f n[4], r[4], p[4]; /* [N] would be a VLA */
-    for (int j = 0; j < N; j++) a[j] = v8_max(delta * v8_load(A + j * lda), v8_set1(-87.3f));
-    for (int j = 0; j < N; j++) n[j] = (a[j] * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    for (int j = 0; j < N; j++) r[j] = a[j] - n[j] * 0.693359375f + n[j] * 2.12194440e-4f;
-    for (int j = 0; j < N; j++) p[j] = 1.9875691500e-4f * r[j] + 1.3981999507e-3f;
-    for (int j = 0; j < N; j++) p[j] = p[j] * r[j] + 8.3334519073e-3f;
-    for (int j = 0; j < N; j++) p[j] = p[j] * r[j] + 4.1665795894e-2f;
-    for (int j = 0; j < N; j++) p[j] = p[j] * r[j] + 1.6666665459e-1f;
-    for (int j = 0; j < N; j++) p[j] = p[j] * r[j] + 5.0000001201e-1f;
-    for (int j = 0; j < N; j++) p[j] = p[j] * r[j] * r[j] + r[j] + 1.0f;
-    for (int j = 0; j < N; j++) {
-#if defined(__AVX__) /* GCC took __builtin_convertvector lane by lane in some unrolled loops */
-        v8i k = (v8i)_mm256_cvttps_epi32((__m256)n[j]);
-#else
-        v8i k = __builtin_convertvector(n[j], v8i);
-#endif
-        a[j] = p[j] * (v8f)((k + 127) << 23);
-    }
+    v8f x[4]; /* [N] would be a VLA */
+    for (int j = 0; j < N; j++) x[j] = v8_max(delta * v8_load(A + j * lda), v8_set1(-87.3f));
+    sl_exp_clamped8n(x, a, N);
 }
 
 #ifdef __AVX512F__

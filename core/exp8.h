@@ -1,0 +1,48 @@
+/* core/mathx.h's exp on N vectors of eight lanes, for any target (core/simd.h's
+ * v8f): the one 8-lane copy of its polynomial, which core/mathx8.h's
+ * kernels (AVX2) and the Mamba scan's decays (models/mamba_scan.h, every
+ * target) share. The same float operations in the same order as the scalar
+ * sl_exp, lane by lane, so the same bits. Each step is taken across the N
+ * vectors before the next (N a constant where it is inlined): one vector's
+ * steps are a chain some 20 deep, and on an AMD Zen 3 only two or three
+ * such chains fit the scheduler at a time (core/mathx8.h's header). */
+#ifndef SL_EXP8_H
+#define SL_EXP8_H
+
+#include "core/simd.h"
+
+/* for each of the N vectors, a loop GCC unrolls so that a step of all N
+ * comes before the next step */
+#define SL_EACH8(j, N) _Pragma("GCC unroll 8") for (int j = 0; j < (N); j++)
+
+/* the most vectors a call takes (arrays of this size: [N] would be a VLA) */
+#define SL_N8_MAX 8
+
+typedef int v8i_m __attribute__((vector_size(32)));
+
+/* e = sl_exp_clamped(x) for x already clamped to [-87.3, 88.7]: the
+ * polynomial, then p times the scale built from n's bits (2^128 = inf
+ * above 88.03, as the scalar code builds it) */
+static inline __attribute__((always_inline)) void sl_exp_clamped8n(const v8f *x, v8f *e, const int N)
+{
+    v8f n[SL_N8_MAX], r[SL_N8_MAX], p[SL_N8_MAX];
+    SL_EACH8(j, N) n[j] = (x[j] * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    SL_EACH8(j, N) r[j] = x[j] - n[j] * 0.693359375f + n[j] * 2.12194440e-4f;
+    SL_EACH8(j, N) p[j] = v8_set1(1.9875691500e-4f) * r[j] + 1.3981999507e-3f;
+    SL_EACH8(j, N) p[j] = p[j] * r[j] + 8.3334519073e-3f;
+    SL_EACH8(j, N) p[j] = p[j] * r[j] + 4.1665795894e-2f;
+    SL_EACH8(j, N) p[j] = p[j] * r[j] + 1.6666665459e-1f;
+    SL_EACH8(j, N) p[j] = p[j] * r[j] + 5.0000001201e-1f;
+    SL_EACH8(j, N) p[j] = p[j] * r[j] * r[j] + r[j] + 1.0f;
+    SL_EACH8(j, N)
+    {
+#if defined(__AVX__) /* GCC took __builtin_convertvector lane by lane in some unrolled loops */
+        v8i_m k = (v8i_m)_mm256_cvttps_epi32((__m256)n[j]);
+#else
+        v8i_m k = __builtin_convertvector(n[j], v8i_m);
+#endif
+        e[j] = p[j] * (v8f)((k + 127) << 23);
+    }
+}
+
+#endif
