@@ -34,7 +34,9 @@ static int dev_embed_gradient(sl_backend *be, const sl_batch *b, const sl_path *
         return sl_fail(err, SL_ERUNTIME, "out of memory");
     for (int e = 0; p->baseline && e < b->count; e++)
         memcpy(db->pad + (long)e * b->L, p->baseline, (size_t)b->L * sizeof *db->pad);
-    int rc = sl_dev_attribute(db->dm, b, p->steps, db->pad, !p->baseline, out->attr, out->logits, out->base_logits, err);
+    /* given logits (ig): no forward pass of the inputs for them */
+    float *logits = p->steps > 0 && p->logits_given ? NULL : out->logits;
+    int rc = sl_dev_attribute(db->dm, b, p->steps, db->pad, !p->baseline, out->attr, logits, out->base_logits, err);
     for (int e = 0; !rc && e < b->count; e++) {
         double total = 0;
         for (int t = 0; t < b->lengths[e]; t++) total += out->attr[(long)e * b->L + t];

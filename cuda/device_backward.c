@@ -184,7 +184,8 @@ int sl_dev_attribute(sl_dev_model *dm, const sl_batch *bt, int steps, const int3
         }
         if (!rc) rc = forward_from(&r, b->base, err);
         if (!rc) rc = logits_out(&r, base_logits, err);
-        if (!rc) rc = forward_from(&r, b->x, err);
+        /* logits NULL: the caller holds them already (sl_path.logits_given) */
+        if (!rc && logits) rc = forward_from(&r, b->x, err);
         if (!rc) rc = logits_out(&r, logits, err);
         if (!rc) rc = sl_dm_launch(&r, SK_ZERO, (sl_kargs){.y = b->acc, .n = n}, err);
         for (int s = 0; !rc && s < steps; s++) {

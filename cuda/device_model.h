@@ -48,7 +48,8 @@ int sl_dev_forward_variants(sl_dev_model *dm, const sl_batch *b, const sl_varian
  * many midpoint steps from the baseline (zeros, or the embedding of
  * pad_tokens [count][L]). attr [count][L] receives each valid position's
  * attribution (its row of the embedding-level attribution summed), logits
- * the logits, base_logits (steps > 0) the baseline's. */
+ * the logits (NULL: not computed, where the caller has them), base_logits
+ * (steps > 0) the baseline's. */
 int sl_dev_attribute(sl_dev_model *dm, const sl_batch *b, int steps, const int32_t *pad_tokens, int zero_baseline,
                      float *attr, float *logits, float *base_logits, sl_error *err);
 

@@ -38,7 +38,7 @@ typedef struct {
     /* [L] the tokens whose embedding is the baseline (all pad), or NULL: zeros */
     const int32_t *baseline;
     /* 1: the output's logits already hold each input's logit (eval's, read
-     * back), so the CPU skips the forward pass that computes them (ig) */
+     * back), so the backend skips the forward pass that computes them (ig) */
     int logits_given;
 } sl_path;
 

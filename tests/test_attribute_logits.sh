@@ -3,7 +3,7 @@
 # `seqlens eval -o FILE` instead of a forward pass of its own. The JSON and
 # --tokens are byte for byte those without it, on both example models, with
 # --examples and with --sample (each sampled example is its own row of a
-# file of the whole selection); analyze's attribute stage names its eval
+# file of the whole selection), and on the device (the host grid); analyze's attribute stage names its eval
 # stage's scores.h5; a file of other examples, or one whose row of a sampled
 # example disagrees, is refused (tests/hostile.sh: exit 2, one line naming
 # the file, no output, inputs unchanged).
@@ -36,6 +36,18 @@ for m in mamba transformer; do
             check "$m ig ${sel:-(all)}: the same --tokens with --base-logits" cmp -s "$T/a.dump" "$T/b.dump"
         fi
     done
+done
+
+# the device path (the host grid stand-in): its pass for the inputs' logits
+# is skipped as the CPU's is, with the same results
+for m in mamba transformer; do
+    M=examples/$m
+    SEQLENS_TEST_HOST_DEVICE=1 run eval $M $D $R 0:40 --device cuda -o "$T/$m-dev-scores.h5"
+    SEQLENS_TEST_HOST_DEVICE=1 run attribute $M $D $R 0:40 --device cuda --method ig --steps 3 --bootstrap 40 \
+        -o "$T/$m-dev.json"
+    SEQLENS_TEST_HOST_DEVICE=1 run attribute $M $D $R 0:40 --device cuda --method ig --steps 3 --bootstrap 40 \
+        --base-logits "$T/$m-dev-scores.h5" -o "$T/$m-dev-given.json"
+    check "$m ig on the device: the same JSON with --base-logits" cmp -s "$T/$m-dev.json" "$T/$m-dev-given.json"
 done
 
 "$S" analyze examples/mamba $D $R 0:60 --steps 2 --bootstrap 20 --threads 2 -o "$T/an" >/dev/null 2>"$T/an.err"
