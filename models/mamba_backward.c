@@ -95,7 +95,7 @@ static void conv_backward_v8(const float *dy, int T, int di, int K, const float 
 #ifdef __AVX512F__
 /* dy *= SiLU'(pre), or dy *= dsilu where pre is NULL, on row t's channels
  * c0..c0+nc-1 (rows of di) */
-static inline void silu_backward_row16(const float *pre, const float *dsilu, float *dy, long t, int di, int c0, int nc)
+static inline void silu_backward_row(const float *pre, const float *dsilu, float *dy, long t, int di, int c0, int nc)
 {
     for (int c = 0; c < nc; c += 16) {
         long k = t * di + c0 + c;
@@ -105,42 +105,24 @@ static inline void silu_backward_row16(const float *pre, const float *dsilu, flo
     }
 }
 
-/* conv_backward_v8's sums sixteen channels at a time, the same terms in
- * the same order, position by position across a block of channels, as
- * the forward's conv_k16 (models/mamba_cpu.c) and for the same reason.
- * With pre (or dsilu), each row of dy is multiplied by SiLU'(pre) (or
- * dsilu) just before the first output that reads it, while it is in L1:
- * the same products as a pass of its own (sl_silu_backward), without
- * reading and writing dy once more. */
-static inline __attribute__((always_inline)) void conv_backward_k16(const float *pre, const float *dsilu, float *dy,
-                                                                    int T, int di, const int K, const float *w,
-                                                                    float *dx, int ldx)
+/* One position's transpose: nc channels of dx's row into dxr, from dy's
+ * rows at g (the newest, tap 0) and back to tap K - 1 (from k0 on: the last
+ * positions have fewer), sixteen lanes */
+static inline __attribute__((always_inline)) void conv_backward_at(const float (*wt)[SL_CONV_BLOCK], const float *g, int di, int k0, const int K,
+                                    float *dxr, int nc)
 {
-    float wt[SL_CONV_MAX_K][SL_CONV_BLOCK];
-    for (int c0 = 0; c0 < di; c0 += SL_CONV_BLOCK) {
-        int nc = di - c0 < SL_CONV_BLOCK ? di - c0 : SL_CONV_BLOCK;
-        sl_conv_taps_t(w, K, c0, nc, wt);
-        int ready = pre || dsilu ? 0 : T; /* rows of dy below it are d logit / d the conv */
-        for (int t = 0; t < T; t++) {
-            for (int last = t + K - 1 < T ? t + K - 1 : T - 1; ready <= last; ready++)
-                silu_backward_row16(pre, dsilu, dy, ready, di, c0, nc);
-            int k0 = t + K > T ? t + K - T : 0; /* the last positions have fewer terms */
-            const float *g = dy + (long)(t + K - 1) * di + c0;
-            for (int c = 0; c < nc; c += 16) {
-                __mmask16 m = sl_lanes16(c, nc);
-                v16f o = v16_set1(0.0f);
-                for (int k = k0; k < K; k++) o = v16_fma(sl_load16(wt[k] + c, m), sl_load16(g - (long)k * di + c, m), o);
-                sl_store16(dx + (long)t * ldx + c0 + c, m, o);
-            }
-        }
+    for (int c = 0; c < nc; c += 16) {
+        __mmask16 m = sl_lanes16(c, nc);
+        v16f o = v16_set1(0.0f);
+        for (int k = k0; k < K; k++) o = v16_fma(sl_load16(wt[k] + c, m), sl_load16(g - (long)k * di + c, m), o);
+        sl_store16(dxr + c, m, o);
     }
 }
-#endif
-
-#if defined(__AVX2__) && !defined(__AVX512F__)
+#elif defined(__AVX2__)
 /* dy *= SiLU'(pre) (sl_silu_backward's scalar products), or dy *= dsilu
- * where pre is NULL, on row t's channels c0..c0+nc-1 (rows of di) */
-static inline void silu_backward_row8(const float *pre, const float *dsilu, float *dy, long t, int di, int c0, int nc)
+ * where pre is NULL, on row t's channels c0..c0+nc-1 (rows of di; nc a
+ * multiple of 8) */
+static inline void silu_backward_row(const float *pre, const float *dsilu, float *dy, long t, int di, int c0, int nc)
 {
     long k0 = t * di + c0;
     if (pre)
@@ -149,13 +131,28 @@ static inline void silu_backward_row8(const float *pre, const float *dsilu, floa
         for (long k = k0; k < k0 + nc; k += 8) v8_store(dy + k, v8_load(dy + k) * v8_load(dsilu + k));
 }
 
-/* conv_backward_k16's walk on eight lanes, for a d_inner of whole vectors
- * (nc a multiple of 8): the same terms in the same order as
- * conv_backward_v8, position by position across a block of channels, and
- * SiLU' applied to each row of dy while it is in L1. */
-static inline __attribute__((always_inline)) void conv_backward_k8(const float *pre, const float *dsilu, float *dy,
-                                                                   int T, int di, const int K, const float *w,
-                                                                   float *dx, int ldx)
+/* conv_backward_at on eight lanes (nc a multiple of 8) */
+static inline __attribute__((always_inline)) void conv_backward_at(const float (*wt)[SL_CONV_BLOCK], const float *g, int di, int k0, const int K,
+                                    float *dxr, int nc)
+{
+    for (int c = 0; c < nc; c += 8) {
+        v8f o = v8_set1(0.0f);
+        for (int k = k0; k < K; k++) o = v8_fma(v8_load(wt[k] + c), v8_load(g - (long)k * di + c), o);
+        v8_store(dxr + c, o);
+    }
+}
+#endif
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+/* conv_backward_v8's sums, the same terms in the same order, position by
+ * position across a block of channels, as the forward's conv_k
+ * (models/mamba_cpu.c) and for the same reason. With pre (or dsilu), each
+ * row of dy is multiplied by SiLU'(pre) (or dsilu) just before the first
+ * output that reads it, while it is in L1: the same products as a pass of
+ * its own (sl_silu_backward), without reading and writing dy once more. */
+static inline __attribute__((always_inline)) void conv_backward_k(const float *pre, const float *dsilu, float *dy,
+                                                                  int T, int di, const int K, const float *w,
+                                                                  float *dx, int ldx)
 {
     float wt[SL_CONV_MAX_K][SL_CONV_BLOCK];
     for (int c0 = 0; c0 < di; c0 += SL_CONV_BLOCK) {
@@ -164,40 +161,33 @@ static inline __attribute__((always_inline)) void conv_backward_k8(const float *
         int ready = pre || dsilu ? 0 : T; /* rows of dy below it are d logit / d the conv */
         for (int t = 0; t < T; t++) {
             for (int last = t + K - 1 < T ? t + K - 1 : T - 1; ready <= last; ready++)
-                silu_backward_row8(pre, dsilu, dy, ready, di, c0, nc);
+                silu_backward_row(pre, dsilu, dy, ready, di, c0, nc);
             int k0 = t + K > T ? t + K - T : 0; /* the last positions have fewer terms */
-            const float *g = dy + (long)(t + K - 1) * di + c0;
-            for (int c = 0; c < nc; c += 8) {
-                v8f o = v8_set1(0.0f);
-                for (int k = k0; k < K; k++) o = v8_fma(v8_load(wt[k] + c), v8_load(g - (long)k * di + c), o);
-                v8_store(dx + (long)t * ldx + c0 + c, o);
-            }
+            conv_backward_at(wt, dy + (long)(t + K - 1) * di + c0, di, k0, K, dx + (long)t * ldx + c0, nc);
         }
     }
+}
+
+/* 1 when conv_backward_k took it: any d_inner on AVX-512, whole vectors of
+ * 8 on AVX2 */
+static int conv_backward_blocks(const float *pre, const float *dsilu, float *dy, int T, int di, int K, const float *w,
+                                float *dx, int ldx)
+{
+#ifndef __AVX512F__
+    if (di % 8) return 0;
+#endif
+    if (K == 4) conv_backward_k(pre, dsilu, dy, T, di, 4, w, dx, ldx); /* mamba_ssm's default d_conv */
+    else if (K <= SL_CONV_MAX_K) conv_backward_k(pre, dsilu, dy, T, di, K, w, dx, ldx);
+    else return 0;
+    return 1;
 }
 #endif
 
 void sl_mamba_silu_conv_backward(const float *pre, const float *dsilu, float *dy, int T, int di, int K, const float *w,
                                  float *dx, int ldx)
 {
-#ifdef __AVX512F__
-    if (K == 4) { /* mamba_ssm's default d_conv: K a constant */
-        conv_backward_k16(pre, dsilu, dy, T, di, 4, w, dx, ldx);
-        return;
-    }
-    if (K <= SL_CONV_MAX_K) {
-        conv_backward_k16(pre, dsilu, dy, T, di, K, w, dx, ldx);
-        return;
-    }
-#elif defined(__AVX2__)
-    if (di % 8 == 0 && K == 4) {
-        conv_backward_k8(pre, dsilu, dy, T, di, 4, w, dx, ldx);
-        return;
-    }
-    if (di % 8 == 0 && K <= SL_CONV_MAX_K) {
-        conv_backward_k8(pre, dsilu, dy, T, di, K, w, dx, ldx);
-        return;
-    }
+#if defined(__AVX512F__) || defined(__AVX2__)
+    if (conv_backward_blocks(pre, dsilu, dy, T, di, K, w, dx, ldx)) return;
 #endif
     if (pre) sl_silu_backward(pre, dy, (long)T * di);
     else if (dsilu)

@@ -68,41 +68,6 @@ static inline __attribute__((always_inline)) void conv_at16(const float *xr, int
     SL_EACH(j, N) sl_store16(out + at + 16 * j, m[j], o[j]);
 }
 
-/* conv_v8's sums sixteen channels at a time, the same terms in the same
- * order (so the same bits), position by position across all channels of a
- * block of SL_CONV_BLOCK: at L 2,048 x and out (1 MiB each at d_inner
- * 128) stream from L3, and whole rows in order are what the prefetcher
- * follows (conv_v8 walked each 64 channels down all positions); SiLU is
- * taken on the register, not in a second pass. The taps, transposed to
- * [K][block] once, are loads from L1. K is a constant once inlined. */
-static inline __attribute__((always_inline)) void conv_k16(const float *x, int ldx, int T, int di, const int K,
-                                                           const float *w, const float *b, float *out, float *dsilu,
-                                                           int silu)
-{
-    float wt[SL_CONV_MAX_K][SL_CONV_BLOCK], bt[SL_CONV_BLOCK];
-    for (int c0 = 0; c0 < di; c0 += SL_CONV_BLOCK) {
-        int nc = di - c0 < SL_CONV_BLOCK ? di - c0 : SL_CONV_BLOCK;
-        sl_conv_taps_t(w, K, c0, nc, wt);
-        for (int c = 0; c < nc; c++) bt[c] = b ? b[c0 + c] : 0.0f;
-        for (int t = 0; t < T; t++) {
-            int k0 = t < K - 1 ? K - 1 - t : 0; /* the first positions have fewer terms */
-            const float *xr = x + (long)(t - (K - 1)) * ldx + c0;
-            long at = (long)t * di + c0;
-            for (int c = 0; c < nc; c += 16) conv_at16(xr, ldx, k0, K, wt, bt, c, nc, at + c, out, dsilu, silu, 1);
-        }
-    }
-}
-
-/* 1 when the 16-lane conv took it */
-static int conv16(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out,
-                  float *dsilu, int silu)
-{
-    if (K == 4) conv_k16(x, ldx, T, di, 4, w, b, out, dsilu, silu); /* mamba_ssm's default d_conv */
-    else if (K <= SL_CONV_MAX_K) conv_k16(x, ldx, T, di, K, w, b, out, dsilu, silu);
-    else return 0;
-    return 1;
-}
-
 /* SiLU of N vectors of a row from c (lanes below di), SiLU' into dsilu
  * (if not NULL) */
 static inline __attribute__((always_inline)) void silu_at16(const float *x, float *out, float *dsilu, int c, int di,
@@ -218,16 +183,22 @@ static inline __attribute__((always_inline)) void conv_at8(const float *xr, int 
     }
     SL_EACH8(j, N) v8_store(out + at + 8 * j, o[j]);
 }
+#endif
 
-/* conv_k16's walk on eight lanes, for a d_inner of whole vectors: position
- * by position across a block of channels, the same sums as conv_v8 (so
- * the same bits). conv_v8 walked each 64 channels down all positions, and
- * at L 2,048 spent most of its time waiting on x's rows (9% of a Mamba
- * sweep, where its FMAs are some 1%); SiLU is taken on the register, not
- * in a second pass. K is a constant once inlined. */
-static inline __attribute__((always_inline)) void conv_k8(const float *x, int ldx, int T, int di, const int K,
-                                                          const float *w, const float *b, float *out, float *dsilu,
-                                                          int silu)
+#if defined(__AVX512F__) || defined(SL_HAVE_MATHX8)
+/* conv_v8's sums, the same terms in the same order (so the same bits),
+ * position by position across all channels of a block of SL_CONV_BLOCK:
+ * at L 2,048 x and out (1 MiB each at d_inner 128) stream from L3, and
+ * whole rows in order are what the prefetcher follows; conv_v8 walked each
+ * 64 channels down all positions and, on AVX2, spent most of its time
+ * waiting on x's rows (9% of a Mamba sweep, where its FMAs are some 1%).
+ * SiLU is taken on the register, not in a second pass. The taps,
+ * transposed to [K][block] once, are loads from L1. Sixteen lanes
+ * (conv_at16) on AVX-512, eight (conv_at8) on AVX2. K is a constant once
+ * inlined. */
+static inline __attribute__((always_inline)) void conv_k(const float *x, int ldx, int T, int di, const int K,
+                                                         const float *w, const float *b, float *out, float *dsilu,
+                                                         int silu)
 {
     float wt[SL_CONV_MAX_K][SL_CONV_BLOCK], bt[SL_CONV_BLOCK];
     for (int c0 = 0; c0 < di; c0 += SL_CONV_BLOCK) {
@@ -238,21 +209,28 @@ static inline __attribute__((always_inline)) void conv_k8(const float *x, int ld
             int k0 = t < K - 1 ? K - 1 - t : 0; /* the first positions have fewer terms */
             const float *xr = x + (long)(t - (K - 1)) * ldx + c0;
             long at = (long)t * di + c0;
+#ifdef __AVX512F__
+            for (int c = 0; c < nc; c += 16) conv_at16(xr, ldx, k0, K, wt, bt, c, nc, at + c, out, dsilu, silu, 1);
+#else
             prefetch_ahead(xr + (long)(K - 1) * ldx, ldx, t, T, nc);
             int c = 0;
             for (; c + 16 <= nc; c += 16) conv_at8(xr, ldx, k0, K, wt, bt, c, at + c, out, dsilu, silu, 2);
             for (; c < nc; c += 8) conv_at8(xr, ldx, k0, K, wt, bt, c, at + c, out, dsilu, silu, 1);
+#endif
         }
     }
 }
 
-/* 1 when the 8-lane walk took it */
-static int conv8(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out,
-                 float *dsilu, int silu)
+/* 1 when conv_k took it: any d_inner on AVX-512 (masked lanes), whole
+ * vectors of 8 on AVX2 */
+static int conv_blocks(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out,
+                       float *dsilu, int silu)
 {
+#ifndef __AVX512F__
     if (di % 8) return 0;
-    if (K == 4) conv_k8(x, ldx, T, di, 4, w, b, out, dsilu, silu); /* mamba_ssm's default d_conv */
-    else if (K <= SL_CONV_MAX_K) conv_k8(x, ldx, T, di, K, w, b, out, dsilu, silu);
+#endif
+    if (K == 4) conv_k(x, ldx, T, di, 4, w, b, out, dsilu, silu); /* mamba_ssm's default d_conv */
+    else if (K <= SL_CONV_MAX_K) conv_k(x, ldx, T, di, K, w, b, out, dsilu, silu);
     else return 0;
     return 1;
 }
@@ -260,10 +238,8 @@ static int conv8(const float *x, int ldx, int T, int di, int K, const float *w, 
 
 void sl_mamba_conv(const float *x, int ldx, int T, int di, int K, const float *w, const float *b, float *out)
 {
-#ifdef __AVX512F__
-    if (conv16(x, ldx, T, di, K, w, b, out, NULL, 0)) return;
-#elif defined(SL_HAVE_MATHX8)
-    if (conv8(x, ldx, T, di, K, w, b, out, NULL, 0)) return;
+#if defined(__AVX512F__) || defined(SL_HAVE_MATHX8)
+    if (conv_blocks(x, ldx, T, di, K, w, b, out, NULL, 0)) return;
 #endif
     conv_v8(x, ldx, T, di, K, w, b, out);
 }
@@ -271,10 +247,8 @@ void sl_mamba_conv(const float *x, int ldx, int T, int di, int K, const float *w
 void sl_mamba_conv_silu_keep(const float *x, int ldx, int T, int di, int K, const float *w, const float *b,
                              float *dsilu, float *out)
 {
-#ifdef __AVX512F__
-    if (conv16(x, ldx, T, di, K, w, b, out, dsilu, 1)) return;
-#elif defined(SL_HAVE_MATHX8)
-    if (conv8(x, ldx, T, di, K, w, b, out, dsilu, 1)) return;
+#if defined(__AVX512F__) || defined(SL_HAVE_MATHX8)
+    if (conv_blocks(x, ldx, T, di, K, w, b, out, dsilu, 1)) return;
 #endif
     conv_v8(x, ldx, T, di, K, w, b, out);
     sl_mamba_silu_keep(out, di, T, di, out, dsilu);
