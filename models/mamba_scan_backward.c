@@ -237,6 +237,9 @@ static void scan_backward_groups(const scan_in *in, const float *A_t, const floa
         touch(in->dy + (long)t0 * di, (long)(t1 - t0) * di);
         touch(in->xc + (long)t0 * di, (long)(t1 - t0) * di);
         touch(in->delta + (long)t0 * di, (long)(t1 - t0) * di);
+        /* softplus' rows too (times_kept below had waited on each of their
+         * loads: a quarter of this function's own samples) */
+        if (dsoftplus) touch(dsoftplus + (long)t0 * di, (long)(t1 - t0) * di);
         for (int t = t0; t < t1; t++) {
             const float *B = in->xdbl + (long)t * in->nx + in->R;
             for (int n0 = 0; n0 < S; n0 += G) {
@@ -289,6 +292,26 @@ static inline __attribute__((always_inline)) void group_step8(const float *bc, f
         }
 }
 
+/* exp(delta_t A) of channels c..c+7 and a whole group's NG8 states for
+ * t0 <= t < t1 into at[t - t0][n], sl_scan_decay8n's operations (the same
+ * bits) with A held in registers. Apart from the states' recurrence no
+ * position's exps wait on the one before, so the core overlaps them; two
+ * positions' at once, as group_states8 took them when it ran both in one
+ * loop, spilled registers and measured slower here (a harness of the
+ * reverse scan, 2,048 x 128 x 16: best of 100, alternated). */
+static inline __attribute__((always_inline)) void group_decays8(const scan_in *in, const float *A, int c, int t0,
+                                                                int t1, float *at)
+{
+    v8f An[NG8];
+    for (int n = 0; n < NG8; n++) An[n] = v8_load(A + 8 * n);
+    for (int t = t0; t < t1; t++) {
+        v8f d8 = v8_load(in->delta + (long)t * in->di + c), x[NG8], a[NG8];
+        for (int n = 0; n < NG8; n++) x[n] = v8_max(d8 * An[n], v8_set1(-87.3f));
+        sl_exp_clamped8n(x, a, NG8);
+        for (int n = 0; n < NG8; n++) v8_store(at + 8L * NG8 * (t - t0) + 8 * n, a[n]);
+    }
+}
+
 /* The states of channels c..c+7 and states n0..n0+nn-1 for t0 <= t < t1
  * from start (the state before the chunk, [S][di]; NULL: zeros), the
  * forward's recurrence (chunk_states). */
@@ -303,30 +326,26 @@ __attribute__((noinline)) static void group_states8(const group_bufs *k, const s
         s[n] = n < nn && start ? v8_load(start + (long)(n0 + n) * di + c) : v8_set1(0.0f);
         v8_store(st + 8 * n, s[n]);
     }
-    int t = t0;
-#ifdef SL_HAVE_MATHX8
-    /* two positions' decays at once: eight exps side by side, where four
-     * (one position's) left the pipes waiting on the exp's chain of
-     * dependent steps (core/mathx8.h's header); sl_scan_decay8n's
-     * operations, so the same bits */
-    if (nn == NG8)
-        for (; t + 2 <= t1; t += 2) {
-            v8f d8[2], dx[2], x[2 * NG8], a[2 * NG8];
-            for (int i = 0; i < 2; i++) {
-                d8[i] = v8_load(in->delta + (long)(t + i) * di + c);
-                dx[i] = d8[i] * v8_load(in->xc + (long)(t + i) * di + c);
-                for (int n = 0; n < NG8; n++) x[NG8 * i + n] = v8_max(d8[i] * v8_load(A + 8 * n), v8_set1(-87.3f));
+    if (nn == NG8) {
+        /* the chunk's decays first, then the recurrence on them: apart,
+         * the exps carry nothing from one position to the next and the
+         * states wait on nothing but an L1 load */
+        group_decays8(in, A, c, t0, t1, at);
+        for (int t = t0; t < t1; t++) {
+            v8f dx = v8_load(in->delta + (long)t * di + c) * v8_load(in->xc + (long)t * di + c);
+            const float *Bt = bc + 2L * NG8 * (t - t0), *an = at + 8L * NG8 * (t - t0);
+            float *sn = st + 8L * NG8 * (t - t0 + 1);
+#pragma GCC unroll 8
+            for (int n = 0; n < NG8; n++) {
+                s[n] = v8_load(an + 8 * n) * s[n] + dx * v8_set1(Bt[n]);
+                v8_store(sn + 8 * n, s[n]);
             }
-            sl_exp_clamped8n(x, a, 2 * NG8);
-            for (int i = 0; i < 2; i++) group_step8(bc, st, at, t + i - t0, a + NG8 * i, dx[i], s, NG8);
         }
-#endif
-    for (; t < t1; t++) {
+        return;
+    }
+    for (int t = t0; t < t1; t++) {
         v8f d8 = v8_load(in->delta + (long)t * di + c), dx = d8 * v8_load(in->xc + (long)t * di + c), a[NG8];
-        /* the group's decays at once (GCC left sl_scan_decay's lanes scalar here) */
-        if (nn == NG8) sl_scan_decay8n(d8, A, 8, a, NG8);
-        else
-            for (int n = 0; n < nn; n++) sl_scan_decay8n(d8, A + 8 * n, 8, a + n, 1);
+        for (int n = 0; n < nn; n++) sl_scan_decay8n(d8, A + 8 * n, 8, a + n, 1);
         group_step8(bc, st, at, t - t0, a, dx, s, nn);
     }
 }
