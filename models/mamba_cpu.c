@@ -409,8 +409,9 @@ _Static_assert(SL_SCAN_CHUNK % 2 == 0, "scan_v8n checkpoints only after the seco
  * each four states' decays at both positions at once, eight exps side by
  * side (sl_exp_clamped8n), where one position's four left the pipes
  * waiting on the exp's chain of dependent steps (core/mathx8.h's header;
- * group_states8 in mamba_scan_backward.c gained the same way); the states
- * stay in registers between the two positions. sl_scan_decay8n's
+ * the reverse scan's decays, which carry no recurrence in their own loop,
+ * run one position at a time: group_decays8); the states stay in
+ * registers between the two positions. sl_scan_decay8n's
  * operations, and each position's states and y in the same order, so the
  * same bits. */
 static inline __attribute__((always_inline)) void scan_pair8(const float *x, const float *delta, const float *xdbl,

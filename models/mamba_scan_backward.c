@@ -40,7 +40,7 @@ typedef struct {
 /* The 8-lane path's (scan_backward_v8g) states per group: 4 leaves
  * registers for the loop's other vectors on AVX2's sixteen. */
 #define NG8 4
-_Static_assert(NG8 <= 4, "group_states8 takes a group's decays in one sl_scan_decay8n, which takes at most 4");
+_Static_assert(NG8 <= SL_N8_MAX, "group_decays8 takes a group's decays in one sl_exp_clamped8n");
 
 /* The scratch of the paths on groups of states (scan_backward_groups), W
  * lanes and G states a group: one group's states [C + 1][G][W] and decays
@@ -275,9 +275,9 @@ static void scan_backward_groups(const scan_in *in, const float *A_t, const floa
  * in order, in per-lane partials kept for every position of the chunk and
  * reduced at the chunk's end. */
 
-/* Position t0 + i of group_states8's chunk, its decays a and delta x dx:
- * the states below nn move on (s = a s + dx B) and are kept with their
- * decays. */
+/* Position t0 + i of group_states8's chunk where the group has fewer than
+ * NG8 states, its decays a and delta x dx: the states below nn move on
+ * (s = a s + dx B) and are kept with their decays. */
 static inline __attribute__((always_inline)) void group_step8(const float *bc, float *st, float *at, int i,
                                                               const v8f *a, v8f dx, v8f *s, int nn)
 {
