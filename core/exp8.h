@@ -1,8 +1,9 @@
 /* core/mathx.h's exp on N vectors of eight lanes, for any target (core/simd.h's
- * v8f): the one 8-lane copy of its polynomial, which core/mathx8.h's
- * kernels (AVX2) and the Mamba scan's decays (models/mamba_scan.h, every
- * target) share. The same float operations in the same order as the scalar
- * sl_exp, lane by lane, so the same bits. Each step is taken across the N
+ * v8f), which core/mathx8.h's kernels (AVX2) and the Mamba scan's decays
+ * (models/mamba_scan.h, every target) share: the polynomial steps of
+ * core/mathx_poly.h (at sixteen lanes core/mathx16.h's), then the scale.
+ * The same float operations in the same order as the scalar sl_exp, lane
+ * by lane, so the same bits. Each step is taken across the N
  * vectors before the next (N a constant where it is inlined): one vector's
  * steps are a chain some 20 deep, and on an AMD Zen 3 only two or three
  * such chains fit the scheduler at a time (core/mathx8.h's header). */
@@ -20,20 +21,18 @@
 
 typedef int v8i_m __attribute__((vector_size(32)));
 
+#define SL_VW 8
+#include "core/simd_width.h"
+#include "core/mathx_poly.h" /* sl_exp_poly_v8, sl_log_poly_v8 */
+#include "core/simd_width_end.h"
+
 /* e = sl_exp_clamped(x) for x already clamped to [-87.3, 88.7]: the
  * polynomial, then p times the scale built from n's bits (2^128 = inf
  * above 88.03, as the scalar code builds it) */
 static inline __attribute__((always_inline)) void sl_exp_clamped8n(const v8f *x, v8f *e, const int N)
 {
-    v8f n[SL_N8_MAX], r[SL_N8_MAX], p[SL_N8_MAX];
-    SL_EACH8(j, N) n[j] = (x[j] * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    SL_EACH8(j, N) r[j] = x[j] - n[j] * 0.693359375f + n[j] * 2.12194440e-4f;
-    SL_EACH8(j, N) p[j] = v8_set1(1.9875691500e-4f) * r[j] + 1.3981999507e-3f;
-    SL_EACH8(j, N) p[j] = p[j] * r[j] + 8.3334519073e-3f;
-    SL_EACH8(j, N) p[j] = p[j] * r[j] + 4.1665795894e-2f;
-    SL_EACH8(j, N) p[j] = p[j] * r[j] + 1.6666665459e-1f;
-    SL_EACH8(j, N) p[j] = p[j] * r[j] + 5.0000001201e-1f;
-    SL_EACH8(j, N) p[j] = p[j] * r[j] * r[j] + r[j] + 1.0f;
+    v8f n[SL_N8_MAX], p[SL_N8_MAX];
+    sl_exp_poly_v8(x, p, n, N);
     SL_EACH8(j, N)
     {
 #if defined(__AVX__) /* GCC took __builtin_convertvector lane by lane in some unrolled loops */

@@ -34,21 +34,15 @@
 
 static inline __mmask16 sl_isnan16(v16f x) { return _mm512_cmp_ps_mask((__m512)x, (__m512)x, _CMP_UNORD_Q); }
 
-/* sl_exp_clamped's polynomial p and exponent n (its value is p * 2^n;
+/* core/mathx_poly.h's steps at sixteen lanes: sl_exp_poly_v16 gives
+ * sl_exp_clamped's polynomial p and exponent n (its value is p * 2^n;
  * where n <= 127, that is x <= 88.03, the scale it builds is finite and
- * scalef multiplies by the same power). */
-static inline __attribute__((always_inline)) void sl_exp_poly16n(const v16f *x, v16f *p, v16f *n, const int N)
-{
-    v16f r[SL_N16_MAX];
-    SL_EACH(j, N) n[j] = (x[j] * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    SL_EACH(j, N) r[j] = x[j] - n[j] * 0.693359375f + n[j] * 2.12194440e-4f;
-    SL_EACH(j, N) p[j] = v16_set1(1.9875691500e-4f) * r[j] + 1.3981999507e-3f;
-    SL_EACH(j, N) p[j] = p[j] * r[j] + 8.3334519073e-3f;
-    SL_EACH(j, N) p[j] = p[j] * r[j] + 4.1665795894e-2f;
-    SL_EACH(j, N) p[j] = p[j] * r[j] + 1.6666665459e-1f;
-    SL_EACH(j, N) p[j] = p[j] * r[j] + 5.0000001201e-1f;
-    SL_EACH(j, N) p[j] = p[j] * r[j] * r[j] + r[j] + 1.0f;
-}
+ * scalef multiplies by the same power), sl_log_poly_v16 sl_log's steps
+ * from the mantissa and exponent */
+#define SL_VW 16
+#include "core/simd_width.h"
+#include "core/mathx_poly.h"
+#include "core/simd_width_end.h"
 
 /* e = sl_exp(x) for x <= 0 and NaN (softplus's exp(-|x|)): the upper clamp
  * cannot bind, so n <= 0; a NaN is handed back as sl_exp does. */
@@ -57,7 +51,7 @@ static inline __attribute__((always_inline)) void sl_exp_nonpos_nan16n(const v16
     v16f x0[SL_N16_MAX], xc[SL_N16_MAX], p[SL_N16_MAX], n[SL_N16_MAX];
     SL_EACH(j, N) x0[j] = x[j]; /* e may be x */
     SL_EACH(j, N) xc[j] = v16_max(x0[j], v16_set1(-87.3f));
-    sl_exp_poly16n(xc, p, n, N);
+    sl_exp_poly_v16(xc, p, n, N);
     SL_EACH(j, N) e[j] = (v16f)_mm512_scalef_ps((__m512)p[j], (__m512)n[j]);
     SL_EACH(j, N) e[j] = (v16f)_mm512_mask_mov_ps((__m512)e[j], sl_isnan16(x0[j]), (__m512)x0[j]);
 }
@@ -70,7 +64,7 @@ static inline __attribute__((always_inline)) void sl_exp16n(const v16f *x, v16f 
     v16f x0[SL_N16_MAX], xc[SL_N16_MAX], p[SL_N16_MAX], n[SL_N16_MAX];
     SL_EACH(j, N) x0[j] = x[j]; /* e may be x */
     SL_EACH(j, N) xc[j] = (v16f)_mm512_min_ps((__m512)v16_max(x0[j], v16_set1(-87.3f)), _mm512_set1_ps(88.7f));
-    sl_exp_poly16n(xc, p, n, N);
+    sl_exp_poly_v16(xc, p, n, N);
     SL_EACH(j, N) e[j] = (v16f)_mm512_scalef_ps((__m512)p[j], (__m512)n[j]);
     SL_EACH(j, N)
     e[j] = (v16f)_mm512_mask_mov_ps((__m512)e[j], _mm512_cmp_ps_mask((__m512)n[j], _mm512_set1_ps(128.0f), _CMP_GE_OQ),
@@ -121,27 +115,14 @@ static inline __attribute__((always_inline)) void sl_silu_and_grad16n(v16f *x, v
  * exponent and mantissa from getexp / getmant, then sl_log's steps. */
 static inline __attribute__((always_inline)) void sl_log_1to2_16n(const v16f *w, v16f *l, const int N)
 {
-    v16f m[SL_N16_MAX], fe[SL_N16_MAX], f[SL_N16_MAX], z[SL_N16_MAX], y[SL_N16_MAX];
+    v16f m[SL_N16_MAX], fe[SL_N16_MAX];
     __mmask16 big[SL_N16_MAX];
     SL_EACH(j, N) fe[j] = (v16f)_mm512_getexp_ps((__m512)w[j]);
     SL_EACH(j, N) m[j] = (v16f)_mm512_getmant_ps((__m512)w[j], _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
     SL_EACH(j, N) big[j] = _mm512_cmp_ps_mask((__m512)m[j], _mm512_set1_ps(1.41421356f), _CMP_GT_OQ);
     SL_EACH(j, N) m[j] = (v16f)_mm512_mask_mul_ps((__m512)m[j], big[j], (__m512)m[j], _mm512_set1_ps(0.5f));
     SL_EACH(j, N) fe[j] = (v16f)_mm512_mask_add_ps((__m512)fe[j], big[j], (__m512)fe[j], _mm512_set1_ps(1.0f));
-    SL_EACH(j, N) f[j] = m[j] - 1.0f;
-    SL_EACH(j, N) z[j] = f[j] * f[j];
-    SL_EACH(j, N) y[j] = v16_set1(7.0376836292e-2f) * f[j] - 1.1514610310e-1f;
-    SL_EACH(j, N) y[j] = y[j] * f[j] + 1.1676998740e-1f;
-    SL_EACH(j, N) y[j] = y[j] * f[j] - 1.2420140846e-1f;
-    SL_EACH(j, N) y[j] = y[j] * f[j] + 1.4249322787e-1f;
-    SL_EACH(j, N) y[j] = y[j] * f[j] - 1.6668057665e-1f;
-    SL_EACH(j, N) y[j] = y[j] * f[j] + 2.0000714765e-1f;
-    SL_EACH(j, N) y[j] = y[j] * f[j] - 2.4999993993e-1f;
-    SL_EACH(j, N) y[j] = y[j] * f[j] + 3.3333331174e-1f;
-    SL_EACH(j, N) y[j] = y[j] * f[j] * z[j];
-    SL_EACH(j, N) y[j] += -2.12194440e-4f * fe[j];
-    SL_EACH(j, N) y[j] += -0.5f * z[j];
-    SL_EACH(j, N) l[j] = f[j] + y[j] + 0.693359375f * fe[j];
+    sl_log_poly_v16(m, fe, l, N);
 }
 
 /* x = sl_softplus(x), its ?: as masks, and with g (a constant NULL or

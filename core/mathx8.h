@@ -70,7 +70,7 @@ static inline __attribute__((always_inline)) void sl_silu_and_grad8n(v8f *x, v8f
  * sl_log's bit fields and steps */
 static inline __attribute__((always_inline)) void sl_log_1to2_8n(const v8f *w, v8f *l, const int N)
 {
-    v8f m[SL_N8_MAX], fe[SL_N8_MAX], f[SL_N8_MAX], z[SL_N8_MAX], y[SL_N8_MAX];
+    v8f m[SL_N8_MAX], fe[SL_N8_MAX];
     SL_EACH8(j, N)
     {
         v8i_m b = (v8i_m)w[j], e = ((b >> 23) & 0xff) - 127;
@@ -79,20 +79,7 @@ static inline __attribute__((always_inline)) void sl_log_1to2_8n(const v8f *w, v
         m[j] = sl_blend8(m[j], 0.5f * m[j], (v8f)big);
         fe[j] = (v8f)_mm256_cvtepi32_ps((__m256i)(e - big));
     }
-    SL_EACH8(j, N) f[j] = m[j] - 1.0f;
-    SL_EACH8(j, N) z[j] = f[j] * f[j];
-    SL_EACH8(j, N) y[j] = v8_set1(7.0376836292e-2f) * f[j] - 1.1514610310e-1f;
-    SL_EACH8(j, N) y[j] = y[j] * f[j] + 1.1676998740e-1f;
-    SL_EACH8(j, N) y[j] = y[j] * f[j] - 1.2420140846e-1f;
-    SL_EACH8(j, N) y[j] = y[j] * f[j] + 1.4249322787e-1f;
-    SL_EACH8(j, N) y[j] = y[j] * f[j] - 1.6668057665e-1f;
-    SL_EACH8(j, N) y[j] = y[j] * f[j] + 2.0000714765e-1f;
-    SL_EACH8(j, N) y[j] = y[j] * f[j] - 2.4999993993e-1f;
-    SL_EACH8(j, N) y[j] = y[j] * f[j] + 3.3333331174e-1f;
-    SL_EACH8(j, N) y[j] = y[j] * f[j] * z[j];
-    SL_EACH8(j, N) y[j] += -2.12194440e-4f * fe[j];
-    SL_EACH8(j, N) y[j] += -0.5f * z[j];
-    SL_EACH8(j, N) l[j] = f[j] + y[j] + 0.693359375f * fe[j];
+    sl_log_poly_v8(m, fe, l, N);
 }
 
 /* x = sl_softplus(x), and with g (a constant NULL or not, once inlined)
