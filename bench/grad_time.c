@@ -69,6 +69,10 @@ int main(int argc, char **argv)
         }
         double dt = omp_get_wtime() - t0;
         if (r > 0 && dt < best) best = dt;
+        if (r == 0) { /* read before the forward pass below reuses the workspace */
+            const float *g = sl_gradient_embed(ws);
+            for (long k = 0; k < n; k++) sum += g[k];
+        }
         float flogit;
         t0 = omp_get_wtime();
         if (sl_forward(&m, &ex, ws, NULL, &flogit, &err)) {
@@ -77,10 +81,6 @@ int main(int argc, char **argv)
         }
         dt = omp_get_wtime() - t0;
         if (r > 0 && dt < fbest) fbest = dt;
-        if (r == 0) {
-            const float *g = sl_gradient_embed(ws);
-            for (long k = 0; k < n; k++) sum += g[k];
-        }
     }
     printf("{\"example\": %ld, \"len\": %d, \"best_ms\": %.3f, \"reps\": %d, \"logit\": %.9g, \"grad_sum\": %.12g, "
            "\"forward_ms\": %.3f, \"passes\": %.3f}\n",

@@ -6,9 +6,8 @@
 #include "cli/registry.h"
 #include "core/dist.h"
 
-static int open_backend(sl_session *s, const sl_args *a, const sl_backend_kind *k, sl_error *err)
+static int open_backend(sl_session *s, const sl_args *a, const sl_backend_kind *k, int backward, sl_error *err)
 {
-    int backward = !!(sl_command_flags(a->cmd) & SL_CMD_BACKWARD);
     sl_backend_want want = {a->batch, s->data.L, backward};
     if (!(s->run.backend = k->open(&s->model, &want, err))) return err->code;
     const char *notice = k->notice ? k->notice() : NULL;
@@ -51,7 +50,7 @@ int sl_session_open(sl_session *s, const sl_args *a, const char *model_dir, cons
     /* --device NAME, or without one a device found (sl_backend_kind_auto) */
     const sl_backend_kind *k = !a->device ? sl_backend_kind_auto()
                              : strcmp(a->device, "cpu") ? sl_backend_kind_find(a->device) : NULL;
-    if (k) return open_backend(s, a, k, err);
+    if (k) return open_backend(s, a, k, backward, err);
     /* The CPU too: one backend for the command, as a device is, so that
      * every pass of a sweep (ablate, reverse-test, ...) reuses its
      * workspaces. Opened per pass (sl_run without one), each pass paid the
