@@ -112,13 +112,33 @@ static void integrated_gradients(void)
     CHECK(e256 < e16 / 4, "zero baseline: the completeness error must fall with steps: %.3g then %.3g", e16, e256);
 }
 
-/* A Mamba's integrated gradients take the all-pad baseline's logit from
- * one pass over the longest width (models/cpu_backend.c): each example's
- * must be, bit for bit, that of a whole forward pass over its own length
- * (lengths around the BLAS tiles, and short ones that take the whole pass). */
-static void pad_baseline_logits(const char *dir)
+/* One embed_gradient call (1 step) over the batch on a CPU backend of
+ * `threads` threads: the baseline logits into base. */
+static int baseline_run(const sl_model *m, int threads, sl_batch *b, const int32_t *pad, float *base, sl_error *err)
 {
-    static const int32_t lengths[] = {1, 17, 63, 64, 65, 96, 97, 131, 192, 200, 255, 256, 100, 70};
+    float *attr = malloc(sizeof(float) * b->count * b->L);
+    double *sum = malloc(sizeof(double) * b->count);
+    sl_path p = {1, pad, 0};
+    sl_path_out out = {attr, sum, b->logits, base};
+    sl_backend *be = sl_backend_cpu(m, threads, b->count, b->L, err);
+    int rc = be && attr && sum ? be->ops->embed_gradient(be, b, &p, &out, err) : SL_ERUNTIME;
+    sl_backend_free(be);
+    free(attr);
+    free(sum);
+    return rc;
+}
+
+/* The baseline's logit in integrated gradients: a Mamba takes the all-pad
+ * baseline's from one pass over the longest width, and every model reuses
+ * a thread's last one for examples of the same length (models/cpu_backend.c).
+ * Each must be, bit for bit, that of a whole forward pass over its own
+ * length (lengths around the BLAS tiles, short ones that take the whole
+ * pass, and repeats), on 1 and 2 threads; from zeros, that of the example
+ * run alone. */
+static void baseline_logits(const char *dir)
+{
+    static const int32_t lengths[] = {1, 17, 63, 64, 65, 96, 97, 131, 192, 200, 255, 256,
+                                      100, 70, 256, 64, 64, 17, 200, 256, 70, 1};
     enum { N = sizeof lengths / sizeof *lengths, L = 256 };
     sl_model m;
     sl_error err = {0};
@@ -127,30 +147,38 @@ static void pad_baseline_logits(const char *dir)
         return;
     }
     int32_t *tokens = malloc(sizeof(int32_t) * N * L), pad[L];
-    float logits[N], base[N], attr[N * L];
-    double sum[N];
+    float logits[N], base[N], alone[N];
     uint64_t x = 88172645463325252u;
     for (int k = 0; k < N * L; k++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         tokens[k] = (int32_t)(x % (uint64_t)m.c.vocab_size);
     }
     for (int k = 0; k < L; k++) pad[k] = m.c.pad_token_id;
-    sl_batch b = {.first = 0, .count = N, .L = L, .tokens = tokens, .lengths = lengths, .logits = logits};
-    sl_path p = {1, pad, 0};
-    sl_path_out out = {attr, sum, logits, base};
-    sl_backend *be = sl_backend_cpu(&m, 2, N, L, &err);
     sl_workspace *ws = sl_workspace_new(&m, L, &err);
-    int rc = be && ws ? be->ops->embed_gradient(be, &b, &p, &out, &err) : SL_ERUNTIME;
-    CHECK(!rc, "%s: %s", dir, err.msg);
-    for (int e = 0; !rc && e < N; e++) {
-        float want;
-        sl_example pe = {pad, lengths[e], e, e, NULL};
-        rc = sl_forward(&m, &pe, ws, NULL, &want, &err);
-        CHECK(!rc && !memcmp(&want, &base[e], sizeof want), "%s, length %d: baseline logit %.9g, a whole pass %.9g",
-              dir, lengths[e], base[e], want);
+    int rc = ws ? SL_OK : SL_ERUNTIME;
+    for (int threads = 1; !rc && threads <= 2; threads++) {
+        sl_batch b = {.first = 0, .count = N, .L = L, .tokens = tokens, .lengths = lengths, .logits = logits};
+        rc = baseline_run(&m, threads, &b, pad, base, &err);
+        for (int e = 0; !rc && e < N; e++) {
+            float want;
+            sl_example pe = {pad, lengths[e], e, e, NULL};
+            rc = sl_forward(&m, &pe, ws, NULL, &want, &err);
+            CHECK(!rc && !memcmp(&want, &base[e], sizeof want),
+                  "%s, %d threads, length %d: pad baseline logit %.9g, a whole pass %.9g", dir, threads, lengths[e],
+                  base[e], want);
+        }
+        rc = rc ? rc : baseline_run(&m, threads, &b, NULL, base, &err);
+        for (int e = 0; !rc && e < N; e++) {
+            sl_batch one = {.first = e, .count = 1, .L = L, .tokens = tokens + (long)e * L, .lengths = &lengths[e],
+                            .logits = logits};
+            rc = baseline_run(&m, 1, &one, NULL, &alone[e], &err);
+            CHECK(!rc && !memcmp(&alone[e], &base[e], sizeof *base),
+                  "%s, %d threads, length %d: zero baseline logit %.9g, the example alone %.9g", dir, threads,
+                  lengths[e], base[e], alone[e]);
+        }
     }
+    CHECK(!rc, "%s: %s", dir, err.msg);
     sl_workspace_free(ws);
-    sl_backend_free(be);
     free(tokens);
     sl_model_free(&m);
 }
@@ -234,9 +262,12 @@ int main(void)
     int checked = for_each_fixture("grad_expected.h5", grad_input_vs_pytorch, NULL);
     CHECK(checked >= 10, "only %d fixtures", checked);
     integrated_gradients();
-    pad_baseline_logits("tests/trained/mamba_count");
-    pad_baseline_logits(FIXTURES "/mamba_long_odd_f32");
-    pad_baseline_logits(FIXTURES "/mamba_layer_mean_f32");
+    baseline_logits("tests/trained/mamba_count");
+    baseline_logits(FIXTURES "/mamba_long_odd_f32");
+    baseline_logits(FIXTURES "/mamba_layer_mean_f32");
+    baseline_logits("tests/trained/tf_order");
+    baseline_logits(FIXTURES "/tf_long_dh8_learned");
+    baseline_logits(FIXTURES "/mamba2_long_g4_h4_bias_f32");
     cJSON *cap = read_json("tests/trained/captum_expected.json");
     CHECK(cap != NULL, "cannot read tests/trained/captum_expected.json");
     if (cap) {
