@@ -2,7 +2,7 @@
 
 python3 bench/report.py DIR [--threads T] reads DIR/{transformer,mamba,mamba2}/config.json, DIR/data.h5
 and whichever of these exist: seqlens_{transformer,mamba,mamba2}.json (build/bench/bench_sweep),
-torch.json and torch_logits.json (torch_sweep.py), sgemm.json (sgemm_peak).  It prints Markdown that
+torch.json and torch_logits.json (torch_sweep.py), sgemm.json (sgemm_peak), fma.json (fma_peak).  It prints Markdown that
 can be pasted into bench/README.md.  A missing input shows as "n/a"; a model neither side ran
 (bench/run.sh --models) has no row.
 
@@ -196,6 +196,11 @@ def main():
               f"{sgemm['projection_16384x64x64']['median_gflops']:.0f}).")
     else:
         print("sgemm: not run.")
+    fma = read_json(os.path.join(d, "fma.json"))
+    if fma:
+        share = f"; sgemm 2048³ reaches {peak / fma['gflops']:.0%} of it" if peak else ""
+        print(f"FMA peak (fma_peak, {fma['threads']} threads of {fma['lanes']}-lane FMAs, best run): "
+              f"{fma['gflops']:.0f} GFLOP/s{share}.")
     print()
     print("| model | GFLOP (sweep) | seqlens s | PyTorch s | ratio torch/seqlens | seqlens GFLOP/s "
           "| seqlens % of sgemm 2048³ | PyTorch GFLOP/s | max abs Δlogit |")

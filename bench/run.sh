@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # bench/run.sh [--threads T] [--models LIST] [--n N --len L]   (default 2 threads, all three models)
 #
-# The benchmarks of issues 2, 18 and 20 in one command: builds seqlens, build/bench/bench_sweep and
-# build/bench/sgemm_peak, writes the models and data into bench/data/, times the 6-pass
-# family-ablation sweep in seqlens and in PyTorch on the same model, data and thread count, measures
-# the sgemm peak, then times integrated gradients (16 steps) in seqlens and in Captum on the models
-# and data in bench/data/ig/, and prints a Markdown table for each.  --models (a comma-separated
-# subset of transformer,mamba,mamba2) benchmarks only those.  --n and --len change the data (default
+# The benchmarks of issues 2, 18 and 20 in one command: builds seqlens, build/bench/bench_sweep,
+# build/bench/sgemm_peak and build/bench/fma_peak, writes the models and data into bench/data/, times
+# the 6-pass family-ablation sweep in seqlens and in PyTorch on the same model, data and thread count,
+# measures the sgemm and FMA peaks, then times integrated gradients (16 steps) in seqlens and in Captum
+# on the models and data in bench/data/ig/, and prints a Markdown table for each.  --models (a
+# comma-separated subset of transformer,mamba,mamba2) benchmarks only those.  --n and --len change the data (default
 # 8 x 2,048 for the sweep, 8 x 1,024 for integrated gradients; --len sets both): a quick check that
 # everything runs, e.g. --n 2 --len 256; the benchmark's numbers are at the defaults.  See bench/README.md.
 #
@@ -88,10 +88,13 @@ mkdir -p "$BIN"
 if ! cc -O2 -D_GNU_SOURCE -I. -o "$BIN/sgemm_peak" bench/sgemm_peak.c core/blas.c -lopenblas; then
     fail "could not build $BIN/sgemm_peak (needs libopenblas-dev): no sgemm peak"
 fi
+if ! cc -O3 -march=native -ffp-contract=fast -fopenmp -o "$BIN/fma_peak" bench/fma_peak.c; then
+    fail "could not build $BIN/fma_peak: no FMA peak"
+fi
 
 # --- Models and data (seeded: the same files every time).  Old results must not reach the table.
 say "writing models and data to $DATA/"
-rm -f "$DATA"/seqlens_*.json "$DATA"/torch.json "$DATA"/torch_logits.json "$DATA"/sgemm.json
+rm -f "$DATA"/seqlens_*.json "$DATA"/torch.json "$DATA"/torch_logits.json "$DATA"/sgemm.json "$DATA"/fma.json
 if ! "$PY" bench/make_bench_models.py "$DATA" ${SIZES[@]+"${SIZES[@]}"} >&2; then
     echo "run.sh: bench/make_bench_models.py failed; nothing to benchmark" >&2
     exit 1
@@ -139,6 +142,10 @@ fi
 if [ -x "$BIN/sgemm_peak" ]; then
     say "sgemm peak"
     "$BIN/sgemm_peak" --threads "$THREADS" > "$DATA/sgemm.json" || fail "$BIN/sgemm_peak failed"
+fi
+if [ -x "$BIN/fma_peak" ]; then
+    say "FMA peak"
+    "$BIN/fma_peak" --threads "$THREADS" > "$DATA/fma.json" || fail "$BIN/fma_peak failed"
 fi
 
 say "results (Markdown, for bench/README.md)"
