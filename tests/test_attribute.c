@@ -114,7 +114,7 @@ static void integrated_gradients(void)
 
 /* One embed_gradient call (1 step) over the batch on a CPU backend of
  * `threads` threads: the baseline logits into base. */
-static int baseline_run(const sl_model *m, int threads, sl_batch *b, const int32_t *pad, float *base, sl_error *err)
+static int baseline_run(const sl_model *m, int threads, const sl_batch *b, const int32_t *pad, float *base, sl_error *err)
 {
     float *attr = malloc(sizeof(float) * b->count * b->L);
     double *sum = malloc(sizeof(double) * b->count);
@@ -167,7 +167,7 @@ static void baseline_logits(const char *dir)
                   "%s, %d threads, length %d: pad baseline logit %.9g, a whole pass %.9g", dir, threads, lengths[e],
                   base[e], want);
         }
-        rc = rc ? rc : baseline_run(&m, threads, &b, NULL, base, &err);
+        if (!rc) rc = baseline_run(&m, threads, &b, NULL, base, &err);
         for (int e = 0; !rc && e < N; e++) {
             sl_batch one = {.first = e, .count = 1, .L = L, .tokens = tokens + (long)e * L, .lengths = &lengths[e],
                             .logits = logits};
