@@ -13,6 +13,7 @@
 #include "models/arch.h"
 #include "models/attention_tile.h"
 #include "models/cpu_ops.h"
+#include "models/ig_path.h"
 
 void sl_linear_backward(const float *dy, int ldy, int rows, int out, const float *W, int in, float *dx, int ldx,
                         float beta)
@@ -273,8 +274,8 @@ static int backward_end(sl_tape *tp, sl_ops *o, int i, sl_error *err)
 
 static const sl_tape_ops cpu_tape_ops = {forward_begin, forward_end, backward_begin, backward_end};
 
-int sl_gradient(const sl_model *m, const sl_example *ex, sl_workspace *ws, const float *embed_in, float *logit, float *grad,
-                sl_error *err)
+static int gradient(const sl_model *m, const sl_example *ex, sl_workspace *ws, const float *embed_in, float *logit,
+                    float *grad, const sl_ig_path *ig, sl_error *err)
 {
     if (m->c.d_model > 4096) return sl_fail(err, SL_EINPUT, "gradients: d_model %d above 4096", m->c.d_model);
     if (!backward_ws(m, ws, err)) return err->code;
@@ -282,7 +283,23 @@ int sl_gradient(const sl_model *m, const sl_example *ex, sl_workspace *ws, const
     if (rc) return rc;
     cpu_tape t = {.tape = {&cpu_tape_ops}, .grad = grad};
     sl_cpu_ops c = sl_cpu_ops_on(m, ex, ws, NULL, logit);
+    c.ops.ig_path = ig != NULL;
+    c.ig = ig;
     return sl_arch_gradient(&c.ops, &t.tape, err);
+}
+
+int sl_gradient(const sl_model *m, const sl_example *ex, sl_workspace *ws, const float *embed_in, float *logit, float *grad,
+                sl_error *err)
+{
+    return gradient(m, ex, ws, embed_in, logit, grad, NULL, err);
+}
+
+int sl_gradient_ig(const sl_model *m, const sl_example *ex, sl_workspace *ws, const float *path, const sl_ig_path *ig,
+                   sl_error *err)
+{
+    if (m->c.arch != ARCH_MAMBA) return sl_fail(err, SL_ERUNTIME, "sl_gradient_ig: a Mamba-1 only");
+    float unused;
+    return gradient(m, ex, ws, path, &unused, NULL, ig, err);
 }
 
 const float *sl_gradient_embed(const sl_workspace *ws) { return ws->bw->g; }

@@ -7,10 +7,15 @@
 
 #include "models/backend.h"
 #include "models/cpu_prefix.h"
+#include "models/ig_path.h"
 #include "models/mamba_scan.h"
 
 typedef struct {
     float *x, *base, *path, *acc; /* embed_gradient's, allocated on its first call */
+    /* integrated gradients on a Mamba-1 (models/ig_path.h): x - base, the
+     * path's products, and each position's attribution summed over steps */
+    float *delta, *pb, *pd, *bias;
+    double *attr;
     /* the last baseline logit this thread computed, and for which baseline
      * (1 zeros, 2 all pad; 0 none yet) and length: it depends on nothing else */
     int memo_kind, memo_len;
@@ -269,8 +274,14 @@ static int prepare_gradient(cpu_backend *cb, sl_error *err)
         s->base = malloc(ld * sizeof(float));
         s->path = malloc(ld * sizeof(float));
         s->acc = malloc(ld * sizeof(float));
-        if (!s->x || !s->base || !s->path || !s->acc)
-            return sl_fail(err, SL_ERUNTIME, "out of memory for the gradients of %d positions", cb->be.max_len);
+        int ok = s->x && s->base && s->path && s->acc;
+        if (ok && c->arch == ARCH_MAMBA) {
+            size_t n = 2 * (size_t)c->d_inner;
+            ok = (s->delta = malloc(ld * sizeof(float))) && (s->pb = malloc(cb->be.max_len * n * sizeof(float)))
+              && (s->pd = malloc(cb->be.max_len * n * sizeof(float))) && (s->bias = malloc(n * sizeof(float)))
+              && (s->attr = malloc((size_t)cb->be.max_len * sizeof(double)));
+        }
+        if (!ok) return sl_fail(err, SL_ERUNTIME, "out of memory for the gradients of %d positions", cb->be.max_len);
     }
     return SL_OK;
 }
@@ -349,6 +360,33 @@ static int baseline_logit(cpu_backend *cb, const sl_path *p, const sl_example *e
     return rc;
 }
 
+/* Integrated gradients' steps on a Mamba-1, block 0's norm and in_proj
+ * from the path's products (models/ig_path.c): each step's attributions
+ * come out of the backward as one number a position, d logit / d h .
+ * (x - b), where the general path (below) sums the whole gradient. */
+static int ig_mamba(const sl_model *m, const gradient_ctx *g, const sl_example *ex, grad_scratch *s, sl_workspace *ws,
+                    sl_error *err)
+{
+    int T = ex->len, K = g->p->steps, rc = SL_OK;
+    long n = (long)T * m->c.d_model;
+    long ldpb = sl_ig_path_prepare(m, T, s->x, s->base, s->delta, s->acc, s->pb, s->pd, s->bias);
+    sl_ig_path ig = {s->delta, s->pb, s->pd, s->bias, ldpb, 0, s->attr};
+    memset(s->attr, 0, (size_t)T * sizeof *s->attr);
+    for (int step = 0; !rc && step < K; step++) {
+        ig.alpha = (step + 0.5f) / K; /* the midpoint rule */
+        for (long k = 0; k < n; k++) s->path[k] = s->base[k] + ig.alpha * s->delta[k];
+        rc = sl_gradient_ig(m, ex, ws, s->path, &ig, err);
+    }
+    float *attr = g->out->attr + (long)ex->slot * g->ld_attr;
+    double total = 0;
+    for (int t = 0; t < T; t++) {
+        attr[t] = (float)(s->attr[t] / K);
+        total += s->attr[t] / K;
+    }
+    g->out->sum[ex->slot] = total;
+    return rc;
+}
+
 static int gradient_one(cpu_backend *cb, int thread, const sl_example *ex, void *ctx, sl_error *err)
 {
     const gradient_ctx *g = ctx;
@@ -374,6 +412,7 @@ static int gradient_one(cpu_backend *cb, int thread, const sl_example *ex, void 
         }
         if (!rc) rc = baseline_logit(cb, g->p, ex, ws, s, &g->out->base_logits[ex->slot], err);
         if (!rc && !g->p->logits_given) rc = sl_forward(m, ex, ws, NULL, logit, err);
+        if (!rc && m->c.arch == ARCH_MAMBA) return ig_mamba(m, g, ex, s, ws, err);
         memset(s->acc, 0, (size_t)n * sizeof *s->acc);
         int K = g->p->steps;
         for (int step = 0; !rc && step < K; step++) {
@@ -415,6 +454,7 @@ static void cpu_free(sl_backend *be)
     for (int t = 0; cb->gs && t < cb->threads; t++) {
         grad_scratch *s = &cb->gs[t];
         free(s->x), free(s->base), free(s->path), free(s->acc);
+        free(s->delta), free(s->pb), free(s->pd), free(s->bias), free(s->attr);
     }
     free(cb->ws);
     free(cb->gs);

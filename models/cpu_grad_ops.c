@@ -7,6 +7,7 @@
 
 #include "models/backward.h"
 #include "models/cpu_ops.h"
+#include "models/ig_path.h"
 
 static sl_cpu_ops *cpu(sl_ops *o) { return (sl_cpu_ops *)o; }
 
@@ -179,6 +180,20 @@ static int gated_norm_backward(sl_ops *o, sl_view y, sl_view z, const float *w, 
     return SL_OK;
 }
 
+static int ig_in_proj(sl_ops *o, sl_view h, sl_view xz, sl_error *err)
+{
+    (void)err;
+    sl_ig_path_in_proj(o->m, cpu(o)->ig, at(o, h), rows(o, h), at(o, xz), xz.ld);
+    return SL_OK;
+}
+
+static int ig_in_proj_backward(sl_ops *o, sl_view h, sl_view dxz, sl_view g, sl_error *err)
+{
+    (void)err;
+    sl_ig_path_in_proj_backward(o->m, cpu(o)->ig, at(o, h), rows(o, h), at(o, g), at(o, dxz), dxz.ld);
+    return SL_OK;
+}
+
 /* scan_keep and attention_keep are for a backend without a tape. */
 const sl_grad_table sl_cpu_grad_table = {
     .copy = copy, .conv = conv, .linear_backward = linear_backward, .norm_backward = norm_backward,
@@ -186,5 +201,5 @@ const sl_grad_table sl_cpu_grad_table = {
     .activation_backward = activation_backward,
     .attention_backward = attention_backward, .rope_backward = rope_backward, .head_backward = head_backward,
     .silu = silu, .delta2_backward = delta2_backward, .ssd_backward = ssd_backward,
-    .gated_norm_backward = gated_norm_backward,
+    .gated_norm_backward = gated_norm_backward, .ig_in_proj = ig_in_proj, .ig_in_proj_backward = ig_in_proj_backward,
 };

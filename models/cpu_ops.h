@@ -26,6 +26,7 @@ typedef struct {
     const sl_mamba_kept *resume;
     int row0;                  /* the pass's first position (its ex is shifted by row0) */
     const sl_example *full;    /* the whole example, which hooks see */
+    const struct sl_ig_path *ig; /* the gradient along integrated gradients' path (ops.ig_path): its products */
 } sl_cpu_ops;
 
 /* The operations on ex's rows of ws, with hooks (or NULL); SL_LOGITS is

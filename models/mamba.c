@@ -21,8 +21,12 @@ int sl_mamba_block(sl_ops *o, int i, sl_error *err)
     sl_view x = sl_cols(SL_XZ, 0, di, 2 * di), z = sl_cols(SL_XZ, di, di, 2 * di);
     sl_view B = sl_cols(SL_XDBL, R, S, nx), C = sl_cols(SL_XDBL, R + S, S, nx);
     int rc = t->fire(o, HK_RESID_PRE, i, h, err);
-    if (!rc) rc = sl_mamba_norm_op(o, h, w->norm_w, w->norm_b, a, err);
-    if (!rc) rc = t->linear(o, a, w->in_w, w->in_b, sl_rows(SL_XZ, 2 * di), err);
+    if (o->ig_path && i == 0) {
+        if (!rc) rc = o->g->ig_in_proj(o, h, sl_rows(SL_XZ, 2 * di), err);
+    } else {
+        if (!rc) rc = sl_mamba_norm_op(o, h, w->norm_w, w->norm_b, a, err);
+        if (!rc) rc = t->linear(o, a, w->in_w, w->in_b, sl_rows(SL_XZ, 2 * di), err);
+    }
     if (!rc) rc = t->conv_silu(o, x, w->conv_w, w->conv_b, c->d_conv, !!(off & SL_OFF_CONV), xc, err);
     if (!rc) rc = t->fire(o, HK_MIXER_IN_X, i, xc, err);
 

@@ -4,7 +4,9 @@
  * it reads of the forward is on the backend's tape (the CPU keeps every
  * activation it reads, and the scan's states every SL_SCAN_CHUNK
  * positions) or computed again from the block's input (the device, keeping
- * every state). */
+ * every state). Along integrated gradients' path (sl_ops.ig_path), block
+ * 0's backward ends at ig_in_proj_backward, which takes in_proj's and the
+ * norm's place and gives the attributions, not SL_G. */
 #include "models/arch.h"
 
 /* What the block's forward computed that the backward reads, where no
@@ -52,6 +54,7 @@ int sl_mamba_block_backward(sl_ops *o, int i, sl_error *err)
     if (!rc)
         rc = o->g->silu_conv_backward(o, sl_rows(SL_XPRE, di), dx, w->conv_w, c->d_conv, sl_cols(SL_DXZ, 0, di, 2 * di),
                                       err);
+    if (!rc && o->ig_path && i == 0) return o->g->ig_in_proj_backward(o, sl_rows(SL_H_IN, d), dxz, g, err);
     if (!rc) rc = o->g->linear_backward(o, dxz, w->in_w, da, 0, err);
     if (rc) return rc;
     int kind = c->norm == NORM_LAYER ? SL_NORM_LAYER : SL_NORM_RMS;

@@ -197,6 +197,13 @@ typedef struct {
      * SiLU): dy and dz (d logit / d z through SiLU) are written */
     int (*gated_norm_backward)(sl_ops *o, sl_view y, sl_view z, const float *w, int group, float eps, int before,
                                sl_view dout, sl_view dy, sl_view dz, sl_error *err);
+    /* Integrated gradients through a Mamba-1's first block, where sl_ops.
+     * ig_path is set (models/ig_path.c): xz = in_proj(norm(h)) for h on the
+     * path, from the path's own products; and the backward's last step, from
+     * dxz and g (d logit / d the block's output) to d logit / d h . (x - b)
+     * at each position, added to the path's attributions */
+    int (*ig_in_proj)(sl_ops *o, sl_view h, sl_view xz, sl_error *err);
+    int (*ig_in_proj_backward)(sl_ops *o, sl_view h, sl_view dxz, sl_view g, sl_error *err);
 } sl_grad_table;
 
 /* A backend's state begins with this. */
@@ -206,6 +213,8 @@ struct sl_ops {
     const sl_model *m;
     const sl_hooks *hooks; /* NULL: none; its knockout bits are the architecture's to honour */
     int taped;             /* the backward: 1 where the forward's activations are on a tape (the CPU) */
+    int ig_path;           /* the gradient along integrated gradients' path, block 0 of a Mamba-1 through
+                            * ig_in_proj and ig_in_proj_backward (the CPU's): no d logit / d embed */
 };
 
 /* The gradient's tape (models/gradient.c drives it): where a backend keeps
