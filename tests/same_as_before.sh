@@ -14,6 +14,12 @@
 # the flavour (cpu or cuda) that bin/seqlens was built in.
 . tests/shell.sh
 S=${SEQLENS:-bin/seqlens}
+# 61a2538: integrated gradients on a Mamba-1 through block 0's products
+# (models/ig_path.c), checked against d6004ca on an Intel Xeon (AVX-512) to
+# differ only in the Mamba-1 example's 3 IG cases (attribute, attribute
+# --sample, analyze's attribute.json and the report and figures made of
+# it), at most 8e-7 relative (1.1e-6 in completeness errors, differences
+# of nearly equal numbers); grad-input and every --device cuda case equal.
 # d6004ca: the causal conv's taps as explicit FMAs. 2c16acc does not build
 # without AVX-512 (fixed in 869788c); d6004ca was checked on an AMD EPYC
 # (Zen 3, AVX2), built there with 390bf25, to differ only in the Mamba and
@@ -33,7 +39,7 @@ S=${SEQLENS:-bin/seqlens}
 # differ only in the 15 cases of the Mamba-1 example, from the 6th
 # significant digit on; 0bb8d4a was checked against 366682b (before issue
 # 19) in the same way
-BASE=${BASE:-d6004ca3b6f1dc9feb264f7d5419534a9236b424}
+BASE=${BASE:-61a253853248907dd7696c85024f65f8a099a798}
 B=${BUILD:-build}
 T=$B/tests/same-as-before
 R=$T/out # where both binaries write, then moved to $T/old/NAME or $T/new/NAME
