@@ -17,11 +17,13 @@
  * hide (perf, a Mamba sweep on Zen 3); asked for 8 rows ahead, the gate fell
  * from 7.4% of the sweep to 4.1%, the conv from 5.5% to 4.4%. */
 #define SL_AHEAD 8
+#if !defined(__AVX512F__) && defined(SL_HAVE_MATHX8) /* only the 8-lane loops ask: clang rejects an unused static function */
 static inline void prefetch_ahead(const float *row, long ld, int t, int T, int n)
 {
     if (t + SL_AHEAD < T)
         for (int c = 0; c < n; c += 16) __builtin_prefetch(row + SL_AHEAD * ld + c);
 }
+#endif
 
 /* The conv of channels c0.. (at most SL_CONV_VECS vectors of 8), 8 lanes:
  * the taps gathered once, then the positions in order; the sum is the
