@@ -12,10 +12,9 @@
 
 typedef struct {
     float *x, *base, *path, *acc; /* embed_gradient's, allocated on its first call */
-    /* integrated gradients on a Mamba-1 (models/ig_path.h): x - base, the
-     * path's products, and each position's attribution summed over steps */
-    float *delta, *pb, *pd, *bias;
-    double *attr;
+    float *delta; /* x - base */
+    double *attr; /* each position's attribution, summed over d_model (and a Mamba-1's steps) */
+    float *pb, *pd, *bias; /* integrated gradients on a Mamba-1: the path's products (models/ig_path.h) */
     /* the last baseline logit this thread computed, and for which baseline
      * (1 zeros, 2 all pad; 0 none yet) and length: it depends on nothing else */
     int memo_kind, memo_len;
@@ -274,12 +273,13 @@ static int prepare_gradient(cpu_backend *cb, sl_error *err)
         s->base = malloc(ld * sizeof(float));
         s->path = malloc(ld * sizeof(float));
         s->acc = malloc(ld * sizeof(float));
-        int ok = s->x && s->base && s->path && s->acc;
+        s->delta = malloc(ld * sizeof(float));
+        s->attr = malloc((size_t)cb->be.max_len * sizeof(double));
+        int ok = s->x && s->base && s->path && s->acc && s->delta && s->attr;
         if (ok && c->arch == ARCH_MAMBA) {
             size_t n = 2 * (size_t)c->d_inner;
-            ok = (s->delta = malloc(ld * sizeof(float))) && (s->pb = malloc(cb->be.max_len * n * sizeof(float)))
-              && (s->pd = malloc(cb->be.max_len * n * sizeof(float))) && (s->bias = malloc(n * sizeof(float)))
-              && (s->attr = malloc((size_t)cb->be.max_len * sizeof(double)));
+            ok = (s->pb = malloc(cb->be.max_len * n * sizeof(float))) && (s->pd = malloc(cb->be.max_len * n * sizeof(float)))
+              && (s->bias = malloc(n * sizeof(float)));
         }
         if (!ok) return sl_fail(err, SL_ERUNTIME, "out of memory for the gradients of %d positions", cb->be.max_len);
     }
@@ -360,31 +360,41 @@ static int baseline_logit(cpu_backend *cb, const sl_path *p, const sl_example *e
     return rc;
 }
 
+/* The point (step + 1/2) / K of the path from base to x (the midpoint
+ * rule) into s->path; returns its alpha. */
+static float path_point(grad_scratch *s, long n, int step, int K)
+{
+    float alpha = (step + 0.5f) / K;
+    for (long k = 0; k < n; k++) s->path[k] = s->base[k] + alpha * s->delta[k];
+    return alpha;
+}
+
 /* Integrated gradients' steps on a Mamba-1, block 0's norm and in_proj
  * from the path's products (models/ig_path.c): each step's attributions
  * come out of the backward as one number a position, d logit / d h .
- * (x - b), where the general path (below) sums the whole gradient. */
-static int ig_mamba(const sl_model *m, const gradient_ctx *g, const sl_example *ex, grad_scratch *s, sl_workspace *ws,
-                    sl_error *err)
+ * (x - b), where the general path (gradient_one) sums the whole gradient. */
+static int ig_mamba(const sl_model *m, int K, const sl_example *ex, grad_scratch *s, sl_workspace *ws, sl_error *err)
 {
-    int T = ex->len, K = g->p->steps, rc = SL_OK;
-    long n = (long)T * m->c.d_model;
-    long ldpb = sl_ig_path_prepare(m, T, s->x, s->base, s->delta, s->acc, s->pb, s->pd, s->bias);
+    int T = ex->len, rc = SL_OK;
+    long ldpb = sl_ig_path_prepare(m, T, s->base, s->delta, s->acc, s->pb, s->pd, s->bias);
     sl_ig_path ig = {s->delta, s->pb, s->pd, s->bias, ldpb, 0, s->attr};
     memset(s->attr, 0, (size_t)T * sizeof *s->attr);
     for (int step = 0; !rc && step < K; step++) {
-        ig.alpha = (step + 0.5f) / K; /* the midpoint rule */
-        for (long k = 0; k < n; k++) s->path[k] = s->base[k] + ig.alpha * s->delta[k];
+        ig.alpha = path_point(s, (long)T * m->c.d_model, step, K);
         rc = sl_gradient_ig(m, ex, ws, s->path, &ig, err);
     }
-    float *attr = g->out->attr + (long)ex->slot * g->ld_attr;
-    double total = 0;
-    for (int t = 0; t < T; t++) {
-        attr[t] = (float)(s->attr[t] / K);
-        total += s->attr[t] / K;
-    }
-    g->out->sum[ex->slot] = total;
+    for (int t = 0; t < T; t++) s->attr[t] /= K;
     return rc;
+}
+
+/* s->attr[t] = the sum of s->acc's row t (of d) */
+static void sum_rows(grad_scratch *s, int T, int d)
+{
+    for (int t = 0; t < T; t++) {
+        double a = 0;
+        for (int k = 0; k < d; k++) a += s->acc[(long)t * d + k];
+        s->attr[t] = a;
+    }
 }
 
 static int gradient_one(cpu_backend *cb, int thread, const sl_example *ex, void *ctx, sl_error *err)
@@ -402,6 +412,7 @@ static int gradient_one(cpu_backend *cb, int thread, const sl_example *ex, void 
         rc = sl_gradient(m, ex, ws, NULL, logit, NULL, err);
         const float *grad = sl_gradient_embed(ws);
         for (long k = 0; !rc && k < n; k++) s->acc[k] = s->x[k] * grad[k];
+        sum_rows(s, T, d);
     } else {
         if (!g->p->baseline) {
             memset(s->base, 0, (size_t)n * sizeof *s->base);
@@ -410,27 +421,30 @@ static int gradient_one(cpu_backend *cb, int thread, const sl_example *ex, void 
             pe.tokens = g->p->baseline;
             rc = sl_embed(m, &pe, ws, s->base, err);
         }
+        for (long k = 0; k < n; k++) s->delta[k] = s->x[k] - s->base[k];
         if (!rc) rc = baseline_logit(cb, g->p, ex, ws, s, &g->out->base_logits[ex->slot], err);
         if (!rc && !g->p->logits_given) rc = sl_forward(m, ex, ws, NULL, logit, err);
-        if (!rc && m->c.arch == ARCH_MAMBA) return ig_mamba(m, g, ex, s, ws, err);
-        memset(s->acc, 0, (size_t)n * sizeof *s->acc);
         int K = g->p->steps;
-        for (int step = 0; !rc && step < K; step++) {
-            float alpha = (step + 0.5f) / K, unused; /* the midpoint rule */
-            for (long k = 0; k < n; k++) s->path[k] = s->base[k] + alpha * (s->x[k] - s->base[k]);
-            rc = sl_gradient(m, ex, ws, s->path, &unused, NULL, err);
-            const float *grad = sl_gradient_embed(ws);
-            for (long k = 0; !rc && k < n; k++) s->acc[k] += grad[k];
+        if (m->c.arch == ARCH_MAMBA) {
+            if (!rc) rc = ig_mamba(m, K, ex, s, ws, err);
+        } else {
+            memset(s->acc, 0, (size_t)n * sizeof *s->acc);
+            for (int step = 0; !rc && step < K; step++) {
+                float unused;
+                path_point(s, n, step, K);
+                rc = sl_gradient(m, ex, ws, s->path, &unused, NULL, err);
+                const float *grad = sl_gradient_embed(ws);
+                for (long k = 0; !rc && k < n; k++) s->acc[k] += grad[k];
+            }
+            for (long k = 0; k < n; k++) s->acc[k] *= s->delta[k] / K;
+            sum_rows(s, T, d);
         }
-        for (long k = 0; k < n; k++) s->acc[k] *= (s->x[k] - s->base[k]) / K;
     }
     float *attr = g->out->attr + (long)ex->slot * g->ld_attr;
     double total = 0;
     for (int t = 0; t < T; t++) {
-        double a = 0;
-        for (int k = 0; k < d; k++) a += s->acc[(long)t * d + k];
-        attr[t] = (float)a;
-        total += a;
+        attr[t] = (float)s->attr[t];
+        total += s->attr[t];
     }
     g->out->sum[ex->slot] = total;
     return rc;
@@ -453,8 +467,8 @@ static void cpu_free(sl_backend *be)
     for (int t = 0; cb->ws && t < cb->threads; t++) sl_workspace_free(cb->ws[t]);
     for (int t = 0; cb->gs && t < cb->threads; t++) {
         grad_scratch *s = &cb->gs[t];
-        free(s->x), free(s->base), free(s->path), free(s->acc);
-        free(s->delta), free(s->pb), free(s->pd), free(s->bias), free(s->attr);
+        free(s->x), free(s->base), free(s->path), free(s->acc), free(s->delta), free(s->attr);
+        free(s->pb), free(s->pd), free(s->bias);
     }
     free(cb->ws);
     free(cb->gs);

@@ -24,43 +24,45 @@
 
 #include "core/blas.h"
 
-/* 1 / sigma of row h (its norm's scale) and, under a LayerNorm, its mean */
+/* What the norm subtracts from row v: its mean under a LayerNorm, 0 under
+ * RMSNorm */
+static double centre(const sl_config *c, const float *v)
+{
+    double s = 0;
+    if (c->norm != NORM_LAYER) return 0;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < c->d_model; i++) s += v[i];
+    return s / c->d_model;
+}
+
+/* 1 / sigma of row h (its norm's scale), and its centre */
 static double inv_scale(const sl_config *c, const float *h, double *mean)
 {
     int d = c->d_model;
-    double s = 0, ss = 0;
-    if (c->norm == NORM_LAYER)
-#pragma omp simd reduction(+ : s)
-        for (int i = 0; i < d; i++) s += h[i];
-    double m = s / d;
+    double m = centre(c, h), ss = 0;
 #pragma omp simd reduction(+ : ss)
     for (int i = 0; i < d; i++) ss += (h[i] - m) * (h[i] - m);
     *mean = m;
     return 1.0 / sqrt(ss / d + c->norm_eps);
 }
 
-/* tmp = (v - mean v) w, rows of d */
+/* tmp = (v - centre v) w, rows of d */
 static void centred_times_w(const sl_config *c, const float *v, const float *w, int T, float *tmp)
 {
     int d = c->d_model;
     for (int t = 0; t < T; t++) {
         const float *vr = v + (long)t * d;
-        double mean = 0;
-        if (c->norm == NORM_LAYER) {
-            for (int i = 0; i < d; i++) mean += vr[i];
-            mean /= d;
-        }
+        double mean = centre(c, vr);
         for (int i = 0; i < d; i++) tmp[(long)t * d + i] = (float)(vr[i] - mean) * w[i];
     }
 }
 
-long sl_ig_path_prepare(const sl_model *m, int T, const float *x, const float *b, float *delta, float *tmp, float *pb,
-                        float *pd, float *bias)
+long sl_ig_path_prepare(const sl_model *m, int T, const float *b, const float *delta, float *tmp, float *pb, float *pd,
+                        float *bias)
 {
     const sl_config *c = &m->c;
     const sl_mamba_layer *w = &m->mamba[0];
     int d = c->d_model, n = 2 * c->d_inner, same = 1;
-    for (long k = 0; k < (long)T * d; k++) delta[k] = x[k] - b[k];
     /* a baseline of one token everywhere (a Mamba has no positions) or of
      * zeros has one row of products: each step reads one stream fewer */
     for (int t = 1; t < T && same; t++) same = !memcmp(b, b + (long)t * d, (size_t)d * sizeof *b);

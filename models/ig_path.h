@@ -25,11 +25,10 @@ typedef struct sl_ig_path {
 int sl_gradient_ig(const sl_model *m, const sl_example *ex, sl_workspace *ws, const float *path, const sl_ig_path *p,
                    sl_error *err);
 
-/* The path's products of example x over baseline b ([T][d_model] each):
- * delta = x - b, pb, pd and bias; tmp [T][d_model] scratch. Returns pb's
- * row stride. */
-long sl_ig_path_prepare(const sl_model *m, int T, const float *x, const float *b, float *delta, float *tmp, float *pb,
-                        float *pd, float *bias);
+/* The path's products from baseline b to b + delta ([T][d_model] each):
+ * pb, pd and bias; tmp [T][d_model] scratch. Returns pb's row stride. */
+long sl_ig_path_prepare(const sl_model *m, int T, const float *b, const float *delta, float *tmp, float *pb, float *pd,
+                        float *bias);
 /* xz [T][2 d_inner] (rows of ldxz) = in_proj(norm(h)) for h on the path
  * (rows of d_model), from its products. */
 void sl_ig_path_in_proj(const sl_model *m, const sl_ig_path *p, const float *h, int T, float *xz, int ldxz);

@@ -112,6 +112,15 @@ static void integrated_gradients(void)
     CHECK(e256 < e16 / 4, "zero baseline: the completeness error must fall with steps: %.3g then %.3g", e16, e256);
 }
 
+/* n tokens below vocab from xorshift64 seeded with x */
+static void random_tokens(int32_t *tokens, int n, int vocab, uint64_t x)
+{
+    for (int k = 0; k < n; k++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        tokens[k] = (int32_t)(x % (uint64_t)vocab);
+    }
+}
+
 /* One embed_gradient call (1 step) over the batch on a CPU backend of
  * `threads` threads: the baseline logits into base. */
 static int baseline_run(const sl_model *m, int threads, const sl_batch *b, const int32_t *pad, float *base, sl_error *err)
@@ -148,11 +157,7 @@ static void baseline_logits(const char *dir)
     }
     int32_t *tokens = malloc(sizeof(int32_t) * N * L), pad[L];
     float logits[N], base[N], alone[N];
-    uint64_t x = 88172645463325252u;
-    for (int k = 0; k < N * L; k++) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        tokens[k] = (int32_t)(x % (uint64_t)m.c.vocab_size);
-    }
+    random_tokens(tokens, N * L, m.c.vocab_size, 88172645463325252u);
     for (int k = 0; k < L; k++) pad[k] = m.c.pad_token_id;
     sl_workspace *ws = sl_workspace_new(&m, L, &err);
     int rc = ws ? SL_OK : SL_ERUNTIME;
@@ -205,11 +210,7 @@ static void ig_first_block(const char *dir)
     float logits[N], base_logits[N], *attr = malloc(sizeof(float) * N * L);
     float *x = malloc(sizeof(float) * L * d), *b = malloc(sizeof(float) * L * d), *path = malloc(sizeof(float) * L * d);
     double sum[N], want[L];
-    uint64_t r = 2463534242u;
-    for (int k = 0; k < N * L; k++) {
-        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
-        tokens[k] = (int32_t)(r % (uint64_t)m.c.vocab_size);
-    }
+    random_tokens(tokens, N * L, m.c.vocab_size, 2463534242u);
     for (int k = 0; k < L; k++) pad[k] = m.c.pad_token_id, mixed[k] = k % m.c.vocab_size;
     sl_workspace *ws = sl_workspace_new(&m, L, &err);
     int rc = ws ? SL_OK : SL_ERUNTIME;
