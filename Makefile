@@ -87,6 +87,17 @@ ifeq ($(MAKELEVEL),0)
 $(shell mkdir -p bin && { [ "$$(cat bin/.flavor 2>/dev/null)" = $(FLAVOR) ] || echo $(FLAVOR) >bin/.flavor; })
 endif
 
+# $(BUILD)/.cblas names the cblas.h the compiler finds now, rewritten only
+# when that changes, and core/blas.o depends on it: -MMD leaves system
+# headers out of the .d files, and Debian's cblas.h is a link that
+# update-alternatives retargets. A first make run before
+# scripts/install-deps.sh compiled blas.o against another BLAS's header;
+# once OpenBLAS was installed make kept that object, and every output said
+# "blas": "CBLAS" until it was rebuilt by hand.
+CBLAS_H := $(shell printf '\043include <cblas.h>\n' | $(CC) -E -M -x c - 2>/dev/null | tr ' \\' '\n\n' | grep '/cblas\.h$$' | xargs -r realpath 2>/dev/null)
+$(shell mkdir -p $(BUILD) && { [ "$$(cat $(BUILD)/.cblas 2>/dev/null)" = "$(CBLAS_H)" ] || echo "$(CBLAS_H)" >$(BUILD)/.cblas; })
+$(BUILD)/core/blas.o: $(BUILD)/.cblas
+
 bin/seqlens: $(LIB_OBJ) $(CLI_OBJ) bin/.flavor
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LDLIBS)

@@ -34,12 +34,14 @@ typedef struct {
  * OpenBLAS 0.3.21, measured on the shapes of Mamba's projections: its
  * Haswell kernels need a multiple of 24, its generic ones nothing, and its
  * SkylakeX kernels (tests/test_patch.c's restarts, 4,320 cells) gave the
- * whole pass's bits from multiples of 48 and 96 with at least 64 rows, not
- * from multiples of 32 or 64, nor with 34 rows; 96 serves all three, and
- * the restart's logits are then the whole pass's bit for bit. Another
+ * whole pass's bits from multiples of 24, 48 and 96 with at least 64 rows,
+ * not from multiples of 32 or 64, nor with 32, 34 or 48 rows; 48 serves all
+ * three (96 did too, but restarted 24 rows more on average: analyze's patch
+ * stage, 16 positions before the end, took about 7% longer), and the
+ * restart's logits are then the whole pass's bit for bit. Another
  * BLAS may round the restarted rows differently (within float32 rounding:
  * tests/test_patch.c checks 1e-5). */
-#define SL_RESTART_ALIGN 96
+#define SL_RESTART_ALIGN 48
 #define SL_RESTART_ROWS 64
 int sl_mamba_restart_row(int first_row, int len);
 
