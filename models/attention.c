@@ -114,9 +114,6 @@ static void flash_head(const sl_config *c, sl_workspace *ws, int T, int nk, int 
     }
 }
 
-/* sl_head_probs's rows a product: 32 rows of 2,048 keys are 256 KiB */
-#define SL_PROB_ROWS 32
-
 /* One head's probabilities [T, T] (0 where a key is hidden), with its
  * scaled queries, keys and values packed into q, k, v [T, d_head]. */
 void sl_head_probs(const sl_config *c, const sl_example *ex, const float *qkv, int head, float *q, float *k, float *v,
@@ -131,41 +128,36 @@ void sl_head_probs(const sl_config *c, const sl_example *ex, const float *qkv, i
             k[t * dh + j] = row[d];
             v[t * dh + j] = row[2 * d];
         }
-    /* the scores and softmax of SL_PROB_ROWS rows at a time, while they
-     * are in L2: one product over all T rows wrote the whole [T, T] to
-     * memory and each of the softmax's passes read it back (a Transformer's
-     * inspect at L 2,048 spent 40% of its time here). Each row's loops run
-     * in vector lanes, its sum too. */
-    for (int t0 = 0; t0 < T; t0 += SL_PROB_ROWS) {
-        int n = T - t0 < SL_PROB_ROWS ? T - t0 : SL_PROB_ROWS;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, T, dh, 1.0f, q + (long)t0 * dh, dh, k, dh, 0.0f,
-                    P + (long)t0 * T, T);
-        for (int t = t0; t < t0 + n; t++) {
-            float *p = P + (long)t * T, mx = -INFINITY, sum = 0.0f;
-            int last = c->causal ? t : T - 1; /* keys after it are hidden */
-            if (ex->keep) /* apart, so that GCC vectorises each */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dh, 1.0f, q, dh, k, dh, 0.0f, P, T);
+    /* each row's loops in vector lanes, its sum too: its max loop had run
+     * scalar, its sum one add after another, and a Transformer's inspect
+     * at L 2,048 spent 40% of its time here (computing 32 rows' scores a
+     * product, so that their softmax ran in L2, gained nothing: not kept) */
+    for (int t = 0; t < T; t++) {
+        float *p = P + (long)t * T, mx = -INFINITY, sum = 0.0f;
+        int last = c->causal ? t : T - 1; /* keys after it are hidden */
+        if (ex->keep) /* apart, so that GCC vectorises each */
 #pragma omp simd reduction(max : mx)
-                for (int j = 0; j < T; j++) {
-                    float sj = ex->keep[j] && j <= last ? p[j] : -INFINITY;
-                    p[j] = sj;
-                    mx = sj > mx ? sj : mx;
-                }
-            else
-#pragma omp simd reduction(max : mx)
-                for (int j = 0; j < T; j++) {
-                    float sj = j <= last ? p[j] : -INFINITY;
-                    p[j] = sj;
-                    mx = sj > mx ? sj : mx;
-                }
-#pragma omp simd reduction(+ : sum)
             for (int j = 0; j < T; j++) {
-                float e = p[j] == -INFINITY ? 0.0f : sl_exp(p[j] - mx);
-                p[j] = e;
-                sum += e;
+                float sj = ex->keep[j] && j <= last ? p[j] : -INFINITY;
+                p[j] = sj;
+                mx = sj > mx ? sj : mx;
             }
-#pragma omp simd
-            for (int j = 0; j < T; j++) p[j] = sum > 0.0f ? p[j] / sum : 0.0f;
+        else
+#pragma omp simd reduction(max : mx)
+            for (int j = 0; j < T; j++) {
+                float sj = j <= last ? p[j] : -INFINITY;
+                p[j] = sj;
+                mx = sj > mx ? sj : mx;
+            }
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < T; j++) {
+            float e = p[j] == -INFINITY ? 0.0f : sl_exp(p[j] - mx);
+            p[j] = e;
+            sum += e;
         }
+#pragma omp simd
+        for (int j = 0; j < T; j++) p[j] = sum > 0.0f ? p[j] / sum : 0.0f;
     }
 }
 
