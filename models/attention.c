@@ -129,6 +129,9 @@ void sl_head_probs(const sl_config *c, const sl_example *ex, const float *qkv, i
             v[t * dh + j] = row[2 * d];
         }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dh, 1.0f, q, dh, k, dh, 0.0f, P, T);
+    /* read as ex->keep inside the loop (which the stores to p might
+     * alias), GCC left the max loop scalar */
+    const uint8_t *keep = ex->keep;
     /* each row's loops in vector lanes, its sum too: its max loop had run
      * scalar, its sum one add after another, and a Transformer's inspect
      * at L 2,048 spent 40% of its time here (computing 32 rows' scores a
@@ -136,20 +139,12 @@ void sl_head_probs(const sl_config *c, const sl_example *ex, const float *qkv, i
     for (int t = 0; t < T; t++) {
         float *p = P + (long)t * T, mx = -INFINITY, sum = 0.0f;
         int last = c->causal ? t : T - 1; /* keys after it are hidden */
-        if (ex->keep) /* apart, so that GCC vectorises each */
 #pragma omp simd reduction(max : mx)
-            for (int j = 0; j < T; j++) {
-                float sj = ex->keep[j] && j <= last ? p[j] : -INFINITY;
-                p[j] = sj;
-                mx = sj > mx ? sj : mx;
-            }
-        else
-#pragma omp simd reduction(max : mx)
-            for (int j = 0; j < T; j++) {
-                float sj = j <= last ? p[j] : -INFINITY;
-                p[j] = sj;
-                mx = sj > mx ? sj : mx;
-            }
+        for (int j = 0; j < T; j++) {
+            float sj = (!keep || keep[j]) && j <= last ? p[j] : -INFINITY;
+            p[j] = sj;
+            mx = sj > mx ? sj : mx;
+        }
 #pragma omp simd reduction(+ : sum)
         for (int j = 0; j < T; j++) {
             float e = p[j] == -INFINITY ? 0.0f : sl_exp(p[j] - mx);
