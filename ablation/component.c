@@ -110,7 +110,7 @@ int sl_ablate_components(const sl_model *m, sl_dataset *ds, const sl_run_opts *o
     }
     if (!rc) rc = row_hooks(&j, &unused, 0, err);
     /* a component of block i: block i runs again from its input */
-    for (int k = 0; !rc && k < n; k++) v[k] = (sl_variant){layers[k], layers[k], &j.rows[k].hooks, NULL, NULL};
+    for (int k = 0; !rc && k < n; k++) v[k] = (sl_variant){layers[k], layers[k], &j.rows[k].hooks, NULL, NULL, 0};
     if (!rc) rc = sl_run_variants(m, ds, o, v, n, NULL, NULL, base, ablated, err);
     if (!rc)
         rc = sl_ablation_score_rows(base, ablated, ds->labels + o->first, o->count, layers, components, n, bootstrap,

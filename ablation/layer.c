@@ -80,7 +80,7 @@ int sl_ablate_layers(const sl_model *m, sl_dataset *ds, const sl_run_opts *o, co
     out->rows = calloc((size_t)(n ? n : 1), sizeof *out->rows);
     int rc = base && ablated && v && mj.mean && out->rows ? SL_OK : sl_fail(err, SL_ERUNTIME, "out of memory");
     /* skipping block i: its input goes straight to block i + 1 */
-    for (int k = 0; !rc && k < n; k++) v[k] = (sl_variant){layers[k], layers[k] + 1, NULL, NULL, NULL};
+    for (int k = 0; !rc && k < n; k++) v[k] = (sl_variant){layers[k], layers[k] + 1, NULL, NULL, NULL, 0};
     if (!rc && mode == LAYER_MEAN) rc = mean_writes(m, ds, o, &mj, err);
     if (!rc)
         rc = sl_run_variants(m, ds, o, v, n, mode == LAYER_MEAN ? add_mean : NULL, &mj, base, ablated, err);

@@ -15,6 +15,12 @@ int sl_arch_layer(sl_ops *o, int i, sl_error *err);
 int sl_mamba_block(sl_ops *o, int i, sl_error *err);
 int sl_mamba2_block(sl_ops *o, int i, sl_error *err);
 int sl_tf_block(sl_ops *o, int i, sl_error *err);
+/* sl_tf_block in two parts around its attention (models/cpu_tf_patch.c
+ * runs its own between them): block i's q, k, v from its input in SL_H
+ * into SL_QKV, rotated; then from the attention's context in SL_CTX, the
+ * output projection, the residual and the MLP. */
+int sl_tf_block_qkv(sl_ops *o, int i, sl_error *err);
+int sl_tf_block_after_attention(sl_ops *o, int i, sl_error *err);
 /* From SL_H: the final norm (if any), `final`, pooling, `pooled`, the head
  * into SL_LOGITS, `logits`. */
 int sl_arch_tail(sl_ops *o, sl_error *err);

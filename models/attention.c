@@ -16,47 +16,53 @@
 
 #define QB SL_QB
 
-/* Any d_head: one query at a time, plain loops. */
-static void flash_head_any(const sl_config *c, sl_workspace *ws, int T, int nk, int head)
+/* Query row t of one head, any d_head, against its first `visible` keys:
+ * plain loops over tiles of keys with an online softmax. */
+static void flash_row_any(const sl_config *c, sl_workspace *ws, int t, int visible, int head)
 {
     int d = c->d_model, dh = c->d_head, ld = ws->kt_ld;
-    const float *q = ws->q, *kt = ws->kt, *v = ws->v;
+    const float *qt = ws->q + (long)t * dh, *kt = ws->kt, *v = ws->v;
     float *s = ws->scores, *acc = ws->scores + QB * SL_KEY_TILE;
     float *lse = ws->lse ? ws->lse + (long)head * ws->max_len : NULL;
+    float mx = -INFINITY, l = 0.0f;
+    memset(acc, 0, (size_t)dh * sizeof *acc);
+    for (int j0 = 0; j0 < visible; j0 += SL_KEY_TILE) {
+        int jn = visible - j0 < SL_KEY_TILE ? visible - j0 : SL_KEY_TILE;
+        sl_score_row(qt, kt, ld, j0, jn, dh, s);
+        float tile_max = -INFINITY;
+#pragma omp simd reduction(max : tile_max)
+        for (int j = 0; j < jn; j++) tile_max = s[j] > tile_max ? s[j] : tile_max;
+        float mnew = tile_max > mx ? tile_max : mx;
+        float corr = mx == -INFINITY ? 0.0f : sl_exp(mx - mnew), sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < jn; j++) {
+            s[j] = sl_exp(s[j] - mnew);
+            sum += s[j];
+        }
+        for (int k = 0; k < dh; k++) acc[k] *= corr;
+        for (int j = 0; j < jn; j++) {
+            const float *vj = v + (long)(j0 + j) * dh;
+            float p = s[j];
+            for (int k = 0; k < dh; k++) acc[k] += p * vj[k];
+        }
+        l = l * corr + sum;
+        mx = mnew;
+    }
+    float *out = ws->ctx + (long)t * d + head * dh;
+    for (int k = 0; k < dh; k++) out[k] = visible ? acc[k] / l : 0.0f;
+    if (lse) lse[t] = visible ? mx + logf(l) : 0.0f;
+}
+
+/* Any d_head: one query at a time. */
+static void flash_head_any(const sl_config *c, sl_workspace *ws, int T, int nk, int head)
+{
     int visible = 0;
     for (int t = 0; t < T; t++) {
-        const float *qt = q + (long)t * dh;
         if (c->causal)
             while (visible < nk && ws->kpos[visible] <= t) visible++;
         else
             visible = nk;
-        float mx = -INFINITY, l = 0.0f;
-        memset(acc, 0, (size_t)dh * sizeof *acc);
-        for (int j0 = 0; j0 < visible; j0 += SL_KEY_TILE) {
-            int jn = visible - j0 < SL_KEY_TILE ? visible - j0 : SL_KEY_TILE;
-            sl_score_row(qt, kt, ld, j0, jn, dh, s);
-            float tile_max = -INFINITY;
-#pragma omp simd reduction(max : tile_max)
-            for (int j = 0; j < jn; j++) tile_max = s[j] > tile_max ? s[j] : tile_max;
-            float mnew = tile_max > mx ? tile_max : mx;
-            float corr = mx == -INFINITY ? 0.0f : sl_exp(mx - mnew), sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (int j = 0; j < jn; j++) {
-                s[j] = sl_exp(s[j] - mnew);
-                sum += s[j];
-            }
-            for (int k = 0; k < dh; k++) acc[k] *= corr;
-            for (int j = 0; j < jn; j++) {
-                const float *vj = v + (long)(j0 + j) * dh;
-                float p = s[j];
-                for (int k = 0; k < dh; k++) acc[k] += p * vj[k];
-            }
-            l = l * corr + sum;
-            mx = mnew;
-        }
-        float *out = ws->ctx + (long)t * d + head * dh;
-        for (int k = 0; k < dh; k++) out[k] = visible ? acc[k] / l : 0.0f;
-        if (lse) lse[t] = visible ? mx + logf(l) : 0.0f;
+        flash_row_any(c, ws, t, visible, head);
     }
 }
 
@@ -180,6 +186,27 @@ static int pattern_path(const sl_model *m, const sl_example *ex, sl_workspace *w
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dh, T, 1.0f, ws->pattern + (size_t)h * T * T, T,
                     ws->vall + (size_t)h * T * dh, dh, 0.0f, ws->ctx + h * dh, d);
     return SL_OK;
+}
+
+void sl_attention_head(const sl_model *m, const sl_example *ex, sl_workspace *ws, int nk, int head)
+{
+    flash_head(&m->c, ws, ex->len, nk, head);
+}
+
+void sl_attention_rows(const sl_model *m, const sl_example *ex, sl_workspace *ws, int nk, int head, const int *rows,
+                       int n)
+{
+    const sl_config *c = &m->c;
+    int d = c->d_model, dh = c->d_head, T = ex->len;
+    sl_pack_rows(ws->qkv + head * dh, 3L * d, T, dh, 1.0f / sqrtf((float)dh), ws->q);
+    sl_pack_key_cols(ws->qkv, d, ws->kpos, nk, d + head * dh, dh, ws->kt_ld, ws->kt);
+    sl_pack_key_rows(ws->qkv, d, ws->kpos, nk, 2 * d + head * dh, dh, ws->v);
+    for (int i = 0; i < n; i++) {
+        int t = rows[i], visible = nk;
+        if (c->causal)
+            for (visible = 0; visible < nk && ws->kpos[visible] <= t;) visible++;
+        flash_row_any(c, ws, t, visible, head);
+    }
 }
 
 int sl_attention(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, int layer,

@@ -7,6 +7,7 @@
 
 #include "models/backend.h"
 #include "models/cpu_prefix.h"
+#include "models/cpu_tf_patch.h"
 #include "models/ig_path.h"
 #include "models/mamba_scan.h"
 
@@ -31,6 +32,8 @@ typedef struct {
     float *cache;        /* variants: [slot][n_layers + 1][max_len][d_model], on first use */
     sl_hooks keep;       /* variants: the hooks that fill the cache */
     sl_mamba_kept **kept; /* variants of a Mamba: [threads] what restarts need, or NULL (too large) */
+    sl_tf_kept **tf_kept; /* variants of a Transformer that change one row: [threads] each block's
+                           * attention, or NULL (too large) */
     float *pad_resid;     /* integrated gradients on a Mamba: [pad_len][d_model] the all-pad baseline's residual
                            * stream after the last block, on first use (prepare_pad_baseline) */
     int pad_len;
@@ -168,17 +171,21 @@ static unsigned switched(const sl_variant *v, int nl, int edited)
 
 /* A Mamba's variants that say where they begin (first_row) run from a
  * restart row at or before it (sl_mamba_restart_row), those that switch
- * a part of their first block off start inside it; the rest, and the other
- * architectures, run whole blocks from position 0. */
+ * a part of their first block off start inside it; a Transformer's that
+ * change one row take their first block's attention from the unmodified
+ * run's (sl_tf_forward_row); the rest, and the other architectures, run
+ * whole blocks from position 0. */
 static int variants_one(cpu_backend *cb, int thread, const sl_example *ex, void *ctx, sl_error *err)
 {
     const variants_ctx *x = ctx;
     const sl_model *m = cb->be.m;
     sl_workspace *ws = cb->ws[thread];
     const sl_mamba_kept *kept = cb->kept ? cb->kept[thread] : NULL;
+    sl_tf_kept *tk = cb->tf_kept ? cb->tf_kept[thread] : NULL;
     size_t d = (size_t)m->c.d_model;
     int nl = m->c.n_layers;
     int rc = kept ? sl_forward_keeping(m, ex, ws, &cb->keep, kept, &x->base[ex->slot], err)
+           : tk   ? sl_tf_forward_keeping(m, ex, ws, &cb->keep, tk, &x->base[ex->slot], err)
                   : sl_forward(m, ex, ws, &cb->keep, &x->base[ex->slot], err);
     float *h = sl_workspace_residual(ws);
     int fin_rows = ex->len; /* the final norm's rows still the kept pass's */
@@ -200,7 +207,9 @@ static int variants_one(cpu_backend *cb, int thread, const sl_example *ex, void 
             continue;
         }
         fin_rows = 0; /* a pass over every row rewrites the final norm's */
-        if (off) {
+        if (tk && v->one_row && !v->hooks && v->start == v->restore && v->start < nl)
+            rc = sl_tf_forward_row(m, ex, ws, v->start, row, tk, NULL, logit, err);
+        else if (off) {
             rc = sl_mamba_block_switched(m, ex, ws, v->start, off, kept, err);
             if (!rc) rc = sl_forward_from(m, ex, ws, v->hooks, v->start + 1, logit, err);
         } else rc = sl_forward_from(m, ex, ws, v->hooks, v->start, logit, err);
@@ -213,6 +222,29 @@ static void drop_kept(cpu_backend *cb)
     for (int t = 0; cb->kept && t < cb->threads; t++) sl_mamba_kept_free(cb->kept[t]);
     free(cb->kept);
     cb->kept = NULL;
+    for (int t = 0; cb->tf_kept && t < cb->threads; t++) sl_tf_kept_free(cb->tf_kept[t]);
+    free(cb->tf_kept);
+    cb->tf_kept = NULL;
+}
+
+/* A Transformer's attention kept per thread where a variant changes one
+ * row and it fits in budget bytes a thread; else whole blocks. */
+static void prepare_tf_kept(cpu_backend *cb, const sl_variant *v, int n, size_t budget)
+{
+    const sl_model *m = cb->be.m;
+    int one = 0;
+    for (int k = 0; k < n; k++) one |= v[k].one_row && v[k].start < m->c.n_layers;
+    if (!one || sl_tf_kept_bytes(m, cb->be.max_len) > budget) {
+        drop_kept(cb);
+        return;
+    }
+    if (cb->tf_kept) return;
+    if (!(cb->tf_kept = calloc((size_t)cb->threads, sizeof *cb->tf_kept))) return;
+    for (int t = 0; t < cb->threads; t++)
+        if (!(cb->tf_kept[t] = sl_tf_kept_new(m, cb->be.max_len))) {
+            drop_kept(cb);
+            return;
+        }
 }
 
 /* What restarts and switched blocks need, per thread: taken when some
@@ -227,6 +259,10 @@ static void prepare_kept(cpu_backend *cb, const sl_variant *v, int n, int edited
         acts |= switched(&v[k], m->c.n_layers, edited) != 0;
     }
     size_t budget = (size_t)64 << 20;
+    if (m->c.arch == ARCH_TRANSFORMER) {
+        prepare_tf_kept(cb, v, n, budget);
+        return;
+    }
     if (acts && sl_mamba_kept_bytes(m, cb->be.max_len, 1) > budget) acts = 0;
     if (rows && sl_mamba_kept_bytes(m, cb->be.max_len, 0) > budget) rows = 0;
     if (m->c.arch != ARCH_MAMBA || !(rows || acts)) { /* none, or those of an earlier call */

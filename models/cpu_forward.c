@@ -6,7 +6,7 @@
 #include "models/cpu_ops.h"
 #include "models/forward_common.h"
 
-static int check_length(const sl_model *m, const sl_example *ex, const sl_workspace *ws, sl_error *err)
+int sl_forward_check(const sl_model *m, const sl_example *ex, const sl_workspace *ws, sl_error *err)
 {
     if (ex->len < 1 || ex->len > ws->max_len)
         return sl_fail(err, SL_ERUNTIME, "example %ld: length %d outside the workspace's 1..%d", ex->index, ex->len,
@@ -34,7 +34,7 @@ int sl_forward_from(const sl_model *m, const sl_example *ex, sl_workspace *ws, c
                     float *logit, sl_error *err)
 {
     sl_cpu_ops c = sl_cpu_ops_on(m, ex, ws, hooks, logit);
-    int rc = check_length(m, ex, ws, err);
+    int rc = sl_forward_check(m, ex, ws, err);
     for (int i = first_layer; !rc && i < m->c.n_layers; i++) rc = sl_arch_layer(&c.ops, i, err);
     return rc ? rc : sl_arch_tail(&c.ops, err);
 }
@@ -42,7 +42,7 @@ int sl_forward_from(const sl_model *m, const sl_example *ex, sl_workspace *ws, c
 int sl_forward(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, float *logit,
                sl_error *err)
 {
-    int rc = check_length(m, ex, ws, err);
+    int rc = sl_forward_check(m, ex, ws, err);
     if (!rc) rc = embed(m, ex, ws, hooks, err);
     return rc ? rc : sl_forward_from(m, ex, ws, hooks, 0, logit, err);
 }
@@ -51,7 +51,7 @@ float *sl_workspace_residual(sl_workspace *ws) { return ws->h; }
 
 int sl_embed(const sl_model *m, const sl_example *ex, sl_workspace *ws, float *out, sl_error *err)
 {
-    int rc = check_length(m, ex, ws, err);
+    int rc = sl_forward_check(m, ex, ws, err);
     if (!rc) rc = embed(m, ex, ws, NULL, err);
     if (!rc) memcpy(out, ws->h, (size_t)ex->len * m->c.d_model * sizeof *out);
     return rc;
@@ -59,7 +59,7 @@ int sl_embed(const sl_model *m, const sl_example *ex, sl_workspace *ws, float *o
 
 int sl_forward_start(const sl_model *m, const sl_example *ex, sl_workspace *ws, const float *embed_in, sl_error *err)
 {
-    int rc = check_length(m, ex, ws, err);
+    int rc = sl_forward_check(m, ex, ws, err);
     if (!rc && embed_in) memcpy(ws->h, embed_in, (size_t)ex->len * m->c.d_model * sizeof *ws->h);
     else if (!rc) rc = embed(m, ex, ws, NULL, err);
     return rc;

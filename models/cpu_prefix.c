@@ -6,6 +6,7 @@
 
 #include "models/arch.h"
 #include "models/cpu_ops.h"
+#include "models/forward_common.h"
 #include "models/mamba_scan.h"
 
 static int n_chunks(int max_len) { return (max_len + SL_SCAN_CHUNK - 1) / SL_SCAN_CHUNK; }
@@ -141,18 +142,10 @@ int sl_mamba_block_switched(const sl_model *m, const sl_example *ex, sl_workspac
     return rc ? rc : t->add(o, out, h, err);
 }
 
-static int check_length(const sl_example *ex, const sl_workspace *ws, sl_error *err)
-{
-    if (ex->len < 1 || ex->len > ws->max_len)
-        return sl_fail(err, SL_ERUNTIME, "example %ld: length %d outside the workspace's 1..%d", ex->index, ex->len,
-                       ws->max_len);
-    return SL_OK;
-}
-
 int sl_forward_keeping(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,
                        const sl_mamba_kept *kept, float *logit, sl_error *err)
 {
-    int rc = check_length(ex, ws, err);
+    int rc = sl_forward_check(m, ex, ws, err);
     sl_cpu_ops c = sl_cpu_ops_on(m, ex, ws, hooks, logit);
     if (!rc) rc = sl_arch_embed(&c.ops, err);
     for (int i = 0; !rc && i < m->c.n_layers; i++) {
@@ -169,7 +162,7 @@ int sl_forward_suffix(const sl_model *m, const sl_example *ex, sl_workspace *ws,
                       int row0, const sl_mamba_kept *kept, int *fin_rows, float *logit, sl_error *err)
 {
     const sl_config *cf = &m->c;
-    int rc = check_length(ex, ws, err);
+    int rc = sl_forward_check(m, ex, ws, err);
     if (!rc && (m->c.arch != ARCH_MAMBA || row0 < 0 || row0 >= ex->len || row0 % SL_SCAN_CHUNK))
         return sl_fail(err, SL_ERUNTIME, "example %ld: no restart of a %s at position %d of %d", ex->index,
                        sl_arch_name(m->c.arch), row0, ex->len);

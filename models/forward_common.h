@@ -13,6 +13,9 @@ int sl_fire(const sl_model *m, const sl_hooks *hooks, const sl_example *ex, int 
 void sl_rmsnorm(const float *x, const float *w, float eps, int rows, int d, float *y);
 void sl_layernorm(const float *x, const float *w, const float *b, float eps, int rows, int d, float *y);
 
+/* Whether ex fits ws (and a model's learned positions): SL_OK, or the error. */
+int sl_forward_check(const sl_model *m, const sl_example *ex, const sl_workspace *ws, sl_error *err);
+
 /* Final stage from the residual stream in ws->h: final norm (if any), the
  * `final` hook, pooling, `pooled`, head, `logits`. */
 int sl_forward_tail(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, float *logit,
@@ -27,5 +30,13 @@ void sl_head_probs(const sl_config *c, const sl_example *ex, const float *qkv, i
 /* Multi-head attention from ws->qkv into ws->ctx (q, k already rotated). */
 int sl_attention(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, int layer,
                  sl_error *err);
+/* One head of sl_attention's streaming path (no pattern hook): from
+ * ws->qkv into its columns of ws->ctx, the nk keys at ws->kpos
+ * (sl_key_positions). */
+void sl_attention_head(const sl_model *m, const sl_example *ex, sl_workspace *ws, int nk, int head);
+/* Rows rows[0..n-1] of one head's context, each from all the keys it sees,
+ * one query at a time (any d_head; the rows not listed are left alone). */
+void sl_attention_rows(const sl_model *m, const sl_example *ex, sl_workspace *ws, int nk, int head, const int *rows,
+                       int n);
 
 #endif

@@ -1,0 +1,137 @@
+/* Patching one row of a Transformer's residual on the CPU
+ * (models/cpu_tf_patch.h). */
+#include "models/cpu_tf_patch.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/mathx.h"
+#include "models/arch.h"
+#include "models/attention_tile.h"
+#include "models/cpu_ops.h"
+#include "models/forward_common.h"
+
+/* Rows computed again one at a time cost O(keys) each; past this many the
+ * streaming kernel over the whole head is cheaper (about 16 + T/16 rows by
+ * their costs at d_head 16, T 2,048). */
+static int redo_limit(const sl_tf_kept *k, int T) { return k->redo_max >= 0 ? k->redo_max : 16 + T / 16; }
+
+size_t sl_tf_kept_bytes(const sl_model *m, int max_len)
+{
+    const sl_config *c = &m->c;
+    size_t L = (size_t)max_len;
+    return (size_t)c->n_layers * L * (4 * (size_t)c->d_model + (size_t)c->n_heads) * sizeof(float) + L * sizeof(int);
+}
+
+sl_tf_kept *sl_tf_kept_new(const sl_model *m, int max_len)
+{
+    const sl_config *c = &m->c;
+    size_t nl = (size_t)c->n_layers, L = (size_t)max_len, d = (size_t)c->d_model;
+    sl_tf_kept *k = calloc(1, sizeof *k);
+    if (!k) return NULL;
+    *k = (sl_tf_kept){c->n_layers, max_len, malloc(nl * L * 3 * d * sizeof(float)), malloc(nl * L * d * sizeof(float)),
+                      malloc(nl * (size_t)c->n_heads * L * sizeof(float)), malloc(L * sizeof(int)), -1};
+    if (!k->qkv || !k->ctx || !k->lse || !k->redo) {
+        sl_tf_kept_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+void sl_tf_kept_free(sl_tf_kept *k)
+{
+    if (!k) return;
+    free(k->qkv), free(k->ctx), free(k->lse), free(k->redo);
+    free(k);
+}
+
+int sl_tf_forward_keeping(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,
+                          sl_tf_kept *k, float *logit, sl_error *err)
+{
+    const sl_config *c = &m->c;
+    size_t L = (size_t)k->max_len, d = (size_t)c->d_model, T = (size_t)ex->len;
+    int rc = k->max_len == ws->max_len ? sl_forward_check(m, ex, ws, err)
+                                        : sl_fail(err, SL_ERUNTIME, "kept attention of %d positions, workspace of %d",
+                                                  k->max_len, ws->max_len);
+    sl_cpu_ops o = sl_cpu_ops_on(m, ex, ws, hooks, logit);
+    if (!rc) rc = sl_arch_embed(&o.ops, err);
+    for (int i = 0; !rc && i < c->n_layers; i++) {
+        /* the streaming kernel leaves each row's log-sum-exp there as well */
+        ws->lse = k->lse + (size_t)i * c->n_heads * L;
+        rc = sl_arch_layer(&o.ops, i, err);
+        ws->lse = NULL;
+        memcpy(k->qkv + (size_t)i * L * 3 * d, ws->qkv, T * 3 * d * sizeof *ws->qkv);
+        memcpy(k->ctx + (size_t)i * L * d, ws->ctx, T * d * sizeof *ws->ctx);
+    }
+    return rc ? rc : sl_arch_tail(&o.ops, err);
+}
+
+/* Head h of the context in ws->ctx (the kept one on entry) where ws->qkv
+ * is the kept pass's but for row p: each query that sees key p from its
+ * kept context and the one key, the rest (query p among them) from all
+ * their keys. */
+static void update_head(const sl_model *m, const sl_example *ex, sl_workspace *ws, const float *kqkv, const float *lse,
+                        int h, int p, int nk, sl_tf_kept *k, sl_tf_row_stats *st)
+{
+    const sl_config *c = &m->c;
+    int d = c->d_model, dh = c->d_head, T = ex->len, n = 0, updated = 0;
+    float scale = 1.0f / sqrtf((float)dh);
+    const float *kp = kqkv + (size_t)p * 3 * d + d + h * dh, *vp = kp + d;
+    const float *kn = ws->qkv + (size_t)p * 3 * d + d + h * dh, *vn = kn + d;
+    int seen = !ex->keep || ex->keep[p]; /* key p, dropped or not */
+    k->redo[n++] = p;
+    for (int t = 0; t < T; t++) {
+        if (t == p || !seen || (c->causal && p > t)) continue;
+        const float *qt = kqkv + (size_t)t * 3 * d + h * dh;
+        float *o = ws->ctx + (size_t)t * d + h * dh, so = 0.0f, sn = 0.0f;
+        for (int i = 0; i < dh; i++) {
+            float q = qt[i] * scale; /* as the kernels pack q */
+            so += q * kp[i];
+            sn += q * kn[i];
+        }
+        float wo = sl_exp(so - lse[t]), wn = sl_exp(sn - lse[t]);
+        /* NaN fails both tests and is computed again */
+        if (!(wo <= 0.5f) || !(wn <= 1e30f)) {
+            k->redo[n++] = t;
+            continue;
+        }
+        float z = 1.0f / (1.0f - wo + wn);
+        for (int i = 0; i < dh; i++) o[i] = (o[i] - wo * vp[i] + wn * vn[i]) * z;
+        updated++;
+    }
+    if (n > redo_limit(k, T)) {
+        sl_attention_head(m, ex, ws, nk, h);
+        if (st) st->heads++, st->recomputed += T;
+        return;
+    }
+    sl_attention_rows(m, ex, ws, nk, h, k->redo, n);
+    if (st) st->recomputed += n, st->updated += updated;
+}
+
+int sl_tf_forward_row(const sl_model *m, const sl_example *ex, sl_workspace *ws, int first_layer, int row,
+                      sl_tf_kept *k, sl_tf_row_stats *stats, float *logit, sl_error *err)
+{
+    const sl_config *c = &m->c;
+    int rc = sl_forward_check(m, ex, ws, err);
+    if (!rc && (c->arch != ARCH_TRANSFORMER || first_layer < 0 || first_layer >= c->n_layers || row < 0
+                || row >= ex->len || k->max_len != ws->max_len))
+        rc = sl_fail(err, SL_ERUNTIME, "example %ld: no update of block %d at row %d of %d", ex->index, first_layer,
+                     row, ex->len);
+    if (rc) return rc;
+    size_t L = (size_t)k->max_len, d = (size_t)c->d_model, T = (size_t)ex->len;
+    const float *kqkv = k->qkv + (size_t)first_layer * L * 3 * d;
+    const float *lse = k->lse + (size_t)first_layer * c->n_heads * L;
+    /* q, k and v of every row as the whole pass computes them (the rows
+     * but `row` the kept pass's bits, `row` the bits a whole pass would
+     * give it): a product over one row can round otherwise, and a trained
+     * model's sharp attention magnified that to 9e-6 of a logit */
+    sl_cpu_ops o = sl_cpu_ops_on(m, ex, ws, NULL, logit);
+    rc = sl_tf_block_qkv(&o.ops, first_layer, err);
+    if (rc) return rc;
+    memcpy(ws->ctx, k->ctx + (size_t)first_layer * L * d, T * d * sizeof *ws->ctx);
+    int nk = sl_key_positions(ex, ws->kpos);
+    for (int h = 0; h < c->n_heads; h++) update_head(m, ex, ws, kqkv, lse + h * L, h, row, nk, k, stats);
+    rc = sl_tf_block_after_attention(&o.ops, first_layer, err);
+    return rc ? rc : sl_forward_from(m, ex, ws, NULL, first_layer + 1, logit, err);
+}

@@ -1,0 +1,57 @@
+/* Patching one row of a Transformer's residual on the CPU (ablation/patch.c
+ * through sl_variant.one_row): a variant that changes the input of block s
+ * at one position p alone changes, in block s, only row p of q, k and v.
+ * Every other query's softmax then differs from the unmodified run's in one
+ * key, so its context follows from the kept one in O(d_head):
+ *     w = exp(s_tp - lse_t), w' = exp(s'_tp - lse_t),
+ *     ctx'_t = (ctx_t - w v_p + w' v'_p) / (1 - w + w'),
+ * and block s costs its projections and its MLP but not its attention's
+ * O(L^2) (the blocks after it run whole: every row has changed there).
+ * Where key p held more than half of a row's weight the subtraction would
+ * cancel, and that row is computed again from all its keys, as is query p;
+ * where many rows need it, the whole head is. q, k and v come from the
+ * block's own product over every row, so a whole head computed again has
+ * the whole pass's bits; an updated row or one computed alone rounds
+ * otherwise (tests/test_tf_rows.c: within 1e-5). Internal to models/. */
+#ifndef SL_CPU_TF_PATCH_H
+#define SL_CPU_TF_PATCH_H
+
+#include "models/model.h"
+#include "models/workspace.h"
+
+/* What the unmodified pass keeps of each block's attention. */
+typedef struct {
+    int n_layers, max_len;
+    float *qkv; /* [n_layers][max_len][3 d]: q, k, v after the rotation */
+    float *ctx; /* [n_layers][max_len][d]: the context */
+    float *lse; /* [n_layers][n_heads][max_len]: each query row's log-sum-exp */
+    int *redo;  /* [max_len]: scratch, the rows of a head computed again */
+    /* the most rows of a head computed again one at a time before the whole
+     * head is; -1: 16 + T / 16 (the tests set others) */
+    int redo_max;
+} sl_tf_kept;
+
+/* How the rows of the updated blocks were found (tests/test_patch.c). */
+typedef struct {
+    long updated;    /* rows from the kept context and the one key */
+    long recomputed; /* rows computed again from all their keys (the changed query's among them) */
+    long heads;      /* heads computed again whole */
+} sl_tf_row_stats;
+
+size_t sl_tf_kept_bytes(const sl_model *m, int max_len);
+/* NULL when out of memory; free with sl_tf_kept_free. */
+sl_tf_kept *sl_tf_kept_new(const sl_model *m, int max_len);
+void sl_tf_kept_free(sl_tf_kept *k);
+
+/* sl_forward, keeping k on the way (the same bits). No hook may be on an
+ * attention pattern. */
+int sl_tf_forward_keeping(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,
+                          sl_tf_kept *k, float *logit, sl_error *err);
+
+/* sl_forward_from(first_layer) without hooks where sl_workspace_residual(ws)
+ * is block first_layer's input in k's pass but for row `row`: that block
+ * from k (above), the rest whole. first_layer < n_layers. stats may be NULL. */
+int sl_tf_forward_row(const sl_model *m, const sl_example *ex, sl_workspace *ws, int first_layer, int row,
+                      sl_tf_kept *k, sl_tf_row_stats *stats, float *logit, sl_error *err);
+
+#endif
