@@ -175,7 +175,7 @@ static int plan_pairs(patch_job *j, int B, pair_plan *dp, sl_error *err)
         dp->vc[k] = (variant_ctx){j, (int)k, NULL};
         rc = sl_hooks_init(&dp->hooks[k], m->n_points, err);
         if (!rc && r < 0) rc = sl_hooks_add(&dp->hooks[k], point, write_variant, &dp->vc[k], err);
-        dp->v[k] = (sl_variant){from, from, r >= 0 ? NULL : &dp->hooks[k], first_row, &dp->vc[k], r >= 0};
+        dp->v[k] = (sl_variant){from, from, r >= 0 ? NULL : &dp->hooks[k], first_row, &dp->vc[k], 1};
     }
     return rc;
 }

@@ -24,10 +24,10 @@ typedef struct {
      * the backend left them. */
     int (*first_row)(const void *user, int slot, int len);
     const void *row_user;
-    /* 1: the edit writes that row of the restored residual alone and hooks
-     * is NULL, so block `start` sees one row changed, on any model; a
-     * backend may then take that block's attention from the unmodified
-     * run's (models/cpu_tf_patch.h) */
+    /* 1: the edit, or each hook, writes that row alone (first_row's, of
+     * the restored residual or of the hooked activation): a backend may
+     * then take the attention of the first block whose input changed from
+     * the unmodified run's (models/cpu_tf_patch.h) */
     int one_row;
 } sl_variant;
 

@@ -172,9 +172,9 @@ static unsigned switched(const sl_variant *v, int nl, int edited)
 /* A Mamba's variants that say where they begin (first_row) run from a
  * restart row at or before it (sl_mamba_restart_row), those that switch
  * a part of their first block off start inside it; a Transformer's that
- * change one row take their first block's attention from the unmodified
- * run's (sl_tf_forward_row); the rest, and the other architectures, run
- * whole blocks from position 0. */
+ * change one row take the attention of the first block whose input changed
+ * from the unmodified run's (sl_tf_forward_row, sl_tf_forward_hooked_row);
+ * the rest, and the other architectures, run whole blocks from position 0. */
 static int variants_one(cpu_backend *cb, int thread, const sl_example *ex, void *ctx, sl_error *err)
 {
     const variants_ctx *x = ctx;
@@ -209,6 +209,8 @@ static int variants_one(cpu_backend *cb, int thread, const sl_example *ex, void 
         fin_rows = 0; /* a pass over every row rewrites the final norm's */
         if (tk && v->one_row && !v->hooks && v->start == v->restore && v->start < nl)
             rc = sl_tf_forward_row(m, ex, ws, v->start, row, tk, NULL, logit, err);
+        else if (tk && v->one_row && v->start == v->restore && sl_tf_hooks_after_attention(m, v->hooks, v->start))
+            rc = sl_tf_forward_hooked_row(m, ex, ws, v->hooks, v->start, row, tk, NULL, logit, err);
         else if (off) {
             rc = sl_mamba_block_switched(m, ex, ws, v->start, off, kept, err);
             if (!rc) rc = sl_forward_from(m, ex, ws, v->hooks, v->start + 1, logit, err);

@@ -54,4 +54,17 @@ int sl_tf_forward_keeping(const sl_model *m, const sl_example *ex, sl_workspace 
 int sl_tf_forward_row(const sl_model *m, const sl_example *ex, sl_workspace *ws, int first_layer, int row,
                       sl_tf_kept *k, sl_tf_row_stats *stats, float *logit, sl_error *err);
 
+/* Whether hooks write only points of block `layer` after its attention
+ * (attn.out, mlp.hidden, mlp.out), with no switches thrown. */
+int sl_tf_hooks_after_attention(const sl_model *m, const sl_hooks *hooks, int layer);
+
+/* sl_forward_from(first_layer, hooks) where sl_workspace_residual(ws) is
+ * block first_layer's input in k's pass and hooks (sl_tf_hooks_after_attention)
+ * write row `row` alone: that block from its kept context (the whole pass's
+ * bits: its attention is the unmodified run's), so that its output differs in
+ * row `row` alone; the next block by sl_tf_forward_row; the rest whole. */
+int sl_tf_forward_hooked_row(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,
+                             int first_layer, int row, sl_tf_kept *k, sl_tf_row_stats *stats, float *logit,
+                             sl_error *err);
+
 #endif

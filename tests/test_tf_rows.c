@@ -2,7 +2,8 @@
  * unmodified pass's attention (models/cpu_tf_patch.h), against the same
  * blocks run whole: every Transformer fixture and the three trained ones,
  * each layer, rows at both ends and inside, each row replaced by another
- * row of the same residual. Three ways: the default, every head computed
+ * row of the same residual, or the same row written by a hook after the
+ * block's attention (attn.out, mlp.hidden, mlp.out). Three ways: the default, every head computed
  * again whole (redo_max 0: then the whole pass's bits), and every row that
  * needs it computed again one at a time (redo_max huge); the last must
  * meet rows where the changed key held more than half the weight, or its
@@ -36,9 +37,23 @@ static int grab_resid(void *user, sl_hook_event *ev, sl_error *err)
     return SL_OK;
 }
 
+/* A patch's write: row `to` of the activation becomes its row `from`. */
+typedef struct {
+    int to, from;
+} copy_row;
+
+static int copy_one_row(void *user, sl_hook_event *ev, sl_error *err)
+{
+    (void)err;
+    const copy_row *c = user;
+    memcpy(ev->data + (long)c->to * ev->ld, ev->data + (long)c->from * ev->ld, (size_t)ev->cols * 4);
+    return SL_OK;
+}
+
 typedef struct {
     double worst;
     long cases, queries; /* queries: the changed query's rows, one a head and case */
+    long hooked;         /* cases of a hook after the attention */
     sl_tf_row_stats st;
 } tally;
 
@@ -80,6 +95,31 @@ static void one_example(const char *name, const sl_model *m, const sl_example *e
             ty->worst = fmax(ty->worst, e);
             ty->cases++;
             ty->queries += m->c.n_heads;
+            /* the same row written by a hook after block s's attention:
+             * block s from its kept context, then block s + 1 updated */
+            const int kinds[] = {HK_ATTN_OUT, HK_MLP_HIDDEN, HK_MLP_OUT};
+            for (int h = 0; h < 3; h++) {
+                copy_row cr = {p, from};
+                sl_hooks wr;
+                rc = sl_hooks_init(&wr, m->n_points, &err);
+                if (!rc) rc = sl_hooks_add(&wr, sl_model_point(m, kinds[h], s), copy_one_row, &cr, &err);
+                memcpy(ws->h, in, (size_t)T * d * 4);
+                if (!rc) rc = sl_tf_forward_hooked_row(m, ex, ws, &wr, s, p, k, &ty->st, &got, &err);
+                CHECK(!rc, "%s: hooked block %d at %d: %s", name, s, p, err.msg);
+                memcpy(ws->h, in, (size_t)T * d * 4);
+                if (!rc) rc = sl_forward_from(m, ex, ws, &wr, s, &want, &err);
+                sl_hooks_free(&wr);
+                if (rc) return;
+                e = fabs((double)got - want) / fmax(1e-3, fabs(want));
+                CHECK(e <= TOL, "%s (redo_max %d): %s, row %d from %d: updated %.9g, whole %.9g", name, redo_max,
+                      m->points[sl_model_point(m, kinds[h], s)].name, p, from, got, want);
+                /* the last block, or whole heads after it: the whole pass's bits */
+                if (s == m->c.n_layers - 1 || redo_max == 0)
+                    CHECK(got == want, "%s: %s, row %d: %.9g, not the whole pass's %.9g", name,
+                          m->points[sl_model_point(m, kinds[h], s)].name, p, got, want);
+                ty->worst = fmax(ty->worst, e);
+                ty->hooked++;
+            }
         }
 }
 
@@ -147,8 +187,9 @@ int main(void)
     trained("tf_recall", "recall_test.h5");
     const char *way[3] = {"default", "whole heads", "rows one at a time"};
     for (int w = 0; w < 3; w++)
-        printf("%s: %ld cases within %.2e of whole blocks; rows updated %ld, computed again %ld, heads again %ld\n",
-               way[w], totals[w].cases, totals[w].worst, totals[w].st.updated, totals[w].st.recomputed,
+        printf("%s: %ld cases (%ld of them hooks) within %.2e of whole blocks; rows updated %ld, computed again %ld, "
+               "heads again %ld\n",
+               way[w], totals[w].cases + totals[w].hooked, totals[w].hooked, totals[w].worst, totals[w].st.updated, totals[w].st.recomputed,
                totals[w].st.heads);
     CHECK(totals[0].cases > 300 && totals[0].st.updated > 0, "default: %ld cases, %ld rows updated", totals[0].cases,
           totals[0].st.updated);
