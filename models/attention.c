@@ -16,53 +16,47 @@
 
 #define QB SL_QB
 
-/* Query row t of one head, any d_head, against its first `visible` keys:
- * plain loops over tiles of keys with an online softmax. */
-static void flash_row_any(const sl_config *c, sl_workspace *ws, int t, int visible, int head)
+/* Any d_head, queries t_first..T-1: one query at a time, plain loops
+ * over tiles of keys with an online softmax. */
+static void flash_head_any(const sl_config *c, sl_workspace *ws, int t_first, int T, int nk, int head)
 {
-    int d = c->d_model, dh = c->d_head, ld = ws->kt_ld;
-    const float *qt = ws->q + (long)t * dh, *kt = ws->kt, *v = ws->v;
+    int d = c->d_model, dh = c->d_head, ld = ws->kt_ld, visible = 0;
+    const float *q = ws->q, *kt = ws->kt, *v = ws->v;
     float *s = ws->scores, *acc = ws->scores + QB * SL_KEY_TILE;
     float *lse = ws->lse ? ws->lse + (long)head * ws->max_len : NULL;
-    float mx = -INFINITY, l = 0.0f;
-    memset(acc, 0, (size_t)dh * sizeof *acc);
-    for (int j0 = 0; j0 < visible; j0 += SL_KEY_TILE) {
-        int jn = visible - j0 < SL_KEY_TILE ? visible - j0 : SL_KEY_TILE;
-        sl_score_row(qt, kt, ld, j0, jn, dh, s);
-        float tile_max = -INFINITY;
-#pragma omp simd reduction(max : tile_max)
-        for (int j = 0; j < jn; j++) tile_max = s[j] > tile_max ? s[j] : tile_max;
-        float mnew = tile_max > mx ? tile_max : mx;
-        float corr = mx == -INFINITY ? 0.0f : sl_exp(mx - mnew), sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < jn; j++) {
-            s[j] = sl_exp(s[j] - mnew);
-            sum += s[j];
-        }
-        for (int k = 0; k < dh; k++) acc[k] *= corr;
-        for (int j = 0; j < jn; j++) {
-            const float *vj = v + (long)(j0 + j) * dh;
-            float p = s[j];
-            for (int k = 0; k < dh; k++) acc[k] += p * vj[k];
-        }
-        l = l * corr + sum;
-        mx = mnew;
-    }
-    float *out = ws->ctx + (long)t * d + head * dh;
-    for (int k = 0; k < dh; k++) out[k] = visible ? acc[k] / l : 0.0f;
-    if (lse) lse[t] = visible ? mx + logf(l) : 0.0f;
-}
-
-/* Any d_head: one query at a time. */
-static void flash_head_any(const sl_config *c, sl_workspace *ws, int T, int nk, int head)
-{
-    int visible = 0;
-    for (int t = 0; t < T; t++) {
+    for (int t = t_first; t < T; t++) {
+        const float *qt = q + (long)t * dh;
         if (c->causal)
             while (visible < nk && ws->kpos[visible] <= t) visible++;
         else
             visible = nk;
-        flash_row_any(c, ws, t, visible, head);
+        float mx = -INFINITY, l = 0.0f;
+        memset(acc, 0, (size_t)dh * sizeof *acc);
+        for (int j0 = 0; j0 < visible; j0 += SL_KEY_TILE) {
+            int jn = visible - j0 < SL_KEY_TILE ? visible - j0 : SL_KEY_TILE;
+            sl_score_row(qt, kt, ld, j0, jn, dh, s);
+            float tile_max = -INFINITY;
+#pragma omp simd reduction(max : tile_max)
+            for (int j = 0; j < jn; j++) tile_max = s[j] > tile_max ? s[j] : tile_max;
+            float mnew = tile_max > mx ? tile_max : mx;
+            float corr = mx == -INFINITY ? 0.0f : sl_exp(mx - mnew), sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+            for (int j = 0; j < jn; j++) {
+                s[j] = sl_exp(s[j] - mnew);
+                sum += s[j];
+            }
+            for (int k = 0; k < dh; k++) acc[k] *= corr;
+            for (int j = 0; j < jn; j++) {
+                const float *vj = v + (long)(j0 + j) * dh;
+                float p = s[j];
+                for (int k = 0; k < dh; k++) acc[k] += p * vj[k];
+            }
+            l = l * corr + sum;
+            mx = mnew;
+        }
+        float *out = ws->ctx + (long)t * d + head * dh;
+        for (int k = 0; k < dh; k++) out[k] = visible ? acc[k] / l : 0.0f;
+        if (lse) lse[t] = visible ? mx + logf(l) : 0.0f;
     }
 }
 
@@ -73,51 +67,61 @@ static void flash_head_any(const sl_config *c, sl_workspace *ws, int T, int nk, 
 #else
 #define FUSE_MAX 0
 #endif
-static inline __attribute__((always_inline)) void flash_head_fit(const sl_config *c, sl_workspace *ws, int T, int nk,
-                                                                 int head, const int nan_check)
+static inline __attribute__((always_inline)) void flash_head_fit(const sl_config *c, sl_workspace *ws, int t_first,
+                                                                 int T, int nk, int head, const int nan_check)
 {
     switch (c->d_head) {
-    case 8: sl_flash_head_v8(c, ws, T, nk, head, 8, 6, nan_check, FUSE_MAX); break;
+    case 8: sl_flash_head_v8(c, ws, t_first, T, nk, head, 8, 6, nan_check, FUSE_MAX); break;
 #ifdef __AVX512F__
-    case 16: sl_flash_head_v16(c, ws, T, nk, head, 16, 12, nan_check, FUSE_MAX); break;
-    case 32: sl_flash_head_v16(c, ws, T, nk, head, 32, 12, nan_check, FUSE_MAX); break;
-    case 64: sl_flash_head_v16(c, ws, T, nk, head, 64, 6, nan_check, FUSE_MAX); break;
+    case 16: sl_flash_head_v16(c, ws, t_first, T, nk, head, 16, 12, nan_check, FUSE_MAX); break;
+    case 32: sl_flash_head_v16(c, ws, t_first, T, nk, head, 32, 12, nan_check, FUSE_MAX); break;
+    case 64: sl_flash_head_v16(c, ws, t_first, T, nk, head, 64, 6, nan_check, FUSE_MAX); break;
 #else
-    case 16: sl_flash_head_v8(c, ws, T, nk, head, 16, 6, nan_check, FUSE_MAX); break;
-    case 32: sl_flash_head_v8(c, ws, T, nk, head, 32, 3, nan_check, FUSE_MAX); break;
+    case 16: sl_flash_head_v8(c, ws, t_first, T, nk, head, 16, 6, nan_check, FUSE_MAX); break;
+    case 32: sl_flash_head_v8(c, ws, t_first, T, nk, head, 32, 3, nan_check, FUSE_MAX); break;
 #endif
-    default: flash_head_any(c, ws, T, nk, head);
+    default: flash_head_any(c, ws, t_first, T, nk, head);
     }
 }
 
-/* Packs one head (q scaled by 1/sqrt(d_head), k transposed, v) and runs the
- * streaming kernel that fits its width; dh a constant where a kernel takes
- * that width. */
-static inline __attribute__((always_inline)) void flash_head_w(const sl_config *c, sl_workspace *ws, int T, int nk,
-                                                               int head, const int dh)
+/* Packs one head (q scaled by 1/sqrt(d_head), k transposed, v), dh a
+ * constant where a kernel takes that width, and says whether no score can
+ * be NaN (then the kernels skip their per-score NaN test). */
+static inline __attribute__((always_inline)) int pack_head_w(const sl_config *c, sl_workspace *ws, int T, int nk,
+                                                             int head, const int dh)
 {
     int d = c->d_model, ld = ws->kt_ld;
     sl_pack_rows(ws->qkv + head * dh, 3L * d, T, dh, 1.0f / sqrtf((float)dh), ws->q);
     sl_pack_key_cols(ws->qkv, d, ws->kpos, nk, d + head * dh, dh, ld, ws->kt);
     sl_pack_key_rows(ws->qkv, d, ws->kpos, nk, 2 * d + head * dh, dh, ws->v);
-    /* the per-score NaN test only where a score can be NaN */
     int tame = sl_scores_tame(ws->q, (long)T * dh);
     for (int k = 0; k < dh && tame; k++) tame = sl_scores_tame(ws->kt + (long)k * ld, nk);
+    return tame;
+}
+
+static int pack_head(const sl_config *c, sl_workspace *ws, int T, int nk, int head)
+{
+    switch (c->d_head) {
+    case 8: return pack_head_w(c, ws, T, nk, head, 8);
+    case 16: return pack_head_w(c, ws, T, nk, head, 16);
+    case 32: return pack_head_w(c, ws, T, nk, head, 32);
+    case 64: return pack_head_w(c, ws, T, nk, head, 64);
+    default: return pack_head_w(c, ws, T, nk, head, c->d_head);
+    }
+}
+
+/* Queries t_first..T-1 of a packed head. */
+static void flash_range(const sl_config *c, sl_workspace *ws, int t_first, int T, int nk, int head, int tame)
+{
     if (tame)
-        flash_head_fit(c, ws, T, nk, head, 0);
+        flash_head_fit(c, ws, t_first, T, nk, head, 0);
     else
-        flash_head_fit(c, ws, T, nk, head, 1);
+        flash_head_fit(c, ws, t_first, T, nk, head, 1);
 }
 
 static void flash_head(const sl_config *c, sl_workspace *ws, int T, int nk, int head)
 {
-    switch (c->d_head) {
-    case 8: flash_head_w(c, ws, T, nk, head, 8); break;
-    case 16: flash_head_w(c, ws, T, nk, head, 16); break;
-    case 32: flash_head_w(c, ws, T, nk, head, 32); break;
-    case 64: flash_head_w(c, ws, T, nk, head, 64); break;
-    default: flash_head_w(c, ws, T, nk, head, c->d_head);
-    }
+    flash_range(c, ws, 0, T, nk, head, pack_head(c, ws, T, nk, head));
 }
 
 /* One head's probabilities [T, T] (0 where a key is hidden), with its
@@ -193,19 +197,19 @@ void sl_attention_head(const sl_model *m, const sl_example *ex, sl_workspace *ws
     flash_head(&m->c, ws, ex->len, nk, head);
 }
 
-void sl_attention_rows(const sl_model *m, const sl_example *ex, sl_workspace *ws, int nk, int head, const int *rows,
-                       int n)
+static int ascending(const void *a, const void *b) { return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b); }
+
+void sl_attention_rows(const sl_model *m, const sl_example *ex, sl_workspace *ws, int nk, int head, int *rows, int n)
 {
     const sl_config *c = &m->c;
-    int d = c->d_model, dh = c->d_head, T = ex->len;
-    sl_pack_rows(ws->qkv + head * dh, 3L * d, T, dh, 1.0f / sqrtf((float)dh), ws->q);
-    sl_pack_key_cols(ws->qkv, d, ws->kpos, nk, d + head * dh, dh, ws->kt_ld, ws->kt);
-    sl_pack_key_rows(ws->qkv, d, ws->kpos, nk, 2 * d + head * dh, dh, ws->v);
+    int T = ex->len, tame = pack_head(c, ws, T, nk, head), done = 0;
+    qsort(rows, (size_t)n, sizeof *rows, ascending);
+    /* each from a block of queries starting there (a query's output has the
+     * same bits in any block): rows in one block share it */
     for (int i = 0; i < n; i++) {
-        int t = rows[i], visible = nk;
-        if (c->causal)
-            for (visible = 0; visible < nk && ws->kpos[visible] <= t;) visible++;
-        flash_row_any(c, ws, t, visible, head);
+        if (rows[i] < done) continue;
+        done = rows[i] + QB < T ? rows[i] + QB : T;
+        flash_range(c, ws, rows[i], done, nk, head, tame);
     }
 }
 

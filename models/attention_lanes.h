@@ -86,11 +86,14 @@ static inline __attribute__((always_inline)) void SL_VN(sl_score_tile_max)(const
     }
 }
 
-/* One head's forward: an online softmax over tiles of keys. */
+/* One head's forward for queries t_first..T-1: an online softmax over
+ * tiles of keys. A query's output depends on its own scores alone, not on
+ * the block it shares, so a range has the bits of the whole head's pass. */
 /* nan_check 0 only where no score can be NaN (sl_scores_tame); fuse_max
  * where 32 vector registers hold sl_score_tile_max's accumulators. */
-static inline __attribute__((always_inline)) void SL_VN(sl_flash_head)(const sl_config *c, sl_workspace *ws, int T,
-                                                                       int nk, int head, const int dh, const int qbn,
+static inline __attribute__((always_inline)) void SL_VN(sl_flash_head)(const sl_config *c, sl_workspace *ws,
+                                                                       int t_first, int T, int nk, int head,
+                                                                       const int dh, const int qbn,
                                                                        const int nan_check, const int fuse_max)
 {
     const int dhv = dh / SL_VW;
@@ -99,7 +102,7 @@ static inline __attribute__((always_inline)) void SL_VN(sl_flash_head)(const sl_
     float *S = ws->scores; /* [SL_QB][SL_KEY_TILE] */
     float *lse = ws->lse ? ws->lse + (long)head * ws->max_len : NULL;
     int seen = 0;
-    for (int t0 = 0; t0 < T; t0 += qbn) {
+    for (int t0 = t_first; t0 < T; t0 += qbn) {
         int rows = T - t0 < qbn ? T - t0 : qbn, vis[SL_QB];
         int vmax = sl_block_visible(c, ws->kpos, nk, T, t0, qbn, &seen, vis);
         float qb[SL_DH_MAX][SL_QB];

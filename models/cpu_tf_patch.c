@@ -12,10 +12,10 @@
 #include "models/cpu_ops.h"
 #include "models/forward_common.h"
 
-/* Rows computed again one at a time cost O(keys) each; past this many the
- * streaming kernel over the whole head is cheaper (about 16 + T/16 rows by
- * their costs at d_head 16, T 2,048). */
-static int redo_limit(const sl_tf_kept *k, int T) { return k->redo_max >= 0 ? k->redo_max : 16 + T / 16; }
+/* A row computed again costs the streaming kernel a block of up to SL_QB
+ * queries (sl_attention_rows); past a quarter of the head's blocks, the
+ * whole head runs. */
+static int redo_limit(const sl_tf_kept *k, int T) { return k->redo_max >= 0 ? k->redo_max : T / (4 * SL_QB); }
 
 size_t sl_tf_kept_bytes(const sl_model *m, int max_len)
 {

@@ -10,9 +10,9 @@
  * Where key p held more than half of a row's weight the subtraction would
  * cancel, and that row is computed again from all its keys, as is query p;
  * where many rows need it, the whole head is. q, k and v come from the
- * block's own product over every row, so a whole head computed again has
- * the whole pass's bits; an updated row or one computed alone rounds
- * otherwise (tests/test_tf_rows.c: within 1e-5). Internal to models/. */
+ * block's own product over every row, and rows computed again run through
+ * the streaming kernel, so they have the whole pass's bits; an updated row
+ * rounds otherwise (tests/test_tf_rows.c: within 1e-5). Internal to models/. */
 #ifndef SL_CPU_TF_PATCH_H
 #define SL_CPU_TF_PATCH_H
 
@@ -26,8 +26,8 @@ typedef struct {
     float *ctx; /* [n_layers][max_len][d]: the context */
     float *lse; /* [n_layers][n_heads][max_len]: each query row's log-sum-exp */
     int *redo;  /* [max_len]: scratch, the rows of a head computed again */
-    /* the most rows of a head computed again one at a time before the whole
-     * head is; -1: 16 + T / 16 (the tests set others) */
+    /* the most rows of a head computed again apart before the whole head
+     * is; -1: T / (4 SL_QB) (the tests set others) */
     int redo_max;
 } sl_tf_kept;
 

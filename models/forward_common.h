@@ -34,9 +34,10 @@ int sl_attention(const sl_model *m, const sl_example *ex, sl_workspace *ws, cons
  * ws->qkv into its columns of ws->ctx, the nk keys at ws->kpos
  * (sl_key_positions). */
 void sl_attention_head(const sl_model *m, const sl_example *ex, sl_workspace *ws, int nk, int head);
-/* Rows rows[0..n-1] of one head's context, each from all the keys it sees,
- * one query at a time (any d_head; the rows not listed are left alone). */
-void sl_attention_rows(const sl_model *m, const sl_example *ex, sl_workspace *ws, int nk, int head, const int *rows,
-                       int n);
+/* Rows rows[0..n-1] of one head's context (sorted in place) from all the
+ * keys each sees, with the bits sl_attention_head gives them; the streaming
+ * kernel runs over a block of queries from each, so rows near a listed one
+ * may be rewritten too (with those bits). */
+void sl_attention_rows(const sl_model *m, const sl_example *ex, sl_workspace *ws, int nk, int head, int *rows, int n);
 
 #endif
