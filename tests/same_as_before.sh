@@ -14,13 +14,13 @@
 # the flavour (cpu or cuda) that bin/seqlens was built in.
 . tests/shell.sh
 S=${SEQLENS:-bin/seqlens}
-# 2cb3200: patching a Transformer's residual points takes the next block's
-# attention from the base pass's (models/cpu_tf_patch.c), checked against
-# 2bce20f on an Intel Xeon (AVX-512) to differ only in the Transformer
-# example's 3 patch cases (patch, patch --pairing random, analyze's
-# patch.json and its figure's script), by at most 3.3e-7 in an effect
-# (1.9e-5 relative: effects are ratios of logit differences); every
-# --device cuda case (whole blocks there) equal.
+# 2aa4657: patching a Transformer takes the attention of the first block
+# whose input changed from the base pass's (models/cpu_tf_patch.c, from
+# 2cb3200 on), checked against 2bce20f on an Intel Xeon (AVX-512) to differ
+# only in the Transformer example's 3 patch cases (patch, patch --pairing
+# random, analyze's patch.json and its figure's script), by at most 2e-7 in
+# an effect (1.8e-5 relative: effects are ratios of logit differences);
+# every --device cuda case (whole blocks there) equal.
 # 2bce20f: a Transformer's inspect statistics and its attention pattern's
 # softmax in vector lanes (entropy through sl_log), checked against 61a2538
 # on an Intel Xeon (AVX-512) to differ only in the Transformer example's 4
@@ -55,7 +55,7 @@ S=${SEQLENS:-bin/seqlens}
 # differ only in the 15 cases of the Mamba-1 example, from the 6th
 # significant digit on; 0bb8d4a was checked against 366682b (before issue
 # 19) in the same way
-BASE=${BASE:-2cb32004395ad8811438ee5e085634d5615b4df4}
+BASE=${BASE:-2aa4657545bddfe87c6dcb5463ec74eef03f2a63}
 B=${BUILD:-build}
 T=$B/tests/same-as-before
 R=$T/out # where both binaries write, then moved to $T/old/NAME or $T/new/NAME
