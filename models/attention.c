@@ -197,7 +197,11 @@ void sl_attention_head(const sl_model *m, const sl_example *ex, sl_workspace *ws
     flash_head(&m->c, ws, ex->len, nk, head);
 }
 
-static int ascending(const void *a, const void *b) { return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b); }
+static int ascending(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
 
 void sl_attention_rows(const sl_model *m, const sl_example *ex, sl_workspace *ws, int nk, int head, int *rows, int n)
 {

@@ -141,7 +141,8 @@ int sl_tf_hooks_after_attention(const sl_model *m, const sl_hooks *hooks, int la
     if (!hooks || hooks->knockout) return 0;
     for (int e = 0; e < hooks->n; e++) {
         const sl_hook_point *p = &m->points[hooks->list[e].point];
-        if (p->layer != layer || (p->kind != HK_ATTN_OUT && p->kind != HK_MLP_HIDDEN && p->kind != HK_MLP_OUT)) return 0;
+        int after = p->kind == HK_ATTN_OUT || p->kind == HK_MLP_HIDDEN || p->kind == HK_MLP_OUT;
+        if (p->layer != layer || !after) return 0;
     }
     return hooks->n > 0;
 }

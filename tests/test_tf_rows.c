@@ -86,12 +86,12 @@ static void one_example(const char *name, const sl_model *m, const sl_example *e
             rc |= sl_forward_from(m, ex, ws, NULL, s, &want, &err);
             if (rc) return;
             double e = fabs((double)got - want) / scale;
-            CHECK(e <= TOL, "%s (redo_max %d): block %d, row %d from %d: updated %.9g, whole %.9g", name, redo_max, s, p,
-                  from, got, want);
+            CHECK(e <= TOL, "%s (redo_max %d): block %d, row %d from %d: updated %.9g, whole %.9g", name, redo_max,
+                  s, p, from, got, want);
             /* whole heads from q, k, v of the whole pass's bits: its logit */
             if (redo_max == 0)
-                CHECK(got == want, "%s: block %d, row %d, whole heads: %.9g, not the whole pass's %.9g", name, s, p, got,
-                      want);
+                CHECK(got == want, "%s: block %d, row %d, whole heads: %.9g, not the whole pass's %.9g", name, s, p,
+                      got, want);
             ty->worst = fmax(ty->worst, e);
             ty->cases++;
             ty->queries += m->c.n_heads;
@@ -200,8 +200,8 @@ int main(void)
     for (int w = 0; w < 3; w++)
         printf("%s: %ld cases (%ld of them hooks) within %.2e of whole blocks; rows updated %ld, computed again %ld, "
                "heads again %ld\n",
-               way[w], totals[w].cases + totals[w].hooked, totals[w].hooked, totals[w].worst, totals[w].st.updated, totals[w].st.recomputed,
-               totals[w].st.heads);
+               way[w], totals[w].cases + totals[w].hooked, totals[w].hooked, totals[w].worst, totals[w].st.updated,
+               totals[w].st.recomputed, totals[w].st.heads);
     CHECK(totals[0].cases > 300 && totals[0].st.updated > 0, "default: %ld cases, %ld rows updated", totals[0].cases,
           totals[0].st.updated);
     CHECK(totals[1].st.heads > 0 && totals[1].st.updated == 0, "whole heads: %ld heads, %ld rows updated",
