@@ -24,10 +24,11 @@ typedef struct {
      * the backend left them. */
     int (*first_row)(const void *user, int slot, int len);
     const void *row_user;
-    /* 1: the edit, or each hook, writes that row alone (first_row's, of
-     * the restored residual or of the hooked activation): a backend may
-     * then take the attention of the first block whose input changed from
-     * the unmodified run's (models/cpu_tf_patch.h) */
+    /* 1: the variant changes first_row's row alone: with hooks NULL the
+     * edit writes that row of the restored residual; with hooks, each hook
+     * writes that row of its activation and the edit writes nothing. A
+     * backend may then take the attention of the first block whose input
+     * changed from the unmodified run's (models/cpu_tf_patch.h) */
     int one_row;
 } sl_variant;
 

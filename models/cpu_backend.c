@@ -169,12 +169,21 @@ static unsigned switched(const sl_variant *v, int nl, int edited)
     return h->knockout[v->start];
 }
 
+/* A Transformer variant whose first block's input is the unmodified run's
+ * and whose hooks write only after that block's attention: the block can
+ * take its attention from the unmodified run's (sl_tf_forward_hooked). */
+static int from_kept_attention(const sl_model *m, const sl_variant *v, int edited)
+{
+    return v->start == v->restore && (v->one_row || !edited) && sl_tf_hooks_after_attention(m, v->hooks, v->start);
+}
+
 /* A Mamba's variants that say where they begin (first_row) run from a
  * restart row at or before it (sl_mamba_restart_row), those that switch
- * a part of their first block off start inside it; a Transformer's that
- * change one row take the attention of the first block whose input changed
- * from the unmodified run's (sl_tf_forward_row, sl_tf_forward_hooked_row);
- * the rest, and the other architectures, run whole blocks from position 0. */
+ * a part of their first block off start inside it; a Transformer's take
+ * the attention of their first block from the unmodified run's where its
+ * input is unchanged or changed in one row (sl_tf_forward_hooked,
+ * sl_tf_forward_row); the rest, and the other architectures, run whole
+ * blocks from position 0. */
 static int variants_one(cpu_backend *cb, int thread, const sl_example *ex, void *ctx, sl_error *err)
 {
     const variants_ctx *x = ctx;
@@ -209,8 +218,8 @@ static int variants_one(cpu_backend *cb, int thread, const sl_example *ex, void 
         fin_rows = 0; /* a pass over every row rewrites the final norm's */
         if (tk && v->one_row && !v->hooks && v->start == v->restore && v->start < nl)
             rc = sl_tf_forward_row(m, ex, ws, v->start, row, tk, NULL, logit, err);
-        else if (tk && v->one_row && v->start == v->restore && sl_tf_hooks_after_attention(m, v->hooks, v->start))
-            rc = sl_tf_forward_hooked_row(m, ex, ws, v->hooks, v->start, row, tk, NULL, logit, err);
+        else if (tk && from_kept_attention(m, v, x->edit != NULL))
+            rc = sl_tf_forward_hooked(m, ex, ws, v->hooks, v->start, v->one_row ? row : -1, tk, NULL, logit, err);
         else if (off) {
             rc = sl_mamba_block_switched(m, ex, ws, v->start, off, kept, err);
             if (!rc) rc = sl_forward_from(m, ex, ws, v->hooks, v->start + 1, logit, err);
@@ -229,13 +238,14 @@ static void drop_kept(cpu_backend *cb)
     cb->tf_kept = NULL;
 }
 
-/* A Transformer's attention kept per thread where a variant changes one
- * row and it fits in budget bytes a thread; else whole blocks. */
-static void prepare_tf_kept(cpu_backend *cb, const sl_variant *v, int n, size_t budget)
+/* A Transformer's attention kept per thread where a variant can use it
+ * and it fits in budget bytes a thread; else whole blocks. */
+static void prepare_tf_kept(cpu_backend *cb, const sl_variant *v, int n, int edited, size_t budget)
 {
     const sl_model *m = cb->be.m;
     int one = 0;
-    for (int k = 0; k < n; k++) one |= v[k].one_row && v[k].start < m->c.n_layers;
+    for (int k = 0; k < n; k++)
+        one |= (v[k].one_row && v[k].start < m->c.n_layers) || from_kept_attention(m, &v[k], edited);
     if (!one || sl_tf_kept_bytes(m, cb->be.max_len) > budget) {
         drop_kept(cb);
         return;
@@ -262,7 +272,7 @@ static void prepare_kept(cpu_backend *cb, const sl_variant *v, int n, int edited
     }
     size_t budget = (size_t)64 << 20;
     if (m->c.arch == ARCH_TRANSFORMER) {
-        prepare_tf_kept(cb, v, n, budget);
+        prepare_tf_kept(cb, v, n, edited, budget);
         return;
     }
     if (acts && sl_mamba_kept_bytes(m, cb->be.max_len, 1) > budget) acts = 0;

@@ -147,22 +147,22 @@ int sl_tf_hooks_after_attention(const sl_model *m, const sl_hooks *hooks, int la
     return hooks->n > 0;
 }
 
-int sl_tf_forward_hooked_row(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,
-                             int first_layer, int row, sl_tf_kept *k, sl_tf_row_stats *stats, float *logit,
-                             sl_error *err)
+int sl_tf_forward_hooked(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,
+                         int first_layer, int row, sl_tf_kept *k, sl_tf_row_stats *stats, float *logit, sl_error *err)
 {
     const sl_config *c = &m->c;
     int rc = sl_forward_check(m, ex, ws, err);
-    if (!rc && (c->arch != ARCH_TRANSFORMER || first_layer < 0 || first_layer >= c->n_layers || row < 0
+    if (!rc && (c->arch != ARCH_TRANSFORMER || first_layer < 0 || first_layer >= c->n_layers || row < -1
                 || row >= ex->len || k->max_len != ws->max_len || !sl_tf_hooks_after_attention(m, hooks, first_layer)))
-        rc = sl_fail(err, SL_ERUNTIME, "example %ld: no hooked update of block %d at row %d of %d", ex->index,
-                     first_layer, row, ex->len);
+        rc = sl_fail(err, SL_ERUNTIME, "example %ld: no hooked block %d from its kept attention (row %d of %d)",
+                     ex->index, first_layer, row, ex->len);
     if (rc) return rc;
     size_t d = (size_t)c->d_model;
     memcpy(ws->ctx, k->ctx + (size_t)first_layer * k->max_len * d, (size_t)ex->len * d * sizeof *ws->ctx);
     sl_cpu_ops o = sl_cpu_ops_on(m, ex, ws, hooks, logit);
     rc = sl_tf_block_after_attention(&o.ops, first_layer, err);
     if (rc) return rc;
-    return first_layer + 1 < c->n_layers ? sl_tf_forward_row(m, ex, ws, first_layer + 1, row, k, stats, logit, err)
-                                         : sl_forward_from(m, ex, ws, NULL, first_layer + 1, logit, err);
+    return row >= 0 && first_layer + 1 < c->n_layers
+               ? sl_tf_forward_row(m, ex, ws, first_layer + 1, row, k, stats, logit, err)
+               : sl_forward_from(m, ex, ws, NULL, first_layer + 1, logit, err);
 }

@@ -59,12 +59,14 @@ int sl_tf_forward_row(const sl_model *m, const sl_example *ex, sl_workspace *ws,
 int sl_tf_hooks_after_attention(const sl_model *m, const sl_hooks *hooks, int layer);
 
 /* sl_forward_from(first_layer, hooks) where sl_workspace_residual(ws) is
- * block first_layer's input in k's pass and hooks (sl_tf_hooks_after_attention)
- * write row `row` alone: that block from its kept context (the whole pass's
- * bits: its attention is the unmodified run's), so that its output differs in
- * row `row` alone; the next block by sl_tf_forward_row; the rest whole. */
-int sl_tf_forward_hooked_row(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,
-                             int first_layer, int row, sl_tf_kept *k, sl_tf_row_stats *stats, float *logit,
-                             sl_error *err);
+ * block first_layer's input in k's pass and hooks write only after its
+ * attention (sl_tf_hooks_after_attention): that block from its kept
+ * context, with the whole pass's bits (its attention is the unmodified
+ * run's). Where the hooks write row `row` alone (row >= 0), the block's
+ * output differs from k's pass in that row alone, and the next block runs
+ * by sl_tf_forward_row; the rest whole (row -1: every later block whole,
+ * the whole pass's bits). */
+int sl_tf_forward_hooked(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,
+                         int first_layer, int row, sl_tf_kept *k, sl_tf_row_stats *stats, float *logit, sl_error *err);
 
 #endif

@@ -3,7 +3,8 @@
  * blocks run whole: every Transformer fixture and the three trained ones,
  * each layer, rows at both ends and inside, each row replaced by another
  * row of the same residual, or the same row written by a hook after the
- * block's attention (attn.out, mlp.hidden, mlp.out). Three ways: the
+ * block's attention (attn.out, mlp.hidden, mlp.out), and every row zeroed
+ * there as ablate --component does (bit for bit). Three ways: the
  * default, every head computed again whole (redo_max 0: then the whole
  * pass's bits), and only the rows that need it computed again, however
  * many (redo_max huge); the last must meet rows where the changed key held
@@ -34,6 +35,14 @@ static int grab_resid(void *user, sl_hook_event *ev, sl_error *err)
     grab *g = user;
     float *dst = g->resid + (size_t)ev->point->layer * g->L * g->d;
     for (int t = 0; t < ev->rows; t++) memcpy(dst + (size_t)t * g->d, ev->data + (long)t * ev->ld, (size_t)g->d * 4);
+    return SL_OK;
+}
+
+/* A component ablation's write: every row zero. */
+static int zero_rows(void *user, sl_hook_event *ev, sl_error *err)
+{
+    (void)user, (void)err;
+    for (int t = 0; t < ev->rows; t++) memset(ev->data + (long)t * ev->ld, 0, (size_t)ev->cols * 4);
     return SL_OK;
 }
 
@@ -104,7 +113,7 @@ static void one_example(const char *name, const sl_model *m, const sl_example *e
                 rc = sl_hooks_init(&wr, m->n_points, &err);
                 if (!rc) rc = sl_hooks_add(&wr, sl_model_point(m, kinds[h], s), copy_one_row, &cr, &err);
                 memcpy(ws->h, in, (size_t)T * d * 4);
-                if (!rc) rc = sl_tf_forward_hooked_row(m, ex, ws, &wr, s, p, k, &ty->st, &got, &err);
+                if (!rc) rc = sl_tf_forward_hooked(m, ex, ws, &wr, s, p, k, &ty->st, &got, &err);
                 CHECK(!rc, "%s: hooked block %d at %d: %s", name, s, p, err.msg);
                 memcpy(ws->h, in, (size_t)T * d * 4);
                 if (!rc) rc = sl_forward_from(m, ex, ws, &wr, s, &want, &err);
@@ -119,6 +128,19 @@ static void one_example(const char *name, const sl_model *m, const sl_example *e
                           m->points[sl_model_point(m, kinds[h], s)].name, p, got, want);
                 ty->worst = fmax(ty->worst, e);
                 ty->hooked++;
+                /* every row written (ablate --component): block s from
+                 * its kept context, the rest whole, the whole pass's bits */
+                if (r) continue;
+                rc = sl_hooks_init(&wr, m->n_points, &err);
+                if (!rc) rc = sl_hooks_add(&wr, sl_model_point(m, kinds[h], s), zero_rows, NULL, &err);
+                memcpy(ws->h, in, (size_t)T * d * 4);
+                if (!rc) rc = sl_tf_forward_hooked(m, ex, ws, &wr, s, -1, k, NULL, &got, &err);
+                memcpy(ws->h, in, (size_t)T * d * 4);
+                if (!rc) rc = sl_forward_from(m, ex, ws, &wr, s, &want, &err);
+                sl_hooks_free(&wr);
+                CHECK(!rc && got == want, "%s: %s zeroed: %.9g, not the whole pass's %.9g (%s)", name,
+                      m->points[sl_model_point(m, kinds[h], s)].name, got, want, err.msg);
+                if (rc) return;
             }
         }
 }
