@@ -32,8 +32,8 @@ typedef struct {
     float *cache;        /* variants: [slot][n_layers + 1][max_len][d_model], on first use */
     sl_hooks keep;       /* variants: the hooks that fill the cache */
     sl_mamba_kept **kept; /* variants of a Mamba: [threads] what restarts need, or NULL (too large) */
-    sl_tf_kept **tf_kept; /* variants of a Transformer that change one row: [threads] each block's
-                           * attention, or NULL (too large) */
+    sl_tf_kept **tf_kept; /* variants of a Transformer whose first block can take its attention from
+                           * the unmodified run's: [threads] each block's attention, or NULL (too large) */
     float *pad_resid;     /* integrated gradients on a Mamba: [pad_len][d_model] the all-pad baseline's residual
                            * stream after the last block, on first use (prepare_pad_baseline) */
     int pad_len;
@@ -261,7 +261,8 @@ static void prepare_tf_kept(cpu_backend *cb, const sl_variant *v, int n, int edi
 
 /* What restarts and switched blocks need, per thread: taken when some
  * variant can use it and it fits in 64 MiB a thread (the activations
- * first to go), else every variant runs whole blocks. */
+ * first to go), else every variant runs whole blocks. A Transformer's:
+ * prepare_tf_kept. */
 static void prepare_kept(cpu_backend *cb, const sl_variant *v, int n, int edited)
 {
     const sl_model *m = cb->be.m;
