@@ -109,15 +109,25 @@ static void update_head(const sl_model *m, const sl_example *ex, sl_workspace *w
     if (st) st->recomputed += n, st->updated += updated;
 }
 
+/* Whether block first_layer of ex can run from k at row `row` (from
+ * lowest_row on: -1 where no row is named). */
+static int check_block(const sl_model *m, const sl_example *ex, const sl_workspace *ws, const sl_tf_kept *k,
+                       int first_layer, int row, int lowest_row, sl_error *err)
+{
+    const sl_config *c = &m->c;
+    int rc = sl_forward_check(m, ex, ws, err);
+    if (!rc && (c->arch != ARCH_TRANSFORMER || first_layer < 0 || first_layer >= c->n_layers || row < lowest_row
+                || row >= ex->len || k->max_len != ws->max_len))
+        rc = sl_fail(err, SL_ERUNTIME, "example %ld: no update of block %d at row %d of %d", ex->index, first_layer,
+                     row, ex->len);
+    return rc;
+}
+
 int sl_tf_forward_row(const sl_model *m, const sl_example *ex, sl_workspace *ws, int first_layer, int row,
                       sl_tf_kept *k, sl_tf_row_stats *stats, float *logit, sl_error *err)
 {
     const sl_config *c = &m->c;
-    int rc = sl_forward_check(m, ex, ws, err);
-    if (!rc && (c->arch != ARCH_TRANSFORMER || first_layer < 0 || first_layer >= c->n_layers || row < 0
-                || row >= ex->len || k->max_len != ws->max_len))
-        rc = sl_fail(err, SL_ERUNTIME, "example %ld: no update of block %d at row %d of %d", ex->index, first_layer,
-                     row, ex->len);
+    int rc = check_block(m, ex, ws, k, first_layer, row, 0, err);
     if (rc) return rc;
     size_t L = (size_t)k->max_len, d = (size_t)c->d_model, T = (size_t)ex->len;
     const float *kqkv = k->qkv + (size_t)first_layer * L * 3 * d;
@@ -151,11 +161,9 @@ int sl_tf_forward_hooked(const sl_model *m, const sl_example *ex, sl_workspace *
                          int first_layer, int row, sl_tf_kept *k, sl_tf_row_stats *stats, float *logit, sl_error *err)
 {
     const sl_config *c = &m->c;
-    int rc = sl_forward_check(m, ex, ws, err);
-    if (!rc && (c->arch != ARCH_TRANSFORMER || first_layer < 0 || first_layer >= c->n_layers || row < -1
-                || row >= ex->len || k->max_len != ws->max_len || !sl_tf_hooks_after_attention(m, hooks, first_layer)))
-        rc = sl_fail(err, SL_ERUNTIME, "example %ld: no hooked block %d from its kept attention (row %d of %d)",
-                     ex->index, first_layer, row, ex->len);
+    int rc = check_block(m, ex, ws, k, first_layer, row, -1, err);
+    if (!rc && !sl_tf_hooks_after_attention(m, hooks, first_layer))
+        rc = sl_fail(err, SL_ERUNTIME, "example %ld: hooks of block %d before its attention", ex->index, first_layer);
     if (rc) return rc;
     size_t d = (size_t)c->d_model;
     memcpy(ws->ctx, k->ctx + (size_t)first_layer * k->max_len * d, (size_t)ex->len * d * sizeof *ws->ctx);

@@ -1,6 +1,9 @@
-/* Patching one row of a Transformer's residual on the CPU (ablation/patch.c
- * through sl_variant.one_row): a variant that changes the input of block s
- * at one position p alone changes, in block s, only row p of q, k and v.
+/* A Transformer's interventions on the CPU that reuse the unmodified run's
+ * attention. One whose hooks write only after block s's attention (ablate
+ * --component attn or mlp) leaves that attention as it was
+ * (sl_tf_forward_hooked). One that changes one row (patch, through
+ * sl_variant.one_row) changes the input of some block s at one position p
+ * alone, and so, in block s, only row p of q, k and v.
  * Every other query's softmax then differs from the unmodified run's in one
  * key, so its context follows from the kept one in O(d_head):
  *     w = exp(s_tp - lse_t), w' = exp(s'_tp - lse_t),
