@@ -24,18 +24,25 @@ typedef struct {
     sl_run_opts o;
 } fixture;
 
-/* A failure to open is a failed CHECK. */
+/* The model directory dir and the dataset data (tests/trained/ has its
+ * own). A failure to open is a failed CHECK naming dir. */
+static inline int open_model_data(fixture *f, const char *dir, const char *data, int threads, int batch)
+{
+    sl_error err = {0};
+    int rc = sl_model_load(&f->m, dir, &err);
+    if (!rc) rc = sl_dataset_open(&f->ds, data, f->m.c.vocab_size, f->m.c.pad_token_id, &err);
+    CHECK(!rc, "%s: %s", dir, err.msg);
+    f->o = (sl_run_opts){.count = rc ? 0 : f->ds.n, .batch = batch, .threads = threads};
+    return rc;
+}
+
+/* Fixture `name` and its data.h5. */
 static inline int open_fixture(fixture *f, const char *name, int threads, int batch)
 {
     char dir[512], data[600];
     snprintf(dir, sizeof dir, FIXTURES "/%s", name);
     snprintf(data, sizeof data, "%s/data.h5", dir);
-    sl_error err = {0};
-    int rc = sl_model_load(&f->m, dir, &err);
-    if (!rc) rc = sl_dataset_open(&f->ds, data, f->m.c.vocab_size, f->m.c.pad_token_id, &err);
-    CHECK(!rc, "%s: %s", name, err.msg);
-    f->o = (sl_run_opts){.count = rc ? 0 : f->ds.n, .batch = batch, .threads = threads};
-    return rc;
+    return open_model_data(f, dir, data, threads, batch);
 }
 
 static inline void close_fixture(fixture *f)

@@ -10,27 +10,6 @@
 #include "tests/fixture_files.h"
 #include "tests/testing.h"
 
-
-typedef struct {
-    sl_model m;
-    sl_dataset ds;
-} opened;
-
-static int open_model(opened *o, const char *dir, const char *data)
-{
-    sl_error err = {0};
-    int rc = sl_model_load(&o->m, dir, &err);
-    if (!rc) rc = sl_dataset_open(&o->ds, data, o->m.c.vocab_size, o->m.c.pad_token_id, &err);
-    CHECK(!rc, "%s: %s", dir, err.msg);
-    return rc;
-}
-
-static void close_model(opened *o)
-{
-    sl_dataset_close(&o->ds);
-    sl_model_free(&o->m);
-}
-
 static int keep_rows(void *user, long row, int count, int L, const float *attr, sl_error *err)
 {
     (void)err;
@@ -47,8 +26,8 @@ static void grad_input_vs_pytorch(const char *name, const char *grad_path, void 
     snprintf(data, sizeof data, "%s/data.h5", dir);
     snprintf(exp, sizeof exp, "%s/expected.h5", dir);
     snprintf(grad, sizeof grad, "%s/grad_expected.h5", dir);
-    opened o;
-    if (open_model(&o, dir, data)) return;
+    fixture o;
+    if (open_model_data(&o, dir, data, 1, 1)) return;
     long N = o.ds.n;
     int L = o.ds.L, d = o.m.c.d_model;
     float *tok = malloc((size_t)N * L * sizeof *tok);
@@ -70,13 +49,13 @@ static void grad_input_vs_pytorch(const char *name, const char *grad_path, void 
     free(tok);
     free(e);
     free(g);
-    close_model(&o);
+    close_fixture(&o);
 }
 
 static double ig_completeness(const char *dir, const char *data, int baseline, int steps)
 {
-    opened o;
-    if (open_model(&o, dir, data)) return INFINITY;
+    fixture o;
+    if (open_model_data(&o, dir, data, 1, 1)) return INFINITY;
     sl_run_opts ro = {.count = o.ds.n, .batch = 4, .threads = 2};
     sl_attr_opts ao = {ATTR_IG, steps, baseline, 0, 0, NULL};
     sl_attr_result r;
@@ -90,7 +69,7 @@ static double ig_completeness(const char *dir, const char *data, int baseline, i
     } else {
         CHECK(0, "%s: %s", dir, err.msg);
     }
-    close_model(&o);
+    close_fixture(&o);
     return rel;
 }
 
@@ -260,8 +239,8 @@ static void planted_truth(const char *model, const char *data)
     char dir[256], path[256];
     snprintf(dir, sizeof dir, "tests/trained/%s", model);
     snprintf(path, sizeof path, "tests/trained/%s", data);
-    opened o;
-    if (open_model(&o, dir, path)) return;
+    fixture o;
+    if (open_model_data(&o, dir, path, 1, 1)) return;
     for (int method = ATTR_GRAD_INPUT; method <= ATTR_IG; method++) {
         sl_run_opts ro = {.count = o.ds.n, .batch = 16, .threads = 2};
         sl_attr_opts ao = {method, 16, BASELINE_PAD, 0, 0, NULL};
@@ -280,7 +259,7 @@ static void planted_truth(const char *model, const char *data)
             CHECK(ratio > 1.8, "%s: integrated gradients give the signal family a ratio of only %.2f", model, ratio);
         sl_attr_result_free(&r);
     }
-    close_model(&o);
+    close_fixture(&o);
 }
 
 /* Captum's InputXGradient and IntegratedGradients(method="riemann_middle",
@@ -296,8 +275,8 @@ static void captum(const cJSON *all, const char *model)
     const cJSON *where = cJSON_GetObjectItem(c, "model");
     if (cJSON_IsString(where)) snprintf(dir, sizeof dir, "%s", where->valuestring);
     else snprintf(dir, sizeof dir, "tests/trained/%s", model);
-    opened o;
-    if (open_model(&o, dir, cJSON_GetObjectItem(c, "data")->valuestring)) return;
+    fixture o;
+    if (open_model_data(&o, dir, cJSON_GetObjectItem(c, "data")->valuestring, 1, 1)) return;
     int n = cJSON_GetObjectItem(c, "n")->valueint, L = o.ds.L;
     float *rows = calloc((size_t)n * L, sizeof *rows);
     const char *keys[2] = {"grad_input", "ig"};
@@ -325,7 +304,7 @@ static void captum(const cJSON *all, const char *model)
         sl_attr_result_free(&r);
     }
     free(rows);
-    close_model(&o);
+    close_fixture(&o);
 }
 
 int main(void)

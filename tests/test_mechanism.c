@@ -36,36 +36,20 @@
 #include "ablation/family.h"
 #include "ablation/patch.h"
 #include "core/metrics.h"
+#include "tests/fixture_files.h"
 #include "tests/testing.h"
 
 #define DATA "tests/trained/recall_test.h5"
 
-typedef struct {
-    sl_model m;
-    sl_dataset ds;
-    sl_run_opts o;
-} trained;
-
-static int open_trained(trained *t, const char *name)
+static int open_trained(fixture *t, const char *name)
 {
     char dir[256];
     snprintf(dir, sizeof dir, "tests/trained/%s", name);
-    sl_error err = {0};
-    int rc = sl_model_load(&t->m, dir, &err);
-    if (!rc) rc = sl_dataset_open(&t->ds, DATA, t->m.c.vocab_size, t->m.c.pad_token_id, &err);
-    CHECK(!rc, "%s: %s", name, err.msg);
-    t->o = (sl_run_opts){.count = rc ? 0 : t->ds.n, .batch = 8, .threads = 2};
-    return rc;
-}
-
-static void close_trained(trained *t)
-{
-    sl_dataset_close(&t->ds);
-    sl_model_free(&t->m);
+    return open_model_data(t, dir, DATA, 2, 8);
 }
 
 /* AUC change of one component of one layer. */
-static double component_drop(trained *t, int comp, int layer)
+static double component_drop(fixture *t, int comp, int layer)
 {
     sl_ablation_result r;
     sl_error err = {0};
@@ -78,7 +62,7 @@ static double component_drop(trained *t, int comp, int layer)
 
 /* Mean patching effect of one hook at one position over pairs (n_used
  * weighted when called per group). */
-static double patch_effect(trained *t, const char *hook, const int *positions, int np, const long *pairs, long n,
+static double patch_effect(fixture *t, const char *hook, const int *positions, int np, const long *pairs, long n,
                            int which, long *used)
 {
     int point = sl_model_find_point(&t->m, hook);
@@ -96,7 +80,7 @@ static double patch_effect(trained *t, const char *hook, const int *positions, i
 
 /* The queried pair of each example: its value's position (the token after
  * the first occurrence of the last token, the queried key). */
-static int *queried_values(trained *t)
+static int *queried_values(fixture *t)
 {
     long n = t->ds.n;
     int L = t->ds.L, *pos = malloc((size_t)n * sizeof *pos);
@@ -117,7 +101,7 @@ static int *queried_values(trained *t)
 /* Over pairs of opposite labels whose queried pair sits at the same
  * positions: the mean effect of patching hook at the key (offset -1) or
  * the value (offset 0). */
-static double aligned_effect(trained *t, const int *value_pos, const char *hook, int offset)
+static double aligned_effect(fixture *t, const int *value_pos, const char *hook, int offset)
 {
     long n = t->ds.n, *pairs = malloc((size_t)n * 2 * sizeof *pairs), total_used = 0;
     double sum = 0;
@@ -144,7 +128,7 @@ static double aligned_effect(trained *t, const int *value_pos, const char *hook,
 
 static void transformer(void)
 {
-    trained t;
+    fixture t;
     if (open_trained(&t, "tf_recall")) return;
     for (int i = 0; i < 2; i++) {
         double attn = component_drop(&t, SL_COMP_ATTN, i), mlp = component_drop(&t, SL_COMP_MLP, i);
@@ -168,11 +152,11 @@ static void transformer(void)
     CHECK(key > 0.3, "tf_recall: after block 0 the queried key's position should carry the value: %.3f", key);
     CHECK(input > 0.9, "tf_recall: the value token decides the answer: %.3f", input);
     free(vpos);
-    close_trained(&t);
+    close_fixture(&t);
 }
 
 /* The AUC change of ablating the family NAME in mode (FAM_*). */
-static double family_drop(trained *t, const char *name, int mode)
+static double family_drop(fixture *t, const char *name, int mode)
 {
     int f = 0;
     while (f < t->ds.n_families && strcmp(t->ds.family_names[f], name)) f++;
@@ -190,7 +174,7 @@ static double family_drop(trained *t, const char *name, int mode)
 
 static void mamba(void)
 {
-    trained t;
+    fixture t;
     if (open_trained(&t, "mamba_recall")) return;
     double conv0 = component_drop(&t, SL_COMP_CONV, 0), ssm0 = component_drop(&t, SL_COMP_SSM, 0);
     double conv1 = component_drop(&t, SL_COMP_CONV, 1), ssm1 = component_drop(&t, SL_COMP_SSM, 1);
@@ -220,14 +204,14 @@ static void mamba(void)
     CHECK(pad_value < -0.3 && skip_value > -0.1,
           "mamba_recall: the values should matter (pad %.4f) yet reach the state through the conv (skip %.4f)", pad_value,
           skip_value);
-    close_trained(&t);
+    close_fixture(&t);
 }
 
 /* The same measurements on the Mamba-2 (headdim 16, 4 heads, d_state 16,
  * one group). */
 static void mamba2(void)
 {
-    trained t;
+    fixture t;
     if (open_trained(&t, "mamba2_recall")) return;
     double conv0 = component_drop(&t, SL_COMP_CONV, 0), ssm0 = component_drop(&t, SL_COMP_SSM, 0);
     double conv1 = component_drop(&t, SL_COMP_CONV, 1), ssm1 = component_drop(&t, SL_COMP_SSM, 1);
@@ -258,7 +242,7 @@ static void mamba2(void)
     CHECK(skip_key < -0.3 && skip_value < -0.3 && fabs(skip_filler) < 0.01,
           "mamba2_recall: the state should need keys and values, not filler: skip %.4f, %.4f, %.4f", skip_key,
           skip_value, skip_filler);
-    close_trained(&t);
+    close_fixture(&t);
 }
 
 int main(void)

@@ -198,16 +198,10 @@ static void trained(const char *model, const char *data)
     char dir[256], path[256];
     snprintf(dir, sizeof dir, "tests/trained/%s", model);
     snprintf(path, sizeof path, "tests/trained/%s", data);
-    sl_model m;
-    sl_dataset ds;
-    sl_error err = {0};
-    int rc = sl_model_load(&m, dir, &err);
-    if (!rc) rc = sl_dataset_open(&ds, path, m.c.vocab_size, m.c.pad_token_id, &err);
-    CHECK(!rc, "%s: %s", model, err.msg);
-    if (rc) return;
-    one_model(model, &m, &ds, 8, totals);
-    sl_dataset_close(&ds);
-    sl_model_free(&m);
+    fixture f;
+    if (open_model_data(&f, dir, path, 1, 1)) return;
+    one_model(model, &f.m, &f.ds, 8, totals);
+    close_fixture(&f);
 }
 
 int main(void)
