@@ -26,14 +26,7 @@ void sl_layernorm_backward(const float *x, const float *w, float eps, int rows, 
 {
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (long)r * d, *gr = dy + (long)r * d;
-        double mean = 0, var = 0;
-        /* in lanes: the sums are double, so their order matters little */
-#pragma omp simd reduction(+ : mean)
-        for (int i = 0; i < d; i++) mean += xr[i];
-        mean /= d;
-#pragma omp simd reduction(+ : var)
-        for (int i = 0; i < d; i++) var += (xr[i] - mean) * (xr[i] - mean);
-        double rstd = 1.0 / sqrt(var / d + eps), m1 = 0, m2 = 0;
+        double mean, rstd = sl_norm_rstd(xr, d, 1, eps, &mean), m1 = 0, m2 = 0;
 #pragma omp simd reduction(+ : m1, m2)
         for (int i = 0; i < d; i++) {
             double g = (double)gr[i] * w[i], xh = (xr[i] - mean) * rstd;

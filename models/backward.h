@@ -9,6 +9,8 @@
 #ifndef SL_BACKWARD_H
 #define SL_BACKWARD_H
 
+#include <math.h>
+
 #include "models/forward_common.h"
 
 #define SL_BW_BUFS 14
@@ -33,6 +35,25 @@ typedef struct sl_backward_ws {
     float *ckpt;            /* Mamba: each block's scan state before each chunk; Mamba-2: one block's */
     float *chunk;           /* Mamba(-2): one chunk's states and decays, and the reverse scan's carried gradient */
 } sl_backward_ws;
+
+/* Row x's statistics as a norm's backward takes them, in double: its mean
+ * into *mean (0 for RMSNorm: centred 0) and 1 / sqrt(var + eps) returned
+ * (sl_layernorm_backward, and models/ig_path.c's backward through the
+ * first Mamba block's norm). */
+static inline double sl_norm_rstd(const float *x, int d, int centred, float eps, double *mean)
+{
+    double m = 0, var = 0;
+    /* in lanes: the sums are double, so their order matters little */
+    if (centred) {
+#pragma omp simd reduction(+ : m)
+        for (int i = 0; i < d; i++) m += x[i];
+        m /= d;
+    }
+#pragma omp simd reduction(+ : var)
+    for (int i = 0; i < d; i++) var += (x[i] - m) * (x[i] - m);
+    *mean = m;
+    return 1.0 / sqrt(var / d + eps);
+}
 
 void sl_layernorm_backward(const float *x, const float *w, float eps, int rows, int d, const float *dy, float *dx,
                            int accumulate);

@@ -23,27 +23,13 @@
 #include <string.h>
 
 #include "core/blas.h"
+#include "models/backward.h"
 
-/* What the norm subtracts from row v: its mean under a LayerNorm, 0 under
- * RMSNorm */
-static double centre(const sl_config *c, const float *v)
-{
-    double s = 0;
-    if (c->norm != NORM_LAYER) return 0;
-#pragma omp simd reduction(+ : s)
-    for (int i = 0; i < c->d_model; i++) s += v[i];
-    return s / c->d_model;
-}
-
-/* 1 / sigma of row h (its norm's scale), and its centre */
+/* 1 / sigma of row h (its norm's scale), and its centre: what the norm
+ * subtracts, its mean under a LayerNorm, 0 under RMSNorm */
 static double inv_scale(const sl_config *c, const float *h, double *mean)
 {
-    int d = c->d_model;
-    double m = centre(c, h), ss = 0;
-#pragma omp simd reduction(+ : ss)
-    for (int i = 0; i < d; i++) ss += (h[i] - m) * (h[i] - m);
-    *mean = m;
-    return 1.0 / sqrt(ss / d + c->norm_eps);
+    return sl_norm_rstd(h, c->d_model, c->norm == NORM_LAYER, c->norm_eps, mean);
 }
 
 /* tmp = (v - centre v) w, rows of d */
@@ -52,7 +38,8 @@ static void centred_times_w(const sl_config *c, const float *v, const float *w, 
     int d = c->d_model;
     for (int t = 0; t < T; t++) {
         const float *vr = v + (long)t * d;
-        double mean = centre(c, vr);
+        double mean;
+        inv_scale(c, vr, &mean);
         for (int i = 0; i < d; i++) tmp[(long)t * d + i] = (float)(vr[i] - mean) * w[i];
     }
 }

@@ -275,20 +275,18 @@ static void scan_backward_groups(const scan_in *in, const float *A_t, const floa
  * in order, in per-lane partials kept for every position of the chunk and
  * reduced at the chunk's end. */
 
-/* Position t0 + i of group_states8's chunk where the group has fewer than
- * NG8 states, its decays a and delta x dx: the states below nn move on
- * (s = a s + dx B) and are kept with their decays. */
-static inline __attribute__((always_inline)) void group_step8(const float *bc, float *st, float *at, int i,
-                                                              const v8f *a, v8f dx, v8f *s, int nn)
+/* Position t0 + i of group_states8's chunk, its decays a and delta x dx:
+ * the group's states below nn move on (s = a s + dx B) and are kept. */
+static inline __attribute__((always_inline)) void group_step8(const float *bc, float *st, int i, const v8f *a, v8f dx,
+                                                              v8f *s, int nn)
 {
     const float *Bt = bc + 2L * NG8 * i;
-    float *sn = st + 8L * NG8 * (i + 1), *an = at + 8L * NG8 * i;
+    float *sn = st + 8L * NG8 * (i + 1);
 #pragma GCC unroll 8
     for (int n = 0; n < NG8; n++)
         if (n < nn) {
             s[n] = a[n] * s[n] + dx * v8_set1(Bt[n]);
             v8_store(sn + 8 * n, s[n]);
-            v8_store(an + 8 * n, a[n]);
         }
 }
 
@@ -332,21 +330,19 @@ __attribute__((noinline)) static void group_states8(const group_bufs *k, const s
          * states wait on nothing but an L1 load */
         group_decays8(in, A, c, t0, t1, at);
         for (int t = t0; t < t1; t++) {
-            v8f dx = v8_load(in->delta + (long)t * di + c) * v8_load(in->xc + (long)t * di + c);
-            const float *Bt = bc + 2L * NG8 * (t - t0), *an = at + 8L * NG8 * (t - t0);
-            float *sn = st + 8L * NG8 * (t - t0 + 1);
-#pragma GCC unroll 8
-            for (int n = 0; n < NG8; n++) {
-                s[n] = v8_load(an + 8 * n) * s[n] + dx * v8_set1(Bt[n]);
-                v8_store(sn + 8 * n, s[n]);
-            }
+            v8f dx = v8_load(in->delta + (long)t * di + c) * v8_load(in->xc + (long)t * di + c), a[NG8];
+            for (int n = 0; n < NG8; n++) a[n] = v8_load(at + 8L * NG8 * (t - t0) + 8 * n);
+            group_step8(bc, st, t - t0, a, dx, s, NG8);
         }
         return;
     }
     for (int t = t0; t < t1; t++) {
         v8f d8 = v8_load(in->delta + (long)t * di + c), dx = d8 * v8_load(in->xc + (long)t * di + c), a[NG8];
-        for (int n = 0; n < nn; n++) sl_scan_decay8n(d8, A + 8 * n, 8, a + n, 1);
-        group_step8(bc, st, at, t - t0, a, dx, s, nn);
+        for (int n = 0; n < nn; n++) {
+            sl_scan_decay8n(d8, A + 8 * n, 8, a + n, 1);
+            v8_store(at + 8L * NG8 * (t - t0) + 8 * n, a[n]);
+        }
+        group_step8(bc, st, t - t0, a, dx, s, nn);
     }
 }
 
