@@ -33,7 +33,8 @@ typedef struct {
     sl_hooks keep;       /* variants: the hooks that fill the cache */
     sl_mamba_kept **kept; /* variants of a Mamba: [threads] what restarts need, or NULL (too large) */
     sl_tf_kept **tf_kept; /* variants of a Transformer whose first block can take its attention from
-                           * the unmodified run's: [threads] each block's attention, or NULL (too large) */
+                           * the unmodified run's, or of a causal one that restarts (causal_suffix):
+                           * [threads] each block's attention, or NULL (too large) */
     float *pad_resid;     /* integrated gradients on a Mamba: [pad_len][d_model] the all-pad baseline's residual
                            * stream after the last block, on first use (prepare_pad_baseline) */
     int pad_len;
@@ -177,13 +178,24 @@ static int from_kept_attention(const sl_model *m, const sl_variant *v, int edite
     return v->start == v->restore && (v->one_row || !edited) && sl_tf_hooks_after_attention(m, v->hooks, v->start);
 }
 
+/* A causal Transformer's variant that says where it begins (first_row)
+ * and hooks no attention pattern: the rows from there on can run alone
+ * (sl_tf_forward_suffix). */
+static int causal_suffix(const sl_model *m, const sl_variant *v)
+{
+    if (!m->c.causal || !v->first_row) return 0;
+    for (int i = v->start; i < m->c.n_layers; i++)
+        if (sl_hooks_on(v->hooks, sl_model_point(m, HK_ATTN_PATTERN, i))) return 0;
+    return 1;
+}
+
 /* A Mamba's variants that say where they begin (first_row) run from a
- * restart row at or before it (sl_mamba_restart_row), those that switch
- * a part of their first block off start inside it; a Transformer's take
- * the attention of their first block from the unmodified run's where its
- * input is unchanged or changed in one row (sl_tf_forward_hooked,
- * sl_tf_forward_row); the rest, and the other architectures, run whole
- * blocks from position 0. */
+ * restart row at or before it (sl_restart_row), and so do a causal
+ * Transformer's (causal_suffix); a Mamba's that switch a part of their
+ * first block off start inside it; a Transformer's take the attention of
+ * their first block from the unmodified run's where its input is unchanged
+ * or changed in one row (sl_tf_forward_hooked, sl_tf_forward_row); the
+ * rest, and the other architectures, run whole blocks from position 0. */
 static int variants_one(cpu_backend *cb, int thread, const sl_example *ex, void *ctx, sl_error *err)
 {
     const variants_ctx *x = ctx;
@@ -206,13 +218,14 @@ static int variants_one(cpu_backend *cb, int thread, const sl_example *ex, void 
             *logit = x->base[ex->slot];
             continue;
         }
-        int row0 = kept ? sl_mamba_restart_row(row, ex->len) : 0;
+        int row0 = kept || (tk && causal_suffix(m, v)) ? sl_restart_row(row, ex->len) : 0;
         unsigned off = kept && kept->xz ? switched(v, nl, x->edit != NULL) : 0;
         size_t from = (size_t)row0 * d;
         memcpy(h + from, slot_cache(cb, ex->slot, v->restore) + from, ((size_t)ex->len * d - from) * sizeof *h);
         if (x->edit) x->edit(x->user, k, ex->slot, h, ex->len);
         if (row0) {
-            rc = sl_forward_suffix(m, ex, ws, v->hooks, v->start, row0, kept, &fin_rows, logit, err);
+            rc = kept ? sl_forward_suffix(m, ex, ws, v->hooks, v->start, row0, kept, &fin_rows, logit, err)
+                      : sl_tf_forward_suffix(m, ex, ws, v->hooks, v->start, row0, tk, &fin_rows, logit, err);
             continue;
         }
         fin_rows = 0; /* a pass over every row rewrites the final norm's */
@@ -245,7 +258,8 @@ static void prepare_tf_kept(cpu_backend *cb, const sl_variant *v, int n, int edi
     const sl_model *m = cb->be.m;
     int one = 0;
     for (int k = 0; k < n; k++)
-        one |= (v[k].one_row && v[k].start < m->c.n_layers) || from_kept_attention(m, &v[k], edited);
+        one |= (v[k].one_row && v[k].start < m->c.n_layers) || from_kept_attention(m, &v[k], edited)
+             || causal_suffix(m, &v[k]);
     if (!one || sl_tf_kept_bytes(m, cb->be.max_len) > budget) {
         drop_kept(cb);
         return;

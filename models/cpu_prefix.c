@@ -57,7 +57,7 @@ void sl_mamba_kept_free(sl_mamba_kept *k)
     free(k);
 }
 
-int sl_mamba_restart_row(int first_row, int len)
+int sl_restart_row(int first_row, int len)
 {
     int align = SL_RESTART_ALIGN;
     while (align % SL_SCAN_CHUNK) align += SL_RESTART_ALIGN;

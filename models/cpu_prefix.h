@@ -1,7 +1,7 @@
 /* Prefix reuse inside a Mamba block on the CPU (ablation/variants.h): an
  * intervention that changes positions p.. of a causal model leaves
  * positions 0..p-1 of every block as they were, so a variant need only run
- * positions row0..len-1, row0 at or before p (sl_mamba_restart_row: a
+ * positions row0..len-1, row0 at or before p (sl_restart_row: a
  * multiple of SL_RESTART_ALIGN, itself a multiple of SL_SCAN_CHUNK). The
  * unmodified forward pass keeps, per block and per chunk,
  * what a restart there needs: the scan's state before the chunk and the
@@ -26,7 +26,8 @@ typedef struct {
     float *xz, *xc, *y;
 } sl_mamba_kept;
 
-/* Where a variant that changes positions first_row.. restarts: a multiple
+/* Where a variant that changes positions first_row.. restarts (a Mamba's,
+ * or a causal Transformer's: models/cpu_tf_patch.h): a multiple
  * of SL_RESTART_ALIGN (and of SL_SCAN_CHUNK) at least SL_RESTART_ROWS
  * before len (0: from the start). Why: a projection's BLAS call over rows
  * row0..len-1 gives those rows the bits of the whole pass's call only when
@@ -43,7 +44,7 @@ typedef struct {
  * tests/test_patch.c checks 1e-5). */
 #define SL_RESTART_ALIGN 48
 #define SL_RESTART_ROWS 64
-int sl_mamba_restart_row(int first_row, int len);
+int sl_restart_row(int first_row, int len);
 
 /* The bytes sl_mamba_kept_new takes for n_layers blocks of max_len
  * positions (with each block's activations when `activations`). */

@@ -21,7 +21,8 @@ size_t sl_tf_kept_bytes(const sl_model *m, int max_len)
 {
     const sl_config *c = &m->c;
     size_t L = (size_t)max_len;
-    return (size_t)c->n_layers * L * (4 * (size_t)c->d_model + (size_t)c->n_heads) * sizeof(float) + L * sizeof(int);
+    size_t floats = (size_t)c->n_layers * L * (4 * (size_t)c->d_model + (size_t)c->n_heads) + L * c->d_model;
+    return floats * sizeof(float) + L * sizeof(int);
 }
 
 sl_tf_kept *sl_tf_kept_new(const sl_model *m, int max_len)
@@ -30,9 +31,15 @@ sl_tf_kept *sl_tf_kept_new(const sl_model *m, int max_len)
     size_t nl = (size_t)c->n_layers, L = (size_t)max_len, d = (size_t)c->d_model;
     sl_tf_kept *k = calloc(1, sizeof *k);
     if (!k) return NULL;
-    *k = (sl_tf_kept){c->n_layers, max_len, malloc(nl * L * 3 * d * sizeof(float)), malloc(nl * L * d * sizeof(float)),
-                      malloc(nl * (size_t)c->n_heads * L * sizeof(float)), malloc(L * sizeof(int)), -1};
-    if (!k->qkv || !k->ctx || !k->lse || !k->redo) {
+    *k = (sl_tf_kept){c->n_layers,
+                      max_len,
+                      malloc(nl * L * 3 * d * sizeof(float)),
+                      malloc(nl * L * d * sizeof(float)),
+                      malloc(nl * (size_t)c->n_heads * L * sizeof(float)),
+                      malloc(L * d * sizeof(float)),
+                      malloc(L * sizeof(int)),
+                      -1};
+    if (!k->qkv || !k->ctx || !k->lse || !k->fin || !k->redo) {
         sl_tf_kept_free(k);
         return NULL;
     }
@@ -42,7 +49,7 @@ sl_tf_kept *sl_tf_kept_new(const sl_model *m, int max_len)
 void sl_tf_kept_free(sl_tf_kept *k)
 {
     if (!k) return;
-    free(k->qkv), free(k->ctx), free(k->lse), free(k->redo);
+    free(k->qkv), free(k->ctx), free(k->lse), free(k->fin), free(k->redo);
     free(k);
 }
 
@@ -64,7 +71,9 @@ int sl_tf_forward_keeping(const sl_model *m, const sl_example *ex, sl_workspace 
         memcpy(k->qkv + (size_t)i * L * 3 * d, ws->qkv, T * 3 * d * sizeof *ws->qkv);
         memcpy(k->ctx + (size_t)i * L * d, ws->ctx, T * d * sizeof *ws->ctx);
     }
-    return rc ? rc : sl_arch_tail(&o.ops, err);
+    if (!rc) rc = sl_arch_tail(&o.ops, err);
+    if (!rc) memcpy(k->fin, c->final_norm ? ws->a : ws->h, T * d * sizeof *k->fin);
+    return rc;
 }
 
 /* Head h of the context in ws->ctx (the kept one on entry) where ws->qkv
@@ -144,6 +153,57 @@ int sl_tf_forward_row(const sl_model *m, const sl_example *ex, sl_workspace *ws,
     for (int h = 0; h < c->n_heads; h++) update_head(m, ex, ws, kqkv, lse + h * L, h, row, nk, k, stats);
     rc = sl_tf_block_after_attention(&o.ops, first_layer, err);
     return rc ? rc : sl_forward_from(m, ex, ws, NULL, first_layer + 1, logit, err);
+}
+
+int sl_tf_forward_suffix(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,
+                         int first_layer, int row0, sl_tf_kept *k, int *fin_rows, float *logit, sl_error *err)
+{
+    const sl_config *c = &m->c;
+    int rc = sl_forward_check(m, ex, ws, err);
+    if (!rc && (c->arch != ARCH_TRANSFORMER || !c->causal || first_layer < 0 || first_layer > c->n_layers
+                || row0 <= 0 || row0 >= ex->len || k->max_len != ws->max_len))
+        rc = sl_fail(err, SL_ERUNTIME, "example %ld: no pass of block %d from position %d of %d", ex->index,
+                     first_layer, row0, ex->len);
+    for (int i = first_layer; !rc && i < c->n_layers; i++)
+        if (sl_hooks_on(hooks, sl_model_point(m, HK_ATTN_PATTERN, i)))
+            rc = sl_fail(err, SL_ERUNTIME, "example %ld: block %d's pattern is hooked", ex->index, i);
+    if (rc) return rc;
+    /* the workspace and the example seen from row0: the projections, norms
+     * and MLP run on rows row0..len-1 (rotated at their own positions) */
+    size_t r = (size_t)row0, d = (size_t)c->d_model, L = (size_t)k->max_len;
+    sl_workspace sw = *ws;
+    sw.h += r * d, sw.a += r * d, sw.out += r * d, sw.qkv += r * 3 * d, sw.ctx += r * d;
+    sw.ff += r * (size_t)c->d_ff;
+    if (c->positional == POS_ROPE) sw.pos_table += r * 2 * (size_t)(c->d_head / 2);
+    sl_example sx = *ex;
+    sx.tokens += row0;
+    sx.len -= row0;
+    if (sx.keep) sx.keep += row0;
+    sl_cpu_ops o = sl_cpu_ops_on(m, &sx, &sw, hooks, logit);
+    o.row0 = row0;
+    o.full = ex;
+    int nk = sl_key_positions(ex, ws->kpos), n = 0;
+    for (int t = row0; t < ex->len; t++) k->redo[n++] = t;
+    for (int i = first_layer; !rc && i < c->n_layers; i++) {
+        rc = sl_tf_block_qkv(&o.ops, i, err);
+        if (rc) break;
+        /* keys and values before row0 are the kept pass's (causal: those
+         * rows have not changed); queries row0.. see them and their own */
+        memcpy(ws->qkv, k->qkv + (size_t)i * L * 3 * d, r * 3 * d * sizeof *ws->qkv);
+        for (int h = 0; h < c->n_heads; h++) sl_attention_rows(m, ex, ws, nk, h, k->redo, n);
+        rc = sl_tf_block_after_attention(&o.ops, i, err);
+    }
+    if (rc) {
+        *fin_rows = 0;
+        return rc;
+    }
+    /* what the pooling reads before row0: the kept pass's (the blocks above
+     * wrote rows row0.. only, so what an earlier such pass put there stays) */
+    float *fin = c->final_norm ? ws->a : ws->h;
+    if (*fin_rows < row0)
+        memcpy(fin + (size_t)*fin_rows * d, k->fin + (size_t)*fin_rows * d, (r - (size_t)*fin_rows) * d * sizeof *fin);
+    *fin_rows = row0;
+    return sl_arch_tail(&o.ops, err);
 }
 
 int sl_tf_hooks_after_attention(const sl_model *m, const sl_hooks *hooks, int layer)

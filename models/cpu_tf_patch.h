@@ -15,7 +15,10 @@
  * where many rows need it, the whole head is. q, k and v come from the
  * block's own product over every row, and rows computed again run through
  * the streaming kernel, so they have the whole pass's bits; an updated row
- * rounds otherwise (tests/test_tf_rows.c: within 1e-5). Internal to models/. */
+ * rounds otherwise (tests/test_tf_rows.c: within 1e-5). On a causal model
+ * a variant that changes positions p.. runs only the rows from a restart
+ * at or before p (sl_tf_forward_suffix), its queries over the kept keys
+ * before it: the whole pass's bits. Internal to models/. */
 #ifndef SL_CPU_TF_PATCH_H
 #define SL_CPU_TF_PATCH_H
 
@@ -28,6 +31,7 @@ typedef struct {
     float *qkv; /* [n_layers][max_len][3 d]: q, k, v after the rotation */
     float *ctx; /* [n_layers][max_len][d]: the context */
     float *lse; /* [n_layers][n_heads][max_len]: each query row's log-sum-exp */
+    float *fin; /* [max_len][d]: what the pooling read (the final norm's output, or the last block's) */
     int *redo;  /* [max_len]: scratch, the rows of a head computed again */
     /* the most rows of a head computed again apart before the whole head
      * is; -1: T / (4 SL_QB) (the tests set others) */
@@ -56,6 +60,18 @@ int sl_tf_forward_keeping(const sl_model *m, const sl_example *ex, sl_workspace 
  * from k (above), the rest whole. first_layer < n_layers. stats may be NULL. */
 int sl_tf_forward_row(const sl_model *m, const sl_example *ex, sl_workspace *ws, int first_layer, int row,
                       sl_tf_kept *k, sl_tf_row_stats *stats, float *logit, sl_error *err);
+
+/* sl_forward_from(first_layer, hooks) of a causal model where
+ * sl_workspace_residual(ws) holds block first_layer's input from row0 on
+ * and the variant changes nothing before row0 (sl_variant.first_row): only
+ * rows row0.. of each block run, their queries over every key, those
+ * before row0 the kept pass's; the pooling reads the kept pass's rows
+ * before row0 (*fin_rows of them are already in place, as after the last
+ * such pass; 0: none). row0 from sl_restart_row: the whole pass's bits.
+ * No hook may be on an attention pattern, and the hooks see the rows before
+ * row0 as earlier passes left them. */
+int sl_tf_forward_suffix(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,
+                         int first_layer, int row0, sl_tf_kept *k, int *fin_rows, float *logit, sl_error *err);
 
 /* Whether hooks write only points of block `layer` after its attention
  * (attn.out, mlp.hidden, mlp.out), with no switches thrown. */

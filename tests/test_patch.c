@@ -188,7 +188,7 @@ static void patch_restarts(void)
                       f.m.points[points[p]].name, pb, b, s, got, want);
                 worst = fmax(worst, e);
                 compared++;
-                restarted += sl_mamba_restart_row(pb, lb) > 0;
+                restarted += sl_restart_row(pb, lb) > 0;
                 same_bits += got == want;
             }
     CHECK(restarted > 500, "restarts: only %d cells restarted mid-sequence", restarted);

@@ -11,12 +11,19 @@
  * more than half the weight, or its test of that proves nothing. Within
  * 1e-5 of the largest of the model's logits over the examples (an updated
  * row rounds otherwise than a whole pass; rows computed again have its
- * bits). */
+ * bits).
+ * And a causal model's rows from a restart alone (sl_tf_forward_suffix):
+ * each model made causal, with its final norm and without, from each
+ * block's input and the last block's output, a row changed at both ends
+ * and inside, several restarts one after another as variants run them,
+ * against whole blocks: the whole pass's bits (OpenBLAS) and within 1e-5. */
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/blas.h"
+#include "models/cpu_prefix.h"
 #include "models/cpu_tf_patch.h"
 #include "models/forward_common.h"
 #include "tests/fixture_files.h"
@@ -145,6 +152,134 @@ static void one_example(const char *name, const sl_model *m, const sl_example *e
         }
 }
 
+/* ---- a causal model's rows from a restart ---- */
+
+typedef struct {
+    long cases, same_bits, carried, skipped;
+    double worst;
+} suffix_tally;
+
+static suffix_tally suffix_totals;
+
+/* Each block's input, and the last block's output after them. */
+static int grab_resid_or_last(void *user, sl_hook_event *ev, sl_error *err)
+{
+    grab *g = user;
+    if (ev->point->kind == HK_RESID_PRE) return grab_resid(user, ev, err);
+    float *dst = g->resid + (size_t)(ev->point->layer + 1) * g->L * g->d;
+    for (int t = 0; t < ev->rows; t++) memcpy(dst + (size_t)t * g->d, ev->data + (long)t * ev->ld, (size_t)g->d * 4);
+    return SL_OK;
+}
+
+/* Causal model m from block s = 0..n_layers: rows p of the residual at
+ * s changed, each from its restart row, one after another with the rows
+ * before the restart carried as cpu_backend.c's variants carry them (the
+ * residual and the final norm's rows before the first restart NaN: not
+ * read), then each against whole blocks. */
+static void suffix_example(const char *name, const sl_model *m, const sl_example *ex, sl_workspace *ws, sl_tf_kept *k,
+                           grab *g, const sl_hooks *hooks, double scale)
+{
+    sl_error err = {0};
+    float base;
+    int rc = sl_tf_forward_keeping(m, ex, ws, hooks, k, &base, &err);
+    CHECK(!rc, "%s: keeping: %s", name, err.msg);
+    if (rc) return;
+    int T = ex->len, d = m->c.d_model;
+    /* restarts late, early (the rows carried grow), then late again */
+    const int rows[] = {T - 1, T - 60, T / 2, 50, T - 2, 48, T / 3, 47};
+    enum { NR = sizeof rows / sizeof *rows };
+    for (int s = 0; s <= m->c.n_layers; s++) {
+        const float *in = g->resid + (size_t)s * g->L * d;
+        float got[NR];
+        int row0[NR], fin_rows = 0;
+        for (size_t i = 0; i < (size_t)T * d; i++) ws->h[i] = ws->a[i] = NAN;
+        for (int r = 0; r < NR; r++) {
+            int p = rows[r], from = (p * 7 + 3) % T;
+            row0[r] = p > 0 && p < T ? sl_restart_row(p, T) : 0;
+            if (!row0[r]) {
+                suffix_totals.skipped++;
+                continue;
+            }
+            memcpy(ws->h + (size_t)row0[r] * d, in + (size_t)row0[r] * d, (size_t)(T - row0[r]) * d * 4);
+            memcpy(ws->h + (size_t)p * d, in + (size_t)from * d, (size_t)d * 4);
+            suffix_totals.carried += fin_rows > 0;
+            rc = sl_tf_forward_suffix(m, ex, ws, NULL, s, row0[r], k, &fin_rows, &got[r], &err);
+            CHECK(!rc && fin_rows == row0[r], "%s: block %d from %d: %s", name, s, row0[r], err.msg);
+            if (rc) return;
+        }
+        for (int r = 0; r < NR; r++) {
+            if (!row0[r]) continue;
+            int p = rows[r], from = (p * 7 + 3) % T;
+            float want;
+            memcpy(ws->h, in, (size_t)T * d * 4);
+            memcpy(ws->h + (size_t)p * d, in + (size_t)from * d, (size_t)d * 4);
+            rc = sl_forward_from(m, ex, ws, NULL, s, &want, &err);
+            CHECK(!rc, "%s: whole blocks from %d: %s", name, s, err.msg);
+            if (rc) return;
+            double e = fabs((double)got[r] - want) / scale;
+            CHECK(e <= TOL, "%s: block %d, row %d from %d, restart %d: %.9g, whole %.9g", name, s, p, from, row0[r],
+                  got[r], want);
+            suffix_totals.worst = fmax(suffix_totals.worst, e);
+            suffix_totals.cases++;
+            suffix_totals.same_bits += got[r] == want;
+        }
+    }
+}
+
+/* The long sequence a model can take (learned positions: up to max_len;
+ * others any) for restarts inside it, or 0: the data's rows and pseudo-random
+ * tokens. */
+#define SYNTH_LEN 320
+static int synth_len(const sl_model *m)
+{
+    int n = m->c.positional == POS_LEARNED ? m->c.max_len : SYNTH_LEN;
+    return n > SYNTH_LEN ? SYNTH_LEN : n >= 112 ? n : 0;
+}
+
+/* m made causal, with its final norm (where it has one) and without, on
+ * the first `examples` of ds and a long sequence of its vocabulary. */
+static void suffix_model(const char *name, const sl_model *m, sl_dataset *ds, int examples)
+{
+    sl_error err = {0};
+    int nl = m->c.n_layers, d = m->c.d_model, S = synth_len(m), L = ds->L > S ? ds->L : S;
+    sl_workspace *ws = sl_workspace_new(m, L, &err);
+    sl_tf_kept *k = sl_tf_kept_new(m, L);
+    grab g = {malloc((size_t)(nl + 1) * L * d * 4), L, d};
+    int32_t *tok = malloc((size_t)L * 4);
+    sl_model mc = *m; /* the same weights */
+    mc.c.causal = 1;
+    sl_hooks hooks;
+    int rc = ws && k && g.resid && tok ? sl_hooks_init(&hooks, m->n_points, &err) : -1;
+    for (int i = 0; !rc && i < nl; i++)
+        rc = sl_hooks_add(&hooks, sl_model_point(m, HK_RESID_PRE, i), grab_resid_or_last, &g, &err);
+    if (!rc) rc = sl_hooks_add(&hooks, sl_model_point(m, HK_RESID_POST, nl - 1), grab_resid_or_last, &g, &err);
+    CHECK(!rc, "%s: setting up: %s", name, err.msg);
+    long n = ds->n < examples ? ds->n : examples;
+    for (int fn = m->c.final_norm; !rc && fn >= 0; fn--) {
+        mc.c.final_norm = fn;
+        double scale = 1e-3;
+        for (int pass = 0; pass < 2; pass++)
+            for (long e = 0; !rc && e < n + (S > 0); e++) {
+                sl_example ex = {tok, S, e, 0, NULL};
+                if (e < n) {
+                    rc = sl_dataset_read_tokens(ds, e, 1, tok, &err);
+                    ex.len = ds->lengths[e];
+                } else
+                    for (int t = 0; t < S; t++) tok[t] = (int32_t)(((unsigned)t * 2654435761u >> 7) % m->c.vocab_size);
+                float logit;
+                if (rc) break;
+                if (pass == 0 && !(rc = sl_forward(&mc, &ex, ws, NULL, &logit, &err))) scale = fmax(scale, fabs(logit));
+                if (pass == 1) suffix_example(name, &mc, &ex, ws, k, &g, &hooks, scale);
+            }
+        CHECK(!rc, "%s: %s", name, err.msg);
+    }
+    if (!rc) sl_hooks_free(&hooks);
+    free(tok);
+    free(g.resid);
+    sl_tf_kept_free(k);
+    sl_workspace_free(ws);
+}
+
 static void one_model(const char *name, const sl_model *m, sl_dataset *ds, int examples, tally ty[3])
 {
     sl_error err = {0};
@@ -190,6 +325,7 @@ static void each_fixture(const char *name, const char *path, void *user)
     fixture f;
     if (strncmp(name, "tf_", 3) || open_fixture(&f, name, 1, 1)) return;
     one_model(name, &f.m, &f.ds, 3, totals);
+    suffix_model(name, &f.m, &f.ds, 3);
     close_fixture(&f);
 }
 
@@ -201,6 +337,7 @@ static void trained(const char *model, const char *data)
     fixture f;
     if (open_model_data(&f, dir, path, 1, 1)) return;
     one_model(model, &f.m, &f.ds, 8, totals);
+    suffix_model(model, &f.m, &f.ds, 4);
     close_fixture(&f);
 }
 
@@ -226,5 +363,15 @@ int main(void)
     CHECK(totals[2].st.heads == 0 && totals[2].st.recomputed > totals[2].queries + 100,
           "rows: %ld heads, %ld rows computed again, %ld of them the changed queries", totals[2].st.heads,
           totals[2].st.recomputed, totals[2].queries);
+    const suffix_tally *st = &suffix_totals;
+    printf("restarts of a causal model: %ld cases (%ld after another, %ld rows too early to restart) within %.2e of "
+           "whole blocks, %ld bit-identical\n",
+           st->cases, st->carried, st->skipped, st->worst, st->same_bits);
+    CHECK(st->cases > 300 && st->carried > 200, "restarts: %ld cases, %ld after another", st->cases, st->carried);
+    /* OpenBLAS's kernels give rows from a restart row the whole pass's bits
+     * (models/cpu_prefix.h) */
+    if (strstr(sl_blas_name(), "OpenBLAS"))
+        CHECK(st->same_bits == st->cases, "restarts: %ld of %ld not the whole pass's bits (%s)",
+              st->cases - st->same_bits, st->cases, sl_blas_name());
     return TEST_SUMMARY();
 }
