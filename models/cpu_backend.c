@@ -290,9 +290,10 @@ static void prepare_kept(cpu_backend *cb, const sl_variant *v, int n, int edited
         prepare_tf_kept(cb, v, n, edited, budget);
         return;
     }
-    if (acts && sl_mamba_kept_bytes(m, cb->be.max_len, 1) > budget) acts = 0;
+    /* a Mamba-2 restarts; only a Mamba-1 runs a switched block from its kept activations */
+    if ((acts && sl_mamba_kept_bytes(m, cb->be.max_len, 1) > budget) || m->c.arch != ARCH_MAMBA) acts = 0;
     if (rows && sl_mamba_kept_bytes(m, cb->be.max_len, 0) > budget) rows = 0;
-    if (m->c.arch != ARCH_MAMBA || !(rows || acts)) { /* none, or those of an earlier call */
+    if (!sl_arch_is_mamba(m->c.arch) || !(rows || acts)) { /* none, or those of an earlier call */
         drop_kept(cb);
         return;
     }

@@ -380,7 +380,9 @@ sl_ssd_in sl_cpu_ssd_in(sl_ops *o, sl_view x, sl_view delta, sl_view B, sl_view 
                        .C = at(o, C), .A = A, .D = D, .ldx = x.ld, .ldd = delta.ld, .ldb = B.ld};
 }
 
-/* The states go to ssd_ckpt where the backward of a block runs it. */
+/* The states go to ssd_ckpt where the backward of a block runs it, to
+ * kept's where a pass keeps them for restarts; a restart resumes from the
+ * kept one. */
 static int ssd(sl_ops *o, sl_view x, sl_view delta, sl_view B, sl_view C, const float *A, const float *D, int ablated,
                sl_view y, sl_error *err)
 {
@@ -388,7 +390,9 @@ static int ssd(sl_ops *o, sl_view x, sl_view delta, sl_view B, sl_view C, const 
     sl_cpu_ops *c = cpu(o);
     sl_ssd_in in = sl_cpu_ssd_in(o, x, delta, B, C, A, D);
     if (ablated) sl_ssd_skip(&in, at(o, y), y.ld);
-    else sl_ssd(&in, c->ws->state, at(o, y), y.ld, c->ssd_ckpt);
+    else
+        sl_ssd_from(&in, c->resume ? sl_mamba_kept_state(c->resume, c->row0) : NULL, c->ws->state, at(o, y), y.ld,
+                    c->ssd_ckpt ? c->ssd_ckpt : c->kept ? c->kept->state : NULL);
     return SL_OK;
 }
 

@@ -9,25 +9,34 @@
 #include "models/forward_common.h"
 #include "models/mamba_scan.h"
 
+_Static_assert(SL_SSD_CHUNK == SL_SCAN_CHUNK, "a Mamba-2's kept states are a Mamba-1's, chunk for chunk");
+
 static int n_chunks(int max_len) { return (max_len + SL_SCAN_CHUNK - 1) / SL_SCAN_CHUNK; }
+
+/* The conv's channels: x (Mamba-1), or x, B and C (Mamba-2's xBC) */
+static int conv_width(const sl_config *c)
+{
+    return c->arch == ARCH_MAMBA2 ? c->d_inner + 2 * c->ngroups * c->d_state : c->d_inner;
+}
 
 size_t sl_mamba_kept_bytes(const sl_model *m, int max_len, int activations)
 {
     const sl_config *c = &m->c;
-    size_t di = (size_t)c->d_inner, K1 = (size_t)c->d_conv - 1, nl = (size_t)c->n_layers, L = (size_t)max_len;
-    size_t floats = (nl * n_chunks(max_len) * ((size_t)c->d_state + K1) + 4 * K1) * di + L * c->d_model;
+    size_t di = (size_t)c->d_inner, cw = (size_t)conv_width(c), K1 = (size_t)c->d_conv - 1;
+    size_t nl = (size_t)c->n_layers, L = (size_t)max_len, nc = (size_t)n_chunks(max_len);
+    size_t floats = nl * nc * ((size_t)c->d_state * di + K1 * cw) + (4 * K1 + 1) * cw + L * c->d_model;
     return (floats + (activations ? nl * L * 4 * di : 0)) * sizeof(float);
 }
 
 sl_mamba_kept *sl_mamba_kept_new(const sl_model *m, int max_len, int activations)
 {
     const sl_config *c = &m->c;
-    int nl = c->n_layers, S = c->d_state, di = c->d_inner, K = c->d_conv;
+    int nl = c->n_layers, S = c->d_state, di = c->d_inner, K = c->d_conv, cw = conv_width(c);
     size_t nc = (size_t)n_chunks(max_len), L = (size_t)max_len;
     sl_mamba_kept *k = calloc((size_t)nl, sizeof *k);
     float *state = malloc((size_t)nl * nc * S * di * sizeof *state);
-    float *xleft = malloc(((size_t)nl * nc * (K - 1) + 1) * di * sizeof *xleft);
-    float *tmp = malloc(((size_t)4 * (K - 1) + 1) * di * sizeof *tmp);
+    float *xleft = malloc(((size_t)nl * nc * (K - 1) + 1) * cw * sizeof *xleft);
+    float *tmp = malloc(((size_t)4 * (K - 1) + 1) * cw * sizeof *tmp);
     float *fin = malloc(L * c->d_model * sizeof *fin);
     float *act = activations ? malloc((size_t)nl * L * 4 * di * sizeof *act) : NULL;
     if (!k || !state || !xleft || !tmp || !fin || (activations && !act)) {
@@ -35,8 +44,9 @@ sl_mamba_kept *sl_mamba_kept_new(const sl_model *m, int max_len, int activations
         return NULL;
     }
     for (int i = 0; i < nl; i++) {
-        k[i] = (sl_mamba_kept){S, di, K, state + (size_t)i * nc * S * di, xleft + (size_t)i * nc * (K - 1) * di, tmp, fin,
-                               NULL, NULL, NULL};
+        k[i] = (sl_mamba_kept){.S = S, .di = di, .K = K, .cw = cw, .tmp = tmp, .fin = fin};
+        k[i].state = state + (size_t)i * nc * S * di;
+        k[i].xleft = xleft + (size_t)i * nc * (K - 1) * cw;
         if (act) {
             k[i].xz = act + (size_t)i * L * 4 * di;
             k[i].xc = k[i].xz + L * 2 * di;
@@ -72,7 +82,7 @@ const float *sl_mamba_kept_state(const sl_mamba_kept *k, int row0)
 
 static float *kept_rows(const sl_mamba_kept *k, int row0)
 {
-    return k->xleft + (size_t)(row0 / SL_SCAN_CHUNK) * (k->K - 1) * k->di;
+    return k->xleft + (size_t)(row0 / SL_SCAN_CHUNK) * (k->K - 1) * k->cw;
 }
 
 void sl_mamba_keep_conv_input(const sl_mamba_kept *k, const float *x, int ldx, int T, int di, int K)
@@ -163,16 +173,21 @@ int sl_forward_suffix(const sl_model *m, const sl_example *ex, sl_workspace *ws,
 {
     const sl_config *cf = &m->c;
     int rc = sl_forward_check(m, ex, ws, err);
-    if (!rc && (m->c.arch != ARCH_MAMBA || row0 < 0 || row0 >= ex->len || row0 % SL_SCAN_CHUNK))
+    if (!rc && (!sl_arch_is_mamba(m->c.arch) || row0 < 0 || row0 >= ex->len || row0 % SL_SCAN_CHUNK))
         return sl_fail(err, SL_ERUNTIME, "example %ld: no restart of a %s at position %d of %d", ex->index,
                        sl_arch_name(m->c.arch), row0, ex->len);
     /* the workspace and the example seen from row0: every operation runs
      * on rows row0..len-1 */
     size_t r = (size_t)row0, d = (size_t)cf->d_model, di = (size_t)cf->d_inner;
-    size_t nx = (size_t)cf->dt_rank + 2 * (size_t)cf->d_state;
     sl_workspace sw = *ws;
-    sw.h += r * d, sw.a += r * d, sw.out += r * d;
-    sw.xz += r * 2 * di, sw.xc += r * di, sw.xdbl += r * nx, sw.delta += r * di, sw.y += r * di;
+    sw.h += r * d, sw.a += r * d, sw.out += r * d, sw.y += r * di;
+    if (cf->arch == ARCH_MAMBA2) {
+        size_t H = (size_t)cf->nheads, nxbc = di + 2 * (size_t)cf->ngroups * cf->d_state;
+        sw.zxbcdt += r * (di + nxbc + H), sw.xbc += r * nxbc, sw.delta += r * H;
+    } else {
+        size_t nx = (size_t)cf->dt_rank + 2 * (size_t)cf->d_state;
+        sw.xz += r * 2 * di, sw.xc += r * di, sw.xdbl += r * nx, sw.delta += r * di;
+    }
     sl_example sx = *ex;
     sx.tokens += row0;
     sx.len -= row0;

@@ -16,9 +16,10 @@
 /* One block's kept values; the blocks of one thread share tmp. */
 typedef struct {
     int S, di, K; /* d_state, d_inner, d_conv */
+    int cw;       /* the conv's channels: d_inner, or a Mamba-2's xBC */
     float *state; /* [n_chunks][S * di]: the state before each chunk (chunk 0: unused, the zero state) */
-    float *xleft; /* [n_chunks][K - 1][di]: the conv's input rows before each chunk (zeros before position 0) */
-    float *tmp;   /* [2][2 (K - 1)][di]: scratch of sl_mamba_resume_conv */
+    float *xleft; /* [n_chunks][K - 1][cw]: the conv's input rows before each chunk (zeros before position 0) */
+    float *tmp;   /* [2][2 (K - 1)][cw]: scratch of sl_mamba_resume_conv */
     float *fin;   /* [max_len][d_model]: the final norm's output (the same for every block) */
     /* NULL, or the block's activations for a switched block
      * (sl_mamba_block_switched): in_proj's x and z [max_len][2 di], the

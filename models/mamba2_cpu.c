@@ -170,11 +170,13 @@ static ssd_kernels kernels_for(int P)
     return SCALAR;
 }
 
-static void ssd_with(ssd_kernels k, const sl_ssd_in *in, float *state, float *y, int ldy, float *ckpt)
+static void ssd_with(ssd_kernels k, const sl_ssd_in *in, const float *init, float *state, float *y, int ldy,
+                     float *ckpt)
 {
     int H = in->H, P = in->P, N = in->N;
     size_t plane = sl_ssd_state_floats(H, P, N);
-    memset(state, 0, plane * sizeof *state);
+    if (init) memcpy(state, init, plane * sizeof *state);
+    else memset(state, 0, plane * sizeof *state);
     head_in hs[HEAD_BLOCK];
     for (int t = 0; t < in->T; t++) {
         for (int h0 = 0; h0 < H; h0 += HEAD_BLOCK) {
@@ -189,12 +191,17 @@ static void ssd_with(ssd_kernels k, const sl_ssd_in *in, float *state, float *y,
 
 void sl_ssd(const sl_ssd_in *in, float *state, float *y, int ldy, float *ckpt)
 {
-    ssd_with(kernels_for(in->P), in, state, y, ldy, ckpt);
+    ssd_with(kernels_for(in->P), in, NULL, state, y, ldy, ckpt);
+}
+
+void sl_ssd_from(const sl_ssd_in *in, const float *init, float *state, float *y, int ldy, float *ckpt)
+{
+    ssd_with(kernels_for(in->P), in, init, state, y, ldy, ckpt);
 }
 
 void sl_ssd_scalar(const sl_ssd_in *in, float *state, float *y, int ldy, float *ckpt)
 {
-    ssd_with(SCALAR, in, state, y, ldy, ckpt);
+    ssd_with(SCALAR, in, NULL, state, y, ldy, ckpt);
 }
 
 void sl_ssd_skip(const sl_ssd_in *in, float *y, int ldy)

@@ -48,6 +48,10 @@ size_t sl_ssd_scratch_floats(int H, int P, int G, int N);
  * NULL) receives the state before each chunk after the first. Eight
  * channels to a vector where P is a multiple of 8, plain loops otherwise. */
 void sl_ssd(const sl_ssd_in *in, float *state, float *y, int ldy, float *ckpt);
+/* The same from S_{-1} = init (a kept state, [H][N][P]; NULL: 0): a pass
+ * over the positions after a chunk boundary, from the state kept there,
+ * gives them the whole pass's bits. */
+void sl_ssd_from(const sl_ssd_in *in, const float *init, float *state, float *y, int ldy, float *ckpt);
 /* The plain loops whatever P (the reference the vectors are tested against). */
 void sl_ssd_scalar(const sl_ssd_in *in, float *state, float *y, int ldy, float *ckpt);
 /* y = D x: the scan ablated (ablate --component ssm). */

@@ -133,21 +133,22 @@ static void patch_properties(const char *name)
 
 /* Patching a Mamba where the patched run resumes mid-sequence
  * (models/cpu_prefix.h: from a multiple of SL_RESTART_ALIGN at least
- * SL_RESTART_ROWS before the end): the trained count Mamba on gym
- * sequences of up to 400 tokens, every patchable point, at positions on
+ * SL_RESTART_ROWS before the end): the trained count Mamba and Mamba-2
+ * (the SSD's state kept and resumed as the scan's is) on gym sequences of
+ * up to 400 tokens, every patchable point, at positions on
  * and around the restart boundaries, against a whole forward pass with a
  * write hook. A wrong resumed state, conv context or pooled prefix moves
  * these logits by far more than the tolerance. */
-static void patch_restarts(void)
+static void patch_restarts(const char *model)
 {
     const char *data = "build/tests/patch_restarts.h5";
     sl_gym_opts g = {GYM_COUNT, 4, 400, 3, 0};
     fixture f;
     sl_error err = {0};
     int rc = sl_gym_write(&g, data, &err);
-    if (!rc) rc = sl_model_load(&f.m, "tests/trained/mamba_count", &err);
+    if (!rc) rc = sl_model_load(&f.m, model, &err);
     if (!rc) rc = sl_dataset_open(&f.ds, data, f.m.c.vocab_size, f.m.c.pad_token_id, &err);
-    CHECK(!rc, "restarts: %s", err.msg);
+    CHECK(!rc, "restarts (%s): %s", model, err.msg);
     if (rc) return;
     f.o = (sl_run_opts){.count = f.ds.n, .batch = 3, .threads = 2};
     int points[64], np = 0;
@@ -161,7 +162,7 @@ static void patch_restarts(void)
     sl_patch_opts o = {points, np, positions, NQ, pairs, n_pairs, 2, 0, 7, NULL, 0};
     sl_patch_result r;
     rc = sl_patch(&f.m, &f.ds, &o, &r, &err);
-    CHECK(!rc, "restarts: patch: %s", err.msg);
+    CHECK(!rc, "restarts (%s): patch: %s", model, err.msg);
     if (rc) {
         sl_dataset_close(&f.ds);
         sl_model_free(&f.m);
@@ -179,26 +180,26 @@ static void patch_restarts(void)
                 int pb = positions[q] >= 0 ? positions[q] : lb + positions[q];
                 int ps = positions[q] >= 0 ? positions[q] : ls + positions[q];
                 if (!(pb >= 0 && pb < lb && ps >= 0 && ps < ls)) {
-                    CHECK(isnan(got), "restarts: invalid position %d of pair %ld not NaN", positions[q], k);
+                    CHECK(isnan(got), "restarts (%s): invalid position %d of pair %ld not NaN", model, positions[q], k);
                     continue;
                 }
                 float want = slow_patch(&f, points[p], b, s, pb, ps);
                 double e = fabs(got - want) / scale;
-                CHECK(e <= TOL, "restarts: %s at %d (base %ld, source %ld): restarted %.9g, whole forward %.9g",
-                      f.m.points[points[p]].name, pb, b, s, got, want);
+                CHECK(e <= TOL, "restarts (%s): %s at %d (base %ld, source %ld): restarted %.9g, whole forward %.9g",
+                      model, f.m.points[points[p]].name, pb, b, s, got, want);
                 worst = fmax(worst, e);
                 compared++;
                 restarted += sl_restart_row(pb, lb) > 0;
                 same_bits += got == want;
             }
-    CHECK(restarted > 500, "restarts: only %d cells restarted mid-sequence", restarted);
+    CHECK(restarted > 500, "restarts (%s): only %d cells restarted mid-sequence", model, restarted);
     /* OpenBLAS's kernels, SkylakeX's among them (main picks them as seqlens
      * does), give a restart the whole pass's bits (models/cpu_prefix.h) */
     if (strstr(sl_blas_name(), "OpenBLAS"))
-        CHECK(same_bits == compared, "restarts: %d of %d cells not the whole pass's bits (%s)", compared - same_bits,
-              compared, sl_blas_name());
-    printf("restarts: %d cells (%d restarted mid-sequence) within %.2e of whole forward passes, %d bit-identical\n",
-           compared, restarted, worst, same_bits);
+        CHECK(same_bits == compared, "restarts (%s): %d of %d cells not the whole pass's bits (%s)", model,
+              compared - same_bits, compared, sl_blas_name());
+    printf("restarts (%s): %d cells (%d restarted mid-sequence) within %.2e of whole forward passes, %d bit-identical\n",
+           model, compared, restarted, worst, same_bits);
     sl_patch_result_free(&r);
     sl_dataset_close(&f.ds);
     sl_model_free(&f.m);
@@ -515,7 +516,8 @@ int main(int argc, char **argv)
     (void)argc;
     sl_blas_pick_core(argv); /* the BLAS kernels, and so the restarts' row grain, that seqlens itself runs */
     sl_h5_quiet();
-    patch_restarts();
+    patch_restarts("tests/trained/mamba_count");
+    patch_restarts("tests/trained/mamba2_count");
     int n = for_each_fixture("config.json", each_fixture, NULL);
     CHECK(n >= 10, "only %d fixtures", n);
     n = for_each_fixture("intervene_expected.json", reference_fixture, NULL);
