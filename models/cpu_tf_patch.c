@@ -31,14 +31,12 @@ sl_tf_kept *sl_tf_kept_new(const sl_model *m, int max_len)
     size_t nl = (size_t)c->n_layers, L = (size_t)max_len, d = (size_t)c->d_model;
     sl_tf_kept *k = calloc(1, sizeof *k);
     if (!k) return NULL;
-    *k = (sl_tf_kept){c->n_layers,
-                      max_len,
-                      malloc(nl * L * 3 * d * sizeof(float)),
-                      malloc(nl * L * d * sizeof(float)),
-                      malloc(nl * (size_t)c->n_heads * L * sizeof(float)),
-                      malloc(L * d * sizeof(float)),
-                      malloc(L * sizeof(int)),
-                      -1};
+    *k = (sl_tf_kept){.n_layers = c->n_layers, .max_len = max_len, .redo_max = -1};
+    k->qkv = malloc(nl * L * 3 * d * sizeof(float));
+    k->ctx = malloc(nl * L * d * sizeof(float));
+    k->lse = malloc(nl * (size_t)c->n_heads * L * sizeof(float));
+    k->fin = malloc(L * d * sizeof(float));
+    k->redo = malloc(L * sizeof(int));
     if (!k->qkv || !k->ctx || !k->lse || !k->fin || !k->redo) {
         sl_tf_kept_free(k);
         return NULL;
