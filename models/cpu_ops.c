@@ -417,3 +417,23 @@ sl_cpu_ops sl_cpu_ops_on(const sl_model *m, const sl_example *ex, sl_workspace *
     return (sl_cpu_ops){.ops = {.t = &cpu_table, .g = &sl_cpu_grad_table, .m = m, .hooks = hooks, .taped = 1},
                         .ex = ex, .ws = ws, .logit = logit};
 }
+
+sl_cpu_ops sl_cpu_ops_from(const sl_model *m, const sl_example *ex, int row0, sl_example *sx, sl_workspace *sw,
+                           const sl_hooks *hooks, float *logit)
+{
+    *sx = *ex;
+    sx->tokens += row0;
+    sx->len -= row0;
+    if (sx->keep) sx->keep += row0;
+    sl_cpu_ops c = sl_cpu_ops_on(m, sx, sw, hooks, logit);
+    c.row0 = row0;
+    c.full = ex;
+    return c;
+}
+
+void sl_cpu_kept_rows_before(float *fin, const float *kept, int d, int row0, int *fin_rows)
+{
+    if (*fin_rows < row0)
+        memcpy(fin + (size_t)*fin_rows * d, kept + (size_t)*fin_rows * d, (size_t)(row0 - *fin_rows) * d * sizeof *fin);
+    *fin_rows = row0;
+}

@@ -34,6 +34,17 @@ typedef struct {
 sl_cpu_ops sl_cpu_ops_on(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,
                          float *logit);
 
+/* The operations of a pass over rows row0.. of ex only: *sx becomes ex
+ * seen from row0 and sw must hold ws's rows from row0 on; hooks see all of
+ * ex's rows (those before row0 as the pass found them) and the pooling
+ * reads every row. */
+sl_cpu_ops sl_cpu_ops_from(const sl_model *m, const sl_example *ex, int row0, sl_example *sx, sl_workspace *sw,
+                           const sl_hooks *hooks, float *logit);
+/* Before such a pass's pooling: rows fin_rows..row0-1 of what it reads
+ * (fin, [len][d]) from the unmodified pass's (kept), *fin_rows of them
+ * already there (as an earlier such pass left them); then *fin_rows = row0. */
+void sl_cpu_kept_rows_before(float *fin, const float *kept, int d, int row0, int *fin_rows);
+
 /* Where view v lies in o's example's memory, and its rows. */
 float *sl_cpu_at(sl_ops *o, sl_view v);
 int sl_cpu_rows(sl_ops *o, sl_view v);

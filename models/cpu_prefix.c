@@ -188,24 +188,16 @@ int sl_forward_suffix(const sl_model *m, const sl_example *ex, sl_workspace *ws,
         size_t nx = (size_t)cf->dt_rank + 2 * (size_t)cf->d_state;
         sw.xz += r * 2 * di, sw.xc += r * di, sw.xdbl += r * nx, sw.delta += r * di;
     }
-    sl_example sx = *ex;
-    sx.tokens += row0;
-    sx.len -= row0;
-    if (sx.keep) sx.keep += row0;
-    sl_cpu_ops c = sl_cpu_ops_on(m, &sx, &sw, hooks, logit);
-    c.row0 = row0;
-    c.full = ex;
+    sl_example sx;
+    sl_cpu_ops c = sl_cpu_ops_from(m, ex, row0, &sx, &sw, hooks, logit);
     for (int i = first_layer; !rc && i < cf->n_layers; i++) {
         c.resume = row0 ? &kept[i] : NULL;
         rc = sl_arch_layer(&c.ops, i, err);
     }
     /* the final norm of rows row0.., then pooling over every row: those
-     * before row0 are the unmodified pass's (the blocks above wrote the
-     * buffer from row0 on only, so what an earlier pass left there stays) */
-    if (!rc && *fin_rows < row0)
-        memcpy(ws->a + (size_t)*fin_rows * d, kept->fin + (size_t)*fin_rows * d,
-               (r - (size_t)*fin_rows) * d * sizeof *ws->a);
-    *fin_rows = rc ? 0 : row0;
+     * before row0 are the unmodified pass's */
+    if (rc) *fin_rows = 0;
+    else sl_cpu_kept_rows_before(ws->a, kept->fin, (int)d, row0, fin_rows);
     c.resume = NULL;
     return rc ? rc : sl_arch_tail(&c.ops, err);
 }

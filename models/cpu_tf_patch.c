@@ -173,13 +173,8 @@ int sl_tf_forward_suffix(const sl_model *m, const sl_example *ex, sl_workspace *
     sw.h += r * d, sw.a += r * d, sw.out += r * d, sw.qkv += r * 3 * d, sw.ctx += r * d;
     sw.ff += r * (size_t)c->d_ff;
     if (c->positional == POS_ROPE) sw.pos_table += r * 2 * (size_t)(c->d_head / 2);
-    sl_example sx = *ex;
-    sx.tokens += row0;
-    sx.len -= row0;
-    if (sx.keep) sx.keep += row0;
-    sl_cpu_ops o = sl_cpu_ops_on(m, &sx, &sw, hooks, logit);
-    o.row0 = row0;
-    o.full = ex;
+    sl_example sx;
+    sl_cpu_ops o = sl_cpu_ops_from(m, ex, row0, &sx, &sw, hooks, logit);
     int nk = sl_key_positions(ex, ws->kpos), n = 0;
     for (int t = row0; t < ex->len; t++) k->redo[n++] = t;
     for (int i = first_layer; !rc && i < c->n_layers; i++) {
@@ -195,12 +190,8 @@ int sl_tf_forward_suffix(const sl_model *m, const sl_example *ex, sl_workspace *
         *fin_rows = 0;
         return rc;
     }
-    /* what the pooling reads before row0: the kept pass's (the blocks above
-     * wrote rows row0.. only, so what an earlier such pass put there stays) */
-    float *fin = c->final_norm ? ws->a : ws->h;
-    if (*fin_rows < row0)
-        memcpy(fin + (size_t)*fin_rows * d, k->fin + (size_t)*fin_rows * d, (r - (size_t)*fin_rows) * d * sizeof *fin);
-    *fin_rows = row0;
+    /* what the pooling reads before row0: the kept pass's */
+    sl_cpu_kept_rows_before(c->final_norm ? ws->a : ws->h, k->fin, (int)d, row0, fin_rows);
     return sl_arch_tail(&o.ops, err);
 }
 
