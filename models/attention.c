@@ -192,9 +192,10 @@ static int pattern_path(const sl_model *m, const sl_example *ex, sl_workspace *w
     return SL_OK;
 }
 
-void sl_attention_head(const sl_model *m, const sl_example *ex, sl_workspace *ws, int nk, int head)
+void sl_attention_head(const sl_model *m, const sl_example *ex, sl_workspace *ws, int nk, int head, int t_first)
 {
-    flash_head(&m->c, ws, ex->len, nk, head);
+    const sl_config *c = &m->c;
+    flash_range(c, ws, t_first, ex->len, nk, head, pack_head(c, ws, ex->len, nk, head));
 }
 
 static int ascending(const void *a, const void *b)

@@ -183,10 +183,7 @@ static int from_kept_attention(const sl_model *m, const sl_variant *v, int edite
  * (sl_tf_forward_suffix). */
 static int causal_suffix(const sl_model *m, const sl_variant *v)
 {
-    if (!m->c.causal || !v->first_row) return 0;
-    for (int i = v->start; i < m->c.n_layers; i++)
-        if (sl_hooks_on(v->hooks, sl_model_point(m, HK_ATTN_PATTERN, i))) return 0;
-    return 1;
+    return m->c.causal && v->first_row && !sl_tf_pattern_hooked(m, v->hooks, v->start);
 }
 
 /* A Mamba's variants that say where they begin (first_row) run from a

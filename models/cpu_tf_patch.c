@@ -108,7 +108,7 @@ static void update_head(const sl_model *m, const sl_example *ex, sl_workspace *w
         updated++;
     }
     if (n > redo_limit(k, T)) {
-        sl_attention_head(m, ex, ws, nk, h);
+        sl_attention_head(m, ex, ws, nk, h, 0);
         if (st) st->heads++, st->recomputed += T;
         return;
     }
@@ -162,9 +162,9 @@ int sl_tf_forward_suffix(const sl_model *m, const sl_example *ex, sl_workspace *
                 || row0 <= 0 || row0 >= ex->len || k->max_len != ws->max_len))
         rc = sl_fail(err, SL_ERUNTIME, "example %ld: no pass of block %d from position %d of %d", ex->index,
                      first_layer, row0, ex->len);
-    for (int i = first_layer; !rc && i < c->n_layers; i++)
-        if (sl_hooks_on(hooks, sl_model_point(m, HK_ATTN_PATTERN, i)))
-            rc = sl_fail(err, SL_ERUNTIME, "example %ld: block %d's pattern is hooked", ex->index, i);
+    if (!rc && sl_tf_pattern_hooked(m, hooks, first_layer))
+        rc = sl_fail(err, SL_ERUNTIME, "example %ld: an attention pattern from block %d on is hooked", ex->index,
+                     first_layer);
     if (rc) return rc;
     /* the workspace and the example seen from row0: the projections, norms
      * and MLP run on rows row0..len-1 (rotated at their own positions) */
@@ -175,15 +175,14 @@ int sl_tf_forward_suffix(const sl_model *m, const sl_example *ex, sl_workspace *
     if (c->positional == POS_ROPE) sw.pos_table += r * 2 * (size_t)(c->d_head / 2);
     sl_example sx;
     sl_cpu_ops o = sl_cpu_ops_from(m, ex, row0, &sx, &sw, hooks, logit);
-    int nk = sl_key_positions(ex, ws->kpos), n = 0;
-    for (int t = row0; t < ex->len; t++) k->redo[n++] = t;
+    int nk = sl_key_positions(ex, ws->kpos);
     for (int i = first_layer; !rc && i < c->n_layers; i++) {
         rc = sl_tf_block_qkv(&o.ops, i, err);
         if (rc) break;
         /* keys and values before row0 are the kept pass's (causal: those
          * rows have not changed); queries row0.. see them and their own */
         memcpy(ws->qkv, k->qkv + (size_t)i * L * 3 * d, r * 3 * d * sizeof *ws->qkv);
-        for (int h = 0; h < c->n_heads; h++) sl_attention_rows(m, ex, ws, nk, h, k->redo, n);
+        for (int h = 0; h < c->n_heads; h++) sl_attention_head(m, ex, ws, nk, h, row0);
         rc = sl_tf_block_after_attention(&o.ops, i, err);
     }
     if (rc) {
@@ -193,6 +192,13 @@ int sl_tf_forward_suffix(const sl_model *m, const sl_example *ex, sl_workspace *
     /* what the pooling reads before row0: the kept pass's */
     sl_cpu_kept_rows_before(c->final_norm ? ws->a : ws->h, k->fin, (int)d, row0, fin_rows);
     return sl_arch_tail(&o.ops, err);
+}
+
+int sl_tf_pattern_hooked(const sl_model *m, const sl_hooks *hooks, int from)
+{
+    for (int i = from; i < m->c.n_layers; i++)
+        if (sl_hooks_on(hooks, sl_model_point(m, HK_ATTN_PATTERN, i))) return 1;
+    return 0;
 }
 
 int sl_tf_hooks_after_attention(const sl_model *m, const sl_hooks *hooks, int layer)

@@ -73,6 +73,10 @@ int sl_tf_forward_row(const sl_model *m, const sl_example *ex, sl_workspace *ws,
 int sl_tf_forward_suffix(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks,
                          int first_layer, int row0, sl_tf_kept *k, int *fin_rows, float *logit, sl_error *err);
 
+/* Whether hooks are on the attention pattern of a block from `from` on
+ * (which sl_tf_forward_suffix cannot run). */
+int sl_tf_pattern_hooked(const sl_model *m, const sl_hooks *hooks, int from);
+
 /* Whether hooks write only points of block `layer` after its attention
  * (attn.out, mlp.hidden, mlp.out), with no switches thrown. */
 int sl_tf_hooks_after_attention(const sl_model *m, const sl_hooks *hooks, int layer);

@@ -30,10 +30,10 @@ void sl_head_probs(const sl_config *c, const sl_example *ex, const float *qkv, i
 /* Multi-head attention from ws->qkv into ws->ctx (q, k already rotated). */
 int sl_attention(const sl_model *m, const sl_example *ex, sl_workspace *ws, const sl_hooks *hooks, int layer,
                  sl_error *err);
-/* One head of sl_attention's streaming path (no pattern hook): from
- * ws->qkv into its columns of ws->ctx, the nk keys at ws->kpos
- * (sl_key_positions). */
-void sl_attention_head(const sl_model *m, const sl_example *ex, sl_workspace *ws, int nk, int head);
+/* One head of sl_attention's streaming path (no pattern hook) for queries
+ * t_first..len-1: from ws->qkv into its columns of ws->ctx, the nk keys at
+ * ws->kpos (sl_key_positions), each row with the whole head's bits. */
+void sl_attention_head(const sl_model *m, const sl_example *ex, sl_workspace *ws, int nk, int head, int t_first);
 /* Rows rows[0..n-1] of one head's context (sorted in place) from all the
  * keys each sees, with the bits sl_attention_head gives them; the streaming
  * kernel runs over a block of queries from each, so rows near a listed one
