@@ -32,7 +32,9 @@ typedef struct {
  * of SL_RESTART_ALIGN (and of SL_SCAN_CHUNK) at least SL_RESTART_ROWS
  * before len (0: from the start). Why: a projection's BLAS call over rows
  * row0..len-1 gives those rows the bits of the whole pass's call only when
- * row0 falls on the kernels' tiles and the call is not a small one. With
+ * row0 falls on the kernels' tiles, the call is not a small one and BLAS
+ * runs on one thread (models/run.c; a threaded one splits the rows between
+ * its threads where the row counts differ). With
  * OpenBLAS 0.3.21, measured on the shapes of Mamba's projections: its
  * Haswell kernels need a multiple of 24, its generic ones nothing, and its
  * SkylakeX kernels (tests/test_patch.c's restarts, 4,320 cells) gave the

@@ -220,9 +220,11 @@ static void ig_first_block(const char *dir)
             double top = 0, worst = 0, total = 0;
             for (int t = 0; t < T; t++) top = fmax(top, fabs(want[t])), total += want[t];
             for (int t = 0; t < T; t++) worst = fmax(worst, fabs(attr[(long)e * L + t] - want[t]));
-            /* float rounding: up to 4e-6 of the largest seen (near the zero baseline, where the norm's scale
-             * is eps's); the last term divided by d + 1 instead of d fails 88 of the 90 */
-            CHECK(!rc && worst <= 1e-5 * top + 1e-9 && fabs(sum[e] - total) <= 1e-5 * (top * T) + 1e-9,
+            /* float rounding, mostly the whole gradient's: up to 4e-6 of the largest seen with AVX-512 and
+             * 1.1e-5 with AVX2 (the trained count Mamba, zero baseline, length 64), where against float64
+             * autograd this path was 1.9e-6 off and the summed whole gradients 9.1e-6; the last term
+             * divided by d + 1 instead of d fails 88 of the 90 */
+            CHECK(!rc && worst <= 2e-5 * top + 1e-9 && fabs(sum[e] - total) <= 2e-5 * (top * T) + 1e-9,
                   "%s, %s baseline, length %d: ig from block 0's products off the whole gradient's by %.3g (largest "
                   "%.3g), sum %.9g against %.9g",
                   dir, names[base], T, worst, top, sum[e], total);
