@@ -236,24 +236,57 @@ static int synth_len(const sl_model *m)
     return n > SYNTH_LEN ? SYNTH_LEN : n >= 112 ? n : 0;
 }
 
+/* What a model's cases run on: a workspace and kept pass of L positions,
+ * and hooks that grab each block's input (and with `last` the last
+ * block's output) into g. */
+typedef struct {
+    sl_workspace *ws;
+    sl_tf_kept *k;
+    grab g;
+    int32_t *tok;
+    sl_hooks hooks;
+    int hooks_made;
+} rig;
+
+static int rig_open(rig *r, const char *name, const sl_model *m, int L, int last)
+{
+    sl_error err = {0};
+    int nl = m->c.n_layers, d = m->c.d_model;
+    sl_hook_fn fn = last ? grab_resid_or_last : grab_resid;
+    r->ws = sl_workspace_new(m, L, &err);
+    r->k = sl_tf_kept_new(m, L);
+    r->g = (grab){malloc((size_t)(nl + last) * L * d * 4), L, d};
+    r->tok = malloc((size_t)L * 4);
+    int rc = r->ws && r->k && r->g.resid && r->tok ? sl_hooks_init(&r->hooks, m->n_points, &err) : -1;
+    r->hooks_made = !rc;
+    for (int i = 0; !rc && i < nl; i++)
+        rc = sl_hooks_add(&r->hooks, sl_model_point(m, HK_RESID_PRE, i), fn, &r->g, &err);
+    if (!rc && last) rc = sl_hooks_add(&r->hooks, sl_model_point(m, HK_RESID_POST, nl - 1), fn, &r->g, &err);
+    CHECK(!rc, "%s: setting up: %s", name, err.msg);
+    return rc;
+}
+
+static void rig_close(rig *r)
+{
+    if (r->hooks_made) sl_hooks_free(&r->hooks);
+    free(r->tok);
+    free(r->g.resid);
+    sl_tf_kept_free(r->k);
+    sl_workspace_free(r->ws);
+}
+
 /* m made causal, with its final norm (where it has one) and without, on
  * the first `examples` of ds and a long sequence of its vocabulary. */
 static void suffix_model(const char *name, const sl_model *m, sl_dataset *ds, int examples)
 {
     sl_error err = {0};
-    int nl = m->c.n_layers, d = m->c.d_model, S = synth_len(m), L = ds->L > S ? ds->L : S;
-    sl_workspace *ws = sl_workspace_new(m, L, &err);
-    sl_tf_kept *k = sl_tf_kept_new(m, L);
-    grab g = {malloc((size_t)(nl + 1) * L * d * 4), L, d};
-    int32_t *tok = malloc((size_t)L * 4);
+    int S = synth_len(m), L = ds->L > S ? ds->L : S;
+    rig r;
+    int rc = rig_open(&r, name, m, L, 1);
+    sl_workspace *ws = r.ws;
+    int32_t *tok = r.tok;
     sl_model mc = *m; /* the same weights */
     mc.c.causal = 1;
-    sl_hooks hooks;
-    int rc = ws && k && g.resid && tok ? sl_hooks_init(&hooks, m->n_points, &err) : -1;
-    for (int i = 0; !rc && i < nl; i++)
-        rc = sl_hooks_add(&hooks, sl_model_point(m, HK_RESID_PRE, i), grab_resid_or_last, &g, &err);
-    if (!rc) rc = sl_hooks_add(&hooks, sl_model_point(m, HK_RESID_POST, nl - 1), grab_resid_or_last, &g, &err);
-    CHECK(!rc, "%s: setting up: %s", name, err.msg);
     long n = ds->n < examples ? ds->n : examples;
     for (int fn = m->c.final_norm; !rc && fn >= 0; fn--) {
         mc.c.final_norm = fn;
@@ -269,30 +302,20 @@ static void suffix_model(const char *name, const sl_model *m, sl_dataset *ds, in
                 float logit;
                 if (rc) break;
                 if (pass == 0 && !(rc = sl_forward(&mc, &ex, ws, NULL, &logit, &err))) scale = fmax(scale, fabs(logit));
-                if (pass == 1) suffix_example(name, &mc, &ex, ws, k, &g, &hooks, scale);
+                if (pass == 1) suffix_example(name, &mc, &ex, ws, r.k, &r.g, &r.hooks, scale);
             }
         CHECK(!rc, "%s: %s", name, err.msg);
     }
-    if (!rc) sl_hooks_free(&hooks);
-    free(tok);
-    free(g.resid);
-    sl_tf_kept_free(k);
-    sl_workspace_free(ws);
+    rig_close(&r);
 }
 
 static void one_model(const char *name, const sl_model *m, sl_dataset *ds, int examples, tally ty[3])
 {
     sl_error err = {0};
-    int L = ds->L, d = m->c.d_model;
-    sl_workspace *ws = sl_workspace_new(m, L, &err);
-    sl_tf_kept *k = sl_tf_kept_new(m, L);
-    grab g = {malloc((size_t)m->c.n_layers * L * d * 4), L, d};
-    int32_t *tok = malloc((size_t)L * 4);
-    sl_hooks hooks;
-    int rc = ws && k && g.resid && tok ? sl_hooks_init(&hooks, m->n_points, &err) : -1;
-    for (int i = 0; !rc && i < m->c.n_layers; i++)
-        rc = sl_hooks_add(&hooks, sl_model_point(m, HK_RESID_PRE, i), grab_resid, &g, &err);
-    CHECK(!rc, "%s: setting up: %s", name, err.msg);
+    rig r;
+    int rc = rig_open(&r, name, m, ds->L, 0);
+    sl_workspace *ws = r.ws;
+    int32_t *tok = r.tok;
     /* errors relative to the model's logits (as tests/test_patch.c takes
      * them): an example whose logit is a small difference of large terms
      * would otherwise read its rounding as large */
@@ -308,13 +331,9 @@ static void one_model(const char *name, const sl_model *m, sl_dataset *ds, int e
     for (long e = 0; !rc && e < ds->n && e < examples; e++) {
         rc = sl_dataset_read_tokens(ds, e, 1, tok, &err);
         sl_example ex = {tok, ds->lengths[e], e, 0, NULL};
-        for (int w = 0; !rc && w < 3; w++) one_example(name, m, &ex, ws, k, &g, &hooks, redo[w], scale, &ty[w]);
+        for (int w = 0; !rc && w < 3; w++) one_example(name, m, &ex, ws, r.k, &r.g, &r.hooks, redo[w], scale, &ty[w]);
     }
-    if (!rc) sl_hooks_free(&hooks);
-    free(tok);
-    free(g.resid);
-    sl_tf_kept_free(k);
-    sl_workspace_free(ws);
+    rig_close(&r);
 }
 
 static tally totals[3];
