@@ -119,11 +119,6 @@ static void flash_range(const sl_config *c, sl_workspace *ws, int t_first, int T
         flash_head_fit(c, ws, t_first, T, nk, head, 1);
 }
 
-static void flash_head(const sl_config *c, sl_workspace *ws, int T, int nk, int head)
-{
-    flash_range(c, ws, 0, T, nk, head, pack_head(c, ws, T, nk, head));
-}
-
 /* One head's probabilities [T, T] (0 where a key is hidden), with its
  * scaled queries, keys and values packed into q, k, v [T, d_head]. */
 void sl_head_probs(const sl_config *c, const sl_example *ex, const float *qkv, int head, float *q, float *k, float *v,
@@ -224,6 +219,6 @@ int sl_attention(const sl_model *m, const sl_example *ex, sl_workspace *ws, cons
     if (sl_hooks_on(hooks, sl_model_point(m, HK_ATTN_PATTERN, layer)))
         return pattern_path(m, ex, ws, hooks, layer, err);
     int nk = sl_key_positions(ex, ws->kpos);
-    for (int h = 0; h < m->c.n_heads; h++) flash_head(&m->c, ws, ex->len, nk, h);
+    for (int h = 0; h < m->c.n_heads; h++) sl_attention_head(m, ex, ws, nk, h, 0);
     return SL_OK;
 }
