@@ -105,6 +105,21 @@ static double retention_sum(const float *dt, const float *A, int di, int S)
         return _mm512_reduce_add_ps((__m512)((acc[0] + acc[1]) + (acc[2] + acc[3])));
     }
 #endif
+    /* Elsewhere (AVX2) eight channels at a time, four states' exps at once
+     * through the forward scan's sl_scan_decay8n: the scalar loop below was
+     * 29% of inspect's time on an AMD Zen 3, more than the scan itself. */
+    if (di % 8 == 0 && S % 4 == 0) {
+        v8f acc[4] = {v8_set1(0.0f), v8_set1(0.0f), v8_set1(0.0f), v8_set1(0.0f)};
+        for (int ch = 0; ch < di; ch += 8) {
+            v8f d = v8_load(dt + ch), a[4];
+            for (int n = 0; n < S; n += 4) {
+                sl_scan_decay8n(d, A + (long)n * di + ch, di, a, 4);
+                for (int k = 0; k < 4; k++) acc[k] += a[k];
+            }
+        }
+        v8f s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+        return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    }
     float sum = 0;
     for (int n = 0; n < S; n++) {
         const float *An = A + (long)n * di;
