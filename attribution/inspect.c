@@ -105,7 +105,7 @@ static double retention_sum(const float *dt, const float *A, int di, int S)
         return _mm512_reduce_add_ps((__m512)((acc[0] + acc[1]) + (acc[2] + acc[3])));
     }
 #endif
-    /* Elsewhere (AVX2) eight channels at a time, four states' exps at once
+    /* Otherwise (AVX2) eight channels at a time, four states' exps at once
      * through the forward scan's sl_scan_decay8n: the scalar loop below was
      * 29% of inspect's time on an AMD Zen 3, more than the scan itself. */
     if (di % 8 == 0 && S % 4 == 0) {
