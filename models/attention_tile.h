@@ -171,6 +171,42 @@ static inline __attribute__((always_inline)) void sl_exp_shifted(float *s, int n
         for (int i = j; i < n; i++) s[i] = sl_exp_nonpos(s[i] - m);
     }
 }
+
+/* sl_exp_shifted (nan_check 0) that also returns the sum of the exps, in
+ * the order GCC gave the second pass over them that it replaces (`omp simd
+ * reduction(+ : sum)`): eight lanes each summing its j in order, the last
+ * n % 8 into lane 0, then 0 + lane 0 + ... + lane 7, so the same bits
+ * (`make same-as-before`). Summing each vector as it is made lets the chain
+ * of dependent adds (3 cycles each on a Zen 3) run beside the exps instead
+ * of after them: the Transformer sweep about 3% faster there. */
+static inline __attribute__((always_inline)) float sl_exp_shifted_sum(float *s, int n, float m)
+{
+    v8f acc = v8_set1(0.0f);
+    int j = 0;
+    for (; j + 32 <= n; j += 32) {
+        v8f x[4];
+        for (int u = 0; u < 4; u++) x[u] = v8_max(v8_load(s + j + 8 * u) - m, v8_set1(-87.3f));
+        sl_exp_clamped8n(x, x, 4);
+        for (int u = 0; u < 4; u++) {
+            v8_store(s + j + 8 * u, x[u]);
+            acc += x[u];
+        }
+    }
+    for (; j + 8 <= n; j += 8) {
+        v8f x[1] = {v8_max(v8_load(s + j) - m, v8_set1(-87.3f))};
+        sl_exp_clamped8n(x, x, 1);
+        v8_store(s + j, x[0]);
+        acc += x[0];
+    }
+    float lane[8], sum = 0.0f;
+    v8_store(lane, acc);
+    for (; j < n; j++) {
+        s[j] = sl_exp_nonpos(s[j] - m);
+        lane[0] += s[j];
+    }
+    for (int i = 0; i < 8; i++) sum += lane[i];
+    return sum;
+}
 #endif
 
 /* One query's scores s[0, jn) against a tile of keys, of which it sees the
@@ -191,15 +227,13 @@ static inline __attribute__((always_inline)) float sl_softmax_exp(float *s, int 
     /* scores less their max are <= 0; a NaN score (which the max skips)
      * must still reach the output, through the sum */
 #ifdef SL_HAVE_MATHX8
-    /* the exps first, then the sum as the loop below sums (the same bits) */
+    /* the exps and their sum as the loop below sums them (the same bits) */
     int nan = 0;
     if (nan_check) {
 #pragma omp simd reduction(| : nan)
         for (int j = 0; j < n; j++) nan |= s[j] != s[j];
     }
-    sl_exp_shifted(s, n, mnew, 0);
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < n; j++) sum += s[j];
+    sum = sl_exp_shifted_sum(s, n, mnew);
     if (nan) sum = NAN;
 #else
     if (nan_check) {
