@@ -39,7 +39,7 @@ static inline __attribute__((always_inline)) void sl_exp8n(const v8f *x, v8f *e,
 {
     v8f x0[SL_N8_MAX], xc[SL_N8_MAX];
     SL_EACH8(j, N) x0[j] = x[j]; /* e may be x */
-    SL_EACH8(j, N) xc[j] = (v8f)_mm256_min_ps((__m256)v8_max(x0[j], v8_set1(-87.3f)), _mm256_set1_ps(88.7f));
+    SL_EACH8(j, N) xc[j] = (v8f)_mm256_min_ps((__m256)sl_exp_floor8(x0[j]), _mm256_set1_ps(88.7f));
     sl_exp_clamped8n(xc, e, N);
     SL_EACH8(j, N) e[j] = sl_blend8(e[j], x0[j], SL_CMP8(x0[j], x0[j], _CMP_UNORD_Q));
 }

@@ -158,7 +158,7 @@ static inline __attribute__((always_inline)) void sl_exp_shifted(float *s, int n
         if (nan_check) {
             sl_exp8n(x, x, 4);
         } else {
-            for (int u = 0; u < 4; u++) x[u] = v8_max(x[u], v8_set1(-87.3f));
+            for (int u = 0; u < 4; u++) x[u] = sl_exp_floor8(x[u]);
             sl_exp_clamped8n(x, x, 4);
         }
         for (int u = 0; u < 4; u++) v8_store(s + j + 8 * u, x[u]);
@@ -185,7 +185,7 @@ static inline __attribute__((always_inline)) float sl_exp_shifted_sum(float *s, 
     int j = 0;
     for (; j + 32 <= n; j += 32) {
         v8f x[4];
-        for (int u = 0; u < 4; u++) x[u] = v8_max(v8_load(s + j + 8 * u) - m, v8_set1(-87.3f));
+        for (int u = 0; u < 4; u++) x[u] = sl_exp_floor8(v8_load(s + j + 8 * u) - m);
         sl_exp_clamped8n(x, x, 4);
         for (int u = 0; u < 4; u++) {
             v8_store(s + j + 8 * u, x[u]);
@@ -193,7 +193,7 @@ static inline __attribute__((always_inline)) float sl_exp_shifted_sum(float *s, 
         }
     }
     for (; j + 8 <= n; j += 8) {
-        v8f x[1] = {v8_max(v8_load(s + j) - m, v8_set1(-87.3f))};
+        v8f x[1] = {sl_exp_floor8(v8_load(s + j) - m)};
         sl_exp_clamped8n(x, x, 1);
         v8_store(s + j, x[0]);
         acc += x[0];

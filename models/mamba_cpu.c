@@ -432,7 +432,7 @@ static inline __attribute__((always_inline)) void scan_pair8(const float *x, con
             v8f arg[8], a[8], s[4];
             for (int i = 0; i < 2; i++)
                 for (int j = 0; j < 4; j++)
-                    arg[4 * i + j] = v8_max(d8[i] * v8_load(A_t + (long)(n0 + j) * di + c), v8_set1(-87.3f));
+                    arg[4 * i + j] = sl_exp_floor8(d8[i] * v8_load(A_t + (long)(n0 + j) * di + c));
             sl_exp_clamped8n(arg, a, 8);
             for (int j = 0; j < 4; j++) s[j] = v8_load(state + (long)(n0 + j) * di + c);
             for (int i = 0; i < 2; i++)

@@ -41,7 +41,7 @@ static inline __attribute__((always_inline)) void sl_scan_decay8n(v8f delta, con
                                                                   const int N)
 {
     v8f x[4]; /* [N] would be a VLA */
-    for (int j = 0; j < N; j++) x[j] = v8_max(delta * v8_load(A + j * lda), v8_set1(-87.3f));
+    for (int j = 0; j < N; j++) x[j] = sl_exp_floor8(delta * v8_load(A + j * lda));
     sl_exp_clamped8n(x, a, N);
 }
 

@@ -304,7 +304,7 @@ static inline __attribute__((always_inline)) void group_decays8(const scan_in *i
     for (int n = 0; n < NG8; n++) An[n] = v8_load(A + 8 * n);
     for (int t = t0; t < t1; t++) {
         v8f d8 = v8_load(in->delta + (long)t * in->di + c), x[NG8], a[NG8];
-        for (int n = 0; n < NG8; n++) x[n] = v8_max(d8 * An[n], v8_set1(-87.3f));
+        for (int n = 0; n < NG8; n++) x[n] = sl_exp_floor8(d8 * An[n]);
         sl_exp_clamped8n(x, a, NG8);
         for (int n = 0; n < NG8; n++) v8_store(at + 8L * NG8 * (t - t0) + 8 * n, a[n]);
     }
