@@ -515,10 +515,6 @@ int main(int argc, char **argv)
 {
     (void)argc;
     sl_blas_pick_core(argv); /* the BLAS kernels, and so the restarts' row grain, that seqlens itself runs */
-    /* and on one thread, as a backend runs them: slow_patch calls the model
-     * directly, and OpenBLAS's own threads would split its products' rows
-     * where the row count says (tests/test_tf_rows.c), not as a restart does */
-    sl_blas_single_thread();
     sl_h5_quiet();
     patch_restarts("tests/trained/mamba_count");
     patch_restarts("tests/trained/mamba2_count");

@@ -363,10 +363,6 @@ static void trained(const char *model, const char *data)
 int main(void)
 {
     sl_h5_quiet();
-    /* as a backend runs it (models/run.c): a threaded OpenBLAS splits a
-     * product's rows between its threads where the rows differ, and with
-     * its Zen kernels 34 of the 462 restarts then lost the whole pass's bits */
-    sl_blas_single_thread();
     int n = for_each_fixture("config.json", each_fixture, NULL);
     CHECK(n >= 10, "only %d fixtures", n);
     trained("tf_count", "count_test.h5");

@@ -7,7 +7,20 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "core/blas.h"
+
 static int tests_passed, tests_failed;
+
+/* Every test runs BLAS as a backend does (models/run.c), before main:
+ * single-threaded, with OpenMP free to use every core. A test that calls a
+ * model directly would otherwise get OpenBLAS's own threads, which split a
+ * product's rows where the row count says and so round a restarted pass
+ * otherwise than a whole one, and Debian's OpenBLAS would pin its OpenMP
+ * threads to the main thread's core. */
+__attribute__((constructor)) static void blas_as_seqlens_runs_it(void)
+{
+    sl_blas_single_thread();
+}
 
 #define CHECK(cond, ...)                                                                                               \
     do {                                                                                                               \
